@@ -1,0 +1,102 @@
+"""The settings every trademesh process shares; services subclass ServiceSettings."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+ENV_PREFIX = "TRADEMESH_"
+
+
+class TrademeshSettings(BaseSettings):
+    """Base for every settings class: TRADEMESH_ env prefix, frozen, unknown fields refused."""
+
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX,
+        frozen=True,
+        extra="ignore",
+        case_sensitive=False,
+        validate_default=True,
+    )
+
+
+class KafkaSettings(TrademeshSettings):
+    """How to reach the Kafka-protocol broker and how safely to talk to it."""
+
+    kafka_bootstrap: str = Field(
+        "127.0.0.1:9092", description="Comma-separated host:port list of the Kafka bootstrap servers."
+    )
+    kafka_client_id: str | None = Field(None, description="Client id; defaults to the service name.")
+    kafka_idempotence: bool = Field(
+        True,
+        description=(
+            "Idempotent producer. On by default; the embedded Tansu broker does not support "
+            "InitProducerId, so embedded mode turns it off (exactly-once effects come from the "
+            "database inbox/outbox, not from Kafka)."
+        ),
+    )
+    kafka_linger_ms: int = Field(5, ge=0, le=1000, description="Producer linger, in ms.")
+    kafka_max_batch_size: int = Field(262144, ge=1024, description="Producer batch size, in bytes.")
+    kafka_compression: Literal["none", "gzip", "lz4", "zstd", "snappy"] = "none"
+    kafka_session_timeout_ms: int = Field(10000, ge=500, description="Consumer group session timeout.")
+    kafka_heartbeat_interval_ms: int = Field(3000, ge=100, description="Consumer heartbeat interval.")
+    kafka_rebalance_timeout_ms: int | None = Field(
+        None, ge=100, description="Consumer rebalance timeout; defaults to the session timeout."
+    )
+    kafka_request_timeout_ms: int = Field(30000, ge=1000)
+    kafka_publish_retries: int = Field(5, ge=0, le=100, description="Retries of a failed publish.")
+    kafka_handler_retries: int = Field(
+        3, ge=0, le=100, description="In-process retries of a handler that hits a transient error."
+    )
+    kafka_retry_backoff_ms: int = Field(100, ge=1, description="First retry backoff; doubles each try.")
+
+    @field_validator("kafka_bootstrap")
+    @classmethod
+    def _bootstrap_has_ports(cls, value: str) -> str:
+        for server in value.split(","):
+            host, sep, port = server.strip().rpartition(":")
+            if not sep or not host or not port.isdigit():
+                raise ValueError(f"expected host:port[,host:port...], got {value!r}")
+        return value
+
+
+class DatabaseSettings(TrademeshSettings):
+    """How to reach Postgres."""
+
+    database_url: SecretStr = Field(
+        SecretStr("postgresql://postgres@127.0.0.1:5432/trademesh"),
+        description="Postgres URL (postgresql://user:password@host:port/db). Secret: never logged.",
+    )
+    database_pool_min: int = Field(1, ge=0, le=100)
+    database_pool_max: int = Field(10, ge=1, le=500)
+    database_migrate_on_start: bool = Field(True, description="Apply this service's migrations at start.")
+
+    @field_validator("database_url")
+    @classmethod
+    def _is_postgres_url(cls, value: SecretStr) -> SecretStr:
+        raw = value.get_secret_value()
+        if not raw.startswith(("postgresql://", "postgres://")):
+            # Never echo the value: it may carry a password.
+            raise ValueError("must be a postgresql:// URL")
+        return value
+
+
+class HttpSettings(TrademeshSettings):
+    """Where the service's HTTP API listens."""
+
+    http_host: str = "127.0.0.1"
+    http_port: int = Field(8000, ge=0, le=65535)
+
+
+class ServiceSettings(KafkaSettings, DatabaseSettings, HttpSettings):
+    """Everything a trademesh service needs; a service subclasses this and adds its own fields."""
+
+    service_name: str = Field("trademesh", pattern=r"^[a-z][a-z0-9-]{1,40}$")
+    environment: Literal["dev", "test", "prod"] = "dev"
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    log_format: Literal["auto", "json", "console"] = Field(
+        "auto", description="auto: pretty on a terminal, JSON otherwise."
+    )
+    ready_timeout_s: float = Field(2.0, gt=0, le=30, description="Timeout of each readiness check.")
