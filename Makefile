@@ -1,0 +1,62 @@
+# trademesh — the two commands a user needs: `make run` and `make test`.
+# Works on a fresh machine with only Python 3.11 and make: uv is bootstrapped through pip if missing.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3
+UV_VERSION := 0.13.9
+BOOTSTRAP := .trademesh/bootstrap
+UV := $(shell command -v uv 2>/dev/null || echo $(BOOTSTRAP)/bin/uv)
+export UV_PYTHON_DOWNLOADS := never
+export UV_LINK_MODE := copy
+
+.PHONY: help install run test lint typecheck unit bench asyncapi clean infra-up infra-down
+
+help:
+	@echo "make run    start the embedded infrastructure and every service (Ctrl-C stops all)"
+	@echo "make test   lint, type-check and run the whole test suite on real engines"
+	@echo "make bench  run the benchmarks under benchmarks/"
+
+$(BOOTSTRAP)/bin/uv:
+	@echo "uv not found: installing uv $(UV_VERSION) into $(BOOTSTRAP) with pip"
+	$(PYTHON) -m venv $(BOOTSTRAP)
+	$(BOOTSTRAP)/bin/python -m pip install --quiet "uv==$(UV_VERSION)"
+
+.venv/.synced: uv.lock pyproject.toml $(wildcard libs/*/pyproject.toml services/*/pyproject.toml) | $(UV)
+	$(UV) sync --all-packages --frozen
+	@touch $@
+
+install: .venv/.synced
+
+run: install
+	$(UV) run trademesh up
+
+lint: install
+	$(UV) run ruff check .
+	$(UV) run ruff format --check .
+	$(UV) run lint-imports
+
+typecheck: install
+	$(UV) run mypy libs/*/src $(wildcard services/*/src)
+
+test: lint typecheck
+	$(UV) run pytest
+
+unit: install
+	$(UV) run pytest -m unit
+
+bench: install
+	@set -e; for script in benchmarks/*.py; do echo "== $$script"; $(UV) run python $$script; done
+
+asyncapi: install
+	$(UV) run trademesh events asyncapi --output docs/asyncapi.json
+
+infra-up: install
+	$(UV) run trademesh infra up
+
+infra-down: install
+	$(UV) run trademesh infra down
+
+clean:
+	-$(UV) run trademesh infra down
+	rm -rf .trademesh .venv .mypy_cache .ruff_cache .pytest_cache

@@ -1,0 +1,183 @@
+"""The `trademesh` command line."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+app = typer.Typer(help="trademesh: event-driven algorithmic trading platform.", no_args_is_help=True)
+infra_app = typer.Typer(help="Embedded infrastructure: Postgres and a Kafka-protocol broker on loopback.")
+events_app = typer.Typer(help="Inspect and document the events on the bus.")
+app.add_typer(infra_app, name="infra")
+app.add_typer(events_app, name="events")
+
+console = Console(stderr=True)
+out = Console()
+
+HomeOption = Annotated[
+    Path | None, typer.Option("--home", help="State folder (default: $TRADEMESH_HOME or ./.trademesh).")
+]
+
+
+def _stack(home: Path | None, retention_hours: float | None = None) -> object:
+    from trademesh_infra.stack import Stack, default_home
+    from trademesh_infra.topics import DEFAULT_RETENTION_MS
+
+    retention = int(retention_hours * 3600 * 1000) if retention_hours else DEFAULT_RETENTION_MS
+    return Stack(home=(home or default_home()).resolve(), retention_ms=retention)
+
+
+@infra_app.command("up")
+def infra_up(
+    home: HomeOption = None,
+    retention_hours: Annotated[
+        float | None, typer.Option(help="Topic retention in hours (default 168 = 7 days).")
+    ] = None,
+) -> None:
+    """Start Postgres and the broker (unless TRADEMESH_DATABASE_URL / TRADEMESH_KAFKA_BOOTSTRAP are set),
+    create every topic, and write the services' connection settings to <home>/infra.env."""
+    from trademesh_infra.stack import Stack
+
+    stack = _stack(home, retention_hours)
+    assert isinstance(stack, Stack)
+    with console.status("starting infrastructure..."):
+        env = stack.up()
+    _print_status(stack)
+    out.print(f"settings for services written to {stack.env_file}")
+    for key, value in env.items():
+        if key == "TRADEMESH_DATABASE_URL":
+            from trademesh_infra.stack import _redact
+
+            value = _redact(value)
+        out.print(f"  {key}={value}")
+
+
+@infra_app.command("down")
+def infra_down(home: HomeOption = None) -> None:
+    """Stop the embedded Postgres and broker (the broker keeps no data: it is memory only)."""
+    from trademesh_infra.stack import Stack
+
+    stack = _stack(home)
+    assert isinstance(stack, Stack)
+    stack.down()
+    out.print("infrastructure stopped")
+
+
+@infra_app.command("status")
+def infra_status(home: HomeOption = None) -> None:
+    """Show whether Postgres and the broker run, and where."""
+    from trademesh_infra.stack import Stack
+
+    stack = _stack(home)
+    assert isinstance(stack, Stack)
+    if not _print_status(stack):
+        raise typer.Exit(1)
+
+
+def _print_status(stack: object) -> bool:
+    from trademesh_infra.stack import Stack
+
+    assert isinstance(stack, Stack)
+    table = Table(title="trademesh infrastructure")
+    for column in ("component", "mode", "state", "address"):
+        table.add_column(column)
+    rows = stack.status()
+    for row in rows:
+        state = "[green]running[/]" if row.running else "[red]stopped[/]"
+        table.add_row(row.name, row.mode, state, row.address)
+    out.print(table)
+    return all(row.running for row in rows)
+
+
+@events_app.command("tail")
+def events_tail(
+    topic: Annotated[str, typer.Argument(help="Topic name, e.g. orders.events.v1 (or its .dlq).")],
+    from_beginning: Annotated[bool, typer.Option("--from-beginning", help="Start at the oldest record.")] = False,
+    key: Annotated[str | None, typer.Option("--key", help="Only records with this key.")] = None,
+    limit: Annotated[int | None, typer.Option("--limit", help="Stop after this many records.")] = None,
+    timeout: Annotated[
+        float | None, typer.Option("--timeout", help="Stop after this many seconds without a record.")
+    ] = None,
+    bootstrap: Annotated[
+        str | None, typer.Option("--bootstrap", envvar="TRADEMESH_KAFKA_BOOTSTRAP", help="Kafka bootstrap.")
+    ] = None,
+    home: HomeOption = None,
+) -> None:
+    """Print decoded events with their envelope, as they arrive (the event inspector)."""
+    from trademesh_cli.tail import tail
+
+    server = bootstrap or _embedded_bootstrap(home)
+    count = asyncio.run(
+        tail(server, topic, from_beginning=from_beginning, key=key, limit=limit, idle_timeout=timeout, out=sys.stdout)
+    )
+    console.print(f"{count} record(s)")
+
+
+def _embedded_bootstrap(home: Path | None) -> str:
+    from trademesh_infra.stack import Stack
+
+    stack = _stack(home)
+    assert isinstance(stack, Stack)
+    if not stack.kafka.is_running():
+        console.print("[red]no broker: run `trademesh infra up` or set TRADEMESH_KAFKA_BOOTSTRAP[/]")
+        raise typer.Exit(2)
+    return stack.kafka.bootstrap
+
+
+@events_app.command("asyncapi")
+def events_asyncapi(
+    output: Annotated[Path | None, typer.Option("--output", "-o", help="Write here instead of stdout.")] = None,
+) -> None:
+    """Generate the AsyncAPI document of every topic and event from the code."""
+    from trademesh_bus.asyncapi import asyncapi_document
+
+    text = json.dumps(asyncapi_document(), indent=2, sort_keys=True) + "\n"
+    if output is None:
+        sys.stdout.write(text)
+    else:
+        output.parent.mkdir(parents=True, exist_ok=True)
+        output.write_text(text)
+        console.print(f"wrote {output}")
+
+
+@events_app.command("schema")
+def events_schema(
+    output: Annotated[Path, typer.Option("--output", "-o", help="Folder for one JSON Schema per event.")],
+) -> None:
+    """Export the JSON Schema of every event type."""
+    from trademesh_events.schema import json_schemas
+
+    output.mkdir(parents=True, exist_ok=True)
+    for event_type, schema in sorted(json_schemas().items()):
+        (output / f"{event_type}.json").write_text(json.dumps(schema, indent=2, sort_keys=True) + "\n")
+    console.print(f"wrote {len(json_schemas())} schemas to {output}")
+
+
+@app.command("up")
+def up(
+    home: HomeOption = None,
+    sample: Annotated[
+        bool | None,
+        typer.Option(help="Also run the sample event-logger consumer (default: only when no service exists)."),
+    ] = None,
+    ready_timeout: Annotated[float, typer.Option(help="Seconds to wait for each service's /ready.")] = 60.0,
+    exit_when_ready: Annotated[
+        bool, typer.Option("--exit-when-ready", help="Stop everything once all are ready (smoke test).")
+    ] = False,
+) -> None:
+    """Start the infrastructure and every registered service, each as its own process."""
+    from trademesh_cli.supervisor import run_platform
+
+    code = run_platform(home=home, sample=sample, ready_timeout=ready_timeout, exit_when_ready=exit_when_ready)
+    raise typer.Exit(code)
+
+
+if __name__ == "__main__":
+    app()

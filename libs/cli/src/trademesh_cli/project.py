@@ -1,0 +1,50 @@
+"""Where the project is, and which services it registers (each service's pyproject declares itself)."""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class ServiceEntry:
+    """A runnable service, from `[tool.trademesh.service]` in services/<name>/pyproject.toml."""
+
+    name: str
+    module: str
+    port: int
+    replicas: int = 1
+    path: Path | None = None
+
+
+def find_root(start: Path | None = None) -> Path:
+    """The workspace root: the nearest folder upwards whose pyproject.toml declares the uv workspace."""
+    here = (start or Path.cwd()).resolve()
+    for folder in (here, *here.parents):
+        pyproject = folder / "pyproject.toml"
+        if pyproject.exists():
+            data = tomllib.loads(pyproject.read_text())
+            if "workspace" in data.get("tool", {}).get("uv", {}):
+                return folder
+    raise FileNotFoundError(f"no trademesh workspace (pyproject.toml with [tool.uv.workspace]) above {here}")
+
+
+def discover_services(root: Path) -> list[ServiceEntry]:
+    """Every service folder that declares `[tool.trademesh.service]`, sorted by name."""
+    entries = []
+    for pyproject in sorted((root / "services").glob("*/pyproject.toml")):
+        data = tomllib.loads(pyproject.read_text())
+        table = data.get("tool", {}).get("trademesh", {}).get("service")
+        if not table:
+            continue
+        entries.append(
+            ServiceEntry(
+                name=str(table["name"]),
+                module=str(table["module"]),
+                port=int(table["port"]),
+                replicas=int(table.get("replicas", 1)),
+                path=pyproject.parent,
+            )
+        )
+    return entries

@@ -1,0 +1,163 @@
+"""`trademesh up`: the embedded stack plus every registered service, each as its own process."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO
+
+import httpx
+from rich.console import Console
+from trademesh_infra.stack import Stack, default_home
+
+from trademesh_cli.project import ServiceEntry, discover_services, find_root
+
+console = Console()
+
+SAMPLE = ServiceEntry(name="event-logger", module="trademesh_cli.sample", port=8099)
+
+
+@dataclass
+class Child:
+    name: str
+    port: int
+    process: subprocess.Popen[bytes]
+    log_path: Path
+    log_file: IO[bytes]
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+
+def _spawn(entry: ServiceEntry, replica: int, env: dict[str, str], logs: Path) -> Child:
+    name = entry.name if replica == 0 else f"{entry.name}-{replica + 1}"
+    port = entry.port + replica
+    child_env = {
+        **os.environ,
+        **env,
+        "TRADEMESH_SERVICE_NAME": entry.name,
+        "TRADEMESH_HTTP_PORT": str(port),
+        "TRADEMESH_LOG_FORMAT": "json",
+        "OTEL_SERVICE_NAME": entry.name,
+    }
+    logs.mkdir(parents=True, exist_ok=True)
+    log_path = logs / f"{name}.log"
+    log_file = log_path.open("ab")
+    process = subprocess.Popen(  # noqa: S603 - our own interpreter and module
+        [sys.executable, "-m", entry.module],
+        env=child_env,
+        stdout=log_file,
+        stderr=subprocess.STDOUT,
+        stdin=subprocess.DEVNULL,
+    )
+    return Child(name, port, process, log_path, log_file)
+
+
+def _ready(child: Child) -> bool:
+    try:
+        return httpx.get(f"{child.url}/ready", timeout=2.0).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+def _tail(path: Path, lines: int = 15) -> str:
+    with contextlib.suppress(OSError):
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    return ""
+
+
+def _stop_children(children: list[Child], timeout: float = 15.0) -> None:
+    for child in children:
+        if child.process.poll() is None:
+            child.process.send_signal(signal.SIGTERM)
+    deadline = time.monotonic() + timeout
+    for child in children:
+        remaining = max(deadline - time.monotonic(), 0.1)
+        try:
+            child.process.wait(remaining)
+        except subprocess.TimeoutExpired:
+            child.process.kill()
+            child.process.wait(5)
+        child.log_file.close()
+
+
+def run_platform(
+    *, home: Path | None, sample: bool | None, ready_timeout: float, exit_when_ready: bool
+) -> int:
+    root = find_root()
+    stack = Stack(home=(home or default_home()).resolve())
+    infra_was_running = stack.postgres.is_running() and stack.kafka.is_running()
+    with console.status("[bold]starting infrastructure (Postgres, Kafka-protocol broker)..."):
+        env = stack.up()
+    for row in stack.status():
+        console.print(f"  [green]✓[/] {row.name:<14} {row.mode:<9} {row.address}")
+
+    services = discover_services(root)
+    if sample is None:
+        sample = not services
+    entries = [*services, *([SAMPLE] if sample else [])]
+    children: list[Child] = []
+    stop_requested = False
+
+    def _request_stop(_signum: int, _frame: object) -> None:
+        nonlocal stop_requested
+        stop_requested = True
+
+    signal.signal(signal.SIGTERM, _request_stop)
+    try:
+        for entry in entries:
+            for replica in range(entry.replicas):
+                children.append(_spawn(entry, replica, env, stack.home / "logs"))
+        console.print(f"started {len(children)} process(es); logs in {stack.home / 'logs'}")
+        pending = {child.name: child for child in children}
+        deadline = time.monotonic() + ready_timeout
+        with console.status("waiting for every service's /ready...") as status:
+            while pending and not stop_requested:
+                for name, child in list(pending.items()):
+                    if child.process.poll() is not None:
+                        console.print(f"  [red]✗ {name} exited with {child.process.returncode}[/]")
+                        console.print(_tail(child.log_path))
+                        return 1
+                    if _ready(child):
+                        console.print(f"  [green]✓[/] {name:<14} ready   {child.url}")
+                        del pending[name]
+                status.update(f"waiting for /ready: {', '.join(pending)}")
+                if time.monotonic() > deadline:
+                    console.print(f"[red]not ready after {ready_timeout}s: {', '.join(pending)}[/]")
+                    for child in pending.values():
+                        console.print(f"--- {child.name} ---\n{_tail(child.log_path)}")
+                    return 1
+                time.sleep(0.2)
+        gateway = next((c for c in children if c.name == "gateway"), None)
+        if gateway is not None:
+            console.print(f"[bold]gateway:[/] {gateway.url}   API docs: {gateway.url}/docs")
+        else:
+            console.print("[bold]no gateway yet[/]: services answer on the URLs above (/health, /ready, /metrics)")
+        console.print(f"inspect events: uv run trademesh events tail <topic> --home {stack.home}")
+        if exit_when_ready:
+            return 0
+        console.print("[dim]Ctrl-C stops everything[/]")
+        while not stop_requested:
+            for child in children:
+                if child.process.poll() is not None:
+                    console.print(f"[red]{child.name} exited with {child.process.returncode}[/]")
+                    console.print(_tail(child.log_path))
+                    return 1
+            time.sleep(0.5)
+        return 0
+    except KeyboardInterrupt:
+        return 0
+    finally:
+        console.print("stopping services...")
+        _stop_children(children)
+        if not infra_was_running:
+            console.print("stopping infrastructure...")
+            stack.down()
+        console.print("stopped")

@@ -1,0 +1,94 @@
+"""pytest plugin (entry point `pytest11`): real-engine fixtures for integration tests.
+
+Fixtures are lazy: a run of unit tests starts nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+
+import asyncpg
+import pytest
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+
+from trademesh_testing.infra import TestInfra, start_embedded, start_infra
+
+
+@pytest.fixture(scope="session")
+def infra() -> Iterator[TestInfra]:
+    """The session's Postgres and Kafka-protocol broker (TRADEMESH_TEST_INFRA selects how)."""
+    started = start_infra()
+    try:
+        yield started
+    finally:
+        started.close()
+
+
+@pytest.fixture(scope="session")
+def database_url(infra: TestInfra) -> str:
+    return infra.database_url
+
+
+@pytest.fixture(scope="session")
+def kafka_bootstrap(infra: TestInfra) -> str:
+    return infra.kafka_bootstrap
+
+
+@pytest.fixture
+def private_infra(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestInfra]:
+    """Engines of this test alone, for tests that stop and restart them (embedded mode only)."""
+    started = start_embedded(tmp_path_factory.mktemp("private-infra"))
+    try:
+        yield started
+    finally:
+        started.close()
+
+
+def unique_name(prefix: str) -> str:
+    return f"{prefix}_{uuid.uuid4().hex[:10]}"
+
+
+@pytest.fixture
+async def schema(database_url: str) -> AsyncIterator[str]:
+    """A fresh Postgres schema for this test, dropped afterwards."""
+    name = unique_name("t")
+    yield name
+    conn = await asyncpg.connect(database_url)
+    try:
+        await conn.execute(f'DROP SCHEMA IF EXISTS "{name}" CASCADE')
+    finally:
+        await conn.close()
+
+
+TopicFactory = Callable[..., Awaitable[str]]
+
+
+@pytest.fixture
+async def topic_factory(kafka_bootstrap: str) -> AsyncIterator[TopicFactory]:
+    """Creates uniquely named topics (and their .dlq) for this test: `await topic_factory("orders", 3)`."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=kafka_bootstrap)
+    await admin.start()
+
+    async def create(prefix: str = "test", partitions: int = 1, *, name: str | None = None) -> str:
+        topic = name or f"{prefix}.{uuid.uuid4().hex[:10]}.v1"
+        await admin.create_topics(
+            [NewTopic(topic, partitions, 1), NewTopic(f"{topic}.dlq", 1, 1)]
+        )
+        await _wait_for_topic(admin, topic)
+        return topic
+
+    try:
+        yield create
+    finally:
+        await admin.close()
+
+
+async def _wait_for_topic(admin: AIOKafkaAdminClient, topic: str, timeout: float = 10.0) -> None:
+    deadline = asyncio.get_running_loop().time() + timeout
+    while asyncio.get_running_loop().time() < deadline:
+        if topic in await admin.list_topics():
+            return
+        await asyncio.sleep(0.05)
+    raise TimeoutError(f"topic {topic} did not appear")
