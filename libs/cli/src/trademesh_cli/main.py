@@ -16,7 +16,9 @@ app = typer.Typer(help="trademesh: event-driven algorithmic trading platform.", 
 infra_app = typer.Typer(help="Embedded infrastructure: Postgres and a Kafka-protocol broker on loopback.")
 events_app = typer.Typer(help="Inspect and document the events on the bus.")
 app.add_typer(infra_app, name="infra")
+db_app = typer.Typer(help="Database migrations (dbmate), per service schema.")
 app.add_typer(events_app, name="events")
+app.add_typer(db_app, name="db")
 
 console = Console(stderr=True)
 out = Console()
@@ -158,6 +160,59 @@ def events_schema(
     for event_type, schema in sorted(json_schemas().items()):
         (output / f"{event_type}.json").write_text(json.dumps(schema, indent=2, sort_keys=True) + "\n")
     console.print(f"wrote {len(json_schemas())} schemas to {output}")
+
+
+@db_app.command("migrate")
+def db_migrate(
+    services: Annotated[list[str] | None, typer.Argument(help="Services to migrate (default: all).")] = None,
+    schema: Annotated[str | None, typer.Option(help="Migrate this schema from --dir instead.")] = None,
+    directory: Annotated[Path | None, typer.Option("--dir", help="Migrations folder for --schema.")] = None,
+    database_url: Annotated[
+        str | None, typer.Option(envvar="TRADEMESH_DATABASE_URL", help="Postgres URL (default: embedded).")
+    ] = None,
+    home: HomeOption = None,
+) -> None:
+    """Apply pending migrations (each service's own schema also gets the inbox/outbox tables).
+
+    Services apply their migrations at start too; this is for operators and CI. Idempotent.
+    """
+    from trademesh_db import MigrationError, migrate
+
+    from trademesh_cli.project import discover_services, find_root, service_migrations
+
+    url = database_url or _embedded_database(home)
+    targets: list[tuple[str, list[Path]]] = []
+    if schema is not None:
+        targets.append((schema, [directory] if directory else []))
+    else:
+        wanted = set(services or [])
+        for entry in discover_services(find_root()):
+            if not wanted or entry.name in wanted:
+                folder, service_schema = service_migrations(entry)
+                if service_schema is not None:
+                    targets.append((service_schema, [folder]))
+        if not targets:
+            console.print("no service owns a schema yet: nothing to migrate")
+    for target_schema, dirs in targets:
+        try:
+            output = migrate(url, target_schema, dirs)
+        except MigrationError as exc:
+            console.print(f"[red]{exc}[/]")
+            raise typer.Exit(1) from None
+        applied = output.count("Applied:")
+        out.print(f"{target_schema}: {applied} migration(s) applied" if applied else f"{target_schema}: up to date")
+
+
+def _embedded_database(home: Path | None) -> str:
+    from trademesh_infra.stack import Stack
+
+    stack = _stack(home)
+    assert isinstance(stack, Stack)
+    if not stack.postgres.is_running():
+        console.print("[red]no database: run `trademesh infra up` or set TRADEMESH_DATABASE_URL[/]")
+        raise typer.Exit(2)
+    stack.postgres.port = int(stack.postgres.port_file.read_text())
+    return stack.postgres.url()
 
 
 @app.command("up")

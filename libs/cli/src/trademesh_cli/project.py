@@ -16,6 +16,7 @@ class ServiceEntry:
     port: int
     replicas: int = 1
     path: Path | None = None
+    schema: str | None = None
 
 
 def find_root(start: Path | None = None) -> Path:
@@ -45,6 +46,14 @@ def discover_services(root: Path) -> list[ServiceEntry]:
                 port=int(table["port"]),
                 replicas=int(table.get("replicas", 1)),
                 path=pyproject.parent,
+                schema=str(table["schema"]) if table.get("schema") else None,
             )
         )
     return entries
+
+
+def service_migrations(entry: ServiceEntry) -> tuple[Path, str | None]:
+    """The service's migrations folder (src/<package>/migrations) and the schema it owns."""
+    assert entry.path is not None
+    package = entry.module.split(".")[0]
+    return entry.path / "src" / package / "migrations", entry.schema

@@ -20,7 +20,9 @@ from trademesh_cli.project import ServiceEntry, discover_services, find_root
 
 console = Console()
 
-SAMPLE = ServiceEntry(name="event-logger", module="trademesh_cli.sample", port=8099)
+def _sample_entry() -> ServiceEntry:
+    port = int(os.environ.get("TRADEMESH_EVENT_LOGGER_PORT", "8099"))
+    return ServiceEntry(name="event-logger", module="trademesh_cli.sample", port=port)
 
 
 @dataclass
@@ -102,7 +104,7 @@ def run_platform(
     services = discover_services(root)
     if sample is None:
         sample = not services
-    entries = [*services, *([SAMPLE] if sample else [])]
+    entries = [*services, *([_sample_entry()] if sample else [])]
     children: list[Child] = []
     stop_requested = False
 

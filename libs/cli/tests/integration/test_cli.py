@@ -1,0 +1,136 @@
+"""The `trademesh` command against real engines: infra up/status/down, events tail, up."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiokafka.admin import AIOKafkaAdminClient
+from trademesh_events.topics import TOPICS
+from trademesh_infra.ports import free_port
+
+pytestmark = pytest.mark.integration
+
+ROOT = Path(__file__).resolve().parents[4]
+TRADEMESH = str(Path(sys.executable).parent / "trademesh")
+
+
+def _run(*args: str, home: Path, env: dict[str, str] | None = None, timeout: float = 120) -> Any:
+    full_env = {k: v for k, v in os.environ.items() if not k.startswith("TRADEMESH_")}
+    full_env.update(env or {})
+    return subprocess.run(
+        [TRADEMESH, *args, "--home", str(home)],
+        cwd=ROOT,
+        env=full_env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+
+
+async def _topics(bootstrap: str) -> dict[str, int]:
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        described = await admin.describe_topics()
+        return {t["topic"]: len(t["partitions"]) for t in described}
+    finally:
+        await admin.close()
+
+
+def test_infra_up_status_down(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    up = _run("infra", "up", home=home)
+    try:
+        assert up.returncode == 0, up.stderr + up.stdout
+        settings = dict(
+            line.split("=", 1) for line in (home / "infra.env").read_text().splitlines() if line
+        )
+        assert settings["TRADEMESH_KAFKA_IDEMPOTENCE"] == "false"
+        bootstrap = settings["TRADEMESH_KAFKA_BOOTSTRAP"]
+        topics = asyncio.run(_topics(bootstrap))
+        for spec in TOPICS:
+            assert topics[spec.name] == spec.partitions
+            assert topics[spec.dlq] == 1
+        status = _run("infra", "status", home=home)
+        assert status.returncode == 0 and "running" in status.stdout
+
+        again = _run("infra", "up", home=home)  # idempotent: same broker, same Postgres
+        assert again.returncode == 0, again.stderr
+        assert (home / "infra.env").read_text().count(bootstrap) == 1
+    finally:
+        down = _run("infra", "down", home=home)
+    assert down.returncode == 0, down.stderr
+    status = _run("infra", "status", home=home)
+    assert status.returncode == 1 and "stopped" in status.stdout
+
+
+async def test_events_tail_prints_decoded_events_with_envelope(
+    infra: Any, service_settings: Any, tmp_path: Path
+) -> None:
+    from trademesh_testing.samples import make_tick
+    from trademesh_bus import Bus
+
+    await _ensure_registry_topics(infra.kafka_bootstrap)
+    bus = Bus(service_settings(), "tail-test", telemetry=False)
+    await bus.start()
+    try:
+        envelopes = [await bus.publish(make_tick(n, "tailtest:ABC/USD")) for n in range(3)]
+    finally:
+        await bus.stop()
+    result = await asyncio.to_thread(
+        _run,
+        "events", "tail", "md.ticks.v1", "--from-beginning", "--key", "tailtest:ABC/USD", "--timeout", "2",
+        home=tmp_path, env={"TRADEMESH_KAFKA_BOOTSTRAP": infra.kafka_bootstrap},
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    lines = [json.loads(line) for line in result.stdout.splitlines()]
+    assert [line["envelope"]["id"] for line in lines] == [str(e.id) for e in envelopes]
+    assert lines[0]["envelope"]["type"] == "trademesh.md.tick"
+    assert lines[0]["envelope"]["source"] == "tail-test"
+    assert lines[0]["key"] == "tailtest:ABC/USD"
+    assert lines[0]["event"]["price"] == "43000.10"
+
+
+async def _ensure_registry_topics(bootstrap: str) -> None:
+    from trademesh_infra.topics import ensure_topics, topic_plan
+
+    await ensure_topics(bootstrap, topic_plan())
+
+
+def test_up_starts_infra_and_the_sample_consumer_until_ready(tmp_path: Path) -> None:
+    port = free_port()
+    result = _run(
+        "up", "--exit-when-ready", "--ready-timeout", "90",
+        home=tmp_path / "home", env={"TRADEMESH_EVENT_LOGGER_PORT": str(port)}, timeout=180,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "event-logger" in result.stdout and "ready" in result.stdout
+    assert f"http://127.0.0.1:{port}" in result.stdout
+    assert "stopped" in result.stdout
+    log = (tmp_path / "home" / "logs" / "event-logger.log").read_text().splitlines()
+    assert log and all(json.loads(line)["service"] == "event-logger" for line in log if line.startswith("{"))
+
+
+def test_db_migrate_applies_once_then_reports_up_to_date(database_url: str, tmp_path: Path) -> None:
+    folder = tmp_path / "migrations"
+    folder.mkdir()
+    (folder / "20260401000000_things.sql").write_text(
+        "-- migrate:up\nCREATE TABLE things (id int);\n-- migrate:down\nDROP TABLE things;\n"
+    )
+    schema = f"cli_{os.getpid()}"
+    args = ("db", "migrate", "--schema", schema, "--dir", str(folder))
+    env = {"TRADEMESH_DATABASE_URL": database_url}
+    first = _run(*args, home=tmp_path, env=env)
+    assert first.returncode == 0, first.stderr
+    assert f"{schema}: 2 migration(s) applied" in first.stdout
+    second = _run(*args, home=tmp_path, env=env)
+    assert second.returncode == 0, second.stderr
+    assert f"{schema}: up to date" in second.stdout

@@ -1,0 +1,86 @@
+"""Architecture rules over the real import graph (grimp, import-linter's engine), for every package
+in libs/ and services/: a new service is covered without editing this test."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import tomllib
+from pathlib import Path
+
+import grimp
+import pytest
+
+pytestmark = pytest.mark.unit
+
+ROOT = Path(__file__).resolve().parents[1]
+IO_PACKAGES = {
+    "aiokafka", "asyncpg", "faststream", "fastapi", "httpx", "uvicorn", "hvac", "psycopg",
+    "socket", "ssl", "subprocess", "requests", "urllib3",
+}  # fmt: skip
+
+
+def _packages(kind: str) -> list[str]:
+    names = []
+    for pyproject in sorted((ROOT / kind).glob("*/pyproject.toml")):
+        name = tomllib.loads(pyproject.read_text())["project"]["name"]
+        names.append(name.replace("-", "_"))
+    return names
+
+
+LIBS = _packages("libs")
+SERVICES = _packages("services")
+
+
+@pytest.fixture(scope="module")
+def graph() -> grimp.ImportGraph:
+    return grimp.build_graph(*LIBS, *SERVICES, include_external_packages=True)
+
+
+def _imports(graph: grimp.ImportGraph, importer: str, imported: str) -> list[str]:
+    chains = graph.find_shortest_chains(importer=importer, imported=imported)
+    return [" -> ".join(chain) for chain in chains]
+
+
+def test_there_are_libraries_to_check() -> None:
+    assert "trademesh_events" in LIBS and "trademesh_bus" in LIBS
+
+
+@pytest.mark.parametrize("lib", LIBS)
+def test_libraries_never_import_services(graph: grimp.ImportGraph, lib: str) -> None:
+    for service in SERVICES:
+        assert not _imports(graph, lib, service), f"{lib} imports the service {service}"
+
+
+def test_the_chain_finder_sees_real_imports(graph: grimp.ImportGraph) -> None:
+    """The checks below rely on this: a known library-to-library import is found."""
+    assert _imports(graph, "trademesh_bus", "trademesh_events")
+
+
+def test_services_never_import_each_other(graph: grimp.ImportGraph) -> None:
+    offending = [
+        f"{service} -> {other}"
+        for service in SERVICES
+        for other in SERVICES
+        if other != service and _imports(graph, service, other)
+    ]
+    assert offending == []
+
+
+def test_events_library_imports_no_io_package(graph: grimp.ImportGraph) -> None:
+    external = {m.split(".")[0] for m in graph.find_modules_directly_imported_by("trademesh_events")}
+    for module in graph.find_children("trademesh_events"):
+        external |= {m.split(".")[0] for m in graph.find_modules_directly_imported_by(module)}
+    assert not external & IO_PACKAGES
+    assert not {m for m in external if m.startswith("trademesh_")} - {"trademesh_events"}
+
+
+def test_import_linter_contracts_hold() -> None:
+    result = subprocess.run(
+        [str(Path(sys.executable).parent / "lint-imports"), "--no-cache"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
