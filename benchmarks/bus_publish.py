@@ -56,7 +56,11 @@ async def raw_publish(bootstrap: str, topic: str, events: list[Tick]) -> float:
         headers = [(k, v.encode()) for k, v in new_envelope(event, "bench").to_headers().items()]
         prepared.append((spec.key_of(event), spec.encode(event), headers))
     producer = AIOKafkaProducer(
-        bootstrap_servers=bootstrap, acks="all", enable_idempotence=False, linger_ms=5, max_batch_size=262144
+        bootstrap_servers=bootstrap,
+        acks="all",
+        enable_idempotence=False,
+        linger_ms=5,
+        max_batch_size=262144,
     )
     await producer.start()
     try:

@@ -68,7 +68,9 @@ def test_services_never_import_each_other(graph: grimp.ImportGraph) -> None:
 
 
 def test_events_library_imports_no_io_package(graph: grimp.ImportGraph) -> None:
-    external = {m.split(".")[0] for m in graph.find_modules_directly_imported_by("trademesh_events")}
+    external = {
+        m.split(".")[0] for m in graph.find_modules_directly_imported_by("trademesh_events")
+    }
     for module in graph.find_children("trademesh_events"):
         external |= {m.split(".")[0] for m in graph.find_modules_directly_imported_by(module)}
     assert not external & IO_PACKAGES

@@ -16,7 +16,11 @@ def tick_topic(topic_factory: Callable[..., Awaitable[str]]) -> Callable[..., Aw
     async def create(partitions: int = 3) -> TopicSpec:
         name = await topic_factory("ticks", partitions)
         return TopicSpec(
-            name=name, events=(Tick,), key_field="instrument_id", partitions=partitions, description="test ticks"
+            name=name,
+            events=(Tick,),
+            key_field="instrument_id",
+            partitions=partitions,
+            description="test ticks",
         )
 
     return create

@@ -88,7 +88,9 @@ class Bus:
     ) -> None:
         self.config = config
         self.service = service
-        self.broker = broker or create_broker(config, service, registry=registry, telemetry=telemetry)
+        self.broker = broker or create_broker(
+            config, service, registry=registry, telemetry=telemetry
+        )
         self.outbox = Outbox(service)
         self._started = False
 
@@ -125,7 +127,9 @@ class Bus:
         """Publish one event to its topic, keyed by the topic's rule, and wait for acks=all."""
         spec = topic or topic_for(event)
         envelope = new_envelope(event, self.service, subject=subject)
-        await self.publish_raw(spec.name, spec.encode(event), spec.key_of(event), envelope.to_headers())
+        await self.publish_raw(
+            spec.name, spec.encode(event), spec.key_of(event), envelope.to_headers()
+        )
         return envelope
 
     async def publish_many(self, events: Iterable[Any]) -> list[Envelope]:
@@ -138,7 +142,11 @@ class Bus:
             envelopes.append(envelope)
             pending.append(
                 await self.publish_raw(
-                    spec.name, spec.encode(event), spec.key_of(event), envelope.to_headers(), confirm=False
+                    spec.name,
+                    spec.encode(event),
+                    spec.key_of(event),
+                    envelope.to_headers(),
+                    confirm=False,
                 )
             )
         await asyncio.gather(*pending)
@@ -157,7 +165,9 @@ class Bus:
         try:
             async for attempt in AsyncRetrying(
                 stop=stop_after_attempt(self.config.kafka_publish_retries + 1),
-                wait=wait_exponential_jitter(initial=self.config.kafka_retry_backoff_ms / 1000, max=5.0),
+                wait=wait_exponential_jitter(
+                    initial=self.config.kafka_retry_backoff_ms / 1000, max=5.0
+                ),
                 retry=retry_if_exception_type(_RETRIABLE_PUBLISH),
                 reraise=True,
             ):
@@ -241,7 +251,9 @@ class Bus:
         try:
             async for attempt in AsyncRetrying(
                 stop=stop_after_attempt(self.config.kafka_handler_retries + 1),
-                wait=wait_exponential_jitter(initial=self.config.kafka_retry_backoff_ms / 1000, max=10.0),
+                wait=wait_exponential_jitter(
+                    initial=self.config.kafka_retry_backoff_ms / 1000, max=10.0
+                ),
                 retry=retry_if_exception(is_transient),
                 before_sleep=lambda _state: metrics.handler_retry(self.service, spec.name),
                 reraise=True,
@@ -255,7 +267,10 @@ class Bus:
                     extra={"topic": spec.name, "group": group, "error": type(exc).__name__},
                 )
                 raise
-            log.exception("handler failed; message sent to the DLQ", extra={"topic": spec.name, "group": group})
+            log.exception(
+                "handler failed; message sent to the DLQ",
+                extra={"topic": spec.name, "group": group},
+            )
             await self._dead_letter(
                 spec, group, record, "handler_error", f"{type(exc).__name__}: {exc}"
             )
@@ -277,7 +292,9 @@ class Bus:
             )
             raise PoisonMessage("schema_validation", errors) from exc
         if getattr(event, "type", None) != envelope.type:
-            raise PoisonMessage("type_mismatch", f"ce_type {envelope.type!r} but body type {event.type!r}")
+            raise PoisonMessage(
+                "type_mismatch", f"ce_type {envelope.type!r} but body type {event.type!r}"
+            )
         return envelope, event
 
     async def _apply(
@@ -294,7 +311,9 @@ class Bus:
             await handler(event, delivery)
             return
         async with db.transaction() as conn:
-            if use_inbox and not await inbox_table.claim(conn, group, delivery.envelope.id, spec.name):
+            if use_inbox and not await inbox_table.claim(
+                conn, group, delivery.envelope.id, spec.name
+            ):
                 metrics.duplicate_skipped(self.service, spec.name)
                 return
             await handler(
@@ -310,7 +329,9 @@ class Bus:
                 ),
             )
 
-    async def _dead_letter(self, spec: TopicSpec, group: str, record: Any, reason: str, detail: str) -> None:
+    async def _dead_letter(
+        self, spec: TopicSpec, group: str, record: Any, reason: str, detail: str
+    ) -> None:
         headers = {k: _header_text(v) for k, v in (record.headers or [])}
         headers.update(
             {

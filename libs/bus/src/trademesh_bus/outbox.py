@@ -118,7 +118,9 @@ class OutboxRelay:
             )
             now = datetime.now(UTC)
             for row in rows:
-                metrics.outbox_relayed(self.bus.service, row["topic"], (now - row["created_at"]).total_seconds())
+                metrics.outbox_relayed(
+                    self.bus.service, row["topic"], (now - row["created_at"]).total_seconds()
+                )
             pending = await conn.fetchval("SELECT count(*) FROM outbox WHERE published_at IS NULL")
             metrics.outbox_pending(self.bus.service, int(pending) - len(rows))
             return len(rows)

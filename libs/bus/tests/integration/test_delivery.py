@@ -12,9 +12,9 @@ from typing import Any
 
 import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
-from trademesh_testing.samples import make_tick, read_all
 from trademesh_bus import Bus, Delivery, OutboxRelay
 from trademesh_db import Database, migrate
+from trademesh_testing.samples import make_tick, read_all
 
 pytestmark = pytest.mark.integration
 
@@ -52,7 +52,9 @@ async def _wait_for(predicate: Any, timeout: float = 30.0) -> None:
 
 
 async def _committed(bootstrap: str, group: str, topic: str) -> int | None:
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=group, enable_auto_commit=False)
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap, group_id=group, enable_auto_commit=False
+    )
     await consumer.start()
     try:
         return await consumer.committed(TopicPartition(topic, 0))
@@ -62,7 +64,13 @@ async def _committed(bootstrap: str, group: str, topic: str) -> int | None:
 
 @pytest.mark.parametrize("crash", ["before_db_commit", "after_db_commit"])
 async def test_consumer_killed_before_offset_commit_gets_the_message_again_and_applies_it_once(
-    crash: str, infra: Any, db: Database, schema: str, service_settings: Any, tick_topic: Any, tmp_path: Path
+    crash: str,
+    infra: Any,
+    db: Database,
+    schema: str,
+    service_settings: Any,
+    tick_topic: Any,
+    tmp_path: Path,
 ) -> None:
     spec = await tick_topic(partitions=1)
     producer = Bus(service_settings(), "producer", telemetry=False)
@@ -87,21 +95,27 @@ async def test_consumer_killed_before_offset_commit_gets_the_message_again_and_a
         second.terminate()
         second.wait(timeout=30)
 
-    deliveries = await db.pool.fetchval("SELECT count(*) FROM deliveries WHERE event_id = $1", envelope.id)
+    deliveries = await db.pool.fetchval(
+        "SELECT count(*) FROM deliveries WHERE event_id = $1", envelope.id
+    )
     applied = await db.pool.fetch("SELECT trade_id FROM applied WHERE event_id = $1", envelope.id)
     assert [r["trade_id"] for r in applied] == ["t1"]  # the state change happened exactly once
     # The second run consumed the message again (its offset moved from none to 1). Killed after
     # its transaction committed, the inbox skipped that redelivery before the handler ran; killed
     # before, the first attempt rolled back and the handler ran a second time.
     assert deliveries == (1 if crash == "after_db_commit" else 2)
-    assert await db.pool.fetchval("SELECT count(*) FROM inbox WHERE event_id = $1", envelope.id) == 1
+    assert (
+        await db.pool.fetchval("SELECT count(*) FROM inbox WHERE event_id = $1", envelope.id) == 1
+    )
 
 
 async def _committed_is(bootstrap: str, group: str, topic: str, offset: int) -> bool:
     return await _committed(bootstrap, group, topic) == offset
 
 
-async def test_outbox_rolled_back_publishes_nothing(db: Database, service_settings: Any, tick_topic: Any, kafka_bootstrap: str) -> None:
+async def test_outbox_rolled_back_publishes_nothing(
+    db: Database, service_settings: Any, tick_topic: Any, kafka_bootstrap: str
+) -> None:
     spec = await tick_topic(partitions=1)
     bus = Bus(service_settings(), "outbox-svc", telemetry=False)
     await bus.start()
@@ -127,12 +141,17 @@ async def test_outbox_survives_a_relay_crash_between_publish_and_mark_and_inbox_
         envelope = await bus.outbox.add(conn, make_tick(5), topic=spec)
 
     crashed = subprocess.run(
-        [sys.executable, str(PROCS / "crash_relay.py"), schema], env=_env(infra), timeout=60, check=False
+        [sys.executable, str(PROCS / "crash_relay.py"), schema],
+        env=_env(infra),
+        timeout=60,
+        check=False,
     )
     assert crashed.returncode == -9
     published = await read_all(infra.kafka_bootstrap, spec.name, expect=1)
     assert len(published) == 1  # it reached the broker...
-    assert await db.pool.fetchval("SELECT count(*) FROM outbox WHERE published_at IS NULL") == 1  # ...unmarked
+    assert (
+        await db.pool.fetchval("SELECT count(*) FROM outbox WHERE published_at IS NULL") == 1
+    )  # ...unmarked
 
     await bus.start()
     try:
@@ -149,7 +168,9 @@ async def test_outbox_survives_a_relay_crash_between_publish_and_mark_and_inbox_
             calls.append(event.trade_id)
             assert delivery.conn is not None
             await delivery.conn.execute(
-                "INSERT INTO applied (event_id, trade_id) VALUES ($1, $2)", delivery.envelope.id, event.trade_id
+                "INSERT INTO applied (event_id, trade_id) VALUES ($1, $2)",
+                delivery.envelope.id,
+                event.trade_id,
             )
 
         consumer = Bus(service_settings(), "inbox-svc", telemetry=False)
@@ -162,7 +183,9 @@ async def test_outbox_survives_a_relay_crash_between_publish_and_mark_and_inbox_
     finally:
         await bus.stop()
     assert calls == ["t5"]  # the duplicate never reached the handler
-    assert await db.pool.fetchval("SELECT count(*) FROM applied WHERE event_id = $1", envelope.id) == 1
+    assert (
+        await db.pool.fetchval("SELECT count(*) FROM applied WHERE event_id = $1", envelope.id) == 1
+    )
 
 
 async def test_outbox_event_emitted_in_a_handler_transaction_is_relayed(
@@ -174,7 +197,9 @@ async def test_outbox_event_emitted_in_a_handler_transaction_is_relayed(
 
     async def handler(event: Any, delivery: Delivery) -> None:
         assert delivery.conn is not None and delivery.outbox is not None
-        await delivery.outbox.add(delivery.conn, event.model_copy(update={"trade_id": "derived"}), topic=sink)
+        await delivery.outbox.add(
+            delivery.conn, event.model_copy(update={"trade_id": "derived"}), topic=sink
+        )
 
     bus.subscribe(source, group=f"g-{uuid.uuid4().hex[:8]}", handler=handler, db=db)
     await bus.start()
@@ -192,7 +217,9 @@ async def test_outbox_event_emitted_in_a_handler_transaction_is_relayed(
     assert dict(out[0].headers)["ce_source"] == b"pipeline-svc"
 
 
-async def test_relay_keeps_rows_when_the_broker_is_unreachable(db: Database, service_settings: Any) -> None:
+async def test_relay_keeps_rows_when_the_broker_is_unreachable(
+    db: Database, service_settings: Any
+) -> None:
     from trademesh_infra.ports import free_port
 
     dead = Bus(service_settings(kafka_bootstrap=f"127.0.0.1:{free_port()}", kafka_publish_retries=0,

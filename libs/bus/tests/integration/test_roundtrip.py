@@ -9,10 +9,10 @@ from typing import Any
 import pytest
 from opentelemetry import trace
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
-from trademesh_testing.samples import make_tick, read_all
 from trademesh_bus import Bus, Delivery
 from trademesh_events.envelope import Envelope
 from trademesh_observability.tracing import configure_tracing
+from trademesh_testing.samples import make_tick, read_all
 
 pytestmark = pytest.mark.integration
 
@@ -59,7 +59,9 @@ async def test_publish_consume_round_trip_keeps_envelope_key_and_trace(
     assert consumer_trace == producer_trace
 
 
-async def test_same_key_goes_to_one_partition_in_order(service_settings: Any, tick_topic: Any) -> None:
+async def test_same_key_goes_to_one_partition_in_order(
+    service_settings: Any, tick_topic: Any
+) -> None:
     spec = await tick_topic(partitions=3)
     bus = Bus(service_settings(), "producer-svc", telemetry=False)
     seen: list[tuple[int, str]] = []
@@ -152,7 +154,9 @@ async def test_a_handler_bug_sends_the_message_to_the_dlq_and_the_consumer_goes_
     assert b"ValueError: strategy bug" in dict(dead[0].headers)["dlq_error"]
 
 
-async def test_transient_errors_are_retried_in_place(service_settings: Any, tick_topic: Any) -> None:
+async def test_transient_errors_are_retried_in_place(
+    service_settings: Any, tick_topic: Any
+) -> None:
     spec = await tick_topic(partitions=1)
     bus = Bus(service_settings(kafka_handler_retries=3), "consumer-svc", telemetry=False)
     attempts: list[str] = []

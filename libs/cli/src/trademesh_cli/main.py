@@ -12,8 +12,12 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-app = typer.Typer(help="trademesh: event-driven algorithmic trading platform.", no_args_is_help=True)
-infra_app = typer.Typer(help="Embedded infrastructure: Postgres and a Kafka-protocol broker on loopback.")
+app = typer.Typer(
+    help="trademesh: event-driven algorithmic trading platform.", no_args_is_help=True
+)
+infra_app = typer.Typer(
+    help="Embedded infrastructure: Postgres and a Kafka-protocol broker on loopback."
+)
 events_app = typer.Typer(help="Inspect and document the events on the bus.")
 app.add_typer(infra_app, name="infra")
 db_app = typer.Typer(help="Database migrations (dbmate), per service schema.")
@@ -24,7 +28,8 @@ console = Console(stderr=True)
 out = Console()
 
 HomeOption = Annotated[
-    Path | None, typer.Option("--home", help="State folder (default: $TRADEMESH_HOME or ./.trademesh).")
+    Path | None,
+    typer.Option("--home", help="State folder (default: $TRADEMESH_HOME or ./.trademesh)."),
 ]
 
 
@@ -101,14 +106,20 @@ def _print_status(stack: object) -> bool:
 @events_app.command("tail")
 def events_tail(
     topic: Annotated[str, typer.Argument(help="Topic name, e.g. orders.events.v1 (or its .dlq).")],
-    from_beginning: Annotated[bool, typer.Option("--from-beginning", help="Start at the oldest record.")] = False,
+    from_beginning: Annotated[
+        bool, typer.Option("--from-beginning", help="Start at the oldest record.")
+    ] = False,
     key: Annotated[str | None, typer.Option("--key", help="Only records with this key.")] = None,
-    limit: Annotated[int | None, typer.Option("--limit", help="Stop after this many records.")] = None,
+    limit: Annotated[
+        int | None, typer.Option("--limit", help="Stop after this many records.")
+    ] = None,
     timeout: Annotated[
-        float | None, typer.Option("--timeout", help="Stop after this many seconds without a record.")
+        float | None,
+        typer.Option("--timeout", help="Stop after this many seconds without a record."),
     ] = None,
     bootstrap: Annotated[
-        str | None, typer.Option("--bootstrap", envvar="TRADEMESH_KAFKA_BOOTSTRAP", help="Kafka bootstrap.")
+        str | None,
+        typer.Option("--bootstrap", envvar="TRADEMESH_KAFKA_BOOTSTRAP", help="Kafka bootstrap."),
     ] = None,
     home: HomeOption = None,
 ) -> None:
@@ -117,7 +128,15 @@ def events_tail(
 
     server = bootstrap or _embedded_bootstrap(home)
     count = asyncio.run(
-        tail(server, topic, from_beginning=from_beginning, key=key, limit=limit, idle_timeout=timeout, out=sys.stdout)
+        tail(
+            server,
+            topic,
+            from_beginning=from_beginning,
+            key=key,
+            limit=limit,
+            idle_timeout=timeout,
+            out=sys.stdout,
+        )
     )
     console.print(f"{count} record(s)")
 
@@ -128,14 +147,18 @@ def _embedded_bootstrap(home: Path | None) -> str:
     stack = _stack(home)
     assert isinstance(stack, Stack)
     if not stack.kafka.is_running():
-        console.print("[red]no broker: run `trademesh infra up` or set TRADEMESH_KAFKA_BOOTSTRAP[/]")
+        console.print(
+            "[red]no broker: run `trademesh infra up` or set TRADEMESH_KAFKA_BOOTSTRAP[/]"
+        )
         raise typer.Exit(2)
     return stack.kafka.bootstrap
 
 
 @events_app.command("asyncapi")
 def events_asyncapi(
-    output: Annotated[Path | None, typer.Option("--output", "-o", help="Write here instead of stdout.")] = None,
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", help="Write here instead of stdout.")
+    ] = None,
 ) -> None:
     """Generate the AsyncAPI document of every topic and event from the code."""
     from trademesh_bus.asyncapi import asyncapi_document
@@ -151,24 +174,35 @@ def events_asyncapi(
 
 @events_app.command("schema")
 def events_schema(
-    output: Annotated[Path, typer.Option("--output", "-o", help="Folder for one JSON Schema per event.")],
+    output: Annotated[
+        Path, typer.Option("--output", "-o", help="Folder for one JSON Schema per event.")
+    ],
 ) -> None:
     """Export the JSON Schema of every event type."""
     from trademesh_events.schema import json_schemas
 
     output.mkdir(parents=True, exist_ok=True)
     for event_type, schema in sorted(json_schemas().items()):
-        (output / f"{event_type}.json").write_text(json.dumps(schema, indent=2, sort_keys=True) + "\n")
+        (output / f"{event_type}.json").write_text(
+            json.dumps(schema, indent=2, sort_keys=True) + "\n"
+        )
     console.print(f"wrote {len(json_schemas())} schemas to {output}")
 
 
 @db_app.command("migrate")
 def db_migrate(
-    services: Annotated[list[str] | None, typer.Argument(help="Services to migrate (default: all).")] = None,
-    schema: Annotated[str | None, typer.Option(help="Migrate this schema from --dir instead.")] = None,
-    directory: Annotated[Path | None, typer.Option("--dir", help="Migrations folder for --schema.")] = None,
+    services: Annotated[
+        list[str] | None, typer.Argument(help="Services to migrate (default: all).")
+    ] = None,
+    schema: Annotated[
+        str | None, typer.Option(help="Migrate this schema from --dir instead.")
+    ] = None,
+    directory: Annotated[
+        Path | None, typer.Option("--dir", help="Migrations folder for --schema.")
+    ] = None,
     database_url: Annotated[
-        str | None, typer.Option(envvar="TRADEMESH_DATABASE_URL", help="Postgres URL (default: embedded).")
+        str | None,
+        typer.Option(envvar="TRADEMESH_DATABASE_URL", help="Postgres URL (default: embedded)."),
     ] = None,
     home: HomeOption = None,
 ) -> None:
@@ -200,7 +234,11 @@ def db_migrate(
             console.print(f"[red]{exc}[/]")
             raise typer.Exit(1) from None
         applied = output.count("Applied:")
-        out.print(f"{target_schema}: {applied} migration(s) applied" if applied else f"{target_schema}: up to date")
+        out.print(
+            f"{target_schema}: {applied} migration(s) applied"
+            if applied
+            else f"{target_schema}: up to date"
+        )
 
 
 def _embedded_database(home: Path | None) -> str:
@@ -220,17 +258,24 @@ def up(
     home: HomeOption = None,
     sample: Annotated[
         bool | None,
-        typer.Option(help="Also run the sample event-logger consumer (default: only when no service exists)."),
+        typer.Option(
+            help="Also run the sample event-logger consumer (default: only when no service exists)."
+        ),
     ] = None,
-    ready_timeout: Annotated[float, typer.Option(help="Seconds to wait for each service's /ready.")] = 60.0,
+    ready_timeout: Annotated[
+        float, typer.Option(help="Seconds to wait for each service's /ready.")
+    ] = 60.0,
     exit_when_ready: Annotated[
-        bool, typer.Option("--exit-when-ready", help="Stop everything once all are ready (smoke test).")
+        bool,
+        typer.Option("--exit-when-ready", help="Stop everything once all are ready (smoke test)."),
     ] = False,
 ) -> None:
     """Start the infrastructure and every registered service, each as its own process."""
     from trademesh_cli.supervisor import run_platform
 
-    code = run_platform(home=home, sample=sample, ready_timeout=ready_timeout, exit_when_ready=exit_when_ready)
+    code = run_platform(
+        home=home, sample=sample, ready_timeout=ready_timeout, exit_when_ready=exit_when_ready
+    )
     raise typer.Exit(code)
 
 

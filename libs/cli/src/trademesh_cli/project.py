@@ -28,7 +28,9 @@ def find_root(start: Path | None = None) -> Path:
             data = tomllib.loads(pyproject.read_text())
             if "workspace" in data.get("tool", {}).get("uv", {}):
                 return folder
-    raise FileNotFoundError(f"no trademesh workspace (pyproject.toml with [tool.uv.workspace]) above {here}")
+    raise FileNotFoundError(
+        f"no trademesh workspace (pyproject.toml with [tool.uv.workspace]) above {here}"
+    )
 
 
 def discover_services(root: Path) -> list[ServiceEntry]:

@@ -45,7 +45,12 @@ def create_app(settings: EventLoggerSettings) -> FastAPI:
         )
 
     for spec in TOPICS:
-        bus.subscribe(spec, group=f"{settings.service_name}.{spec.name}", handler=log_event, from_beginning=False)
+        bus.subscribe(
+            spec,
+            group=f"{settings.service_name}.{spec.name}",
+            handler=log_event,
+            from_beginning=False,
+        )
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:

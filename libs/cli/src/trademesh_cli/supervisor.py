@@ -20,6 +20,7 @@ from trademesh_cli.project import ServiceEntry, discover_services, find_root
 
 console = Console()
 
+
 def _sample_entry() -> ServiceEntry:
     port = int(os.environ.get("TRADEMESH_EVENT_LOGGER_PORT", "8099"))
     return ServiceEntry(name="event-logger", module="trademesh_cli.sample", port=port)
@@ -52,7 +53,7 @@ def _spawn(entry: ServiceEntry, replica: int, env: dict[str, str], logs: Path) -
     logs.mkdir(parents=True, exist_ok=True)
     log_path = logs / f"{name}.log"
     log_file = log_path.open("ab")
-    process = subprocess.Popen(  # noqa: S603 - our own interpreter and module
+    process = subprocess.Popen(
         [sys.executable, "-m", entry.module],
         env=child_env,
         stdout=log_file,
@@ -141,7 +142,9 @@ def run_platform(
         if gateway is not None:
             console.print(f"[bold]gateway:[/] {gateway.url}   API docs: {gateway.url}/docs")
         else:
-            console.print("[bold]no gateway yet[/]: services answer on the URLs above (/health, /ready, /metrics)")
+            console.print(
+                "[bold]no gateway yet[/]: services answer on the URLs above (/health, /ready, /metrics)"
+            )
         console.print(f"inspect events: uv run trademesh events tail <topic> --home {stack.home}")
         if exit_when_ready:
             return 0

@@ -20,7 +20,9 @@ def render(record: Any) -> dict[str, Any]:
         "partition": record.partition,
         "offset": record.offset,
         "timestamp": datetime.fromtimestamp(record.timestamp / 1000, UTC).isoformat(),
-        "key": record.key.decode("utf-8", errors="backslashreplace") if record.key is not None else None,
+        "key": record.key.decode("utf-8", errors="backslashreplace")
+        if record.key is not None
+        else None,
     }
     try:
         envelope = Envelope.from_headers(record.headers or [])
@@ -33,7 +35,11 @@ def render(record: Any) -> dict[str, Any]:
         }
     except EnvelopeError as exc:
         item["envelope_error"] = str(exc)
-    extra = {k: v for k, v in headers.items() if not k.startswith("ce_") and k not in {"content-type", "traceparent", "tracestate"}}
+    extra = {
+        k: v
+        for k, v in headers.items()
+        if not k.startswith("ce_") and k not in {"content-type", "traceparent", "tracestate"}
+    }
     if extra:
         item["headers"] = extra
     base_topic = record.topic.removesuffix(".dlq")
@@ -58,7 +64,9 @@ async def tail(
     out: TextIO,
 ) -> int:
     """Print records of `topic` as JSON lines; returns how many were printed."""
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, group_id=None)
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap, enable_auto_commit=False, group_id=None
+    )
     await consumer.start()
     printed = 0
     try:

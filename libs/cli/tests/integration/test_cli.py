@@ -75,8 +75,8 @@ def test_infra_up_status_down(tmp_path: Path) -> None:
 async def test_events_tail_prints_decoded_events_with_envelope(
     infra: Any, service_settings: Any, tmp_path: Path
 ) -> None:
-    from trademesh_testing.samples import make_tick
     from trademesh_bus import Bus
+    from trademesh_testing.samples import make_tick
 
     await _ensure_registry_topics(infra.kafka_bootstrap)
     bus = Bus(service_settings(), "tail-test", telemetry=False)
@@ -116,7 +116,9 @@ def test_up_starts_infra_and_the_sample_consumer_until_ready(tmp_path: Path) -> 
     assert f"http://127.0.0.1:{port}" in result.stdout
     assert "stopped" in result.stdout
     log = (tmp_path / "home" / "logs" / "event-logger.log").read_text().splitlines()
-    assert log and all(json.loads(line)["service"] == "event-logger" for line in log if line.startswith("{"))
+    assert log and all(
+        json.loads(line)["service"] == "event-logger" for line in log if line.startswith("{")
+    )
 
 
 def test_db_migrate_applies_once_then_reports_up_to_date(database_url: str, tmp_path: Path) -> None:

@@ -19,7 +19,9 @@ async def _status(client: httpx.AsyncClient) -> tuple[int, dict[str, Any]]:
     return response.status_code, response.json()
 
 
-async def _eventually(client: httpx.AsyncClient, expected: int, timeout: float = 30.0) -> dict[str, Any]:
+async def _eventually(
+    client: httpx.AsyncClient, expected: int, timeout: float = 30.0
+) -> dict[str, Any]:
     deadline = asyncio.get_running_loop().time() + timeout
     status, body = await _status(client)
     while status != expected and asyncio.get_running_loop().time() < deadline:

@@ -77,11 +77,13 @@ def migrate(
     env = {k: v for k, v in os.environ.items() if not k.startswith("DBMATE_")}
     env["DATABASE_URL"] = _dbmate_url(url, schema)
     try:
-        result = subprocess.run(  # noqa: S603 - argv built from our own paths
+        result = subprocess.run(
             argv, env=env, capture_output=True, text=True, timeout=timeout, check=False
         )
     except subprocess.TimeoutExpired as exc:
-        raise MigrationError(f"dbmate timed out after {timeout}s migrating schema {schema}") from exc
+        raise MigrationError(
+            f"dbmate timed out after {timeout}s migrating schema {schema}"
+        ) from exc
     output = _redact(result.stdout + result.stderr, url)
     if result.returncode != 0:
         raise MigrationError(f"migrating schema {schema} failed: {output.strip()}")

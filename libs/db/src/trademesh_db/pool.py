@@ -32,7 +32,10 @@ async def create_pool(
         max_size=max_size,
         timeout=timeout,
         command_timeout=30,
-        server_settings={"search_path": f"{schema}, public", "application_name": f"trademesh-{schema}"},
+        server_settings={
+            "search_path": f"{schema}, public",
+            "application_name": f"trademesh-{schema}",
+        },
     )
     assert pool is not None
     return pool

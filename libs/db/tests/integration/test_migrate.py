@@ -21,7 +21,9 @@ async def _snapshot(url: str, schema: str) -> tuple[list[tuple[str, str, str]], 
             "WHERE table_schema = $1 ORDER BY table_name, ordinal_position",
             schema,
         )
-        versions = await conn.fetch(f'SELECT version FROM "{schema}".schema_migrations ORDER BY version')
+        versions = await conn.fetch(
+            f'SELECT version FROM "{schema}".schema_migrations ORDER BY version'
+        )
     finally:
         await conn.close()
     return [tuple(r) for r in columns], [r["version"] for r in versions]
@@ -60,7 +62,9 @@ async def test_failed_migration_raises_without_the_password(
 ) -> None:
     bad = tmp_path / "bad"
     bad.mkdir()
-    (bad / "20260301000000_bad.sql").write_text("-- migrate:up\nCREATE TABLE broken (;\n-- migrate:down\n")
+    (bad / "20260301000000_bad.sql").write_text(
+        "-- migrate:up\nCREATE TABLE broken (;\n-- migrate:down\n"
+    )
     # The embedded server trusts loopback, so a password in the URL is accepted and ignored.
     url = database_url.replace("postgres@", "postgres:s3cret-pw-9@")
     with pytest.raises(MigrationError) as info:
@@ -75,7 +79,9 @@ async def test_pool_sees_its_own_schema_first(database_url: str, schema: str) ->
     await db.connect()
     try:
         async with db.transaction() as conn:
-            await conn.execute("INSERT INTO inbox (consumer, event_id, topic) VALUES ('c', gen_random_uuid(), 't')")
+            await conn.execute(
+                "INSERT INTO inbox (consumer, event_id, topic) VALUES ('c', gen_random_uuid(), 't')"
+            )
         assert await db.fetchval(f'SELECT count(*) FROM "{schema}".inbox') == 1
     finally:
         await db.close()
@@ -101,5 +107,5 @@ async def test_check_ready_fails_when_postgres_is_unreachable() -> None:
     from trademesh_infra.ports import free_port
 
     db = Database(f"postgresql://postgres@127.0.0.1:{free_port()}/trademesh", "x")
-    with pytest.raises(OSError):
+    with pytest.raises(OSError, match=r"Connect call failed|Connection refused"):
         await db.check_ready(timeout=1.0)

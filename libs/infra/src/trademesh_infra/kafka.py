@@ -82,7 +82,9 @@ class EmbeddedKafka:
         if not wait_for_port(self.host, self.port, timeout, alive=lambda: popen.poll() is None):
             popen.kill()
             popen.wait(5)
-            tail = self.log_path.read_text(errors="replace")[-2000:] if self.log_path.exists() else ""
+            tail = (
+                self.log_path.read_text(errors="replace")[-2000:] if self.log_path.exists() else ""
+            )
             raise RuntimeError(f"Tansu did not start on {url} within {timeout}s:\n{tail}")
         record.write(self.pid_path)
 

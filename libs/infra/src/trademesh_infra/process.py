@@ -30,7 +30,9 @@ class ProcessRecord:
     def read(cls, path: Path) -> ProcessRecord | None:
         try:
             data = json.loads(path.read_text())
-            return cls(pid=int(data["pid"]), create_time=float(data["create_time"]), marker=data["marker"])
+            return cls(
+                pid=int(data["pid"]), create_time=float(data["create_time"]), marker=data["marker"]
+            )
         except (OSError, ValueError, KeyError, TypeError):
             return None
 
@@ -58,7 +60,7 @@ def spawn_detached(
     """Start argv in its own session (it outlives the caller), output appended to log_path."""
     log_path.parent.mkdir(parents=True, exist_ok=True)
     with log_path.open("ab") as log:
-        proc = subprocess.Popen(  # noqa: S603 - argv is built by us, never from user input
+        proc = subprocess.Popen(
             argv,
             stdin=subprocess.DEVNULL,
             stdout=log,
@@ -66,7 +68,9 @@ def spawn_detached(
             start_new_session=True,
             env=env,
         )
-    record = ProcessRecord(pid=proc.pid, create_time=psutil.Process(proc.pid).create_time(), marker=marker)
+    record = ProcessRecord(
+        pid=proc.pid, create_time=psutil.Process(proc.pid).create_time(), marker=marker
+    )
     return record, proc
 
 

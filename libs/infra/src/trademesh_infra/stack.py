@@ -78,9 +78,7 @@ class Stack:
         from trademesh_infra.topics import ensure_topics, topic_plan
 
         settings = self.service_env()
-        asyncio.run(
-            ensure_topics(settings[KAFKA_ENV], topic_plan(self.retention_ms))
-        )
+        asyncio.run(ensure_topics(settings[KAFKA_ENV], topic_plan(self.retention_ms)))
         self.env_file.write_text("".join(f"{k}={v}\n" for k, v in settings.items()))
         return settings
 
@@ -111,15 +109,29 @@ class Stack:
             running = self.postgres.is_running()
             if running and self.postgres.port == 0 and self.postgres.port_file.exists():
                 self.postgres.port = int(self.postgres.port_file.read_text())
-            rows.append(ComponentStatus("postgres", "embedded", running, self.postgres.url() if running else "-"))
+            rows.append(
+                ComponentStatus(
+                    "postgres", "embedded", running, self.postgres.url() if running else "-"
+                )
+            )
         else:
-            rows.append(ComponentStatus("postgres", "external", True, _redact(self.external_database)))
+            rows.append(
+                ComponentStatus("postgres", "external", True, _redact(self.external_database))
+            )
         if self.external_kafka is None:
             running = self.kafka.is_running()
-            rows.append(ComponentStatus("kafka (tansu)", "embedded", running, self.kafka.bootstrap if running else "-"))
+            rows.append(
+                ComponentStatus(
+                    "kafka (tansu)", "embedded", running, self.kafka.bootstrap if running else "-"
+                )
+            )
         else:
             host, _, port = self.external_kafka.split(",")[0].rpartition(":")
-            rows.append(ComponentStatus("kafka", "external", port_open(host, int(port)), self.external_kafka))
+            rows.append(
+                ComponentStatus(
+                    "kafka", "external", port_open(host, int(port)), self.external_kafka
+                )
+            )
         return rows
 
 

@@ -22,7 +22,12 @@ def test_postgres_restarts_on_the_same_data_and_port(tmp_path: Path) -> None:
         port = pg.port
         assert port_open("127.0.0.1", port)
         subprocess.run(
-            [str(_psql()), pg.url(), "-c", "CREATE TABLE kept (x int); INSERT INTO kept VALUES (42)"],
+            [
+                str(_psql()),
+                pg.url(),
+                "-c",
+                "CREATE TABLE kept (x int); INSERT INTO kept VALUES (42)",
+            ],
             check=True,
             capture_output=True,
         )
@@ -33,7 +38,10 @@ def test_postgres_restarts_on_the_same_data_and_port(tmp_path: Path) -> None:
         again.start()
         assert again.port == port
         value = subprocess.run(
-            [str(_psql()), again.url(), "-tAc", "SELECT x FROM kept"], check=True, capture_output=True, text=True
+            [str(_psql()), again.url(), "-tAc", "SELECT x FROM kept"],
+            check=True,
+            capture_output=True,
+            text=True,
         ).stdout.strip()
         assert value == "42"
     finally:

@@ -173,7 +173,11 @@ def start_external() -> TestInfra:
 
 def start_infra(mode: str | None = None) -> TestInfra:
     mode = mode or os.environ.get("TRADEMESH_TEST_INFRA", "embedded")
-    starters = {"embedded": start_embedded, "containers": start_containers, "external": start_external}
+    starters = {
+        "embedded": start_embedded,
+        "containers": start_containers,
+        "external": start_external,
+    }
     if mode not in starters:
         raise RuntimeError(f"TRADEMESH_TEST_INFRA must be one of {sorted(starters)}, not {mode!r}")
     return starters[mode]()

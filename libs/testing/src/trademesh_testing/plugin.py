@@ -73,9 +73,7 @@ async def topic_factory(kafka_bootstrap: str) -> AsyncIterator[TopicFactory]:
 
     async def create(prefix: str = "test", partitions: int = 1, *, name: str | None = None) -> str:
         topic = name or f"{prefix}.{uuid.uuid4().hex[:10]}.v1"
-        await admin.create_topics(
-            [NewTopic(topic, partitions, 1), NewTopic(f"{topic}.dlq", 1, 1)]
-        )
+        await admin.create_topics([NewTopic(topic, partitions, 1), NewTopic(f"{topic}.dlq", 1, 1)])
         await _wait_for_topic(admin, topic)
         return topic
 

@@ -25,7 +25,9 @@ def make_tick(n: int = 0, instrument: str = "binance:BTC/USDT") -> Tick:
 
 async def read_all(bootstrap: str, topic: str, *, expect: int, timeout: float = 20.0) -> list[Any]:
     """Every record of `topic` from the beginning, waiting (up to `timeout`) for `expect` of them."""
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, group_id=None)
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap, enable_auto_commit=False, group_id=None
+    )
     await consumer.start()
     try:
         partitions = consumer.partitions_for_topic(topic) or set()

@@ -38,21 +38,29 @@ async def main() -> None:
     parser.add_argument("--topic", required=True)
     parser.add_argument("--group", required=True)
     parser.add_argument("--schema", required=True)
-    parser.add_argument("--crash", choices=["none", "before_db_commit", "after_db_commit"], default="none")
+    parser.add_argument(
+        "--crash", choices=["none", "before_db_commit", "after_db_commit"], default="none"
+    )
     parser.add_argument("--marker", type=Path, required=True)
     args = parser.parse_args()
 
     settings = KafkaSettings()
     db = Database(os.environ["TRADEMESH_DATABASE_URL"], args.schema)
     await db.connect()
-    spec = TopicSpec(name=args.topic, events=(Tick,), key_field="instrument_id", partitions=1, description="t")
-    bus = CrashingBus(settings, "crash-consumer", telemetry=False, crash=args.crash, marker=args.marker)
+    spec = TopicSpec(
+        name=args.topic, events=(Tick,), key_field="instrument_id", partitions=1, description="t"
+    )
+    bus = CrashingBus(
+        settings, "crash-consumer", telemetry=False, crash=args.crash, marker=args.marker
+    )
 
     async def handler(event: Any, delivery: Delivery) -> None:
         await db.pool.execute("INSERT INTO deliveries (event_id) VALUES ($1)", delivery.envelope.id)
         assert delivery.conn is not None
         await delivery.conn.execute(
-            "INSERT INTO applied (event_id, trade_id) VALUES ($1, $2)", delivery.envelope.id, event.trade_id
+            "INSERT INTO applied (event_id, trade_id) VALUES ($1, $2)",
+            delivery.envelope.id,
+            event.trade_id,
         )
         bus._crash_once("before_db_commit")
 
