@@ -100,7 +100,7 @@ class Bus:
         """Connect, retrying with backoff while the broker is not reachable yet."""
         async for attempt in AsyncRetrying(
             stop=_stop_after_seconds(timeout),
-            wait=wait_exponential_jitter(initial=0.2, max=5.0),
+            wait=wait_exponential_jitter(multiplier=0.2, max=5.0),
             retry=retry_if_exception_type((KafkaConnectionError, OSError)),
             reraise=True,
         ):
@@ -132,12 +132,14 @@ class Bus:
         )
         return envelope
 
-    async def publish_many(self, events: Iterable[Any]) -> list[Envelope]:
+    async def publish_many(
+        self, events: Iterable[Any], *, topic: TopicSpec | None = None
+    ) -> list[Envelope]:
         """Publish several events pipelined (all sent, then all acknowledgements awaited)."""
         pending: list[asyncio.Future[Any]] = []
         envelopes: list[Envelope] = []
         for event in events:
-            spec = topic_for(event)
+            spec = topic or topic_for(event)
             envelope = new_envelope(event, self.service)
             envelopes.append(envelope)
             pending.append(
@@ -166,7 +168,7 @@ class Bus:
             async for attempt in AsyncRetrying(
                 stop=stop_after_attempt(self.config.kafka_publish_retries + 1),
                 wait=wait_exponential_jitter(
-                    initial=self.config.kafka_retry_backoff_ms / 1000, max=5.0
+                    multiplier=self.config.kafka_retry_backoff_ms / 1000, max=5.0
                 ),
                 retry=retry_if_exception_type(_RETRIABLE_PUBLISH),
                 reraise=True,
@@ -252,7 +254,7 @@ class Bus:
             async for attempt in AsyncRetrying(
                 stop=stop_after_attempt(self.config.kafka_handler_retries + 1),
                 wait=wait_exponential_jitter(
-                    initial=self.config.kafka_retry_backoff_ms / 1000, max=10.0
+                    multiplier=self.config.kafka_retry_backoff_ms / 1000, max=10.0
                 ),
                 retry=retry_if_exception(is_transient),
                 before_sleep=lambda _state: metrics.handler_retry(self.service, spec.name),

@@ -75,7 +75,7 @@ async def test_same_key_goes_to_one_partition_in_order(
     bus.subscribe(spec, group=f"g-{uuid.uuid4().hex[:8]}", handler=handler)
     await bus.start()
     try:
-        await bus.publish_many([make_tick(n) for n in range(20)])
+        await bus.publish_many([make_tick(n) for n in range(20)], topic=spec)
         await asyncio.wait_for(done.wait(), 30)
     finally:
         await bus.stop()

@@ -1,0 +1,84 @@
+"""Auth events, keyed by user. They carry facts only: never a password, token, key secret or full e-mail."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Annotated, Literal
+
+from pydantic import StringConstraints
+
+from trademesh_events.base import Event
+from trademesh_events.ids import UserId, UtcDateTime
+
+MaskedEmail = Annotated[str, StringConstraints(pattern=r"^[^@*]?\*{3}@[^@]+$", max_length=254)]
+
+
+class Role(StrEnum):
+    ADMIN = "admin"
+    TRADER = "trader"
+    VIEWER = "viewer"
+
+
+class LoginFailure(StrEnum):
+    BAD_CREDENTIALS = "BAD_CREDENTIALS"
+    UNKNOWN_USER = "UNKNOWN_USER"
+    DISABLED = "DISABLED"
+    THROTTLED = "THROTTLED"
+
+
+def mask_email(email: str) -> str:
+    """`alice@example.com` -> `a***@example.com`: enough to recognise, not enough to harvest."""
+    local, sep, domain = email.strip().rpartition("@")
+    if not sep or not domain:
+        return "***@invalid"
+    return f"{local[:1]}***@{domain.lower()}"
+
+
+class _AuthEvent(Event):
+    user_id: UserId
+    ts: UtcDateTime
+
+
+class UserRegistered(_AuthEvent):
+    type: Literal["trademesh.auth.user_registered"] = "trademesh.auth.user_registered"
+    email: MaskedEmail
+    role: Role
+
+
+class UserLoggedIn(_AuthEvent):
+    type: Literal["trademesh.auth.user_logged_in"] = "trademesh.auth.user_logged_in"
+    method: Literal["password", "refresh", "api_key"]
+
+
+class LoginFailed(Event):
+    """A failed login. user_id is None when no such user exists; `email` is masked."""
+
+    type: Literal["trademesh.auth.login_failed"] = "trademesh.auth.login_failed"
+    user_id: UserId | None = None
+    email: MaskedEmail
+    reason: LoginFailure
+    ts: UtcDateTime
+
+
+class RoleChanged(_AuthEvent):
+    type: Literal["trademesh.auth.role_changed"] = "trademesh.auth.role_changed"
+    old_role: Role
+    new_role: Role
+    changed_by: UserId
+
+
+class UserDisabled(_AuthEvent):
+    type: Literal["trademesh.auth.user_disabled"] = "trademesh.auth.user_disabled"
+    disabled_by: UserId
+
+
+class ApiKeyCreated(_AuthEvent):
+    type: Literal["trademesh.auth.api_key_created"] = "trademesh.auth.api_key_created"
+    key_id: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_-]{4,64}$")]
+    scopes: tuple[Literal["read", "trade"], ...]
+    expires_at: UtcDateTime | None = None
+
+
+class ApiKeyRevoked(_AuthEvent):
+    type: Literal["trademesh.auth.api_key_revoked"] = "trademesh.auth.api_key_revoked"
+    key_id: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_-]{4,64}$")]

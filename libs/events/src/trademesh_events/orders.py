@@ -1,0 +1,228 @@
+"""Order flow: intents (commands), risk decisions, and the order lifecycle events. Keyed by account."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Annotated, Literal
+
+from pydantic import StringConstraints, model_validator
+from typing_extensions import Self
+
+from trademesh_events.base import Event
+from trademesh_events.ids import (
+    AccountId,
+    BotId,
+    ClientOrderId,
+    InstrumentId,
+    TradeId,
+    UserId,
+    UtcDateTime,
+    VenueOrderId,
+)
+from trademesh_events.money import Money, NonNegative, Price, Quantity
+
+Side = Literal["buy", "sell"]
+Reason = Annotated[str, StringConstraints(max_length=500)]
+
+
+class OrderType(StrEnum):
+    MARKET = "MARKET"
+    LIMIT = "LIMIT"
+    STOP = "STOP"
+    STOP_LIMIT = "STOP_LIMIT"
+
+
+class TimeInForce(StrEnum):
+    GTC = "GTC"
+    IOC = "IOC"
+    FOK = "FOK"
+    DAY = "DAY"
+
+
+class OrderStatus(StrEnum):
+    """The execution service's order state machine (PENDING is persisted before anything is sent)."""
+
+    PENDING = "PENDING"
+    SUBMITTED = "SUBMITTED"
+    ACCEPTED = "ACCEPTED"
+    PARTIALLY_FILLED = "PARTIALLY_FILLED"
+    FILLED = "FILLED"
+    CANCELED = "CANCELED"
+    REJECTED = "REJECTED"
+    EXPIRED = "EXPIRED"
+    UNKNOWN = "UNKNOWN"
+
+
+class DenialReason(StrEnum):
+    """Machine-readable reason codes of a risk denial."""
+
+    MAX_ORDER_QUANTITY = "MAX_ORDER_QUANTITY"
+    MAX_ORDER_NOTIONAL = "MAX_ORDER_NOTIONAL"
+    MAX_POSITION = "MAX_POSITION"
+    MAX_GROSS_EXPOSURE = "MAX_GROSS_EXPOSURE"
+    MAX_OPEN_ORDERS = "MAX_OPEN_ORDERS"
+    DAILY_LOSS_LIMIT = "DAILY_LOSS_LIMIT"
+    PRICE_COLLAR = "PRICE_COLLAR"
+    ORDER_RATE = "ORDER_RATE"
+    INSTRUMENT_PRECISION = "INSTRUMENT_PRECISION"
+    INSTRUMENT_MINIMUM = "INSTRUMENT_MINIMUM"
+    REDUCE_ONLY = "REDUCE_ONLY"
+    TRADING_HALTED = "TRADING_HALTED"
+    KILL_SWITCH = "KILL_SWITCH"
+    NO_MARKET_PRICE = "NO_MARKET_PRICE"
+    INVALID_ORDER = "INVALID_ORDER"
+
+
+# ---- commands (orders.intents.v1, orders.approved.v1) ---------------------------------------
+
+
+class SubmitOrder(Event):
+    """Place an order (from a bot or a manual order through the gateway)."""
+
+    type: Literal["trademesh.order.intent"] = "trademesh.order.intent"
+    account_id: AccountId
+    user_id: UserId
+    client_order_id: ClientOrderId
+    instrument_id: InstrumentId
+    side: Side
+    order_type: OrderType
+    quantity: Quantity
+    limit_price: Price | None = None
+    stop_price: Price | None = None
+    time_in_force: TimeInForce = TimeInForce.GTC
+    reduce_only: bool = False
+    bot_id: BotId | None = None
+    source: Literal["bot", "manual"]
+    created_at: UtcDateTime
+
+    @model_validator(mode="after")
+    def _prices_match_type(self) -> Self:
+        needs_limit = self.order_type in (OrderType.LIMIT, OrderType.STOP_LIMIT)
+        needs_stop = self.order_type in (OrderType.STOP, OrderType.STOP_LIMIT)
+        if needs_limit != (self.limit_price is not None):
+            raise ValueError(f"{self.order_type} orders {'need' if needs_limit else 'take no'} limit_price")
+        if needs_stop != (self.stop_price is not None):
+            raise ValueError(f"{self.order_type} orders {'need' if needs_stop else 'take no'} stop_price")
+        if self.source == "bot" and self.bot_id is None:
+            raise ValueError("bot orders need bot_id")
+        return self
+
+
+class CancelOrder(Event):
+    """Cancel one order by its client order id (risk forwards it to execution unchanged)."""
+
+    type: Literal["trademesh.order.cancel"] = "trademesh.order.cancel"
+    account_id: AccountId
+    user_id: UserId
+    client_order_id: ClientOrderId
+    created_at: UtcDateTime
+
+
+class OrderApproved(Event):
+    """Risk approved the order; execution places it."""
+
+    type: Literal["trademesh.order.approved"] = "trademesh.order.approved"
+    account_id: AccountId
+    order: SubmitOrder
+    approved_at: UtcDateTime
+
+    @model_validator(mode="after")
+    def _same_account(self) -> Self:
+        if self.order.account_id != self.account_id:
+            raise ValueError("account_id must match the order's account")
+        return self
+
+
+class CancelAllOrders(Event):
+    """Cancel every open order of an account (a kill switch asks for it)."""
+
+    type: Literal["trademesh.order.cancel_all"] = "trademesh.order.cancel_all"
+    account_id: AccountId
+    reason: Reason
+    created_at: UtcDateTime
+
+
+class OrderDenied(Event):
+    """Risk refused the order: loudly, with a reason code."""
+
+    type: Literal["trademesh.order.denied"] = "trademesh.order.denied"
+    account_id: AccountId
+    user_id: UserId
+    client_order_id: ClientOrderId
+    instrument_id: InstrumentId
+    reason: DenialReason
+    message: Reason
+    denied_at: UtcDateTime
+
+
+# ---- lifecycle events (orders.events.v1) ------------------------------------------------------
+
+
+class _OrderEvent(Event):
+    account_id: AccountId
+    user_id: UserId
+    client_order_id: ClientOrderId
+    instrument_id: InstrumentId
+    venue_order_id: VenueOrderId | None = None
+    ts: UtcDateTime
+
+
+class OrderSubmitted(_OrderEvent):
+    type: Literal["trademesh.order.submitted"] = "trademesh.order.submitted"
+
+
+class OrderAccepted(_OrderEvent):
+    type: Literal["trademesh.order.accepted"] = "trademesh.order.accepted"
+
+
+class OrderRejected(_OrderEvent):
+    type: Literal["trademesh.order.rejected"] = "trademesh.order.rejected"
+    reason: Reason
+
+
+class OrderCanceled(_OrderEvent):
+    type: Literal["trademesh.order.canceled"] = "trademesh.order.canceled"
+    reason: Reason | None = None
+
+
+class OrderExpired(_OrderEvent):
+    type: Literal["trademesh.order.expired"] = "trademesh.order.expired"
+
+
+class OrderStatusUnknown(_OrderEvent):
+    """A send timed out: the venue may or may not have the order until it is looked up."""
+
+    type: Literal["trademesh.order.unknown"] = "trademesh.order.unknown"
+    reason: Reason
+
+
+class OrderFilled(_OrderEvent):
+    """A (partial) fill. leaves_qty == 0 means the order is completely filled."""
+
+    type: Literal["trademesh.order.filled"] = "trademesh.order.filled"
+    trade_id: TradeId
+    side: Side
+    last_qty: Quantity
+    last_price: Price
+    cum_qty: Quantity
+    leaves_qty: NonNegative
+    fee: Money
+    fee_currency: Annotated[str, StringConstraints(min_length=1, max_length=16)]
+    liquidity: Literal["maker", "taker"]
+
+    @model_validator(mode="after")
+    def _quantities(self) -> Self:
+        if self.last_qty > self.cum_qty:
+            raise ValueError("last_qty cannot exceed cum_qty")
+        return self
+
+
+ORDER_LIFECYCLE: tuple[type[Event], ...] = (
+    OrderSubmitted,
+    OrderAccepted,
+    OrderRejected,
+    OrderCanceled,
+    OrderExpired,
+    OrderStatusUnknown,
+    OrderFilled,
+)

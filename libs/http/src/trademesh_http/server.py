@@ -1,0 +1,23 @@
+"""Run an app with uvicorn, keeping the process's structlog JSON logging."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import uvicorn
+
+
+def server(app: Any, host: str, port: int) -> uvicorn.Server:
+    """A uvicorn server that leaves logging alone (log_config=None) and stops on SIGTERM/SIGINT."""
+    config = uvicorn.Config(app, host=host, port=port, log_config=None, access_log=False, lifespan="on")
+    return uvicorn.Server(config)
+
+
+def serve(app: Any, host: str, port: int) -> None:
+    """Serve until SIGTERM/SIGINT, then shut down gracefully (lifespan shutdown runs)."""
+    server(app, host, port).run()
+
+
+async def serve_async(app: Any, host: str, port: int) -> None:
+    """The same inside an already-running event loop."""
+    await server(app, host, port).serve()

@@ -1,0 +1,104 @@
+"""The one declaration of every trademesh metric: name, kind, unit, help and labels.
+
+Dashboards and alert rules may only query names declared here (a test checks it). Metrics live
+on one dedicated registry, REGISTRY, which /metrics serves and FastStream's Prometheus middleware
+writes to, so a process exports exactly the declared set (plus the process/platform collectors).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    PlatformCollector,
+    ProcessCollector,
+)
+
+Kind = Literal["counter", "gauge", "histogram", "external"]
+
+REGISTRY = CollectorRegistry(auto_describe=True)
+ProcessCollector(registry=REGISTRY)
+PlatformCollector(registry=REGISTRY)
+
+_LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+
+
+@dataclass(frozen=True)
+class MetricSpec:
+    name: str  # as exported; counters end in _total
+    kind: Kind
+    unit: str
+    help: str
+    labels: tuple[str, ...] = ()
+
+
+METRICS: tuple[MetricSpec, ...] = (
+    MetricSpec("trademesh_http_requests_total", "counter", "requests", "HTTP requests served.", ("service", "method", "route", "status")),
+    MetricSpec("trademesh_http_request_duration_seconds", "histogram", "seconds", "HTTP request latency.", ("service", "method", "route")),
+    MetricSpec("trademesh_ready", "gauge", "boolean", "1 when a readiness check passes, 0 when it fails.", ("service", "check")),
+    MetricSpec("trademesh_bus_published_total", "counter", "messages", "Messages published to Kafka.", ("service", "topic")),
+    MetricSpec("trademesh_bus_publish_errors_total", "counter", "messages", "Publishes that failed after retries.", ("service", "topic")),
+    MetricSpec("trademesh_bus_dlq_total", "counter", "messages", "Messages sent to a dead-letter topic.", ("service", "topic", "reason")),
+    MetricSpec("trademesh_bus_handler_retries_total", "counter", "retries", "In-place retries of handlers after transient errors.", ("service", "topic")),
+    MetricSpec("trademesh_bus_redeliveries_skipped_total", "counter", "messages", "Redelivered events the inbox skipped (already applied).", ("service", "topic")),
+    MetricSpec("trademesh_outbox_pending", "gauge", "rows", "Outbox rows not yet published.", ("service",)),
+    MetricSpec("trademesh_outbox_relayed_total", "counter", "messages", "Outbox rows published to Kafka.", ("service", "topic")),
+    MetricSpec("trademesh_outbox_relay_lag_seconds", "histogram", "seconds", "Time from outbox write to broker acknowledgement.", ("service",)),
+    MetricSpec("trademesh_db_migrations_applied_total", "counter", "migrations", "SQL migrations applied at start.", ("service",)),
+    # Exported by FastStream's KafkaPrometheusMiddleware on the same registry (app_name = service).
+    MetricSpec("faststream_received_messages_total", "external", "messages", "Messages received (FastStream).", ("app_name", "broker", "handler")),
+    MetricSpec("faststream_received_messages_size_bytes", "external", "bytes", "Received message sizes (FastStream).", ("app_name", "broker", "handler")),
+    MetricSpec("faststream_received_processed_messages_duration_seconds", "external", "seconds", "Handler duration (FastStream).", ("app_name", "broker", "handler")),
+    MetricSpec("faststream_received_messages_in_process", "external", "messages", "Messages being handled (FastStream).", ("app_name", "broker", "handler")),
+    MetricSpec("faststream_received_processed_messages_total", "external", "messages", "Messages handled, by status (FastStream).", ("app_name", "broker", "handler", "status")),
+    MetricSpec("faststream_received_processed_messages_exceptions_total", "external", "exceptions", "Handler exceptions (FastStream).", ("app_name", "broker", "handler", "exception_type")),
+    MetricSpec("faststream_published_messages_total", "external", "messages", "Messages published, by status (FastStream).", ("app_name", "broker", "destination", "status")),
+    MetricSpec("faststream_published_messages_duration_seconds", "external", "seconds", "Publish duration (FastStream).", ("app_name", "broker", "destination")),
+    MetricSpec("faststream_published_messages_exceptions_total", "external", "exceptions", "Publish exceptions (FastStream).", ("app_name", "broker", "destination", "exception_type")),
+)  # fmt: skip
+
+_SPECS = {spec.name: spec for spec in METRICS}
+
+
+def _base(name: str) -> str:
+    return name.removesuffix("_total")
+
+
+def _counter(name: str) -> Counter:
+    spec = _SPECS[name]
+    return Counter(_base(name), spec.help, spec.labels, registry=REGISTRY)
+
+
+def _gauge(name: str) -> Gauge:
+    spec = _SPECS[name]
+    return Gauge(name, spec.help, spec.labels, registry=REGISTRY)
+
+
+def _histogram(name: str) -> Histogram:
+    spec = _SPECS[name]
+    return Histogram(name, spec.help, spec.labels, registry=REGISTRY, buckets=_LATENCY_BUCKETS)
+
+
+HTTP_REQUESTS = _counter("trademesh_http_requests_total")
+HTTP_DURATION = _histogram("trademesh_http_request_duration_seconds")
+READY = _gauge("trademesh_ready")
+BUS_PUBLISHED = _counter("trademesh_bus_published_total")
+BUS_PUBLISH_ERRORS = _counter("trademesh_bus_publish_errors_total")
+BUS_DLQ = _counter("trademesh_bus_dlq_total")
+BUS_HANDLER_RETRIES = _counter("trademesh_bus_handler_retries_total")
+BUS_REDELIVERIES_SKIPPED = _counter("trademesh_bus_redeliveries_skipped_total")
+OUTBOX_PENDING = _gauge("trademesh_outbox_pending")
+OUTBOX_RELAYED = _counter("trademesh_outbox_relayed_total")
+OUTBOX_RELAY_LAG = _histogram("trademesh_outbox_relay_lag_seconds")
+DB_MIGRATIONS_APPLIED = _counter("trademesh_db_migrations_applied_total")
+
+
+def declared_metric_names() -> set[str]:
+    """Every metric name a process may export (as it appears in /metrics, without the
+    `_bucket`/`_sum`/`_count`/`_created` series suffixes)."""
+    return set(_SPECS)
