@@ -36,8 +36,11 @@ lint: install
 	$(UV) run ruff format --check .
 	$(UV) run lint-imports
 
+# Every library and service package, checked as installed (one shared virtualenv).
+PACKAGES := $(foreach d,$(wildcard libs/*/src/trademesh_* services/*/src/trademesh_*),-p $(notdir $(d)))
+
 typecheck: install
-	$(UV) run mypy libs/*/src $(wildcard services/*/src)
+	$(UV) run mypy $(PACKAGES)
 
 test: lint typecheck
 	$(UV) run pytest

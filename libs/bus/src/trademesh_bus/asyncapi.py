@@ -25,7 +25,8 @@ def asyncapi_document(version: str = "0.1.0") -> dict[str, Any]:
                 title=f"{spec.name}:{event_cls.__name__}",
                 description=f"{spec.description} Key: {spec.key_field}. Partitions: {spec.partitions}.",
             )
-    document = AsyncAPI(
-        broker, title="trademesh events", app_version=version, schema_version="3.0.0"
-    ).to_jsonable()
-    return json.loads(json.dumps(document))
+    specification = AsyncAPI(
+        broker, title="trademesh events", version=version, schema_version="3.0.0"
+    ).to_specification()
+    document: dict[str, Any] = json.loads(specification.to_json())
+    return document

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sys
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from pydantic import ValidationError
 from pydantic_settings import BaseSettings
@@ -36,7 +36,7 @@ def describe_error(settings_cls: type[BaseSettings], error: ValidationError) -> 
     return "invalid settings: " + "; ".join(parts)
 
 
-def load_settings(settings_cls: type[S], *, exit_on_error: bool = True, **overrides: object) -> S:
+def load_settings(settings_cls: type[S], *, exit_on_error: bool = True, **overrides: Any) -> S:
     """Build settings from the environment (and any overrides).
 
     On a validation error print one line to stderr naming each bad setting (its value is never

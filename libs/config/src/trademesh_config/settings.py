@@ -26,9 +26,12 @@ class KafkaSettings(TrademeshSettings):
     """How to reach the Kafka-protocol broker and how safely to talk to it."""
 
     kafka_bootstrap: str = Field(
-        "127.0.0.1:9092", description="Comma-separated host:port list of the Kafka bootstrap servers."
+        "127.0.0.1:9092",
+        description="Comma-separated host:port list of the Kafka bootstrap servers.",
     )
-    kafka_client_id: str | None = Field(None, description="Client id; defaults to the service name.")
+    kafka_client_id: str | None = Field(
+        None, description="Client id; defaults to the service name."
+    )
     kafka_idempotence: bool = Field(
         True,
         description=(
@@ -40,8 +43,12 @@ class KafkaSettings(TrademeshSettings):
     kafka_linger_ms: int = Field(5, ge=0, le=1000, description="Producer linger, in ms.")
     kafka_max_batch_size: int = Field(262144, ge=1024, description="Producer batch size, in bytes.")
     kafka_compression: Literal["none", "gzip", "lz4", "zstd", "snappy"] = "none"
-    kafka_session_timeout_ms: int = Field(10000, ge=500, description="Consumer group session timeout.")
-    kafka_heartbeat_interval_ms: int = Field(3000, ge=100, description="Consumer heartbeat interval.")
+    kafka_session_timeout_ms: int = Field(
+        10000, ge=500, description="Consumer group session timeout."
+    )
+    kafka_heartbeat_interval_ms: int = Field(
+        3000, ge=100, description="Consumer heartbeat interval."
+    )
     kafka_rebalance_timeout_ms: int | None = Field(
         None, ge=100, description="Consumer rebalance timeout; defaults to the session timeout."
     )
@@ -50,7 +57,9 @@ class KafkaSettings(TrademeshSettings):
     kafka_handler_retries: int = Field(
         3, ge=0, le=100, description="In-process retries of a handler that hits a transient error."
     )
-    kafka_retry_backoff_ms: int = Field(100, ge=1, description="First retry backoff; doubles each try.")
+    kafka_retry_backoff_ms: int = Field(
+        100, ge=1, description="First retry backoff; doubles each try."
+    )
 
     @field_validator("kafka_bootstrap")
     @classmethod
@@ -71,7 +80,9 @@ class DatabaseSettings(TrademeshSettings):
     )
     database_pool_min: int = Field(1, ge=0, le=100)
     database_pool_max: int = Field(10, ge=1, le=500)
-    database_migrate_on_start: bool = Field(True, description="Apply this service's migrations at start.")
+    database_migrate_on_start: bool = Field(
+        True, description="Apply this service's migrations at start."
+    )
 
     @field_validator("database_url")
     @classmethod

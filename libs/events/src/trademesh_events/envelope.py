@@ -57,7 +57,9 @@ class Envelope:
         return headers
 
     @classmethod
-    def from_headers(cls, headers: Mapping[str, str | bytes] | Sequence[tuple[str, bytes]]) -> Envelope:
+    def from_headers(
+        cls, headers: Mapping[str, str | bytes] | Sequence[tuple[str, bytes]]
+    ) -> Envelope:
         items = headers.items() if isinstance(headers, Mapping) else headers
         values: dict[str, str] = {}
         for key, raw in items:

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Literal, Self
 
 from pydantic import Field, StringConstraints, model_validator
-from typing_extensions import Self
 
 from trademesh_events.base import Event
 from trademesh_events.ids import InstrumentId, TradeId, UtcDateTime

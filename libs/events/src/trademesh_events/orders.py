@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 from enum import StrEnum
-from typing import Annotated, Literal
+from typing import Annotated, Literal, Self
 
 from pydantic import StringConstraints, model_validator
-from typing_extensions import Self
 
 from trademesh_events.base import Event
 from trademesh_events.ids import (
@@ -100,9 +99,13 @@ class SubmitOrder(Event):
         needs_limit = self.order_type in (OrderType.LIMIT, OrderType.STOP_LIMIT)
         needs_stop = self.order_type in (OrderType.STOP, OrderType.STOP_LIMIT)
         if needs_limit != (self.limit_price is not None):
-            raise ValueError(f"{self.order_type} orders {'need' if needs_limit else 'take no'} limit_price")
+            raise ValueError(
+                f"{self.order_type} orders {'need' if needs_limit else 'take no'} limit_price"
+            )
         if needs_stop != (self.stop_price is not None):
-            raise ValueError(f"{self.order_type} orders {'need' if needs_stop else 'take no'} stop_price")
+            raise ValueError(
+                f"{self.order_type} orders {'need' if needs_stop else 'take no'} stop_price"
+            )
         if self.source == "bot" and self.bot_id is None:
             raise ValueError("bot orders need bot_id")
         return self

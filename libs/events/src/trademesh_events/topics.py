@@ -67,8 +67,12 @@ class TopicSpec:
 
 
 TOPICS: tuple[TopicSpec, ...] = (
-    TopicSpec(MD_TICKS, (marketdata.Tick,), "instrument_id", 6, "Trades and prices per instrument."),
-    TopicSpec(MD_BARS, (marketdata.Bar,), "instrument_id", 6, "OHLCV bars per instrument and timeframe."),
+    TopicSpec(
+        MD_TICKS, (marketdata.Tick,), "instrument_id", 6, "Trades and prices per instrument."
+    ),
+    TopicSpec(
+        MD_BARS, (marketdata.Bar,), "instrument_id", 6, "OHLCV bars per instrument and timeframe."
+    ),
     TopicSpec(
         ORDERS_INTENTS,
         (orders.SubmitOrder, orders.CancelOrder),
@@ -83,8 +87,16 @@ TOPICS: tuple[TopicSpec, ...] = (
         6,
         "Orders risk approved, and cancellations, for execution.",
     ),
-    TopicSpec(ORDERS_DENIED, (orders.OrderDenied,), "account_id", 6, "Orders risk denied, with a reason code."),
-    TopicSpec(ORDERS_EVENTS, orders.ORDER_LIFECYCLE, "account_id", 6, "Order lifecycle events and fills."),
+    TopicSpec(
+        ORDERS_DENIED,
+        (orders.OrderDenied,),
+        "account_id",
+        6,
+        "Orders risk denied, with a reason code.",
+    ),
+    TopicSpec(
+        ORDERS_EVENTS, orders.ORDER_LIFECYCLE, "account_id", 6, "Order lifecycle events and fills."
+    ),
     TopicSpec(BOTS_EVENTS, (bots.BotStateChanged,), "bot_id", 3, "Bot state changes."),
     TopicSpec(
         AUTH_EVENTS,

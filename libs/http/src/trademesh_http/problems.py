@@ -11,7 +11,6 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict
 from starlette.exceptions import HTTPException as StarletteHTTPException
-
 from trademesh_observability.logging import request_id_var
 
 PROBLEM_JSON = "application/problem+json"
@@ -39,7 +38,7 @@ class ProblemError(Exception):
         title: str | None = None,
         detail: str | None = None,
         *,
-        type: str = "about:blank",  # noqa: A002 - the RFC's member name
+        type: str = "about:blank",
         headers: dict[str, str] | None = None,
         **extensions: Any,
     ) -> None:
@@ -58,7 +57,7 @@ def problem_response(
     *,
     title: str | None = None,
     detail: str | None = None,
-    type: str = "about:blank",  # noqa: A002
+    type: str = "about:blank",
     headers: dict[str, str] | None = None,
     **extensions: Any,
 ) -> JSONResponse:
@@ -80,28 +79,49 @@ def install_problem_handlers(app: FastAPI) -> None:
     async def on_problem(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, ProblemError)
         return problem_response(
-            request, exc.status, title=exc.title, detail=exc.detail, type=exc.type, headers=exc.headers, **exc.extensions
+            request,
+            exc.status,
+            title=exc.title,
+            detail=exc.detail,
+            type=exc.type,
+            headers=exc.headers,
+            **exc.extensions,
         )
 
     async def on_http(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, StarletteHTTPException)
         detail = exc.detail if isinstance(exc.detail, str) else None
-        return problem_response(request, exc.status_code, detail=detail, headers=exc.headers)
+        return problem_response(
+            request,
+            exc.status_code,
+            detail=detail,
+            headers=dict(exc.headers) if exc.headers else None,
+        )
 
     async def on_validation(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, RequestValidationError)
         # Where and why, never the submitted values (they may be passwords or keys).
         errors = [
-            {"loc": [str(part) for part in error.get("loc", ())], "msg": str(error.get("msg", "")), "type": str(error.get("type", ""))}
+            {
+                "loc": [str(part) for part in error.get("loc", ())],
+                "msg": str(error.get("msg", "")),
+                "type": str(error.get("type", "")),
+            }
             for error in exc.errors()
         ]
         return problem_response(
-            request, 422, title="Request validation failed", detail="The request does not match the schema.", errors=errors
+            request,
+            422,
+            title="Request validation failed",
+            detail="The request does not match the schema.",
+            errors=errors,
         )
 
     async def on_unhandled(request: Request, exc: Exception) -> JSONResponse:
         log.exception("unhandled error", extra={"path": request.url.path})
-        return problem_response(request, 500, detail="An internal error occurred; it has been logged.")
+        return problem_response(
+            request, 500, detail="An internal error occurred; it has been logged."
+        )
 
     app.add_exception_handler(ProblemError, on_problem)
     app.add_exception_handler(StarletteHTTPException, on_http)

@@ -9,7 +9,9 @@ import uvicorn
 
 def server(app: Any, host: str, port: int) -> uvicorn.Server:
     """A uvicorn server that leaves logging alone (log_config=None) and stops on SIGTERM/SIGINT."""
-    config = uvicorn.Config(app, host=host, port=port, log_config=None, access_log=False, lifespan="on")
+    config = uvicorn.Config(
+        app, host=host, port=port, log_config=None, access_log=False, lifespan="on"
+    )
     return uvicorn.Server(config)
 
 

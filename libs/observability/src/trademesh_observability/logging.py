@@ -39,7 +39,9 @@ def _is_secret_key(key: str) -> bool:
     return any(word in lowered for word in _SECRET_WORDS)
 
 
-def redact_secrets(_logger: Any, _method: str, event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
+def redact_secrets(
+    _logger: Any, _method: str, event: MutableMapping[str, Any]
+) -> MutableMapping[str, Any]:
     """Replace the value of any key that names a secret (password, token, database_url, ...)."""
     for key in list(event):
         if key != "event" and _is_secret_key(key):
@@ -47,7 +49,9 @@ def redact_secrets(_logger: Any, _method: str, event: MutableMapping[str, Any]) 
     return event
 
 
-def add_trace_context(_logger: Any, _method: str, event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
+def add_trace_context(
+    _logger: Any, _method: str, event: MutableMapping[str, Any]
+) -> MutableMapping[str, Any]:
     span = trace.get_current_span()
     context = span.get_span_context()
     if context.is_valid:
@@ -60,7 +64,9 @@ def add_trace_context(_logger: Any, _method: str, event: MutableMapping[str, Any
 
 
 def _add_service(service: str) -> structlog.types.Processor:
-    def processor(_logger: Any, _method: str, event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
+    def processor(
+        _logger: Any, _method: str, event: MutableMapping[str, Any]
+    ) -> MutableMapping[str, Any]:
         event.setdefault("service", service)
         return event
 
@@ -121,7 +127,9 @@ def configure_logging(
     )
 
 
-def _identity(_logger: Any, _method: str, event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
+def _identity(
+    _logger: Any, _method: str, event: MutableMapping[str, Any]
+) -> MutableMapping[str, Any]:
     return event
 
 
