@@ -100,7 +100,7 @@ class Bus:
         """Connect, retrying with backoff while the broker is not reachable yet."""
         async for attempt in AsyncRetrying(
             stop=_stop_after_seconds(timeout),
-            wait=wait_exponential_jitter(multiplier=0.2, max=5.0),
+            wait=wait_exponential_jitter(multiplier=0.2, max=5.0, jitter=0.2),
             retry=retry_if_exception_type((KafkaConnectionError, OSError)),
             reraise=True,
         ):
@@ -168,7 +168,9 @@ class Bus:
             async for attempt in AsyncRetrying(
                 stop=stop_after_attempt(self.config.kafka_publish_retries + 1),
                 wait=wait_exponential_jitter(
-                    multiplier=self.config.kafka_retry_backoff_ms / 1000, max=5.0
+                    multiplier=self.config.kafka_retry_backoff_ms / 1000,
+                    max=5.0,
+                    jitter=self.config.kafka_retry_backoff_ms / 1000,
                 ),
                 retry=retry_if_exception_type(_RETRIABLE_PUBLISH),
                 reraise=True,
@@ -254,7 +256,9 @@ class Bus:
             async for attempt in AsyncRetrying(
                 stop=stop_after_attempt(self.config.kafka_handler_retries + 1),
                 wait=wait_exponential_jitter(
-                    multiplier=self.config.kafka_retry_backoff_ms / 1000, max=10.0
+                    multiplier=self.config.kafka_retry_backoff_ms / 1000,
+                    max=10.0,
+                    jitter=self.config.kafka_retry_backoff_ms / 1000,
                 ),
                 retry=retry_if_exception(is_transient),
                 before_sleep=lambda _state: metrics.handler_retry(self.service, spec.name),

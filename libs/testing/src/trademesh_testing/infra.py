@@ -23,6 +23,7 @@ from trademesh_infra.kafka import TANSU_MARKER, EmbeddedKafka
 from trademesh_infra.postgres import EmbeddedPostgres
 from trademesh_infra.process import ProcessRecord, terminate
 from trademesh_infra.stack import EMBEDDED_CONSUMER_SETTINGS
+from trademesh_infra.vault import BAO_MARKER, DevVault
 
 REGISTRY_DIR = Path(tempfile.gettempdir()) / "trademesh-test-infra"
 
@@ -63,7 +64,16 @@ def _registry_file(owner_pid: int) -> Path:
     return REGISTRY_DIR / f"{owner_pid}.json"
 
 
-def _register(root: Path, kafka: EmbeddedKafka | None, postgres: EmbeddedPostgres | None) -> Path:
+def _register(
+    root: Path,
+    kafka: EmbeddedKafka | None,
+    postgres: EmbeddedPostgres | None,
+    *,
+    pid_file: Path | None = None,
+    marker: str | None = None,
+    name: str = "",
+) -> Path:
+    """Record what this run started, so that a later run can stop it if this one crashes."""
     REGISTRY_DIR.mkdir(parents=True, exist_ok=True)
     entry = {
         "owner": os.getpid(),
@@ -71,8 +81,10 @@ def _register(root: Path, kafka: EmbeddedKafka | None, postgres: EmbeddedPostgre
         "root": str(root),
         "kafka_pid_file": str(kafka.pid_path) if kafka else None,
         "pgdata": str(postgres.datadir) if postgres else None,
+        "pid_file": str(pid_file) if pid_file else None,
+        "marker": marker,
     }
-    path = _registry_file(os.getpid())
+    path = REGISTRY_DIR / f"{os.getpid()}{'-' + name if name else ''}.json"
     path.write_text(json.dumps(entry))
     return path
 
@@ -98,6 +110,10 @@ def reap_leftovers() -> int:
         if entry.get("kafka_pid_file"):
             record = ProcessRecord.read(Path(entry["kafka_pid_file"]))
             if record is not None and record.marker == TANSU_MARKER:
+                terminate(record)
+        if entry.get("pid_file"):
+            record = ProcessRecord.read(Path(entry["pid_file"]))
+            if record is not None and record.marker == entry.get("marker"):
                 terminate(record)
         if entry.get("pgdata"):
             with contextlib.suppress(Exception):
@@ -136,6 +152,26 @@ def start_embedded(root: Path | None = None) -> TestInfra:
     infra.database_url = postgres.url()
     infra.kafka_bootstrap = kafka.bootstrap
     return infra
+
+
+def start_dev_vault(root: Path | None = None) -> tuple[DevVault, Callable[[], None]]:
+    """An OpenBao dev server for this run, registered so that a crashed run's is reaped."""
+    reap_leftovers()
+    root = root or Path(tempfile.mkdtemp(prefix="trademesh-test-vault-"))
+    vault = DevVault(root)
+    registry = _register(root, None, None, pid_file=vault.pid_path, marker=BAO_MARKER, name="vault")
+
+    def close() -> None:
+        vault.stop()
+        shutil.rmtree(root, ignore_errors=True)
+        registry.unlink(missing_ok=True)
+
+    try:
+        vault.start()
+    except BaseException:
+        close()
+        raise
+    return vault, close
 
 
 def start_containers() -> TestInfra:  # pragma: no cover - needs Docker, which CI here lacks

@@ -12,8 +12,9 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 import asyncpg
 import pytest
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from trademesh_infra.vault import DevVault
 
-from trademesh_testing.infra import TestInfra, start_embedded, start_infra
+from trademesh_testing.infra import TestInfra, start_dev_vault, start_embedded, start_infra
 
 
 @pytest.fixture(scope="session")
@@ -34,6 +35,16 @@ def database_url(infra: TestInfra) -> str:
 @pytest.fixture(scope="session")
 def kafka_bootstrap(infra: TestInfra) -> str:
     return infra.kafka_bootstrap
+
+
+@pytest.fixture(scope="session")
+def dev_vault() -> Iterator[DevVault]:
+    """A Vault-compatible server (OpenBao dev mode, in memory) with a root token, for this session."""
+    vault, close = start_dev_vault()
+    try:
+        yield vault
+    finally:
+        close()
 
 
 @pytest.fixture
