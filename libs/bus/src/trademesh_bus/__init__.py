@@ -3,7 +3,7 @@ envelope, DLQ, retries, inbox and outbox."""
 
 from trademesh_bus.broker import KafkaConfig, create_broker
 from trademesh_bus.bus import Bus, Delivery, Handler
-from trademesh_bus.errors import PoisonMessage, TransientError, is_transient
+from trademesh_bus.errors import PoisonMessage, PublishError, TransientError, is_transient
 from trademesh_bus.outbox import Outbox, OutboxRelay
 
 __all__ = [
@@ -14,6 +14,7 @@ __all__ = [
     "Outbox",
     "OutboxRelay",
     "PoisonMessage",
+    "PublishError",
     "TransientError",
     "create_broker",
     "is_transient",

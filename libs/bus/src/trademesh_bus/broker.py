@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import logging
-from typing import Protocol
+from typing import Any, Protocol
 
+from aiokafka import AIOKafkaProducer
 from faststream.kafka import KafkaBroker
 from faststream.kafka.opentelemetry import KafkaTelemetryMiddleware
 from faststream.kafka.prometheus import KafkaPrometheusMiddleware
@@ -25,6 +26,8 @@ class KafkaConfig(Protocol):
     def kafka_linger_ms(self) -> int: ...
     @property
     def kafka_max_batch_size(self) -> int: ...
+    @property
+    def kafka_max_request_size(self) -> int: ...
     @property
     def kafka_compression(self) -> str: ...
     @property
@@ -59,21 +62,38 @@ def create_broker(
       W3C `traceparent` header; consumer spans are children of the producer's).
     """
     middlewares: list[object] = []
+    options = producer_options(config, service)
     if telemetry:
         middlewares.append(KafkaTelemetryMiddleware(tracer_provider=trace.get_tracer_provider()))
         if registry is not None:
             middlewares.append(KafkaPrometheusMiddleware(registry=registry, app_name=service))
-    compression = None if config.kafka_compression == "none" else config.kafka_compression
     return KafkaBroker(
         config.kafka_bootstrap.split(","),
-        client_id=config.kafka_client_id or service,
-        acks="all",
-        enable_idempotence=config.kafka_idempotence,
-        linger_ms=config.kafka_linger_ms,
-        max_batch_size=config.kafka_max_batch_size,
-        compression_type=compression,  # type: ignore[arg-type]
-        request_timeout_ms=config.kafka_request_timeout_ms,
+        **options,
         middlewares=middlewares,  # type: ignore[arg-type]
         logger=logging.getLogger("trademesh.bus"),
         graceful_timeout=15.0,
+    )
+
+
+def producer_options(config: KafkaConfig, service: str) -> dict[str, Any]:
+    """Producer settings shared by the FastStream broker and the bus's bulk producer."""
+    return {
+        "client_id": config.kafka_client_id or service,
+        "acks": "all",
+        "enable_idempotence": config.kafka_idempotence,
+        "linger_ms": config.kafka_linger_ms,
+        "max_batch_size": config.kafka_max_batch_size,
+        "max_request_size": config.kafka_max_request_size,
+        "compression_type": None
+        if config.kafka_compression == "none"
+        else config.kafka_compression,
+        "request_timeout_ms": config.kafka_request_timeout_ms,
+    }
+
+
+def create_bulk_producer(config: KafkaConfig, service: str) -> AIOKafkaProducer:
+    """A plain aiokafka producer with the broker's settings, for Bus.publish_many (see there)."""
+    return AIOKafkaProducer(
+        bootstrap_servers=config.kafka_bootstrap.split(","), **producer_options(config, service)
     )

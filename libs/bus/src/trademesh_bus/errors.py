@@ -16,6 +16,15 @@ class PoisonMessage(Exception):
         self.detail = detail
 
 
+class PublishError(Exception):
+    """Some messages of a publish_many were not acknowledged by the broker (after its retries)."""
+
+    def __init__(self, failed: int, total: int) -> None:
+        super().__init__(f"{failed} of {total} messages were not acknowledged")
+        self.failed = failed
+        self.total = total
+
+
 class TransientError(Exception):
     """Raise from a handler for a failure that should be retried (a dependency is briefly away)."""
 

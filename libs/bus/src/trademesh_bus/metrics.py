@@ -5,12 +5,16 @@ from __future__ import annotations
 from trademesh_observability import metrics as m
 
 
-def published(service: str, topic: str) -> None:
-    m.BUS_PUBLISHED.labels(service=service, topic=topic).inc()
+def published(service: str, topic: str, count: int = 1) -> None:
+    m.BUS_PUBLISHED.labels(service=service, topic=topic).inc(count)
 
 
-def publish_errors(service: str, topic: str) -> None:
-    m.BUS_PUBLISH_ERRORS.labels(service=service, topic=topic).inc()
+def publish_errors(service: str, topic: str, count: int = 1) -> None:
+    m.BUS_PUBLISH_ERRORS.labels(service=service, topic=topic).inc(count)
+
+
+def publish_retry(service: str, topic: str) -> None:
+    m.BUS_PUBLISH_RETRIES.labels(service=service, topic=topic).inc()
 
 
 def dead_lettered(service: str, topic: str, reason: str) -> None:

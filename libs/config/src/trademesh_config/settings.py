@@ -42,6 +42,12 @@ class KafkaSettings(TrademeshSettings):
     )
     kafka_linger_ms: int = Field(5, ge=0, le=1000, description="Producer linger, in ms.")
     kafka_max_batch_size: int = Field(262144, ge=1024, description="Producer batch size, in bytes.")
+    kafka_max_request_size: int = Field(
+        1048576,
+        ge=1024,
+        description="Largest produce request, in bytes; a bigger event is refused. Keep it at or "
+        "under the broker's message.max.bytes.",
+    )
     kafka_compression: Literal["none", "gzip", "lz4", "zstd", "snappy"] = "none"
     kafka_session_timeout_ms: int = Field(
         10000, ge=500, description="Consumer group session timeout."

@@ -59,7 +59,7 @@ class TopicSpec:
         """Compact JSON (Decimals as strings). Refuses an event this topic does not carry."""
         if not isinstance(event, self.events):
             raise TypeError(f"{type(event).__name__} is not carried by {self.name}")
-        return event.model_dump_json().encode()
+        return event.__pydantic_serializer__.to_json(event)
 
     def decode(self, data: bytes) -> Any:
         """The event in `data`; raises pydantic.ValidationError for anything else."""

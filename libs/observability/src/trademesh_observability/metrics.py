@@ -43,6 +43,7 @@ METRICS: tuple[MetricSpec, ...] = (
     MetricSpec("trademesh_ready", "gauge", "boolean", "1 when a readiness check passes, 0 when it fails.", ("service", "check")),
     MetricSpec("trademesh_bus_published_total", "counter", "messages", "Messages published to Kafka.", ("service", "topic")),
     MetricSpec("trademesh_bus_publish_errors_total", "counter", "messages", "Publishes that failed after retries.", ("service", "topic")),
+    MetricSpec("trademesh_bus_publish_retries_total", "counter", "retries", "Publish attempts repeated after a retriable broker error.", ("service", "topic")),
     MetricSpec("trademesh_bus_dlq_total", "counter", "messages", "Messages sent to a dead-letter topic.", ("service", "topic", "reason")),
     MetricSpec("trademesh_bus_handler_retries_total", "counter", "retries", "In-place retries of handlers after transient errors.", ("service", "topic")),
     MetricSpec("trademesh_bus_redeliveries_skipped_total", "counter", "messages", "Redelivered events the inbox skipped (already applied).", ("service", "topic")),
@@ -89,6 +90,7 @@ HTTP_DURATION = _histogram("trademesh_http_request_duration_seconds")
 READY = _gauge("trademesh_ready")
 BUS_PUBLISHED = _counter("trademesh_bus_published_total")
 BUS_PUBLISH_ERRORS = _counter("trademesh_bus_publish_errors_total")
+BUS_PUBLISH_RETRIES = _counter("trademesh_bus_publish_retries_total")
 BUS_DLQ = _counter("trademesh_bus_dlq_total")
 BUS_HANDLER_RETRIES = _counter("trademesh_bus_handler_retries_total")
 BUS_REDELIVERIES_SKIPPED = _counter("trademesh_bus_redeliveries_skipped_total")
