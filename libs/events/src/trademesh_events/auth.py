@@ -10,6 +10,7 @@ from pydantic import StringConstraints
 from trademesh_events.base import Event
 from trademesh_events.ids import UserId, UtcDateTime
 
+_MAX_DOMAIN = 200  # 1 + 3 + 1 + 200 stays under the 254 characters of an address
 MaskedEmail = Annotated[str, StringConstraints(pattern=r"^[^@*]?\*{3}@[^@]+$", max_length=254)]
 
 
@@ -27,11 +28,17 @@ class LoginFailure(StrEnum):
 
 
 def mask_email(email: str) -> str:
-    """`alice@example.com` -> `a***@example.com`: enough to recognise, not enough to harvest."""
+    """`alice@example.com` -> `a***@example.com`: enough to recognise, not enough to harvest.
+
+    Whatever was typed (failed logins carry user input), the result is a valid MaskedEmail:
+    a first character that is `*` or `@` is dropped, and an absurd domain is cut.
+    """
     local, sep, domain = email.strip().rpartition("@")
+    domain = domain.lower()[:_MAX_DOMAIN]
     if not sep or not domain:
         return "***@invalid"
-    return f"{local[:1]}***@{domain.lower()}"
+    first = local[:1] if local[:1] not in ("*", "@") else ""
+    return f"{first}***@{domain}"
 
 
 class _AuthEvent(Event):

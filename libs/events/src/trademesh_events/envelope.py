@@ -19,6 +19,14 @@ _TRACEPARENT = re.compile(r"^[0-9a-f]{2}-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}$"
 _REQUIRED = ("ce_specversion", "ce_id", "ce_type", "ce_source", "ce_time")
 
 
+def _valid_traceparent(value: str) -> bool:
+    """W3C Trace Context: the format, and trace-id / parent-id not all zeros, version not ff."""
+    if not _TRACEPARENT.fullmatch(value):
+        return False
+    version, trace_id, parent_id, _flags = value.split("-")
+    return version != "ff" and trace_id != "0" * 32 and parent_id != "0" * 16
+
+
 class EnvelopeError(ValueError):
     """The headers are not a valid CloudEvents envelope; the message names the header."""
 
@@ -112,7 +120,7 @@ class Envelope:
         if time.tzinfo is None:
             raise EnvelopeError("ce_time has no timezone")
         traceparent = values.get("traceparent")
-        if traceparent is not None and not _TRACEPARENT.fullmatch(traceparent):
+        if traceparent is not None and not _valid_traceparent(traceparent):
             raise EnvelopeError("traceparent is not W3C trace context")
         return cls(
             id=event_id,
@@ -131,6 +139,8 @@ def new_envelope(
     event: Event, source: str, *, time: datetime | None = None, subject: str | None = None
 ) -> Envelope:
     """A fresh envelope for `event` sent by `source` (a service name)."""
+    if time is not None and time.tzinfo is None:
+        raise ValueError("envelope time must be timezone-aware")
     return Envelope(
         id=new_event_id(),
         type=event.type,

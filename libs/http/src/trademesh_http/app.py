@@ -17,7 +17,11 @@ from starlette.types import Lifespan
 from trademesh_observability import metrics
 from trademesh_observability.logging import request_id_var
 
-from trademesh_http.problems import install_problem_handlers, problem_response
+from trademesh_http.problems import (
+    install_problem_handlers,
+    internal_error_response,
+    problem_response,
+)
 
 ReadinessCheck = Callable[[], Awaitable[Any]]
 REQUEST_ID_HEADER = "X-Request-ID"
@@ -106,7 +110,12 @@ def create_http_app(
         started = time.perf_counter()
         status = 500
         try:
-            response = await call_next(request)
+            try:
+                response = await call_next(request)
+            except Exception as exc:
+                # Answered here rather than by Starlette's outermost handler so that the problem
+                # and the log line still carry this request's id.
+                response = internal_error_response(request, exc)
             status = response.status_code
         finally:
             elapsed = time.perf_counter() - started

@@ -61,18 +61,25 @@ def problem_response(
     headers: dict[str, str] | None = None,
     **extensions: Any,
 ) -> JSONResponse:
+    instance = extensions.pop("instance", None) or request.url.path
     body = Problem(
         type=type,
         title=title or HTTPStatus(status).phrase,
         status=status,
         detail=detail,
-        instance=request.url.path,
+        instance=instance,
         **extensions,
     ).model_dump(exclude_none=True)
     request_id = request_id_var.get()
     if request_id is not None:
         body["request_id"] = request_id
     return JSONResponse(body, status_code=status, media_type=PROBLEM_JSON, headers=headers)
+
+
+def internal_error_response(request: Request, exc: BaseException) -> JSONResponse:
+    """Log an unhandled error with its traceback; answer a generic 500 problem, no details."""
+    log.error("unhandled error", exc_info=exc, extra={"path": request.url.path})
+    return problem_response(request, 500, detail="An internal error occurred; it has been logged.")
 
 
 def install_problem_handlers(app: FastAPI) -> None:
@@ -118,10 +125,9 @@ def install_problem_handlers(app: FastAPI) -> None:
         )
 
     async def on_unhandled(request: Request, exc: Exception) -> JSONResponse:
-        log.exception("unhandled error", extra={"path": request.url.path})
-        return problem_response(
-            request, 500, detail="An internal error occurred; it has been logged."
-        )
+        # A backstop: the app's request middleware answers route errors itself (with the
+        # request id); this one sees errors raised outside it.
+        return internal_error_response(request, exc)
 
     app.add_exception_handler(ProblemError, on_problem)
     app.add_exception_handler(StarletteHTTPException, on_http)

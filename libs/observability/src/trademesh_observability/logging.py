@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import sys
-from collections.abc import MutableMapping
+from collections.abc import Mapping, MutableMapping
 from contextvars import ContextVar
 from typing import Any, Literal, TextIO
 
@@ -28,6 +28,7 @@ _SECRET_WORDS = (
     "credential",
 )
 REDACTED = "[REDACTED]"
+_MAX_REDACT_DEPTH = 8
 _DICT_TRACEBACKS = structlog.processors.ExceptionRenderer(
     structlog.tracebacks.ExceptionDictTransformer(show_locals=False)
 )
@@ -39,13 +40,34 @@ def _is_secret_key(key: str) -> bool:
     return any(word in lowered for word in _SECRET_WORDS)
 
 
+def _redacted(value: Any, depth: int = 0) -> Any:
+    """A copy of value with secret-named keys masked, through nested mappings and sequences."""
+    if depth > _MAX_REDACT_DEPTH:
+        return value
+    if isinstance(value, Mapping):
+        return {
+            key: REDACTED
+            if isinstance(key, str) and _is_secret_key(key)
+            else _redacted(v, depth + 1)
+            for key, v in value.items()
+        }
+    if isinstance(value, list | tuple):
+        return [_redacted(item, depth + 1) for item in value]
+    return value
+
+
 def redact_secrets(
     _logger: Any, _method: str, event: MutableMapping[str, Any]
 ) -> MutableMapping[str, Any]:
-    """Replace the value of any key that names a secret (password, token, database_url, ...)."""
+    """Mask the value of any key that names a secret (password, token, database_url, ...),
+    also inside nested dicts and lists (a logged settings dict, a request body)."""
     for key in list(event):
-        if key != "event" and _is_secret_key(key):
+        if key == "event":
+            continue
+        if _is_secret_key(key):
             event[key] = REDACTED
+        elif isinstance(event[key], Mapping | list | tuple):
+            event[key] = _redacted(event[key])
     return event
 
 
@@ -94,7 +116,10 @@ def configure_logging(
         redact_secrets,
     ]
     renderer: structlog.types.Processor = (
-        structlog.dev.ConsoleRenderer() if pretty else structlog.processors.JSONRenderer()
+        # Plain tracebacks: rich's pretty ones print frame locals, which can hold secrets.
+        structlog.dev.ConsoleRenderer(exception_formatter=structlog.dev.plain_traceback)
+        if pretty
+        else structlog.processors.JSONRenderer()
     )
     formatter = structlog.stdlib.ProcessorFormatter(
         foreign_pre_chain=[structlog.stdlib.ExtraAdder(), *shared],

@@ -5,7 +5,12 @@ from __future__ import annotations
 import os
 
 from opentelemetry import trace
-from opentelemetry.sdk.resources import SERVICE_NAME, SERVICE_VERSION, Resource
+from opentelemetry.sdk.resources import (
+    SERVICE_NAME,
+    SERVICE_VERSION,
+    OTELResourceDetector,
+    Resource,
+)
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcessor, SpanExporter
 
@@ -26,10 +31,9 @@ def configure_tracing(
     if isinstance(current, TracerProvider):
         provider = current
     else:
+        # Our defaults first; OTEL_RESOURCE_ATTRIBUTES and OTEL_SERVICE_NAME override them.
         resource = Resource.create({SERVICE_NAME: service, SERVICE_VERSION: version}).merge(
-            Resource.create({SERVICE_NAME: os.environ["OTEL_SERVICE_NAME"]})
-            if os.environ.get("OTEL_SERVICE_NAME")
-            else Resource.get_empty()
+            OTELResourceDetector().detect()
         )
         provider = TracerProvider(resource=resource)
         if any(os.environ.get(var) for var in _OTLP_VARS):
