@@ -6,9 +6,8 @@ import json
 from pathlib import Path
 
 import pytest
-from trademesh_events.topics import TOPICS
-
 from trademesh_bus.asyncapi import asyncapi_document
+from trademesh_events.topics import TOPICS
 
 pytestmark = pytest.mark.unit
 
