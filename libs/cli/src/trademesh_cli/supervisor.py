@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
@@ -76,6 +77,16 @@ def _tail(path: Path, lines: int = 15) -> str:
     return ""
 
 
+def _stopping(requested: Callable[[], bool], grace: float = 0.5) -> bool:
+    """Whether a stop was asked for, allowing the signal that stopped a child to reach us too."""
+    deadline = time.monotonic() + grace
+    while time.monotonic() < deadline:
+        if requested():
+            return True
+        time.sleep(0.05)
+    return requested()
+
+
 def _stop_children(children: list[Child], timeout: float = 15.0) -> None:
     for child in children:
         if child.process.poll() is None:
@@ -113,7 +124,10 @@ def run_platform(
         nonlocal stop_requested
         stop_requested = True
 
+    # Ctrl-C reaches the whole process group: the services stop by themselves and this loop
+    # must read their exits as the shutdown they are, not as crashes.
     signal.signal(signal.SIGTERM, _request_stop)
+    signal.signal(signal.SIGINT, _request_stop)
     try:
         for entry in entries:
             for replica in range(entry.replicas):
@@ -125,6 +139,8 @@ def run_platform(
             while pending and not stop_requested:
                 for name, child in list(pending.items()):
                     if child.process.poll() is not None:
+                        if _stopping(lambda: stop_requested):
+                            break
                         console.print(f"  [red]✗ {name} exited with {child.process.returncode}[/]")
                         console.print(_tail(child.log_path))
                         return 1
@@ -138,6 +154,8 @@ def run_platform(
                         console.print(f"--- {child.name} ---\n{_tail(child.log_path)}")
                     return 1
                 time.sleep(0.2)
+        if stop_requested:
+            return 0
         gateway = next((c for c in children if c.name == "gateway"), None)
         if gateway is not None:
             console.print(f"[bold]gateway:[/] {gateway.url}   API docs: {gateway.url}/docs")
@@ -151,7 +169,7 @@ def run_platform(
         console.print("[dim]Ctrl-C stops everything[/]")
         while not stop_requested:
             for child in children:
-                if child.process.poll() is not None:
+                if child.process.poll() is not None and not _stopping(lambda: stop_requested):
                     console.print(f"[red]{child.name} exited with {child.process.returncode}[/]")
                     console.print(_tail(child.log_path))
                     return 1

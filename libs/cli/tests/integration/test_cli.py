@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -119,6 +122,46 @@ def test_up_starts_infra_and_the_sample_consumer_until_ready(tmp_path: Path) -> 
     assert log and all(
         json.loads(line)["service"] == "event-logger" for line in log if line.startswith("{")
     )
+
+
+def test_ctrl_c_stops_services_and_infra_cleanly(tmp_path: Path) -> None:
+    """Ctrl-C reaches the terminal's whole process group: supervisor and services alike."""
+    home = tmp_path / "home"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TRADEMESH_")}
+    env["TRADEMESH_EVENT_LOGGER_PORT"] = str(free_port())
+    proc = subprocess.Popen(
+        [TRADEMESH, "up", "--ready-timeout", "90", "--home", str(home)],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,  # its own group, as a shell gives a foreground job
+    )
+    lines: list[str] = []
+    try:
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            lines.append(line)
+            if "Ctrl-C stops everything" in line:
+                break
+        assert any("ready" in line and "event-logger" in line for line in lines), lines
+        os.killpg(proc.pid, signal.SIGINT)
+        # `uv run` (what `make run` uses) forwards the signal to its child as well: a second
+        # SIGINT arrives while the supervisor is shutting down and must not cut that short.
+        time.sleep(0.3)
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(proc.pid, signal.SIGINT)
+        rest, _ = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+        status = _run("infra", "status", home=home)
+        _run("infra", "down", home=home)  # whatever the outcome, leave no engine behind
+    assert proc.returncode == 0, "".join(lines) + rest
+    assert "exited with" not in rest
+    assert rest.strip().endswith("stopped")
+    assert "running" not in status.stdout, status.stdout
 
 
 def test_db_migrate_applies_once_then_reports_up_to_date(database_url: str, tmp_path: Path) -> None:
