@@ -6,6 +6,7 @@ import io
 import json
 import logging
 import sys
+import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -27,6 +28,7 @@ pytestmark = pytest.mark.unit
 
 JsonLines = Callable[[], list[dict[str, Any]]]
 SERVICE = "order-gateway"
+CONSOLE_PASSWORD = f"pw-{uuid.uuid4().hex}"  # made at run time: not a committed secret
 
 
 def _assert_recent_utc(timestamp: str) -> None:
@@ -313,7 +315,7 @@ def test_exception_traceback_without_locals(
 def test_console_format_is_human_text(log_stream: io.StringIO) -> None:
     configure_logging(SERVICE, fmt="console", stream=log_stream)
 
-    get_logger("t").info("order placed", qty=3, password="pw-console")
+    get_logger("t").info("order placed", qty=3, password=CONSOLE_PASSWORD)
 
     output = log_stream.getvalue()
     [line] = output.splitlines()
@@ -321,7 +323,7 @@ def test_console_format_is_human_text(log_stream: io.StringIO) -> None:
         json.loads(line)
     assert "order placed" in line
     assert "qty" in line
-    assert "pw-console" not in output
+    assert CONSOLE_PASSWORD not in output
     assert REDACTED in output
 
 

@@ -311,6 +311,7 @@ class Bus:
     async def _publish_retrying(
         self, topic: str, payload: bytes, key: bytes | None, headers: dict[str, str], confirm: bool
     ) -> Any:
+        await asyncio.sleep(self.config.kafka_retry_backoff_ms / 1000)  # back off before retry 1
         async for attempt in AsyncRetrying(
             stop=stop_after_attempt(self.config.kafka_publish_retries),
             wait=wait_exponential_jitter(

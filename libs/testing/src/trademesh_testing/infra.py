@@ -60,10 +60,6 @@ class TestInfra:
         self._cleanup.clear()
 
 
-def _registry_file(owner_pid: int) -> Path:
-    return REGISTRY_DIR / f"{owner_pid}.json"
-
-
 def _register(
     root: Path,
     kafka: EmbeddedKafka | None,
