@@ -38,6 +38,17 @@ def kafka_bootstrap(infra: TestInfra) -> str:
 
 
 @pytest.fixture(scope="session")
+def platform_topics(infra: TestInfra) -> list[str]:
+    """Every topic of the registry (and its .dlq) exists on the session's broker, as `trademesh
+    infra up` makes them; returns their names. For tests of services that use the real topics."""
+    from trademesh_infra.topics import ensure_topics, topic_plan
+
+    plans = topic_plan()
+    asyncio.run(ensure_topics(infra.kafka_bootstrap, plans))
+    return [plan.name for plan in plans]
+
+
+@pytest.fixture(scope="session")
 def dev_vault() -> Iterator[DevVault]:
     """A Vault-compatible server (OpenBao dev mode, in memory) with a root token, for this session."""
     vault, close = start_dev_vault()
