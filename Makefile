@@ -10,7 +10,7 @@ UV := $(shell command -v uv 2>/dev/null || echo $(BOOTSTRAP)/bin/uv)
 export UV_PYTHON_DOWNLOADS := never
 export UV_LINK_MODE := copy
 
-.PHONY: help install run test lint typecheck unit bench asyncapi clean infra-up infra-down
+.PHONY: help install run test lint typecheck unit bench asyncapi clean infra-up infra-down new-service
 
 help:
 	@echo "make run    start the embedded infrastructure and every service (Ctrl-C stops all)"
@@ -22,8 +22,15 @@ $(BOOTSTRAP)/bin/uv:
 	$(PYTHON) -m venv $(BOOTSTRAP)
 	$(BOOTSTRAP)/bin/python -m pip install --quiet "uv==$(UV_VERSION)"
 
-.venv/.synced: uv.lock pyproject.toml $(wildcard libs/*/pyproject.toml services/*/pyproject.toml) | $(UV)
-	$(UV) sync --all-packages --frozen
+# The workspace's members; the stamp changes when one is added or deleted, so that the next make
+# re-locks and re-syncs (a deleted service leaves uv.lock and the virtualenv as they were before).
+MEMBERS := $(sort $(wildcard libs/*/pyproject.toml services/*/pyproject.toml))
+MEMBERS_STAMP := .trademesh/members
+$(shell mkdir -p .trademesh && (echo '$(MEMBERS)' | cmp -s - $(MEMBERS_STAMP) || echo '$(MEMBERS)' > $(MEMBERS_STAMP)))
+
+# `uv sync` re-locks when a pyproject changed; CI sets UV_LOCKED=1 so that a stale uv.lock fails.
+.venv/.synced: uv.lock pyproject.toml $(MEMBERS) $(MEMBERS_STAMP) | $(UV)
+	$(UV) sync --all-packages
 	@touch $@
 
 install: .venv/.synced
@@ -53,6 +60,10 @@ bench: install
 
 asyncapi: install
 	$(UV) run trademesh events asyncapi --output docs/asyncapi.json
+
+# make new-service NAME=pricing-demo ARGS="--consumes md.bars.v1"
+new-service: install
+	$(UV) run trademesh new-service $(NAME) $(ARGS)
 
 infra-up: install
 	$(UV) run trademesh infra up

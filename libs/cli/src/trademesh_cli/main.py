@@ -279,5 +279,68 @@ def up(
     raise typer.Exit(code)
 
 
+def _topics(values: list[str] | None) -> tuple[str, ...]:
+    return tuple(t.strip() for value in values or [] for t in value.split(",") if t.strip())
+
+
+@app.command("new-service")
+def new_service(
+    name: Annotated[
+        str, typer.Argument(help="Service name: lowercase, digits, dashes (pricing-demo).")
+    ],
+    description: Annotated[str, typer.Option(help="One line: what the service does.")] = "",
+    port: Annotated[
+        int | None, typer.Option(help="HTTP port (default: the next free one from 8100).")
+    ] = None,
+    consumes: Annotated[
+        list[str] | None,
+        typer.Option(help="A topic it consumes (repeat, or comma-separate), e.g. md.bars.v1."),
+    ] = None,
+    produces: Annotated[
+        list[str] | None, typer.Option(help="A topic it produces (repeat, or comma-separate).")
+    ] = None,
+    schema: Annotated[
+        bool, typer.Option("--schema/--no-schema", help="Whether it owns a Postgres schema.")
+    ] = True,
+    lock: Annotated[
+        bool, typer.Option("--lock/--no-lock", help="Update uv.lock (registers the package).")
+    ] = True,
+) -> None:
+    """Generate a service from service-template/ into services/<name> and register it.
+
+    Nothing is written when a check fails: the name (format, Python keyword, clash with a
+    service or library), the port (free) and the topics (known) are checked first.
+    """
+    from trademesh_cli.project import find_root
+    from trademesh_cli.scaffold import ScaffoldError, ServiceSpec
+    from trademesh_cli.scaffold import new_service as generate
+
+    spec = ServiceSpec(
+        slug=name,
+        description=description,
+        port=port,
+        consumes=_topics(consumes),
+        produces=_topics(produces),
+        owns_schema=schema,
+    )
+    root = find_root()
+    try:
+        with console.status(f"generating services/{name}..."):
+            target = generate(spec, root, update_lock=lock)
+    except ScaffoldError as exc:
+        console.print(f"[red]new-service: {exc}[/]")
+        raise typer.Exit(2) from None
+    files = sorted(p.relative_to(root) for p in target.rglob("*") if p.is_file())
+    out.print(f"generated {target.relative_to(root)} ({len(files)} files):")
+    for path in files:
+        out.print(f"  {path}")
+    out.print(
+        "registered: uv workspace (services/*)"
+        + (" and uv.lock" if lock else " (run `uv lock`)")
+        + "; `trademesh up` and `trademesh db migrate` read its [tool.trademesh.service]"
+    )
+    out.print(f"next: make test, then edit {target.relative_to(root)}/src (engine.py first)")
+
+
 if __name__ == "__main__":
     app()

@@ -1,0 +1,111 @@
+"""The shape of a service folder (files and sections, per service-template/shape.toml) and its drift.
+
+A service generated from the template and a service in services/ have the same shape when every
+file the manifest requires exists in both and holds the same sections: Markdown `##` headings,
+pyproject tables, Dockerfile stage names, the keys of the Helm values entry, and the listed
+top-level Python names. Sections are compared as sets: a service may add, not drop.
+"""
+
+from __future__ import annotations
+
+import ast
+import re
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+_STAGE = re.compile(r"^FROM\s+\S+\s+AS\s+(\S+)", re.IGNORECASE | re.MULTILINE)
+_HEADING = re.compile(r"^##\s+(.+?)\s*$", re.MULTILINE)
+
+
+@dataclass
+class Shape:
+    """Files (relative, with the package folder written `{package}`) and each one's sections."""
+
+    files: set[str] = field(default_factory=set)
+    sections: dict[str, set[str]] = field(default_factory=dict)
+
+
+def load_manifest(template: Path) -> dict[str, Any]:
+    return tomllib.loads((template / "shape.toml").read_text())
+
+
+def _package(service: Path) -> str:
+    data = tomllib.loads((service / "pyproject.toml").read_text())
+    return str(data["tool"]["trademesh"]["service"]["module"]).split(".")[0]
+
+
+def owns_schema(service: Path) -> bool:
+    data = tomllib.loads((service / "pyproject.toml").read_text())
+    return bool(data["tool"]["trademesh"]["service"].get("schema"))
+
+
+def _toml_tables(data: dict[str, Any], prefix: str = "") -> set[str]:
+    tables = set()
+    for key, value in data.items():
+        if isinstance(value, dict):
+            name = f"{prefix}{key}"
+            tables.add(name)
+            tables |= _toml_tables(value, f"{name}.")
+    return tables
+
+
+def _python_names(text: str) -> set[str]:
+    names: set[str] = set()
+    for node in ast.parse(text).body:
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
+            names.add(node.name)
+        elif isinstance(node, ast.Assign):
+            names |= {t.id for t in node.targets if isinstance(t, ast.Name)}
+        elif isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name):
+            names.add(node.target.id)
+    return names
+
+
+def _sections(path: Path, rel: str, manifest: dict[str, Any]) -> set[str]:
+    text = path.read_text()
+    if rel.endswith(".md"):
+        return set(_HEADING.findall(text))
+    if rel == "pyproject.toml":
+        return _toml_tables(tomllib.loads(text))
+    if rel == "Dockerfile":
+        return set(_STAGE.findall(text))
+    if rel == "deploy/values.yaml":
+        values = yaml.safe_load(text) or {}
+        return {key for entry in values.values() if isinstance(entry, dict) for key in entry}
+    wanted = manifest.get("python", {}).get(rel)
+    if wanted is not None:
+        return set(wanted) & _python_names(text)
+    return set()
+
+
+def shape(service: Path, manifest: dict[str, Any]) -> Shape:
+    """The shape of `service` as far as the manifest describes it."""
+    package = _package(service)
+    found = Shape()
+    for pattern in manifest["required"]:
+        rel = pattern.format(package="{package}")
+        path = service / pattern.format(package=package)
+        if path.is_file():
+            found.files.add(rel)
+            found.sections[rel] = _sections(path, pattern.format(package="{package}"), manifest)
+    folders = dict(manifest.get("folders", {}))
+    if owns_schema(service):
+        folders |= manifest.get("schema_folders", {})
+    for folder, glob in folders.items():
+        if any((service / folder.format(package=package)).glob(glob)):
+            found.files.add(f"{folder}/{glob}")
+    return found
+
+
+def drift(expected: Shape, actual: Shape) -> list[str]:
+    """What `actual` lacks of `expected`, one line each (empty: same shape)."""
+    problems = [f"missing {rel}" for rel in sorted(expected.files - actual.files)]
+    for rel in sorted(expected.files & actual.files):
+        missing = expected.sections.get(rel, set()) - actual.sections.get(rel, set())
+        if missing:
+            problems.append(f"{rel}: missing {', '.join(sorted(missing))}")
+    return problems

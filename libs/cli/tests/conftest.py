@@ -1,0 +1,38 @@
+"""A throwaway copy of the workspace for tests that generate services into it."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[3]
+_IGNORE = shutil.ignore_patterns(
+    ".venv", ".trademesh", "__pycache__", ".mypy_cache", ".ruff_cache", ".pytest_cache"
+)
+
+
+def copy_workspace(target: Path) -> Path:
+    """What generation reads and writes: the root pyproject and lock, the libraries (their
+    sources, for clash checks and locking), the template, and the services folder."""
+    target.mkdir(parents=True, exist_ok=True)
+    for name in ("pyproject.toml", "uv.lock", ".python-version"):
+        shutil.copy2(ROOT / name, target / name)
+    for name in ("libs", "service-template", "services"):
+        shutil.copytree(ROOT / name, target / name, ignore=_IGNORE)
+    return target
+
+
+def snapshot(root: Path) -> dict[str, bytes]:
+    """Every file under root (but the scratch folder) and its bytes."""
+    return {
+        str(p.relative_to(root)): p.read_bytes()
+        for p in sorted(root.rglob("*"))
+        if p.is_file() and ".trademesh" not in p.relative_to(root).parts
+    }
+
+
+@pytest.fixture
+def workspace(tmp_path: Path) -> Path:
+    return copy_workspace(tmp_path / "ws")

@@ -1,0 +1,116 @@
+"""Generating services from the template: every option combination lints and type-checks; the
+generated test suites pass on the real engines; the lock file registers and forgets a service."""
+
+from __future__ import annotations
+
+import itertools
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from trademesh_cli.project import discover_services
+from trademesh_cli.scaffold import ServiceSpec, check, lock, new_service, render, uv_binary
+
+from ..conftest import snapshot
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+BIN = Path(sys.executable).parent
+COMBOS = list(itertools.product([True, False], repeat=3))  # consumes, produces, owns a schema
+
+
+def _spec(consumes: bool, produces: bool, schema: bool) -> ServiceSpec:
+    tag = "".join(
+        flag if on else "x" for flag, on in zip("cps", (consumes, produces, schema), strict=True)
+    )
+    return ServiceSpec(
+        slug=f"combo-{tag}",
+        consumes=("md.ticks.v1", "orders.events.v1") if consumes else (),
+        produces=("orders.intents.v1",) if produces else (),
+        owns_schema=schema,
+    )
+
+
+def _run(args: list[str], cwd: Path, **env: str) -> subprocess.CompletedProcess[str]:
+    clean = {k: v for k, v in os.environ.items() if not k.startswith(("TRADEMESH_", "PYTEST_"))}
+    return subprocess.run(
+        args, cwd=cwd, env={**clean, **env}, capture_output=True, text=True, timeout=900
+    )
+
+
+def _ok(result: subprocess.CompletedProcess[str]) -> None:
+    assert result.returncode == 0, (
+        f"{result.args}\n{result.stdout[-6000:]}\n{result.stderr[-3000:]}"
+    )
+
+
+def test_every_option_combination_passes_lint_and_type_check(workspace: Path) -> None:
+    services = workspace / "services"
+    packages: list[str] = []
+    for combo in COMBOS:
+        spec = check(_spec(*combo), workspace)
+        render(spec, workspace / "service-template", services)
+        packages += ["-p", spec.package]
+    generated = sorted(p.name for p in services.iterdir() if p.is_dir())
+    assert len(generated) == len(COMBOS)
+    assert not (services / "combo-xxx" / "src" / "trademesh_combo_xxx" / "migrations").exists()
+    assert not (
+        services / "combo-cxs" / "src" / "trademesh_combo_cxs" / "api" / "events.py"
+    ).exists()
+    assert (services / "combo-cps" / "src" / "trademesh_combo_cps" / "migrations").is_dir()
+    _ok(_run([str(BIN / "ruff"), "check", "--no-cache", "services"], workspace))
+    _ok(_run([str(BIN / "ruff"), "format", "--check", "--no-cache", "services"], workspace))
+    mypy_path = os.pathsep.join(str(services / name / "src") for name in generated)
+    _ok(
+        _run(
+            [str(BIN / "mypy"), "--no-incremental", "--cache-dir", os.devnull, *packages],
+            workspace,
+            MYPYPATH=mypy_path,
+        )
+    )
+
+
+@pytest.mark.parametrize("combo", [(True, True, True), (False, False, False), (True, True, False)])
+def test_a_generated_service_passes_its_own_tests(
+    workspace: Path, combo: tuple[bool, bool, bool]
+) -> None:
+    spec = check(_spec(*combo), workspace)
+    target = render(spec, workspace / "service-template", workspace / "services")
+    result = _run(
+        [str(BIN / "python"), "-m", "pytest", "-p", "no:cacheprovider", "-q", str(target)],
+        workspace,
+        PYTHONPATH=str(target / "src"),
+    )
+    _ok(result)
+    assert " passed" in result.stdout and "skipped" not in result.stdout
+
+
+def test_new_service_registers_in_the_lock_and_deleting_it_restores_the_repo(
+    workspace: Path,
+) -> None:
+    before = snapshot(workspace)
+    started = time.monotonic()
+    target = new_service(
+        ServiceSpec(slug="pricing-demo", description="Prices things", consumes=("md.bars.v1",)),
+        workspace,
+    )
+    elapsed = time.monotonic() - started
+    assert target == workspace / "services" / "pricing-demo"
+    assert 'name = "trademesh-pricing-demo"' in (workspace / "uv.lock").read_text()
+    _ok(_run([uv_binary(workspace), "lock", "--check"], workspace))
+    [entry] = discover_services(workspace)
+    assert (entry.name, entry.module, entry.port, entry.schema) == (
+        "pricing-demo",
+        "trademesh_pricing_demo",
+        8100,
+        "pricing_demo",
+    )
+    print(f"new-service took {elapsed:.1f}s")  # the issue's budget is a minute: shown, not asserted
+
+    shutil.rmtree(target)
+    lock(workspace)
+    assert snapshot(workspace) == before

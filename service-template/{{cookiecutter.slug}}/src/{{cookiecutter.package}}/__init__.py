@@ -1,0 +1,1 @@
+"""trademesh {{ cookiecutter.slug }}: {{ cookiecutter.description }}"""

@@ -1,0 +1,37 @@
+"""What routes receive through FastAPI's dependency injection, as Annotated aliases."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Annotated
+
+from fastapi import Depends, Request
+from trademesh_bus import Bus
+from trademesh_db import Database
+
+from {{ cookiecutter.package }}.config import Settings
+from {{ cookiecutter.package }}.store import ActivityStore
+
+
+@dataclass(frozen=True)
+class Runtime:
+    """What the API's dependencies hand to routes (app.state.runtime)."""
+
+    settings: Settings
+    store: ActivityStore
+    bus: Bus
+    db: Database | None
+
+
+def get_runtime(request: Request) -> Runtime:
+    runtime = request.app.state.runtime
+    assert isinstance(runtime, Runtime)
+    return runtime
+
+
+def get_store(runtime: Annotated[Runtime, Depends(get_runtime)]) -> ActivityStore:
+    return runtime.store
+
+
+RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
+StoreDep = Annotated[ActivityStore, Depends(get_store)]

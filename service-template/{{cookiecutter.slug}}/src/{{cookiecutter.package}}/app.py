@@ -1,0 +1,108 @@
+{%- set produces = cookiecutter.produces.split(',')|map('trim')|select|list -%}
+"""The {{ cookiecutter.slug }} app factory: wires settings, database, bus, handlers and the API; no work at import."""
+
+from __future__ import annotations
+
+{% if cookiecutter.owns_schema -%}
+import asyncio
+{% endif -%}
+{% if cookiecutter.owns_schema and produces -%}
+import contextlib
+{% endif -%}
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+{%- if cookiecutter.owns_schema %}
+from pathlib import Path
+{%- endif %}
+
+from fastapi import FastAPI
+from trademesh_bus import Bus{% if cookiecutter.owns_schema and produces %}, OutboxRelay{% endif %}
+{%- if cookiecutter.owns_schema %}
+from trademesh_db import Database, migrate
+{%- else %}
+from trademesh_db import Database
+{%- endif %}
+from trademesh_http import ReadinessCheck, create_http_app
+from trademesh_observability import metrics
+from trademesh_observability.logging import configure_logging, get_logger
+from trademesh_observability.tracing import configure_tracing
+
+from {{ cookiecutter.package }}.api import api_router
+from {{ cookiecutter.package }}.api.deps import Runtime
+from {{ cookiecutter.package }}.config import Settings
+from {{ cookiecutter.package }}.handlers import register_handlers
+from {{ cookiecutter.package }}.store import ActivityStore
+{%- if cookiecutter.owns_schema %}
+
+MIGRATIONS = Path(__file__).parent / "migrations"
+{%- endif %}
+
+
+def create_app(settings: Settings) -> FastAPI:
+    """The service: consumers on its input topics, its API under /api/v1, and /health, /ready
+    (Postgres and Kafka checked for real), /metrics."""
+    configure_logging(settings.service_name, level=settings.log_level, fmt=settings.log_format)
+    configure_tracing(settings.service_name)
+    log = get_logger("{{ cookiecutter.package }}")
+    bus = Bus(settings, settings.service_name, registry=metrics.REGISTRY)
+    readiness: dict[str, ReadinessCheck] = {"kafka": bus.check_ready}
+{%- if cookiecutter.owns_schema %}
+    database = Database(
+        settings.database_url.get_secret_value(),
+        schema=settings.database_schema,
+        min_size=settings.database_pool_min,
+        max_size=settings.database_pool_max,
+    )
+    db: Database | None = database
+    store = ActivityStore(database)
+    readiness["postgres"] = database.check_ready
+{%- else %}
+    db: Database | None = None
+    store = ActivityStore()
+{%- endif %}
+    register_handlers(bus, store, settings, db)
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+{%- if cookiecutter.owns_schema %}
+        if settings.database_migrate_on_start:
+            # dbmate holds an advisory lock: replicas starting together migrate once.
+            output = await asyncio.to_thread(
+                migrate, settings.database_url.get_secret_value(), database.schema, [MIGRATIONS]
+            )
+            applied = output.count("Applied:")
+            metrics.DB_MIGRATIONS_APPLIED.labels(service=settings.service_name).inc(applied)
+            log.info("migrations applied", schema=database.schema, applied=applied)
+        await database.connect()
+{%- endif %}
+        await bus.start()
+{%- if cookiecutter.owns_schema and produces %}
+        stop_relay = asyncio.Event()
+        relay = OutboxRelay(database, bus, poll_interval=settings.outbox_poll_interval_s)
+        relaying = asyncio.create_task(relay.run(stop_relay))
+{%- endif %}
+        log.info("started", port=settings.http_port)
+        try:
+            yield
+        finally:
+{%- if cookiecutter.owns_schema and produces %}
+            stop_relay.set()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(relaying, timeout=10)
+{%- endif %}
+            await bus.stop()
+{%- if cookiecutter.owns_schema %}
+            await database.close()
+{%- endif %}
+            log.info("stopped")
+
+    app = create_http_app(
+        service=settings.service_name,
+        readiness=readiness,
+        lifespan=lifespan,
+        ready_timeout_s=settings.ready_timeout_s,
+        title="trademesh {{ cookiecutter.slug }}",
+    )
+    app.state.runtime = Runtime(settings=settings, store=store, bus=bus, db=db)
+    app.include_router(api_router(), prefix="/api/v1")
+    return app
