@@ -15,12 +15,14 @@ _IGNORE = shutil.ignore_patterns(
 
 def copy_workspace(target: Path) -> Path:
     """What generation reads and writes: the root pyproject and lock, the libraries (their
-    sources, for clash checks and locking), the template, and the services folder."""
+    sources, for clash checks and locking), the template, and an empty services folder."""
     target.mkdir(parents=True, exist_ok=True)
     for name in ("pyproject.toml", "uv.lock", ".python-version"):
         shutil.copy2(ROOT / name, target / name)
-    for name in ("libs", "service-template", "services"):
+    for name in ("libs", "service-template"):
         shutil.copytree(ROOT / name, target / name, ignore=_IGNORE)
+    # Without the repository's own services: the tests generate and count their own.
+    (target / "services").mkdir()
     return target
 
 

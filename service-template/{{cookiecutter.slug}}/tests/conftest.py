@@ -12,8 +12,8 @@ from typing import Any
 
 import httpx
 import pytest
-from asgi_lifespan import LifespanManager
 from fastapi import FastAPI
+from trademesh_testing.http import app_client
 
 from {{ cookiecutter.package }}.app import create_app
 from {{ cookiecutter.package }}.config import Settings
@@ -39,15 +39,12 @@ def settings(
 
 
 @pytest.fixture
-async def app(settings: Settings) -> AsyncIterator[FastAPI]:
-    """The service, started (migrations applied, consumers subscribed) and stopped after the test."""
-    application = create_app(settings)
-    async with LifespanManager(application, startup_timeout=60, shutdown_timeout=30):
-        yield application
+def app(settings: Settings) -> FastAPI:
+    return create_app(settings)
 
 
 @pytest.fixture
 async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
-    transport = httpx.ASGITransport(app=app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://service") as http:
+    """A client on the running service: migrations applied, consumers subscribed."""
+    async with app_client(app) as http:
         yield http

@@ -10,6 +10,7 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 app = typer.Typer(
@@ -269,12 +270,22 @@ def up(
         bool,
         typer.Option("--exit-when-ready", help="Stop everything once all are ready (smoke test)."),
     ] = False,
+    only: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--only", help="Start only this service (repeat); `event-logger` is the sample."
+        ),
+    ] = None,
 ) -> None:
     """Start the infrastructure and every registered service, each as its own process."""
     from trademesh_cli.supervisor import run_platform
 
     code = run_platform(
-        home=home, sample=sample, ready_timeout=ready_timeout, exit_when_ready=exit_when_ready
+        home=home,
+        sample=sample,
+        ready_timeout=ready_timeout,
+        exit_when_ready=exit_when_ready,
+        only=only,
     )
     raise typer.Exit(code)
 
@@ -325,10 +336,10 @@ def new_service(
     )
     root = find_root()
     try:
-        with console.status(f"generating services/{name}..."):
+        with console.status(f"generating services/{escape(name)}..."):
             target = generate(spec, root, update_lock=lock)
     except ScaffoldError as exc:
-        console.print(f"[red]new-service: {exc}[/]")
+        console.print(f"[red]new-service: {escape(str(exc))}[/]")
         raise typer.Exit(2) from None
     files = sorted(p.relative_to(root) for p in target.rglob("*") if p.is_file())
     out.print(f"generated {target.relative_to(root)} ({len(files)} files):")
@@ -337,7 +348,8 @@ def new_service(
     out.print(
         "registered: uv workspace (services/*)"
         + (" and uv.lock" if lock else " (run `uv lock`)")
-        + "; `trademesh up` and `trademesh db migrate` read its [tool.trademesh.service]"
+        + "; `trademesh up` and `trademesh db migrate` read its [tool.trademesh.service]",
+        markup=False,
     )
     out.print(f"next: make test, then edit {target.relative_to(root)}/src (engine.py first)")
 

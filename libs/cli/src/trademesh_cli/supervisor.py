@@ -103,9 +103,25 @@ def _stop_children(children: list[Child], timeout: float = 15.0) -> None:
 
 
 def run_platform(
-    *, home: Path | None, sample: bool | None, ready_timeout: float, exit_when_ready: bool
+    *,
+    home: Path | None,
+    sample: bool | None,
+    ready_timeout: float,
+    exit_when_ready: bool,
+    only: list[str] | None = None,
 ) -> int:
     root = find_root()
+    services = discover_services(root)
+    if only:
+        known = {entry.name for entry in services} | {_sample_entry().name}
+        unknown = sorted(set(only) - known)
+        if unknown:
+            console.print(
+                f"[red]unknown service(s): {', '.join(unknown)}; known: {', '.join(sorted(known))}[/]"
+            )
+            return 2
+        sample = _sample_entry().name in only
+        services = [entry for entry in services if entry.name in only]
     stack = Stack(home=(home or default_home()).resolve())
     infra_was_running = stack.postgres.is_running() and stack.kafka.is_running()
     with console.status("[bold]starting infrastructure (Postgres, Kafka-protocol broker)..."):
@@ -113,7 +129,6 @@ def run_platform(
     for row in stack.status():
         console.print(f"  [green]✓[/] {row.name:<14} {row.mode:<9} {row.address}")
 
-    services = discover_services(root)
     if sample is None:
         sample = not services
     entries = [*services, *([_sample_entry()] if sample else [])]

@@ -111,7 +111,7 @@ async def _ensure_registry_topics(bootstrap: str) -> None:
 def test_up_starts_infra_and_the_sample_consumer_until_ready(tmp_path: Path) -> None:
     port = free_port()
     result = _run(
-        "up", "--exit-when-ready", "--ready-timeout", "90",
+        "up", "--only", "event-logger", "--exit-when-ready", "--ready-timeout", "90",
         home=tmp_path / "home", env={"TRADEMESH_EVENT_LOGGER_PORT": str(port)}, timeout=180,
     )  # fmt: skip
     assert result.returncode == 0, result.stdout + result.stderr
@@ -130,7 +130,7 @@ def test_ctrl_c_stops_services_and_infra_cleanly(tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("TRADEMESH_")}
     env["TRADEMESH_EVENT_LOGGER_PORT"] = str(free_port())
     proc = subprocess.Popen(
-        [TRADEMESH, "up", "--ready-timeout", "90", "--home", str(home)],
+        [TRADEMESH, "up", "--only", "event-logger", "--ready-timeout", "90", "--home", str(home)],
         cwd=ROOT,
         env=env,
         stdout=subprocess.PIPE,

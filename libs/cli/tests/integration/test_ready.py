@@ -7,9 +7,8 @@ from typing import Any
 
 import httpx
 import pytest
-from asgi_lifespan import LifespanManager
 from trademesh_cli.sample import EventLoggerSettings, create_app
-from trademesh_testing.plugin import TEST_CONSUMER_SETTINGS
+from trademesh_testing.http import app_client
 
 pytestmark = pytest.mark.integration
 
@@ -32,31 +31,22 @@ async def _eventually(
 
 
 async def test_ready_follows_the_broker_and_postgres(private_infra: Any) -> None:
-    settings = EventLoggerSettings(
-        database_url=private_infra.database_url,
-        kafka_bootstrap=private_infra.kafka_bootstrap,
-        kafka_idempotence=False,
-        ready_timeout_s=1.0,
-        **TEST_CONSUMER_SETTINGS,
-    )
-    app = create_app(settings)
-    async with LifespanManager(app, startup_timeout=60, shutdown_timeout=30):
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://svc") as client:
-            assert (await client.get("/health")).status_code == 200
-            await _eventually(client, 200)
+    app = create_app(private_infra.settings(EventLoggerSettings, ready_timeout_s=1.0))
+    async with app_client(app) as client:
+        assert (await client.get("/health")).status_code == 200
+        await _eventually(client, 200)
 
-            private_infra.kafka.stop()
-            body = await _eventually(client, 503)
-            assert "kafka" in str(body)
-            assert (await client.get("/health")).status_code == 200  # alive, just not ready
+        private_infra.kafka.stop()
+        body = await _eventually(client, 503)
+        assert "kafka" in str(body)
+        assert (await client.get("/health")).status_code == 200  # alive, just not ready
 
-            private_infra.kafka.start()  # same port; this build of Tansu starts empty
-            await _eventually(client, 200)
+        private_infra.kafka.start()  # same port; this build of Tansu starts empty
+        await _eventually(client, 200)
 
-            private_infra.postgres.stop()
-            body = await _eventually(client, 503)
-            assert "postgres" in str(body)
+        private_infra.postgres.stop()
+        body = await _eventually(client, 503)
+        assert "postgres" in str(body)
 
-            private_infra.postgres.start()
-            await _eventually(client, 200)
+        private_infra.postgres.start()
+        await _eventually(client, 200)

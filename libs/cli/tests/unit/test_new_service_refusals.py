@@ -109,4 +109,7 @@ def test_the_command_prints_the_reason_and_exits_2(
     result = CliRunner().invoke(app, ["new-service", "beta", "--consumes", "md.ticks.v1,nope"])
     assert result.exit_code == 2
     assert "unknown topic 'nope'" in result.output
+    result = CliRunner().invoke(app, ["new-service", "x[/]y"])  # rich markup in the input
+    assert result.exit_code == 2
+    assert "invalid service name 'x[/]y'" in result.output
     assert snapshot(workspace) == before

@@ -8,13 +8,22 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from typing import Any
 
 import asyncpg
 import pytest
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from trademesh_infra.vault import DevVault
 
-from trademesh_testing.infra import TestInfra, start_dev_vault, start_embedded, start_infra
+from trademesh_testing.infra import (
+    TEST_CONSUMER_SETTINGS,
+    TestInfra,
+    start_dev_vault,
+    start_embedded,
+    start_infra,
+)
+
+__all__ = ["TEST_CONSUMER_SETTINGS"]
 
 
 @pytest.fixture(scope="session")
@@ -114,30 +123,7 @@ async def _wait_for_topic(admin: AIOKafkaAdminClient, topic: str, timeout: float
     raise TimeoutError(f"topic {topic} did not appear")
 
 
-# Faster group joins than the services' embedded defaults: Tansu finishes a join only after the
-# session timeout of a departed member, and tests start and stop many consumers.
-TEST_CONSUMER_SETTINGS = {
-    "kafka_session_timeout_ms": 1500,
-    "kafka_heartbeat_interval_ms": 300,
-    "kafka_rebalance_timeout_ms": 1500,
-    "kafka_retry_backoff_ms": 20,
-}
-
-
 @pytest.fixture
-def service_settings(infra: TestInfra) -> Callable[..., object]:
+def service_settings(infra: TestInfra) -> Callable[..., Any]:
     """Factory of settings pointing at the test engines: `service_settings(MySettings, http_port=0)`."""
-    from trademesh_config import ServiceSettings
-
-    def make(cls: type = ServiceSettings, **overrides: object) -> object:
-        values: dict[str, object] = {
-            "database_url": infra.database_url,
-            "kafka_bootstrap": infra.kafka_bootstrap,
-            "kafka_idempotence": infra.kafka_idempotence,
-            "environment": "test",
-            **TEST_CONSUMER_SETTINGS,
-        }
-        values.update(overrides)
-        return cls(**values)
-
-    return make
+    return infra.settings

@@ -16,7 +16,6 @@ from uuid import uuid4
 
 import httpx
 import pytest
-from asgi_lifespan import LifespanManager
 from fastapi import FastAPI
 from prometheus_client.parser import text_string_to_metric_families
 {%- if consumes %}
@@ -26,7 +25,7 @@ from trademesh_bus import Bus
 from trademesh_events.topics import get_topic
 {%- endif %}
 from trademesh_observability.metrics import declared_metric_names
-from trademesh_testing.plugin import TEST_CONSUMER_SETTINGS
+from trademesh_testing.http import app_client
 {%- if consumes or produces %}
 from trademesh_testing.samples import read_all, sample_for_topic, unique_key
 {%- endif %}
@@ -64,33 +63,24 @@ async def test_health_and_ready_check_the_real_dependencies(client: httpx.AsyncC
 
 
 async def test_ready_follows_its_dependencies(private_infra: Any) -> None:
-    settings = Settings(
-        database_url=private_infra.database_url,
-        kafka_bootstrap=private_infra.kafka_bootstrap,
-        kafka_idempotence=False,
-        ready_timeout_s=1.0,
-        **TEST_CONSUMER_SETTINGS,
-    )
-    app = create_app(settings)
-    async with LifespanManager(app, startup_timeout=60, shutdown_timeout=30):
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://svc") as http:
+    app = create_app(private_infra.settings(Settings, ready_timeout_s=1.0))
+    async with app_client(app) as http:
 
-            async def ready_is(status: int) -> dict[str, Any] | None:
-                response = await http.get("/ready")
-                return response.json() if response.status_code == status else None
+        async def ready_is(status: int) -> dict[str, Any] | None:
+            response = await http.get("/ready")
+            return response.json() if response.status_code == status else None
 
-            await eventually(lambda: ready_is(200))
-            private_infra.kafka.stop()
-            assert (await eventually(lambda: ready_is(503)))["checks"]["kafka"] != "ok"
-            assert (await http.get("/health")).status_code == 200  # alive, only not ready
-            private_infra.kafka.start()
-            await eventually(lambda: ready_is(200))
+        await eventually(lambda: ready_is(200))
+        private_infra.kafka.stop()
+        assert (await eventually(lambda: ready_is(503)))["checks"]["kafka"] != "ok"
+        assert (await http.get("/health")).status_code == 200  # alive, only not ready
+        private_infra.kafka.start()
+        await eventually(lambda: ready_is(200))
 {%- if cookiecutter.owns_schema %}
-            private_infra.postgres.stop()
-            assert (await eventually(lambda: ready_is(503)))["checks"]["postgres"] != "ok"
-            private_infra.postgres.start()
-            await eventually(lambda: ready_is(200))
+        private_infra.postgres.stop()
+        assert (await eventually(lambda: ready_is(503)))["checks"]["postgres"] != "ok"
+        private_infra.postgres.start()
+        await eventually(lambda: ready_is(200))
 {%- endif %}
 
 
