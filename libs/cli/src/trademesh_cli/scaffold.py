@@ -108,6 +108,9 @@ def check(spec: ServiceSpec, root: Path) -> ServiceSpec:
             problems.append(f"unknown topic {topic!r}; known: {', '.join(sorted(known))}")
     if len(spec.description) > 200 or any(ch in spec.description for ch in "\r\n\t\x00"):
         problems.append("the description must be one line of at most 200 characters")
+    elif any(mark in spec.description for mark in ("{{", "{%", "{#")):
+        # cookiecutter renders every variable as a Jinja template.
+        problems.append("the description must not contain {{, {% or {#")
     if problems:
         raise ScaffoldError("\n".join(problems))
     return ServiceSpec(

@@ -2,13 +2,22 @@
 
 from __future__ import annotations
 
+import ast
 import re
 import textwrap
+import tomllib
 from pathlib import Path
 
 import pytest
 from trademesh_cli.main import app
-from trademesh_cli.scaffold import ScaffoldError, ServiceSpec, check, new_service, next_free_port
+from trademesh_cli.scaffold import (
+    ScaffoldError,
+    ServiceSpec,
+    check,
+    new_service,
+    next_free_port,
+    render,
+)
 from typer.testing import CliRunner
 
 from ..conftest import snapshot
@@ -113,3 +122,20 @@ def test_the_command_prints_the_reason_and_exits_2(
     assert result.exit_code == 2
     assert "invalid service name 'x[/]y'" in result.output
     assert snapshot(workspace) == before
+
+
+@pytest.mark.parametrize("description", ["uses {{ cookiecutter.slug }}", "a {% raw %} b"])
+def test_a_description_with_template_syntax_is_refused(workspace: Path, description: str) -> None:
+    with pytest.raises(ScaffoldError, match="must not contain"):
+        check(ServiceSpec(slug="beta", description=description), workspace)
+
+
+def test_a_description_with_quotes_survives_into_code(workspace: Path, tmp_path: Path) -> None:
+    description = "Says \"hi\" \\ and 'bye'"
+    spec = check(ServiceSpec("beta", description), workspace)
+    target = render(spec, workspace / "service-template", tmp_path)
+    about = (target / "src" / "trademesh_beta" / "api" / "about.py").read_text()
+    [line] = [line for line in about.splitlines() if line.strip().startswith("description=")]
+    assert ast.literal_eval(line.strip().removeprefix("description=").rstrip(",")) == description
+    pyproject = tomllib.loads((target / "pyproject.toml").read_text())
+    assert pyproject["project"]["description"] == description
