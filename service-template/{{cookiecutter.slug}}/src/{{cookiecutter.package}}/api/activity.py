@@ -5,9 +5,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-from datetime import datetime
-from typing import Annotated, Literal
-from uuid import UUID
+from typing import Annotated
 
 from fastapi import APIRouter, Query
 from pydantic import BaseModel
@@ -19,23 +17,8 @@ from {{ cookiecutter.package }}.engine import Activity, Direction
 router = APIRouter(prefix="/activity", tags=["activity"])
 
 
-class ActivityOut(BaseModel):
-    key: str
-    direction: Literal["in", "out"]
-    events: int
-    last_event_id: UUID
-    last_event_type: str
-    last_topic: str
-    first_at: datetime
-    last_at: datetime
-
-    @classmethod
-    def of(cls, activity: Activity) -> ActivityOut:
-        return cls(**vars(activity))
-
-
 class ActivityPage(BaseModel):
-    items: list[ActivityOut]
+    items: list[Activity]  # the engine's frozen dataclass: FastAPI serialises it as it is
     next_cursor: str | None = None
 
 
@@ -61,14 +44,13 @@ async def list_activity(
     cursor: Annotated[str | None, Query(description="next_cursor of the previous page.")] = None,
 ) -> ActivityPage:
     rows = await store.page(_position(cursor) if cursor else None, limit + 1)
-    items = [ActivityOut.of(row) for row in rows[:limit]]
     more = len(rows) > limit
-    return ActivityPage(items=items, next_cursor=_cursor(rows[limit - 1]) if more else None)
+    return ActivityPage(items=rows[:limit], next_cursor=_cursor(rows[limit - 1]) if more else None)
 
 
 @router.get("/{key:path}", summary="Activity of one key (both directions)")
-async def key_activity(key: str, store: StoreDep) -> list[ActivityOut]:
+async def key_activity(key: str, store: StoreDep) -> list[Activity]:
     rows = await store.of_key(key)
     if not rows:
         raise ProblemError(404, "Unknown key", f"No activity for key {key!r}.")
-    return [ActivityOut.of(row) for row in rows]
+    return rows
