@@ -51,6 +51,20 @@ METRICS: tuple[MetricSpec, ...] = (
     MetricSpec("trademesh_outbox_relayed_total", "counter", "messages", "Outbox rows published to Kafka.", ("service", "topic")),
     MetricSpec("trademesh_outbox_relay_lag_seconds", "histogram", "seconds", "Time from outbox write to broker acknowledgement.", ("service",)),
     MetricSpec("trademesh_db_migrations_applied_total", "counter", "migrations", "SQL migrations applied at start.", ("service",)),
+    # market-data
+    MetricSpec("trademesh_md_ticks_in_total", "counter", "ticks", "Ticks a feed read from its source.", ("service", "feed")),
+    MetricSpec("trademesh_md_ticks_out_total", "counter", "ticks", "Ticks published to md.ticks.v1.", ("service", "feed")),
+    MetricSpec("trademesh_md_bars_out_total", "counter", "bars", "Bars published to md.bars.v1 (final and in-progress).", ("service", "feed", "timeframe", "final")),
+    MetricSpec("trademesh_md_rejected_total", "counter", "records", "Source records refused (never published), by reason.", ("service", "feed", "reason")),
+    MetricSpec("trademesh_md_late_ticks_total", "counter", "ticks", "Ticks whose bar interval was already final (published, not aggregated).", ("service", "feed")),
+    MetricSpec("trademesh_md_publish_seconds", "histogram", "seconds", "Time to publish one batch and get every acknowledgement.", ("service", "topic")),
+    MetricSpec("trademesh_md_store_write_seconds", "histogram", "seconds", "Time to write one batch to the tick store.", ("service", "table")),
+    MetricSpec("trademesh_md_store_batch_rows", "histogram", "rows", "Rows per tick store write.", ("service", "table")),
+    MetricSpec("trademesh_md_store_pending", "gauge", "rows", "Rows buffered for the tick store.", ("service", "table")),
+    MetricSpec("trademesh_md_store_dropped_total", "counter", "rows", "Rows dropped because the store buffer was full.", ("service", "table")),
+    MetricSpec("trademesh_md_store_errors_total", "counter", "batches", "Tick store writes that failed (the rows stay buffered).", ("service", "table")),
+    MetricSpec("trademesh_md_feed_connected", "gauge", "boolean", "1 while a feed is connected to its source.", ("service", "feed")),
+    MetricSpec("trademesh_md_feed_reconnects_total", "counter", "reconnects", "Times a feed reconnected to its source.", ("service", "feed")),
     # Exported by FastStream's KafkaPrometheusMiddleware on the same registry (app_name = service).
     MetricSpec("faststream_received_messages_total", "external", "messages", "Messages received (FastStream).", ("app_name", "broker", "handler")),
     MetricSpec("faststream_received_messages_size_bytes", "external", "bytes", "Received message sizes (FastStream).", ("app_name", "broker", "handler")),
@@ -80,9 +94,9 @@ def _gauge(name: str) -> Gauge:
     return Gauge(name, spec.help, spec.labels, registry=REGISTRY)
 
 
-def _histogram(name: str) -> Histogram:
+def _histogram(name: str, buckets: tuple[float, ...] = _LATENCY_BUCKETS) -> Histogram:
     spec = _SPECS[name]
-    return Histogram(name, spec.help, spec.labels, registry=REGISTRY, buckets=_LATENCY_BUCKETS)
+    return Histogram(name, spec.help, spec.labels, registry=REGISTRY, buckets=buckets)
 
 
 HTTP_REQUESTS = _counter("trademesh_http_requests_total")
@@ -98,6 +112,21 @@ OUTBOX_PENDING = _gauge("trademesh_outbox_pending")
 OUTBOX_RELAYED = _counter("trademesh_outbox_relayed_total")
 OUTBOX_RELAY_LAG = _histogram("trademesh_outbox_relay_lag_seconds")
 DB_MIGRATIONS_APPLIED = _counter("trademesh_db_migrations_applied_total")
+MD_TICKS_IN = _counter("trademesh_md_ticks_in_total")
+MD_TICKS_OUT = _counter("trademesh_md_ticks_out_total")
+MD_BARS_OUT = _counter("trademesh_md_bars_out_total")
+MD_REJECTED = _counter("trademesh_md_rejected_total")
+MD_LATE_TICKS = _counter("trademesh_md_late_ticks_total")
+MD_PUBLISH_SECONDS = _histogram("trademesh_md_publish_seconds")
+MD_STORE_WRITE_SECONDS = _histogram("trademesh_md_store_write_seconds")
+MD_STORE_BATCH_ROWS = _histogram(
+    "trademesh_md_store_batch_rows", (1, 10, 100, 500, 1000, 5000, 10000, 50000, 100000)
+)
+MD_STORE_PENDING = _gauge("trademesh_md_store_pending")
+MD_STORE_DROPPED = _counter("trademesh_md_store_dropped_total")
+MD_STORE_ERRORS = _counter("trademesh_md_store_errors_total")
+MD_FEED_CONNECTED = _gauge("trademesh_md_feed_connected")
+MD_FEED_RECONNECTS = _counter("trademesh_md_feed_reconnects_total")
 
 
 def declared_metric_names() -> set[str]:

@@ -1,0 +1,99 @@
+"""/api/v1/feeds: configure feeds per instrument, start and stop them, see their state."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from uuid import UUID
+
+from fastapi import APIRouter, Response
+from pydantic import BaseModel
+from trademesh_http import ProblemError
+
+from trademesh_market_data.api.deps import CatalogDep, FeedsDep
+from trademesh_market_data.catalog import FeedConfig, FeedCreate, FeedRecord, ReplayConfig
+from trademesh_market_data.manager import FeedManager
+
+router = APIRouter(prefix="/feeds", tags=["feeds"])
+
+
+class FeedOut(BaseModel):
+    feed_id: UUID
+    instrument_id: str
+    timeframes: list[str]
+    config: FeedConfig
+    enabled: bool
+    created_at: datetime
+    state: str
+    error: str | None = None
+    published_ticks: int = 0
+    published_bars: int = 0
+    rejected: int = 0
+    reconnects: int = 0
+
+
+def _out(record: FeedRecord, feeds: FeedManager) -> FeedOut:
+    handle = feeds.state(record.feed_id)
+    runner = handle.runner if handle else None
+    return FeedOut(
+        **record.model_dump(),
+        state=handle.state if handle else "stopped",
+        error=handle.error if handle else None,
+        published_ticks=runner.published_ticks if runner else 0,
+        published_bars=runner.published_bars if runner else 0,
+        rejected=runner.rejections if runner else 0,
+        reconnects=runner.reconnects if runner else 0,
+    )
+
+
+async def _record(catalog: CatalogDep, feed_id: UUID) -> FeedRecord:
+    record = await catalog.feed(feed_id)
+    if record is None:
+        raise ProblemError(404, "Unknown feed", f"No feed {feed_id}.")
+    return record
+
+
+@router.post("", status_code=201, summary="Add a feed (started at once when enabled)")
+async def add_feed(create: FeedCreate, catalog: CatalogDep, feeds: FeedsDep) -> FeedOut:
+    if isinstance(create.config, ReplayConfig):
+        try:
+            feeds.replay_path(create.config.file)
+        except FileNotFoundError as exc:
+            raise ProblemError(422, "Unknown replay file", str(exc)) from None
+    record = await catalog.add_feed(create)
+    if record.enabled:
+        feeds.start(record)
+    return _out(record, feeds)
+
+
+@router.get("", summary="Every feed and its state")
+async def list_feeds(catalog: CatalogDep, feeds: FeedsDep) -> list[FeedOut]:
+    return [_out(record, feeds) for record in await catalog.feeds()]
+
+
+@router.get("/{feed_id}", summary="One feed and its state")
+async def get_feed(feed_id: UUID, catalog: CatalogDep, feeds: FeedsDep) -> FeedOut:
+    return _out(await _record(catalog, feed_id), feeds)
+
+
+@router.post("/{feed_id}/start", summary="Enable and start a feed")
+async def start_feed(feed_id: UUID, catalog: CatalogDep, feeds: FeedsDep) -> FeedOut:
+    record = await _record(catalog, feed_id)
+    await catalog.set_enabled(feed_id, True)
+    feeds.start(record)
+    return _out(record.model_copy(update={"enabled": True}), feeds)
+
+
+@router.post("/{feed_id}/stop", summary="Stop and disable a feed")
+async def stop_feed(feed_id: UUID, catalog: CatalogDep, feeds: FeedsDep) -> FeedOut:
+    record = await _record(catalog, feed_id)
+    await catalog.set_enabled(feed_id, False)
+    await feeds.stop(feed_id)
+    return _out(record.model_copy(update={"enabled": False}), feeds)
+
+
+@router.delete("/{feed_id}", status_code=204, summary="Stop and delete a feed")
+async def delete_feed(feed_id: UUID, catalog: CatalogDep, feeds: FeedsDep) -> Response:
+    await _record(catalog, feed_id)
+    await feeds.stop(feed_id)
+    await catalog.delete_feed(feed_id)
+    return Response(status_code=204)

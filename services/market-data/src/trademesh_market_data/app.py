@@ -1,0 +1,139 @@
+"""The market-data app factory: wires settings, database, bus, tick store, feeds and the API; no work at import."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import timedelta
+from pathlib import Path
+
+from fastapi import FastAPI
+from trademesh_bus import Bus
+from trademesh_db import Database, migrate
+from trademesh_events.marketdata import Bar, Tick
+from trademesh_http import ReadinessCheck, create_http_app
+from trademesh_observability import metrics
+from trademesh_observability.logging import configure_logging, get_logger
+from trademesh_observability.tracing import configure_tracing
+
+from trademesh_market_data.api import api_router
+from trademesh_market_data.api.deps import Runtime
+from trademesh_market_data.catalog import Catalog
+from trademesh_market_data.clock import Clock, SystemClock
+from trademesh_market_data.config import Settings
+from trademesh_market_data.handlers import register_handlers
+from trademesh_market_data.manager import FeedManager
+from trademesh_market_data.questdb import QuestDbTickStore
+from trademesh_market_data.tickstore import PostgresTickStore, TickStore
+from trademesh_market_data.writer import BufferedWriter
+
+MIGRATIONS = Path(__file__).parent / "migrations"
+
+
+def create_app(settings: Settings, *, clock: Clock | None = None) -> FastAPI:
+    """The service: its feeds (enabled ones start with it), its API under /api/v1, and /health,
+    /ready (Postgres and Kafka checked for real), /metrics."""
+    configure_logging(settings.service_name, level=settings.log_level, fmt=settings.log_format)
+    configure_tracing(settings.service_name)
+    log = get_logger("trademesh_market_data")
+    service = settings.service_name
+    bus = Bus(settings, service, registry=metrics.REGISTRY)
+    database = Database(
+        settings.database_url.get_secret_value(),
+        schema=settings.database_schema,
+        min_size=settings.database_pool_min,
+        max_size=settings.database_pool_max,
+    )
+    readiness: dict[str, ReadinessCheck] = {
+        "kafka": bus.check_ready,
+        "postgres": database.check_ready,
+    }
+    questdb: QuestDbTickStore | None = None
+    store: TickStore
+    if settings.tick_store == "questdb":
+        assert settings.questdb_ilp_conf is not None and settings.questdb_pg_dsn is not None
+        questdb = QuestDbTickStore(
+            settings.questdb_ilp_conf.get_secret_value(), settings.questdb_pg_dsn.get_secret_value()
+        )
+        store = questdb
+        readiness["questdb"] = questdb.check_ready
+    else:
+        store = PostgresTickStore(database)
+    ticks_writer = BufferedWriter[Tick](
+        store.write_ticks,
+        service=service,
+        table="ticks",
+        capacity=settings.store_buffer_rows,
+        batch_size=settings.store_batch_rows,
+        flush_interval=settings.store_flush_interval_s,
+    )
+    bars_writer = BufferedWriter[Bar](
+        store.write_bars,
+        service=service,
+        table="bars",
+        capacity=settings.store_buffer_rows,
+        batch_size=1000,
+        flush_interval=settings.store_flush_interval_s,
+    )
+    catalog = Catalog(database)
+    feeds = FeedManager(
+        db=database,
+        bus=bus,
+        ticks_writer=ticks_writer,
+        bars_writer=bars_writer,
+        clock=clock or SystemClock(),
+        service=service,
+        replay_dir=settings.replay_dir,
+        tolerance=timedelta(seconds=settings.tick_tolerance_s),
+    )
+    register_handlers(bus, settings)
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        if settings.database_migrate_on_start:
+            # dbmate holds an advisory lock: replicas starting together migrate once.
+            output = await asyncio.to_thread(
+                migrate, settings.database_url.get_secret_value(), database.schema, [MIGRATIONS]
+            )
+            applied = output.count("Applied:")
+            metrics.DB_MIGRATIONS_APPLIED.labels(service=service).inc(applied)
+            log.info("migrations applied", schema=database.schema, applied=applied)
+        await database.connect()
+        if questdb is not None:
+            await questdb.connect()  # creates its tables when missing
+        await bus.start()
+        stop_writing = asyncio.Event()
+        writers = [
+            asyncio.create_task(ticks_writer.run(stop_writing)),
+            asyncio.create_task(bars_writer.run(stop_writing)),
+        ]
+        for record in await catalog.feeds(enabled_only=True):
+            feeds.start(record)
+        log.info("started", port=settings.http_port)
+        try:
+            yield
+        finally:
+            await feeds.stop_all()
+            stop_writing.set()  # the writers flush what the feeds left, then end
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(asyncio.gather(*writers), timeout=30)
+            await bus.stop()
+            if questdb is not None:
+                await questdb.close()
+            await database.close()
+            log.info("stopped")
+
+    app = create_http_app(
+        service=service,
+        readiness=readiness,
+        lifespan=lifespan,
+        ready_timeout_s=settings.ready_timeout_s,
+        title="trademesh market-data",
+    )
+    app.state.runtime = Runtime(
+        settings=settings, bus=bus, db=database, catalog=catalog, store=store, feeds=feeds
+    )
+    app.include_router(api_router(), prefix="/api/v1")
+    return app

@@ -1,0 +1,1 @@
+"""Feeds: sources of ticks or bars behind one interface (replay, synthetic, ccxt)."""

@@ -1,0 +1,266 @@
+"""Feeds through the API on the real broker and Postgres: what they publish, what is stored, history."""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+import uuid
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from trademesh_events.marketdata import Bar, Tick
+from trademesh_events.topics import MD_BARS, MD_TICKS, get_topic
+from trademesh_testing.samples import read_all
+
+from trademesh_market_data.config import Settings
+from trademesh_market_data.engine import BarAggregator, Timeframe
+
+pytestmark = pytest.mark.integration
+
+GOOG = Path(__file__).parents[2] / "src" / "trademesh_market_data" / "data" / "GOOG.csv"
+
+
+def goog_rows() -> list[dict[str, Any]]:
+    """The fixture as plain values, read independently of the service's replay code."""
+    with GOOG.open(newline="") as handle:
+        return [
+            {
+                "open_time": datetime.fromisoformat(row[""]).replace(tzinfo=UTC),
+                **{k.lower(): Decimal(row[k]) for k in ("Open", "High", "Low", "Close", "Volume")},
+            }
+            for row in csv.DictReader(handle)
+        ]
+
+
+def instrument(prefix: str = "test") -> str:
+    return f"{prefix}:T{uuid.uuid4().hex[:10].upper()}/USD"
+
+
+async def eventually(check: Callable[[], Awaitable[Any]], timeout: float = 60.0) -> Any:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while True:
+        result = await check()
+        if result:
+            return result
+        assert loop.time() < deadline, "condition not met in time"
+        await asyncio.sleep(0.1)
+
+
+async def add_feed(client: httpx.AsyncClient, body: dict[str, Any]) -> dict[str, Any]:
+    response = await client.post("/api/v1/feeds", json=body)
+    assert response.status_code == 201, response.text
+    feed: dict[str, Any] = response.json()
+    return feed
+
+
+async def finished(client: httpx.AsyncClient, feed_id: str) -> dict[str, Any]:
+    async def state() -> dict[str, Any] | None:
+        feed = (await client.get(f"/api/v1/feeds/{feed_id}")).json()
+        assert feed["state"] != "failed", feed
+        return feed if feed["state"] == "finished" else None
+
+    result: dict[str, Any] = await eventually(state)
+    return result
+
+
+async def history(client: httpx.AsyncClient, **params: Any) -> list[dict[str, Any]]:
+    """Every page of /ohlcv."""
+    items: list[dict[str, Any]] = []
+    while True:
+        response = await client.get("/api/v1/ohlcv", params=params)
+        assert response.status_code == 200, response.text
+        page = response.json()
+        items += page["items"]
+        if page["next_start"] is None:
+            return items
+        params = {**params, "start": page["next_start"]}
+
+
+def keyed(records: list[Any], key: str) -> list[Any]:
+    return [r for r in records if r.key == key.encode()]
+
+
+async def test_replay_of_the_fixture_publishes_and_stores_exactly_the_files_bars(
+    client: httpx.AsyncClient, settings: Settings
+) -> None:
+    name = instrument("nasdaq")
+    feed = await add_feed(
+        client, {"instrument_id": name, "timeframes": ["1d"], "config": {"kind": "replay"}}
+    )
+    assert feed["state"] in ("starting", "running")
+    done = await finished(client, feed["feed_id"])
+    rows = goog_rows()
+    assert (done["published_bars"], done["rejected"]) == (len(rows), 0)
+
+    records = keyed(await read_all(settings.kafka_bootstrap, MD_BARS, expect=len(rows)), name)
+    spec = get_topic(MD_BARS)
+    bars: list[Bar] = [spec.decode(r.value) for r in records]
+    assert [(b.open_time, b.open, b.high, b.low, b.close, b.volume) for b in bars] == [
+        (r["open_time"], r["open"], r["high"], r["low"], r["close"], r["volume"]) for r in rows
+    ]
+    assert all(b.final and b.timeframe == "1d" for b in bars)
+
+    async def stored() -> list[dict[str, Any]] | None:
+        got = await history(
+            client,
+            instrument=name,
+            timeframe="1d",
+            start="2004-01-01",
+            end="2014-01-01",
+            limit=1000,
+        )
+        return got if len(got) == len(rows) else None
+
+    daily = await eventually(stored)
+    assert [(d["open_time"][:10], Decimal(d["close"])) for d in daily] == [
+        (r["open_time"].date().isoformat(), r["close"]) for r in rows
+    ]
+    # Weeks, resampled by Postgres from the stored daily bars, against the same sums in Python.
+    weekly = await history(
+        client, instrument=name, timeframe="1w", start="2004-01-01", end="2014-01-01"
+    )
+    week = Timeframe.parse("1w")
+    expected: dict[datetime, dict[str, Any]] = {}
+    for r in rows:
+        w = expected.setdefault(week.floor(r["open_time"]), {**r, "volume": Decimal(0)})
+        w["high"], w["low"] = max(w["high"], r["high"]), min(w["low"], r["low"])
+        w["close"], w["volume"] = r["close"], w["volume"] + r["volume"]
+    assert [
+        (
+            datetime.fromisoformat(w["open_time"]),
+            *(Decimal(w[k]) for k in ("open", "high", "low", "close", "volume")),
+        )
+        for w in weekly
+    ] == [(t, w["open"], w["high"], w["low"], w["close"], w["volume"]) for t, w in expected.items()]
+
+    last = (await client.get("/api/v1/prices/last", params={"instrument": name})).json()
+    assert Decimal(last["price"]) == rows[-1]["close"]
+
+
+async def test_synthetic_ticks_are_published_aggregated_stored_and_resampled(
+    client: httpx.AsyncClient, settings: Settings
+) -> None:
+    name = instrument()
+    start = datetime(2026, 3, 2, 10, 0, tzinfo=UTC)
+    config = {"kind": "synthetic", "seed": 42, "rate": 50, "count": 4000, "realtime": False}
+    feed = await add_feed(
+        client,
+        {
+            "instrument_id": name,
+            "timeframes": ["5s", "1m"],
+            "config": {**config, "start": start.isoformat()},
+        },
+    )
+    done = await finished(client, feed["feed_id"])
+    assert done["published_ticks"] == 4000
+
+    tick_records = keyed(await read_all(settings.kafka_bootstrap, MD_TICKS, expect=4000), name)
+    ticks: list[Tick] = [get_topic(MD_TICKS).decode(r.value) for r in tick_records]
+    assert len(ticks) == 4000 and ticks[0].ts == start
+    assert ticks[-1].ts == start + timedelta(seconds=3999 / 50)
+
+    # The bars the service published are the ones the aggregator makes of those ticks.
+    reference = BarAggregator(name, [Timeframe.parse("5s"), Timeframe.parse("1m")])
+    expected = [b for t in ticks for b in reference.add(t).bars] + reference.close_all()
+    bar_records = keyed(
+        await read_all(settings.kafka_bootstrap, MD_BARS, expect=len(expected)), name
+    )
+    assert [get_topic(MD_BARS).decode(r.value) for r in bar_records] == expected
+
+    end = start + timedelta(hours=1)
+
+    async def all_stored() -> list[dict[str, Any]] | None:
+        got = await history(client, instrument=name, timeframe="7s", start=start, end=end)
+        return got if sum(int(b["trades"]) for b in got) == 4000 else None
+
+    # 7s divides neither 5s nor 1m: Postgres resamples the stored ticks.
+    from_ticks = await eventually(all_stored)
+    seven = BarAggregator(name, [Timeframe.parse("7s")])
+    expected_seven = [b for t in ticks for b in seven.add(t).bars] + seven.close_all()
+    assert [
+        (
+            b["open_time"],
+            Decimal(b["open"]),
+            Decimal(b["high"]),
+            Decimal(b["low"]),
+            Decimal(b["close"]),
+            Decimal(b["volume"]),
+        )
+        for b in from_ticks
+    ] == [
+        (b.open_time.isoformat().replace("+00:00", "Z"), b.open, b.high, b.low, b.close, b.volume)
+        for b in expected_seven
+    ]
+    # 15s is built from the stored 5s bars.
+    fifteen = await history(client, instrument=name, timeframe="15s", start=start, end=end)
+    assert sum(int(b["trades"]) for b in fifteen) == 4000
+    assert len(fifteen) == 4000 // 50 // 15 + 1
+
+
+async def test_bad_requests_are_problems(client: httpx.AsyncClient) -> None:
+    unknown = await client.get(
+        "/api/v1/ohlcv",
+        params={
+            "instrument": "nowhere:X/Y",
+            "timeframe": "1d",
+            "start": "2024-01-01",
+            "end": "2024-02-01",
+        },
+    )
+    assert unknown.status_code == 404
+    assert unknown.headers["content-type"] == "application/problem+json"
+    name = instrument()
+    await add_feed(
+        client,
+        {"instrument_id": name, "config": {"kind": "synthetic", "count": 10, "realtime": False}},
+    )
+    for params, title in [
+        ({"timeframe": "1d", "start": "2024-02-01", "end": "2024-01-01"}, "Invalid range"),
+        ({"timeframe": "3y", "start": "2024-01-01", "end": "2024-02-01"}, "Invalid timeframe"),
+        (
+            {"timeframe": "1d", "start": "2024-01-01", "end": "2024-02-01", "limit": 10**6},
+            "Page too large",
+        ),
+        (
+            {"timeframe": "1d", "start": "yesterday", "end": "2024-02-01"},
+            "Request validation failed",
+        ),
+    ]:
+        response = await client.get("/api/v1/ohlcv", params={"instrument": name, **params})
+        assert (response.status_code, response.json()["title"]) == (422, title), response.text
+    missing_file = await client.post(
+        "/api/v1/feeds",
+        json={"instrument_id": name, "config": {"kind": "replay", "file": "nothing.csv"}},
+    )
+    assert (missing_file.status_code, missing_file.json()["title"]) == (422, "Unknown replay file")
+    assert (await client.get(f"/api/v1/feeds/{uuid.uuid4()}")).status_code == 404
+
+
+async def test_feeds_stop_restart_and_delete(client: httpx.AsyncClient) -> None:
+    name = instrument()
+    feed = await add_feed(
+        client,
+        {"instrument_id": name, "config": {"kind": "synthetic", "rate": 20, "realtime": True}},
+    )
+    feed_id = feed["feed_id"]
+
+    async def publishing() -> bool:
+        return bool((await client.get(f"/api/v1/feeds/{feed_id}")).json()["published_ticks"] > 5)
+
+    await eventually(publishing)
+    stopped = (await client.post(f"/api/v1/feeds/{feed_id}/stop")).json()
+    assert (stopped["state"], stopped["enabled"]) == ("stopped", False)
+    listed = (await client.get("/api/v1/feeds")).json()
+    assert [f["feed_id"] for f in listed] == [feed_id]
+    instruments = (await client.get("/api/v1/instruments")).json()
+    assert name in instruments["items"]
+    restarted = (await client.post(f"/api/v1/feeds/{feed_id}/start")).json()
+    assert restarted["enabled"] and restarted["state"] in ("starting", "running")
+    assert (await client.delete(f"/api/v1/feeds/{feed_id}")).status_code == 204
+    assert (await client.get(f"/api/v1/feeds/{feed_id}")).status_code == 404

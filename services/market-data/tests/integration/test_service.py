@@ -1,0 +1,83 @@
+"""The market-data service on the real broker and the real Postgres: /health, /ready, /metrics, /about."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import httpx
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+from trademesh_observability.metrics import declared_metric_names
+from trademesh_testing.http import app_client
+
+from trademesh_market_data.app import create_app
+from trademesh_market_data.config import Settings
+from trademesh_market_data.engine import CONSUMES, PRODUCES
+
+pytestmark = pytest.mark.integration
+
+
+async def eventually(check: Callable[[], Awaitable[Any]], timeout: float = 30.0) -> Any:
+    """The first truthy result of `check`, polled until `timeout` (then the test fails)."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while True:
+        result = await check()
+        if result:
+            return result
+        assert loop.time() < deadline, "condition not met in time"
+        await asyncio.sleep(0.1)
+
+
+async def test_health_and_ready_check_the_real_dependencies(client: httpx.AsyncClient) -> None:
+    assert (await client.get("/health")).json()["status"] == "ok"
+    response = await client.get("/ready")
+    assert response.status_code == 200, response.text
+    assert response.json()["checks"] == {
+        "kafka": "ok",
+        "postgres": "ok",
+    }
+
+
+async def test_ready_follows_its_dependencies(private_infra: Any) -> None:
+    app = create_app(private_infra.settings(Settings, ready_timeout_s=1.0))
+    async with app_client(app) as http:
+
+        async def ready_is(status: int) -> dict[str, Any] | None:
+            response = await http.get("/ready")
+            return response.json() if response.status_code == status else None
+
+        await eventually(lambda: ready_is(200))
+        private_infra.kafka.stop()
+        assert (await eventually(lambda: ready_is(503)))["checks"]["kafka"] != "ok"
+        assert (await http.get("/health")).status_code == 200  # alive, only not ready
+        private_infra.kafka.start()
+        await eventually(lambda: ready_is(200))
+        private_infra.postgres.stop()
+        assert (await eventually(lambda: ready_is(503)))["checks"]["postgres"] != "ok"
+        private_infra.postgres.start()
+        await eventually(lambda: ready_is(200))
+
+
+async def test_metrics_export_the_declared_metrics(client: httpx.AsyncClient) -> None:
+    await client.get("/ready")
+    await client.get("/api/v1/about")
+    response = await client.get("/metrics")
+    assert response.status_code == 200
+    # The text format has counters without their _total suffix, and _created series apart.
+    families = {
+        f.name.removesuffix("_created") for f in text_string_to_metric_families(response.text)
+    }
+    exported = {name for name in families if name.startswith(("trademesh_", "faststream_"))}
+    declared = {name.removesuffix("_total") for name in declared_metric_names()}
+    assert {"trademesh_http_requests", "trademesh_ready"} <= exported
+    assert exported <= declared, f"undeclared metrics: {sorted(exported - declared)}"
+
+
+async def test_about_states_the_contract(client: httpx.AsyncClient, settings: Settings) -> None:
+    body = (await client.get("/api/v1/about")).json()
+    assert body["service"] == "market-data"
+    assert (body["consumes"], body["produces"]) == (list(CONSUMES), list(PRODUCES))
+    assert body["schema_name"] == settings.database_schema
