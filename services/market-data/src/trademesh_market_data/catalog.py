@@ -68,6 +68,13 @@ class FeedCreate(_Config):
     )
     config: FeedConfig
     enabled: bool = True
+    partial_every_s: float | None = Field(
+        None,
+        gt=0,
+        le=86400,
+        description="Also publish the bar in progress (final=false) at most this often, in "
+        "seconds of tick time; null: final bars only.",
+    )
 
     @field_validator("timeframes")
     @classmethod
@@ -88,6 +95,7 @@ class FeedRecord(BaseModel):
     config: FeedConfig
     enabled: bool
     created_at: datetime
+    partial_every_s: float | None = None
 
     @property
     def kind(self) -> str:
@@ -104,6 +112,7 @@ class Catalog:
         feed_id = uuid.uuid4()
         document = {
             "timeframes": create.timeframes,
+            "partial_every_s": create.partial_every_s,
             "config": create.config.model_dump(mode="json"),
         }
         async with self.db.transaction() as conn:
@@ -128,7 +137,16 @@ class Catalog:
 
     async def feeds(self, *, enabled_only: bool = False) -> list[FeedRecord]:
         rows = await self.db.pool.fetch(
-            "SELECT * FROM feeds WHERE enabled OR NOT $1 ORDER BY created_at, feed_id", enabled_only
+            "SELECT * FROM feeds WHERE enabled OR NOT $1 ORDER BY feed_id", enabled_only
+        )
+        return [_record(row) for row in rows]
+
+    async def feed_page(self, after: UUID | None, limit: int) -> list[FeedRecord]:
+        """Up to `limit` feeds in id order, after the given one."""
+        rows = await self.db.pool.fetch(
+            "SELECT * FROM feeds WHERE feed_id > $1 ORDER BY feed_id LIMIT $2",
+            after or UUID(int=0),
+            limit,
         )
         return [_record(row) for row in rows]
 
@@ -164,6 +182,7 @@ def _record(row: Any) -> FeedRecord:
         feed_id=row["feed_id"],
         instrument_id=row["instrument_id"],
         timeframes=document["timeframes"],
+        partial_every_s=document.get("partial_every_s"),
         config=document["config"],
         enabled=row["enabled"],
         created_at=row["created_at"],

@@ -166,6 +166,9 @@ class FeedManager:
             bars_writer=self.bars_writer,
             service=self.service,
             tolerance=self.tolerance,
+            partial_every=(
+                timedelta(seconds=record.partial_every_s) if record.partial_every_s else None
+            ),
         )
         handle.runner = runner
         async with self.db.pool.acquire() as lock_conn:

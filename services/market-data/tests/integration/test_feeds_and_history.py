@@ -15,8 +15,10 @@ import httpx
 import pytest
 from trademesh_events.marketdata import Bar, Tick
 from trademesh_events.topics import MD_BARS, MD_TICKS, get_topic
+from trademesh_testing.http import app_client
 from trademesh_testing.samples import read_all
 
+from trademesh_market_data.app import create_app
 from trademesh_market_data.config import Settings
 from trademesh_market_data.engine import BarAggregator, Timeframe
 
@@ -256,11 +258,102 @@ async def test_feeds_stop_restart_and_delete(client: httpx.AsyncClient) -> None:
     await eventually(publishing)
     stopped = (await client.post(f"/api/v1/feeds/{feed_id}/stop")).json()
     assert (stopped["state"], stopped["enabled"]) == ("stopped", False)
-    listed = (await client.get("/api/v1/feeds")).json()
-    assert [f["feed_id"] for f in listed] == [feed_id]
+    listed = (await client.get("/api/v1/feeds", params={"limit": 1})).json()
+    assert [f["feed_id"] for f in listed["items"]] == [feed_id]
+    assert listed["next_cursor"] is None
     instruments = (await client.get("/api/v1/instruments")).json()
     assert name in instruments["items"]
     restarted = (await client.post(f"/api/v1/feeds/{feed_id}/start")).json()
     assert restarted["enabled"] and restarted["state"] in ("starting", "running")
     assert (await client.delete(f"/api/v1/feeds/{feed_id}")).status_code == 204
     assert (await client.get(f"/api/v1/feeds/{feed_id}")).status_code == 404
+
+
+KNOWN_TRADES = """timestamp,price,size,side,id
+2026-01-05T09:30:01Z,100,1,buy,1
+2026-01-05T09:30:20Z,105,2,buy,2
+2026-01-05T09:30:19.500Z,99,0.5,sell,3
+2026-01-05T09:30:59Z,101,1,sell,4
+2026-01-05T09:32:05Z,110,3,buy,5
+2026-01-05T09:32:30Z,-1,1,buy,6
+2026-01-05T09:33:05Z,111,1,sell,7
+2026-01-05T09:10:00Z,90,1,sell,8
+"""
+
+
+async def test_a_known_trade_sequence_gives_known_bars(settings: Settings, tmp_path: Path) -> None:
+    """Through the whole service: minute 0 has four ticks (one out of order, within the
+    tolerance), minute 1 none (a gap), minute 2 one tick and a negative price (refused), minute 3
+    one tick; the last row is 20 minutes too old (refused as out of order)."""
+    (tmp_path / "known.csv").write_text(KNOWN_TRADES)
+    app = create_app(settings.model_copy(update={"replay_dir": tmp_path}))
+    name = instrument()
+    async with app_client(app) as client:
+        feed = await add_feed(
+            client,
+            {
+                "instrument_id": name,
+                "timeframes": ["1m"],
+                "config": {"kind": "replay", "file": "known.csv", "data": "trades"},
+            },
+        )
+        done = await finished(client, feed["feed_id"])
+        assert (done["published_ticks"], done["published_bars"], done["rejected"]) == (6, 3, 2)
+        records = keyed(await read_all(settings.kafka_bootstrap, MD_BARS, expect=3), name)
+        bars = [get_topic(MD_BARS).decode(r.value) for r in records]
+        t0 = datetime(2026, 1, 5, 9, 30, tzinfo=UTC)
+        assert [
+            (b.open_time, b.open, b.high, b.low, b.close, b.volume, b.trades) for b in bars
+        ] == [
+            (t0, Decimal(100), Decimal(105), Decimal(99), Decimal(101), Decimal("4.5"), 4),
+            (t0 + timedelta(minutes=2), *[Decimal(110)] * 4, Decimal(3), 1),
+            (t0 + timedelta(minutes=3), *[Decimal(111)] * 4, Decimal(1), 1),
+        ]
+        metrics = (await client.get("/metrics")).text
+        feed_label = f'feed="{feed["feed_id"]}"'
+        for line in (
+            f'trademesh_md_ticks_in_total{{{feed_label},service="market-data"}} 7.0',
+            f'trademesh_md_ticks_out_total{{{feed_label},service="market-data"}} 6.0',
+            f'trademesh_md_rejected_total{{{feed_label},reason="bad_row",service="market-data"}} 1.0',
+            f'trademesh_md_rejected_total{{{feed_label},reason="out_of_order",service="market-data"}} 1.0',
+        ):
+            assert line in metrics, line
+
+
+async def test_in_progress_bars_are_published_when_asked_and_never_stored(
+    settings: Settings, tmp_path: Path
+) -> None:
+    (tmp_path / "known.csv").write_text(KNOWN_TRADES)
+    app = create_app(settings.model_copy(update={"replay_dir": tmp_path}))
+    name = instrument()
+    async with app_client(app) as client:
+        feed = await add_feed(
+            client,
+            {
+                "instrument_id": name,
+                "timeframes": ["1m"],
+                "partial_every_s": 30,
+                "config": {"kind": "replay", "file": "known.csv", "data": "trades"},
+            },
+        )
+        assert feed["partial_every_s"] == 30
+        await finished(client, feed["feed_id"])
+        records = keyed(await read_all(settings.kafka_bootstrap, MD_BARS, expect=3), name)
+        bars = [get_topic(MD_BARS).decode(r.value) for r in records]
+        progress = [(b.open_time.minute, b.close) for b in bars if not b.final]
+        # minute 30: at its first tick and 30 s later; minutes 32 and 33: at their first tick
+        assert progress == [
+            (30, Decimal(100)),
+            (30, Decimal(101)),
+            (32, Decimal(110)),
+            (33, Decimal(111)),
+        ]
+        assert len([b for b in bars if b.final]) == 3
+
+        async def stored() -> list[dict[str, Any]] | None:
+            got = await history(
+                client, instrument=name, timeframe="1m", start="2026-01-05", end="2026-01-06"
+            )
+            return got if len(got) == 3 else None
+
+        assert [int(b["trades"]) for b in await eventually(stored)] == [4, 1, 1]

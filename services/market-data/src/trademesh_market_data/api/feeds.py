@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Annotated
 from uuid import UUID
 
-from fastapi import APIRouter, Response
+from fastapi import APIRouter, Query, Response
 from pydantic import BaseModel
 from trademesh_http import ProblemError
 
@@ -23,6 +24,7 @@ class FeedOut(BaseModel):
     config: FeedConfig
     enabled: bool
     created_at: datetime
+    partial_every_s: float | None = None
     state: str
     error: str | None = None
     published_ticks: int = 0
@@ -65,9 +67,24 @@ async def add_feed(create: FeedCreate, catalog: CatalogDep, feeds: FeedsDep) -> 
     return _out(record, feeds)
 
 
-@router.get("", summary="Every feed and its state")
-async def list_feeds(catalog: CatalogDep, feeds: FeedsDep) -> list[FeedOut]:
-    return [_out(record, feeds) for record in await catalog.feeds()]
+class FeedPage(BaseModel):
+    items: list[FeedOut]
+    next_cursor: UUID | None = None
+
+
+@router.get("", summary="Feeds and their state, in id order")
+async def list_feeds(
+    catalog: CatalogDep,
+    feeds: FeedsDep,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    cursor: Annotated[UUID | None, Query(description="next_cursor of the previous page.")] = None,
+) -> FeedPage:
+    records = await catalog.feed_page(cursor, limit + 1)
+    more = len(records) > limit
+    return FeedPage(
+        items=[_out(record, feeds) for record in records[:limit]],
+        next_cursor=records[limit - 1].feed_id if more else None,
+    )
 
 
 @router.get("/{feed_id}", summary="One feed and its state")
