@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import asyncio
 import csv
 import uuid
-from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -17,6 +15,7 @@ from trademesh_events.marketdata import Bar, Tick
 from trademesh_events.topics import MD_BARS, MD_TICKS, get_topic
 from trademesh_testing.http import app_client
 from trademesh_testing.samples import read_all
+from trademesh_testing.waiting import eventually
 
 from trademesh_market_data.app import create_app
 from trademesh_market_data.config import Settings
@@ -41,17 +40,6 @@ def goog_rows() -> list[dict[str, Any]]:
 
 def instrument(prefix: str = "test") -> str:
     return f"{prefix}:T{uuid.uuid4().hex[:10].upper()}/USD"
-
-
-async def eventually(check: Callable[[], Awaitable[Any]], timeout: float = 60.0) -> Any:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while True:
-        result = await check()
-        if result:
-            return result
-        assert loop.time() < deadline, "condition not met in time"
-        await asyncio.sleep(0.1)
 
 
 async def add_feed(client: httpx.AsyncClient, body: dict[str, Any]) -> dict[str, Any]:

