@@ -216,10 +216,16 @@ class Bus:
             sent: list[tuple[asyncio.Future[Any], _OpenBatch]] = []
             send_error: BaseException | None = None
             too_big: ValueError | None = None
+            # A batch usually repeats few keys (an instrument's ticks): hash each key once.
+            chosen: dict[tuple[str, bytes], int] = {}
             try:
                 for spec, event, envelope in items:
                     key = spec.key_of(event)
-                    partition = _PARTITIONER(key, partitions[spec.name], partitions[spec.name])
+                    partition = chosen.get((spec.name, key))
+                    if partition is None:
+                        available = partitions[spec.name]
+                        partition = _PARTITIONER(key, available, available)
+                        chosen[(spec.name, key)] = partition
                     value = spec.encode(event)
                     headers = envelope.to_kafka_headers() + trace_headers
                     size = len(key) + len(value) + sum(len(k) + len(v) for k, v in headers)
