@@ -69,6 +69,11 @@ class Timeframe:
         offset = (ts - origin) // self.delta
         return origin + offset * self.delta
 
+    def ceil(self, ts: datetime) -> datetime:
+        """The first interval start at or after `ts`."""
+        start = self.floor(ts)
+        return start if start == ts else start + self.delta
+
 
 class TickRejected(ValueError):
     """A tick that must not be published; `reason` is a short machine-readable code."""

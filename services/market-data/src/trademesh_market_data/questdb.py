@@ -17,7 +17,7 @@ from questdb._client import Buffer
 from trademesh_events.marketdata import Bar, Tick
 
 from trademesh_market_data.engine import Timeframe
-from trademesh_market_data.tickstore import Ohlcv
+from trademesh_market_data.tickstore import Ohlcv, bar_window, base_timeframe
 
 # Prices, sizes and bar values are DOUBLE columns. The client can send DECIMAL (ILP protocol 3),
 # but only QuestDB 9.2+ takes it, and a DECIMAL column has one scale for every instrument (the
@@ -268,13 +268,9 @@ class QuestDbTickStore:
         stored = await self.pool.fetch(
             "SELECT DISTINCT timeframe FROM bars WHERE instrument_id = $1", instrument
         )
-        usable = [
-            base
-            for base in (Timeframe.parse(row["timeframe"]) for row in stored)
-            if timeframe.built_from(base)
-        ]
-        if usable:
-            base = max(usable)
+        base = base_timeframe(timeframe, [row["timeframe"] for row in stored])
+        start, end = bar_window(timeframe, start, end)
+        if base is not None:
             # first/last follow the designated timestamp, so they are the earliest bar's open
             # and the latest bar's close.
             rows = await self.pool.fetch(

@@ -33,6 +33,18 @@ class Ohlcv:
     trades: int
 
 
+def base_timeframe(target: Timeframe, stored: list[str]) -> Timeframe | None:
+    """The coarsest stored bar timeframe that adds up to `target`, or None (use the ticks)."""
+    usable = [base for base in map(Timeframe.parse, stored) if target.built_from(base)]
+    return max(usable) if usable else None
+
+
+def bar_window(target: Timeframe, start: datetime, end: datetime) -> tuple[datetime, datetime]:
+    """The source rows that make the bars opening in [start, end), each one whole: from the
+    first interval start at or after `start` to the first at or after `end`."""
+    return target.ceil(start), target.ceil(end)
+
+
 class TickStore(Protocol):
     async def write_ticks(self, ticks: Sequence[Tick]) -> None: ...
 
@@ -100,15 +112,11 @@ class PostgresTickStore:
         stored = await self.db.pool.fetch(
             "SELECT DISTINCT timeframe FROM bars WHERE instrument_id = $1", instrument
         )
-        usable = [
-            base
-            for base in (Timeframe.parse(row["timeframe"]) for row in stored)
-            if timeframe.built_from(base)
-        ]
+        base = base_timeframe(timeframe, [row["timeframe"] for row in stored])
+        start, end = bar_window(timeframe, start, end)
         origin = _MONDAY if timeframe.weekly else _EPOCH
         interval = timeframe.delta
-        if usable:
-            base = max(usable)
+        if base is not None:
             rows = await self.db.pool.fetch(
                 "SELECT date_bin($1::interval, open_time, $2::timestamptz) AS bucket, "
                 "(array_agg(open ORDER BY open_time))[1] AS open, max(high) AS high, "

@@ -129,6 +129,13 @@ async def test_replay_of_the_fixture_publishes_and_stores_exactly_the_files_bars
         for w in weekly
     ] == [(t, w["open"], w["high"], w["low"], w["close"], w["volume"]) for t, w in expected.items()]
 
+    # A range starting mid-week returns the weeks opening in it, each one whole.
+    mid = await history(
+        client, instrument=name, timeframe="1w", start="2013-01-02", end="2013-01-15"
+    )
+    assert [w["open_time"][:10] for w in mid] == ["2013-01-07", "2013-01-14"]
+    assert mid[0] == weekly[[w["open_time"] for w in weekly].index(mid[0]["open_time"])]
+
     last = (await client.get("/api/v1/prices/last", params={"instrument": name})).json()
     assert Decimal(last["price"]) == rows[-1]["close"]
 
@@ -166,7 +173,9 @@ async def test_synthetic_ticks_are_published_aggregated_stored_and_resampled(
     end = start + timedelta(hours=1)
 
     async def all_stored() -> list[dict[str, Any]] | None:
-        got = await history(client, instrument=name, timeframe="7s", start=start, end=end)
+        # from the start of the 7 s interval holding the first tick (bars open in the range)
+        first = Timeframe.parse("7s").floor(start)
+        got = await history(client, instrument=name, timeframe="7s", start=first, end=end)
         return got if sum(int(b["trades"]) for b in got) == 4000 else None
 
     # 7s divides neither 5s nor 1m: Postgres resamples the stored ticks.

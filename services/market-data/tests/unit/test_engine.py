@@ -19,6 +19,7 @@ from trademesh_market_data.engine import (
     TickRejected,
     Timeframe,
 )
+from trademesh_market_data.tickstore import bar_window, base_timeframe
 
 pytestmark = pytest.mark.unit
 
@@ -172,3 +173,25 @@ def test_the_guard_refuses_unknown_instruments_and_ticks_too_far_back() -> None:
     with pytest.raises(TickRejected) as raised:
         guard.check(other)
     assert raised.value.reason == "unknown_instrument"
+
+
+def test_a_history_window_covers_whole_bars_opening_in_the_range() -> None:
+    week = Timeframe.parse("1w")
+    wednesday, next_wednesday = datetime(2026, 1, 7, tzinfo=UTC), datetime(2026, 1, 14, tzinfo=UTC)
+    # The week of 5 Jan opens before the range: not returned; the week of 12 Jan opens in it.
+    assert bar_window(week, wednesday, next_wednesday) == (
+        datetime(2026, 1, 12, tzinfo=UTC),
+        datetime(2026, 1, 19, tzinfo=UTC),
+    )
+    monday = datetime(2026, 1, 5, tzinfo=UTC)
+    assert bar_window(week, monday, monday + timedelta(days=7)) == (
+        monday,
+        monday + timedelta(days=7),
+    )
+
+
+def test_history_uses_the_coarsest_stored_bars_that_add_up() -> None:
+    assert base_timeframe(Timeframe.parse("1h"), ["1m", "5m", "7m", "1d"]) == Timeframe.parse("5m")
+    assert base_timeframe(Timeframe.parse("1w"), ["1d", "1w"]) == Timeframe.parse("1w")
+    assert base_timeframe(Timeframe.parse("1d"), ["1w"]) is None
+    assert base_timeframe(Timeframe.parse("7s"), ["5s", "1m"]) is None
