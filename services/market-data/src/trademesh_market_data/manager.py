@@ -189,6 +189,12 @@ class FeedManager:
                 await feed.run(runner, handle.stop)
                 if not handle.stop.is_set():
                     await runner.finish()
+                    # A finished source is not played again when the service restarts (its
+                    # events would reach consumers twice); starting it again is explicit.
+                    await self.db.pool.execute(
+                        "UPDATE feeds SET enabled = false, updated_at = now() WHERE feed_id = $1",
+                        record.feed_id,
+                    )
                     handle.state = "finished"
             except Exception as exc:
                 handle.state, handle.error = "failed", f"{type(exc).__name__}: {exc}"

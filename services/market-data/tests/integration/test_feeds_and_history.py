@@ -87,6 +87,7 @@ async def test_replay_of_the_fixture_publishes_and_stores_exactly_the_files_bars
     done = await finished(client, feed["feed_id"])
     rows = goog_rows()
     assert (done["published_bars"], done["rejected"]) == (len(rows), 0)
+    assert done["enabled"] is False  # played once: a restart of the service does not replay it
 
     records = keyed(await read_all(settings.kafka_bootstrap, MD_BARS, expect=len(rows)), name)
     spec = get_topic(MD_BARS)
