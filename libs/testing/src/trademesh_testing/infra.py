@@ -218,6 +218,31 @@ def start_containers() -> TestInfra:  # pragma: no cover - needs Docker, which C
     return infra
 
 
+def start_questdb_container() -> tuple[str, str, Callable[[], None]]:  # pragma: no cover - Docker
+    """A QuestDB server through testcontainers: (ILP client conf, PG-wire URL, stop)."""
+    import time
+    import urllib.request
+
+    from testcontainers.core.container import DockerContainer
+
+    container = DockerContainer("questdb/questdb:8.2.3").with_exposed_ports(9000, 8812)
+    container.start()
+    host = container.get_container_host_ip()
+    http = f"http://{host}:{container.get_exposed_port(9000)}"
+    deadline = time.monotonic() + 90
+    while True:  # ready when its HTTP endpoint answers a query
+        try:
+            with urllib.request.urlopen(f"{http}/exec?query=select%201", timeout=2):  # noqa: S310
+                break
+        except OSError:
+            if time.monotonic() > deadline:
+                container.stop()
+                raise
+            time.sleep(0.5)
+    pg = f"postgresql://admin:quest@{host}:{container.get_exposed_port(8812)}/qdb"
+    return f"http::addr={host}:{container.get_exposed_port(9000)};", pg, container.stop
+
+
 def start_external() -> TestInfra:
     try:
         database_url = os.environ["TRADEMESH_TEST_DATABASE_URL"]

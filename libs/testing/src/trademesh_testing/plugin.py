@@ -6,6 +6,7 @@ Fixtures are lazy: a run of unit tests starts nothing.
 from __future__ import annotations
 
 import asyncio
+import os
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from typing import Any
@@ -21,6 +22,7 @@ from trademesh_testing.infra import (
     start_dev_vault,
     start_embedded,
     start_infra,
+    start_questdb_container,
 )
 
 __all__ = ["TEST_CONSUMER_SETTINGS"]
@@ -55,6 +57,29 @@ def platform_topics(infra: TestInfra) -> list[str]:
     plans = topic_plan()
     asyncio.run(ensure_topics(infra.kafka_bootstrap, plans))
     return [plan.name for plan in plans]
+
+
+@pytest.fixture(scope="session")
+def questdb_urls() -> Iterator[tuple[str, str]]:
+    """(ILP client conf, PG-wire URL) of a QuestDB server: TRADEMESH_TEST_QUESTDB_ILP/_PG when
+    set, a container when TRADEMESH_TEST_INFRA=containers; otherwise the test is skipped."""
+    ilp = os.environ.get("TRADEMESH_TEST_QUESTDB_ILP")
+    pg = os.environ.get("TRADEMESH_TEST_QUESTDB_PG")
+    if ilp and pg:
+        yield ilp, pg
+        return
+    if os.environ.get("TRADEMESH_TEST_INFRA") == "containers":
+        ilp, pg, stop = start_questdb_container()
+        try:
+            yield ilp, pg
+        finally:
+            stop()
+        return
+    # A legitimate skip: QuestDB is not installable from PyPI, Debian or npm, so embedded mode
+    # has none; the store's ILP bytes are checked without a server in unit tests.
+    pytest.skip(
+        "no QuestDB server here: set TRADEMESH_TEST_QUESTDB_ILP/PG or TRADEMESH_TEST_INFRA=containers"
+    )
 
 
 @pytest.fixture(scope="session")

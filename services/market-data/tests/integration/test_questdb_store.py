@@ -1,13 +1,13 @@
 """The QuestDB tick store against a real QuestDB: ticks and bars in by ILP, history out by SQL.
 
-Runs only when TRADEMESH_TEST_QUESTDB_ILP (an ILP client conf, e.g. `http::addr=localhost:9000;`)
-and TRADEMESH_TEST_QUESTDB_PG (e.g. `postgresql://admin:quest@localhost:8812/qdb`) are set.
+Runs when TRADEMESH_TEST_QUESTDB_ILP (an ILP client conf, e.g. `http::addr=localhost:9000;`) and
+TRADEMESH_TEST_QUESTDB_PG (e.g. `postgresql://admin:quest@localhost:8812/qdb`) are set, or with
+TRADEMESH_TEST_INFRA=containers (the questdb_urls fixture of trademesh_testing).
 """
 
 from __future__ import annotations
 
 import asyncio
-import os
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -28,15 +28,8 @@ Result = TypeVar("Result")
 
 
 @pytest.fixture
-async def store() -> AsyncIterator[QuestDbTickStore]:
-    ilp = os.environ.get("TRADEMESH_TEST_QUESTDB_ILP")
-    pg = os.environ.get("TRADEMESH_TEST_QUESTDB_PG")
-    if not ilp or not pg:
-        # A legitimate skip: the test engines (trademesh_testing) start Postgres and a Kafka
-        # broker, not QuestDB, and this machine has no QuestDB server. The byte-level ILP tests
-        # in tests/unit run everywhere; these need the server itself to answer the SQL.
-        pytest.skip("no QuestDB server here: set TRADEMESH_TEST_QUESTDB_ILP/PG to run")
-    questdb = QuestDbTickStore(ilp, pg)
+async def store(questdb_urls: tuple[str, str]) -> AsyncIterator[QuestDbTickStore]:
+    questdb = QuestDbTickStore(*questdb_urls)
     await questdb.connect()
     try:
         yield questdb
