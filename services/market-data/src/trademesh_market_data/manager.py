@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Literal
 from uuid import UUID
 
+import asyncpg
 from trademesh_bus import Bus
 from trademesh_db import Database
 from trademesh_events.marketdata import Bar, Tick
@@ -171,7 +172,15 @@ class FeedManager:
             ),
         )
         handle.runner = runner
-        async with self.db.pool.acquire() as lock_conn:
+        # A connection of its own, outside the pool: held for the feed's whole life, pooled
+        # ones would run out with a dozen feeds and starve the API. Closing it releases the lock.
+        try:
+            lock_conn = await asyncpg.connect(self.db.url)
+        except (OSError, asyncpg.PostgresError) as exc:
+            handle.state, handle.error = "failed", f"no database for the feed's lock: {exc}"
+            log.error("feed cannot start", extra={"feed": name, "error": handle.error})
+            return
+        try:
             while not await lock_conn.fetchval(
                 "SELECT pg_try_advisory_lock(hashtextextended('marketdata.feed.' || $1, 0))", name
             ):
@@ -203,10 +212,9 @@ class FeedManager:
                 closer.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await closer
-                await lock_conn.execute(
-                    "SELECT pg_advisory_unlock(hashtextextended('marketdata.feed.' || $1, 0))",
-                    name,
-                )
+        finally:
+            with contextlib.suppress(Exception):  # the server may be gone: the lock is too
+                await lock_conn.close(timeout=5)
 
     async def _close_bars(self, runner: FeedRunner, stop: asyncio.Event) -> None:
         """Bars end with time, not only with the next tick: close them on the clock."""

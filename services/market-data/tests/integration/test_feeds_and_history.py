@@ -355,3 +355,34 @@ async def test_in_progress_bars_are_published_when_asked_and_never_stored(
             return got if len(got) == 3 else None
 
         assert [int(b["trades"]) for b in await eventually(stored)] == [4, 1, 1]
+
+
+async def test_with_two_replicas_a_feed_runs_once_and_the_other_takes_over(
+    settings: Settings,
+) -> None:
+    """Two processes of the service on one schema: the feed's advisory lock lets one play it;
+    when that one stops, the other takes the feed over."""
+    first, second = create_app(settings), create_app(settings)
+    name = instrument()
+    async with app_client(first) as one:
+        feed = await add_feed(
+            one,
+            {"instrument_id": name, "config": {"kind": "synthetic", "rate": 20, "realtime": True}},
+        )
+        feed_id = feed["feed_id"]
+
+        async def running(client: httpx.AsyncClient, state: str) -> bool:
+            return bool((await client.get(f"/api/v1/feeds/{feed_id}")).json()["state"] == state)
+
+        await eventually(lambda: running(one, "running"))
+        async with app_client(second) as two:  # starts the enabled feed too, and waits
+            await eventually(lambda: running(two, "standby"))
+            assert (await two.get(f"/api/v1/feeds/{feed_id}")).json()["published_ticks"] == 0
+            await first.state.runtime.feeds.stop_all()  # replica one goes away
+            await eventually(lambda: running(two, "running"), timeout=20)
+
+            async def publishing() -> bool:
+                body = (await two.get(f"/api/v1/feeds/{feed_id}")).json()
+                return bool(body["published_ticks"] > 0)
+
+            await eventually(publishing)

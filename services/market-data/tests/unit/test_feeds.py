@@ -179,3 +179,4 @@ def test_a_realtime_synthetic_feed_sleeps_at_its_rate() -> None:
     feed = SyntheticFeed("test:SYN/USD", clock, T0, count=3000, rate=1000, realtime=True)
     play(feed)
     assert sum(clock.slept) == pytest.approx(3.0)
+    assert max(clock.slept) == pytest.approx(0.1)  # paced in tenths of a second, not in bursts

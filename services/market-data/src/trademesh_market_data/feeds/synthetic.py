@@ -78,12 +78,20 @@ class _Endless:
         return self
 
     def __next__(self) -> list[Tick]:
-        return self._batch(self.feed.batch_size)
+        return self._batch(self.size)
+
+    @property
+    def size(self) -> int:
+        """Ticks per batch: in real time, a tenth of a second's worth, so pacing stays smooth
+        and a stop is seen within that long."""
+        if self.feed.realtime:
+            return max(1, min(self.feed.batch_size, math.ceil(self.feed.rate / 10)))
+        return self.feed.batch_size
 
     def take(self, count: int) -> list[list[Tick]]:
         batches = []
         while count > 0:
-            size = min(count, self.feed.batch_size)
+            size = min(count, self.size)
             batches.append(self._batch(size))
             count -= size
         return batches
