@@ -1,0 +1,202 @@
+"""The built-in strategies. Each docstring states its rules exactly; sizes come from the bot."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Self
+
+from pydantic import Field, model_validator
+from trademesh_events.marketdata import Bar
+
+from trademesh_trading.indicators import Band, Bollinger, Donchian, Rsi, Sma
+from trademesh_trading.strategy import Context, Strategy, StrategyConfig, close_of
+
+ZERO = Decimal(0)
+
+
+class RsiCrossConfig(StrategyConfig):
+    period: int = Field(14, ge=2, le=500, description="RSI period (Wilder's smoothing).")
+    oversold: float = Field(30.0, gt=0, lt=100, description="Buy when RSI crosses up through it.")
+    overbought: float = Field(
+        70.0, gt=0, lt=100, description="Sell when RSI crosses down through it."
+    )
+
+    @model_validator(mode="after")
+    def _levels(self) -> Self:
+        if self.oversold >= self.overbought:
+            raise ValueError("oversold must be below overbought")
+        return self
+
+
+class RsiCross(Strategy[RsiCrossConfig]):
+    """RSI cross, long only.
+
+    On each final bar, with RSI(period) of the closes (Wilder's) and its previous value:
+    - flat and RSI crosses *up* through `oversold` (previous < oversold <= current): buy the
+      bot's order size;
+    - long and RSI crosses *down* through `overbought` (previous > overbought >= current): sell
+      the whole position.
+    Nothing happens before RSI has a previous value (period + 2 bars).
+    """
+
+    name = "rsi_cross"
+    config_class = RsiCrossConfig
+
+    def __init__(self, config: RsiCrossConfig) -> None:
+        super().__init__(config)
+        self.rsi = Rsi(config.period)
+        self.previous: float | None = None
+
+    def warmup(self) -> int:
+        return self.config.period * 10  # Wilder's smoothing converges slowly
+
+    def on_bar(self, ctx: Context, bar: Bar) -> None:
+        value = self.rsi.update(close_of(bar))
+        previous, self.previous = self.previous, value
+        if value is None or previous is None:
+            return
+        c = self.config
+        if ctx.position == ZERO and previous < c.oversold <= value:
+            ctx.target_position(ctx.order_size())
+        elif ctx.position > ZERO and previous > c.overbought >= value:
+            ctx.target_position(ZERO)
+
+
+class SmaCrossConfig(StrategyConfig):
+    fast: int = Field(10, ge=1, le=1000, description="Fast SMA period.")
+    slow: int = Field(20, ge=2, le=5000, description="Slow SMA period.")
+    short: bool = Field(False, description="Go short on a cross down instead of flat.")
+
+    @model_validator(mode="after")
+    def _periods(self) -> Self:
+        if self.fast >= self.slow:
+            raise ValueError("fast must be shorter than slow")
+        return self
+
+
+class SmaCross(Strategy[SmaCrossConfig]):
+    """Moving-average crossover.
+
+    With SMA(fast) and SMA(slow) of the closes, on each final bar where both exist now and on
+    the previous bar:
+    - fast crosses *above* slow (previous fast <= previous slow, current fast > current slow):
+      hold +order size (closing a short first);
+    - fast crosses *below* slow (previous fast >= previous slow, current fast < current slow):
+      hold -order size when `short`, else nothing (flat).
+    """
+
+    name = "sma_cross"
+    config_class = SmaCrossConfig
+
+    def __init__(self, config: SmaCrossConfig) -> None:
+        super().__init__(config)
+        self.fast, self.slow = Sma(config.fast), Sma(config.slow)
+        self.previous: tuple[float, float] | None = None
+
+    def warmup(self) -> int:
+        return self.config.slow + 1
+
+    def on_bar(self, ctx: Context, bar: Bar) -> None:
+        close = close_of(bar)
+        fast, slow = self.fast.update(close), self.slow.update(close)
+        if fast is None or slow is None:
+            return
+        previous, self.previous = self.previous, (fast, slow)
+        if previous is None:
+            return
+        if previous[0] <= previous[1] and fast > slow:
+            ctx.target_position(ctx.order_size())
+        elif previous[0] >= previous[1] and fast < slow:
+            ctx.target_position(-ctx.order_size() if self.config.short else ZERO)
+
+
+class BollingerReversionConfig(StrategyConfig):
+    period: int = Field(20, ge=2, le=1000, description="Band period (SMA and deviation).")
+    k: float = Field(2.0, gt=0, le=10, description="Band width in standard deviations.")
+    short: bool = Field(False, description="Also sell above the upper band.")
+
+
+class BollingerReversion(Strategy[BollingerReversionConfig]):
+    """Bollinger-band mean reversion.
+
+    With the bands of the closes (SMA(period) ± k population standard deviations), on each
+    final bar:
+    - flat and close < lower band: buy the order size;
+    - long and close >= middle band: sell the whole position;
+    - when `short`: flat and close > upper band: sell short the order size; short and
+      close <= middle band: buy it back.
+    """
+
+    name = "bollinger_reversion"
+    config_class = BollingerReversionConfig
+
+    def __init__(self, config: BollingerReversionConfig) -> None:
+        super().__init__(config)
+        self.bands = Bollinger(config.period, config.k)
+
+    def warmup(self) -> int:
+        return self.config.period
+
+    def on_bar(self, ctx: Context, bar: Bar) -> None:
+        close = close_of(bar)
+        band = self.bands.update(close)
+        if band is None:
+            return
+        held = ctx.position
+        if held == ZERO:
+            if close < band.lower:
+                ctx.target_position(ctx.order_size())
+            elif self.config.short and close > band.upper:
+                ctx.target_position(-ctx.order_size())
+        elif (held > ZERO and close >= band.middle) or (held < ZERO and close <= band.middle):
+            ctx.target_position(ZERO)
+
+
+class DonchianBreakoutConfig(StrategyConfig):
+    period: int = Field(20, ge=2, le=1000, description="Channel length in bars.")
+    short: bool = Field(False, description="Go short on a break down instead of flat.")
+
+
+class DonchianBreakout(Strategy[DonchianBreakoutConfig]):
+    """Donchian channel breakout.
+
+    The channel is the highest high and the lowest low of the `period` bars *before* the
+    current one. On each final bar:
+    - close > that highest high: hold +order size (closing a short first);
+    - close < that lowest low: hold -order size when `short`, else flat.
+    """
+
+    name = "donchian_breakout"
+    config_class = DonchianBreakoutConfig
+
+    def __init__(self, config: DonchianBreakoutConfig) -> None:
+        super().__init__(config)
+        self.channel = Donchian(config.period)
+        self.previous: Band | None = None  # the channel up to the previous bar
+
+    def warmup(self) -> int:
+        return self.config.period + 1
+
+    def on_bar(self, ctx: Context, bar: Bar) -> None:
+        channel, current = (
+            self.previous,
+            self.channel.update(float(bar.high), float(bar.low), close_of(bar)),
+        )
+        self.previous = current
+        if channel is None:
+            return
+        close = close_of(bar)
+        if close > channel.upper and ctx.position <= ZERO:
+            ctx.target_position(ctx.order_size())
+        elif close < channel.lower and ctx.position >= ZERO:
+            target = -ctx.order_size() if self.config.short else ZERO
+            if ctx.position != target:
+                ctx.target_position(target)
+
+
+BUILTIN: tuple[type[Strategy], ...] = (  # type: ignore[type-arg]
+    RsiCross,
+    SmaCross,
+    BollingerReversion,
+    DonchianBreakout,
+)

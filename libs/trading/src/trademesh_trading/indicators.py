@@ -1,0 +1,86 @@
+"""Incremental indicators (O(1) per bar) on talipp, with bounded memory; values equal TA-Lib's.
+
+talipp keeps every value it computed; a bot runs for months, so each wrapper drops what it no
+longer needs. Indicators work in floats: they describe prices, they are not money (orders and
+positions stay Decimal).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from talipp.indicators import BB, RSI, SMA, DonchianChannels
+from talipp.ohlcv import OHLCV
+
+_KEEP = 64  # values kept beyond what the indicator needs, before trimming in one go
+
+
+class _Bounded:
+    """Trims a talipp indicator's stored values (and its input) now and then."""
+
+    def __init__(self, indicator: Any, need: int) -> None:
+        self._indicator = indicator
+        self._need = need
+
+    def _trim(self) -> None:
+        excess = len(self._indicator.input_values) - self._need - _KEEP
+        if excess > _KEEP:
+            self._indicator.purge_oldest(excess)
+
+
+class Rsi(_Bounded):
+    """Wilder's RSI (TA-Lib's RSI): None until `period` + 1 closes were seen."""
+
+    def __init__(self, period: int = 14) -> None:
+        super().__init__(RSI(period), period + 1)
+
+    def update(self, close: float) -> float | None:
+        self._indicator.add(close)
+        value = self._indicator[-1]
+        self._trim()
+        return None if value is None else float(value)
+
+
+class Sma(_Bounded):
+    def __init__(self, period: int) -> None:
+        super().__init__(SMA(period), period)
+
+    def update(self, close: float) -> float | None:
+        self._indicator.add(close)
+        value = self._indicator[-1]
+        self._trim()
+        return None if value is None else float(value)
+
+
+@dataclass(frozen=True)
+class Band:
+    lower: float
+    middle: float
+    upper: float
+
+
+class Bollinger(_Bounded):
+    """Bollinger bands: SMA(period) ± k population standard deviations (TA-Lib's BBANDS)."""
+
+    def __init__(self, period: int = 20, k: float = 2.0) -> None:
+        super().__init__(BB(period, k), period)
+
+    def update(self, close: float) -> Band | None:
+        self._indicator.add(close)
+        value = self._indicator[-1]
+        self._trim()
+        return None if value is None else Band(value.lb, value.cb, value.ub)
+
+
+class Donchian(_Bounded):
+    """Highest high and lowest low of the last `period` bars, this one included."""
+
+    def __init__(self, period: int = 20) -> None:
+        super().__init__(DonchianChannels(period), period)
+
+    def update(self, high: float, low: float, close: float) -> Band | None:
+        self._indicator.add(OHLCV(None, high, low, close, None))
+        value = self._indicator[-1]
+        self._trim()
+        return None if value is None else Band(value.lb, value.cb, value.ub)
