@@ -1,0 +1,160 @@
+"""The shared fill model's rules, and a backtest whose fills, trades and equity are worked out by hand."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal as D
+from typing import Any
+
+import pytest
+from trademesh_events.marketdata import Bar
+from trademesh_trading.backtest import Backtester, Sizing
+from trademesh_trading.fills import FillModel, SimOrder
+from trademesh_trading.strategy import Context, Strategy, StrategyConfig
+
+pytestmark = pytest.mark.unit
+
+T0 = datetime(2024, 1, 1, tzinfo=UTC)
+
+
+def ohlc(n: int, o: str, h: str, lo: str, c: str, v: str = "1000") -> Bar:
+    return Bar(
+        instrument_id="test:X/USD",
+        timeframe="1d",
+        open_time=T0 + timedelta(days=n),
+        close_time=T0 + timedelta(days=n + 1),
+        open=D(o),
+        high=D(h),
+        low=D(lo),
+        close=D(c),
+        volume=D(v),
+    )
+
+
+TEN_BPS = FillModel(slippage_bps=D(10), fee_bps=D(10))
+
+
+def test_a_market_order_fills_at_the_open_with_slippage_and_fee() -> None:
+    buy = SimOrder("a", "buy", D(10))
+    fill = TEN_BPS.fill(buy, ohlc(0, "100", "101", "99", "100"))
+    assert fill is not None
+    assert (fill.price, fill.fee) == (D("100.1"), D("1.001"))
+    sell = TEN_BPS.fill(SimOrder("b", "sell", D(10)), ohlc(0, "100", "101", "99", "100"))
+    assert sell is not None and sell.price == D("99.9")
+
+
+def test_limit_orders_fill_when_the_bar_crosses_at_the_limit_or_a_better_open() -> None:
+    model = FillModel()
+    assert (
+        model.fill(SimOrder("a", "buy", D(1), "limit", D(99)), ohlc(0, "100", "101", "99.5", "100"))
+        is None
+    )
+    crossed = model.fill(
+        SimOrder("a", "buy", D(1), "limit", D(99)), ohlc(0, "100", "101", "98.5", "100")
+    )
+    gapped = model.fill(SimOrder("a", "buy", D(1), "limit", D(99)), ohlc(0, "98", "99", "97", "98"))
+    assert crossed is not None and crossed.price == D(99)
+    assert gapped is not None and gapped.price == D(98)
+    sold = model.fill(
+        SimOrder("s", "sell", D(1), "limit", D(101)), ohlc(0, "100", "102", "99", "100")
+    )
+    assert sold is not None and sold.price == D(101)
+
+
+def test_stops_trigger_through_the_bar_and_slip() -> None:
+    stop = SimOrder("s", "sell", D(1), "stop", stop_price=D(95))
+    assert TEN_BPS.fill(stop, ohlc(0, "97", "98", "95.5", "96")) is None
+    fill = TEN_BPS.fill(stop, ohlc(1, "97", "98", "94", "95"))
+    assert fill is not None and fill.price == D("94.905")  # 95 - 10 bps
+    gap = TEN_BPS.fill(
+        SimOrder("s", "sell", D(1), "stop", stop_price=D(95)), ohlc(0, "90", "91", "89", "90")
+    )
+    assert gap is not None and gap.price == D("89.91")  # opened through the stop: 90 - 10 bps
+
+
+def test_a_stop_limit_fills_within_its_limit_or_rests() -> None:
+    model = FillModel()
+    order = SimOrder("b", "buy", D(1), "stop_limit", limit_price=D(106), stop_price=D(105))
+    fill = model.fill(order, ohlc(0, "104", "107", "103", "106"))
+    assert fill is not None and fill.price == D(105)
+    gapped = SimOrder("b", "buy", D(1), "stop_limit", limit_price=D(106), stop_price=D(105))
+    assert model.fill(gapped, ohlc(0, "108", "109", "107", "108")) is None  # opened past the limit
+    assert gapped.triggered
+    later = model.fill(gapped, ohlc(1, "107", "108", "105.5", "106"))
+    assert later is not None and later.price == D(106)
+
+
+def test_volume_caps_split_a_large_order_over_bars() -> None:
+    model = FillModel(max_volume_share=D("0.1"), quantity_step=D(1))
+    order = SimOrder("a", "buy", D(8))
+    first = model.fill(order, ohlc(0, "100", "101", "99", "100", v="55"))
+    second = model.fill(order, ohlc(1, "100", "101", "99", "100", v="55"))
+    assert first is not None and second is not None
+    assert (first.quantity, second.quantity, order.remaining) == (D(5), D(3), D(0))
+
+
+class Scripted(Strategy[StrategyConfig]):
+    """Buys the order size at the close of bar 1, goes flat at the close of bar 3."""
+
+    name = "scripted"
+    config_class = StrategyConfig
+
+    def on_bar(self, ctx: Context, bar: Any) -> None:
+        index = len(ctx.bars) - 1
+        if index == 1:
+            ctx.target_position(ctx.order_size())
+        elif index == 3:
+            ctx.target_position(D(0))
+
+
+def test_a_small_backtest_computed_by_hand() -> None:
+    bars = [
+        ohlc(0, "100", "101", "99", "100"),
+        ohlc(1, "100", "102", "99", "101"),  # signal: buy 10
+        ohlc(2, "102", "104", "101", "103"),  # buy fills at 102 + 0.102 = 102.102, fee 1.02102
+        ohlc(3, "103", "105", "102", "104"),  # signal: flat
+        ohlc(4, "106", "107", "105", "106"),  # sell fills at 106 - 0.106 = 105.894, fee 1.05894
+    ]
+    result = Backtester(
+        Scripted(StrategyConfig()),
+        instrument_id="test:X/USD",
+        timeframe="1d",
+        cash=D(10_000),
+        fill_model=TEN_BPS,
+        sizing=Sizing(kind="quantity", value=D(10)),
+    ).run(bars)
+    assert [(f.side, f.quantity, f.price, f.fee) for f in result.fills] == [
+        ("buy", D(10), D("102.102"), D("1.02102")),
+        ("sell", D(10), D("105.894"), D("1.05894")),
+    ]
+    [trade] = result.trades
+    # 1058.94 - 1021.02 - (1.02102 + 1.05894)
+    assert (trade.side, trade.entry_price, trade.exit_price, trade.pnl) == (
+        "long",
+        D("102.102"),
+        D("105.894"),
+        D("35.84004"),
+    )
+    assert [v for _, v in result.equity] == [
+        D(10_000),
+        D(10_000),
+        D("10007.95898"),  # 10000 - 1021.02 - 1.02102 + 10 * 103
+        D("10017.95898"),  # ... + 10 * 104
+        D("10035.84004"),
+    ]
+    stats = result.stats
+    assert stats.final_equity == D("10035.84004")
+    assert stats.total_return == pytest.approx(0.003584004)
+    assert (stats.trades, stats.win_rate, stats.exposure) == (1, 1.0, 0.4)
+    assert stats.max_drawdown == 0.0
+
+
+def test_sizing_rules() -> None:
+    assert Sizing(kind="quantity", value=D("2.5"), step=D("0.1")).quantity(D(100), D(0)) == D("2.5")
+    assert Sizing(kind="notional", value=D(1000)).quantity(D(300), D(0)) == D(3)
+    assert Sizing(kind="equity_pct", value=D(50)).quantity(D(30), D(1000)) == D(16)
+
+
+def test_an_empty_range_is_refused() -> None:
+    with pytest.raises(ValueError, match="no bars"):
+        Backtester(Scripted(StrategyConfig()), instrument_id="x:Y", timeframe="1d").run([])
