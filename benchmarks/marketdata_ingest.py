@@ -25,10 +25,10 @@ from trademesh_bus import Bus
 from trademesh_db import Database, migrate
 from trademesh_infra.topics import ensure_topics, topic_plan
 from trademesh_testing.infra import start_embedded
+from trademesh_trading.timeframes import Timeframe
 
 from trademesh_market_data.clock import ManualClock
 from trademesh_market_data.config import Settings
-from trademesh_market_data.engine import Timeframe
 from trademesh_market_data.feeds.synthetic import SyntheticFeed
 from trademesh_market_data.runner import FeedRunner
 from trademesh_market_data.tickstore import PostgresTickStore

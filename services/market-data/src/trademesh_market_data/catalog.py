@@ -12,8 +12,7 @@ from uuid import UUID
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from trademesh_db import Database
 from trademesh_events.ids import InstrumentId, UtcDateTime
-
-from trademesh_market_data.engine import Timeframe
+from trademesh_trading.timeframes import Timeframe
 
 
 class _Config(BaseModel):

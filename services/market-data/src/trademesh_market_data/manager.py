@@ -20,6 +20,7 @@ import asyncpg
 from trademesh_bus import Bus
 from trademesh_db import Database
 from trademesh_events.marketdata import Bar, Tick
+from trademesh_trading.timeframes import Timeframe
 
 from trademesh_market_data.catalog import (
     CcxtConfig,
@@ -28,7 +29,6 @@ from trademesh_market_data.catalog import (
     SyntheticConfig,
 )
 from trademesh_market_data.clock import Clock
-from trademesh_market_data.engine import Timeframe
 from trademesh_market_data.feeds.base import Feed
 from trademesh_market_data.feeds.replay import ReplayFeed
 from trademesh_market_data.feeds.synthetic import SyntheticFeed

@@ -15,8 +15,8 @@ from questdb import Sender
 # lives. Building our own buffer lets the ILP payload be made, and tested, without a server.
 from questdb._client import Buffer
 from trademesh_events.marketdata import Bar, Tick
+from trademesh_trading.timeframes import Timeframe
 
-from trademesh_market_data.engine import Timeframe
 from trademesh_market_data.tickstore import Ohlcv, bar_window, base_timeframe
 
 # Prices, sizes and bar values are DOUBLE columns. The client can send DECIMAL (ILP protocol 3),

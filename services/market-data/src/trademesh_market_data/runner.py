@@ -11,8 +11,9 @@ from trademesh_bus import Bus
 from trademesh_events.marketdata import Bar, Tick
 from trademesh_events.topics import MD_BARS, MD_TICKS, get_topic
 from trademesh_observability import metrics as m
+from trademesh_trading.timeframes import Timeframe
 
-from trademesh_market_data.engine import BarAggregator, TickGuard, TickRejected, Timeframe
+from trademesh_market_data.engine import BarAggregator, TickGuard, TickRejected
 from trademesh_market_data.writer import BufferedWriter
 
 log = logging.getLogger("trademesh.market_data.feed")

@@ -14,8 +14,7 @@ from typing import Protocol
 
 from trademesh_db import Database
 from trademesh_events.marketdata import Bar, Tick
-
-from trademesh_market_data.engine import Timeframe
+from trademesh_trading.timeframes import Timeframe
 
 _EPOCH = "1970-01-01T00:00:00Z"
 _MONDAY = "1970-01-05T00:00:00Z"

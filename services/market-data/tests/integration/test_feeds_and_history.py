@@ -16,10 +16,11 @@ from trademesh_events.topics import MD_BARS, MD_TICKS, get_topic
 from trademesh_testing.http import app_client
 from trademesh_testing.samples import read_all
 from trademesh_testing.waiting import eventually
+from trademesh_trading.timeframes import Timeframe
 
 from trademesh_market_data.app import create_app
 from trademesh_market_data.config import Settings
-from trademesh_market_data.engine import BarAggregator, Timeframe
+from trademesh_market_data.engine import BarAggregator
 
 pytestmark = pytest.mark.integration
 

@@ -16,8 +16,8 @@ from uuid import uuid4
 
 import pytest
 from trademesh_events.marketdata import Bar, Tick
+from trademesh_trading.timeframes import Timeframe
 
-from trademesh_market_data.engine import Timeframe
 from trademesh_market_data.questdb import QuestDbTickStore
 from trademesh_market_data.tickstore import Ohlcv
 

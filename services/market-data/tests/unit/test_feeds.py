@@ -13,9 +13,10 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from trademesh_events.marketdata import Bar, Tick
+from trademesh_trading.files import parse_time
 
 from trademesh_market_data.clock import ManualClock
-from trademesh_market_data.feeds.replay import ReplayFeed, parse_time
+from trademesh_market_data.feeds.replay import ReplayFeed
 from trademesh_market_data.feeds.synthetic import SyntheticFeed
 
 pytestmark = pytest.mark.unit

@@ -13,8 +13,8 @@ from decimal import Decimal
 
 import pytest
 from trademesh_events.marketdata import Bar, Tick
+from trademesh_trading.timeframes import Timeframe
 
-from trademesh_market_data.engine import Timeframe
 from trademesh_market_data.questdb import ilp_bars, ilp_ticks, sample_interval
 
 pytestmark = pytest.mark.unit

@@ -10,9 +10,9 @@ from fastapi import APIRouter, Query
 from pydantic import AfterValidator, BaseModel
 from trademesh_events.ids import InstrumentId
 from trademesh_http import ProblemError
+from trademesh_trading.timeframes import Timeframe
 
 from trademesh_market_data.api.deps import CatalogDep, RuntimeDep, StoreDep
-from trademesh_market_data.engine import Timeframe
 from trademesh_market_data.tickstore import Ohlcv
 
 router = APIRouter(tags=["history"])

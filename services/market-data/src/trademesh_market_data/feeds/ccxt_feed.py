@@ -21,9 +21,9 @@ from tenacity import AsyncRetrying, RetryCallState, retry_if_exception
 from tenacity.wait import wait_exponential, wait_random
 from trademesh_events.ids import InstrumentId
 from trademesh_events.marketdata import Bar, Tick
+from trademesh_trading.timeframes import Timeframe
 
 from trademesh_market_data.clock import Clock
-from trademesh_market_data.engine import Timeframe
 from trademesh_market_data.feeds.base import FeedOutput
 
 if TYPE_CHECKING:
