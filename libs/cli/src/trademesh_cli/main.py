@@ -24,6 +24,8 @@ app.add_typer(infra_app, name="infra")
 db_app = typer.Typer(help="Database migrations (dbmate), per service schema.")
 app.add_typer(events_app, name="events")
 app.add_typer(db_app, name="db")
+backtest_app = typer.Typer(help="Backtests of strategies over price files, in process.")
+app.add_typer(backtest_app, name="backtest")
 
 console = Console(stderr=True)
 out = Console()
@@ -352,6 +354,88 @@ def new_service(
         markup=False,
     )
     out.print(f"next: make test, then edit {target.relative_to(root)}/src (engine.py first)")
+
+
+@backtest_app.command("run")
+def backtest_run(
+    strategy: Annotated[str, typer.Argument(help="A registered strategy, e.g. sma_cross.")],
+    data: Annotated[
+        Path,
+        typer.Option("--data", help="OHLCV file (CSV or Parquet).", exists=True, dir_okay=False),
+    ],
+    param: Annotated[
+        list[str] | None, typer.Option("--param", help="A strategy parameter, name=value (repeat).")
+    ] = None,
+    timeframe: Annotated[str, typer.Option(help="Bar length of the file's rows.")] = "1d",
+    cash: Annotated[str, typer.Option(help="Starting cash.")] = "10000",
+    slippage_bps: Annotated[str, typer.Option(help="Slippage of market and stop fills.")] = "0",
+    fee_bps: Annotated[str, typer.Option(help="Fee on every fill's notional.")] = "0",
+    sizing: Annotated[
+        str, typer.Option(help="equity_pct:100, quantity:10 or notional:5000 (whole units).")
+    ] = "equity_pct:100",
+    png: Annotated[Path | None, typer.Option(help="Write the equity curve here (PNG).")] = None,
+    trades: Annotated[Path | None, typer.Option(help="Write the trades here (CSV).")] = None,
+) -> None:
+    """Run STRATEGY over a price file and print its statistics."""
+    from decimal import Decimal, InvalidOperation
+
+    from trademesh_trading.backtest import Sizing
+    from trademesh_trading.fills import FillModel
+
+    from trademesh_cli.backtest import (
+        BacktestInputError,
+        parse_params,
+        run_backtest,
+        stats_table,
+        write_equity_png,
+        write_trades,
+    )
+
+    def number(option: str, text: str, *, positive: bool = False) -> Decimal:
+        try:
+            value = Decimal(text)
+        except InvalidOperation:
+            raise BacktestInputError(f"--{option} {text!r}: not a number") from None
+        if not value.is_finite() or value < 0 or (positive and value == 0):
+            least = "above zero" if positive else "of zero or more"
+            raise BacktestInputError(f"--{option} {text!r}: a number {least}")
+        return value
+
+    try:
+        kind, _, amount = sizing.partition(":")
+        try:
+            chosen = Sizing.model_validate({"kind": kind, "value": amount or "100"})
+        except ValueError:
+            raise BacktestInputError(
+                f"--sizing {sizing!r}: use equity_pct:N, quantity:N or notional:N (N > 0)"
+            ) from None
+        fills = FillModel(
+            slippage_bps=number("slippage-bps", slippage_bps), fee_bps=number("fee-bps", fee_bps)
+        )
+        result, refused = run_backtest(
+            strategy,
+            data,
+            parse_params(param or []),
+            timeframe=timeframe,
+            cash=number("cash", cash, positive=True),
+            fills=fills,
+            sizing=chosen,
+        )
+    except BacktestInputError as exc:
+        console.print(f"[red]backtest: {escape(str(exc))}[/]")
+        raise typer.Exit(2) from None
+    for line in refused[:10]:
+        console.print(f"[yellow]refused {escape(line)}[/]")
+    if len(refused) > 10:
+        console.print(f"[yellow]... and {len(refused) - 10} more rows refused[/]")
+    title = f"{strategy} on {data.name}"
+    out.print(stats_table(result.stats, title))
+    if trades is not None:
+        write_trades(result, trades)
+        out.print(f"trades written to {trades}")
+    if png is not None:
+        write_equity_png(result, png, title)
+        out.print(f"equity curve written to {png}")
 
 
 if __name__ == "__main__":
