@@ -94,3 +94,19 @@ def goog_closes() -> list[tuple[float, float, float]]:
         return [
             (float(r["High"]), float(r["Low"]), float(r["Close"])) for r in csv.DictReader(handle)
         ]
+
+
+@pytest.fixture(scope="session")
+def goog_bars() -> list[Bar]:
+    """The real GOOG daily series as bars."""
+    from pathlib import Path
+
+    from trademesh_trading.files import load_bars
+
+    path = (
+        Path(__file__).resolve().parents[3]
+        / "services/market-data/src/trademesh_market_data/data/GOOG.csv"
+    )
+    bars, refused = load_bars(path, "file:GOOG", "1d", timedelta(days=1))
+    assert not refused
+    return bars

@@ -158,3 +158,34 @@ def test_sizing_rules() -> None:
 def test_an_empty_range_is_refused() -> None:
     with pytest.raises(ValueError, match="no bars"):
         Backtester(Scripted(StrategyConfig()), instrument_id="x:Y", timeframe="1d").run([])
+
+
+@pytest.mark.parametrize(
+    ("name", "parameters"),
+    [
+        ("rsi_cross", {}),
+        ("sma_cross", {"fast": 10, "slow": 20, "short": True}),
+        ("bollinger_reversion", {"short": True}),
+        ("donchian_breakout", {"short": True}),
+    ],
+)
+def test_a_precomputed_backtest_is_the_same_backtest(
+    name: str, parameters: dict[str, Any], goog_bars: list[Bar]
+) -> None:
+    """The batch (TA-Lib) indicators of prepare() change the speed, never the result."""
+    from trademesh_trading.registry import StrategyRegistry
+
+    registry = StrategyRegistry(load_entry_points=False)
+
+    def run(precompute: bool) -> Any:
+        return Backtester(
+            registry.create(name, parameters),
+            instrument_id="file:GOOG",
+            timeframe="1d",
+            fill_model=TEN_BPS,
+            precompute=precompute,
+        ).run(goog_bars)
+
+    fast, slow = run(True), run(False)
+    assert fast.trades == slow.trades and fast.equity == slow.equity
+    assert len(fast.trades) > 5  # the series trades: the comparison means something

@@ -8,6 +8,7 @@ dropped; a position still open is valued at the last close (and its trade left o
 
 from __future__ import annotations
 
+import gc
 import math
 from collections import deque
 from collections.abc import Sequence
@@ -160,15 +161,28 @@ class Backtester:
         fill_model: FillModel | None = None,
         sizing: Sizing | None = None,
         window: int = 500,
+        precompute: bool = True,
     ) -> None:
         self.strategy = strategy
         self.fill_model = fill_model or FillModel()
         self.ctx = _SimContext(instrument_id, timeframe, sizing or Sizing(), cash, window)
         self.initial = cash
+        self.precompute = precompute
 
     def run(self, bars: Sequence[Bar]) -> BacktestResult:
         if not bars:
             raise ValueError("no bars: the range is empty")
+        # The loop makes many small objects and no reference cycles: the cyclic collector
+        # would only rescan the (possibly millions of) bars again and again.
+        collecting = gc.isenabled()
+        gc.disable()
+        try:
+            return self._run(bars)
+        finally:
+            if collecting:
+                gc.enable()
+
+    def _run(self, bars: Sequence[Bar]) -> BacktestResult:
         ctx = self.ctx
         ctx.history = deque(maxlen=max(ctx.window, self.strategy.warmup(), 1))
         trades: list[Trade] = []
@@ -176,6 +190,8 @@ class Backtester:
         equity: list[tuple[datetime, Decimal]] = []
         exposed = 0
         current: _Open | None = None
+        if self.precompute:
+            self.strategy.prepare(bars)
         self.strategy.on_start(ctx)
         for bar in bars:
             still: list[SimOrder] = []

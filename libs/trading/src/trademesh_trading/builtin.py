@@ -2,13 +2,24 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from decimal import Decimal
 from typing import Self
 
+import numpy as np
+import talib
 from pydantic import Field, model_validator
 from trademesh_events.marketdata import Bar
 
-from trademesh_trading.indicators import Band, Bollinger, Donchian, Rsi, Sma
+from trademesh_trading.indicators import (
+    Band,
+    Bollinger,
+    Donchian,
+    Rsi,
+    Sma,
+    batch,
+    batch_bands,
+)
 from trademesh_trading.strategy import Context, Strategy, StrategyConfig, close_of
 
 ZERO = Decimal(0)
@@ -49,6 +60,9 @@ class RsiCross(Strategy[RsiCrossConfig]):
 
     def warmup(self) -> int:
         return self.config.period * 10  # Wilder's smoothing converges slowly
+
+    def prepare(self, bars: Sequence[Bar]) -> None:
+        self.rsi.preload(batch(talib.RSI(_closes(bars), self.config.period)))
 
     def on_bar(self, ctx: Context, bar: Bar) -> None:
         value = self.rsi.update(close_of(bar))
@@ -96,6 +110,11 @@ class SmaCross(Strategy[SmaCrossConfig]):
     def warmup(self) -> int:
         return self.config.slow + 1
 
+    def prepare(self, bars: Sequence[Bar]) -> None:
+        closes = _closes(bars)
+        self.fast.preload(batch(talib.SMA(closes, self.config.fast)))
+        self.slow.preload(batch(talib.SMA(closes, self.config.slow)))
+
     def on_bar(self, ctx: Context, bar: Bar) -> None:
         close = close_of(bar)
         fast, slow = self.fast.update(close), self.slow.update(close)
@@ -137,6 +156,11 @@ class BollingerReversion(Strategy[BollingerReversionConfig]):
     def warmup(self) -> int:
         return self.config.period
 
+    def prepare(self, bars: Sequence[Bar]) -> None:
+        c = self.config
+        upper, middle, lower = talib.BBANDS(_closes(bars), c.period, c.k, c.k)
+        self.bands.preload(batch_bands(lower, middle, upper))
+
     def on_bar(self, ctx: Context, bar: Bar) -> None:
         close = close_of(bar)
         band = self.bands.update(close)
@@ -177,6 +201,13 @@ class DonchianBreakout(Strategy[DonchianBreakoutConfig]):
     def warmup(self) -> int:
         return self.config.period + 1
 
+    def prepare(self, bars: Sequence[Bar]) -> None:
+        highs = np.array([float(b.high) for b in bars])
+        lows = np.array([float(b.low) for b in bars])
+        upper = talib.MAX(highs, self.config.period)
+        lower = talib.MIN(lows, self.config.period)
+        self.channel.preload(batch_bands(lower, (upper + lower) / 2, upper))
+
     def on_bar(self, ctx: Context, bar: Bar) -> None:
         channel, current = (
             self.previous,
@@ -192,6 +223,10 @@ class DonchianBreakout(Strategy[DonchianBreakoutConfig]):
             target = -ctx.order_size() if self.config.short else ZERO
             if ctx.position != target:
                 ctx.target_position(target)
+
+
+def _closes(bars: Sequence[Bar]) -> np.ndarray:
+    return np.array([float(b.close) for b in bars])
 
 
 BUILTIN: tuple[type[Strategy], ...] = (  # type: ignore[type-arg]

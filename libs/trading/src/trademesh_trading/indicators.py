@@ -17,11 +17,27 @@ _KEEP = 64  # values kept beyond what the indicator needs, before trimming in on
 
 
 class _Bounded:
-    """Trims a talipp indicator's stored values (and its input) now and then."""
+    """Trims a talipp indicator's stored values (and its input) now and then.
+
+    A backtest knows every bar in advance: `preload(values)` hands the indicator the series
+    TA-Lib computed in one batch (equal to talipp's, as the tests check), and each update then
+    returns the next value instead of computing it. A live bot never preloads.
+    """
 
     def __init__(self, indicator: Any, need: int) -> None:
         self._indicator = indicator
         self._need = need
+        self._preloaded: list[Any] | None = None
+        self._next = 0
+
+    def preload(self, values: list[Any]) -> None:
+        self._preloaded, self._next = values, 0
+
+    def _take(self) -> Any:
+        assert self._preloaded is not None
+        value = self._preloaded[self._next]
+        self._next += 1
+        return value
 
     def _trim(self) -> None:
         excess = len(self._indicator.input_values) - self._need - _KEEP
@@ -36,6 +52,8 @@ class Rsi(_Bounded):
         super().__init__(RSI(period), period + 1)
 
     def update(self, close: float) -> float | None:
+        if self._preloaded is not None:
+            return self._take()  # type: ignore[no-any-return]
         self._indicator.add(close)
         value = self._indicator[-1]
         self._trim()
@@ -47,6 +65,8 @@ class Sma(_Bounded):
         super().__init__(SMA(period), period)
 
     def update(self, close: float) -> float | None:
+        if self._preloaded is not None:
+            return self._take()  # type: ignore[no-any-return]
         self._indicator.add(close)
         value = self._indicator[-1]
         self._trim()
@@ -67,6 +87,8 @@ class Bollinger(_Bounded):
         super().__init__(BB(period, k), period)
 
     def update(self, close: float) -> Band | None:
+        if self._preloaded is not None:
+            return self._take()  # type: ignore[no-any-return]
         self._indicator.add(close)
         value = self._indicator[-1]
         self._trim()
@@ -80,7 +102,21 @@ class Donchian(_Bounded):
         super().__init__(DonchianChannels(period), period)
 
     def update(self, high: float, low: float, close: float) -> Band | None:
+        if self._preloaded is not None:
+            return self._take()  # type: ignore[no-any-return]
         self._indicator.add(OHLCV(None, high, low, close, None))
         value = self._indicator[-1]
         self._trim()
         return None if value is None else Band(value.lb, value.cb, value.ub)
+
+
+def batch(values: Any) -> list[Any]:
+    """A TA-Lib output array as a preload list: floats, None during the warm-up (NaN)."""
+    return [None if v != v else float(v) for v in values]  # NaN is the only value != itself
+
+
+def batch_bands(lower: Any, middle: Any, upper: Any) -> list[Band | None]:
+    return [
+        None if m != m else Band(float(lo), float(m), float(up))
+        for lo, m, up in zip(lower, middle, upper, strict=True)
+    ]

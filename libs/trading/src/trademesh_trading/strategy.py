@@ -94,6 +94,11 @@ class Strategy(Generic[C]):
         """Bars of history the strategy wants replayed through on_bar before trading."""
         return 0
 
+    def prepare(self, bars: Sequence[Bar]) -> None:
+        """Optional, for speed: every bar the strategy will see, before the first on_bar (a
+        backtest knows them). A strategy may precompute its indicators here in one batch; it
+        must then behave exactly as without (the built-ins' tests check they do)."""
+
     def on_start(self, ctx: Context) -> None:
         """Called once before the first bar."""
 
