@@ -41,6 +41,7 @@ class FakeContext:
         self.cash = Decimal(10_000)
         self.history: list[Bar] = []
         self.targets: list[tuple[int, Decimal]] = []
+        self.cancelled: list[str] = []
 
     @property
     def equity(self) -> Decimal:
@@ -57,10 +58,11 @@ class FakeContext:
         return self.size
 
     def submit_order(self, side: str, quantity: Decimal, **_: object) -> str:
-        raise NotImplementedError("the built-ins trade through target_position")
+        signed = quantity if side == "buy" else -quantity
+        return self.target_position(self.position + signed) or "order-none"
 
     def cancel_order(self, client_order_id: str) -> None:
-        raise NotImplementedError
+        self.cancelled.append(client_order_id)  # orders fill at once: nothing to take back
 
     def target_position(self, quantity: Decimal, *, leg: str = "main") -> str | None:
         if quantity == self.position:
