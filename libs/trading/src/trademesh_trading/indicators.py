@@ -7,6 +7,7 @@ positions stay Decimal).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -33,16 +34,18 @@ class _Bounded:
     def preload(self, values: list[Any]) -> None:
         self._preloaded, self._next = values, 0
 
-    def _take(self) -> Any:
-        assert self._preloaded is not None
-        value = self._preloaded[self._next]
-        self._next += 1
-        return value
-
-    def _trim(self) -> None:
+    def _step(self, value: Any, convert: Callable[[Any], Any]) -> Any:
+        """Add one input; the new output (None during warm-up), converted to our type."""
+        if self._preloaded is not None:
+            out = self._preloaded[self._next]  # already converted by batch()/batch_bands()
+            self._next += 1
+            return out
+        self._indicator.add(value)
+        out = self._indicator[-1]
         excess = len(self._indicator.input_values) - self._need - _KEEP
         if excess > _KEEP:
             self._indicator.purge_oldest(excess)
+        return None if out is None else convert(out)
 
 
 class Rsi(_Bounded):
@@ -52,12 +55,7 @@ class Rsi(_Bounded):
         super().__init__(RSI(period), period + 1)
 
     def update(self, close: float) -> float | None:
-        if self._preloaded is not None:
-            return self._take()  # type: ignore[no-any-return]
-        self._indicator.add(close)
-        value = self._indicator[-1]
-        self._trim()
-        return None if value is None else float(value)
+        return self._step(close, float)  # type: ignore[no-any-return]
 
 
 class Sma(_Bounded):
@@ -65,12 +63,7 @@ class Sma(_Bounded):
         super().__init__(SMA(period), period)
 
     def update(self, close: float) -> float | None:
-        if self._preloaded is not None:
-            return self._take()  # type: ignore[no-any-return]
-        self._indicator.add(close)
-        value = self._indicator[-1]
-        self._trim()
-        return None if value is None else float(value)
+        return self._step(close, float)  # type: ignore[no-any-return]
 
 
 @dataclass(frozen=True)
@@ -87,12 +80,7 @@ class Bollinger(_Bounded):
         super().__init__(BB(period, k), period)
 
     def update(self, close: float) -> Band | None:
-        if self._preloaded is not None:
-            return self._take()  # type: ignore[no-any-return]
-        self._indicator.add(close)
-        value = self._indicator[-1]
-        self._trim()
-        return None if value is None else Band(value.lb, value.cb, value.ub)
+        return self._step(close, _band)  # type: ignore[no-any-return]
 
 
 class Donchian(_Bounded):
@@ -102,12 +90,11 @@ class Donchian(_Bounded):
         super().__init__(DonchianChannels(period), period)
 
     def update(self, high: float, low: float, close: float) -> Band | None:
-        if self._preloaded is not None:
-            return self._take()  # type: ignore[no-any-return]
-        self._indicator.add(OHLCV(None, high, low, close, None))
-        value = self._indicator[-1]
-        self._trim()
-        return None if value is None else Band(value.lb, value.cb, value.ub)
+        return self._step(OHLCV(None, high, low, close, None), _band)  # type: ignore[no-any-return]
+
+
+def _band(value: Any) -> Band:
+    return Band(value.lb, value.cb, value.ub)
 
 
 def batch(values: Any) -> list[Any]:
