@@ -80,3 +80,10 @@ def test_no_collisions_over_a_grid() -> None:
     bars = [BAR + timedelta(minutes=m) for m in range(20)]
     ids = {make_client_order_id(b, t, leg) for b in bots for t in bars for leg in range(3)}
     assert len(ids) == 10 * 20 * 3
+
+
+def test_named_legs_differ_from_each_other_and_from_numbers() -> None:
+    legs: list[int | str] = ["main", "main#2", "hedge", 0, 1]
+    ids = {make_client_order_id(BOT_A, BAR, leg) for leg in legs}
+    assert len(ids) == len(legs)
+    assert make_client_order_id(BOT_A, BAR, 7) == make_client_order_id(BOT_A, BAR, "7")

@@ -65,6 +65,13 @@ METRICS: tuple[MetricSpec, ...] = (
     MetricSpec("trademesh_md_store_errors_total", "counter", "batches", "Tick store writes that failed (the rows stay buffered).", ("service", "table")),
     MetricSpec("trademesh_md_feed_connected", "gauge", "boolean", "1 while a feed is connected to its source.", ("service", "feed")),
     MetricSpec("trademesh_md_feed_reconnects_total", "counter", "reconnects", "Times a feed reconnected to its source.", ("service", "feed")),
+    # strategy
+    MetricSpec("trademesh_strategy_bars_total", "counter", "bars", "Final bars handed to running bots (one per bot and bar).", ("service", "strategy")),
+    MetricSpec("trademesh_strategy_intents_total", "counter", "intents", "Order intents bots emitted (through the outbox).", ("service", "strategy", "kind")),
+    MetricSpec("trademesh_strategy_bot_errors_total", "counter", "errors", "Bots put in ERROR because their strategy raised.", ("service", "strategy")),
+    MetricSpec("trademesh_strategy_bot_warmups_total", "counter", "warm-ups", "Bot sessions built from the history API (start, restart, resume).", ("service", "reason")),
+    MetricSpec("trademesh_strategy_backtests_total", "counter", "backtests", "Backtests finished, by outcome.", ("service", "status")),
+    MetricSpec("trademesh_strategy_backtest_seconds", "histogram", "seconds", "Time a backtest ran in its worker process.", ("service",)),
     # Exported by FastStream's KafkaPrometheusMiddleware on the same registry (app_name = service).
     MetricSpec("faststream_received_messages_total", "external", "messages", "Messages received (FastStream).", ("app_name", "broker", "handler")),
     MetricSpec("faststream_received_messages_size_bytes", "external", "bytes", "Received message sizes (FastStream).", ("app_name", "broker", "handler")),
@@ -127,6 +134,15 @@ MD_STORE_DROPPED = _counter("trademesh_md_store_dropped_total")
 MD_STORE_ERRORS = _counter("trademesh_md_store_errors_total")
 MD_FEED_CONNECTED = _gauge("trademesh_md_feed_connected")
 MD_FEED_RECONNECTS = _counter("trademesh_md_feed_reconnects_total")
+STRATEGY_BARS = _counter("trademesh_strategy_bars_total")
+STRATEGY_INTENTS = _counter("trademesh_strategy_intents_total")
+STRATEGY_BOT_ERRORS = _counter("trademesh_strategy_bot_errors_total")
+STRATEGY_WARMUPS = _counter("trademesh_strategy_bot_warmups_total")
+STRATEGY_BACKTESTS = _counter("trademesh_strategy_backtests_total")
+STRATEGY_BACKTEST_SECONDS = _histogram(
+    "trademesh_strategy_backtest_seconds",
+    (0.01, 0.05, 0.1, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0),
+)
 
 
 def declared_metric_names() -> set[str]:

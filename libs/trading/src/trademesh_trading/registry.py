@@ -26,6 +26,7 @@ class InvalidParameters(ValueError):
 
     def __init__(self, strategy: str, errors: list[dict[str, Any]]) -> None:
         super().__init__(f"invalid parameters for {strategy}")
+        self.strategy = strategy
         self.errors = errors
 
 

@@ -1,0 +1,1 @@
+"""trademesh strategy: Strategies, bots and backtests: runs strategy code on bars and emits order intents."""

@@ -1,0 +1,16 @@
+"""The strategy service's HTTP API: one router per resource, mounted under /api/v1."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from trademesh_strategy.api import about, backtests, bots, strategies
+
+
+def api_router() -> APIRouter:
+    router = APIRouter()
+    router.include_router(about.router)
+    router.include_router(strategies.router)
+    router.include_router(bots.router)
+    router.include_router(backtests.router)
+    return router

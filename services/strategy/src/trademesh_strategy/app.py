@@ -1,0 +1,143 @@
+"""The strategy app factory: wires settings, database, bus, bots, backtests and the API; no work at import."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+
+import httpx
+from fastapi import FastAPI
+from trademesh_bus import Bus, OutboxRelay
+from trademesh_db import Database, migrate
+from trademesh_http import ReadinessCheck, create_http_app
+from trademesh_observability import metrics
+from trademesh_observability.logging import configure_logging, get_logger
+from trademesh_observability.tracing import configure_tracing
+from trademesh_trading.registry import StrategyRegistry
+
+from trademesh_strategy.api import api_router
+from trademesh_strategy.api.deps import Runtime
+from trademesh_strategy.backtests import BacktestStore, BacktestWorker
+from trademesh_strategy.config import Settings
+from trademesh_strategy.handlers import register_handlers
+from trademesh_strategy.history import MarketData
+from trademesh_strategy.runner import BotRuntime
+from trademesh_strategy.store import BotStore
+
+MIGRATIONS = Path(__file__).parent / "migrations"
+
+
+def _utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def create_app(
+    settings: Settings,
+    *,
+    market_transport: httpx.AsyncBaseTransport | None = None,
+    clock: Callable[[], datetime] = _utc_now,
+    registry: StrategyRegistry | None = None,
+) -> FastAPI:
+    """The service: bots on md.bars.v1 and orders.events.v1, backtest workers, its API under
+    /api/v1, and /health, /ready (Postgres and Kafka checked for real), /metrics.
+
+    `market_transport` lets tests reach an in-process market-data app instead of its URL;
+    `registry` lets tests add strategies (a real service loads entry points)."""
+    configure_logging(settings.service_name, level=settings.log_level, fmt=settings.log_format)
+    configure_tracing(settings.service_name)
+    log = get_logger("trademesh_strategy")
+    service = settings.service_name
+    bus = Bus(settings, service, registry=metrics.REGISTRY)
+    database = Database(
+        settings.database_url.get_secret_value(),
+        schema=settings.database_schema,
+        min_size=settings.database_pool_min,
+        max_size=settings.database_pool_max,
+    )
+    readiness: dict[str, ReadinessCheck] = {
+        "kafka": bus.check_ready,
+        "postgres": database.check_ready,
+    }
+    strategies = registry or StrategyRegistry()
+    market = MarketData(
+        settings.market_data_url,
+        transport=market_transport,
+        timeout=settings.market_data_timeout_s,
+    )
+    bots = BotStore(database)
+    runtime = BotRuntime(
+        db=database,
+        store=bots,
+        registry=strategies,
+        market=market,
+        outbox=bus.outbox,
+        service=service,
+        clock=clock,
+        window=settings.bot_window,
+        rebuild_max_bars=settings.rebuild_max_bars,
+    )
+    backtests = BacktestStore(database)
+    worker = BacktestWorker(
+        db=database,
+        store=backtests,
+        market=market,
+        registry=strategies,
+        settings=settings,
+        service=service,
+    )
+    register_handlers(bus, runtime, settings)
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        if settings.database_migrate_on_start:
+            # dbmate holds an advisory lock: replicas starting together migrate once.
+            output = await asyncio.to_thread(
+                migrate, settings.database_url.get_secret_value(), database.schema, [MIGRATIONS]
+            )
+            applied = output.count("Applied:")
+            metrics.DB_MIGRATIONS_APPLIED.labels(service=service).inc(applied)
+            log.info("migrations applied", schema=database.schema, applied=applied)
+        await database.connect()
+        await runtime.resume_all()  # before consuming: the first bars find warm sessions
+        await bus.start()
+        stop = asyncio.Event()
+        relay = OutboxRelay(database, bus, poll_interval=settings.outbox_poll_interval_s)
+        tasks = [
+            asyncio.create_task(relay.run(stop)),
+            asyncio.create_task(worker.run(stop)),
+        ]
+        log.info("started", port=settings.http_port)
+        try:
+            yield
+        finally:
+            stop.set()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(asyncio.gather(*tasks, return_exceptions=True), 30)
+            await bus.stop()
+            await market.close()
+            await database.close()
+            log.info("stopped")
+
+    app = create_http_app(
+        service=service,
+        readiness=readiness,
+        lifespan=lifespan,
+        ready_timeout_s=settings.ready_timeout_s,
+        title="trademesh strategy",
+    )
+    app.state.runtime = Runtime(
+        settings=settings,
+        bus=bus,
+        db=database,
+        registry=strategies,
+        market=market,
+        bots=bots,
+        runtime=runtime,
+        backtests=backtests,
+    )
+    app.include_router(api_router(), prefix="/api/v1")
+    return app

@@ -1,0 +1,58 @@
+"""The strategy service's settings: one frozen class, validated at start."""
+
+from __future__ import annotations
+
+from pydantic import Field
+from trademesh_config import ServiceSettings
+
+
+class Settings(ServiceSettings):
+    """What the service reads from TRADEMESH_* variables (and the secrets provider), on top of
+    the platform's Kafka, Postgres, HTTP and logging settings."""
+
+    service_name: str = Field("strategy", pattern=r"^[a-z][a-z0-9-]{1,40}$")
+    http_port: int = Field(8200, ge=0, le=65535)
+    database_schema: str = Field(
+        "strategy",
+        pattern=r"^[a-z_][a-z0-9_]{0,62}$",
+        description="The Postgres schema this service owns; no other service reads it.",
+    )
+    consumer_group: str = Field(
+        "strategy",
+        pattern=r"^[a-z][a-z0-9._-]{0,100}$",
+        description="Prefix of the Kafka consumer groups (one per consumed topic).",
+    )
+    outbox_poll_interval_s: float = Field(
+        1.0, gt=0, le=60, description="How often the outbox relay looks for rows without a NOTIFY."
+    )
+    market_data_url: str = Field(
+        "http://127.0.0.1:8100",
+        pattern=r"^https?://[^\s]+$",
+        description="market-data's base URL: its history API warms bots and feeds backtests.",
+    )
+    market_data_timeout_s: float = Field(10.0, gt=0, le=300, description="Per history request.")
+    bot_window: int = Field(
+        500,
+        ge=1,
+        le=100_000,
+        description="Bars a bot's strategy sees in ctx.bars (at least its warm-up).",
+    )
+    rebuild_max_bars: int = Field(
+        100_000,
+        ge=1,
+        le=10_000_000,
+        description="Most bars replayed to rebuild a bot's strategy state after a restart; a bot "
+        "that has seen more is rebuilt from its latest bars only.",
+    )
+    backtest_workers: int = Field(
+        2, ge=1, le=64, description="Worker processes that run backtests (a grid runs across them)."
+    )
+    backtest_max_bars: int = Field(
+        2_000_000, ge=1, description="Largest range, in bars, a submitted backtest may cover."
+    )
+    grid_max_combinations: int = Field(
+        500, ge=1, le=100_000, description="Most parameter combinations in one grid search."
+    )
+    backtest_poll_interval_s: float = Field(
+        1.0, gt=0, le=60, description="How often idle backtest workers look for queued backtests."
+    )

@@ -1,0 +1,468 @@
+"""Bots at run time: sessions kept in memory, state kept in Postgres, events through the outbox.
+
+The database is the truth; a session (a strategy instance with its bar window) is a cache of
+it. Before a session handles a bar it is checked against the bot's row: when the row's last bar
+differs from the session's (the service restarted, another replica handled the instrument, a
+transaction rolled back), the session is rebuilt by replaying the bot's bars from market-data's
+history API through on_bar with orders suppressed. Client order ids are deterministic (bot, bar
+time, leg) and stored with a primary key, so a bar handled twice asks for nothing twice.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import replace
+from datetime import datetime, timedelta
+from decimal import Decimal
+from typing import Any
+from uuid import UUID, uuid4
+
+import asyncpg
+from pydantic import ValidationError
+from trademesh_bus import inbox
+from trademesh_bus.outbox import Outbox
+from trademesh_db import Database
+from trademesh_events.bots import BotState, BotStateChanged
+from trademesh_events.marketdata import Bar
+from trademesh_events.orders import (
+    OrderAccepted,
+    OrderCanceled,
+    OrderDenied,
+    OrderExpired,
+    OrderFilled,
+    OrderRejected,
+    OrderStatusUnknown,
+    OrderSubmitted,
+)
+from trademesh_observability import metrics
+from trademesh_observability.logging import get_logger
+from trademesh_trading.backtest import Sizing
+from trademesh_trading.registry import StrategyRegistry, UnknownStrategy
+from trademesh_trading.timeframes import Timeframe
+
+from trademesh_strategy.engine import (
+    BotSession,
+    CancelRequest,
+    OrderRequest,
+    Request,
+    StrategyFailed,
+    intent,
+    transition,
+)
+from trademesh_strategy.history import MarketData, MarketDataUnavailable, NoMarketData
+from trademesh_strategy.store import BotRecord, BotStore
+
+log = get_logger("trademesh_strategy.runner")
+
+_TICK = timedelta(microseconds=1)
+
+
+class BotRuntime:
+    """Creates bots, moves them between states, and hands them bars and order events."""
+
+    def __init__(
+        self,
+        *,
+        db: Database,
+        store: BotStore,
+        registry: StrategyRegistry,
+        market: MarketData,
+        outbox: Outbox,
+        service: str,
+        clock: Callable[[], datetime],
+        window: int = 500,
+        rebuild_max_bars: int = 100_000,
+    ) -> None:
+        self.db = db
+        self.store = store
+        self.registry = registry
+        self.market = market
+        self.outbox = outbox
+        self.service = service
+        self.clock = clock
+        self.window = window
+        self.rebuild_max_bars = rebuild_max_bars
+        self.sessions: dict[UUID, BotSession] = {}
+
+    # ---- creating and controlling bots ------------------------------------------------------
+
+    async def create(
+        self,
+        *,
+        user_id: UUID,
+        account_id: UUID,
+        name: str,
+        strategy: str,
+        params: dict[str, Any],
+        instrument_id: str,
+        timeframe: str,
+        venue: str,
+        sizing: Sizing,
+        capital: Decimal,
+    ) -> BotRecord:
+        """Validate everything, warm the strategy on the latest stored bars, then store the bot
+        RUNNING with its first run and its event in one transaction. Raises UnknownStrategy,
+        InvalidParameters, NoMarketData or StrategyFailed before anything is stored."""
+        instance = self.registry.create(strategy, params)
+        now = self.clock()
+        record = BotRecord(
+            bot_id=uuid4(),
+            user_id=user_id,
+            account_id=account_id,
+            name=name,
+            strategy=strategy,
+            params=instance.config.model_dump(mode="json"),
+            instrument_id=instrument_id,
+            timeframe=timeframe,
+            venue=venue,
+            sizing=sizing,
+            capital=capital,
+            state=BotState.RUNNING,
+            error=None,
+            warm_from=None,
+            last_bar_time=None,
+            bars_seen=0,
+            position=Decimal(0),
+            cash=capital,
+            created_at=now,
+            updated_at=now,
+        )
+        session = BotSession(record.config, instance, clock=self.clock, window=self.window)
+        warm = await self.market.last_bars(instrument_id, timeframe, max(instance.warmup(), 1))
+        if not warm:
+            raise NoMarketData(f"no {timeframe} bars of {instrument_id} are stored yet")
+        session.warm(warm, position=record.position, cash=record.cash)
+        metrics.STRATEGY_WARMUPS.labels(service=self.service, reason="start").inc()
+        record = replace(
+            record,
+            warm_from=warm[0].open_time,
+            last_bar_time=warm[-1].open_time,
+            bars_seen=len(warm),
+        )
+        async with self.db.transaction() as conn:
+            await self.store.insert_bot(conn, record)
+            await self.store.open_run(conn, record.bot_id, uuid4())
+            await self._state_event(conn, record, BotState.RUNNING, None)
+        self.sessions[record.bot_id] = session
+        log.info("bot started", bot_id=str(record.bot_id), strategy=strategy)
+        return record
+
+    async def act(self, bot_id: UUID, user_id: UUID, action: str) -> BotRecord | None:
+        """Pause, resume, stop or (re)start a bot of `user_id`; None when it has no such bot.
+        Raises IllegalTransition when the bot's state does not allow the action."""
+        async with self.db.transaction() as conn:
+            bot = await self.store.get(bot_id, conn=conn, lock=True)
+            if bot is None or bot.user_id != user_id:
+                return None
+            target = transition(bot.state, action)
+            if action == "pause":
+                await self.store.set_state(conn, bot_id, target)
+                self.sessions.pop(bot_id, None)
+            elif action == "resume":
+                await self._catch_up(conn, bot)
+                await self.store.set_state(conn, bot_id, target)
+            elif action == "stop":
+                await self._stop(conn, bot)
+            else:  # start again after STOPPED or ERROR: a new run, a fresh strategy
+                await self._restart(conn, bot)
+            await self._state_event(conn, bot, target, None)
+            updated = await self.store.get(bot_id, conn=conn)
+        assert updated is not None
+        return updated
+
+    async def _stop(self, conn: asyncpg.Connection, bot: BotRecord) -> None:
+        """on_stop runs (its orders go out, e.g. to flatten), then the bot's open orders are
+        cancelled; the position stays, as it is the account's. A stop always succeeds: when the
+        strategy cannot be rebuilt or raises, on_stop is skipped and logged."""
+        requests: list[Request] = []
+        if bot.state in (BotState.RUNNING, BotState.PAUSED):
+            try:
+                session = await self._session(bot, reason="stop")
+                requests = session.on_stop(
+                    position=bot.position,
+                    cash=bot.cash,
+                    open_orders=await self.store.open_orders(conn, bot.bot_id),
+                )
+            except StrategyFailed as failure:
+                log.warning("on_stop failed", bot_id=str(bot.bot_id), error=failure.detail)
+            except (NoMarketData, MarketDataUnavailable) as exc:
+                # Stopping must work even when market-data is away: on_stop is skipped then.
+                log.warning("on_stop skipped", bot_id=str(bot.bot_id), error=str(exc))
+        if requests:
+            await self._emit(conn, bot, await self.store.current_run(conn, bot.bot_id), requests)
+        for order in await self.store.open_orders(conn, bot.bot_id):
+            await self._emit_one(conn, bot, CancelRequest(order.client_order_id))
+        await self.store.set_state(conn, bot.bot_id, BotState.STOPPED)
+        await self.store.close_run(conn, bot.bot_id, BotState.STOPPED, "stopped by the user")
+        self.sessions.pop(bot.bot_id, None)
+
+    async def _restart(self, conn: asyncpg.Connection, bot: BotRecord) -> None:
+        instance = self.registry.create(bot.strategy, bot.params)
+        session = BotSession(bot.config, instance, clock=self.clock, window=self.window)
+        warm = await self.market.last_bars(
+            bot.instrument_id, bot.timeframe, max(instance.warmup(), 1)
+        )
+        if not warm:
+            raise NoMarketData(f"no {bot.timeframe} bars of {bot.instrument_id} are stored")
+        session.warm(warm, position=bot.position, cash=bot.cash)
+        metrics.STRATEGY_WARMUPS.labels(service=self.service, reason="start").inc()
+        await conn.execute(
+            "UPDATE bots SET warm_from = $2, last_bar_time = $3, bars_seen = $4 WHERE bot_id = $1",
+            bot.bot_id,
+            warm[0].open_time,
+            warm[-1].open_time,
+            len(warm),
+        )
+        await self.store.close_run(conn, bot.bot_id, bot.state, bot.error)
+        await self.store.open_run(conn, bot.bot_id, uuid4())
+        await self.store.set_state(conn, bot.bot_id, BotState.RUNNING)
+        self.sessions[bot.bot_id] = session
+
+    async def _catch_up(self, conn: asyncpg.Connection, bot: BotRecord) -> None:
+        """Resuming: the bars stored while the bot was paused go through the strategy with
+        orders suppressed, so it resumes with current indicators and trades from the next bar."""
+        session = await self._session(bot, reason="resume")
+        tf = Timeframe.parse(bot.timeframe)
+        start = (bot.last_bar_time + _TICK) if bot.last_bar_time else bot.created_at
+        missed = await self.market.bars(
+            bot.instrument_id, bot.timeframe, start, tf.floor(self.clock()) + tf.delta
+        )
+        if missed:
+            session.warm(missed, position=bot.position, cash=bot.cash)
+            await self.store.set_history(
+                conn,
+                bot.bot_id,
+                warm_from=None,
+                last_bar_time=missed[-1].open_time,
+                bars=len(missed),
+            )
+
+    async def resume_all(self) -> None:
+        """At start: build the sessions of the running bots, so that the first bar does not wait
+        for it. Failures are logged: the first bar of a bot builds its session again anyway."""
+        for bot in await self.store.all_running():
+            if bot.bot_id in self.sessions:
+                continue
+            try:
+                self.sessions.setdefault(bot.bot_id, await self._build(bot, reason="restart"))
+            except (StrategyFailed, NoMarketData, MarketDataUnavailable) as exc:
+                log.warning("bot not rebuilt at start", bot_id=str(bot.bot_id), error=str(exc))
+
+    # ---- sessions -----------------------------------------------------------------------------
+
+    async def _session(self, bot: BotRecord, *, reason: str) -> BotSession:
+        session = self.sessions.get(bot.bot_id)
+        if session is not None and session.last_bar_time == bot.last_bar_time:
+            return session
+        session = await self._build(bot, reason=reason)
+        self.sessions[bot.bot_id] = session
+        return session
+
+    async def _build(self, bot: BotRecord, *, reason: str) -> BotSession:
+        """A session whose strategy has seen exactly the bars the bot's row says it has seen."""
+        try:
+            instance = self.registry.create(bot.strategy, bot.params)
+        except UnknownStrategy as exc:  # its plug-in was uninstalled
+            raise StrategyFailed("create", exc) from exc
+        session = BotSession(bot.config, instance, clock=self.clock, window=self.window)
+        if bot.last_bar_time is None:
+            return session
+        until = bot.last_bar_time + _TICK
+        if bot.bars_seen > self.rebuild_max_bars or bot.warm_from is None:
+            bars = await self.market.last_bars(
+                bot.instrument_id, bot.timeframe, min(bot.bars_seen, self.rebuild_max_bars), until
+            )
+        else:
+            bars = await self.market.bars(bot.instrument_id, bot.timeframe, bot.warm_from, until)
+        if len(bars) != bot.bars_seen:
+            log.warning(
+                "history differs from what the bot saw",
+                bot_id=str(bot.bot_id),
+                seen=bot.bars_seen,
+                replayed=len(bars),
+            )
+        session.warm(bars, position=bot.position, cash=bot.cash)
+        session.last_bar_time = bot.last_bar_time
+        metrics.STRATEGY_WARMUPS.labels(service=self.service, reason=reason).inc()
+        return session
+
+    # ---- bars ---------------------------------------------------------------------------------
+
+    async def on_bar(self, bar: Bar, event_id: UUID, topic: str, consumer: str) -> None:
+        """Hand a final bar to every running bot of its instrument and timeframe, in one
+        transaction with the inbox entry: a redelivered bar changes nothing."""
+        if not bar.final or not await self.store.any_running(bar.instrument_id, bar.timeframe):
+            return
+        async with self.db.transaction() as conn:
+            if not await inbox.claim(conn, consumer, event_id, topic):
+                metrics.BUS_REDELIVERIES_SKIPPED.labels(service=self.service, topic=topic).inc()
+                return
+            for bot in await self.store.running_for(conn, bar.instrument_id, bar.timeframe):
+                await self._bar_for(conn, bot, bar)
+
+    async def _bar_for(self, conn: asyncpg.Connection, bot: BotRecord, bar: Bar) -> None:
+        if bot.last_bar_time is not None and bar.open_time <= bot.last_bar_time:
+            return  # seen already (warm-up, or a replay played again)
+        try:
+            session = await self._session(bot, reason="restart")
+            requests = session.on_bar(
+                bar,
+                position=bot.position,
+                cash=bot.cash,
+                open_orders=await self.store.open_orders(conn, bot.bot_id),
+            )
+            events = self._events(bot, requests)
+        except StrategyFailed as failure:
+            await self._fail(conn, bot, failure.detail)
+            return
+        except NoMarketData as exc:  # its history is gone: its state cannot be rebuilt
+            await self._fail(conn, bot, f"cannot rebuild the strategy's state: {exc}")
+            return
+        run_id = await self.store.current_run(conn, bot.bot_id)
+        emitted = await self._emit(conn, bot, run_id, requests, events)
+        await self.store.set_history(
+            conn, bot.bot_id, warm_from=None, last_bar_time=bar.open_time, bars=1
+        )
+        await self.store.count_run(conn, run_id, bars=1, orders=emitted)
+        metrics.STRATEGY_BARS.labels(service=self.service, strategy=bot.strategy).inc()
+
+    def _events(self, bot: BotRecord, requests: list[Request]) -> list[Any]:
+        try:
+            return [intent(bot.config, request, self.clock()) for request in requests]
+        except ValidationError as exc:  # e.g. a quantity with more digits than an order takes
+            raise StrategyFailed("order", exc) from exc
+
+    async def _emit(
+        self,
+        conn: asyncpg.Connection,
+        bot: BotRecord,
+        run_id: UUID,
+        requests: list[Request],
+        events: list[Any] | None = None,
+    ) -> int:
+        """Store the orders and write their intents to the outbox; an order whose client id is
+        stored already (the same bar and leg handled before) is not asked for again."""
+        events = events if events is not None else self._events(bot, requests)
+        emitted = 0
+        for request, event in zip(requests, events, strict=True):
+            if isinstance(request, OrderRequest) and not await self.store.add_order(
+                conn, bot.bot_id, run_id, request
+            ):
+                continue
+            await self.outbox.add(conn, event)
+            kind = "cancel" if isinstance(request, CancelRequest) else request.kind
+            metrics.STRATEGY_INTENTS.labels(
+                service=self.service, strategy=bot.strategy, kind=kind
+            ).inc()
+            emitted += 1
+        return emitted
+
+    async def _emit_one(self, conn: asyncpg.Connection, bot: BotRecord, request: Request) -> None:
+        await self.outbox.add(conn, intent(bot.config, request, self.clock()))
+
+    async def _fail(self, conn: asyncpg.Connection, bot: BotRecord, detail: str) -> None:
+        """This bot, and only it, goes to ERROR with the strategy's exception recorded."""
+        log.error("bot failed", bot_id=str(bot.bot_id), strategy=bot.strategy, error=detail)
+        self.sessions.pop(bot.bot_id, None)
+        await self.store.set_state(conn, bot.bot_id, BotState.ERROR, detail)
+        await self.store.close_run(conn, bot.bot_id, BotState.ERROR, detail)
+        await self._state_event(conn, bot, BotState.ERROR, detail)
+        metrics.STRATEGY_BOT_ERRORS.labels(service=self.service, strategy=bot.strategy).inc()
+
+    async def _state_event(
+        self, conn: asyncpg.Connection, bot: BotRecord, state: BotState, reason: str | None
+    ) -> None:
+        await self.outbox.add(
+            conn,
+            BotStateChanged(
+                bot_id=bot.bot_id, user_id=bot.user_id, state=state, reason=reason, ts=self.clock()
+            ),
+        )
+
+    # ---- order events -------------------------------------------------------------------------
+
+    async def on_order_event(self, event: Any, event_id: UUID, topic: str, consumer: str) -> None:
+        """Apply a lifecycle event (or a denial) of a bot's order to the order, the bot's
+        position and cash, and tell its strategy; events of other orders are ignored."""
+        if await self.store.order_owner(event.client_order_id) is None:
+            return
+        async with self.db.transaction() as conn:
+            if not await inbox.claim(conn, consumer, event_id, topic):
+                metrics.BUS_REDELIVERIES_SKIPPED.labels(service=self.service, topic=topic).inc()
+                return
+            bot_id = await self.store.order_owner(event.client_order_id, conn)
+            assert bot_id is not None
+            bot = await self.store.get(bot_id, conn=conn, lock=True)
+            assert bot is not None
+            changed = await self._apply_order_event(conn, bot, event)
+            if not changed or bot.state != BotState.RUNNING:
+                return
+            bot = await self.store.get(bot_id, conn=conn)
+            assert bot is not None
+            try:
+                session = await self._session(bot, reason="restart")
+                requests = session.on_order_event(
+                    event,
+                    position=bot.position,
+                    cash=bot.cash,
+                    open_orders=await self.store.open_orders(conn, bot.bot_id),
+                )
+                events = self._events(bot, requests)
+            except StrategyFailed as failure:
+                await self._fail(conn, bot, failure.detail)
+                return
+            except NoMarketData as exc:
+                await self._fail(conn, bot, f"cannot rebuild the strategy's state: {exc}")
+                return
+            if requests:
+                run_id = await self.store.current_run(conn, bot.bot_id)
+                emitted = await self._emit(conn, bot, run_id, requests, events)
+                await self.store.count_run(conn, run_id, orders=emitted)
+
+    async def _apply_order_event(
+        self, conn: asyncpg.Connection, bot: BotRecord, event: Any
+    ) -> bool:
+        cid = event.client_order_id
+        if isinstance(event, OrderFilled):
+            added = await self.store.add_fill(
+                conn,
+                bot_id=bot.bot_id,
+                client_order_id=cid,
+                trade_id=event.trade_id,
+                side=event.side,
+                quantity=event.last_qty,
+                price=event.last_price,
+                fee=event.fee,
+                ts=event.ts,
+                leaves=event.leaves_qty,
+            )
+            if added:
+                run = await conn.fetchval(
+                    "SELECT run_id FROM bot_orders WHERE client_order_id = $1", cid
+                )
+                await self.store.count_run(conn, run, fills=1)
+            return added
+        if isinstance(event, OrderDenied):
+            await self.store.set_order_status(
+                conn, cid, "DENIED", f"{event.reason.value}: {event.message}"
+            )
+        elif isinstance(event, OrderRejected):
+            await self.store.set_order_status(conn, cid, "REJECTED", event.reason)
+        elif isinstance(event, OrderCanceled):
+            await self.store.set_order_status(conn, cid, "CANCELED", event.reason)
+        elif isinstance(event, OrderExpired):
+            await self.store.set_order_status(conn, cid, "EXPIRED")
+        elif isinstance(event, OrderStatusUnknown):
+            await self.store.set_order_status(conn, cid, "UNKNOWN", event.reason)
+        elif isinstance(event, OrderSubmitted | OrderAccepted):
+            status = "SUBMITTED" if isinstance(event, OrderSubmitted) else "ACCEPTED"
+            # Only forward: a late "accepted" must not undo a partial fill.
+            await conn.execute(
+                "UPDATE bot_orders SET status = $2, updated_at = now() "
+                "WHERE client_order_id = $1 AND status IN ('REQUESTED', 'SUBMITTED', 'UNKNOWN')",
+                cid,
+                status,
+            )
+        else:
+            return False
+        return True
