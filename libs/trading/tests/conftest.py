@@ -51,6 +51,10 @@ class FakeContext:
     def bars(self) -> Sequence[Bar]:
         return self.history
 
+    @property
+    def bar_index(self) -> int:
+        return len(self.history) - 1
+
     def now(self) -> datetime:
         return self.history[-1].close_time
 

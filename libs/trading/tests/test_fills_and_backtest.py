@@ -188,4 +188,71 @@ def test_a_precomputed_backtest_is_the_same_backtest(
 
     fast, slow = run(True), run(False)
     assert fast.trades == slow.trades and fast.equity == slow.equity
+    assert fast.fills == slow.fills and fast.stats == slow.stats
     assert len(fast.trades) > 5  # the series trades: the comparison means something
+
+
+class _Acting(Strategy[StrategyConfig]):
+    """Buys on bar 2, sells on bar 5 with a resting limit, and says so through active_bars()."""
+
+    name = "acting"
+    config_class = StrategyConfig
+
+    def __init__(self) -> None:
+        super().__init__(StrategyConfig())
+        self.calls: list[tuple[int, int, datetime]] = []
+
+    def active_bars(self) -> list[int]:
+        return [2, 5]
+
+    def on_bar(self, ctx: Context, bar: Bar) -> None:
+        self.calls.append((ctx.bar_index, len(ctx.bars), ctx.bars[-1].open_time))
+        assert ctx.bars[-1] is bar
+        if ctx.bar_index == 2:
+            ctx.target_position(D(3))
+        elif ctx.bar_index == 5:
+            ctx.submit_order("sell", D(3), kind="limit", limit_price=D("104"))
+
+
+def test_on_bar_runs_only_on_the_active_bars_with_the_same_result() -> None:
+    bars = [ohlc(n, str(100 + n), str(101 + n), str(99 + n), str(100 + n)) for n in range(10)]
+
+    def run(precompute: bool) -> tuple[Any, _Acting]:
+        strategy = _Acting()
+        backtester = Backtester(
+            strategy,
+            instrument_id="x:Y",
+            timeframe="1d",
+            fill_model=TEN_BPS,
+            window=3,
+            precompute=precompute,
+        )
+        return backtester.run(bars), strategy
+
+    (fast, acting), (slow, every) = run(True), run(False)
+    assert [c[0] for c in acting.calls] == [2, 5]
+    assert acting.calls[0][1:] == (3, bars[2].open_time)  # ctx.bars: the window up to bar 2
+    assert [c[0] for c in every.calls] == list(range(10))
+    assert (fast.trades, fast.equity, fast.fills, fast.stats) == (
+        slow.trades,
+        slow.equity,
+        slow.fills,
+        slow.stats,
+    )
+    # Bought 3 at bar 3's open (+10 bps); the sell limit at 104 from bar 5 fills at bar 6's
+    # better open, 106 (the fast path tries open orders on every bar until they fill).
+    assert [(f.side, f.price) for f in fast.fills] == [("buy", D("103.103")), ("sell", D("106"))]
+    assert fast.stats.exposure == 3 / 10  # held on bars 3, 4 and 5
+
+
+def test_the_bar_window_is_a_read_only_view() -> None:
+    from trademesh_trading.backtest import _Window
+
+    bars = [ohlc(n, "100", "101", "99", "100") for n in range(6)]
+    window = _Window(bars, 2, 5)
+    assert len(window) == 3
+    assert (window[0], window[-1], window[-3]) == (bars[2], bars[4], bars[2])
+    assert list(window) == bars[2:5] and window[1:] == bars[3:5]
+    for outside in (3, -4):
+        with pytest.raises(IndexError):
+            window[outside]

@@ -10,18 +10,20 @@ from __future__ import annotations
 
 import gc
 import math
+from bisect import bisect_right
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import ROUND_DOWN, Decimal
-from typing import Literal
+from typing import Literal, overload
 
+import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 from trademesh_events.marketdata import Bar
 
 from trademesh_trading.fills import Fill, FillModel, SimOrder
-from trademesh_trading.strategy import OrderKind, Side, Strategy
+from trademesh_trading.strategy import OrderKind, Side, Strategy, check_order, sharing_closes
 
 ZERO = Decimal(0)
 
@@ -75,10 +77,86 @@ class Stats:
     final_equity: Decimal
 
 
+class EquityCurve(Sequence[tuple[datetime, Decimal]]):
+    """(bar close time, equity) for every bar: cash + position * close, exact in Decimal.
+
+    Kept as the stretches over which cash and position stayed the same (they change only when
+    an order fills), and computed when read: a backtest of millions of bars does not build
+    millions of Decimals that nobody reads. Compares equal to any sequence of the same pairs."""
+
+    __slots__ = ("_bars", "_cash", "_held", "_starts")
+
+    def __init__(self, bars: Sequence[Bar], cash: Decimal) -> None:
+        self._bars = bars
+        self._starts = [0]
+        self._cash = [cash]
+        self._held = [ZERO]
+
+    def mark(self, index: int, cash: Decimal, held: Decimal) -> None:
+        """From bar `index` on, cash and position are these."""
+        if cash == self._cash[-1] and held == self._held[-1]:
+            return
+        if self._starts[-1] == index:
+            self._cash[-1], self._held[-1] = cash, held
+        else:
+            self._starts.append(index)
+            self._cash.append(cash)
+            self._held.append(held)
+
+    def __len__(self) -> int:
+        return len(self._bars)
+
+    def _point(self, index: int) -> tuple[datetime, Decimal]:
+        k = bisect_right(self._starts, index) - 1
+        bar = self._bars[index]
+        return bar.close_time, self._cash[k] + self._held[k] * bar.close
+
+    @overload
+    def __getitem__(self, item: int) -> tuple[datetime, Decimal]: ...
+
+    @overload
+    def __getitem__(self, item: slice) -> Sequence[tuple[datetime, Decimal]]: ...
+
+    def __getitem__(
+        self, item: int | slice
+    ) -> tuple[datetime, Decimal] | Sequence[tuple[datetime, Decimal]]:
+        if isinstance(item, slice):
+            return [self._point(i) for i in range(*item.indices(len(self)))]
+        size = len(self)
+        if not -size <= item < size:
+            raise IndexError("equity index out of range")
+        return self._point(item if item >= 0 else size + item)
+
+    def __iter__(self) -> Iterator[tuple[datetime, Decimal]]:
+        ends = [*self._starts[1:], len(self._bars)]
+        for start, end, cash, held in zip(self._starts, ends, self._cash, self._held, strict=True):
+            for index in range(start, end):
+                bar = self._bars[index]
+                yield bar.close_time, cash + held * bar.close
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Sequence):
+            return NotImplemented
+        return len(self) == len(other) and all(a == b for a, b in zip(self, other, strict=True))
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return f"EquityCurve({len(self)} bars, {len(self._starts)} stretches)"
+
+    def floats(self, closes: np.ndarray) -> np.ndarray:
+        """The curve as floats (for statistics), from the closes as floats."""
+        out = np.empty(len(self._bars), dtype=float)
+        ends = [*self._starts[1:], len(self._bars)]
+        for start, end, cash, held in zip(self._starts, ends, self._cash, self._held, strict=True):
+            out[start:end] = float(cash) + float(held) * closes[start:end]
+        return out
+
+
 @dataclass
 class BacktestResult:
     trades: list[Trade]
-    equity: list[tuple[datetime, Decimal]]
+    equity: EquityCurve
     fills: list[Fill]
     stats: Stats
 
@@ -100,13 +178,18 @@ class _SimContext:
     cash: Decimal
     window: int
     position: Decimal = ZERO
-    history: deque[Bar] = field(default_factory=deque)
+    history: Sequence[Bar] = field(default_factory=deque)
     pending: list[SimOrder] = field(default_factory=list)
     sequence: int = 0
+    index: int = -1
 
     @property
     def bars(self) -> Sequence[Bar]:
         return self.history
+
+    @property
+    def bar_index(self) -> int:
+        return self.index
 
     @property
     def equity(self) -> Decimal:
@@ -129,8 +212,7 @@ class _SimContext:
         stop_price: Decimal | None = None,
         leg: str = "main",
     ) -> str:
-        if quantity <= 0:
-            raise ValueError("order quantity must be positive")
+        quantity = check_order(side, quantity, kind, limit_price, stop_price)
         self.sequence += 1
         client_order_id = f"bt-{self.history[-1].open_time:%Y%m%d%H%M%S}-{leg}-{self.sequence}"
         self.pending.append(
@@ -148,6 +230,32 @@ class _SimContext:
         if delta == 0:
             return None
         return self.submit_order("buy" if delta > 0 else "sell", abs(delta), leg=leg)
+
+
+class _Window(Sequence[Bar]):
+    """bars[start:stop] without copying: ctx.bars for the bars the fast path visits."""
+
+    __slots__ = ("_bars", "_start", "_stop")
+
+    def __init__(self, bars: Sequence[Bar], start: int, stop: int) -> None:
+        self._bars, self._start, self._stop = bars, start, stop
+
+    def __len__(self) -> int:
+        return self._stop - self._start
+
+    @overload
+    def __getitem__(self, item: int) -> Bar: ...
+
+    @overload
+    def __getitem__(self, item: slice) -> Sequence[Bar]: ...
+
+    def __getitem__(self, item: int | slice) -> Bar | Sequence[Bar]:
+        if isinstance(item, slice):
+            return list(self._bars[self._start : self._stop])[item]
+        size = self._stop - self._start
+        if not -size <= item < size:
+            raise IndexError("bar window index out of range")
+        return self._bars[self._start + (item if item >= 0 else size + item)]
 
 
 class Backtester:
@@ -184,30 +292,19 @@ class Backtester:
 
     def _run(self, bars: Sequence[Bar]) -> BacktestResult:
         ctx = self.ctx
-        ctx.history = deque(maxlen=max(ctx.window, self.strategy.warmup(), 1))
         trades: list[Trade] = []
         fills: list[Fill] = []
-        equity: list[tuple[datetime, Decimal]] = []
-        exposed = 0
-        current: _Open | None = None
-        if self.precompute:
-            self.strategy.prepare(bars)
+        curve = EquityCurve(bars, ctx.cash)
+        active: Sequence[int] | None = None
+        with sharing_closes(bars) as closes:
+            if self.precompute:
+                self.strategy.prepare(bars)
+                active = self.strategy.active_bars()
         self.strategy.on_start(ctx)
-        for bar in bars:
-            still: list[SimOrder] = []
-            for order in ctx.pending:
-                fill = self.fill_model.fill(order, bar)
-                if fill is not None:
-                    fills.append(fill)
-                    current = self._apply(fill, bar.open_time, current, trades)
-                if order.remaining > 0:  # resting, or capped by the bar's volume
-                    still.append(order)
-            ctx.pending = still
-            if ctx.position != 0:
-                exposed += 1
-            ctx.history.append(bar)
-            self.strategy.on_bar(ctx, bar)
-            equity.append((bar.close_time, ctx.equity))
+        if active is None:
+            exposed, current = self._every_bar(bars, trades, fills, curve)
+        else:
+            exposed, current = self._active_bars(bars, active, trades, fills, curve)
         self.strategy.on_stop(ctx)
         if current is not None:
             last = bars[-1]
@@ -224,7 +321,88 @@ class Backtester:
                     current.fees,
                 )
             )
-        return BacktestResult(trades, equity, fills, _stats(equity, trades, exposed, self.initial))
+        stats = _stats(curve, closes, trades, exposed, self.initial)
+        return BacktestResult(trades, curve, fills, stats)
+
+    def _fill(
+        self, bar: Bar, current: _Open | None, trades: list[Trade], fills: list[Fill]
+    ) -> _Open | None:
+        """Try the open orders against `bar`; the open trade after their fills."""
+        ctx = self.ctx
+        still: list[SimOrder] = []
+        for order in ctx.pending:
+            fill = self.fill_model.fill(order, bar)
+            if fill is not None:
+                fills.append(fill)
+                current = self._apply(fill, bar.open_time, current, trades)
+            if order.remaining > 0:  # resting, or capped by the bar's volume
+                still.append(order)
+        ctx.pending = still
+        return current
+
+    def _every_bar(
+        self, bars: Sequence[Bar], trades: list[Trade], fills: list[Fill], curve: EquityCurve
+    ) -> tuple[int, _Open | None]:
+        """The plain loop: every bar fills orders and reaches on_bar."""
+        ctx = self.ctx
+        history: deque[Bar] = deque(maxlen=max(ctx.window, self.strategy.warmup(), 1))
+        ctx.history = history
+        exposed = 0
+        current: _Open | None = None
+        on_bar = self.strategy.on_bar
+        for index, bar in enumerate(bars):
+            if ctx.pending:
+                current = self._fill(bar, current, trades, fills)
+                curve.mark(index, ctx.cash, ctx.position)
+            if ctx.position != 0:
+                exposed += 1
+            history.append(bar)
+            ctx.index = index
+            on_bar(ctx, bar)
+        return exposed, current
+
+    def _active_bars(
+        self,
+        bars: Sequence[Bar],
+        active: Sequence[int],
+        trades: list[Trade],
+        fills: list[Fill],
+        curve: EquityCurve,
+    ) -> tuple[int, _Open | None]:
+        """The same backtest when the strategy named the only bars its on_bar acts on: between
+        them, while no order is open, cash and position cannot change, so a stretch of bars
+        costs nothing but its exposure count (the equity curve is kept by stretches)."""
+        ctx = self.ctx
+        window = max(ctx.window, self.strategy.warmup(), 1)
+        exposed = 0
+        current: _Open | None = None
+        on_bar = self.strategy.on_bar
+        count = len(bars)
+        stops = iter([*active, count])
+        next_active = next(stops)
+        index = 0
+        while index < count:
+            if not ctx.pending and index < next_active:
+                if ctx.position != 0:
+                    exposed += next_active - index
+                index = next_active
+                continue
+            bar = bars[index]
+            if ctx.pending:
+                current = self._fill(bar, current, trades, fills)
+                curve.mark(index, ctx.cash, ctx.position)
+            if ctx.position != 0:
+                exposed += 1
+            if index == next_active:
+                ctx.history = _Window(bars, max(index + 1 - window, 0), index + 1)
+                ctx.index = index
+                on_bar(ctx, bar)
+                while next_active <= index:  # the next one (repeated indices skipped)
+                    next_active = next(stops, count)
+            index += 1
+        if count:
+            ctx.history = _Window(bars, max(count - window, 0), count)
+        return exposed, current
 
     def _apply(
         self, fill: Fill, at: datetime, current: _Open | None, trades: list[Trade]
@@ -283,33 +461,36 @@ class Backtester:
 
 
 def _stats(
-    equity: list[tuple[datetime, Decimal]], trades: list[Trade], exposed: int, initial: Decimal
+    curve: EquityCurve, closes: np.ndarray, trades: list[Trade], exposed: int, initial: Decimal
 ) -> Stats:
-    values = [float(v) for _, v in equity]
-    final = equity[-1][1]
+    # numpy over the per-bar series (a backtest may have millions of bars).
+    count = len(curve)
+    values = curve.floats(closes)
+    first_time, final_time, final = curve[0][0], curve[-1][0], curve[-1][1]
     total = float(final / initial) - 1
-    elapsed = (equity[-1][0] - equity[0][0]).total_seconds() or 1.0
+    elapsed = (final_time - first_time).total_seconds() or 1.0
     years = elapsed / (365.25 * 86400)
     annual = (1 + total) ** (1 / years) - 1 if total > -1 and years > 0 else -1.0
-    returns = [values[i] / values[i - 1] - 1 for i in range(1, len(values)) if values[i - 1] > 0]
-    per_year = (len(values) - 1) / years if years > 0 else 0.0
-    mean = sum(returns) / len(returns) if returns else 0.0
-    std = (
-        math.sqrt(sum((r - mean) ** 2 for r in returns) / (len(returns) - 1))
-        if len(returns) > 1
-        else 0.0
-    )
-    downside = [min(r, 0.0) for r in returns]
-    down = math.sqrt(sum(d * d for d in downside) / len(downside)) if downside else 0.0
+    before, after = values[:-1], values[1:]
+    usable = before > 0
+    returns = after[usable] / before[usable] - 1
+    per_year = (count - 1) / years if years > 0 else 0.0
+    mean = float(returns.mean()) if len(returns) else 0.0
+    std = float(returns.std(ddof=1)) if len(returns) > 1 else 0.0
+    down = float(np.sqrt(np.mean(np.minimum(returns, 0.0) ** 2))) if len(returns) else 0.0
     sharpe = mean / std * math.sqrt(per_year) if std > 0 else 0.0
     sortino = mean / down * math.sqrt(per_year) if down > 0 else 0.0
-    peak, peak_time, worst, longest = values[0], equity[0][0], 0.0, timedelta(0)
-    for (moment, _), value in zip(equity, values, strict=True):
-        if value >= peak:
-            peak, peak_time = value, moment
-        else:
-            worst = max(worst, 1 - value / peak)
-            longest = max(longest, moment - peak_time)
+    # Drawdown: how far below the running peak; it lasts from the last bar at the peak. Times
+    # only grow, so the longest one ends on the last bar before a new peak (or the last bar).
+    peak = np.maximum.accumulate(values)
+    worst = float(np.max(1 - values / peak)) if peak[0] > 0 else 0.0
+    at_peak = values >= np.concatenate(([values[0]], peak[:-1]))
+    last_peak = np.maximum.accumulate(np.where(at_peak, np.arange(count), 0))
+    ends = np.flatnonzero(~at_peak & np.append(at_peak[1:], True))
+    longest = max(
+        (curve[int(i)][0] - curve[int(last_peak[i])][0] for i in ends.tolist()),
+        default=timedelta(0),
+    )
     closed = [t for t in trades if t.exit_time is not None]
     wins = [t.pnl for t in closed if t.pnl > 0]
     losses = [-t.pnl for t in closed if t.pnl < 0]
@@ -322,7 +503,7 @@ def _stats(
         max_drawdown_duration=longest,
         win_rate=len(wins) / len(closed) if closed else 0.0,
         profit_factor=float(sum(wins) / sum(losses)) if losses else (math.inf if wins else 0.0),
-        exposure=exposed / len(equity),
+        exposure=exposed / count,
         trades=len(trades),
         final_equity=final,
     )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from decimal import Decimal
-from typing import Self
+from typing import Any, Self
 
 import numpy as np
 import talib
@@ -17,10 +17,15 @@ from trademesh_trading.indicators import (
     Donchian,
     Rsi,
     Sma,
-    batch,
     batch_bands,
 )
-from trademesh_trading.strategy import Context, Strategy, StrategyConfig, close_of
+from trademesh_trading.strategy import (
+    Context,
+    Strategy,
+    StrategyConfig,
+    close_of,
+    float_closes,
+)
 
 ZERO = Decimal(0)
 
@@ -57,22 +62,40 @@ class RsiCross(Strategy[RsiCrossConfig]):
         super().__init__(config)
         self.rsi = Rsi(config.period)
         self.previous: float | None = None
+        self.signals: list[int] | None = None  # prepared: +1 crossed up, -1 crossed down
 
     def warmup(self) -> int:
         return self.config.period * 10  # Wilder's smoothing converges slowly
 
     def prepare(self, bars: Sequence[Bar]) -> None:
-        self.rsi.preload(batch(talib.RSI(_closes(bars), self.config.period)))
+        c = self.config
+        rsi = talib.RSI(_closes(bars), c.period)
+        up = _crossed(rsi, lambda prev, cur: (prev < c.oversold) & (c.oversold <= cur))
+        down = _crossed(rsi, lambda prev, cur: (prev > c.overbought) & (c.overbought >= cur))
+        self.signals = (up.astype(np.int8) - down.astype(np.int8)).tolist()
+
+    def active_bars(self) -> list[int] | None:
+        return None if self.signals is None else _nonzero(self.signals)
 
     def on_bar(self, ctx: Context, bar: Bar) -> None:
-        value = self.rsi.update(close_of(bar))
-        previous, self.previous = self.previous, value
-        if value is None or previous is None:
-            return
-        c = self.config
-        if ctx.position == ZERO and previous < c.oversold <= value:
+        if self.signals is not None:
+            signal = self.signals[ctx.bar_index]
+        else:
+            value = self.rsi.update(close_of(bar))
+            previous, self.previous = self.previous, value
+            if value is None or previous is None:
+                return
+            c = self.config
+            signal = (
+                1
+                if previous < c.oversold <= value
+                else -1
+                if previous > c.overbought >= value
+                else 0
+            )
+        if signal > 0 and ctx.position == ZERO:
             ctx.target_position(ctx.order_size())
-        elif ctx.position > ZERO and previous > c.overbought >= value:
+        elif signal < 0 and ctx.position > ZERO:
             ctx.target_position(ZERO)
 
 
@@ -106,26 +129,43 @@ class SmaCross(Strategy[SmaCrossConfig]):
         super().__init__(config)
         self.fast, self.slow = Sma(config.fast), Sma(config.slow)
         self.previous: tuple[float, float] | None = None
+        self.signals: list[int] | None = None  # prepared: +1 crossed above, -1 crossed below
 
     def warmup(self) -> int:
         return self.config.slow + 1
 
     def prepare(self, bars: Sequence[Bar]) -> None:
         closes = _closes(bars)
-        self.fast.preload(batch(talib.SMA(closes, self.config.fast)))
-        self.slow.preload(batch(talib.SMA(closes, self.config.slow)))
+        fast = talib.SMA(closes, self.config.fast)
+        slow = talib.SMA(closes, self.config.slow)
+        gap = fast - slow  # NaN until both exist: every comparison with it is False
+        above = _crossed(gap, lambda prev, cur: (prev <= 0) & (cur > 0))
+        below = _crossed(gap, lambda prev, cur: (prev >= 0) & (cur < 0))
+        self.signals = (above.astype(np.int8) - below.astype(np.int8)).tolist()
+
+    def active_bars(self) -> list[int] | None:
+        return None if self.signals is None else _nonzero(self.signals)
 
     def on_bar(self, ctx: Context, bar: Bar) -> None:
-        close = close_of(bar)
-        fast, slow = self.fast.update(close), self.slow.update(close)
-        if fast is None or slow is None:
-            return
-        previous, self.previous = self.previous, (fast, slow)
-        if previous is None:
-            return
-        if previous[0] <= previous[1] and fast > slow:
+        if self.signals is not None:
+            signal = self.signals[ctx.bar_index]
+        else:
+            close = close_of(bar)
+            fast, slow = self.fast.update(close), self.slow.update(close)
+            if fast is None or slow is None:
+                return
+            previous, self.previous = self.previous, (fast, slow)
+            if previous is None:
+                return
+            if previous[0] <= previous[1] and fast > slow:
+                signal = 1
+            elif previous[0] >= previous[1] and fast < slow:
+                signal = -1
+            else:
+                return
+        if signal > 0:
             ctx.target_position(ctx.order_size())
-        elif previous[0] >= previous[1] and fast < slow:
+        elif signal < 0:
             ctx.target_position(-ctx.order_size() if self.config.short else ZERO)
 
 
@@ -226,7 +266,21 @@ class DonchianBreakout(Strategy[DonchianBreakoutConfig]):
 
 
 def _closes(bars: Sequence[Bar]) -> np.ndarray:
-    return np.array([float(b.close) for b in bars])
+    return float_closes(bars)
+
+
+def _crossed(values: np.ndarray, rule: Any) -> np.ndarray:
+    """rule(previous, current) for every bar with a previous value (False for the first; NaN
+    compares False, so warm-up bars never signal)."""
+    out = np.zeros(len(values), dtype=bool)
+    if len(values) > 1:
+        out[1:] = rule(values[:-1], values[1:])
+    return out
+
+
+def _nonzero(signals: list[int]) -> list[int]:
+    indices: list[int] = np.flatnonzero(np.asarray(signals, dtype=np.int8)).tolist()
+    return indices
 
 
 BUILTIN: tuple[type[Strategy], ...] = (  # type: ignore[type-arg]

@@ -14,6 +14,7 @@ import pytest
 from trademesh_events.marketdata import Bar, Tick
 from trademesh_events.topics import MD_BARS, MD_TICKS, get_topic
 from trademesh_testing.http import app_client
+from trademesh_testing.marketdata import add_feed, finished, history
 from trademesh_testing.samples import read_all
 from trademesh_testing.waiting import eventually
 from trademesh_trading.timeframes import Timeframe
@@ -41,36 +42,6 @@ def goog_rows() -> list[dict[str, Any]]:
 
 def instrument(prefix: str = "test") -> str:
     return f"{prefix}:T{uuid.uuid4().hex[:10].upper()}/USD"
-
-
-async def add_feed(client: httpx.AsyncClient, body: dict[str, Any]) -> dict[str, Any]:
-    response = await client.post("/api/v1/feeds", json=body)
-    assert response.status_code == 201, response.text
-    feed: dict[str, Any] = response.json()
-    return feed
-
-
-async def finished(client: httpx.AsyncClient, feed_id: str) -> dict[str, Any]:
-    async def state() -> dict[str, Any] | None:
-        feed = (await client.get(f"/api/v1/feeds/{feed_id}")).json()
-        assert feed["state"] != "failed", feed
-        return feed if feed["state"] == "finished" else None
-
-    result: dict[str, Any] = await eventually(state)
-    return result
-
-
-async def history(client: httpx.AsyncClient, **params: Any) -> list[dict[str, Any]]:
-    """Every page of /ohlcv."""
-    items: list[dict[str, Any]] = []
-    while True:
-        response = await client.get("/api/v1/ohlcv", params=params)
-        assert response.status_code == 200, response.text
-        page = response.json()
-        items += page["items"]
-        if page["next_start"] is None:
-            return items
-        params = {**params, "start": page["next_start"]}
 
 
 def keyed(records: list[Any], key: str) -> list[Any]:

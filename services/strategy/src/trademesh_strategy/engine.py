@@ -28,7 +28,7 @@ from trademesh_events.ids import make_client_order_id
 from trademesh_events.marketdata import Bar
 from trademesh_events.orders import CancelOrder, OrderType, SubmitOrder
 from trademesh_trading.backtest import Sizing
-from trademesh_trading.strategy import OrderKind, Side, Strategy
+from trademesh_trading.strategy import OrderKind, Side, Strategy, check_order
 
 # The service's contract on the bus; [tool.trademesh.service] in pyproject.toml says the same
 # (a unit test keeps them equal). orders.denied.v1 is read so that a denied order stops counting
@@ -157,6 +157,7 @@ class _LiveContext:
     record: bool = True  # False while warming up: orders are computed, then dropped
     id_time: datetime | None = None  # the bar time client order ids are made from
     id_prefix: str = ""  # "" for bar orders; "@<client id>" for orders from an order event
+    index: int = -1  # the current bar's number since the session's first bar
     used_legs: dict[str, int] = field(default_factory=dict)
 
     @property
@@ -173,6 +174,10 @@ class _LiveContext:
     @property
     def bars(self) -> Sequence[Bar]:
         return self.history
+
+    @property
+    def bar_index(self) -> int:
+        return self.index
 
     @property
     def equity(self) -> Decimal:
@@ -202,21 +207,7 @@ class _LiveContext:
         stop_price: Decimal | None = None,
         leg: str = "main",
     ) -> str:
-        if side not in ("buy", "sell"):
-            raise ValueError(f"side must be buy or sell, not {side!r}")
-        if kind not in _KINDS:
-            raise ValueError(f"unknown order kind {kind!r}")
-        quantity = Decimal(quantity)
-        if quantity <= 0:
-            raise ValueError("order quantity must be positive")
-        if (kind in ("limit", "stop_limit")) != (limit_price is not None):
-            raise ValueError(
-                f"a {kind} order {'needs' if limit_price is None else 'takes no'} limit_price"
-            )
-        if (kind in ("stop", "stop_limit")) != (stop_price is not None):
-            raise ValueError(
-                f"a {kind} order {'needs' if stop_price is None else 'takes no'} stop_price"
-            )
+        quantity = check_order(side, quantity, kind, limit_price, stop_price)
         client_order_id = self._next_id(leg)
         assert self.id_time is not None
         request = OrderRequest(
@@ -255,6 +246,7 @@ class BotSession:
         self.clock = clock
         self.history: deque[Bar] = deque(maxlen=max(window, strategy.warmup(), 1))
         self.last_bar_time: datetime | None = None
+        self.seen = 0  # bars the strategy has seen (warm-up included): ctx.bar_index + 1
         self.started = False
 
     def _context(
@@ -278,6 +270,7 @@ class BotSession:
             record=record,
             id_time=id_time,
             id_prefix=id_prefix,
+            index=self.seen - 1,
         )
 
     def _start(self, ctx: _LiveContext) -> None:
@@ -294,6 +287,7 @@ class BotSession:
         for bar in bars:
             if self.last_bar_time is not None and bar.open_time <= self.last_bar_time:
                 continue
+            self.seen += 1
             ctx = self._context(
                 position=position,
                 cash=cash,
@@ -322,6 +316,7 @@ class BotSession:
         seen asks for nothing (it was handled before)."""
         if self.last_bar_time is not None and bar.open_time <= self.last_bar_time:
             return []
+        self.seen += 1
         ctx = self._context(
             position=position,
             cash=cash,

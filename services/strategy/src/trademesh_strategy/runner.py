@@ -43,6 +43,7 @@ from trademesh_trading.timeframes import Timeframe
 from trademesh_strategy.engine import (
     BotSession,
     CancelRequest,
+    OpenOrder,
     OrderRequest,
     Request,
     StrategyFailed,
@@ -303,21 +304,16 @@ class BotRuntime:
     async def _bar_for(self, conn: asyncpg.Connection, bot: BotRecord, bar: Bar) -> None:
         if bot.last_bar_time is not None and bar.open_time <= bot.last_bar_time:
             return  # seen already (warm-up, or a replay played again)
-        try:
-            session = await self._session(bot, reason="restart")
-            requests = session.on_bar(
-                bar,
-                position=bot.position,
-                cash=bot.cash,
-                open_orders=await self.store.open_orders(conn, bot.bot_id),
-            )
-            events = self._events(bot, requests)
-        except StrategyFailed as failure:
-            await self._fail(conn, bot, failure.detail)
+        asked = await self._ask(
+            conn,
+            bot,
+            lambda session, open_orders: session.on_bar(
+                bar, position=bot.position, cash=bot.cash, open_orders=open_orders
+            ),
+        )
+        if asked is None:
             return
-        except NoMarketData as exc:  # its history is gone: its state cannot be rebuilt
-            await self._fail(conn, bot, f"cannot rebuild the strategy's state: {exc}")
-            return
+        requests, events = asked
         run_id = await self.store.current_run(conn, bot.bot_id)
         emitted = await self._emit(conn, bot, run_id, requests, events)
         await self.store.set_history(
@@ -325,6 +321,24 @@ class BotRuntime:
         )
         await self.store.count_run(conn, run_id, bars=1, orders=emitted)
         metrics.STRATEGY_BARS.labels(service=self.service, strategy=bot.strategy).inc()
+
+    async def _ask(
+        self,
+        conn: asyncpg.Connection,
+        bot: BotRecord,
+        call: Callable[[BotSession, list[OpenOrder]], list[Request]],
+    ) -> tuple[list[Request], list[Any]] | None:
+        """Run one of the strategy's callbacks on the bot's session (rebuilt when stale) and
+        return its requests with their intents; None when the bot failed, and is now ERROR."""
+        try:
+            session = await self._session(bot, reason="restart")
+            requests = call(session, await self.store.open_orders(conn, bot.bot_id))
+            return requests, self._events(bot, requests)
+        except StrategyFailed as failure:
+            await self._fail(conn, bot, failure.detail)
+        except NoMarketData as exc:  # its history is gone: its state cannot be rebuilt
+            await self._fail(conn, bot, f"cannot rebuild the strategy's state: {exc}")
+        return None
 
     def _events(self, bot: BotRecord, requests: list[Request]) -> list[Any]:
         try:
@@ -399,21 +413,17 @@ class BotRuntime:
                 return
             bot = await self.store.get(bot_id, conn=conn)
             assert bot is not None
-            try:
-                session = await self._session(bot, reason="restart")
-                requests = session.on_order_event(
-                    event,
-                    position=bot.position,
-                    cash=bot.cash,
-                    open_orders=await self.store.open_orders(conn, bot.bot_id),
-                )
-                events = self._events(bot, requests)
-            except StrategyFailed as failure:
-                await self._fail(conn, bot, failure.detail)
+            current = bot
+            asked = await self._ask(
+                conn,
+                bot,
+                lambda session, open_orders: session.on_order_event(
+                    event, position=current.position, cash=current.cash, open_orders=open_orders
+                ),
+            )
+            if asked is None:
                 return
-            except NoMarketData as exc:
-                await self._fail(conn, bot, f"cannot rebuild the strategy's state: {exc}")
-                return
+            requests, events = asked
             if requests:
                 run_id = await self.store.current_run(conn, bot.bot_id)
                 emitted = await self._emit(conn, bot, run_id, requests, events)

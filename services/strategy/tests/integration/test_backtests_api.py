@@ -22,6 +22,7 @@ import pytest
 from fastapi import FastAPI
 from trademesh_db import Database, migrate
 from trademesh_events.marketdata import Bar
+from trademesh_testing.marketdata import finished, history, start_replay
 from trademesh_testing.waiting import eventually
 from trademesh_trading.backtest import Backtester, BacktestResult
 from trademesh_trading.fills import FillModel
@@ -61,36 +62,6 @@ def settings(settings: Settings) -> Settings:
 # ---- market-data: the replayed fixture ------------------------------------------------------
 
 
-async def add_feed(client: httpx.AsyncClient, body: dict[str, Any]) -> dict[str, Any]:
-    response = await client.post("/api/v1/feeds", json=body)
-    assert response.status_code == 201, response.text
-    feed: dict[str, Any] = response.json()
-    return feed
-
-
-async def finished(client: httpx.AsyncClient, feed_id: str) -> dict[str, Any]:
-    async def state() -> dict[str, Any] | None:
-        feed = (await client.get(f"/api/v1/feeds/{feed_id}")).json()
-        assert feed["state"] != "failed", feed
-        return feed if feed["state"] == "finished" else None
-
-    result: dict[str, Any] = await eventually(state)
-    return result
-
-
-async def history(client: httpx.AsyncClient, **params: Any) -> list[dict[str, Any]]:
-    """Every page of /ohlcv."""
-    items: list[dict[str, Any]] = []
-    while True:
-        response = await client.get("/api/v1/ohlcv", params=params)
-        assert response.status_code == 200, response.text
-        page = response.json()
-        items += page["items"]
-        if page["next_start"] is None:
-            return items
-        params = {**params, "start": page["next_start"]}
-
-
 @dataclass(frozen=True)
 class Replayed:
     instrument: str
@@ -100,10 +71,7 @@ class Replayed:
 @pytest.fixture
 async def goog(market: httpx.AsyncClient) -> Replayed:
     """A fresh instrument with the GOOG fixture replayed into it and stored."""
-    instrument = f"nasdaq:T{uuid.uuid4().hex[:10].upper()}/USD"
-    feed = await add_feed(
-        market, {"instrument_id": instrument, "timeframes": ["1d"], "config": {"kind": "replay"}}
-    )
+    instrument, feed = await start_replay(market)
     done = await finished(market, feed["feed_id"])
 
     async def stored() -> list[dict[str, Any]] | None:

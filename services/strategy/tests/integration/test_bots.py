@@ -23,6 +23,7 @@ from trademesh_events.orders import CancelOrder, OrderFilled, SubmitOrder
 from trademesh_events.topics import BOTS_EVENTS, ORDERS_EVENTS, ORDERS_INTENTS, get_topic
 from trademesh_observability.metrics import REGISTRY
 from trademesh_testing.http import app_client
+from trademesh_testing.marketdata import start_replay
 from trademesh_testing.samples import read_all
 from trademesh_testing.waiting import eventually
 from trademesh_trading.builtin import SmaCross, SmaCrossConfig
@@ -76,6 +77,10 @@ class _NeverFilled:
     def bars(self) -> Sequence[Bar]:
         return self.bars_seen
 
+    @property
+    def bar_index(self) -> int:
+        return len(self.bars_seen) - 1
+
     def now(self) -> datetime:
         return self.bars_seen[-1].close_time
 
@@ -114,17 +119,8 @@ def expected_orders(
     return ctx.orders
 
 
-async def start_replay(market: httpx.AsyncClient, file: str, bars_per_s: float) -> str:
-    instrument = f"nasdaq:T{uuid.uuid4().hex[:10].upper()}/USD"
-    response = await market.post(
-        "/api/v1/feeds",
-        json={
-            "instrument_id": instrument,
-            "timeframes": ["1d"],
-            "config": {"kind": "replay", "file": file, "speed": 86400 * bars_per_s},
-        },
-    )
-    assert response.status_code == 201, response.text
+async def replay(market: httpx.AsyncClient, bars_per_s: float) -> str:
+    instrument, _ = await start_replay(market, file="GOOG_400.csv", bars_per_s=bars_per_s)
     return instrument
 
 
@@ -219,7 +215,7 @@ async def test_a_bot_emits_the_expected_intents_for_replayed_bars(
     settings: Settings,
     replay_dir: Path,
 ) -> None:
-    instrument = await start_replay(market, "GOOG_400.csv", bars_per_s=100)
+    instrument = await replay(market, 100)
     await wait_stored(market, instrument, 40)
     user = uuid.uuid4()
     bot = await start_bot(client, user, instrument)
@@ -264,7 +260,7 @@ async def test_a_restart_mid_replay_gives_no_duplicate_and_no_missing_intent(
     market_data_app: FastAPI,
     replay_dir: Path,
 ) -> None:
-    instrument = await start_replay(market, "GOOG_400.csv", bars_per_s=40)
+    instrument = await replay(market, 40)
     await wait_stored(market, instrument, 40)
     bars = goog_bars(replay_dir, "GOOG_400.csv", instrument)
     user = uuid.uuid4()
@@ -295,7 +291,7 @@ async def test_a_restart_mid_replay_gives_no_duplicate_and_no_missing_intent(
 async def test_fills_update_the_bots_position_and_cash_once(
     app: FastAPI, client: httpx.AsyncClient, market: httpx.AsyncClient, settings: Settings
 ) -> None:
-    instrument = await start_replay(market, "GOOG_400.csv", bars_per_s=400)
+    instrument = await replay(market, 400)
     await wait_stored(market, instrument, 400)
     user = uuid.uuid4()
     bot = await start_bot(client, user, instrument, capital="5000")
@@ -395,7 +391,7 @@ async def test_a_failing_strategy_puts_only_its_bot_in_error(
         market_transport=httpx.ASGITransport(app=market_data_app),
         registry=registry,
     )
-    instrument = await start_replay(market, "GOOG_400.csv", bars_per_s=50)
+    instrument = await replay(market, 50)
     await wait_stored(market, instrument, 25)
     user = uuid.uuid4()
     async with app_client(app) as client:
@@ -443,7 +439,7 @@ async def _bars_seen_at_least(
 async def test_pause_resume_stop_and_ownership(
     client: httpx.AsyncClient, market: httpx.AsyncClient, settings: Settings
 ) -> None:
-    instrument = await start_replay(market, "GOOG_400.csv", bars_per_s=400)
+    instrument = await replay(market, 400)
     await wait_stored(market, instrument, 400)
     user, other = uuid.uuid4(), uuid.uuid4()
     bot = await start_bot(client, user, instrument)
@@ -522,7 +518,7 @@ async def test_bad_bots_are_problems_and_nothing_is_created(
     status: int,
     title: str | None,
 ) -> None:
-    instrument = await start_replay(market, "GOOG_400.csv", bars_per_s=1000)
+    instrument = await replay(market, 1000)
     await wait_stored(market, instrument, 30)
     user = uuid.uuid4()
     request = {

@@ -17,6 +17,7 @@ from trademesh_events.marketdata import Bar
 from trademesh_events.orders import DenialReason, OrderDenied, OrderRejected
 from trademesh_events.topics import MD_BARS, ORDERS_DENIED, ORDERS_EVENTS, get_topic
 from trademesh_testing.http import app_client
+from trademesh_testing.marketdata import finished, start_replay
 from trademesh_testing.samples import read_all
 from trademesh_testing.service import check_declared_metrics
 from trademesh_testing.waiting import eventually
@@ -90,22 +91,8 @@ async def running_bot(
 ) -> dict[str, Any]:
     """A bot on a fully replayed (and stored) instrument: no feed bar will reach it any more,
     so what it does next comes from the events a test publishes."""
-    instrument = f"nasdaq:S{uuid4().hex[:10].upper()}/USD"
-    feed = await market.post(
-        "/api/v1/feeds",
-        json={
-            "instrument_id": instrument,
-            "timeframes": ["1d"],
-            "config": {"kind": "replay", "file": "GOOG_400.csv"},
-        },
-    )
-    assert feed.status_code == 201, feed.text
-
-    async def finished() -> bool:
-        got = (await market.get(f"/api/v1/feeds/{feed.json()['feed_id']}")).json()
-        return bool(got["state"] == "finished")
-
-    await eventually(finished)
+    instrument, feed = await start_replay(market, file="GOOG_400.csv")
+    await finished(market, feed["feed_id"])
     response = await client.post(
         "/api/v1/bots",
         json={

@@ -73,11 +73,13 @@ class Scripted(Strategy[StrategyConfig]):
         self.script = script or {}
         self.seen: list[datetime] = []
         self.clock_seen: list[datetime] = []
+        self.indices: list[int] = []
         self.events: list[Any] = []
 
     def on_bar(self, ctx: Context, bar: Bar) -> None:
         self.seen.append(bar.open_time)
         self.clock_seen.append(ctx.now())
+        self.indices.append(ctx.bar_index)
         action = self.script.get(bar.close)
         if action is not None:
             action(ctx)
@@ -142,6 +144,7 @@ def test_warm_up_feeds_the_strategy_with_a_simulated_clock_and_drops_its_orders(
     # Live, the clock is the service's.
     assert bot.on_bar(bar(3), position=Decimal(0), cash=Decimal(1000), open_orders=()) == []
     assert strategy.clock_seen[-1] == NOW
+    assert strategy.indices == [0, 1, 2, 3]  # ctx.bar_index counts warm-up and live bars
 
 
 def test_orders_get_deterministic_ids_from_bot_bar_time_and_leg() -> None:

@@ -36,9 +36,14 @@ class FeedOut(BaseModel):
 def _out(record: FeedRecord, feeds: FeedManager) -> FeedOut:
     handle = feeds.state(record.feed_id)
     runner = handle.runner if handle else None
+    state = handle.state if handle else "stopped"
+    # A replay is "finished" only once its row was disabled; a record read just before that
+    # commit still says enabled, so the state, read later, decides.
+    enabled = record.enabled and state != "finished"
     return FeedOut(
-        **record.model_dump(),
-        state=handle.state if handle else "stopped",
+        **record.model_dump(exclude={"enabled"}),
+        enabled=enabled,
+        state=state,
         error=handle.error if handle else None,
         published_ticks=runner.published_ticks if runner else 0,
         published_bars=runner.published_bars if runner else 0,

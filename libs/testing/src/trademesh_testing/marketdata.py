@@ -1,0 +1,70 @@
+"""market-data's HTTP API as tests drive it: add a feed, wait for a replay to end, read history.
+
+Shared by market-data's own tests and by the tests of services that read its history (strategy).
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+import httpx
+
+from trademesh_testing.waiting import eventually
+
+
+def fresh_instrument(venue: str = "nasdaq") -> str:
+    """A fresh instrument id, so that tests sharing the broker and database never meet."""
+    return f"{venue}:T{uuid.uuid4().hex[:10].upper()}/USD"
+
+
+async def add_feed(client: httpx.AsyncClient, body: dict[str, Any]) -> dict[str, Any]:
+    """POST /api/v1/feeds; the created feed (asserts the 201)."""
+    response = await client.post("/api/v1/feeds", json=body)
+    assert response.status_code == 201, response.text
+    feed: dict[str, Any] = response.json()
+    return feed
+
+
+async def start_replay(
+    client: httpx.AsyncClient,
+    *,
+    file: str = "GOOG.csv",
+    bars_per_s: float | None = None,
+    instrument: str | None = None,
+) -> tuple[str, dict[str, Any]]:
+    """A replay of a daily OHLCV file of the replay folder on a fresh instrument, played at
+    about `bars_per_s` (as fast as possible when None); its instrument and feed."""
+    name = instrument or fresh_instrument()
+    config: dict[str, Any] = {"kind": "replay", "file": file}
+    if bars_per_s is not None:
+        config["speed"] = 86400 * bars_per_s  # one day of data per 1/bars_per_s seconds
+    feed = await add_feed(client, {"instrument_id": name, "timeframes": ["1d"], "config": config})
+    return name, feed
+
+
+async def finished(
+    client: httpx.AsyncClient, feed_id: str, timeout: float = 30.0
+) -> dict[str, Any]:
+    """The feed once its replay has played to the end (asserts it never fails)."""
+
+    async def state() -> dict[str, Any] | None:
+        feed = (await client.get(f"/api/v1/feeds/{feed_id}")).json()
+        assert feed["state"] != "failed", feed
+        return feed if feed["state"] == "finished" else None
+
+    result: dict[str, Any] = await eventually(state, timeout=timeout)
+    return result
+
+
+async def history(client: httpx.AsyncClient, **params: Any) -> list[dict[str, Any]]:
+    """Every page of GET /api/v1/ohlcv (asserts each answer is a 200)."""
+    items: list[dict[str, Any]] = []
+    while True:
+        response = await client.get("/api/v1/ohlcv", params=params)
+        assert response.status_code == 200, response.text
+        page = response.json()
+        items += page["items"]
+        if page["next_start"] is None:
+            return items
+        params = {**params, "start": page["next_start"]}
