@@ -152,7 +152,9 @@ class Strategy(Generic[C]):
         """Called for every final bar of the bot's instrument and timeframe."""
 
     def on_order_event(self, ctx: Context, event: Any) -> None:
-        """Called for each lifecycle event of the strategy's orders (fills included)."""
+        """Called for each lifecycle event of the strategy's orders (fills included). Keep no
+        state here that on_bar needs: a restarted bot is rebuilt by replaying bars only, and
+        reads its position, cash and open orders from the context."""
 
     def on_stop(self, ctx: Context) -> None:
         """Called once when the bot stops."""

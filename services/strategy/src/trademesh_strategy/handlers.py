@@ -33,10 +33,15 @@ def register_handlers(bus: Bus, runtime: BotRuntime, settings: Settings) -> None
         await runtime.on_order_event(event, delivery.envelope.id, delivery.topic, group)
 
     for name in CONSUMES:
-        handler = on_bar if name == MD_BARS else on_order_event
+        bars = name == MD_BARS
         bus.subscribe(
             get_topic(name),
             group=f"{settings.consumer_group}.{name}",
-            handler=handler,
+            handler=on_bar if bars else on_order_event,
             db=None,
+            # A new consumer group starts bars at the end of the topic: the retained history
+            # means nothing to a live bot (it warms from the history API), and reading it all
+            # would hold the first live bars back. Order events start at the beginning: a fill
+            # must never be missed. Either way a group that has committed resumes where it was.
+            from_beginning=not bars,
         )

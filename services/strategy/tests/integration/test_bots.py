@@ -7,7 +7,7 @@ import csv
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -553,3 +553,59 @@ async def test_strategies_are_listed_with_their_parameter_schemas(
     missing = await client.get("/api/v1/strategies/nope")
     assert missing.status_code == 404
     assert missing.headers["content-type"] == "application/problem+json"
+
+
+class _EveryBar(Strategy[StrategyConfig]):
+    """Buys one on every bar: each bar it sees live shows as one intent."""
+
+    name = "every_bar"
+    config_class = StrategyConfig
+
+    def on_bar(self, ctx: Context, bar: Bar) -> None:
+        ctx.submit_order("buy", Decimal(1))
+
+
+async def test_bars_a_bot_missed_are_caught_up_from_history(
+    settings: Settings, market: httpx.AsyncClient, market_data_app: FastAPI, replay_dir: Path
+) -> None:
+    registry = StrategyRegistry(load_entry_points=False)
+    registry.register(_EveryBar)
+    app = create_app(
+        settings, market_transport=httpx.ASGITransport(app=market_data_app), registry=registry
+    )
+    instrument = await replay(market, 1000)
+    await wait_stored(market, instrument, 400)
+    bars = goog_bars(replay_dir, "GOOG_400.csv", instrument)
+    user = uuid.uuid4()
+    async with app_client(app) as client:
+        bot = await start_bot(client, user, instrument, strategy="every_bar", params={})
+        assert _t(bot["last_bar_time"]) == bars[-1].open_time
+        # As if the last three bars of the file had passed the bot by (consumed in the moment
+        # between its warm-up and its first commit): its row says it stopped at bars[-4].
+        runtime = app.state.runtime
+        async with runtime.db.transaction() as conn:
+            await conn.execute(
+                "UPDATE bots SET warm_from = $2, last_bar_time = $3, bars_seen = 2 "
+                "WHERE bot_id = $1",
+                uuid.UUID(bot["bot_id"]),
+                bars[-5].open_time,
+                bars[-4].open_time,
+            )
+        producer = Bus(settings, "test-market-data", telemetry=False)
+        await producer.start()
+        try:
+            after = bars[-1].open_time + (bars[-1].close_time - bars[-1].open_time) * 3
+            await producer.publish(
+                bars[-1].model_copy(
+                    update={"open_time": after, "close_time": after + timedelta(days=1)}
+                )
+            )
+        finally:
+            await producer.stop()
+        done = await bot_reached(client, user, bot["bot_id"], after)
+        assert done["bars_seen"] == 2 + 3 + 1
+        intents = await intents_of(settings, bot["bot_id"], 4)
+        expected_times = [b.open_time for b in bars[-3:]] + [after]
+        assert [i.client_order_id for i in intents] == [
+            make_client_order_id(uuid.UUID(bot["bot_id"]), t, "main") for t in expected_times
+        ]
