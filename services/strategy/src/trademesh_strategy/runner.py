@@ -175,24 +175,31 @@ class BotRuntime:
         """on_stop runs (its orders go out, e.g. to flatten), then the bot's open orders are
         cancelled; the position stays, as it is the account's. A stop always succeeds: when the
         strategy cannot be rebuilt or raises, on_stop is skipped and logged."""
+        open_before = await self.store.open_orders(conn, bot.bot_id)
         requests: list[Request] = []
+        events: list[Any] = []
         if bot.state in (BotState.RUNNING, BotState.PAUSED):
             try:
                 session = await self._session(bot, reason="stop")
                 requests = session.on_stop(
-                    position=bot.position,
-                    cash=bot.cash,
-                    open_orders=await self.store.open_orders(conn, bot.bot_id),
+                    position=bot.position, cash=bot.cash, open_orders=open_before
                 )
+                events = self._events(bot, requests)
             except StrategyFailed as failure:
+                requests = []
                 log.warning("on_stop failed", bot_id=str(bot.bot_id), error=failure.detail)
             except (NoMarketData, MarketDataUnavailable) as exc:
                 # Stopping must work even when market-data is away: on_stop is skipped then.
                 log.warning("on_stop skipped", bot_id=str(bot.bot_id), error=str(exc))
         if requests:
-            await self._emit(conn, bot, await self.store.current_run(conn, bot.bot_id), requests)
-        for order in await self.store.open_orders(conn, bot.bot_id):
-            await self._emit_one(conn, bot, CancelRequest(order.client_order_id))
+            run_id = await self.store.current_run(conn, bot.bot_id)
+            await self._emit(conn, bot, run_id, requests, events)
+        # The orders that were working when the user stopped the bot are cancelled; the ones
+        # on_stop just asked for (to flatten, say) are not.
+        cancelled = {r.client_order_id for r in requests if isinstance(r, CancelRequest)}
+        for order in open_before:
+            if order.client_order_id not in cancelled:
+                await self._emit_one(conn, bot, CancelRequest(order.client_order_id))
         await self.store.set_state(conn, bot.bot_id, BotState.STOPPED)
         await self.store.close_run(conn, bot.bot_id, BotState.STOPPED, "stopped by the user")
         self.sessions.pop(bot.bot_id, None)

@@ -609,3 +609,62 @@ async def test_bars_a_bot_missed_are_caught_up_from_history(
         assert [i.client_order_id for i in intents] == [
             make_client_order_id(uuid.UUID(bot["bot_id"]), t, "main") for t in expected_times
         ]
+
+
+class _ExitOnStop(_EveryBar):
+    """Buys one on every bar, and sells one when stopped."""
+
+    name = "exit_on_stop"
+
+    def on_stop(self, ctx: Context) -> None:
+        ctx.submit_order("sell", Decimal(1), leg="exit")
+
+
+async def test_stop_cancels_working_orders_and_keeps_what_on_stop_asks(
+    settings: Settings, market: httpx.AsyncClient, market_data_app: FastAPI, replay_dir: Path
+) -> None:
+    registry = StrategyRegistry(load_entry_points=False)
+    registry.register(_ExitOnStop)
+    app = create_app(
+        settings, market_transport=httpx.ASGITransport(app=market_data_app), registry=registry
+    )
+    instrument = await replay(market, 1000)
+    await wait_stored(market, instrument, 400)
+    last = goog_bars(replay_dir, "GOOG_400.csv", instrument)[-1]
+    user = uuid.uuid4()
+    async with app_client(app) as client:
+        bot = await start_bot(client, user, instrument, strategy="exit_on_stop", params={})
+        producer = Bus(settings, "test-market-data", telemetry=False)
+        await producer.start()
+        try:
+            nxt = last.open_time + timedelta(days=1)
+            await producer.publish(
+                last.model_copy(update={"open_time": nxt, "close_time": nxt + timedelta(days=1)})
+            )
+        finally:
+            await producer.stop()
+        await bot_reached(client, user, bot["bot_id"], nxt)
+        (working,) = await intents_of(settings, bot["bot_id"], 1)
+        stopped = await client.post(f"/api/v1/bots/{bot['bot_id']}/stop", headers=headers(user))
+        assert stopped.json()["state"] == "STOPPED"
+        orders = (
+            await client.get(f"/api/v1/bots/{bot['bot_id']}/orders", headers=headers(user))
+        ).json()
+        assert [(o["leg"], o["side"]) for o in orders] == [("main", "buy"), ("exit", "sell")]
+        exit_id = orders[1]["client_order_id"]
+
+        async def published() -> list[Any] | None:
+            records = await read_all(settings.kafka_bootstrap, ORDERS_INTENTS, expect=1, timeout=2)
+            mine = [
+                e
+                for e in (get_topic(ORDERS_INTENTS).decode(r.value) for r in records)
+                if e.account_id == uuid.UUID(bot["account_id"])
+            ]
+            return mine if len(mine) >= 3 else None
+
+        events = await eventually(published)
+        assert [(type(e).__name__, e.client_order_id) for e in events] == [
+            ("SubmitOrder", working.client_order_id),
+            ("SubmitOrder", exit_id),
+            ("CancelOrder", working.client_order_id),
+        ]
