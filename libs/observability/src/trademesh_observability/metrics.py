@@ -72,6 +72,10 @@ METRICS: tuple[MetricSpec, ...] = (
     MetricSpec("trademesh_strategy_bot_warmups_total", "counter", "warm-ups", "Bot sessions built from the history API (start, restart, resume).", ("service", "reason")),
     MetricSpec("trademesh_strategy_backtests_total", "counter", "backtests", "Backtests finished, by outcome.", ("service", "status")),
     MetricSpec("trademesh_strategy_backtest_seconds", "histogram", "seconds", "Time a backtest ran in its worker process.", ("service",)),
+    # risk
+    MetricSpec("trademesh_risk_decisions_total", "counter", "intents", "Order intents decided, by decision and reason code.", ("service", "decision", "reason")),
+    MetricSpec("trademesh_risk_kill_switch_engaged", "gauge", "boolean", "1 while the platform-wide kill switch is engaged (as last seen by this process).", ("service",)),
+    MetricSpec("trademesh_risk_reducing_total", "counter", "accounts", "Accounts switched to REDUCING by their daily loss limit.", ("service",)),
     # Exported by FastStream's KafkaPrometheusMiddleware on the same registry (app_name = service).
     MetricSpec("faststream_received_messages_total", "external", "messages", "Messages received (FastStream).", ("app_name", "broker", "handler")),
     MetricSpec("faststream_received_messages_size_bytes", "external", "bytes", "Received message sizes (FastStream).", ("app_name", "broker", "handler")),
@@ -134,6 +138,9 @@ MD_STORE_DROPPED = _counter("trademesh_md_store_dropped_total")
 MD_STORE_ERRORS = _counter("trademesh_md_store_errors_total")
 MD_FEED_CONNECTED = _gauge("trademesh_md_feed_connected")
 MD_FEED_RECONNECTS = _counter("trademesh_md_feed_reconnects_total")
+RISK_DECISIONS = _counter("trademesh_risk_decisions_total")
+RISK_KILL_SWITCH = _gauge("trademesh_risk_kill_switch_engaged")
+RISK_REDUCING = _counter("trademesh_risk_reducing_total")
 STRATEGY_BARS = _counter("trademesh_strategy_bars_total")
 STRATEGY_INTENTS = _counter("trademesh_strategy_intents_total")
 STRATEGY_BOT_ERRORS = _counter("trademesh_strategy_bot_errors_total")

@@ -1,0 +1,59 @@
+"""The risk service's event subscribers: thin, they hand each event to the decider or the prices."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from trademesh_bus import Bus, Delivery
+from trademesh_db import Database
+from trademesh_events.marketdata import Bar, Tick
+from trademesh_events.topics import MD_BARS, MD_TICKS, ORDERS_EVENTS, ORDERS_INTENTS, get_topic
+
+from trademesh_risk.config import Settings
+from trademesh_risk.decider import Decider
+from trademesh_risk.engine import CONSUMES
+from trademesh_risk.prices import PriceBook
+
+
+def register_handlers(
+    bus: Bus, decider: Decider, prices: PriceBook, settings: Settings, db: Database
+) -> None:
+    """Subscribe to every consumed topic.
+
+    - orders.intents.v1 and orders.events.v1: one consumer group per topic, shared by the
+      replicas (an account's events are on one partition, so in order); each handler runs in a
+      transaction with the inbox entry, so a redelivered event changes nothing.
+    - md.ticks.v1 and md.bars.v1: a group per process, from the end of the topics, so that every
+      replica knows every price (see prices.py); no transaction (last price wins).
+    """
+    if set(CONSUMES) != {ORDERS_INTENTS, ORDERS_EVENTS, MD_TICKS, MD_BARS}:
+        raise RuntimeError(f"{settings.service_name}: handlers and CONSUMES disagree")
+
+    async def on_intent(event: Any, delivery: Delivery) -> None:
+        assert delivery.conn is not None
+        await decider.on_intent(delivery.conn, event)
+
+    async def on_order_event(event: Any, delivery: Delivery) -> None:
+        assert delivery.conn is not None
+        await decider.on_order_event(delivery.conn, event)
+
+    async def on_price(event: Any, delivery: Delivery) -> None:
+        if isinstance(event, Tick):
+            prices.update(event.instrument_id, event.price, event.ts)
+        elif isinstance(event, Bar) and event.final:
+            prices.update(event.instrument_id, event.close, event.close_time)
+
+    for name, handler in ((ORDERS_INTENTS, on_intent), (ORDERS_EVENTS, on_order_event)):
+        bus.subscribe(
+            get_topic(name), group=f"{settings.consumer_group}.{name}", handler=handler, db=db
+        )
+    instance = uuid.uuid4().hex[:12]
+    for name in (MD_TICKS, MD_BARS):
+        bus.subscribe(
+            get_topic(name),
+            group=f"{settings.consumer_group}.{name}.{instance}",
+            handler=on_price,
+            inbox=False,
+            from_beginning=False,
+        )

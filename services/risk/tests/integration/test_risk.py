@@ -1,0 +1,330 @@
+"""Risk on the real broker and Postgres: intents decided by the account's limits, pending exposure,
+kill switches, the daily loss limit, redeliveries, and state that survives a restart."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+from uuid import UUID, uuid4
+
+import httpx
+import pytest
+from fastapi import FastAPI
+from trademesh_bus import Bus
+from trademesh_events.marketdata import Bar
+from trademesh_events.orders import (
+    CancelAllOrders,
+    OrderApproved,
+    OrderDenied,
+    OrderFilled,
+    OrderType,
+    SubmitOrder,
+)
+from trademesh_events.topics import ORDERS_APPROVED, ORDERS_DENIED, ORDERS_INTENTS, get_topic
+from trademesh_testing.http import app_client
+from trademesh_testing.samples import read_all
+from trademesh_testing.waiting import eventually
+
+from trademesh_risk.app import create_app
+from trademesh_risk.config import Settings
+
+pytestmark = pytest.mark.integration
+
+ADMIN = {"X-User-Id": str(uuid4()), "X-User-Role": "admin"}
+TRADER = {"X-User-Id": str(uuid4()), "X-User-Role": "trader"}
+
+
+@pytest.fixture
+async def producer(settings: Settings) -> AsyncIterator[Bus]:
+    """The other services' side of the bus: bots' intents, market data, execution's fills."""
+    bus = Bus(settings, "test-peer", telemetry=False)
+    await bus.start()
+    yield bus
+    await bus.stop()
+
+
+def instrument() -> str:
+    return f"test:R{uuid4().hex[:10].upper()}/USD"
+
+
+def intent(
+    account: UUID, instrument_id: str, side: str, quantity: str, **fields: Any
+) -> SubmitOrder:
+    return SubmitOrder(
+        account_id=account,
+        user_id=UUID(TRADER["X-User-Id"]),
+        client_order_id=f"t-{uuid4().hex[:20]}",
+        instrument_id=instrument_id,
+        side=side,  # type: ignore[arg-type]
+        order_type=fields.pop("order_type", OrderType.MARKET),
+        quantity=Decimal(quantity),
+        source="manual",
+        created_at=datetime.now(UTC),
+        **fields,
+    )
+
+
+async def price(producer: Bus, instrument_id: str, close: str) -> None:
+    opens = datetime(2026, 1, 1, tzinfo=UTC)
+    value = Decimal(close)
+    await producer.publish(
+        Bar(
+            instrument_id=instrument_id,
+            timeframe="1d",
+            open_time=opens,
+            close_time=opens + timedelta(days=1),
+            open=value,
+            high=value,
+            low=value,
+            close=value,
+            volume=Decimal(1),
+        )
+    )
+
+
+async def known_price(app: FastAPI, instrument_id: str) -> None:
+    async def seen() -> bool:
+        return app.state.runtime.prices.get(instrument_id) is not None
+
+    await eventually(seen)
+
+
+async def decisions(settings: Settings, account: UUID, expect: int) -> dict[str, Any]:
+    """client order id -> OrderApproved or OrderDenied, for the account's orders."""
+
+    async def found() -> dict[str, Any] | None:
+        out: dict[str, Any] = {}
+        for topic in (ORDERS_APPROVED, ORDERS_DENIED):
+            spec = get_topic(topic)
+            for record in await read_all(settings.kafka_bootstrap, topic, expect=1, timeout=1):
+                event = spec.decode(record.value)
+                if isinstance(event, OrderApproved) and event.account_id == account:
+                    out[event.order.client_order_id] = event
+                elif isinstance(event, OrderDenied) and event.account_id == account:
+                    out[event.client_order_id] = event
+        return out if len(out) >= expect else None
+
+    result: dict[str, Any] = await eventually(found)
+    return result
+
+
+def denied(event: Any) -> str | None:
+    return event.reason.value if isinstance(event, OrderDenied) else None
+
+
+async def test_limits_decide_pending_orders_count_and_a_restart_keeps_it_all(
+    app: FastAPI, producer: Bus, settings: Settings
+) -> None:
+    account, name = uuid4(), instrument()
+    async with app_client(app) as client:
+        response = await client.put(
+            f"/api/v1/accounts/{account}/limits",
+            json={"max_order_quantity": "10", "max_position": "15"},
+            headers=TRADER,
+        )
+        assert response.status_code == 200, response.text
+        no_price = intent(account, name, "buy", "1")
+        await producer.publish(no_price)
+        got = await decisions(settings, account, 1)
+        assert denied(got[no_price.client_order_id]) == "NO_MARKET_PRICE"
+
+        await price(producer, name, "100")
+        await known_price(app, name)
+        at_limit = intent(account, name, "buy", "10")
+        too_big = intent(account, name, "buy", "10.001")
+        fits_alone = intent(account, name, "buy", "6")  # 10 pending + 6 > 15
+        selling = intent(account, name, "sell", "5")  # lowers the worst case: passes
+        orders = (at_limit, too_big, fits_alone, selling)
+        for order in orders:
+            await producer.publish(order)
+        got = await decisions(settings, account, 5)
+        assert [denied(got[o.client_order_id]) for o in orders] == [
+            None,
+            "MAX_ORDER_QUANTITY",
+            "MAX_POSITION",
+            None,
+        ]
+        assert "max_order_quantity" in got[too_big.client_order_id].message
+
+        # The exposure risk keeps: 10 bought pending, 5 sold pending.
+        seen = (await client.get(f"/api/v1/accounts/{account}", headers=TRADER)).json()
+        assert [(p["pending_buy"], p["pending_sell"]) for p in seen["positions"]] == [("10", "5")]
+
+        # A fill moves exposure from pending to the position.
+        await producer.publish(fill(account, name, at_limit.client_order_id, "buy", "10", "100"))
+
+        async def filled() -> dict[str, Any] | None:
+            got = (await client.get(f"/api/v1/accounts/{account}", headers=TRADER)).json()
+            held = got["positions"]
+            return got if held and held[0]["position"] == "10" else None
+
+        assert (await eventually(filled))["positions"][0]["pending_buy"] == "0"
+        await app.state.runtime.prices.save()
+    # A new process (new memory, same schema and consumer groups) decides the same way.
+    restarted = create_app(settings)
+    async with app_client(restarted):
+        await known_price(restarted, name)  # the saved prices come back at start
+        over = intent(account, name, "buy", "5.5")  # 10 held + 5.5 > 15
+        await producer.publish(over)
+        got = await decisions(settings, account, 6)
+        assert denied(got[over.client_order_id]) == "MAX_POSITION"
+
+
+def fill(
+    account: UUID, name: str, client_order_id: str, side: str, qty: str, at: str, fee: str = "0"
+) -> OrderFilled:
+    return OrderFilled(
+        account_id=account,
+        user_id=UUID(TRADER["X-User-Id"]),
+        client_order_id=client_order_id,
+        instrument_id=name,
+        ts=datetime.now(UTC),
+        trade_id=f"tr-{uuid4().hex[:12]}",
+        side=side,  # type: ignore[arg-type]
+        last_qty=Decimal(qty),
+        last_price=Decimal(at),
+        cum_qty=Decimal(qty),
+        leaves_qty=Decimal(0),
+        fee=Decimal(fee),
+        fee_currency="USD",
+        liquidity="taker",
+    )
+
+
+async def test_kill_switches_deny_and_cancel_and_only_admins_pull_the_global_one(
+    app: FastAPI, client: httpx.AsyncClient, producer: Bus, settings: Settings
+) -> None:
+    account, name = uuid4(), instrument()
+    await price(producer, name, "50")
+    await known_price(app, name)
+    first = intent(account, name, "buy", "1")
+    await producer.publish(first)
+    await decisions(settings, account, 1)
+
+    engaged = await client.post(
+        f"/api/v1/accounts/{account}/kill-switch",
+        json={"engaged": True, "reason": "going home"},
+        headers=TRADER,
+    )
+    assert engaged.json()["kill_switch"] is True
+    blocked = intent(account, name, "buy", "1")
+    await producer.publish(blocked)
+    assert denied((await decisions(settings, account, 2))[blocked.client_order_id]) == (
+        "KILL_SWITCH"
+    )
+    cancels = [
+        e
+        for e in (
+            get_topic(ORDERS_APPROVED).decode(r.value)
+            for r in await read_all(settings.kafka_bootstrap, ORDERS_APPROVED, expect=1)
+        )
+        if isinstance(e, CancelAllOrders) and e.account_id == account
+    ]
+    assert [c.reason for c in cancels] == ["going home"]
+
+    await client.post(
+        f"/api/v1/accounts/{account}/kill-switch", json={"engaged": False}, headers=TRADER
+    )
+    again = intent(account, name, "buy", "1")
+    await producer.publish(again)
+    assert denied((await decisions(settings, account, 3))[again.client_order_id]) is None
+
+    refused = await client.post("/api/v1/kill-switch", json={"engaged": True}, headers=TRADER)
+    assert refused.status_code == 403
+    assert refused.headers["content-type"] == "application/problem+json"
+    try:
+        pulled = await client.post(
+            "/api/v1/kill-switch", json={"engaged": True, "reason": "drill"}, headers=ADMIN
+        )
+        assert pulled.json() == {"engaged": True, "reason": "drill"}
+        stopped = intent(account, name, "sell", "1")
+        await producer.publish(stopped)
+        assert denied((await decisions(settings, account, 4))[stopped.client_order_id]) == (
+            "KILL_SWITCH"
+        )
+    finally:  # the global switch is shared by every test of this schema: release it
+        await client.post("/api/v1/kill-switch", json={"engaged": False}, headers=ADMIN)
+
+
+async def test_the_daily_loss_limit_switches_the_account_to_reducing(
+    app: FastAPI, client: httpx.AsyncClient, producer: Bus, settings: Settings
+) -> None:
+    account, name = uuid4(), instrument()
+    await client.put(
+        f"/api/v1/accounts/{account}/limits", json={"daily_loss_limit": "100"}, headers=TRADER
+    )
+    await price(producer, name, "100")
+    await known_price(app, name)
+    buy = intent(account, name, "buy", "10")
+    await producer.publish(buy)
+    await decisions(settings, account, 1)
+    await producer.publish(fill(account, name, buy.client_order_id, "buy", "10", "100"))
+    sell = intent(account, name, "sell", "5")
+    await producer.publish(sell)
+    await decisions(settings, account, 2)
+    # Sold 5 at 79 with a fee of 5: realised (79 - 100) * 5 - 5 = -110, beyond the limit.
+    await producer.publish(fill(account, name, sell.client_order_id, "sell", "5", "79", fee="5"))
+
+    async def reducing() -> dict[str, Any] | None:
+        got = (await client.get(f"/api/v1/accounts/{account}", headers=TRADER)).json()
+        return got if got["state"] == "REDUCING" else None
+
+    state = await eventually(reducing)
+    assert Decimal(state["realised_today"]) == Decimal(-110)
+    more = intent(account, name, "buy", "1")
+    less = intent(account, name, "sell", "2")
+    flip = intent(account, name, "sell", "4")  # 5 held, 2 pending sell: 4 more would flip
+    for order in (more, less, flip):
+        await producer.publish(order)
+    got = await decisions(settings, account, 5)
+    assert [denied(got[o.client_order_id]) for o in (more, less, flip)] == [
+        "REDUCE_ONLY",
+        None,
+        "REDUCE_ONLY",
+    ]
+
+
+async def test_an_intent_is_decided_once(
+    app: FastAPI, client: httpx.AsyncClient, producer: Bus, settings: Settings
+) -> None:
+    account, name = uuid4(), instrument()
+    await price(producer, name, "10")
+    await known_price(app, name)
+    order = intent(account, name, "buy", "1")
+    spec = get_topic(ORDERS_INTENTS)
+    envelope = await producer.publish(order)
+    # Redelivered (same event id), and re-sent by its bot (same client order id, new event).
+    await producer.publish_raw(
+        spec.name, spec.encode(order), spec.key_of(order), envelope.to_headers()
+    )
+    await producer.publish(order)
+    marker = intent(account, name, "buy", "1")
+    await producer.publish(marker)  # same account, same partition: behind the duplicates
+    await decisions(settings, account, 2)
+    approvals = [
+        e
+        for e in (
+            get_topic(ORDERS_APPROVED).decode(r.value)
+            for r in await read_all(settings.kafka_bootstrap, ORDERS_APPROVED, expect=1)
+        )
+        if isinstance(e, OrderApproved) and e.account_id == account
+    ]
+    assert sorted(a.order.client_order_id for a in approvals) == sorted(
+        [order.client_order_id, marker.client_order_id]
+    )
+
+
+async def test_bad_limits_are_problems(client: httpx.AsyncClient) -> None:
+    account = uuid4()
+    for body in ({"max_order_quantity": "0"}, {"max_open_orders": 0}, {"nonsense": 1}):
+        response = await client.put(f"/api/v1/accounts/{account}/limits", json=body, headers=TRADER)
+        assert response.status_code == 422, body
+        assert response.headers["content-type"] == "application/problem+json"
+    viewer = {"X-User-Id": str(uuid4()), "X-User-Role": "viewer"}
+    forbidden = await client.put(
+        f"/api/v1/accounts/{account}/limits", json={"max_position": "1"}, headers=viewer
+    )
+    assert forbidden.status_code == 403
+    assert (await client.get(f"/api/v1/accounts/{account}")).status_code == 401
