@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 from uuid import UUID
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
+from pydantic import ValidationError
 from trademesh_events import auth, bots, marketdata, orders
 from trademesh_events.base import Event
 from trademesh_events.marketdata import Tick
@@ -199,6 +200,9 @@ async def read_all(bootstrap: str, topic: str, *, expect: int, timeout: float = 
         assigned = [TopicPartition(topic, p) for p in partitions]
         consumer.assign(assigned)
         await consumer.seek_to_beginning(*assigned)
+        # Read up to the end of every partition as it is now (an empty poll alone does not mean
+        # the end: a partition may not have been fetched yet), and on while fewer than expected.
+        ends = await consumer.end_offsets(assigned)
         records: list[Any] = []
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
@@ -207,7 +211,9 @@ async def read_all(bootstrap: str, topic: str, *, expect: int, timeout: float = 
             for part in batch.values():
                 records.extend(part)
             if len(records) >= expect and not batch:
-                break
+                positions = [await consumer.position(tp) for tp in assigned]
+                if all(pos >= ends[tp] for pos, tp in zip(positions, assigned, strict=True)):
+                    break
         return records
     finally:
         await consumer.stop()
@@ -231,3 +237,17 @@ def unique_key(topic: str) -> str:
     if spec.key_field == "instrument_id":
         return f"test:{uuid.uuid4().hex[:12].upper()}/USDT"
     return str(uuid.uuid4())
+
+
+def decoded(topic: str, records: Iterable[Any]) -> list[Any]:
+    """The events of `records` (read from `topic`), skipping records that are not valid events
+    of it: the test session's broker is shared, and DLQ tests publish malformed messages on the
+    input topics on purpose."""
+    spec = get_topic(topic)
+    out: list[Any] = []
+    for record in records:
+        try:
+            out.append(spec.decode(record.value))
+        except (ValidationError, TypeError):
+            continue
+    return out

@@ -1,5 +1,6 @@
-"""The risk engine: the pre-trade checks of an order intent, and the position bookkeeping that
-feeds them. Pure: no I/O, no clock (`now` is an argument), no database.
+"""The risk engine: the pre-trade checks of an order intent. Pure: no I/O, no clock (`now` is an
+argument), no database. The position bookkeeping that feeds the checks (`apply_fill`) is the
+trading library's, shared with execution, and re-exported here.
 
 For each intent the service builds an `AccountView` (what it knows of the account right then),
 the `effective` limits of the account and the instrument, and the instrument's venue rules, and
@@ -30,9 +31,14 @@ from dataclasses import dataclass, fields
 from datetime import datetime, timedelta
 from decimal import ROUND_UP, Decimal, InvalidOperation, localcontext
 from enum import StrEnum
-from typing import ClassVar, NamedTuple, TypeVar
+from typing import ClassVar, TypeVar
 
-from trademesh_events.orders import DenialReason, OrderType, Side, SubmitOrder
+from trademesh_events.orders import DenialReason, OrderType, SubmitOrder
+
+# The position bookkeeping lives in the trading library (execution keeps positions the same way);
+# re-exported here for the decider.
+from trademesh_trading.positions import PositionUpdate as PositionUpdate
+from trademesh_trading.positions import apply_fill as apply_fill
 
 # The service's contract on the bus; [tool.trademesh.service] in pyproject.toml says the same
 # (a unit test keeps them equal).
@@ -551,51 +557,3 @@ _STEPS = (
     _collar,
     _rate,
 )
-
-
-class PositionUpdate(NamedTuple):
-    """A position after a fill, and the PnL the fill realised."""
-
-    position: Decimal
-    avg_price: Decimal  # of the open position; 0 when flat
-    realised_pnl: Decimal
-
-
-def apply_fill(
-    position: Decimal,
-    avg_price: Decimal,
-    side: Side,
-    qty: Decimal,
-    price: Decimal,
-    fee: Decimal,
-) -> PositionUpdate:
-    """The position, average price and realised PnL after a fill, at average cost.
-
-    A fill that opens or adds moves the average price to the quantity-weighted mean and realises
-    nothing but its fee. A fill that reduces realises (fill price - average price) on the closed
-    quantity (the reverse for a short) and keeps the average; one that flips through zero closes
-    the whole position and opens the rest at the fill price. The fee is always realised, in full,
-    by the fill that pays it (a cost when positive, a rebate when negative): the day's realised
-    PnL is then what the day cost, and the average price stays the venue's. Averages are exact
-    up to Decimal's 28 significant digits.
-    """
-    if not qty > 0:
-        raise ValueError(f"a fill's quantity must be positive, not {qty}")
-    if not price > 0:
-        raise ValueError(f"a fill's price must be positive, not {price}")
-    if avg_price < 0:
-        raise ValueError(f"an average price cannot be negative: {avg_price}")
-    signed = qty if side == "buy" else -qty
-    after = position + signed
-    if position == 0 or (position > 0) == (signed > 0):
-        average = (abs(position) * avg_price + qty * price) / abs(after)
-        return PositionUpdate(after, average, -fee)
-    closed = min(qty, abs(position))
-    gross = closed * (price - avg_price) * (1 if position > 0 else -1)
-    if after == 0:
-        average = ZERO
-    elif (after > 0) == (position > 0):
-        average = avg_price
-    else:
-        average = price
-    return PositionUpdate(after, average, gross - fee)

@@ -24,7 +24,7 @@ from trademesh_events.orders import (
 )
 from trademesh_events.topics import ORDERS_APPROVED, ORDERS_DENIED, ORDERS_INTENTS, get_topic
 from trademesh_testing.http import app_client
-from trademesh_testing.samples import read_all
+from trademesh_testing.samples import decoded, read_all
 from trademesh_testing.waiting import eventually
 
 from trademesh_risk.app import create_app
@@ -97,9 +97,8 @@ async def decisions(settings: Settings, account: UUID, expect: int) -> dict[str,
     async def found() -> dict[str, Any] | None:
         out: dict[str, Any] = {}
         for topic in (ORDERS_APPROVED, ORDERS_DENIED):
-            spec = get_topic(topic)
-            for record in await read_all(settings.kafka_bootstrap, topic, expect=1, timeout=1):
-                event = spec.decode(record.value)
+            records = await read_all(settings.kafka_bootstrap, topic, expect=1, timeout=1)
+            for event in decoded(topic, records):
                 if isinstance(event, OrderApproved) and event.account_id == account:
                     out[event.order.client_order_id] = event
                 elif isinstance(event, OrderDenied) and event.account_id == account:
@@ -216,9 +215,8 @@ async def test_kill_switches_deny_and_cancel_and_only_admins_pull_the_global_one
     )
     cancels = [
         e
-        for e in (
-            get_topic(ORDERS_APPROVED).decode(r.value)
-            for r in await read_all(settings.kafka_bootstrap, ORDERS_APPROVED, expect=1)
+        for e in decoded(
+            ORDERS_APPROVED, await read_all(settings.kafka_bootstrap, ORDERS_APPROVED, expect=1)
         )
         if isinstance(e, CancelAllOrders) and e.account_id == account
     ]
@@ -305,9 +303,8 @@ async def test_an_intent_is_decided_once(
     await decisions(settings, account, 2)
     approvals = [
         e
-        for e in (
-            get_topic(ORDERS_APPROVED).decode(r.value)
-            for r in await read_all(settings.kafka_bootstrap, ORDERS_APPROVED, expect=1)
+        for e in decoded(
+            ORDERS_APPROVED, await read_all(settings.kafka_bootstrap, ORDERS_APPROVED, expect=1)
         )
         if isinstance(e, OrderApproved) and e.account_id == account
     ]

@@ -12,7 +12,7 @@ import pytest
 from trademesh_bus import Bus
 from trademesh_events.topics import ORDERS_APPROVED, ORDERS_INTENTS, get_topic
 from trademesh_testing.http import app_client
-from trademesh_testing.samples import read_all, sample_for_topic, unique_key
+from trademesh_testing.samples import decoded, read_all, sample_for_topic, unique_key
 from trademesh_testing.service import check_declared_metrics
 from trademesh_testing.waiting import eventually
 
@@ -97,7 +97,7 @@ async def test_a_malformed_intent_goes_to_the_dlq_and_consumption_goes_on(
 
     async def decided() -> list[Any]:
         records = await read_all(settings.kafka_bootstrap, ORDERS_APPROVED, expect=1, timeout=2)
-        approvals = [get_topic(ORDERS_APPROVED).decode(r.value) for r in records]
+        approvals = decoded(ORDERS_APPROVED, records)
         return [a for a in approvals if getattr(a, "order", None) == good]
 
     # The sample is a limit order of an account without limits: approved, behind the poison.

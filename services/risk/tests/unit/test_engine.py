@@ -14,6 +14,7 @@ from uuid import uuid4
 import pytest
 from trademesh_events.orders import DenialReason, OrderType, SubmitOrder
 from trademesh_events.topics import get_topic
+from trademesh_trading import positions
 
 from trademesh_risk.engine import (
     CONSUMES,
@@ -750,58 +751,10 @@ def test_cancels_are_always_allowed(the_view: AccountView) -> None:
 # ---- position bookkeeping ---------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(
-    ("before", "fill", "after"),
-    [
-        pytest.param(("0", "0"), ("buy", "2", "100", "0.2"), ("2", "100", "-0.2"), id="open long, fee"),
-        pytest.param(("2", "100"), ("buy", "2", "110", "0"), ("4", "105", "0"), id="add"),
-        pytest.param(("4", "105"), ("sell", "1", "120", "0.12"), ("3", "105", "14.88"), id="partial close, fee"),
-        pytest.param(("3", "105"), ("sell", "3", "100", "0"), ("0", "0", "-15"), id="full close at a loss"),
-        pytest.param(("3", "105"), ("sell", "5", "110", "0.55"), ("-2", "110", "14.45"), id="flip long to short"),
-        pytest.param(("0", "0"), ("sell", "2", "100", "0"), ("-2", "100", "0"), id="open short"),
-        pytest.param(("-2", "100"), ("sell", "2", "90", "0"), ("-4", "95", "0"), id="add short"),
-        pytest.param(("-2", "100"), ("buy", "1", "90", "0.09"), ("-1", "100", "9.91"), id="cover part"),
-        pytest.param(("-2", "100"), ("buy", "3", "95", "0"), ("1", "95", "10"), id="flip short to long"),
-        pytest.param(("-2", "100"), ("buy", "2", "104", "0"), ("0", "0", "-8"), id="cover at a loss"),
-        pytest.param(("0", "0"), ("buy", "1", "100", "-0.01"), ("1", "100", "0.01"), id="maker rebate"),
-        pytest.param(("0.5", "20000"), ("buy", "0.25", "23000", "0"), ("0.75", "21000", "0"), id="fractional"),
-    ],
-)  # fmt: skip
-def test_apply_fill_at_average_cost(
-    before: tuple[str, str], fill: tuple[str, str, str, str], after: tuple[str, str, str]
-) -> None:
-    side, qty, price, fee = fill
-    result = apply_fill(D(before[0]), D(before[1]), side, D(qty), D(price), D(fee))
-    assert result == PositionUpdate(*(D(value) for value in after))
-
-
-def test_apply_fill_averages_in_exact_decimals() -> None:
-    result = apply_fill(D(1), D(100), "buy", D(2), D(101), D(0))
-    assert result.avg_price == D(302) / D(3)
-    assert isinstance(result.avg_price, Decimal)
-    assert result.realised_pnl == 0
-
-
-def test_a_round_trip_realises_the_price_move_minus_every_fee() -> None:
-    position, avg, realised = D(0), D(0), D(0)
-    for side, qty, price, fee in [
-        ("buy", "1", "100", "0.1"),
-        ("buy", "1", "102", "0.1"),
-        ("sell", "0.5", "105", "0.05"),
-        ("sell", "1.5", "99", "0.15"),
-    ]:
-        position, avg, pnl = apply_fill(position, avg, side, D(qty), D(price), D(fee))
-        realised += pnl
-    # cash: -100 - 102 + 52.5 + 148.5 = -1; fees 0.4
-    assert (position, avg, realised) == (0, 0, D("-1.4"))
-
-
-@pytest.mark.parametrize(
-    ("qty", "price", "avg"), [("0", "100", "0"), ("1", "0", "0"), ("-1", "100", "0"), ("1", "100", "-1")]
-)  # fmt: skip
-def test_apply_fill_refuses_impossible_fills(qty: str, price: str, avg: str) -> None:
-    with pytest.raises(ValueError, match=r"must be positive|cannot be negative"):
-        apply_fill(D(1), D(avg), "buy", D(qty), D(price), D(0))
+def test_position_bookkeeping_is_the_trading_librarys() -> None:
+    """apply_fill moved to trademesh_trading.positions (tested there); the decider still imports
+    it from the engine."""
+    assert (apply_fill, PositionUpdate) == (positions.apply_fill, positions.PositionUpdate)
 
 
 # ---- the contract -----------------------------------------------------------------------------

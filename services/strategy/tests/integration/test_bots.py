@@ -24,7 +24,7 @@ from trademesh_events.topics import BOTS_EVENTS, ORDERS_EVENTS, ORDERS_INTENTS, 
 from trademesh_observability.metrics import REGISTRY
 from trademesh_testing.http import app_client
 from trademesh_testing.marketdata import start_replay
-from trademesh_testing.samples import read_all
+from trademesh_testing.samples import decoded, read_all
 from trademesh_testing.waiting import eventually
 from trademesh_trading.builtin import SmaCross, SmaCrossConfig
 from trademesh_trading.registry import StrategyRegistry
@@ -180,13 +180,12 @@ async def bot_reached(
 
 
 async def intents_of(settings: Settings, bot_id: str, expect: int) -> list[SubmitOrder]:
-    spec = get_topic(ORDERS_INTENTS)
 
     async def published() -> list[SubmitOrder] | None:
         records = await read_all(settings.kafka_bootstrap, ORDERS_INTENTS, expect=1, timeout=2)
         mine = [
             e
-            for e in (spec.decode(r.value) for r in records)
+            for e in decoded(ORDERS_INTENTS, records)
             if isinstance(e, SubmitOrder) and str(e.bot_id) == bot_id
         ]
         return mine if len(mine) >= expect else None
@@ -243,7 +242,7 @@ async def test_a_bot_emits_the_expected_intents_for_replayed_bars(
     records = await read_all(settings.kafka_bootstrap, BOTS_EVENTS, expect=1)
     states = [
         e.state
-        for e in (get_topic(BOTS_EVENTS).decode(r.value) for r in records)
+        for e in decoded(BOTS_EVENTS, records)
         if isinstance(e, BotStateChanged) and str(e.bot_id) == bot["bot_id"]
     ]
     assert states == ["RUNNING"]
@@ -484,15 +483,14 @@ async def test_pause_resume_stop_and_ownership(
     records = await read_all(settings.kafka_bootstrap, BOTS_EVENTS, expect=1)
     states = [
         e.state
-        for e in (get_topic(BOTS_EVENTS).decode(r.value) for r in records)
+        for e in decoded(BOTS_EVENTS, records)
         if isinstance(e, BotStateChanged) and str(e.bot_id) == bot["bot_id"]
     ]
     assert states == ["RUNNING", "PAUSED", "RUNNING", "STOPPED"]
     cancels = [
         e
-        for e in (
-            get_topic(ORDERS_INTENTS).decode(r.value)
-            for r in await read_all(settings.kafka_bootstrap, ORDERS_INTENTS, expect=1)
+        for e in decoded(
+            ORDERS_INTENTS, await read_all(settings.kafka_bootstrap, ORDERS_INTENTS, expect=1)
         )
         if isinstance(e, CancelOrder) and e.account_id == uuid.UUID(bot["account_id"])
     ]
@@ -657,7 +655,7 @@ async def test_stop_cancels_working_orders_and_keeps_what_on_stop_asks(
             records = await read_all(settings.kafka_bootstrap, ORDERS_INTENTS, expect=1, timeout=2)
             mine = [
                 e
-                for e in (get_topic(ORDERS_INTENTS).decode(r.value) for r in records)
+                for e in decoded(ORDERS_INTENTS, records)
                 if e.account_id == uuid.UUID(bot["account_id"])
             ]
             return mine if len(mine) >= 3 else None

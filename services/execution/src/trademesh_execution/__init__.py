@@ -1,0 +1,1 @@
+"""trademesh execution: Execution: places approved orders on paper or live venues, tracks their lifecycle, fills, positions and PnL."""

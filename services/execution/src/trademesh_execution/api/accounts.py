@@ -1,0 +1,158 @@
+"""/api/v1/accounts: the caller's trading accounts, their positions with PnL, fills, cancel-all."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Annotated, Literal
+from uuid import UUID, uuid4
+
+from fastapi import APIRouter, Query, Response
+from pydantic import BaseModel, ConfigDict, Field
+
+from trademesh_execution.api.deps import CallerDep, RuntimeDep, own_account
+from trademesh_execution.engine import unrealised
+from trademesh_execution.store import AccountRow
+
+router = APIRouter(prefix="/accounts", tags=["accounts"])
+
+
+class AccountCreate(BaseModel):
+    """A paper account (simulated cash on the paper venue). Exchange accounts, with their API
+    keys, come with the live venue."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(min_length=1, max_length=100)
+    venue: Literal["paper"] = "paper"
+    cash: Decimal = Field(Decimal(100_000), gt=0, max_digits=30, decimal_places=8)
+
+
+class AccountOut(BaseModel):
+    account_id: UUID
+    name: str
+    venue: str
+    cash: Decimal
+    created_at: datetime
+
+
+class PositionOut(BaseModel):
+    instrument_id: str
+    quantity: Decimal
+    avg_price: Decimal
+    realised_pnl: Decimal = Field(description="Net of fees.")
+    fees: Decimal
+    last_price: Decimal | None
+    unrealised_pnl: Decimal | None
+
+
+class PnlOut(BaseModel):
+    account_id: UUID
+    cash: Decimal
+    equity: Decimal | None = Field(description="Cash plus positions at their last prices.")
+    realised_pnl: Decimal
+    unrealised_pnl: Decimal | None
+    positions: list[PositionOut]
+
+
+class FillOut(BaseModel):
+    trade_id: str
+    client_order_id: str
+    instrument_id: str
+    side: str
+    quantity: Decimal
+    price: Decimal
+    fee: Decimal
+    fee_currency: str
+    liquidity: str
+    ts: datetime
+
+
+def _out(account: AccountRow) -> AccountOut:
+    return AccountOut(
+        account_id=account.account_id,
+        name=account.name,
+        venue=account.venue,
+        cash=account.cash,
+        created_at=account.created_at,
+    )
+
+
+@router.post("", status_code=201, summary="Open a paper account")
+async def create_account(
+    body: AccountCreate, caller: CallerDep, runtime: RuntimeDep, response: Response
+) -> AccountOut:
+    account = AccountRow(uuid4(), caller, body.name, body.venue, body.cash, datetime.now(UTC))
+    await runtime.store.add_account(account)
+    response.headers["Location"] = f"/api/v1/accounts/{account.account_id}"
+    return _out(account)
+
+
+@router.get("", summary="The caller's accounts")
+async def list_accounts(caller: CallerDep, runtime: RuntimeDep) -> list[AccountOut]:
+    return [_out(a) for a in await runtime.store.accounts(caller)]
+
+
+@router.get("/{account_id}", summary="One of the caller's accounts")
+async def get_account(account_id: UUID, caller: CallerDep, runtime: RuntimeDep) -> AccountOut:
+    return _out(await own_account(runtime, account_id, caller))
+
+
+@router.get("/{account_id}/pnl", summary="Positions at average cost, realised and unrealised PnL")
+async def pnl(account_id: UUID, caller: CallerDep, runtime: RuntimeDep) -> PnlOut:
+    account = await own_account(runtime, account_id, caller)
+    positions = await runtime.store.positions(account_id)
+    prices = await runtime.store.last_prices([p.instrument_id for p in positions])
+    out: list[PositionOut] = []
+    for p in positions:
+        last = prices.get(p.instrument_id)
+        out.append(
+            PositionOut(
+                instrument_id=p.instrument_id,
+                quantity=p.quantity,
+                avg_price=p.avg_price,
+                realised_pnl=p.realised_pnl,
+                fees=p.fees,
+                last_price=last,
+                unrealised_pnl=None if last is None else unrealised(p, last),
+            )
+        )
+    valued = all(o.last_price is not None or o.quantity == 0 for o in out)
+    open_pnl = sum((o.unrealised_pnl or Decimal(0) for o in out), Decimal(0))
+    holdings = sum((o.quantity * o.last_price for o in out if o.last_price is not None), Decimal(0))
+    return PnlOut(
+        account_id=account_id,
+        cash=account.cash,
+        equity=account.cash + holdings if valued else None,
+        realised_pnl=sum((o.realised_pnl for o in out), Decimal(0)),
+        unrealised_pnl=open_pnl if valued else None,
+        positions=out,
+    )
+
+
+@router.get("/{account_id}/fills", summary="The account's fills, newest first")
+async def fills(
+    account_id: UUID,
+    caller: CallerDep,
+    runtime: RuntimeDep,
+    limit: Annotated[int, Query(ge=1, le=5000)] = 500,
+) -> list[FillOut]:
+    await own_account(runtime, account_id, caller)
+    return [
+        FillOut(**{k: row[k] for k in FillOut.model_fields})
+        for row in await runtime.store.fills_of(account_id, limit)
+    ]
+
+
+@router.post("/{account_id}/cancel-all", summary="Cancel every open order of the account")
+async def cancel_all(account_id: UUID, caller: CallerDep, runtime: RuntimeDep) -> dict[str, int]:
+    await own_account(runtime, account_id, caller)
+    assert runtime.db is not None
+    cancelled = 0
+    async with runtime.db.transaction() as conn:
+        for order in await runtime.store.open_orders(conn, account_id):
+            await runtime.orders.cancel(
+                conn, order.client_order_id, "cancel-all by the user", account_id
+            )
+            cancelled += 1
+    return {"cancelled": cancelled}

@@ -1,0 +1,104 @@
+"""The execution app factory: wires settings, database, bus, the orders runtime and the API; no work at import."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+
+from fastapi import FastAPI
+from trademesh_bus import Bus, OutboxRelay
+from trademesh_db import Database, migrate
+from trademesh_http import ReadinessCheck, create_http_app
+from trademesh_observability import metrics
+from trademesh_observability.logging import configure_logging, get_logger
+from trademesh_observability.tracing import configure_tracing
+from trademesh_trading.fills import FillModel
+
+from trademesh_execution.api import api_router
+from trademesh_execution.api.deps import Runtime
+from trademesh_execution.config import Settings
+from trademesh_execution.handlers import register_handlers
+from trademesh_execution.orders import Orders
+from trademesh_execution.store import ExecutionStore
+
+MIGRATIONS = Path(__file__).parent / "migrations"
+
+
+def _utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def create_app(settings: Settings, *, clock: Callable[[], datetime] = _utc_now) -> FastAPI:
+    """The service: approved orders placed on their account's venue (paper for now), paper fills
+    from md.bars.v1 and md.ticks.v1, every order change on orders.events.v1 through the outbox,
+    its API under /api/v1, and /health, /ready (Postgres and Kafka checked for real), /metrics."""
+    configure_logging(settings.service_name, level=settings.log_level, fmt=settings.log_format)
+    configure_tracing(settings.service_name)
+    log = get_logger("trademesh_execution")
+    service = settings.service_name
+    bus = Bus(settings, service, registry=metrics.REGISTRY)
+    database = Database(
+        settings.database_url.get_secret_value(),
+        schema=settings.database_schema,
+        min_size=settings.database_pool_min,
+        max_size=settings.database_pool_max,
+    )
+    readiness: dict[str, ReadinessCheck] = {
+        "kafka": bus.check_ready,
+        "postgres": database.check_ready,
+    }
+    store = ExecutionStore(database)
+    orders = Orders(
+        db=database,
+        store=store,
+        outbox=bus.outbox,
+        fill_model=FillModel(
+            slippage_bps=settings.paper_slippage_bps,
+            fee_bps=settings.paper_fee_bps,
+            max_volume_share=settings.paper_max_volume_share,
+        ),
+        service=service,
+        clock=clock,
+    )
+    register_handlers(bus, orders, settings, database)
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        if settings.database_migrate_on_start:
+            # dbmate holds an advisory lock: replicas starting together migrate once.
+            output = await asyncio.to_thread(
+                migrate, settings.database_url.get_secret_value(), database.schema, [MIGRATIONS]
+            )
+            applied = output.count("Applied:")
+            metrics.DB_MIGRATIONS_APPLIED.labels(service=service).inc(applied)
+            log.info("migrations applied", schema=database.schema, applied=applied)
+        await database.connect()
+        await bus.start()
+        stop = asyncio.Event()
+        relay = OutboxRelay(database, bus, poll_interval=settings.outbox_poll_interval_s)
+        relaying = asyncio.create_task(relay.run(stop))
+        log.info("started", port=settings.http_port)
+        try:
+            yield
+        finally:
+            stop.set()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(relaying, timeout=10)
+            await bus.stop()
+            await database.close()
+            log.info("stopped")
+
+    app = create_http_app(
+        service=service,
+        readiness=readiness,
+        lifespan=lifespan,
+        ready_timeout_s=settings.ready_timeout_s,
+        title="trademesh execution",
+    )
+    app.state.runtime = Runtime(settings=settings, bus=bus, db=database, store=store, orders=orders)
+    app.include_router(api_router(), prefix="/api/v1")
+    return app

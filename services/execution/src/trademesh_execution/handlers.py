@@ -1,0 +1,47 @@
+"""The execution service's event subscribers: thin, they hand each event to the orders runtime."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from trademesh_bus import Bus, Delivery
+from trademesh_db import Database
+from trademesh_events.topics import MD_BARS, MD_TICKS, ORDERS_APPROVED, get_topic
+
+from trademesh_execution.config import Settings
+from trademesh_execution.engine import CONSUMES
+from trademesh_execution.orders import Orders
+
+
+def register_handlers(bus: Bus, orders: Orders, settings: Settings, db: Database) -> None:
+    """Subscribe to every consumed topic, one consumer group per topic (shared by replicas).
+
+    - orders.approved.v1 (keyed by account): each command in a transaction with its inbox entry.
+    - md.bars.v1 and md.ticks.v1 (keyed by instrument, so one replica fills an instrument's paper
+      orders): the runtime opens a transaction, with the inbox entry, only when the instrument has
+      working paper orders; a new group starts at the end of the topics (old prices fill nothing).
+    """
+    if set(CONSUMES) != {ORDERS_APPROVED, MD_TICKS, MD_BARS}:
+        raise RuntimeError(f"{settings.service_name}: handlers and CONSUMES disagree")
+
+    async def on_approved(event: Any, delivery: Delivery) -> None:
+        assert delivery.conn is not None
+        await orders.on_approved(delivery.conn, event)
+
+    async def on_market(event: Any, delivery: Delivery) -> None:
+        group = f"{settings.consumer_group}.{delivery.topic}"
+        await orders.on_market(event, delivery.envelope.id, delivery.topic, group)
+
+    bus.subscribe(
+        get_topic(ORDERS_APPROVED),
+        group=f"{settings.consumer_group}.{ORDERS_APPROVED}",
+        handler=on_approved,
+        db=db,
+    )
+    for name in (MD_BARS, MD_TICKS):
+        bus.subscribe(
+            get_topic(name),
+            group=f"{settings.consumer_group}.{name}",
+            handler=on_market,
+            from_beginning=False,
+        )

@@ -1,0 +1,161 @@
+"""Orders at run time: approved orders placed on their account's venue, cancels, and the paper
+venue's fills from market data, on the service's tables, with events through the outbox.
+
+The state machine and the paper matching are the pure engine's (engine.py); this module reads
+and writes the rows around them. Every change of an order is saved with the event it emits in
+one transaction, so an order's row and orders.events.v1 never disagree.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+import asyncpg
+from trademesh_bus import inbox
+from trademesh_bus.outbox import Outbox
+from trademesh_db import Database
+from trademesh_events.marketdata import Bar, Tick
+from trademesh_events.orders import (
+    CancelAllOrders,
+    CancelOrder,
+    OrderApproved,
+    OrderFilled,
+    OrderStatus,
+)
+from trademesh_observability import metrics
+from trademesh_observability.logging import get_logger
+from trademesh_trading.fills import FillModel
+
+from trademesh_execution.engine import (
+    OrderView,
+    advance,
+    bar_of_tick,
+    book,
+    is_open,
+    new_order,
+    paper_accept,
+    paper_fills,
+)
+from trademesh_execution.store import ExecutionStore
+
+log = get_logger("trademesh_execution.orders")
+
+
+class Orders:
+    def __init__(
+        self,
+        *,
+        db: Database,
+        store: ExecutionStore,
+        outbox: Outbox,
+        fill_model: FillModel,
+        service: str,
+        clock: Callable[[], datetime],
+    ) -> None:
+        self.db = db
+        self.store = store
+        self.outbox = outbox
+        self.fill_model = fill_model
+        self.service = service
+        self.clock = clock
+
+    # ---- commands from risk (orders.approved.v1) -----------------------------------------------
+
+    async def on_approved(self, conn: asyncpg.Connection, event: Any) -> None:
+        if isinstance(event, OrderApproved):
+            await self._place(conn, event)
+        elif isinstance(event, CancelOrder):
+            await self.cancel(conn, event.client_order_id, "cancel requested", event.account_id)
+        elif isinstance(event, CancelAllOrders):
+            for order in await self.store.open_orders(conn, event.account_id):
+                await self._cancel(conn, order, event.reason)
+
+    async def _place(self, conn: asyncpg.Connection, event: OrderApproved) -> None:
+        """PENDING is stored before anything is sent; a client order id seen before places
+        nothing (a redelivered or repeated approval cannot make a second order)."""
+        now = self.clock()
+        account = await self.store.account(event.account_id, conn)
+        venue = account.venue if account is not None else "unknown"
+        order = new_order(event.order)
+        if not await self.store.insert_pending(conn, order, venue):
+            log.info("approval of a known order ignored", client_order_id=order.client_order_id)
+            return
+        if account is None:
+            await self._move(conn, order, OrderStatus.REJECTED, "unknown account")
+            return
+        if account.venue != "paper":
+            # Live venues (ccxt) are the next step of T5: refuse loudly rather than hold the
+            # order PENDING for ever.
+            await self._move(
+                conn, order, OrderStatus.REJECTED, f"venue {account.venue!r} is not available"
+            )
+            return
+        market_time = await self.store.market_clock(conn, order.instrument_id) or now
+        accepted, events = paper_accept(order, now, market_time=market_time)
+        await self.store.note(conn, order.client_order_id, OrderStatus.SUBMITTED, None)
+        await self.store.save_order(conn, accepted)
+        for each in events:
+            await self.outbox.add(conn, each)
+
+    async def cancel(
+        self, conn: asyncpg.Connection, client_order_id: str, reason: str, account_id: UUID | None
+    ) -> OrderView | None:
+        """Cancel an open order (of `account_id` when given); None when there is no such order.
+        A finished order stays as it is (a cancel that crossed a fill changes nothing)."""
+        found = await self.store.order(client_order_id, conn, lock=True)
+        if found is None or (account_id is not None and found[0].account_id != account_id):
+            return None
+        order = found[0]
+        if not is_open(order.status):
+            return order
+        return await self._cancel(conn, order, reason)
+
+    async def _cancel(self, conn: asyncpg.Connection, order: OrderView, reason: str) -> OrderView:
+        return await self._move(conn, order, OrderStatus.CANCELED, reason[:500])
+
+    async def _move(
+        self, conn: asyncpg.Connection, order: OrderView, status: OrderStatus, reason: str | None
+    ) -> OrderView:
+        moved, event = advance(order, status, self.clock(), reason=reason)
+        await self.store.save_order(conn, moved, reason)
+        await self.outbox.add(conn, event)
+        return moved
+
+    # ---- the paper venue (md.bars.v1, md.ticks.v1) -----------------------------------------------
+
+    async def on_market(self, event: Any, event_id: UUID, topic: str, consumer: str) -> None:
+        """A final bar (or a tick, as a one-second bar) moves the instrument's market clock and
+        fills the working paper orders it crosses, in one transaction with its inbox entry."""
+        if isinstance(event, Tick):
+            bar = bar_of_tick(event)
+        elif isinstance(event, Bar) and event.final:
+            bar = event
+            await self.store.mark_market(bar.instrument_id, bar.close_time, bar.close)
+        else:
+            return
+        if not await self.store.any_working_paper(bar.instrument_id):
+            return
+        async with self.db.transaction() as conn:
+            if not await inbox.claim(conn, consumer, event_id, topic):
+                return
+            orders = await self.store.working_paper_orders(conn, bar.instrument_id)
+            for match in paper_fills(orders, bar, self.fill_model):
+                await self.store.save_order(conn, match.order)
+                for each in match.events:
+                    if isinstance(each, OrderFilled) and not await self._book(conn, each):
+                        continue
+                    await self.outbox.add(conn, each)
+
+    async def _book(self, conn: asyncpg.Connection, fill: OrderFilled) -> bool:
+        """The fill in the account's position and cash, once per trade id."""
+        if not await self.store.add_fill(conn, fill):
+            return False
+        held = await self.store.position(conn, fill.account_id, fill.instrument_id)
+        await self.store.save_position(conn, book(held, fill))
+        signed = fill.last_qty if fill.side == "buy" else -fill.last_qty
+        await self.store.add_cash(conn, fill.account_id, -(signed * fill.last_price) - fill.fee)
+        metrics.EXECUTION_FILLS.labels(service=self.service, venue="paper").inc()
+        return True

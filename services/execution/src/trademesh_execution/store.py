@@ -1,0 +1,335 @@
+"""Where execution keeps accounts, orders, fills, positions and the market's time: its own schema.
+
+Methods that change state take the caller's connection, so that the change, the inbox entry of
+the event that caused it and the events it causes (outbox) commit together.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+from uuid import UUID
+
+import asyncpg
+from trademesh_db import Database
+from trademesh_events.ids import AccountId, UserId
+from trademesh_events.orders import OrderFilled, OrderStatus, OrderType, TimeInForce
+
+from trademesh_execution.engine import OrderView, Position
+
+ZERO = Decimal(0)
+OPEN_STATES = ("PENDING", "SUBMITTED", "ACCEPTED", "PARTIALLY_FILLED", "UNKNOWN")
+
+
+@dataclass(frozen=True)
+class AccountRow:
+    account_id: UUID
+    user_id: UUID
+    name: str
+    venue: str
+    cash: Decimal
+    created_at: datetime
+
+
+def order_view(row: asyncpg.Record) -> OrderView:
+    """An order row as the engine's OrderView."""
+    return OrderView(
+        client_order_id=row["client_order_id"],
+        account_id=AccountId(row["account_id"]),
+        user_id=UserId(row["user_id"]),
+        instrument_id=row["instrument_id"],
+        side=row["side"],
+        order_type=OrderType(row["order_type"]),
+        quantity=row["quantity"],
+        limit_price=row["limit_price"],
+        stop_price=row["stop_price"],
+        status=OrderStatus(row["status"]),
+        created_at=row["created_at"],
+        filled=row["filled"],
+        avg_price=row["avg_price"],
+        fees=row["fees"],
+        venue_order_id=row["venue_order_id"],
+        time_in_force=TimeInForce(row["time_in_force"]),
+        fills=row["fills"],
+        triggered=row["triggered"],
+        accepted_at=row["accepted_at"],
+        active_from=row["active_from"],
+    )
+
+
+def _position(row: asyncpg.Record) -> Position:
+    return Position(
+        account_id=AccountId(row["account_id"]),
+        instrument_id=row["instrument_id"],
+        quantity=row["position"],
+        avg_price=row["avg_price"],
+        realised_pnl=row["realised"],
+        fees=row["fees"],
+    )
+
+
+class ExecutionStore:
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    # ---- accounts ------------------------------------------------------------------------------
+
+    async def add_account(self, account: AccountRow) -> None:
+        await self.db.pool.execute(
+            "INSERT INTO accounts (account_id, user_id, name, venue, cash, created_at) "
+            "VALUES ($1, $2, $3, $4, $5, $6)",
+            account.account_id,
+            account.user_id,
+            account.name,
+            account.venue,
+            account.cash,
+            account.created_at,
+        )
+
+    async def account(
+        self, account_id: UUID, conn: asyncpg.Connection | None = None
+    ) -> AccountRow | None:
+        row = await (conn or self.db.pool).fetchrow(
+            "SELECT account_id, user_id, name, venue, cash, created_at FROM accounts "
+            "WHERE account_id = $1",
+            account_id,
+        )
+        return AccountRow(**dict(row)) if row is not None else None
+
+    async def accounts(self, user_id: UUID) -> list[AccountRow]:
+        rows = await self.db.pool.fetch(
+            "SELECT account_id, user_id, name, venue, cash, created_at FROM accounts "
+            "WHERE user_id = $1 ORDER BY created_at, account_id",
+            user_id,
+        )
+        return [AccountRow(**dict(row)) for row in rows]
+
+    async def add_cash(self, conn: asyncpg.Connection, account_id: UUID, amount: Decimal) -> None:
+        await conn.execute(
+            "UPDATE accounts SET cash = cash + $2 WHERE account_id = $1", account_id, amount
+        )
+
+    # ---- orders ----------------------------------------------------------------------------------
+
+    async def insert_pending(self, conn: asyncpg.Connection, order: OrderView, venue: str) -> bool:
+        """The order as PENDING, before anything is sent; False when its client id exists."""
+        added = await conn.fetchval(
+            "INSERT INTO orders (client_order_id, account_id, user_id, instrument_id, side, "
+            "order_type, quantity, limit_price, stop_price, time_in_force, venue, status, "
+            "created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) "
+            "ON CONFLICT (client_order_id) DO NOTHING RETURNING true",
+            order.client_order_id,
+            order.account_id,
+            order.user_id,
+            order.instrument_id,
+            order.side,
+            order.order_type.value,
+            order.quantity,
+            order.limit_price,
+            order.stop_price,
+            order.time_in_force.value,
+            venue,
+            order.status.value,
+            order.created_at,
+        )
+        if added:
+            await self.note(conn, order.client_order_id, order.status, None)
+        return bool(added)
+
+    async def order(
+        self, client_order_id: str, conn: asyncpg.Connection | None = None, *, lock: bool = False
+    ) -> tuple[OrderView, asyncpg.Record] | None:
+        """The order and its row (venue, reason, timestamps), locked when asked."""
+        query = (
+            "SELECT * FROM orders WHERE client_order_id = $1 FOR UPDATE"
+            if lock
+            else "SELECT * FROM orders WHERE client_order_id = $1"
+        )
+        row = await (conn or self.db.pool).fetchrow(query, client_order_id)
+        return (order_view(row), row) if row is not None else None
+
+    async def open_orders(self, conn: asyncpg.Connection, account_id: UUID) -> list[OrderView]:
+        rows = await conn.fetch(
+            "SELECT * FROM orders WHERE account_id = $1 AND status = ANY($2::text[]) "
+            "ORDER BY created_at, client_order_id FOR UPDATE",
+            account_id,
+            list(OPEN_STATES),
+        )
+        return [order_view(row) for row in rows]
+
+    async def working_paper_orders(
+        self, conn: asyncpg.Connection, instrument_id: str
+    ) -> list[OrderView]:
+        rows = await conn.fetch(
+            "SELECT * FROM orders WHERE venue = 'paper' AND instrument_id = $1 "
+            "AND status IN ('ACCEPTED', 'PARTIALLY_FILLED') "
+            "ORDER BY created_at, client_order_id FOR UPDATE",
+            instrument_id,
+        )
+        return [order_view(row) for row in rows]
+
+    async def any_working_paper(self, instrument_id: str) -> bool:
+        return bool(
+            await self.db.pool.fetchval(
+                "SELECT EXISTS (SELECT 1 FROM orders WHERE venue = 'paper' AND instrument_id = $1 "
+                "AND status IN ('ACCEPTED', 'PARTIALLY_FILLED'))",
+                instrument_id,
+            )
+        )
+
+    async def save_order(
+        self, conn: asyncpg.Connection, order: OrderView, reason: str | None = None
+    ) -> None:
+        """Store the order's new state (the engine made it) and note the transition."""
+        previous = await conn.fetchval(
+            "UPDATE orders o SET status = $2, filled = $3, avg_price = $4, fees = $5, fills = $6, "
+            "triggered = $7, venue_order_id = $8, accepted_at = $9, active_from = $10, "
+            "reason = COALESCE($11, o.reason), updated_at = now() FROM orders old "
+            "WHERE o.client_order_id = $1 AND old.client_order_id = o.client_order_id "
+            "RETURNING old.status",
+            order.client_order_id,
+            order.status.value,
+            order.filled,
+            order.avg_price,
+            order.fees,
+            order.fills,
+            order.triggered,
+            order.venue_order_id,
+            order.accepted_at,
+            order.active_from,
+            reason,
+        )
+        if previous != order.status.value or order.status is OrderStatus.PARTIALLY_FILLED:
+            await self.note(conn, order.client_order_id, order.status, reason)
+
+    async def note(
+        self,
+        conn: asyncpg.Connection,
+        client_order_id: str,
+        status: OrderStatus,
+        reason: str | None,
+    ) -> None:
+        await conn.execute(
+            "INSERT INTO order_history (client_order_id, status, reason) VALUES ($1, $2, $3)",
+            client_order_id,
+            status.value,
+            reason,
+        )
+
+    async def add_fill(self, conn: asyncpg.Connection, fill: OrderFilled) -> bool:
+        """Keep a fill, once per trade id; False for one seen before."""
+        added = await conn.fetchval(
+            "INSERT INTO fills (trade_id, client_order_id, account_id, instrument_id, side, "
+            "quantity, price, fee, fee_currency, liquidity, ts) VALUES "
+            "($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) ON CONFLICT DO NOTHING RETURNING true",
+            fill.trade_id,
+            fill.client_order_id,
+            fill.account_id,
+            fill.instrument_id,
+            fill.side,
+            fill.last_qty,
+            fill.last_price,
+            fill.fee,
+            fill.fee_currency,
+            fill.liquidity,
+            fill.ts,
+        )
+        return bool(added)
+
+    async def history(self, client_order_id: str) -> list[asyncpg.Record]:
+        return list(
+            await self.db.pool.fetch(
+                "SELECT status, reason, at FROM order_history WHERE client_order_id = $1 "
+                "ORDER BY seq",
+                client_order_id,
+            )
+        )
+
+    async def orders_page(
+        self, account_ids: list[UUID], limit: int, status: str | None
+    ) -> list[asyncpg.Record]:
+        if status is None:
+            rows = await self.db.pool.fetch(
+                "SELECT * FROM orders WHERE account_id = ANY($1::uuid[]) "
+                "ORDER BY created_at DESC, client_order_id LIMIT $2",
+                account_ids,
+                limit,
+            )
+        else:
+            rows = await self.db.pool.fetch(
+                "SELECT * FROM orders WHERE account_id = ANY($1::uuid[]) AND status = $3 "
+                "ORDER BY created_at DESC, client_order_id LIMIT $2",
+                account_ids,
+                limit,
+                status,
+            )
+        return list(rows)
+
+    async def fills_of(self, account_id: UUID, limit: int) -> list[asyncpg.Record]:
+        return list(
+            await self.db.pool.fetch(
+                "SELECT * FROM fills WHERE account_id = $1 ORDER BY ts DESC, trade_id LIMIT $2",
+                account_id,
+                limit,
+            )
+        )
+
+    # ---- positions and the market --------------------------------------------------------------
+
+    async def position(
+        self, conn: asyncpg.Connection, account_id: UUID, instrument_id: str
+    ) -> Position:
+        row = await conn.fetchrow(
+            "SELECT * FROM positions WHERE account_id = $1 AND instrument_id = $2 FOR UPDATE",
+            account_id,
+            instrument_id,
+        )
+        if row is None:
+            return Position(AccountId(account_id), instrument_id)
+        return _position(row)
+
+    async def save_position(self, conn: asyncpg.Connection, position: Position) -> None:
+        await conn.execute(
+            "INSERT INTO positions (account_id, instrument_id, position, avg_price, realised, fees) "
+            "VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (account_id, instrument_id) DO UPDATE "
+            "SET position = EXCLUDED.position, avg_price = EXCLUDED.avg_price, "
+            "realised = EXCLUDED.realised, fees = EXCLUDED.fees",
+            position.account_id,
+            position.instrument_id,
+            position.quantity,
+            position.avg_price,
+            position.realised_pnl,
+            position.fees,
+        )
+
+    async def positions(self, account_id: UUID) -> list[Position]:
+        rows = await self.db.pool.fetch(
+            "SELECT * FROM positions WHERE account_id = $1 ORDER BY instrument_id", account_id
+        )
+        return [_position(row) for row in rows]
+
+    async def mark_market(self, instrument_id: str, clock: datetime, price: Decimal) -> None:
+        """The instrument's market clock moves forward only (a redelivered old bar changes
+        nothing); the price is that bar's close."""
+        await self.db.pool.execute(
+            "INSERT INTO market (instrument_id, clock, last_price) VALUES ($1, $2, $3) "
+            "ON CONFLICT (instrument_id) DO UPDATE SET clock = EXCLUDED.clock, "
+            "last_price = EXCLUDED.last_price WHERE market.clock <= EXCLUDED.clock",
+            instrument_id,
+            clock,
+            price,
+        )
+
+    async def market_clock(self, conn: asyncpg.Connection, instrument_id: str) -> datetime | None:
+        found: datetime | None = await conn.fetchval(
+            "SELECT clock FROM market WHERE instrument_id = $1", instrument_id
+        )
+        return found
+
+    async def last_prices(self, instruments: list[str]) -> dict[str, Decimal]:
+        rows = await self.db.pool.fetch(
+            "SELECT instrument_id, last_price FROM market WHERE instrument_id = ANY($1::text[])",
+            instruments,
+        )
+        return {row["instrument_id"]: row["last_price"] for row in rows}

@@ -1,0 +1,284 @@
+"""Execution on the real broker and Postgres: approved orders through the paper venue to FILLED
+with fees and PnL, partial fills, cancels, unknown accounts, and approvals applied once."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+from uuid import UUID, uuid4
+
+import httpx
+import pytest
+from fastapi import FastAPI
+from trademesh_bus import Bus
+from trademesh_events.marketdata import Bar
+from trademesh_events.orders import (
+    CancelAllOrders,
+    OrderApproved,
+    OrderFilled,
+    OrderType,
+    SubmitOrder,
+)
+from trademesh_events.topics import ORDERS_APPROVED, ORDERS_EVENTS, get_topic
+from trademesh_testing.http import app_client
+from trademesh_testing.samples import decoded, read_all
+from trademesh_testing.waiting import eventually
+
+from trademesh_execution.app import create_app
+from trademesh_execution.config import Settings
+
+pytestmark = pytest.mark.integration
+
+T0 = datetime(2026, 3, 2, tzinfo=UTC)
+
+
+@pytest.fixture
+def settings(settings: Settings) -> Settings:
+    """Paper costs the tests compute by hand: 5 bps of slippage, 10 bps of fees."""
+    return settings.model_copy(
+        update={"paper_slippage_bps": Decimal(5), "paper_fee_bps": Decimal(10)}
+    )
+
+
+@pytest.fixture
+async def peer(settings: Settings) -> AsyncIterator[Bus]:
+    """The other services' side of the bus: risk's approvals, market-data's bars."""
+    bus = Bus(settings, "test-peer", telemetry=False)
+    await bus.start()
+    yield bus
+    await bus.stop()
+
+
+def instrument() -> str:
+    return f"test:E{uuid4().hex[:10].upper()}/USD"
+
+
+def bar(name: str, day: int, o: str, h: str, lo: str, c: str, volume: str = "1000") -> Bar:
+    opens = T0 + timedelta(days=day)
+    return Bar(
+        instrument_id=name,
+        timeframe="1d",
+        open_time=opens,
+        close_time=opens + timedelta(days=1),
+        open=Decimal(o),
+        high=Decimal(h),
+        low=Decimal(lo),
+        close=Decimal(c),
+        volume=Decimal(volume),
+    )
+
+
+def approved(
+    account: UUID, user: UUID, name: str, side: str, qty: str, **fields: Any
+) -> OrderApproved:
+    order = SubmitOrder(
+        account_id=account,
+        user_id=user,
+        client_order_id=f"t-{uuid4().hex[:20]}",
+        instrument_id=name,
+        side=side,  # type: ignore[arg-type]
+        order_type=fields.pop("order_type", OrderType.MARKET),
+        quantity=Decimal(qty),
+        source="manual",
+        created_at=datetime.now(UTC),
+        **fields,
+    )
+    return OrderApproved(account_id=account, order=order, approved_at=datetime.now(UTC))
+
+
+async def market(app: FastAPI, peer: Bus, session: Bar) -> None:
+    """Publish a bar and wait until execution has it. Bars and approvals travel on different
+    topics, so nothing orders one after the other: an approval handled before the bar would be
+    timed before it and filled by it. (A new consumer group also starts at the end of the topic,
+    so this shows the app reads the instrument's bars at all.)"""
+
+    async def seen() -> bool:
+        prices = await app.state.runtime.store.last_prices([session.instrument_id])
+        return prices.get(session.instrument_id) == session.close
+
+    await peer.publish(session)
+    await eventually(seen)
+
+
+async def paper_account(client: httpx.AsyncClient, user: UUID, cash: str = "10000") -> UUID:
+    response = await client.post(
+        "/api/v1/accounts", json={"name": "paper", "cash": cash}, headers={"X-User-Id": str(user)}
+    )
+    assert response.status_code == 201, response.text
+    return UUID(response.json()["account_id"])
+
+
+async def events_of(settings: Settings, client_order_id: str, last: str) -> list[Any]:
+    """The order's events on orders.events.v1, once its `last` event type is there."""
+
+    async def there() -> list[Any] | None:
+        records = await read_all(settings.kafka_bootstrap, ORDERS_EVENTS, expect=1, timeout=1)
+        mine = [e for e in decoded(ORDERS_EVENTS, records) if e.client_order_id == client_order_id]
+        return mine if mine and mine[-1].type == f"trademesh.order.{last}" else None
+
+    found: list[Any] = await eventually(there)
+    return found
+
+
+def kinds(events: list[Any]) -> list[str]:
+    return [e.type.removeprefix("trademesh.order.") for e in events]
+
+
+async def test_market_and_limit_orders_fill_on_paper_with_fees_and_pnl(
+    app: FastAPI, client: httpx.AsyncClient, peer: Bus, settings: Settings
+) -> None:
+    user, name = uuid4(), instrument()
+    account = await paper_account(client, user)
+    await market(app, peer, bar(name, 0, "100", "101", "99", "100"))  # day 0 has closed
+    buy = approved(account, user, name, "buy", "10")
+    await peer.publish(buy)
+    accepted = await events_of(settings, buy.order.client_order_id, "accepted")
+    assert kinds(accepted) == ["submitted", "accepted"]
+    # Day 1 opens at 102: filled at 102 + 5 bps = 102.051, fee 10 bps of 1020.51.
+    await peer.publish(bar(name, 1, "102", "104", "101", "103"))
+    (*_, filled) = await events_of(settings, buy.order.client_order_id, "filled")
+    assert isinstance(filled, OrderFilled)
+    assert (filled.last_qty, filled.last_price, filled.fee, filled.leaves_qty) == (
+        Decimal(10),
+        Decimal("102.051"),
+        Decimal("1.02051"),
+        Decimal(0),
+    )
+    assert filled.liquidity == "taker" and filled.fee_currency == "USD"
+
+    # A sell limit at 105 rests on day 2 (high 104.5) and fills on day 3 (high 106) at 105.
+    sell = approved(
+        account, user, name, "sell", "4", order_type=OrderType.LIMIT, limit_price=Decimal(105)
+    )
+    await peer.publish(sell)
+    await events_of(settings, sell.order.client_order_id, "accepted")
+    await peer.publish(bar(name, 2, "103", "104.5", "102", "104"))
+    await peer.publish(bar(name, 3, "104", "106", "103", "105.5"))
+    (*_, sold) = await events_of(settings, sell.order.client_order_id, "filled")
+    assert (sold.last_price, sold.fee, sold.liquidity) == (Decimal(105), Decimal("0.42"), "maker")
+
+    headers = {"X-User-Id": str(user)}
+    pnl = (await client.get(f"/api/v1/accounts/{account}/pnl", headers=headers)).json()
+    (position,) = pnl["positions"]
+    # Realised: (105 - 102.051) * 4, minus both fees as the fills paid them.
+    realised = (Decimal(105) - Decimal("102.051")) * 4 - Decimal("1.02051") - Decimal("0.42")
+    assert Decimal(position["quantity"]) == 6
+    assert Decimal(position["avg_price"]) == Decimal("102.051")
+    assert Decimal(position["realised_pnl"]) == realised
+    assert Decimal(position["last_price"]) == Decimal("105.5")
+    assert Decimal(position["unrealised_pnl"]) == (Decimal("105.5") - Decimal("102.051")) * 6
+    cash = Decimal(10_000) - Decimal("1020.51") - Decimal("1.02051") + 420 - Decimal("0.42")
+    assert Decimal(pnl["cash"]) == cash
+    assert Decimal(pnl["equity"]) == cash + 6 * Decimal("105.5")
+
+    order = (
+        await client.get(f"/api/v1/orders/{sell.order.client_order_id}", headers=headers)
+    ).json()
+    assert [h["status"] for h in order["history"]] == ["PENDING", "SUBMITTED", "ACCEPTED", "FILLED"]
+    fills = (await client.get(f"/api/v1/accounts/{account}/fills", headers=headers)).json()
+    assert len(fills) == 2
+    assert (
+        await client.get(f"/api/v1/accounts/{account}/pnl", headers={"X-User-Id": str(uuid4())})
+    ).status_code == 404
+
+
+async def test_a_partial_fill_sequence(settings: Settings, peer: Bus) -> None:
+    capped = create_app(settings.model_copy(update={"paper_max_volume_share": Decimal("0.5")}))
+    user, name = uuid4(), instrument()
+    async with app_client(capped) as client:
+        account = await paper_account(client, user)
+        await market(capped, peer, bar(name, 0, "50", "50", "50", "50"))
+        order = approved(account, user, name, "buy", "10")
+        await peer.publish(order)
+        await events_of(settings, order.order.client_order_id, "accepted")
+        await peer.publish(bar(name, 1, "50", "51", "49", "50", volume="8"))  # takes 4
+        await peer.publish(bar(name, 2, "50", "51", "49", "50", volume="6"))  # takes 3
+        await peer.publish(bar(name, 3, "50", "51", "49", "50", volume="100"))  # the last 3
+
+        async def done() -> list[Any] | None:
+            found = await events_of(settings, order.order.client_order_id, "filled")
+            fills = [e for e in found if isinstance(e, OrderFilled)]
+            return found if fills and fills[-1].leaves_qty == 0 else None
+
+        fills = [e for e in await eventually(done) if isinstance(e, OrderFilled)]
+        assert [(f.last_qty, f.cum_qty, f.leaves_qty) for f in fills] == [
+            (Decimal(4), Decimal(4), Decimal(6)),
+            (Decimal(3), Decimal(7), Decimal(3)),
+            (Decimal(3), Decimal(10), Decimal(0)),
+        ]
+        assert len({f.trade_id for f in fills}) == 3
+        got = (
+            await client.get(
+                f"/api/v1/orders/{order.order.client_order_id}", headers={"X-User-Id": str(user)}
+            )
+        ).json()
+        assert [h["status"] for h in got["history"]] == [
+            "PENDING",
+            "SUBMITTED",
+            "ACCEPTED",
+            "PARTIALLY_FILLED",
+            "PARTIALLY_FILLED",
+            "FILLED",
+        ]
+
+
+async def test_an_approval_places_one_order_and_unknown_accounts_are_rejected(
+    client: httpx.AsyncClient, peer: Bus, settings: Settings
+) -> None:
+    user, name = uuid4(), instrument()
+    account = await paper_account(client, user)
+    order = approved(account, user, name, "buy", "1")
+    spec = get_topic(ORDERS_APPROVED)
+    envelope = await peer.publish(order)
+    # Redelivered (same event id), and approved again (same client order id, a new event).
+    await peer.publish_raw(spec.name, spec.encode(order), spec.key_of(order), envelope.to_headers())
+    await peer.publish(order)
+    marker = approved(account, user, name, "buy", "2")
+    await peer.publish(marker)  # same account, same partition: behind the duplicates
+    await events_of(settings, marker.order.client_order_id, "accepted")
+    events = await events_of(settings, order.order.client_order_id, "accepted")
+    assert kinds(events) == ["submitted", "accepted"]
+
+    stranger = approved(uuid4(), user, name, "buy", "1")
+    await peer.publish(stranger)
+    (rejected,) = await events_of(settings, stranger.order.client_order_id, "rejected")
+    assert rejected.reason == "unknown account"
+
+
+async def test_cancels_by_api_and_by_kill_switch(
+    client: httpx.AsyncClient, peer: Bus, settings: Settings
+) -> None:
+    user, name = uuid4(), instrument()
+    headers = {"X-User-Id": str(user)}
+    account = await paper_account(client, user)
+    resting = [
+        approved(
+            account, user, name, "buy", "1", order_type=OrderType.LIMIT, limit_price=Decimal(price)
+        )
+        for price in ("90", "91", "92")
+    ]
+    for each in resting:
+        await peer.publish(each)
+    for each in resting:
+        await events_of(settings, each.order.client_order_id, "accepted")
+
+    first = resting[0].order.client_order_id
+    cancelled = await client.post(f"/api/v1/orders/{first}/cancel", headers=headers)
+    assert cancelled.json()["status"] == "CANCELED"
+    assert kinds(await events_of(settings, first, "canceled"))[-1] == "canceled"
+    again = await client.post(f"/api/v1/orders/{first}/cancel", headers=headers)
+    assert again.json()["status"] == "CANCELED"  # nothing more happens to a finished order
+    other = await client.post(f"/api/v1/orders/{first}/cancel", headers={"X-User-Id": str(uuid4())})
+    assert other.status_code == 404
+
+    # Risk's kill switch asks for every open order of the account to be cancelled.
+    await peer.publish(
+        CancelAllOrders(account_id=account, reason="kill switch", created_at=datetime.now(UTC))
+    )
+    for each in resting[1:]:
+        (*_, last) = await events_of(settings, each.order.client_order_id, "canceled")
+        assert last.reason == "kill switch"
+    open_orders = (await client.get("/api/v1/orders?status=ACCEPTED", headers=headers)).json()
+    assert open_orders == []

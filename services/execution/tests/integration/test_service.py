@@ -1,0 +1,114 @@
+"""The execution service on the real broker and the real Postgres: events in and out, /ready, /metrics, the API."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from typing import Any
+from uuid import uuid4
+
+import httpx
+import pytest
+from trademesh_bus import Bus
+from trademesh_events.orders import OrderApproved
+from trademesh_events.topics import ORDERS_APPROVED, ORDERS_EVENTS, get_topic
+from trademesh_testing.http import app_client
+from trademesh_testing.samples import decoded, read_all, sample_for_topic, unique_key
+from trademesh_testing.service import check_declared_metrics
+from trademesh_testing.waiting import eventually
+
+from trademesh_execution.app import create_app
+from trademesh_execution.config import Settings
+from trademesh_execution.engine import CONSUMES, PRODUCES
+
+pytestmark = pytest.mark.integration
+
+
+async def test_health_and_ready_check_the_real_dependencies(client: httpx.AsyncClient) -> None:
+    assert (await client.get("/health")).json()["status"] == "ok"
+    response = await client.get("/ready")
+    assert response.status_code == 200, response.text
+    assert response.json()["checks"] == {
+        "kafka": "ok",
+        "postgres": "ok",
+    }
+
+
+async def test_ready_follows_its_dependencies(private_infra: Any) -> None:
+    app = create_app(private_infra.settings(Settings, ready_timeout_s=1.0))
+    async with app_client(app) as http:
+
+        async def ready_is(status: int) -> dict[str, Any] | None:
+            response = await http.get("/ready")
+            return response.json() if response.status_code == status else None
+
+        await eventually(lambda: ready_is(200))
+        private_infra.kafka.stop()
+        assert (await eventually(lambda: ready_is(503)))["checks"]["kafka"] != "ok"
+        assert (await http.get("/health")).status_code == 200  # alive, only not ready
+        private_infra.kafka.start()
+        await eventually(lambda: ready_is(200))
+        private_infra.postgres.stop()
+        assert (await eventually(lambda: ready_is(503)))["checks"]["postgres"] != "ok"
+        private_infra.postgres.start()
+        await eventually(lambda: ready_is(200))
+
+
+async def test_metrics_export_the_declared_metrics(client: httpx.AsyncClient) -> None:
+    await client.get("/ready")
+    await client.get("/api/v1/about")
+    response = await client.get("/metrics")
+    assert response.status_code == 200
+    required = frozenset({"trademesh_http_requests_total", "trademesh_ready"})
+    check_declared_metrics(response.text, required=required)
+
+
+async def test_about_states_the_contract(client: httpx.AsyncClient, settings: Settings) -> None:
+    body = (await client.get("/api/v1/about")).json()
+    assert body["service"] == "execution"
+    assert (body["consumes"], body["produces"]) == (list(CONSUMES), list(PRODUCES))
+    assert body["schema_name"] == settings.database_schema
+
+
+@pytest.fixture
+async def producer(settings: Settings) -> AsyncIterator[Bus]:
+    """Another service's publisher on the same broker."""
+    bus = Bus(settings, "test-publisher", telemetry=False)
+    await bus.start()
+    yield bus
+    await bus.stop()
+
+
+async def test_a_malformed_approval_goes_to_the_dlq_and_consumption_goes_on(
+    client: httpx.AsyncClient, producer: Bus, settings: Settings
+) -> None:
+    spec = get_topic(ORDERS_APPROVED)
+    key = unique_key(spec.name)
+    good = sample_for_topic(spec.name, key)
+    assert isinstance(good, OrderApproved)
+    good = good.model_copy(
+        update={"order": good.order.model_copy(update={"client_order_id": f"t-{uuid4().hex[:20]}"})}
+    )
+    headers = {
+        "ce_specversion": "1.0",
+        "ce_id": str(uuid4()),
+        "ce_source": "test",
+        "ce_type": good.type,
+        "ce_time": datetime.now(UTC).isoformat(),
+    }
+    malformed = b'{"type": "' + good.type.encode() + b'"}'  # the right type, no fields
+    await producer.publish_raw(spec.name, malformed, key.encode(), headers)
+    await producer.publish(good, topic=spec)
+
+    async def decided() -> list[Any]:
+        records = await read_all(settings.kafka_bootstrap, ORDERS_EVENTS, expect=1, timeout=2)
+        events = decoded(ORDERS_EVENTS, records)
+        return [e for e in events if e.client_order_id == good.order.client_order_id]
+
+    # The sample's account is not an execution account: the order is rejected, behind the poison.
+    (rejected,) = await eventually(decided)
+    assert rejected.reason == "unknown account"
+    dead = await read_all(settings.kafka_bootstrap, spec.dlq, expect=1)
+    mine = [r for r in dead if dict(r.headers).get("ce_id") == headers["ce_id"].encode()]
+    assert len(mine) == 1
+    assert dict(mine[0].headers)["dlq_reason"] == b"schema_validation"
