@@ -21,6 +21,7 @@ from trademesh_trading.fills import FillModel
 from trademesh_execution.api import api_router
 from trademesh_execution.api.deps import Runtime
 from trademesh_execution.config import Settings
+from trademesh_execution.credentials import CredentialVault, keystore_from
 from trademesh_execution.handlers import register_handlers
 from trademesh_execution.orders import Orders
 from trademesh_execution.store import ExecutionStore
@@ -64,6 +65,7 @@ def create_app(settings: Settings, *, clock: Callable[[], datetime] = _utc_now) 
         service=service,
         clock=clock,
     )
+    credentials = CredentialVault(keystore_from(settings))
     register_handlers(bus, orders, settings, database)
 
     @asynccontextmanager
@@ -99,6 +101,13 @@ def create_app(settings: Settings, *, clock: Callable[[], datetime] = _utc_now) 
         ready_timeout_s=settings.ready_timeout_s,
         title="trademesh execution",
     )
-    app.state.runtime = Runtime(settings=settings, bus=bus, db=database, store=store, orders=orders)
+    app.state.runtime = Runtime(
+        settings=settings,
+        bus=bus,
+        db=database,
+        store=store,
+        orders=orders,
+        credentials=credentials,
+    )
     app.include_router(api_router(), prefix="/api/v1")
     return app

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from decimal import Decimal
+from typing import Self
 
-from pydantic import Field
+from pydantic import Field, SecretStr, model_validator
 from trademesh_config import ServiceSettings
 
 
@@ -43,3 +44,32 @@ class Settings(ServiceSettings):
         description="Paper venue: at most this share of a bar's volume fills (the rest stays open); "
         "unset: no cap.",
     )
+    keystore_keys: SecretStr | None = Field(
+        None,
+        description="Local master keys of the keystore that seals exchange API secrets: a JSON "
+        'object {"key id": "base64 of 32 random bytes", ...} (trademesh_keystore.new_master_key '
+        "makes one). Unset, and without Vault transit, exchange accounts cannot be added.",
+    )
+    keystore_current_key: str | None = Field(
+        None,
+        description="The key id of keystore_keys that seals new secrets (rotation: add a "
+        "key, make it current, then POST /api/v1/keystore/rewrap).",
+    )
+    keystore_vault_url: str | None = Field(
+        None, description="Vault or OpenBao address, to use its transit engine as master key."
+    )
+    keystore_vault_token: SecretStr | None = Field(None, description="Token for the transit key.")
+    keystore_transit_key: str = Field(
+        "trademesh-execution", description="The transit key (created with derived=true)."
+    )
+    keystore_transit_mount: str = Field("transit", description="Where transit is mounted.")
+
+    @model_validator(mode="after")
+    def _one_master_key(self) -> Self:
+        if self.keystore_keys is not None and self.keystore_current_key is None:
+            raise ValueError("keystore_keys needs keystore_current_key")
+        if self.keystore_keys is not None and self.keystore_vault_url is not None:
+            raise ValueError("set keystore_keys or keystore_vault_url, not both")
+        if self.keystore_vault_url is not None and self.keystore_vault_token is None:
+            raise ValueError("keystore_vault_url needs keystore_vault_token")
+        return self

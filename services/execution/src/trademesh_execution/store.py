@@ -30,6 +30,19 @@ class AccountRow:
     venue: str
     cash: Decimal
     created_at: datetime
+    credentials: str | None = None  # a sealed record (JSON), never the plaintext
+    api_key_masked: str | None = None
+
+    def __repr__(self) -> str:
+        return (
+            f"AccountRow({self.account_id}, {self.venue!r}, sealed={self.credentials is not None})"
+        )
+
+
+_ACCOUNT = (
+    "SELECT account_id, user_id, name, venue, cash, created_at, credentials::text AS credentials, "
+    "api_key_masked FROM accounts"
+)
 
 
 def order_view(row: asyncpg.Record) -> OrderView:
@@ -77,31 +90,50 @@ class ExecutionStore:
 
     async def add_account(self, account: AccountRow) -> None:
         await self.db.pool.execute(
-            "INSERT INTO accounts (account_id, user_id, name, venue, cash, created_at) "
-            "VALUES ($1, $2, $3, $4, $5, $6)",
+            "INSERT INTO accounts (account_id, user_id, name, venue, cash, created_at, "
+            "credentials, api_key_masked) VALUES ($1, $2, $3, $4, $5, $6, $7::jsonb, $8)",
             account.account_id,
             account.user_id,
             account.name,
             account.venue,
             account.cash,
             account.created_at,
+            account.credentials,
+            account.api_key_masked,
+        )
+
+    async def delete_account(self, account_id: UUID) -> bool:
+        """Delete an account without open orders; False when it has some."""
+        async with self.db.transaction() as conn:
+            busy = await conn.fetchval(
+                "SELECT EXISTS (SELECT 1 FROM orders WHERE account_id = $1 "
+                "AND status = ANY($2::text[]))",
+                account_id,
+                list(OPEN_STATES),
+            )
+            if busy:
+                return False
+            await conn.execute("DELETE FROM accounts WHERE account_id = $1", account_id)
+            return True
+
+    async def sealed_accounts(self) -> list[AccountRow]:
+        rows = await self.db.pool.fetch(_ACCOUNT + " WHERE credentials IS NOT NULL")
+        return [AccountRow(**dict(row)) for row in rows]
+
+    async def replace_credentials(self, account_id: UUID, record: str) -> None:
+        await self.db.pool.execute(
+            "UPDATE accounts SET credentials = $2::jsonb WHERE account_id = $1", account_id, record
         )
 
     async def account(
         self, account_id: UUID, conn: asyncpg.Connection | None = None
     ) -> AccountRow | None:
-        row = await (conn or self.db.pool).fetchrow(
-            "SELECT account_id, user_id, name, venue, cash, created_at FROM accounts "
-            "WHERE account_id = $1",
-            account_id,
-        )
+        row = await (conn or self.db.pool).fetchrow(_ACCOUNT + " WHERE account_id = $1", account_id)
         return AccountRow(**dict(row)) if row is not None else None
 
     async def accounts(self, user_id: UUID) -> list[AccountRow]:
         rows = await self.db.pool.fetch(
-            "SELECT account_id, user_id, name, venue, cash, created_at FROM accounts "
-            "WHERE user_id = $1 ORDER BY created_at, account_id",
-            user_id,
+            _ACCOUNT + " WHERE user_id = $1 ORDER BY created_at, account_id", user_id
         )
         return [AccountRow(**dict(row)) for row in rows]
 

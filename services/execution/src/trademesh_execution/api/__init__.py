@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from trademesh_execution.api import about, accounts, orders
+from trademesh_execution.api import about, accounts, keystore, orders
 
 
 def api_router() -> APIRouter:
@@ -12,4 +12,5 @@ def api_router() -> APIRouter:
     router.include_router(about.router)
     router.include_router(accounts.router)
     router.include_router(orders.router)
+    router.include_router(keystore.router)
     return router

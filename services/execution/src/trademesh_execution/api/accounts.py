@@ -4,13 +4,17 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from decimal import Decimal
-from typing import Annotated, Literal
+from typing import Annotated, Self
 from uuid import UUID, uuid4
 
+import ccxt
 from fastapi import APIRouter, Query, Response
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
+from trademesh_http import ProblemError
+from trademesh_keystore import mask
 
 from trademesh_execution.api.deps import CallerDep, RuntimeDep, own_account
+from trademesh_execution.credentials import Credentials, NoKeystore
 from trademesh_execution.engine import unrealised
 from trademesh_execution.store import AccountRow
 
@@ -18,14 +22,33 @@ router = APIRouter(prefix="/accounts", tags=["accounts"])
 
 
 class AccountCreate(BaseModel):
-    """A paper account (simulated cash on the paper venue). Exchange accounts, with their API
-    keys, come with the live venue."""
+    """A paper account (simulated cash on the paper venue), or an exchange account: the ccxt id
+    of the exchange as its venue, with its API key and secret. The key and secret are sealed at
+    once (trademesh_keystore) and never returned; lists show the key masked."""
 
     model_config = ConfigDict(extra="forbid")
 
     name: str = Field(min_length=1, max_length=100)
-    venue: Literal["paper"] = "paper"
-    cash: Decimal = Field(Decimal(100_000), gt=0, max_digits=30, decimal_places=8)
+    venue: str = Field("paper", pattern=r"^[a-z0-9_]{1,32}$", description="`paper` or a ccxt id.")
+    cash: Decimal = Field(
+        Decimal(100_000), gt=0, max_digits=30, decimal_places=8, description="Paper cash."
+    )
+    api_key: SecretStr | None = Field(None, description="Exchange accounts only.")
+    secret: SecretStr | None = Field(None, description="Exchange accounts only.")
+
+    @model_validator(mode="after")
+    def _credentials(self) -> Self:
+        exchange = self.venue != "paper"
+        if exchange != (self.api_key is not None) or exchange != (self.secret is not None):
+            raise ValueError(
+                "an exchange account needs api_key and secret; a paper account takes neither"
+            )
+        if exchange and self.venue not in ccxt.exchanges:
+            raise ValueError(f"unknown exchange {self.venue!r} (a ccxt exchange id)")
+        for value in (self.api_key, self.secret):
+            if value is not None and not 8 <= len(value.get_secret_value()) <= 512:
+                raise ValueError("api_key and secret are 8 to 512 characters")
+        return self
 
 
 class AccountOut(BaseModel):
@@ -34,6 +57,7 @@ class AccountOut(BaseModel):
     venue: str
     cash: Decimal
     created_at: datetime
+    api_key_masked: str | None = Field(None, description="Exchange accounts: the key, masked.")
 
 
 class PositionOut(BaseModel):
@@ -75,6 +99,7 @@ def _out(account: AccountRow) -> AccountOut:
         venue=account.venue,
         cash=account.cash,
         created_at=account.created_at,
+        api_key_masked=account.api_key_masked,
     )
 
 
@@ -82,10 +107,35 @@ def _out(account: AccountRow) -> AccountOut:
 async def create_account(
     body: AccountCreate, caller: CallerDep, runtime: RuntimeDep, response: Response
 ) -> AccountOut:
-    account = AccountRow(uuid4(), caller, body.name, body.venue, body.cash, datetime.now(UTC))
+    account_id = uuid4()
+    sealed: str | None = None
+    masked: str | None = None
+    if body.api_key is not None and body.secret is not None:
+        try:
+            sealed = await runtime.credentials.seal(
+                account_id, body.venue, Credentials(body.api_key, body.secret)
+            )
+        except NoKeystore:
+            raise ProblemError(
+                503,
+                "No keystore",
+                "Exchange credentials cannot be stored: no keystore master key is configured.",
+            ) from None
+        masked = mask(body.api_key)
+    account = AccountRow(
+        account_id, caller, body.name, body.venue, body.cash, datetime.now(UTC), sealed, masked
+    )
     await runtime.store.add_account(account)
     response.headers["Location"] = f"/api/v1/accounts/{account.account_id}"
     return _out(account)
+
+
+@router.delete("/{account_id}", status_code=204, summary="Delete an account without open orders")
+async def delete_account(account_id: UUID, caller: CallerDep, runtime: RuntimeDep) -> Response:
+    await own_account(runtime, account_id, caller)
+    if not await runtime.store.delete_account(account_id):
+        raise ProblemError(409, "Open orders", "Cancel the account's open orders first.")
+    return Response(status_code=204)
 
 
 @router.get("", summary="The caller's accounts")

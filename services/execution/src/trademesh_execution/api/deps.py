@@ -12,6 +12,7 @@ from trademesh_db import Database
 from trademesh_http import ProblemError
 
 from trademesh_execution.config import Settings
+from trademesh_execution.credentials import CredentialVault
 from trademesh_execution.orders import Orders
 from trademesh_execution.store import AccountRow, ExecutionStore
 
@@ -25,6 +26,7 @@ class Runtime:
     db: Database | None
     store: ExecutionStore
     orders: Orders
+    credentials: CredentialVault
 
 
 def get_runtime(request: Request) -> Runtime:
@@ -53,6 +55,21 @@ def get_caller(
 
 
 CallerDep = Annotated[UUID, Depends(get_caller)]
+
+
+def require_admin(
+    caller: CallerDep,
+    x_user_role: Annotated[str | None, Header(description="Set by the gateway (T6).")] = None,
+) -> UUID:
+    """An admin caller (until T6, named by the X-User-Role header)."""
+    if x_user_role != "admin":
+        raise ProblemError(
+            403, "Forbidden", "This needs the role admin.", type="/problems/forbidden"
+        )
+    return caller
+
+
+AdminDep = Annotated[UUID, Depends(require_admin)]
 
 
 async def own_account(runtime: Runtime, account_id: UUID, caller: UUID) -> AccountRow:
