@@ -22,6 +22,7 @@ from trademesh_execution.api import api_router
 from trademesh_execution.api.deps import Runtime
 from trademesh_execution.config import Settings
 from trademesh_execution.credentials import CredentialVault, keystore_from
+from trademesh_execution.equity import EquitySampler
 from trademesh_execution.handlers import register_handlers
 from trademesh_execution.orders import Orders
 from trademesh_execution.store import ExecutionStore
@@ -66,6 +67,7 @@ def create_app(settings: Settings, *, clock: Callable[[], datetime] = _utc_now) 
         clock=clock,
     )
     credentials = CredentialVault(keystore_from(settings))
+    sampler = EquitySampler(database, clock=clock, interval=settings.equity_sample_interval_s)
     register_handlers(bus, orders, settings, database)
 
     @asynccontextmanager
@@ -82,14 +84,14 @@ def create_app(settings: Settings, *, clock: Callable[[], datetime] = _utc_now) 
         await bus.start()
         stop = asyncio.Event()
         relay = OutboxRelay(database, bus, poll_interval=settings.outbox_poll_interval_s)
-        relaying = asyncio.create_task(relay.run(stop))
+        tasks = [asyncio.create_task(relay.run(stop)), asyncio.create_task(sampler.run(stop))]
         log.info("started", port=settings.http_port)
         try:
             yield
         finally:
             stop.set()
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(relaying, timeout=10)
+                await asyncio.wait_for(asyncio.gather(*tasks, return_exceptions=True), 10)
             await bus.stop()
             await database.close()
             log.info("stopped")
@@ -108,6 +110,7 @@ def create_app(settings: Settings, *, clock: Callable[[], datetime] = _utc_now) 
         store=store,
         orders=orders,
         credentials=credentials,
+        equity=sampler,
     )
     app.include_router(api_router(), prefix="/api/v1")
     return app

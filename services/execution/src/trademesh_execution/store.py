@@ -359,6 +359,19 @@ class ExecutionStore:
         )
         return found
 
+    async def equity_history(
+        self, account_id: UUID, since: datetime | None, limit: int
+    ) -> list[asyncpg.Record]:
+        return list(
+            await self.db.pool.fetch(
+                "SELECT ts, cash, equity FROM equity_history WHERE account_id = $1 "
+                "AND ($2::timestamptz IS NULL OR ts >= $2) ORDER BY ts LIMIT $3",
+                account_id,
+                since,
+                limit,
+            )
+        )
+
     async def last_prices(self, instruments: list[str]) -> dict[str, Decimal]:
         rows = await self.db.pool.fetch(
             "SELECT instrument_id, last_price FROM market WHERE instrument_id = ANY($1::text[])",

@@ -173,6 +173,14 @@ async def test_market_and_limit_orders_fill_on_paper_with_fees_and_pnl(
     assert Decimal(pnl["cash"]) == cash
     assert Decimal(pnl["equity"]) == cash + 6 * Decimal("105.5")
 
+    # Equity sampled for charts: cash plus 6 at the last close.
+    assert await app.state.runtime.equity.sample() >= 1
+    points = (await client.get(f"/api/v1/accounts/{account}/equity", headers=headers)).json()
+    assert [(Decimal(p["cash"]), Decimal(p["equity"])) for p in points][-1] == (
+        cash,
+        cash + 6 * Decimal("105.5"),
+    )
+
     order = (
         await client.get(f"/api/v1/orders/{sell.order.client_order_id}", headers=headers)
     ).json()

@@ -180,6 +180,25 @@ async def pnl(account_id: UUID, caller: CallerDep, runtime: RuntimeDep) -> PnlOu
     )
 
 
+class EquityPoint(BaseModel):
+    ts: datetime
+    cash: Decimal
+    equity: Decimal
+
+
+@router.get("/{account_id}/equity", summary="The account's sampled equity, oldest first")
+async def equity_history(
+    account_id: UUID,
+    caller: CallerDep,
+    runtime: RuntimeDep,
+    since: datetime | None = None,
+    limit: Annotated[int, Query(ge=1, le=10_000)] = 1000,
+) -> list[EquityPoint]:
+    await own_account(runtime, account_id, caller)
+    rows = await runtime.store.equity_history(account_id, since, limit)
+    return [EquityPoint(ts=r["ts"], cash=r["cash"], equity=r["equity"]) for r in rows]
+
+
 @router.get("/{account_id}/fills", summary="The account's fills, newest first")
 async def fills(
     account_id: UUID,

@@ -13,6 +13,7 @@ from trademesh_http import ProblemError
 
 from trademesh_execution.config import Settings
 from trademesh_execution.credentials import CredentialVault
+from trademesh_execution.equity import EquitySampler
 from trademesh_execution.orders import Orders
 from trademesh_execution.store import AccountRow, ExecutionStore
 
@@ -27,6 +28,7 @@ class Runtime:
     store: ExecutionStore
     orders: Orders
     credentials: CredentialVault
+    equity: EquitySampler
 
 
 def get_runtime(request: Request) -> Runtime:
