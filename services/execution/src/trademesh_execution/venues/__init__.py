@@ -1,0 +1,35 @@
+"""Live venues: the `Venue` interface the execution runtime drives, and its ccxt implementation.
+
+The paper venue is not here: it is pure matching in `trademesh_execution.engine`.
+"""
+
+from __future__ import annotations
+
+from trademesh_execution.venues.base import (
+    DuplicateOrder,
+    MalformedResponse,
+    Venue,
+    VenueError,
+    VenueRejected,
+    VenueReport,
+    VenueTimeout,
+    VenueTrade,
+    VenueUnavailable,
+    split_instrument,
+)
+from trademesh_execution.venues.ccxt_venue import CcxtVenue, symbol_of
+
+__all__ = [
+    "CcxtVenue",
+    "DuplicateOrder",
+    "MalformedResponse",
+    "Venue",
+    "VenueError",
+    "VenueRejected",
+    "VenueReport",
+    "VenueTimeout",
+    "VenueTrade",
+    "VenueUnavailable",
+    "split_instrument",
+    "symbol_of",
+]

@@ -1,0 +1,835 @@
+"""The live venue on ccxt (`ccxt.async_support`): orders on any ccxt exchange, by client order id.
+
+What is sent. `submit` calls `create_order(symbol, type, side, amount, price, params)` with
+`params["clientOrderId"]` = the order's client order id, always (ccxt's unified parameter; on
+Binance it becomes `newClientOrderId`). MARKET is a ccxt "market" order (no price: on Binance a
+price would turn it into a quote-amount order), LIMIT a "limit" order with its time in force
+(GTC, IOC, FOK; DAY is not a ccxt time in force and is refused before anything is sent), STOP and
+STOP_LIMIT the same with ccxt's unified `triggerPrice` (Binance spot: STOP_LOSS /
+STOP_LOSS_LIMIT, when the market allows them). A quantity or price that is not on the market's
+grid (ccxt's amount_to_precision / price_to_precision would change it) is refused before
+sending: the venue's order must be exactly the service's.
+
+Looking up and cancelling by client order id. `fetch` and `cancel` call ccxt's `fetch_order` /
+`cancel_order` with `params["clientOrderId"]` (what ccxt's own `fetch_order_with_client_order_id`
+and `cancel_order_with_client_order_id` do; Binance sends it as `origClientOrderId`), and the
+venue order id as the id when the service has it (ignored by Binance when a client id is given).
+`fetch` answers None when ccxt raises OrderNotFound (Binance -2013). Binance's cancel answer
+names the cancel request's own client id in `clientOrderId` and the order's in
+`origClientOrderId`; the report takes the latter.
+
+Statuses (`venue_status`): ccxt's "open" (and "canceling") is ACCEPTED, PARTIALLY_FILLED or
+FILLED by the filled quantity; "closed" is FILLED when all of it filled, otherwise CANCELED (the
+order ended short: what filled is in `filled`); "canceled", "expired" and "rejected" map to
+themselves. Anything else is a MalformedResponse. A submit answered without a status (an
+exchange that only acknowledges) is ACCEPTED; a cancel answered without one is looked up.
+
+Errors (`venue_error`): ccxt.RequestTimeout (an HTTP 504 or Binance -1007 too) is VenueTimeout.
+ccxt.NetworkError (ExchangeNotAvailable, DDoSProtection, RateLimitExceeded, InvalidNonce) and the
+other OperationFailed are VenueUnavailable, except on submit and cancel when the connection broke
+after it was made (the request may have been delivered): VenueTimeout. ccxt.BadResponse and any
+non-ccxt exception out of ccxt (its parsers choking on an answer) are MalformedResponse.
+ccxt.DuplicateOrderId, or a refusal whose text says "duplicate order", is DuplicateOrder; every
+other ccxt.ExchangeError (InvalidOrder, InsufficientFunds, BadRequest, AuthenticationError,
+OperationRejected, OrderNotFound on cancel, ...) is VenueRejected. Binance keeps client order ids
+unique among open orders only, so an order that filled at once could be placed twice by a blind
+resend: after a VenueUnavailable on submit, look the order up before sending it again.
+
+Untrusted answers. Every number becomes a Decimal by `Decimal(str(x))` and is checked (finite;
+quantities non-negative; prices positive; filled within the order's quantity; the order's
+symbol, quantity and client id when they are known); a failing order answer is a
+MalformedResponse. ccxt's own parsers are guarded, so a record ccxt cannot even read fails alone:
+in `open_orders` and `recent_trades` a bad record is logged, counted in `malformed_records`
+and left out, and the rest is returned.
+
+Secrets. The API key and secret stay SecretStr until they are handed to the ccxt exchange. ccxt
+logs every request at DEBUG (with the API key header): its exchange logs through a redacting
+adapter of its own logger, which masks the key, the secret, the password and request
+signatures; error texts are redacted the same way, raised without ccxt's exception chained, and
+no repr shows a secret.
+
+Rate limits: ccxt's limiter is always on (`enableRateLimit`), whatever the configuration says.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import socket
+import sys
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+import ccxt
+import ccxt.async_support as ccxt_async
+from pydantic import SecretStr
+from trademesh_events.orders import OrderStatus, OrderType, Side, TimeInForce
+
+from trademesh_execution.engine import Liquidity, OrderView
+from trademesh_execution.venues.base import (
+    DuplicateOrder,
+    MalformedResponse,
+    VenueError,
+    VenueRejected,
+    VenueReport,
+    VenueTimeout,
+    VenueTrade,
+    VenueUnavailable,
+    split_instrument,
+)
+
+log = logging.getLogger("trademesh.execution.ccxt")
+CCXT_LOGGER = "ccxt.base.exchange"  # the logger ccxt's exchanges write to
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MALFORMED = "_trademesh_malformed"  # marks a record ccxt's parser could not read
+_MAX_TEXT = 1000
+_MAX_ID = 128
+_MASK = "***"
+_SIGNATURE = re.compile(r"(signature=)[^&\s'\"]+", re.IGNORECASE)
+
+# Settings the venue owns: credentials, logging, the rate limiter and the timeout.
+_RESERVED = frozenset(
+    {
+        "apiKey",
+        "secret",
+        "password",
+        "uid",
+        "privateKey",
+        "walletAddress",
+        "token",
+        "enableRateLimit",
+        "verbose",
+        "logger",
+        "timeout",
+        "options",
+        "urls",
+    }
+)
+_DEFAULT_OPTIONS: Mapping[str, Any] = {
+    # open_orders(None) asks for every symbol on purpose: Binance's heavier weight is accepted.
+    "fetchOpenOrders": {"warnWithoutSymbol": False},
+    "warnOnFetchOpenOrdersWithoutSymbol": False,
+}
+_TIME_IN_FORCE: Mapping[TimeInForce, str] = {
+    TimeInForce.GTC: "GTC",
+    TimeInForce.IOC: "IOC",
+    TimeInForce.FOK: "FOK",
+}
+_WORKING = frozenset({"open", "canceling"})
+_ENDED: Mapping[str, OrderStatus] = {
+    "canceled": OrderStatus.CANCELED,
+    "cancelled": OrderStatus.CANCELED,
+    "expired": OrderStatus.EXPIRED,
+    "rejected": OrderStatus.REJECTED,
+}
+
+
+def symbol_of(instrument_id: str) -> str:
+    """The exchange symbol of an instrument id: `binance:BTC/USDT` -> `BTC/USDT`."""
+    return split_instrument(instrument_id)[1]
+
+
+# ---- secrets ----------------------------------------------------------------------------------
+
+
+class Redactor:
+    """Masks the given secrets (and request signatures) in a text. Keeps them as SecretStr."""
+
+    def __init__(self, secrets: Iterable[SecretStr | None]) -> None:
+        self._secrets = [s for s in secrets if s is not None and s.get_secret_value()]
+
+    def __call__(self, text: str) -> str:
+        # Longest first, so that a secret containing another is masked whole.
+        values = sorted((s.get_secret_value() for s in self._secrets), key=len, reverse=True)
+        for value in values:
+            text = text.replace(value, _MASK)
+        return _SIGNATURE.sub(rf"\g<1>{_MASK}", text)
+
+    def __repr__(self) -> str:
+        return f"Redactor({len(self._secrets)} secrets)"
+
+
+class RedactingLogger(logging.LoggerAdapter[logging.Logger]):
+    """A logger for a ccxt exchange: formats each record itself and masks the secrets in it
+    before the record exists (a traceback's text too), so no handler ever sees them."""
+
+    def __init__(self, logger: logging.Logger, redact: Callable[[str], str]) -> None:
+        super().__init__(logger, {})
+        self._redact = redact
+
+    def log(self, level: int, msg: object, *args: object, **kwargs: Any) -> None:
+        if not self.isEnabledFor(level):
+            return
+        try:
+            text = str(msg) % args if args else str(msg)
+        except (TypeError, ValueError):
+            text = " ".join(str(part) for part in (msg, *args))
+        exc_info = kwargs.pop("exc_info", None)
+        kwargs.pop("stack_info", None)
+        if exc_info:
+            if isinstance(exc_info, BaseException):
+                error: BaseException | None = exc_info
+            else:
+                error = (exc_info if isinstance(exc_info, tuple) else sys.exc_info())[1]
+            if error is not None:
+                text = f"{text} ({type(error).__name__}: {error})"
+        extra = {k: v for k, v in kwargs.items() if k in ("extra", "stacklevel")}
+        self.logger.log(level, self._redact(text), **extra)
+
+
+# ---- untrusted numbers and times --------------------------------------------------------------
+
+
+def _decimal(value: Any, name: str, *, positive: bool = False, signed: bool = False) -> Decimal:
+    """An exchange number as a Decimal (`Decimal(str(x))`), checked: finite, not negative
+    (unless `signed`), and not zero when `positive`."""
+    if value is None:
+        raise MalformedResponse(f"{name} is missing")
+    if isinstance(value, bool) or not isinstance(value, int | float | Decimal | str):
+        raise MalformedResponse(f"{name} is not a number: {value!r}"[:_MAX_TEXT])
+    try:
+        number = Decimal(str(value).strip())
+    except InvalidOperation:
+        raise MalformedResponse(f"{name} is not a number: {value!r}"[:_MAX_TEXT]) from None
+    if not number.is_finite():
+        raise MalformedResponse(f"{name} is {value!r}")
+    if number < 0 and not signed:
+        raise MalformedResponse(f"{name} is negative: {value!r}")
+    if positive and not number > 0:
+        raise MalformedResponse(f"{name} must be positive, not {value!r}")
+    return number
+
+
+def _optional(value: Any, name: str, **checks: bool) -> Decimal | None:
+    return None if value is None else _decimal(value, name, **checks)
+
+
+def _time(value: Any) -> datetime | None:
+    """An exchange time in epoch milliseconds as a UTC datetime; None if absent or unreadable."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    if isinstance(value, float) and not value.is_integer():
+        return None
+    ms = int(value)
+    if ms < 0:
+        return None
+    try:
+        return _EPOCH + timedelta(milliseconds=ms)
+    except OverflowError:
+        return None
+
+
+def _ms(moment: datetime) -> int:
+    return (moment - _EPOCH) // timedelta(milliseconds=1)
+
+
+def _identifier(value: Any, name: str) -> str | None:
+    """An exchange id as a string (ints are accepted: Binance's are numbers); None if absent."""
+    if value is None or value == "":
+        return None
+    if isinstance(value, bool) or not isinstance(value, str | int):
+        raise MalformedResponse(f"{name} is not an id: {value!r}"[:_MAX_TEXT])
+    text = str(value)
+    if len(text) > _MAX_ID:
+        raise MalformedResponse(f"{name} is longer than {_MAX_ID} characters")
+    return text
+
+
+def _fees(raw: Mapping[str, Any]) -> tuple[Decimal | None, str | None]:
+    """The sum of a ccxt order's or trade's fees and their currency; (None, None) when there are
+    none or they are in several currencies."""
+    entries = raw.get("fees")
+    if not entries:
+        entries = [raw.get("fee")] if raw.get("fee") is not None else []
+    if not isinstance(entries, list):
+        raise MalformedResponse(f"fees are not a list: {entries!r}"[:_MAX_TEXT])
+    totals: dict[str, Decimal] = {}
+    for entry in entries:
+        if entry is None:
+            continue
+        if not isinstance(entry, dict):
+            raise MalformedResponse(f"a fee is not an object: {entry!r}"[:_MAX_TEXT])
+        if entry.get("cost") is None:
+            continue
+        cost = _decimal(entry.get("cost"), "fee", signed=True)  # a rebate is a negative fee
+        currency = entry.get("currency")
+        if not isinstance(currency, str) or not 1 <= len(currency) <= 16:
+            raise MalformedResponse(f"fee currency {currency!r} is not a currency code")
+        totals[currency] = totals.get(currency, Decimal(0)) + cost
+    if len(totals) != 1:
+        return None, None
+    ((currency, total),) = totals.items()
+    return total, currency
+
+
+# ---- mapping ccxt's answers -------------------------------------------------------------------
+
+
+def venue_status(status: Any, filled: Decimal, amount: Decimal) -> OrderStatus:
+    """The state machine's status of a ccxt order status with `filled` of `amount` filled."""
+    if status in _WORKING:
+        if filled == 0:
+            return OrderStatus.ACCEPTED
+        return OrderStatus.FILLED if filled >= amount else OrderStatus.PARTIALLY_FILLED
+    if status == "closed":
+        return OrderStatus.FILLED if filled >= amount else OrderStatus.CANCELED
+    if isinstance(status, str) and status in _ENDED:
+        return _ENDED[status]
+    raise MalformedResponse(f"unknown order status {status!r}"[:_MAX_TEXT])
+
+
+def _checked(raw: Any, what: str) -> Mapping[str, Any]:
+    if not isinstance(raw, dict):
+        raise MalformedResponse(f"the {what} is not an object: {raw!r}"[:_MAX_TEXT])
+    if raw.get(_MALFORMED):
+        raise MalformedResponse(str(raw[_MALFORMED]))
+    return raw
+
+
+def _their_client_id(raw: Mapping[str, Any]) -> str | None:
+    info = raw.get("info")
+    original = info.get("origClientOrderId") if isinstance(info, dict) else None
+    if original not in (None, ""):  # Binance's cancel answer: the order's own client id
+        return _identifier(original, "origClientOrderId")
+    return _identifier(raw.get("clientOrderId"), "clientOrderId")
+
+
+def report_from_ccxt(
+    raw: Any,
+    *,
+    now: datetime,
+    client_order_id: str | None = None,
+    symbol: str | None = None,
+    quantity: Decimal | None = None,
+    acknowledgement: bool = False,
+) -> VenueReport:
+    """A ccxt order structure as a VenueReport, validated; MalformedResponse if it fails.
+
+    Known facts are checked against it: the order's `client_order_id` (a different one means it
+    is another order), `symbol` and `quantity`. `acknowledgement`: the answer to a submit, for
+    which a missing status and filled quantity mean an accepted order with nothing filled."""
+    order = _checked(raw, "order")
+    venue_order_id = _identifier(order.get("id"), "id")
+    if venue_order_id is None:
+        raise MalformedResponse("the order has no id")
+    theirs = _their_client_id(order)
+    if client_order_id is not None and theirs not in (None, client_order_id):
+        raise MalformedResponse(f"asked for order {client_order_id}, the venue answered {theirs}")
+    got_symbol = order.get("symbol")
+    if symbol is not None and got_symbol is not None and got_symbol != symbol:
+        raise MalformedResponse(f"asked about {symbol}, the venue answered about {got_symbol!r}")
+
+    amount = _optional(order.get("amount"), "amount", positive=True)
+    filled = _optional(order.get("filled"), "filled")
+    remaining = _optional(order.get("remaining"), "remaining")
+    if amount is None:
+        amount = quantity
+    if amount is None and filled is not None and remaining is not None:
+        amount = filled + remaining
+    if amount is None or not amount > 0:
+        raise MalformedResponse("the order's amount is missing")
+    if quantity is not None and amount != quantity:
+        raise MalformedResponse(f"the venue's order is for {amount}, the service's for {quantity}")
+    if filled is None:
+        if remaining is not None:
+            filled = amount - remaining
+        elif acknowledgement:
+            filled = Decimal(0)
+        else:
+            raise MalformedResponse("the order's filled quantity is missing")
+    if not Decimal(0) <= filled <= amount:
+        raise MalformedResponse(f"filled {filled} is not within 0..{amount}")
+
+    status_text = order.get("status")
+    if status_text is None and acknowledgement:
+        status_text = "open"
+    status = venue_status(status_text, filled, amount)
+
+    avg_price: Decimal | None = None
+    if filled > 0:
+        avg_price = _optional(order.get("average"), "average", positive=True)
+        if avg_price is None:
+            cost = _optional(order.get("cost"), "cost", positive=True)
+            if cost is None:
+                raise MalformedResponse("the order filled but has no average price")
+            avg_price = cost / filled
+    fee, fee_currency = _fees(order)
+    times = (_time(order.get(k)) for k in ("lastUpdateTimestamp", "lastTradeTimestamp"))
+    ts = max((t for t in times if t is not None), default=None) or _time(order.get("timestamp"))
+    return VenueReport(
+        client_order_id=theirs or client_order_id,
+        venue_order_id=venue_order_id,
+        status=status,
+        filled=filled,
+        avg_price=avg_price,
+        remaining=amount - filled,
+        fee=fee,
+        fee_currency=fee_currency,
+        ts=ts or now,
+    )
+
+
+def trade_from_ccxt(raw: Any, *, symbol: str | None = None) -> VenueTrade:
+    """A ccxt trade structure (of the account) as a VenueTrade, validated."""
+    trade = _checked(raw, "trade")
+    trade_id = _identifier(trade.get("id"), "id")
+    venue_order_id = _identifier(trade.get("order"), "order")
+    if trade_id is None or venue_order_id is None:
+        raise MalformedResponse("the trade has no id or no order id")
+    got_symbol = trade.get("symbol")
+    if symbol is not None and got_symbol != symbol:
+        raise MalformedResponse(f"a trade of {got_symbol!r} among those of {symbol}")
+    side: Side
+    if trade.get("side") == "buy":
+        side = "buy"
+    elif trade.get("side") == "sell":
+        side = "sell"
+    else:
+        raise MalformedResponse(f"trade side {trade.get('side')!r} is neither buy nor sell")
+    ts = _time(trade.get("timestamp"))
+    if ts is None:
+        raise MalformedResponse(f"trade time {trade.get('timestamp')!r} does not parse")
+    role = trade.get("takerOrMaker")
+    liquidity: Liquidity | None = None
+    if role == "maker":
+        liquidity = "maker"
+    elif role == "taker":
+        liquidity = "taker"
+    fee, fee_currency = _fees(trade)
+    return VenueTrade(
+        trade_id=trade_id,
+        client_order_id=_identifier(trade.get("clientOrderId"), "clientOrderId"),
+        venue_order_id=venue_order_id,
+        side=side,
+        quantity=_decimal(trade.get("amount"), "amount", positive=True),
+        price=_decimal(trade.get("price"), "price", positive=True),
+        fee=fee,
+        fee_currency=fee_currency,
+        ts=ts,
+        liquidity=liquidity,
+    )
+
+
+# ---- errors -----------------------------------------------------------------------------------
+
+
+def _chain(exc: BaseException) -> Iterable[BaseException]:
+    seen: set[int] = set()
+    current: BaseException | None = exc.__cause__ or exc.__context__
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        yield current
+        current = current.__cause__ or current.__context__
+
+
+def _from_aiohttp(exc: BaseException, name: str | None = None) -> bool:
+    """An exception of aiohttp (ccxt's HTTP client), of the class `name` when given."""
+    return any(
+        cls.__module__.startswith("aiohttp") and (name is None or cls.__name__ == name)
+        for cls in type(exc).__mro__
+    )
+
+
+def _may_have_been_delivered(exc: BaseException) -> bool:
+    """A transport failure after the connection was made (the server hung up, the answer was
+    cut off): the request may have reached the venue. Failing to resolve or connect, or an
+    HTTP answer (no transport cause), says it did not."""
+    for cause in _chain(exc):
+        if isinstance(cause, socket.gaierror) or _from_aiohttp(cause, "ClientConnectorError"):
+            return False
+        if _from_aiohttp(cause) or isinstance(cause, OSError):
+            return True
+    return False
+
+
+def venue_error(
+    exc: BaseException, *, sending: bool = False, redact: Callable[[str], str] = str
+) -> VenueError:
+    """The VenueError of an exception out of ccxt (see the module docstring). `sending`: the
+    call changes the venue's state (submit, cancel), so a possibly delivered request is a
+    timeout rather than "unavailable"."""
+    text = redact(f"{type(exc).__name__}: {exc}")[:_MAX_TEXT]
+    if isinstance(exc, VenueError):
+        return exc
+    if isinstance(exc, ccxt.RequestTimeout):
+        return VenueTimeout(text)
+    if isinstance(exc, ccxt.BadResponse):
+        return MalformedResponse(text)
+    if isinstance(exc, ccxt.OperationFailed):  # NetworkError and the venue's "try again"
+        if sending and _may_have_been_delivered(exc):
+            return VenueTimeout(text)
+        return VenueUnavailable(text)
+    if isinstance(exc, ccxt.DuplicateOrderId) or "duplicate order" in text.lower():
+        return DuplicateOrder(text)
+    if isinstance(exc, ccxt.ExchangeError):
+        if _may_have_been_delivered(exc):  # ccxt reports a body cut off as an ExchangeError
+            return VenueTimeout(text) if sending else VenueUnavailable(text)
+        return VenueRejected(text)
+    if isinstance(exc, ccxt.BaseError):
+        return VenueUnavailable(text)
+    return MalformedResponse(text)  # ccxt choked on what the venue answered
+
+
+# ---- the venue --------------------------------------------------------------------------------
+
+
+def _merged(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for key, value in override.items():
+        if isinstance(value, Mapping) and isinstance(merged.get(key), Mapping):
+            merged[key] = _merged(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+class CcxtVenue:
+    """A live venue on ccxt's `exchange_id` (async), for the instruments `venue:SYMBOL` of
+    `venue` (default: the exchange id). `options` and `urls` are merged over the exchange's own
+    (tests point `urls["api"]` at a local server); `config` sets other ccxt settings (e.g.
+    `rateLimit`), but not the credentials, logging, rate limiter switch or timeout, which the
+    venue owns. `timeout_s` bounds every request. `clock` dates reports the venue gives no time
+    for. `trades_page` and `max_trade_pages` bound the pages `recent_trades` asks for."""
+
+    def __init__(
+        self,
+        exchange_id: str,
+        *,
+        api_key: SecretStr,
+        secret: SecretStr,
+        password: SecretStr | None = None,
+        venue: str | None = None,
+        options: Mapping[str, Any] | None = None,
+        urls: Mapping[str, Any] | None = None,
+        config: Mapping[str, Any] | None = None,
+        timeout_s: float = 10.0,
+        trades_page: int = 500,
+        max_trade_pages: int = 20,
+        clock: Callable[[], datetime] = _now,
+    ) -> None:
+        exchange_class = getattr(ccxt_async, exchange_id, None) if exchange_id else None
+        if exchange_id not in ccxt_async.exchanges or not isinstance(exchange_class, type):
+            raise ValueError(f"ccxt has no exchange {exchange_id!r}")
+        if not isinstance(api_key, SecretStr) or not isinstance(secret, SecretStr):
+            raise TypeError("api_key and secret must be SecretStr")
+        if not timeout_s > 0 or trades_page < 1 or max_trade_pages < 1:
+            raise ValueError("timeout_s, trades_page and max_trade_pages must be positive")
+        reserved = sorted(_RESERVED.intersection(config or {}))
+        if reserved:
+            raise ValueError(f"the venue sets {', '.join(reserved)} itself")
+        self.exchange_id = exchange_id
+        self.venue = venue or exchange_id
+        self.malformed_records = 0
+        """Records in the venue's answers that failed validation (raised, or left out of
+        open_orders / recent_trades)."""
+        self._clock = clock
+        self._trades_page = trades_page
+        self._max_trade_pages = max_trade_pages
+        self._closed = False
+        self._redact = Redactor([api_key, secret, password])
+        settings: dict[str, Any] = {
+            **(config or {}),
+            "enableRateLimit": True,
+            "verbose": False,
+            "timeout": max(1, round(timeout_s * 1000)),
+            "options": _merged(_DEFAULT_OPTIONS, options or {}),
+        }
+        if urls:
+            settings["urls"] = dict(urls)
+        # The one place the secrets leave their SecretStr: into the exchange object.
+        settings["apiKey"] = api_key.get_secret_value()
+        settings["secret"] = secret.get_secret_value()
+        if password is not None:
+            settings["password"] = password.get_secret_value()
+        self._exchange: Any = exchange_class(settings)
+        self._exchange.logger = RedactingLogger(logging.getLogger(CCXT_LOGGER), self._redact)
+        self._exchange.enableRateLimit = True
+        self._guard_parsers()
+
+    def __repr__(self) -> str:
+        return f"CcxtVenue(exchange_id={self.exchange_id!r}, venue={self.venue!r})"
+
+    # -- the Venue interface -----------------------------------------------------------------
+
+    async def submit(self, order: OrderView) -> VenueReport:
+        symbol = self._symbol(order.instrument_id)
+        kind, price, params = self._order_arguments(order)
+        ex = self._exchange
+        async with self._translated("submit", sending=True):
+            await ex.load_markets()
+            self._check_grid(symbol, order)
+            raw = await ex.create_order(
+                symbol, kind, order.side, self._float(order.quantity), price, params
+            )
+        report = self._order_report(raw, order, symbol, acknowledgement=True)
+        log.debug(
+            "order sent",
+            extra={"client_order_id": order.client_order_id, "status": str(report.status)},
+        )
+        return report
+
+    async def cancel(self, order: OrderView) -> VenueReport:
+        symbol = self._symbol(order.instrument_id)
+        async with self._translated("cancel", sending=True):
+            try:
+                raw = await self._exchange.cancel_order(
+                    order.venue_order_id or "", symbol, {"clientOrderId": order.client_order_id}
+                )
+            except ccxt.OrderNotFound as exc:
+                raise VenueRejected(
+                    self._text(f"the venue has no working order {order.client_order_id}: {exc}")
+                ) from None
+        if isinstance(raw, dict) and not raw.get(_MALFORMED) and raw.get("status") is None:
+            # Only an acknowledgement of the cancel request: ask what became of the order.
+            found = await self.fetch(order)
+            if found is None:
+                raise MalformedResponse(
+                    f"the venue acknowledged the cancel of {order.client_order_id} but does not "
+                    "know the order"
+                )
+            return found
+        return self._order_report(raw, order, symbol)
+
+    async def fetch(self, order: OrderView) -> VenueReport | None:
+        symbol = self._symbol(order.instrument_id)
+        async with self._translated("fetch"):
+            try:
+                raw = await self._exchange.fetch_order(
+                    order.venue_order_id or "", symbol, {"clientOrderId": order.client_order_id}
+                )
+            except ccxt.OrderNotFound:
+                return None
+        return self._order_report(raw, order, symbol)
+
+    async def open_orders(self, instrument_id: str | None = None) -> list[VenueReport]:
+        symbol = None if instrument_id is None else self._symbol(instrument_id)
+        async with self._translated("open_orders"):
+            raws = await self._exchange.fetch_open_orders(symbol)
+        if not isinstance(raws, list):
+            raise MalformedResponse(f"open orders are not a list: {type(raws).__name__}")
+        reports = []
+        now = self._clock()
+        for raw in raws:
+            try:
+                reports.append(report_from_ccxt(raw, now=now, symbol=symbol))
+            except MalformedResponse as exc:
+                self._skip("order", raw, exc)
+        return reports
+
+    async def recent_trades(self, instrument_id: str, since: datetime) -> list[VenueTrade]:
+        """The account's trades at or after `since`, oldest first, page by page (`trades_page`
+        at a time, at most `max_trade_pages` pages) and deduplicated by trade id. Meant for
+        catching up since the last look: Binance answers one query with at most 24 hours of
+        trades, so a far-back `since` may come back incomplete."""
+        symbol = self._symbol(instrument_id)
+        if since.utcoffset() is None:
+            raise ValueError("since must be timezone-aware")
+        found: dict[str, VenueTrade] = {}
+        start = _ms(since)
+        for _ in range(self._max_trade_pages):
+            async with self._translated("recent_trades"):
+                raws = await self._exchange.fetch_my_trades(symbol, start, self._trades_page)
+            if not isinstance(raws, list):
+                raise MalformedResponse(f"trades are not a list: {type(raws).__name__}")
+            fresh, latest = 0, start
+            for raw in raws:
+                try:
+                    trade = trade_from_ccxt(raw, symbol=symbol)
+                except MalformedResponse as exc:
+                    self._skip("trade", raw, exc)
+                    continue
+                if trade.ts < since or trade.trade_id in found:
+                    continue
+                found[trade.trade_id] = trade
+                fresh += 1
+                latest = max(latest, _ms(trade.ts))
+            # A full page may have more after it: go on from its last trade's time (that
+            # millisecond again, as more trades may share it; they are deduplicated).
+            if len(raws) < self._trades_page or fresh == 0:
+                break
+            start = latest
+        return sorted(found.values(), key=lambda t: (t.ts, t.trade_id))
+
+    async def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        await self._exchange.close()
+
+    # -- helpers -----------------------------------------------------------------------------
+
+    def _symbol(self, instrument_id: str) -> str:
+        try:
+            venue, symbol = split_instrument(instrument_id)
+        except ValueError as exc:
+            raise VenueRejected(str(exc)) from None
+        if venue != self.venue:
+            raise VenueRejected(f"instrument {instrument_id} is not on venue {self.venue}")
+        return symbol
+
+    def _order_arguments(self, order: OrderView) -> tuple[str, float | None, dict[str, Any]]:
+        """ccxt's type, price and params of an order (VenueRejected if it cannot be sent)."""
+        params: dict[str, Any] = {"clientOrderId": order.client_order_id}
+        limit = order.order_type in (OrderType.LIMIT, OrderType.STOP_LIMIT)
+        stop = order.order_type in (OrderType.STOP, OrderType.STOP_LIMIT)
+        if limit and not (order.limit_price is not None and order.limit_price > 0):
+            raise VenueRejected(f"a {order.order_type} order needs a positive limit price")
+        if stop:
+            if not (order.stop_price is not None and order.stop_price > 0):
+                raise VenueRejected(f"a {order.order_type} order needs a positive stop price")
+            params["triggerPrice"] = self._float(order.stop_price)
+        if limit:
+            tif = _TIME_IN_FORCE.get(order.time_in_force)
+            if tif is None:
+                raise VenueRejected(
+                    f"time in force {order.time_in_force} is not supported on {self.venue}"
+                )
+            params["timeInForce"] = tif
+        # A market order takes what it can at once: no time in force is sent for it.
+        price = self._float(order.limit_price) if limit and order.limit_price else None
+        return ("limit" if limit else "market"), price, params
+
+    @staticmethod
+    def _float(value: Decimal) -> float:
+        """ccxt takes floats: refuse a value a float would change."""
+        number = float(value)
+        if Decimal(repr(number)) != value:
+            raise VenueRejected(f"{value} has more digits than can be sent exactly")
+        return number
+
+    def _check_grid(self, symbol: str, order: OrderView) -> None:
+        """Refuse a quantity or price that ccxt would round to the market's precision (a
+        market that states no precision is not checked)."""
+        ex = self._exchange
+        precision = ex.market(symbol).get("precision") or {}
+        checks = [("amount", ex.amount_to_precision, order.quantity, "quantity")]
+        checks += [
+            ("price", ex.price_to_precision, price, name)
+            for price, name in (
+                (order.limit_price, "limit price"),
+                (order.stop_price, "stop price"),
+            )
+            if price is not None
+        ]
+        for kind, to_precision, value, name in checks:
+            if precision.get(kind) is None:
+                continue
+            shown = to_precision(symbol, str(value))
+            if _decimal(shown, name) != value:
+                raise VenueRejected(
+                    f"{name} {value} is not on {symbol}'s grid on {self.venue} (it would be {shown})"
+                )
+
+    def _order_report(
+        self, raw: Any, order: OrderView, symbol: str, *, acknowledgement: bool = False
+    ) -> VenueReport:
+        try:
+            return report_from_ccxt(
+                raw,
+                now=self._clock(),
+                client_order_id=order.client_order_id,
+                symbol=symbol,
+                quantity=order.quantity,
+                acknowledgement=acknowledgement,
+            )
+        except MalformedResponse as exc:
+            self._skip("order", raw, exc)  # counted and logged; not left out: raised
+            raise MalformedResponse(self._text(str(exc))) from None
+
+    @asynccontextmanager
+    async def _translated(self, action: str, *, sending: bool = False) -> AsyncIterator[None]:
+        """Every exception out of ccxt as a VenueError with a redacted text, ccxt's own exception
+        not chained (its text and traceback are not ours to vouch for)."""
+        try:
+            yield
+        except VenueError:
+            raise
+        except Exception as exc:
+            error = venue_error(exc, sending=sending, redact=self._redact)
+            log.info(
+                "venue call failed",
+                extra={"venue": self.venue, "action": action, "error": type(error).__name__},
+            )
+            raise error from None
+
+    def _text(self, text: str) -> str:
+        return self._redact(text)[:_MAX_TEXT]
+
+    def _skip(self, what: str, raw: Any, exc: MalformedResponse) -> None:
+        """Count and log a record that failed validation."""
+        if isinstance(raw, dict) and raw.get(_MALFORMED):
+            return  # counted and reported by the parser guard already
+        self.malformed_records += 1
+        log.warning(
+            "malformed %s from the venue",
+            what,
+            extra={
+                "venue": self.venue,
+                "reason": self._text(str(exc)),
+                "record": self._record(raw),
+            },
+        )
+
+    def _record(self, raw: Any) -> str:
+        if isinstance(raw, dict) and "info" in raw:
+            raw = raw["info"]
+        return self._text(repr(raw))[:300]
+
+    def _guard_parsers(self) -> None:
+        """Wrap ccxt's order and trade parsers: a record they choke on (or a trade whose time
+        they cannot read, which ccxt cannot sort) becomes a marked placeholder at time 0 (so a
+        `since` filter drops a trade) instead of failing the whole answer; it is reported here,
+        and the placeholder fails validation (a single order) or is left out (lists)."""
+        ex = self._exchange
+        parse_order, parse_trade = ex.parse_order, ex.parse_trade
+
+        inside_order = 0  # parse_order parses an order's own fills (with no time) too
+
+        def guard(parse: Callable[..., Any], what: str) -> Callable[..., Any]:
+            def guarded(record: Any, market: Any = None) -> Any:
+                nonlocal inside_order
+                try:
+                    inside_order += what == "order"
+                    parsed = parse(record, market)
+                except Exception as exc:
+                    reason = f"ccxt could not read the {what} ({type(exc).__name__}: {exc})"
+                else:
+                    listed_trade = what == "trade" and not inside_order
+                    if not (listed_trade and isinstance(parsed, dict)):
+                        return parsed
+                    if parsed.get("timestamp") is not None:
+                        return parsed
+                    reason = "the trade's time does not parse"
+                finally:
+                    inside_order -= what == "order"
+                self.malformed_records += 1
+                log.warning(
+                    "malformed %s from the venue",
+                    what,
+                    extra={
+                        "venue": self.venue,
+                        "reason": self._text(reason),
+                        "record": self._record(record),
+                    },
+                )
+                symbol = market.get("symbol") if isinstance(market, dict) else None
+                return {
+                    _MALFORMED: self._text(reason),
+                    "id": "",
+                    "timestamp": 0,
+                    "symbol": symbol,
+                    "info": record,
+                }
+
+            return guarded
+
+        ex.parse_order = guard(parse_order, "order")
+        ex.parse_trade = guard(parse_trade, "trade")

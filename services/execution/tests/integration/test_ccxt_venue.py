@@ -1,0 +1,638 @@
+"""The ccxt venue against a local Binance: real ccxt, real HTTP, Binance's documented JSON.
+
+A small aiohttp server speaks Binance's spot REST API (exchangeInfo, time, order POST/GET/DELETE,
+openOrders, myTrades) from the files in ccxt_binance/ (see its README: hand-written in the
+documented format). It keeps the orders it is sent, checks every signed request's HMAC-SHA256
+signature with the test secret and its API key header, and can be told to answer the next order
+request with a file, a 503, or after a delay. ccxt is pointed at it through the exchange's
+`urls["api"]`; nothing else is reachable (any other path is recorded and answered 404).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import hashlib
+import hmac
+import json
+import logging
+import time
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal as D
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qsl
+from uuid import UUID
+
+import pytest
+from aiohttp import web
+from pydantic import SecretStr
+from trademesh_events.ids import AccountId, UserId
+from trademesh_events.orders import OrderStatus, OrderType, TimeInForce
+
+from trademesh_execution.engine import OrderView
+from trademesh_execution.venues import (
+    CcxtVenue,
+    DuplicateOrder,
+    MalformedResponse,
+    VenueError,
+    VenueRejected,
+    VenueTimeout,
+    VenueUnavailable,
+)
+
+pytestmark = pytest.mark.integration
+
+DATA = Path(__file__).parent / "ccxt_binance"
+API_KEY = "tm-test-api-key-7f3a9c2e51d04b6a"
+SECRET = "tm-test-secret-b81d4e6f0a2c93757e1f"
+INSTRUMENT = "binance:BTC/USDT"
+T0 = datetime(2024, 6, 1, tzinfo=UTC)
+
+
+def load(name: str) -> Any:
+    return json.loads((DATA / name).read_text())
+
+
+def _qty(value: str) -> str:
+    return f"{D(value):.8f}"
+
+
+@dataclass
+class Received:
+    method: str
+    path: str
+    params: dict[str, str]
+    signed: bool  # the signature verified with SECRET and the API key header was API_KEY
+
+
+@dataclass
+class FakeBinance:
+    """Binance spot REST: orders kept by client order id, trades from their fills."""
+
+    orders: dict[str, dict[str, Any]] = field(default_factory=dict)  # GET /api/v3/order form
+    trades: list[dict[str, Any]] = field(default_factory=list)  # GET /api/v3/myTrades form
+    received: list[Received] = field(default_factory=list)
+    unexpected: list[str] = field(default_factory=list)
+    # What the next POST /api/v3/order does instead of the normal answer:
+    post_delay: float = 0.0  # keep the order, then sleep this long before answering
+    next_answer: tuple[int, str] | None = None  # (HTTP status, file) answered as it is
+    outage: bool = False  # every request: 503 Service Unavailable
+    extra_open_orders: list[dict[str, Any]] = field(default_factory=list)
+    extra_trades: list[dict[str, Any]] = field(default_factory=list)
+    next_order_id: int = 28457001
+    next_trade_id: int = 3601000001
+    port: int = 0
+    _runner: web.AppRunner | None = None
+
+    @property
+    def base(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    async def start(self) -> None:
+        app = web.Application()
+        app.router.add_get("/api/v3/exchangeInfo", self._exchange_info)
+        app.router.add_get("/api/v3/time", self._time)
+        app.router.add_post("/api/v3/order", self._new_order)
+        app.router.add_get("/api/v3/order", self._query_order)
+        app.router.add_delete("/api/v3/order", self._cancel_order)
+        app.router.add_get("/api/v3/openOrders", self._open_orders)
+        app.router.add_get("/api/v3/myTrades", self._my_trades)
+        app.router.add_route("*", "/{tail:.*}", self._elsewhere)
+        self._runner = web.AppRunner(
+            app, handle_signals=False, handler_cancellation=True, shutdown_timeout=0.5
+        )
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        await site.start()
+        self.port = self._runner.addresses[0][1]
+
+    async def stop(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+
+    # -- plumbing ------------------------------------------------------------------------------
+
+    @staticmethod
+    def now_ms() -> int:
+        return int(time.time() * 1000)
+
+    @staticmethod
+    def error(status: int, name: str) -> web.Response:
+        return web.json_response(load(name), status=status)
+
+    async def _signed(self, request: web.Request) -> dict[str, str] | web.Response:
+        """The request's parameters, if it is signed as Binance wants (else Binance's -1022)."""
+        if self.outage:
+            return web.Response(status=503, text="Service Unavailable")
+        raw = await request.text() if request.method == "POST" else request.rel_url.raw_query_string
+        payload, sep, signature = raw.rpartition("&signature=")
+        expected = hmac.new(SECRET.encode(), payload.encode(), hashlib.sha256).hexdigest()
+        params = dict(parse_qsl(payload))
+        signed = (
+            bool(sep)
+            and hmac.compare_digest(signature, expected)
+            and request.headers.get("X-MBX-APIKEY") == API_KEY
+            and abs(int(params.get("timestamp", 0)) - self.now_ms()) < 10_000
+        )
+        self.received.append(Received(request.method, request.path, params, signed))
+        if not signed:
+            return self.error(400, "error_invalid_signature.json")
+        return params
+
+    def _find(self, params: dict[str, str]) -> dict[str, Any] | None:
+        if "origClientOrderId" in params:
+            return self.orders.get(params["origClientOrderId"])
+        wanted = int(params.get("orderId", -1))
+        return next((o for o in self.orders.values() if o["orderId"] == wanted), None)
+
+    # -- endpoints -----------------------------------------------------------------------------
+
+    async def _exchange_info(self, request: web.Request) -> web.Response:
+        if self.outage:
+            return web.Response(status=503, text="Service Unavailable")
+        return web.json_response(load("exchangeInfo.json"))
+
+    async def _time(self, request: web.Request) -> web.Response:
+        return web.json_response({"serverTime": self.now_ms()})
+
+    async def _elsewhere(self, request: web.Request) -> web.Response:
+        self.unexpected.append(f"{request.method} {request.path}")
+        return web.Response(status=404)
+
+    async def _new_order(self, request: web.Request) -> web.Response:
+        params = await self._signed(request)
+        if isinstance(params, web.Response):
+            return params
+        if self.next_answer is not None:
+            (status, name), self.next_answer = self.next_answer, None
+            answer = load(name)
+            if "clientOrderId" in answer:  # an order: this one's
+                answer["clientOrderId"] = params["newClientOrderId"]
+            return web.json_response(answer, status=status)
+        assert params["symbol"] == "BTCUSDT"
+        client_id = params["newClientOrderId"]
+        if client_id in self.orders and self.orders[client_id]["status"] in (
+            "NEW",
+            "PARTIALLY_FILLED",
+        ):
+            return self.error(400, "error_duplicate_order.json")
+        now = self.now_ms()
+        kind = params["type"]
+        answer = load(
+            "order_new_market_full.json" if kind == "MARKET" else "order_new_limit_full.json"
+        )
+        answer.update(
+            clientOrderId=client_id,
+            orderId=self.next_order_id,
+            transactTime=now,
+            workingTime=now,
+            side=params["side"],
+            type=kind,
+        )
+        self.next_order_id += 1
+        if kind == "MARKET":
+            # The documented answer's two fills make 0.0015 BTC: the tests buy that much.
+            assert D(params["quantity"]) == D(answer["origQty"])
+            for fill in answer["fills"]:
+                fill["tradeId"] = self._trade(answer, fill["price"], fill["qty"], now, maker=False)
+        else:
+            answer.update(
+                price=_qty(params["price"]),
+                origQty=_qty(params["quantity"]),
+                timeInForce=params["timeInForce"],
+            )
+        stored = load("order_query.json")
+        stored.update({k: answer[k] for k in stored if k in answer})
+        stored.update(time=now, updateTime=now)
+        self.orders[client_id] = stored
+        if self.post_delay:
+            delay, self.post_delay = self.post_delay, 0.0
+            await asyncio.sleep(delay)  # the order is in the book; the answer is late
+        return web.json_response(answer)
+
+    def _trade(self, order: dict[str, Any], price: str, qty: str, ms: int, *, maker: bool) -> int:
+        trade = load("myTrade.json")
+        trade.update(
+            id=self.next_trade_id,
+            orderId=order["orderId"],
+            price=price,
+            qty=qty,
+            quoteQty=f"{D(price) * D(qty):.8f}",
+            commission=f"{D(price) * D(qty) / 1000:.8f}",
+            time=ms,
+            isBuyer=order["side"] == "BUY",
+            isMaker=maker,
+        )
+        self.next_trade_id += 1
+        self.trades.append(trade)
+        return int(trade["id"])
+
+    def fill(self, client_id: str, qty: str, price: str) -> None:
+        """A resting order fills (partly) at `price`: what the matching engine would do."""
+        order = self.orders[client_id]
+        now = self.now_ms()
+        executed = D(order["executedQty"]) + D(qty)
+        order["executedQty"] = f"{executed:.8f}"
+        order["cummulativeQuoteQty"] = f"{D(order['cummulativeQuoteQty']) + D(qty) * D(price):.8f}"
+        order["status"] = "FILLED" if executed == D(order["origQty"]) else "PARTIALLY_FILLED"
+        order["updateTime"] = now
+        self._trade(order, price, qty, now, maker=True)
+
+    async def _query_order(self, request: web.Request) -> web.Response:
+        params = await self._signed(request)
+        if isinstance(params, web.Response):
+            return params
+        order = self._find(params)
+        if order is None:
+            return self.error(400, "error_order_does_not_exist.json")
+        return web.json_response(order)
+
+    async def _cancel_order(self, request: web.Request) -> web.Response:
+        params = await self._signed(request)
+        if isinstance(params, web.Response):
+            return params
+        order = self._find(params)
+        if order is None or order["status"] not in ("NEW", "PARTIALLY_FILLED"):
+            return self.error(400, "error_unknown_order.json")
+        now = self.now_ms()
+        order.update(status="CANCELED", updateTime=now, isWorking=False)
+        answer = load("order_cancel.json")
+        answer.update({k: order[k] for k in answer if k in order and k != "clientOrderId"})
+        answer.update(
+            origClientOrderId=order["clientOrderId"],
+            clientOrderId=params.get("newClientOrderId", f"cancel-{now}"),
+            transactTime=now,
+        )
+        return web.json_response(answer)
+
+    async def _open_orders(self, request: web.Request) -> web.Response:
+        params = await self._signed(request)
+        if isinstance(params, web.Response):
+            return params
+        listed = [
+            copy.deepcopy(o)
+            for o in self.orders.values()
+            if o["status"] in ("NEW", "PARTIALLY_FILLED")
+            and params.get("symbol", o["symbol"]) == o["symbol"]
+        ]
+        return web.json_response(listed + self.extra_open_orders)
+
+    async def _my_trades(self, request: web.Request) -> web.Response:
+        params = await self._signed(request)
+        if isinstance(params, web.Response):
+            return params
+        assert params["symbol"] == "BTCUSDT"
+        start = int(params.get("startTime", 0))
+        limit = int(params.get("limit", 500))
+        listed = [t for t in self.trades if t["time"] >= start][:limit]
+        return web.json_response(listed + self.extra_trades)
+
+
+@pytest.fixture
+async def binance() -> AsyncIterator[FakeBinance]:
+    server = FakeBinance()
+    await server.start()
+    yield server
+    await server.stop()
+    assert server.unexpected == []
+
+
+@pytest.fixture
+async def make_venue(binance: FakeBinance) -> AsyncIterator[Callable[..., CcxtVenue]]:
+    venues: list[CcxtVenue] = []
+
+    def make(*, secret: str = SECRET, timeout_s: float = 5.0, **options: Any) -> CcxtVenue:
+        venue = CcxtVenue(
+            "binance",
+            api_key=SecretStr(API_KEY),
+            secret=SecretStr(secret),
+            urls={
+                "api": {
+                    "public": f"{binance.base}/api/v3",
+                    "private": f"{binance.base}/api/v3",
+                    "sapi": f"{binance.base}/sapi/v1",
+                }
+            },
+            # Spot only, so load_markets asks just /api/v3/exchangeInfo: no futures APIs, and
+            # (with credentials) no currencies nor margin pairs from /sapi.
+            options={
+                "fetchMarkets": {"types": ["spot"]},
+                "fetchCurrencies": False,
+                "fetchMargins": False,
+            },
+            config={"rateLimit": 1},  # still rate limited, only faster than Binance's 50 ms
+            timeout_s=timeout_s,
+            **options,
+        )
+        venues.append(venue)
+        return venue
+
+    yield make
+    for venue in venues:
+        await venue.close()
+
+
+_ORDERS = 0
+
+
+def order(
+    order_type: OrderType = OrderType.LIMIT,
+    *,
+    side: str = "sell",
+    quantity: str = "0.002",
+    limit: str | None = "70000.00",
+    stop: str | None = None,
+    tif: TimeInForce = TimeInForce.GTC,
+) -> OrderView:
+    global _ORDERS
+    _ORDERS += 1
+    return OrderView(
+        client_order_id=f"tm-{int(time.time())}-{_ORDERS}",
+        account_id=AccountId(UUID(int=1)),
+        user_id=UserId(UUID(int=2)),
+        instrument_id=INSTRUMENT,
+        side=side,  # type: ignore[arg-type]
+        order_type=order_type,
+        quantity=D(quantity),
+        limit_price=None if limit is None else D(limit),
+        stop_price=None if stop is None else D(stop),
+        status=OrderStatus.PENDING,
+        created_at=T0,
+        time_in_force=tif,
+    )
+
+
+def market_buy() -> OrderView:
+    return order(OrderType.MARKET, side="buy", quantity="0.0015", limit=None)
+
+
+def order_requests(server: FakeBinance, method: str = "POST") -> list[Received]:
+    return [r for r in server.received if r.path == "/api/v3/order" and r.method == method]
+
+
+def _recent(ts: datetime) -> bool:
+    return abs(datetime.now(UTC) - ts) < timedelta(seconds=30)
+
+
+async def test_submit_sends_the_client_order_id_signed_and_maps_the_answers(
+    binance: FakeBinance, make_venue: Callable[..., CcxtVenue]
+) -> None:
+    venue = make_venue()
+    bought = market_buy()
+    report = await venue.submit(bought)
+    assert (report.client_order_id, report.status) == (bought.client_order_id, OrderStatus.FILLED)
+    assert report.venue_order_id == "28457001"
+    assert (report.filled, report.remaining) == (D("0.0015"), D(0))
+    assert report.avg_price == D("101.25615") / D("0.0015")  # weighted over the two fills
+    assert (report.fee, report.fee_currency) == (D("0.06750400") + D("0.03375215"), "USDT")
+    assert _recent(report.ts)
+
+    sold = order(OrderType.LIMIT, side="sell", quantity="0.002", limit="70000.00")
+    resting = await venue.submit(sold)
+    assert (resting.client_order_id, resting.status) == (sold.client_order_id, OrderStatus.ACCEPTED)
+    assert (resting.filled, resting.remaining, resting.avg_price) == (D(0), D("0.002"), None)
+    assert resting.venue_order_id == "28457002"
+
+    market, limit = order_requests(binance)
+    assert market.signed and limit.signed  # HMAC-SHA256 of the request with the test secret
+    assert market.params["newClientOrderId"] == bought.client_order_id
+    assert (market.params["type"], market.params["side"], market.params["quantity"]) == (
+        "MARKET",
+        "BUY",
+        "0.0015",
+    )
+    assert "price" not in market.params and "quoteOrderQty" not in market.params
+    assert "timeInForce" not in market.params
+    assert limit.params["newClientOrderId"] == sold.client_order_id
+    assert (limit.params["type"], limit.params["side"], limit.params["timeInForce"]) == (
+        "LIMIT",
+        "SELL",
+        "GTC",
+    )
+    assert (D(limit.params["price"]), D(limit.params["quantity"])) == (D(70000), D("0.002"))
+    assert "signature" not in market.params and "timestamp" in market.params
+
+
+async def test_fetch_cancel_open_orders_and_trades_by_client_order_id(
+    binance: FakeBinance, make_venue: Callable[..., CcxtVenue]
+) -> None:
+    venue = make_venue()
+    since = datetime.now(UTC) - timedelta(seconds=1)
+    bought = market_buy()
+    await venue.submit(bought)
+    resting = order(OrderType.LIMIT, side="sell", quantity="0.002", limit="70000.00")
+    await venue.submit(resting)
+
+    found = await venue.fetch(resting)
+    assert found is not None
+    assert (found.client_order_id, found.status, found.filled) == (
+        resting.client_order_id,
+        OrderStatus.ACCEPTED,
+        D(0),
+    )
+    lookup = order_requests(binance, "GET")[-1]
+    assert lookup.signed and lookup.params["origClientOrderId"] == resting.client_order_id
+    assert (await venue.fetch(order())) is None  # never sent: Binance's -2013
+
+    binance.fill(resting.client_order_id, "0.0005", "70000.00")
+    partly = await venue.fetch(resting)
+    assert partly is not None
+    assert (partly.status, partly.filled, partly.remaining, partly.avg_price) == (
+        OrderStatus.PARTIALLY_FILLED,
+        D("0.0005"),
+        D("0.0015"),
+        D(70000),
+    )
+
+    [listed] = await venue.open_orders(INSTRUMENT)
+    assert (listed.client_order_id, listed.status) == (
+        resting.client_order_id,
+        OrderStatus.PARTIALLY_FILLED,
+    )
+    assert [r.client_order_id for r in await venue.open_orders()] == [resting.client_order_id]
+
+    trades = await venue.recent_trades(INSTRUMENT, since)
+    assert [(t.venue_order_id, t.side, t.quantity, t.price, t.liquidity) for t in trades] == [
+        ("28457001", "buy", D("0.001"), D("67504"), "taker"),
+        ("28457001", "buy", D("0.0005"), D("67504.3"), "taker"),
+        ("28457002", "sell", D("0.0005"), D("70000"), "maker"),
+    ]
+    assert [t.trade_id for t in trades] == ["3601000001", "3601000002", "3601000003"]
+    assert trades[0].fee == D("0.067504") and trades[0].fee_currency == "USDT"
+    assert all(t.client_order_id is None and _recent(t.ts) for t in trades)  # Binance: no cid
+    assert await venue.recent_trades(INSTRUMENT, datetime.now(UTC) + timedelta(hours=1)) == []
+
+    canceled = await venue.cancel(resting)
+    assert (canceled.client_order_id, canceled.status, canceled.filled, canceled.remaining) == (
+        resting.client_order_id,
+        OrderStatus.CANCELED,
+        D("0.0005"),
+        D("0.0015"),
+    )
+    cancel = order_requests(binance, "DELETE")[-1]
+    assert cancel.signed and cancel.params["origClientOrderId"] == resting.client_order_id
+    assert await venue.open_orders(INSTRUMENT) == []
+    after = await venue.fetch(resting)
+    assert after is not None and after.status is OrderStatus.CANCELED
+
+    # Cancelling again: Binance's -2011 is a refusal (the service then fetches the order).
+    with pytest.raises(VenueRejected, match="Unknown order sent"):
+        await venue.cancel(resting)
+
+
+async def test_a_late_answer_is_a_timeout_and_fetch_then_finds_the_order(
+    binance: FakeBinance, make_venue: Callable[..., CcxtVenue]
+) -> None:
+    venue = make_venue(timeout_s=0.5)
+    await venue.open_orders(INSTRUMENT)  # markets loaded: the timeout is the order's alone
+    binance.post_delay = 1.5
+    sent = order(OrderType.LIMIT, side="buy", quantity="0.001", limit="60000.00")
+    started = time.monotonic()
+    with pytest.raises(VenueTimeout):
+        await venue.submit(sent)
+    assert time.monotonic() - started < 1.4
+    assert order_requests(binance)[-1].params["newClientOrderId"] == sent.client_order_id
+
+    found = await venue.fetch(sent)  # the venue did get it: UNKNOWN resolves to ACCEPTED
+    assert found is not None
+    assert (found.client_order_id, found.status) == (sent.client_order_id, OrderStatus.ACCEPTED)
+
+    # Sending it again is refused as a duplicate, not as a rejection of the order.
+    with pytest.raises(DuplicateOrder):
+        await venue.submit(sent)
+
+
+async def test_an_outage_is_unavailable_and_sends_nothing(
+    binance: FakeBinance, make_venue: Callable[..., CcxtVenue]
+) -> None:
+    venue = make_venue()
+    await venue.open_orders(INSTRUMENT)
+    binance.outage = True
+    sent = order()
+    with pytest.raises(VenueUnavailable, match="503"):
+        await venue.submit(sent)
+    with pytest.raises(VenueUnavailable):
+        await venue.fetch(sent)
+    with pytest.raises(VenueUnavailable):
+        await venue.open_orders()
+    binance.outage = False
+    assert binance.orders == {}
+    assert await venue.fetch(sent) is None
+
+
+async def test_refusals_are_rejections(
+    binance: FakeBinance, make_venue: Callable[..., CcxtVenue]
+) -> None:
+    venue = make_venue()
+    binance.next_answer = (400, "error_insufficient_balance.json")
+    with pytest.raises(VenueRejected, match="insufficient balance") as refused:
+        await venue.submit(order())
+    assert not isinstance(refused.value, DuplicateOrder)
+
+    # Refused by the venue before anything is sent: off the market's grid, a DAY order, a
+    # market stop the market does not offer, another venue's instrument.
+    sent = len(order_requests(binance))
+    with pytest.raises(VenueRejected, match="grid"):
+        await venue.submit(order(quantity="0.0012345"))
+    with pytest.raises(VenueRejected, match="grid"):
+        await venue.submit(order(limit="70000.005"))
+    with pytest.raises(VenueRejected, match="DAY"):
+        await venue.submit(order(tif=TimeInForce.DAY))
+    with pytest.raises(VenueRejected, match=r"not a valid order type|not allowed"):
+        await venue.submit(
+            order(OrderType.STOP, side="buy", quantity="0.001", limit=None, stop="71000")
+        )
+    with pytest.raises(VenueRejected, match="not on venue binance"):
+        await venue.submit(replace(order(), instrument_id="kraken:BTC/USD"))
+    assert len(order_requests(binance)) == sent
+
+    # A stop-limit the market offers goes out as Binance's STOP_LOSS_LIMIT.
+    stop_limit = order(
+        OrderType.STOP_LIMIT, side="buy", quantity="0.001", limit="71100", stop="71000"
+    )
+    report = await venue.submit(stop_limit)
+    assert report.status is OrderStatus.ACCEPTED
+    last = order_requests(binance)[-1].params
+    assert (last["type"], D(last["stopPrice"]), D(last["price"])) == (
+        "STOP_LOSS_LIMIT",
+        D(71000),
+        D(71100),
+    )
+
+    # Bad credentials are refused too (and say nothing of the secret).
+    wrong = make_venue(secret="not-the-secret-at-all")
+    with pytest.raises(VenueRejected, match="Signature for this request is not valid"):
+        await wrong.submit(order())
+
+
+async def test_malformed_answers_raise_or_are_left_out_without_poisoning_the_rest(
+    binance: FakeBinance, make_venue: Callable[..., CcxtVenue]
+) -> None:
+    venue = make_venue()
+    binance.next_answer = (200, "order_new_malformed.json")
+    with pytest.raises(MalformedResponse, match="negative"):
+        await venue.submit(order(quantity="0.002"))
+
+    since = datetime.now(UTC) - timedelta(seconds=1)
+    good = order()
+    await venue.submit(good)
+    await venue.submit(market_buy())
+    binance.extra_open_orders = load("openOrders_malformed.json")
+    for trade in (bad := load("myTrades_malformed.json")):
+        if isinstance(trade["time"], int):
+            trade["time"] = binance.now_ms()
+    binance.extra_trades = bad
+
+    listed = await venue.open_orders(INSTRUMENT)
+    assert [r.client_order_id for r in listed] == [good.client_order_id]
+    trades = await venue.recent_trades(INSTRUMENT, since)
+    assert [t.trade_id for t in trades] == ["3601000001", "3601000002"]
+    assert venue.malformed_records == 1 + 3 + 3  # the submit, three orders, three trades
+
+
+async def test_secrets_are_never_logged_nor_in_errors_or_reprs(
+    binance: FakeBinance,
+    make_venue: Callable[..., CcxtVenue],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    caplog.set_level(logging.DEBUG, logger="ccxt")
+    venue = make_venue(timeout_s=0.5)
+    errors: list[VenueError] = []
+    resting = order()
+    await venue.submit(resting)
+    await venue.submit(market_buy())
+    await venue.fetch(resting)
+    await venue.open_orders()
+    await venue.recent_trades(INSTRUMENT, datetime.now(UTC) - timedelta(minutes=1))
+    await venue.cancel(resting)
+    for setup in ("reject", "timeout", "outage", "malformed"):
+        binance.next_answer = {
+            "reject": (400, "error_insufficient_balance.json"),
+            "malformed": (200, "order_new_malformed.json"),
+        }.get(setup)
+        binance.post_delay = 1.0 if setup == "timeout" else 0.0
+        binance.outage = setup == "outage"
+        with pytest.raises(VenueError) as raised:
+            await venue.submit(order())
+        errors.append(raised.value)
+    binance.outage = False
+    with pytest.raises(VenueRejected) as refused:
+        await make_venue(secret="a-wrong-secret-value").submit(order())
+    errors.append(refused.value)
+
+    texts = [caplog.text, repr(venue)]
+    texts += [r.getMessage() for r in caplog.records]
+    texts += [f"{e!s} {e!r} {e.__cause__!r} {e.__context__!r}" for e in errors]
+    for text in texts:
+        assert API_KEY not in text and SECRET not in text
+        assert "a-wrong-secret-value" not in text
+    # ccxt did log its requests, key header and signature masked.
+    requests = [r.getMessage() for r in caplog.records if r.name == "ccxt.base.exchange"]
+    signed = [m for m in requests if "X-MBX-APIKEY" in m]
+    assert signed and all("'X-MBX-APIKEY': '***'" in m for m in signed)
+    assert any("signature=***" in m for m in requests)
+    assert not any(r.exc_info for r in caplog.records if r.name == "ccxt.base.exchange")
