@@ -67,6 +67,7 @@ METRICS: tuple[MetricSpec, ...] = (
     MetricSpec("trademesh_md_feed_reconnects_total", "counter", "reconnects", "Times a feed reconnected to its source.", ("service", "feed")),
     # execution
     MetricSpec("trademesh_execution_fills_total", "counter", "fills", "Fills booked into positions, by venue.", ("service", "venue")),
+    MetricSpec("trademesh_execution_discrepancies_total", "counter", "discrepancies", "Differences between a venue and the service's orders (never resolved silently), by kind.", ("service", "kind")),
     # strategy
     MetricSpec("trademesh_strategy_bars_total", "counter", "bars", "Final bars handed to running bots (one per bot and bar).", ("service", "strategy")),
     MetricSpec("trademesh_strategy_intents_total", "counter", "intents", "Order intents bots emitted (through the outbox).", ("service", "strategy", "kind")),
@@ -141,6 +142,7 @@ MD_STORE_ERRORS = _counter("trademesh_md_store_errors_total")
 MD_FEED_CONNECTED = _gauge("trademesh_md_feed_connected")
 MD_FEED_RECONNECTS = _counter("trademesh_md_feed_reconnects_total")
 EXECUTION_FILLS = _counter("trademesh_execution_fills_total")
+EXECUTION_DISCREPANCIES = _counter("trademesh_execution_discrepancies_total")
 RISK_DECISIONS = _counter("trademesh_risk_decisions_total")
 RISK_KILL_SWITCH = _gauge("trademesh_risk_kill_switch_engaged")
 RISK_REDUCING = _counter("trademesh_risk_reducing_total")

@@ -24,6 +24,7 @@ from trademesh_execution.config import Settings
 from trademesh_execution.credentials import CredentialVault, keystore_from
 from trademesh_execution.equity import EquitySampler
 from trademesh_execution.handlers import register_handlers
+from trademesh_execution.live import LiveOrders, VenueFactory, ccxt_venue
 from trademesh_execution.orders import Orders
 from trademesh_execution.store import ExecutionStore
 
@@ -34,7 +35,12 @@ def _utc_now() -> datetime:
     return datetime.now(UTC)
 
 
-def create_app(settings: Settings, *, clock: Callable[[], datetime] = _utc_now) -> FastAPI:
+def create_app(
+    settings: Settings,
+    *,
+    clock: Callable[[], datetime] = _utc_now,
+    venue_factory: VenueFactory | None = None,
+) -> FastAPI:
     """The service: approved orders placed on their account's venue (paper for now), paper fills
     from md.bars.v1 and md.ticks.v1, every order change on orders.events.v1 through the outbox,
     its API under /api/v1, and /health, /ready (Postgres and Kafka checked for real), /metrics."""
@@ -68,6 +74,16 @@ def create_app(settings: Settings, *, clock: Callable[[], datetime] = _utc_now) 
     )
     credentials = CredentialVault(keystore_from(settings))
     sampler = EquitySampler(database, clock=clock, interval=settings.equity_sample_interval_s)
+    live = LiveOrders(
+        db=database,
+        store=store,
+        outbox=bus.outbox,
+        credentials=credentials,
+        venue_factory=venue_factory or ccxt_venue,
+        service=service,
+        clock=clock,
+        poll_interval=settings.live_poll_interval_s,
+    )
     register_handlers(bus, orders, settings, database)
 
     @asynccontextmanager
@@ -84,7 +100,11 @@ def create_app(settings: Settings, *, clock: Callable[[], datetime] = _utc_now) 
         await bus.start()
         stop = asyncio.Event()
         relay = OutboxRelay(database, bus, poll_interval=settings.outbox_poll_interval_s)
-        tasks = [asyncio.create_task(relay.run(stop)), asyncio.create_task(sampler.run(stop))]
+        tasks = [
+            asyncio.create_task(relay.run(stop)),
+            asyncio.create_task(sampler.run(stop)),
+            asyncio.create_task(live.run(stop)),  # its first rounds reconcile what a crash left
+        ]
         log.info("started", port=settings.http_port)
         try:
             yield
@@ -111,6 +131,7 @@ def create_app(settings: Settings, *, clock: Callable[[], datetime] = _utc_now) 
         orders=orders,
         credentials=credentials,
         equity=sampler,
+        live=live,
     )
     app.include_router(api_router(), prefix="/api/v1")
     return app

@@ -44,6 +44,9 @@ class Settings(ServiceSettings):
         description="Paper venue: at most this share of a bar's volume fills (the rest stays open); "
         "unset: no cap.",
     )
+    live_poll_interval_s: float = Field(
+        0.5, gt=0, le=60, description="How often PENDING and UNKNOWN live orders are driven."
+    )
     equity_sample_interval_s: float = Field(
         60.0, gt=0, le=86_400, description="How often every account's equity is sampled."
     )

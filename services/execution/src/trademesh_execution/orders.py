@@ -87,11 +87,8 @@ class Orders:
             await self._move(conn, order, OrderStatus.REJECTED, "unknown account")
             return
         if account.venue != "paper":
-            # Live venues (ccxt) are the next step of T5: refuse loudly rather than hold the
-            # order PENDING for ever.
-            await self._move(
-                conn, order, OrderStatus.REJECTED, f"venue {account.venue!r} is not available"
-            )
+            # A live venue: PENDING commits with this approval; live.py sends it afterwards
+            # (and looks it up first, so a crash in between never sends it twice).
             return
         market_time = await self.store.market_clock(conn, order.instrument_id) or now
         accepted, events = paper_accept(order, now, market_time=market_time)

@@ -14,6 +14,7 @@ from trademesh_http import ProblemError
 from trademesh_execution.config import Settings
 from trademesh_execution.credentials import CredentialVault
 from trademesh_execution.equity import EquitySampler
+from trademesh_execution.live import LiveOrders
 from trademesh_execution.orders import Orders
 from trademesh_execution.store import AccountRow, ExecutionStore
 
@@ -29,6 +30,7 @@ class Runtime:
     orders: Orders
     credentials: CredentialVault
     equity: EquitySampler
+    live: LiveOrders
 
 
 def get_runtime(request: Request) -> Runtime:
