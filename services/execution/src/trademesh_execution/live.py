@@ -122,7 +122,7 @@ class LiveOrders:
                 "SELECT client_order_id FROM orders WHERE venue NOT IN ('paper', 'unknown') "
                 "AND ((status IN ('PENDING', 'UNKNOWN') AND updated_at <= now() - $1::interval) "
                 "OR (status IN ('SUBMITTED', 'ACCEPTED', 'PARTIALLY_FILLED') "
-                "AND updated_at <= now() - $2::interval)) "
+                "AND (cancel_requested OR updated_at <= now() - $2::interval))) "
                 "ORDER BY updated_at LIMIT 1 FOR UPDATE SKIP LOCKED",
                 self.retry_after,
                 self.open_poll,
@@ -143,12 +143,21 @@ class LiveOrders:
             )
             venue = self.venue_factory(account.venue, credentials)
             try:
-                await self._drive(conn, venue, order)
+                if stored["cancel_requested"] and order.status not in (
+                    OrderStatus.PENDING,
+                    OrderStatus.UNKNOWN,
+                ):
+                    await self._cancel(conn, venue, order, stored["reason"])
+                else:
+                    await self._drive(conn, venue, order)
             finally:
                 await venue.close()
-            # Touch the row, so that an order left waiting goes behind the others.
+            # Touch the row, so that an order left waiting goes behind the others; a cancel is
+            # asked once per round until the order has ended.
             await conn.execute(
-                "UPDATE orders SET updated_at = now() WHERE client_order_id = $1",
+                "UPDATE orders SET updated_at = now(), cancel_requested = cancel_requested "
+                "AND status IN ('SUBMITTED', 'ACCEPTED', 'PARTIALLY_FILLED') "
+                "WHERE client_order_id = $1",
                 stored["client_order_id"],
             )
             return True
@@ -179,6 +188,23 @@ class LiveOrders:
             log.warning("venue unavailable", client_order_id=order.client_order_id, error=str(exc))
             return
         await self.apply(conn, order, report)
+
+    async def _cancel(
+        self, conn: asyncpg.Connection, venue: Venue, order: OrderView, reason: str | None
+    ) -> None:
+        """Ask the venue to cancel; record what it answers (fills that came first included)."""
+        report: VenueReport | None
+        try:
+            report = await venue.cancel(order)
+        except VenueRejected:  # e.g. it filled or ended meanwhile: see what the venue has
+            report = await venue.fetch(order)
+        except (VenueUnavailable, VenueTimeout, MalformedResponse) as exc:
+            log.warning(
+                "cancel not confirmed", client_order_id=order.client_order_id, error=str(exc)
+            )
+            return
+        if report is not None:
+            await self.apply(conn, order, report)
 
     async def _poll(self, conn: asyncpg.Connection, venue: Venue, order: OrderView) -> None:
         """A working order's state at the venue. One the venue does not know is a discrepancy:

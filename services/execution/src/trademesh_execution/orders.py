@@ -71,7 +71,7 @@ class Orders:
             await self.cancel(conn, event.client_order_id, "cancel requested", event.account_id)
         elif isinstance(event, CancelAllOrders):
             for order in await self.store.open_orders(conn, event.account_id):
-                await self._cancel(conn, order, event.reason)
+                await self.cancel(conn, order.client_order_id, event.reason, event.account_id)
 
     async def _place(self, conn: asyncpg.Connection, event: OrderApproved) -> None:
         """PENDING is stored before anything is sent; a client order id seen before places
@@ -105,8 +105,13 @@ class Orders:
         found = await self.store.order(client_order_id, conn, lock=True)
         if found is None or (account_id is not None and found[0].account_id != account_id):
             return None
-        order = found[0]
+        order, row = found
         if not is_open(order.status):
+            return order
+        if row["venue"] not in ("paper", "unknown") and order.status is not OrderStatus.PENDING:
+            # A live order is cancelled by its venue: ask, and let the driver (live.py) record
+            # what the venue answers (CANCELED, or a fill that came first).
+            await self.store.request_cancel(conn, order.client_order_id, reason)
             return order
         return await self._cancel(conn, order, reason)
 

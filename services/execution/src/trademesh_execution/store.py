@@ -235,6 +235,16 @@ class ExecutionStore:
         if previous != order.status.value or order.status is OrderStatus.PARTIALLY_FILLED:
             await self.note(conn, order.client_order_id, order.status, reason)
 
+    async def request_cancel(
+        self, conn: asyncpg.Connection, client_order_id: str, reason: str
+    ) -> None:
+        await conn.execute(
+            "UPDATE orders SET cancel_requested = true, reason = $2, updated_at = now() - "
+            "interval '1 hour' WHERE client_order_id = $1",
+            client_order_id,
+            reason[:500],
+        )
+
     async def note(
         self,
         conn: asyncpg.Connection,

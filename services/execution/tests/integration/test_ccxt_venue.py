@@ -839,3 +839,43 @@ async def test_a_working_live_order_is_polled_to_its_fills(
         assert done.filled == D("0.002")
         assert done.avg_price == (D("0.0005") * 70000 + D("0.0015") * D("70010")) / D("0.002")
         assert len(order_requests(binance)) == 1
+
+
+async def test_a_live_order_is_cancelled_by_its_venue(live_app: Any, binance: FakeBinance) -> None:
+    from trademesh_events.orders import SubmitOrder
+    from trademesh_testing.http import app_client
+
+    from trademesh_execution.engine import new_order
+
+    user = UUID(int=11)
+    headers = {"X-User-Id": str(user)}
+    async with app_client(live_app) as client:
+        live = await _hold(live_app)
+        account = await _binance_account(client, user)
+        submit = SubmitOrder(
+            account_id=account,
+            user_id=user,
+            client_order_id=f"tm-live-{time.time_ns() % 10**12}",
+            instrument_id=INSTRUMENT,
+            side="sell",
+            order_type=OrderType.LIMIT,
+            quantity=D("0.002"),
+            limit_price=D("70000.00"),
+            source="manual",
+            created_at=datetime.now(UTC),
+        )
+        runtime = live_app.state.runtime
+        async with runtime.db.transaction() as conn:
+            assert await runtime.store.insert_pending(conn, new_order(submit), "binance")
+        live.retry_after = timedelta(0)
+        assert await live.step()
+        await _status(live_app, submit.client_order_id, OrderStatus.ACCEPTED)
+        # The user cancels: the order stays as it is until its venue says so.
+        asked = await client.post(
+            f"/api/v1/orders/{submit.client_order_id}/cancel", headers=headers
+        )
+        assert asked.json()["status"] == "ACCEPTED"
+        assert await live.step()  # a requested cancel is due at once
+        await _status(live_app, submit.client_order_id, OrderStatus.CANCELED)
+        assert len(order_requests(binance, "DELETE")) == 1
+        assert binance.orders[submit.client_order_id]["status"] == "CANCELED"
