@@ -6,10 +6,12 @@ from dataclasses import dataclass
 from typing import Annotated
 from uuid import UUID
 
-from fastapi import Depends, Header, Request
+from fastapi import Depends, Request
 from trademesh_bus import Bus
 from trademesh_db import Database
 from trademesh_http import ProblemError
+from trademesh_http.caller import AdminDep as AdminIdDep
+from trademesh_http.caller import CallerIdDep
 
 from trademesh_execution.config import Settings
 from trademesh_execution.credentials import CredentialVault
@@ -42,38 +44,8 @@ def get_runtime(request: Request) -> Runtime:
 RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
 
 
-def get_caller(
-    x_user_id: Annotated[
-        str | None,
-        Header(description="The calling user's id. Set by the gateway (T6) from a verified token."),
-    ] = None,
-) -> UUID:
-    """The user a request acts for. Until T6 it is the X-User-Id header; T6 replaces this one
-    function with the verification of the caller's access token."""
-    if x_user_id is None:
-        raise ProblemError(401, "No caller", "The X-User-Id header names the calling user.")
-    try:
-        return UUID(x_user_id)
-    except ValueError:
-        raise ProblemError(401, "No caller", "X-User-Id must be a user id (a UUID).") from None
-
-
-CallerDep = Annotated[UUID, Depends(get_caller)]
-
-
-def require_admin(
-    caller: CallerDep,
-    x_user_role: Annotated[str | None, Header(description="Set by the gateway (T6).")] = None,
-) -> UUID:
-    """An admin caller (until T6, named by the X-User-Role header)."""
-    if x_user_role != "admin":
-        raise ProblemError(
-            403, "Forbidden", "This needs the role admin.", type="/problems/forbidden"
-        )
-    return caller
-
-
-AdminDep = Annotated[UUID, Depends(require_admin)]
+CallerDep = CallerIdDep  # the caller's user id (trademesh_http.caller, until T6)
+AdminDep = AdminIdDep
 
 
 async def own_account(runtime: Runtime, account_id: UUID, caller: UUID) -> AccountRow:
