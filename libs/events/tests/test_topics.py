@@ -18,6 +18,7 @@ from trademesh_events.topics import (
     MD_TICKS,
     ORDERS_APPROVED,
     ORDERS_DENIED,
+    ORDERS_DISCREPANCIES,
     ORDERS_EVENTS,
     ORDERS_INTENTS,
     UNKEYED,
@@ -34,6 +35,7 @@ EXPECTED_KEYS = {
     ORDERS_APPROVED: "account_id",
     ORDERS_DENIED: "account_id",
     ORDERS_EVENTS: "account_id",
+    ORDERS_DISCREPANCIES: "account_id",
     BOTS_EVENTS: "bot_id",
     AUTH_EVENTS: "user_id",
 }

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
 from enum import StrEnum
 from typing import Annotated, Literal, Self
 
@@ -93,6 +94,10 @@ class SubmitOrder(Event):
     bot_id: BotId | None = None
     source: Literal["bot", "manual"]
     created_at: UtcDateTime
+    # The market time of the decision: for a bot's order, the close time of the last bar its
+    # strategy had seen. The paper venue fills the order only on bars after it, however late
+    # execution reads that bar (bars and orders travel on different topics).
+    decided_at: UtcDateTime | None = None
 
     @model_validator(mode="after")
     def _prices_match_type(self) -> Self:
@@ -212,12 +217,22 @@ class OrderFilled(_OrderEvent):
     fee: Money
     fee_currency: Annotated[str, StringConstraints(min_length=1, max_length=16)]
     liquidity: Literal["maker", "taker"]
+    # The fee valued in the instrument's quote currency, which positions and PnL count: set by
+    # execution when the venue charged it in another currency (the base, or its own token),
+    # at the fill's price or its last price of that currency; 0 when it has no such price (the
+    # fee and its currency above stay as charged). None: `fee` is in the quote already.
+    quote_fee: Money | None = None
 
     @model_validator(mode="after")
     def _quantities(self) -> Self:
         if self.last_qty > self.cum_qty:
             raise ValueError("last_qty cannot exceed cum_qty")
         return self
+
+    @property
+    def booked_fee(self) -> Decimal:
+        """The fee in the quote currency: what a position's cash and realised PnL count."""
+        return self.fee if self.quote_fee is None else self.quote_fee
 
 
 ORDER_LIFECYCLE: tuple[type[Event], ...] = (
@@ -229,3 +244,36 @@ ORDER_LIFECYCLE: tuple[type[Event], ...] = (
     OrderStatusUnknown,
     OrderFilled,
 )
+
+
+# ---- reconciliation (orders.discrepancies.v1) --------------------------------------------------
+
+
+class DiscrepancyKind(StrEnum):
+    """What reconciliation found that the service's books and the venue disagree on."""
+
+    UNKNOWN_VENUE_ORDER = "UNKNOWN_VENUE_ORDER"  # working at the venue, not an order of ours
+    ORDER_MISSING = "ORDER_MISSING"  # ours and working here, the venue does not know it
+    STATUS_MISMATCH = "STATUS_MISMATCH"  # ended here, still working at the venue
+    UNMATCHED_TRADE = "UNMATCHED_TRADE"  # a fill at the venue of no order of ours
+    FILL_MISMATCH = "FILL_MISMATCH"  # the venue's fills and ours disagree on quantity
+    MISSING_FILL = "MISSING_FILL"  # a venue fill we had not applied (applied now)
+
+
+class DiscrepancyDetected(Event):
+    """Execution found its books and a venue's disagreeing. Raised, and kept, every time, never
+    silently resolved: `resolution` says what the service did about it (None: nothing it could
+    do safely, for a human to look at). `venue_ref` names the venue's side of it (an order or
+    trade id, or a client id that is not ours) as the venue gave it."""
+
+    type: Literal["trademesh.order.discrepancy"] = "trademesh.order.discrepancy"
+    account_id: AccountId
+    user_id: UserId
+    venue: Annotated[str, StringConstraints(pattern=r"^[a-z0-9_-]{1,32}$")]
+    kind: DiscrepancyKind
+    client_order_id: ClientOrderId | None = None
+    instrument_id: InstrumentId | None = None
+    venue_ref: Annotated[str, StringConstraints(max_length=200)] | None = None
+    detail: Reason
+    resolution: Reason | None = None
+    detected_at: UtcDateTime

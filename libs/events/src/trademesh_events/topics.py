@@ -17,6 +17,7 @@ ORDERS_INTENTS = "orders.intents.v1"
 ORDERS_APPROVED = "orders.approved.v1"
 ORDERS_DENIED = "orders.denied.v1"
 ORDERS_EVENTS = "orders.events.v1"
+ORDERS_DISCREPANCIES = "orders.discrepancies.v1"
 BOTS_EVENTS = "bots.events.v1"
 AUTH_EVENTS = "auth.events.v1"
 
@@ -96,6 +97,13 @@ TOPICS: tuple[TopicSpec, ...] = (
     ),
     TopicSpec(
         ORDERS_EVENTS, orders.ORDER_LIFECYCLE, "account_id", 6, "Order lifecycle events and fills."
+    ),
+    TopicSpec(
+        ORDERS_DISCREPANCIES,
+        (orders.DiscrepancyDetected,),
+        "account_id",
+        3,
+        "What execution's reconciliation with a venue found disagreeing, and what it did.",
     ),
     TopicSpec(BOTS_EVENTS, (bots.BotStateChanged,), "bot_id", 3, "Bot state changes."),
     TopicSpec(

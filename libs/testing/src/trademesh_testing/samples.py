@@ -113,6 +113,18 @@ _BUILDERS: dict[type[Event], Callable[[], dict[str, Any]]] = {
     orders.OrderCanceled: lambda: _order_event(reason="user request"),
     orders.OrderExpired: lambda: _order_event(venue_order_id=None),
     orders.OrderStatusUnknown: lambda: _order_event(reason="send timed out"),
+    orders.DiscrepancyDetected: lambda: {
+        "account_id": ACCOUNT,
+        "user_id": USER,
+        "venue": "binance",
+        "kind": orders.DiscrepancyKind.MISSING_FILL,
+        "client_order_id": CLIENT_ORDER_ID,
+        "instrument_id": INSTRUMENT,
+        "venue_ref": "3601000001",
+        "detail": "a fill of 0.1 at 64000.5 was not in our books",
+        "resolution": "applied",
+        "detected_at": T0,
+    },
     orders.OrderFilled: lambda: _order_event(
         trade_id="fill-1",
         side="buy",

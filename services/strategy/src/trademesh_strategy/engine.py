@@ -246,6 +246,7 @@ class BotSession:
         self.clock = clock
         self.history: deque[Bar] = deque(maxlen=max(window, strategy.warmup(), 1))
         self.last_bar_time: datetime | None = None
+        self.last_bar_close: datetime | None = None  # the market time of the bot's decisions
         self.seen = 0  # bars the strategy has seen (warm-up included): ctx.bar_index + 1
         self.started = False
 
@@ -298,7 +299,7 @@ class BotSession:
             )
             self._start(ctx)
             self.history.append(bar)
-            self.last_bar_time = bar.open_time
+            self.last_bar_time, self.last_bar_close = bar.open_time, bar.close_time
             try:
                 self.strategy.on_bar(ctx, bar)
             except Exception as exc:
@@ -326,7 +327,7 @@ class BotSession:
         )
         self._start(ctx)
         self.history.append(bar)
-        self.last_bar_time = bar.open_time
+        self.last_bar_time, self.last_bar_close = bar.open_time, bar.close_time
         try:
             self.strategy.on_bar(ctx, bar)
         except Exception as exc:
@@ -375,8 +376,11 @@ class BotSession:
         return ctx.requests
 
 
-def intent(config: BotConfig, request: Request, now: datetime) -> SubmitOrder | CancelOrder:
-    """The event on orders.intents.v1 for a strategy's request."""
+def intent(
+    config: BotConfig, request: Request, now: datetime, decided_at: datetime | None = None
+) -> SubmitOrder | CancelOrder:
+    """The event on orders.intents.v1 for a strategy's request; `decided_at` is the close time
+    of the last bar the strategy saw (SubmitOrder.decided_at)."""
     if isinstance(request, CancelRequest):
         return CancelOrder(
             account_id=config.account_id,
@@ -397,4 +401,5 @@ def intent(config: BotConfig, request: Request, now: datetime) -> SubmitOrder | 
         bot_id=config.bot_id,
         source="bot",
         created_at=now,
+        decided_at=decided_at,
     )

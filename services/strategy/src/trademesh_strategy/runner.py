@@ -375,7 +375,9 @@ class BotRuntime:
 
     def _events(self, bot: BotRecord, requests: list[Request]) -> list[Any]:
         try:
-            return [intent(bot.config, request, self.clock()) for request in requests]
+            session = self.sessions.get(bot.bot_id)
+            decided_at = session.last_bar_close if session is not None else None
+            return [intent(bot.config, request, self.clock(), decided_at) for request in requests]
         except ValidationError as exc:  # e.g. a quantity with more digits than an order takes
             raise StrategyFailed("order", exc) from exc
 
@@ -475,7 +477,7 @@ class BotRuntime:
                 side=event.side,
                 quantity=event.last_qty,
                 price=event.last_price,
-                fee=event.fee,
+                fee=event.booked_fee,
                 ts=event.ts,
                 leaves=event.leaves_qty,
             )
