@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from fastapi import FastAPI
 from trademesh_bus import Bus, OutboxRelay
@@ -24,6 +25,7 @@ from trademesh_risk.decider import Decider
 from trademesh_risk.handlers import register_handlers
 from trademesh_risk.prices import PriceBook
 from trademesh_risk.store import RiskStore
+from trademesh_risk.venue_rules import VenueRules
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 
@@ -32,10 +34,17 @@ def _utc_now() -> datetime:
     return datetime.now(UTC)
 
 
-def create_app(settings: Settings, *, clock: Callable[[], datetime] = _utc_now) -> FastAPI:
+def create_app(
+    settings: Settings,
+    *,
+    clock: Callable[[], datetime] = _utc_now,
+    ccxt_config: Mapping[str, Mapping[str, Any]] | None = None,
+) -> FastAPI:
     """The service: intents decided on orders.intents.v1, exposure from orders.events.v1, prices
-    from md.ticks.v1 and md.bars.v1, its API under /api/v1, and /health, /ready (Postgres and
-    Kafka checked for real), /metrics."""
+    from md.ticks.v1 and md.bars.v1, the venues' instrument rules loaded at start and every
+    venue_rules_refresh_s, its API under /api/v1, and /health, /ready (Postgres and Kafka
+    checked for real), /metrics. `ccxt_config` replaces the ccxt configuration of the exchanges
+    it names (tests point ccxt at a local venue with it)."""
     configure_logging(settings.service_name, level=settings.log_level, fmt=settings.log_format)
     configure_tracing(settings.service_name)
     log = get_logger("trademesh_risk")
@@ -56,6 +65,12 @@ def create_app(settings: Settings, *, clock: Callable[[], datetime] = _utc_now) 
     decider = Decider(
         db=database, store=store, prices=prices, outbox=bus.outbox, service=service, clock=clock
     )
+    venue_rules = VenueRules(
+        store,
+        settings.venue_rules_exchanges,
+        refresh_s=settings.venue_rules_refresh_s,
+        ccxt_config=ccxt_config,
+    )
     register_handlers(bus, decider, prices, settings, database)
 
     @asynccontextmanager
@@ -75,7 +90,11 @@ def create_app(settings: Settings, *, clock: Callable[[], datetime] = _utc_now) 
         await bus.start()
         stop = asyncio.Event()
         relay = OutboxRelay(database, bus, poll_interval=settings.outbox_poll_interval_s)
-        tasks = [asyncio.create_task(relay.run(stop)), asyncio.create_task(prices.run(stop))]
+        tasks = [
+            asyncio.create_task(relay.run(stop)),
+            asyncio.create_task(prices.run(stop)),
+            asyncio.create_task(venue_rules.run(stop)),
+        ]
         log.info("started", port=settings.http_port)
         try:
             yield
@@ -95,7 +114,13 @@ def create_app(settings: Settings, *, clock: Callable[[], datetime] = _utc_now) 
         title="trademesh risk",
     )
     app.state.runtime = Runtime(
-        settings=settings, bus=bus, db=database, store=store, decider=decider, prices=prices
+        settings=settings,
+        bus=bus,
+        db=database,
+        store=store,
+        decider=decider,
+        prices=prices,
+        venue_rules=venue_rules,
     )
     app.include_router(api_router(), prefix="/api/v1")
     return app

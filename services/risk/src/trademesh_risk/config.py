@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
-from pydantic import Field
+from typing import Annotated
+
+from pydantic import Field, StringConstraints, field_validator
 from trademesh_config import ServiceSettings
+
+ExchangeId = Annotated[str, StringConstraints(pattern=r"^[a-z0-9_]{1,32}$")]
 
 
 class Settings(ServiceSettings):
@@ -25,3 +29,34 @@ class Settings(ServiceSettings):
     outbox_poll_interval_s: float = Field(
         1.0, gt=0, le=60, description="How often the outbox relay looks for rows without a NOTIFY."
     )
+    venue_rules_exchanges: list[ExchangeId] = Field(
+        default_factory=list,
+        description=(
+            "The ccxt exchange ids whose public market info (price and quantity steps, minimum "
+            "quantity and notional) is loaded into the instrument rules, at start and every "
+            "venue_rules_refresh_s. Empty (the default, e.g. offline tests) fetches nothing; a "
+            "deployment trading on Binance sets TRADEMESH_VENUE_RULES_EXCHANGES='[\"binance\"]'."
+        ),
+    )
+    venue_rules_refresh_s: float = Field(
+        3600.0,
+        ge=60,
+        le=7 * 86400,
+        description="How often the venue rules are loaded again (venues change them rarely).",
+    )
+
+    @field_validator("venue_rules_exchanges")
+    @classmethod
+    def _known_to_ccxt(cls, exchanges: list[str]) -> list[str]:
+        # A typo would otherwise only show up as a failing sync an hour later. (ccxt is imported
+        # only when needed: importing it takes seconds.)
+        if not exchanges:
+            return exchanges
+        import ccxt
+
+        unknown = [e for e in exchanges if e not in ccxt.exchanges]
+        if unknown:
+            raise ValueError(f"not ccxt exchange ids: {', '.join(unknown)}")
+        if len(set(exchanges)) != len(exchanges):
+            raise ValueError("an exchange is named twice")
+        return exchanges

@@ -177,7 +177,7 @@ class Decider:
                 event.side,
                 event.last_qty,
                 event.last_price,
-                event.fee,
+                event.booked_fee,
             )
             await self.store.save_position(
                 conn,

@@ -163,6 +163,31 @@ class InstrumentRules:
         _require_positive(self, frozenset())
 
 
+def rules_in_force(
+    venue: InstrumentRules | None, admin: InstrumentRules | None
+) -> InstrumentRules | None:
+    """The rules an order is checked against, from the venue's market info and an admin's
+    override of it.
+
+    Field by field, the admin's value wins where the admin set one, and the venue's applies
+    elsewhere: an admin who raises the minimum notional keeps the venue's price and quantity
+    steps. The admin's value wins even when it is looser than the venue's: an override is a
+    deliberate decision, and the venue sync never changes it. None when neither has rules.
+    """
+    if admin is None:
+        return venue
+    if venue is None:
+        return admin
+    return InstrumentRules(
+        **{
+            spec.name: getattr(venue, spec.name)
+            if getattr(admin, spec.name) is None
+            else getattr(admin, spec.name)
+            for spec in fields(InstrumentRules)
+        }
+    )
+
+
 @dataclass(frozen=True)
 class AccountView:
     """What the service knows of an account when an intent arrives. Every field is required, so

@@ -9,18 +9,21 @@ the event that caused it and the events it causes (outbox) commit together.
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from datetime import date, datetime
 from decimal import Decimal
-from typing import Any
+from typing import Any, Literal
 from uuid import UUID
 
 import asyncpg
 from trademesh_db import Database
 
-from trademesh_risk.engine import InstrumentRules, Limits, TradingState
+from trademesh_risk.engine import InstrumentRules, Limits, TradingState, rules_in_force
 
 ZERO = Decimal(0)
+
+RuleSource = Literal["venue", "admin"]
 
 
 def limits_from_json(text: str | None) -> Limits | None:
@@ -78,6 +81,14 @@ def _account(row: asyncpg.Record) -> AccountRow:
     values = dict(row)
     values["state"] = TradingState(values["state"])
     return AccountRow(**values)
+
+
+@dataclass(frozen=True)
+class RuleLayer:
+    """An instrument's rules from one source, and when they last changed."""
+
+    rules: InstrumentRules
+    updated_at: datetime
 
 
 @dataclass(frozen=True)
@@ -224,18 +235,64 @@ class RiskStore:
     async def rules(
         self, instrument_id: str, conn: asyncpg.Connection | None = None
     ) -> InstrumentRules | None:
-        text = await (conn or self.db.pool).fetchval(
-            "SELECT rules::text FROM instrument_rules WHERE instrument_id = $1", instrument_id
+        """The rules an order on the instrument is checked against: the venue's, overridden
+        field by field by an admin's (engine.rules_in_force)."""
+        layers = await self.rule_layers(instrument_id, conn)
+        venue, admin = layers.get("venue"), layers.get("admin")
+        return rules_in_force(
+            venue.rules if venue is not None else None, admin.rules if admin is not None else None
         )
-        return rules_from_json(text)
+
+    async def rule_layers(
+        self, instrument_id: str, conn: asyncpg.Connection | None = None
+    ) -> dict[RuleSource, RuleLayer]:
+        """The instrument's rules by where they came from (no key for a source without rules)."""
+        rows = await (conn or self.db.pool).fetch(
+            "SELECT source, rules::text AS rules, updated_at FROM instrument_rules "
+            "WHERE instrument_id = $1",
+            instrument_id,
+        )
+        out: dict[RuleSource, RuleLayer] = {}
+        for row in rows:
+            rules = rules_from_json(row["rules"])
+            assert rules is not None
+            source: RuleSource = "admin" if row["source"] == "admin" else "venue"
+            out[source] = RuleLayer(rules, row["updated_at"])
+        return out
 
     async def put_rules(self, instrument_id: str, rules: InstrumentRules) -> None:
+        """Set an admin's override of the instrument's rules (the venue sync never touches it)."""
         await self.db.pool.execute(
-            "INSERT INTO instrument_rules (instrument_id, rules) VALUES ($1, $2::jsonb) "
-            "ON CONFLICT (instrument_id) DO UPDATE SET rules = EXCLUDED.rules, updated_at = now()",
+            "INSERT INTO instrument_rules (instrument_id, source, rules) VALUES ($1, 'admin', $2::jsonb) "
+            "ON CONFLICT (instrument_id, source) DO UPDATE SET rules = EXCLUDED.rules, updated_at = now()",
             instrument_id,
             rules_to_json(rules),
         )
+
+    async def delete_rules(self, instrument_id: str) -> bool:
+        """Drop an admin's override, so that the venue's rules apply again; False if none."""
+        status: str = await self.db.pool.execute(
+            "DELETE FROM instrument_rules WHERE instrument_id = $1 AND source = 'admin'",
+            instrument_id,
+        )
+        return status.endswith(" 1")
+
+    async def put_venue_rules(self, rules: Mapping[str, InstrumentRules]) -> int:
+        """Write the venue's rules of many instruments at once, leaving admin overrides alone;
+        how many were new or different from the ones stored."""
+        if not rules:
+            return 0
+        ids = list(rules)
+        changed = await self.db.pool.fetch(
+            "INSERT INTO instrument_rules (instrument_id, source, rules) "
+            "SELECT id, 'venue', body::jsonb FROM unnest($1::text[], $2::text[]) AS t(id, body) "
+            "ON CONFLICT (instrument_id, source) DO UPDATE SET rules = EXCLUDED.rules, "
+            "updated_at = now() WHERE instrument_rules.rules IS DISTINCT FROM EXCLUDED.rules "
+            "RETURNING instrument_id",
+            ids,
+            [rules_to_json(rules[i]) for i in ids],
+        )
+        return len(changed)
 
     # ---- exposure ------------------------------------------------------------------------------
 

@@ -35,3 +35,22 @@ def test_settings_are_frozen() -> None:
     settings = Settings()
     with pytest.raises(ValidationError):
         settings.http_port = 1  # type: ignore[misc]
+
+
+def test_venue_rules_fetch_nothing_by_default_and_read_a_json_list(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv("TRADEMESH_VENUE_RULES_EXCHANGES", raising=False)
+    assert Settings().venue_rules_exchanges == []
+    assert Settings().venue_rules_refresh_s == 3600
+    monkeypatch.setenv("TRADEMESH_VENUE_RULES_EXCHANGES", '["binance", "kraken"]')
+    assert Settings().venue_rules_exchanges == ["binance", "kraken"]
+
+
+@pytest.mark.parametrize(
+    ("exchanges", "why"),
+    [(["binanse"], "not ccxt exchange ids: binanse"), (["binance", "binance"], "named twice")],
+)
+def test_venue_rules_exchanges_must_be_distinct_ccxt_ids(exchanges: list[str], why: str) -> None:
+    with pytest.raises(ValidationError, match=why):
+        Settings(venue_rules_exchanges=exchanges)

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from trademesh_risk.api import about, accounts
+from trademesh_risk.api import about, accounts, instruments
 
 
 def api_router() -> APIRouter:
     router = APIRouter()
     router.include_router(about.router)
     router.include_router(accounts.router)
+    router.include_router(instruments.router)
     return router

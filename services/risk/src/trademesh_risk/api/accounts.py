@@ -1,5 +1,5 @@
-"""/api/v1/accounts, /api/v1/kill-switch, /api/v1/instruments: limits, states, kill switches and
-the venue rules risk checks against; an account's exposure as risk sees it."""
+"""/api/v1/accounts, /api/v1/kill-switch: limits, states and kill switches; an account's exposure
+as risk sees it. (The instruments' venue rules are in instruments.py.)"""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from trademesh_events.ids import InstrumentId
 
 from trademesh_risk.api.deps import CallerDep, RuntimeDep, require
-from trademesh_risk.engine import InstrumentRules, Limits, TradingState
+from trademesh_risk.engine import Limits, TradingState
 
 router = APIRouter(tags=["risk"])
 
@@ -51,18 +51,6 @@ class InstrumentLimitsIn(BaseModel):
 
     instrument_id: InstrumentId
     limits: LimitsIn
-
-
-class RulesIn(BaseModel):
-    """The venue's market info for an instrument: precision and minimums."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    instrument_id: InstrumentId
-    price_step: PositiveMoney | None = None
-    quantity_step: PositiveMoney | None = None
-    min_quantity: PositiveMoney | None = None
-    min_notional: PositiveMoney | None = None
 
 
 class SwitchIn(BaseModel):
@@ -217,13 +205,3 @@ async def set_global(body: SwitchIn, caller: CallerDep, runtime: RuntimeDep) -> 
     await runtime.decider.set_global_switch(body.engaged, body.reason)
     engaged, reason = await runtime.store.global_switch()
     return GlobalSwitchOut(engaged=engaged, reason=reason)
-
-
-@router.put("/instruments/rules", summary="Set an instrument's precision and minimums (admin)")
-async def put_rules(body: RulesIn, caller: CallerDep, runtime: RuntimeDep) -> RulesIn:
-    require(caller, "admin")
-    await runtime.store.put_rules(
-        body.instrument_id,
-        InstrumentRules(**body.model_dump(exclude={"instrument_id"}, exclude_none=True)),
-    )
-    return body

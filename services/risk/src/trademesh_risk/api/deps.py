@@ -14,6 +14,7 @@ from trademesh_risk.config import Settings
 from trademesh_risk.decider import Decider
 from trademesh_risk.prices import PriceBook
 from trademesh_risk.store import RiskStore
+from trademesh_risk.venue_rules import VenueRules
 
 
 @dataclass(frozen=True)
@@ -26,6 +27,7 @@ class Runtime:
     store: RiskStore
     decider: Decider
     prices: PriceBook
+    venue_rules: VenueRules
 
 
 def get_runtime(request: Request) -> Runtime:

@@ -1,0 +1,318 @@
+"""The venue's market info on the real broker and Postgres, from a local Binance (real ccxt, real
+HTTP, exchangeInfo.json): the sync writes the rules, intents are denied off the grid and below
+the minimums, an admin's override survives a sync until deleted, a venue that is down changes
+nothing and answers 502, and only admins change rules."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal as D
+from typing import Any
+from uuid import UUID, uuid4
+
+import httpx
+import pytest
+from fastapi import FastAPI
+from trademesh_bus import Bus
+from trademesh_events.marketdata import Bar
+from trademesh_events.orders import OrderApproved, OrderDenied, OrderType, SubmitOrder
+from trademesh_events.topics import ORDERS_APPROVED, ORDERS_DENIED
+from trademesh_testing.binance import INSTRUMENT, FakeBinance, load
+from trademesh_testing.http import app_client
+from trademesh_testing.samples import decoded, read_all
+from trademesh_testing.waiting import eventually
+
+from trademesh_risk.app import create_app
+from trademesh_risk.config import Settings
+
+pytestmark = pytest.mark.integration
+
+ADMIN = {"X-User-Id": str(uuid4()), "X-User-Role": "admin"}
+TRADER = {"X-User-Id": str(uuid4()), "X-User-Role": "trader"}
+VIEWER = {"X-User-Id": str(uuid4()), "X-User-Role": "viewer"}
+RULES = "/api/v1/instruments/rules"
+SYNC = f"{RULES}/sync?exchange=binance"
+
+
+def _filters(symbol: str) -> dict[str, dict[str, Any]]:
+    info = load("exchangeInfo.json")
+    found = next(s for s in info["symbols"] if s["symbol"] == symbol)
+    return {f["filterType"]: f for f in found["filters"]}
+
+
+BTCUSDT = _filters("BTCUSDT")
+TICK = D(BTCUSDT["PRICE_FILTER"]["tickSize"])  # 0.01
+STEP = D(BTCUSDT["LOT_SIZE"]["stepSize"])  # 0.00001
+MIN_QTY = D(BTCUSDT["LOT_SIZE"]["minQty"])  # 0.00001
+MIN_NOTIONAL = D(BTCUSDT["NOTIONAL"]["minNotional"])  # 5
+PRICE = D(60000)
+
+
+@pytest.fixture
+async def binance() -> AsyncIterator[FakeBinance]:
+    server = FakeBinance()
+    await server.start()
+    yield server
+    await server.stop()
+    assert server.unexpected == []  # public spot market info only: nothing else was asked
+
+
+def ccxt_config(binance: FakeBinance) -> dict[str, dict[str, Any]]:
+    return {
+        "binance": {
+            "urls": {
+                "api": {
+                    "public": f"{binance.base}/api/v3",
+                    "private": f"{binance.base}/api/v3",
+                    "sapi": f"{binance.base}/sapi/v1",
+                }
+            },
+            "options": {
+                "fetchMarkets": {"types": ["spot"]},
+                "fetchCurrencies": False,
+                "fetchMargins": False,
+            },
+            "rateLimit": 1,
+        }
+    }
+
+
+@pytest.fixture
+def app(settings: Settings, binance: FakeBinance) -> FastAPI:
+    return create_app(settings, ccxt_config=ccxt_config(binance))
+
+
+@pytest.fixture
+async def producer(settings: Settings) -> AsyncIterator[Bus]:
+    bus = Bus(settings, "test-peer", telemetry=False)
+    await bus.start()
+    yield bus
+    await bus.stop()
+
+
+def intent(account: UUID, quantity: str, limit: str | None = None) -> SubmitOrder:
+    return SubmitOrder(
+        account_id=account,
+        user_id=UUID(TRADER["X-User-Id"]),
+        client_order_id=f"t-{uuid4().hex[:20]}",
+        instrument_id=INSTRUMENT,
+        side="buy",
+        order_type=OrderType.MARKET if limit is None else OrderType.LIMIT,
+        limit_price=None if limit is None else D(limit),
+        quantity=D(quantity),
+        source="manual",
+        created_at=datetime.now(UTC),
+    )
+
+
+async def priced(app: FastAPI, producer: Bus) -> None:
+    """A last price of BTC/USDT that the app knows (market orders are valued at it)."""
+    opens = datetime(2026, 1, 1, tzinfo=UTC)
+    await producer.publish(
+        Bar(
+            instrument_id=INSTRUMENT,
+            timeframe="1d",
+            open_time=opens,
+            close_time=opens + timedelta(days=1),
+            open=PRICE,
+            high=PRICE,
+            low=PRICE,
+            close=PRICE,
+            volume=D(1),
+        )
+    )
+
+    async def seen() -> bool:
+        return app.state.runtime.prices.get(INSTRUMENT) == PRICE
+
+    await eventually(seen)
+
+
+async def decide(
+    settings: Settings, producer: Bus, *orders: SubmitOrder
+) -> list[OrderDenied | None]:
+    """Send the intents; per intent, its denial, or None when it was approved."""
+    for order in orders:
+        await producer.publish(order)
+    wanted = {o.client_order_id for o in orders}
+
+    async def found() -> dict[str, Any] | None:
+        out: dict[str, Any] = {}
+        for topic in (ORDERS_APPROVED, ORDERS_DENIED):
+            records = await read_all(settings.kafka_bootstrap, topic, expect=1, timeout=1)
+            for event in decoded(topic, records):
+                if isinstance(event, OrderApproved) and event.order.client_order_id in wanted:
+                    out[event.order.client_order_id] = None
+                elif isinstance(event, OrderDenied) and event.client_order_id in wanted:
+                    out[event.client_order_id] = event
+        return out if len(out) == len(wanted) else None
+
+    got: dict[str, Any] = await eventually(found)
+    return [got[o.client_order_id] for o in orders]
+
+
+def reasons(decisions: list[OrderDenied | None]) -> list[str | None]:
+    return [None if d is None else d.reason.value for d in decisions]
+
+
+async def rules_of(client: httpx.AsyncClient) -> dict[str, Any]:
+    response = await client.get(RULES, params={"instrument_id": INSTRUMENT}, headers=VIEWER)
+    assert response.status_code == 200, response.text
+    body: dict[str, Any] = response.json()
+    return body
+
+
+async def test_the_sync_writes_the_venue_rules_and_intents_are_checked_against_them(
+    app: FastAPI, client: httpx.AsyncClient, producer: Bus, settings: Settings
+) -> None:
+    missing = await client.get(RULES, params={"instrument_id": INSTRUMENT}, headers=VIEWER)
+    assert missing.status_code == 404
+    response = await client.post(SYNC, headers=ADMIN)
+    assert response.status_code == 200, response.text
+    assert response.json() == {
+        "exchanges": [{"exchange": "binance", "instruments": 3, "changed": 3, "skipped": 0}]
+    }
+    got = await rules_of(client)
+    assert {k: D(v) for k, v in got["rules"].items()} == {
+        "price_step": TICK,
+        "quantity_step": STEP,
+        "min_quantity": MIN_QTY,
+        "min_notional": MIN_NOTIONAL,
+    }
+    assert set(got["sources"].values()) == {"venue"}
+    assert got["admin"] is None and got["venue"]["updated_at"]
+    eth = await client.get(RULES, params={"instrument_id": "binance:ETH/BTC"}, headers=VIEWER)
+    assert D(eth.json()["rules"]["price_step"]) == D(_filters("ETHBTC")["PRICE_FILTER"]["tickSize"])
+
+    # The same market info again changes nothing.
+    again = await client.post(SYNC, headers=ADMIN)
+    assert again.json()["exchanges"][0]["changed"] == 0
+    assert (await rules_of(client))["venue"]["updated_at"] == got["venue"]["updated_at"]
+
+    await priced(app, producer)
+    account = uuid4()
+    decisions = await decide(
+        settings,
+        producer,
+        intent(account, "0.001", limit=str(PRICE + TICK / 2)),  # price off the tick grid
+        intent(account, str(STEP * D("1.5"))),  # quantity off the step grid
+        intent(account, str(STEP * 8)),  # 0.00008 x 60000 = 4.8 < the 5 notional minimum
+        intent(account, "0.001", limit=str(PRICE + TICK)),  # on the grid, notional 60
+        intent(account, str(STEP * 9)),  # 0.00009 x 60000 = 5.4: passes
+    )
+    assert reasons(decisions) == [
+        "INSTRUMENT_PRECISION",
+        "INSTRUMENT_PRECISION",
+        "INSTRUMENT_MINIMUM",
+        None,
+        None,
+    ]
+    assert decisions[0] is not None and "price_step 0.01" in decisions[0].message
+    assert decisions[2] is not None and "min_notional 5" in decisions[2].message
+
+
+async def test_an_admin_override_survives_a_sync_and_deleting_it_lets_the_venue_rules_apply(
+    app: FastAPI, client: httpx.AsyncClient, producer: Bus, settings: Settings
+) -> None:
+    assert (await client.post(SYNC, headers=ADMIN)).status_code == 200
+    override = {"instrument_id": INSTRUMENT, "min_notional": "100"}
+    response = await client.put(RULES, json=override, headers=ADMIN)
+    assert response.status_code == 200, response.text
+    assert (await client.post(SYNC, headers=ADMIN)).status_code == 200
+
+    got = await rules_of(client)
+    assert D(got["rules"]["min_notional"]) == 100
+    assert D(got["rules"]["price_step"]) == TICK  # the venue's steps still apply
+    assert got["sources"] == {
+        "price_step": "venue",
+        "quantity_step": "venue",
+        "min_quantity": "venue",
+        "min_notional": "admin",
+    }
+    assert D(got["admin"]["min_notional"]) == 100 and got["admin"]["price_step"] is None
+    assert D(got["venue"]["min_notional"]) == MIN_NOTIONAL
+
+    await priced(app, producer)
+    account = uuid4()
+    under_admin = await decide(settings, producer, intent(account, "0.001"))  # notional 60
+    assert reasons(under_admin) == ["INSTRUMENT_MINIMUM"]
+    assert under_admin[0] is not None and "min_notional 100" in under_admin[0].message
+
+    deleted = await client.delete(RULES, params={"instrument_id": INSTRUMENT}, headers=ADMIN)
+    assert deleted.status_code == 204, deleted.text
+    got = await rules_of(client)
+    assert got["admin"] is None and D(got["rules"]["min_notional"]) == MIN_NOTIONAL
+    assert reasons(await decide(settings, producer, intent(account, "0.001"))) == [None]
+
+    again = await client.delete(RULES, params={"instrument_id": INSTRUMENT}, headers=ADMIN)
+    assert again.status_code == 404
+    assert again.headers["content-type"].startswith("application/problem+json")
+
+
+async def test_a_venue_that_is_down_answers_502_and_leaves_the_stored_rules_alone(
+    client: httpx.AsyncClient, binance: FakeBinance
+) -> None:
+    assert (await client.post(SYNC, headers=ADMIN)).status_code == 200
+    before = await rules_of(client)
+
+    binance.outage = True
+    response = await client.post(SYNC, headers=ADMIN)
+    assert response.status_code == 502, response.text
+    assert response.headers["content-type"].startswith("application/problem+json")
+    problem = response.json()
+    assert problem["type"] == "/problems/venue-unavailable"
+    assert problem["status"] == 502
+    assert list(problem["failed"]) == ["binance"] and problem["synced"] == []
+    assert await rules_of(client) == before
+
+    binance.outage = False
+    assert (await client.post(SYNC, headers=ADMIN)).status_code == 200
+
+
+async def test_unknown_or_missing_exchanges_are_problems(client: httpx.AsyncClient) -> None:
+    unknown = await client.post(f"{RULES}/sync?exchange=nosuchexchange", headers=ADMIN)
+    assert unknown.status_code == 422
+    assert unknown.json()["type"] == "/problems/unknown-exchange"
+    invalid = await client.post(f"{RULES}/sync?exchange=Not An Id", headers=ADMIN)
+    assert invalid.status_code == 422
+    # None configured (the test settings) and none named: nothing to sync.
+    none = await client.post(f"{RULES}/sync", headers=ADMIN)
+    assert none.status_code == 409
+
+
+async def test_only_admins_change_rules(client: httpx.AsyncClient) -> None:
+    for role in (TRADER, VIEWER):
+        sync = await client.post(SYNC, headers=role)
+        put = await client.put(
+            RULES, json={"instrument_id": INSTRUMENT, "min_notional": "1"}, headers=role
+        )
+        delete = await client.delete(RULES, params={"instrument_id": INSTRUMENT}, headers=role)
+        assert [sync.status_code, put.status_code, delete.status_code] == [403, 403, 403]
+        assert sync.json()["type"] == "/problems/forbidden"
+    assert (await client.post(SYNC)).status_code == 401
+    missing = await client.get(RULES, params={"instrument_id": INSTRUMENT}, headers=VIEWER)
+    assert missing.status_code == 404  # nothing was written
+
+
+async def test_the_service_syncs_at_start_and_runs_on_when_the_venue_is_down(
+    settings: Settings, binance: FakeBinance
+) -> None:
+    configured = settings.model_copy(update={"venue_rules_exchanges": ["binance"]})
+    async with app_client(create_app(configured, ccxt_config=ccxt_config(binance))) as client:
+
+        async def synced() -> dict[str, Any] | None:
+            response = await client.get(RULES, params={"instrument_id": INSTRUMENT}, headers=VIEWER)
+            return response.json() if response.status_code == 200 else None
+
+        got = await eventually(synced)  # no one asked: the start sync wrote them
+        assert D(got["rules"]["min_notional"]) == MIN_NOTIONAL
+
+    binance.outage = True
+    async with app_client(create_app(configured, ccxt_config=ccxt_config(binance))) as client:
+        # The start sync fails (logged, retried at the next refresh); the service runs on with
+        # the rules it had.
+        assert (await client.get("/health")).status_code == 200
+        assert await rules_of(client) == got
+        response = await client.post(f"{RULES}/sync", headers=ADMIN)  # the configured ones
+        assert response.status_code == 502
