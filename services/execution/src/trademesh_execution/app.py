@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from fastapi import FastAPI
@@ -26,7 +26,9 @@ from trademesh_execution.equity import EquitySampler
 from trademesh_execution.handlers import register_handlers
 from trademesh_execution.live import LiveOrders, VenueFactory, ccxt_venue
 from trademesh_execution.orders import Orders
+from trademesh_execution.reconcile import Reconciler
 from trademesh_execution.store import ExecutionStore
+from trademesh_execution.streams import OrderStreams
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 
@@ -41,9 +43,12 @@ def create_app(
     clock: Callable[[], datetime] = _utc_now,
     venue_factory: VenueFactory | None = None,
 ) -> FastAPI:
-    """The service: approved orders placed on their account's venue (paper for now), paper fills
-    from md.bars.v1 and md.ticks.v1, every order change on orders.events.v1 through the outbox,
-    its API under /api/v1, and /health, /ready (Postgres and Kafka checked for real), /metrics."""
+    """The service: approved orders placed on their account's venue (the paper venue, or a live
+    one through ccxt: sent by the live driver, followed on the venue's order stream where it has
+    one and polled otherwise, reconciled at start, every reconcile_interval_s and on reconnect),
+    paper fills from md.bars.v1 and md.ticks.v1, every order change on orders.events.v1 and every
+    discrepancy on orders.discrepancies.v1 through the outbox, its API under /api/v1, and
+    /health, /ready (Postgres and Kafka checked for real), /metrics."""
     configure_logging(settings.service_name, level=settings.log_level, fmt=settings.log_format)
     configure_tracing(settings.service_name)
     log = get_logger("trademesh_execution")
@@ -84,6 +89,15 @@ def create_app(
         clock=clock,
         poll_interval=settings.live_poll_interval_s,
     )
+    reconciler = Reconciler(
+        db=database,
+        store=store,
+        live=live,
+        clock=clock,
+        interval=timedelta(seconds=settings.reconcile_interval_s),
+        lookback=timedelta(hours=settings.reconcile_lookback_h),
+    )
+    streams = OrderStreams(db=database, store=store, live=live, on_connect=reconciler.request)
     register_handlers(bus, orders, settings, database)
 
     @asynccontextmanager
@@ -103,8 +117,11 @@ def create_app(
         tasks = [
             asyncio.create_task(relay.run(stop)),
             asyncio.create_task(sampler.run(stop)),
-            asyncio.create_task(live.run(stop)),  # its first rounds reconcile what a crash left
+            asyncio.create_task(live.run(stop)),  # its first rounds redo what a crash left
+            asyncio.create_task(reconciler.run(stop)),
         ]
+        if settings.live_streams:
+            tasks.append(asyncio.create_task(streams.run(stop)))
         log.info("started", port=settings.http_port)
         try:
             yield
@@ -132,6 +149,8 @@ def create_app(
         credentials=credentials,
         equity=sampler,
         live=live,
+        reconciler=reconciler,
+        streams=streams,
     )
     app.include_router(api_router(), prefix="/api/v1")
     return app

@@ -47,6 +47,25 @@ class Settings(ServiceSettings):
     live_poll_interval_s: float = Field(
         0.5, gt=0, le=60, description="How often PENDING and UNKNOWN live orders are driven."
     )
+    reconcile_interval_s: float = Field(
+        300.0,
+        gt=0,
+        le=86_400,
+        description="How often every exchange account is reconciled with its venue (also at "
+        "start, when a venue answers again after being away, and on request).",
+    )
+    reconcile_lookback_h: float = Field(
+        24.0,
+        gt=0,
+        le=24 * 7,
+        description="How far back reconciliation compares the venue's trades with our fills "
+        "(Binance answers one trade query with at most 24 hours).",
+    )
+    live_streams: bool = Field(
+        True,
+        description="Follow each exchange account's orders on its venue's WebSocket stream "
+        "where the venue has one (REST polling stays on, slower, as a safety net).",
+    )
     equity_sample_interval_s: float = Field(
         60.0, gt=0, le=86_400, description="How often every account's equity is sampled."
     )

@@ -65,7 +65,7 @@ CONSUMES: tuple[str, ...] = (
     "md.ticks.v1",
     "md.bars.v1",
 )
-PRODUCES: tuple[str, ...] = ("orders.events.v1",)
+PRODUCES: tuple[str, ...] = ("orders.events.v1", "orders.discrepancies.v1")
 
 ZERO = Decimal(0)
 MAX_REASON = 500  # the lifecycle events' reason limit
@@ -586,29 +586,59 @@ class Position:
 
 
 def book(position: Position, fill: OrderFilled) -> Position:
-    """The position after a fill of one of the account's orders on its instrument. The fee must
-    be in the instrument's quote currency (`fee_currency`), as the paper venue's are: a fee in
-    another currency (a venue's own token) would need converting first, so it is refused."""
+    """The position after a fill of one of the account's orders on its instrument. The fee
+    counted is the fill's `booked_fee`: in the instrument's quote currency (`fee_currency`), as
+    the paper venue's are, or valued in it (`quote_fee`, see `fee_in_quote`); a fee in another
+    currency that nobody valued is refused rather than added to quote amounts."""
     if (fill.account_id, fill.instrument_id) != (position.account_id, position.instrument_id):
         raise ValueError(
             f"a fill of {fill.account_id}/{fill.instrument_id} applied to the position of "
             f"{position.account_id}/{position.instrument_id}"
         )
     quote = fee_currency(position.instrument_id)
-    if fill.fee_currency != quote:
+    if fill.fee_currency != quote and fill.quote_fee is None:
         raise ValueError(
-            f"fee in {fill.fee_currency} for {position.instrument_id}, which is priced in {quote}"
+            f"fee in {fill.fee_currency} for {position.instrument_id}, which is priced in {quote}, "
+            "without its value in the quote currency"
         )
+    fee = fill.booked_fee
     update = apply_fill(
-        position.quantity, position.avg_price, fill.side, fill.last_qty, fill.last_price, fill.fee
+        position.quantity, position.avg_price, fill.side, fill.last_qty, fill.last_price, fee
     )
     return replace(
         position,
         quantity=update.position,
         avg_price=update.avg_price,
         realised_pnl=position.realised_pnl + update.realised_pnl,
-        fees=position.fees + fill.fee,
+        fees=position.fees + fee,
     )
+
+
+def fee_in_quote(
+    instrument_id: str,
+    fee: Decimal,
+    currency: str,
+    fill_price: Decimal,
+    prices: Mapping[str, Decimal],
+) -> Decimal | None:
+    """A fee charged in `currency`, valued in the instrument's quote currency: as it is in the
+    quote; at the fill's price in the base (Binance takes a buyer's fee in the coin bought); at
+    the last price of `venue:CURRENCY/QUOTE` (or the inverse of `venue:QUOTE/CURRENCY`) in
+    `prices` for a third currency (an exchange's own token). None when no price values it."""
+    venue, _, symbol = instrument_id.partition(":")
+    quote = fee_currency(instrument_id)
+    currency = currency.upper()
+    if currency == quote:
+        return fee
+    if "/" in symbol and currency == symbol.split("/", 1)[0].upper():
+        return fee * fill_price
+    direct = prices.get(f"{venue}:{currency}/{quote}")
+    if direct is not None and direct > 0:
+        return fee * direct
+    inverse = prices.get(f"{venue}:{quote}/{currency}")
+    if inverse is not None and inverse > 0:
+        return fee / inverse
+    return None
 
 
 def unrealised(position: Position, last_price: Decimal) -> Decimal:

@@ -90,7 +90,18 @@ class Orders:
             # A live venue: PENDING commits with this approval; live.py sends it afterwards
             # (and looks it up first, so a crash in between never sends it twice).
             return
-        market_time = await self.store.market_clock(conn, order.instrument_id) or now
+        # The market's time: the instrument's clock, and never before the bar the order was
+        # decided on (execution may read that bar after the approval); the service's now when
+        # neither is known.
+        known = [
+            t
+            for t in (
+                await self.store.market_clock(conn, order.instrument_id),
+                event.order.decided_at,
+            )
+            if t is not None
+        ]
+        market_time = max(known) if known else now
         accepted, events = paper_accept(order, now, market_time=market_time)
         await self.store.note(conn, order.client_order_id, OrderStatus.SUBMITTED, None)
         await self.store.save_order(conn, accepted)

@@ -4,7 +4,6 @@ real ccxt, real HTTP, Binance's documented JSON, signatures checked)."""
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import time
 from collections.abc import Callable
@@ -15,7 +14,6 @@ from typing import Any
 from uuid import UUID
 
 import pytest
-from pydantic import SecretStr
 from trademesh_events.ids import AccountId, UserId
 from trademesh_events.orders import OrderStatus, OrderType, TimeInForce
 from trademesh_testing.binance import (
@@ -346,112 +344,48 @@ async def test_secrets_are_never_logged_nor_in_errors_or_reprs(
     assert not any(r.exc_info for r in caplog.records if r.name == "ccxt.base.exchange")
 
 
+async def test_venues_of_one_exchange_share_its_markets_and_rate_limiter(
+    binance: FakeBinance, make_venue: Callable[..., CcxtVenue]
+) -> None:
+    """The service makes a venue per call: the exchange's markets are loaded once, and every
+    venue's requests go through one rate limiter (the exchange counts them per IP)."""
+    first = make_venue()
+    await first.open_orders(INSTRUMENT)
+    assert binance.exchange_info_requests == 1
+    second = make_venue(secret="another-accounts-secret")
+    with pytest.raises(VenueRejected):  # its own credentials, the shared markets
+        await second.open_orders(INSTRUMENT)
+    await make_venue().submit(order())
+    assert binance.exchange_info_requests == 1
+    assert first._exchange.throttler is second._exchange.throttler
+
+
 # ---- the service driving live orders through this venue ----------------------------------------
 
 
-@pytest.fixture
-def live_app(settings: Any, binance: FakeBinance) -> Any:
-    """The execution service with a keystore, its live venue pointed at the local Binance."""
-    from trademesh_keystore import new_master_key
-
-    from trademesh_execution.app import create_app
-    from trademesh_execution.credentials import Credentials
-
-    def venue(exchange: str, credentials: Credentials) -> CcxtVenue:
-        assert exchange == "binance"
-        return CcxtVenue(
-            "binance",
-            api_key=credentials.api_key,
-            secret=credentials.secret,
-            urls={"api": {k: f"{binance.base}/{v}" for k, v in _API_PATHS.items()}},
-            options={
-                "fetchMarkets": {"types": ["spot"]},
-                "fetchCurrencies": False,
-                "fetchMargins": False,
-            },
-            config={"rateLimit": 1},
-            timeout_s=1.0,
-        )
-
-    keys = SecretStr(json.dumps({"k1": new_master_key().get_secret_value()}))
-    configured = settings.model_copy(
-        update={"keystore_keys": keys, "keystore_current_key": "k1", "live_poll_interval_s": 0.1}
-    )
-    return create_app(configured, venue_factory=venue)
-
-
-_API_PATHS = {"public": "api/v3", "private": "api/v3", "sapi": "sapi/v1"}
-
-
-async def _binance_account(client: Any, user: UUID) -> UUID:
-    response = await client.post(
-        "/api/v1/accounts",
-        json={"name": "live", "venue": "binance", "api_key": API_KEY, "secret": SECRET},
-        headers={"X-User-Id": str(user)},
-    )
-    assert response.status_code == 201, response.text
-    return UUID(response.json()["account_id"])
-
-
-async def _pending(app: Any, account: UUID, user: UUID, quantity: str = "0.0015") -> str:
-    """A market buy stored PENDING, as an approval leaves it, and nothing sent yet."""
-    from trademesh_events.orders import SubmitOrder
-
-    from trademesh_execution.engine import new_order
-
-    submit = SubmitOrder(
-        account_id=account,
-        user_id=user,
-        client_order_id=f"tm-live-{time.time_ns() % 10**12}",
-        instrument_id=INSTRUMENT,
-        side="buy",
-        order_type=OrderType.MARKET,
-        quantity=D(quantity),
-        source="manual",
-        created_at=datetime.now(UTC),
-    )
-    runtime = app.state.runtime
-    async with runtime.db.transaction() as conn:
-        assert await runtime.store.insert_pending(conn, new_order(submit), "binance")
-    return submit.client_order_id
-
-
-async def _hold(app: Any) -> Any:
-    """Stop the service's own driving rounds (the test drives them): nothing is due for an hour,
-    and the loop is let into its long pause."""
-    live = app.state.runtime.live
-    live.retry_after = timedelta(hours=1)
-    live.poll_interval = 3600.0
-    await asyncio.sleep(0.3)
-    return live
-
-
-async def _status(app: Any, client_order_id: str, wanted: OrderStatus) -> Any:
-    from trademesh_testing.waiting import eventually
-
-    async def reached() -> Any:
-        found = await app.state.runtime.store.order(client_order_id)
-        return found[0] if found and found[0].status is wanted else None
-
-    return await eventually(reached, timeout=20)
-
-
 async def test_a_pending_live_order_is_sent_once_with_its_client_id_and_filled(
-    live_app: Any, binance: FakeBinance
+    live_app: Any, live: Any, binance: FakeBinance
 ) -> None:
     from trademesh_testing.http import app_client
 
     user = UUID(int=7)
     async with app_client(live_app) as client:
-        account = await _binance_account(client, user)
-        client_order_id = await _pending(live_app, account, user)
-        filled = await _status(live_app, client_order_id, OrderStatus.FILLED)
+        account = await live.account(client, user)
+        client_order_id = await live.pending(account, user)
+        filled = await live.status(client_order_id, OrderStatus.FILLED)
         assert filled.filled == D("0.0015") and filled.venue_order_id is not None
         sent = order_requests(binance)
         assert [r.params["newClientOrderId"] for r in sent] == [client_order_id]
         assert all(r.signed for r in sent)
         history = [h["status"] for h in await live_app.state.runtime.store.history(client_order_id)]
-        assert history == ["PENDING", "SUBMITTED", "FILLED"]
+        # Binance's answer has two executions: each is a fill, under the venue's trade id, with
+        # its own price and fee.
+        assert history == ["PENDING", "SUBMITTED", "PARTIALLY_FILLED", "FILLED"]
+        fills = await live_app.state.runtime.store.fills_of(account, 10)
+        assert sorted((f["trade_id"], f["quantity"], f["price"], f["fee"]) for f in fills) == [
+            (f"{INSTRUMENT}#{t['id']}", D(t["qty"]), D(t["price"]), D(t["commission"]))
+            for t in binance.trades
+        ]
         pnl = (
             await client.get(f"/api/v1/accounts/{account}/pnl", headers={"X-User-Id": str(user)})
         ).json()
@@ -459,22 +393,22 @@ async def test_a_pending_live_order_is_sent_once_with_its_client_id_and_filled(
 
 
 async def test_a_crash_after_sending_is_recovered_by_lookup_without_a_duplicate(
-    live_app: Any, binance: FakeBinance, make_venue: Callable[..., CcxtVenue]
+    live_app: Any, live: Any, binance: FakeBinance, make_venue: Callable[..., CcxtVenue]
 ) -> None:
     from trademesh_testing.http import app_client
 
     user = UUID(int=8)
     async with app_client(live_app) as client:
-        live = await _hold(live_app)  # the driver waits: we crash first
-        account = await _binance_account(client, user)
-        client_order_id = await _pending(live_app, account, user)
+        driver = await live.hold()  # the driver waits: we crash first
+        account = await live.account(client, user)
+        client_order_id = await live.pending(account, user)
         # The order reached the venue, and the process died before recording it.
         found = await live_app.state.runtime.store.order(client_order_id)
         await make_venue().submit(found[0])
         # The next rounds (a restarted process's reconciliation) look it up first.
-        live.retry_after = timedelta(0)
-        assert await live.step()
-        order_ = await _status(live_app, client_order_id, OrderStatus.FILLED)
+        driver.retry_after = timedelta(0)
+        assert await driver.step()
+        order_ = await live.status(client_order_id, OrderStatus.FILLED)
         assert order_.filled == D("0.0015")
         assert [r.params["newClientOrderId"] for r in order_requests(binance)] == [
             client_order_id
@@ -482,108 +416,78 @@ async def test_a_crash_after_sending_is_recovered_by_lookup_without_a_duplicate(
 
 
 async def test_a_send_that_times_out_goes_unknown_and_is_resolved_without_resending(
-    live_app: Any, binance: FakeBinance
+    live_app: Any, live: Any, binance: FakeBinance
 ) -> None:
     from trademesh_testing.http import app_client
 
     user = UUID(int=9)
     async with app_client(live_app) as client:
-        live = await _hold(live_app)  # rounds driven by the test, one at a time
-        account = await _binance_account(client, user)
-        client_order_id = await _pending(live_app, account, user)
-        live.retry_after = timedelta(0)
+        driver = await live.hold()  # rounds driven by the test, one at a time
+        account = await live.account(client, user)
+        client_order_id = await live.pending(account, user)
+        driver.retry_after = timedelta(0)
         binance.post_delay = 2.0  # the order is booked, the answer comes after the 1 s timeout
-        assert await live.step()
+        assert await driver.step()
         unknown = await live_app.state.runtime.store.order(client_order_id)
         assert unknown[0].status is OrderStatus.UNKNOWN
         await asyncio.sleep(1.2)  # let the late answer go by
-        assert await live.step()  # looked up by client id: found, adopted
-        resolved = await _status(live_app, client_order_id, OrderStatus.FILLED)
+        assert await driver.step()  # looked up by client id: found, adopted
+        resolved = await live.status(client_order_id, OrderStatus.FILLED)
         assert resolved.filled == D("0.0015")
         assert len(order_requests(binance)) == 1  # never sent twice
         history = [h["status"] for h in await live_app.state.runtime.store.history(client_order_id)]
-        assert history == ["PENDING", "UNKNOWN", "SUBMITTED", "FILLED"]
+        assert history == ["PENDING", "UNKNOWN", "SUBMITTED", "PARTIALLY_FILLED", "FILLED"]
 
 
 async def test_a_working_live_order_is_polled_to_its_fills(
-    live_app: Any, binance: FakeBinance
+    live_app: Any, live: Any, binance: FakeBinance
 ) -> None:
-    from trademesh_events.orders import SubmitOrder
     from trademesh_testing.http import app_client
-
-    from trademesh_execution.engine import new_order
 
     user = UUID(int=10)
     async with app_client(live_app) as client:
-        live = await _hold(live_app)
-        account = await _binance_account(client, user)
-        submit = SubmitOrder(
-            account_id=account,
-            user_id=user,
-            client_order_id=f"tm-live-{time.time_ns() % 10**12}",
-            instrument_id=INSTRUMENT,
-            side="sell",
-            order_type=OrderType.LIMIT,
-            quantity=D("0.002"),
-            limit_price=D("70000.00"),
-            source="manual",
-            created_at=datetime.now(UTC),
+        driver = await live.hold()
+        account = await live.account(client, user)
+        client_order_id = await live.pending(
+            account, user, side="sell", quantity="0.002", limit="70000.00"
         )
-        runtime = live_app.state.runtime
-        async with runtime.db.transaction() as conn:
-            assert await runtime.store.insert_pending(conn, new_order(submit), "binance")
-        live.retry_after = timedelta(0)
-        live.open_poll = timedelta(0)
-        assert await live.step()  # sent: resting at the venue
-        accepted = await _status(live_app, submit.client_order_id, OrderStatus.ACCEPTED)
+        driver.retry_after = timedelta(0)
+        driver.open_poll = timedelta(0)
+        assert await driver.step()  # sent: resting at the venue
+        accepted = await live.status(client_order_id, OrderStatus.ACCEPTED)
         assert accepted.filled == 0
-        binance.fill(submit.client_order_id, "0.0005", "70000.00")
-        assert await live.step()  # polled: a partial fill
-        partial = await _status(live_app, submit.client_order_id, OrderStatus.PARTIALLY_FILLED)
+        binance.fill(client_order_id, "0.0005", "70000.00")
+        assert await driver.step()  # polled: a partial fill
+        partial = await live.status(client_order_id, OrderStatus.PARTIALLY_FILLED)
         assert (partial.filled, partial.avg_price) == (D("0.0005"), D("70000.00"))
-        binance.fill(submit.client_order_id, "0.0015", "70010.00")
-        assert await live.step()
-        done = await _status(live_app, submit.client_order_id, OrderStatus.FILLED)
+        binance.fill(client_order_id, "0.0015", "70010.00")
+        assert await driver.step()
+        done = await live.status(client_order_id, OrderStatus.FILLED)
         assert done.filled == D("0.002")
         assert done.avg_price == (D("0.0005") * 70000 + D("0.0015") * D("70010")) / D("0.002")
         assert len(order_requests(binance)) == 1
 
 
-async def test_a_live_order_is_cancelled_by_its_venue(live_app: Any, binance: FakeBinance) -> None:
-    from trademesh_events.orders import SubmitOrder
+async def test_a_live_order_is_cancelled_by_its_venue(
+    live_app: Any, live: Any, binance: FakeBinance
+) -> None:
     from trademesh_testing.http import app_client
-
-    from trademesh_execution.engine import new_order
 
     user = UUID(int=11)
     headers = {"X-User-Id": str(user)}
     async with app_client(live_app) as client:
-        live = await _hold(live_app)
-        account = await _binance_account(client, user)
-        submit = SubmitOrder(
-            account_id=account,
-            user_id=user,
-            client_order_id=f"tm-live-{time.time_ns() % 10**12}",
-            instrument_id=INSTRUMENT,
-            side="sell",
-            order_type=OrderType.LIMIT,
-            quantity=D("0.002"),
-            limit_price=D("70000.00"),
-            source="manual",
-            created_at=datetime.now(UTC),
+        driver = await live.hold()
+        account = await live.account(client, user)
+        client_order_id = await live.pending(
+            account, user, side="sell", quantity="0.002", limit="70000.00"
         )
-        runtime = live_app.state.runtime
-        async with runtime.db.transaction() as conn:
-            assert await runtime.store.insert_pending(conn, new_order(submit), "binance")
-        live.retry_after = timedelta(0)
-        assert await live.step()
-        await _status(live_app, submit.client_order_id, OrderStatus.ACCEPTED)
+        driver.retry_after = timedelta(0)
+        assert await driver.step()
+        await live.status(client_order_id, OrderStatus.ACCEPTED)
         # The user cancels: the order stays as it is until its venue says so.
-        asked = await client.post(
-            f"/api/v1/orders/{submit.client_order_id}/cancel", headers=headers
-        )
+        asked = await client.post(f"/api/v1/orders/{client_order_id}/cancel", headers=headers)
         assert asked.json()["status"] == "ACCEPTED"
-        assert await live.step()  # a requested cancel is due at once
-        await _status(live_app, submit.client_order_id, OrderStatus.CANCELED)
+        assert await driver.step()  # a requested cancel is due at once
+        await live.status(client_order_id, OrderStatus.CANCELED)
         assert len(order_requests(binance, "DELETE")) == 1
-        assert binance.orders[submit.client_order_id]["status"] == "CANCELED"
+        assert binance.orders[client_order_id]["status"] == "CANCELED"

@@ -290,3 +290,24 @@ async def test_cancels_by_api_and_by_kill_switch(
         assert last.reason == "kill switch"
     open_orders = (await client.get("/api/v1/orders?status=ACCEPTED", headers=headers)).json()
     assert open_orders == []
+
+
+async def test_an_order_is_never_filled_by_a_bar_before_its_decision(
+    app: FastAPI, client: httpx.AsyncClient, peer: Bus, settings: Settings
+) -> None:
+    """The approval of an order decided on day 1's close comes before execution has read day 1
+    (bars and approvals travel on different topics): the paper venue still times it at its
+    decision, so day 1, redelivered or late, does not fill it; day 2 does, at its open."""
+    user, name = uuid4(), instrument()
+    account = await paper_account(client, user)
+    await market(app, peer, bar(name, 0, "100", "101", "99", "100"))  # execution is at day 0
+    day1 = bar(name, 1, "102", "104", "101", "103")
+    buy = approved(account, user, name, "buy", "1", decided_at=day1.close_time)
+    await peer.publish(buy)
+    await events_of(settings, buy.order.client_order_id, "accepted")
+    await market(app, peer, day1)  # read late: it must not fill the order
+    found = await app.state.runtime.store.order(buy.order.client_order_id)
+    assert found[0].filled == 0 and found[0].active_from == day1.close_time
+    await peer.publish(bar(name, 2, "110", "111", "109", "110"))
+    (*_, filled) = await events_of(settings, buy.order.client_order_id, "filled")
+    assert filled.last_price == Decimal("110") * Decimal("1.0005")

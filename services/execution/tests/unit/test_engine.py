@@ -42,6 +42,7 @@ from trademesh_execution.engine import (
     bar_of_tick,
     book,
     fee_currency,
+    fee_in_quote,
     fill_event,
     fill_order,
     is_open,
@@ -535,6 +536,27 @@ def test_a_fill_of_another_account_or_currency_does_not_book() -> None:
         book(Position(ACCOUNT, BTC), event)
     with pytest.raises(ValueError, match="applied to the position"):
         book(Position(ACCOUNT, "binance:ETH/USDT"), event)
+
+
+def test_fees_in_other_currencies_are_valued_in_the_quote() -> None:
+    prices = {"binance:BNB/USDT": D("600"), "binance:USDT/EUR": D("0.9")}
+    assert fee_in_quote(BTC, D("0.5"), "USDT", D(70000), prices) == D("0.5")
+    # Binance takes a buyer's fee in the coin bought: valued at the fill's price.
+    assert fee_in_quote(BTC, D("0.000001"), "btc", D(70000), prices) == D("0.070000")
+    assert fee_in_quote(BTC, D("0.0001"), "BNB", D(70000), prices) == D("0.06")
+    assert fee_in_quote(BTC, D("0.9"), "EUR", D(70000), prices) == D(1)  # through USDT/EUR
+    assert fee_in_quote(BTC, D("1"), "XYZ", D(70000), prices) is None  # no price: not valued
+    assert fee_in_quote(BTC, D("1"), "BNB", D(70000), {"binance:BNB/USDT": D(0)}) is None
+
+
+def test_a_fee_valued_in_the_quote_books_at_its_value() -> None:
+    event = fill_event(
+        accepted(), Fill("c-1", "buy", D(1), D(100), D("0.002")), T0, "t", "BNB", liquidity="taker"
+    )
+    valued = event.model_copy(update={"quote_fee": D("1.2")})
+    assert valued.booked_fee == D("1.2") and event.booked_fee == D("0.002")
+    position = book(Position(ACCOUNT, BTC), valued)
+    assert (position.fees, position.realised_pnl, position.quantity) == (D("1.2"), D("-1.2"), 1)
 
 
 # ---- the contract -----------------------------------------------------------------------------

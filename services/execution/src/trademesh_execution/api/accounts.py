@@ -1,10 +1,13 @@
-"""/api/v1/accounts: the caller's trading accounts, their positions with PnL, fills, cancel-all."""
+"""/api/v1/accounts: the caller's trading accounts, their positions with PnL, fills, cancel-all;
+for exchange accounts, a connectivity test, reconciliation on request and its discrepancies."""
 
 from __future__ import annotations
 
+import time
+from dataclasses import asdict
 from datetime import UTC, datetime
 from decimal import Decimal
-from typing import Annotated, Self
+from typing import Annotated, Any, Self
 from uuid import UUID, uuid4
 
 import ccxt
@@ -15,8 +18,16 @@ from trademesh_keystore import mask
 
 from trademesh_execution.api.deps import CallerDep, RuntimeDep, own_account
 from trademesh_execution.credentials import Credentials, NoKeystore
+from trademesh_execution.discrepancies import Discrepancies
 from trademesh_execution.engine import unrealised
 from trademesh_execution.store import AccountRow
+from trademesh_execution.venues import (
+    MalformedResponse,
+    VenueError,
+    VenueRejected,
+    VenueTimeout,
+    VenueUnavailable,
+)
 
 router = APIRouter(prefix="/accounts", tags=["accounts"])
 
@@ -225,3 +236,106 @@ async def cancel_all(account_id: UUID, caller: CallerDep, runtime: RuntimeDep) -
             )
             cancelled += 1
     return {"cancelled": cancelled}
+
+
+class ConnectivityOut(BaseModel):
+    """Whether the account's venue answers its credentials: `ok`, how long a signed call took,
+    and, when it failed, what kind of failure (`unavailable`: the venue could not be reached;
+    `timeout`; `rejected`: it refused, e.g. a wrong key or secret or missing permissions;
+    `malformed`: it answered nonsense). The message never carries the key or secret."""
+
+    account_id: UUID
+    venue: str
+    ok: bool
+    latency_ms: float
+    open_orders: int | None = Field(None, description="The venue's open orders, when it answered.")
+    error: str | None = None
+    message: str | None = None
+
+
+_FAILURES = {
+    VenueUnavailable: "unavailable",
+    VenueTimeout: "timeout",
+    VenueRejected: "rejected",
+    MalformedResponse: "malformed",
+}
+
+
+@router.post(
+    "/{account_id}/test",
+    summary="Test the account's connectivity: a signed call to its venue with its credentials",
+)
+async def test_connectivity(
+    account_id: UUID, caller: CallerDep, runtime: RuntimeDep
+) -> ConnectivityOut:
+    account = await own_account(runtime, account_id, caller)
+    if account.credentials is None:  # the paper venue is this service itself
+        return ConnectivityOut(account_id=account_id, venue=account.venue, ok=True, latency_ms=0)
+    started = time.perf_counter()
+    try:
+        venue = await runtime.live.open_venue(account)
+    except NoKeystore as exc:
+        raise ProblemError(503, "No keystore", str(exc)) from None
+    try:
+        listed = await venue.open_orders()
+    except VenueError as exc:
+        kind = next(name for cls, name in _FAILURES.items() if isinstance(exc, cls))
+        return ConnectivityOut(
+            account_id=account_id,
+            venue=account.venue,
+            ok=False,
+            latency_ms=round((time.perf_counter() - started) * 1000, 1),
+            error=kind,
+            message=str(exc)[:500],
+        )
+    finally:
+        await venue.close()
+    return ConnectivityOut(
+        account_id=account_id,
+        venue=account.venue,
+        ok=True,
+        latency_ms=round((time.perf_counter() - started) * 1000, 1),
+        open_orders=len(listed),
+    )
+
+
+@router.post(
+    "/{account_id}/reconcile",
+    summary="Reconcile an exchange account with its venue now: open orders, lookups, trades",
+)
+async def reconcile(account_id: UUID, caller: CallerDep, runtime: RuntimeDep) -> dict[str, Any]:
+    account = await own_account(runtime, account_id, caller)
+    if account.credentials is None:
+        raise ProblemError(
+            409, "Nothing to reconcile", "A paper account's venue is this service's own books."
+        )
+    result = await runtime.reconciler.account(account_id)
+    if result is None:
+        raise ProblemError(409, "Reconciliation running", "The account is being reconciled now.")
+    return asdict(result)
+
+
+class DiscrepancyOut(BaseModel):
+    kind: str
+    client_order_id: str | None
+    instrument_id: str | None
+    venue_ref: str | None
+    detail: str
+    resolution: str | None = Field(description="What the service did; null: for a human.")
+    detected_at: datetime
+
+
+@router.get(
+    "/{account_id}/discrepancies",
+    summary="What reconciliation found disagreeing with the venue, newest first",
+)
+async def discrepancies(
+    account_id: UUID,
+    caller: CallerDep,
+    runtime: RuntimeDep,
+    limit: Annotated[int, Query(ge=1, le=500)] = 100,
+) -> list[DiscrepancyOut]:
+    await own_account(runtime, account_id, caller)
+    assert runtime.db is not None
+    rows = await Discrepancies.of_account(runtime.db.pool, account_id, limit)
+    return [DiscrepancyOut(**dict(row)) for row in rows]

@@ -18,7 +18,9 @@ from trademesh_execution.credentials import CredentialVault
 from trademesh_execution.equity import EquitySampler
 from trademesh_execution.live import LiveOrders
 from trademesh_execution.orders import Orders
+from trademesh_execution.reconcile import Reconciler
 from trademesh_execution.store import AccountRow, ExecutionStore
+from trademesh_execution.streams import OrderStreams
 
 
 @dataclass(frozen=True)
@@ -33,6 +35,8 @@ class Runtime:
     credentials: CredentialVault
     equity: EquitySampler
     live: LiveOrders
+    reconciler: Reconciler
+    streams: OrderStreams
 
 
 def get_runtime(request: Request) -> Runtime:

@@ -8,6 +8,7 @@ from __future__ import annotations
 from trademesh_execution.venues.base import (
     DuplicateOrder,
     MalformedResponse,
+    StreamUnsupported,
     Venue,
     VenueError,
     VenueRejected,
@@ -15,6 +16,7 @@ from trademesh_execution.venues.base import (
     VenueTimeout,
     VenueTrade,
     VenueUnavailable,
+    VenueUpdate,
     split_instrument,
 )
 from trademesh_execution.venues.ccxt_venue import CcxtVenue, symbol_of
@@ -23,6 +25,7 @@ __all__ = [
     "CcxtVenue",
     "DuplicateOrder",
     "MalformedResponse",
+    "StreamUnsupported",
     "Venue",
     "VenueError",
     "VenueRejected",
@@ -30,6 +33,7 @@ __all__ = [
     "VenueTimeout",
     "VenueTrade",
     "VenueUnavailable",
+    "VenueUpdate",
     "split_instrument",
     "symbol_of",
 ]

@@ -21,6 +21,12 @@ Failures are one of four `VenueError`s, each telling the caller what to do with 
 - `MalformedResponse`: the venue answered, but with something that failed validation (exchange
   answers are untrusted input). On submit the venue did receive the order, so treat it like a
   timeout: UNKNOWN, then `fetch`.
+
+Order updates can also come from the venue's private stream (`watch_orders`, where the venue has
+one: `streams_orders`). They are `VenueUpdate`s: the order after the update, and the execution
+it reports, if any. The stream adds `StreamUnsupported` (no stream: poll instead). A stream that
+drops loses whatever happened while it was down, so after its `VenueUnavailable` the caller
+catches up by asking (`fetch`, `open_orders`, `recent_trades`) as well as calling again.
 """
 
 from __future__ import annotations
@@ -65,6 +71,10 @@ class DuplicateOrder(VenueRejected):
 
 class MalformedResponse(VenueError):
     """The venue's answer failed validation. On submit the order did reach the venue."""
+
+
+class StreamUnsupported(VenueError):
+    """The venue has no private order stream: the caller polls instead."""
 
 
 # ---- answers ----------------------------------------------------------------------------------
@@ -132,12 +142,28 @@ class VenueTrade:
             raise ValueError("ts must be timezone-aware")
 
 
+@dataclass(frozen=True)
+class VenueUpdate:
+    """One update of one of the account's orders from the venue's private stream.
+    `report` is the order after the update, as `fetch` would report it (cumulative filled,
+    average price, status mapped to OrderStatus; `fee` None when the stream does not give the
+    order's cumulative fees). `trade` is the execution this update reports, when it reports one
+    (an executionReport with execution type TRADE): its trade id, quantity, price, fee, fee
+    currency and liquidity, with `client_order_id` and `venue_order_id` set."""
+
+    report: VenueReport
+    trade: VenueTrade | None
+
+
 # ---- the interface ----------------------------------------------------------------------------
 
 
 @runtime_checkable
 class Venue(Protocol):
     """A live venue. Every method may raise a `VenueError` (see the module docstring)."""
+
+    streams_orders: bool
+    """True when `watch_orders` is supported (the venue has a private order stream)."""
 
     async def submit(self, order: OrderView) -> VenueReport:
         """Send the order (with its client order id); the venue's acknowledgement."""
@@ -160,8 +186,17 @@ class Venue(Protocol):
         """The account's fills in the instrument at or after `since`, oldest first."""
         ...
 
+    async def watch_orders(self) -> list[VenueUpdate]:
+        """Wait for the next updates of the account's orders on the venue's private stream.
+        The first call opens and authenticates the stream; the following ones wait on it.
+        Raises StreamUnsupported when the venue has none, VenueUnavailable when the stream
+        cannot be opened or has dropped (the caller pauses and calls again, which reconnects),
+        VenueRejected for refused credentials. A malformed update is left out (counted like
+        the other malformed records), never raised."""
+        ...
+
     async def close(self) -> None:
-        """Release the connections; the venue is not used after."""
+        """Release the connections (the stream's too); the venue is not used after."""
         ...
 
 

@@ -45,26 +45,67 @@ and left out, and the rest is returned.
 Secrets. The API key and secret stay SecretStr until they are handed to the ccxt exchange. ccxt
 logs every request at DEBUG (with the API key header): its exchange logs through a redacting
 adapter of its own logger, which masks the key, the secret, the password and request
-signatures; error texts are redacted the same way, raised without ccxt's exception chained, and
+signatures (in a query string, or in a WebSocket request's JSON); error texts are redacted the same way, raised without ccxt's exception chained, and
 no repr shows a secret.
 
 Rate limits: ccxt's limiter is always on (`enableRateLimit`), whatever the configuration says.
+The service makes a venue per call (the credentials are in plaintext only for the call), so the
+venues of one exchange (one set of API urls) in a process share, per event loop, what must
+outlive a call (`_Shared`): ccxt's REST rate limiter, since an exchange counts requests per IP
+and not per object, and the exchange's markets, loaded once an hour rather than by every venue
+(Binance's exchangeInfo alone weighs 20 of its 6000 a minute).
+
+The order stream. Where ccxt has a pro (WebSocket) class for the exchange and it says
+`has["watchOrders"]`, the exchange object is that class (its REST is the same as the plain async
+one's) and `watch_orders` follows the account's orders on the exchange's private stream (Binance
+spot: the WebSocket API's user data stream, subscribed with `userDataStream.subscribe.signature`,
+its `executionReport`s). ccxt's own `watch_orders` answers with its cache of orders: one entry per
+order, updated in place, and a result only when a waiter happens to be there as a message comes
+in, so reading it would merge two updates of an order that came between two reads and hold an
+update back until the next message. Instead the venue takes each message's order updates as ccxt
+parses them (it hands ccxt caches that report every record appended to them, and wraps ccxt's
+message handler to know which records came in one message), converts them at once and buffers
+them until `watch_orders` is called: every update ccxt parses is returned once, as soon as it
+came. The execution an update reports is the trade ccxt parsed from the same message for that
+order (`x=TRADE` on Binance); the update's report leaves the fee out (None), as the stream's order
+messages carry the last execution's fee, not the order's (ccxt's running sum of those misses what
+happened before the stream opened or while it was down). ccxt's `watch_orders` is still what opens
+and authenticates the stream (and re-subscribes when ccxt finds the subscription gone), and its
+failures are what the stream's errors are made of.
+
+Reconnecting. The stream is opened by the first call, within `timeout_s` (connect and subscribe);
+when it cannot be, or it drops (the exchange closes it, the keep-alive pings go unanswered),
+`watch_orders` raises VenueUnavailable (after returning the updates that came before the drop)
+and closes what is left of it; the next call opens a new one. Refused credentials are
+VenueRejected. Updates cannot be replayed after a drop: the caller catches up by REST. The buffer
+is bounded (`max_buffered_updates`): a caller that stops reading and lets it overflow is told the
+same way, VenueUnavailable, and nothing more is buffered until it has been told. `stream_orders=False`
+turns the stream off (`streams_orders` False, `watch_orders` raises StreamUnsupported), as does an
+exchange that has none.
 """
 
 from __future__ import annotations
 
+import asyncio
+import json
 import logging
 import re
 import socket
 import sys
-from collections.abc import AsyncIterator, Callable, Iterable, Mapping
+import time
+import weakref
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from contextlib import asynccontextmanager
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal, InvalidOperation
+from functools import partial
 from typing import Any
 
 import ccxt
 import ccxt.async_support as ccxt_async
+import ccxt.pro as ccxt_pro
+from ccxt.async_support.base.ws.cache import ArrayCacheBySymbolById
 from pydantic import SecretStr
 from trademesh_events.orders import OrderStatus, OrderType, Side, TimeInForce
 
@@ -72,12 +113,14 @@ from trademesh_execution.engine import Liquidity, OrderView
 from trademesh_execution.venues.base import (
     DuplicateOrder,
     MalformedResponse,
+    StreamUnsupported,
     VenueError,
     VenueRejected,
     VenueReport,
     VenueTimeout,
     VenueTrade,
     VenueUnavailable,
+    VenueUpdate,
     split_instrument,
 )
 
@@ -89,7 +132,10 @@ _MALFORMED = "_trademesh_malformed"  # marks a record ccxt's parser could not re
 _MAX_TEXT = 1000
 _MAX_ID = 128
 _MASK = "***"
-_SIGNATURE = re.compile(r"(signature=)[^&\s'\"]+", re.IGNORECASE)
+# A request signature in a query string (signature=...) or in a JSON or Python mapping
+# ("signature": "..."), as a WebSocket request carries it.
+_SIGNATURE = re.compile(r"(signature['\"]?\s*[=:]\s*['\"]?)[^&\s'\",}]+", re.IGNORECASE)
+_STREAM_CACHE = 1000  # orders (and trades) ccxt keeps of the stream: its default
 
 # Settings the venue owns: credentials, logging, the rate limiter and the timeout.
 _RESERVED = frozenset(
@@ -414,6 +460,39 @@ def trade_from_ccxt(raw: Any, *, symbol: str | None = None) -> VenueTrade:
     )
 
 
+def updates_from_ccxt(order: Any, trades: Sequence[Any], *, now: datetime) -> list[VenueUpdate]:
+    """The VenueUpdates of one order update on ccxt's stream: `order` is the ccxt order structure
+    ccxt parsed from one message, `trades` the account's executions of that order ccxt parsed
+    from the same message (ccxt trade structures); MalformedResponse if they fail validation.
+
+    The report is the order as `report_from_ccxt` reads it, but without a fee: a stream's order
+    message gives its last execution's fee, not the order's (see the module docstring); each
+    trade carries its own. Each trade gets the order's client order id (Binance's execution
+    carries it in the order's fields only) and must be of the order and within what it filled.
+    One update per trade (Binance reports one execution a message; an exchange reporting
+    several at once gives each its own update, all with the order after the message), or one
+    without a trade."""
+    raw = _checked(order, "order update")
+    report = report_from_ccxt({**raw, "fee": None, "fees": []}, now=now)
+    executions = []
+    for entry in trades:
+        trade = trade_from_ccxt(entry)
+        if trade.venue_order_id != report.venue_order_id:
+            raise MalformedResponse(
+                f"execution {trade.trade_id} is of order {trade.venue_order_id}, "
+                f"not of {report.venue_order_id}"
+            )
+        if trade.quantity > report.filled:
+            raise MalformedResponse(
+                f"execution {trade.trade_id} of {trade.quantity} is more than the order's "
+                f"filled {report.filled}"
+            )
+        executions.append(replace(trade, client_order_id=report.client_order_id))
+    if not executions:
+        return [VenueUpdate(report=report, trade=None)]
+    return [VenueUpdate(report=report, trade=trade) for trade in executions]
+
+
 # ---- errors -----------------------------------------------------------------------------------
 
 
@@ -491,6 +570,83 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
+def _retrieved(future: asyncio.Future[Any]) -> None:
+    if not future.cancelled():
+        future.exception()
+
+
+def _quiet_rejections(client: Any) -> None:
+    """Mark the failures ccxt gives a connection's waiters as seen. When a connection fails,
+    ccxt fails every waiter on it, its own bookkeeping ones too (which nobody awaits: asyncio
+    would log each as an error that was never retrieved); the ones awaited still raise."""
+    reject = client.reject
+
+    def rejecting(result: Any, message_hash: Any = None) -> Any:
+        futures = client.futures or {}
+        hashes = list(futures) if message_hash is None else [message_hash]
+        for name in hashes:
+            future = futures.get(name)
+            if isinstance(future, asyncio.Future):
+                future.add_done_callback(_retrieved)
+        return reject(result, message_hash)
+
+    client.reject = rejecting
+
+
+class _Recorded(ArrayCacheBySymbolById):  # type: ignore[misc]  # ccxt is untyped
+    """ccxt's cache of the stream's orders (or trades), which also hands every record appended
+    to it to `seen`: ccxt keeps one entry per order and updates it in place, so the cache alone
+    cannot tell two updates of an order apart once the second has come.
+
+    `feeless`: the cached orders keep no fee. ccxt (Binance) sums each execution's fee into the
+    cached order, rounding the sum to the fee currency's precision, and a currency missing from
+    the loaded ones makes it fail the whole message, order update included; the stream's reports
+    carry no order fee anyway (see `updates_from_ccxt`), the executions carry theirs."""
+
+    def __init__(self, max_size: int, seen: Callable[[Any], None], *, feeless: bool) -> None:
+        super().__init__(max_size)
+        self._seen = seen
+        self._feeless = feeless
+
+    def append(self, item: Any) -> None:
+        super().append(item)
+        if self._feeless and isinstance(item, dict):
+            cached = self.hashmap.get(item.get("symbol"), {}).get(item.get("id"))
+            if isinstance(cached, dict):
+                cached["fee"], cached["fees"] = None, []
+        self._seen(item)
+
+
+MARKETS_TTL_S = 3600.0
+
+
+class _Shared:
+    """What the venues of one exchange share within a process and event loop (see the module
+    docstring): its REST rate limiter and its markets (with when they were loaded)."""
+
+    def __init__(self) -> None:
+        self.throttler: Any = None
+        self.markets: Any = None
+        self.currencies: Any = None
+        self.loaded_at = 0.0
+
+
+_SHARED: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[str, _Shared]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def _shared_for(exchange_id: str, urls: Mapping[str, Any] | None) -> _Shared | None:
+    """The shared state of the exchange at these urls on the running loop; None outside one (a
+    venue made outside an event loop shares nothing)."""
+    try:
+        loop = asyncio.get_running_loop()
+    except RuntimeError:
+        return None
+    key = f"{exchange_id}|{json.dumps(urls or {}, sort_keys=True, default=str)}"
+    return _SHARED.setdefault(loop, {}).setdefault(key, _Shared())
+
+
 class CcxtVenue:
     """A live venue on ccxt's `exchange_id` (async), for the instruments `venue:SYMBOL` of
     `venue` (default: the exchange id). `options` and `urls` are merged over the exchange's own
@@ -514,14 +670,22 @@ class CcxtVenue:
         trades_page: int = 500,
         max_trade_pages: int = 20,
         clock: Callable[[], datetime] = _now,
+        stream_orders: bool = True,
+        max_buffered_updates: int = 10_000,
     ) -> None:
         exchange_class = getattr(ccxt_async, exchange_id, None) if exchange_id else None
         if exchange_id not in ccxt_async.exchanges or not isinstance(exchange_class, type):
             raise ValueError(f"ccxt has no exchange {exchange_id!r}")
+        # The pro class when ccxt has one: the same REST, and the exchange's streams.
+        pro_class = getattr(ccxt_pro, exchange_id, None)
+        if exchange_id in ccxt_pro.exchanges and isinstance(pro_class, type):
+            exchange_class = pro_class
         if not isinstance(api_key, SecretStr) or not isinstance(secret, SecretStr):
             raise TypeError("api_key and secret must be SecretStr")
-        if not timeout_s > 0 or trades_page < 1 or max_trade_pages < 1:
-            raise ValueError("timeout_s, trades_page and max_trade_pages must be positive")
+        if not timeout_s > 0 or trades_page < 1 or max_trade_pages < 1 or max_buffered_updates < 1:
+            raise ValueError(
+                "timeout_s, trades_page, max_trade_pages and max_buffered_updates must be positive"
+            )
         reserved = sorted(_RESERVED.intersection(config or {}))
         if reserved:
             raise ValueError(f"the venue sets {', '.join(reserved)} itself")
@@ -552,10 +716,62 @@ class CcxtVenue:
         self._exchange: Any = exchange_class(settings)
         self._exchange.logger = RedactingLogger(logging.getLogger(CCXT_LOGGER), self._redact)
         self._exchange.enableRateLimit = True
+        self._share(_shared_for(exchange_id, urls))
         self._guard_parsers()
+
+        self.streams_orders: bool = (
+            stream_orders
+            and exchange_class is pro_class
+            and bool((self._exchange.has or {}).get("watchOrders"))
+        )
+        """True when `watch_orders` follows the account's orders on the exchange's private
+        stream: ccxt has a pro class for the exchange that watches orders, and `stream_orders`
+        did not turn it off."""
+        self._open_timeout_s = timeout_s
+        self._max_buffered = max_buffered_updates
+        self._updates: list[VenueUpdate] = []  # taken in, not yet returned
+        self._stream_lock = asyncio.Lock()  # one waiter on the stream at a time
+        self._stream_open = False  # subscribed: the exchange answered on the current connection
+        self._stream_lost: str | None = None  # why the stream lost updates, until told
+        self._heard = asyncio.Event()  # the current connection delivered a message
+        self._changed = asyncio.Event()  # updates were taken in, or the stream was lost
+        self._message: tuple[list[Any], list[Any]] | None = None  # records of the message
+        self._closing: set[asyncio.Future[Any]] = set()  # closes of dropped connections
+        self._quieted: weakref.WeakSet[Any] = weakref.WeakSet()  # their rejections quieted
+        if self.streams_orders:
+            self._hook_stream()
 
     def __repr__(self) -> str:
         return f"CcxtVenue(exchange_id={self.exchange_id!r}, venue={self.venue!r})"
+
+    def _share(self, shared: _Shared | None) -> None:
+        """Use the exchange's shared rate limiter and markets (ccxt makes its limiter when the
+        exchange is made and again when it opens: both times, it gets the shared one; markets
+        loaded less than MARKETS_TTL_S ago are set, and markets this venue loads are kept)."""
+        if shared is None:
+            return
+        ex = self._exchange
+        if shared.throttler is None:
+            shared.throttler = ex.throttler
+        ex.throttler = shared.throttler
+
+        def init_throttler(cost: Any = None) -> None:
+            ex.throttler = shared.throttler
+
+        ex.init_throttler = init_throttler
+        cached = shared.markets is not None and time.monotonic() - shared.loaded_at < MARKETS_TTL_S
+        if cached:
+            ex.set_markets(shared.markets, shared.currencies)
+        load_markets = ex.load_markets
+
+        async def load_and_keep(reload: bool = False, params: Any = None) -> Any:
+            markets = await load_markets(reload, params or {})
+            if not cached or reload:
+                shared.markets, shared.currencies = ex.markets, ex.currencies
+                shared.loaded_at = time.monotonic()
+            return markets
+
+        ex.load_markets = load_and_keep
 
     # -- the Venue interface -----------------------------------------------------------------
 
@@ -658,11 +874,233 @@ class CcxtVenue:
             start = latest
         return sorted(found.values(), key=lambda t: (t.ts, t.trade_id))
 
+    async def watch_orders(self) -> list[VenueUpdate]:
+        """The updates that came since the last call, or the next ones to come (see the module
+        docstring: "The order stream" and "Reconnecting")."""
+        if not self.streams_orders:
+            raise StreamUnsupported(f"no private order stream on {self.venue} here: poll instead")
+        async with self._stream_lock:
+            while True:
+                if self._closed:
+                    raise VenueUnavailable("the venue is closed")
+                if self._updates:
+                    taken, self._updates = self._updates, []
+                    return taken
+                if self._stream_lost is not None:
+                    reason = self._stream_lost
+                    await self._reset_stream()
+                    log.warning("order stream lost", extra={"venue": self.venue, "reason": reason})
+                    raise VenueUnavailable(reason)
+                try:
+                    await self._wait_on_stream()
+                except VenueUnavailable as exc:
+                    if not self._updates:
+                        raise
+                    # Updates came before the stream failed: they go first, the failure next.
+                    self._stream_lost = str(exc)
+
     async def close(self) -> None:
         if self._closed:
             return
         self._closed = True
-        await self._exchange.close()
+        await self._exchange.close()  # its WebSocket connections too
+        if self._closing:  # and those of dropped streams still closing
+            await asyncio.gather(*self._closing, return_exceptions=True)
+
+    # -- the order stream ----------------------------------------------------------------------
+
+    def _hook_stream(self) -> None:
+        """Install the recording caches and wrap ccxt's message, close and error handlers (ccxt
+        binds them to each connection it opens, so they are set before any is)."""
+        ex = self._exchange
+        ex.orders = _Recorded(_STREAM_CACHE, self._order_seen, feeless=True)
+        ex.myTrades = _Recorded(_STREAM_CACHE, self._trade_seen, feeless=False)
+        handle_message, on_close, on_error = ex.handle_message, ex.on_close, ex.on_error
+        client_of = ex.client
+
+        def message(client: Any, raw: Any) -> None:
+            if not self._current(client):
+                return  # a connection the venue dropped, still talking as it closes: not heard
+            self._heard.set()
+            self._message = ([], [])
+            try:
+                handle_message(client, raw)
+            except Exception as exc:  # a message ccxt choked on: left out, never raised into ccxt
+                self._skip_message(raw, exc)
+            finally:
+                orders, trades = self._message
+                self._message = None
+            self._take_in(orders, trades)
+
+        def closed(client: Any, code: Any) -> None:
+            # ccxt forgets the connection of the url, whichever it is now: only the current one's
+            # close may (a dropped connection reports its close again once its socket is shut,
+            # by then the url may have a new connection).
+            if self._current(client):
+                self._lose(client, f"the order stream was closed by the venue (code {code})")
+                on_close(client, code)
+
+        def failed(client: Any, error: Any) -> None:
+            self._lose(client, f"the order stream failed ({type(error).__name__}: {error})")
+            on_error(client, error)
+
+        def client(url: str) -> Any:
+            made = client_of(url)
+            if made not in self._quieted:
+                self._quieted.add(made)
+                _quiet_rejections(made)
+            return made
+
+        ex.handle_message, ex.on_close, ex.on_error, ex.client = message, closed, failed, client
+
+    def _current(self, client: Any) -> bool:
+        """The connection is the exchange's current one for its url (not one being dropped)."""
+        clients = self._exchange.clients or {}
+        return clients.get(getattr(client, "url", None)) is client
+
+    def _order_seen(self, order: Any) -> None:
+        if self._message is None:
+            self._take_in([order], [])  # appended outside a message: an update of its own
+        else:
+            self._message[0].append(order)
+
+    def _trade_seen(self, trade: Any) -> None:
+        if self._message is not None:
+            self._message[1].append(trade)
+
+    def _take_in(self, orders: list[Any], trades: list[Any]) -> None:
+        """Convert one message's order updates (with their executions) and buffer them; called
+        inside ccxt's message handling, so nothing may escape."""
+        if not orders or self._stream_lost is not None:
+            return  # a lost stream buffers nothing until the caller has been told
+        now = self._clock()
+        for order in orders:
+            order_id = order.get("id") if isinstance(order, dict) else None
+            theirs = [t for t in trades if isinstance(t, dict) and t.get("order") == order_id]
+            try:
+                updates = updates_from_ccxt(order, theirs, now=now)
+            except MalformedResponse as exc:
+                self._skip("order update", order, exc)
+                continue
+            except Exception as exc:  # a record no check foresaw: left out as well
+                self._skip("order update", order, MalformedResponse(f"{type(exc).__name__}: {exc}"))
+                continue
+            if len(self._updates) + len(updates) > self._max_buffered:
+                self._updates.clear()
+                self._lose(
+                    None,
+                    f"more than {self._max_buffered} order updates were left unread: "
+                    "they were dropped",
+                )
+                return
+            self._updates.extend(updates)
+            self._changed.set()
+
+    def _lose(self, client: Any, reason: str) -> None:
+        """The open stream lost updates (its connection went, or the buffer overflowed): the
+        next call says so. A connection being dropped already is not the stream."""
+        if client is not None and not (self._stream_open and self._current(client)):
+            return
+        if self._stream_lost is None:
+            self._stream_lost = self._text(reason)
+        self._changed.set()
+
+    def _skip_message(self, raw: Any, exc: Exception) -> None:
+        self.malformed_records += 1
+        log.warning(
+            "malformed message on the order stream",
+            extra={
+                "venue": self.venue,
+                "reason": self._text(f"ccxt could not handle it ({type(exc).__name__}: {exc})"),
+                "record": self._text(repr(raw))[:300],
+            },
+        )
+
+    async def _reset_stream(self) -> None:
+        """Close what is left of the stream (ccxt's connections and their subscription state):
+        the next wait opens a new one. This venue has no other WebSocket connections."""
+        self._stream_open = False
+        self._stream_lost = None
+        self._heard.clear()
+        ex = self._exchange
+        clients = ex.clients or {}
+        dropped = [clients.pop(url) for url in list(clients)]
+        for client in dropped:
+            connected = getattr(client, "connected", None)
+            if isinstance(connected, asyncio.Future) and not connected.done():
+                # Still connecting: closing it now closes no socket, so close it once it is
+                # connected (what it says until then is not listened to: it is not current).
+                connected.add_done_callback(partial(self._close_later, client))
+        if dropped:
+            await asyncio.gather(*(c.close() for c in dropped), return_exceptions=True)
+
+    def _close_later(self, client: Any, _connected: object = None) -> None:
+        task = asyncio.ensure_future(client.close())
+        self._closing.add(task)
+        task.add_done_callback(self._closing.discard)
+
+    async def _wait_on_stream(self) -> None:
+        """Wait until updates are taken in or the stream is lost (opening it first if it is not
+        open); raise the stream's failure as a VenueError, its connections closed."""
+        ex = self._exchange
+        opening = not self._stream_open
+        if opening:
+            await self._reset_stream()  # what an earlier, interrupted opening left
+            try:
+                async with self._translated("watch_orders"):
+                    await ex.load_markets()
+            except VenueRejected:
+                raise
+            except VenueError as exc:
+                raise VenueUnavailable(str(exc)) from None
+        self._changed.clear()
+        watching = asyncio.ensure_future(ex.watch_orders())
+        changed = asyncio.ensure_future(self._changed.wait())
+        heard = asyncio.ensure_future(self._heard.wait())
+        try:
+            if opening:
+                done, _ = await asyncio.wait(
+                    {watching, changed, heard},
+                    timeout=self._open_timeout_s,
+                    return_when=asyncio.FIRST_COMPLETED,
+                )
+                if not done:
+                    raise VenueUnavailable(
+                        f"the order stream on {self.venue} did not open within "
+                        f"{self._open_timeout_s:g}s"
+                    )
+                if not watching.done():
+                    self._stream_open = True  # the venue answered: open, or about to refuse
+                    log.info("order stream connected", extra={"venue": self.venue})
+            if not (watching.done() or changed.done()):
+                await asyncio.wait({watching, changed}, return_when=asyncio.FIRST_COMPLETED)
+            if watching.cancelled():  # ccxt cancels its waiters when its connection is closed
+                raise VenueUnavailable(f"the order stream on {self.venue} was closed")
+            if watching.done() and watching.exception() is not None:
+                raise self._stream_error(watching.exception())
+        except VenueError as error:
+            await self._reset_stream()
+            log.info(
+                "order stream failed",
+                extra={"venue": self.venue, "error": type(error).__name__},
+            )
+            raise error from None
+        finally:
+            for task in (watching, changed, heard):
+                if not task.done():
+                    task.cancel()
+
+    def _stream_error(self, exc: BaseException) -> VenueError:
+        """The VenueError of a failure of ccxt's watch_orders: VenueRejected for a refusal (bad
+        credentials), VenueUnavailable for anything else. ccxt's own bookkeeping can fail while
+        it handles the exchange's refusal; the refusal is what happened, so the first ccxt error
+        in the chain is the one translated."""
+        if not isinstance(exc, ccxt.BaseError):
+            exc = next((c for c in _chain(exc) if isinstance(c, ccxt.BaseError)), exc)
+        error = venue_error(exc, redact=self._redact)
+        if isinstance(error, VenueRejected):
+            return error
+        return VenueUnavailable(str(error))
 
     # -- helpers -----------------------------------------------------------------------------
 
