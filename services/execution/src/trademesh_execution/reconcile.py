@@ -159,7 +159,8 @@ class Reconciler:
                 venue = await self.live.open_venue(account)
                 try:
                     await self._run(account, venue, result)
-                    self.live.reached(account_id, True)
+                    # Reconciled just now: a venue that was away needs no second run for it.
+                    self.live.unreachable.discard(account_id)
                 except VenueError as exc:
                     result.ok, result.error = False, f"{type(exc).__name__}: {exc}"
                     log.warning(
