@@ -20,7 +20,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from pydantic import ValidationError
 from trademesh_events import auth, bots, marketdata, orders
 from trademesh_events.base import Event
-from trademesh_events.marketdata import Tick
+from trademesh_events.marketdata import Bar, Tick
 from trademesh_events.topics import get_topic
 
 T0 = datetime(2024, 5, 1, 12, 0, 0, 123456, tzinfo=UTC)
@@ -195,6 +195,24 @@ def make_tick(n: int = 0, instrument: str = "binance:BTC/USDT") -> Tick:
         size=Decimal("0.005"),
         side="buy",
         trade_id=f"t{n}",
+    )
+
+
+def price_bar(instrument_id: str, close: Decimal | str, *, day: datetime | None = None) -> Bar:
+    """A final daily bar that is only a price: open, high, low and close all `close`, volume 1,
+    on 2026-01-01 unless `day` is given (what a service's last price of the instrument is)."""
+    opens = day or datetime(2026, 1, 1, tzinfo=UTC)
+    value = Decimal(close)
+    return Bar(
+        instrument_id=instrument_id,
+        timeframe="1d",
+        open_time=opens,
+        close_time=opens + timedelta(days=1),
+        open=value,
+        high=value,
+        low=value,
+        close=value,
+        volume=Decimal(1),
     )
 
 

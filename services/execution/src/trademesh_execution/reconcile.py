@@ -35,6 +35,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
+from typing import Any
 from uuid import UUID
 
 import asyncpg
@@ -191,6 +192,24 @@ class Reconciler:
                 await self._look_up(account, venue, client_order_id, result)
         await self._trades(account, venue, result)
 
+    async def _raise(
+        self,
+        conn: asyncpg.Connection,
+        account: AccountRow,
+        result: Reconciliation,
+        kind: DiscrepancyKind,
+        **details: Any,
+    ) -> None:
+        new = await self.live.discrepancies.raise_(
+            conn,
+            account_id=account.account_id,
+            user_id=account.user_id,
+            venue=account.venue,
+            kind=kind,
+            **details,
+        )
+        result.found(kind, new)
+
     # ---- 1. the venue's open orders -------------------------------------------------------------
 
     async def _open_at_venue(
@@ -201,19 +220,17 @@ class Reconciler:
             if report.client_order_id is not None:
                 found = await self.store.order(report.client_order_id, conn, lock=True)
             if found is None or found[0].account_id != account.account_id:
-                new = await self.live.discrepancies.raise_(
+                await self._raise(
                     conn,
-                    account_id=account.account_id,
-                    user_id=account.user_id,
-                    venue=account.venue,
-                    kind=DiscrepancyKind.UNKNOWN_VENUE_ORDER,
+                    account,
+                    result,
+                    DiscrepancyKind.UNKNOWN_VENUE_ORDER,
                     venue_ref=f"order {report.venue_order_id}"
                     + (f" (client id {report.client_order_id})" if report.client_order_id else ""),
                     detail=f"the venue has a working order ({report.status.value}, filled "
                     f"{report.filled}, {report.remaining} left) that trademesh did not place",
                     resolution=None,
                 )
-                result.found(DiscrepancyKind.UNKNOWN_VENUE_ORDER, new)
                 return
             order = found[0]
             if order.status.value in _ENDED_HERE:
@@ -239,19 +256,17 @@ class Reconciler:
             resolution = "the venue was asked to cancel it"
         except VenueError as exc:
             resolution = f"cancelling it at the venue failed ({type(exc).__name__}); for a human"
-        new = await self.live.discrepancies.raise_(
+        await self._raise(
             conn,
-            account_id=account.account_id,
-            user_id=account.user_id,
-            venue=account.venue,
-            kind=DiscrepancyKind.STATUS_MISMATCH,
+            account,
+            result,
+            DiscrepancyKind.STATUS_MISMATCH,
             client_order_id=order.client_order_id,
             instrument_id=order.instrument_id,
             venue_ref=report.venue_order_id,
             detail=f"{order.status.value} here, {report.status.value} at the venue",
             resolution=resolution,
         )
-        result.found(DiscrepancyKind.STATUS_MISMATCH, new)
 
     # ---- 2. our working orders the venue does not list ------------------------------------------
 
@@ -353,18 +368,16 @@ class Reconciler:
                     # (trade lists name only the venue's order id): the next run will know.
                     return
                 for trade in trades:
-                    new = await self.live.discrepancies.raise_(
+                    await self._raise(
                         conn,
-                        account_id=account.account_id,
-                        user_id=account.user_id,
-                        venue=account.venue,
-                        kind=DiscrepancyKind.UNMATCHED_TRADE,
+                        account,
+                        result,
+                        DiscrepancyKind.UNMATCHED_TRADE,
                         instrument_id=instrument_id,
                         venue_ref=f"trade {trade.trade_id} of order {venue_order_id}",
                         detail=f"a {trade.side} of {trade.quantity} at {trade.price} by an order "
                         "trademesh did not place",
                     )
-                    result.found(DiscrepancyKind.UNMATCHED_TRADE, new)
                 return
             order = order_view(row)
             at_venue = sum((t.quantity for t in trades), Decimal(0))
@@ -386,32 +399,28 @@ class Reconciler:
                         result.found(DiscrepancyKind.FILL_MISMATCH, True)
                         continue
                     result.fills_applied += 1
-                    new = await self.live.discrepancies.raise_(
+                    await self._raise(
                         conn,
-                        account_id=account.account_id,
-                        user_id=account.user_id,
-                        venue=account.venue,
-                        kind=DiscrepancyKind.MISSING_FILL,
+                        account,
+                        result,
+                        DiscrepancyKind.MISSING_FILL,
                         client_order_id=order.client_order_id,
                         instrument_id=instrument_id,
                         venue_ref=f"trade {trade.trade_id}",
                         detail=f"a fill of {trade.quantity} at {trade.price} was not in our books",
                         resolution="applied",
                     )
-                    result.found(DiscrepancyKind.MISSING_FILL, new)
             elif order.filled > at_venue and order.created_at - TRADE_SKEW >= since:
-                new = await self.live.discrepancies.raise_(
+                await self._raise(
                     conn,
-                    account_id=account.account_id,
-                    user_id=account.user_id,
-                    venue=account.venue,
-                    kind=DiscrepancyKind.FILL_MISMATCH,
+                    account,
+                    result,
+                    DiscrepancyKind.FILL_MISMATCH,
                     client_order_id=order.client_order_id,
                     instrument_id=instrument_id,
                     venue_ref=f"order {venue_order_id}",
                     detail=f"filled {order.filled} here, {at_venue} in the venue's trades",
                 )
-                result.found(DiscrepancyKind.FILL_MISMATCH, new)
 
 
 def _changed(order: OrderView, report: VenueReport) -> bool:

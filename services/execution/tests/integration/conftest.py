@@ -211,3 +211,46 @@ def live(live_app: Any) -> Live:
 def live_for() -> Callable[[Any], Live]:
     """`live_for(app)`: the helpers on an app of `make_live_app`'s."""
     return Live
+
+
+_ORDERS = 0
+
+
+def venue_order(
+    order_type: Any = None,
+    *,
+    side: str = "sell",
+    quantity: str = "0.002",
+    limit: str | None = "70000.00",
+    stop: str | None = None,
+    tif: Any = None,
+) -> Any:
+    """A PENDING order of BTC/USDT as the venue is given it: a limit sell of 0.002 at 70000
+    unless told otherwise, with a client order id of its own."""
+    from trademesh_events.ids import AccountId, UserId
+    from trademesh_events.orders import OrderStatus, OrderType, TimeInForce
+
+    from trademesh_execution.engine import OrderView
+
+    global _ORDERS
+    _ORDERS += 1
+    return OrderView(
+        client_order_id=f"tm-{int(time.time())}-{_ORDERS}",
+        account_id=AccountId(UUID(int=1)),
+        user_id=UserId(UUID(int=2)),
+        instrument_id=INSTRUMENT,
+        side=side,  # type: ignore[arg-type]
+        order_type=order_type or OrderType.LIMIT,
+        quantity=D(quantity),
+        limit_price=None if limit is None else D(limit),
+        stop_price=None if stop is None else D(stop),
+        status=OrderStatus.PENDING,
+        created_at=datetime(2024, 6, 1, tzinfo=UTC),
+        time_in_force=tif or TimeInForce.GTC,
+    )
+
+
+@pytest.fixture
+def order() -> Callable[..., Any]:
+    """`order(type, side=, quantity=, limit=, stop=, tif=)`: see `venue_order`."""
+    return venue_order

@@ -7,17 +7,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from collections.abc import Callable
-from datetime import UTC, datetime
 from decimal import Decimal as D
-from uuid import UUID
 
 import pytest
 from pydantic import SecretStr
-from trademesh_events.ids import AccountId, UserId
-from trademesh_events.orders import OrderStatus, OrderType, TimeInForce
-from trademesh_testing.binance import API_KEY, INSTRUMENT, SECRET, SUBSCRIBE, FakeBinance, load
+from trademesh_events.orders import OrderStatus, OrderType
+from trademesh_testing.binance import API_KEY, SECRET, SUBSCRIBE, FakeBinance, load
 
 from trademesh_execution.engine import OrderView
 from trademesh_execution.venues import (
@@ -32,33 +28,6 @@ from trademesh_execution.venues import (
 pytestmark = pytest.mark.integration
 
 S = OrderStatus
-T0 = datetime(2024, 6, 1, tzinfo=UTC)
-_ORDERS = 0
-
-
-def order(
-    order_type: OrderType = OrderType.LIMIT,
-    *,
-    side: str = "sell",
-    quantity: str = "0.002",
-    limit: str | None = "70000.00",
-) -> OrderView:
-    global _ORDERS
-    _ORDERS += 1
-    return OrderView(
-        client_order_id=f"tm-stream-{int(time.time())}-{_ORDERS}",
-        account_id=AccountId(UUID(int=1)),
-        user_id=UserId(UUID(int=2)),
-        instrument_id=INSTRUMENT,
-        side=side,  # type: ignore[arg-type]
-        order_type=order_type,
-        quantity=D(quantity),
-        limit_price=None if limit is None else D(limit),
-        stop_price=None,
-        status=OrderStatus.PENDING,
-        created_at=T0,
-        time_in_force=TimeInForce.GTC,
-    )
 
 
 async def until(condition: Callable[[], bool], timeout_s: float = 5.0) -> None:
@@ -94,7 +63,7 @@ async def collect(
 
 
 async def test_updates_arrive_once_each_with_cumulative_figures_and_their_executions(
-    binance: FakeBinance, make_venue: Callable[..., CcxtVenue]
+    binance: FakeBinance, make_venue: Callable[..., CcxtVenue], order: Callable[..., OrderView]
 ) -> None:
     venue = make_venue()
     assert venue.streams_orders
@@ -184,7 +153,7 @@ async def test_updates_arrive_once_each_with_cumulative_figures_and_their_execut
 
 
 async def test_a_market_order_reports_its_taker_executions(
-    binance: FakeBinance, make_venue: Callable[..., CcxtVenue]
+    binance: FakeBinance, make_venue: Callable[..., CcxtVenue], order: Callable[..., OrderView]
 ) -> None:
     venue = make_venue()
     first = await open_stream(venue, binance)
@@ -221,7 +190,7 @@ async def test_the_subscription_is_signed_and_a_wrong_secret_is_refused(
 
 
 async def test_a_dropped_stream_is_unavailable_and_the_next_call_reconnects(
-    binance: FakeBinance, make_venue: Callable[..., CcxtVenue]
+    binance: FakeBinance, make_venue: Callable[..., CcxtVenue], order: Callable[..., OrderView]
 ) -> None:
     venue = make_venue()
     resting = order(quantity="0.002")
@@ -266,7 +235,7 @@ async def test_a_dropped_stream_is_unavailable_and_the_next_call_reconnects(
 
 
 async def test_pings_are_answered_both_ways(
-    binance: FakeBinance, make_venue: Callable[..., CcxtVenue]
+    binance: FakeBinance, make_venue: Callable[..., CcxtVenue], order: Callable[..., OrderView]
 ) -> None:
     binance.stream_ping_s = 0.05  # the fake pings every 50 ms; ccxt every 100 ms
     venue = make_venue(config={"streaming": {"keepAlive": 100}})
@@ -280,7 +249,7 @@ async def test_pings_are_answered_both_ways(
 
 
 async def test_malformed_updates_are_left_out_and_counted(
-    binance: FakeBinance, make_venue: Callable[..., CcxtVenue]
+    binance: FakeBinance, make_venue: Callable[..., CcxtVenue], order: Callable[..., OrderView]
 ) -> None:
     venue = make_venue()
     waiting = await open_stream(venue, binance)
@@ -317,7 +286,10 @@ async def test_no_stream_where_there_is_none() -> None:
 
 
 async def test_no_secret_in_the_stream_s_logs_errors_or_reprs(
-    binance: FakeBinance, make_venue: Callable[..., CcxtVenue], caplog: pytest.LogCaptureFixture
+    binance: FakeBinance,
+    make_venue: Callable[..., CcxtVenue],
+    caplog: pytest.LogCaptureFixture,
+    order: Callable[..., OrderView],
 ) -> None:
     caplog.set_level(logging.DEBUG)
     caplog.set_level(logging.DEBUG, logger="ccxt")

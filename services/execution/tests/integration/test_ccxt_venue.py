@@ -14,7 +14,6 @@ from typing import Any
 from uuid import UUID
 
 import pytest
-from trademesh_events.ids import AccountId, UserId
 from trademesh_events.orders import OrderStatus, OrderType, TimeInForce
 from trademesh_testing.binance import (
     API_KEY,
@@ -38,42 +37,6 @@ from trademesh_execution.venues import (
 
 pytestmark = pytest.mark.integration
 
-T0 = datetime(2024, 6, 1, tzinfo=UTC)
-
-
-_ORDERS = 0
-
-
-def order(
-    order_type: OrderType = OrderType.LIMIT,
-    *,
-    side: str = "sell",
-    quantity: str = "0.002",
-    limit: str | None = "70000.00",
-    stop: str | None = None,
-    tif: TimeInForce = TimeInForce.GTC,
-) -> OrderView:
-    global _ORDERS
-    _ORDERS += 1
-    return OrderView(
-        client_order_id=f"tm-{int(time.time())}-{_ORDERS}",
-        account_id=AccountId(UUID(int=1)),
-        user_id=UserId(UUID(int=2)),
-        instrument_id=INSTRUMENT,
-        side=side,  # type: ignore[arg-type]
-        order_type=order_type,
-        quantity=D(quantity),
-        limit_price=None if limit is None else D(limit),
-        stop_price=None if stop is None else D(stop),
-        status=OrderStatus.PENDING,
-        created_at=T0,
-        time_in_force=tif,
-    )
-
-
-def market_buy() -> OrderView:
-    return order(OrderType.MARKET, side="buy", quantity="0.0015", limit=None)
-
 
 def order_requests(server: FakeBinance, method: str = "POST") -> list[Received]:
     return [r for r in server.received if r.path == "/api/v3/order" and r.method == method]
@@ -84,10 +47,10 @@ def _recent(ts: datetime) -> bool:
 
 
 async def test_submit_sends_the_client_order_id_signed_and_maps_the_answers(
-    binance: FakeBinance, make_venue: Callable[..., CcxtVenue]
+    binance: FakeBinance, make_venue: Callable[..., CcxtVenue], order: Callable[..., OrderView]
 ) -> None:
     venue = make_venue()
-    bought = market_buy()
+    bought = order(OrderType.MARKET, side="buy", quantity="0.0015", limit=None)
     report = await venue.submit(bought)
     assert (report.client_order_id, report.status) == (bought.client_order_id, OrderStatus.FILLED)
     assert report.venue_order_id == "28457001"
@@ -123,11 +86,11 @@ async def test_submit_sends_the_client_order_id_signed_and_maps_the_answers(
 
 
 async def test_fetch_cancel_open_orders_and_trades_by_client_order_id(
-    binance: FakeBinance, make_venue: Callable[..., CcxtVenue]
+    binance: FakeBinance, make_venue: Callable[..., CcxtVenue], order: Callable[..., OrderView]
 ) -> None:
     venue = make_venue()
     since = datetime.now(UTC) - timedelta(seconds=1)
-    bought = market_buy()
+    bought = order(OrderType.MARKET, side="buy", quantity="0.0015", limit=None)
     await venue.submit(bought)
     resting = order(OrderType.LIMIT, side="sell", quantity="0.002", limit="70000.00")
     await venue.submit(resting)
@@ -190,7 +153,7 @@ async def test_fetch_cancel_open_orders_and_trades_by_client_order_id(
 
 
 async def test_a_late_answer_is_a_timeout_and_fetch_then_finds_the_order(
-    binance: FakeBinance, make_venue: Callable[..., CcxtVenue]
+    binance: FakeBinance, make_venue: Callable[..., CcxtVenue], order: Callable[..., OrderView]
 ) -> None:
     venue = make_venue(timeout_s=0.5)
     await venue.open_orders(INSTRUMENT)  # markets loaded: the timeout is the order's alone
@@ -212,7 +175,7 @@ async def test_a_late_answer_is_a_timeout_and_fetch_then_finds_the_order(
 
 
 async def test_an_outage_is_unavailable_and_sends_nothing(
-    binance: FakeBinance, make_venue: Callable[..., CcxtVenue]
+    binance: FakeBinance, make_venue: Callable[..., CcxtVenue], order: Callable[..., OrderView]
 ) -> None:
     venue = make_venue()
     await venue.open_orders(INSTRUMENT)
@@ -230,7 +193,7 @@ async def test_an_outage_is_unavailable_and_sends_nothing(
 
 
 async def test_refusals_are_rejections(
-    binance: FakeBinance, make_venue: Callable[..., CcxtVenue]
+    binance: FakeBinance, make_venue: Callable[..., CcxtVenue], order: Callable[..., OrderView]
 ) -> None:
     venue = make_venue()
     binance.next_answer = (400, "error_insufficient_balance.json")
@@ -275,7 +238,7 @@ async def test_refusals_are_rejections(
 
 
 async def test_malformed_answers_raise_or_are_left_out_without_poisoning_the_rest(
-    binance: FakeBinance, make_venue: Callable[..., CcxtVenue]
+    binance: FakeBinance, make_venue: Callable[..., CcxtVenue], order: Callable[..., OrderView]
 ) -> None:
     venue = make_venue()
     binance.next_answer = (200, "order_new_malformed.json")
@@ -285,7 +248,7 @@ async def test_malformed_answers_raise_or_are_left_out_without_poisoning_the_res
     since = datetime.now(UTC) - timedelta(seconds=1)
     good = order()
     await venue.submit(good)
-    await venue.submit(market_buy())
+    await venue.submit(order(OrderType.MARKET, side="buy", quantity="0.0015", limit=None))
     binance.extra_open_orders = load("openOrders_malformed.json")
     for trade in (bad := load("myTrades_malformed.json")):
         if isinstance(trade["time"], int):
@@ -303,6 +266,7 @@ async def test_secrets_are_never_logged_nor_in_errors_or_reprs(
     binance: FakeBinance,
     make_venue: Callable[..., CcxtVenue],
     caplog: pytest.LogCaptureFixture,
+    order: Callable[..., OrderView],
 ) -> None:
     caplog.set_level(logging.DEBUG)
     caplog.set_level(logging.DEBUG, logger="ccxt")
@@ -310,7 +274,7 @@ async def test_secrets_are_never_logged_nor_in_errors_or_reprs(
     errors: list[VenueError] = []
     resting = order()
     await venue.submit(resting)
-    await venue.submit(market_buy())
+    await venue.submit(order(OrderType.MARKET, side="buy", quantity="0.0015", limit=None))
     await venue.fetch(resting)
     await venue.open_orders()
     await venue.recent_trades(INSTRUMENT, datetime.now(UTC) - timedelta(minutes=1))
@@ -345,7 +309,7 @@ async def test_secrets_are_never_logged_nor_in_errors_or_reprs(
 
 
 async def test_venues_of_one_exchange_share_its_markets_and_rate_limiter(
-    binance: FakeBinance, make_venue: Callable[..., CcxtVenue]
+    binance: FakeBinance, make_venue: Callable[..., CcxtVenue], order: Callable[..., OrderView]
 ) -> None:
     """The service makes a venue per call: the exchange's markets are loaded once, and every
     venue's requests go through one rate limiter (the exchange counts them per IP)."""
@@ -393,7 +357,11 @@ async def test_a_pending_live_order_is_sent_once_with_its_client_id_and_filled(
 
 
 async def test_a_crash_after_sending_is_recovered_by_lookup_without_a_duplicate(
-    live_app: Any, live: Any, binance: FakeBinance, make_venue: Callable[..., CcxtVenue]
+    live_app: Any,
+    live: Any,
+    binance: FakeBinance,
+    make_venue: Callable[..., CcxtVenue],
+    order: Callable[..., OrderView],
 ) -> None:
     from trademesh_testing.http import app_client
 
@@ -416,7 +384,7 @@ async def test_a_crash_after_sending_is_recovered_by_lookup_without_a_duplicate(
 
 
 async def test_a_send_that_times_out_goes_unknown_and_is_resolved_without_resending(
-    live_app: Any, live: Any, binance: FakeBinance
+    live_app: Any, live: Any, binance: FakeBinance, order: Callable[..., OrderView]
 ) -> None:
     from trademesh_testing.http import app_client
 

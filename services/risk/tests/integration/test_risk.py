@@ -4,7 +4,7 @@ kill switches, the daily loss limit, redeliveries, and state that survives a res
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 from uuid import UUID, uuid4
@@ -13,7 +13,6 @@ import httpx
 import pytest
 from fastapi import FastAPI
 from trademesh_bus import Bus
-from trademesh_events.marketdata import Bar
 from trademesh_events.orders import (
     CancelAllOrders,
     OrderApproved,
@@ -24,7 +23,7 @@ from trademesh_events.orders import (
 )
 from trademesh_events.topics import ORDERS_APPROVED, ORDERS_DENIED, ORDERS_INTENTS, get_topic
 from trademesh_testing.http import app_client
-from trademesh_testing.samples import decoded, read_all
+from trademesh_testing.samples import decoded, price_bar, read_all
 from trademesh_testing.waiting import eventually
 
 from trademesh_risk.app import create_app
@@ -67,21 +66,7 @@ def intent(
 
 
 async def price(producer: Bus, instrument_id: str, close: str) -> None:
-    opens = datetime(2026, 1, 1, tzinfo=UTC)
-    value = Decimal(close)
-    await producer.publish(
-        Bar(
-            instrument_id=instrument_id,
-            timeframe="1d",
-            open_time=opens,
-            close_time=opens + timedelta(days=1),
-            open=value,
-            high=value,
-            low=value,
-            close=value,
-            volume=Decimal(1),
-        )
-    )
+    await producer.publish(price_bar(instrument_id, close))
 
 
 async def known_price(app: FastAPI, instrument_id: str) -> None:

@@ -6,7 +6,7 @@ nothing and answers 502, and only admins change rules."""
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from decimal import Decimal as D
 from typing import Any
 from uuid import UUID, uuid4
@@ -15,12 +15,11 @@ import httpx
 import pytest
 from fastapi import FastAPI
 from trademesh_bus import Bus
-from trademesh_events.marketdata import Bar
 from trademesh_events.orders import OrderApproved, OrderDenied, OrderType, SubmitOrder
 from trademesh_events.topics import ORDERS_APPROVED, ORDERS_DENIED
 from trademesh_testing.binance import INSTRUMENT, FakeBinance, load
 from trademesh_testing.http import app_client
-from trademesh_testing.samples import decoded, read_all
+from trademesh_testing.samples import decoded, price_bar, read_all
 from trademesh_testing.waiting import eventually
 
 from trademesh_risk.app import create_app
@@ -108,20 +107,7 @@ def intent(account: UUID, quantity: str, limit: str | None = None) -> SubmitOrde
 
 async def priced(app: FastAPI, producer: Bus) -> None:
     """A last price of BTC/USDT that the app knows (market orders are valued at it)."""
-    opens = datetime(2026, 1, 1, tzinfo=UTC)
-    await producer.publish(
-        Bar(
-            instrument_id=INSTRUMENT,
-            timeframe="1d",
-            open_time=opens,
-            close_time=opens + timedelta(days=1),
-            open=PRICE,
-            high=PRICE,
-            low=PRICE,
-            close=PRICE,
-            volume=D(1),
-        )
-    )
+    await producer.publish(price_bar(INSTRUMENT, PRICE))
 
     async def seen() -> bool:
         return app.state.runtime.prices.get(INSTRUMENT) == PRICE
