@@ -169,3 +169,62 @@ def test_custom_environment_mapping_is_used_as_a_source() -> None:
 def test_dotenv_missing_file_raises() -> None:
     with pytest.raises(SecretsError, match="does not exist"):
         DotenvSecrets("/nonexistent/trademesh.env")
+
+
+def _jwk(**overrides: object) -> dict[str, object]:
+    key: dict[str, object] = {
+        "kty": "OKP",
+        "crv": "Ed25519",
+        "x": "11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo",
+        "kid": "k1",
+        "use": "sig",
+        "alg": "EdDSA",
+    }
+    key.update(overrides)
+    return {k: v for k, v in key.items() if v is not None}
+
+
+def test_auth_defaults() -> None:
+    settings = ServiceSettings()
+    assert settings.auth_jwks_url == "http://127.0.0.1:8500/.well-known/jwks.json"
+    assert settings.auth_jwks is None
+    assert (settings.auth_issuer, settings.auth_audience) == ("trademesh-auth", "trademesh")
+
+
+def test_an_inline_jwks_of_ed25519_keys_is_accepted(monkeypatch: pytest.MonkeyPatch) -> None:
+    import json
+
+    document = json.dumps({"keys": [_jwk(), _jwk(kid="k2", use=None, alg=None)]})
+    monkeypatch.setenv("TRADEMESH_AUTH_JWKS", document)
+    assert load_settings(ServiceSettings, exit_on_error=False).auth_jwks == document
+
+
+@pytest.mark.parametrize(
+    ("document", "reason"),
+    [
+        ("not json", "JSON"),
+        ("[]", "JWKS"),
+        ('{"keys": []}', "JWKS"),
+        ({"keys": [_jwk(kty="RSA")]}, "Ed25519"),
+        ({"keys": [_jwk(crv="Ed448")]}, "Ed25519"),
+        ({"keys": [_jwk(crv="X25519")]}, "Ed25519"),
+        ({"keys": [_jwk(d="private-part")]}, "private"),
+        ({"keys": [_jwk(kid=None)]}, "kid"),
+        ({"keys": [_jwk(), _jwk()]}, "twice"),
+        ({"keys": [_jwk(x=None)]}, "public key"),
+        ({"keys": [_jwk(alg="RS256")]}, "EdDSA"),
+        ({"keys": [_jwk(use="enc")]}, "signature"),
+    ],
+)
+def test_a_bad_inline_jwks_stops_the_start(document: object, reason: str) -> None:
+    import json
+
+    raw = document if isinstance(document, str) else json.dumps(document)
+    with pytest.raises(SettingsError) as raised:
+        load_settings(ServiceSettings, exit_on_error=False, auth_jwks=raw)
+    assert "TRADEMESH_AUTH_JWKS" in str(raised.value) and reason in str(raised.value)
+
+
+def test_the_jwks_url_is_an_http_url() -> None:
+    with pytest.raises(SettingsError, match="TRADEMESH_AUTH_JWKS_URL"):
+        load_settings(ServiceSettings, exit_on_error=False, auth_jwks_url="file:///etc/keys")

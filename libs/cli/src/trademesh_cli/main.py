@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -66,7 +67,48 @@ def infra_up(
             from trademesh_infra.stack import _redact
 
             value = _redact(value)
+        elif key == "TRADEMESH_KEYSTORE_KEYS":
+            value = "*** (in the file, and in <home>/keystore.json)"
         out.print(f"  {key}={value}")
+
+
+user_app = typer.Typer(help="Users of the platform (the auth service's database).")
+app.add_typer(user_app, name="user")
+
+
+@user_app.command("create")
+def user_create(
+    email: Annotated[str, typer.Option("--email", help="The user's e-mail address.")],
+    admin: Annotated[bool, typer.Option("--admin", help="Make an admin.")] = False,
+    role: Annotated[
+        str, typer.Option("--role", help="admin, trader or viewer (default trader).")
+    ] = "trader",
+    password_stdin: Annotated[
+        bool,
+        typer.Option("--password-stdin", help="Read the password from stdin (else one is made)."),
+    ] = False,
+    home: HomeOption = None,
+) -> None:
+    """Create an active user, e.g. the first admin: `trademesh user create --admin --email ...`.
+    There is no default password: it is read from stdin, or made at random and printed once.
+    Runs the auth service's own command (python -m trademesh_auth.admin) with the embedded
+    infrastructure's settings (started if needed), or with TRADEMESH_* from the environment."""
+    import subprocess
+    import sys
+
+    from trademesh_infra.stack import Stack
+
+    stack = _stack(home)
+    assert isinstance(stack, Stack)
+    with console.status("starting infrastructure..."):
+        env = stack.up()
+    command = [sys.executable, "-m", "trademesh_auth.admin", "create-user", "--email", email]
+    command += ["--admin"] if admin else ["--role", role]
+    if password_stdin:
+        command.append("--password-stdin")
+    # A process of its own: libraries never import services, and auth's settings are its own.
+    done = subprocess.run(command, env={**os.environ, **env}, check=False)
+    raise typer.Exit(done.returncode)
 
 
 @infra_app.command("down")

@@ -48,6 +48,42 @@ async def _topics(bootstrap: str) -> dict[str, int]:
         await admin.close()
 
 
+def test_user_create_makes_the_first_admin_with_a_password_shown_once(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    try:
+        made = _run("user", "create", "--admin", "--email", "Root@Example.com", home=home)
+        assert made.returncode == 0, made.stderr + made.stdout
+        assert "created admin root@example.com" in made.stdout.lower()
+        (line,) = [x for x in made.stdout.splitlines() if "shown once" in x]
+        password = line.rsplit(" ", 1)[-1]
+        assert len(password) >= 20  # made at random: there is no default password
+        again = _run("user", "create", "--admin", "--email", "root@example.com", home=home)
+        assert again.returncode == 1 and "Already registered" in again.stderr
+        weak = subprocess.run(
+            [
+                TRADEMESH,
+                "user",
+                "create",
+                "--email",
+                "t@example.com",
+                "--password-stdin",
+                "--home",
+                str(home),
+            ],
+            cwd=ROOT,
+            env={k: v for k, v in os.environ.items() if not k.startswith("TRADEMESH_")},
+            input="password\n",
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+        assert weak.returncode == 1 and "common" in weak.stderr
+        assert "password\n" not in weak.stdout
+    finally:
+        _run("infra", "down", home=home)
+
+
 def test_infra_up_status_down(tmp_path: Path) -> None:
     home = tmp_path / "home"
     up = _run("infra", "up", home=home)
@@ -57,6 +93,11 @@ def test_infra_up_status_down(tmp_path: Path) -> None:
             line.split("=", 1) for line in (home / "infra.env").read_text().splitlines() if line
         )
         assert settings["TRADEMESH_KAFKA_IDEMPOTENCE"] == "false"
+        # A local master key for the services' sealed secrets, made once, owner-only.
+        assert settings["TRADEMESH_KEYSTORE_CURRENT_KEY"] == "local-1"
+        assert (home / "keystore.json").stat().st_mode & 0o777 == 0o600
+        assert (home / "infra.env").stat().st_mode & 0o777 == 0o600
+        keyring = (home / "keystore.json").read_text()
         bootstrap = settings["TRADEMESH_KAFKA_BOOTSTRAP"]
         topics = asyncio.run(_topics(bootstrap))
         for spec in TOPICS:
@@ -68,6 +109,7 @@ def test_infra_up_status_down(tmp_path: Path) -> None:
         again = _run("infra", "up", home=home)  # idempotent: same broker, same Postgres
         assert again.returncode == 0, again.stderr
         assert (home / "infra.env").read_text().count(bootstrap) == 1
+        assert (home / "keystore.json").read_text() == keyring  # the same key: data still opens
     finally:
         down = _run("infra", "down", home=home)
     assert down.returncode == 0, down.stderr

@@ -13,14 +13,17 @@ from trademesh_config.secrets import (
     secrets_provider_from_settings,
 )
 from trademesh_config.settings import (
+    AuthSettings,
     DatabaseSettings,
     HttpSettings,
     KafkaSettings,
     ServiceSettings,
     TrademeshSettings,
+    parse_jwks,
 )
 
 __all__ = [
+    "AuthSettings",
     "ChainSecrets",
     "DatabaseSettings",
     "DotenvSecrets",
@@ -36,6 +39,7 @@ __all__ = [
     "TrademeshSettings",
     "VaultSecrets",
     "load_settings",
+    "parse_jwks",
     "secrets_provider_from_settings",
     "with_secrets_provider",
 ]

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Literal
+import json
+from typing import Any, Literal
+from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -107,7 +109,74 @@ class HttpSettings(TrademeshSettings):
     http_port: int = Field(8000, ge=0, le=65535)
 
 
-class ServiceSettings(KafkaSettings, DatabaseSettings, HttpSettings):
+def parse_jwks(document: str) -> list[dict[str, Any]]:
+    """The keys of a JWKS JSON document, checked: each an Ed25519 public key (OKP) with a kid.
+
+    Raises ValueError naming what is wrong. A private key (a "d" member) is refused: verifiers
+    only ever hold public keys, and settings are no place for a signing key.
+    """
+    try:
+        parsed = json.loads(document)
+    except ValueError:
+        raise ValueError("is not a JSON document") from None
+    keys = parsed.get("keys") if isinstance(parsed, dict) else None
+    if not isinstance(keys, list) or not keys:
+        raise ValueError('must be a JWKS: {"keys": [one or more keys]}')
+    kids: set[str] = set()
+    for n, key in enumerate(keys):
+        if not isinstance(key, dict):
+            raise ValueError(f"key {n} is not a JSON object")
+        if key.get("kty") != "OKP" or key.get("crv") != "Ed25519":
+            raise ValueError(f"key {n} is not an Ed25519 key (kty OKP, crv Ed25519)")
+        if "d" in key:
+            raise ValueError(f"key {n} is a private key; a JWKS holds public keys only")
+        if not isinstance(key.get("x"), str) or not key["x"]:
+            raise ValueError(f"key {n} has no public key (x)")
+        kid = key.get("kid")
+        if not isinstance(kid, str) or not kid:
+            raise ValueError(f"key {n} has no kid")
+        if kid in kids:
+            raise ValueError(f"kid {kid!r} appears twice")
+        kids.add(kid)
+        if key.get("alg", "EdDSA") != "EdDSA" or key.get("use", "sig") != "sig":
+            raise ValueError(f"key {n} is not a signature key for EdDSA")
+    return keys
+
+
+class AuthSettings(TrademeshSettings):
+    """How a service verifies the callers' access tokens (issued by the auth service)."""
+
+    auth_jwks_url: str = Field(
+        "http://127.0.0.1:8500/.well-known/jwks.json",
+        description="The auth service's JWKS endpoint; not fetched when auth_jwks is set.",
+    )
+    auth_jwks: str | None = Field(
+        None,
+        description=(
+            "An inline JWKS JSON document used instead of auth_jwks_url (tests, offline "
+            "single-key setups). Ed25519 (OKP) public keys only."
+        ),
+    )
+    auth_issuer: str = Field("trademesh-auth", min_length=1, description="Expected `iss`.")
+    auth_audience: str = Field("trademesh", min_length=1, description="Expected `aud`.")
+
+    @field_validator("auth_jwks_url")
+    @classmethod
+    def _is_http_url(cls, value: str) -> str:
+        parts = urlsplit(value)
+        if parts.scheme not in ("http", "https") or not parts.netloc:
+            raise ValueError("must be an http(s):// URL")
+        return value
+
+    @field_validator("auth_jwks")
+    @classmethod
+    def _is_ed25519_jwks(cls, value: str | None) -> str | None:
+        if value is not None:
+            parse_jwks(value)
+        return value
+
+
+class ServiceSettings(KafkaSettings, DatabaseSettings, HttpSettings, AuthSettings):
     """Everything a trademesh service needs; a service subclasses this and adds its own fields."""
 
     service_name: str = Field("trademesh", pattern=r"^[a-z][a-z0-9-]{1,40}$")

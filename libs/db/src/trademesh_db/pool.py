@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import re
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -21,11 +21,38 @@ def check_schema_name(schema: str) -> str:
     return schema
 
 
+def check_role_name(role: str) -> str:
+    """Role names are interpolated into SET ROLE (it takes no parameters): plain identifiers only."""
+    if not _SCHEMA_RE.fullmatch(role):
+        raise ValueError(f"invalid role name {role!r}: use lowercase letters, digits and _")
+    return role
+
+
 async def create_pool(
-    url: str, schema: str, *, min_size: int = 1, max_size: int = 10, timeout: float = 10.0
+    url: str,
+    schema: str,
+    *,
+    min_size: int = 1,
+    max_size: int = 10,
+    timeout: float = 10.0,
+    session_role: str | None = None,
 ) -> asyncpg.Pool:
-    """A pool whose sessions have `search_path = <schema>, public`: a service writes unqualified SQL."""
+    """A pool whose sessions have `search_path = <schema>, public`: a service writes unqualified SQL.
+
+    With `session_role`, every new connection runs `SET ROLE <session_role>` before it is handed
+    out, so the service works with that role's privileges only (a narrower role than the login
+    user, e.g. one that may insert into a table but not update it). asyncpg's reset on release
+    (`RESET ALL`) leaves the role in place, so it holds for the connection's whole life.
+    """
     check_schema_name(schema)
+    init: Callable[[asyncpg.Connection], Awaitable[None]] | None = None
+    if session_role is not None:
+        statement = f'SET ROLE "{check_role_name(session_role)}"'
+
+        async def set_role(conn: asyncpg.Connection) -> None:
+            await conn.execute(statement)
+
+        init = set_role
     pool = await asyncpg.create_pool(
         dsn=url,
         min_size=min_size,
@@ -36,6 +63,7 @@ async def create_pool(
             "search_path": f"{schema}, public",
             "application_name": f"trademesh-{schema}",
         },
+        init=init,
     )
     assert pool is not None
     return pool
@@ -49,12 +77,18 @@ class Database:
     schema: str
     min_size: int = 1
     max_size: int = 10
+    # The role the pool's connections SET ROLE to (see create_pool); None: the login user's own.
+    session_role: str | None = None
     _pool: asyncpg.Pool | None = None
 
     async def connect(self) -> None:
         if self._pool is None:
             self._pool = await create_pool(
-                self.url, self.schema, min_size=self.min_size, max_size=self.max_size
+                self.url,
+                self.schema,
+                min_size=self.min_size,
+                max_size=self.max_size,
+                session_role=self.session_role,
             )
 
     async def close(self) -> None:

@@ -1,6 +1,6 @@
 import pytest
 from trademesh_db.migrate import _dbmate_url
-from trademesh_db.pool import check_schema_name
+from trademesh_db.pool import check_role_name, check_schema_name
 
 pytestmark = pytest.mark.unit
 
@@ -24,3 +24,9 @@ def test_dbmate_url_sets_search_path_and_disables_tls_on_loopback() -> None:
 def test_dbmate_url_keeps_tls_settings_for_remote_hosts() -> None:
     url = _dbmate_url("postgresql://u@db.example:5432/db?sslmode=require", "risk")
     assert url == "postgres://u@db.example:5432/db?sslmode=require&search_path=risk"
+
+
+@pytest.mark.parametrize("name", ["", "Writer", 'w" ; RESET ROLE; --', "1w", "a-b", "x" * 64])
+def test_unsafe_role_names_are_refused_before_connecting(name: str) -> None:
+    with pytest.raises(ValueError, match="invalid role name"):
+        check_role_name(name)

@@ -22,6 +22,7 @@ from trademesh_http.problems import (
     internal_error_response,
     problem_response,
 )
+from trademesh_http.tokens import TokenVerifier
 
 ReadinessCheck = Callable[[], Awaitable[Any]]
 REQUEST_ID_HEADER = "X-Request-ID"
@@ -57,15 +58,20 @@ def create_http_app(
     ready_timeout_s: float = 2.0,
     registry: CollectorRegistry = metrics.REGISTRY,
     title: str | None = None,
+    tokens: TokenVerifier | None = None,
 ) -> FastAPI:
     """A FastAPI app with the platform endpoints and middlewares; add the service's routers to it.
 
     /ready runs every readiness check (each a coroutine that raises when its dependency is not
     usable) concurrently under `ready_timeout_s`; it answers 503 problem+json naming the failing
     checks (by error type only: messages may carry connection strings).
+
+    `tokens` verifies the callers' access tokens (trademesh_http.caller); without it every route
+    that needs a caller answers 401.
     """
     checks = dict(readiness or {})
     app = FastAPI(title=title or f"trademesh {service}", version=version, lifespan=lifespan)
+    app.state.tokens = tokens
     install_problem_handlers(app)
 
     @app.get("/health", tags=["platform"], summary="Liveness: the process serves requests")

@@ -1,51 +1,123 @@
-"""Who a request acts for: one place for every service, until the gateway's tokens (T6).
+"""Who a request acts for: the bearer of a verified access token, checked by every service itself.
 
-Until the auth service and the gateway exist, the caller is named by the X-User-Id header and
-their role by X-User-Role. T6 replaces these functions with the verification of the access
-token the gateway forwards (ARCHITECTURE.md: every service verifies tokens against the JWKS
-itself). Every route that reads or changes a user's resources takes its user from here, and
-only from here, never from a body.
+A request names its caller with `Authorization: Bearer <access token>`, a JWT issued by the auth
+service (see trademesh_http.tokens). `get_caller` verifies it with the app's TokenVerifier
+(`create_http_app(tokens=...)`, kept on app.state.tokens) against auth's JWKS: no service trusts
+an identity header just because the request came from inside (ARCHITECTURE.md, Security). An
+app without a verifier answers 401 to every route that needs a caller: a misconfiguration must
+not open the door.
+
+Every route that reads or changes a user's resources takes its user from here, and only from
+here, never from a body. Besides the role checks (`require`, `AdminDep`), one blanket rule holds
+for writes: a request whose method is not GET, HEAD or OPTIONS needs the `trade` scope and the
+role trader or admin (a viewer cannot trade; nor can a read-only API key), else 403.
+
+A service that calls another service on the caller's behalf forwards the caller's token
+(`caller.auth_headers()`); the token is never logged and never shown in the Caller's repr.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Annotated, Literal
+import logging
+from dataclasses import dataclass, field
+from typing import Annotated
 from uuid import UUID
 
-from fastapi import Depends, Header
+from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from trademesh_http.problems import ProblemError
+from trademesh_http.tokens import ROLES, Role, TokenVerifier
 
-Role = Literal["admin", "trader", "viewer"]
-ROLES: tuple[Role, ...] = ("admin", "trader", "viewer")
+__all__ = [
+    "READ_METHODS",
+    "ROLES",
+    "TRADE_SCOPE",
+    "AdminDep",
+    "Caller",
+    "CallerDep",
+    "CallerIdDep",
+    "Role",
+    "get_admin",
+    "get_caller",
+    "get_caller_id",
+    "require",
+]
+
+READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+TRADE_SCOPE = "trade"
+WRITE_ROLES: tuple[Role, ...] = ("trader", "admin")
+
+log = logging.getLogger("trademesh.http.caller")
+
+_bearer = HTTPBearer(
+    auto_error=False,
+    scheme_name="accessToken",
+    description="An access token (JWT, EdDSA) from the auth service.",
+)
 
 
 @dataclass(frozen=True)
 class Caller:
+    """The verified bearer of the request's access token."""
+
     user_id: UUID
     role: Role
+    scopes: frozenset[str]
+    token_id: str
+    #: The raw access token, to forward to another service on the caller's behalf. Never log it.
+    token: str = field(default="", repr=False, compare=False)
+
+    def auth_headers(self) -> dict[str, str]:
+        """`{"Authorization": "Bearer …"}` for a call made on this caller's behalf."""
+        if not self.token:
+            raise ValueError("this caller has no token to forward")
+        return {"Authorization": f"Bearer {self.token}"}
 
 
-def get_caller(
-    x_user_id: Annotated[
-        str | None, Header(description="The calling user's id. Set by the gateway (T6).")
-    ] = None,
-    x_user_role: Annotated[
-        str | None,
-        Header(description="The caller's role (default viewer). Set by the gateway (T6)."),
-    ] = None,
+def _no_token() -> ProblemError:
+    return ProblemError(
+        401,
+        "No access token",
+        "This needs an access token: Authorization: Bearer <token>.",
+        type="/problems/unauthenticated",
+        headers={"WWW-Authenticate": "Bearer"},
+    )
+
+
+async def get_caller(
+    request: Request,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> Caller:
-    if x_user_id is None:
-        raise ProblemError(401, "No caller", "The X-User-Id header names the calling user.")
-    try:
-        user = UUID(x_user_id)
-    except ValueError:
-        raise ProblemError(401, "No caller", "X-User-Id must be a user id (a UUID).") from None
-    role = x_user_role or "viewer"
-    if role not in ROLES:
-        raise ProblemError(401, "Unknown role", "X-User-Role is admin, trader or viewer.")
-    return Caller(user, role)
+    """The caller of the request, from its verified access token; 401/403 problems otherwise."""
+    if credentials is None or not credentials.credentials:
+        raise _no_token()
+    verifier = getattr(request.app.state, "tokens", None)
+    if not isinstance(verifier, TokenVerifier):
+        log.error("no token verifier on this app: every caller is refused (create_http_app tokens)")
+        raise ProblemError(
+            401,
+            "Access tokens cannot be verified",
+            "This service has no token verifier configured; no caller is accepted.",
+            type="/problems/unauthenticated",
+            headers={"WWW-Authenticate": 'Bearer error="invalid_token"'},
+        )
+    token = credentials.credentials
+    claims = await verifier.verify(token)
+    caller = Caller(claims.user_id, claims.role, claims.scopes, claims.token_id, token)
+    if request.method not in READ_METHODS:
+        if TRADE_SCOPE not in caller.scopes:
+            raise ProblemError(
+                403,
+                "Forbidden",
+                f"Changing anything needs the {TRADE_SCOPE!r} scope; this token lacks it.",
+                type="/problems/forbidden",
+                headers={
+                    "WWW-Authenticate": f'Bearer error="insufficient_scope", scope="{TRADE_SCOPE}"'
+                },
+            )
+        require(caller, *WRITE_ROLES)
+    return caller
 
 
 def get_caller_id(caller: Annotated[Caller, Depends(get_caller)]) -> UUID:

@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import base64
+import json
 import os
+import secrets
+import shlex
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -78,9 +82,34 @@ class Stack:
         from trademesh_infra.topics import ensure_topics, topic_plan
 
         settings = self.service_env()
+        settings.update(self.master_key_env())
         asyncio.run(ensure_topics(settings[KAFKA_ENV], topic_plan(self.retention_ms)))
-        self.env_file.write_text("".join(f"{k}={v}\n" for k, v in settings.items()))
+        # The file holds the local master key: readable by its owner only.
+        self.env_file.touch(mode=0o600, exist_ok=True)
+        self.env_file.chmod(0o600)
+        # Shell-quoted: `set -a; . infra.env` reads the JSON keyring as one value.
+        self.env_file.write_text("".join(f"{k}={shlex.quote(v)}\n" for k, v in settings.items()))
         return settings
+
+    def master_key_env(self) -> dict[str, str]:
+        """The keystore master key the services seal secrets with (auth's signing keys,
+        execution's exchange credentials): none when the environment names one already (a local
+        keyring or Vault transit); else a local keyring made once, kept in <home>/keystore.json
+        (mode 0600) so that what was sealed opens again after a restart."""
+        if os.environ.get("TRADEMESH_KEYSTORE_KEYS") or os.environ.get(
+            "TRADEMESH_KEYSTORE_VAULT_URL"
+        ):
+            return {}
+        path = self.home / "keystore.json"
+        if not path.exists():
+            path.touch(mode=0o600)
+            key = base64.b64encode(secrets.token_bytes(32)).decode()
+            path.write_text(json.dumps({"current": "local-1", "keys": {"local-1": key}}))
+        keyring = json.loads(path.read_text())
+        return {
+            "TRADEMESH_KEYSTORE_KEYS": json.dumps(keyring["keys"], separators=(",", ":")),
+            "TRADEMESH_KEYSTORE_CURRENT_KEY": keyring["current"],
+        }
 
     def service_env(self) -> dict[str, str]:
         """The settings a service needs to use this stack."""

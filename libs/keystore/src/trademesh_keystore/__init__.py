@@ -19,6 +19,7 @@ from trademesh_keystore.keystore import Keystore, canonical_aad
 from trademesh_keystore.masking import mask
 from trademesh_keystore.master import LocalMasterKeys, MasterKey, new_master_key
 from trademesh_keystore.record import FORMAT_VERSION, SealedSecret
+from trademesh_keystore.settings import KeystoreSettings, keystore_from
 from trademesh_keystore.vault import VaultTransitMasterKey
 
 __all__ = [
@@ -27,11 +28,13 @@ __all__ = [
     "InvalidRecordError",
     "Keystore",
     "KeystoreError",
+    "KeystoreSettings",
     "LocalMasterKeys",
     "MasterKey",
     "SealedSecret",
     "VaultTransitMasterKey",
     "canonical_aad",
+    "keystore_from",
     "mask",
     "new_master_key",
 ]

@@ -65,14 +65,20 @@ class TestInfra:
 
     def settings(self, cls: type[Any] | None = None, **overrides: Any) -> Any:
         """Settings of `cls` (default ServiceSettings) pointing at these engines, with the fast
-        consumer timings tests need; `overrides` win."""
+        consumer timings tests need and the test signer's JWKS as the access-token keys (so
+        tokens from trademesh_testing.tokens verify, with no auth server); `overrides` win."""
         from trademesh_config import ServiceSettings
+
+        from trademesh_testing.tokens import signer
 
         values: dict[str, Any] = {
             "database_url": self.database_url,
             "kafka_bootstrap": self.kafka_bootstrap,
             "kafka_idempotence": self.kafka_idempotence,
             "environment": "test",
+            "auth_jwks": signer().jwks_json(),
+            "auth_issuer": signer().issuer,
+            "auth_audience": signer().audience,
             **TEST_CONSUMER_SETTINGS,
         }
         values.update(overrides)

@@ -16,6 +16,7 @@ import pytest
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from trademesh_infra.vault import DevVault
 
+from trademesh_testing import secrets_guard
 from trademesh_testing.infra import (
     TEST_CONSUMER_SETTINGS,
     TestInfra,
@@ -24,8 +25,29 @@ from trademesh_testing.infra import (
     start_infra,
     start_questdb_container,
 )
+from trademesh_testing.tokens import TokenSigner, signer
 
 __all__ = ["TEST_CONSUMER_SETTINGS"]
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """The whole-suite log capture for secrets (secrets_guard) listens from the first test."""
+    secrets_guard.install()
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """A secret in any log line of the run fails the run, naming the loggers (never the
+    secret: only its first characters)."""
+    findings = secrets_guard.GUARD.findings
+    if not findings:
+        return
+    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+    lines = [f"  {f.logger}: {f.excerpt}" for f in findings[:20]]
+    message = f"secrets found in {len(findings)} log records:\n" + "\n".join(lines)
+    if reporter is not None:
+        reporter.write_sep("=", "secrets in the logs", red=True)
+        reporter.write_line(message)
+    session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
 
 @pytest.fixture(scope="session")
@@ -148,7 +170,17 @@ async def _wait_for_topic(admin: AIOKafkaAdminClient, topic: str, timeout: float
     raise TimeoutError(f"topic {topic} did not appear")
 
 
+@pytest.fixture(scope="session")
+def token_signer() -> TokenSigner:
+    """The session's access-token signer (trademesh_testing.tokens): its JWKS is the one the
+    settings of `service_settings` trust; `token_signer.bearer(user_id, role="viewer")`."""
+    return signer()
+
+
 @pytest.fixture
 def service_settings(infra: TestInfra) -> Callable[..., Any]:
-    """Factory of settings pointing at the test engines: `service_settings(MySettings, http_port=0)`."""
+    """Factory of settings pointing at the test engines: `service_settings(MySettings, http_port=0)`.
+
+    `auth_jwks` is the test signer's JWKS: tokens of `trademesh_testing.tokens.bearer(...)` are
+    verified for real by the service under test."""
     return infra.settings

@@ -22,7 +22,7 @@ from trademesh_db import Database, migrate
 {%- else %}
 from trademesh_db import Database
 {%- endif %}
-from trademesh_http import ReadinessCheck, create_http_app
+from trademesh_http import ReadinessCheck, TokenVerifier, create_http_app
 from trademesh_observability import metrics
 from trademesh_observability.logging import configure_logging, get_logger
 from trademesh_observability.tracing import configure_tracing
@@ -102,6 +102,7 @@ def create_app(settings: Settings) -> FastAPI:
         lifespan=lifespan,
         ready_timeout_s=settings.ready_timeout_s,
         title="trademesh {{ cookiecutter.slug }}",
+        tokens=TokenVerifier.from_settings(settings),
     )
     app.state.runtime = Runtime(settings=settings, store=store, bus=bus, db=db)
     app.include_router(api_router(), prefix="/api/v1")

@@ -12,7 +12,8 @@ from pathlib import Path
 from fastapi import FastAPI
 from trademesh_bus import Bus, OutboxRelay
 from trademesh_db import Database, migrate
-from trademesh_http import ReadinessCheck, create_http_app
+from trademesh_http import ReadinessCheck, TokenVerifier, create_http_app
+from trademesh_keystore import keystore_from
 from trademesh_observability import metrics
 from trademesh_observability.logging import configure_logging, get_logger
 from trademesh_observability.tracing import configure_tracing
@@ -21,7 +22,7 @@ from trademesh_trading.fills import FillModel
 from trademesh_execution.api import api_router
 from trademesh_execution.api.deps import Runtime
 from trademesh_execution.config import Settings
-from trademesh_execution.credentials import CredentialVault, keystore_from
+from trademesh_execution.credentials import CredentialVault
 from trademesh_execution.equity import EquitySampler
 from trademesh_execution.handlers import register_handlers
 from trademesh_execution.live import LiveOrders, VenueFactory, ccxt_venue
@@ -139,6 +140,7 @@ def create_app(
         lifespan=lifespan,
         ready_timeout_s=settings.ready_timeout_s,
         title="trademesh execution",
+        tokens=TokenVerifier.from_settings(settings),
     )
     app.state.runtime = Runtime(
         settings=settings,

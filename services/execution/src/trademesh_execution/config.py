@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 from decimal import Decimal
-from typing import Self
 
-from pydantic import Field, SecretStr, model_validator
+from pydantic import Field
 from trademesh_config import ServiceSettings
+from trademesh_keystore import KeystoreSettings
 
 
-class Settings(ServiceSettings):
+class Settings(ServiceSettings, KeystoreSettings):
     """What the service reads from TRADEMESH_* variables (and the secrets provider), on top of
     the platform's Kafka, Postgres, HTTP and logging settings."""
 
@@ -69,32 +69,6 @@ class Settings(ServiceSettings):
     equity_sample_interval_s: float = Field(
         60.0, gt=0, le=86_400, description="How often every account's equity is sampled."
     )
-    keystore_keys: SecretStr | None = Field(
-        None,
-        description="Local master keys of the keystore that seals exchange API secrets: a JSON "
-        'object {"key id": "base64 of 32 random bytes", ...} (trademesh_keystore.new_master_key '
-        "makes one). Unset, and without Vault transit, exchange accounts cannot be added.",
-    )
-    keystore_current_key: str | None = Field(
-        None,
-        description="The key id of keystore_keys that seals new secrets (rotation: add a "
-        "key, make it current, then POST /api/v1/keystore/rewrap).",
-    )
-    keystore_vault_url: str | None = Field(
-        None, description="Vault or OpenBao address, to use its transit engine as master key."
-    )
-    keystore_vault_token: SecretStr | None = Field(None, description="Token for the transit key.")
     keystore_transit_key: str = Field(
         "trademesh-execution", description="The transit key (created with derived=true)."
     )
-    keystore_transit_mount: str = Field("transit", description="Where transit is mounted.")
-
-    @model_validator(mode="after")
-    def _one_master_key(self) -> Self:
-        if self.keystore_keys is not None and self.keystore_current_key is None:
-            raise ValueError("keystore_keys needs keystore_current_key")
-        if self.keystore_keys is not None and self.keystore_vault_url is not None:
-            raise ValueError("set keystore_keys or keystore_vault_url, not both")
-        if self.keystore_vault_url is not None and self.keystore_vault_token is None:
-            raise ValueError("keystore_vault_url needs keystore_vault_token")
-        return self

@@ -14,16 +14,11 @@ import json
 from dataclasses import dataclass
 from uuid import UUID
 
-import hvac
 from pydantic import SecretStr
 from trademesh_keystore import (
     Keystore,
-    LocalMasterKeys,
     SealedSecret,
-    VaultTransitMasterKey,
 )
-
-from trademesh_execution.config import Settings
 
 
 class NoKeystore(RuntimeError):
@@ -34,31 +29,6 @@ class NoKeystore(RuntimeError):
 class Credentials:
     api_key: SecretStr
     secret: SecretStr
-
-
-def keystore_from(settings: Settings) -> Keystore | None:
-    """The keystore the settings describe, or None when they name no master key."""
-    if settings.keystore_keys is not None:
-        assert settings.keystore_current_key is not None
-        keys = json.loads(settings.keystore_keys.get_secret_value())
-        if not isinstance(keys, dict) or not all(isinstance(v, str) for v in keys.values()):
-            raise ValueError('keystore_keys must be a JSON object {"key id": "base64 key"}')
-        return Keystore(
-            LocalMasterKeys(
-                {k: SecretStr(v) for k, v in keys.items()}, current=settings.keystore_current_key
-            )
-        )
-    if settings.keystore_vault_url is not None:
-        assert settings.keystore_vault_token is not None
-        client = hvac.Client(
-            url=settings.keystore_vault_url, token=settings.keystore_vault_token.get_secret_value()
-        )
-        return Keystore(
-            VaultTransitMasterKey(
-                client, settings.keystore_transit_key, mount=settings.keystore_transit_mount
-            )
-        )
-    return None
 
 
 class CredentialVault:

@@ -16,6 +16,7 @@ from uuid import UUID
 import pytest
 from pydantic import SecretStr
 from trademesh_testing.binance import API_KEY, INSTRUMENT, SECRET, FakeBinance
+from trademesh_testing.tokens import bearer
 
 from trademesh_execution.venues import CcxtVenue
 
@@ -146,7 +147,7 @@ class Live:
         response = await client.post(
             "/api/v1/accounts",
             json={"name": "live", "venue": "binance", "api_key": API_KEY, "secret": SECRET},
-            headers={"X-User-Id": str(user)},
+            headers=bearer(user),
         )
         assert response.status_code == 201, response.text
         return UUID(response.json()["account_id"])

@@ -11,6 +11,7 @@ import pytest
 from pydantic import SecretStr
 from trademesh_keystore import DecryptionError, SealedSecret, new_master_key
 from trademesh_testing.http import app_client
+from trademesh_testing.tokens import bearer
 
 from trademesh_execution.app import create_app
 from trademesh_execution.config import Settings
@@ -34,7 +35,7 @@ async def test_exchange_credentials_are_sealed_masked_rotated_and_never_shown(
         update={"keystore_keys": keyring(k1=k1), "keystore_current_key": "k1"}
     )
     user = uuid4()
-    headers = {"X-User-Id": str(user)}
+    headers = bearer(user)
     bodies: list[str] = []
     app = create_app(first)
     async with app_client(app) as client:
@@ -76,9 +77,7 @@ async def test_exchange_credentials_are_sealed_masked_rotated_and_never_shown(
     async with app_client(app) as client:
         refused = await client.post("/api/v1/keystore/rewrap", headers=headers)
         assert refused.status_code == 403
-        done = await client.post(
-            "/api/v1/keystore/rewrap", headers={**headers, "X-User-Role": "admin"}
-        )
+        done = await client.post("/api/v1/keystore/rewrap", headers=bearer(user, "admin"))
         assert done.json()["rewrapped"] >= 1
         row = await app.state.runtime.store.account(account)
         moved = SealedSecret.from_json(row.credentials)
@@ -108,7 +107,7 @@ async def test_exchange_credentials_are_sealed_masked_rotated_and_never_shown(
 
 
 async def test_bad_accounts_are_problems(settings: Settings) -> None:
-    headers = {"X-User-Id": str(uuid4())}
+    headers = bearer(uuid4())
     async with app_client(create_app(settings)) as client:  # no keystore configured
         no_keystore = await client.post(
             "/api/v1/accounts",

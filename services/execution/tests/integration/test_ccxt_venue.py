@@ -23,6 +23,7 @@ from trademesh_testing.binance import (
     Received,
     load,
 )
+from trademesh_testing.tokens import bearer
 
 from trademesh_execution.engine import OrderView
 from trademesh_execution.venues import (
@@ -350,9 +351,7 @@ async def test_a_pending_live_order_is_sent_once_with_its_client_id_and_filled(
             (f"{INSTRUMENT}#{t['id']}", D(t["qty"]), D(t["price"]), D(t["commission"]))
             for t in binance.trades
         ]
-        pnl = (
-            await client.get(f"/api/v1/accounts/{account}/pnl", headers={"X-User-Id": str(user)})
-        ).json()
+        pnl = (await client.get(f"/api/v1/accounts/{account}/pnl", headers=bearer(user))).json()
         assert [D(p["quantity"]) for p in pnl["positions"]] == [D("0.0015")]
 
 
@@ -442,7 +441,7 @@ async def test_a_live_order_is_cancelled_by_its_venue(
     from trademesh_testing.http import app_client
 
     user = UUID(int=11)
-    headers = {"X-User-Id": str(user)}
+    headers = bearer(user)
     async with app_client(live_app) as client:
         driver = await live.hold()
         account = await live.account(client, user)

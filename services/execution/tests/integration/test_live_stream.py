@@ -13,6 +13,7 @@ import pytest
 from trademesh_events.orders import OrderStatus
 from trademesh_testing.binance import INSTRUMENT, FakeBinance
 from trademesh_testing.http import app_client
+from trademesh_testing.tokens import bearer
 from trademesh_testing.waiting import eventually
 
 pytestmark = pytest.mark.integration
@@ -81,7 +82,5 @@ async def test_fills_come_on_the_order_stream_and_a_dropped_stream_reconnects_an
         fills = await runtime.store.fills_of(account, 10)
         assert len(fills) == len(binance.trades) == 3
         assert len({f["trade_id"] for f in fills}) == 3
-        pnl = (
-            await client.get(f"/api/v1/accounts/{account}/pnl", headers={"X-User-Id": str(user)})
-        ).json()
+        pnl = (await client.get(f"/api/v1/accounts/{account}/pnl", headers=bearer(user))).json()
         assert [D(p["quantity"]) for p in pnl["positions"]] == [D("-0.004")]

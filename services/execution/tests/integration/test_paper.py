@@ -24,6 +24,7 @@ from trademesh_events.orders import (
 from trademesh_events.topics import ORDERS_APPROVED, ORDERS_EVENTS, get_topic
 from trademesh_testing.http import app_client
 from trademesh_testing.samples import decoded, read_all
+from trademesh_testing.tokens import bearer
 from trademesh_testing.waiting import eventually
 
 from trademesh_execution.app import create_app
@@ -104,7 +105,7 @@ async def market(app: FastAPI, peer: Bus, session: Bar) -> None:
 
 async def paper_account(client: httpx.AsyncClient, user: UUID, cash: str = "10000") -> UUID:
     response = await client.post(
-        "/api/v1/accounts", json={"name": "paper", "cash": cash}, headers={"X-User-Id": str(user)}
+        "/api/v1/accounts", json={"name": "paper", "cash": cash}, headers=bearer(user)
     )
     assert response.status_code == 201, response.text
     return UUID(response.json()["account_id"])
@@ -159,7 +160,7 @@ async def test_market_and_limit_orders_fill_on_paper_with_fees_and_pnl(
     (*_, sold) = await events_of(settings, sell.order.client_order_id, "filled")
     assert (sold.last_price, sold.fee, sold.liquidity) == (Decimal(105), Decimal("0.42"), "maker")
 
-    headers = {"X-User-Id": str(user)}
+    headers = bearer(user)
     pnl = (await client.get(f"/api/v1/accounts/{account}/pnl", headers=headers)).json()
     (position,) = pnl["positions"]
     # Realised: (105 - 102.051) * 4, minus both fees as the fills paid them.
@@ -188,7 +189,7 @@ async def test_market_and_limit_orders_fill_on_paper_with_fees_and_pnl(
     fills = (await client.get(f"/api/v1/accounts/{account}/fills", headers=headers)).json()
     assert len(fills) == 2
     assert (
-        await client.get(f"/api/v1/accounts/{account}/pnl", headers={"X-User-Id": str(uuid4())})
+        await client.get(f"/api/v1/accounts/{account}/pnl", headers=bearer(uuid4()))
     ).status_code == 404
 
 
@@ -218,9 +219,7 @@ async def test_a_partial_fill_sequence(settings: Settings, peer: Bus) -> None:
         ]
         assert len({f.trade_id for f in fills}) == 3
         got = (
-            await client.get(
-                f"/api/v1/orders/{order.order.client_order_id}", headers={"X-User-Id": str(user)}
-            )
+            await client.get(f"/api/v1/orders/{order.order.client_order_id}", headers=bearer(user))
         ).json()
         assert [h["status"] for h in got["history"]] == [
             "PENDING",
@@ -259,7 +258,7 @@ async def test_cancels_by_api_and_by_kill_switch(
     client: httpx.AsyncClient, peer: Bus, settings: Settings
 ) -> None:
     user, name = uuid4(), instrument()
-    headers = {"X-User-Id": str(user)}
+    headers = bearer(user)
     account = await paper_account(client, user)
     resting = [
         approved(
@@ -278,7 +277,7 @@ async def test_cancels_by_api_and_by_kill_switch(
     assert kinds(await events_of(settings, first, "canceled"))[-1] == "canceled"
     again = await client.post(f"/api/v1/orders/{first}/cancel", headers=headers)
     assert again.json()["status"] == "CANCELED"  # nothing more happens to a finished order
-    other = await client.post(f"/api/v1/orders/{first}/cancel", headers={"X-User-Id": str(uuid4())})
+    other = await client.post(f"/api/v1/orders/{first}/cancel", headers=bearer(uuid4()))
     assert other.status_code == 404
 
     # Risk's kill switch asks for every open order of the account to be cancelled.

@@ -19,6 +19,7 @@ from trademesh_events.topics import ORDERS_DISCREPANCIES
 from trademesh_testing.binance import API_KEY, INSTRUMENT, SECRET, FakeBinance, load
 from trademesh_testing.http import app_client
 from trademesh_testing.samples import decoded, read_all
+from trademesh_testing.tokens import bearer
 from trademesh_testing.waiting import eventually
 
 pytestmark = pytest.mark.integration
@@ -47,7 +48,7 @@ async def test_reconciliation_applies_what_happened_away_and_raises_each_disagre
     live_app: Any, live: Any, binance: FakeBinance, kafka_bootstrap: str
 ) -> None:
     user = UUID(int=31)
-    headers = {"X-User-Id": str(user)}
+    headers = bearer(user)
     runtime = live_app.state.runtime
     async with app_client(live_app) as client:
         driver = await live.hold()
@@ -188,7 +189,7 @@ async def test_the_connectivity_test_makes_a_signed_call_and_says_what_failed(
     live_app: Any, live: Any, binance: FakeBinance
 ) -> None:
     user = UUID(int=33)
-    headers = {"X-User-Id": str(user)}
+    headers = bearer(user)
     async with app_client(live_app) as client:
         await live.hold()
         account = await live.account(client, user)
@@ -231,7 +232,7 @@ async def test_the_connectivity_test_makes_a_signed_call_and_says_what_failed(
         assert nothing.status_code == 409
 
         # Another user's account does not exist for the caller.
-        stranger = {"X-User-Id": str(UUID(int=34))}
+        stranger = bearer(UUID(int=34))
         assert (
             await client.post(f"/api/v1/accounts/{account}/test", headers=stranger)
         ).status_code == 404

@@ -13,7 +13,7 @@ from fastapi import FastAPI
 from trademesh_bus import Bus
 from trademesh_db import Database, migrate
 from trademesh_events.marketdata import Bar, Tick
-from trademesh_http import ReadinessCheck, create_http_app
+from trademesh_http import ReadinessCheck, TokenVerifier, create_http_app
 from trademesh_observability import metrics
 from trademesh_observability.logging import configure_logging, get_logger
 from trademesh_observability.tracing import configure_tracing
@@ -131,6 +131,7 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> FastAPI:
         lifespan=lifespan,
         ready_timeout_s=settings.ready_timeout_s,
         title="trademesh market-data",
+        tokens=TokenVerifier.from_settings(settings),
     )
     app.state.runtime = Runtime(
         settings=settings, bus=bus, db=database, catalog=catalog, store=store, feeds=feeds

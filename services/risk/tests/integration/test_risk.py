@@ -24,6 +24,7 @@ from trademesh_events.orders import (
 from trademesh_events.topics import ORDERS_APPROVED, ORDERS_DENIED, ORDERS_INTENTS, get_topic
 from trademesh_testing.http import app_client
 from trademesh_testing.samples import decoded, price_bar, read_all
+from trademesh_testing.tokens import bearer
 from trademesh_testing.waiting import eventually
 
 from trademesh_risk.app import create_app
@@ -31,8 +32,12 @@ from trademesh_risk.config import Settings
 
 pytestmark = pytest.mark.integration
 
-ADMIN = {"X-User-Id": str(uuid4()), "X-User-Role": "admin"}
-TRADER = {"X-User-Id": str(uuid4()), "X-User-Role": "trader"}
+ADMIN_ID, TRADER_ID = uuid4(), uuid4()
+
+
+def as_(user: UUID, role: str = "trader") -> dict[str, str]:
+    """A caller's headers: a fresh access token (minted per request, so none ever expires)."""
+    return bearer(user, role)
 
 
 @pytest.fixture
@@ -53,7 +58,7 @@ def intent(
 ) -> SubmitOrder:
     return SubmitOrder(
         account_id=account,
-        user_id=UUID(TRADER["X-User-Id"]),
+        user_id=TRADER_ID,
         client_order_id=f"t-{uuid4().hex[:20]}",
         instrument_id=instrument_id,
         side=side,  # type: ignore[arg-type]
@@ -106,7 +111,7 @@ async def test_limits_decide_pending_orders_count_and_a_restart_keeps_it_all(
         response = await client.put(
             f"/api/v1/accounts/{account}/limits",
             json={"max_order_quantity": "10", "max_position": "15"},
-            headers=TRADER,
+            headers=as_(TRADER_ID),
         )
         assert response.status_code == 200, response.text
         no_price = intent(account, name, "buy", "1")
@@ -133,14 +138,14 @@ async def test_limits_decide_pending_orders_count_and_a_restart_keeps_it_all(
         assert "max_order_quantity" in got[too_big.client_order_id].message
 
         # The exposure risk keeps: 10 bought pending, 5 sold pending.
-        seen = (await client.get(f"/api/v1/accounts/{account}", headers=TRADER)).json()
+        seen = (await client.get(f"/api/v1/accounts/{account}", headers=as_(TRADER_ID))).json()
         assert [(p["pending_buy"], p["pending_sell"]) for p in seen["positions"]] == [("10", "5")]
 
         # A fill moves exposure from pending to the position.
         await producer.publish(fill(account, name, at_limit.client_order_id, "buy", "10", "100"))
 
         async def filled() -> dict[str, Any] | None:
-            got = (await client.get(f"/api/v1/accounts/{account}", headers=TRADER)).json()
+            got = (await client.get(f"/api/v1/accounts/{account}", headers=as_(TRADER_ID))).json()
             held = got["positions"]
             return got if held and held[0]["position"] == "10" else None
 
@@ -161,7 +166,7 @@ def fill(
 ) -> OrderFilled:
     return OrderFilled(
         account_id=account,
-        user_id=UUID(TRADER["X-User-Id"]),
+        user_id=TRADER_ID,
         client_order_id=client_order_id,
         instrument_id=name,
         ts=datetime.now(UTC),
@@ -190,7 +195,7 @@ async def test_kill_switches_deny_and_cancel_and_only_admins_pull_the_global_one
     engaged = await client.post(
         f"/api/v1/accounts/{account}/kill-switch",
         json={"engaged": True, "reason": "going home"},
-        headers=TRADER,
+        headers=as_(TRADER_ID),
     )
     assert engaged.json()["kill_switch"] is True
     blocked = intent(account, name, "buy", "1")
@@ -208,18 +213,22 @@ async def test_kill_switches_deny_and_cancel_and_only_admins_pull_the_global_one
     assert [c.reason for c in cancels] == ["going home"]
 
     await client.post(
-        f"/api/v1/accounts/{account}/kill-switch", json={"engaged": False}, headers=TRADER
+        f"/api/v1/accounts/{account}/kill-switch", json={"engaged": False}, headers=as_(TRADER_ID)
     )
     again = intent(account, name, "buy", "1")
     await producer.publish(again)
     assert denied((await decisions(settings, account, 3))[again.client_order_id]) is None
 
-    refused = await client.post("/api/v1/kill-switch", json={"engaged": True}, headers=TRADER)
+    refused = await client.post(
+        "/api/v1/kill-switch", json={"engaged": True}, headers=as_(TRADER_ID)
+    )
     assert refused.status_code == 403
     assert refused.headers["content-type"] == "application/problem+json"
     try:
         pulled = await client.post(
-            "/api/v1/kill-switch", json={"engaged": True, "reason": "drill"}, headers=ADMIN
+            "/api/v1/kill-switch",
+            json={"engaged": True, "reason": "drill"},
+            headers=as_(ADMIN_ID, "admin"),
         )
         assert pulled.json() == {"engaged": True, "reason": "drill"}
         stopped = intent(account, name, "sell", "1")
@@ -228,7 +237,9 @@ async def test_kill_switches_deny_and_cancel_and_only_admins_pull_the_global_one
             "KILL_SWITCH"
         )
     finally:  # the global switch is shared by every test of this schema: release it
-        await client.post("/api/v1/kill-switch", json={"engaged": False}, headers=ADMIN)
+        await client.post(
+            "/api/v1/kill-switch", json={"engaged": False}, headers=as_(ADMIN_ID, "admin")
+        )
 
 
 async def test_the_daily_loss_limit_switches_the_account_to_reducing(
@@ -236,7 +247,9 @@ async def test_the_daily_loss_limit_switches_the_account_to_reducing(
 ) -> None:
     account, name = uuid4(), instrument()
     await client.put(
-        f"/api/v1/accounts/{account}/limits", json={"daily_loss_limit": "100"}, headers=TRADER
+        f"/api/v1/accounts/{account}/limits",
+        json={"daily_loss_limit": "100"},
+        headers=as_(TRADER_ID),
     )
     await price(producer, name, "100")
     await known_price(app, name)
@@ -251,7 +264,7 @@ async def test_the_daily_loss_limit_switches_the_account_to_reducing(
     await producer.publish(fill(account, name, sell.client_order_id, "sell", "5", "79", fee="5"))
 
     async def reducing() -> dict[str, Any] | None:
-        got = (await client.get(f"/api/v1/accounts/{account}", headers=TRADER)).json()
+        got = (await client.get(f"/api/v1/accounts/{account}", headers=as_(TRADER_ID))).json()
         return got if got["state"] == "REDUCING" else None
 
     state = await eventually(reducing)
@@ -301,10 +314,12 @@ async def test_an_intent_is_decided_once(
 async def test_bad_limits_are_problems(client: httpx.AsyncClient) -> None:
     account = uuid4()
     for body in ({"max_order_quantity": "0"}, {"max_open_orders": 0}, {"nonsense": 1}):
-        response = await client.put(f"/api/v1/accounts/{account}/limits", json=body, headers=TRADER)
+        response = await client.put(
+            f"/api/v1/accounts/{account}/limits", json=body, headers=as_(TRADER_ID)
+        )
         assert response.status_code == 422, body
         assert response.headers["content-type"] == "application/problem+json"
-    viewer = {"X-User-Id": str(uuid4()), "X-User-Role": "viewer"}
+    viewer = as_(uuid4(), "viewer")
     forbidden = await client.put(
         f"/api/v1/accounts/{account}/limits", json={"max_position": "1"}, headers=viewer
     )

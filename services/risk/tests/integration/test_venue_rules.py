@@ -20,6 +20,7 @@ from trademesh_events.topics import ORDERS_APPROVED, ORDERS_DENIED
 from trademesh_testing.binance import INSTRUMENT, FakeBinance, load
 from trademesh_testing.http import app_client
 from trademesh_testing.samples import decoded, price_bar, read_all
+from trademesh_testing.tokens import bearer
 from trademesh_testing.waiting import eventually
 
 from trademesh_risk.app import create_app
@@ -27,11 +28,22 @@ from trademesh_risk.config import Settings
 
 pytestmark = pytest.mark.integration
 
-ADMIN = {"X-User-Id": str(uuid4()), "X-User-Role": "admin"}
-TRADER = {"X-User-Id": str(uuid4()), "X-User-Role": "trader"}
-VIEWER = {"X-User-Id": str(uuid4()), "X-User-Role": "viewer"}
+ADMIN_ID, TRADER_ID, VIEWER_ID = uuid4(), uuid4(), uuid4()
 RULES = "/api/v1/instruments/rules"
 SYNC = f"{RULES}/sync?exchange=binance"
+
+
+def as_(user: UUID, role: str) -> dict[str, str]:
+    """A caller's headers: a fresh access token (minted per request, so none ever expires)."""
+    return bearer(user, role)
+
+
+def admin() -> dict[str, str]:
+    return as_(ADMIN_ID, "admin")
+
+
+def viewer() -> dict[str, str]:
+    return as_(VIEWER_ID, "viewer")
 
 
 def _filters(symbol: str) -> dict[str, dict[str, Any]]:
@@ -93,7 +105,7 @@ async def producer(settings: Settings) -> AsyncIterator[Bus]:
 def intent(account: UUID, quantity: str, limit: str | None = None) -> SubmitOrder:
     return SubmitOrder(
         account_id=account,
-        user_id=UUID(TRADER["X-User-Id"]),
+        user_id=TRADER_ID,
         client_order_id=f"t-{uuid4().hex[:20]}",
         instrument_id=INSTRUMENT,
         side="buy",
@@ -143,7 +155,7 @@ def reasons(decisions: list[OrderDenied | None]) -> list[str | None]:
 
 
 async def rules_of(client: httpx.AsyncClient) -> dict[str, Any]:
-    response = await client.get(RULES, params={"instrument_id": INSTRUMENT}, headers=VIEWER)
+    response = await client.get(RULES, params={"instrument_id": INSTRUMENT}, headers=viewer())
     assert response.status_code == 200, response.text
     body: dict[str, Any] = response.json()
     return body
@@ -152,9 +164,9 @@ async def rules_of(client: httpx.AsyncClient) -> dict[str, Any]:
 async def test_the_sync_writes_the_venue_rules_and_intents_are_checked_against_them(
     app: FastAPI, client: httpx.AsyncClient, producer: Bus, settings: Settings
 ) -> None:
-    missing = await client.get(RULES, params={"instrument_id": INSTRUMENT}, headers=VIEWER)
+    missing = await client.get(RULES, params={"instrument_id": INSTRUMENT}, headers=viewer())
     assert missing.status_code == 404
-    response = await client.post(SYNC, headers=ADMIN)
+    response = await client.post(SYNC, headers=admin())
     assert response.status_code == 200, response.text
     assert response.json() == {
         "exchanges": [{"exchange": "binance", "instruments": 3, "changed": 3, "skipped": 0}]
@@ -168,11 +180,11 @@ async def test_the_sync_writes_the_venue_rules_and_intents_are_checked_against_t
     }
     assert set(got["sources"].values()) == {"venue"}
     assert got["admin"] is None and got["venue"]["updated_at"]
-    eth = await client.get(RULES, params={"instrument_id": "binance:ETH/BTC"}, headers=VIEWER)
+    eth = await client.get(RULES, params={"instrument_id": "binance:ETH/BTC"}, headers=viewer())
     assert D(eth.json()["rules"]["price_step"]) == D(_filters("ETHBTC")["PRICE_FILTER"]["tickSize"])
 
     # The same market info again changes nothing.
-    again = await client.post(SYNC, headers=ADMIN)
+    again = await client.post(SYNC, headers=admin())
     assert again.json()["exchanges"][0]["changed"] == 0
     assert (await rules_of(client))["venue"]["updated_at"] == got["venue"]["updated_at"]
 
@@ -201,11 +213,11 @@ async def test_the_sync_writes_the_venue_rules_and_intents_are_checked_against_t
 async def test_an_admin_override_survives_a_sync_and_deleting_it_lets_the_venue_rules_apply(
     app: FastAPI, client: httpx.AsyncClient, producer: Bus, settings: Settings
 ) -> None:
-    assert (await client.post(SYNC, headers=ADMIN)).status_code == 200
+    assert (await client.post(SYNC, headers=admin())).status_code == 200
     override = {"instrument_id": INSTRUMENT, "min_notional": "100"}
-    response = await client.put(RULES, json=override, headers=ADMIN)
+    response = await client.put(RULES, json=override, headers=admin())
     assert response.status_code == 200, response.text
-    assert (await client.post(SYNC, headers=ADMIN)).status_code == 200
+    assert (await client.post(SYNC, headers=admin())).status_code == 200
 
     got = await rules_of(client)
     assert D(got["rules"]["min_notional"]) == 100
@@ -225,13 +237,13 @@ async def test_an_admin_override_survives_a_sync_and_deleting_it_lets_the_venue_
     assert reasons(under_admin) == ["INSTRUMENT_MINIMUM"]
     assert under_admin[0] is not None and "min_notional 100" in under_admin[0].message
 
-    deleted = await client.delete(RULES, params={"instrument_id": INSTRUMENT}, headers=ADMIN)
+    deleted = await client.delete(RULES, params={"instrument_id": INSTRUMENT}, headers=admin())
     assert deleted.status_code == 204, deleted.text
     got = await rules_of(client)
     assert got["admin"] is None and D(got["rules"]["min_notional"]) == MIN_NOTIONAL
     assert reasons(await decide(settings, producer, intent(account, "0.001"))) == [None]
 
-    again = await client.delete(RULES, params={"instrument_id": INSTRUMENT}, headers=ADMIN)
+    again = await client.delete(RULES, params={"instrument_id": INSTRUMENT}, headers=admin())
     assert again.status_code == 404
     assert again.headers["content-type"].startswith("application/problem+json")
 
@@ -239,11 +251,11 @@ async def test_an_admin_override_survives_a_sync_and_deleting_it_lets_the_venue_
 async def test_a_venue_that_is_down_answers_502_and_leaves_the_stored_rules_alone(
     client: httpx.AsyncClient, binance: FakeBinance
 ) -> None:
-    assert (await client.post(SYNC, headers=ADMIN)).status_code == 200
+    assert (await client.post(SYNC, headers=admin())).status_code == 200
     before = await rules_of(client)
 
     binance.outage = True
-    response = await client.post(SYNC, headers=ADMIN)
+    response = await client.post(SYNC, headers=admin())
     assert response.status_code == 502, response.text
     assert response.headers["content-type"].startswith("application/problem+json")
     problem = response.json()
@@ -253,22 +265,22 @@ async def test_a_venue_that_is_down_answers_502_and_leaves_the_stored_rules_alon
     assert await rules_of(client) == before
 
     binance.outage = False
-    assert (await client.post(SYNC, headers=ADMIN)).status_code == 200
+    assert (await client.post(SYNC, headers=admin())).status_code == 200
 
 
 async def test_unknown_or_missing_exchanges_are_problems(client: httpx.AsyncClient) -> None:
-    unknown = await client.post(f"{RULES}/sync?exchange=nosuchexchange", headers=ADMIN)
+    unknown = await client.post(f"{RULES}/sync?exchange=nosuchexchange", headers=admin())
     assert unknown.status_code == 422
     assert unknown.json()["type"] == "/problems/unknown-exchange"
-    invalid = await client.post(f"{RULES}/sync?exchange=Not An Id", headers=ADMIN)
+    invalid = await client.post(f"{RULES}/sync?exchange=Not An Id", headers=admin())
     assert invalid.status_code == 422
     # None configured (the test settings) and none named: nothing to sync.
-    none = await client.post(f"{RULES}/sync", headers=ADMIN)
+    none = await client.post(f"{RULES}/sync", headers=admin())
     assert none.status_code == 409
 
 
 async def test_only_admins_change_rules(client: httpx.AsyncClient) -> None:
-    for role in (TRADER, VIEWER):
+    for role in (as_(TRADER_ID, "trader"), viewer()):
         sync = await client.post(SYNC, headers=role)
         put = await client.put(
             RULES, json={"instrument_id": INSTRUMENT, "min_notional": "1"}, headers=role
@@ -277,7 +289,7 @@ async def test_only_admins_change_rules(client: httpx.AsyncClient) -> None:
         assert [sync.status_code, put.status_code, delete.status_code] == [403, 403, 403]
         assert sync.json()["type"] == "/problems/forbidden"
     assert (await client.post(SYNC)).status_code == 401
-    missing = await client.get(RULES, params={"instrument_id": INSTRUMENT}, headers=VIEWER)
+    missing = await client.get(RULES, params={"instrument_id": INSTRUMENT}, headers=viewer())
     assert missing.status_code == 404  # nothing was written
 
 
@@ -288,7 +300,9 @@ async def test_the_service_syncs_at_start_and_runs_on_when_the_venue_is_down(
     async with app_client(create_app(configured, ccxt_config=ccxt_config(binance))) as client:
 
         async def synced() -> dict[str, Any] | None:
-            response = await client.get(RULES, params={"instrument_id": INSTRUMENT}, headers=VIEWER)
+            response = await client.get(
+                RULES, params={"instrument_id": INSTRUMENT}, headers=viewer()
+            )
             return response.json() if response.status_code == 200 else None
 
         got = await eventually(synced)  # no one asked: the start sync wrote them
@@ -300,5 +314,5 @@ async def test_the_service_syncs_at_start_and_runs_on_when_the_venue_is_down(
         # the rules it had.
         assert (await client.get("/health")).status_code == 200
         assert await rules_of(client) == got
-        response = await client.post(f"{RULES}/sync", headers=ADMIN)  # the configured ones
+        response = await client.post(f"{RULES}/sync", headers=admin())  # the configured ones
         assert response.status_code == 502

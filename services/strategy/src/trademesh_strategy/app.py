@@ -13,7 +13,7 @@ import httpx
 from fastapi import FastAPI
 from trademesh_bus import Bus, OutboxRelay
 from trademesh_db import Database, migrate
-from trademesh_http import ReadinessCheck, create_http_app
+from trademesh_http import ReadinessCheck, TokenVerifier, create_http_app
 from trademesh_observability import metrics
 from trademesh_observability.logging import configure_logging, get_logger
 from trademesh_observability.tracing import configure_tracing
@@ -128,6 +128,7 @@ def create_app(
         lifespan=lifespan,
         ready_timeout_s=settings.ready_timeout_s,
         title="trademesh strategy",
+        tokens=TokenVerifier.from_settings(settings),
     )
     app.state.runtime = Runtime(
         settings=settings,

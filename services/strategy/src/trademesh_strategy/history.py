@@ -3,10 +3,18 @@
 Services never read another service's schema (ARCHITECTURE.md): the strategy service asks
 market-data over HTTP. A connection failure, a timeout or a 5xx is MarketDataUnavailable, a
 TransientError, so a bar handler that needs history is retried instead of dead-lettered.
+
+Who calls: market-data's history endpoints (/ohlcv, /prices/last) need no caller today (market
+data is nobody's own resource). A request made while serving a user (a backtest's range check)
+still forwards that user's access token (`headers=caller.auth_headers()`), so it keeps working
+once market-data verifies callers; the bot runner's calls (on bar events, with no user request
+behind them) carry none, and would then need a service token from auth (ARCHITECTURE.md).
+The headers are never logged.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
@@ -43,9 +51,11 @@ class MarketData:
     async def close(self) -> None:
         await self._client.aclose()
 
-    async def _get(self, path: str, params: dict[str, Any]) -> httpx.Response:
+    async def _get(
+        self, path: str, params: dict[str, Any], headers: Mapping[str, str] | None = None
+    ) -> httpx.Response:
         try:
-            response = await self._client.get(path, params=params)
+            response = await self._client.get(path, params=params, headers=headers)
         except httpx.HTTPError as exc:
             raise MarketDataUnavailable(f"market-data: {type(exc).__name__}: {exc}") from exc
         if response.status_code >= 500:
@@ -53,9 +63,16 @@ class MarketData:
         return response
 
     async def bars(
-        self, instrument: str, timeframe: str, start: datetime, end: datetime
+        self,
+        instrument: str,
+        timeframe: str,
+        start: datetime,
+        end: datetime,
+        *,
+        headers: Mapping[str, str] | None = None,
     ) -> list[Bar]:
-        """Every final bar opening in [start, end), oldest first (all pages)."""
+        """Every final bar opening in [start, end), oldest first (all pages). `headers`: the
+        caller's Authorization when asked on a user's behalf."""
         found: list[Bar] = []
         params: dict[str, Any] = {
             "instrument": instrument,
@@ -65,7 +82,7 @@ class MarketData:
             "limit": self._page,
         }
         while True:
-            response = await self._get("/ohlcv", params)
+            response = await self._get("/ohlcv", params, headers)
             if response.status_code == 404:
                 raise NoMarketData(f"market-data has no instrument {instrument!r}")
             if response.status_code != 200:

@@ -23,6 +23,7 @@ from fastapi import FastAPI
 from trademesh_db import Database, migrate
 from trademesh_events.marketdata import Bar
 from trademesh_testing.marketdata import finished, history, start_replay
+from trademesh_testing.tokens import bearer
 from trademesh_testing.waiting import eventually
 from trademesh_trading.backtest import Backtester, BacktestResult
 from trademesh_trading.fills import FillModel
@@ -104,7 +105,8 @@ async def goog(market: httpx.AsyncClient) -> Replayed:
 
 
 def headers(user: uuid.UUID) -> dict[str, str]:
-    return {"X-User-Id": str(user)}
+    """The user's access token: a trader's (bots and backtests are created, changed, stopped)."""
+    return bearer(user, "trader")
 
 
 def body(instrument: str, **overrides: Any) -> dict[str, Any]:

@@ -25,6 +25,7 @@ from trademesh_observability.metrics import REGISTRY
 from trademesh_testing.http import app_client
 from trademesh_testing.marketdata import start_replay
 from trademesh_testing.samples import decoded, read_all
+from trademesh_testing.tokens import bearer
 from trademesh_testing.waiting import eventually
 from trademesh_trading.builtin import SmaCross, SmaCrossConfig
 from trademesh_trading.registry import StrategyRegistry
@@ -146,7 +147,8 @@ async def wait_stored(market: httpx.AsyncClient, instrument: str, at_least: int)
 
 
 def headers(user: uuid.UUID) -> dict[str, str]:
-    return {"X-User-Id": str(user)}
+    """The user's access token: a trader's (bots and backtests are created, changed, stopped)."""
+    return bearer(user, "trader")
 
 
 async def start_bot(

@@ -20,6 +20,7 @@ from trademesh_testing.http import app_client
 from trademesh_testing.marketdata import finished, start_replay
 from trademesh_testing.samples import read_all
 from trademesh_testing.service import check_declared_metrics
+from trademesh_testing.tokens import bearer
 from trademesh_testing.waiting import eventually
 
 from trademesh_strategy.app import create_app
@@ -101,7 +102,7 @@ async def running_bot(
             "timeframe": "1d",
             "account_id": str(uuid4()),
         },
-        headers={"X-User-Id": str(user)},
+        headers=bearer(user),
     )
     assert response.status_code == 201, response.text
     bot: dict[str, Any] = response.json()
@@ -194,8 +195,8 @@ async def test_malformed_events_go_to_the_dlq_and_consumption_goes_on(
     )
 
     async def applied() -> list[dict[str, Any]] | None:
-        got = (await client.get(path, headers={"X-User-Id": str(user)})).json()
-        listed = (await client.get(f"{path}/orders", headers={"X-User-Id": str(user)})).json()
+        got = (await client.get(path, headers=bearer(user))).json()
+        listed = (await client.get(f"{path}/orders", headers=bearer(user))).json()
         done = got["bars_seen"] == bot["bars_seen"] + 1 and all(not o["open"] for o in listed)
         return listed if done else None
 
@@ -225,9 +226,7 @@ async def test_a_redelivered_bar_is_applied_once(
     await producer.publish(next_bar(bot, days=2), topic=spec)
 
     async def both_seen() -> dict[str, Any] | None:
-        got = (
-            await client.get(f"/api/v1/bots/{bot['bot_id']}", headers={"X-User-Id": str(user)})
-        ).json()
+        got = (await client.get(f"/api/v1/bots/{bot['bot_id']}", headers=bearer(user))).json()
         last = datetime.fromisoformat(got["last_bar_time"])
         return got if last == next_bar(bot, days=2).open_time else None
 

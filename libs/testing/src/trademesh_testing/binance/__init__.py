@@ -35,10 +35,13 @@ from urllib.parse import parse_qsl
 
 from aiohttp import WSCloseCode, WSMsgType, web
 
+from trademesh_testing.secrets_guard import register_secret
+
 DATA = Path(__file__).parent / "data"
 API_KEY = "tm-test-api-key-7f3a9c2e51d04b6a"
 SECRET = "tm-test-secret-b81d4e6f0a2c93757e1f"  # noqa: S105 (a test secret, known to the fake only)
 INSTRUMENT = "binance:BTC/USDT"
+register_secret(API_KEY, SECRET)  # the suite fails if either is ever logged
 SUBSCRIBE = "userDataStream.subscribe.signature"
 # Binance's errors of the WebSocket API (`{"id", "status", "error": {"code", "msg"}}`) for a
 # subscribe request it refuses: the HTTP-like status, and the error (the -1022 one from data/).

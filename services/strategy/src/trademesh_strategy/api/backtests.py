@@ -16,11 +16,11 @@ from uuid import UUID
 
 from fastapi import APIRouter, Query, Response
 from pydantic import BaseModel, ConfigDict, Field
-from trademesh_http import ProblemError
+from trademesh_http import Caller, ProblemError
 from trademesh_trading.registry import InvalidParameters, UnknownStrategy
 
 from trademesh_strategy.api.bots import start_problem
-from trademesh_strategy.api.deps import CallerDep, Runtime, RuntimeDep
+from trademesh_strategy.api.deps import CallerDep, OnBehalfDep, Runtime, RuntimeDep
 from trademesh_strategy.api.pagination import decode_cursor, encode_cursor
 from trademesh_strategy.backtests import (
     BacktestRecord,
@@ -167,12 +167,17 @@ def _grid_out(summary: GridSummary) -> GridOut:
     )
 
 
-async def _check_range(runtime: Runtime, request: BacktestRequest) -> int:
+async def _check_range(runtime: Runtime, request: BacktestRequest, who: Caller) -> int:
     """The number of stored bars in the request's range: at least one and at most
-    backtest_max_bars, or a 422 problem (503 when market-data does not answer)."""
+    backtest_max_bars, or a 422 problem (503 when market-data does not answer). market-data is
+    asked on the caller's behalf: their access token goes with the request."""
     try:
         bars = await runtime.market.bars(
-            request.instrument_id, request.timeframe, request.start, request.end
+            request.instrument_id,
+            request.timeframe,
+            request.start,
+            request.end,
+            headers=who.auth_headers(),
         )
     except (NoMarketData, MarketDataUnavailable) as exc:
         raise start_problem(exc, runtime.registry.names()) from None
@@ -207,13 +212,17 @@ def _normalized(runtime: Runtime, strategy: str, params: dict[str, Any]) -> dict
 
 @router.post("", status_code=202, summary="Submit a backtest (queued; poll it until it is done)")
 async def submit(
-    body: BacktestRequest, caller: CallerDep, runtime: RuntimeDep, response: Response
+    body: BacktestRequest,
+    caller: CallerDep,
+    who: OnBehalfDep,
+    runtime: RuntimeDep,
+    response: Response,
 ) -> BacktestOut:
     try:
         params = _normalized(runtime, body.strategy, body.params)
     except (UnknownStrategy, InvalidParameters) as exc:
         raise start_problem(exc, runtime.registry.names()) from None
-    await _check_range(runtime, body)
+    await _check_range(runtime, body, who)
     record = await _store(runtime).insert(caller, body.model_copy(update={"params": params}))
     response.headers["Location"] = f"/api/v1/backtests/{record.backtest_id}"
     return _out(record)
@@ -237,7 +246,11 @@ async def list_backtests(
 
 @router.post("/grids", status_code=202, summary="Submit a grid search: a backtest per combination")
 async def submit_grid(
-    body: GridRequest, caller: CallerDep, runtime: RuntimeDep, response: Response
+    body: GridRequest,
+    caller: CallerDep,
+    who: OnBehalfDep,
+    runtime: RuntimeDep,
+    response: Response,
 ) -> GridOut:
     names = runtime.registry.names()
     try:
@@ -272,7 +285,7 @@ async def submit_grid(
                 errors=exc.errors,
             ) from None
         backtests.append(base.model_copy(update={"params": normalized}))
-    await _check_range(runtime, base)
+    await _check_range(runtime, base, who)
     store = _store(runtime)
     grid_id = await store.insert_grid(caller, body, backtests)
     grid = await store.get_grid(grid_id)

@@ -8,6 +8,7 @@ from typing import Annotated, Any
 from fastapi import Depends, Request
 from trademesh_bus import Bus
 from trademesh_db import Database
+from trademesh_http.caller import CallerDep as VerifiedCallerDep
 from trademesh_http.caller import CallerIdDep
 from trademesh_trading.registry import StrategyRegistry
 
@@ -40,4 +41,7 @@ def get_runtime(request: Request) -> Runtime:
 RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
 
 
-CallerDep = CallerIdDep  # the caller's user id (trademesh_http.caller, until T6)
+CallerDep = CallerIdDep  # the caller's user id, from their verified access token
+# The whole verified caller, for a call made on their behalf (caller.auth_headers() forwards the
+# access token; never log it). Same dependency as CallerDep's: verified once per request.
+OnBehalfDep = VerifiedCallerDep

@@ -1,0 +1,30 @@
+"""GET /api/v1/about: what this service is and its contract on the bus."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+from pydantic import BaseModel
+
+from trademesh_audit.api.deps import RuntimeDep
+from trademesh_audit.engine import CONSUMES, PRODUCES
+
+router = APIRouter(prefix="/about", tags=["about"])
+
+
+class About(BaseModel):
+    service: str
+    description: str
+    consumes: list[str]
+    produces: list[str]
+    schema_name: str | None
+
+
+@router.get("", summary="The service, the topics it consumes and produces, its schema")
+async def about(runtime: RuntimeDep) -> About:
+    return About(
+        service=runtime.settings.service_name,
+        description="The tamper-evident audit log: every order, bot and auth event, hash-chained and append-only.",
+        consumes=list(CONSUMES),
+        produces=list(PRODUCES),
+        schema_name=runtime.db.schema if runtime.db is not None else None,
+    )

@@ -1,0 +1,49 @@
+"""What routes receive through FastAPI's dependency injection, as Annotated aliases."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Annotated
+
+from fastapi import Depends, Request
+from trademesh_bus import Bus
+from trademesh_db import Database
+from trademesh_http.caller import Caller, CallerDep, require
+
+from trademesh_audit.config import Settings
+from trademesh_audit.store import AuditStore
+
+
+@dataclass(frozen=True)
+class Runtime:
+    """What the API's dependencies hand to routes (app.state.runtime)."""
+
+    settings: Settings
+    store: AuditStore
+    bus: Bus
+    db: Database | None
+
+
+def get_runtime(request: Request) -> Runtime:
+    runtime = request.app.state.runtime
+    assert isinstance(runtime, Runtime)
+    return runtime
+
+
+def get_store(runtime: Annotated[Runtime, Depends(get_runtime)]) -> AuditStore:
+    return runtime.store
+
+
+RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
+StoreDep = Annotated[AuditStore, Depends(get_store)]
+
+__all__ = [
+    "Caller",
+    "CallerDep",
+    "Runtime",
+    "RuntimeDep",
+    "StoreDep",
+    "get_runtime",
+    "get_store",
+    "require",
+]

@@ -1,0 +1,121 @@
+"""The auth app factory: wires settings, database, bus, handlers and the API; no work at import."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import httpx
+from fastapi import FastAPI
+from trademesh_bus import Bus, OutboxRelay
+from trademesh_db import Database, migrate
+from trademesh_http import ReadinessCheck, create_http_app
+from trademesh_http.tokens import TokenVerifier
+from trademesh_keystore import keystore_from
+from trademesh_observability import metrics
+from trademesh_observability.logging import configure_logging, get_logger
+from trademesh_observability.tracing import configure_tracing
+
+from trademesh_auth.api import api_router
+from trademesh_auth.api.deps import Runtime
+from trademesh_auth.api.sessions import wellknown
+from trademesh_auth.config import Settings
+from trademesh_auth.handlers import register_handlers
+from trademesh_auth.signing import SigningKeys
+from trademesh_auth.store import AuthStore
+from trademesh_auth.users import Users
+
+MIGRATIONS = Path(__file__).parent / "migrations"
+
+
+def _utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def create_app(settings: Settings, *, clock: Callable[[], datetime] = _utc_now) -> FastAPI:
+    """The service: users, sessions and API keys under /api/v1, the JWKS, auth.events.v1
+    through the outbox, and /health, /ready (Postgres and Kafka checked for real), /metrics."""
+    configure_logging(settings.service_name, level=settings.log_level, fmt=settings.log_format)
+    configure_tracing(settings.service_name)
+    log = get_logger("trademesh_auth")
+    keystore = keystore_from(settings)
+    if keystore is None:
+        raise ValueError(
+            "auth seals its token signing keys with the keystore: set TRADEMESH_KEYSTORE_KEYS "
+            "and TRADEMESH_KEYSTORE_CURRENT_KEY, or TRADEMESH_KEYSTORE_VAULT_URL and _TOKEN"
+        )
+    bus = Bus(settings, settings.service_name, registry=metrics.REGISTRY)
+    readiness: dict[str, ReadinessCheck] = {"kafka": bus.check_ready}
+    database = Database(
+        settings.database_url.get_secret_value(),
+        schema=settings.database_schema,
+        min_size=settings.database_pool_min,
+        max_size=settings.database_pool_max,
+    )
+    store = AuthStore(database)
+    readiness["postgres"] = database.check_ready
+    keys = SigningKeys(
+        database, keystore, clock=clock, access_ttl=timedelta(seconds=settings.access_ttl_s)
+    )
+    users = Users(
+        db=database, store=store, outbox=bus.outbox, keys=keys, settings=settings, clock=clock
+    )
+    register_handlers(bus)
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        if settings.database_migrate_on_start:
+            # dbmate holds an advisory lock: replicas starting together migrate once.
+            output = await asyncio.to_thread(
+                migrate, settings.database_url.get_secret_value(), database.schema, [MIGRATIONS]
+            )
+            applied = output.count("Applied:")
+            metrics.DB_MIGRATIONS_APPLIED.labels(service=settings.service_name).inc(applied)
+            log.info("migrations applied", schema=database.schema, applied=applied)
+        await database.connect()
+        await keys.ensure()
+        await bus.start()
+        stop_relay = asyncio.Event()
+        relay = OutboxRelay(database, bus, poll_interval=settings.outbox_poll_interval_s)
+        tasks = [
+            asyncio.create_task(relay.run(stop_relay)),
+            asyncio.create_task(keys.run(stop_relay, settings.signing_key_refresh_s)),
+        ]
+        log.info("started", port=settings.http_port)
+        try:
+            yield
+        finally:
+            stop_relay.set()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(asyncio.gather(*tasks, return_exceptions=True), 10)
+            await bus.stop()
+            await database.close()
+            log.info("stopped")
+
+    app = create_http_app(
+        service=settings.service_name,
+        readiness=readiness,
+        lifespan=lifespan,
+        ready_timeout_s=settings.ready_timeout_s,
+        title="trademesh auth",
+    )
+    # Auth verifies its own access tokens like every service, against its JWKS, fetched from
+    # itself in-process: so cheap that an unknown kid may refetch at once (a rotation is seen
+    # as soon as it is made; other services refetch at most every few seconds).
+    app.state.tokens = TokenVerifier(
+        issuer=settings.auth_issuer,
+        audience=settings.auth_audience,
+        jwks_url="http://auth.internal/.well-known/jwks.json",
+        transport=httpx.ASGITransport(app=app),
+        min_refetch_interval_s=0.0,
+    )
+    app.state.runtime = Runtime(
+        settings=settings, store=store, users=users, keys=keys, bus=bus, db=database
+    )
+    app.include_router(api_router(), prefix="/api/v1")
+    app.include_router(wellknown)
+    return app

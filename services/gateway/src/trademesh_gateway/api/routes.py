@@ -1,0 +1,88 @@
+"""The proxied routes: one FastAPI route per entry of engine.ROUTES, so that an unknown path is a
+404 problem, a known path with another method a 405, and /docs lists exactly the table.
+
+Every request goes through the same steps, in this order: the per-IP limit (before anything is
+spent on the request), the body size (413), the credential (401), the per-user limit (429), the
+route's role and scope (403), the gateway's ownership checks (404), then the service.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Request
+from starlette.responses import Response
+
+from trademesh_gateway.api.deps import get_runtime
+from trademesh_gateway.engine import ROUTES, Route
+from trademesh_gateway.proxy import check_owned
+
+_ROLE_NOTE = {
+    "public": "Public: no credential needed.",
+    "viewer": "Any signed-in user (viewer, trader, admin).",
+    "trader": "Role trader or admin.",
+    "admin": "Role admin.",
+}
+_OWNERSHIP_NOTE = {
+    "none": "",
+    "caller": " Scoped to the caller: only their own resources.",
+    "service": " Another user's resource is a 404.",
+    "account": " The account must be the caller's (else 404).",
+}
+
+
+def _openapi(route: Route) -> dict[str, Any]:
+    extra: dict[str, Any] = {
+        "parameters": [
+            {"name": p, "in": "path", "required": True, "schema": {"type": "string"}}
+            for p in route.params
+        ]
+    }
+    if route.method in ("POST", "PUT", "PATCH"):
+        extra["requestBody"] = {
+            "required": False,
+            "content": {"application/json": {"schema": {"type": "object"}}},
+        }
+    if not route.public:
+        extra["security"] = [{"accessToken": []}, {"apiKey": []}, {"apiKeyHeader": []}]
+    return extra
+
+
+def _endpoint(route: Route) -> Any:
+    async def endpoint(request: Request) -> Response:
+        proxy = get_runtime(request).proxy
+        await proxy.rate_limits.hit_ip(proxy.client_address(request))
+        body = await proxy.read_body(request)
+        if route.public:
+            return await proxy.forward(request, route, None, body)
+        caller = await proxy.authenticate(request)
+        await proxy.rate_limits.hit_user(str(caller.user_id))
+        proxy.authorise(route, caller)
+        await check_owned(proxy, route, request, caller, body)
+        return await proxy.forward(request, route, caller, body)
+
+    endpoint.__name__ = (
+        f"{route.method.lower()}_{route.path}".replace("/", "_")
+        .replace("{", "")
+        .replace("}", "")
+        .replace("-", "_")
+    )
+    return endpoint
+
+
+def router() -> APIRouter:
+    """The table's routes."""
+    out = APIRouter()
+    for route in ROUTES:
+        out.add_api_route(
+            route.path,
+            _endpoint(route),
+            methods=[route.method],
+            summary=route.summary,
+            description=f"{_ROLE_NOTE[route.min_role]}{_OWNERSHIP_NOTE[route.ownership]} "
+            f"Served by {route.service}.",
+            tags=[route.service],
+            response_class=Response,
+            openapi_extra=_openapi(route),
+        )
+    return out

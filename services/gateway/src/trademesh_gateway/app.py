@@ -1,0 +1,122 @@
+"""The gateway app factory: wires settings, bus, upstream clients, limits and the API; no work at
+import."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
+from typing import Any
+
+import httpx
+from fastapi import FastAPI
+from fastapi.openapi.utils import get_openapi
+from trademesh_bus import Bus
+from trademesh_db import Database
+from trademesh_http import ReadinessCheck, TokenVerifier, create_http_app
+from trademesh_observability import metrics
+from trademesh_observability.logging import configure_logging, get_logger
+from trademesh_observability.tracing import configure_tracing
+
+from trademesh_gateway.api import api_router
+from trademesh_gateway.api.deps import Runtime
+from trademesh_gateway.config import Settings
+from trademesh_gateway.engine import Service
+from trademesh_gateway.handlers import register_handlers
+from trademesh_gateway.proxy import ApiKeys, Proxy, Upstreams
+from trademesh_gateway.ratelimit import RateLimits
+from trademesh_gateway.streams import EventHub
+
+JWKS_PATH = "/.well-known/jwks.json"
+
+
+def create_app(
+    settings: Settings,
+    *,
+    transports: Mapping[Service, httpx.AsyncBaseTransport] | None = None,
+) -> FastAPI:
+    """The gateway: the public routes of the route table under /api/v1, the caller's event
+    stream, /docs, and /health, /ready (auth's JWKS and Kafka checked for real), /metrics.
+
+    `transports` replaces the network to some services (tests reach in-process apps through
+    `httpx.ASGITransport`); the JWKS is fetched through auth's transport too.
+    """
+    configure_logging(settings.service_name, level=settings.log_level, fmt=settings.log_format)
+    configure_tracing(settings.service_name)
+    log = get_logger("trademesh_gateway")
+    bus = Bus(settings, settings.service_name, registry=metrics.REGISTRY)
+    db: Database | None = None
+    hub = EventHub(
+        queue_size=settings.sse_queue_size, max_streams_per_user=settings.sse_max_streams_per_user
+    )
+    register_handlers(bus, hub, settings, db)
+    upstreams = Upstreams(settings, transports)
+    auth_transport = (transports or {}).get("auth")
+    verifier = TokenVerifier.from_settings(settings, transport=auth_transport)
+    rate_limits = RateLimits(
+        settings.rate_limit_storage_uri, settings.rate_limit_user, settings.rate_limit_ip
+    )
+    api_keys = ApiKeys(
+        upstreams["auth"],
+        margin_s=settings.api_key_cache_margin_s,
+        size=settings.api_key_cache_size,
+    )
+    proxy = Proxy(settings, upstreams, verifier, api_keys, rate_limits)
+
+    async def auth_jwks() -> None:
+        """The gateway cannot sign anyone in, nor verify a rotated key, without auth's JWKS."""
+        response = await upstreams["auth"].get(JWKS_PATH)
+        response.raise_for_status()
+        if not response.json().get("keys"):
+            raise ValueError("auth's JWKS holds no key")
+
+    readiness: dict[str, ReadinessCheck] = {"kafka": bus.check_ready, "auth_jwks": auth_jwks}
+    if not settings.rate_limit_storage_uri.startswith(("memory://", "async+memory://")):
+        readiness["rate_limit_storage"] = rate_limits.check
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        await bus.start()
+        log.info("started", port=settings.http_port)
+        try:
+            yield
+        finally:
+            await bus.stop()
+            await upstreams.aclose()
+            log.info("stopped")
+
+    app = create_http_app(
+        service=settings.service_name,
+        readiness=readiness,
+        lifespan=lifespan,
+        ready_timeout_s=settings.ready_timeout_s,
+        title="trademesh gateway",
+        tokens=verifier,
+    )
+    app.state.runtime = Runtime(settings=settings, proxy=proxy, hub=hub, bus=bus, db=db)
+    app.include_router(api_router(), prefix="/api/v1")
+    app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
+    return app
+
+
+def _openapi(app: FastAPI) -> dict[str, Any]:
+    """FastAPI's document, with the gateway's credentials declared as security schemes."""
+    if app.openapi_schema is None:
+        document = get_openapi(
+            title=app.title,
+            version=app.version,
+            description="The only public API of trademesh. Errors are RFC 9457 problems "
+            "(application/problem+json); every response carries X-Request-ID.",
+            routes=app.routes,
+        )
+        document.setdefault("components", {})["securitySchemes"] = {
+            "accessToken": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"},
+            "apiKey": {
+                "type": "apiKey",
+                "in": "header",
+                "name": "Authorization",
+                "description": "ApiKey tmk_…",
+            },
+            "apiKeyHeader": {"type": "apiKey", "in": "header", "name": "X-API-Key"},
+        }
+        app.openapi_schema = document
+    return app.openapi_schema

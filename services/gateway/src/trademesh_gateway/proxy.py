@@ -1,0 +1,359 @@
+"""Who is calling (access token or API key), and the call forwarded to the service behind.
+
+The gateway verifies every credential itself before anything reaches a service, and the service
+verifies the forwarded access token again (no service trusts the gateway's word): the gateway's
+checks are the first door (roles, ownership the services do not check, rate limits, sizes), not
+the only one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import time
+from collections import OrderedDict
+from collections.abc import Mapping
+from dataclasses import dataclass
+from urllib.parse import quote
+from uuid import UUID
+
+import httpx
+from fastapi import Request
+from opentelemetry import propagate
+from starlette.responses import Response
+from trademesh_http import AccessClaims, ProblemError, TokenVerifier
+from trademesh_observability.logging import get_logger, request_id_var
+
+from trademesh_gateway.config import Settings
+from trademesh_gateway.engine import (
+    SERVICES,
+    TRADE_SCOPE,
+    Route,
+    Service,
+    capped_limit,
+    client_address,
+    forward_request_headers,
+    forward_response_headers,
+    forwarded_for,
+    owned_body_values,
+    role_allows,
+)
+from trademesh_gateway.ratelimit import RateLimits
+
+log = get_logger("trademesh_gateway.proxy")
+
+QueryValue = str | int | float | bool | None
+API_KEY_PREFIX = "tmk_"
+PAGE_CAP_HEADER = "X-Page-Limit-Capped"
+
+
+@dataclass(frozen=True)
+class Caller:
+    """The verified caller: their claims and the access token to forward (never logged)."""
+
+    claims: AccessClaims
+    token: str
+
+    @property
+    def user_id(self) -> UUID:
+        return self.claims.user_id
+
+
+def _unauthenticated(detail: str, challenge: str = "Bearer") -> ProblemError:
+    return ProblemError(
+        401,
+        "Not authenticated",
+        detail,
+        type="/problems/unauthenticated",
+        headers={"WWW-Authenticate": challenge},
+    )
+
+
+def _forbidden(detail: str, headers: dict[str, str] | None = None) -> ProblemError:
+    return ProblemError(403, "Forbidden", detail, type="/problems/forbidden", headers=headers)
+
+
+class Upstreams:
+    """One pooled HTTP client per service (a transport per service may replace the network)."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        transports: Mapping[Service, httpx.AsyncBaseTransport] | None = None,
+    ) -> None:
+        transports = transports or {}
+        limits = httpx.Limits(
+            max_connections=settings.upstream_max_connections,
+            max_keepalive_connections=settings.upstream_max_connections,
+        )
+        self.clients: dict[Service, httpx.AsyncClient] = {
+            service: httpx.AsyncClient(
+                base_url=settings.upstream_url(service),
+                transport=transports.get(service),
+                timeout=settings.upstream_timeout_s,
+                limits=limits,
+                follow_redirects=False,
+            )
+            for service in SERVICES
+        }
+
+    def __getitem__(self, service: Service) -> httpx.AsyncClient:
+        return self.clients[service]
+
+    async def aclose(self) -> None:
+        for client in self.clients.values():
+            await client.aclose()
+
+
+class ApiKeys:
+    """API keys exchanged at auth for access tokens, cached per key hash until shortly before
+    the token expires. Only the SHA-256 of a key is kept as the cache key; a key is never
+    logged."""
+
+    def __init__(self, auth: httpx.AsyncClient, *, margin_s: float, size: int) -> None:
+        self._auth = auth
+        self._margin_s = margin_s
+        self._size = size
+        self._cache: OrderedDict[str, tuple[str, float]] = OrderedDict()
+        self._locks: dict[str, asyncio.Lock] = {}
+        #: Exchanges made at auth (for tests and diagnostics).
+        self.exchanges = 0
+
+    async def access_token(self, key: str) -> str:
+        digest = hashlib.sha256(key.encode()).hexdigest()
+        cached = self._fresh(digest)
+        if cached is not None:
+            return cached
+        lock = self._locks.setdefault(digest, asyncio.Lock())
+        try:
+            async with lock:  # one exchange per key at a time: no stampede on auth
+                cached = self._fresh(digest)
+                if cached is not None:
+                    return cached
+                token, ttl = await self._exchange(key)
+                self._cache[digest] = (token, time.monotonic() + ttl - self._margin_s)
+                self._cache.move_to_end(digest)
+                while len(self._cache) > self._size:
+                    self._cache.popitem(last=False)
+                return token
+        finally:
+            if not lock.locked():
+                self._locks.pop(digest, None)
+
+    def _fresh(self, digest: str) -> str | None:
+        found = self._cache.get(digest)
+        if found is None:
+            return None
+        token, until = found
+        if time.monotonic() >= until:
+            del self._cache[digest]
+            return None
+        return token
+
+    async def _exchange(self, key: str) -> tuple[str, float]:
+        self.exchanges += 1
+        try:
+            response = await self._auth.post(
+                "/api/v1/auth/token",
+                json={"api_key": key},
+                headers=_context_headers(),
+            )
+        except httpx.TimeoutException:
+            raise _upstream_problem(504, "auth") from None
+        except httpx.HTTPError:
+            raise _upstream_problem(502, "auth") from None
+        if response.status_code in (400, 401, 403, 404, 422):
+            raise _unauthenticated("The API key is unknown, revoked or expired.", "ApiKey")
+        if response.status_code != 200:
+            raise _upstream_problem(502, "auth")
+        body = response.json()
+        return str(body["access_token"]), float(body["expires_in"])
+
+
+def _upstream_problem(status: int, service: str) -> ProblemError:
+    if status == 504:
+        return ProblemError(
+            504, "Upstream timeout", f"The {service} service did not answer in time."
+        )
+    return ProblemError(502, "Upstream unavailable", f"The {service} service could not answer.")
+
+
+def _context_headers() -> dict[str, str]:
+    """X-Request-Id and the W3C trace context of the current span, for an upstream call."""
+    headers: dict[str, str] = {}
+    request_id = request_id_var.get()
+    if request_id:
+        headers["X-Request-ID"] = request_id
+    propagate.inject(headers)
+    return headers
+
+
+class Proxy:
+    """Authenticate, authorise, limit and forward one request by its route."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        upstreams: Upstreams,
+        verifier: TokenVerifier,
+        api_keys: ApiKeys,
+        rate_limits: RateLimits,
+    ) -> None:
+        self.settings = settings
+        self.upstreams = upstreams
+        self.verifier = verifier
+        self.api_keys = api_keys
+        self.rate_limits = rate_limits
+
+    def client_address(self, request: Request) -> str:
+        peer = request.client.host if request.client else None
+        address = client_address(
+            peer, request.headers.get("x-forwarded-for"), self.settings.trusted_proxy_hops
+        )
+        return address or "unknown"
+
+    async def authenticate(self, request: Request) -> Caller:
+        """The caller, from `Authorization: Bearer <access token>`, `Authorization: ApiKey
+        tmk_…` or `X-API-Key: tmk_…`; 401 problem otherwise."""
+        authorization = request.headers.get("authorization", "")
+        scheme, _, credential = authorization.partition(" ")
+        credential = credential.strip()
+        api_key = request.headers.get("x-api-key", "").strip()
+        if scheme.lower() == "apikey" and credential:
+            api_key = credential
+        elif scheme.lower() == "bearer" and credential:
+            return Caller(await self.verifier.verify(credential), credential)
+        elif authorization:
+            raise _unauthenticated("Use Authorization: Bearer <token> or ApiKey <key>.")
+        if not api_key:
+            raise _unauthenticated("This needs an access token: Authorization: Bearer <token>.")
+        if not api_key.startswith(API_KEY_PREFIX):
+            raise _unauthenticated("The API key is malformed.", "ApiKey")
+        token = await self.api_keys.access_token(api_key)
+        return Caller(await self.verifier.verify(token), token)
+
+    def authorise(self, route: Route, caller: Caller) -> None:
+        """403 problem unless the caller's role and scope allow the route."""
+        if not role_allows(caller.claims.role, route.min_role):
+            raise _forbidden(f"This needs the role {route.min_role} or higher.")
+        if route.needs_trade_scope and TRADE_SCOPE not in caller.claims.scopes:
+            raise _forbidden(
+                f"Changing anything needs the {TRADE_SCOPE!r} scope; this credential lacks it.",
+                {"WWW-Authenticate": f'Bearer error="insufficient_scope", scope="{TRADE_SCOPE}"'},
+            )
+
+    async def read_body(self, request: Request) -> bytes:
+        """The request's body, at most max_body_bytes (else a 413 problem, read no further)."""
+        limit = self.settings.max_body_bytes
+        declared = request.headers.get("content-length")
+        if declared is not None and declared.isdigit() and int(declared) > limit:
+            raise _too_large(limit)
+        chunks: list[bytes] = []
+        size = 0
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > limit:
+                raise _too_large(limit)
+            chunks.append(chunk)
+        return b"".join(chunks)
+
+    async def check_account(self, account_id: str, caller: Caller) -> None:
+        """404 problem unless execution says the account is the caller's."""
+        path = f"/api/v1/accounts/{quote(account_id, safe='')}"
+        response = await self._call(
+            "execution",
+            "GET",
+            path,
+            headers={**_context_headers(), "Authorization": f"Bearer {caller.token}"},
+        )
+        if response.status_code == 200:
+            return
+        if response.status_code in (404, 422):
+            raise ProblemError(404, "Unknown account", f"No account {account_id}.")
+        if response.status_code in (401, 403):
+            raise _forbidden("The account's owner could not be checked for this caller.")
+        raise _upstream_problem(502, "execution")
+
+    async def forward(
+        self, request: Request, route: Route, caller: Caller | None, body: bytes
+    ) -> Response:
+        """The route's upstream call with the client's request, and its answer."""
+        values = {k: quote(str(v), safe="") for k, v in request.path_params.items()}
+        path = route.upstream_path(values)
+        query: list[tuple[str, QueryValue]] = []
+        capped = False
+        for name, value in request.query_params.multi_items():
+            if name == "limit":
+                lowered = capped_limit(value, self.settings.max_page_size)
+                if lowered is not None:
+                    value, capped = lowered, True
+            query.append((name, value))
+        headers = forward_request_headers(request.headers.items())
+        headers += list(_context_headers().items())
+        traceparent = request.headers.get("traceparent")
+        if traceparent and not any(n.lower() == "traceparent" for n, _ in headers):
+            headers.append(("traceparent", traceparent))  # no span of ours: pass theirs on
+        peer = request.client.host if request.client else None
+        xff = forwarded_for(request.headers.get("x-forwarded-for"), peer)
+        if xff:
+            headers.append(("X-Forwarded-For", xff))
+        if caller is not None:
+            headers.append(("Authorization", f"Bearer {caller.token}"))
+        upstream = await self._call(
+            route.service, request.method, path, params=query, headers=headers, content=body
+        )
+        out = Response(
+            content=upstream.content,
+            status_code=upstream.status_code,
+            headers=dict(forward_response_headers(upstream.headers.multi_items())),
+        )
+        if capped:
+            out.headers[PAGE_CAP_HEADER] = str(self.settings.max_page_size)
+        return out
+
+    async def _call(
+        self,
+        service: Service,
+        method: str,
+        path: str,
+        *,
+        params: list[tuple[str, QueryValue]] | None = None,
+        headers: list[tuple[str, str]] | dict[str, str] | None = None,
+        content: bytes | None = None,
+    ) -> httpx.Response:
+        try:
+            return await self.upstreams[service].request(
+                method,
+                path,
+                params=params,
+                headers=headers,
+                content=content or None,
+            )
+        except httpx.TimeoutException:
+            log.warning("upstream timeout", service=service, method=method)
+            raise _upstream_problem(504, service) from None
+        except httpx.HTTPError as exc:
+            log.warning("upstream unavailable", service=service, error=type(exc).__name__)
+            raise _upstream_problem(502, service) from None
+
+
+def _too_large(limit: int) -> ProblemError:
+    return ProblemError(
+        413,
+        "Request too large",
+        f"A request body may hold at most {limit} bytes.",
+        type="/problems/too-large",
+        max_bytes=limit,
+    )
+
+
+async def check_owned(
+    proxy: Proxy, route: Route, request: Request, caller: Caller, body: bytes
+) -> None:
+    """The gateway's own ownership checks: accounts named by a path (services that do not check
+    the owner) or by a body field."""
+    if route.ownership == "account" and route.owned is not None:
+        await proxy.check_account(str(request.path_params[route.owned]), caller)
+    if route.owned_body:
+        for account_id in owned_body_values(body, route.owned_body) or []:
+            await proxy.check_account(account_id, caller)

@@ -1,0 +1,201 @@
+"""Fixtures of the gateway tests: settings on the test engines, the running app, an HTTP client,
+and the platform behind it.
+
+The engines come from the trademesh pytest plugin (trademesh_testing): a real Postgres and a real
+Kafka-protocol broker, started once per session and only when a test asks for them.
+
+Two gateways:
+- `app`/`client`: the gateway with a recording transport in place of every service (it answers
+  200 and keeps each request), for what the gateway decides alone: roles, scopes, credentials,
+  limits, sizes, headers. Its token verifier trusts the test signer (`trademesh_testing.tokens`).
+- `platform`: the real services in process (auth with open registration, execution, strategy,
+  risk, each on a schema of its own), reached through `httpx.ASGITransport`, and a gateway that
+  verifies tokens against auth's JWKS URL through that same routing: users register and log in
+  for real.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import AsyncIterator, Callable
+from contextlib import AsyncExitStack
+from dataclasses import dataclass, field
+from typing import Any
+
+import asyncpg
+import httpx
+import pytest
+from fastapi import FastAPI
+from pydantic import SecretStr
+from trademesh_keystore import new_master_key
+from trademesh_testing.http import app_client
+from trademesh_testing.tokens import signer
+
+from trademesh_gateway.app import create_app
+from trademesh_gateway.config import Settings
+from trademesh_gateway.engine import SERVICES, Service
+
+GENEROUS = "10000/second"
+
+
+@pytest.fixture
+def settings(
+    service_settings: Callable[..., Any],
+    platform_topics: list[str],
+) -> Settings:
+    """Settings on the session's engines, with a consumer group of this test's own and limits
+    high enough that only the rate-limit tests meet them."""
+    made = service_settings(
+        Settings,
+        http_port=0,
+        consumer_group=f"test-{uuid.uuid4().hex[:10]}",
+        rate_limit_user=GENEROUS,
+        rate_limit_ip=GENEROUS,
+        sse_heartbeat_s=0.5,
+    )
+    assert isinstance(made, Settings)
+    return made
+
+
+@dataclass
+class Recorder:
+    """Every service at once: keeps each request and answers 200 with a small JSON body (auth's
+    JWKS path answers the test signer's key set)."""
+
+    requests: list[httpx.Request] = field(default_factory=list)
+
+    def handler(self, service: Service) -> Callable[[httpx.Request], httpx.Response]:
+        def handle(request: httpx.Request) -> httpx.Response:
+            if request.url.path == "/.well-known/jwks.json":
+                return httpx.Response(200, json=signer().jwks())
+            request.read()
+            self.requests.append(request)
+            return httpx.Response(
+                200,
+                json={"service": service, "path": request.url.path},
+                headers={"Connection": "close", "X-Upstream": service},
+            )
+
+        return handle
+
+    def transports(self) -> dict[Service, httpx.AsyncBaseTransport]:
+        return {s: httpx.MockTransport(self.handler(s)) for s in SERVICES}
+
+
+@pytest.fixture
+def recorder() -> Recorder:
+    return Recorder()
+
+
+@pytest.fixture
+def app(settings: Settings, recorder: Recorder) -> FastAPI:
+    return create_app(settings, transports=recorder.transports())
+
+
+@pytest.fixture
+async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
+    """A client on the running gateway: consumers subscribed."""
+    async with app_client(app) as http:
+        yield http
+
+
+# ---- the platform: real services in process ---------------------------------------------------
+
+
+@dataclass
+class Platform:
+    """The services, and a client on the gateway in front of them."""
+
+    gateway: httpx.AsyncClient
+    gateway_app: FastAPI
+    apps: dict[Service, FastAPI]
+    settings: Settings
+
+    async def register(self) -> tuple[uuid.UUID, dict[str, str]]:
+        return await register(self.gateway)
+
+
+async def register(gateway: httpx.AsyncClient) -> tuple[uuid.UUID, dict[str, str]]:
+    """A new user registered and logged in through the gateway: (user id, bearer headers)."""
+    email = f"u{uuid.uuid4().hex[:12]}@example.com"
+    password = "correct horse battery staple"
+    made = await gateway.post("/api/v1/auth/register", json={"email": email, "password": password})
+    assert made.status_code == 201, made.text
+    login = await gateway.post("/api/v1/auth/login", json={"email": email, "password": password})
+    assert login.status_code == 200, login.text
+    token = login.json()["access_token"]
+    return uuid.UUID(made.json()["user_id"]), {"Authorization": f"Bearer {token}"}
+
+
+@pytest.fixture
+async def platform(
+    service_settings: Callable[..., Any],
+    platform_topics: list[str],
+    database_url: str,
+    settings: Settings,
+) -> AsyncIterator[Platform]:
+    from trademesh_auth.app import create_app as auth_app
+    from trademesh_auth.config import Settings as AuthSettings
+    from trademesh_execution.app import create_app as execution_app
+    from trademesh_execution.config import Settings as ExecutionSettings
+    from trademesh_risk.app import create_app as risk_app
+    from trademesh_risk.config import Settings as RiskSettings
+    from trademesh_strategy.app import create_app as strategy_app
+    from trademesh_strategy.config import Settings as StrategySettings
+
+    schemas: list[str] = []
+
+    def made(cls: type, **extra: Any) -> Any:
+        schema = f"gw_{uuid.uuid4().hex[:10]}"
+        schemas.append(schema)
+        return service_settings(
+            cls,
+            http_port=0,
+            consumer_group=f"test-{uuid.uuid4().hex[:10]}",
+            database_schema=schema,
+            **extra,
+        )
+
+    keystore = {
+        "keystore_keys": SecretStr(json.dumps({"t1": new_master_key().get_secret_value()})),
+        "keystore_current_key": "t1",
+    }
+    async with AsyncExitStack() as stack:
+        auth = auth_app(made(AuthSettings, registration="open", **keystore))
+        await stack.enter_async_context(app_client(auth))
+        transport = httpx.ASGITransport(app=auth)
+        async with httpx.AsyncClient(transport=transport, base_url="http://auth") as http:
+            auth_keys = (await http.get("/.well-known/jwks.json")).json()["keys"]
+        # The services trust auth's keys and the test signer's (for tokens minted by tests).
+        jwks = json.dumps({"keys": [*auth_keys, *signer().jwks()["keys"]]})
+        apps: dict[Service, FastAPI] = {"auth": auth}
+        apps["execution"] = execution_app(made(ExecutionSettings, auth_jwks=jwks))
+        apps["risk"] = risk_app(made(RiskSettings, auth_jwks=jwks))
+        apps["strategy"] = strategy_app(
+            made(
+                StrategySettings,
+                auth_jwks=jwks,
+                outbox_poll_interval_s=0.2,
+                backtest_poll_interval_s=0.2,
+            )
+        )
+        for service, app in apps.items():
+            if service != "auth":
+                await stack.enter_async_context(app_client(app))
+        # The gateway verifies against auth's JWKS URL, as in production, through the ASGI route.
+        gateway_settings = settings.model_copy(
+            update={"auth_jwks": None, "auth_jwks_url": "http://auth/.well-known/jwks.json"}
+        )
+        transports: dict[Service, httpx.AsyncBaseTransport] = {
+            s: httpx.ASGITransport(app=a) for s, a in apps.items()
+        }
+        gateway_app = create_app(gateway_settings, transports=transports)
+        gateway = await stack.enter_async_context(app_client(gateway_app))
+        yield Platform(gateway, gateway_app, apps, gateway_settings)
+    conn = await asyncpg.connect(database_url)
+    try:
+        for schema in schemas:
+            await conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+    finally:
+        await conn.close()

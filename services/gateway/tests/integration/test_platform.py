@@ -1,0 +1,349 @@
+"""Through the gateway only, with the real services behind it: a user's journey, the BOLA matrix
+generated from the route table, API keys, and the caller's event stream."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import re
+import socket
+import uuid
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+
+import httpx
+import pytest
+import uvicorn
+from fastapi import FastAPI
+from trademesh_bus import Bus
+from trademesh_events.orders import OrderApproved, OrderSubmitted, SubmitOrder
+from trademesh_events.topics import get_topic
+from trademesh_testing.waiting import eventually
+
+from trademesh_gateway.engine import READ_METHODS, ROUTES, Route
+
+pytestmark = pytest.mark.integration
+
+OWNED = [r for r in ROUTES if r.ownership in ("service", "account")]
+INSTRUMENT = "binance:BTC/USDT"
+
+
+async def test_a_user_signs_up_opens_an_account_and_reads_positions(platform: Any) -> None:
+    gateway = platform.gateway
+    user, headers = await platform.register()
+    me = await gateway.get("/api/v1/auth/me", headers=headers)
+    assert (me.status_code, me.json()["user_id"]) == (200, str(user))
+    opened = await gateway.post(
+        "/api/v1/accounts", json={"name": "paper", "cash": "10000"}, headers=headers
+    )
+    assert opened.status_code == 201, opened.text
+    account = opened.json()["account_id"]
+    pnl = await gateway.get(f"/api/v1/accounts/{account}/pnl", headers=headers)
+    assert pnl.status_code == 200, pnl.text
+    assert pnl.json()["positions"] == []
+    risk = await gateway.get(f"/api/v1/accounts/{account}/risk", headers=headers)
+    assert (risk.status_code, risk.json()["account_id"]) == (200, account)
+    listed = await gateway.get("/api/v1/accounts", headers=headers)
+    assert [a["account_id"] for a in listed.json()] == [account]
+    assert "X-Request-ID" in pnl.headers
+
+
+# ---- BOLA: every owned route, user B with user A's resource ------------------------------------
+
+
+async def _approved_order(platform: Any, user: uuid.UUID, account: str) -> str:
+    """An order of `user`, placed the way orders come: risk's approval on the bus."""
+    client_order_id = f"gw-{uuid.uuid4().hex[:16]}"
+    now = datetime.now(UTC)
+    order = SubmitOrder(
+        account_id=uuid.UUID(account),
+        user_id=user,
+        client_order_id=client_order_id,
+        instrument_id=INSTRUMENT,
+        side="buy",
+        order_type="MARKET",
+        quantity=Decimal("0.01"),
+        source="manual",
+        created_at=now,
+    )
+    bus = Bus(platform.settings, "test-risk", telemetry=False)
+    await bus.start()
+    try:
+        approved = OrderApproved(account_id=order.account_id, order=order, approved_at=now)
+        await bus.publish(approved, topic=get_topic("orders.approved.v1"))
+    finally:
+        await bus.stop()
+    return client_order_id
+
+
+async def _seed(platform: Any, user: uuid.UUID, headers: dict[str, str]) -> dict[str, str]:
+    """One resource of each owned kind for `user`: through the gateway where the real flow is
+    short, else through the owning service's own store."""
+    from trademesh_events.bots import BotState
+    from trademesh_trading.backtest import Sizing
+
+    from trademesh_strategy.backtests import BacktestRequest, GridRequest
+    from trademesh_strategy.store import BotRecord
+
+    gateway = platform.gateway
+    ids: dict[str, str] = {}
+    made = await gateway.post(
+        "/api/v1/accounts", json={"name": "a", "cash": "1000"}, headers=headers
+    )
+    assert made.status_code == 201, made.text
+    ids["account_id"] = made.json()["account_id"]
+    key = await gateway.post(
+        "/api/v1/api-keys", json={"name": "k", "scopes": ["read"]}, headers=headers
+    )
+    assert key.status_code == 201, key.text
+    ids["key_id"] = key.json()["key_id"]
+    runtime = platform.apps["strategy"].state.runtime
+    request = BacktestRequest(
+        strategy="sma_cross",
+        instrument_id=INSTRUMENT,
+        timeframe="1d",
+        start=datetime(2024, 1, 1, tzinfo=UTC),
+        end=datetime(2024, 2, 1, tzinfo=UTC),
+    )
+    ids["backtest_id"] = str((await runtime.backtests.insert(user, request)).backtest_id)
+    grid = GridRequest(**request.model_dump(), grid={"fast": [5, 10]})
+    ids["grid_id"] = str(await runtime.backtests.insert_grid(user, grid, [request]))
+    now = datetime.now(UTC)
+    bot = BotRecord(
+        bot_id=uuid.uuid4(),
+        user_id=user,
+        account_id=uuid.UUID(ids["account_id"]),
+        name="b",
+        strategy="sma_cross",
+        params={},
+        instrument_id=INSTRUMENT,
+        timeframe="1d",
+        venue="paper",
+        sizing=Sizing(kind="quantity", value=Decimal(1)),
+        capital=Decimal(1000),
+        state=BotState.STOPPED,
+        error=None,
+        warm_from=None,
+        last_bar_time=None,
+        bars_seen=0,
+        position=Decimal(0),
+        cash=Decimal(1000),
+        created_at=now,
+        updated_at=now,
+    )
+    async with runtime.db.transaction() as conn:
+        await runtime.bots.insert_bot(conn, bot)
+    ids["bot_id"] = str(bot.bot_id)
+    ids["client_order_id"] = await _approved_order(platform, user, ids["account_id"])
+
+    async def order_stored() -> bool | None:
+        got = await gateway.get(f"/api/v1/orders/{ids['client_order_id']}", headers=headers)
+        return True if got.status_code == 200 else None
+
+    await eventually(order_stored, timeout=30)
+    return ids
+
+
+def _path(route: Route, ids: dict[str, str]) -> str:
+    return "/api/v1" + re.sub(r"{(\w+)}", lambda m: ids[m.group(1)], route.path)
+
+
+def _body(route: Route) -> Any:
+    return {} if route.method not in READ_METHODS and route.method != "DELETE" else None
+
+
+async def test_bola_matrix_from_the_route_table(platform: Any) -> None:
+    """User B with user A's ids, on every route whose path names an owned resource: 404 or 403,
+    and A's resources are unchanged (A still reads them). Generated from ROUTES, so a new owned
+    route is covered as soon as it is in the table (the seeding must know its parameter)."""
+    assert OWNED, "the route table has owned routes"
+    gateway = platform.gateway
+    alice, alice_headers = await platform.register()
+    _bob, bob_headers = await platform.register()
+    ids = await _seed(platform, alice, alice_headers)
+    missing = {r.owned for r in OWNED} - set(ids)
+    assert not missing, f"owned parameters without a seeded resource: {missing}"
+    exercised: list[Route] = []
+    for route in OWNED:
+        response = await gateway.request(
+            route.method, _path(route, ids), json=_body(route), headers=bob_headers
+        )
+        assert response.status_code in (403, 404), (route, response.status_code, response.text)
+        assert response.headers["content-type"] == "application/problem+json"
+        exercised.append(route)
+    assert exercised == OWNED
+    # Alice's resources are still there and still hers
+    for name, path in (
+        ("account_id", f"/api/v1/accounts/{ids['account_id']}"),
+        ("bot_id", f"/api/v1/bots/{ids['bot_id']}"),
+        ("backtest_id", f"/api/v1/backtests/{ids['backtest_id']}"),
+        ("grid_id", f"/api/v1/backtests/grids/{ids['grid_id']}"),
+        ("client_order_id", f"/api/v1/orders/{ids['client_order_id']}"),
+    ):
+        assert (await gateway.get(path, headers=alice_headers)).status_code == 200, name
+    keys = await gateway.get("/api/v1/api-keys", headers=alice_headers)
+    assert [k["key_id"] for k in keys.json()] == [ids["key_id"]]
+    # ...and a bot body naming Alice's account is refused for Bob before strategy sees it
+    bot = await gateway.post(
+        "/api/v1/bots",
+        json={
+            "strategy": "sma_cross",
+            "instrument_id": INSTRUMENT,
+            "timeframe": "1d",
+            "account_id": ids["account_id"],
+        },
+        headers=bob_headers,
+    )
+    assert bot.status_code == 404
+    assert bot.json()["title"] == "Unknown account"
+
+
+async def test_mass_assignment_fields_are_refused_by_the_services(platform: Any) -> None:
+    """The gateway adds nothing to bodies and forwards them as sent; ownership and role fields a
+    client slips in are refused by the services' extra="forbid" models (422), never applied."""
+    gateway = platform.gateway
+    user, headers = await platform.register()
+    for path, body in (
+        ("/api/v1/accounts", {"name": "x", "cash": "1", "user_id": str(uuid.uuid4())}),
+        ("/api/v1/api-keys", {"name": "x", "scopes": ["read"], "owner": str(uuid.uuid4())}),
+        (
+            "/api/v1/auth/register",
+            {"email": "m@example.com", "password": "p" * 12, "role": "admin"},
+        ),
+    ):
+        response = await gateway.post(path, json=body, headers=headers)
+        assert response.status_code == 422, (path, response.text)
+    assert (await gateway.get("/api/v1/accounts", headers=headers)).json() == []
+    me = await gateway.get("/api/v1/auth/me", headers=headers)
+    assert (me.json()["user_id"], me.json()["role"]) == (str(user), "trader")
+
+
+async def test_an_api_key_works_within_its_scopes(platform: Any) -> None:
+    gateway = platform.gateway
+    _user, headers = await platform.register()
+    keys = {}
+    for scopes in (["read"], ["read", "trade"]):
+        made = await gateway.post(
+            "/api/v1/api-keys", json={"name": "+".join(scopes), "scopes": scopes}, headers=headers
+        )
+        assert made.status_code == 201, made.text
+        keys[len(scopes)] = made.json()["api_key"]
+    read_key, trade_key = keys[1], keys[2]
+    api_keys = platform.gateway_app.state.runtime.proxy.api_keys
+    before = api_keys.exchanges
+    for _ in range(3):
+        listed = await gateway.get("/api/v1/accounts", headers={"X-API-Key": read_key})
+        assert listed.status_code == 200, listed.text
+    assert api_keys.exchanges == before + 1  # exchanged once, then cached
+    refused = await gateway.post(
+        "/api/v1/accounts", json={"name": "x", "cash": "1"}, headers={"X-API-Key": read_key}
+    )
+    assert refused.status_code == 403
+    opened = await gateway.post(
+        "/api/v1/accounts",
+        json={"name": "x", "cash": "1"},
+        headers={"Authorization": f"ApiKey {trade_key}"},
+    )
+    assert opened.status_code == 201, opened.text
+    bad = await gateway.get("/api/v1/accounts", headers={"X-API-Key": read_key + "x"})
+    assert bad.status_code == 401
+    assert bad.headers["WWW-Authenticate"].startswith("ApiKey")
+
+
+# ---- the event stream --------------------------------------------------------------------------
+
+
+@contextlib.asynccontextmanager
+async def served(app: FastAPI) -> AsyncIterator[str]:
+    """`app` (its lifespan already running) on a loopback port: streaming needs a real server,
+    as httpx's ASGI transport hands a response over only once it is complete."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    config = uvicorn.Config(app, host="127.0.0.1", port=port, lifespan="off", log_config=None)
+    server = uvicorn.Server(config)
+    task = asyncio.create_task(server.serve())
+    await eventually(lambda: asyncio.sleep(0, result=server.started or None), interval=0.02)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        await task
+
+
+class Stream:
+    """The events one client's stream has shown so far."""
+
+    def __init__(self) -> None:
+        self.events: list[dict[str, Any]] = []
+        self.connected = asyncio.Event()
+        self.comments = 0
+
+    async def read(self, base: str, headers: dict[str, str]) -> None:
+        async with (
+            httpx.AsyncClient(base_url=base, timeout=None) as http,
+            http.stream("GET", "/api/v1/events/stream", headers=headers) as response,
+        ):
+            assert response.status_code == 200
+            assert response.headers["content-type"].startswith("text/event-stream")
+            async for line in response.aiter_lines():
+                if line.startswith(":"):
+                    self.comments += 1
+                    self.connected.set()
+                elif line.startswith("data:"):
+                    self.events.append(json.loads(line[5:].strip()))
+
+
+async def test_a_stream_shows_its_users_own_events_only(platform: Any) -> None:
+    gateway = platform.gateway
+    alice, alice_headers = await platform.register()
+    bob, bob_headers = await platform.register()
+    streams = {alice: Stream(), bob: Stream()}
+    bus = Bus(platform.settings, "test-execution", telemetry=False)
+    await bus.start()
+    async with served(platform.gateway_app) as base:
+        tasks = [
+            asyncio.create_task(streams[alice].read(base, alice_headers)),
+            asyncio.create_task(streams[bob].read(base, bob_headers)),
+        ]
+        try:
+            await asyncio.wait_for(
+                asyncio.gather(*(s.connected.wait() for s in streams.values())), 10
+            )
+            published: dict[uuid.UUID, set[str]] = {alice: set(), bob: set()}
+
+            async def publish_until_seen() -> bool | None:
+                # The gateway reads from the end of the topics once its group has its
+                # partitions: publish again until each stream has shown one of its own.
+                for user in (bob, alice):
+                    event = OrderSubmitted(
+                        account_id=uuid.uuid4(),
+                        user_id=user,
+                        client_order_id=f"gw-{uuid.uuid4().hex[:12]}",
+                        instrument_id=INSTRUMENT,
+                        ts=datetime.now(UTC),
+                    )
+                    envelope = await bus.publish(event, topic=get_topic("orders.events.v1"))
+                    published[user].add(str(envelope.id))
+                await asyncio.sleep(0.3)
+                return True if all(s.events for s in streams.values()) else None
+
+            await eventually(publish_until_seen, timeout=60)
+            await asyncio.sleep(1.0)  # whatever else is on its way arrives
+            for user, stream in streams.items():
+                ids = {e["id"] for e in stream.events}
+                assert ids and ids <= published[user], user
+                other = next(u for u in streams if u != user)
+                assert not ids & published[other]
+                assert all(e["event"]["user_id"] == str(user) for e in stream.events)
+                assert stream.events[0]["type"] == "trademesh.order.submitted"
+                assert stream.comments >= 2  # "connected", then heartbeats
+        finally:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            await bus.stop()
+    assert (await gateway.get("/api/v1/events/stream")).status_code == 401

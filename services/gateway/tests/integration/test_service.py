@@ -1,0 +1,84 @@
+"""The gateway service on the real broker: /ready, /metrics, /docs, the about route."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+import pytest
+from trademesh_testing.http import app_client
+from trademesh_testing.service import check_declared_metrics
+from trademesh_testing.waiting import eventually
+
+from trademesh_gateway.app import create_app
+from trademesh_gateway.config import Settings
+from trademesh_gateway.engine import CONSUMES, PRODUCES, ROUTES
+
+pytestmark = pytest.mark.integration
+
+
+async def test_health_and_ready_check_the_real_dependencies(client: httpx.AsyncClient) -> None:
+    assert (await client.get("/health")).json()["status"] == "ok"
+    response = await client.get("/ready")
+    assert response.status_code == 200, response.text
+    assert response.json()["checks"] == {"kafka": "ok", "auth_jwks": "ok"}
+
+
+async def test_ready_follows_its_dependencies(private_infra: Any) -> None:
+    auth_up = True
+
+    def auth(request: httpx.Request) -> httpx.Response:
+        if not auth_up:
+            raise httpx.ConnectError("auth is away", request=request)
+        return httpx.Response(200, json={"keys": [{"kid": "k"}]})
+
+    settings = private_infra.settings(Settings, ready_timeout_s=1.0)
+    app = create_app(settings, transports={"auth": httpx.MockTransport(auth)})
+    async with app_client(app) as http:
+
+        async def ready_is(status: int) -> dict[str, Any] | None:
+            response = await http.get("/ready")
+            return response.json() if response.status_code == status else None
+
+        await eventually(lambda: ready_is(200))
+        auth_up = False
+        assert (await eventually(lambda: ready_is(503)))["checks"]["auth_jwks"] != "ok"
+        auth_up = True
+        await eventually(lambda: ready_is(200))
+        private_infra.kafka.stop()
+        assert (await eventually(lambda: ready_is(503)))["checks"]["kafka"] != "ok"
+        assert (await http.get("/health")).status_code == 200  # alive, only not ready
+        private_infra.kafka.start()
+        await eventually(lambda: ready_is(200))
+
+
+async def test_metrics_export_the_declared_metrics(client: httpx.AsyncClient) -> None:
+    await client.get("/ready")
+    await client.get("/api/v1/about")
+    response = await client.get("/metrics")
+    assert response.status_code == 200
+    required = frozenset({"trademesh_http_requests_total", "trademesh_ready"})
+    check_declared_metrics(response.text, required=required)
+
+
+async def test_about_states_the_contract(client: httpx.AsyncClient) -> None:
+    body = (await client.get("/api/v1/about")).json()
+    assert body["service"] == "gateway"
+    assert (body["consumes"], body["produces"]) == (list(CONSUMES), list(PRODUCES))
+    assert body["schema_name"] is None
+
+
+async def test_docs_describe_every_public_route(client: httpx.AsyncClient) -> None:
+    assert (await client.get("/docs")).status_code == 200
+    document = (await client.get("/openapi.json")).json()
+    for route in ROUTES:
+        operation = document["paths"]["/api/v1" + route.path][route.method.lower()]
+        assert operation["summary"] == route.summary
+        assert [p["name"] for p in operation.get("parameters", [])] == list(route.params)
+        assert ("security" in operation) != route.public
+    assert "/api/v1/events/stream" in document["paths"]
+    assert set(document["components"]["securitySchemes"]) == {
+        "accessToken",
+        "apiKey",
+        "apiKeyHeader",
+    }

@@ -1,0 +1,118 @@
+"""The route table and the pure rules, without a broker or a service."""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+from types import SimpleNamespace
+from uuid import uuid4
+
+import pytest
+from trademesh_events.topics import get_topic
+
+from trademesh_gateway.engine import (
+    CONSUMES,
+    PRODUCES,
+    ROUTES,
+    Route,
+    capped_limit,
+    client_address,
+    event_owner,
+    forward_request_headers,
+    forward_response_headers,
+    forwarded_for,
+    owned_body_values,
+    role_allows,
+)
+
+pytestmark = pytest.mark.unit
+
+
+def test_contract_matches_pyproject_and_the_topic_registry() -> None:
+    pyproject = tomllib.loads((Path(__file__).parents[2] / "pyproject.toml").read_text())
+    declared = pyproject["tool"]["trademesh"]["service"]
+    assert tuple(declared["consumes"]) == CONSUMES
+    assert tuple(declared["produces"]) == PRODUCES
+    for name in (*CONSUMES, *PRODUCES):
+        assert get_topic(name).name == name
+
+
+def test_every_owned_route_names_its_parameter_and_writes_need_a_trader() -> None:
+    for route in ROUTES:
+        if route.ownership in ("service", "account"):
+            assert route.owned in route.params, route
+        if route.method != "GET" and not route.public and not route.account_holder:
+            assert route.min_role in ("trader", "admin"), route
+    with pytest.raises(ValueError, match="owned parameter"):
+        Route("GET", "/bots", "strategy", "viewer", "x", ownership="service", owned="bot_id")
+
+
+def test_risk_account_routes_are_checked_by_the_gateway() -> None:
+    """risk keeps limits by account id for any account: its routes must not trust the id."""
+    for route in ROUTES:
+        if route.service == "risk" and "{account_id}" in route.path and route.min_role != "admin":
+            assert route.ownership == "account", route
+
+
+def test_upstream_paths() -> None:
+    risk = next(r for r in ROUTES if r.path == "/accounts/{account_id}/risk")
+    assert risk.upstream_path({"account_id": "a1"}) == "/api/v1/accounts/a1"
+    pnl = next(r for r in ROUTES if r.path == "/accounts/{account_id}/pnl")
+    assert pnl.upstream_path({"account_id": "a1"}) == "/api/v1/accounts/a1/pnl"
+
+
+@pytest.mark.parametrize(
+    ("role", "least", "allowed"),
+    [
+        ("viewer", "public", True),
+        ("viewer", "viewer", True),
+        ("viewer", "trader", False),
+        ("trader", "trader", True),
+        ("trader", "admin", False),
+        ("admin", "trader", True),
+        ("root", "viewer", False),
+    ],
+)
+def test_role_order(role: str, least: str, allowed: bool) -> None:
+    assert role_allows(role, least) is allowed  # type: ignore[arg-type]
+
+
+def test_request_headers_lose_identity_credentials_and_hops() -> None:
+    sent = forward_request_headers(
+        [
+            ("Authorization", "Bearer x"),
+            ("X-User-Id", "1"),
+            ("x-user-role", "admin"),
+            ("Connection", "close, X-Hop"),
+            ("X-Hop", "1"),
+            ("Content-Type", "application/json"),
+            ("Idempotency-Key", "k"),
+        ]
+    )
+    assert sent == [("Content-Type", "application/json"), ("Idempotency-Key", "k")]
+    assert forward_response_headers([("Transfer-Encoding", "chunked"), ("ETag", "1")]) == [
+        ("ETag", "1")
+    ]
+
+
+def test_forwarded_for_and_client_address() -> None:
+    assert forwarded_for(None, "10.0.0.1") == "10.0.0.1"
+    assert forwarded_for("1.2.3.4", "10.0.0.1") == "1.2.3.4, 10.0.0.1"
+    assert client_address("10.0.0.9", "6.6.6.6, 1.2.3.4", 0) == "10.0.0.9"
+    assert client_address("10.0.0.9", "6.6.6.6, 1.2.3.4", 1) == "1.2.3.4"  # a forged left part
+    assert client_address("10.0.0.9", None, 1) == "10.0.0.9"
+
+
+def test_page_cap() -> None:
+    assert capped_limit("5000", 1000) == "1000"
+    assert capped_limit("1000", 1000) is None
+    assert capped_limit("lots", 1000) is None
+
+
+def test_event_owner_and_owned_body() -> None:
+    user = uuid4()
+    assert event_owner(SimpleNamespace(user_id=user)) == user
+    assert event_owner(SimpleNamespace(account_id=user)) is None
+    assert owned_body_values(b'{"account_id": "a", "x": 1}', ("account_id",)) == ["a"]
+    assert owned_body_values(b"[1]", ("account_id",)) is None
+    assert owned_body_values(b"{", ("account_id",)) is None
