@@ -38,9 +38,11 @@ __all__ = [
     "CallerDep",
     "CallerIdDep",
     "Role",
+    "TokenHolderDep",
     "get_admin",
     "get_caller",
     "get_caller_id",
+    "get_token_holder",
     "require",
 ]
 
@@ -85,11 +87,13 @@ def _no_token() -> ProblemError:
     )
 
 
-async def get_caller(
+async def get_token_holder(
     request: Request,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> Caller:
-    """The caller of the request, from its verified access token; 401/403 problems otherwise."""
+    """The bearer of a valid access token, whatever its role and scope (401 otherwise): for the
+    few routes of one's own account that any user may change (auth's password and API keys).
+    Everything else takes `get_caller`, which adds the rule for writes."""
     if credentials is None or not credentials.credentials:
         raise _no_token()
     verifier = getattr(request.app.state, "tokens", None)
@@ -104,7 +108,15 @@ async def get_caller(
         )
     token = credentials.credentials
     claims = await verifier.verify(token)
-    caller = Caller(claims.user_id, claims.role, claims.scopes, claims.token_id, token)
+    return Caller(claims.user_id, claims.role, claims.scopes, claims.token_id, token)
+
+
+async def get_caller(
+    request: Request, caller: Annotated[Caller, Depends(get_token_holder)]
+) -> Caller:
+    """The caller of the request, from its verified access token; 401/403 problems otherwise:
+    changing anything (any method but GET, HEAD, OPTIONS) needs the trade scope and the trader
+    or admin role."""
     if request.method not in READ_METHODS:
         if TRADE_SCOPE not in caller.scopes:
             raise ProblemError(
@@ -141,5 +153,6 @@ def get_admin(caller: Annotated[Caller, Depends(get_caller)]) -> UUID:
 
 
 CallerDep = Annotated[Caller, Depends(get_caller)]
+TokenHolderDep = Annotated[Caller, Depends(get_token_holder)]
 CallerIdDep = Annotated[UUID, Depends(get_caller_id)]
 AdminDep = Annotated[UUID, Depends(get_admin)]
