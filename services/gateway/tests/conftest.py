@@ -171,14 +171,21 @@ async def platform(
         jwks = json.dumps({"keys": [*auth_keys, *signer().jwks()["keys"]]})
         apps: dict[Service, FastAPI] = {"auth": auth}
         apps["execution"] = execution_app(made(ExecutionSettings, auth_jwks=jwks))
-        apps["risk"] = risk_app(made(RiskSettings, auth_jwks=jwks))
+        # risk and strategy ask the real execution whose an account is.
+        to_execution = httpx.ASGITransport(app=apps["execution"])
+        apps["risk"] = risk_app(
+            made(RiskSettings, auth_jwks=jwks, execution_url="http://execution"),
+            execution_transport=to_execution,
+        )
         apps["strategy"] = strategy_app(
             made(
                 StrategySettings,
                 auth_jwks=jwks,
                 outbox_poll_interval_s=0.2,
                 backtest_poll_interval_s=0.2,
-            )
+                execution_url="http://execution",
+            ),
+            execution_transport=to_execution,
         )
         for service, app in apps.items():
             if service != "auth":

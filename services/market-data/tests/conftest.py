@@ -14,9 +14,13 @@ import httpx
 import pytest
 from fastapi import FastAPI
 from trademesh_testing.http import app_client
+from trademesh_testing.tokens import bearer
 
 from trademesh_market_data.app import create_app
 from trademesh_market_data.config import Settings
+
+# Feeds are an admin's to manage (history is open): the tests' client calls as an admin.
+ADMIN = bearer(uuid.uuid4(), "admin")
 
 
 @pytest.fixture
@@ -44,5 +48,5 @@ def app(settings: Settings) -> FastAPI:
 @pytest.fixture
 async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
     """A client on the running service: migrations applied, consumers subscribed."""
-    async with app_client(app) as http:
+    async with app_client(app, headers=ADMIN) as http:
         yield http

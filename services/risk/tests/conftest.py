@@ -13,6 +13,7 @@ from typing import Any
 import httpx
 import pytest
 from fastapi import FastAPI
+from trademesh_testing.accounts import AccountBook
 from trademesh_testing.http import app_client
 
 from trademesh_risk.app import create_app
@@ -37,8 +38,8 @@ def settings(
 
 
 @pytest.fixture
-def app(settings: Settings) -> FastAPI:
-    return create_app(settings)
+def app(settings: Settings, account_book: AccountBook) -> FastAPI:
+    return create_app(settings, execution_transport=account_book.transport)
 
 
 @pytest.fixture

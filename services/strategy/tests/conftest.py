@@ -17,7 +17,9 @@ import asyncpg
 import httpx
 import pytest
 from fastapi import FastAPI
+from trademesh_testing.accounts import AccountBook
 from trademesh_testing.http import app_client
+from trademesh_testing.tokens import bearer
 
 import trademesh_market_data as _market_data_package
 from trademesh_market_data.app import create_app as create_market_data_app
@@ -93,13 +95,23 @@ def market_data_app(
 @pytest.fixture
 async def market(market_data_app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
     """A client on the running market-data service."""
-    async with app_client(market_data_app, base_url="http://market-data") as http:
+    admin = bearer(uuid.uuid4(), "admin")  # feeds are an admin's to manage
+    async with app_client(market_data_app, base_url="http://market-data", headers=admin) as http:
         yield http
 
 
 @pytest.fixture
-def app(settings: Settings, market_data_app: FastAPI, market: httpx.AsyncClient) -> FastAPI:
-    return create_app(settings, market_transport=httpx.ASGITransport(app=market_data_app))
+def app(
+    settings: Settings,
+    market_data_app: FastAPI,
+    market: httpx.AsyncClient,
+    account_book: AccountBook,
+) -> FastAPI:
+    return create_app(
+        settings,
+        market_transport=httpx.ASGITransport(app=market_data_app),
+        execution_transport=account_book.transport,
+    )
 
 
 @pytest.fixture

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import Any, Protocol
 
@@ -46,6 +47,31 @@ class KafkaConfig(Protocol):
     def kafka_retry_backoff_ms(self) -> int: ...
 
 
+class ConcurrentStartBroker(KafkaBroker):
+    """A KafkaBroker whose subscribers join their consumer groups at the same time.
+
+    FastStream starts subscribers one after another, and each aiokafka consumer's start waits for
+    its group assignment. A group join takes a broker-side delay (Tansu answers a JoinGroup after
+    about a second; Kafka's group.initial.rebalance.delay.ms is 3 s), and a service's subscribers
+    share one group, so every later join also rebalances the earlier ones: a service with seven
+    input topics took seven seconds to start. Started together, the joins land in one rebalance.
+    If any subscriber fails to start, the broker is stopped again so a retry starts clean.
+    """
+
+    async def start(self) -> None:
+        await self.connect()
+        results = await asyncio.gather(
+            *(sub.start() for sub in self.subscribers), return_exceptions=True
+        )
+        failure = next((r for r in results if isinstance(r, BaseException)), None)
+        if failure is not None:
+            await self.stop()
+            raise failure
+        for pub in self.publishers:
+            await pub.start()
+        self.running = True
+
+
 def create_broker(
     config: KafkaConfig,
     service: str,
@@ -60,6 +86,7 @@ def create_broker(
       (exactly-once effects then come from the inbox/outbox, not from Kafka).
     - FastStream's own OpenTelemetry and Prometheus middlewares (trace context travels in the
       W3C `traceparent` header; consumer spans are children of the producer's).
+    - subscribers start together (ConcurrentStartBroker).
     """
     middlewares: list[object] = []
     options = producer_options(config, service)
@@ -67,7 +94,7 @@ def create_broker(
         middlewares.append(KafkaTelemetryMiddleware(tracer_provider=trace.get_tracer_provider()))
         if registry is not None:
             middlewares.append(KafkaPrometheusMiddleware(registry=registry, app_name=service))
-    return KafkaBroker(
+    return ConcurrentStartBroker(
         config.kafka_bootstrap.split(","),
         **options,
         middlewares=middlewares,  # type: ignore[arg-type]

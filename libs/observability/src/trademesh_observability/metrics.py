@@ -79,6 +79,11 @@ METRICS: tuple[MetricSpec, ...] = (
     MetricSpec("trademesh_risk_decisions_total", "counter", "intents", "Order intents decided, by decision and reason code.", ("service", "decision", "reason")),
     MetricSpec("trademesh_risk_kill_switch_engaged", "gauge", "boolean", "1 while the platform-wide kill switch is engaged (as last seen by this process).", ("service",)),
     MetricSpec("trademesh_risk_reducing_total", "counter", "accounts", "Accounts switched to REDUCING by their daily loss limit.", ("service",)),
+    # gateway
+    MetricSpec("trademesh_gateway_rate_limited_total", "counter", "requests", "Requests refused with 429 by a rate limit, by scope (ip, user, streams).", ("service", "scope")),
+    MetricSpec("trademesh_gateway_upstream_errors_total", "counter", "requests", "Upstream calls that failed (timeout or unavailable), by upstream service.", ("service", "upstream", "kind")),
+    MetricSpec("trademesh_gateway_streams_open", "gauge", "streams", "Open server-sent event streams.", ("service",)),
+    MetricSpec("trademesh_gateway_stream_events_dropped_total", "counter", "events", "Events a slow event stream lost (its queue was full: the oldest went).", ("service",)),
     # Exported by FastStream's KafkaPrometheusMiddleware on the same registry (app_name = service).
     MetricSpec("faststream_received_messages_total", "external", "messages", "Messages received (FastStream).", ("app_name", "broker", "handler")),
     MetricSpec("faststream_received_messages_size_bytes", "external", "bytes", "Received message sizes (FastStream).", ("app_name", "broker", "handler")),
@@ -151,6 +156,10 @@ STRATEGY_INTENTS = _counter("trademesh_strategy_intents_total")
 STRATEGY_BOT_ERRORS = _counter("trademesh_strategy_bot_errors_total")
 STRATEGY_WARMUPS = _counter("trademesh_strategy_bot_warmups_total")
 STRATEGY_BACKTESTS = _counter("trademesh_strategy_backtests_total")
+GATEWAY_RATE_LIMITED = _counter("trademesh_gateway_rate_limited_total")
+GATEWAY_UPSTREAM_ERRORS = _counter("trademesh_gateway_upstream_errors_total")
+GATEWAY_STREAMS_OPEN = _gauge("trademesh_gateway_streams_open")
+GATEWAY_STREAM_EVENTS_DROPPED = _counter("trademesh_gateway_stream_events_dropped_total")
 STRATEGY_BACKTEST_SECONDS = _histogram(
     "trademesh_strategy_backtest_seconds",
     (0.01, 0.05, 0.1, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0),

@@ -17,6 +17,7 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from trademesh_infra.vault import DevVault
 
 from trademesh_testing import secrets_guard
+from trademesh_testing.accounts import AccountBook, book
 from trademesh_testing.infra import (
     TEST_CONSUMER_SETTINGS,
     TestInfra,
@@ -175,6 +176,14 @@ def token_signer() -> TokenSigner:
     """The session's access-token signer (trademesh_testing.tokens): its JWKS is the one the
     settings of `service_settings` trust; `token_signer.bearer(user_id, role="viewer")`."""
     return signer()
+
+
+@pytest.fixture(scope="session")
+def account_book() -> AccountBook:
+    """Who holds which account, answered as execution's `GET /api/v1/accounts/{id}` answers it
+    (trademesh_testing.accounts): `create_app(..., execution_transport=account_book.transport)`
+    and `account_book.open(user_id)` for risk's and strategy's tests."""
+    return book()
 
 
 @pytest.fixture

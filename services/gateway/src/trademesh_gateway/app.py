@@ -46,14 +46,19 @@ def create_app(
     bus = Bus(settings, settings.service_name, registry=metrics.REGISTRY)
     db: Database | None = None
     hub = EventHub(
-        queue_size=settings.sse_queue_size, max_streams_per_user=settings.sse_max_streams_per_user
+        queue_size=settings.sse_queue_size,
+        max_streams_per_user=settings.sse_max_streams_per_user,
+        service=settings.service_name,
     )
     register_handlers(bus, hub, settings, db)
     upstreams = Upstreams(settings, transports)
     auth_transport = (transports or {}).get("auth")
     verifier = TokenVerifier.from_settings(settings, transport=auth_transport)
     rate_limits = RateLimits(
-        settings.rate_limit_storage_uri, settings.rate_limit_user, settings.rate_limit_ip
+        settings.rate_limit_storage_uri,
+        settings.rate_limit_user,
+        settings.rate_limit_ip,
+        service=settings.service_name,
     )
     api_keys = ApiKeys(
         upstreams["auth"],

@@ -22,6 +22,9 @@ from fastapi import Request
 from opentelemetry import propagate
 from starlette.responses import Response
 from trademesh_http import AccessClaims, ProblemError, TokenVerifier
+from trademesh_http.accounts import AccountOwners
+from trademesh_http.caller import Caller as HttpCaller
+from trademesh_observability import metrics
 from trademesh_observability.logging import get_logger, request_id_var
 
 from trademesh_gateway.config import Settings
@@ -204,6 +207,7 @@ class Proxy:
         self.verifier = verifier
         self.api_keys = api_keys
         self.rate_limits = rate_limits
+        self.accounts = AccountOwners(upstreams["execution"])
 
     def client_address(self, request: Request) -> str:
         peer = request.client.host if request.client else None
@@ -257,22 +261,16 @@ class Proxy:
             chunks.append(chunk)
         return b"".join(chunks)
 
-    async def check_account(self, account_id: str, caller: Caller) -> None:
-        """404 problem unless execution says the account is the caller's."""
-        path = f"/api/v1/accounts/{quote(account_id, safe='')}"
-        response = await self._call(
-            "execution",
-            "GET",
-            path,
-            headers={**_context_headers(), "Authorization": f"Bearer {caller.token}"},
+    async def check_account(self, account_id: str, caller: Caller, *, admin_may: bool) -> None:
+        """404 problem unless execution says the account is the caller's (an admin passes for
+        any account where `admin_may`); trademesh_http.accounts asks, and caches a yes."""
+        claims = caller.claims
+        holder = HttpCaller(
+            claims.user_id, claims.role, claims.scopes, claims.token_id, caller.token
         )
-        if response.status_code == 200:
-            return
-        if response.status_code in (404, 422):
-            raise ProblemError(404, "Unknown account", f"No account {account_id}.")
-        if response.status_code in (401, 403):
-            raise _forbidden("The account's owner could not be checked for this caller.")
-        raise _upstream_problem(502, "execution")
+        await self.accounts.check(
+            account_id, holder, admin_may=admin_may, headers=_context_headers()
+        )
 
     async def forward(
         self, request: Request, route: Route, caller: Caller | None, body: bytes
@@ -331,9 +329,15 @@ class Proxy:
             )
         except httpx.TimeoutException:
             log.warning("upstream timeout", service=service, method=method)
+            metrics.GATEWAY_UPSTREAM_ERRORS.labels(
+                service=self.settings.service_name, upstream=service, kind="timeout"
+            ).inc()
             raise _upstream_problem(504, service) from None
         except httpx.HTTPError as exc:
             log.warning("upstream unavailable", service=service, error=type(exc).__name__)
+            metrics.GATEWAY_UPSTREAM_ERRORS.labels(
+                service=self.settings.service_name, upstream=service, kind="unavailable"
+            ).inc()
             raise _upstream_problem(502, service) from None
 
 
@@ -350,10 +354,11 @@ def _too_large(limit: int) -> ProblemError:
 async def check_owned(
     proxy: Proxy, route: Route, request: Request, caller: Caller, body: bytes
 ) -> None:
-    """The gateway's own ownership checks: accounts named by a path (services that do not check
-    the owner) or by a body field."""
+    """The gateway's own ownership checks (the services check too): accounts named by a path
+    (risk's per-account routes, where an admin may act on any account) or by a body field (a bot
+    trades only its owner's account, whoever starts it)."""
     if route.ownership == "account" and route.owned is not None:
-        await proxy.check_account(str(request.path_params[route.owned]), caller)
+        await proxy.check_account(str(request.path_params[route.owned]), caller, admin_may=True)
     if route.owned_body:
         for account_id in owned_body_values(body, route.owned_body) or []:
-            await proxy.check_account(account_id, caller)
+            await proxy.check_account(account_id, caller, admin_may=False)

@@ -16,6 +16,7 @@ from limits.aio.storage import Storage
 from limits.aio.strategies import MovingWindowRateLimiter
 from limits.storage import storage_from_string
 from trademesh_http import ProblemError
+from trademesh_observability import metrics
 
 NAMESPACE = "trademesh-gateway"
 
@@ -28,7 +29,10 @@ def async_storage_uri(uri: str) -> str:
 class RateLimits:
     """The gateway's two limits over one storage."""
 
-    def __init__(self, storage_uri: str, per_user: str, per_ip: str) -> None:
+    def __init__(
+        self, storage_uri: str, per_user: str, per_ip: str, *, service: str = "gateway"
+    ) -> None:
+        self.service = service
         storage = storage_from_string(async_storage_uri(storage_uri))
         if not isinstance(storage, Storage):
             raise ValueError("the rate-limit storage is not an async one")
@@ -50,6 +54,7 @@ class RateLimits:
             if not await self.limiter.hit(item, NAMESPACE, kind, who):
                 stats = await self.limiter.get_window_stats(item, NAMESPACE, kind, who)
                 retry = max(1, math.ceil(stats.reset_time - time.time()))
+                metrics.GATEWAY_RATE_LIMITED.labels(service=self.service, scope=kind).inc()
                 raise ProblemError(
                     429,
                     "Too many requests",

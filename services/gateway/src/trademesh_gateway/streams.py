@@ -17,6 +17,7 @@ from typing import Any
 from uuid import UUID
 
 from trademesh_http import ProblemError
+from trademesh_observability import metrics
 from trademesh_observability.logging import get_logger
 
 log = get_logger("trademesh_gateway.streams")
@@ -35,7 +36,10 @@ class StreamEvent:
 class EventHub:
     """Open streams by user; `publish` reaches only the streams of the event's user."""
 
-    def __init__(self, *, queue_size: int, max_streams_per_user: int) -> None:
+    def __init__(
+        self, *, queue_size: int, max_streams_per_user: int, service: str = "gateway"
+    ) -> None:
+        self.service = service
         self.queue_size = queue_size
         self.max_streams_per_user = max_streams_per_user
         self._queues: dict[UUID, set[asyncio.Queue[StreamEvent]]] = defaultdict(set)
@@ -48,6 +52,7 @@ class EventHub:
     def admit(self, user: UUID) -> None:
         """429 problem when `user` has as many open streams as allowed."""
         if self.streams_of(user) >= self.max_streams_per_user:
+            metrics.GATEWAY_RATE_LIMITED.labels(service=self.service, scope="streams").inc()
             raise ProblemError(
                 429,
                 "Too many event streams",
@@ -62,9 +67,12 @@ class EventHub:
         self.admit(user)
         queue: asyncio.Queue[StreamEvent] = asyncio.Queue(self.queue_size)
         self._queues[user].add(queue)
+        open_streams = metrics.GATEWAY_STREAMS_OPEN.labels(service=self.service)
+        open_streams.inc()
         try:
             yield queue
         finally:
+            open_streams.dec()
             queues = self._queues.get(user)
             if queues is not None:
                 queues.discard(queue)
@@ -78,6 +86,7 @@ class EventHub:
             if queue.full():
                 queue.get_nowait()
                 self.dropped += 1
+                metrics.GATEWAY_STREAM_EVENTS_DROPPED.labels(service=self.service).inc()
                 log.warning("event stream too slow: oldest event dropped", user_id=str(user))
             queue.put_nowait(event)
         return len(queues)

@@ -21,6 +21,7 @@ from fastapi import FastAPI
 from trademesh_bus import Bus
 from trademesh_events.orders import OrderApproved, OrderSubmitted, SubmitOrder
 from trademesh_events.topics import get_topic
+from trademesh_testing.tokens import bearer
 from trademesh_testing.waiting import eventually
 
 from trademesh_gateway.engine import READ_METHODS, ROUTES, Route
@@ -199,6 +200,38 @@ async def test_bola_matrix_from_the_route_table(platform: Any) -> None:
     )
     assert bot.status_code == 404
     assert bot.json()["title"] == "Unknown account"
+    # The services behind the gateway check too (no service trusts the path it was sent on):
+    # risk and strategy, called directly, ask the real execution whose the account is.
+    account = ids["account_id"]
+    for service, method, path, body in (
+        ("risk", "GET", f"/api/v1/accounts/{account}", None),
+        ("risk", "PUT", f"/api/v1/accounts/{account}/limits", {"max_position": "1"}),
+        ("risk", "POST", f"/api/v1/accounts/{account}/kill-switch", {"engaged": True}),
+        (
+            "strategy",
+            "POST",
+            "/api/v1/bots",
+            {
+                "strategy": "sma_cross",
+                "instrument_id": INSTRUMENT,
+                "timeframe": "1d",
+                "account_id": account,
+            },
+        ),
+    ):
+        transport = httpx.ASGITransport(app=platform.apps[service])
+        async with httpx.AsyncClient(transport=transport, base_url="http://direct") as direct:
+            refused = await direct.request(method, path, json=body, headers=bob_headers)
+            assert refused.status_code == 404, (service, path, refused.text)
+            assert refused.json()["title"] == "Unknown account"
+    transport = httpx.ASGITransport(app=platform.apps["risk"])
+    async with httpx.AsyncClient(transport=transport, base_url="http://direct") as direct:
+        seen = await direct.get(f"/api/v1/accounts/{account}", headers=alice_headers)
+        assert seen.status_code == 200, seen.text
+        assert seen.json()["kill_switch"] is False  # Bob's switch was never pulled
+        # A risk officer (admin) reaches every account's risk routes.
+        admin = bearer(uuid.uuid4(), "admin")
+        assert (await direct.get(f"/api/v1/accounts/{account}", headers=admin)).status_code == 200
 
 
 async def test_mass_assignment_fields_are_refused_by_the_services(platform: Any) -> None:

@@ -16,12 +16,15 @@ from trademesh_events.topics import MD_BARS, MD_TICKS, get_topic
 from trademesh_testing.http import app_client
 from trademesh_testing.marketdata import add_feed, finished, history
 from trademesh_testing.samples import read_all
+from trademesh_testing.tokens import bearer
 from trademesh_testing.waiting import eventually
 from trademesh_trading.timeframes import Timeframe
 
 from trademesh_market_data.app import create_app
 from trademesh_market_data.config import Settings
 from trademesh_market_data.engine import BarAggregator
+
+ADMIN = bearer(uuid.uuid4(), "admin")  # feeds are an admin's to manage
 
 pytestmark = pytest.mark.integration
 
@@ -258,7 +261,7 @@ async def test_a_known_trade_sequence_gives_known_bars(settings: Settings, tmp_p
     (tmp_path / "known.csv").write_text(KNOWN_TRADES)
     app = create_app(settings.model_copy(update={"replay_dir": tmp_path}))
     name = instrument()
-    async with app_client(app) as client:
+    async with app_client(app, headers=ADMIN) as client:
         feed = await add_feed(
             client,
             {
@@ -296,7 +299,7 @@ async def test_in_progress_bars_are_published_when_asked_and_never_stored(
     (tmp_path / "known.csv").write_text(KNOWN_TRADES)
     app = create_app(settings.model_copy(update={"replay_dir": tmp_path}))
     name = instrument()
-    async with app_client(app) as client:
+    async with app_client(app, headers=ADMIN) as client:
         feed = await add_feed(
             client,
             {
@@ -336,7 +339,7 @@ async def test_with_two_replicas_a_feed_runs_once_and_the_other_takes_over(
     when that one stops, the other takes the feed over."""
     first, second = create_app(settings), create_app(settings)
     name = instrument()
-    async with app_client(first) as one:
+    async with app_client(first, headers=ADMIN) as one:
         feed = await add_feed(
             one,
             {"instrument_id": name, "config": {"kind": "synthetic", "rate": 20, "realtime": True}},
@@ -347,7 +350,9 @@ async def test_with_two_replicas_a_feed_runs_once_and_the_other_takes_over(
             return bool((await client.get(f"/api/v1/feeds/{feed_id}")).json()["state"] == state)
 
         await eventually(lambda: running(one, "running"))
-        async with app_client(second) as two:  # starts the enabled feed too, and waits
+        async with app_client(
+            second, headers=ADMIN
+        ) as two:  # starts the enabled feed too, and waits
             await eventually(lambda: running(two, "standby"))
             assert (await two.get(f"/api/v1/feeds/{feed_id}")).json()["published_ticks"] == 0
             await first.state.runtime.feeds.stop_all()  # replica one goes away
@@ -358,3 +363,40 @@ async def test_with_two_replicas_a_feed_runs_once_and_the_other_takes_over(
                 return bool(body["published_ticks"] > 0)
 
             await eventually(publishing)
+
+
+async def test_feeds_are_an_admins_and_history_is_open(client: httpx.AsyncClient) -> None:
+    """market-data checks the caller of its feed routes itself (not only the gateway): an admin's
+    verified token, else 401 (no or a bad token) or 403 (a trader, a viewer). History stays
+    readable without a caller: strategy warms bots from it with none."""
+    feed = await add_feed(
+        client,
+        {
+            "instrument_id": f"nasdaq:T{uuid.uuid4().hex[:10].upper()}/USD",
+            "timeframes": ["1d"],
+            "config": {"kind": "replay", "file": "GOOG.csv"},
+            "enabled": False,
+        },
+    )
+    calls = [
+        ("GET", "/api/v1/feeds"),
+        ("POST", "/api/v1/feeds"),
+        ("GET", f"/api/v1/feeds/{feed['feed_id']}"),
+        ("POST", f"/api/v1/feeds/{feed['feed_id']}/start"),
+        ("POST", f"/api/v1/feeds/{feed['feed_id']}/stop"),
+        ("DELETE", f"/api/v1/feeds/{feed['feed_id']}"),
+    ]
+    for method, path in calls:
+        for headers, status in (
+            ({"Authorization": ""}, 401),
+            ({"Authorization": "Bearer not-a-token"}, 401),
+            (bearer(uuid.uuid4(), "trader"), 403),
+            (bearer(uuid.uuid4(), "viewer"), 403),
+        ):
+            response = await client.request(method, path, json={}, headers=headers)
+            assert response.status_code == status, (method, path, response.text)
+            assert response.headers["content-type"] == "application/problem+json"
+    assert (await client.get(f"/api/v1/feeds/{feed['feed_id']}")).json()["enabled"] is False
+    open_client = {"Authorization": ""}
+    for path in ("/api/v1/instruments", "/api/v1/about"):
+        assert (await client.get(path, headers=open_client)).status_code == 200, path

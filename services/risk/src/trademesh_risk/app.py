@@ -10,10 +10,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import httpx
 from fastapi import FastAPI
 from trademesh_bus import Bus, OutboxRelay
 from trademesh_db import Database, migrate
 from trademesh_http import ReadinessCheck, TokenVerifier, create_http_app
+from trademesh_http.accounts import AccountOwners
 from trademesh_observability import metrics
 from trademesh_observability.logging import configure_logging, get_logger
 from trademesh_observability.tracing import configure_tracing
@@ -39,12 +41,14 @@ def create_app(
     *,
     clock: Callable[[], datetime] = _utc_now,
     ccxt_config: Mapping[str, Mapping[str, Any]] | None = None,
+    execution_transport: httpx.AsyncBaseTransport | None = None,
 ) -> FastAPI:
     """The service: intents decided on orders.intents.v1, exposure from orders.events.v1, prices
     from md.ticks.v1 and md.bars.v1, the venues' instrument rules loaded at start and every
     venue_rules_refresh_s, its API under /api/v1, and /health, /ready (Postgres and Kafka
     checked for real), /metrics. `ccxt_config` replaces the ccxt configuration of the exchanges
-    it names (tests point ccxt at a local venue with it)."""
+    it names (tests point ccxt at a local venue with it); `execution_transport` lets tests
+    reach an in-process execution (which says whose an account is) instead of its URL."""
     configure_logging(settings.service_name, level=settings.log_level, fmt=settings.log_format)
     configure_tracing(settings.service_name)
     log = get_logger("trademesh_risk")
@@ -72,6 +76,7 @@ def create_app(
         ccxt_config=ccxt_config,
     )
     register_handlers(bus, decider, prices, settings, database)
+    accounts = AccountOwners.for_url(settings.execution_url, transport=execution_transport)
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
@@ -104,6 +109,7 @@ def create_app(
                 await asyncio.wait_for(asyncio.gather(*tasks, return_exceptions=True), 10)
             await bus.stop()
             await database.close()
+            await accounts.aclose()
             log.info("stopped")
 
     app = create_http_app(
@@ -122,6 +128,7 @@ def create_app(
         decider=decider,
         prices=prices,
         venue_rules=venue_rules,
+        accounts=accounts,
     )
     app.include_router(api_router(), prefix="/api/v1")
     return app

@@ -29,6 +29,11 @@ class Settings(ServiceSettings):
     outbox_poll_interval_s: float = Field(
         1.0, gt=0, le=60, description="How often the outbox relay looks for rows without a NOTIFY."
     )
+    execution_url: str = Field(
+        "http://127.0.0.1:8400",
+        pattern=r"^https?://[^\s]+$",
+        description="execution's base URL: it keeps accounts and says whose an account is.",
+    )
     venue_rules_exchanges: list[ExchangeId] = Field(
         default_factory=list,
         description=(

@@ -22,6 +22,7 @@ from trademesh_events.orders import (
     SubmitOrder,
 )
 from trademesh_events.topics import ORDERS_APPROVED, ORDERS_DENIED, ORDERS_INTENTS, get_topic
+from trademesh_testing.accounts import AccountBook
 from trademesh_testing.http import app_client
 from trademesh_testing.samples import decoded, price_bar, read_all
 from trademesh_testing.tokens import bearer
@@ -104,9 +105,9 @@ def denied(event: Any) -> str | None:
 
 
 async def test_limits_decide_pending_orders_count_and_a_restart_keeps_it_all(
-    app: FastAPI, producer: Bus, settings: Settings
+    app: FastAPI, producer: Bus, settings: Settings, account_book: AccountBook
 ) -> None:
-    account, name = uuid4(), instrument()
+    account, name = account_book.open(TRADER_ID), instrument()
     async with app_client(app) as client:
         response = await client.put(
             f"/api/v1/accounts/{account}/limits",
@@ -183,9 +184,13 @@ def fill(
 
 
 async def test_kill_switches_deny_and_cancel_and_only_admins_pull_the_global_one(
-    app: FastAPI, client: httpx.AsyncClient, producer: Bus, settings: Settings
+    app: FastAPI,
+    client: httpx.AsyncClient,
+    producer: Bus,
+    settings: Settings,
+    account_book: AccountBook,
 ) -> None:
-    account, name = uuid4(), instrument()
+    account, name = account_book.open(TRADER_ID), instrument()
     await price(producer, name, "50")
     await known_price(app, name)
     first = intent(account, name, "buy", "1")
@@ -243,9 +248,13 @@ async def test_kill_switches_deny_and_cancel_and_only_admins_pull_the_global_one
 
 
 async def test_the_daily_loss_limit_switches_the_account_to_reducing(
-    app: FastAPI, client: httpx.AsyncClient, producer: Bus, settings: Settings
+    app: FastAPI,
+    client: httpx.AsyncClient,
+    producer: Bus,
+    settings: Settings,
+    account_book: AccountBook,
 ) -> None:
-    account, name = uuid4(), instrument()
+    account, name = account_book.open(TRADER_ID), instrument()
     await client.put(
         f"/api/v1/accounts/{account}/limits",
         json={"daily_loss_limit": "100"},
@@ -311,8 +320,10 @@ async def test_an_intent_is_decided_once(
     )
 
 
-async def test_bad_limits_are_problems(client: httpx.AsyncClient) -> None:
-    account = uuid4()
+async def test_bad_limits_are_problems(
+    client: httpx.AsyncClient, account_book: AccountBook
+) -> None:
+    account = account_book.open(TRADER_ID)
     for body in ({"max_order_quantity": "0"}, {"max_open_orders": 0}, {"nonsense": 1}):
         response = await client.put(
             f"/api/v1/accounts/{account}/limits", json=body, headers=as_(TRADER_ID)
@@ -325,3 +336,59 @@ async def test_bad_limits_are_problems(client: httpx.AsyncClient) -> None:
     )
     assert forbidden.status_code == 403
     assert (await client.get(f"/api/v1/accounts/{account}")).status_code == 401
+
+
+async def test_only_the_accounts_holder_or_an_admin_reaches_its_risk_routes(
+    app: FastAPI, client: httpx.AsyncClient, account_book: AccountBook
+) -> None:
+    """risk keeps limits by account id for any id; execution, which keeps accounts, says whose
+    an account is (with the caller's own token), and risk asks before every account route."""
+    account, other = account_book.open(TRADER_ID), uuid4()
+    routes: list[tuple[str, str, dict[str, Any] | None]] = [
+        ("GET", f"/api/v1/accounts/{account}", None),
+        ("PUT", f"/api/v1/accounts/{account}/limits", {"max_position": "1"}),
+        (
+            "PUT",
+            f"/api/v1/accounts/{account}/instrument-limits",
+            {"instrument_id": "binance:BTC/USDT", "limits": {"max_position": "1"}},
+        ),
+        ("POST", f"/api/v1/accounts/{account}/kill-switch", {"engaged": False}),
+    ]
+    for method, path, body in routes:
+        refused = await client.request(method, path, json=body, headers=as_(other))
+        assert refused.status_code == 404, (path, refused.text)
+        assert refused.headers["content-type"] == "application/problem+json"
+        assert refused.json()["title"] == "Unknown account"
+        held = await client.request(method, path, json=body, headers=as_(TRADER_ID))
+        assert held.status_code == 200, (path, held.text)
+        by_admin = await client.request(method, path, json=body, headers=as_(ADMIN_ID, "admin"))
+        assert by_admin.status_code == 200, (path, by_admin.text)
+    # Nothing the other user sent was kept.
+    seen = (await client.get(f"/api/v1/accounts/{account}", headers=as_(TRADER_ID))).json()
+    assert seen["limits"] == {"max_position": "1"}
+
+    # A yes is remembered (an account never changes hands); a no is asked again each time.
+    asked = account_book.asked
+    for _ in range(3):
+        await client.get(f"/api/v1/accounts/{account}", headers=as_(TRADER_ID))
+        await client.get(f"/api/v1/accounts/{account}", headers=as_(other))
+    assert account_book.asked == asked + 3
+
+
+async def test_an_account_route_fails_closed_when_execution_cannot_answer(
+    settings: Settings,
+) -> None:
+    """No answer from execution is no access: 503 problem with Retry-After, nothing changed."""
+    unreachable = settings.model_copy(update={"execution_url": "http://127.0.0.1:9"})
+    async with app_client(create_app(unreachable)) as client:
+        account = uuid4()
+        response = await client.put(
+            f"/api/v1/accounts/{account}/limits",
+            json={"max_position": "1"},
+            headers=as_(TRADER_ID),
+        )
+        assert response.status_code == 503, response.text
+        assert response.headers["retry-after"] == "1"
+        assert response.json()["title"] == "Account owner unknown"
+        by_admin = await client.get(f"/api/v1/accounts/{account}", headers=as_(ADMIN_ID, "admin"))
+        assert by_admin.json()["limits"] == {}

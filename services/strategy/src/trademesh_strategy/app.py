@@ -14,6 +14,7 @@ from fastapi import FastAPI
 from trademesh_bus import Bus, OutboxRelay
 from trademesh_db import Database, migrate
 from trademesh_http import ReadinessCheck, TokenVerifier, create_http_app
+from trademesh_http.accounts import AccountOwners
 from trademesh_observability import metrics
 from trademesh_observability.logging import configure_logging, get_logger
 from trademesh_observability.tracing import configure_tracing
@@ -39,13 +40,15 @@ def create_app(
     settings: Settings,
     *,
     market_transport: httpx.AsyncBaseTransport | None = None,
+    execution_transport: httpx.AsyncBaseTransport | None = None,
     clock: Callable[[], datetime] = _utc_now,
     registry: StrategyRegistry | None = None,
 ) -> FastAPI:
     """The service: bots on md.bars.v1 and orders.events.v1, backtest workers, its API under
     /api/v1, and /health, /ready (Postgres and Kafka checked for real), /metrics.
 
-    `market_transport` lets tests reach an in-process market-data app instead of its URL;
+    `market_transport` and `execution_transport` let tests reach in-process market-data and
+    execution apps instead of their URLs;
     `registry` lets tests add strategies (a real service loads entry points)."""
     configure_logging(settings.service_name, level=settings.log_level, fmt=settings.log_format)
     configure_tracing(settings.service_name)
@@ -69,6 +72,7 @@ def create_app(
         timeout=settings.market_data_timeout_s,
     )
     bots = BotStore(database)
+    accounts = AccountOwners.for_url(settings.execution_url, transport=execution_transport)
     runtime = BotRuntime(
         db=database,
         store=bots,
@@ -119,6 +123,7 @@ def create_app(
                 await asyncio.wait_for(asyncio.gather(*tasks, return_exceptions=True), 30)
             await bus.stop()
             await market.close()
+            await accounts.aclose()
             await database.close()
             log.info("stopped")
 
@@ -139,6 +144,7 @@ def create_app(
         bots=bots,
         runtime=runtime,
         backtests=backtests,
+        accounts=accounts,
     )
     app.include_router(api_router(), prefix="/api/v1")
     return app

@@ -30,6 +30,11 @@ class Settings(ServiceSettings):
         pattern=r"^https?://[^\s]+$",
         description="market-data's base URL: its history API warms bots and feeds backtests.",
     )
+    execution_url: str = Field(
+        "http://127.0.0.1:8400",
+        pattern=r"^https?://[^\s]+$",
+        description="execution's base URL: a bot starts only on its owner's account.",
+    )
     market_data_timeout_s: float = Field(10.0, gt=0, le=300, description="Per history request.")
     bot_window: int = Field(
         500,

@@ -22,6 +22,7 @@ from trademesh_events.marketdata import Bar
 from trademesh_events.orders import CancelOrder, OrderFilled, SubmitOrder
 from trademesh_events.topics import BOTS_EVENTS, ORDERS_EVENTS, ORDERS_INTENTS, get_topic
 from trademesh_observability.metrics import REGISTRY
+from trademesh_testing.accounts import book
 from trademesh_testing.http import app_client
 from trademesh_testing.marketdata import start_replay
 from trademesh_testing.samples import decoded, read_all
@@ -159,7 +160,7 @@ async def start_bot(
         "params": SMA,
         "instrument_id": instrument,
         "timeframe": "1d",
-        "account_id": str(uuid.uuid4()),
+        "account_id": str(book().open(user)),
         "sizing": {"kind": "quantity", "value": "1"},
     } | overrides
     response = await client.post("/api/v1/bots", json=body, headers=headers(user))
@@ -278,7 +279,11 @@ async def test_a_restart_mid_replay_gives_no_duplicate_and_no_missing_intent(
     assert _t(at_stop["last_bar_time"]) < bars[-1].open_time
     rebuilt = {"service": settings.service_name, "reason": "restart"}
     before = REGISTRY.get_sample_value("trademesh_strategy_bot_warmups_total", rebuilt) or 0.0
-    second_app = create_app(settings, market_transport=httpx.ASGITransport(app=market_data_app))
+    second_app = create_app(
+        settings,
+        market_transport=httpx.ASGITransport(app=market_data_app),
+        execution_transport=book().transport,
+    )
     async with app_client(second_app) as second:
         await bot_reached(second, user, bot["bot_id"], bars[-1].open_time)
         expected = expected_orders(bars, _t(bot["warm_from"]), _t(bot["last_bar_time"]))
@@ -390,6 +395,7 @@ async def test_a_failing_strategy_puts_only_its_bot_in_error(
     app = create_app(
         settings,
         market_transport=httpx.ASGITransport(app=market_data_app),
+        execution_transport=book().transport,
         registry=registry,
     )
     instrument = await replay(market, 50)
@@ -507,6 +513,7 @@ async def test_pause_resume_stop_and_ownership(
         ({"params": {"fast": "x"}}, 422, "Invalid parameters"),
         ({"instrument_id": "nasdaq:NODATA/USD"}, 422, "No market data"),
         ({"timeframe": "7x"}, 422, None),
+        ({"account_id": str(uuid.uuid4())}, 404, "Unknown account"),  # not the caller's
         ({"user_id": str(uuid.uuid4())}, 422, None),  # no mass assignment of the owner
         ({"state": "STOPPED"}, 422, None),
     ],
@@ -526,7 +533,7 @@ async def test_bad_bots_are_problems_and_nothing_is_created(
         "params": SMA,
         "instrument_id": instrument,
         "timeframe": "1d",
-        "account_id": str(uuid.uuid4()),
+        "account_id": str(book().open(user)),
     } | body
     response = await client.post("/api/v1/bots", json=request, headers=headers(user))
     assert response.status_code == status, response.text
@@ -571,7 +578,10 @@ async def test_bars_a_bot_missed_are_caught_up_from_history(
     registry = StrategyRegistry(load_entry_points=False)
     registry.register(_EveryBar)
     app = create_app(
-        settings, market_transport=httpx.ASGITransport(app=market_data_app), registry=registry
+        settings,
+        market_transport=httpx.ASGITransport(app=market_data_app),
+        execution_transport=book().transport,
+        registry=registry,
     )
     instrument = await replay(market, 1000)
     await wait_stored(market, instrument, 400)
@@ -626,7 +636,10 @@ async def test_stop_cancels_working_orders_and_keeps_what_on_stop_asks(
     registry = StrategyRegistry(load_entry_points=False)
     registry.register(_ExitOnStop)
     app = create_app(
-        settings, market_transport=httpx.ASGITransport(app=market_data_app), registry=registry
+        settings,
+        market_transport=httpx.ASGITransport(app=market_data_app),
+        execution_transport=book().transport,
+        registry=registry,
     )
     instrument = await replay(market, 1000)
     await wait_stored(market, instrument, 400)

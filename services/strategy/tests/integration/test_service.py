@@ -16,6 +16,7 @@ from trademesh_events.ids import make_client_order_id
 from trademesh_events.marketdata import Bar
 from trademesh_events.orders import DenialReason, OrderDenied, OrderRejected
 from trademesh_events.topics import MD_BARS, ORDERS_DENIED, ORDERS_EVENTS, get_topic
+from trademesh_testing.accounts import book
 from trademesh_testing.http import app_client
 from trademesh_testing.marketdata import finished, start_replay
 from trademesh_testing.samples import read_all
@@ -100,7 +101,7 @@ async def running_bot(
             "strategy": "rsi_cross",
             "instrument_id": instrument,
             "timeframe": "1d",
-            "account_id": str(uuid4()),
+            "account_id": str(book().open(user)),
         },
         headers=bearer(user),
     )

@@ -6,15 +6,20 @@ from datetime import datetime
 from typing import Annotated
 from uuid import UUID
 
-from fastapi import APIRouter, Query, Response
+from fastapi import APIRouter, Depends, Query, Response
 from pydantic import BaseModel
 from trademesh_http import ProblemError
+from trademesh_http.caller import get_admin
 
 from trademesh_market_data.api.deps import CatalogDep, FeedsDep
 from trademesh_market_data.catalog import FeedConfig, FeedCreate, FeedRecord, ReplayConfig
 from trademesh_market_data.manager import FeedManager
 
-router = APIRouter(prefix="/feeds", tags=["feeds"])
+# Feeds are the platform's, not a user's: only an admin (a verified access token with the admin
+# role, checked here as well as at the gateway) reads or changes them. The history routes stay
+# open to the services inside the cluster (strategy warms bots from them with no caller);
+# NetworkPolicies keep them from anyone else, and the gateway asks for a signed-in user.
+router = APIRouter(prefix="/feeds", tags=["feeds"], dependencies=[Depends(get_admin)])
 
 
 class FeedOut(BaseModel):

@@ -12,7 +12,7 @@ from fastapi import APIRouter
 from pydantic import BaseModel, ConfigDict, Field
 from trademesh_events.ids import InstrumentId
 
-from trademesh_risk.api.deps import CallerDep, RuntimeDep, require
+from trademesh_risk.api.deps import Caller, CallerDep, RuntimeDep, require
 from trademesh_risk.engine import Limits, TradingState
 
 router = APIRouter(tags=["risk"])
@@ -102,6 +102,13 @@ def _limits_out(limits: Limits | None) -> dict[str, object]:
     return {k: v for k, v in limits.__dict__.items() if v is not None}
 
 
+async def _own(runtime: RuntimeDep, account_id: UUID, caller: Caller) -> None:
+    """404 unless the account is the caller's (execution, which keeps accounts, says so); an
+    admin may act on every account. Risk keeps limits by account id and cannot tell owners
+    apart itself."""
+    await runtime.accounts.check(account_id, caller, admin_may=True)
+
+
 async def _account(runtime: RuntimeDep, account_id: UUID) -> AccountOut:
     store = runtime.store
     row = await store.account(account_id)
@@ -145,6 +152,7 @@ async def _account(runtime: RuntimeDep, account_id: UUID) -> AccountOut:
 
 @router.get("/accounts/{account_id}", summary="An account as risk sees it: state, limits, exposure")
 async def get_account(account_id: UUID, caller: CallerDep, runtime: RuntimeDep) -> AccountOut:
+    await _own(runtime, account_id, caller)
     return await _account(runtime, account_id)
 
 
@@ -153,6 +161,7 @@ async def put_limits(
     account_id: UUID, body: LimitsIn, caller: CallerDep, runtime: RuntimeDep
 ) -> AccountOut:
     require(caller, "admin", "trader")
+    await _own(runtime, account_id, caller)
     await runtime.store.put_limits(account_id, body.limits())
     return await _account(runtime, account_id)
 
@@ -165,6 +174,7 @@ async def put_instrument_limits(
     account_id: UUID, body: InstrumentLimitsIn, caller: CallerDep, runtime: RuntimeDep
 ) -> AccountOut:
     require(caller, "admin", "trader")
+    await _own(runtime, account_id, caller)
     await runtime.store.put_limits(account_id, body.limits.limits(), body.instrument_id)
     return await _account(runtime, account_id)
 
@@ -177,6 +187,7 @@ async def account_kill_switch(
     account_id: UUID, body: SwitchIn, caller: CallerDep, runtime: RuntimeDep
 ) -> AccountOut:
     require(caller, "admin", "trader")
+    await _own(runtime, account_id, caller)
     await runtime.decider.set_kill_switch(account_id, body.engaged, body.reason)
     return await _account(runtime, account_id)
 

@@ -8,6 +8,7 @@ from typing import Annotated
 from fastapi import Depends, Request
 from trademesh_bus import Bus
 from trademesh_db import Database
+from trademesh_http.accounts import AccountOwners
 from trademesh_http.caller import Caller, CallerDep, require
 
 from trademesh_risk.config import Settings
@@ -28,6 +29,7 @@ class Runtime:
     decider: Decider
     prices: PriceBook
     venue_rules: VenueRules
+    accounts: AccountOwners
 
 
 def get_runtime(request: Request) -> Runtime:

@@ -16,7 +16,7 @@ from trademesh_trading.backtest import Sizing
 from trademesh_trading.registry import InvalidParameters, UnknownStrategy
 from trademesh_trading.timeframes import Timeframe
 
-from trademesh_strategy.api.deps import CallerDep, RuntimeDep
+from trademesh_strategy.api.deps import CallerDep, OnBehalfDep, RuntimeDep
 from trademesh_strategy.api.pagination import decode_cursor, encode_cursor
 from trademesh_strategy.engine import IllegalTransition, StrategyFailed
 from trademesh_strategy.history import MarketDataUnavailable, NoMarketData
@@ -220,11 +220,14 @@ _START_ERRORS = (
 
 @router.post("", status_code=201, summary="Start a bot (warmed on stored history first)")
 async def create_bot(
-    body: BotCreate, caller: CallerDep, runtime: RuntimeDep, response: Response
+    body: BotCreate, caller: OnBehalfDep, runtime: RuntimeDep, response: Response
 ) -> BotOut:
+    # The bot trades the account its body names: it must be the caller's own (execution, which
+    # keeps accounts, says so; an admin gets no exception: a bot belongs to whoever starts it).
+    await runtime.accounts.check(body.account_id, caller)
     try:
         bot = await runtime.runtime.create(
-            user_id=caller,
+            user_id=caller.user_id,
             account_id=body.account_id,
             name=body.name or f"{body.strategy}@{body.instrument_id}",
             strategy=body.strategy,

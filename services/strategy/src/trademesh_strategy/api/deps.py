@@ -8,6 +8,7 @@ from typing import Annotated, Any
 from fastapi import Depends, Request
 from trademesh_bus import Bus
 from trademesh_db import Database
+from trademesh_http.accounts import AccountOwners
 from trademesh_http.caller import CallerDep as VerifiedCallerDep
 from trademesh_http.caller import CallerIdDep
 from trademesh_trading.registry import StrategyRegistry
@@ -30,6 +31,7 @@ class Runtime:
     bots: BotStore
     runtime: BotRuntime
     backtests: Any  # trademesh_strategy.backtests.BacktestStore
+    accounts: AccountOwners
 
 
 def get_runtime(request: Request) -> Runtime:
