@@ -10,7 +10,7 @@ from contextlib import asynccontextmanager
 import httpx
 import pytest
 from asgi_lifespan import LifespanManager
-from fastapi import FastAPI
+from fastapi import APIRouter, FastAPI
 from prometheus_client import CollectorRegistry, Gauge
 from trademesh_http import create_http_app
 from trademesh_observability.metrics import REGISTRY
@@ -209,6 +209,27 @@ async def test_metrics_labelled_by_route_template(client: httpx.AsyncClient, ser
     assert 'route="/items/1"' not in text
     assert "/no/such/route" not in text
     assert _requests(service, "GET", "<unmatched>", "404") == 1.0
+
+
+async def test_routes_of_included_routers_are_labelled_with_their_full_template(
+    service: str,
+) -> None:
+    """Services mount their API under /api/v1 (include_router, nested routers with their own
+    prefixes): the label is the whole template, whatever the ids."""
+    inner = APIRouter(prefix="/bots")
+
+    @inner.get("/{bot_id}/runs/{run}")
+    async def run(bot_id: str, run: int) -> dict[str, str]:
+        return {"bot_id": bot_id}
+
+    outer = APIRouter()
+    outer.include_router(inner)
+    app = create_http_app(service=service)
+    app.include_router(outer, prefix="/api/v1")
+    async with make_client(app) as client:
+        for bot in ("a", "b"):
+            assert (await client.get(f"/api/v1/bots/{bot}/runs/007")).status_code == 200
+    assert _requests(service, "GET", "/api/v1/bots/{bot_id}/runs/{run}", "200") == 2.0
 
 
 async def test_metrics_count_errors_and_platform_routes(

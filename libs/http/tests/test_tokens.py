@@ -314,6 +314,38 @@ async def test_a_removed_key_stops_verifying_after_the_ttl(
     assert verifier.key_ids == {signer.kid}
 
 
+async def test_a_verified_token_is_remembered_only_while_it_and_its_key_are_good(
+    jwks_server: JwksServer, signer: TokenSigner, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The same token is verified once: later uses skip the signature (the decode below would
+    fail), until it expires (PyJWT's leeway, no more) or its key leaves the key set."""
+    import trademesh_http.tokens as tokens
+
+    clock = FakeClock()
+    verifier = _remote(jwks_server, clock, ttl_s=300, leeway_s=5)
+    old = TokenSigner(kid="k-old")
+    jwks_server.keys = [signer, old]
+    now = time.time()
+    short = signer.mint(uuid4(), lifetime_s=60, now=now - 50)  # expires in 10 s
+    retired = old.mint(uuid4())
+    first = await verifier.verify(short)
+    await verifier.verify(retired)
+
+    def no_decode(*args: Any, **kwargs: Any) -> Any:
+        raise AssertionError("a remembered token was decoded again")
+
+    with monkeypatch.context() as patched:
+        patched.setattr(tokens.jwt, "decode", no_decode)
+        assert await verifier.verify(short) == first
+        await verifier.verify(retired)
+        patched.setattr(tokens.time, "time", lambda: now + 10 + 6)  # past exp + leeway
+        with pytest.raises(AssertionError):  # no longer remembered: decoded in full, where
+            await verifier.verify(short)  # PyJWT refuses it as expired (tested above)
+    jwks_server.keys = [signer]  # auth retires the old key; the TTL runs out
+    clock.now += 301
+    await _refused(verifier, retired)
+
+
 async def test_refetches_are_rate_limited_under_a_flood_of_unknown_kids(
     jwks_server: JwksServer, signer: TokenSigner
 ) -> None:

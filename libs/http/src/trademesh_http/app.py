@@ -6,14 +6,13 @@ import asyncio
 import re
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, MutableMapping
 from typing import Any
 
 from fastapi import FastAPI, Request, Response
-from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
+from opentelemetry import trace
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
-from starlette.routing import Match
-from starlette.types import Lifespan
+from starlette.types import ASGIApp, Lifespan, Message, Receive, Scope, Send
 from trademesh_observability import metrics
 from trademesh_observability.logging import request_id_var
 
@@ -27,16 +26,108 @@ from trademesh_http.tokens import TokenVerifier
 ReadinessCheck = Callable[[], Awaitable[Any]]
 REQUEST_ID_HEADER = "X-Request-ID"
 _SANE_REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,128}$")
+_REQUEST_ID_KEY = REQUEST_ID_HEADER.lower().encode()
 _UNMATCHED = "<unmatched>"
+_ROUTE_TEMPLATE_KEY = "trademesh.route_template"
+_UNTRACED = frozenset({"/health", "/ready", "/metrics"})
 
 
-def _route_template(request: Request) -> str:
-    """The route's path template (/bots/{bot_id}), so metrics don't get one series per id."""
-    for route in request.app.router.routes:
-        match, _ = route.matches(request.scope)
-        if match == Match.FULL:
-            return str(getattr(route, "path", _UNMATCHED))
-    return _UNMATCHED
+def _untraced(scope: MutableMapping[str, Any]) -> bool:
+    return scope.get("path") in _UNTRACED
+
+
+def name_route(scope: MutableMapping[str, Any], template: str | None) -> None:
+    """For a route that dispatches further by itself (the gateway's one catch-all route finds
+    the route of its table): `template` is what the request's metrics and server span are named
+    after, rather than the catch-all's own path; None when it found no route."""
+    scope[_ROUTE_TEMPLATE_KEY] = template or _UNMATCHED
+    span = trace.get_current_span()
+    if span.is_recording():
+        method = scope.get("method", "HTTP")
+        span.update_name(f"{method} {template}" if template else str(method))
+        if template:
+            span.set_attribute("http.route", template)
+
+
+def route_template(scope: Scope) -> str:
+    """The matched route's full path template (/api/v1/bots/{bot_id}), so that metrics don't
+    get one series per id; `<unmatched>` when no route matched; what `name_route` gave.
+
+    FastAPI (0.165) leaves the matched APIRoute in the scope, but a route of an included router
+    keeps its own path, without the prefixes it was included under: those are the leading
+    segments of the request's path that the route's own template does not cover.
+    """
+    named = scope.get(_ROUTE_TEMPLATE_KEY)
+    if isinstance(named, str):
+        return named
+    template = getattr(scope.get("route"), "path", None)
+    if not isinstance(template, str):
+        return _UNMATCHED
+    own = template.count("/")
+    segments = str(scope.get("path", "")).split("/")
+    if own == 0 or len(segments) <= own:
+        return template
+    return "/".join(segments[: len(segments) - own]) + template
+
+
+class RequestContext:
+    """Every request's id (a sane incoming X-Request-ID, else a new one: in the log context and
+    the response), its count and latency by route template, and a problem for an unhandled
+    error. A plain ASGI middleware: Starlette's BaseHTTPMiddleware runs the app in a task of its
+    own and streams the response through a queue, which costs more than a small route."""
+
+    def __init__(self, app: ASGIApp, service: str) -> None:
+        self.app = app
+        self.service = service
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        incoming = ""
+        for name, value in scope["headers"]:
+            if name == _REQUEST_ID_KEY:
+                incoming = value.decode("latin-1")
+                break
+        request_id = incoming if _SANE_REQUEST_ID.fullmatch(incoming) else uuid.uuid4().hex
+        raw_id = request_id.encode("latin-1")
+        token = request_id_var.set(request_id)
+        started = time.perf_counter()
+        status = 500
+        responded = False
+
+        async def send_with_id(message: Message) -> None:
+            nonlocal status, responded
+            if message["type"] == "http.response.start":
+                status, responded = message["status"], True
+                message = {
+                    **message,
+                    "headers": [*message.get("headers", ()), (_REQUEST_ID_KEY, raw_id)],
+                }
+            await send(message)
+
+        try:
+            try:
+                await self.app(scope, receive, send_with_id)
+            except Exception as exc:
+                if responded:
+                    raise
+                # Answered here rather than by Starlette's outermost handler so that the problem
+                # and the log line still carry this request's id.
+                response = internal_error_response(Request(scope), exc)
+                await response(scope, receive, send_with_id)
+        finally:
+            # The router leaves the matched route in the scope: its template (/bots/{bot_id}),
+            # so that metrics don't get one series per id.
+            route = route_template(scope)
+            method = scope["method"]
+            metrics.HTTP_REQUESTS.labels(
+                service=self.service, method=method, route=route, status=str(status)
+            ).inc()
+            metrics.HTTP_DURATION.labels(service=self.service, method=method, route=route).observe(
+                time.perf_counter() - started
+            )
+            request_id_var.reset(token)
 
 
 async def _run_check(name: str, check: ReadinessCheck, timeout: float) -> tuple[str, str | None]:
@@ -70,7 +161,23 @@ def create_http_app(
     that needs a caller answers 401.
     """
     checks = dict(readiness or {})
-    app = FastAPI(title=title or f"trademesh {service}", version=version, lifespan=lifespan)
+    # FastAPI's own OpenTelemetry server spans (FastAPI >= 0.165): the caller's trace context
+    # continued, named "<method> <route template>"; sent wherever the tracer provider that
+    # trademesh_observability.tracing installs sends them. No spans per dependency, endpoint
+    # and serialisation (they would double the spans of a small request), no OTel metrics (the
+    # service's Prometheus metrics say it) and no OTel log records of exceptions (our logs do).
+    app = FastAPI(
+        title=title or f"trademesh {service}",
+        version=version,
+        lifespan=lifespan,
+        telemetry={
+            "tracing": True,
+            "operation_spans": False,
+            "metrics": False,
+            "logs": False,
+            "exclude": _untraced,
+        },
+    )
     app.state.tokens = tokens
     install_problem_handlers(app)
 
@@ -105,35 +212,5 @@ def create_http_app(
     async def metrics_endpoint() -> Response:
         return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
 
-    @app.middleware("http")
-    async def request_context(
-        request: Request, call_next: Callable[[Request], Awaitable[Response]]
-    ) -> Response:
-        incoming = request.headers.get(REQUEST_ID_HEADER, "")
-        request_id = incoming if _SANE_REQUEST_ID.fullmatch(incoming) else uuid.uuid4().hex
-        token = request_id_var.set(request_id)
-        route = _route_template(request)
-        started = time.perf_counter()
-        status = 500
-        try:
-            try:
-                response = await call_next(request)
-            except Exception as exc:
-                # Answered here rather than by Starlette's outermost handler so that the problem
-                # and the log line still carry this request's id.
-                response = internal_error_response(request, exc)
-            status = response.status_code
-        finally:
-            elapsed = time.perf_counter() - started
-            metrics.HTTP_REQUESTS.labels(
-                service=service, method=request.method, route=route, status=str(status)
-            ).inc()
-            metrics.HTTP_DURATION.labels(
-                service=service, method=request.method, route=route
-            ).observe(elapsed)
-            request_id_var.reset(token)
-        response.headers[REQUEST_ID_HEADER] = request_id
-        return response
-
-    FastAPIInstrumentor.instrument_app(app, excluded_urls="health,ready,metrics")
+    app.add_middleware(RequestContext, service=service)
     return app

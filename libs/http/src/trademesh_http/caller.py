@@ -132,7 +132,7 @@ async def get_caller(
     return caller
 
 
-def get_caller_id(caller: Annotated[Caller, Depends(get_caller)]) -> UUID:
+async def get_caller_id(caller: Annotated[Caller, Depends(get_caller)]) -> UUID:
     return caller.user_id
 
 
@@ -147,7 +147,7 @@ def require(caller: Caller, *roles: Role) -> None:
         )
 
 
-def get_admin(caller: Annotated[Caller, Depends(get_caller)]) -> UUID:
+async def get_admin(caller: Annotated[Caller, Depends(get_caller)]) -> UUID:
     require(caller, "admin")
     return caller.user_id
 

@@ -27,6 +27,7 @@ import asyncio
 import json
 import logging
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -156,6 +157,12 @@ class TokenVerifier:
         self._attempted_at: float | None = None  # last fetch, successful or not
         self._lock: asyncio.Lock | None = None
         self._lock_loop: asyncio.AbstractEventLoop | None = None
+        # Tokens verified already: token -> (claims, kid, exp). A client sends the same token
+        # with every request for minutes, and an Ed25519 verification plus the claim checks
+        # cost more than the rest of a small request; a hit is still refused once the token
+        # expires (same leeway as PyJWT) or its key leaves the key set.
+        self._verified: OrderedDict[str, tuple[AccessClaims, str, float]] = OrderedDict()
+        self.verified_cache_size = 10_000
         #: How many times the JWKS URL was fetched (for tests and diagnostics).
         self.fetches = 0
         if jwks is not None:
@@ -188,6 +195,14 @@ class TokenVerifier:
         """The claims of a valid access token; raises a 401 ProblemError otherwise."""
         if not token or len(token) > MAX_TOKEN_BYTES:
             raise invalid_token("The access token is empty or too long.")
+        hit = self._verified.get(token)
+        if hit is not None:
+            remembered, remembered_kid, exp = hit
+            if time.time() - self.leeway_s < exp and await self._key(remembered_kid) is not None:
+                return remembered
+            self._verified.pop(
+                token, None
+            )  # expired, or its key is gone: verify in full (and fail)
         try:
             header = jwt.get_unverified_header(token)
         except jwt.PyJWTError:
@@ -229,7 +244,11 @@ class TokenVerifier:
             # PyJWT's messages name claims and reasons, never the token itself.
             log.info("access token refused", extra={"reason": type(exc).__name__})
             raise invalid_token("The access token is malformed or invalid.") from None
-        return self._claims(claims)
+        verified = self._claims(claims)
+        self._verified[token] = (verified, kid, float(claims["exp"]))
+        if len(self._verified) > self.verified_cache_size:
+            self._verified.popitem(last=False)
+        return verified
 
     def _claims(self, claims: Mapping[str, Any]) -> AccessClaims:
         exp, iat = claims["exp"], claims["iat"]

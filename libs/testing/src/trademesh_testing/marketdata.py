@@ -68,3 +68,30 @@ async def history(client: httpx.AsyncClient, **params: Any) -> list[dict[str, An
         if page["next_start"] is None:
             return items
         params = {**params, "start": page["next_start"]}
+
+
+async def stored_bars(client: httpx.AsyncClient, instrument: str, timeframe: str = "1d") -> int:
+    """How many `timeframe` bars of `instrument` the history API has (0 on any error)."""
+    response = await client.get(
+        "/api/v1/ohlcv",
+        params={
+            "instrument": instrument,
+            "timeframe": timeframe,
+            "start": "2000-01-01",
+            "end": "2100-01-01",
+            "limit": 5000,
+        },
+    )
+    return len(response.json()["items"]) if response.status_code == 200 else 0
+
+
+async def wait_stored(
+    client: httpx.AsyncClient, instrument: str, at_least: int, timeout: float = 60.0
+) -> None:
+    """Until the history API has `at_least` daily bars of `instrument`: a replay that has
+    finished publishing may still be writing to the tick store."""
+
+    async def enough() -> bool:
+        return await stored_bars(client, instrument) >= at_least
+
+    await eventually(enough, timeout=timeout)

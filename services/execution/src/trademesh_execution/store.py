@@ -39,6 +39,16 @@ class AccountRow:
         )
 
 
+_ACCOUNT_FIELDS = (
+    "account_id",
+    "user_id",
+    "name",
+    "venue",
+    "cash",
+    "created_at",
+    "credentials",
+    "api_key_masked",
+)
 _ACCOUNT = (
     "SELECT account_id, user_id, name, venue, cash, created_at, credentials::text AS credentials, "
     "api_key_masked FROM accounts"
@@ -381,6 +391,28 @@ class ExecutionStore:
                 limit,
             )
         )
+
+    async def valuation(
+        self, account_id: UUID
+    ) -> tuple[AccountRow | None, list[tuple[Position, Decimal | None]]]:
+        """The account, its positions and each one's last price, read by one statement: cash
+        and positions from the same moment (a fill booked between two reads would otherwise
+        show its cash and not its position), in one round trip."""
+        rows = await self.db.pool.fetch(
+            "SELECT a.account_id, a.user_id, a.name, a.venue, a.cash, a.created_at, "
+            "a.credentials::text AS credentials, a.api_key_masked, p.instrument_id, "
+            "p.position, p.avg_price, p.realised, p.fees, m.last_price "
+            "FROM accounts a LEFT JOIN positions p ON p.account_id = a.account_id "
+            "LEFT JOIN market m ON m.instrument_id = p.instrument_id "
+            "WHERE a.account_id = $1 ORDER BY p.instrument_id",
+            account_id,
+        )
+        if not rows:
+            return None, []
+        first = rows[0]
+        account = AccountRow(**{f: first[f] for f in _ACCOUNT_FIELDS})
+        held = [(_position(row), row["last_price"]) for row in rows if row["instrument_id"]]
+        return account, held
 
     async def last_prices(self, instruments: list[str]) -> dict[str, Decimal]:
         rows = await self.db.pool.fetch(

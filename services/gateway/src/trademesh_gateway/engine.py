@@ -212,6 +212,36 @@ ROUTES: tuple[Route, ...] = (
 # fmt: on
 
 
+class RouteIndex:
+    """The table's routes by method, each path a regular expression (`{name}` is one path
+    segment): the gateway's one catch-all route looks a request's route up here (api/routes.py)."""
+
+    def __init__(self, routes: tuple[Route, ...]) -> None:
+        self._by_method: dict[str, list[tuple[re.Pattern[str], Route]]] = {}
+        for route in routes:
+            pattern = re.sub(r"\\{(\w+)\\}", r"(?P<\1>[^/]+)", re.escape(route.path))
+            self._by_method.setdefault(route.method, []).append((re.compile(f"^{pattern}$"), route))
+
+    def find(self, method: str, path: str) -> tuple[Route, dict[str, str]] | None:
+        """The route of `method path` (path below /api/v1) and its parameters, or None."""
+        for pattern, route in self._by_method.get(method, ()):
+            match = pattern.match(path)
+            if match is not None:
+                return route, match.groupdict()
+        return None
+
+    def methods(self, path: str) -> list[str]:
+        """The methods the table has for `path` (for a 405's Allow header)."""
+        return sorted(
+            method
+            for method, routes in self._by_method.items()
+            if any(pattern.match(path) for pattern, _ in routes)
+        )
+
+
+INDEX = RouteIndex(ROUTES)
+
+
 def role_allows(role: str, min_role: MinRole) -> bool:
     """True when `role` is at least `min_role` (admin > trader > viewer; public: anyone)."""
     if min_role == "public":

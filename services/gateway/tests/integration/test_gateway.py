@@ -137,6 +137,22 @@ async def test_unknown_paths_are_404_problems(client: httpx.AsyncClient) -> None
         assert "X-Request-ID" in response.headers
     wrong_method = await client.patch("/api/v1/bots", headers=bearer())
     assert wrong_method.status_code == 405
+    not_in_table = await client.delete("/api/v1/bots", headers=bearer())
+    assert not_in_table.status_code == 405
+    assert not_in_table.headers["allow"] == "GET, POST"
+    assert not_in_table.headers["content-type"] == "application/problem+json"
+
+
+async def test_requests_are_counted_under_their_routes_template(
+    client: httpx.AsyncClient,
+) -> None:
+    """One catch-all route serves the table (api/routes.py): metrics still name the table's
+    route, never the catch-all's path nor an id."""
+    bot = uuid.uuid4()
+    await client.get(f"/api/v1/bots/{bot}", headers=bearer())
+    text = (await client.get("/metrics")).text
+    assert 'route="/api/v1/bots/{bot_id}"' in text
+    assert str(bot) not in text and "{rest:path}" not in text
 
 
 async def test_identity_and_hop_by_hop_headers_never_reach_a_service(

@@ -24,7 +24,7 @@ from trademesh_events.topics import BOTS_EVENTS, ORDERS_EVENTS, ORDERS_INTENTS, 
 from trademesh_observability.metrics import REGISTRY
 from trademesh_testing.accounts import book
 from trademesh_testing.http import app_client
-from trademesh_testing.marketdata import start_replay
+from trademesh_testing.marketdata import start_replay, wait_stored
 from trademesh_testing.samples import decoded, read_all
 from trademesh_testing.tokens import bearer
 from trademesh_testing.waiting import eventually
@@ -124,27 +124,6 @@ def expected_orders(
 async def replay(market: httpx.AsyncClient, bars_per_s: float) -> str:
     instrument, _ = await start_replay(market, file="GOOG_400.csv", bars_per_s=bars_per_s)
     return instrument
-
-
-async def stored_bars(market: httpx.AsyncClient, instrument: str) -> int:
-    response = await market.get(
-        "/api/v1/ohlcv",
-        params={
-            "instrument": instrument,
-            "timeframe": "1d",
-            "start": "2004-01-01",
-            "end": "2014-01-01",
-            "limit": 5000,
-        },
-    )
-    return len(response.json()["items"]) if response.status_code == 200 else 0
-
-
-async def wait_stored(market: httpx.AsyncClient, instrument: str, at_least: int) -> None:
-    async def enough() -> bool:
-        return await stored_bars(market, instrument) >= at_least
-
-    await eventually(enough, timeout=60)
 
 
 def headers(user: uuid.UUID) -> dict[str, str]:

@@ -18,7 +18,7 @@ from trademesh_events.orders import DenialReason, OrderDenied, OrderRejected
 from trademesh_events.topics import MD_BARS, ORDERS_DENIED, ORDERS_EVENTS, get_topic
 from trademesh_testing.accounts import book
 from trademesh_testing.http import app_client
-from trademesh_testing.marketdata import finished, start_replay
+from trademesh_testing.marketdata import finished, start_replay, wait_stored
 from trademesh_testing.samples import read_all
 from trademesh_testing.service import check_declared_metrics
 from trademesh_testing.tokens import bearer
@@ -95,6 +95,7 @@ async def running_bot(
     so what it does next comes from the events a test publishes."""
     instrument, feed = await start_replay(market, file="GOOG_400.csv")
     await finished(market, feed["feed_id"])
+    await wait_stored(market, instrument, 400)
     response = await client.post(
         "/api/v1/bots",
         json={

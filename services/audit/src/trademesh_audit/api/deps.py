@@ -24,13 +24,14 @@ class Runtime:
     db: Database | None
 
 
-def get_runtime(request: Request) -> Runtime:
+async def get_runtime(request: Request) -> Runtime:
+    # async: FastAPI runs a plain def dependency in a worker thread, on every request.
     runtime = request.app.state.runtime
     assert isinstance(runtime, Runtime)
     return runtime
 
 
-def get_store(runtime: Annotated[Runtime, Depends(get_runtime)]) -> AuditStore:
+async def get_store(runtime: Annotated[Runtime, Depends(get_runtime)]) -> AuditStore:
     return runtime.store
 
 

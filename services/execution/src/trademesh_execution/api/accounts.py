@@ -16,7 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
 from trademesh_http import ProblemError
 from trademesh_keystore import mask
 
-from trademesh_execution.api.deps import CallerDep, RuntimeDep, own_account
+from trademesh_execution.api.deps import CallerDep, RuntimeDep, own_account, owned
 from trademesh_execution.credentials import Credentials, NoKeystore
 from trademesh_execution.discrepancies import Discrepancies
 from trademesh_execution.engine import unrealised
@@ -161,12 +161,10 @@ async def get_account(account_id: UUID, caller: CallerDep, runtime: RuntimeDep) 
 
 @router.get("/{account_id}/pnl", summary="Positions at average cost, realised and unrealised PnL")
 async def pnl(account_id: UUID, caller: CallerDep, runtime: RuntimeDep) -> PnlOut:
-    account = await own_account(runtime, account_id, caller)
-    positions = await runtime.store.positions(account_id)
-    prices = await runtime.store.last_prices([p.instrument_id for p in positions])
+    found, held = await runtime.store.valuation(account_id)
+    account = owned(found, account_id, caller)
     out: list[PositionOut] = []
-    for p in positions:
-        last = prices.get(p.instrument_id)
+    for p, last in held:
         out.append(
             PositionOut(
                 instrument_id=p.instrument_id,

@@ -39,7 +39,8 @@ class Runtime:
     streams: OrderStreams
 
 
-def get_runtime(request: Request) -> Runtime:
+async def get_runtime(request: Request) -> Runtime:
+    # async: FastAPI runs a plain def dependency in a worker thread, on every request.
     runtime = request.app.state.runtime
     assert isinstance(runtime, Runtime)
     return runtime
@@ -54,7 +55,11 @@ AdminDep = AdminIdDep
 
 async def own_account(runtime: Runtime, account_id: UUID, caller: UUID) -> AccountRow:
     """The caller's account; another user's account does not exist for the caller (404)."""
-    account = await runtime.store.account(account_id)
+    return owned(await runtime.store.account(account_id), account_id, caller)
+
+
+def owned(account: AccountRow | None, account_id: UUID, caller: UUID) -> AccountRow:
+    """`account` (read already) if it is the caller's; else the 404 of an unknown account."""
     if account is None or account.user_id != caller:
         raise ProblemError(404, "Unknown account", f"No account {account_id}.")
     return account

@@ -27,7 +27,8 @@ class Runtime:
     feeds: FeedManager
 
 
-def get_runtime(request: Request) -> Runtime:
+async def get_runtime(request: Request) -> Runtime:
+    # async: FastAPI runs a plain def dependency in a worker thread, on every request.
     runtime = request.app.state.runtime
     assert isinstance(runtime, Runtime)
     return runtime
@@ -36,15 +37,15 @@ def get_runtime(request: Request) -> Runtime:
 RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
 
 
-def get_catalog(runtime: RuntimeDep) -> Catalog:
+async def get_catalog(runtime: RuntimeDep) -> Catalog:
     return runtime.catalog
 
 
-def get_store(runtime: RuntimeDep) -> TickStore:
+async def get_store(runtime: RuntimeDep) -> TickStore:
     return runtime.store
 
 
-def get_feeds(runtime: RuntimeDep) -> FeedManager:
+async def get_feeds(runtime: RuntimeDep) -> FeedManager:
     return runtime.feeds
 
 

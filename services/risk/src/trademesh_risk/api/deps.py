@@ -32,7 +32,8 @@ class Runtime:
     accounts: AccountOwners
 
 
-def get_runtime(request: Request) -> Runtime:
+async def get_runtime(request: Request) -> Runtime:
+    # async: FastAPI runs a plain def dependency in a worker thread, on every request.
     runtime = request.app.state.runtime
     assert isinstance(runtime, Runtime)
     return runtime
