@@ -36,7 +36,7 @@ $(shell mkdir -p .trademesh && (echo '$(MEMBERS)' | cmp -s - $(MEMBERS_STAMP) ||
 install: .venv/.synced
 
 run: install
-	$(UV) run trademesh up
+	$(UV) run trademesh up $(ARGS)
 
 lint: install
 	$(UV) run ruff check .

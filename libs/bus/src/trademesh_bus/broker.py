@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from typing import Any, Protocol
 
-from aiokafka import AIOKafkaProducer
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka.errors import IllegalStateError
 from faststream.kafka import KafkaBroker
 from faststream.kafka.opentelemetry import KafkaTelemetryMiddleware
 from faststream.kafka.prometheus import KafkaPrometheusMiddleware
@@ -56,6 +58,11 @@ class ConcurrentStartBroker(KafkaBroker):
     share one group, so every later join also rebalances the earlier ones: a service with seven
     input topics took seven seconds to start. Started together, the joins land in one rebalance.
     If any subscriber fails to start, the broker is stopped again so a retry starts clean.
+
+    A start also waits until every assigned partition has its position (its committed offset,
+    or, for a new group, the earliest or latest offset): a consumer reading from the latest
+    offset would otherwise skip what is published in the moment between its assignment and its
+    first fetch, and "started" must mean "will see everything published from now on".
     """
 
     async def start(self) -> None:
@@ -67,9 +74,30 @@ class ConcurrentStartBroker(KafkaBroker):
         if failure is not None:
             await self.stop()
             raise failure
+        try:
+            await asyncio.wait_for(
+                asyncio.gather(*(_positioned(sub) for sub in self.subscribers)), POSITION_TIMEOUT_S
+            )
+        except TimeoutError:
+            logging.getLogger("trademesh.bus").warning(
+                "partition positions not known %ss after the start", POSITION_TIMEOUT_S
+            )
         for pub in self.publishers:
             await pub.start()
         self.running = True
+
+
+POSITION_TIMEOUT_S = 30.0
+
+
+async def _positioned(subscriber: object) -> None:
+    """Until every partition assigned to the subscriber's consumer has a position."""
+    consumer = getattr(subscriber, "consumer", None)
+    if not isinstance(consumer, AIOKafkaConsumer):
+        return
+    for partition in consumer.assignment():
+        with contextlib.suppress(IllegalStateError):  # a rebalance took it away meanwhile
+            await consumer.position(partition)
 
 
 def create_broker(

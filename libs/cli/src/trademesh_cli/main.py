@@ -298,6 +298,59 @@ def _embedded_database(home: Path | None) -> str:
     return stack.postgres.url()
 
 
+PortOffsetOption = Annotated[
+    int,
+    typer.Option(
+        min=0,
+        max=50000,
+        envvar="TRADEMESH_PORT_OFFSET",
+        help="Added to every service's port (a second platform beside the first).",
+    ),
+]
+
+
+@app.command("status")
+def status(home: HomeOption = None, port_offset: PortOffsetOption = 0) -> None:
+    """Each service's readiness, the consumer lag per group and topic, and the demo bot."""
+    from rich.table import Table
+    from trademesh_infra.stack import Stack
+
+    from trademesh_cli.project import discover_services, find_root
+    from trademesh_cli.status import demo_bot, lag_now, readiness
+
+    root = find_root()
+    services = discover_services(root)
+    table = Table("service", "state", "url", title="services")
+    states = readiness(services, port_offset)
+    for row in states:
+        colour = {"ready": "green", "down": "red"}.get(row.state, "yellow")
+        detail = f" ({row.detail})" if row.detail else ""
+        table.add_row(row.name, f"[{colour}]{row.state}{detail}[/]", row.url)
+    out.print(table)
+    stack = _stack(home)
+    assert isinstance(stack, Stack)
+    bootstrap = os.environ.get("TRADEMESH_KAFKA_BOOTSTRAP") or (
+        stack.kafka.bootstrap if stack.kafka.is_running() else None
+    )
+    if bootstrap is None:
+        console.print("[red]no broker: consumer lag unknown[/]")
+    else:
+        lags = Table("group", "topic", "partitions", "lag", title="consumer lag")
+        for lag in lag_now(bootstrap):
+            lags.add_row(lag.group, lag.topic, str(lag.partitions), str(lag.lag))
+        out.print(lags)
+    gateway = next((e for e in services if e.name == "gateway"), None)
+    gateway_url = f"http://127.0.0.1:{gateway.port + port_offset}" if gateway else None
+    bot = demo_bot(stack.home, gateway_url) if gateway_url else None
+    if bot is None:
+        out.print("no demo bot (the first `make run` makes one)")
+    else:
+        out.print(
+            "[bold]demo bot:[/] " + "  ".join(f"{k} {v}" for k, v in bot.items()), soft_wrap=True
+        )
+    raise typer.Exit(0 if all(row.state == "ready" for row in states) else 1)
+
+
 @app.command("up")
 def up(
     home: HomeOption = None,
@@ -320,6 +373,14 @@ def up(
             "--only", help="Start only this service (repeat); `event-logger` is the sample."
         ),
     ] = None,
+    demo: Annotated[
+        bool,
+        typer.Option(
+            help="With every service up: a demo admin, a replay and a paper RSI-cross bot (the "
+            "first time; later runs resume it), and a live summary line."
+        ),
+    ] = True,
+    port_offset: PortOffsetOption = 0,
 ) -> None:
     """Start the infrastructure and every registered service, each as its own process."""
     from trademesh_cli.supervisor import run_platform
@@ -330,6 +391,8 @@ def up(
         ready_timeout=ready_timeout,
         exit_when_ready=exit_when_ready,
         only=only,
+        demo=demo,
+        port_offset=port_offset,
     )
     raise typer.Exit(code)
 

@@ -15,8 +15,10 @@ from typing import IO
 
 import httpx
 from rich.console import Console
+from rich.markup import escape
 from trademesh_infra.stack import Stack, default_home
 
+from trademesh_cli.demo import DemoError, DemoState, load_state, set_up, summary
 from trademesh_cli.project import ServiceEntry, discover_services, find_root
 
 console = Console()
@@ -40,9 +42,23 @@ class Child:
         return f"http://127.0.0.1:{self.port}"
 
 
-def _spawn(entry: ServiceEntry, replica: int, env: dict[str, str], logs: Path) -> Child:
+def service_urls(services: list[ServiceEntry], offset: int) -> dict[str, str]:
+    """TRADEMESH_<NAME>_URL of every service (its first replica) and auth's JWKS URL, for the
+    services that call each other (gateway, risk, strategy); with `offset` added to each port."""
+    env: dict[str, str] = {}
+    for entry in services:
+        url = f"http://127.0.0.1:{entry.port + offset}"
+        env[f"TRADEMESH_{entry.name.upper().replace('-', '_')}_URL"] = url
+        if entry.name == "auth":
+            env["TRADEMESH_AUTH_JWKS_URL"] = f"{url}/.well-known/jwks.json"
+    return env
+
+
+def _spawn(
+    entry: ServiceEntry, replica: int, env: dict[str, str], logs: Path, offset: int = 0
+) -> Child:
     name = entry.name if replica == 0 else f"{entry.name}-{replica + 1}"
-    port = entry.port + replica
+    port = entry.port + offset + replica
     child_env = {
         **os.environ,
         **env,
@@ -102,6 +118,41 @@ def _stop_children(children: list[Child], timeout: float = 15.0) -> None:
         child.log_file.close()
 
 
+DEMO_NEEDS = frozenset({"auth", "market-data", "strategy", "risk", "execution", "gateway"})
+
+
+def _demo(gateway: str, home: Path, env: dict[str, str]) -> DemoState | None:
+    """The demo's first-run steps, or its state from an earlier run (see trademesh_cli.demo)."""
+    state = load_state(home)
+    if state is not None:
+        console.print(
+            f"[bold]demo:[/] resuming the RSI-cross bot on {state.instrument_id} "
+            f"(log in as {state.email}: the password was printed by the first `make run`)"
+        )
+        return state
+    try:
+        with console.status(
+            "setting up the demo: admin, paper account, replay of GOOG daily bars, RSI-cross bot..."
+        ):
+            state, password = set_up(gateway, home, env)
+    except (DemoError, httpx.HTTPError) as exc:
+        console.print(f"[yellow]demo not set up: {escape(str(exc))}[/]")
+        return None
+    console.print(
+        f"[bold]demo admin:[/] {state.email}  password: [bold]{escape(password)}[/]  "
+        "[dim](shown this once: keep it)[/]"
+    )
+    console.print(
+        f"log in: curl -s {gateway}/api/v1/auth/login -H 'content-type: application/json' "
+        f'-d \'{{"email": "{state.email}", "password": "…"}}\''
+    )
+    console.print(
+        f"[bold]demo:[/] a replay of GOOG daily bars on {state.instrument_id} and an RSI-cross "
+        f"bot trading paper account {state.account_id}"
+    )
+    return state
+
+
 def run_platform(
     *,
     home: Path | None,
@@ -109,6 +160,8 @@ def run_platform(
     ready_timeout: float,
     exit_when_ready: bool,
     only: list[str] | None = None,
+    demo: bool = True,
+    port_offset: int = 0,
 ) -> int:
     root = find_root()
     services = discover_services(root)
@@ -144,9 +197,10 @@ def run_platform(
     signal.signal(signal.SIGTERM, _request_stop)
     signal.signal(signal.SIGINT, _request_stop)
     try:
+        env = {**env, **service_urls(services, port_offset)}
         for entry in entries:
             for replica in range(entry.replicas):
-                children.append(_spawn(entry, replica, env, stack.home / "logs"))
+                children.append(_spawn(entry, replica, env, stack.home / "logs", port_offset))
         console.print(f"started {len(children)} process(es); logs in {stack.home / 'logs'}")
         pending = {child.name: child for child in children}
         deadline = time.monotonic() + ready_timeout
@@ -173,7 +227,7 @@ def run_platform(
             return 0
         gateway = next((c for c in children if c.name == "gateway"), None)
         if gateway is not None:
-            console.print(f"[bold]gateway:[/] {gateway.url}   API docs: {gateway.url}/docs")
+            console.print(f"[bold]gateway:[/] {gateway.url}   OpenAPI: {gateway.url}/docs")
         else:
             console.print(
                 "[bold]no gateway yet[/]: services answer on the URLs above (/health, /ready, /metrics)"
@@ -181,14 +235,31 @@ def run_platform(
         console.print(f"inspect events: uv run trademesh events tail <topic> --home {stack.home}")
         if exit_when_ready:
             return 0
-        console.print("[dim]Ctrl-C stops everything[/]")
-        while not stop_requested:
-            for child in children:
-                if child.process.poll() is not None and not _stopping(lambda: stop_requested):
-                    console.print(f"[red]{child.name} exited with {child.process.returncode}[/]")
-                    console.print(_tail(child.log_path))
-                    return 1
-            time.sleep(0.5)
+        state = None
+        started = {child.name for child in children}
+        if demo and gateway is not None and started >= DEMO_NEEDS:
+            state = _demo(gateway.url, stack.home, env)
+        urls = {child.name: child.url for child in children}
+        console.print("[dim]Ctrl-C stops everything; a second `make run` resumes[/]")
+        with console.status("") as line:
+            shown = printed = 0.0
+            while not stop_requested:
+                for child in children:
+                    if child.process.poll() is not None and not _stopping(lambda: stop_requested):
+                        console.print(
+                            f"[red]{child.name} exited with {child.process.returncode}[/]"
+                        )
+                        console.print(_tail(child.log_path))
+                        return 1
+                now = time.monotonic()
+                if gateway is not None and now - shown >= 2.0:
+                    figures = summary(urls, gateway.url, state).line()
+                    line.update(figures)
+                    shown = now
+                    if not console.is_terminal and now - printed >= 10.0:
+                        console.print(figures)  # logs and pipes get a line now and then
+                        printed = now
+                time.sleep(0.5)
         return 0
     except KeyboardInterrupt:
         return 0

@@ -1,0 +1,128 @@
+"""`trademesh status`: each service's readiness, the consumer lag per group and topic, the demo bot."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
+
+from trademesh_cli.demo import load_state
+from trademesh_cli.project import ServiceEntry
+
+
+@dataclass(frozen=True)
+class Readiness:
+    name: str
+    url: str
+    state: str  # ready, not ready (with the failing checks), down
+    detail: str = ""
+
+
+@dataclass(frozen=True)
+class Lag:
+    group: str
+    topic: str
+    lag: int  # messages on the topic the group has not committed yet
+    partitions: int
+
+
+def readiness(services: list[ServiceEntry], offset: int = 0) -> list[Readiness]:
+    """GET /ready of every service (and replica) on its loopback port (+ `offset`)."""
+    out: list[Readiness] = []
+    with httpx.Client(timeout=2.0) as http:
+        for entry in services:
+            for replica in range(entry.replicas):
+                name = entry.name if replica == 0 else f"{entry.name}-{replica + 1}"
+                url = f"http://127.0.0.1:{entry.port + offset + replica}"
+                try:
+                    response = http.get(f"{url}/ready")
+                except httpx.HTTPError:
+                    out.append(Readiness(name, url, "down"))
+                    continue
+                if response.status_code == 200:
+                    out.append(Readiness(name, url, "ready"))
+                else:
+                    checks = response.json().get("checks", {}) if response.content else {}
+                    failing = ", ".join(k for k, v in checks.items() if v != "ok")
+                    out.append(Readiness(name, url, "not ready", failing))
+    return out
+
+
+async def consumer_lag(bootstrap: str) -> list[Lag]:
+    """For every consumer group: per topic, end offsets minus committed offsets.
+
+    A service's groups are named `<service group>.<topic>` (one group per consumed topic), so a
+    group's topic is the known topic its name ends with. Committed offsets are read the way the
+    consumers read them (OffsetFetch through a group coordinator): Tansu does not answer the
+    admin client's version of that request.
+    """
+    from trademesh_events.topics import TOPICS
+
+    known = sorted((spec.name for spec in TOPICS), key=len, reverse=True)
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    reader = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    await admin.start()
+    await reader.start()
+    try:
+        await reader.topics()  # the cluster's metadata, for partitions_for_topic
+        groups = sorted(str(g[0]) for g in await admin.list_consumer_groups())
+        out: list[Lag] = []
+        for group in groups:
+            topic = next((t for t in known if group.endswith(f".{t}")), None)
+            if topic is None:
+                continue
+            partitions = [
+                TopicPartition(topic, p) for p in sorted(reader.partitions_for_topic(topic) or ())
+            ]
+            if not partitions:
+                continue
+            ends = await reader.end_offsets(partitions)
+            member = AIOKafkaConsumer(
+                bootstrap_servers=bootstrap, group_id=group, enable_auto_commit=False
+            )
+            await member.start()
+            try:
+                lag = 0
+                for tp in partitions:
+                    done = await member.committed(tp)
+                    lag += max(ends[tp] - (done or 0), 0)
+            finally:
+                await member.stop()
+            out.append(Lag(group, topic, lag, len(partitions)))
+        return out
+    finally:
+        await reader.stop()
+        await admin.close()
+
+
+def demo_bot(home: Path, gateway: str) -> dict[str, str] | None:
+    """The demo bot as the gateway shows it to its owner, or None without a demo."""
+    state = load_state(home)
+    if state is None:
+        return None
+    try:
+        response = httpx.get(
+            f"{gateway}/api/v1/bots/{state.bot_id}",
+            headers={"X-API-Key": state.api_key},
+            timeout=3.0,
+        )
+    except httpx.HTTPError:
+        return {"bot_id": state.bot_id, "state": "unknown (gateway down)"}
+    if response.status_code != 200:
+        return {"bot_id": state.bot_id, "state": f"unknown ({response.status_code})"}
+    bot = response.json()
+    return {
+        "bot_id": state.bot_id,
+        "name": str(bot.get("name")),
+        "state": str(bot.get("state")),
+        "instrument": str(bot.get("instrument_id")),
+        "last bar": str(bot.get("last_bar_time")),
+    }
+
+
+def lag_now(bootstrap: str) -> list[Lag]:
+    return asyncio.run(consumer_lag(bootstrap))
