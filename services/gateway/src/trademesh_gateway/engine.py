@@ -21,7 +21,8 @@ CONSUMES: tuple[str, ...] = (
     "orders.denied.v1",
     "bots.events.v1",
 )
-PRODUCES: tuple[str, ...] = ()
+# Manual orders (POST /api/v1/orders) are intents, as a bot's are: risk decides them.
+PRODUCES: tuple[str, ...] = ("orders.intents.v1",)
 
 Service = Literal["auth", "market-data", "strategy", "risk", "execution", "audit"]
 SERVICES: tuple[Service, ...] = ("auth", "market-data", "strategy", "risk", "execution", "audit")
@@ -63,6 +64,9 @@ class Route:
     #: A route of one's own login (password, API keys): any role, no trade scope needed, as
     #: auth itself rules (a viewer changes their own password too).
     account_holder: bool = False
+    #: Served by the gateway itself, by this handler of api/ (after the same checks), rather
+    #: than forwarded: `service` then names who acts on it next.
+    local: str | None = None
     params: tuple[str, ...] = field(init=False)
 
     def __post_init__(self) -> None:
@@ -181,6 +185,9 @@ ROUTES: tuple[Route, ...] = (
        "Reconcile an exchange account now", ownership="service", owned="account_id"),
     _r("GET", "/accounts/{account_id}/discrepancies", "execution", "viewer",
        "What reconciliation found", ownership="service", owned="account_id"),
+    _r("POST", "/orders", "risk", "trader",
+       "Submit a manual order on one of your accounts (202: risk decides, execution places)",
+       ownership="caller", owned_body=("account_id",), local="submit_order"),
     _r("GET", "/orders", "execution", "viewer", "Your orders", ownership="caller"),
     _r("GET", "/orders/{client_order_id}", "execution", "viewer", "One order and its history",
        ownership="service", owned="client_order_id"),

@@ -108,8 +108,11 @@ async def test_each_role_reaches_its_routes_on_the_tables_service(
     client: httpx.AsyncClient, recorder: Any
 ) -> None:
     """Every route, called by the least role it allows, reaches its service at its upstream
-    path (ownership-checked routes first ask execution about the account)."""
+    path (ownership-checked routes first ask execution about the account). Routes the gateway
+    serves itself (manual orders) are test_platform's, on a real risk and execution."""
     for route in ROUTES:
+        if route.local:
+            continue
         recorder.requests.clear()
         role = "trader" if route.min_role in ("public", "viewer") else route.min_role
         headers = None if route.public else bearer(role=role)

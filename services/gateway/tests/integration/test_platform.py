@@ -10,7 +10,7 @@ import re
 import socket
 import uuid
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -380,3 +380,99 @@ async def test_a_stream_shows_its_users_own_events_only(platform: Any) -> None:
             await asyncio.gather(*tasks, return_exceptions=True)
             await bus.stop()
     assert (await gateway.get("/api/v1/events/stream")).status_code == 401
+
+
+async def test_a_manual_order_is_decided_by_risk_and_placed_by_execution(platform: Any) -> None:
+    """POST /api/v1/orders publishes the caller's order as an intent: risk approves or denies it
+    (with its reason) and execution places and fills the approved one, as for a bot's."""
+    from trademesh_events.orders import OrderDenied
+    from trademesh_testing.samples import decoded, price_bar, read_all
+
+    gateway = platform.gateway
+    _user, headers = await platform.register()
+    opened = await gateway.post(
+        "/api/v1/accounts", json={"name": "manual", "cash": "10000"}, headers=headers
+    )
+    account = opened.json()["account_id"]
+    instrument = f"binance:M{uuid.uuid4().hex[:8].upper()}/USDT"
+    today = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+    bus = Bus(platform.settings, "test-market-data", telemetry=False)
+    await bus.start()
+    try:
+        await bus.publish(price_bar(instrument, "100", day=today - timedelta(days=1)))
+        prices = platform.apps["risk"].state.runtime.prices
+
+        async def priced() -> bool:
+            return prices.get(instrument) is not None
+
+        await eventually(priced)
+        order = {"account_id": account, "instrument_id": instrument, "side": "buy"}
+        bad = await gateway.post(
+            "/api/v1/orders", json={**order, "quantity": "1"}, headers=headers
+        )  # a limit order (the default type) with no limit price
+        assert bad.status_code == 422 and bad.json()["title"] == "Invalid order", bad.text
+        other_users = await gateway.post(
+            "/api/v1/orders",
+            json={**order, "quantity": "1", "limit_price": "101"},
+            headers=(await platform.register())[1],
+        )
+        assert other_users.status_code == 404
+        placed = await gateway.post(
+            "/api/v1/orders",
+            json={**order, "quantity": "1", "limit_price": "101", "client_order_id": "man-t1"},
+            headers=headers,
+        )
+        assert placed.status_code == 202, placed.text
+        client_order_id = placed.json()["client_order_id"]
+        assert placed.headers["location"] == f"/api/v1/orders/{client_order_id}"
+
+        async def stored() -> dict[str, Any] | None:
+            got = await gateway.get(f"/api/v1/orders/{client_order_id}", headers=headers)
+            return got.json() if got.status_code == 200 else None
+
+        await eventually(stored)
+        # The next day's bar trades through the limit: the paper venue fills the order.
+        await bus.publish(price_bar(instrument, "100", day=today + timedelta(days=1)))
+
+        async def filled() -> dict[str, Any] | None:
+            got = await stored()
+            return got if got and got["status"] == "FILLED" else None
+
+        done = await eventually(filled)
+        assert (done["side"], done["order_type"], done["filled"]) == ("buy", "LIMIT", "1")
+        pnl = (await gateway.get(f"/api/v1/accounts/{account}/pnl", headers=headers)).json()
+        assert [(p["instrument_id"], p["quantity"]) for p in pnl["positions"]] == [
+            (instrument, "1")
+        ]
+
+        # Above the account's limit: denied by risk, with its reason, and never placed.
+        limits = await gateway.put(
+            f"/api/v1/accounts/{account}/limits",
+            json={"max_order_quantity": "5"},
+            headers=headers,
+        )
+        assert limits.status_code == 200, limits.text
+        too_big = await gateway.post(
+            "/api/v1/orders",
+            json={**order, "quantity": "10", "limit_price": "101"},
+            headers=headers,
+        )
+        assert too_big.status_code == 202
+        refused = too_big.json()["client_order_id"]
+
+        async def denial() -> OrderDenied | None:
+            records = await read_all(
+                platform.settings.kafka_bootstrap, "orders.denied.v1", expect=1
+            )
+            found = [
+                e
+                for e in decoded("orders.denied.v1", records)
+                if isinstance(e, OrderDenied) and e.client_order_id == refused
+            ]
+            return found[0] if found else None
+
+        assert (await eventually(denial)).reason.value == "MAX_ORDER_QUANTITY"
+        never = await gateway.get(f"/api/v1/orders/{refused}", headers=headers)
+        assert never.status_code == 404
+    finally:
+        await bus.stop()

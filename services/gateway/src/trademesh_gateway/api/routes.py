@@ -20,6 +20,7 @@ from trademesh_http import ProblemError
 from trademesh_http.app import name_route
 
 from trademesh_gateway.api.deps import get_runtime
+from trademesh_gateway.api.orders import submit_order
 from trademesh_gateway.engine import INDEX, ROUTES, Route
 from trademesh_gateway.proxy import check_owned
 
@@ -55,7 +56,8 @@ def _openapi(route: Route) -> dict[str, Any]:
 
 
 async def _serve(request: Request, route: Route) -> Response:
-    proxy = (await get_runtime(request)).proxy
+    runtime = await get_runtime(request)
+    proxy = runtime.proxy
     await proxy.rate_limits.hit_ip(proxy.client_address(request))
     body = await proxy.read_body(request)
     if route.public:
@@ -64,6 +66,8 @@ async def _serve(request: Request, route: Route) -> Response:
     await proxy.rate_limits.hit_user(str(caller.user_id))
     proxy.authorise(route, caller)
     await check_owned(proxy, route, request, caller, body)
+    if route.local == "submit_order":
+        return await submit_order(runtime, caller, body)
     return await proxy.forward(request, route, caller, body)
 
 
