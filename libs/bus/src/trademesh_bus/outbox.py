@@ -39,14 +39,20 @@ class Outbox:
         *,
         topic: TopicSpec | None = None,
         subject: str | None = None,
+        traceparent: str | None = None,
     ) -> Envelope:
         """Store `event` for publishing. Call inside the transaction of the state change: if it
-        rolls back, the event is never published; if it commits, it is published at least once."""
+        rolls back, the event is never published; if it commits, it is published at least once.
+        The event travels under the caller's trace, or under `traceparent` when given (an event
+        that belongs to an earlier request's trace: a resting order's fill)."""
         spec = topic or topic_for(event)
         envelope = new_envelope(event, self.service, subject=subject)
         headers = envelope.to_headers()
-        # Keep the caller's trace: the relay publishes under this context later.
-        propagate.inject(headers)
+        # Keep the trace: the relay publishes under this context later.
+        if traceparent:
+            headers["traceparent"] = traceparent
+        else:
+            propagate.inject(headers)
         await conn.execute(
             "INSERT INTO outbox (event_id, topic, key, headers, payload) VALUES ($1, $2, $3, $4::jsonb, $5)",
             envelope.id,

@@ -59,7 +59,7 @@ from trademesh_execution.engine import (
     fill_order,
     trade_id,
 )
-from trademesh_execution.store import AccountRow, ExecutionStore
+from trademesh_execution.store import AccountRow, ExecutionStore, emit_order_event
 from trademesh_execution.venues import (
     CcxtVenue,
     DuplicateOrder,
@@ -304,7 +304,7 @@ class LiveOrders:
             # An expiry's event carries no reason: the order's row and history keep it.
             closed, event = advance(order, OrderStatus.EXPIRED, self.clock())
             await self.store.save_order(conn, closed, "the venue does not know this order")
-            await self.outbox.add(conn, event)
+            await emit_order_event(self.store, self.outbox, conn, event)
             resolution = "closed as EXPIRED, after applying the trades the venue has of it"
         await self.discrepancies.raise_(
             conn,
@@ -451,7 +451,7 @@ class LiveOrders:
         held = await self.store.position(conn, order.account_id, order.instrument_id)
         await self.store.save_position(conn, book(held, event))
         metrics.EXECUTION_FILLS.labels(service=self.service, venue="live").inc()
-        await self.outbox.add(conn, event)
+        await emit_order_event(self.store, self.outbox, conn, event)
         return filled
 
     async def _valued(self, conn: asyncpg.Connection, event: OrderFilled) -> OrderFilled:
@@ -486,5 +486,5 @@ class LiveOrders:
     ) -> OrderView:
         moved, event = advance(order, status, self.clock(), reason=reason, **changes)
         await self.store.save_order(conn, moved, reason)
-        await self.outbox.add(conn, event)
+        await emit_order_event(self.store, self.outbox, conn, event)
         return moved

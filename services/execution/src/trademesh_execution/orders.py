@@ -39,7 +39,7 @@ from trademesh_execution.engine import (
     paper_accept,
     paper_fills,
 )
-from trademesh_execution.store import ExecutionStore
+from trademesh_execution.store import ExecutionStore, emit_order_event
 
 log = get_logger("trademesh_execution.orders")
 
@@ -106,7 +106,7 @@ class Orders:
         await self.store.note(conn, order.client_order_id, OrderStatus.SUBMITTED, None)
         await self.store.save_order(conn, accepted)
         for each in events:
-            await self.outbox.add(conn, each)
+            await emit_order_event(self.store, self.outbox, conn, each)
 
     async def cancel(
         self, conn: asyncpg.Connection, client_order_id: str, reason: str, account_id: UUID | None
@@ -134,7 +134,7 @@ class Orders:
     ) -> OrderView:
         moved, event = advance(order, status, self.clock(), reason=reason)
         await self.store.save_order(conn, moved, reason)
-        await self.outbox.add(conn, event)
+        await emit_order_event(self.store, self.outbox, conn, event)
         return moved
 
     # ---- the paper venue (md.bars.v1, md.ticks.v1) -----------------------------------------------
@@ -160,7 +160,7 @@ class Orders:
                 for each in match.events:
                     if isinstance(each, OrderFilled) and not await self._book(conn, each):
                         continue
-                    await self.outbox.add(conn, each)
+                    await emit_order_event(self.store, self.outbox, conn, each)
 
     async def _book(self, conn: asyncpg.Connection, fill: OrderFilled) -> bool:
         """The fill in the account's position and cash, once per trade id."""

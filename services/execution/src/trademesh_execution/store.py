@@ -9,9 +9,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
+from typing import Any
 from uuid import UUID
 
 import asyncpg
+from opentelemetry import propagate
+from trademesh_bus.outbox import Outbox
 from trademesh_db import Database
 from trademesh_events.ids import AccountId, UserId
 from trademesh_events.orders import OrderFilled, OrderStatus, OrderType, TimeInForce
@@ -92,6 +95,23 @@ def _position(row: asyncpg.Record) -> Position:
     )
 
 
+def current_traceparent() -> str | None:
+    """The W3C traceparent of the current span, if any."""
+    carrier: dict[str, str] = {}
+    propagate.inject(carrier)
+    return carrier.get("traceparent")
+
+
+async def emit_order_event(
+    store: ExecutionStore, outbox: Outbox, conn: asyncpg.Connection, event: Any
+) -> None:
+    """An order's event, into the outbox under the order's own trace: a fill that a bar or a
+    venue's report causes minutes later still belongs to the order's path (gateway or bot,
+    risk, execution), and shows there in traces and in the audit log."""
+    traceparent = await store.order_traceparent(conn, event.client_order_id)
+    await outbox.add(conn, event, traceparent=traceparent)
+
+
 class ExecutionStore:
     def __init__(self, db: Database) -> None:
         self.db = db
@@ -154,12 +174,20 @@ class ExecutionStore:
 
     # ---- orders ----------------------------------------------------------------------------------
 
+    async def order_traceparent(self, conn: asyncpg.Connection, client_order_id: str) -> str | None:
+        """The trace the order was placed under (None for an order placed before it was kept)."""
+        value = await conn.fetchval(
+            "SELECT traceparent FROM orders WHERE client_order_id = $1", client_order_id
+        )
+        return str(value) if value else None
+
     async def insert_pending(self, conn: asyncpg.Connection, order: OrderView, venue: str) -> bool:
         """The order as PENDING, before anything is sent; False when its client id exists."""
         added = await conn.fetchval(
             "INSERT INTO orders (client_order_id, account_id, user_id, instrument_id, side, "
             "order_type, quantity, limit_price, stop_price, time_in_force, venue, status, "
-            "created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) "
+            "created_at, traceparent) "
+            "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) "
             "ON CONFLICT (client_order_id) DO NOTHING RETURNING true",
             order.client_order_id,
             order.account_id,
@@ -174,6 +202,7 @@ class ExecutionStore:
             venue,
             order.status.value,
             order.created_at,
+            current_traceparent(),
         )
         if added:
             await self.note(conn, order.client_order_id, order.status, None)

@@ -13,6 +13,7 @@ import httpx
 import pytest
 from fastapi import FastAPI
 from trademesh_bus import Bus
+from trademesh_events.envelope import new_envelope
 from trademesh_events.marketdata import Bar
 from trademesh_events.orders import (
     CancelAllOrders,
@@ -310,3 +311,43 @@ async def test_an_order_is_never_filled_by_a_bar_before_its_decision(
     await peer.publish(bar(name, 2, "110", "111", "109", "110"))
     (*_, filled) = await events_of(settings, buy.order.client_order_id, "filled")
     assert filled.last_price == Decimal("110") * Decimal("1.0005")
+
+
+async def test_a_resting_orders_fill_travels_under_the_orders_own_trace(
+    app: FastAPI, client: httpx.AsyncClient, peer: Bus, settings: Settings
+) -> None:
+    """A limit order's fill comes from a later bar, which has a trace of its own; the fill's
+    event still carries the trace the order was placed under (one trace per order path)."""
+    user, name = uuid4(), instrument()
+    account = await paper_account(client, user)
+    await market(app, peer, bar(name, 0, "100", "101", "99", "100"))
+    order_trace = f"{uuid4().hex}"
+    resting = approved(
+        account, user, name, "buy", "1", order_type=OrderType.LIMIT, limit_price=Decimal("95")
+    )
+    spec = get_topic("orders.approved.v1")
+    envelope = new_envelope(resting, "test-risk")
+    headers = {**envelope.to_headers(), "traceparent": f"00-{order_trace}-{'1' * 16}-01"}
+    await peer.publish_raw(spec.name, spec.encode(resting), spec.key_of(resting), headers)
+    await events_of(settings, resting.order.client_order_id, "accepted")
+    bar_trace = f"{uuid4().hex}"
+    session = bar(name, 1, "96", "97", "94", "96")
+    md = get_topic("md.bars.v1")
+    bar_headers = {
+        **new_envelope(session, "test-market-data").to_headers(),
+        "traceparent": f"00-{bar_trace}-{'2' * 16}-01",
+    }
+    await peer.publish_raw(md.name, md.encode(session), md.key_of(session), bar_headers)
+    await events_of(settings, resting.order.client_order_id, "filled")
+    records = await read_all(settings.kafka_bootstrap, ORDERS_EVENTS, expect=1)
+    traces = {
+        e.type: dict(r.headers)["traceparent"].decode().split("-")[1]
+        for r in records
+        for e in decoded(ORDERS_EVENTS, [r])
+        if e.client_order_id == resting.order.client_order_id
+    }
+    assert traces == {
+        "trademesh.order.submitted": order_trace,
+        "trademesh.order.accepted": order_trace,
+        "trademesh.order.filled": order_trace,
+    }

@@ -80,7 +80,9 @@ async def submit_order(runtime: Runtime, caller: Caller, body: bytes) -> Respons
             reduce_only=order.reduce_only,
             source="manual",
             created_at=now,
-            decided_at=now,
+            # No decided_at: that is market time (a bot's last bar), which the gateway does not
+            # know; a replayed market runs years behind the wall clock. Execution then fills the
+            # order on the first bar after it reads it.
         )
     except ValidationError as exc:
         raise _invalid(exc.errors(include_input=False)) from None

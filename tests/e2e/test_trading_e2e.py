@@ -1,0 +1,200 @@
+"""End to end, through the gateway's HTTP API only, on the platform as `make run` starts it
+(every service a process of its own, the embedded engines): a user signs up, opens a paper
+account and starts a bot on a replay; intents become approvals, fills, a position and PnL; a
+manual limit order fills; an order over a limit is denied with its reason; the bot stops; and
+the audit log holds every step, each order's path (gateway -> risk -> execution) under one
+trace id (T7)."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from decimal import Decimal
+from typing import Any, TypeVar
+
+import httpx
+import pytest
+from trademesh_testing.platform import Platform, clean_env, free_offset
+
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]
+
+T = TypeVar("T")
+INSTRUMENT = f"nasdaq:E{uuid.uuid4().hex[:8].upper()}/USD"
+PASSWORD = "a long e2e passphrase for the test users"
+
+
+def eventually(check: Callable[[], T | None], timeout: float = 60.0, what: str = "") -> T:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        result = check()
+        if result:
+            return result
+        time.sleep(0.3)
+    raise AssertionError(f"not within {timeout:g}s: {what}")
+
+
+@pytest.fixture(scope="module")
+def platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Platform]:
+    home = tmp_path_factory.mktemp("e2e") / "home"
+    # Open registration: users sign themselves up (the default waits for an admin's approval).
+    running = Platform(
+        home, free_offset(), "--no-demo", env=clean_env(TRADEMESH_REGISTRATION="open")
+    )
+    try:
+        running.wait_for(r"gateway:.*OpenAPI", 150)
+        yield running
+    finally:
+        output = running.stop()
+        assert "exited with" not in output, output
+
+
+def login(http: httpx.Client, email: str) -> dict[str, str]:
+    answer = http.post("/api/v1/auth/login", json={"email": email, "password": PASSWORD})
+    assert answer.status_code == 200, answer.text
+    return {"Authorization": f"Bearer {answer.json()['access_token']}"}
+
+
+@pytest.mark.timeout(600)
+def test_a_user_trades_through_the_gateway_and_the_audit_log_holds_every_step(
+    platform: Platform,
+) -> None:
+    admin_email = f"admin-{uuid.uuid4().hex[:8]}@example.com"
+    made = platform.trademesh("user", "create", "--admin", "--email", admin_email,
+                              "--password-stdin", stdin=PASSWORD)  # fmt: skip
+    assert made.returncode == 0, made.stdout + made.stderr
+    with httpx.Client(base_url=platform.url(8000), timeout=30.0) as http:
+        admin = login(http, admin_email)
+        # The admin starts a replay of the bundled GOOG daily bars.
+        feed = http.post(
+            "/api/v1/feeds",
+            json={
+                "instrument_id": INSTRUMENT,
+                "timeframes": ["1d"],
+                "config": {"kind": "replay", "file": "GOOG.csv", "speed": 86400 * 20},
+            },
+            headers=admin,
+        )
+        assert feed.status_code == 201, feed.text
+
+        # A trader signs up (open registration), logs in, opens a paper account.
+        email = f"trader-{uuid.uuid4().hex[:8]}@example.com"
+        signed_up = http.post("/api/v1/auth/register", json={"email": email, "password": PASSWORD})
+        assert signed_up.status_code == 201, signed_up.text
+        me = login(http, email)
+        account = http.post(
+            "/api/v1/accounts", json={"name": "e2e paper", "cash": "100000"}, headers=me
+        ).json()["account_id"]
+
+        def stored() -> bool:
+            bars = http.get(
+                "/api/v1/ohlcv",
+                params={"instrument": INSTRUMENT, "timeframe": "1d", "start": "2000-01-01",
+                        "end": "2100-01-01", "limit": 40},
+                headers=me,
+            )  # fmt: skip
+            return bars.status_code == 200 and len(bars.json()["items"]) >= 40
+
+        eventually(stored, what="the replay's first bars stored")
+        bot = http.post(
+            "/api/v1/bots",
+            json={
+                "strategy": "rsi_cross",
+                "instrument_id": INSTRUMENT,
+                "timeframe": "1d",
+                "account_id": account,
+                "sizing": {"kind": "quantity", "value": "10"},
+            },
+            headers=me,
+        )
+        assert bot.status_code == 201, bot.text
+        bot_id = bot.json()["bot_id"]
+
+        # Intents -> approvals -> fills -> a position and PnL.
+        def bot_filled() -> list[dict[str, Any]] | None:
+            orders = http.get("/api/v1/orders", params={"status": "FILLED"}, headers=me)
+            filled: list[dict[str, Any]] = orders.json() if orders.status_code == 200 else []
+            return [o for o in filled if o["account_id"] == account] or None
+
+        eventually(bot_filled, 120, "a bot order filled")
+        intents = http.get(f"/api/v1/bots/{bot_id}/orders", headers=me).json()
+        assert intents, intents
+        pnl = http.get(f"/api/v1/accounts/{account}/pnl", headers=me).json()
+        assert pnl["equity"] is not None
+        assert pnl["positions"] or Decimal(pnl["realised_pnl"]) != 0, pnl
+
+        # A manual limit order, marketable at the last price: it fills on the next bar.
+        last = http.get("/api/v1/prices/last", params={"instrument": INSTRUMENT}, headers=me)
+        assert last.status_code == 200, last.text
+        limit = (Decimal(str(last.json()["price"])) * Decimal("1.05")).quantize(Decimal("0.01"))
+        order = {"account_id": account, "instrument_id": INSTRUMENT, "side": "buy"}
+        manual = http.post(
+            "/api/v1/orders",
+            json={**order, "quantity": "1", "limit_price": str(limit)},
+            headers=me,
+        )
+        assert manual.status_code == 202, manual.text
+        manual_id = manual.json()["client_order_id"]
+
+        def manual_filled() -> dict[str, Any] | None:
+            got = http.get(f"/api/v1/orders/{manual_id}", headers=me)
+            return (
+                got.json() if got.status_code == 200 and got.json()["status"] == "FILLED" else None
+            )
+
+        eventually(manual_filled, 60, "the manual limit order filled")
+
+        # Over the account's limit: denied, with its reason.
+        limits = http.put(
+            f"/api/v1/accounts/{account}/limits", json={"max_order_quantity": "50"}, headers=me
+        )
+        assert limits.status_code == 200, limits.text
+        big = http.post(
+            "/api/v1/orders",
+            json={**order, "quantity": "500", "limit_price": str(limit)},
+            headers=me,
+        )
+        assert big.status_code == 202, big.text
+        denied_id = big.json()["client_order_id"]
+
+        # The bot stops.
+        stopped = http.post(f"/api/v1/bots/{bot_id}/stop", headers=me)
+        assert stopped.status_code == 200 and stopped.json()["state"] == "STOPPED", stopped.text
+
+        # The audit log (admin): every step, each order path under one trace id.
+        def audited(target: str, *actions: str) -> list[dict[str, Any]] | None:
+            rows = http.get("/api/v1/audit", params={"target": target}, headers=admin)
+            assert rows.status_code == 200, rows.text
+            items: list[dict[str, Any]] = rows.json()["items"]
+            return items if {*actions} <= {r["action"] for r in items} else None
+
+        path = eventually(
+            lambda: audited(
+                manual_id,
+                "trademesh.order.intent",
+                "trademesh.order.approved",
+                "trademesh.order.filled",
+            ),
+            60,
+            "the manual order's path in the audit log",
+        )
+        traces = {r["trace_id"] for r in path}
+        assert len(traces) == 1 and None not in traces, [(r["action"], r["trace_id"]) for r in path]
+        assert {r["actor"] for r in path if r["action"] == "trademesh.order.intent"} == {
+            signed_up.json()["user_id"]
+        }
+        denial = eventually(
+            lambda: audited(denied_id, "trademesh.order.intent", "trademesh.order.denied"),
+            60,
+            "the denied order in the audit log",
+        )
+        [denied] = [r for r in denial if r["action"] == "trademesh.order.denied"]
+        assert denied["event"]["reason"] == "MAX_ORDER_QUANTITY"
+        assert len({r["trace_id"] for r in denial}) == 1
+        bot_rows = eventually(
+            lambda: audited(bot_id, "trademesh.bot.state_changed"), 60, "the bot's states"
+        )
+        states = [r["event"]["state"] for r in bot_rows]
+        assert "RUNNING" in states and "STOPPED" in states, states
+        verified = http.get("/api/v1/audit/verify", headers=admin).json()
+        assert verified["ok"] is True, verified
