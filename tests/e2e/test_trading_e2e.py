@@ -7,7 +7,9 @@ trace id (T7)."""
 
 from __future__ import annotations
 
+import asyncio
 import time
+import tomllib
 import uuid
 from collections.abc import Callable, Iterator
 from decimal import Decimal
@@ -15,7 +17,8 @@ from typing import Any, TypeVar
 
 import httpx
 import pytest
-from trademesh_testing.platform import Platform, clean_env, free_offset
+from trademesh_events.topics import TOPICS
+from trademesh_testing.platform import ROOT, Platform, clean_env, free_offset
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
@@ -198,3 +201,88 @@ def test_a_user_trades_through_the_gateway_and_the_audit_log_holds_every_step(
         assert "RUNNING" in states and "STOPPED" in states, states
         verified = http.get("/api/v1/audit/verify", headers=admin).json()
         assert verified["ok"] is True, verified
+
+
+def _bootstrap(platform: Platform) -> str:
+    """The platform's broker, from the settings file `trademesh up` wrote in its home."""
+    for line in (platform.home / "infra.env").read_text().splitlines():
+        name, _, value = line.partition("=")
+        if name == "TRADEMESH_KAFKA_BOOTSTRAP":
+            return value.strip("'\"")
+    raise AssertionError("no TRADEMESH_KAFKA_BOOTSTRAP in infra.env")
+
+
+async def _poison_and_read_dlqs(bootstrap: str, topics: list[str]) -> dict[str, set[str]]:
+    """Publish malformed records (not JSON; JSON of no event; no envelope) on each topic; then
+    which consumers (dlq_consumer header) put each topic's poison on `<topic>.dlq`."""
+    from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+
+    marker = uuid.uuid4().hex
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, enable_idempotence=False)
+    await producer.start()
+    try:
+        for topic in topics:
+            headers = [("ce_id", marker.encode()), ("ce_type", b"trademesh.nonsense")]
+            await producer.send_and_wait(topic, b"\xff not json", key=marker.encode())
+            await producer.send_and_wait(topic, b'{"hello": 1}', key=marker.encode(),
+                                         headers=headers)  # fmt: skip
+    finally:
+        await producer.stop()
+    seen: dict[str, set[str]] = {topic: set() for topic in topics}
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and not all(seen.values()):
+        reader = AIOKafkaConsumer(*(f"{t}.dlq" for t in topics), bootstrap_servers=bootstrap,
+                                  auto_offset_reset="earliest", group_id=None)  # fmt: skip
+        await reader.start()
+        try:
+            batches = await reader.getmany(timeout_ms=2000, max_records=10000)
+        finally:
+            await reader.stop()
+        for records in batches.values():
+            for record in records:
+                headers = {k: v.decode(errors="replace") for k, v in record.headers}
+                if record.key == marker.encode():
+                    seen[headers["dlq_source_topic"]].add(headers["dlq_consumer"])
+        await asyncio.sleep(1)
+    return seen
+
+
+@pytest.mark.timeout(300)
+def test_poison_on_every_input_topic_lands_in_the_dlqs_and_trading_goes_on(
+    platform: Platform,
+) -> None:
+    # Who consumes what, as each service declares it ([tool.trademesh.service] consumes); a
+    # service's consumer groups are named `<service>.<topic>[.<instance>]`.
+    consumers: dict[str, set[str]] = {}
+    for pyproject in sorted((ROOT / "services").glob("*/pyproject.toml")):
+        declared = tomllib.loads(pyproject.read_text())["tool"]["trademesh"]["service"]
+        for topic in declared.get("consumes", []):
+            consumers.setdefault(topic, set()).add(declared["name"])
+    assert {t.name for t in TOPICS} <= set(consumers), "a topic nobody consumes"
+    seen = asyncio.run(_poison_and_read_dlqs(_bootstrap(platform), sorted(consumers)))
+    for topic, services in consumers.items():
+        dead_lettered = {c.split(".")[0] for c in seen[topic]}
+        assert services <= dead_lettered, (topic, services, seen[topic])
+    # ...and the pipeline still trades: a new user's market-price order fills.
+    email = f"after-{uuid.uuid4().hex[:8]}@example.com"
+    with httpx.Client(base_url=platform.url(8000), timeout=30.0) as http:
+        made = http.post("/api/v1/auth/register", json={"email": email, "password": PASSWORD})
+        assert made.status_code == 201, made.text
+        me = login(http, email)
+        account = http.post(
+            "/api/v1/accounts", json={"name": "after poison", "cash": "100000"}, headers=me
+        ).json()["account_id"]
+        order = http.post(
+            "/api/v1/orders",
+            json={"account_id": account, "instrument_id": INSTRUMENT, "side": "buy",
+                  "order_type": "MARKET", "quantity": "1"},
+            headers=me,
+        )  # fmt: skip
+        assert order.status_code == 202, order.text
+        client_order_id = order.json()["client_order_id"]
+
+        def placed() -> dict[str, Any] | None:
+            got = http.get(f"/api/v1/orders/{client_order_id}", headers=me)
+            return got.json() if got.status_code == 200 else None
+
+        eventually(placed, 60, "the order after the poison reached execution")

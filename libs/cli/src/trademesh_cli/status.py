@@ -55,8 +55,9 @@ def readiness(services: list[ServiceEntry], offset: int = 0) -> list[Readiness]:
 async def consumer_lag(bootstrap: str) -> list[Lag]:
     """For every consumer group: per topic, end offsets minus committed offsets.
 
-    A service's groups are named `<service group>.<topic>` (one group per consumed topic), so a
-    group's topic is the known topic its name ends with. Committed offsets are read the way the
+    A service's groups are named `<service group>.<topic>` (one group per consumed topic), with
+    `.<instance>` after it where every replica reads everything (ticks for risk, the gateway's
+    event stream), so a group's topic is the known topic its name holds. Committed offsets are read the way the
     consumers read them (OffsetFetch through a group coordinator): Tansu does not answer the
     admin client's version of that request.
     """
@@ -72,7 +73,7 @@ async def consumer_lag(bootstrap: str) -> list[Lag]:
         groups = sorted(str(g[0]) for g in await admin.list_consumer_groups())
         out: list[Lag] = []
         for group in groups:
-            topic = next((t for t in known if group.endswith(f".{t}")), None)
+            topic = next((t for t in known if f".{t}." in f"{group}."), None)
             if topic is None:
                 continue
             partitions = [
