@@ -67,17 +67,9 @@ async def submit_order(runtime: Runtime, caller: Caller, body: bytes) -> Respons
     now = datetime.now(UTC)
     try:
         intent = SubmitOrder(
-            account_id=order.account_id,
+            **order.model_dump(exclude={"client_order_id"}),
             user_id=caller.user_id,
             client_order_id=order.client_order_id or f"man-{uuid.uuid4().hex[:28]}",
-            instrument_id=order.instrument_id,
-            side=order.side,
-            order_type=order.order_type,
-            quantity=order.quantity,
-            limit_price=order.limit_price,
-            stop_price=order.stop_price,
-            time_in_force=order.time_in_force,
-            reduce_only=order.reduce_only,
             source="manual",
             created_at=now,
             # No decided_at: that is market time (a bot's last bar), which the gateway does not
