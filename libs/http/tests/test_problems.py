@@ -12,7 +12,7 @@ from starlette.requests import Request
 from trademesh_http import Problem, ProblemError, create_http_app, problem_response
 from trademesh_observability.logging import request_id_var
 
-from .conftest import make_client
+from .conftest import add_demo_routes, make_client
 
 pytestmark = pytest.mark.unit
 
@@ -231,3 +231,56 @@ def test_problem_response_includes_current_request_id() -> None:
     assert b'"request_id":"req-direct"' in response.body
     assert b'"title":"Bad Request"' in response.body
     assert response.headers["x-extra"] == "1"
+
+
+# --- the OpenAPI document says what the handlers answer ----------------------------------------
+
+
+async def test_the_openapi_document_describes_errors_as_problems(service: str) -> None:
+    app = add_demo_routes(create_http_app(service=service))
+
+    @app.get("/declared", responses={404: {"description": "No such thing"}})
+    async def declared() -> None:
+        raise ProblemError(404)
+
+    @app.get("/modelled", responses={409: {"model": Problem, "description": "Its own body"}})
+    async def modelled() -> None:
+        raise ProblemError(409)
+
+    async with make_client(app) as client:
+        document = (await client.get("/openapi.json")).json()
+        answered = await client.post("/orders", json={})
+
+    problem = {PROBLEM_JSON: {"schema": {"$ref": "#/components/schemas/Problem"}}}
+    paths = document["paths"]
+    assert paths["/orders"]["post"]["responses"]["422"]["content"] == problem
+    assert paths["/items/{item_id}"]["get"]["responses"]["422"]["content"] == problem
+    assert paths["/declared"]["get"]["responses"]["404"]["content"] == problem
+    assert paths["/ready"]["get"]["responses"]["503"]["content"] == problem
+    # A body a route declares itself is its own business.
+    assert paths["/modelled"]["get"]["responses"]["409"]["content"] == {
+        "application/json": {"schema": {"$ref": "#/components/schemas/Problem"}}
+    }
+    schemas = document["components"]["schemas"]
+    assert schemas["Problem"] == Problem.model_json_schema()
+    assert "HTTPValidationError" not in schemas and "ValidationError" not in schemas
+    # ...and that is what a client meets.
+    assert answered.status_code == 422
+    assert answered.headers["content-type"] == PROBLEM_JSON
+
+
+async def test_a_document_source_replaces_the_openapi_document(service: str) -> None:
+    async def source() -> dict[str, object]:
+        return {"openapi": "3.1.0", "info": {"title": "made", "version": "1"}, "paths": {}}
+
+    app = create_http_app(service=service, openapi=source)
+    async with make_client(app) as client:
+        document = await client.get("/openapi.json")
+        docs = await client.get("/docs")
+        redoc = await client.get("/redoc")
+
+    assert document.json()["info"]["title"] == "made"
+    assert docs.status_code == redoc.status_code == 200
+    assert "/openapi.json" in docs.text and "/openapi.json" in redoc.text
+    # The app's own document stays app.openapi(): what `source` may start from.
+    assert "/health" in app.openapi()["paths"]

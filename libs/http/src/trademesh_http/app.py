@@ -10,6 +10,8 @@ from collections.abc import Awaitable, Callable, Mapping, MutableMapping
 from typing import Any
 
 from fastapi import FastAPI, Request, Response
+from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
+from fastapi.responses import HTMLResponse, JSONResponse
 from opentelemetry import trace
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from starlette.types import ASGIApp, Lifespan, Message, Receive, Scope, Send
@@ -17,6 +19,7 @@ from trademesh_observability import metrics
 from trademesh_observability.logging import request_id_var
 
 from trademesh_http.problems import (
+    document_problems,
     install_problem_handlers,
     internal_error_response,
     problem_response,
@@ -24,6 +27,7 @@ from trademesh_http.problems import (
 from trademesh_http.tokens import TokenVerifier
 
 ReadinessCheck = Callable[[], Awaitable[Any]]
+OpenApiSource = Callable[[], Awaitable[dict[str, Any]]]
 REQUEST_ID_HEADER = "X-Request-ID"
 _SANE_REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,128}$")
 _REQUEST_ID_KEY = REQUEST_ID_HEADER.lower().encode()
@@ -149,7 +153,9 @@ def create_http_app(
     ready_timeout_s: float = 2.0,
     registry: CollectorRegistry = metrics.REGISTRY,
     title: str | None = None,
+    description: str = "",
     tokens: TokenVerifier | None = None,
+    openapi: OpenApiSource | None = None,
 ) -> FastAPI:
     """A FastAPI app with the platform endpoints and middlewares; add the service's routers to it.
 
@@ -159,6 +165,10 @@ def create_http_app(
 
     `tokens` verifies the callers' access tokens (trademesh_http.caller); without it every route
     that needs a caller answers 401.
+
+    The OpenAPI document (app.openapi()) describes errors as they are answered: problem+json
+    (`document_problems`). `openapi` replaces it at /openapi.json (and in /docs, /redoc) with a
+    document that takes I/O to make (the gateway's holds its services' documents).
     """
     checks = dict(readiness or {})
     # FastAPI's own OpenTelemetry server spans (FastAPI >= 0.165): the caller's trace context
@@ -169,7 +179,9 @@ def create_http_app(
     app = FastAPI(
         title=title or f"trademesh {service}",
         version=version,
+        description=description,
         lifespan=lifespan,
+        openapi_url=None if openapi else "/openapi.json",
         telemetry={
             "tracing": True,
             "operation_spans": False,
@@ -181,6 +193,15 @@ def create_http_app(
     app.state.tokens = tokens
     install_problem_handlers(app)
 
+    def openapi_document() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            app.openapi_schema = document_problems(FastAPI.openapi(app))
+        return app.openapi_schema
+
+    app.openapi = openapi_document  # type: ignore[method-assign]
+    if openapi is not None:
+        _serve_openapi(app, openapi)
+
     @app.get("/health", tags=["platform"], summary="Liveness: the process serves requests")
     async def health() -> dict[str, str]:
         return {"status": "ok", "service": service}
@@ -190,6 +211,7 @@ def create_http_app(
         tags=["platform"],
         summary="Readiness: every dependency answers now",
         response_model=None,
+        responses={503: {"description": "Not ready: the failing checks, by name"}},
     )
     async def ready(request: Request) -> Any:
         results = await asyncio.gather(
@@ -214,3 +236,25 @@ def create_http_app(
 
     app.add_middleware(RequestContext, service=service)
     return app
+
+
+def _serve_openapi(app: FastAPI, source: OpenApiSource) -> None:
+    """/openapi.json from `source`, and the /docs and /redoc pages that read it (FastAPI's own
+    read app.openapi(), which cannot wait for I/O)."""
+
+    @app.get("/openapi.json", include_in_schema=False)
+    async def openapi_json() -> JSONResponse:
+        return JSONResponse(await source())
+
+    def document_url(request: Request) -> str:
+        return str(request.scope.get("root_path", "")).rstrip("/") + "/openapi.json"
+
+    @app.get("/docs", include_in_schema=False)
+    async def swagger_ui(request: Request) -> HTMLResponse:
+        return get_swagger_ui_html(
+            openapi_url=document_url(request), title=f"{app.title} - Swagger UI"
+        )
+
+    @app.get("/redoc", include_in_schema=False)
+    async def redoc(request: Request) -> HTMLResponse:
+        return get_redoc_html(openapi_url=document_url(request), title=f"{app.title} - ReDoc")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 from http import HTTPStatus
 from typing import Any
@@ -80,6 +81,34 @@ def internal_error_response(request: Request, exc: BaseException) -> JSONRespons
     """Log an unhandled error with its traceback; answer a generic 500 problem, no details."""
     log.error("unhandled error", exc_info=exc, extra={"path": request.url.path})
     return problem_response(request, 500, detail="An internal error occurred; it has been logged.")
+
+
+_SCHEMAS = "#/components/schemas/"
+_FASTAPI_VALIDATION = {"$ref": _SCHEMAS + "HTTPValidationError"}
+
+
+def document_problems(document: dict[str, Any]) -> dict[str, Any]:
+    """`document`, an OpenAPI document FastAPI made, with its error responses as the handlers
+    below answer them: an application/problem+json `Problem`. That is every 422 (FastAPI writes
+    them as application/json HTTPValidationError, which no route answers) and every other 4xx or
+    5xx a route declares without a body of its own; a declared body (`model=`) is kept."""
+    problem = {PROBLEM_JSON: {"schema": {"$ref": _SCHEMAS + "Problem"}}}
+    for operations in document.get("paths", {}).values():
+        for operation in operations.values():
+            for code, response in operation.get("responses", {}).items():
+                if not (code[:1] in ("4", "5") or code == "default"):
+                    continue
+                schemas = [media.get("schema") for media in response.get("content", {}).values()]
+                if all(schema in (None, {}, _FASTAPI_VALIDATION) for schema in schemas):
+                    response["content"] = problem
+    schemas = document.setdefault("components", {}).setdefault("schemas", {})
+    schemas["Problem"] = Problem.model_json_schema(ref_template=_SCHEMAS + "{model}")
+    # FastAPI's validation error schemas, once nothing refers to them (the first refers to the
+    # second).
+    for name in ("HTTPValidationError", "ValidationError"):
+        if f'"{_SCHEMAS}{name}"' not in json.dumps(document):
+            schemas.pop(name, None)
+    return document
 
 
 def install_problem_handlers(app: FastAPI) -> None:

@@ -5,11 +5,9 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
-from typing import Any
 
 import httpx
 from fastapi import FastAPI
-from fastapi.openapi.utils import get_openapi
 from trademesh_bus import Bus
 from trademesh_db import Database
 from trademesh_http import ReadinessCheck, TokenVerifier, create_http_app
@@ -22,6 +20,7 @@ from trademesh_gateway.api.deps import Runtime
 from trademesh_gateway.config import Settings
 from trademesh_gateway.engine import Service
 from trademesh_gateway.handlers import register_handlers
+from trademesh_gateway.openapi import FETCH_TIMEOUT_S, Published
 from trademesh_gateway.proxy import ApiKeys, Proxy, Upstreams
 from trademesh_gateway.ratelimit import RateLimits
 from trademesh_gateway.streams import EventHub
@@ -89,39 +88,24 @@ def create_app(
             await upstreams.aclose()
             log.info("stopped")
 
+    published = Published(
+        lambda: app.openapi(),
+        upstreams,
+        ttl_s=settings.openapi_cache_s,
+        timeout_s=min(FETCH_TIMEOUT_S, settings.upstream_timeout_s),
+    )
     app = create_http_app(
         service=settings.service_name,
         readiness=readiness,
         lifespan=lifespan,
         ready_timeout_s=settings.ready_timeout_s,
         title="trademesh gateway",
+        description="The only public API of trademesh. Each route is described by the service "
+        "that serves it. Errors are RFC 9457 problems (application/problem+json); every "
+        "response carries X-Request-ID.",
         tokens=verifier,
+        openapi=published.document,
     )
     app.state.runtime = Runtime(settings=settings, proxy=proxy, hub=hub, bus=bus, db=db)
     app.include_router(api_router(), prefix="/api/v1")
-    app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     return app
-
-
-def _openapi(app: FastAPI) -> dict[str, Any]:
-    """FastAPI's document, with the gateway's credentials declared as security schemes."""
-    if app.openapi_schema is None:
-        document = get_openapi(
-            title=app.title,
-            version=app.version,
-            description="The only public API of trademesh. Errors are RFC 9457 problems "
-            "(application/problem+json); every response carries X-Request-ID.",
-            routes=app.routes,
-        )
-        document.setdefault("components", {})["securitySchemes"] = {
-            "accessToken": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"},
-            "apiKey": {
-                "type": "apiKey",
-                "in": "header",
-                "name": "Authorization",
-                "description": "ApiKey tmk_…",
-            },
-            "apiKeyHeader": {"type": "apiKey", "in": "header", "name": "X-API-Key"},
-        }
-        app.openapi_schema = document
-    return app.openapi_schema

@@ -69,6 +69,13 @@ class Settings(ServiceSettings):
         description="An API key's access token is exchanged again this long before it expires.",
     )
     api_key_cache_size: int = Field(10_000, ge=1, le=1_000_000, description="Keys cached.")
+    openapi_cache_s: float = Field(
+        300.0,
+        ge=0,
+        le=86_400,
+        description="How long the services' OpenAPI documents, fetched for the gateway's "
+        "/openapi.json, are kept (one that could not be fetched: 30 s at most).",
+    )
     sse_heartbeat_s: float = Field(
         15.0, gt=0, le=300, description="A comment line on idle event streams this often."
     )

@@ -17,7 +17,7 @@ import uuid
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from decimal import Decimal
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from starlette.responses import JSONResponse, Response
@@ -46,6 +46,16 @@ class ManualOrder(BaseModel):
     client_order_id: ClientOrderId | None = Field(
         None, description="Your idempotency key for this order (sending it again is safe)."
     )
+
+
+class OrderAccepted(BaseModel):
+    """A manual order accepted for risk's decision (202)."""
+
+    client_order_id: ClientOrderId
+    account_id: uuid.UUID
+    status: Literal["submitted"] = "submitted"
+    event_id: uuid.UUID = Field(description="The id of the intent's event on the bus.")
+    submitted_at: datetime
 
 
 def _invalid(errors: Sequence[Mapping[str, Any]]) -> ProblemError:
@@ -79,15 +89,14 @@ async def submit_order(runtime: Runtime, caller: Caller, body: bytes) -> Respons
     except ValidationError as exc:
         raise _invalid(exc.errors(include_input=False)) from None
     envelope = await runtime.bus.publish(intent)
-    location = f"/api/v1/orders/{intent.client_order_id}"
+    accepted = OrderAccepted(
+        client_order_id=intent.client_order_id,
+        account_id=intent.account_id,
+        event_id=envelope.id,
+        submitted_at=now,
+    )
     return JSONResponse(
-        {
-            "client_order_id": intent.client_order_id,
-            "account_id": str(intent.account_id),
-            "status": "submitted",
-            "event_id": str(envelope.id),
-            "submitted_at": now.isoformat(),
-        },
+        accepted.model_dump(mode="json"),
         status_code=202,
-        headers={"Location": location},
+        headers={"Location": f"/api/v1/orders/{intent.client_order_id}"},
     )
