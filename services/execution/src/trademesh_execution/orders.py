@@ -31,6 +31,7 @@ from trademesh_trading.fills import FillModel
 
 from trademesh_execution.engine import (
     OrderView,
+    PaperMatch,
     advance,
     bar_of_tick,
     book,
@@ -90,23 +91,31 @@ class Orders:
             # A live venue: PENDING commits with this approval; live.py sends it afterwards
             # (and looks it up first, so a crash in between never sends it twice).
             return
-        # The market's time: the instrument's clock, and never before the bar the order was
-        # decided on (execution may read that bar after the approval); the service's now when
-        # neither is known.
-        known = [
-            t
-            for t in (
-                await self.store.market_clock(conn, order.instrument_id),
-                event.order.decided_at,
-            )
-            if t is not None
-        ]
-        market_time = max(known) if known else now
+        # The market's time: the bar the order was decided on when the paper venue has seen
+        # later bars already (the approval came late: it is tried against the kept bars after
+        # that one, as if it had come in time); else the instrument's clock, and never before
+        # the decision (execution may read that bar after the approval); the service's now
+        # when neither is known.
+        await self.store.lock_market(conn, order.instrument_id)
+        clock = await self.store.market_clock(conn, order.instrument_id)
+        decided = event.order.decided_at
+        late = None
+        if decided is not None and clock is not None and clock > decided:
+            late = await self.store.bars_after(conn, order.instrument_id, decided)
+        known = [t for t in (clock, decided) if t is not None]
+        market_time = decided if late is not None and decided else max(known) if known else now
         accepted, events = paper_accept(order, now, market_time=market_time)
         await self.store.note(conn, order.client_order_id, OrderStatus.SUBMITTED, None)
         await self.store.save_order(conn, accepted)
         for each in events:
             await emit_order_event(self.store, self.outbox, conn, each)
+        for bar in late or ():
+            matches = paper_fills([accepted], bar, self.fill_model)
+            await self._apply(conn, matches)
+            if matches:
+                accepted = matches[-1].order
+            if not is_open(accepted.status):
+                break
 
     async def cancel(
         self, conn: asyncpg.Connection, client_order_id: str, reason: str, account_id: UUID | None
@@ -143,24 +152,31 @@ class Orders:
         """A final bar (or a tick, as a one-second bar) moves the instrument's market clock and
         fills the working paper orders it crosses, in one transaction with its inbox entry."""
         if isinstance(event, Tick):
-            bar = bar_of_tick(event)
+            bar, kept = bar_of_tick(event), False
         elif isinstance(event, Bar) and event.final:
-            bar = event
-            await self.store.mark_market(bar.instrument_id, bar.close_time, bar.close)
+            bar, kept = event, True
         else:
             return
-        if not await self.store.any_working_paper(bar.instrument_id):
+        if not kept and not await self.store.any_working_paper(bar.instrument_id):
             return
         async with self.db.transaction() as conn:
-            if not await inbox.claim(conn, consumer, event_id, topic):
-                return
+            await self.store.lock_market(conn, bar.instrument_id)
+            if kept:
+                await self.store.keep_bar(conn, bar)
+                await self.store.mark_market(bar.instrument_id, bar.close_time, bar.close, conn)
             orders = await self.store.working_paper_orders(conn, bar.instrument_id)
-            for match in paper_fills(orders, bar, self.fill_model):
-                await self.store.save_order(conn, match.order)
-                for each in match.events:
-                    if isinstance(each, OrderFilled) and not await self._book(conn, each):
-                        continue
-                    await emit_order_event(self.store, self.outbox, conn, each)
+            if not orders or not await inbox.claim(conn, consumer, event_id, topic):
+                return
+            await self._apply(conn, paper_fills(orders, bar, self.fill_model))
+
+    async def _apply(self, conn: asyncpg.Connection, matches: list[PaperMatch]) -> None:
+        """What bars did to paper orders: their new states, fills booked once, their events."""
+        for match in matches:
+            await self.store.save_order(conn, match.order)
+            for each in match.events:
+                if isinstance(each, OrderFilled) and not await self._book(conn, each):
+                    continue
+                await emit_order_event(self.store, self.outbox, conn, each)
 
     async def _book(self, conn: asyncpg.Connection, fill: OrderFilled) -> bool:
         """The fill in the account's position and cash, once per trade id."""

@@ -17,11 +17,14 @@ from opentelemetry import propagate
 from trademesh_bus.outbox import Outbox
 from trademesh_db import Database
 from trademesh_events.ids import AccountId, UserId
+from trademesh_events.marketdata import Bar
 from trademesh_events.orders import OrderFilled, OrderStatus, OrderType, TimeInForce
 
 from trademesh_execution.engine import OrderView, Position
 
 ZERO = Decimal(0)
+PAPER_BARS_KEPT = 5000  # per instrument and timeframe: 20 years of days, 3.5 days of minutes
+PRUNE_EVERY = 200
 OPEN_STATES = ("PENDING", "SUBMITTED", "ACCEPTED", "PARTIALLY_FILLED", "UNKNOWN")
 
 
@@ -115,6 +118,7 @@ async def emit_order_event(
 class ExecutionStore:
     def __init__(self, db: Database) -> None:
         self.db = db
+        self._kept = 0  # bars this process added to paper_bars (pruning is every PRUNE_EVERY)
 
     # ---- accounts ------------------------------------------------------------------------------
 
@@ -390,10 +394,66 @@ class ExecutionStore:
         )
         return [_position(row) for row in rows]
 
-    async def mark_market(self, instrument_id: str, clock: datetime, price: Decimal) -> None:
+    async def lock_market(self, conn: asyncpg.Connection, instrument_id: str) -> None:
+        """One paper-venue change of an instrument at a time, across replicas: a bar's matching
+        and an approval's acceptance (with its catch-up on stored bars) never interleave, so
+        neither misses the other."""
+        await conn.execute(
+            "SELECT pg_advisory_xact_lock(hashtextextended('paper:' || $1, 0))", instrument_id
+        )
+
+    async def keep_bar(self, conn: asyncpg.Connection, bar: Bar) -> None:
+        """A final bar, for approvals that come after it; the oldest beyond PAPER_BARS_KEPT of
+        its instrument and timeframe go now and then."""
+        added = await conn.fetchval(
+            "INSERT INTO paper_bars (instrument_id, timeframe, open_time, close_time, bar) "
+            "VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING RETURNING true",
+            bar.instrument_id,
+            bar.timeframe,
+            bar.open_time,
+            bar.close_time,
+            bar.model_dump_json(),
+        )
+        self._kept += 1 if added else 0
+        if added and self._kept % PRUNE_EVERY == 0:
+            await conn.execute(
+                "DELETE FROM paper_bars WHERE instrument_id = $1 AND timeframe = $2 AND "
+                "open_time < (SELECT open_time FROM paper_bars WHERE instrument_id = $1 AND "
+                "timeframe = $2 ORDER BY open_time DESC OFFSET $3 LIMIT 1)",
+                bar.instrument_id,
+                bar.timeframe,
+                PAPER_BARS_KEPT,
+            )
+
+    async def bars_after(
+        self, conn: asyncpg.Connection, instrument_id: str, since: datetime
+    ) -> list[Bar] | None:
+        """The kept final bars of the instrument opening at or after `since`, in the order they
+        came (by close time, the shorter bar first); None when the kept bars do not reach back
+        to `since` (pruned, or none yet)."""
+        oldest = await conn.fetchval(
+            "SELECT min(open_time) FROM paper_bars WHERE instrument_id = $1", instrument_id
+        )
+        if oldest is None or oldest > since:
+            return None
+        rows = await conn.fetch(
+            "SELECT bar FROM paper_bars WHERE instrument_id = $1 AND open_time >= $2 "
+            "ORDER BY close_time, open_time DESC",
+            instrument_id,
+            since,
+        )
+        return [Bar.model_validate_json(row["bar"]) for row in rows]
+
+    async def mark_market(
+        self,
+        instrument_id: str,
+        clock: datetime,
+        price: Decimal,
+        conn: asyncpg.Connection | None = None,
+    ) -> None:
         """The instrument's market clock moves forward only (a redelivered old bar changes
         nothing); the price is that bar's close."""
-        await self.db.pool.execute(
+        await (conn or self.db.pool).execute(
             "INSERT INTO market (instrument_id, clock, last_price) VALUES ($1, $2, $3) "
             "ON CONFLICT (instrument_id) DO UPDATE SET clock = EXCLUDED.clock, "
             "last_price = EXCLUDED.last_price WHERE market.clock <= EXCLUDED.clock",

@@ -313,6 +313,36 @@ async def test_an_order_is_never_filled_by_a_bar_before_its_decision(
     assert filled.last_price == Decimal("110") * Decimal("1.0005")
 
 
+async def test_a_late_approval_fills_from_the_bar_after_its_decision(
+    app: FastAPI, client: httpx.AsyncClient, peer: Bus, settings: Settings
+) -> None:
+    """The other way round: execution has read days 1 to 3 when the approval of an order decided
+    on day 0's close comes (the order pipeline behind the market data: a fast replay, a restart
+    of risk). The order is tried against the kept bars after its decision, as if it had come in
+    time: day 1 fills it at its open; day 3 (the last seen) would not have, and no later bar is
+    needed. A limit order the kept bars never reach waits for the next bar."""
+    user, name = uuid4(), instrument()
+    account = await paper_account(client, user)
+    day0 = bar(name, 0, "100", "101", "99", "100")
+    await market(app, peer, day0)
+    for day, price in ((1, "102"), (2, "105"), (3, "108")):
+        await market(app, peer, bar(name, day, price, price, price, price))
+    buy = approved(account, user, name, "buy", "2", decided_at=day0.close_time)
+    await peer.publish(buy)
+    (*_, filled) = await events_of(settings, buy.order.client_order_id, "filled")
+    assert filled.last_price == Decimal("102") * Decimal("1.0005")
+    assert filled.ts == day0.close_time  # day 1's open
+    cheap = approved(account, user, name, "buy", "1", decided_at=day0.close_time,
+                     order_type=OrderType.LIMIT, limit_price=Decimal("90"))  # fmt: skip
+    await peer.publish(cheap)
+    await events_of(settings, cheap.order.client_order_id, "accepted")
+    found = await app.state.runtime.store.order(cheap.order.client_order_id)
+    assert found[0].filled == 0 and found[0].active_from == day0.close_time
+    await peer.publish(bar(name, 4, "89", "90", "88", "89"))
+    (*_, limit_fill) = await events_of(settings, cheap.order.client_order_id, "filled")
+    assert limit_fill.last_price == Decimal("89")  # a better open than the limit
+
+
 async def test_a_resting_orders_fill_travels_under_the_orders_own_trace(
     app: FastAPI, client: httpx.AsyncClient, peer: Bus, settings: Settings
 ) -> None:

@@ -305,32 +305,45 @@ class BotRuntime:
             if not await inbox.claim(conn, consumer, event_id, topic):
                 metrics.BUS_REDELIVERIES_SKIPPED.labels(service=self.service, topic=topic).inc()
                 return
+            asked: dict[datetime, list[Bar]] = {}  # bots on one instrument ask the same gap
             for bot in await self.store.running_for(conn, bar.instrument_id, bar.timeframe):
-                await self._bar_for(conn, bot, bar)
+                await self._bar_for(conn, bot, bar, asked)
 
-    async def _bar_for(self, conn: asyncpg.Connection, bot: BotRecord, bar: Bar) -> None:
+    async def _bar_for(
+        self,
+        conn: asyncpg.Connection,
+        bot: BotRecord,
+        bar: Bar,
+        asked: dict[datetime, list[Bar]],
+    ) -> None:
         if bot.last_bar_time is not None and bar.open_time <= bot.last_bar_time:
             return  # seen already (warm-up, or a replay played again)
-        for each in [*await self._missed(bot, bar), bar]:
+        for each in [*await self._missed(bot, bar, asked), bar]:
             if not await self._one_bar(conn, bot, each):
                 return  # the bot failed: it is ERROR now
             bot = replace(bot, last_bar_time=each.open_time, bars_seen=bot.bars_seen + 1)
 
-    async def _missed(self, bot: BotRecord, bar: Bar) -> list[Bar]:
+    async def _missed(
+        self, bot: BotRecord, bar: Bar, asked: dict[datetime, list[Bar]]
+    ) -> list[Bar]:
         """Bars between the bot's last one and `bar` that it never got (one was consumed in the
         moment between its warm-up and its first commit, say): asked from the history API when
         there is room for one, and handled as if live, so that no intent is missing. Markets
-        close, so most such gaps are empty; they cost one history query each."""
+        close, so most such gaps are empty; they cost one history query each, shared by the
+        bots of the bar's instrument that have the same gap (`asked`, by gap start)."""
         if bot.last_bar_time is None or bar.open_time <= bot.last_bar_time + (
             bar.close_time - bar.open_time
         ):
             return []
+        if bot.last_bar_time in asked:
+            return asked[bot.last_bar_time]
         try:
             found = await self.market.bars(
                 bot.instrument_id, bot.timeframe, bot.last_bar_time + _TICK, bar.open_time
             )
         except NoMarketData:
             return []
+        asked[bot.last_bar_time] = found
         if found:
             log.warning("bars caught up from history", bot_id=str(bot.bot_id), bars=len(found))
         return found
