@@ -205,15 +205,6 @@ def test_a_user_trades_through_the_gateway_and_the_audit_log_holds_every_step(
         assert verified["ok"] is True, verified
 
 
-def _bootstrap(platform: Platform) -> str:
-    """The platform's broker, from the settings file `trademesh up` wrote in its home."""
-    for line in (platform.home / "infra.env").read_text().splitlines():
-        name, _, value = line.partition("=")
-        if name == "TRADEMESH_KAFKA_BOOTSTRAP":
-            return value.strip("'\"")
-    raise AssertionError("no TRADEMESH_KAFKA_BOOTSTRAP in infra.env")
-
-
 async def _poison_and_read_dlqs(bootstrap: str, topics: list[str]) -> dict[str, set[str]]:
     """Publish malformed records (not JSON; JSON of no event; no envelope) on each topic; then
     which consumers (dlq_consumer header) put each topic's poison on `<topic>.dlq`."""
@@ -261,7 +252,9 @@ def test_poison_on_every_input_topic_lands_in_the_dlqs_and_trading_goes_on(
         for topic in declared.get("consumes", []):
             consumers.setdefault(topic, set()).add(declared["name"])
     assert {t.name for t in TOPICS} <= set(consumers), "a topic nobody consumes"
-    seen = asyncio.run(_poison_and_read_dlqs(_bootstrap(platform), sorted(consumers)))
+    seen = asyncio.run(
+        _poison_and_read_dlqs(platform.setting("TRADEMESH_KAFKA_BOOTSTRAP"), sorted(consumers))
+    )
     for topic, services in consumers.items():
         dead_lettered = {c.split(".")[0] for c in seen[topic]}
         assert services <= dead_lettered, (topic, services, seen[topic])

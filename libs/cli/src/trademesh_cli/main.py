@@ -321,14 +321,14 @@ def status(home: HomeOption = None, port_offset: PortOffsetOption = 0) -> None:
     root = find_root()
     services = discover_services(root)
     table = Table("service", "state", "url", title="services")
-    states = readiness(services, port_offset)
+    stack = _stack(home)
+    assert isinstance(stack, Stack)
+    states = readiness(services, port_offset, stack.home)
     for row in states:
         colour = {"ready": "green", "down": "red"}.get(row.state, "yellow")
         detail = f" ({row.detail})" if row.detail else ""
         table.add_row(row.name, f"[{colour}]{row.state}{detail}[/]", row.url)
     out.print(table)
-    stack = _stack(home)
-    assert isinstance(stack, Stack)
     bootstrap = os.environ.get("TRADEMESH_KAFKA_BOOTSTRAP") or (
         stack.kafka.bootstrap if stack.kafka.is_running() else None
     )
@@ -381,10 +381,30 @@ def up(
         ),
     ] = True,
     port_offset: PortOffsetOption = 0,
+    replicas: Annotated[
+        str | None,
+        typer.Option(
+            help="Processes per service, e.g. strategy=2,risk=2,execution=2: the replicas of a "
+            "service share its consumer groups and split the partitions (ports: port, port+1...)."
+        ),
+    ] = None,
+    restart: Annotated[
+        str,
+        typer.Option(
+            help="always: a service that exits is started again, after a back-off that doubles "
+            "while it keeps crashing (up to 30 s); never: it stays down and the others go on."
+        ),
+    ] = "always",
 ) -> None:
     """Start the infrastructure and every registered service, each as its own process."""
-    from trademesh_cli.supervisor import run_platform
+    from trademesh_cli.supervisor import RESTART_POLICIES, parse_replicas, run_platform
 
+    if restart not in RESTART_POLICIES:
+        raise typer.BadParameter(f"one of {', '.join(RESTART_POLICIES)}", param_hint="--restart")
+    try:
+        counts = parse_replicas(replicas)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--replicas") from None
     code = run_platform(
         home=home,
         sample=sample,
@@ -393,6 +413,8 @@ def up(
         only=only,
         demo=demo,
         port_offset=port_offset,
+        replicas=counts,
+        restart=restart,
     )
     raise typer.Exit(code)
 

@@ -59,3 +59,9 @@ def service_migrations(entry: ServiceEntry) -> tuple[Path, str | None]:
     assert entry.path is not None
     package = entry.module.split(".")[0]
     return entry.path / "src" / package / "migrations", entry.schema
+
+
+def run_file(home: Path) -> Path:
+    """Where `trademesh up` lists the processes it runs (name, service, port, pid), for
+    `trademesh status` and for whoever wants to signal one of them."""
+    return home / "run" / "services.json"

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -11,7 +13,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
 from trademesh_cli.demo import load_state
-from trademesh_cli.project import ServiceEntry
+from trademesh_cli.project import ServiceEntry, run_file
 
 
 @dataclass(frozen=True)
@@ -30,25 +32,43 @@ class Lag:
     partitions: int
 
 
-def readiness(services: list[ServiceEntry], offset: int = 0) -> list[Readiness]:
-    """GET /ready of every service (and replica) on its loopback port (+ `offset`)."""
+def _processes(
+    services: list[ServiceEntry], offset: int, home: Path | None
+) -> list[tuple[str, str]]:
+    """(name, url) of every process: as the running `trademesh up` listed them (its --replicas
+    included), else every registered service and replica on its port (+ `offset`)."""
+    if home is not None:
+        with contextlib.suppress(OSError, ValueError, KeyError, TypeError):
+            rows = json.loads(run_file(home).read_text())
+            return [(str(row["name"]), str(row["url"])) for row in rows]
+    return [
+        (
+            entry.name if replica == 0 else f"{entry.name}-{replica + 1}",
+            f"http://127.0.0.1:{entry.port + offset + replica}",
+        )
+        for entry in services
+        for replica in range(entry.replicas)
+    ]
+
+
+def readiness(
+    services: list[ServiceEntry], offset: int = 0, home: Path | None = None
+) -> list[Readiness]:
+    """GET /ready of every service process."""
     out: list[Readiness] = []
     with httpx.Client(timeout=2.0) as http:
-        for entry in services:
-            for replica in range(entry.replicas):
-                name = entry.name if replica == 0 else f"{entry.name}-{replica + 1}"
-                url = f"http://127.0.0.1:{entry.port + offset + replica}"
-                try:
-                    response = http.get(f"{url}/ready")
-                except httpx.HTTPError:
-                    out.append(Readiness(name, url, "down"))
-                    continue
-                if response.status_code == 200:
-                    out.append(Readiness(name, url, "ready"))
-                else:
-                    checks = response.json().get("checks", {}) if response.content else {}
-                    failing = ", ".join(k for k, v in checks.items() if v != "ok")
-                    out.append(Readiness(name, url, "not ready", failing))
+        for name, url in _processes(services, offset, home):
+            try:
+                response = http.get(f"{url}/ready")
+            except httpx.HTTPError:
+                out.append(Readiness(name, url, "down"))
+                continue
+            if response.status_code == 200:
+                out.append(Readiness(name, url, "ready"))
+            else:
+                checks = response.json().get("checks", {}) if response.content else {}
+                failing = ", ".join(k for k, v in checks.items() if v != "ok")
+                out.append(Readiness(name, url, "not ready", failing))
     return out
 
 

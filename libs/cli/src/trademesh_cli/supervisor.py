@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import signal
 import subprocess
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import IO
 
@@ -19,7 +20,7 @@ from rich.markup import escape
 from trademesh_infra.stack import Stack, default_home
 
 from trademesh_cli.demo import DemoError, DemoState, load_state, set_up, summary
-from trademesh_cli.project import ServiceEntry, discover_services, find_root
+from trademesh_cli.project import ServiceEntry, discover_services, find_root, run_file
 
 console = Console()
 
@@ -29,6 +30,12 @@ def _sample_entry() -> ServiceEntry:
     return ServiceEntry(name="event-logger", module="trademesh_cli.sample", port=port)
 
 
+RESTART_POLICIES = ("always", "never")
+BACKOFF_FIRST = 1.0  # seconds before the first restart of a child that crashed
+BACKOFF_MAX = 30.0  # doubled on every crash soon after a start, up to this
+STEADY_AFTER = 30.0  # a child that ran this long before it crashed starts again from the first
+
+
 @dataclass
 class Child:
     name: str
@@ -36,10 +43,50 @@ class Child:
     process: subprocess.Popen[bytes]
     log_path: Path
     log_file: IO[bytes]
+    entry: ServiceEntry
+    replica: int
+    started: float  # time.monotonic() at spawn
+    restarts: int = 0
+    backoff: float = 0.0  # the wait before the pending restart (0: none pending)
+    due: float | None = None  # when the pending restart happens
+    reported: bool = False  # its exit was printed
 
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
+
+
+def parse_replicas(spec: str | None) -> dict[str, int]:
+    """`strategy=2,risk=2` -> {"strategy": 2, "risk": 2}; ValueError on anything else."""
+    counts: dict[str, int] = {}
+    for part in filter(None, (p.strip() for p in (spec or "").split(","))):
+        name, sep, value = part.partition("=")
+        if not sep or not name.strip() or not value.strip().isdigit():
+            raise ValueError(f"{part!r} is not NAME=COUNT (for instance strategy=2)")
+        count = int(value)
+        if not 1 <= count <= 9:
+            raise ValueError(f"{name.strip()}: between 1 and 9 replicas, not {count}")
+        counts[name.strip()] = count
+    return counts
+
+
+def _write_run_file(home: Path, children: list[Child]) -> None:
+    path = run_file(home)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    rows = [
+        {
+            "name": c.name,
+            "service": c.entry.name,
+            "replica": c.replica + 1,
+            "url": c.url,
+            "pid": c.process.pid,
+            "restarts": c.restarts,
+        }
+        for c in children
+    ]
+    scratch = path.with_suffix(".tmp")
+    scratch.write_text(json.dumps(rows, indent=1))
+    scratch.replace(path)  # readers never see half a file
 
 
 def service_urls(services: list[ServiceEntry], offset: int) -> dict[str, str]:
@@ -77,7 +124,65 @@ def _spawn(
         stderr=subprocess.STDOUT,
         stdin=subprocess.DEVNULL,
     )
-    return Child(name, port, process, log_path, log_file)
+    return Child(name, port, process, log_path, log_file, entry, replica, time.monotonic())
+
+
+def _exit_text(code: int) -> str:
+    if code < 0:
+        with contextlib.suppress(ValueError):
+            return f"{code} ({signal.Signals(-code).name})"
+    return str(code)
+
+
+def _look_after(
+    children: list[Child],
+    restart: str,
+    env: dict[str, str],
+    home: Path,
+    offset: int,
+    stopping: Callable[[], bool],
+) -> bool:
+    """One round of the supervisor: note children that exited, restart those whose wait is over
+    (policy `always`: like a Kubernetes pod's restartPolicy, with a doubling back-off for a child
+    that keeps crashing soon after it starts). False when a stop was asked for meanwhile."""
+    changed = False
+    for index, child in enumerate(children):
+        code = child.process.poll()
+        if code is None:
+            continue
+        if not child.reported:
+            if stopping():
+                return False
+            child.reported = True
+            if restart == "never":
+                console.print(
+                    f"[red]{child.name} exited with {_exit_text(code)}[/]; not restarted "
+                    "(--restart never), the others go on"
+                )
+                continue
+            ran = time.monotonic() - child.started
+            child.backoff = (
+                BACKOFF_FIRST if ran >= STEADY_AFTER or child.backoff == 0 else child.backoff * 2
+            )
+            child.backoff = min(child.backoff, BACKOFF_MAX)
+            child.due = time.monotonic() + child.backoff
+            console.print(
+                f"[red]{child.name} exited with {_exit_text(code)}[/]; "
+                f"restarting in {child.backoff:g}s"
+            )
+            if code > 0:  # a signal leaves no reason in the log; an error does
+                console.print(escape(_tail(child.log_path)))
+        elif child.due is not None and time.monotonic() >= child.due:
+            child.log_file.close()
+            fresh = _spawn(child.entry, child.replica, env, home / "logs", offset)
+            fresh.restarts = child.restarts + 1
+            fresh.backoff = child.backoff
+            children[index] = fresh
+            console.print(f"  restarted {fresh.name} (pid {fresh.process.pid})")
+            changed = True
+    if changed:
+        _write_run_file(home, children)
+    return True
 
 
 def _ready(child: Child) -> bool:
@@ -162,9 +267,17 @@ def run_platform(
     only: list[str] | None = None,
     demo: bool = True,
     port_offset: int = 0,
+    replicas: dict[str, int] | None = None,
+    restart: str = "always",
 ) -> int:
     root = find_root()
     services = discover_services(root)
+    if replicas:
+        unknown = sorted(set(replicas) - {entry.name for entry in services})
+        if unknown:
+            console.print(f"[red]--replicas names unknown service(s): {', '.join(unknown)}[/]")
+            return 2
+        services = [replace(e, replicas=replicas.get(e.name, e.replicas)) for e in services]
     if only:
         known = {entry.name for entry in services} | {_sample_entry().name}
         unknown = sorted(set(only) - known)
@@ -201,6 +314,7 @@ def run_platform(
         for entry in entries:
             for replica in range(entry.replicas):
                 children.append(_spawn(entry, replica, env, stack.home / "logs", port_offset))
+        _write_run_file(stack.home, children)
         console.print(f"started {len(children)} process(es); logs in {stack.home / 'logs'}")
         pending = {child.name: child for child in children}
         deadline = time.monotonic() + ready_timeout
@@ -244,13 +358,15 @@ def run_platform(
         with console.status("") as line:
             shown = printed = 0.0
             while not stop_requested:
-                for child in children:
-                    if child.process.poll() is not None and not _stopping(lambda: stop_requested):
-                        console.print(
-                            f"[red]{child.name} exited with {child.process.returncode}[/]"
-                        )
-                        console.print(_tail(child.log_path))
-                        return 1
+                if not _look_after(
+                    children,
+                    restart,
+                    env,
+                    stack.home,
+                    port_offset,
+                    lambda: _stopping(lambda: stop_requested),
+                ):
+                    break
                 now = time.monotonic()
                 if gateway is not None and now - shown >= 2.0:
                     figures = summary(urls, gateway.url, state).line()
@@ -266,6 +382,8 @@ def run_platform(
     finally:
         console.print("stopping services...")
         _stop_children(children)
+        with contextlib.suppress(OSError):
+            run_file(stack.home).unlink()
         if not infra_was_running:
             console.print("stopping infrastructure...")
             stack.down()

@@ -3,6 +3,7 @@ process of its own) for end-to-end tests, on ports of its own."""
 
 from __future__ import annotations
 
+import json
 import os
 import random
 import re
@@ -98,6 +99,27 @@ class Platform:
             timeout=120,
             check=False,
         )
+
+    def setting(self, name: str) -> str:
+        """A setting of the engines `trademesh up` started (TRADEMESH_DATABASE_URL,
+        TRADEMESH_KAFKA_BOOTSTRAP), from the settings file it writes in its home."""
+        for line in (self.home / "infra.env").read_text().splitlines():
+            key, _, value = line.partition("=")
+            if key == name:
+                return value.strip("'\"")
+        raise AssertionError(f"no {name} in infra.env")
+
+    def processes(self) -> dict[str, dict[str, object]]:
+        """The service processes `trademesh up` runs now, by name (risk, risk-2, ...): service,
+        replica, url, pid and restarts, from the list it keeps in its home."""
+        rows = json.loads((self.home / "run" / "services.json").read_text())
+        return {str(row["name"]): row for row in rows}
+
+    def kill(self, name: str, sig: signal.Signals = signal.SIGKILL) -> int:
+        """Send `sig` to the service process `name`; its pid."""
+        pid = int(str(self.processes()[name]["pid"]))
+        os.kill(pid, sig)
+        return pid
 
     def stop(self) -> str:
         """Ctrl-C, as a terminal sends it; the whole output."""
