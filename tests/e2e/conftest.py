@@ -7,20 +7,53 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from decimal import Decimal
+from pathlib import Path
 from typing import Any, TypeVar
 
 import asyncpg
 import httpx
 import pytest
 from trademesh_cli.status import consumer_lag
-from trademesh_testing.platform import Platform
+from trademesh_testing.platform import ROOT, Platform, clean_env, free_offset
 
 T = TypeVar("T")
 PASSWORD = "a long e2e passphrase for the test users"
 REPLAY_BARS = 2148  # rows of the bundled GOOG.csv (market-data's data/README.md)
+GOOG = ROOT / "services/market-data/src/trademesh_market_data/data/GOOG.csv"
+
+
+def replay_folder(folder: Path, head: int) -> Path:
+    """A replay folder (TRADEMESH_REPLAY_DIR) with the bundled GOOG.csv and its first `head`
+    days as GOOG-head.csv."""
+    folder.mkdir(parents=True, exist_ok=True)
+    lines = GOOG.read_text().splitlines()
+    (folder / "GOOG.csv").write_text("\n".join(lines) + "\n")
+    (folder / "GOOG-head.csv").write_text("\n".join(lines[: head + 1]) + "\n")
+    return folder
+
+
+HEAD_BARS = 1200
+
+
+@pytest.fixture(scope="session")
+def platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Platform]:
+    """The platform as `make run` starts it, on ports of its own, shared by the suites that do
+    not change how it runs; open registration (users sign themselves up; the default waits for
+    an admin's approval)."""
+    base = tmp_path_factory.mktemp("e2e")
+    replays = replay_folder(base / "replays", HEAD_BARS)
+    env = clean_env(TRADEMESH_REGISTRATION="open", TRADEMESH_REPLAY_DIR=str(replays))
+    running = Platform(base / "home", free_offset(), "--no-demo", env=env)
+    try:
+        running.wait_for(r"gateway:.*OpenAPI", 150)
+        yield running
+    finally:
+        running.stop()
+
+
 # SMA(1) over SMA(2) crosses whenever the close turns (up after down or down after up): about
 # every other bar of a real daily series, so each bot asks for an order on about half the bars.
 CHOPPY = {"strategy": "sma_cross", "params": {"fast": 1, "slow": 2}}
@@ -57,9 +90,10 @@ def start_trading(
     instruments: int,
     bots_per_instrument: int,
     bars_per_s: float,
+    file: str = "GOOG.csv",
     bars: int = REPLAY_BARS,
 ) -> Load:
-    """An admin starts a replay of GOOG daily bars per instrument; a trader opens one paper
+    """An admin starts a replay of GOOG daily bars (`file`, of `bars` days) per instrument; a trader opens one paper
     account per bot and starts a bot on each: SMA(1)/SMA(2) cross, one share per entry."""
     admin_email = f"admin-{uuid.uuid4().hex[:8]}@example.com"
     made = platform.trademesh("user", "create", "--admin", "--email", admin_email,
@@ -83,7 +117,7 @@ def start_trading(
             feed = http.post(
                 "/api/v1/feeds",
                 json={"instrument_id": name, "timeframes": ["1d"],
-                      "config": {"kind": "replay", "file": "GOOG.csv",
+                      "config": {"kind": "replay", "file": file,
                                  "speed": 86400 * bars_per_s}},
                 headers=admin,
             )  # fmt: skip
@@ -259,8 +293,9 @@ class Trading:
     check = staticmethod(check_ledgers)
     rows = staticmethod(rows)
     lag = staticmethod(lag)
+    replay_folder = staticmethod(replay_folder)
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def trading() -> type[Trading]:
     return Trading

@@ -16,31 +16,19 @@ import random
 import subprocess
 import time
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from trademesh_testing.platform import Platform, clean_env, free_offset
 
+HEAD_BARS = 1200  # GOOG-head.csv in the shared platform's replay folder (conftest)
+
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
 VICTIMS = ("risk", "execution", "strategy")
 KILLS_EACH = 3
 BARS_PER_S = float(os.environ.get("TRADEMESH_CRASH_BARS_PER_S", "45"))
-
-
-@pytest.fixture(scope="module")
-def platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Platform]:
-    home = tmp_path_factory.mktemp("crash") / "home"
-    running = Platform(
-        home, free_offset(), "--no-demo", env=clean_env(TRADEMESH_REGISTRATION="open")
-    )
-    try:
-        running.wait_for(r"gateway:.*OpenAPI", 150)
-        yield running
-    finally:
-        running.stop()
 
 
 @pytest.mark.timeout(600)
@@ -50,7 +38,14 @@ def test_killing_risk_execution_and_strategy_loses_and_doubles_nothing(
     seed = int(os.environ.get("TRADEMESH_CRASH_SEED", random.randrange(1 << 30)))
     print(f"crash schedule seed {seed} (TRADEMESH_CRASH_SEED={seed} replays it)")
     chance = random.Random(seed)
-    load = trading.start(platform, instruments=1, bots_per_instrument=2, bars_per_s=BARS_PER_S)
+    load = trading.start(
+        platform,
+        instruments=1,
+        bots_per_instrument=4,
+        bars_per_s=BARS_PER_S,
+        file="GOOG-head.csv",
+        bars=HEAD_BARS,
+    )
     schedule = [name for name in VICTIMS for _ in range(KILLS_EACH)]
     chance.shuffle(schedule)
     killed: list[tuple[float, str, int]] = []
@@ -103,7 +98,14 @@ def test_restarting_a_durable_broker_loses_and_doubles_nothing(
     platform = Platform(tmp_path / "home", free_offset(), "--no-demo", env=env)
     try:
         platform.wait_for(r"gateway:.*OpenAPI", 150)
-        load = trading.start(platform, instruments=1, bots_per_instrument=2, bars_per_s=BARS_PER_S)
+        load = trading.start(
+            platform,
+            instruments=1,
+            bots_per_instrument=4,
+            bars_per_s=BARS_PER_S,
+            file="GOOG-head.csv",
+            bars=HEAD_BARS,
+        )
         for _ in range(2):
             time.sleep(random.uniform(3.0, 8.0))
             done = subprocess.run(restart, shell=True, check=False, timeout=120)

@@ -15,12 +15,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from trademesh_testing.platform import ROOT, Platform, clean_env, free_offset
+from trademesh_testing.platform import Platform, clean_env, free_offset
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
 SCALED = ("strategy", "risk", "execution")
-BARS = 400  # the first 400 days of GOOG.csv
+BARS = 400  # the first 400 days of GOOG.csv, replayed as GOOG-head.csv
 # Topics each scaled service reads in a group shared by its replicas.
 SHARED_TOPICS = {
     "strategy": "md.bars.v1",
@@ -31,13 +31,9 @@ ASSIGNED = re.compile(r"assigned to partitions: \((.*)\)")
 
 
 @pytest.fixture(scope="module")
-def platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Platform]:
+def scaled(tmp_path_factory: pytest.TempPathFactory, trading: Any) -> Iterator[Platform]:
     base = tmp_path_factory.mktemp("scale")
-    replays = base / "replays"
-    replays.mkdir()
-    source = ROOT / "services/market-data/src/trademesh_market_data/data/GOOG.csv"
-    lines = source.read_text().splitlines()
-    (replays / "GOOG.csv").write_text("\n".join(lines[: BARS + 1]) + "\n")
+    replays = trading.replay_folder(base / "replays", BARS)
     env = clean_env(TRADEMESH_REGISTRATION="open", TRADEMESH_REPLAY_DIR=str(replays))
     running = Platform(
         base / "home",
@@ -77,8 +73,9 @@ def assignments(platform: Platform, service: str) -> tuple[set[int], set[int]]:
 
 @pytest.mark.timeout(600)
 def test_two_replicas_split_the_partitions_and_the_survivor_carries_on(
-    platform: Platform, trading: Any
+    scaled: Platform, trading: Any
 ) -> None:
+    platform = scaled
     processes = platform.processes()
     assert {f"{name}-2" for name in SCALED} <= set(processes), processes
     assert len({row["pid"] for row in processes.values()}) == len(processes)
@@ -94,7 +91,14 @@ def test_two_replicas_split_the_partitions_and_the_survivor_carries_on(
             assert time.monotonic() < deadline, (service, assignments(platform, service))
             time.sleep(0.5)
 
-    load = trading.start(platform, instruments=2, bots_per_instrument=2, bars_per_s=20, bars=BARS)
+    load = trading.start(
+        platform,
+        instruments=2,
+        bots_per_instrument=2,
+        bars_per_s=20,
+        file="GOOG-head.csv",
+        bars=BARS,
+    )
     accounts = [uuid.UUID(a) for a in load.accounts]
 
     def orders_so_far() -> int:

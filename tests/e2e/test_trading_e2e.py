@@ -11,14 +11,14 @@ import asyncio
 import time
 import tomllib
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from decimal import Decimal
 from typing import Any, TypeVar
 
 import httpx
 import pytest
 from trademesh_events.topics import TOPICS
-from trademesh_testing.platform import ROOT, Platform, clean_env, free_offset
+from trademesh_testing.platform import ROOT, Platform
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
@@ -37,21 +37,6 @@ def eventually(check: Callable[[], T | None], timeout: float = 60.0, what: str =
     raise AssertionError(f"not within {timeout:g}s: {what}")
 
 
-@pytest.fixture(scope="module")
-def platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Platform]:
-    home = tmp_path_factory.mktemp("e2e") / "home"
-    # Open registration: users sign themselves up (the default waits for an admin's approval).
-    running = Platform(
-        home, free_offset(), "--no-demo", env=clean_env(TRADEMESH_REGISTRATION="open")
-    )
-    try:
-        running.wait_for(r"gateway:.*OpenAPI", 150)
-        yield running
-    finally:
-        output = running.stop()
-        assert "exited with" not in output, output
-
-
 def login(http: httpx.Client, email: str) -> dict[str, str]:
     answer = http.post("/api/v1/auth/login", json={"email": email, "password": PASSWORD})
     assert answer.status_code == 200, answer.text
@@ -62,6 +47,7 @@ def login(http: httpx.Client, email: str) -> dict[str, str]:
 def test_a_user_trades_through_the_gateway_and_the_audit_log_holds_every_step(
     platform: Platform,
 ) -> None:
+    since = len(platform.lines)
     admin_email = f"admin-{uuid.uuid4().hex[:8]}@example.com"
     made = platform.trademesh("user", "create", "--admin", "--email", admin_email,
                               "--password-stdin", stdin=PASSWORD)  # fmt: skip
@@ -203,6 +189,7 @@ def test_a_user_trades_through_the_gateway_and_the_audit_log_holds_every_step(
         eventually(bot_states, 60, "the bot's RUNNING and STOPPED states in the audit log")
         verified = http.get("/api/v1/audit/verify", headers=admin).json()
         assert verified["ok"] is True, verified
+    assert not [line for line in platform.lines[since:] if "exited with" in line]
 
 
 async def _poison_and_read_dlqs(bootstrap: str, topics: list[str]) -> dict[str, set[str]]:

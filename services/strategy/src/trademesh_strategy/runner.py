@@ -359,12 +359,9 @@ class BotRuntime:
         if asked is None:
             return False
         requests, events = asked
-        run_id = await self.store.current_run(conn, bot.bot_id)
+        run_id = bot.run_id or await self.store.current_run(conn, bot.bot_id)
         emitted = await self._emit(conn, bot, run_id, requests, events)
-        await self.store.set_history(
-            conn, bot.bot_id, warm_from=None, last_bar_time=bar.open_time, bars=1
-        )
-        await self.store.count_run(conn, run_id, bars=1, orders=emitted)
+        await self.store.bar_seen(conn, bot.bot_id, run_id, bar.open_time, emitted)
         metrics.STRATEGY_BARS.labels(service=self.service, strategy=bot.strategy).inc()
         return True
 

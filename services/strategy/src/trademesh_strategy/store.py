@@ -45,6 +45,7 @@ class BotRecord:
     cash: Decimal
     created_at: datetime
     updated_at: datetime
+    run_id: UUID | None = None  # the open run, where the query asked for it (running_for)
 
     @property
     def config(self) -> BotConfig:
@@ -59,7 +60,8 @@ class BotRecord:
 
 
 def _bot(row: asyncpg.Record) -> BotRecord:
-    # SELECT * is safe here: the table's columns are exactly BotRecord's fields (the migration).
+    # SELECT * is safe here: the table's columns are exactly BotRecord's fields (the migration),
+    # with the open run's id where a query adds it.
     values = dict(row)
     values["params"] = json.loads(values["params"])
     values["sizing"] = Sizing.model_validate_json(values["sizing"])
@@ -182,8 +184,10 @@ class BotStore:
         """The running bots of an instrument and timeframe, locked for this transaction (in id
         order, so that two transactions lock them in the same order)."""
         rows = await conn.fetch(
-            "SELECT * FROM bots WHERE instrument_id = $1 AND timeframe = $2 "
-            "AND state = 'RUNNING' ORDER BY bot_id FOR UPDATE",
+            "SELECT b.*, (SELECT run_id FROM bot_runs r WHERE r.bot_id = b.bot_id AND "
+            "r.ended_at IS NULL ORDER BY started_at DESC LIMIT 1) AS run_id FROM bots b "
+            "WHERE instrument_id = $1 AND timeframe = $2 AND state = 'RUNNING' "
+            "ORDER BY bot_id FOR UPDATE OF b",
             instrument_id,
             timeframe,
         )
@@ -222,6 +226,21 @@ class BotStore:
             warm_from,
             last_bar_time,
             bars,
+        )
+
+    async def bar_seen(
+        self, conn: asyncpg.Connection, bot_id: UUID, run_id: UUID, bar_time: datetime, orders: int
+    ) -> None:
+        """A live bar handled: the bot's history and its run's counters, in one statement (one
+        round trip of the per-bar path)."""
+        await conn.execute(
+            "WITH seen AS (UPDATE bots SET last_bar_time = $3, bars_seen = bars_seen + 1, "
+            "updated_at = now() WHERE bot_id = $1) "
+            "UPDATE bot_runs SET bars = bars + 1, orders = orders + $4 WHERE run_id = $2",
+            bot_id,
+            run_id,
+            bar_time,
+            orders,
         )
 
     # ---- runs ------------------------------------------------------------------------------
