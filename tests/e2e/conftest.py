@@ -35,7 +35,7 @@ def replay_folder(folder: Path, head: int) -> Path:
     return folder
 
 
-HEAD_BARS = 1200
+HEAD_BARS = 1050
 
 
 @pytest.fixture(scope="session")
@@ -294,6 +294,9 @@ class Trading:
     rows = staticmethod(rows)
     lag = staticmethod(lag)
     replay_folder = staticmethod(replay_folder)
+    eventually = staticmethod(eventually)
+    PASSWORD = PASSWORD
+    login = staticmethod(login)
 
 
 @pytest.fixture(scope="session")

@@ -22,13 +22,21 @@ from typing import Any
 import pytest
 from trademesh_testing.platform import Platform, clean_env, free_offset
 
-HEAD_BARS = 1200  # GOOG-head.csv in the shared platform's replay folder (conftest)
+HEAD_BARS = 1050  # GOOG-head.csv in the shared platform's replay folder (conftest)
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
 VICTIMS = ("risk", "execution", "strategy")
 KILLS_EACH = 3
 BARS_PER_S = float(os.environ.get("TRADEMESH_CRASH_BARS_PER_S", "45"))
+# Four bots on SMA(1)/SMA(2) crosses over 1,050 days: about 2,100 orders.
+LOAD: dict[str, Any] = {
+    "instruments": 1,
+    "bots_per_instrument": 4,
+    "bars_per_s": BARS_PER_S,
+    "file": "GOOG-head.csv",
+    "bars": HEAD_BARS,
+}
 
 
 @pytest.mark.timeout(600)
@@ -38,14 +46,7 @@ def test_killing_risk_execution_and_strategy_loses_and_doubles_nothing(
     seed = int(os.environ.get("TRADEMESH_CRASH_SEED", random.randrange(1 << 30)))
     print(f"crash schedule seed {seed} (TRADEMESH_CRASH_SEED={seed} replays it)")
     chance = random.Random(seed)
-    load = trading.start(
-        platform,
-        instruments=1,
-        bots_per_instrument=4,
-        bars_per_s=BARS_PER_S,
-        file="GOOG-head.csv",
-        bars=HEAD_BARS,
-    )
+    load = trading.start(platform, **LOAD)
     schedule = [name for name in VICTIMS for _ in range(KILLS_EACH)]
     chance.shuffle(schedule)
     killed: list[tuple[float, str, int]] = []
@@ -94,18 +95,16 @@ def test_restarting_a_durable_broker_loses_and_doubles_nothing(
             "Set TRADEMESH_TEST_KAFKA_BOOTSTRAP and TRADEMESH_TEST_BROKER_RESTART (compose: "
             "Redpanda) to run it"
         )
-    env = clean_env(TRADEMESH_REGISTRATION="open", TRADEMESH_KAFKA_BOOTSTRAP=bootstrap)
+    replays = trading.replay_folder(tmp_path / "replays", HEAD_BARS)
+    env = clean_env(
+        TRADEMESH_REGISTRATION="open",
+        TRADEMESH_KAFKA_BOOTSTRAP=bootstrap,
+        TRADEMESH_REPLAY_DIR=str(replays),
+    )
     platform = Platform(tmp_path / "home", free_offset(), "--no-demo", env=env)
     try:
         platform.wait_for(r"gateway:.*OpenAPI", 150)
-        load = trading.start(
-            platform,
-            instruments=1,
-            bots_per_instrument=4,
-            bars_per_s=BARS_PER_S,
-            file="GOOG-head.csv",
-            bars=HEAD_BARS,
-        )
+        load = trading.start(platform, **LOAD)
         for _ in range(2):
             time.sleep(random.uniform(3.0, 8.0))
             done = subprocess.run(restart, shell=True, check=False, timeout=120)

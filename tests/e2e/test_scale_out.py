@@ -20,7 +20,7 @@ from trademesh_testing.platform import Platform, clean_env, free_offset
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
 SCALED = ("strategy", "risk", "execution")
-BARS = 400  # the first 400 days of GOOG.csv, replayed as GOOG-head.csv
+BARS = 300  # the first 300 days of GOOG.csv, replayed as GOOG-head.csv
 # Topics each scaled service reads in a group shared by its replicas.
 SHARED_TOPICS = {
     "strategy": "md.bars.v1",

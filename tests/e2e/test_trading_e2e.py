@@ -11,9 +11,8 @@ import asyncio
 import time
 import tomllib
 import uuid
-from collections.abc import Callable
 from decimal import Decimal
-from typing import Any, TypeVar
+from typing import Any
 
 import httpx
 import pytest
@@ -22,35 +21,18 @@ from trademesh_testing.platform import ROOT, Platform
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
-T = TypeVar("T")
 INSTRUMENT = f"nasdaq:E{uuid.uuid4().hex[:8].upper()}/USD"
-PASSWORD = "a long e2e passphrase for the test users"
-
-
-def eventually(check: Callable[[], T | None], timeout: float = 60.0, what: str = "") -> T:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        result = check()
-        if result:
-            return result
-        time.sleep(0.3)
-    raise AssertionError(f"not within {timeout:g}s: {what}")
-
-
-def login(http: httpx.Client, email: str) -> dict[str, str]:
-    answer = http.post("/api/v1/auth/login", json={"email": email, "password": PASSWORD})
-    assert answer.status_code == 200, answer.text
-    return {"Authorization": f"Bearer {answer.json()['access_token']}"}
 
 
 @pytest.mark.timeout(600)
 def test_a_user_trades_through_the_gateway_and_the_audit_log_holds_every_step(
-    platform: Platform,
+    platform: Platform, trading: Any
 ) -> None:
+    eventually, login = trading.eventually, trading.login
     since = len(platform.lines)
     admin_email = f"admin-{uuid.uuid4().hex[:8]}@example.com"
     made = platform.trademesh("user", "create", "--admin", "--email", admin_email,
-                              "--password-stdin", stdin=PASSWORD)  # fmt: skip
+                              "--password-stdin", stdin=trading.PASSWORD)  # fmt: skip
     assert made.returncode == 0, made.stdout + made.stderr
     with httpx.Client(base_url=platform.url(8000), timeout=30.0) as http:
         admin = login(http, admin_email)
@@ -68,7 +50,9 @@ def test_a_user_trades_through_the_gateway_and_the_audit_log_holds_every_step(
 
         # A trader signs up (open registration), logs in, opens a paper account.
         email = f"trader-{uuid.uuid4().hex[:8]}@example.com"
-        signed_up = http.post("/api/v1/auth/register", json={"email": email, "password": PASSWORD})
+        signed_up = http.post(
+            "/api/v1/auth/register", json={"email": email, "password": trading.PASSWORD}
+        )
         assert signed_up.status_code == 201, signed_up.text
         me = login(http, email)
         account = http.post(
@@ -229,8 +213,9 @@ async def _poison_and_read_dlqs(bootstrap: str, topics: list[str]) -> dict[str, 
 
 @pytest.mark.timeout(300)
 def test_poison_on_every_input_topic_lands_in_the_dlqs_and_trading_goes_on(
-    platform: Platform,
+    platform: Platform, trading: Any
 ) -> None:
+    eventually, login = trading.eventually, trading.login
     # Who consumes what, as each service declares it ([tool.trademesh.service] consumes); a
     # service's consumer groups are named `<service>.<topic>[.<instance>]`.
     consumers: dict[str, set[str]] = {}
@@ -248,7 +233,9 @@ def test_poison_on_every_input_topic_lands_in_the_dlqs_and_trading_goes_on(
     # ...and the pipeline still trades: a new user's market-price order fills.
     email = f"after-{uuid.uuid4().hex[:8]}@example.com"
     with httpx.Client(base_url=platform.url(8000), timeout=30.0) as http:
-        made = http.post("/api/v1/auth/register", json={"email": email, "password": PASSWORD})
+        made = http.post(
+            "/api/v1/auth/register", json={"email": email, "password": trading.PASSWORD}
+        )
         assert made.status_code == 201, made.text
         me = login(http, email)
         account = http.post(

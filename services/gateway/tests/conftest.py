@@ -206,3 +206,111 @@ async def platform(
             await conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
     finally:
         await conn.close()
+
+
+async def seed_owned(
+    gateway: httpx.AsyncClient,
+    strategy: FastAPI,
+    settings: Any,
+    user: uuid.UUID,
+    headers: dict[str, str],
+    instrument: str,
+) -> dict[str, str]:
+    """One resource of each kind a path names, all `user`'s: through the gateway where the real
+    flow is short (account, API key), else through the owning service's own store (backtest,
+    grid, bot), and an order placed the way orders come: risk's approval on the bus (a limit
+    order far from the market, so it stays open)."""
+    from datetime import UTC, datetime
+    from decimal import Decimal
+
+    from trademesh_bus import Bus
+    from trademesh_events.bots import BotState
+    from trademesh_events.orders import OrderApproved, OrderType, SubmitOrder
+    from trademesh_events.topics import get_topic
+    from trademesh_testing.waiting import eventually
+    from trademesh_trading.backtest import Sizing
+
+    from trademesh_strategy.backtests import BacktestRequest, GridRequest
+    from trademesh_strategy.store import BotRecord
+
+    ids: dict[str, str] = {}
+    made = await gateway.post(
+        "/api/v1/accounts", json={"name": "seeded", "cash": "10000"}, headers=headers
+    )
+    assert made.status_code == 201, made.text
+    ids["account_id"] = made.json()["account_id"]
+    key = await gateway.post(
+        "/api/v1/api-keys", json={"name": "seeded", "scopes": ["read"]}, headers=headers
+    )
+    assert key.status_code == 201, key.text
+    ids["key_id"] = key.json()["key_id"]
+    runtime = strategy.state.runtime
+    request = BacktestRequest(
+        strategy="sma_cross",
+        instrument_id=instrument,
+        timeframe="1d",
+        start=datetime(2024, 1, 1, tzinfo=UTC),
+        end=datetime(2024, 2, 1, tzinfo=UTC),
+    )
+    ids["backtest_id"] = str((await runtime.backtests.insert(user, request)).backtest_id)
+    grid = GridRequest(**request.model_dump(), grid={"fast": [5, 10]})
+    ids["grid_id"] = str(await runtime.backtests.insert_grid(user, grid, [request]))
+    now = datetime.now(UTC)
+    bot = BotRecord(
+        bot_id=uuid.uuid4(),
+        user_id=user,
+        account_id=uuid.UUID(ids["account_id"]),
+        name="seeded",
+        strategy="sma_cross",
+        params={},
+        instrument_id=instrument,
+        timeframe="1d",
+        venue="paper",
+        sizing=Sizing(kind="quantity", value=Decimal(1)),
+        capital=Decimal(1000),
+        state=BotState.STOPPED,
+        error=None,
+        warm_from=None,
+        last_bar_time=None,
+        bars_seen=0,
+        position=Decimal(0),
+        cash=Decimal(1000),
+        created_at=now,
+        updated_at=now,
+    )
+    async with runtime.db.transaction() as conn:
+        await runtime.bots.insert_bot(conn, bot)
+    ids["bot_id"] = str(bot.bot_id)
+    order = SubmitOrder(
+        account_id=uuid.UUID(ids["account_id"]),
+        user_id=user,
+        client_order_id=f"seed-{uuid.uuid4().hex[:16]}",
+        instrument_id=instrument,
+        side="buy",
+        order_type=OrderType.LIMIT,
+        quantity=Decimal("0.01"),
+        limit_price=Decimal(1),
+        source="manual",
+        created_at=now,
+    )
+    bus = Bus(settings, "test-risk", telemetry=False)
+    await bus.start()
+    try:
+        approved = OrderApproved(account_id=order.account_id, order=order, approved_at=now)
+        await bus.publish(approved, topic=get_topic("orders.approved.v1"))
+    finally:
+        await bus.stop()
+    ids["client_order_id"] = order.client_order_id
+
+    async def order_stored() -> bool | None:
+        got = await gateway.get(f"/api/v1/orders/{order.client_order_id}", headers=headers)
+        return True if got.status_code == 200 else None
+
+    await eventually(order_stored, timeout=30)
+    return ids
+
+
+@pytest.fixture
+def seed() -> Callable[..., Any]:
+    """seed_owned, for the platform tests (a conftest's functions cannot be imported)."""
+    return seed_owned

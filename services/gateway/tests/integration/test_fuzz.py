@@ -26,8 +26,6 @@ from collections import Counter
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
-from decimal import Decimal
 from typing import Any
 
 import asyncpg
@@ -48,9 +46,6 @@ from schemathesis.specs.openapi.checks import (
     response_schema_conformance,
     status_code_conformance,
 )
-from trademesh_bus import Bus
-from trademesh_events.orders import OrderApproved, OrderType, SubmitOrder
-from trademesh_events.topics import get_topic
 from trademesh_testing.http import app_client
 from trademesh_testing.waiting import eventually
 
@@ -96,7 +91,7 @@ async def served(app: FastAPI) -> AsyncIterator[str]:
 
 @pytest.fixture
 async def stack(
-    platform: Any, service_settings: Callable[..., Any], database_url: str
+    platform: Any, service_settings: Callable[..., Any], database_url: str, seed: Any
 ) -> AsyncIterator[Stack]:
     """The platform's auth, execution and risk, with market-data and a strategy that asks it,
     behind a gateway of their own on a loopback port; a trader signed in, owning one resource
@@ -147,7 +142,8 @@ async def stack(
         )
         http = await exits.enter_async_context(app_client(gateway))
         user, headers = await platform.register()
-        ids = await _seed(platform, apps, http, user, headers)
+        seeded = await seed(http, apps["strategy"], platform.settings, user, headers, INSTRUMENT)
+        ids = {"name": "sma_cross", **seeded}
         base_url = await exits.enter_async_context(served(gateway))
         yield Stack(base_url, headers, ids)
     conn = await asyncpg.connect(database_url)
@@ -156,99 +152,6 @@ async def stack(
             await conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
     finally:
         await conn.close()
-
-
-async def _seed(
-    platform: Any,
-    apps: dict[Service, FastAPI],
-    gateway: httpx.AsyncClient,
-    user: uuid.UUID,
-    headers: dict[str, str],
-) -> dict[str, str]:
-    """One resource of each kind a path names, the trader's own: through the gateway where that
-    is short, else through the owning service's store (as test_platform's BOLA matrix does)."""
-    from trademesh_events.bots import BotState
-    from trademesh_trading.backtest import Sizing
-
-    from trademesh_strategy.backtests import BacktestRequest, GridRequest
-    from trademesh_strategy.store import BotRecord
-
-    ids = {"name": "sma_cross"}
-    made = await gateway.post(
-        "/api/v1/accounts", json={"name": "fuzz", "cash": "10000"}, headers=headers
-    )
-    assert made.status_code == 201, made.text
-    ids["account_id"] = made.json()["account_id"]
-    key = await gateway.post(
-        "/api/v1/api-keys", json={"name": "fuzz", "scopes": ["read"]}, headers=headers
-    )
-    assert key.status_code == 201, key.text
-    ids["key_id"] = key.json()["key_id"]
-    runtime = apps["strategy"].state.runtime
-    request = BacktestRequest(
-        strategy="sma_cross",
-        instrument_id=INSTRUMENT,
-        timeframe="1d",
-        start=datetime(2024, 1, 1, tzinfo=UTC),
-        end=datetime(2024, 2, 1, tzinfo=UTC),
-    )
-    ids["backtest_id"] = str((await runtime.backtests.insert(user, request)).backtest_id)
-    grid = GridRequest(**request.model_dump(), grid={"fast": [5, 10]})
-    ids["grid_id"] = str(await runtime.backtests.insert_grid(user, grid, [request]))
-    now = datetime.now(UTC)
-    bot = BotRecord(
-        bot_id=uuid.uuid4(),
-        user_id=user,
-        account_id=uuid.UUID(ids["account_id"]),
-        name="fuzz",
-        strategy="sma_cross",
-        params={},
-        instrument_id=INSTRUMENT,
-        timeframe="1d",
-        venue="paper",
-        sizing=Sizing(kind="quantity", value=Decimal(1)),
-        capital=Decimal(1000),
-        state=BotState.STOPPED,
-        error=None,
-        warm_from=None,
-        last_bar_time=None,
-        bars_seen=0,
-        position=Decimal(0),
-        cash=Decimal(1000),
-        created_at=now,
-        updated_at=now,
-    )
-    async with runtime.db.transaction() as conn:
-        await runtime.bots.insert_bot(conn, bot)
-    ids["bot_id"] = str(bot.bot_id)
-    # An order placed the way orders come: risk's approval on the bus.
-    order = SubmitOrder(
-        account_id=uuid.UUID(ids["account_id"]),
-        user_id=user,
-        client_order_id=f"fz-{uuid.uuid4().hex[:16]}",
-        instrument_id=INSTRUMENT,
-        side="buy",
-        order_type=OrderType.LIMIT,
-        quantity=Decimal("0.01"),
-        limit_price=Decimal(1),
-        source="manual",
-        created_at=now,
-    )
-    bus = Bus(platform.settings, "test-risk", telemetry=False)
-    await bus.start()
-    try:
-        approved = OrderApproved(account_id=order.account_id, order=order, approved_at=now)
-        await bus.publish(approved, topic=get_topic("orders.approved.v1"))
-    finally:
-        await bus.stop()
-    ids["client_order_id"] = order.client_order_id
-
-    async def order_stored() -> bool | None:
-        got = await gateway.get(f"/api/v1/orders/{order.client_order_id}", headers=headers)
-        return True if got.status_code == 200 else None
-
-    await eventually(order_stored, timeout=30)
-    return ids
 
 
 def _refused(request: httpx.Request) -> httpx.Response:

@@ -11,7 +11,6 @@ import socket
 import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
-from decimal import Decimal
 from typing import Any
 
 import httpx
@@ -19,7 +18,7 @@ import pytest
 import uvicorn
 from fastapi import FastAPI
 from trademesh_bus import Bus
-from trademesh_events.orders import OrderApproved, OrderSubmitted, SubmitOrder
+from trademesh_events.orders import OrderSubmitted
 from trademesh_events.topics import get_topic
 from trademesh_testing.tokens import bearer
 from trademesh_testing.waiting import eventually
@@ -55,99 +54,6 @@ async def test_a_user_signs_up_opens_an_account_and_reads_positions(platform: An
 # ---- BOLA: every owned route, user B with user A's resource ------------------------------------
 
 
-async def _approved_order(platform: Any, user: uuid.UUID, account: str) -> str:
-    """An order of `user`, placed the way orders come: risk's approval on the bus."""
-    client_order_id = f"gw-{uuid.uuid4().hex[:16]}"
-    now = datetime.now(UTC)
-    order = SubmitOrder(
-        account_id=uuid.UUID(account),
-        user_id=user,
-        client_order_id=client_order_id,
-        instrument_id=INSTRUMENT,
-        side="buy",
-        order_type="MARKET",
-        quantity=Decimal("0.01"),
-        source="manual",
-        created_at=now,
-    )
-    bus = Bus(platform.settings, "test-risk", telemetry=False)
-    await bus.start()
-    try:
-        approved = OrderApproved(account_id=order.account_id, order=order, approved_at=now)
-        await bus.publish(approved, topic=get_topic("orders.approved.v1"))
-    finally:
-        await bus.stop()
-    return client_order_id
-
-
-async def _seed(platform: Any, user: uuid.UUID, headers: dict[str, str]) -> dict[str, str]:
-    """One resource of each owned kind for `user`: through the gateway where the real flow is
-    short, else through the owning service's own store."""
-    from trademesh_events.bots import BotState
-    from trademesh_trading.backtest import Sizing
-
-    from trademesh_strategy.backtests import BacktestRequest, GridRequest
-    from trademesh_strategy.store import BotRecord
-
-    gateway = platform.gateway
-    ids: dict[str, str] = {}
-    made = await gateway.post(
-        "/api/v1/accounts", json={"name": "a", "cash": "1000"}, headers=headers
-    )
-    assert made.status_code == 201, made.text
-    ids["account_id"] = made.json()["account_id"]
-    key = await gateway.post(
-        "/api/v1/api-keys", json={"name": "k", "scopes": ["read"]}, headers=headers
-    )
-    assert key.status_code == 201, key.text
-    ids["key_id"] = key.json()["key_id"]
-    runtime = platform.apps["strategy"].state.runtime
-    request = BacktestRequest(
-        strategy="sma_cross",
-        instrument_id=INSTRUMENT,
-        timeframe="1d",
-        start=datetime(2024, 1, 1, tzinfo=UTC),
-        end=datetime(2024, 2, 1, tzinfo=UTC),
-    )
-    ids["backtest_id"] = str((await runtime.backtests.insert(user, request)).backtest_id)
-    grid = GridRequest(**request.model_dump(), grid={"fast": [5, 10]})
-    ids["grid_id"] = str(await runtime.backtests.insert_grid(user, grid, [request]))
-    now = datetime.now(UTC)
-    bot = BotRecord(
-        bot_id=uuid.uuid4(),
-        user_id=user,
-        account_id=uuid.UUID(ids["account_id"]),
-        name="b",
-        strategy="sma_cross",
-        params={},
-        instrument_id=INSTRUMENT,
-        timeframe="1d",
-        venue="paper",
-        sizing=Sizing(kind="quantity", value=Decimal(1)),
-        capital=Decimal(1000),
-        state=BotState.STOPPED,
-        error=None,
-        warm_from=None,
-        last_bar_time=None,
-        bars_seen=0,
-        position=Decimal(0),
-        cash=Decimal(1000),
-        created_at=now,
-        updated_at=now,
-    )
-    async with runtime.db.transaction() as conn:
-        await runtime.bots.insert_bot(conn, bot)
-    ids["bot_id"] = str(bot.bot_id)
-    ids["client_order_id"] = await _approved_order(platform, user, ids["account_id"])
-
-    async def order_stored() -> bool | None:
-        got = await gateway.get(f"/api/v1/orders/{ids['client_order_id']}", headers=headers)
-        return True if got.status_code == 200 else None
-
-    await eventually(order_stored, timeout=30)
-    return ids
-
-
 def _path(route: Route, ids: dict[str, str]) -> str:
     return "/api/v1" + re.sub(r"{(\w+)}", lambda m: ids[m.group(1)], route.path)
 
@@ -156,7 +62,7 @@ def _body(route: Route) -> Any:
     return {} if route.method not in READ_METHODS and route.method != "DELETE" else None
 
 
-async def test_bola_matrix_from_the_route_table(platform: Any) -> None:
+async def test_bola_matrix_from_the_route_table(platform: Any, seed: Any) -> None:
     """User B with user A's ids, on every route whose path names an owned resource: 404 or 403,
     and A's resources are unchanged (A still reads them). Generated from ROUTES, so a new owned
     route is covered as soon as it is in the table (the seeding must know its parameter)."""
@@ -164,7 +70,8 @@ async def test_bola_matrix_from_the_route_table(platform: Any) -> None:
     gateway = platform.gateway
     alice, alice_headers = await platform.register()
     _bob, bob_headers = await platform.register()
-    ids = await _seed(platform, alice, alice_headers)
+    strategy = platform.apps["strategy"]
+    ids = await seed(gateway, strategy, platform.settings, alice, alice_headers, INSTRUMENT)
     missing = {r.owned for r in OWNED} - set(ids)
     assert not missing, f"owned parameters without a seeded resource: {missing}"
     exercised: list[Route] = []
