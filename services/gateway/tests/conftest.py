@@ -16,6 +16,7 @@ Two gateways:
 
 from __future__ import annotations
 
+import contextlib
 import json
 import uuid
 from collections.abc import AsyncIterator, Callable
@@ -200,12 +201,7 @@ async def platform(
         gateway_app = create_app(gateway_settings, transports=transports)
         gateway = await stack.enter_async_context(app_client(gateway_app))
         yield Platform(gateway, gateway_app, apps, gateway_settings)
-    conn = await asyncpg.connect(database_url)
-    try:
-        for schema in schemas:
-            await conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
-    finally:
-        await conn.close()
+    await drop_schemas(database_url, schemas)
 
 
 async def seed_owned(
@@ -314,3 +310,50 @@ async def seed_owned(
 def seed() -> Callable[..., Any]:
     """seed_owned, for the platform tests (a conftest's functions cannot be imported)."""
     return seed_owned
+
+
+async def drop_schemas(database_url: str, schemas: list[str]) -> None:
+    """The services' test schemas, once their apps are stopped."""
+    conn = await asyncpg.connect(database_url)
+    try:
+        for schema in schemas:
+            await conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+    finally:
+        await conn.close()
+
+
+@contextlib.asynccontextmanager
+async def served(app: FastAPI) -> AsyncIterator[str]:
+    """`app` (its lifespan already running) on a loopback port, served by the current loop:
+    streaming needs a real server (httpx's ASGI transport hands a response over only once it is
+    complete), and so does a client in another thread (schemathesis)."""
+    import asyncio
+    import socket
+
+    import uvicorn
+    from trademesh_testing.waiting import eventually
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    config = uvicorn.Config(app, host="127.0.0.1", port=port, lifespan="off", log_config=None)
+    server = uvicorn.Server(config)
+    task = asyncio.create_task(server.serve())
+    await eventually(lambda: asyncio.sleep(0, result=server.started or None), interval=0.02)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        await task
+
+
+@pytest.fixture
+def serve() -> Callable[[FastAPI], contextlib.AbstractAsyncContextManager[str]]:
+    """served, for the integration tests (a conftest's functions cannot be imported)."""
+    return served
+
+
+@pytest.fixture
+def schemas_dropper() -> Callable[[str, list[str]], Any]:
+    """drop_schemas, for the integration tests."""
+    return drop_schemas

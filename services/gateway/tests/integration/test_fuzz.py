@@ -20,20 +20,17 @@ from __future__ import annotations
 import asyncio
 import json
 import re
-import socket
 import uuid
 from collections import Counter
 from collections.abc import AsyncIterator, Callable, Iterator
-from contextlib import AsyncExitStack, asynccontextmanager
+from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
 from typing import Any
 
-import asyncpg
 import httpx
 import pytest
 import requests
 import schemathesis
-import uvicorn
 from fastapi import FastAPI
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
@@ -47,7 +44,6 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 from trademesh_testing.http import app_client
-from trademesh_testing.waiting import eventually
 
 from trademesh_gateway.app import create_app
 from trademesh_gateway.engine import ROUTES, Service
@@ -72,26 +68,14 @@ class Stack:
     ids: dict[str, str]
 
 
-@asynccontextmanager
-async def served(app: FastAPI) -> AsyncIterator[str]:
-    """`app` (its lifespan already running) on a loopback port, served by the current loop."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    config = uvicorn.Config(app, host="127.0.0.1", port=port, lifespan="off", log_config=None)
-    server = uvicorn.Server(config)
-    task = asyncio.create_task(server.serve())
-    await eventually(lambda: asyncio.sleep(0, result=server.started or None), interval=0.02)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        await task
-
-
 @pytest.fixture
 async def stack(
-    platform: Any, service_settings: Callable[..., Any], database_url: str, seed: Any
+    platform: Any,
+    service_settings: Callable[..., Any],
+    database_url: str,
+    seed: Any,
+    serve: Any,
+    schemas_dropper: Any,
 ) -> AsyncIterator[Stack]:
     """The platform's auth, execution and risk, with market-data and a strategy that asks it,
     behind a gateway of their own on a loopback port; a trader signed in, owning one resource
@@ -144,14 +128,9 @@ async def stack(
         user, headers = await platform.register()
         seeded = await seed(http, apps["strategy"], platform.settings, user, headers, INSTRUMENT)
         ids = {"name": "sma_cross", **seeded}
-        base_url = await exits.enter_async_context(served(gateway))
+        base_url = await exits.enter_async_context(serve(gateway))
         yield Stack(base_url, headers, ids)
-    conn = await asyncpg.connect(database_url)
-    try:
-        for schema in schemas:
-            await conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
-    finally:
-        await conn.close()
+    await schemas_dropper(database_url, schemas)
 
 
 def _refused(request: httpx.Request) -> httpx.Response:

@@ -4,19 +4,14 @@ generated from the route table, API keys, and the caller's event stream."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import re
-import socket
 import uuid
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
 import pytest
-import uvicorn
-from fastapi import FastAPI
 from trademesh_bus import Bus
 from trademesh_events.orders import OrderSubmitted
 from trademesh_events.topics import get_topic
@@ -196,24 +191,6 @@ async def test_an_api_key_works_within_its_scopes(platform: Any) -> None:
 # ---- the event stream --------------------------------------------------------------------------
 
 
-@contextlib.asynccontextmanager
-async def served(app: FastAPI) -> AsyncIterator[str]:
-    """`app` (its lifespan already running) on a loopback port: streaming needs a real server,
-    as httpx's ASGI transport hands a response over only once it is complete."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    config = uvicorn.Config(app, host="127.0.0.1", port=port, lifespan="off", log_config=None)
-    server = uvicorn.Server(config)
-    task = asyncio.create_task(server.serve())
-    await eventually(lambda: asyncio.sleep(0, result=server.started or None), interval=0.02)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        await task
-
-
 class Stream:
     """The events one client's stream has shown so far."""
 
@@ -237,14 +214,14 @@ class Stream:
                     self.events.append(json.loads(line[5:].strip()))
 
 
-async def test_a_stream_shows_its_users_own_events_only(platform: Any) -> None:
+async def test_a_stream_shows_its_users_own_events_only(platform: Any, serve: Any) -> None:
     gateway = platform.gateway
     alice, alice_headers = await platform.register()
     bob, bob_headers = await platform.register()
     streams = {alice: Stream(), bob: Stream()}
     bus = Bus(platform.settings, "test-execution", telemetry=False)
     await bus.start()
-    async with served(platform.gateway_app) as base:
+    async with serve(platform.gateway_app) as base:
         tasks = [
             asyncio.create_task(streams[alice].read(base, alice_headers)),
             asyncio.create_task(streams[bob].read(base, bob_headers)),
