@@ -10,7 +10,7 @@ UV := $(shell command -v uv 2>/dev/null || echo $(BOOTSTRAP)/bin/uv)
 export UV_PYTHON_DOWNLOADS := never
 export UV_LINK_MODE := copy
 
-.PHONY: help install run test lint typecheck unit bench asyncapi clean infra-up infra-down new-service
+.PHONY: help install deploy-tools manifests run test lint typecheck unit bench asyncapi clean infra-up infra-down new-service
 
 help:
 	@echo "make run    start the embedded infrastructure and every service (Ctrl-C stops all)"
@@ -35,6 +35,39 @@ $(shell mkdir -p .trademesh && (echo '$(MEMBERS)' | cmp -s - $(MEMBERS_STAMP) ||
 
 install: .venv/.synced
 
+# The deployment checkers: the `deploy` dependency group (helm-python-sdk, kubernetes-validate,
+# python-hcl2, detect-secrets, jsonschema), checkov in a virtualenv of its own (its pins would
+# hold the workspace's packages back), and promtool from Debian's prometheus package where apt
+# runs as root. `uv sync --inexact` adds the group without removing anything; the stamp follows
+# .venv/.synced, whose exact sync removes the group again.
+CHECKOV_VERSION := 3.3.30
+TOOLS := .trademesh/tools
+.venv/.deploy-synced: .venv/.synced
+	$(UV) sync --all-packages --group deploy --inexact
+	@touch $@
+
+$(TOOLS)/checkov/bin/checkov: | $(UV)
+	$(UV) venv --quiet --clear --python $(PYTHON) $(TOOLS)/checkov
+	$(UV) pip install --quiet --no-config --python $(TOOLS)/checkov/bin/python "checkov==$(CHECKOV_VERSION)"
+
+deploy-tools: .venv/.deploy-synced $(TOOLS)/checkov/bin/checkov
+	@if ! command -v promtool >/dev/null; then \
+		if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+			echo "promtool not found: installing Debian's prometheus package"; \
+			DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends prometheus >/dev/null \
+			|| { apt-get update -q >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends prometheus >/dev/null; }; \
+		else \
+			echo "promtool not found and apt-get is not usable here: the Prometheus tests will say they could not run"; \
+		fi; \
+	fi
+
+# Regenerates what is derived from services/*/deploy/values.yaml and the topic registry: the
+# umbrella chart's dependencies and values, compose's services and k8s/base (a test fails when
+# the committed files are stale).
+manifests: .venv/.deploy-synced
+	$(UV) run --no-sync trademesh deploy manifests
+	$(UV) run --no-sync python terraform/topics.py
+
 run: install
 	$(UV) run trademesh up $(ARGS)
 
@@ -49,8 +82,9 @@ PACKAGES := $(foreach d,$(wildcard libs/*/src/trademesh_* services/*/src/trademe
 typecheck: install
 	$(UV) run mypy $(PACKAGES)
 
-test: lint typecheck
-	$(UV) run pytest
+# TRADEMESH_REQUIRE_TOOLS: a deployment check whose tool is missing fails instead of skipping.
+test: lint typecheck deploy-tools
+	TRADEMESH_REQUIRE_TOOLS=1 $(UV) run --no-sync pytest
 
 unit: install
 	$(UV) run pytest -m unit

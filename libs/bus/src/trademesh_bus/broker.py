@@ -1,4 +1,4 @@
-"""A FastStream KafkaBroker configured for safety: acks=all, idempotence by setting, telemetry on."""
+"""A FastStream KafkaBroker made safe: acks=all, idempotence by setting, TLS/SASL, telemetry on."""
 
 from __future__ import annotations
 
@@ -9,11 +9,20 @@ from typing import Any, Protocol
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.errors import IllegalStateError
+from aiokafka.helpers import create_ssl_context
 from faststream.kafka import KafkaBroker
 from faststream.kafka.opentelemetry import KafkaTelemetryMiddleware
 from faststream.kafka.prometheus import KafkaPrometheusMiddleware
+from faststream.kafka.security import parse_security
+from faststream.security import BaseSecurity, SASLPlaintext, SASLScram256, SASLScram512
 from opentelemetry import trace
 from prometheus_client import CollectorRegistry
+
+
+class Secret(Protocol):
+    """A value that is only read on purpose (pydantic's SecretStr)."""
+
+    def get_secret_value(self) -> str: ...
 
 
 class KafkaConfig(Protocol):
@@ -47,6 +56,16 @@ class KafkaConfig(Protocol):
     def kafka_handler_retries(self) -> int: ...
     @property
     def kafka_retry_backoff_ms(self) -> int: ...
+    @property
+    def kafka_security_protocol(self) -> str: ...
+    @property
+    def kafka_sasl_mechanism(self) -> str: ...
+    @property
+    def kafka_sasl_username(self) -> str | None: ...
+    @property
+    def kafka_sasl_password(self) -> Secret | None: ...
+    @property
+    def kafka_ssl_cafile(self) -> str | None: ...
 
 
 class ConcurrentStartBroker(KafkaBroker):
@@ -114,6 +133,7 @@ def create_broker(
       (exactly-once effects then come from the inbox/outbox, not from Kafka).
     - FastStream's own OpenTelemetry and Prometheus middlewares (trace context travels in the
       W3C `traceparent` header; consumer spans are children of the producer's).
+    - TLS and SASL from settings (broker_security), as every other Kafka client of ours.
     - subscribers start together (ConcurrentStartBroker).
     """
     middlewares: list[object] = []
@@ -125,6 +145,7 @@ def create_broker(
     return ConcurrentStartBroker(
         config.kafka_bootstrap.split(","),
         **options,
+        security=broker_security(config),
         middlewares=middlewares,  # type: ignore[arg-type]
         logger=logging.getLogger("trademesh.bus"),
         graceful_timeout=15.0,
@@ -147,8 +168,52 @@ def producer_options(config: KafkaConfig, service: str) -> dict[str, Any]:
     }
 
 
+_SASL = {"PLAIN": SASLPlaintext, "SCRAM-SHA-256": SASLScram256, "SCRAM-SHA-512": SASLScram512}
+
+
+def broker_security(config: KafkaConfig) -> BaseSecurity | None:
+    """FastStream's security object for the configured protocol; None for PLAINTEXT.
+
+    TLS verifies the brokers' certificates and host names against kafka_ssl_cafile, or the
+    system's CA certificates without it (aiokafka needs an SSL context for SSL and SASL_SSL;
+    FastStream's use_ssl alone does not make one).
+    """
+    protocol = config.kafka_security_protocol
+    if protocol == "PLAINTEXT":
+        return None
+    tls = protocol in ("SSL", "SASL_SSL")
+    context = create_ssl_context(cafile=config.kafka_ssl_cafile) if tls else None
+    if protocol == "SSL":
+        return BaseSecurity(ssl_context=context, use_ssl=True)
+    if protocol not in ("SASL_PLAINTEXT", "SASL_SSL"):
+        raise ValueError(f"unknown Kafka security protocol {protocol!r}")
+    mechanism = _SASL.get(config.kafka_sasl_mechanism)
+    if mechanism is None:
+        raise ValueError(f"unknown SASL mechanism {config.kafka_sasl_mechanism!r}")
+    password = config.kafka_sasl_password
+    if not config.kafka_sasl_username or password is None:
+        raise ValueError(f"Kafka security protocol {protocol} needs a SASL username and password")
+    return mechanism(
+        username=config.kafka_sasl_username,
+        password=password.get_secret_value(),
+        ssl_context=context,
+        use_ssl=tls,
+    )
+
+
+def client_security(config: KafkaConfig) -> dict[str, Any]:
+    """The aiokafka keyword arguments of the broker's security, for clients we make ourselves.
+
+    Built by FastStream's own translation, so a plain aiokafka producer, consumer or admin client
+    connects exactly as the broker does.
+    """
+    return parse_security(broker_security(config))
+
+
 def create_bulk_producer(config: KafkaConfig, service: str) -> AIOKafkaProducer:
     """A plain aiokafka producer with the broker's settings, for Bus.publish_many (see there)."""
     return AIOKafkaProducer(
-        bootstrap_servers=config.kafka_bootstrap.split(","), **producer_options(config, service)
+        bootstrap_servers=config.kafka_bootstrap.split(","),
+        **producer_options(config, service),
+        **client_security(config),
     )

@@ -35,6 +35,7 @@ from trademesh_bus import inbox as inbox_table
 from trademesh_bus import metrics
 from trademesh_bus.broker import KafkaConfig, create_broker, create_bulk_producer
 from trademesh_bus.errors import PoisonMessage, PublishError, is_transient
+from trademesh_bus.lag import LAG_INTERVAL_S, LagSampler, stop_sampler
 from trademesh_bus.outbox import Outbox
 
 log = logging.getLogger("trademesh.bus")
@@ -42,6 +43,9 @@ _tracer = trace.get_tracer("trademesh.bus")
 
 _MAX_ERROR_HEADER = 1000
 _RETRIABLE_PUBLISH = (KafkaConnectionError, KafkaTimeoutError, NotLeaderForPartitionError)
+# Why a message goes to the DLQ (the `reason` label of trademesh_bus_dlq_total): the poison
+# checks of _decode, and a handler that failed for good.
+DLQ_REASONS = ("bad_envelope", "empty_value", "schema_validation", "type_mismatch", "handler_error")
 
 
 @dataclass(frozen=True)
@@ -113,7 +117,10 @@ class Bus:
         registry: CollectorRegistry | None = None,
         broker: KafkaBroker | None = None,
         telemetry: bool = True,
+        lag_interval: float = LAG_INTERVAL_S,
     ) -> None:
+        """`telemetry` off: no tracing, no FastStream metrics and no consumer lag sampling (a
+        publisher for tests or a command, not a service)."""
         self.config = config
         self.service = service
         self.broker = broker or create_broker(
@@ -123,6 +130,12 @@ class Bus:
         self._started = False
         self._bulk: AIOKafkaProducer | None = None
         self._bulk_lock = asyncio.Lock()
+        self._lag = (
+            LagSampler(lambda: self.broker.subscribers, service, lag_interval)
+            if telemetry
+            else None
+        )
+        self._lag_task: asyncio.Task[None] | None = None
 
     # ---- lifecycle -------------------------------------------------------------------------
 
@@ -137,8 +150,12 @@ class Bus:
             with attempt:
                 await self.broker.start()
         self._started = True
+        if self._lag is not None and self._lag_task is None:
+            self._lag_task = asyncio.create_task(self._lag.run(), name=f"{self.service} lag")
 
     async def stop(self) -> None:
+        task, self._lag_task = self._lag_task, None
+        await stop_sampler(task, self._lag)
         if self._bulk is not None:
             bulk, self._bulk = self._bulk, None
             await bulk.stop()
@@ -363,6 +380,7 @@ class Bus:
         """
         spec = get_topic(topic) if isinstance(topic, str) else topic
         cfg = self.config
+        metrics.consumer_topic(self.service, spec.name, DLQ_REASONS)
         subscriber = self.broker.subscriber(
             spec.name,
             group_id=group,

@@ -27,6 +27,40 @@ app.add_typer(events_app, name="events")
 app.add_typer(db_app, name="db")
 backtest_app = typer.Typer(help="Backtests of strategies over price files, in process.")
 app.add_typer(backtest_app, name="backtest")
+deploy_app = typer.Typer(help="Deployment files derived from the services (chart, compose, k8s).")
+app.add_typer(deploy_app, name="deploy")
+
+
+@deploy_app.command("manifests")
+def deploy_manifests(
+    check: Annotated[
+        bool, typer.Option("--check", help="Change nothing; exit 1 if a generated file is stale.")
+    ] = False,
+) -> None:
+    """Regenerate, from services/*/deploy/values.yaml and the topic registry, the umbrella chart's
+    dependencies and values, compose's service blocks, the topic Job and k8s/base (rendered from
+    the chart). `make manifests` runs it."""
+    from trademesh_cli.deploy import DeployError, generate, stale, write
+    from trademesh_cli.project import find_root
+
+    root = find_root()
+    try:
+        files = generate(root)
+    except DeployError as error:
+        console.print(f"[red]{escape(str(error))}[/red]")
+        raise typer.Exit(2) from None
+    if check:
+        old = stale(root, files)
+        for path in old:
+            console.print(f"stale: {path.relative_to(root)}")
+        if old:
+            console.print("run `make manifests` and commit the result")
+            raise typer.Exit(1)
+        out.print("generated files are up to date")
+        return
+    for path in write(files):
+        out.print(f"wrote {path.relative_to(root)}")
+
 
 console = Console(stderr=True)
 out = Console()
@@ -480,7 +514,11 @@ def new_service(
         + "; `trademesh up` and `trademesh db migrate` read its [tool.trademesh.service]",
         markup=False,
     )
-    out.print(f"next: make test, then edit {target.relative_to(root)}/src (engine.py first)")
+    out.print(
+        "next: `make manifests` (adds its deploy/values.yaml entry to the Helm chart, compose and "
+        f"k8s/base), make test, then edit {target.relative_to(root)}/src (engine.py first)",
+        markup=False,
+    )
 
 
 @backtest_app.command("run")

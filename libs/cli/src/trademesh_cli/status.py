@@ -5,8 +5,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 from aiokafka import AIOKafkaConsumer, TopicPartition
@@ -72,7 +74,7 @@ def readiness(
     return out
 
 
-async def consumer_lag(bootstrap: str) -> list[Lag]:
+async def consumer_lag(bootstrap: str, security: Mapping[str, Any] | None = None) -> list[Lag]:
     """For every consumer group: per topic, end offsets minus committed offsets.
 
     A service's groups are named `<service group>.<topic>` (one group per consumed topic), with
@@ -84,8 +86,9 @@ async def consumer_lag(bootstrap: str) -> list[Lag]:
     from trademesh_events.topics import TOPICS
 
     known = sorted((spec.name for spec in TOPICS), key=len, reverse=True)
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
-    reader = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    tls_sasl = dict(security or {})  # aiokafka's TLS/SASL arguments (bus client_security)
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, **tls_sasl)
+    reader = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, **tls_sasl)
     await admin.start()
     await reader.start()
     try:
@@ -103,7 +106,7 @@ async def consumer_lag(bootstrap: str) -> list[Lag]:
                 continue
             ends = await reader.end_offsets(partitions)
             member = AIOKafkaConsumer(
-                bootstrap_servers=bootstrap, group_id=group, enable_auto_commit=False
+                bootstrap_servers=bootstrap, group_id=group, enable_auto_commit=False, **tls_sasl
             )
             await member.start()
             try:
@@ -145,5 +148,5 @@ def demo_bot(home: Path, gateway: str) -> dict[str, str] | None:
     }
 
 
-def lag_now(bootstrap: str) -> list[Lag]:
-    return asyncio.run(consumer_lag(bootstrap))
+def lag_now(bootstrap: str, security: Mapping[str, Any] | None = None) -> list[Lag]:
+    return asyncio.run(consumer_lag(bootstrap, security))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any, TextIO
 
@@ -62,10 +63,14 @@ async def tail(
     limit: int | None,
     idle_timeout: float | None,
     out: TextIO,
+    security: Mapping[str, Any] | None = None,
 ) -> int:
-    """Print records of `topic` as JSON lines; returns how many were printed."""
+    """Print records of `topic` as JSON lines; returns how many were printed.
+
+    `security`: aiokafka's TLS/SASL arguments (trademesh_bus.broker.client_security).
+    """
     consumer = AIOKafkaConsumer(
-        bootstrap_servers=bootstrap, enable_auto_commit=False, group_id=None
+        bootstrap_servers=bootstrap, enable_auto_commit=False, group_id=None, **(security or {})
     )
     await consumer.start()
     printed = 0

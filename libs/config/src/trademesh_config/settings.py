@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 ENV_PREFIX = "TRADEMESH_"
@@ -26,6 +27,9 @@ class TrademeshSettings(BaseSettings):
 
 class KafkaSettings(TrademeshSettings):
     """How to reach the Kafka-protocol broker and how safely to talk to it."""
+
+    # A validation error would otherwise print its input, the SASL password included.
+    model_config = SettingsConfigDict(hide_input_in_errors=True)
 
     kafka_bootstrap: str = Field(
         "127.0.0.1:9092",
@@ -68,6 +72,63 @@ class KafkaSettings(TrademeshSettings):
     kafka_retry_backoff_ms: int = Field(
         100, ge=1, description="First retry backoff; doubles each try."
     )
+    kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = Field(
+        "PLAINTEXT",
+        description="How clients talk to the brokers: TLS (SSL), a SASL login, both, or neither. "
+        "TLS verifies the brokers against the system's CA certificates.",
+    )
+    kafka_sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] = Field(
+        "PLAIN",
+        description="The SASL mechanism of a SASL_* protocol (Azure Event Hubs: PLAIN).",
+    )
+    kafka_sasl_username: str | None = Field(
+        None,
+        description="SASL user of a SASL_* protocol (Azure Event Hubs: the literal "
+        "`$ConnectionString`).",
+    )
+    kafka_sasl_password: SecretStr | None = Field(
+        None,
+        description="SASL password of a SASL_* protocol (Azure Event Hubs: the namespace's "
+        "connection string). Secret: never logged.",
+    )
+    kafka_ssl_cafile: str | None = Field(
+        None,
+        description="PEM file of the CA certificates that sign the brokers' certificates, for a "
+        "broker with its own CA (Redpanda with cert-manager); unset: the system's CAs.",
+    )
+
+    @model_validator(mode="after")
+    def _security_is_consistent(self) -> KafkaSettings:
+        protocol = self.kafka_security_protocol
+        password = self.kafka_sasl_password
+        present = {
+            "KAFKA_SASL_USERNAME": bool(self.kafka_sasl_username),
+            "KAFKA_SASL_PASSWORD": password is not None and bool(password.get_secret_value()),
+        }
+        if protocol.startswith("SASL_"):
+            missing = [f"{ENV_PREFIX}{name}" for name, there in present.items() if not there]
+            if missing:
+                raise ValueError(
+                    f"{ENV_PREFIX}KAFKA_SECURITY_PROTOCOL={protocol} needs " + " and ".join(missing)
+                )
+        elif any(present.values()):
+            # Credentials that no connection would use mean the protocol was forgotten: the
+            # client would then try an unauthenticated, unencrypted connection.
+            raise ValueError(
+                f"SASL credentials are set but {ENV_PREFIX}KAFKA_SECURITY_PROTOCOL is {protocol}; "
+                "set it to SASL_SSL or SASL_PLAINTEXT"
+            )
+        if self.kafka_ssl_cafile is not None:
+            if protocol not in ("SSL", "SASL_SSL"):
+                raise ValueError(
+                    f"{ENV_PREFIX}KAFKA_SSL_CAFILE is set but {ENV_PREFIX}KAFKA_SECURITY_PROTOCOL "
+                    f"is {protocol}, which has no TLS; set it to SSL or SASL_SSL"
+                )
+            if not Path(self.kafka_ssl_cafile).is_file():
+                raise ValueError(
+                    f"{ENV_PREFIX}KAFKA_SSL_CAFILE: no file at {self.kafka_ssl_cafile}"
+                )
+        return self
 
     @field_validator("kafka_bootstrap")
     @classmethod

@@ -47,6 +47,7 @@ METRICS: tuple[MetricSpec, ...] = (
     MetricSpec("trademesh_bus_dlq_total", "counter", "messages", "Messages sent to a dead-letter topic.", ("service", "topic", "reason")),
     MetricSpec("trademesh_bus_handler_retries_total", "counter", "retries", "In-place retries of handlers after transient errors.", ("service", "topic")),
     MetricSpec("trademesh_bus_redeliveries_skipped_total", "counter", "messages", "Redelivered events the inbox skipped (already applied).", ("service", "topic")),
+    MetricSpec("trademesh_bus_consumer_lag", "gauge", "messages", "Messages on a partition this process consumes that it has not read yet (end offset minus the consumer's position), sampled every few seconds. On the embedded Tansu broker the end offset can stop short of the last batch, so the lag may read a few messages low.", ("service", "topic", "partition")),
     MetricSpec("trademesh_outbox_pending", "gauge", "rows", "Outbox rows not yet published.", ("service",)),
     MetricSpec("trademesh_outbox_relayed_total", "counter", "messages", "Outbox rows published to Kafka.", ("service", "topic")),
     MetricSpec("trademesh_outbox_relay_lag_seconds", "histogram", "seconds", "Time from outbox write to broker acknowledgement.", ("service",)),
@@ -68,6 +69,14 @@ METRICS: tuple[MetricSpec, ...] = (
     # execution
     MetricSpec("trademesh_execution_fills_total", "counter", "fills", "Fills booked into positions, by venue.", ("service", "venue")),
     MetricSpec("trademesh_execution_discrepancies_total", "counter", "discrepancies", "Differences between a venue and the service's orders (never resolved silently), by kind.", ("service", "kind")),
+    # Totals over every account of a venue, read from execution's books every few seconds (every
+    # replica reads the same books: aggregate across instances with max, not sum). Per venue, not
+    # per account: accounts are opened freely by users, so an account label would grow without
+    # bound; venues are the few the platform is configured for. Money is in the accounts' cash
+    # currency (the books keep one unit of account).
+    MetricSpec("trademesh_execution_equity", "gauge", "money", "Cash plus positions at their last prices, summed over the venue's accounts (an account holding a position without a price yet is left out).", ("service", "venue")),
+    MetricSpec("trademesh_execution_realised_pnl", "gauge", "money", "Realised PnL net of fees since each account opened, summed over the venue's accounts.", ("service", "venue")),
+    MetricSpec("trademesh_execution_unrealised_pnl", "gauge", "money", "Open positions' PnL at their last prices, summed over the venue's accounts (positions without a price are left out).", ("service", "venue")),
     # strategy
     MetricSpec("trademesh_strategy_bars_total", "counter", "bars", "Final bars handed to running bots (one per bot and bar).", ("service", "strategy")),
     MetricSpec("trademesh_strategy_intents_total", "counter", "intents", "Order intents bots emitted (through the outbox).", ("service", "strategy", "kind")),
@@ -127,6 +136,7 @@ BUS_PUBLISH_RETRIES = _counter("trademesh_bus_publish_retries_total")
 BUS_DLQ = _counter("trademesh_bus_dlq_total")
 BUS_HANDLER_RETRIES = _counter("trademesh_bus_handler_retries_total")
 BUS_REDELIVERIES_SKIPPED = _counter("trademesh_bus_redeliveries_skipped_total")
+BUS_CONSUMER_LAG = _gauge("trademesh_bus_consumer_lag")
 OUTBOX_PENDING = _gauge("trademesh_outbox_pending")
 OUTBOX_RELAYED = _counter("trademesh_outbox_relayed_total")
 OUTBOX_RELAY_LAG = _histogram("trademesh_outbox_relay_lag_seconds")
@@ -148,6 +158,9 @@ MD_FEED_CONNECTED = _gauge("trademesh_md_feed_connected")
 MD_FEED_RECONNECTS = _counter("trademesh_md_feed_reconnects_total")
 EXECUTION_FILLS = _counter("trademesh_execution_fills_total")
 EXECUTION_DISCREPANCIES = _counter("trademesh_execution_discrepancies_total")
+EXECUTION_EQUITY = _gauge("trademesh_execution_equity")
+EXECUTION_REALISED_PNL = _gauge("trademesh_execution_realised_pnl")
+EXECUTION_UNREALISED_PNL = _gauge("trademesh_execution_unrealised_pnl")
 RISK_DECISIONS = _counter("trademesh_risk_decisions_total")
 RISK_KILL_SWITCH = _gauge("trademesh_risk_kill_switch_engaged")
 RISK_REDUCING = _counter("trademesh_risk_reducing_total")

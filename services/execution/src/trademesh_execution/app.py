@@ -21,6 +21,7 @@ from trademesh_trading.fills import FillModel
 
 from trademesh_execution.api import api_router
 from trademesh_execution.api.deps import Runtime
+from trademesh_execution.book_metrics import BookMetrics
 from trademesh_execution.config import Settings
 from trademesh_execution.credentials import CredentialVault
 from trademesh_execution.equity import EquitySampler
@@ -80,6 +81,7 @@ def create_app(
     )
     credentials = CredentialVault(keystore_from(settings))
     sampler = EquitySampler(database, clock=clock, interval=settings.equity_sample_interval_s)
+    book_metrics = BookMetrics(database, service)
     live = LiveOrders(
         db=database,
         store=store,
@@ -118,6 +120,7 @@ def create_app(
         tasks = [
             asyncio.create_task(relay.run(stop)),
             asyncio.create_task(sampler.run(stop)),
+            asyncio.create_task(book_metrics.run(stop)),
             asyncio.create_task(live.run(stop)),  # its first rounds redo what a crash left
             asyncio.create_task(reconciler.run(stop)),
         ]

@@ -30,6 +30,9 @@ class Discrepancies:
         self.outbox = outbox
         self.service = service
         self.clock = clock
+        # Every kind counted from 0, so that the first of a kind is an increase an alert sees.
+        for kind in DiscrepancyKind:
+            metrics.EXECUTION_DISCREPANCIES.labels(service=service, kind=kind.value.lower())
 
     async def raise_(
         self,

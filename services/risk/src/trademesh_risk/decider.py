@@ -20,6 +20,7 @@ from trademesh_db import Database
 from trademesh_events.orders import (
     CancelAllOrders,
     CancelOrder,
+    DenialReason,
     OrderApproved,
     OrderCanceled,
     OrderDenied,
@@ -66,6 +67,12 @@ class Decider:
         self.outbox = outbox
         self.service = service
         self.clock = clock
+        # Counted from 0 for every known outcome, so that a first denial of a reason, or a first
+        # account sent to REDUCING, is an increase that alerts and rate() panels see.
+        metrics.RISK_DECISIONS.labels(service=service, decision="approved", reason="")
+        for reason in DenialReason:
+            metrics.RISK_DECISIONS.labels(service=service, decision="denied", reason=reason.value)
+        metrics.RISK_REDUCING.labels(service=service)
 
     # ---- intents -------------------------------------------------------------------------------
 

@@ -84,6 +84,10 @@ class BotRuntime:
         self.window = window
         self.rebuild_max_bars = rebuild_max_bars
         self.sessions: dict[UUID, BotSession] = {}
+        # Counted from 0 for every strategy a bot can run, so that a first failure is an
+        # increase that the dashboard's rate() sees.
+        for strategy in registry.names():
+            metrics.STRATEGY_BOT_ERRORS.labels(service=service, strategy=strategy)
 
     # ---- creating and controlling bots ------------------------------------------------------
 

@@ -1,0 +1,296 @@
+"""The Helm charts and the kustomize tree: they render offline with dev and prod values, every
+object passes the Kubernetes schema, every service is in them, and the generated files are fresh."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+helm_python = pytest.importorskip("helm_python", reason="the deploy dependency group")
+kubernetes_validate = pytest.importorskip("kubernetes_validate", reason="the deploy group")
+
+from trademesh_cli.deploy import (  # noqa: E402
+    built_umbrella,
+    generate,
+    is_hook,
+    render_chart,
+    stale,
+)
+from trademesh_cli.project import discover_services  # noqa: E402
+
+pytestmark = pytest.mark.unit
+
+ROOT = Path(__file__).resolve().parents[2]
+UMBRELLA = ROOT / "charts" / "trademesh"
+KUBERNETES = "1.30"
+VALUES = {
+    "default": [],
+    "dev": [UMBRELLA / "values-dev.yaml"],
+    "prod": [UMBRELLA / "values-prod.yaml"],
+}
+# Custom resources of the Prometheus operator: no schema for them ships with kubernetes-validate.
+CUSTOM = {"ServiceMonitor", "PrometheusRule"}
+
+
+def _services() -> list[str]:
+    return [s.name for s in discover_services(ROOT)]
+
+
+@pytest.fixture(scope="module", params=sorted(VALUES))
+def rendered(request: pytest.FixtureRequest) -> tuple[str, list[dict[str, Any]]]:
+    return request.param, render_chart(ROOT, VALUES[request.param])
+
+
+def _of(objects: list[dict[str, Any]], kind: str) -> dict[str, dict[str, Any]]:
+    return {o["metadata"]["name"]: o for o in objects if o["kind"] == kind}
+
+
+def test_every_object_passes_the_kubernetes_schema(
+    rendered: tuple[str, list[dict[str, Any]]],
+) -> None:
+    _, objects = rendered
+    for document in objects:
+        if document["kind"] in CUSTOM:
+            assert document["apiVersion"] == "monitoring.coreos.com/v1"
+            assert document["spec"], document["metadata"]["name"]
+            continue
+        kubernetes_validate.validate(document, KUBERNETES, strict=True)
+
+
+def test_every_service_is_deployed_probed_and_tested(
+    rendered: tuple[str, list[dict[str, Any]]],
+) -> None:
+    _, objects = rendered
+    deployments, services = _of(objects, "Deployment"), _of(objects, "Service")
+    tests = {o["metadata"]["name"] for o in objects if o["kind"] == "Pod" and is_hook(o)}
+    for entry in discover_services(ROOT):
+        deployment = deployments[entry.name]
+        pod = deployment["spec"]["template"]["spec"]
+        (container,) = pod["containers"]
+        assert container["image"].startswith(f"ghcr.io/trademesh/{entry.name}:")
+        assert container["ports"][0]["containerPort"] == entry.port
+        assert container["livenessProbe"]["httpGet"]["path"] == "/health"
+        assert container["readinessProbe"]["httpGet"]["path"] == "/ready"
+        assert services[entry.name]["spec"]["ports"][0]["port"] == entry.port
+        assert f"{entry.name}-test-ready" in tests
+        env = {e["name"]: e for e in container["env"]}
+        assert env["TRADEMESH_HTTP_PORT"]["value"] == str(entry.port)
+        assert env["TRADEMESH_DATABASE_URL"]["valueFrom"]["secretKeyRef"]["name"]
+        assert env["TRADEMESH_AUTH_JWKS_URL"]["value"] == ("http://auth:8500/.well-known/jwks.json")
+        assert len(env) == len(container["env"]), "an environment variable is set twice"
+    for name, monitor in _of(objects, "ServiceMonitor").items():
+        (endpoint,) = monitor["spec"]["endpoints"]
+        # The rules query up{job="trademesh"} and group by the metrics' own `service` label.
+        assert endpoint["honorLabels"] is True, name
+        assert {"targetLabel": "job", "replacement": "trademesh"} in endpoint["relabelings"]
+        assert endpoint["port"] == "http" and endpoint["path"] == "/metrics"
+
+
+def test_pods_run_as_non_root_on_a_read_only_filesystem_with_limits(
+    rendered: tuple[str, list[dict[str, Any]]],
+) -> None:
+    _, objects = rendered
+    for name, deployment in _of(objects, "Deployment").items():
+        pod = deployment["spec"]["template"]["spec"]
+        assert pod["securityContext"]["runAsNonRoot"] is True, name
+        assert pod["automountServiceAccountToken"] is False, name
+        for container in pod["containers"]:
+            security = container["securityContext"]
+            assert security["readOnlyRootFilesystem"] is True, name
+            assert security["allowPrivilegeEscalation"] is False, name
+            assert security["capabilities"]["drop"] == ["ALL"], name
+            assert container["resources"]["requests"]["cpu"], name
+            assert container["resources"]["limits"]["memory"], name
+
+
+def test_prod_scales_the_consumers_with_budgets_and_dev_makes_its_secrets() -> None:
+    prod = render_chart(ROOT, VALUES["prod"])
+    deployments = _of(prod, "Deployment")
+    for name in ("strategy", "risk", "execution"):
+        assert deployments[name]["spec"]["replicas"] == 2
+    assert set(_of(prod, "PodDisruptionBudget")) >= {"strategy", "risk", "execution", "gateway"}
+    assert "gateway" in _of(prod, "HorizontalPodAutoscaler")
+    assert "replicas" not in deployments["gateway"]["spec"]  # the autoscaler owns the count
+    assert not _of(prod, "Secret")
+    dev = render_chart(ROOT, VALUES["dev"])
+    secrets = _of(dev, "Secret")
+    assert set(secrets) == {"trademesh-database", "trademesh-keystore"}
+    assert secrets["trademesh-database"]["stringData"]["url"].startswith("postgresql://")
+    assert not _of(render_chart(ROOT), "Secret")
+
+
+def test_dashboards_and_rules_ship_as_configmaps_and_a_prometheus_rule() -> None:
+    objects = render_chart(ROOT)
+    dashboards = sorted((UMBRELLA / "files" / "dashboards").glob("*.json"))
+    assert dashboards, "charts/trademesh/files/dashboards/ holds the Grafana dashboards"
+    maps = _of(objects, "ConfigMap")
+    for path in dashboards:
+        config_map = maps[f"trademesh-dashboard-{path.stem}"]
+        assert config_map["metadata"]["labels"]["grafana_dashboard"] == "1"
+        assert config_map["data"][path.name] == path.read_text().rstrip("\n")
+    (rule,) = _of(objects, "PrometheusRule").values()
+    rules_file = yaml.safe_load((UMBRELLA / "files" / "rules" / "trademesh.rules.yaml").read_text())
+    assert rule["spec"] == rules_file and rule["spec"]["groups"]
+
+
+def test_key_vault_secrets_are_synced_and_mounted_by_every_pod(tmp_path: Path) -> None:
+    # terraform/ installs the chart with these values (modules/platform).
+    secrets = [
+        {
+            "object": "database-url",
+            "secret": "trademesh-database",
+            "key": "url",
+        },  # pragma: allowlist secret
+        {
+            "object": "keystore-keys",
+            "secret": "trademesh-keystore",
+            "key": "keys",
+        },  # pragma: allowlist secret
+        {"object": "keystore-current", "secret": "trademesh-keystore", "key": "current"},
+    ]
+    vault = {"enabled": True, "name": "kv-tm", "tenantId": "t", "clientId": "c", "secrets": secrets}
+    path = tmp_path / "vault.yaml"
+    path.write_text(yaml.safe_dump({"global": {"azureKeyVault": vault}}))
+    objects = render_chart(ROOT, [*VALUES["prod"], path])
+    (provider,) = _of(objects, "SecretProviderClass").values()
+    synced = {
+        (s["secretName"], d["key"]): d["objectName"]
+        for s in provider["spec"]["secretObjects"]
+        for d in s["data"]
+    }
+    assert synced == {(s["secret"], s["key"]): s["object"] for s in secrets}
+    for name, deployment in _of(objects, "Deployment").items():
+        volumes = deployment["spec"]["template"]["spec"]["volumes"]
+        assert any(v.get("csi", {}).get("driver") == "secrets-store.csi.k8s.io" for v in volumes)
+        labels = deployment["spec"]["template"]["metadata"]["labels"]
+        assert labels["azure.workload.identity/use"] == "true", name
+    path.write_text(yaml.safe_dump({"global": {"azureKeyVault": {"enabled": True}}}))
+    with pytest.raises(helm_python.HelmError):
+        render_chart(ROOT, [path])
+
+
+def test_bad_values_are_refused_by_the_schemas(tmp_path: Path) -> None:
+    for bad in (
+        {"risk": {"port": "8300"}},
+        {"global": {"env": {"not-a-variable": "x"}}},
+        {"devSecrets": {"enabled": True, "databaseUrl": "mysql://x"}},
+        {"strategy": {"secretEnv": [{"name": "X"}]}},
+    ):
+        path = tmp_path / "bad.yaml"
+        path.write_text(yaml.safe_dump(bad))
+        with pytest.raises(helm_python.HelmError):
+            render_chart(ROOT, [path])
+
+
+def test_the_charts_lint_clean() -> None:
+    with built_umbrella(ROOT) as umbrella:
+        for chart, values in ((ROOT / "charts" / "service", []), (umbrella, ["dev", "prod"])):
+            for layer in [None, *values]:
+                given = yaml.safe_load(VALUES[layer][0].read_text()) if layer else None
+                report = helm_python.lint(
+                    chart, given, strict=True, kube_version=f"v{KUBERNETES}.0"
+                )
+                problems = [m for m in report["messages"] if m["severity"] >= 2]
+                assert not problems and not report["errors"], (chart.name, layer, report)
+
+
+def test_generated_files_are_fresh() -> None:
+    old = stale(ROOT, generate(ROOT))
+    assert not old, f"stale: {[str(p.relative_to(ROOT)) for p in old]}: run `make manifests`"
+
+
+def test_adding_a_service_is_one_values_entry(tmp_path: Path) -> None:
+    # A copy of what the generator reads, plus a service folder that has only its pyproject and
+    # its deploy/values.yaml: after generation the chart deploys it and compose runs it.
+    for rel in ("charts", "k8s"):
+        shutil.copytree(ROOT / rel, tmp_path / rel)
+    if (ROOT / "docker-compose.yml").exists():
+        shutil.copy(ROOT / "docker-compose.yml", tmp_path)
+    shutil.copy(ROOT / "pyproject.toml", tmp_path)
+    for name in _services():
+        folder = ROOT / "services" / name
+        (tmp_path / "services" / name / "deploy").mkdir(parents=True)
+        shutil.copy(folder / "pyproject.toml", tmp_path / "services" / name)
+        shutil.copy(folder / "deploy" / "values.yaml", tmp_path / "services" / name / "deploy")
+    new = tmp_path / "services" / "pricing"
+    (new / "deploy").mkdir(parents=True)
+    (new / "pyproject.toml").write_text(
+        '[project]\nname = "trademesh-pricing"\nversion = "0.1.0"\n'
+        '[tool.trademesh.service]\nname = "pricing"\nmodule = "trademesh_pricing"\nport = 8700\n'
+    )
+    entry = yaml.safe_load((ROOT / "services" / "audit" / "deploy" / "values.yaml").read_text())
+    entry = entry["audit"] | {"port": 8700, "module": "trademesh_pricing", "schema": None}
+    entry["image"] = {"repository": "ghcr.io/trademesh/pricing", "tag": ""}
+    (new / "deploy" / "values.yaml").write_text(yaml.safe_dump({"pricing": entry}))
+
+    files = generate(tmp_path)
+    assert stale(tmp_path, files)
+    for item in files:
+        item.path.write_text(item.text)
+    objects = render_chart(tmp_path)
+    assert "pricing" in _of(objects, "Deployment")
+    gateway = _of(objects, "Deployment")["gateway"]["spec"]["template"]["spec"]["containers"][0]
+    assert {"name": "TRADEMESH_PRICING_URL", "value": "http://pricing:8700"} in gateway["env"]
+    manifests = (tmp_path / "k8s" / "base" / "trademesh.yaml").read_text()
+    assert "name: pricing" in manifests
+    if (tmp_path / "docker-compose.yml").exists():
+        compose = yaml.safe_load((tmp_path / "docker-compose.yml").read_text())
+        assert compose["services"]["pricing"]["build"]["dockerfile"] == (
+            "services/pricing/Dockerfile"
+        )
+
+
+def _kustomize_objects(folder: Path) -> list[dict[str, Any]]:
+    kustomization = yaml.safe_load((folder / "kustomization.yaml").read_text())
+    objects: list[dict[str, Any]] = []
+    for resource in kustomization.get("resources", []):
+        path = folder / resource
+        if path.is_dir():
+            objects += _kustomize_objects(path)
+        else:
+            assert path.is_file(), f"{folder}: {resource} is missing"
+            objects += [d for d in yaml.safe_load_all(path.read_text()) if d]
+    return objects
+
+
+@pytest.mark.parametrize("overlay", ["k3s-dev", "prod"])
+def test_kustomize_overlays_reference_what_exists_and_validate(overlay: str) -> None:
+    # No kustomize binary runs here (CI's charts workflow runs `kubectl kustomize`): this checks
+    # what can be checked without it.
+    folder = ROOT / "k8s" / "overlays" / overlay
+    kustomization = yaml.safe_load((folder / "kustomization.yaml").read_text())
+    objects = _kustomize_objects(folder)
+    for document in objects:
+        if document["kind"] not in CUSTOM:
+            kubernetes_validate.validate(document, KUBERNETES, strict=True)
+    deployments = _of(objects, "Deployment")
+    images = {
+        c["image"].split(":")[0]
+        for d in deployments.values()
+        for c in d["spec"]["template"]["spec"]["containers"]
+    }
+    assert {i["name"] for i in kustomization["images"]} == images
+    for replica in kustomization.get("replicas", []):
+        assert replica["name"] in deployments
+    for patch in kustomization.get("patches", []):
+        if "path" in patch:
+            target = yaml.safe_load((folder / patch["path"]).read_text())
+            assert target["metadata"]["name"] in _of(objects, target["kind"]), patch
+        else:
+            assert patch["target"]["name"] in _of(objects, patch["target"]["kind"]), patch
+    for generator in kustomization.get("secretGenerator", []):
+        for env in generator.get("envs", []):
+            assert (folder / env).is_file()
+    assert set(_services()) <= set(deployments)
+
+
+def test_the_topic_job_runs_the_rpk_of_the_installed_redpanda() -> None:
+    versions = yaml.safe_load((ROOT / "charts" / "infra" / "versions.yaml").read_text())
+    (redpanda,) = [r for r in versions["releases"] if r["name"] == "redpanda"]
+    job = yaml.safe_load((ROOT / "k8s" / "base" / "topics-job.yaml").read_text())
+    (container,) = job["spec"]["template"]["spec"]["containers"]
+    assert container["image"].endswith(f":v{redpanda['version']}")
