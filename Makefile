@@ -16,6 +16,7 @@ help:
 	@echo "make run    start the embedded infrastructure and every service (Ctrl-C stops all)"
 	@echo "make test   lint, type-check and run the whole test suite on real engines"
 	@echo "make bench  run the benchmarks under benchmarks/"
+	@echo "make manifests  regenerate the chart values, compose services and k8s/base from services/*/deploy/values.yaml"
 
 $(BOOTSTRAP)/bin/uv:
 	@echo "uv not found: installing uv $(UV_VERSION) into $(BOOTSTRAP) with pip"

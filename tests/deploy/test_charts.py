@@ -116,6 +116,15 @@ def test_prod_scales_the_consumers_with_budgets_and_dev_makes_its_secrets() -> N
     assert "gateway" in _of(prod, "HorizontalPodAutoscaler")
     assert "replicas" not in deployments["gateway"]["spec"]  # the autoscaler owns the count
     assert not _of(prod, "Secret")
+    # Prod talks to Redpanda over TLS with SASL, trusting Redpanda's CA from a mounted Secret.
+    (container,) = deployments["risk"]["spec"]["template"]["spec"]["containers"]
+    env = {e["name"]: e for e in container["env"]}
+    assert env["TRADEMESH_KAFKA_SECURITY_PROTOCOL"]["value"] == "SASL_SSL"
+    assert env["TRADEMESH_KAFKA_SASL_PASSWORD"]["valueFrom"]["secretKeyRef"]["key"] == "password"
+    ca_file = env["TRADEMESH_KAFKA_SSL_CAFILE"]["value"]
+    (mount,) = [m for m in container["volumeMounts"] if ca_file.startswith(m["mountPath"])]
+    volumes = {v["name"]: v for v in deployments["risk"]["spec"]["template"]["spec"]["volumes"]}
+    assert volumes[mount["name"]]["secret"]["secretName"] == "trademesh-kafka-ca"
     dev = render_chart(ROOT, VALUES["dev"])
     secrets = _of(dev, "Secret")
     assert set(secrets) == {"trademesh-database", "trademesh-keystore"}
@@ -206,7 +215,7 @@ def test_generated_files_are_fresh() -> None:
 def test_adding_a_service_is_one_values_entry(tmp_path: Path) -> None:
     # A copy of what the generator reads, plus a service folder that has only its pyproject and
     # its deploy/values.yaml: after generation the chart deploys it and compose runs it.
-    for rel in ("charts", "k8s"):
+    for rel in ("charts", "k8s", "deploy"):
         shutil.copytree(ROOT / rel, tmp_path / rel)
     if (ROOT / "docker-compose.yml").exists():
         shutil.copy(ROOT / "docker-compose.yml", tmp_path)
@@ -257,6 +266,20 @@ def _kustomize_objects(folder: Path) -> list[dict[str, Any]]:
     return objects
 
 
+def _selects(selector: str | None, labels: dict[str, str]) -> bool:
+    if not selector:
+        return True
+    return all(labels.get(k) == v for k, v in (term.split("=") for term in selector.split(",")))
+
+
+def _json_patch_path_exists(document: dict[str, Any], path: str) -> None:
+    # The parent of an `add .../-` (or the field of a replace) must exist in the target.
+    node: Any = document
+    for part in path.strip("/").split("/")[:-1]:
+        node = node[int(part)] if isinstance(node, list) else node[part]
+    assert isinstance(node, list | dict), path
+
+
 @pytest.mark.parametrize("overlay", ["k3s-dev", "prod"])
 def test_kustomize_overlays_reference_what_exists_and_validate(overlay: str) -> None:
     # No kustomize binary runs here (CI's charts workflow runs `kubectl kustomize`): this checks
@@ -277,11 +300,21 @@ def test_kustomize_overlays_reference_what_exists_and_validate(overlay: str) -> 
     for replica in kustomization.get("replicas", []):
         assert replica["name"] in deployments
     for patch in kustomization.get("patches", []):
-        if "path" in patch:
-            target = yaml.safe_load((folder / patch["path"]).read_text())
-            assert target["metadata"]["name"] in _of(objects, target["kind"]), patch
-        else:
-            assert patch["target"]["name"] in _of(objects, patch["target"]["kind"]), patch
+        body = yaml.safe_load((folder / patch["path"]).read_text()) if "path" in patch else None
+        if isinstance(body, dict):  # a strategic merge patch names its target
+            assert body["metadata"]["name"] in _of(objects, body["kind"]), patch
+            continue
+        target = patch["target"]
+        matched = [
+            o
+            for o in _of(objects, target["kind"]).values()
+            if o["metadata"]["name"] == target.get("name", o["metadata"]["name"])
+            and _selects(target.get("labelSelector"), o["metadata"].get("labels") or {})
+        ]
+        assert matched, patch
+        for operation in body or yaml.safe_load(patch["patch"]):
+            for document in matched:
+                _json_patch_path_exists(document, operation["path"])
     for generator in kustomization.get("secretGenerator", []):
         for env in generator.get("envs", []):
             assert (folder / env).is_file()
@@ -291,6 +324,10 @@ def test_kustomize_overlays_reference_what_exists_and_validate(overlay: str) -> 
 def test_the_topic_job_runs_the_rpk_of_the_installed_redpanda() -> None:
     versions = yaml.safe_load((ROOT / "charts" / "infra" / "versions.yaml").read_text())
     (redpanda,) = [r for r in versions["releases"] if r["name"] == "redpanda"]
-    job = yaml.safe_load((ROOT / "k8s" / "base" / "topics-job.yaml").read_text())
+    script, job = yaml.safe_load_all((ROOT / "k8s" / "base" / "topics-job.yaml").read_text())
     (container,) = job["spec"]["template"]["spec"]["containers"]
     assert container["image"].endswith(f":v{redpanda['version']}")
+    # The Job runs compose's script, as generated: one way to create the topics.
+    compose_script = (ROOT / "deploy" / "compose" / "redpanda" / "topics.sh").read_text()
+    assert script["data"]["topics.sh"] == compose_script
+    assert container["command"] == ["/bin/bash", "/scripts/topics.sh"]

@@ -36,7 +36,7 @@ DASHBOARDS = ROOT / "charts" / "trademesh" / "files" / "dashboards"
 PROFILES = ("infra", "observability", "services")
 # Compose's ${NAME}, ${NAME:-default}, ${NAME-default} and its escaped dollar, $$.
 _VARIABLE = re.compile(r"\$\$|\$\{(?P<name>\w+)(?:(?P<op>:?-)(?P<default>[^}]*))?\}")
-_TOPICS_REGION = re.compile(r"^# >>> topics[^\n]*\n(?P<body>.*?)^# <<< topics", re.M | re.S)
+_TOPICS_REGION = re.compile(r"^# >>> generated[^\n]*\n(?P<body>.*?)^# <<< generated", re.M | re.S)
 
 
 @functools.cache

@@ -1,4 +1,4 @@
-"""terraform/: every file parses, envs wire the modules as declared, pins hold, topics stay in sync."""
+"""terraform/: every file parses, the envs call the stack, the stack wires the modules, pins hold, topics stay in sync."""
 
 from __future__ import annotations
 
@@ -23,7 +23,11 @@ ROOT = Path(__file__).resolve().parents[2]
 TF = ROOT / "terraform"
 TF_FILES = sorted(p for p in TF.rglob("*.tf") if ".terraform" not in p.parts)
 ENVS = ("dev", "prod")
+STACK = TF / "modules" / "stack"
+# Every root module or module that calls modules: the envs (one call, the stack) and the stack.
+CALLERS = {**{f"envs/{env}": TF / "envs" / env for env in ENVS}, "modules/stack": STACK}
 REQUIRED_MODULES = {"network", "cluster", "kafka", "postgres"}
+STACK_MODULES = REQUIRED_MODULES | {"keyvault", "platform"}
 # Arguments of a module block that are Terraform's, not the module's variables.
 META_ARGUMENTS = {"source", "version", "providers", "depends_on", "count", "for_each"}
 
@@ -51,12 +55,29 @@ def blocks(folder: Path, kind: str) -> dict[str, dict[str, Any]]:
     return found
 
 
-def module_calls(env: str) -> dict[str, dict[str, Any]]:
-    return blocks(TF / "envs" / env, "module")
+def module_calls(folder: Path) -> dict[str, dict[str, Any]]:
+    return blocks(folder, "module")
 
 
-def module_dir(env: str, call: dict[str, Any]) -> Path:
-    return (TF / "envs" / env / unquote(call["source"])).resolve()
+def module_dir(folder: Path, call: dict[str, Any]) -> Path:
+    return (folder / unquote(call["source"])).resolve()
+
+
+def stack_call(env: str) -> dict[str, Any]:
+    """The env's call of modules/stack, with its arguments."""
+    folder = TF / "envs" / env
+    calls = [c for c in module_calls(folder).values() if module_dir(folder, c) == STACK]
+    assert len(calls) == 1, f"{env} calls modules/stack {len(calls)} times"
+    return calls[0]
+
+
+def modules_under(folder: Path) -> set[Path]:
+    """The modules a folder calls, and theirs."""
+    found: set[Path] = set()
+    for call in module_calls(folder).values():
+        child = module_dir(folder, call)
+        found |= {child} | modules_under(child)
+    return found
 
 
 def required_providers(folder: Path) -> dict[str, str]:
@@ -113,7 +134,7 @@ def topics_script() -> ModuleType:
 def test_there_are_the_modules_and_envs() -> None:
     assert {p.name for p in (TF / "envs").iterdir() if p.is_dir()} == set(ENVS)
     modules = {p.name for p in (TF / "modules").iterdir() if p.is_dir()}
-    assert REQUIRED_MODULES | {"keyvault"} <= modules
+    assert STACK_MODULES | {"stack"} <= modules
 
 
 @pytest.mark.parametrize("path", TF_FILES, ids=lambda p: str(p.relative_to(TF)))
@@ -123,50 +144,93 @@ def test_every_tf_file_parses(path: Path) -> None:
 
 
 @pytest.mark.parametrize("env", ENVS)
-def test_each_env_uses_the_four_modules(env: str) -> None:
-    calls = module_calls(env)
-    used = {module_dir(env, call).name for call in calls.values()}
-    assert used >= REQUIRED_MODULES | {"keyvault"}, f"{env} lacks {REQUIRED_MODULES - used}"
+def test_each_env_is_a_thin_root_calling_the_stack(env: str) -> None:
+    folder = TF / "envs" / env
+    calls = module_calls(folder)
+    assert [module_dir(folder, c) for c in calls.values()] == [STACK], f"{env}: {sorted(calls)}"
+    assert unquote(stack_call(env)["environment"]) == env
+    # The wiring is the stack's: an env declares no resource of its own.
+    for path in sorted(folder.glob("*.tf")):
+        assert not parse(path).get("resource"), f"{path.relative_to(TF)} declares resources"
+    assert {"azurerm", "helm", "kubernetes"} <= set(blocks(folder, "provider"))
+
+
+def test_the_stack_uses_the_modules() -> None:
+    calls = module_calls(STACK)
+    used = {module_dir(STACK, call).name for call in calls.values()}
+    assert used >= STACK_MODULES, f"the stack lacks {sorted(STACK_MODULES - used)}"
     for name, call in calls.items():
-        assert module_dir(env, call).is_dir(), f"{env}: module {name} has no {call['source']}"
+        assert module_dir(STACK, call).is_dir(), f"stack: module {name} has no {call['source']}"
+    # Providers are configured in the roots alone (a module with providers cannot be removed).
+    assert not blocks(STACK, "provider")
 
 
-@pytest.mark.parametrize("env", ENVS)
-def test_module_arguments_are_the_modules_variables(env: str) -> None:
-    for name, call in module_calls(env).items():
-        variables = blocks(module_dir(env, call), "variable")
+@pytest.mark.parametrize("caller", CALLERS)
+def test_module_arguments_are_the_modules_variables(caller: str) -> None:
+    folder = CALLERS[caller]
+    calls = module_calls(folder)
+    assert calls
+    for name, call in calls.items():
+        variables = blocks(module_dir(folder, call), "variable")
         passed = {k for k in call if k not in META_ARGUMENTS and not k.startswith("__")}
         unknown = passed - set(variables)
-        assert not unknown, f"{env}: module {name} has no variable {sorted(unknown)}"
+        assert not unknown, f"{caller}: module {name} has no variable {sorted(unknown)}"
         required = {v for v, body in variables.items() if "default" not in body}
         missing = required - passed
-        assert not missing, f"{env}: module {name} needs {sorted(missing)}"
+        assert not missing, f"{caller}: module {name} needs {sorted(missing)}"
 
 
-@pytest.mark.parametrize("env", ENVS)
-def test_module_outputs_used_by_an_env_exist(env: str) -> None:
-    calls = module_calls(env)
-    text = "\n".join(p.read_text() for p in sorted((TF / "envs" / env).glob("*.tf")))
+@pytest.mark.parametrize("caller", CALLERS)
+def test_variables_used_are_declared(caller: str) -> None:
+    folder = CALLERS[caller]
+    text = "\n".join(p.read_text() for p in sorted(folder.glob("*.tf")))
+    used = set(re.findall(r"\bvar\.([a-z_]+)", text))
+    assert used
+    unknown = used - set(blocks(folder, "variable"))
+    assert not unknown, f"{caller}: undeclared variables {sorted(unknown)}"
+
+
+@pytest.mark.parametrize("caller", CALLERS)
+def test_module_outputs_used_exist(caller: str) -> None:
+    folder = CALLERS[caller]
+    calls = module_calls(folder)
+    text = "\n".join(p.read_text() for p in sorted(folder.glob("*.tf")))
     references = set(re.findall(r"\bmodule\.([a-z_]+)\.([a-z_]+)", text))
     assert references
     for module, output in sorted(references):
-        assert module in calls, f"{env}: module.{module} is not declared"
-        outputs = blocks(module_dir(env, calls[module]), "output")
-        assert output in outputs, f"{env}: module {module} has no output {output}"
+        assert module in calls, f"{caller}: module.{module} is not declared"
+        outputs = blocks(module_dir(folder, calls[module]), "output")
+        assert output in outputs, f"{caller}: module {module} has no output {output}"
+
+
+@pytest.mark.parametrize("env", ENVS)
+def test_each_env_forwards_the_stack_outputs(env: str) -> None:
+    stack_outputs = blocks(STACK, "output")
+    env_outputs = blocks(TF / "envs" / env, "output")
+    # host and the CA certificate are for the env's providers, not outputs of the env.
+    assert set(env_outputs) == set(stack_outputs) - {"host", "cluster_ca_certificate"}
+    for name, body in env_outputs.items():
+        assert body["value"] == f"${{module.stack.{name}}}", f"{env}: output {name}"
+        if stack_outputs[name].get("sensitive"):
+            assert body.get("sensitive") is True, f"{env}: output {name} must be sensitive"
+    assert stack_outputs["host"]["sensitive"] is True
+    assert stack_outputs["cluster_ca_certificate"]["sensitive"] is True
 
 
 @pytest.mark.parametrize("env", ENVS)
 def test_provider_versions_are_pinned_and_fit_the_modules(env: str) -> None:
-    pins = required_providers(TF / "envs" / env)
+    folder = TF / "envs" / env
+    pins = required_providers(folder)
     assert {"azurerm", "helm", "kubernetes", "random"} <= set(pins)
     for name, pin in pins.items():
         assert re.fullmatch(r"= \d+\.\d+\.\d+", pin), f"{env}: {name} is {pin!r}, not an exact pin"
-    for call in module_calls(env).values():
-        folder = module_dir(env, call)
-        for name, constraint in required_providers(folder).items():
-            assert name in pins, f"{env} does not pin {name}, which {folder.name} needs"
+    modules = modules_under(folder)
+    assert {STACK} | {TF / "modules" / name for name in STACK_MODULES} <= modules
+    for module in sorted(modules):
+        for name, constraint in required_providers(module).items():
+            assert name in pins, f"{env} does not pin {name}, which {module.name} needs"
             version = pins[name].removeprefix("= ")
-            assert admits(constraint, version), f"{folder.name} wants {name} {constraint}"
+            assert admits(constraint, version), f"{module.name} wants {name} {constraint}"
 
 
 def test_version_constraints_are_read_right() -> None:
@@ -192,12 +256,12 @@ def test_event_hubs_cover_every_registry_topic_and_dlq() -> None:
     assert hubs == expected
 
 
-@pytest.mark.parametrize("env", ENVS)
-def test_each_env_gives_the_kafka_module_the_generated_topics(env: str) -> None:
-    main = parse(TF / "envs" / env / "main.tf")
+def test_the_stack_gives_the_kafka_module_the_generated_topics() -> None:
+    main = parse(STACK / "main.tf")
     local_topics = next(entry["topics"] for entry in main["locals"] if "topics" in entry)
     assert "topics.json" in local_topics and "jsondecode" in local_topics
-    kafka = next(c for c in module_calls(env).values() if module_dir(env, c).name == "kafka")
+    calls = module_calls(STACK).values()
+    kafka = next(c for c in calls if module_dir(STACK, c).name == "kafka")
     assert kafka["topics"] == "${local.topics}"
 
 
@@ -218,29 +282,44 @@ def test_the_kafka_module_makes_one_event_hub_per_topic() -> None:
     assert "var.topics" in locals_["topics"]
 
 
-def test_prod_keeps_the_secure_defaults_that_checkov_skips_rely_on() -> None:
-    variables = blocks(TF / "envs" / "prod", "variable")
-    assert variables["private_cluster"]["default"] is True
-    assert unquote(variables["aks_sku_tier"]["default"]) == "Standard"
-    assert variables["postgres_geo_redundant_backup"]["default"] is True
-    assert variables["postgres_high_availability"]["default"] is True
-    assert variables["operator_ip_ranges"]["default"] == []
+# What checkov's skips in modules/cluster and modules/postgres rely on: prod sets them in its
+# call of the stack, and the stack has no default for them (an env cannot leave them out).
+PROD_SECURE = {
+    "private_cluster": True,
+    "aks_sku_tier": "Standard",
+    "postgres_geo_redundant_backup": True,
+    "postgres_high_availability": True,
+}
+
+
+def test_prod_keeps_the_secure_values_that_checkov_skips_rely_on() -> None:
+    call = stack_call("prod")
+    for name, value in PROD_SECURE.items():
+        assert unquote(call.get(name)) == value, f"prod sets {name} = {call.get(name)!r}"
+    stack_variables = blocks(STACK, "variable")
+    for name in PROD_SECURE:
+        assert "default" not in stack_variables[name], f"the stack defaults {name}"
+    assert blocks(TF / "envs" / "prod", "variable")["operator_ip_ranges"]["default"] == []
+    assert call["operator_ip_ranges"] == "${var.operator_ip_ranges}"
+    # The public API server of dev stays limited to operator_ip_ranges.
+    validations = stack_variables["private_cluster"]["validation"]
+    assert any("var.operator_ip_ranges" in v["condition"] for v in validations)
 
 
 def test_the_charts_and_values_files_the_envs_install_exist() -> None:
     assert (ROOT / "charts" / "trademesh" / "Chart.yaml").is_file()
     for env in ENVS:
-        assert (ROOT / "charts" / "trademesh" / f"values-{env}.yaml").is_file()
+        environment = unquote(stack_call(env)["environment"])
+        assert (ROOT / "charts" / "trademesh" / f"values-{environment}.yaml").is_file()
     versions = yaml.safe_load((ROOT / "charts" / "infra" / "versions.yaml").read_text())
     releases = {r["name"]: r for r in versions["releases"]}
     repositories = {r["name"] for r in versions["repositories"]}
     platform = blocks(TF / "modules" / "platform", "variable")
     defaults = [unquote(n) for n in platform["infra_releases"]["default"]]
+    stack_default = [unquote(n) for n in blocks(STACK, "variable")["infra_releases"]["default"]]
+    assert stack_default == defaults
     for env in ENVS:
-        env_default = [
-            unquote(n) for n in blocks(TF / "envs" / env, "variable")["infra_releases"]["default"]
-        ]
-        assert env_default == defaults
+        assert "infra_releases" not in stack_call(env), f"{env} installs other releases"
     assert "redpanda" not in defaults, "Event Hubs is the Kafka in Azure"
     for name in defaults:
         assert name in releases, f"{name} is not in charts/infra/versions.yaml"

@@ -256,7 +256,8 @@ def test_the_topics_job_runs_before_the_services_and_everything_has_a_namespace(
         kwargs.get("new_name", args[0] if args else None): (args, kwargs)
         for args, kwargs in run.of("k8s_resource")
     }
-    job = yaml.safe_load((ROOT / "k8s" / "base" / "topics-job.yaml").read_text())
+    documents = yaml.safe_load_all((ROOT / "k8s" / "base" / "topics-job.yaml").read_text())
+    (job,) = [d for d in documents if d["kind"] == "Job"]
     args, topics = resources["topics"]
     assert args == (job["metadata"]["name"],)
     assert "redpanda" in topics["resource_deps"]

@@ -4,8 +4,6 @@ provider "azurerm" {
   features {}
 }
 
-data "azurerm_client_config" "current" {}
-
 # Local accounts are off: kubelogin turns the Entra ID login (Azure CLI on a laptop, workload
 # identity in CI) into a token for the AKS server application.
 locals {
@@ -18,15 +16,15 @@ locals {
 
 provider "helm" {
   kubernetes = {
-    host                   = module.cluster.host
-    cluster_ca_certificate = base64decode(module.cluster.cluster_ca_certificate)
+    host                   = module.stack.host
+    cluster_ca_certificate = base64decode(module.stack.cluster_ca_certificate)
     exec                   = local.kubelogin
   }
 }
 
 provider "kubernetes" {
-  host                   = module.cluster.host
-  cluster_ca_certificate = base64decode(module.cluster.cluster_ca_certificate)
+  host                   = module.stack.host
+  cluster_ca_certificate = base64decode(module.stack.cluster_ca_certificate)
 
   exec {
     api_version = local.kubelogin.api_version

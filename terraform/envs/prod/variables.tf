@@ -1,3 +1,6 @@
+# Only what has no safe default: the subscription, who may reach the API server and the vault,
+# who administers the cluster, globally unique names, the image tag. The rest is set in main.tf.
+
 variable "subscription_id" {
   description = "Azure subscription; null: the ARM_SUBSCRIPTION_ID environment variable."
   type        = string
@@ -9,42 +12,6 @@ variable "subscription_id" {
   }
 }
 
-variable "location" {
-  description = "Azure region (with availability zones, Event Hubs Premium and Flexible Server HA)."
-  type        = string
-  default     = "westeurope"
-}
-
-variable "zones" {
-  description = "Availability zones of the node pools."
-  type        = list(string)
-  default     = ["1", "2", "3"]
-}
-
-variable "address_space" {
-  description = "The virtual network's address space."
-  type        = string
-  default     = "10.50.0.0/16"
-}
-
-variable "nodes_prefix" {
-  description = "Subnet of the AKS nodes."
-  type        = string
-  default     = "10.50.0.0/20"
-}
-
-variable "postgres_prefix" {
-  description = "Subnet delegated to Postgres Flexible Server."
-  type        = string
-  default     = "10.50.16.0/24"
-}
-
-variable "endpoints_prefix" {
-  description = "Subnet of the private endpoints."
-  type        = string
-  default     = "10.50.17.0/24"
-}
-
 variable "operator_ip_ranges" {
   description = "Egress CIDRs of whoever runs terraform or kubectl from outside the VNet: allowed to the API server (public clusters) and to Key Vault."
   type        = list(string)
@@ -53,57 +20,6 @@ variable "operator_ip_ranges" {
   validation {
     condition     = alltrue([for cidr in var.operator_ip_ranges : can(cidrhost(cidr, 0)) && cidr != "0.0.0.0/0"])
     error_message = "operator_ip_ranges holds CIDR blocks, and not 0.0.0.0/0."
-  }
-}
-
-variable "private_cluster" {
-  description = "Private API server (terraform then runs inside the VNet). A public one needs operator_ip_ranges."
-  type        = bool
-  default     = true
-
-  validation {
-    condition     = var.private_cluster || length(var.operator_ip_ranges) > 0
-    error_message = "A public API server must be limited to operator_ip_ranges: list your egress CIDRs, or set private_cluster = true."
-  }
-}
-
-variable "kubernetes_version" {
-  description = "Kubernetes minor version; null: AKS's default."
-  type        = string
-  default     = null
-}
-
-variable "aks_sku_tier" {
-  description = "AKS tier (Standard: the uptime SLA)."
-  type        = string
-  default     = "Standard"
-}
-
-variable "system_pool" {
-  description = "System node pool."
-  type = object({
-    vm_size   = string
-    min_count = number
-    max_count = number
-  })
-  default = {
-    vm_size   = "Standard_D2ds_v5"
-    min_count = 2
-    max_count = 3
-  }
-}
-
-variable "user_pool" {
-  description = "User node pool (trademesh, QuestDB, observability)."
-  type = object({
-    vm_size   = string
-    min_count = number
-    max_count = number
-  })
-  default = {
-    vm_size   = "Standard_D8ds_v5"
-    min_count = 3
-    max_count = 9
   }
 }
 
@@ -130,64 +46,16 @@ variable "kubelogin_login" {
   }
 }
 
-variable "monitoring" {
-  description = "Azure Monitor (Container Insights, Defender) besides the in-cluster Prometheus stack."
-  type        = bool
-  default     = true
-}
-
 variable "event_hubs_namespace_name" {
   description = "Event Hubs namespace name (globally unique); null: trademesh-prod-events."
   type        = string
   default     = null
 }
 
-variable "event_hubs_sku" {
-  description = "Event Hubs tier. Premium: the registry's topics and DLQs are more event hubs than Standard's 10 per namespace."
-  type        = string
-  default     = "Premium"
-}
-
-variable "event_hubs_capacity" {
-  description = "Event Hubs processing units (Premium) or throughput units (Standard)."
-  type        = number
-  default     = 2
-}
-
 variable "postgres_server_name" {
   description = "Flexible Server name (globally unique); null: trademesh-prod-pg."
   type        = string
   default     = null
-}
-
-variable "postgres_sku" {
-  description = "Flexible Server compute SKU (HA needs General Purpose or Memory Optimized)."
-  type        = string
-  default     = "GP_Standard_D4ds_v5"
-}
-
-variable "postgres_storage_mb" {
-  description = "Flexible Server storage in MB."
-  type        = number
-  default     = 131072
-}
-
-variable "postgres_high_availability" {
-  description = "Zone-redundant standby."
-  type        = bool
-  default     = true
-}
-
-variable "postgres_backup_retention_days" {
-  description = "Point-in-time restore window in days."
-  type        = number
-  default     = 35
-}
-
-variable "postgres_geo_redundant_backup" {
-  description = "Backups also in the paired region."
-  type        = bool
-  default     = true
 }
 
 variable "key_vault_name" {
@@ -205,16 +73,4 @@ variable "image_tag" {
     condition     = can(regex("^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$", var.image_tag)) || var.image_tag == ""
     error_message = "image_tag is a Docker tag."
   }
-}
-
-variable "infra_releases" {
-  description = "Releases of charts/infra/versions.yaml to install in the cluster."
-  type        = list(string)
-  default     = ["kube-prometheus-stack", "loki", "tempo", "alloy", "questdb"]
-}
-
-variable "tags" {
-  description = "Tags added to every resource."
-  type        = map(string)
-  default     = {}
 }

@@ -28,8 +28,8 @@ resource "azurerm_log_analytics_workspace" "this" {
 
 resource "azurerm_kubernetes_cluster" "this" {
   #checkov:skip=CKV_AZURE_117:OS disks are ephemeral (no managed disk for a disk encryption set); host_encryption_enabled encrypts them and the temp disks at the host
-  #checkov:skip=CKV_AZURE_170:sku_tier is per environment: prod's default is Standard (uptime SLA), dev's is Free; tests/deploy/test_terraform.py checks prod's
-  #checkov:skip=CKV_AZURE_115:private_cluster is per environment: prod's default is true; dev's public API server is limited to operator_ip_ranges (a variable validation refuses it open); tests/deploy/test_terraform.py checks prod's
+  #checkov:skip=CKV_AZURE_170:sku_tier is per environment: envs/prod sets Standard (uptime SLA), dev Free; tests/deploy/test_terraform.py checks prod's
+  #checkov:skip=CKV_AZURE_115:private_cluster is per environment: envs/prod sets it true; dev's public API server is limited to operator_ip_ranges (a variable validation refuses it open); tests/deploy/test_terraform.py checks prod's
   name                = "${var.name}-aks"
   location            = var.location
   resource_group_name = var.resource_group_name

@@ -37,6 +37,9 @@ locals {
         { name = "TRADEMESH_DATABASE_URL", secret = "trademesh-database", key = "url" },          # pragma: allowlist secret
         { name = "TRADEMESH_KAFKA_SASL_PASSWORD", secret = "trademesh-kafka", key = "password" }, # pragma: allowlist secret
       ]
+      # Event Hubs' certificates chain to a public CA: no CA bundle of ours (values-prod.yaml
+      # mounts Redpanda's).
+      kafkaCA = { secret = "" }
       azureKeyVault = {
         enabled  = true
         name     = var.key_vault_name

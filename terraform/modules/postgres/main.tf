@@ -28,7 +28,7 @@ resource "azurerm_private_dns_zone_virtual_network_link" "this" {
 }
 
 resource "azurerm_postgresql_flexible_server" "this" {
-  #checkov:skip=CKV_AZURE_136:geo_redundant_backup is per environment: prod's default is true, dev keeps zone-local backups; tests/deploy/test_terraform.py checks prod's
+  #checkov:skip=CKV_AZURE_136:geo_redundant_backup is per environment: envs/prod sets it true, dev keeps zone-local backups; tests/deploy/test_terraform.py checks prod's
   #checkov:skip=CKV2_AZURE_57:private access by VNet integration (the delegated subnet and a private DNS zone) with public access disabled: the server has no public endpoint for a private endpoint to replace
   name                          = local.server_name
   location                      = var.location

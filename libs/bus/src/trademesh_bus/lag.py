@@ -22,23 +22,25 @@ _SAMPLE_TIMEOUT_S = 10.0
 async def partition_lags(consumer: AIOKafkaConsumer) -> dict[TopicPartition, int]:
     """Per partition assigned to `consumer`: its end offset minus the consumer's position.
 
-    One ListOffsets request per partition leader, on the consumer's own connections; the
-    position is the consumer's own (the next record it hands to the handler; FastStream commits
-    each record after its handler, so the committed offset is at most one behind). A partition
-    whose position is not known yet, or that a rebalance takes away meanwhile, is left out.
+    Both come from the consumer's own state, with no request to the broker: the end offset is
+    the high watermark of the partition's last fetch response (the consumer fetches all the
+    time, so it is at most one fetch old), the position the next record it hands to the
+    handler (FastStream commits each record after its handler, so the committed offset is at
+    most one behind). An earlier version asked the broker (ListOffsets) and held the
+    consumer's shutdown for a request timeout under load. A partition not fetched yet, or
+    whose position is not known yet, is left out.
     """
-    assigned = sorted(consumer.assignment())
-    if not assigned:
-        return {}
-    ends = await consumer.end_offsets(assigned)
     lags: dict[TopicPartition, int] = {}
-    for tp in assigned:
+    for tp in sorted(consumer.assignment()):
+        end = consumer.highwater(tp)
+        if end is None:
+            continue
         try:
             position = await asyncio.wait_for(consumer.position(tp), _POSITION_TIMEOUT_S)
         except (IllegalStateError, TimeoutError):
             continue
         # Tansu's end offset can stop short of a batch the consumer has read: never below 0.
-        lags[tp] = max(ends[tp] - position, 0)
+        lags[tp] = max(end - position, 0)
     return lags
 
 

@@ -215,9 +215,20 @@ def events_tail(
             limit=limit,
             idle_timeout=timeout,
             out=sys.stdout,
+            security=_kafka_security(server),
         )
     )
     console.print(f"{count} record(s)")
+
+
+def _kafka_security(bootstrap: str) -> dict[str, object]:
+    """aiokafka's TLS/SASL arguments from the TRADEMESH_KAFKA_* settings in the environment, the
+    same the services connect with (none for the embedded broker)."""
+    from trademesh_bus.broker import client_security
+    from trademesh_config.loading import load_settings
+    from trademesh_config.settings import KafkaSettings
+
+    return client_security(load_settings(KafkaSettings, kafka_bootstrap=bootstrap))
 
 
 def _embedded_bootstrap(home: Path | None) -> str:
@@ -370,7 +381,7 @@ def status(home: HomeOption = None, port_offset: PortOffsetOption = 0) -> None:
         console.print("[red]no broker: consumer lag unknown[/]")
     else:
         lags = Table("group", "topic", "partitions", "lag", title="consumer lag")
-        for lag in lag_now(bootstrap):
+        for lag in lag_now(bootstrap, _kafka_security(bootstrap)):
             lags.add_row(lag.group, lag.topic, str(lag.partitions), str(lag.lag))
         out.print(lags)
     gateway = next((e for e in services if e.name == "gateway"), None)
