@@ -10,6 +10,7 @@ from urllib.parse import urlsplit
 
 import pytest
 import yaml
+from trademesh_cli.deploy import merge  # Helm's values layering
 
 pytestmark = pytest.mark.unit
 
@@ -68,18 +69,8 @@ def _values(name: str, *, prod: bool = False) -> dict[str, Any]:
     release = _release(name)
     merged: dict[str, Any] = {}
     for file in release["values"] + (release.get("prodValues", []) if prod else []):
-        merged = _merge(merged, _load(INFRA / file) or {})
+        merged = merge(merged, _load(INFRA / file) or {})
     return merged
-
-
-def _merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
-    out = dict(base)
-    for key, value in override.items():
-        if isinstance(value, dict) and isinstance(out.get(key), dict):
-            out[key] = _merge(out[key], value)
-        else:
-            out[key] = value
-    return out
 
 
 def _service_host(release: dict[str, Any], service: str | None = None) -> str:

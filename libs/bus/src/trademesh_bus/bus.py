@@ -130,8 +130,9 @@ class Bus:
         self._started = False
         self._bulk: AIOKafkaProducer | None = None
         self._bulk_lock = asyncio.Lock()
+        self._positions: dict[tuple[str, str, int], int] = {}
         self._lag = (
-            LagSampler(lambda: self.broker.subscribers, service, lag_interval)
+            LagSampler(lambda: self.broker.subscribers, self._positions, service, lag_interval)
             if telemetry
             else None
         )
@@ -155,7 +156,11 @@ class Bus:
 
     async def stop(self) -> None:
         task, self._lag_task = self._lag_task, None
-        await stop_sampler(task, self._lag)
+        try:
+            await stop_sampler(task, self._lag)
+        except Exception:
+            # Metrics must never keep the broker from stopping (its consumers would run on).
+            log.warning("stopping the consumer lag sampler failed", exc_info=True)
         if self._bulk is not None:
             bulk, self._bulk = self._bulk, None
             await bulk.stop()
@@ -393,7 +398,10 @@ class Bus:
         )
 
         async def consume(body: bytes, msg: KafkaMessage) -> None:
-            await self._consume(spec, group, handler, db, inbox, msg.raw_message)
+            record: Any = msg.raw_message  # one ConsumerRecord: not a batch subscriber
+            # Where this group stands on the partition, for the consumer lag (lag.py).
+            self._positions[(group, record.topic, record.partition)] = record.offset + 1
+            await self._consume(spec, group, handler, db, inbox, record)
 
         consume.__name__ = f"{group}__{spec.name}".replace(".", "_").replace("-", "_")
         subscriber(consume)

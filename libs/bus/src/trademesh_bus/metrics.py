@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+
 from trademesh_observability import metrics as m
 
 _PUBLISHING: set[tuple[str, str]] = set()
@@ -52,8 +54,10 @@ def consumer_lag(service: str, topic: str, partition: int, lag: int) -> None:
 
 def consumer_lag_gone(service: str, topic: str, partition: int) -> None:
     """The partition is no longer this process's (a rebalance, a stop): drop its series rather
-    than leave its last value standing."""
-    m.BUS_CONSUMER_LAG.remove(service, topic, str(partition))
+    than leave its last value standing. Already gone is fine: two buses of one service in a
+    process (tests, the CLI) share the series."""
+    with contextlib.suppress(KeyError):
+        m.BUS_CONSUMER_LAG.remove(service, topic, str(partition))
 
 
 def consumer_topic(service: str, topic: str, dlq_reasons: tuple[str, ...]) -> None:
