@@ -84,8 +84,13 @@ typecheck: install
 	$(UV) run mypy $(PACKAGES)
 
 # TRADEMESH_REQUIRE_TOOLS: a deployment check whose tool is missing fails instead of skipping.
+# Two passes: the unit and integration tests in TEST_WORKERS processes (pytest-xdist; a file's
+# tests stay together, each process has its own engines), then the whole-platform suites and
+# the `serial` tests alone, since they load every core or touch state all test processes share.
+TEST_WORKERS ?= 2
 test: lint typecheck deploy-tools
-	TRADEMESH_REQUIRE_TOOLS=1 $(UV) run --no-sync pytest
+	TRADEMESH_REQUIRE_TOOLS=1 $(UV) run --no-sync pytest -m "not e2e and not serial" -n $(TEST_WORKERS) --dist loadfile
+	TRADEMESH_REQUIRE_TOOLS=1 $(UV) run --no-sync pytest -m "e2e or serial"
 
 unit: install
 	$(UV) run pytest -m unit

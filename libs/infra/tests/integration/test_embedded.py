@@ -68,6 +68,7 @@ def test_kafka_start_is_idempotent_and_stop_frees_the_port(tmp_path: Path) -> No
     assert not port_open("127.0.0.1", kafka.port)
 
 
+@pytest.mark.serial  # it reaps engines of other test processes, and races their start
 def test_engines_of_a_killed_test_run_are_reaped_by_the_next(tmp_path: Path) -> None:
     """A pytest process killed with SIGKILL leaves its broker and Postgres; the next run stops them."""
     script = textwrap.dedent(

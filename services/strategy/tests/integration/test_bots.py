@@ -467,13 +467,17 @@ async def test_pause_resume_stop_and_ownership(
     assert [b["bot_id"] for b in rest["items"]] == [second["bot_id"]]
     assert rest["next_cursor"] is None
 
-    records = await read_all(settings.kafka_bootstrap, BOTS_EVENTS, expect=1)
-    states = [
-        e.state
-        for e in decoded(BOTS_EVENTS, records)
-        if isinstance(e, BotStateChanged) and str(e.bot_id) == bot["bot_id"]
-    ]
-    assert states == ["RUNNING", "PAUSED", "RUNNING", "STOPPED"]
+    async def state_changes() -> list[str] | None:
+        # The outbox relay publishes after the commit: the last change may still be on its way.
+        records = await read_all(settings.kafka_bootstrap, BOTS_EVENTS, expect=1)
+        states = [
+            e.state
+            for e in decoded(BOTS_EVENTS, records)
+            if isinstance(e, BotStateChanged) and str(e.bot_id) == bot["bot_id"]
+        ]
+        return states if len(states) >= 4 else None
+
+    assert await eventually(state_changes) == ["RUNNING", "PAUSED", "RUNNING", "STOPPED"]
     cancels = [
         e
         for e in decoded(
