@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import shutil
 from collections.abc import Callable
@@ -10,6 +11,25 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
+
+# The deploy dependency group, which the deployment tests import (and skip without, outside
+# `make test`). Under `make test` a missing one stops the run here instead of skipping them.
+DEPLOY_MODULES = (
+    "helm_python",
+    "kubernetes_validate",
+    "hcl2",
+    "detect_secrets",
+    "jsonschema",
+    "check_jsonschema",
+    "starlark",
+)
+if os.environ.get("TRADEMESH_REQUIRE_TOOLS") == "1":
+    _missing = [m for m in DEPLOY_MODULES if importlib.util.find_spec(m) is None]
+    if _missing:
+        raise pytest.UsageError(
+            f"the deploy dependency group is not installed ({', '.join(_missing)} missing): "
+            "`make deploy-tools` installs it"
+        )
 
 
 def find_tool(path_or_name: str, why: str) -> str:
