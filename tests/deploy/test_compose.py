@@ -156,6 +156,10 @@ def test_every_service_is_in_the_services_profile_with_its_port() -> None:
         assert service["ports"] == [f"127.0.0.1:{entry.port}:{entry.port}"], entry.name
         assert service["read_only"] is True and "/tmp" in service["tmpfs"], entry.name
         assert service["cap_drop"] == ["ALL"], entry.name
+        # Healthy means ready: the check asks /ready on the service's own port.
+        check = service["healthcheck"]["test"]
+        assert check[:2] == ["CMD", "python"] and "/ready" in check[-1], entry.name
+        assert "TRADEMESH_HTTP_PORT" in check[-1], entry.name
 
 
 @pytest.mark.unit
