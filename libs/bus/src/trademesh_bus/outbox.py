@@ -147,13 +147,15 @@ class OutboxRelay:
         try:
             await listener.add_listener(NOTIFY_CHANNEL, self._on_notify)
             while not stop.is_set():
+                # Cleared before the pass, not after: a commit whose NOTIFY lands while the pass
+                # runs wakes the next pass at once instead of waiting for the poll interval.
+                self._wake.clear()
                 try:
                     while await self.relay_once() == self.batch_size:
                         pass
                 except Exception:
                     # Broker or database away: keep the rows, try again after the poll interval.
                     log.exception("outbox relay failed; will retry")
-                self._wake.clear()
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(_first(self._wake, stop), self.poll_interval)
         finally:

@@ -229,3 +229,35 @@ async def test_relay_keeps_rows_when_the_broker_is_unreachable(
     with pytest.raises(Exception):  # noqa: B017, PT011 - any connection error; the point is below
         await OutboxRelay(db, dead).relay_once()
     assert await db.pool.fetchval("SELECT count(*) FROM outbox WHERE published_at IS NULL") == 1
+
+
+async def test_a_commit_during_a_relay_pass_is_relayed_without_waiting_for_the_poll(
+    db: Database, service_settings: Any, tick_topic: Any, kafka_bootstrap: str
+) -> None:
+    """The NOTIFY of a commit that lands while a pass is publishing wakes the next pass at once;
+    with a 30 s poll interval, a wake-up lost to the pass would hold the event for 30 s."""
+    sink = await tick_topic(partitions=1)
+    bus = Bus(service_settings(), "relay-svc", telemetry=False)
+    committed_during_pass = asyncio.Event()
+
+    class CommitDuringPass(OutboxRelay):
+        async def _after_publish(self, rows: list[Any]) -> None:
+            if not committed_during_pass.is_set():
+                async with db.transaction() as conn:  # another transaction commits meanwhile
+                    await bus.outbox.add(conn, make_tick(2), topic=sink)
+                committed_during_pass.set()
+                await asyncio.sleep(0.2)  # its NOTIFY arrives while this pass still runs
+
+    await bus.start()
+    async with db.transaction() as conn:
+        await bus.outbox.add(conn, make_tick(1), topic=sink)
+    stop = asyncio.Event()
+    relay = asyncio.create_task(CommitDuringPass(db, bus, poll_interval=30).run(stop))
+    try:
+        out = await asyncio.wait_for(read_all(kafka_bootstrap, sink.name, expect=2), 10)
+    finally:
+        stop.set()
+        await relay
+        await bus.stop()
+    assert committed_during_pass.is_set()
+    assert [b'"trade_id":"t1"' in out[0].value, b'"trade_id":"t2"' in out[1].value] == [True, True]
