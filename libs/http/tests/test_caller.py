@@ -76,7 +76,7 @@ async def test_a_valid_token_names_the_caller(
     client: httpx.AsyncClient, signer: TokenSigner
 ) -> None:
     user = uuid4()
-    token = signer.mint(user, "trader", jti="t-1")
+    token = signer.mint(user, "trader", ["read", "trade"], jti="t-1")
     response = await client.get("/me", headers={"Authorization": f"Bearer {token}"})
     assert response.status_code == 200
     body = response.json()

@@ -12,6 +12,7 @@ import logging
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID, uuid4
 
@@ -19,6 +20,7 @@ import pytest
 from aiohttp import web
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from trademesh_http import ProblemError, TokenVerifier
+from trademesh_http.revocations import REVOCATIONS_PATH, Revocations, RevokedKey, RevokedSessions
 from trademesh_testing.tokens import TokenSigner
 
 pytestmark = pytest.mark.unit
@@ -219,6 +221,10 @@ class JwksServer:
     hits: int = 0
     failing: bool = False
     delays: list[float] = field(default_factory=list)
+    #: auth's revocations snapshot (served by `auth_server` only)
+    snapshot: dict[str, list[dict[str, Any]]] = field(
+        default_factory=lambda: {"keys": [], "sessions": []}
+    )
 
 
 @pytest.fixture
@@ -399,3 +405,161 @@ async def test_from_settings_picks_the_inline_jwks_or_the_url(signer: TokenSigne
     assert (await inline.verify(signer.mint(user))).user_id == UUID(str(user))
     remote = TokenVerifier.from_settings(Settings())
     assert remote.jwks_url == Settings.auth_jwks_url
+
+
+# ----------------------------------------------------------------------------------------------
+# Revocations: a revoked API key and ended sessions are refused before their tokens expire.
+
+
+async def _revoked(verifier: TokenVerifier, token: str) -> None:
+    problem = await _refused(verifier, token)
+    assert problem.type == "/problems/revoked-token"
+
+
+async def test_a_token_of_a_revoked_key_is_refused_at_once_even_when_remembered(
+    verifier: TokenVerifier, signer: TokenSigner
+) -> None:
+    user = uuid4()
+    keyed = signer.mint(user, scopes=["read"], key_id="0123456789abcdef")
+    other_key = signer.mint(user, scopes=["read"], key_id="fedcba9876543210")
+    session = signer.mint(user)
+    for token in (keyed, other_key, session):
+        await verifier.verify(token)  # verified, and remembered
+    verifier.revocations.add(RevokedKey("0123456789abcdef", time.time()))
+    await _revoked(verifier, keyed)
+    assert (await verifier.verify(other_key)).key_id == "fedcba9876543210"
+    assert (await verifier.verify(session)).key_id is None
+
+
+async def test_tokens_below_the_users_session_version_are_refused(
+    verifier: TokenVerifier, signer: TokenSigner
+) -> None:
+    user, someone_else = uuid4(), uuid4()
+    old = signer.mint(user, session_version=1)
+    old_key = signer.mint(user, scopes=["read"], key_id="0123456789abcdef", session_version=1)
+    unversioned = signer.mint(user)  # a token from before versions: version 0
+    theirs = signer.mint(someone_else, session_version=1)
+    await verifier.verify(old)
+    verifier.revocations.add(RevokedSessions(user, 2, time.time()))
+    for token in (old, old_key, unversioned):
+        await _revoked(verifier, token)
+    assert (await verifier.verify(signer.mint(user, session_version=2))).session_version == 2
+    assert (await verifier.verify(theirs)).user_id == someone_else
+    # An older event arriving late lowers nothing.
+    verifier.revocations.add(RevokedSessions(user, 1, time.time()))
+    await _revoked(verifier, signer.mint(user, session_version=1))
+
+
+@pytest.mark.parametrize(
+    "claims",
+    [{"session_version": "2"}, {"session_version": True}, {"session_version": -1}, {"key_id": ""},
+     {"key_id": 7}],
+)  # fmt: skip
+async def test_malformed_revocation_claims_are_refused(
+    verifier: TokenVerifier, signer: TokenSigner, claims: dict[str, Any]
+) -> None:
+    await _refused(verifier, signer.mint(uuid4(), **claims))
+
+
+async def test_revocations_arrive_as_auth_events_and_old_ones_are_pruned() -> None:
+    from trademesh_events.auth import ApiKeyRevoked, SessionsRevoked, UserLoggedIn
+
+    clock = FakeClock()
+    clock.now = time.time()
+    revocations = Revocations(keep_s=960, clock=clock)
+    seen: list[Any] = []
+    revocations.listen(seen.append)
+    user = uuid4()
+    now = datetime.fromtimestamp(clock.now, UTC)
+    await revocations.on_event(ApiKeyRevoked(user_id=user, key_id="0123456789abcdef", ts=now))
+    await revocations.on_event(
+        SessionsRevoked(user_id=user, session_version=3, reason="role_changed", ts=now)
+    )
+    await revocations.on_event(UserLoggedIn(user_id=user, method="password", ts=now))  # ignored
+    assert seen == [
+        RevokedKey("0123456789abcdef", now.timestamp()),
+        RevokedSessions(user, 3, now.timestamp()),
+    ]
+    assert len(revocations) == 2
+    clock.now += 961  # every token they refused has expired: they go with the next change
+    revocations.add(RevokedKey("fedcba9876543210", clock.now))
+    assert len(revocations) == 1
+
+
+@pytest.fixture
+async def auth_server(signer: TokenSigner) -> AsyncIterator[JwksServer]:
+    """A JWKS server that also answers auth's revocations snapshot."""
+    state = JwksServer(url="", keys=[signer])
+
+    async def jwks(_request: web.Request) -> web.Response:
+        return web.json_response({"keys": [s.public_jwk for s in state.keys]})
+
+    async def revocations(_request: web.Request) -> web.Response:
+        state.hits += 1
+        if state.failing:
+            return web.Response(status=503)
+        return web.json_response(state.snapshot)
+
+    app = web.Application()
+    app.router.add_get("/.well-known/jwks.json", jwks)
+    app.router.add_get(REVOCATIONS_PATH, revocations)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    state.url = f"http://127.0.0.1:{port}/.well-known/jwks.json"
+    try:
+        yield state
+    finally:
+        await runner.cleanup()
+
+
+async def test_a_verifier_loads_auths_snapshot_before_it_accepts_a_token(
+    auth_server: JwksServer, signer: TokenSigner
+) -> None:
+    @dataclass
+    class Settings:
+        auth_jwks_url: str
+        auth_jwks: str | None = None
+        auth_issuer: str = ISSUER
+        auth_audience: str = AUDIENCE
+
+    user = uuid4()
+    revoked_at = datetime.now(UTC).isoformat()
+    auth_server.snapshot["keys"].append({"key_id": "0123456789abcdef", "revoked_at": revoked_at})
+    auth_server.snapshot["sessions"].append(
+        {"user_id": str(user), "session_version": 2, "revoked_at": revoked_at}
+    )
+    auth_server.failing = True
+    verifier = TokenVerifier.from_settings(
+        Settings(auth_jwks_url=auth_server.url), min_refetch_interval_s=0.0
+    )
+    assert verifier.revocations_url == auth_server.url.replace(
+        "/.well-known/jwks.json", REVOCATIONS_PATH
+    )
+    # Until it has auth's revocations once, it accepts nothing: it could not tell.
+    with pytest.raises(ProblemError) as raised:
+        await verifier.verify(signer.mint(uuid4()))
+    assert raised.value.status == 503
+    auth_server.failing = False
+    await _revoked(verifier, signer.mint(uuid4(), key_id="0123456789abcdef"))
+    await _revoked(verifier, signer.mint(user, session_version=1))
+    assert (await verifier.verify(signer.mint(user, session_version=2))).user_id == user
+    # Auth down later: what it said is kept, and tokens still verify.
+    auth_server.failing = True
+    assert (await verifier.verify(signer.mint(uuid4()))).role == "trader"
+
+
+async def test_requests_that_come_while_the_snapshot_loads_wait_for_it(
+    auth_server: JwksServer, signer: TokenSigner
+) -> None:
+    verifier = TokenVerifier(
+        issuer=ISSUER,
+        audience=AUDIENCE,
+        jwks_url=auth_server.url,
+        revocations_url=auth_server.url.replace("/.well-known/jwks.json", REVOCATIONS_PATH),
+    )
+    tokens = [signer.mint(uuid4()) for _ in range(5)]
+    verified = await asyncio.gather(*(verifier.verify(token) for token in tokens))
+    assert len(verified) == 5 and auth_server.hits == 1

@@ -5,7 +5,7 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import Annotated, Literal
 
-from pydantic import StringConstraints
+from pydantic import Field, StringConstraints
 
 from trademesh_events.base import Event
 from trademesh_events.ids import UserId, UtcDateTime
@@ -89,3 +89,13 @@ class ApiKeyCreated(_AuthEvent):
 class ApiKeyRevoked(_AuthEvent):
     type: Literal["trademesh.auth.api_key_revoked"] = "trademesh.auth.api_key_revoked"
     key_id: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_-]{4,64}$")]
+
+
+class SessionsRevoked(_AuthEvent):
+    """Every access token of the user below `session_version` is refused from now on, before it
+    expires: the user was disabled, their role changed or their password changed. Their refresh
+    tokens are revoked in the same transaction; tokens issued afterwards carry the new version."""
+
+    type: Literal["trademesh.auth.sessions_revoked"] = "trademesh.auth.sessions_revoked"
+    session_version: int = Field(ge=1)
+    reason: Literal["disabled", "role_changed", "password_changed"]

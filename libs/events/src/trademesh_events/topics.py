@@ -116,6 +116,7 @@ TOPICS: tuple[TopicSpec, ...] = (
             auth.UserDisabled,
             auth.ApiKeyCreated,
             auth.ApiKeyRevoked,
+            auth.SessionsRevoked,
         ),
         "user_id",
         3,

@@ -9,7 +9,9 @@ its public keys at `/.well-known/jwks.json`. `TokenVerifier.verify` accepts a to
 - `iss` and `aud` are the configured ones; `exp`, `nbf` and `iat` are present and hold now (with
   a small leeway for clock skew) and the token lives at most `max_lifetime_s`;
 - `sub` is a user id (a UUID), `role` one of admin/trader/viewer, `scope` a space-separated
-  string and `jti` an id.
+  string and `jti` an id;
+- no revocation covers it (trademesh_http.revocations): the API key it was minted for
+  (`key_id`) is not revoked, and its `session_version` is not below its user's at auth.
 
 Every failure is a 401 problem with `WWW-Authenticate: Bearer error="invalid_token"`; neither the
 problem nor a log line ever contains the token.
@@ -18,7 +20,8 @@ The key set comes from an inline JWKS document (tests, offline single-key setups
 JWKS URL. The URL is fetched lazily and kept for `ttl_s` (so a key auth removes stops verifying
 after that); a token naming an unknown `kid` triggers a refetch (a key rotation), but at most one
 fetch per `min_refetch_interval_s`, so a flood of tokens with made-up kids cannot make every
-service hammer auth.
+service hammer auth. With the key set, the verifier asks auth for the revocations that can still
+matter (`revocations_url`), and accepts no token until it has them once.
 """
 
 from __future__ import annotations
@@ -40,6 +43,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from jwt import PyJWK, PyJWKSet
 
 from trademesh_http.problems import ProblemError
+from trademesh_http.revocations import REVOCATIONS_PATH, Revocations
 
 Role = Literal["admin", "trader", "viewer"]
 ROLES: tuple[Role, ...] = ("admin", "trader", "viewer")
@@ -50,6 +54,7 @@ REQUIRED_CLAIMS = ("iss", "aud", "sub", "exp", "nbf", "iat", "jti")
 MAX_TOKEN_BYTES = 8192
 MAX_JWKS_BYTES = 65536
 INVALID_TOKEN = 'Bearer error="invalid_token"'  # noqa: S105 - a header value, not a secret
+REVOKED_TOKEN = "/problems/revoked-token"  # noqa: S105 - a problem type, not a secret
 
 log = logging.getLogger("trademesh.http.tokens")
 
@@ -79,6 +84,10 @@ class AccessClaims:
     scopes: frozenset[str]
     token_id: str
     expires_at: datetime
+    #: The API key the token was minted for; None for a password session's token.
+    key_id: str | None = None
+    #: The user's session version when it was issued (auth raises it to end every session).
+    session_version: int = 0
 
 
 def invalid_token(detail: str) -> ProblemError:
@@ -139,9 +148,19 @@ class TokenVerifier:
         timeout_s: float = 5.0,
         transport: httpx.AsyncBaseTransport | None = None,
         clock: Callable[[], float] = time.monotonic,
+        revocations_url: str | None = None,
+        revocations: Revocations | None = None,
     ) -> None:
         if (jwks is None) == (jwks_url is None):
             raise ValueError("give exactly one of jwks (inline) and jwks_url")
+        #: What auth revoked; kept current from auth.events.v1 by follow_revocations, and from
+        #: `revocations_url` (auth's snapshot) when given.
+        if revocations is None:
+            revocations = Revocations(keep_s=max_lifetime_s + 2 * leeway_s)
+        self.revocations = revocations
+        self.revocations_url = revocations_url
+        self._revocations_loaded = revocations_url is None
+        self._revocations_attempted_at: float | None = None
         self.issuer = issuer
         self.audience = audience
         self.jwks_url = jwks_url
@@ -156,6 +175,7 @@ class TokenVerifier:
         self._fetched_at: float | None = None  # last successful fetch
         self._attempted_at: float | None = None  # last fetch, successful or not
         self._lock: asyncio.Lock | None = None
+        self._revocations_lock = asyncio.Lock()
         self._lock_loop: asyncio.AbstractEventLoop | None = None
         # Tokens verified already: token -> (claims, kid, exp). A client sends the same token
         # with every request for minutes, and an Ed25519 verification plus the claim checks
@@ -171,7 +191,8 @@ class TokenVerifier:
 
     @classmethod
     def from_settings(cls, settings: AuthTokenSettings, **options: Any) -> TokenVerifier:
-        """The verifier a service's settings describe: the inline JWKS when set, else the URL."""
+        """The verifier a service's settings describe: the inline JWKS when set, else the URL
+        (and auth's revocations at the same origin)."""
         if settings.auth_jwks is not None:
             return cls(
                 issuer=settings.auth_issuer,
@@ -179,6 +200,8 @@ class TokenVerifier:
                 jwks=settings.auth_jwks,
                 **options,
             )
+        origin = httpx.URL(settings.auth_jwks_url).copy_with(path="/", query=None, fragment=None)
+        options.setdefault("revocations_url", str(origin.join(REVOCATIONS_PATH)))
         return cls(
             issuer=settings.auth_issuer,
             audience=settings.auth_audience,
@@ -199,7 +222,7 @@ class TokenVerifier:
         if hit is not None:
             remembered, remembered_kid, exp = hit
             if time.time() - self.leeway_s < exp and await self._key(remembered_kid) is not None:
-                return remembered
+                return await self._unrevoked(remembered)
             self._verified.pop(
                 token, None
             )  # expired, or its key is gone: verify in full (and fail)
@@ -248,7 +271,27 @@ class TokenVerifier:
         self._verified[token] = (verified, kid, float(claims["exp"]))
         if len(self._verified) > self.verified_cache_size:
             self._verified.popitem(last=False)
-        return verified
+        return await self._unrevoked(verified)
+
+    async def _unrevoked(self, claims: AccessClaims) -> AccessClaims:
+        """`claims`, unless a revocation covers them (a 401 problem of type revoked-token)."""
+        if not self._revocations_loaded and not await self._ensure_revocations():
+            raise ProblemError(
+                503,
+                "Token revocations unavailable",
+                "The auth service's revocations could not be fetched; try again shortly.",
+                headers={"Retry-After": str(max(1, round(self.min_refetch_interval_s)))},
+            )
+        refusal = self.revocations.refusal(claims)
+        if refusal is not None:
+            raise ProblemError(
+                401,
+                "Access token revoked",
+                f"The access token was revoked: {refusal}.",
+                type=REVOKED_TOKEN,
+                headers={"WWW-Authenticate": INVALID_TOKEN},
+            )
+        return claims
 
     def _claims(self, claims: Mapping[str, Any]) -> AccessClaims:
         exp, iat = claims["exp"], claims["iat"]
@@ -272,12 +315,20 @@ class TokenVerifier:
         token_id = claims["jti"]
         if not isinstance(token_id, str) or not token_id:
             raise invalid_token("The access token has no id (jti).")
+        key_id = claims.get("key_id")
+        if key_id is not None and (not isinstance(key_id, str) or not key_id):
+            raise invalid_token("The access token's key_id is not an API key id.")
+        version = claims.get("session_version", 0)
+        if isinstance(version, bool) or not isinstance(version, int) or version < 0:
+            raise invalid_token("The access token's session_version is not a version number.")
         return AccessClaims(
             user_id=user_id,
             role=role,
             scopes=frozenset(scope.split()),
             token_id=token_id,
             expires_at=datetime.fromtimestamp(exp, UTC),
+            key_id=key_id,
+            session_version=version,
         )
 
     async def _key(self, kid: str) -> PyJWK | None:
@@ -299,11 +350,14 @@ class TokenVerifier:
             )
         return key
 
-    def _get_lock(self) -> asyncio.Lock:
+    def _get_lock(self, *, revocations: bool = False) -> asyncio.Lock:
+        """The lock of the key set's fetches, or of the revocations' (made on the running loop:
+        tests run verifiers on several)."""
         loop = asyncio.get_running_loop()
         if self._lock is None or self._lock_loop is not loop:
             self._lock, self._lock_loop = asyncio.Lock(), loop
-        return self._lock
+            self._revocations_lock = asyncio.Lock()
+        return self._revocations_lock if revocations else self._lock
 
     async def _refresh(self) -> bool:
         """Fetch the key set unless a fetch started less than min_refetch_interval_s ago;
@@ -326,7 +380,48 @@ class TokenVerifier:
                 )
                 return False
             self._fetched_at = now
-            return True
+        if self.revocations_url is not None:
+            # With the key set, the revocations: what the bus brought since is kept as well.
+            async with self._get_lock(revocations=True):
+                await self._load_revocations()
+        return True
+
+    async def _ensure_revocations(self) -> bool:
+        """True once auth's snapshot has been loaded; a request that comes while it is being
+        fetched waits for that fetch rather than start another."""
+        async with self._get_lock(revocations=True):
+            return self._revocations_loaded or await self._load_revocations()
+
+    async def _load_revocations(self) -> bool:
+        """Add auth's snapshot of the revocations that can still matter, at most once per
+        min_refetch_interval_s; True when it was loaded now. The caller holds the lock."""
+        if self.revocations_url is None:
+            return False
+        now = self._clock()
+        attempted = self._revocations_attempted_at
+        if attempted is not None and now - attempted < self.min_refetch_interval_s:
+            return False
+        self._revocations_attempted_at = now
+        try:
+            async with httpx.AsyncClient(
+                transport=self._transport, timeout=self._timeout_s, follow_redirects=False
+            ) as client:
+                response = await client.get(
+                    self.revocations_url, headers={"Accept": "application/json"}
+                )
+            response.raise_for_status()
+            document = response.json()
+            if not isinstance(document, dict):
+                raise ValueError("the revocations document is not a JSON object")
+            self.revocations.load(document)
+        except (httpx.HTTPError, ValueError, KeyError, TypeError) as exc:
+            log.warning(
+                "revocations fetch failed",
+                extra={"url": self.revocations_url, "error": type(exc).__name__},
+            )
+            return False
+        self._revocations_loaded = True
+        return True
 
     async def _fetch(self) -> dict[str, PyJWK]:
         # PyJWT's PyJWKClient would do this fetch, but with urllib, synchronously: it would block

@@ -172,6 +172,12 @@ _BUILDERS: dict[type[Event], Callable[[], dict[str, Any]]] = {
         "expires_at": T0 + timedelta(days=90),
     },
     auth.ApiKeyRevoked: lambda: {"user_id": USER, "ts": T0, "key_id": "key_0001"},
+    auth.SessionsRevoked: lambda: {
+        "user_id": USER,
+        "ts": T0,
+        "session_version": 2,
+        "reason": "disabled",
+    },
 }
 
 SAMPLED_TYPES: frozenset[type[Event]] = frozenset(_BUILDERS)
