@@ -32,7 +32,12 @@ ISSUER = "trademesh-auth"
 AUDIENCE = "trademesh"
 LIFETIME_S = 900  # the longest an access token lives
 
-_DEFAULT_SCOPES = {"admin": "read trade", "trader": "read trade", "viewer": "read"}
+# What a password session of each role may do, as auth issues it.
+_DEFAULT_SCOPES = {
+    "admin": "read trade account",
+    "trader": "read trade account",
+    "viewer": "read account",
+}
 
 
 class TokenSigner:

@@ -12,6 +12,7 @@ from fastapi import FastAPI
 from trademesh_bus import Bus
 from trademesh_db import Database, migrate
 from trademesh_http import ReadinessCheck, TokenVerifier, create_http_app
+from trademesh_http.revocations import follow_revocations
 from trademesh_observability import metrics
 from trademesh_observability.logging import configure_logging, get_logger
 from trademesh_observability.tracing import configure_tracing
@@ -36,6 +37,10 @@ def create_app(settings: Settings) -> FastAPI:
     configure_tracing(settings.service_name)
     log = get_logger("trademesh_audit")
     bus = Bus(settings, settings.service_name, registry=metrics.REGISTRY)
+    # Every process hears what auth revokes (its own consumer group): a revoked API key or an
+    # ended session is refused here too, before its token expires.
+    tokens = TokenVerifier.from_settings(settings)
+    follow_revocations(bus, tokens, settings.consumer_group)
     readiness: dict[str, ReadinessCheck] = {"kafka": bus.check_ready}
     database = Database(
         settings.database_url.get_secret_value(),
@@ -74,7 +79,7 @@ def create_app(settings: Settings) -> FastAPI:
         lifespan=lifespan,
         ready_timeout_s=settings.ready_timeout_s,
         title="trademesh audit",
-        tokens=TokenVerifier.from_settings(settings),
+        tokens=tokens,
     )
     app.state.runtime = Runtime(settings=settings, store=store, bus=bus, db=database)
     app.include_router(api_router(), prefix="/api/v1")

@@ -14,6 +14,7 @@ from fastapi import FastAPI
 from trademesh_bus import Bus, OutboxRelay
 from trademesh_db import Database, migrate
 from trademesh_http import ReadinessCheck, create_http_app
+from trademesh_http.revocations import REVOCATIONS_PATH, Revocations, follow_revocations
 from trademesh_http.tokens import TokenVerifier
 from trademesh_keystore import keystore_from
 from trademesh_observability import metrics
@@ -61,8 +62,15 @@ def create_app(settings: Settings, *, clock: Callable[[], datetime] = _utc_now) 
     keys = SigningKeys(
         database, keystore, clock=clock, access_ttl=timedelta(seconds=settings.access_ttl_s)
     )
+    revocations = Revocations()
     users = Users(
-        db=database, store=store, outbox=bus.outbox, keys=keys, settings=settings, clock=clock
+        db=database,
+        store=store,
+        outbox=bus.outbox,
+        keys=keys,
+        settings=settings,
+        clock=clock,
+        revocations=revocations,
     )
     register_handlers(bus)
 
@@ -106,13 +114,17 @@ def create_app(settings: Settings, *, clock: Callable[[], datetime] = _utc_now) 
     # Auth verifies its own access tokens like every service, against its JWKS, fetched from
     # itself in-process: so cheap that an unknown kid may refetch at once (a rotation is seen
     # as soon as it is made; other services refetch at most every few seconds).
-    app.state.tokens = TokenVerifier(
+    app.state.tokens = tokens = TokenVerifier(
         issuer=settings.auth_issuer,
         audience=settings.auth_audience,
         jwks_url="http://auth.internal/.well-known/jwks.json",
         transport=httpx.ASGITransport(app=app),
         min_refetch_interval_s=0.0,
+        revocations_url=f"http://auth.internal{REVOCATIONS_PATH}",
+        revocations=revocations,
     )
+    # What another replica of auth revokes is refused here too (what this one revokes, at once).
+    follow_revocations(bus, tokens, settings.consumer_group)
     app.state.runtime = Runtime(
         settings=settings, store=store, users=users, keys=keys, bus=bus, db=database
     )

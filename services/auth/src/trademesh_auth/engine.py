@@ -36,8 +36,12 @@ CONSUMES: tuple[str, ...] = ()
 PRODUCES: tuple[str, ...] = ("auth.events.v1",)
 
 Role = Literal["admin", "trader", "viewer"]
-Scope = Literal["read", "trade"]
+#: read: read one's own resources; trade: change them (orders, bots, accounts, and an admin's
+#: administration); account: manage one's own login (API keys, password).
+Scope = Literal["read", "trade", "account"]
+KeyScope = Literal["read", "trade"]
 ROLES: tuple[Role, ...] = ("admin", "trader", "viewer")
+ACCOUNT_SCOPE: Scope = "account"
 MIN_PASSWORD, MAX_PASSWORD = 8, 128
 API_KEY_PREFIX = "tmk"
 
@@ -78,12 +82,23 @@ def normalise_email(email: str) -> str:
 
 
 def scopes_of(role: Role, wanted: Iterable[Scope] | None = None) -> tuple[Scope, ...]:
-    """What a token of a user with `role` may do: `trade` for traders and admins, `read` for
-    all; narrowed to `wanted` (an API key's scopes) when given."""
-    allowed: tuple[Scope, ...] = ("read",) if role == "viewer" else ("read", "trade")
+    """What a password session of a user with `role` may do: `read` and `account` for all,
+    `trade` for traders and admins; narrowed to `wanted` when given.
+
+    An API key's token never has `account` (see `key_scopes`): a key cannot mint or revoke keys
+    nor change the password, so a leaked key cannot make itself a lasting successor."""
+    allowed: tuple[Scope, ...] = (
+        ("read", "account") if role == "viewer" else ("read", "trade", "account")
+    )
     if wanted is None:
         return allowed
     return tuple(s for s in allowed if s in set(wanted))
+
+
+def key_scopes(role: Role, wanted: Iterable[str]) -> tuple[Scope, ...]:
+    """The scopes of an API key's token: the key's own (`read`, `trade`), within the role's."""
+    asked = set(wanted)
+    return tuple(s for s in scopes_of(role) if s in asked and s != ACCOUNT_SCOPE)
 
 
 @dataclass(frozen=True)
@@ -98,9 +113,13 @@ class AccessClaims:
     issued_at: datetime
     expires_at: datetime
     token_id: str
+    #: The user's session version (raised to end every session at once).
+    session_version: int = 1
+    #: The API key the token was minted for (revoking the key refuses the token).
+    key_id: str | None = None
 
     def to_jwt(self) -> dict[str, Any]:
-        return {
+        claims: dict[str, Any] = {
             "iss": self.issuer,
             "aud": self.audience,
             "sub": str(self.user_id),
@@ -110,7 +129,11 @@ class AccessClaims:
             "nbf": int(self.issued_at.timestamp()),
             "exp": int(self.expires_at.timestamp()),
             "jti": self.token_id,
+            "session_version": self.session_version,
         }
+        if self.key_id is not None:
+            claims["key_id"] = self.key_id
+        return claims
 
 
 def access_claims(
@@ -123,10 +146,14 @@ def access_claims(
     issuer: str,
     audience: str,
     token_id: str,
+    session_version: int = 1,
+    key_id: str | None = None,
 ) -> AccessClaims:
     if not timedelta(0) < ttl <= timedelta(minutes=15):
         raise ValueError("an access token lives more than 0 and at most 15 minutes")
-    return AccessClaims(user_id, role, scopes, issuer, audience, now, now + ttl, token_id)
+    return AccessClaims(
+        user_id, role, scopes, issuer, audience, now, now + ttl, token_id, session_version, key_id
+    )
 
 
 # ---- opaque secrets ------------------------------------------------------------------------------

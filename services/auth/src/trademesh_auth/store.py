@@ -24,6 +24,8 @@ class User:
     role: Role
     status: str  # pending | active | disabled
     created_at: datetime
+    #: Carried by every access token; raised to end every session at once.
+    session_version: int = 1
 
     def __repr__(self) -> str:  # never the hash
         return f"User({self.user_id}, {self.role}, {self.status})"
@@ -53,6 +55,7 @@ def _user(row: asyncpg.Record) -> User:
         row["role"],
         row["status"],
         row["created_at"],
+        row["session_version"],
     )
 
 
@@ -144,6 +147,33 @@ class AuthStore:
             status,
             now,
         )
+
+    async def end_sessions(self, conn: asyncpg.Connection, user_id: UUID, now: datetime) -> int:
+        """Raise the user's session version (tokens below it are refused) and revoke their
+        refresh tokens; returns the new version."""
+        version: int = await conn.fetchval(
+            "UPDATE users SET session_version = session_version + 1, sessions_ended_at = $2 "
+            "WHERE user_id = $1 RETURNING session_version",
+            user_id,
+            now,
+        )
+        await self.revoke_user_tokens(conn, user_id, now)
+        return version
+
+    async def revocations(
+        self, since: datetime
+    ) -> tuple[list[asyncpg.Record], list[asyncpg.Record]]:
+        """The revocations made since `since`: (API keys, users' ended sessions)."""
+        keys = await self.db.pool.fetch(
+            "SELECT key_id, revoked_at FROM api_keys WHERE revoked_at >= $1 ORDER BY revoked_at",
+            since,
+        )
+        users = await self.db.pool.fetch(
+            "SELECT user_id, session_version, sessions_ended_at AS revoked_at FROM users "
+            "WHERE sessions_ended_at >= $1 ORDER BY sessions_ended_at",
+            since,
+        )
+        return keys, users
 
     # ---- refresh tokens ------------------------------------------------------------------------
 

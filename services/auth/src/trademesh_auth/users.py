@@ -10,10 +10,10 @@ from __future__ import annotations
 import asyncio
 import math
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Literal
 from uuid import UUID
 
 from argon2 import PasswordHasher
@@ -23,16 +23,19 @@ from trademesh_db import Database
 from trademesh_events import auth as events
 from trademesh_events.ids import UserId
 from trademesh_http import ProblemError
+from trademesh_http.revocations import Revocations, RevokedKey, RevokedSessions
 from trademesh_observability.logging import get_logger
 
 from trademesh_auth.config import Settings
 from trademesh_auth.engine import (
+    ACCOUNT_SCOPE,
+    KeyScope,
     Role,
-    Scope,
     Throttle,
     ThrottleRule,
     access_claims,
     api_key_hash,
+    key_scopes,
     new_api_key,
     new_secret,
     normalise_email,
@@ -80,8 +83,12 @@ class Users:
         keys: SigningKeys,
         settings: Settings,
         clock: Callable[[], datetime],
+        revocations: Revocations | None = None,
     ) -> None:
         self.db = db
+        #: This process's own set (its token verifier's): a revocation made here is refused
+        #: here at once; other processes hear of it on auth.events.v1.
+        self.revoked = revocations
         self.store = store
         self.outbox = outbox
         self.keys = keys
@@ -129,18 +136,46 @@ class Users:
 
     # ---- tokens -------------------------------------------------------------------------------
 
-    def _access(self, user: User, scopes: Sequence[Scope] | None = None) -> str:
+    def _access(self, user: User, key: ApiKey | None = None) -> str:
+        """An access token of a password session (every scope of the user's role), or of an API
+        key (the key's scopes within the role's, and its id)."""
         claims = access_claims(
             user_id=user.user_id,
             role=user.role,
-            scopes=scopes_of(user.role, scopes),
+            scopes=scopes_of(user.role) if key is None else key_scopes(user.role, key.scopes),
             now=self.clock(),
             ttl=timedelta(seconds=self.settings.access_ttl_s),
             issuer=self.settings.auth_issuer,
             audience=self.settings.auth_audience,
             token_id=uuid.uuid4().hex,
+            session_version=user.session_version,
+            key_id=None if key is None else key.key_id,
         )
         return self.keys.sign(claims)
+
+    async def _end_sessions(
+        self,
+        conn: Any,
+        user_id: UUID,
+        now: datetime,
+        reason: Literal["disabled", "role_changed", "password_changed"],
+    ) -> RevokedSessions:
+        """Every access and refresh token of the user stops working: the version rises, and
+        the event says so to every service (in the caller's transaction)."""
+        version = await self.store.end_sessions(conn, user_id, now)
+        await self.outbox.add(
+            conn,
+            events.SessionsRevoked(
+                user_id=UserId(user_id), session_version=version, reason=reason, ts=now
+            ),
+        )
+        return RevokedSessions(user_id, version, now.timestamp())
+
+    def _revoked_here(self, *revocations: RevokedKey | RevokedSessions) -> None:
+        """After the commit: this process refuses at once what it has just revoked."""
+        if self.revoked is not None:
+            for revocation in revocations:
+                self.revoked.add(revocation)
 
     async def _issue(self, conn: Any, user: User, family: UUID | None = None) -> Tokens:
         refresh = new_secret()
@@ -308,6 +343,8 @@ class Users:
                 await self.store.revoke_family(conn, row["family_id"], self.clock())
 
     async def change_password(self, user_id: UUID, current: str, new: str) -> None:
+        """The new password; every session ends, the caller's too (a thief holding a token or
+        a refresh token is cut off at once): the user logs in again with the new password."""
         user = await self.store.user(user_id)
         if user is None or not await self._verify(user.password_hash, current):
             raise ProblemError(403, "Wrong password", "The current password is not right.")
@@ -315,7 +352,8 @@ class Users:
         async with self.db.transaction() as conn:
             now = self.clock()
             await self.store.update_user(conn, user_id, now, password_hash=await self._hash(new))
-            await self.store.revoke_user_tokens(conn, user_id, now)  # every other session ends
+            ended = await self._end_sessions(conn, user_id, now, "password_changed")
+        self._revoked_here(ended)
 
     # ---- administration -----------------------------------------------------------------------
 
@@ -328,17 +366,20 @@ class Users:
             if user_id == admin and status == "disabled":
                 raise ProblemError(409, "Not yourself", "An admin cannot disable themselves.")
             await self.store.update_user(conn, user_id, now, status=status)
-            if status == "disabled":
-                await self.store.revoke_user_tokens(conn, user_id, now)
+            revoked: list[RevokedKey | RevokedSessions] = []
+            if status == "disabled" and user.status != "disabled":
+                revoked.append(await self._end_sessions(conn, user_id, now, "disabled"))
                 for key_id in await self.store.revoke_user_keys(conn, user_id, now):
                     await self.outbox.add(
                         conn,
                         events.ApiKeyRevoked(user_id=UserId(user_id), key_id=key_id, ts=now),
                     )
+                    revoked.append(RevokedKey(key_id, now.timestamp()))
                 await self.outbox.add(
                     conn,
                     events.UserDisabled(user_id=UserId(user_id), disabled_by=UserId(admin), ts=now),
                 )
+        self._revoked_here(*revoked)
         found = await self.store.user(user_id)
         assert found is not None
         return found
@@ -351,11 +392,12 @@ class Users:
                 raise ProblemError(404, "Unknown user")
             if user_id == admin and role != "admin":
                 raise ProblemError(409, "Not yourself", "An admin cannot demote themselves.")
+            ended = None
             if user.role != role:
                 await self.store.update_user(conn, user_id, now, role=role)
-                # Refresh tokens carry no role, but the new role must not wait for them: the
-                # user logs in again.
-                await self.store.revoke_user_tokens(conn, user_id, now)
+                # The new role must not wait for the tokens of the old one to expire: they are
+                # refused at once, and the user logs in again.
+                ended = await self._end_sessions(conn, user_id, now, "role_changed")
                 await self.outbox.add(
                     conn,
                     events.RoleChanged(
@@ -366,6 +408,8 @@ class Users:
                         ts=now,
                     ),
                 )
+        if ended is not None:
+            self._revoked_here(ended)
         found = await self.store.user(user_id)
         assert found is not None
         return found
@@ -376,16 +420,19 @@ class Users:
         self,
         user_id: UUID,
         name: str,
-        scopes: Sequence[Scope],
+        scopes: Sequence[KeyScope],
         ttl: timedelta | None,
         caller_scopes: Sequence[str],
     ) -> tuple[ApiKey, str]:
         """A new key with `scopes`: no more than the user's role allows, nor than the token
-        asking for it has (a read-only key's token cannot make a trading key)."""
+        asking for it has. Only a password session makes keys (its token has the `account`
+        scope, which no key's token has): a key never mints a key, so a leaked key cannot
+        outlive its own revocation through a successor it made."""
+        require_account_scope(caller_scopes)
         user = await self.store.user(user_id)
         if user is None or user.status != "active":
             raise ProblemError(404, "Unknown user")
-        allowed = tuple(s for s in scopes_of(user.role, scopes) if s in caller_scopes)
+        allowed = tuple(s for s in key_scopes(user.role, scopes) if s in caller_scopes)
         if set(scopes) - set(allowed):
             raise ProblemError(
                 403,
@@ -421,7 +468,10 @@ class Users:
             )
         return key, whole
 
-    async def revoke_key(self, user_id: UUID, key_id: str) -> None:
+    async def revoke_key(self, user_id: UUID, key_id: str, caller_scopes: Sequence[str]) -> None:
+        """The key and every token minted for it stop working at once (the event tells every
+        service; this process knows already)."""
+        require_account_scope(caller_scopes)
         key = await self.store.key(key_id)
         if key is None or key.user_id != user_id:
             raise ProblemError(404, "Unknown API key")
@@ -433,6 +483,7 @@ class Users:
             await self.outbox.add(
                 conn, events.ApiKeyRevoked(user_id=UserId(user_id), key_id=key_id, ts=now)
             )
+        self._revoked_here(RevokedKey(key_id, now.timestamp()))
 
     async def token_for_key(self, whole: str) -> tuple[str, int]:
         """A short-lived access token for a valid API key, with the key's scopes: what the
@@ -451,5 +502,38 @@ class Users:
         if user is None or user.status != "active":
             raise ProblemError(401, "Invalid API key", type="/problems/api-key")
         await self.store.key_used(key.key_id, now)
-        scopes: list[Scope] = [s for s in ("read", "trade") if s in key.scopes]
-        return self._access(user, scopes), self.settings.access_ttl_s
+        return self._access(user, key), self.settings.access_ttl_s
+
+    async def revocations(self) -> dict[str, list[dict[str, Any]]]:
+        """The revocations that can still refuse a live token: those younger than the longest
+        an access token lives, with a minute of leeway each side."""
+        since = self.clock() - timedelta(seconds=self.settings.access_ttl_s + 120)
+        keys, users = await self.store.revocations(since)
+        return {
+            "keys": [
+                {"key_id": r["key_id"], "revoked_at": r["revoked_at"].isoformat()} for r in keys
+            ],
+            "sessions": [
+                {
+                    "user_id": str(r["user_id"]),
+                    "session_version": r["session_version"],
+                    "revoked_at": r["revoked_at"].isoformat(),
+                }
+                for r in users
+            ],
+        }
+
+
+def require_account_scope(scopes: Collection[str]) -> None:
+    """403 problem unless the token may manage its user's login (a password session's)."""
+    if ACCOUNT_SCOPE not in scopes:
+        raise ProblemError(
+            403,
+            "Forbidden",
+            "Managing API keys and the password needs a password session (the "
+            f"{ACCOUNT_SCOPE!r} scope); an API key's token never has it.",
+            type="/problems/forbidden",
+            headers={
+                "WWW-Authenticate": f'Bearer error="insufficient_scope", scope="{ACCOUNT_SCOPE}"'
+            },
+        )

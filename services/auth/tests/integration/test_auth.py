@@ -74,7 +74,12 @@ async def test_register_login_and_a_token_any_service_verifies(
         issuer=settings.auth_issuer, audience=settings.auth_audience, jwks=jwks
     )
     claims = await verifier.verify(tokens["access_token"])
-    assert (claims.user_id, claims.role, set(claims.scopes)) == (user, "trader", {"read", "trade"})
+    assert (claims.user_id, claims.role, set(claims.scopes)) == (
+        user,
+        "trader",
+        {"read", "trade", "account"},
+    )
+    assert (claims.key_id, claims.session_version) == (None, 1)
     payload = jwt.decode(tokens["access_token"], options={"verify_signature": False})
     assert {"iss", "aud", "sub", "exp", "nbf", "iat", "jti", "role", "scope"} <= set(payload)
     assert payload["exp"] - payload["iat"] == settings.access_ttl_s <= 900
@@ -189,19 +194,34 @@ async def test_api_keys_are_shown_once_scoped_expiring_and_revocable(
     exchanged = await client.post("/api/v1/auth/token", json={"api_key": key})
     assert exchanged.status_code == 200
     scoped = jwt.decode(exchanged.json()["access_token"], options={"verify_signature": False})
-    assert scoped["scope"] == "read"
-    # A read-only key's token cannot make itself a trading key.
-    escalated = await client.post(
-        "/api/v1/api-keys",
-        json={"name": "x", "scopes": ["trade"]},
-        headers=_bearer(exchanged.json()["access_token"]),
-    )
-    assert escalated.status_code == 403
+    assert (scoped["scope"], scoped["key_id"]) == ("read", made.json()["key_id"])
+    # A key's token manages no key, not even one of its own scope, and changes no password:
+    # a leaked key cannot leave a successor behind.
+    key_bearer = _bearer(exchanged.json()["access_token"])
+    for scopes in (["trade"], ["read"]):
+        minted = await client.post(
+            "/api/v1/api-keys", json={"name": "x", "scopes": scopes}, headers=key_bearer
+        )
+        assert minted.status_code == 403, scopes
+        assert 'scope="account"' in minted.headers["www-authenticate"]
+    assert (
+        await client.delete(f"/api/v1/api-keys/{made.json()['key_id']}", headers=key_bearer)
+    ).status_code == 403
+    assert (
+        await client.post(
+            "/api/v1/auth/password",
+            json={"current_password": PASSWORD, "new_password": "another long passphrase"},
+            headers=key_bearer,
+        )
+    ).status_code == 403
+    assert (await client.get("/api/v1/api-keys", headers=key_bearer)).status_code == 200  # a read
 
     assert (
         await client.delete(f"/api/v1/api-keys/{made.json()['key_id']}", headers=_bearer(token))
     ).status_code == 204
     assert (await client.post("/api/v1/auth/token", json={"api_key": key})).status_code == 401
+    # The token it was exchanged for is refused at once too, not when it expires.
+    assert (await client.get("/api/v1/api-keys", headers=key_bearer)).status_code == 401
     for forged in ("tmk_nothing", key[:-2] + "xx", "x" * 60):
         assert (
             await client.post("/api/v1/auth/token", json={"api_key": forged})
@@ -210,7 +230,7 @@ async def test_api_keys_are_shown_once_scoped_expiring_and_revocable(
     # An expired key does not work.
     me = (await client.get("/api/v1/auth/me", headers=_bearer(token))).json()
     expired, whole = await app.state.runtime.users.create_key(
-        UUID(me["user_id"]), "short", ["read"], timedelta(days=1), ("read",)
+        UUID(me["user_id"]), "short", ["read"], timedelta(days=1), ("read", "account")
     )
     await app.state.runtime.db.pool.execute(
         "UPDATE api_keys SET expires_at = now() - interval '1 second' WHERE key_id = $1",
@@ -250,9 +270,12 @@ async def test_admins_approve_change_roles_and_disable(make_app: Any) -> None:
                 "/api/v1/auth/refresh", json={"refresh_token": tokens["refresh_token"]}
             )
         ).status_code == 401
+        # ... and its access tokens are refused at once, not when they expire.
+        assert (await client.get("/api/v1/auth/me", headers=mine)).status_code == 401
         as_viewer = await _login(client, email)
         claims = jwt.decode(as_viewer["access_token"], options={"verify_signature": False})
-        assert (claims["role"], claims["scope"]) == ("viewer", "read")
+        assert (claims["role"], claims["scope"]) == ("viewer", "read account")
+        assert claims["session_version"] == 2
         # A viewer still manages their own account (a read key), not a trading key.
         viewer_auth = _bearer(as_viewer["access_token"])
         assert (
@@ -277,6 +300,12 @@ async def test_admins_approve_change_roles_and_disable(make_app: Any) -> None:
                 "/api/v1/auth/refresh", json={"refresh_token": as_viewer["refresh_token"]}
             )
         ).status_code == 401
+        assert (await client.get("/api/v1/auth/me", headers=viewer_auth)).status_code == 401
+        # Enabled again, the user logs in anew: the old tokens stay refused.
+        assert (await client.post(f"/api/v1/users/{user}/enable", headers=admin)).status_code == 200
+        again = _bearer((await _login(client, email))["access_token"])
+        assert (await client.get("/api/v1/auth/me", headers=again)).status_code == 200
+        assert (await client.get("/api/v1/auth/me", headers=viewer_auth)).status_code == 401
 
 
 async def test_signing_keys_rotate_with_overlap(client: httpx.AsyncClient, app: FastAPI) -> None:

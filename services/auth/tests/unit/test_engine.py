@@ -18,6 +18,7 @@ from trademesh_auth.engine import (
     ThrottleRule,
     access_claims,
     api_key_hash,
+    key_scopes,
     live_count,
     new_api_key,
     parse_api_key,
@@ -96,10 +97,34 @@ def test_a_user_is_never_locked_out_for_more_than_the_user_cap() -> None:
 
 
 def test_scopes_follow_the_role_and_narrow_to_a_key() -> None:
-    assert scopes_of("admin") == ("read", "trade")
+    assert scopes_of("admin") == ("read", "trade", "account")
     assert scopes_of("trader", ["read"]) == ("read",)
-    assert scopes_of("viewer") == ("read",)
+    assert scopes_of("viewer") == ("read", "account")
     assert scopes_of("viewer", ["read", "trade"]) == ("read",)
+
+
+def test_a_keys_token_never_manages_the_account() -> None:
+    assert key_scopes("admin", ["read", "trade", "account"]) == ("read", "trade")
+    assert key_scopes("trader", ["trade"]) == ("trade",)
+    assert key_scopes("viewer", ["read", "trade"]) == ("read",)
+
+
+def test_claims_carry_the_session_version_and_the_key() -> None:
+    now = datetime(2026, 1, 1, tzinfo=UTC)
+    common = {
+        "user_id": uuid4(),
+        "role": "trader",
+        "scopes": ("read",),
+        "now": now,
+        "ttl": timedelta(minutes=10),
+        "issuer": "i",
+        "audience": "a",
+        "token_id": "j",
+    }
+    session = access_claims(**common, session_version=3).to_jwt()  # type: ignore[arg-type]
+    assert session["session_version"] == 3 and "key_id" not in session
+    key = access_claims(**common, session_version=3, key_id="0123456789abcdef").to_jwt()  # type: ignore[arg-type]
+    assert key["key_id"] == "0123456789abcdef"
 
 
 def test_api_keys_parse_and_hash() -> None:

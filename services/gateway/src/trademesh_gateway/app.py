@@ -11,6 +11,7 @@ from fastapi import FastAPI
 from trademesh_bus import Bus
 from trademesh_db import Database
 from trademesh_http import ReadinessCheck, TokenVerifier, create_http_app
+from trademesh_http.revocations import follow_revocations
 from trademesh_observability import metrics
 from trademesh_observability.logging import configure_logging, get_logger
 from trademesh_observability.tracing import configure_tracing
@@ -64,6 +65,10 @@ def create_app(
         margin_s=settings.api_key_cache_margin_s,
         size=settings.api_key_cache_size,
     )
+    # What auth revokes is refused at once: the verifier's revocations follow auth.events.v1
+    # (a consumer group of this process's own), and drop the API keys' cached tokens they cover.
+    verifier.revocations.listen(api_keys.forget)
+    follow_revocations(bus, verifier, settings.consumer_group)
     proxy = Proxy(settings, upstreams, verifier, api_keys, rate_limits)
 
     async def auth_jwks() -> None:

@@ -42,6 +42,9 @@ Ownership = Literal["none", "caller", "service", "account"]
 
 READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 TRADE_SCOPE = "trade"
+#: Managing one's own login (API keys, password): only a password session's token has it, never
+#: an API key's, so a key can neither mint a key nor revoke one (auth rules the same).
+ACCOUNT_SCOPE = "account"
 
 
 @dataclass(frozen=True)
@@ -61,9 +64,13 @@ class Route:
     owned_body: tuple[str, ...] = ()
     #: The upstream path when it differs from `path` (same parameters).
     upstream: str | None = None
-    #: A route of one's own login (password, API keys): any role, no trade scope needed, as
-    #: auth itself rules (a viewer changes their own password too).
+    #: A route of one's own login (password, API keys): any role, and for a change the
+    #: `account` scope rather than `trade`, as auth itself rules (a viewer changes their own
+    #: password too; an API key changes nothing there).
     account_holder: bool = False
+    #: A 2xx answer means the API key named by this path parameter is revoked: the gateway
+    #: refuses it at once, before auth's event reaches it.
+    revokes_key: str | None = None
     #: Served by the gateway itself, by this handler of api/ (after the same checks), rather
     #: than forwarded: `service` then names who acts on it next.
     local: str | None = None
@@ -81,8 +88,12 @@ class Route:
         return self.min_role == "public"
 
     @property
-    def needs_trade_scope(self) -> bool:
-        return self.method not in READ_METHODS and not self.public and not self.account_holder
+    def scope(self) -> str | None:
+        """The scope a credential needs besides its role: none to read, `account` to change
+        one's own login, `trade` to change anything else."""
+        if self.method in READ_METHODS or self.public:
+            return None
+        return ACCOUNT_SCOPE if self.account_holder else TRADE_SCOPE
 
     def upstream_path(self, values: Mapping[str, str]) -> str:
         """The service's path for these (already percent-encoded) parameter values."""
@@ -118,7 +129,7 @@ ROUTES: tuple[Route, ...] = (
     _r("GET", "/api-keys", "auth", "viewer", "Your API keys", ownership="caller",
        account_holder=True),
     _r("DELETE", "/api-keys/{key_id}", "auth", "viewer", "Revoke one of your API keys",
-       ownership="service", owned="key_id", account_holder=True),
+       ownership="service", owned="key_id", account_holder=True, revokes_key="key_id"),
     # market-data: the catalogue and history for everyone signed in; feeds for admins (the
     # service itself checks no caller: the gateway is the only door to it)
     _r("GET", "/instruments", "market-data", "viewer", "Instruments with a feed"),

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import json
 import time
 from collections import OrderedDict
 from collections.abc import Mapping
@@ -25,13 +26,14 @@ from starlette.responses import Response
 from trademesh_http import AccessClaims, ProblemError, TokenVerifier
 from trademesh_http.accounts import AccountOwners
 from trademesh_http.caller import Caller as HttpCaller
+from trademesh_http.revocations import Revocation, RevokedKey, RevokedSessions
+from trademesh_http.tokens import REVOKED_TOKEN
 from trademesh_observability import metrics
 from trademesh_observability.logging import get_logger, request_id_var
 
 from trademesh_gateway.config import Settings
 from trademesh_gateway.engine import (
     SERVICES,
-    TRADE_SCOPE,
     Route,
     Service,
     capped_limit,
@@ -61,6 +63,11 @@ class Caller:
     @property
     def user_id(self) -> UUID:
         return self.claims.user_id
+
+    @property
+    def by_key(self) -> bool:
+        """The token was exchanged for an API key (the gateway caches it)."""
+        return self.claims.key_id is not None
 
 
 def _unauthenticated(detail: str, challenge: str = "Bearer") -> ProblemError:
@@ -113,16 +120,26 @@ class Upstreams:
             await client.aclose()
 
 
+@dataclass
+class _CachedToken:
+    token: str
+    until: float  # monotonic
+    user_id: UUID | None = None  # known once the token was verified
+
+
 class ApiKeys:
-    """API keys exchanged at auth for access tokens, cached per key hash until shortly before
-    the token expires. Only the SHA-256 of a key is kept as the cache key; a key is never
-    logged."""
+    """API keys exchanged at auth for access tokens, cached until shortly before the token
+    expires, and dropped as soon as auth revokes the key or ends its user's sessions
+    (`forget`, fed by the verifier's revocations). The cache key is the SHA-256 of the whole
+    key (never the key itself, which is never logged); entries are indexed by key id, the
+    public part of a key that auth's revocations name."""
 
     def __init__(self, auth: httpx.AsyncClient, *, margin_s: float, size: int) -> None:
         self._auth = auth
         self._margin_s = margin_s
         self._size = size
-        self._cache: OrderedDict[str, tuple[str, float]] = OrderedDict()
+        self._cache: OrderedDict[str, _CachedToken] = OrderedDict()
+        self._digests: dict[str, str] = {}  # key id -> digest
         self._locks: dict[str, asyncio.Lock] = {}
         #: Exchanges made at auth (for tests and diagnostics).
         self.exchanges = 0
@@ -139,24 +156,56 @@ class ApiKeys:
                 if cached is not None:
                     return cached
                 token, ttl = await self._exchange(key)
-                self._cache[digest] = (token, time.monotonic() + ttl - self._margin_s)
+                self._cache[digest] = _CachedToken(token, time.monotonic() + ttl - self._margin_s)
                 self._cache.move_to_end(digest)
+                key_id = key_id_of(key)
+                if key_id is not None:
+                    self._digests[key_id] = digest
                 while len(self._cache) > self._size:
-                    self._cache.popitem(last=False)
+                    self._drop(next(iter(self._cache)))
                 return token
         finally:
             if not lock.locked():
                 self._locks.pop(digest, None)
 
+    def verified(self, key: str, user_id: UUID) -> None:
+        """The key's cached token was verified as `user_id`'s (so that ending the user's
+        sessions drops it)."""
+        found = self._cache.get(hashlib.sha256(key.encode()).hexdigest())
+        if found is not None:
+            found.user_id = user_id
+
+    def drop(self, key: str) -> None:
+        """Forget the key's cached token (it was refused: exchange it again, once)."""
+        self._drop(hashlib.sha256(key.encode()).hexdigest())
+
+    def forget(self, revocation: Revocation) -> None:
+        """A revocation from auth: drop the tokens it covers (a revoked key's; every key token
+        of a user whose sessions ended, so that the next request exchanges the key again)."""
+        if isinstance(revocation, RevokedKey):
+            digest = self._digests.get(revocation.key_id)
+            if digest is not None:
+                self._drop(digest)
+        elif isinstance(revocation, RevokedSessions):
+            for digest in [d for d, c in self._cache.items() if c.user_id == revocation.user_id]:
+                self._drop(digest)
+
+    def __len__(self) -> int:
+        return len(self._cache)
+
+    def _drop(self, digest: str) -> None:
+        self._cache.pop(digest, None)
+        for key_id in [k for k, d in self._digests.items() if d == digest]:
+            del self._digests[key_id]
+
     def _fresh(self, digest: str) -> str | None:
         found = self._cache.get(digest)
         if found is None:
             return None
-        token, until = found
-        if time.monotonic() >= until:
-            del self._cache[digest]
+        if time.monotonic() >= found.until:
+            self._drop(digest)
             return None
-        return token
+        return found.token
 
     async def _exchange(self, key: str) -> tuple[str, float]:
         self.exchanges += 1
@@ -176,6 +225,14 @@ class ApiKeys:
             raise _upstream_problem(502, "auth")
         body = response.json()
         return str(body["access_token"]), float(body["expires_in"])
+
+
+def key_id_of(key: str) -> str | None:
+    """The public id of an API key `tmk_<key id>_<secret>` (None when malformed)."""
+    parts = key.split("_", 2)
+    if len(parts) != 3 or parts[0] + "_" != API_KEY_PREFIX or not parts[1]:
+        return None
+    return parts[1]
 
 
 def _upstream_problem(status: int, service: str) -> ProblemError:
@@ -221,9 +278,10 @@ class Proxy:
         )
         return address or "unknown"
 
-    async def authenticate(self, request: Request) -> Caller:
+    async def authenticate(self, request: Request, *, fresh: bool = False) -> Caller:
         """The caller, from `Authorization: Bearer <access token>`, `Authorization: ApiKey
-        tmk_…` or `X-API-Key: tmk_…`; 401 problem otherwise."""
+        tmk_…` or `X-API-Key: tmk_…`; 401 problem otherwise. `fresh`: an API key is exchanged
+        again rather than its cached token used."""
         authorization = request.headers.get("authorization", "")
         scheme, _, credential = authorization.partition(" ")
         credential = credential.strip()
@@ -238,18 +296,54 @@ class Proxy:
             raise _unauthenticated("This needs an access token: Authorization: Bearer <token>.")
         if not api_key.startswith(API_KEY_PREFIX):
             raise _unauthenticated("The API key is malformed.", "ApiKey")
+        if fresh:
+            self.api_keys.drop(api_key)
         token = await self.api_keys.access_token(api_key)
-        return Caller(await self.verifier.verify(token), token)
+        try:
+            claims = await self.verifier.verify(token)
+        except ProblemError as refused:
+            if refused.type != REVOKED_TOKEN:
+                raise
+            # The cached token was revoked, not necessarily the key: its user's sessions ended
+            # (a role change) and the key may still be good. Exchange it again, once: auth
+            # refuses a revoked key or a disabled user's.
+            self.api_keys.drop(api_key)
+            token = await self.api_keys.access_token(api_key)
+            claims = await self.verifier.verify(token)
+        self.api_keys.verified(api_key, claims.user_id)
+        return Caller(claims, token)
 
     def authorise(self, route: Route, caller: Caller) -> None:
         """403 problem unless the caller's role and scope allow the route."""
         if not role_allows(caller.claims.role, route.min_role):
             raise _forbidden(f"This needs the role {route.min_role} or higher.")
-        if route.needs_trade_scope and TRADE_SCOPE not in caller.claims.scopes:
+        scope = route.scope
+        if scope is not None and scope not in caller.claims.scopes:
+            what = "one's own login" if scope == "account" else "anything"
             raise _forbidden(
-                f"Changing anything needs the {TRADE_SCOPE!r} scope; this credential lacks it.",
-                {"WWW-Authenticate": f'Bearer error="insufficient_scope", scope="{TRADE_SCOPE}"'},
+                f"Changing {what} needs the {scope!r} scope; this credential lacks it.",
+                {"WWW-Authenticate": f'Bearer error="insufficient_scope", scope="{scope}"'},
             )
+
+    @staticmethod
+    def refused_as_revoked(response: Response) -> bool:
+        """The service refused the forwarded token as revoked: it heard of a revocation before
+        this gateway did (both follow auth's events). For an API key's cached token, the key
+        itself may still be good (its user's sessions ended with a role change)."""
+        if response.status_code != 401:
+            return False
+        try:
+            problem = json.loads(response.body)
+        except ValueError:
+            return False
+        return isinstance(problem, dict) and problem.get("type") == REVOKED_TOKEN
+
+    def answered(self, route: Route, request: Request, response: Response) -> None:
+        """What the gateway learns from a service's answer: a key revoked through it is refused
+        at once by this replica (the others hear auth's event within a second)."""
+        if route.revokes_key is not None and 200 <= response.status_code < 300:
+            key_id = str(request.path_params[route.revokes_key])
+            self.verifier.revocations.add(RevokedKey(key_id, time.time()))
 
     async def read_body(self, request: Request) -> bytes:
         """The request's body, at most max_body_bytes (else a 413 problem, read no further)."""

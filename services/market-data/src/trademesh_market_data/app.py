@@ -14,6 +14,7 @@ from trademesh_bus import Bus
 from trademesh_db import Database, migrate
 from trademesh_events.marketdata import Bar, Tick
 from trademesh_http import ReadinessCheck, TokenVerifier, create_http_app
+from trademesh_http.revocations import follow_revocations
 from trademesh_observability import metrics
 from trademesh_observability.logging import configure_logging, get_logger
 from trademesh_observability.tracing import configure_tracing
@@ -40,6 +41,10 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> FastAPI:
     log = get_logger("trademesh_market_data")
     service = settings.service_name
     bus = Bus(settings, service, registry=metrics.REGISTRY)
+    # Every process hears what auth revokes (its own consumer group): a revoked API key or an
+    # ended session is refused here too, before its token expires.
+    tokens = TokenVerifier.from_settings(settings)
+    follow_revocations(bus, tokens, settings.consumer_group)
     database = Database(
         settings.database_url.get_secret_value(),
         schema=settings.database_schema,
@@ -131,7 +136,7 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> FastAPI:
         lifespan=lifespan,
         ready_timeout_s=settings.ready_timeout_s,
         title="trademesh market-data",
-        tokens=TokenVerifier.from_settings(settings),
+        tokens=tokens,
     )
     app.state.runtime = Runtime(
         settings=settings, bus=bus, db=database, catalog=catalog, store=store, feeds=feeds

@@ -16,6 +16,7 @@ from trademesh_bus import Bus, OutboxRelay
 from trademesh_db import Database, migrate
 from trademesh_http import ReadinessCheck, TokenVerifier, create_http_app
 from trademesh_http.accounts import AccountOwners
+from trademesh_http.revocations import follow_revocations
 from trademesh_observability import metrics
 from trademesh_observability.logging import configure_logging, get_logger
 from trademesh_observability.tracing import configure_tracing
@@ -54,6 +55,10 @@ def create_app(
     log = get_logger("trademesh_risk")
     service = settings.service_name
     bus = Bus(settings, service, registry=metrics.REGISTRY)
+    # Every process hears what auth revokes (its own consumer group): a revoked API key or an
+    # ended session is refused here too, before its token expires.
+    tokens = TokenVerifier.from_settings(settings)
+    follow_revocations(bus, tokens, settings.consumer_group)
     database = Database(
         settings.database_url.get_secret_value(),
         schema=settings.database_schema,
@@ -118,7 +123,7 @@ def create_app(
         lifespan=lifespan,
         ready_timeout_s=settings.ready_timeout_s,
         title="trademesh risk",
-        tokens=TokenVerifier.from_settings(settings),
+        tokens=tokens,
     )
     app.state.runtime = Runtime(
         settings=settings,

@@ -109,5 +109,5 @@ async def list_keys(caller: AccountHolderDep, runtime: RuntimeDep) -> list[KeyOu
 
 @keys.delete("/{key_id}", status_code=204, summary="Revoke one of your API keys")
 async def revoke_key(key_id: str, caller: AccountHolderDep, runtime: RuntimeDep) -> Response:
-    await runtime.users.revoke_key(caller.user_id, key_id)
+    await runtime.users.revoke_key(caller.user_id, key_id, tuple(caller.scopes))
     return Response(status_code=204)

@@ -14,7 +14,7 @@ from trademesh_http.caller import AdminDep
 
 from trademesh_auth.api.deps import AccountHolderDep, RuntimeDep
 from trademesh_auth.engine import MAX_PASSWORD
-from trademesh_auth.users import Tokens
+from trademesh_auth.users import Tokens, require_account_scope
 
 router = APIRouter(prefix="/auth", tags=["auth"])
 wellknown = APIRouter(tags=["auth"])
@@ -123,6 +123,7 @@ async def logout(body: RefreshIn, runtime: RuntimeDep) -> Response:
 async def change_password(
     body: PasswordChange, caller: AccountHolderDep, runtime: RuntimeDep
 ) -> Response:
+    require_account_scope(caller.scopes)
     await runtime.users.change_password(
         caller.user_id,
         body.current_password.get_secret_value(),
@@ -135,6 +136,17 @@ async def change_password(
 async def token_for_key(body: ApiKeyIn, runtime: RuntimeDep) -> AccessOut:
     token, ttl = await runtime.users.token_for_key(body.api_key.get_secret_value())
     return AccessOut(access_token=token, expires_in=ttl)
+
+
+@router.get(
+    "/revocations",
+    summary="Revoked API keys and ended sessions whose tokens may still be alive (internal)",
+)
+async def revocations(runtime: RuntimeDep) -> dict[str, list[dict[str, Any]]]:
+    """What every service's token verifier loads when it starts, before it follows
+    auth.events.v1 (trademesh_http.revocations). Not a public route: the gateway's table does
+    not publish it. It names key ids and user ids, never a secret."""
+    return await runtime.users.revocations()
 
 
 @router.get("/me", summary="Who you are")

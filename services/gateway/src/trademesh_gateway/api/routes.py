@@ -68,7 +68,15 @@ async def _serve(request: Request, route: Route) -> Response:
     await check_owned(proxy, route, request, caller, body)
     if route.local == "submit_order":
         return await submit_order(runtime, caller, body)
-    return await proxy.forward(request, route, caller, body)
+    response = await proxy.forward(request, route, caller, body)
+    if caller.by_key and proxy.refused_as_revoked(response):
+        # The service refused before doing anything: exchange the key again and send the
+        # request once more (auth refuses a revoked key; a new role is checked again).
+        caller = await proxy.authenticate(request, fresh=True)
+        proxy.authorise(route, caller)
+        response = await proxy.forward(request, route, caller, body)
+    proxy.answered(route, request, response)
+    return response
 
 
 async def dispatch(request: Request, rest: str) -> Response:
