@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
 from typing import Annotated
 
 from pydantic import Field, StringConstraints, field_validator
 from trademesh_config import ServiceSettings
 
+from trademesh_risk.engine import InstrumentRules
+
 ExchangeId = Annotated[str, StringConstraints(pattern=r"^[a-z0-9_]{1,32}$")]
+Amount = Annotated[Decimal, Field(gt=0, allow_inf_nan=False)]
 
 
 class Settings(ServiceSettings):
@@ -49,6 +53,28 @@ class Settings(ServiceSettings):
         le=7 * 86400,
         description="How often the venue rules are loaded again (venues change them rarely).",
     )
+
+    instrument_max_quantity: Amount = Field(
+        Decimal(10) ** 12,
+        description=(
+            "The largest quantity of an order of an instrument whose venue states none (and no "
+            "admin set one). No setting turns it off."
+        ),
+    )
+    instrument_max_price: Amount = Field(
+        Decimal(10) ** 12,
+        description=(
+            "The largest limit or stop price of an instrument whose venue states none (and no "
+            "admin set one), in its quote currency; above any price a unit of anything trades "
+            "at, even in currencies of many digits. No setting turns it off."
+        ),
+    )
+
+    def instrument_bounds(self) -> InstrumentRules:
+        """The maxima of an instrument whose venue and admin set none."""
+        return InstrumentRules(
+            max_quantity=self.instrument_max_quantity, max_price=self.instrument_max_price
+        )
 
     @field_validator("venue_rules_exchanges")
     @classmethod

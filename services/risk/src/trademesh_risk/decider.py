@@ -35,12 +35,14 @@ from trademesh_observability.logging import get_logger
 
 from trademesh_risk.engine import (
     AccountView,
+    InstrumentRules,
     Limits,
     TradingState,
     apply_fill,
     breaches_daily_loss,
     check,
     effective,
+    rules_in_force,
 )
 from trademesh_risk.prices import PriceBook
 from trademesh_risk.store import PositionRow, RiskStore
@@ -60,6 +62,7 @@ class Decider:
         outbox: Outbox,
         service: str,
         clock: Callable[[], datetime],
+        instrument_bounds: InstrumentRules,
     ) -> None:
         self.db = db
         self.store = store
@@ -67,6 +70,7 @@ class Decider:
         self.outbox = outbox
         self.service = service
         self.clock = clock
+        self.instrument_bounds = instrument_bounds
         # Counted from 0 for every known outcome, so that a first denial of a reason, or a first
         # account sent to REDUCING, is an increase that alerts and rate() panels see.
         metrics.RISK_DECISIONS.labels(service=service, decision="approved", reason="")
@@ -91,7 +95,7 @@ class Decider:
             event.account_id, event.instrument_id, conn
         )
         limits = effective(account_limits or Limits(), instrument_limits)
-        rules = await self.store.rules(event.instrument_id, conn)
+        rules = await self.rules_in_force(conn, event.instrument_id)
         denial = check(event, view, limits, rules, now)
         if view.state is TradingState.ACTIVE and breaches_daily_loss(view, limits):
             await self._reduce(conn, event.account_id)
@@ -134,6 +138,18 @@ class Decider:
             account_id=str(event.account_id),
             client_order_id=event.client_order_id,
             reason=denial.reason.value,
+        )
+
+    async def rules_in_force(
+        self, conn: asyncpg.Connection | None, instrument_id: str
+    ) -> InstrumentRules | None:
+        """The instrument's bounds: an admin's override, else the venue's, else the defaults."""
+        layers = await self.store.rule_layers(instrument_id, conn)
+        venue, admin = layers.get("venue"), layers.get("admin")
+        return rules_in_force(
+            venue.rules if venue is not None else None,
+            admin.rules if admin is not None else None,
+            self.instrument_bounds,
         )
 
     async def _view(

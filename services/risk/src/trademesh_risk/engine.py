@@ -3,9 +3,9 @@ argument), no database. The position bookkeeping that feeds the checks (`apply_f
 trading library's, shared with execution, and re-exported here.
 
 For each intent the service builds an `AccountView` (what it knows of the account right then),
-the `effective` limits of the account and the instrument, and the instrument's venue rules, and
-asks `check`: None approves, a `Denial` says why not, with a `DenialReason` code and a message
-for humans. The checks run in a fixed order and the first failure wins (see `check`).
+the `effective` limits of the account and the instrument, and the instrument's rules in force
+(the venue's, an admin's override, the platform's default bounds), and asks `check`: None
+approves, a `Denial` says why not, with a `DenialReason` code and a message for humans. The checks run in a fixed order and the first failure wins (see `check`).
 
 Deliberate rules:
 - Every limit is inclusive: a value equal to the limit passes, one step beyond is denied. The
@@ -151,41 +151,52 @@ def effective(account: Limits, instrument: Limits | None) -> Limits:
 
 @dataclass(frozen=True)
 class InstrumentRules:
-    """The venue's market info for an instrument: precision (steps) and minimums; None is no
-    rule. An order the venue would reject is denied here, with a reason, instead."""
+    """An instrument's own bounds: the venue's precision (steps), minimums and maxima; None is
+    no rule. An order the venue would reject is denied here, with a reason, instead. Prices and
+    notionals are in the quote currency."""
 
     price_step: Decimal | None = None
     quantity_step: Decimal | None = None
     min_quantity: Decimal | None = None
     min_notional: Decimal | None = None
+    max_quantity: Decimal | None = None
+    max_price: Decimal | None = None  # of a limit or stop price
+    max_notional: Decimal | None = None
 
     def __post_init__(self) -> None:
         _require_positive(self, frozenset())
 
 
 def rules_in_force(
-    venue: InstrumentRules | None, admin: InstrumentRules | None
+    venue: InstrumentRules | None,
+    admin: InstrumentRules | None,
+    default: InstrumentRules | None = None,
 ) -> InstrumentRules | None:
-    """The rules an order is checked against, from the venue's market info and an admin's
-    override of it.
+    """The rules an order is checked against, from the venue's market info, an admin's override
+    of it, and the platform's default bounds (the settings' caps on quantity and price).
 
-    Field by field, the admin's value wins where the admin set one, and the venue's applies
-    elsewhere: an admin who raises the minimum notional keeps the venue's price and quantity
-    steps. The admin's value wins even when it is looser than the venue's: an override is a
-    deliberate decision, and the venue sync never changes it. None when neither has rules.
+    Field by field, the admin's value wins where the admin set one, then the venue's, then the
+    default: an admin who raises the minimum notional keeps the venue's price and quantity
+    steps, and a venue that states no maximum quantity gets the platform's. The admin's value
+    wins even when it is looser than the venue's: an override is a deliberate decision, and the
+    venue sync never changes it. None when no layer has rules.
     """
-    if admin is None:
-        return venue
-    if venue is None:
-        return admin
-    return InstrumentRules(
-        **{
-            spec.name: getattr(venue, spec.name)
-            if getattr(admin, spec.name) is None
-            else getattr(admin, spec.name)
-            for spec in fields(InstrumentRules)
-        }
-    )
+    layers = [layer for layer in (admin, venue, default) if layer is not None]
+    if not layers:
+        return None
+    if len(layers) == 1:
+        return layers[0]
+    values: dict[str, Decimal | None] = {}
+    for spec in fields(InstrumentRules):
+        values[spec.name] = next(
+            (
+                getattr(layer, spec.name)
+                for layer in layers
+                if getattr(layer, spec.name) is not None
+            ),
+            None,
+        )
+    return InstrumentRules(**values)
 
 
 @dataclass(frozen=True)
@@ -334,8 +345,9 @@ def check(
     2. the account HALTED: TRADING_HALTED;
     3. no price to value the order at (a MARKET or STOP order without a last price), or no last
        price for a collared LIMIT/STOP_LIMIT: NO_MARKET_PRICE;
-    4. the venue's precision (price and quantity steps): INSTRUMENT_PRECISION, then its
-       minimums (quantity, notional): INSTRUMENT_MINIMUM;
+    4. the instrument's bounds: the venue's precision (price and quantity steps):
+       INSTRUMENT_PRECISION, then its minimums (quantity, notional): INSTRUMENT_MINIMUM, then
+       its maxima (quantity, limit and stop price, notional): INSTRUMENT_MAXIMUM;
     5. max_order_quantity; 6. max_order_notional (quantity x reference price);
     7. REDUCING, or a reduce_only order: the order must reduce its position: REDUCE_ONLY;
     8. the daily loss limit reached: only reducing orders pass: DAILY_LOSS_LIMIT;
@@ -408,6 +420,36 @@ def _minimums(case: _Case) -> Denial | None:
             DenialReason.INSTRUMENT_MINIMUM,
             f"notional {_fmt(case.notional)} ({_fmt(order.quantity)} at {_fmt(case.reference)}) "
             f"is below the min_notional {_fmt(rules.min_notional)}",
+        )
+    return None
+
+
+def _maximums(case: _Case) -> Denial | None:
+    """The instrument's largest order: quantity, limit and stop price, notional (at the
+    reference price). Where the venue states none, the platform's default bounds apply (see
+    `rules_in_force`), so that no order of 10^17 of anything reaches a venue."""
+    rules, order = case.rules, case.order
+    if rules is None:
+        return None
+    name = order.instrument_id
+    if rules.max_quantity is not None and order.quantity > rules.max_quantity:
+        return _deny(
+            DenialReason.INSTRUMENT_MAXIMUM,
+            f"quantity {_fmt(order.quantity)} exceeds the max_quantity "
+            f"{_fmt(rules.max_quantity)} of {name}",
+        )
+    if rules.max_price is not None:
+        for kind, price in (("limit price", order.limit_price), ("stop price", order.stop_price)):
+            if price is not None and price > rules.max_price:
+                return _deny(
+                    DenialReason.INSTRUMENT_MAXIMUM,
+                    f"{kind} {_fmt(price)} exceeds the max_price {_fmt(rules.max_price)} of {name}",
+                )
+    if rules.max_notional is not None and case.notional > rules.max_notional:
+        return _deny(
+            DenialReason.INSTRUMENT_MAXIMUM,
+            f"notional {_fmt(case.notional)} ({_fmt(order.quantity)} at {_fmt(case.reference)}) "
+            f"exceeds the max_notional {_fmt(rules.max_notional)} of {name}",
         )
     return None
 
@@ -572,6 +614,7 @@ def _rate(case: _Case) -> Denial | None:
 _STEPS = (
     _precision,
     _minimums,
+    _maximums,
     _order_quantity,
     _order_notional,
     _reducing,

@@ -19,7 +19,7 @@ from uuid import UUID
 import asyncpg
 from trademesh_db import Database
 
-from trademesh_risk.engine import InstrumentRules, Limits, TradingState, rules_in_force
+from trademesh_risk.engine import InstrumentRules, Limits, TradingState
 
 ZERO = Decimal(0)
 
@@ -231,17 +231,6 @@ class RiskStore:
             await conn.execute(
                 "INSERT INTO accounts (account_id) VALUES ($1) ON CONFLICT DO NOTHING", account_id
             )
-
-    async def rules(
-        self, instrument_id: str, conn: asyncpg.Connection | None = None
-    ) -> InstrumentRules | None:
-        """The rules an order on the instrument is checked against: the venue's, overridden
-        field by field by an admin's (engine.rules_in_force)."""
-        layers = await self.rule_layers(instrument_id, conn)
-        venue, admin = layers.get("venue"), layers.get("admin")
-        return rules_in_force(
-            venue.rules if venue is not None else None, admin.rules if admin is not None else None
-        )
 
     async def rule_layers(
         self, instrument_id: str, conn: asyncpg.Connection | None = None

@@ -71,6 +71,19 @@ def intent(
     )
 
 
+def limit_intent(
+    account: UUID, instrument_id: str, side: str, quantity: str, limit: str
+) -> SubmitOrder:
+    return intent(
+        account,
+        instrument_id,
+        side,
+        quantity,
+        order_type=OrderType.LIMIT,
+        limit_price=Decimal(limit),
+    )
+
+
 async def price(producer: Bus, instrument_id: str, close: str) -> None:
     await producer.publish(price_bar(instrument_id, close))
 
@@ -160,6 +173,58 @@ async def test_limits_decide_pending_orders_count_and_a_restart_keeps_it_all(
         await producer.publish(over)
         got = await decisions(settings, account, 6)
         assert denied(got[over.client_order_id]) == "MAX_POSITION"
+
+
+ABSURD = "99999999999999999"  # 99,999,999,999,999,999
+
+
+async def test_absurd_orders_on_a_fresh_account_are_denied_whatever_its_limits(
+    app: FastAPI,
+    client: httpx.AsyncClient,
+    producer: Bus,
+    settings: Settings,
+    account_book: AccountBook,
+) -> None:
+    """A new account with no limits of its own: an order of 99,999,999,999,999,999 at 1, and one
+    of 1 at 99,999,999,999,999,999, are beyond any instrument's bounds. Raising the account's
+    limits as far as they go changes nothing."""
+    account, name = account_book.open(TRADER_ID), instrument()
+    await price(producer, name, "100")
+    await known_price(app, name)
+
+    def absurd() -> tuple[SubmitOrder, SubmitOrder]:
+        return (
+            limit_intent(account, name, "buy", ABSURD, "1"),
+            limit_intent(account, name, "buy", "1", ABSURD),
+        )
+
+    quantity, price_ = absurd()
+    for order in (quantity, price_):
+        await producer.publish(order)
+    got = await decisions(settings, account, 2)
+    assert [denied(got[o.client_order_id]) for o in (quantity, price_)] == [
+        "INSTRUMENT_MAXIMUM",
+        "INSTRUMENT_MAXIMUM",
+    ]
+    assert f"quantity {ABSURD} exceeds" in got[quantity.client_order_id].message
+    assert f"limit price {ABSURD} exceeds" in got[price_.client_order_id].message
+
+    # The most an admin can give the account (every limit at its largest value) is no way round.
+    widest = {name: "999999999999999999" for name in ("max_order_quantity", "max_order_notional")}
+    raised = await client.put(
+        f"/api/v1/accounts/{account}/limits",
+        json={**widest, "price_collar_bps": "999999999999999999"},
+        headers=as_(ADMIN_ID, "admin"),
+    )
+    assert raised.status_code == 200, raised.text
+    again = absurd()
+    for order in again:
+        await producer.publish(order)
+    got = await decisions(settings, account, 4)
+    assert [denied(got[o.client_order_id]) for o in again] == [
+        "INSTRUMENT_MAXIMUM",
+        "INSTRUMENT_MAXIMUM",
+    ]
 
 
 def fill(

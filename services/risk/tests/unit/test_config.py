@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
+
 import pytest
 from pydantic import ValidationError
 
 from trademesh_risk.config import Settings
+from trademesh_risk.engine import InstrumentRules
 
 pytestmark = pytest.mark.unit
 
@@ -54,3 +57,26 @@ def test_venue_rules_fetch_nothing_by_default_and_read_a_json_list(
 def test_venue_rules_exchanges_must_be_distinct_ccxt_ids(exchanges: list[str], why: str) -> None:
     with pytest.raises(ValidationError, match=why):
         Settings(venue_rules_exchanges=exchanges)
+
+
+def test_an_instrument_whose_venue_states_no_maxima_has_default_bounds(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv("TRADEMESH_INSTRUMENT_MAX_QUANTITY", raising=False)
+    monkeypatch.setenv("TRADEMESH_INSTRUMENT_MAX_PRICE", "5e12")
+    assert Settings().instrument_bounds() == InstrumentRules(
+        max_quantity=Decimal(10) ** 12, max_price=Decimal(5) * 10**12
+    )
+
+
+@pytest.mark.parametrize(
+    ("field", "bad"),
+    [
+        ("instrument_max_quantity", "off"),  # the instrument bounds cannot be turned off
+        ("instrument_max_quantity", "0"),
+        ("instrument_max_price", "Infinity"),
+    ],
+)
+def test_bad_instrument_bounds_are_refused(field: str, bad: str) -> None:
+    with pytest.raises(ValidationError, match=field):
+        Settings(**{field: bad})

@@ -32,6 +32,7 @@ from trademesh_risk.engine import (
     effective,
     reduces,
     reference_price,
+    rules_in_force,
 )
 
 pytestmark = pytest.mark.unit
@@ -298,6 +299,38 @@ BOUNDARIES = {
         "stop price 99.25",
         rules=InstrumentRules(price_step=D("0.5")),
     ),
+    "max_quantity": Boundary(
+        R.INSTRUMENT_MAXIMUM,
+        "max_quantity 10 of binance:BTC/USDT",
+        order(quantity="10"),
+        order(quantity="10.001"),
+        "quantity 10.001",
+        rules=InstrumentRules(max_quantity=D(10)),
+    ),
+    "max_price of a limit price": Boundary(
+        R.INSTRUMENT_MAXIMUM,
+        "max_price 1000 of binance:BTC/USDT",
+        limit_order("sell", "1", "1000"),
+        limit_order("sell", "1", "1000.01"),
+        "limit price 1000.01",
+        rules=InstrumentRules(max_price=D(1000)),
+    ),
+    "max_price of a stop price": Boundary(
+        R.INSTRUMENT_MAXIMUM,
+        "max_price 1000",
+        order("buy", "1", OrderType.STOP, stop="1000"),
+        order("buy", "1", OrderType.STOP, stop="1000.01"),
+        "stop price 1000.01",
+        rules=InstrumentRules(max_price=D(1000)),
+    ),
+    "max_notional": Boundary(
+        R.INSTRUMENT_MAXIMUM,
+        "max_notional 1000",
+        order(quantity="10"),
+        order(quantity="10.01"),
+        "notional 1001",
+        rules=InstrumentRules(max_notional=D(1000)),
+    ),
     "quantity_step 0.001": Boundary(
         R.INSTRUMENT_PRECISION,
         "quantity_step 0.001",
@@ -347,6 +380,9 @@ CHECK_ORDER: list[tuple[DenialReason, str, dict[str, Any]]] = [
     (R.INSTRUMENT_PRECISION, "order", {"limit_price": D(200)}),
     (R.INSTRUMENT_PRECISION, "order", {"quantity": D(5)}),
     (R.INSTRUMENT_MINIMUM, "rules", {"min_quantity": None}),
+    (R.INSTRUMENT_MAXIMUM, "rules", {"max_quantity": None}),
+    (R.INSTRUMENT_MAXIMUM, "rules", {"max_price": None}),
+    (R.INSTRUMENT_MAXIMUM, "rules", {"max_notional": None}),
     (R.MAX_ORDER_QUANTITY, "limits", {"max_order_quantity": None}),
     (R.MAX_ORDER_NOTIONAL, "limits", {"max_order_notional": None}),
     (R.REDUCE_ONLY, "view", {"state": TradingState.ACTIVE}),
@@ -375,7 +411,14 @@ def test_the_checks_run_in_the_documented_order() -> None:
             recent_approvals=ago(0.5, 30),
         ),
         "limits": replace(every_limit(1), max_orders_per_minute=2),
-        "rules": InstrumentRules(price_step=D("0.01"), quantity_step=D(1), min_quantity=D(10)),
+        "rules": InstrumentRules(
+            price_step=D("0.01"),
+            quantity_step=D(1),
+            min_quantity=D(10),
+            max_quantity=D(1),
+            max_price=D(100),
+            max_notional=D(1),
+        ),
     }
     seen = []
     for _, part, mend in CHECK_ORDER:
@@ -704,6 +747,33 @@ def test_effective_covers_every_field() -> None:
     loose, tight = every_limit(10), every_limit(1)
     assert effective(loose, tight) == tight
     assert effective(tight, loose) == tight
+
+
+# ---- the instrument's bounds --------------------------------------------------------------------
+
+ABSURD = "99999999999999999"  # 99,999,999,999,999,999
+BOUNDS = InstrumentRules(max_quantity=D(10) ** 12, max_price=D(10) ** 12)
+
+
+@pytest.mark.parametrize(
+    "limits",
+    [
+        pytest.param(Limits(), id="no limits at all"),
+        pytest.param(every_limit(10**29), id="every limit as wide as it goes"),
+    ],
+)
+def test_absurd_orders_are_beyond_the_default_bounds_whatever_the_limits(limits: Limits) -> None:
+    rules = rules_in_force(None, None, BOUNDS)
+    huge_quantity = check(limit_order("buy", ABSURD, "1"), VIEW, limits, rules, T0)
+    huge_price = check(limit_order("buy", "1", ABSURD), VIEW, limits, rules, T0)
+    huge_stop = check(order("sell", "1", OrderType.STOP, stop=ABSURD), VIEW, limits, rules, T0)
+    assert [d.reason if d else None for d in (huge_quantity, huge_price, huge_stop)] == [
+        R.INSTRUMENT_MAXIMUM
+    ] * 3
+    assert huge_quantity is not None and huge_price is not None and huge_stop is not None
+    assert f"quantity {ABSURD} exceeds the max_quantity 1000000000000" in huge_quantity.message
+    assert f"limit price {ABSURD} exceeds the max_price 1000000000000" in huge_price.message
+    assert f"stop price {ABSURD} exceeds the max_price" in huge_stop.message
 
 
 # ---- validation -------------------------------------------------------------------------------
