@@ -100,7 +100,7 @@ class Limits:
     max_gross_exposure: Decimal | None = None  # sum over instruments of |position| x price
     max_open_orders: int | None = None
     daily_loss_limit: Decimal | None = None  # the realised loss of the UTC day that halts growth
-    price_collar_bps: Decimal | None = None  # a limit price at most this far from the last one
+    price_collar_bps: Decimal | None = None  # limit/stop price at most this far from the last
     max_orders_per_second: int | None = None
     max_orders_per_minute: int | None = None
 
@@ -353,7 +353,8 @@ def check(
     8. the daily loss limit reached: only reducing orders pass: DAILY_LOSS_LIMIT;
     9. max_position, worst case; 10. max_gross_exposure, worst case (NO_MARKET_PRICE when an
        exposure cannot be valued);
-    11. max_open_orders; 12. the price collar (PRICE_COLLAR); 13. the order rates (ORDER_RATE).
+    11. max_open_orders; 12. the price collar, on the limit and the stop price (PRICE_COLLAR);
+    13. the order rates (ORDER_RATE).
     """
     if now.utcoffset() is None:
         raise ValueError("now must be timezone-aware")
@@ -573,22 +574,30 @@ def _open_orders(case: _Case) -> Denial | None:
 
 
 def _collar(case: _Case) -> Denial | None:
-    """A LIMIT or STOP_LIMIT price at most price_collar_bps away from the last price (a fat
-    finger guard). Compared without dividing, so exactly N bps is exactly N bps."""
+    """A limit price (LIMIT, STOP_LIMIT) and a stop price (STOP, STOP_LIMIT) at most
+    price_collar_bps away from the last price: a fat finger guard (a stop 10 times the price
+    would trigger at once). Compared without dividing, so exactly N bps is exactly N bps."""
     limit, order, last = case.limits.price_collar_bps, case.order, case.last
-    if limit is None or order.limit_price is None or order.order_type not in _LIMIT_ORDERS:
+    if limit is None:
         return None
-    if last is None:  # denied NO_MARKET_PRICE before; here for the type checker
+    if last is None:  # denied NO_MARKET_PRICE before when it matters; a STOP has no price then
         return None
-    distance = abs(order.limit_price - last)
-    if distance * BPS <= limit * last:
-        return None
-    bps = (distance * BPS / last).quantize(Decimal("0.01"), rounding=ROUND_UP)
-    return _deny(
-        DenialReason.PRICE_COLLAR,
-        f"limit price {_fmt(order.limit_price)} is {_fmt(bps)} bps from the last price "
-        f"{_fmt(last)}, over the price_collar_bps {_fmt(limit)}",
-    )
+    limit_price = order.limit_price if order.order_type in _LIMIT_ORDERS else None
+    for kind, price in (("limit price", limit_price), ("stop price", order.stop_price)):
+        if price is None:
+            continue
+        distance = abs(price - last)
+        if distance * BPS <= limit * last:
+            continue
+        with localcontext() as context:
+            context.prec = 100  # a price far beyond the last one still makes a message
+            bps = (distance * BPS / last).quantize(Decimal("0.01"), rounding=ROUND_UP)
+        return _deny(
+            DenialReason.PRICE_COLLAR,
+            f"{kind} {_fmt(price)} is {_fmt(bps)} bps from the last price {_fmt(last)}, over the "
+            f"price_collar_bps {_fmt(limit)}",
+        )
+    return None
 
 
 def _rate(case: _Case) -> Denial | None:

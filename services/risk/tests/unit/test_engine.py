@@ -331,6 +331,22 @@ BOUNDARIES = {
         "notional 1001",
         rules=InstrumentRules(max_notional=D(1000)),
     ),
+    "price_collar_bps on a stop price": Boundary(
+        R.PRICE_COLLAR,
+        "price_collar_bps 50",
+        order("sell", "1", OrderType.STOP, stop="99.50"),
+        order("sell", "1", OrderType.STOP, stop="99.49"),
+        "stop price 99.49 is 51.00 bps",
+        limits=Limits(price_collar_bps=D(50)),
+    ),
+    "price_collar_bps on a stop-limit's stop price": Boundary(
+        R.PRICE_COLLAR,
+        "price_collar_bps 50",
+        order("buy", "1", OrderType.STOP_LIMIT, limit="100", stop="100.50"),
+        order("buy", "1", OrderType.STOP_LIMIT, limit="100", stop="100.51"),
+        "stop price 100.51 is 51.00 bps",
+        limits=Limits(price_collar_bps=D(50)),
+    ),
     "quantity_step 0.001": Boundary(
         R.INSTRUMENT_PRECISION,
         "quantity_step 0.001",
@@ -774,6 +790,15 @@ def test_absurd_orders_are_beyond_the_default_bounds_whatever_the_limits(limits:
     assert f"quantity {ABSURD} exceeds the max_quantity 1000000000000" in huge_quantity.message
     assert f"limit price {ABSURD} exceeds the max_price 1000000000000" in huge_price.message
     assert f"stop price {ABSURD} exceeds the max_price" in huge_stop.message
+
+
+def test_a_price_far_beyond_the_last_one_is_denied_by_the_collar_not_by_a_crash() -> None:
+    """The collar's message computes the distance in bps: 10^17 from a last price of 10^-8 is a
+    number of over 28 digits, which the default Decimal context cannot round."""
+    tiny = view(prices={BTC: D("0.00000001")})
+    collar = Limits(price_collar_bps=D(1000))
+    denial = check(limit_order("sell", "1", ABSURD), tiny, collar, None, T0)
+    assert denial is not None and denial.reason == R.PRICE_COLLAR
 
 
 # ---- validation -------------------------------------------------------------------------------
