@@ -78,6 +78,7 @@ def create_app(
         outbox=bus.outbox,
         service=service,
         clock=clock,
+        default_limits=settings.default_limits(),
         instrument_bounds=settings.instrument_bounds(),
     )
     venue_rules = VenueRules(
@@ -112,7 +113,10 @@ def create_app(
             asyncio.create_task(venue_rules.run(stop)),
         ]
         log.info(
-            "started", port=settings.http_port, instrument_bounds=_set(decider.instrument_bounds)
+            "started",
+            port=settings.http_port,
+            default_limits=_set(decider.default_limits),
+            instrument_bounds=_set(decider.instrument_bounds),
         )
         try:
             yield

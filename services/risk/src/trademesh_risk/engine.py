@@ -3,9 +3,11 @@ argument), no database. The position bookkeeping that feeds the checks (`apply_f
 trading library's, shared with execution, and re-exported here.
 
 For each intent the service builds an `AccountView` (what it knows of the account right then),
-the `effective` limits of the account and the instrument, and the instrument's rules in force
-(the venue's, an admin's override, the platform's default bounds), and asks `check`: None
-approves, a `Denial` says why not, with a `DenialReason` code and a message for humans. The checks run in a fixed order and the first failure wins (see `check`).
+the `effective` limits (the account's `ceilings`: the platform's defaults or an admin's limits in
+their place; the account's own limits; its limits for the instrument), and the instrument's
+rules in force (the venue's, an admin's override, the platform's default bounds), and asks
+`check`: None approves, a `Denial` says why not, with a `DenialReason` code and a message for
+humans. The checks run in a fixed order and the first failure wins (see `check`).
 
 Deliberate rules:
 - Every limit is inclusive: a value equal to the limit passes, one step beyond is denied. The
@@ -31,7 +33,7 @@ from dataclasses import dataclass, fields
 from datetime import datetime, timedelta
 from decimal import ROUND_UP, Decimal, InvalidOperation, localcontext
 from enum import StrEnum
-from typing import ClassVar, TypeVar
+from typing import Any, ClassVar, TypeVar
 
 from trademesh_events.orders import DenialReason, OrderType, SubmitOrder
 
@@ -123,30 +125,50 @@ def _stricter(first: _T | None, second: _T | None) -> _T | None:
     return min(first, second)
 
 
-def effective(account: Limits, instrument: Limits | None) -> Limits:
-    """The limits that apply to an order of `account` on an instrument with limits of its own.
+def effective(*layers: Limits | None) -> Limits:
+    """The limits that apply when several layers set them: the account's ceilings (see
+    `ceilings`), the account's own limits, the account's limits for the order's instrument.
 
-    Field by field, the stricter one wins: where both set a limit, the smaller applies; where
-    only one does, that one. So an instrument's limits can only tighten an account's, never
-    loosen them (and the reverse).
+    Field by field, the stricter one wins: where several set a limit, the smallest applies; where
+    only one does, that one. So a layer can only tighten the others, never loosen them (for every
+    limit, a larger value is a looser one).
     """
-    if instrument is None:
-        return account
+    out: dict[str, Any] = {}
+    for spec in fields(Limits):
+        for layer in layers:
+            if layer is not None:
+                out[spec.name] = _stricter(out.get(spec.name), getattr(layer, spec.name))
+    return Limits(**out)
+
+
+def ceilings(defaults: Limits, admin: Limits | None) -> Limits:
+    """An account's ceilings: the platform's default limits, with an admin's limits for the
+    account in their place field by field (higher or lower; where the admin set nothing, the
+    default). The account's own limits may only be at or under them (`over_ceilings`), and they
+    are limits in their own right: `effective(ceilings(...), own, instrument)`."""
+    if admin is None:
+        return defaults
     return Limits(
-        max_order_quantity=_stricter(account.max_order_quantity, instrument.max_order_quantity),
-        max_order_notional=_stricter(account.max_order_notional, instrument.max_order_notional),
-        max_position=_stricter(account.max_position, instrument.max_position),
-        max_gross_exposure=_stricter(account.max_gross_exposure, instrument.max_gross_exposure),
-        max_open_orders=_stricter(account.max_open_orders, instrument.max_open_orders),
-        daily_loss_limit=_stricter(account.daily_loss_limit, instrument.daily_loss_limit),
-        price_collar_bps=_stricter(account.price_collar_bps, instrument.price_collar_bps),
-        max_orders_per_second=_stricter(
-            account.max_orders_per_second, instrument.max_orders_per_second
-        ),
-        max_orders_per_minute=_stricter(
-            account.max_orders_per_minute, instrument.max_orders_per_minute
-        ),
+        **{
+            spec.name: getattr(defaults, spec.name)
+            if getattr(admin, spec.name) is None
+            else getattr(admin, spec.name)
+            for spec in fields(Limits)
+        }
     )
+
+
+def over_ceilings(
+    limits: Limits, ceiling: Limits
+) -> dict[str, tuple[Decimal | int, Decimal | int]]:
+    """The fields of `limits` set above their ceiling: name -> (value, ceiling). A field without
+    a ceiling may be set to anything."""
+    out: dict[str, tuple[Decimal | int, Decimal | int]] = {}
+    for spec in fields(Limits):
+        value, top = getattr(limits, spec.name), getattr(ceiling, spec.name)
+        if value is not None and top is not None and value > top:
+            out[spec.name] = (value, top)
+    return out
 
 
 @dataclass(frozen=True)

@@ -27,9 +27,11 @@ from trademesh_risk.engine import (
     TradingState,
     apply_fill,
     breaches_daily_loss,
+    ceilings,
     check,
     check_cancel,
     effective,
+    over_ceilings,
     reduces,
     reference_price,
     rules_in_force,
@@ -765,7 +767,46 @@ def test_effective_covers_every_field() -> None:
     assert effective(tight, loose) == tight
 
 
-# ---- the instrument's bounds --------------------------------------------------------------------
+def test_effective_takes_the_stricter_of_every_layer() -> None:
+    defaults = Limits(max_order_notional=D(100_000), price_collar_bps=D(1000))
+    own = Limits(max_order_notional=D(5000), max_position=D(3))
+    per_instrument = Limits(max_position=D(2), price_collar_bps=D(2000))
+    assert effective(defaults, own, per_instrument) == Limits(
+        max_order_notional=D(5000), max_position=D(2), price_collar_bps=D(1000)
+    )
+    assert effective(defaults, None, None) == defaults
+    assert effective() == Limits()
+
+
+# ---- ceilings: the defaults and an admin's limits ----------------------------------------------
+
+DEFAULTS = Limits(
+    max_order_notional=D(100_000), max_order_quantity=D(1_000_000), price_collar_bps=D(1000)
+)
+
+
+def test_an_admins_limits_replace_the_defaults_field_by_field_higher_or_lower() -> None:
+    admin = Limits(max_order_notional=D(500_000), price_collar_bps=D(200), max_open_orders=50)
+    assert ceilings(DEFAULTS, admin) == Limits(
+        max_order_notional=D(500_000),  # raised
+        max_order_quantity=D(1_000_000),  # the default: the admin set none
+        price_collar_bps=D(200),  # lowered
+        max_open_orders=50,  # a limit the defaults do not have
+    )
+    assert ceilings(DEFAULTS, None) == DEFAULTS
+    assert ceilings(Limits(), None) == Limits()  # defaults turned off, no admin: no ceilings
+
+
+def test_over_ceilings_names_each_limit_above_its_ceiling_and_nothing_at_it() -> None:
+    own = Limits(
+        max_order_notional=D("100000.01"),  # above
+        max_order_quantity=D(1_000_000),  # at: allowed
+        price_collar_bps=D(10),  # under: allowed
+        max_position=D(10) ** 20,  # no ceiling: anything goes
+    )
+    assert over_ceilings(own, DEFAULTS) == {"max_order_notional": (D("100000.01"), D(100_000))}
+    assert over_ceilings(Limits(), DEFAULTS) == {}
+
 
 ABSURD = "99999999999999999"  # 99,999,999,999,999,999
 BOUNDS = InstrumentRules(max_quantity=D(10) ** 12, max_price=D(10) ** 12)
@@ -775,6 +816,7 @@ BOUNDS = InstrumentRules(max_quantity=D(10) ** 12, max_price=D(10) ** 12)
     "limits",
     [
         pytest.param(Limits(), id="no limits at all"),
+        pytest.param(DEFAULTS, id="the defaults"),
         pytest.param(every_limit(10**29), id="every limit as wide as it goes"),
     ],
 )
@@ -790,6 +832,39 @@ def test_absurd_orders_are_beyond_the_default_bounds_whatever_the_limits(limits:
     assert f"quantity {ABSURD} exceeds the max_quantity 1000000000000" in huge_quantity.message
     assert f"limit price {ABSURD} exceeds the max_price 1000000000000" in huge_price.message
     assert f"stop price {ABSURD} exceeds the max_price" in huge_stop.message
+
+
+@pytest.mark.parametrize(
+    ("the_order", "reason", "shows"),
+    [
+        pytest.param(order(quantity="1000"), None, "", id="100,000 at the last price 100: passes"),
+        pytest.param(
+            order(quantity="1000.01"), R.MAX_ORDER_NOTIONAL, "100001", id="over the notional"
+        ),
+        pytest.param(
+            limit_order("buy", "1000001", "0.01"),
+            R.MAX_ORDER_QUANTITY,
+            "1000001",
+            id="a size a made-up price hides",
+        ),
+        pytest.param(limit_order("buy", "1", "110"), None, "", id="10% from the last price"),
+        pytest.param(
+            limit_order("buy", "1", "110.01"), R.PRICE_COLLAR, "1001.00 bps", id="beyond 10%"
+        ),
+        pytest.param(
+            order("sell", "1", OrderType.STOP, stop="1000"),
+            R.PRICE_COLLAR,
+            "stop price 1000 is 90000.00 bps",
+            id="a stop ten times the price",
+        ),
+    ],
+)
+def test_the_default_limits_on_a_paper_account_at_a_last_price_of_100(
+    the_order: SubmitOrder, reason: DenialReason | None, shows: str
+) -> None:
+    denial = check(the_order, VIEW, DEFAULTS, rules_in_force(None, None, BOUNDS), T0)
+    assert (denial.reason if denial else None) == reason
+    assert denial is None or shows in denial.message
 
 
 def test_a_price_far_beyond_the_last_one_is_denied_by_the_collar_not_by_a_crash() -> None:
