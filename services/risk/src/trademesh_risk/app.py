@@ -37,6 +37,11 @@ def _utc_now() -> datetime:
     return datetime.now(UTC)
 
 
+def _set(values: object) -> dict[str, str]:
+    """A dataclass's fields that are set, as text (for the start log)."""
+    return {k: str(v) for k, v in vars(values).items() if v is not None}
+
+
 def create_app(
     settings: Settings,
     *,
@@ -72,7 +77,14 @@ def create_app(
     store = RiskStore(database)
     prices = PriceBook(store)
     decider = Decider(
-        db=database, store=store, prices=prices, outbox=bus.outbox, service=service, clock=clock
+        db=database,
+        store=store,
+        prices=prices,
+        outbox=bus.outbox,
+        service=service,
+        clock=clock,
+        default_limits=settings.default_limits(),
+        instrument_bounds=settings.instrument_bounds(),
     )
     venue_rules = VenueRules(
         store,
@@ -105,7 +117,12 @@ def create_app(
             asyncio.create_task(prices.run(stop)),
             asyncio.create_task(venue_rules.run(stop)),
         ]
-        log.info("started", port=settings.http_port)
+        log.info(
+            "started",
+            port=settings.http_port,
+            default_limits=_set(decider.default_limits),
+            instrument_bounds=_set(decider.instrument_bounds),
+        )
         try:
             yield
         finally:

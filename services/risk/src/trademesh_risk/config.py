@@ -2,12 +2,26 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from decimal import Decimal
+from typing import Annotated, Any
 
-from pydantic import Field, StringConstraints, field_validator
+from pydantic import BeforeValidator, Field, StringConstraints, field_validator
 from trademesh_config import ServiceSettings
 
+from trademesh_risk.engine import InstrumentRules, Limits
+
 ExchangeId = Annotated[str, StringConstraints(pattern=r"^[a-z0-9_]{1,32}$")]
+
+
+def _off_is_none(value: Any) -> Any:
+    """`off` (any case) turns a default limit off: said explicitly, never by leaving it empty."""
+    if isinstance(value, str) and value.strip().lower() == "off":
+        return None
+    return value
+
+
+Amount = Annotated[Decimal, Field(gt=0, allow_inf_nan=False)]
+DefaultLimit = Annotated[Amount | None, BeforeValidator(_off_is_none)]
 
 
 class Settings(ServiceSettings):
@@ -49,6 +63,60 @@ class Settings(ServiceSettings):
         le=7 * 86400,
         description="How often the venue rules are loaded again (venues change them rarely).",
     )
+
+    # Every account's limits unless an admin gives it others (see the decision record on default
+    # risk limits). Sized for a paper account of about 100,000 in the quote currency.
+    default_max_order_notional: DefaultLimit = Field(
+        Decimal(100_000),
+        description=(
+            "The largest order, quantity x price (limit price, else last price), in the quote "
+            "currency: a new paper account's whole cash. `off` for no default."
+        ),
+    )
+    default_max_order_quantity: DefaultLimit = Field(
+        Decimal(1_000_000),
+        description=(
+            "The largest quantity of one order, of any instrument. Under the notional default it "
+            "binds only below 0.10 a unit, or when a made-up limit price hides an order's size. "
+            "`off` for no default."
+        ),
+    )
+    default_price_collar_bps: DefaultLimit = Field(
+        Decimal(1_000),
+        description=(
+            "How far (in basis points) a limit or stop price may be from the last price: 10%, "
+            "which every misplaced decimal point (10x, 1/10) is beyond. `off` for no default."
+        ),
+    )
+    instrument_max_quantity: Amount = Field(
+        Decimal(10) ** 12,
+        description=(
+            "The largest quantity of an order of an instrument whose venue states none (and no "
+            "admin set one). No setting turns it off."
+        ),
+    )
+    instrument_max_price: Amount = Field(
+        Decimal(10) ** 12,
+        description=(
+            "The largest limit or stop price of an instrument whose venue states none (and no "
+            "admin set one), in its quote currency; above any price a unit of anything trades "
+            "at, even in currencies of many digits. No setting turns it off."
+        ),
+    )
+
+    def default_limits(self) -> Limits:
+        """The limits every account has unless an admin sets others for it."""
+        return Limits(
+            max_order_notional=self.default_max_order_notional,
+            max_order_quantity=self.default_max_order_quantity,
+            price_collar_bps=self.default_price_collar_bps,
+        )
+
+    def instrument_bounds(self) -> InstrumentRules:
+        """The maxima of an instrument whose venue and admin set none."""
+        return InstrumentRules(
+            max_quantity=self.instrument_max_quantity, max_price=self.instrument_max_price
+        )
 
     @field_validator("venue_rules_exchanges")
     @classmethod

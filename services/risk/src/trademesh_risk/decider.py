@@ -35,12 +35,15 @@ from trademesh_observability.logging import get_logger
 
 from trademesh_risk.engine import (
     AccountView,
+    InstrumentRules,
     Limits,
     TradingState,
     apply_fill,
     breaches_daily_loss,
+    ceilings,
     check,
     effective,
+    rules_in_force,
 )
 from trademesh_risk.prices import PriceBook
 from trademesh_risk.store import PositionRow, RiskStore
@@ -60,6 +63,8 @@ class Decider:
         outbox: Outbox,
         service: str,
         clock: Callable[[], datetime],
+        default_limits: Limits,
+        instrument_bounds: InstrumentRules,
     ) -> None:
         self.db = db
         self.store = store
@@ -67,6 +72,8 @@ class Decider:
         self.outbox = outbox
         self.service = service
         self.clock = clock
+        self.default_limits = default_limits
+        self.instrument_bounds = instrument_bounds
         # Counted from 0 for every known outcome, so that a first denial of a reason, or a first
         # account sent to REDUCING, is an increase that alerts and rate() panels see.
         metrics.RISK_DECISIONS.labels(service=service, decision="approved", reason="")
@@ -87,11 +94,8 @@ class Decider:
         now = self.clock()
         account = await self.store.lock_account(conn, event.account_id, now.date())
         view = await self._view(conn, account.account_id, account, event.instrument_id)
-        account_limits, instrument_limits = await self.store.limits(
-            event.account_id, event.instrument_id, conn
-        )
-        limits = effective(account_limits or Limits(), instrument_limits)
-        rules = await self.store.rules(event.instrument_id, conn)
+        limits = await self.limits_in_force(conn, event.account_id, event.instrument_id)
+        rules = await self.rules_in_force(conn, event.instrument_id)
         denial = check(event, view, limits, rules, now)
         if view.state is TradingState.ACTIVE and breaches_daily_loss(view, limits):
             await self._reduce(conn, event.account_id)
@@ -134,6 +138,28 @@ class Decider:
             account_id=str(event.account_id),
             client_order_id=event.client_order_id,
             reason=denial.reason.value,
+        )
+
+    async def limits_in_force(
+        self, conn: asyncpg.Connection | None, account_id: UUID, instrument_id: str | None
+    ) -> Limits:
+        """The limits an order of the account on the instrument is checked against: its
+        ceilings (the defaults, or an admin's limits in their place), its own limits and its
+        limits for the instrument (None: the account-wide ones only), the stricter of all."""
+        own, per_instrument = await self.store.limits(account_id, instrument_id, conn)
+        admin = await self.store.admin_limits(account_id, conn)
+        return effective(ceilings(self.default_limits, admin), own, per_instrument)
+
+    async def rules_in_force(
+        self, conn: asyncpg.Connection | None, instrument_id: str
+    ) -> InstrumentRules | None:
+        """The instrument's bounds: an admin's override, else the venue's, else the defaults."""
+        layers = await self.store.rule_layers(instrument_id, conn)
+        venue, admin = layers.get("venue"), layers.get("admin")
+        return rules_in_force(
+            venue.rules if venue is not None else None,
+            admin.rules if admin is not None else None,
+            self.instrument_bounds,
         )
 
     async def _view(
@@ -195,9 +221,9 @@ class Decider:
                 await self.store.add_realised(conn, event.account_id, realised)
             account = replace(account, realised_today=account.realised_today + realised)
             if account.state is TradingState.ACTIVE:
-                limits, _ = await self.store.limits(event.account_id, event.instrument_id, conn)
+                limits = await self.limits_in_force(conn, event.account_id, None)
                 view = await self._view(conn, event.account_id, account, event.instrument_id)
-                if breaches_daily_loss(view, limits or Limits()):
+                if breaches_daily_loss(view, limits):
                     await self._reduce(conn, event.account_id)
         elif isinstance(event, OrderRejected | OrderCanceled | OrderExpired):
             await self.store.close_order(conn, event.client_order_id)

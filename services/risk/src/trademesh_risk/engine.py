@@ -3,9 +3,11 @@ argument), no database. The position bookkeeping that feeds the checks (`apply_f
 trading library's, shared with execution, and re-exported here.
 
 For each intent the service builds an `AccountView` (what it knows of the account right then),
-the `effective` limits of the account and the instrument, and the instrument's venue rules, and
-asks `check`: None approves, a `Denial` says why not, with a `DenialReason` code and a message
-for humans. The checks run in a fixed order and the first failure wins (see `check`).
+the `effective` limits (the account's `ceilings`: the platform's defaults or an admin's limits in
+their place; the account's own limits; its limits for the instrument), and the instrument's
+rules in force (the venue's, an admin's override, the platform's default bounds), and asks
+`check`: None approves, a `Denial` says why not, with a `DenialReason` code and a message for
+humans. The checks run in a fixed order and the first failure wins (see `check`).
 
 Deliberate rules:
 - Every limit is inclusive: a value equal to the limit passes, one step beyond is denied. The
@@ -31,7 +33,7 @@ from dataclasses import dataclass, fields
 from datetime import datetime, timedelta
 from decimal import ROUND_UP, Decimal, InvalidOperation, localcontext
 from enum import StrEnum
-from typing import ClassVar, TypeVar
+from typing import Any, ClassVar, TypeVar
 
 from trademesh_events.orders import DenialReason, OrderType, SubmitOrder
 
@@ -100,7 +102,7 @@ class Limits:
     max_gross_exposure: Decimal | None = None  # sum over instruments of |position| x price
     max_open_orders: int | None = None
     daily_loss_limit: Decimal | None = None  # the realised loss of the UTC day that halts growth
-    price_collar_bps: Decimal | None = None  # a limit price at most this far from the last one
+    price_collar_bps: Decimal | None = None  # limit/stop price at most this far from the last
     max_orders_per_second: int | None = None
     max_orders_per_minute: int | None = None
 
@@ -123,69 +125,100 @@ def _stricter(first: _T | None, second: _T | None) -> _T | None:
     return min(first, second)
 
 
-def effective(account: Limits, instrument: Limits | None) -> Limits:
-    """The limits that apply to an order of `account` on an instrument with limits of its own.
+def effective(*layers: Limits | None) -> Limits:
+    """The limits that apply when several layers set them: the account's ceilings (see
+    `ceilings`), the account's own limits, the account's limits for the order's instrument.
 
-    Field by field, the stricter one wins: where both set a limit, the smaller applies; where
-    only one does, that one. So an instrument's limits can only tighten an account's, never
-    loosen them (and the reverse).
+    Field by field, the stricter one wins: where several set a limit, the smallest applies; where
+    only one does, that one. So a layer can only tighten the others, never loosen them (for every
+    limit, a larger value is a looser one).
     """
-    if instrument is None:
-        return account
+    out: dict[str, Any] = {}
+    for spec in fields(Limits):
+        for layer in layers:
+            if layer is not None:
+                out[spec.name] = _stricter(out.get(spec.name), getattr(layer, spec.name))
+    return Limits(**out)
+
+
+def ceilings(defaults: Limits, admin: Limits | None) -> Limits:
+    """An account's ceilings: the platform's default limits, with an admin's limits for the
+    account in their place field by field (higher or lower; where the admin set nothing, the
+    default). The account's own limits may only be at or under them (`over_ceilings`), and they
+    are limits in their own right: `effective(ceilings(...), own, instrument)`."""
+    if admin is None:
+        return defaults
     return Limits(
-        max_order_quantity=_stricter(account.max_order_quantity, instrument.max_order_quantity),
-        max_order_notional=_stricter(account.max_order_notional, instrument.max_order_notional),
-        max_position=_stricter(account.max_position, instrument.max_position),
-        max_gross_exposure=_stricter(account.max_gross_exposure, instrument.max_gross_exposure),
-        max_open_orders=_stricter(account.max_open_orders, instrument.max_open_orders),
-        daily_loss_limit=_stricter(account.daily_loss_limit, instrument.daily_loss_limit),
-        price_collar_bps=_stricter(account.price_collar_bps, instrument.price_collar_bps),
-        max_orders_per_second=_stricter(
-            account.max_orders_per_second, instrument.max_orders_per_second
-        ),
-        max_orders_per_minute=_stricter(
-            account.max_orders_per_minute, instrument.max_orders_per_minute
-        ),
+        **{
+            spec.name: getattr(defaults, spec.name)
+            if getattr(admin, spec.name) is None
+            else getattr(admin, spec.name)
+            for spec in fields(Limits)
+        }
     )
+
+
+def over_ceilings(
+    limits: Limits, ceiling: Limits
+) -> dict[str, tuple[Decimal | int, Decimal | int]]:
+    """The fields of `limits` set above their ceiling: name -> (value, ceiling). A field without
+    a ceiling may be set to anything."""
+    out: dict[str, tuple[Decimal | int, Decimal | int]] = {}
+    for spec in fields(Limits):
+        value, top = getattr(limits, spec.name), getattr(ceiling, spec.name)
+        if value is not None and top is not None and value > top:
+            out[spec.name] = (value, top)
+    return out
 
 
 @dataclass(frozen=True)
 class InstrumentRules:
-    """The venue's market info for an instrument: precision (steps) and minimums; None is no
-    rule. An order the venue would reject is denied here, with a reason, instead."""
+    """An instrument's own bounds: the venue's precision (steps), minimums and maxima; None is
+    no rule. An order the venue would reject is denied here, with a reason, instead. Prices and
+    notionals are in the quote currency."""
 
     price_step: Decimal | None = None
     quantity_step: Decimal | None = None
     min_quantity: Decimal | None = None
     min_notional: Decimal | None = None
+    max_quantity: Decimal | None = None
+    max_price: Decimal | None = None  # of a limit or stop price
+    max_notional: Decimal | None = None
 
     def __post_init__(self) -> None:
         _require_positive(self, frozenset())
 
 
 def rules_in_force(
-    venue: InstrumentRules | None, admin: InstrumentRules | None
+    venue: InstrumentRules | None,
+    admin: InstrumentRules | None,
+    default: InstrumentRules | None = None,
 ) -> InstrumentRules | None:
-    """The rules an order is checked against, from the venue's market info and an admin's
-    override of it.
+    """The rules an order is checked against, from the venue's market info, an admin's override
+    of it, and the platform's default bounds (the settings' caps on quantity and price).
 
-    Field by field, the admin's value wins where the admin set one, and the venue's applies
-    elsewhere: an admin who raises the minimum notional keeps the venue's price and quantity
-    steps. The admin's value wins even when it is looser than the venue's: an override is a
-    deliberate decision, and the venue sync never changes it. None when neither has rules.
+    Field by field, the admin's value wins where the admin set one, then the venue's, then the
+    default: an admin who raises the minimum notional keeps the venue's price and quantity
+    steps, and a venue that states no maximum quantity gets the platform's. The admin's value
+    wins even when it is looser than the venue's: an override is a deliberate decision, and the
+    venue sync never changes it. None when no layer has rules.
     """
-    if admin is None:
-        return venue
-    if venue is None:
-        return admin
-    return InstrumentRules(
-        **{
-            spec.name: getattr(venue, spec.name)
-            if getattr(admin, spec.name) is None
-            else getattr(admin, spec.name)
-            for spec in fields(InstrumentRules)
-        }
-    )
+    layers = [layer for layer in (admin, venue, default) if layer is not None]
+    if not layers:
+        return None
+    if len(layers) == 1:
+        return layers[0]
+    values: dict[str, Decimal | None] = {}
+    for spec in fields(InstrumentRules):
+        values[spec.name] = next(
+            (
+                getattr(layer, spec.name)
+                for layer in layers
+                if getattr(layer, spec.name) is not None
+            ),
+            None,
+        )
+    return InstrumentRules(**values)
 
 
 @dataclass(frozen=True)
@@ -334,14 +367,16 @@ def check(
     2. the account HALTED: TRADING_HALTED;
     3. no price to value the order at (a MARKET or STOP order without a last price), or no last
        price for a collared LIMIT/STOP_LIMIT: NO_MARKET_PRICE;
-    4. the venue's precision (price and quantity steps): INSTRUMENT_PRECISION, then its
-       minimums (quantity, notional): INSTRUMENT_MINIMUM;
+    4. the instrument's bounds: the venue's precision (price and quantity steps):
+       INSTRUMENT_PRECISION, then its minimums (quantity, notional): INSTRUMENT_MINIMUM, then
+       its maxima (quantity, limit and stop price, notional): INSTRUMENT_MAXIMUM;
     5. max_order_quantity; 6. max_order_notional (quantity x reference price);
     7. REDUCING, or a reduce_only order: the order must reduce its position: REDUCE_ONLY;
     8. the daily loss limit reached: only reducing orders pass: DAILY_LOSS_LIMIT;
     9. max_position, worst case; 10. max_gross_exposure, worst case (NO_MARKET_PRICE when an
        exposure cannot be valued);
-    11. max_open_orders; 12. the price collar (PRICE_COLLAR); 13. the order rates (ORDER_RATE).
+    11. max_open_orders; 12. the price collar, on the limit and the stop price (PRICE_COLLAR);
+    13. the order rates (ORDER_RATE).
     """
     if now.utcoffset() is None:
         raise ValueError("now must be timezone-aware")
@@ -408,6 +443,36 @@ def _minimums(case: _Case) -> Denial | None:
             DenialReason.INSTRUMENT_MINIMUM,
             f"notional {_fmt(case.notional)} ({_fmt(order.quantity)} at {_fmt(case.reference)}) "
             f"is below the min_notional {_fmt(rules.min_notional)}",
+        )
+    return None
+
+
+def _maximums(case: _Case) -> Denial | None:
+    """The instrument's largest order: quantity, limit and stop price, notional (at the
+    reference price). Where the venue states none, the platform's default bounds apply (see
+    `rules_in_force`), so that no order of 10^17 of anything reaches a venue."""
+    rules, order = case.rules, case.order
+    if rules is None:
+        return None
+    name = order.instrument_id
+    if rules.max_quantity is not None and order.quantity > rules.max_quantity:
+        return _deny(
+            DenialReason.INSTRUMENT_MAXIMUM,
+            f"quantity {_fmt(order.quantity)} exceeds the max_quantity "
+            f"{_fmt(rules.max_quantity)} of {name}",
+        )
+    if rules.max_price is not None:
+        for kind, price in (("limit price", order.limit_price), ("stop price", order.stop_price)):
+            if price is not None and price > rules.max_price:
+                return _deny(
+                    DenialReason.INSTRUMENT_MAXIMUM,
+                    f"{kind} {_fmt(price)} exceeds the max_price {_fmt(rules.max_price)} of {name}",
+                )
+    if rules.max_notional is not None and case.notional > rules.max_notional:
+        return _deny(
+            DenialReason.INSTRUMENT_MAXIMUM,
+            f"notional {_fmt(case.notional)} ({_fmt(order.quantity)} at {_fmt(case.reference)}) "
+            f"exceeds the max_notional {_fmt(rules.max_notional)} of {name}",
         )
     return None
 
@@ -531,22 +596,30 @@ def _open_orders(case: _Case) -> Denial | None:
 
 
 def _collar(case: _Case) -> Denial | None:
-    """A LIMIT or STOP_LIMIT price at most price_collar_bps away from the last price (a fat
-    finger guard). Compared without dividing, so exactly N bps is exactly N bps."""
+    """A limit price (LIMIT, STOP_LIMIT) and a stop price (STOP, STOP_LIMIT) at most
+    price_collar_bps away from the last price: a fat finger guard (a stop 10 times the price
+    would trigger at once). Compared without dividing, so exactly N bps is exactly N bps."""
     limit, order, last = case.limits.price_collar_bps, case.order, case.last
-    if limit is None or order.limit_price is None or order.order_type not in _LIMIT_ORDERS:
+    if limit is None:
         return None
-    if last is None:  # denied NO_MARKET_PRICE before; here for the type checker
+    if last is None:  # denied NO_MARKET_PRICE before when it matters; a STOP has no price then
         return None
-    distance = abs(order.limit_price - last)
-    if distance * BPS <= limit * last:
-        return None
-    bps = (distance * BPS / last).quantize(Decimal("0.01"), rounding=ROUND_UP)
-    return _deny(
-        DenialReason.PRICE_COLLAR,
-        f"limit price {_fmt(order.limit_price)} is {_fmt(bps)} bps from the last price "
-        f"{_fmt(last)}, over the price_collar_bps {_fmt(limit)}",
-    )
+    limit_price = order.limit_price if order.order_type in _LIMIT_ORDERS else None
+    for kind, price in (("limit price", limit_price), ("stop price", order.stop_price)):
+        if price is None:
+            continue
+        distance = abs(price - last)
+        if distance * BPS <= limit * last:
+            continue
+        with localcontext() as context:
+            context.prec = 100  # a price far beyond the last one still makes a message
+            bps = (distance * BPS / last).quantize(Decimal("0.01"), rounding=ROUND_UP)
+        return _deny(
+            DenialReason.PRICE_COLLAR,
+            f"{kind} {_fmt(price)} is {_fmt(bps)} bps from the last price {_fmt(last)}, over the "
+            f"price_collar_bps {_fmt(limit)}",
+        )
+    return None
 
 
 def _rate(case: _Case) -> Denial | None:
@@ -572,6 +645,7 @@ def _rate(case: _Case) -> Denial | None:
 _STEPS = (
     _precision,
     _minimums,
+    _maximums,
     _order_quantity,
     _order_notional,
     _reducing,

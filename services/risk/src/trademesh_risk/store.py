@@ -19,7 +19,7 @@ from uuid import UUID
 import asyncpg
 from trademesh_db import Database
 
-from trademesh_risk.engine import InstrumentRules, Limits, TradingState, rules_in_force
+from trademesh_risk.engine import InstrumentRules, Limits, TradingState
 
 ZERO = Decimal(0)
 
@@ -181,19 +181,43 @@ class RiskStore:
     # ---- limits and rules ------------------------------------------------------------------------
 
     async def limits(
-        self, account_id: UUID, instrument_id: str, conn: asyncpg.Connection | None = None
+        self, account_id: UUID, instrument_id: str | None, conn: asyncpg.Connection | None = None
     ) -> tuple[Limits | None, Limits | None]:
-        """The account's limits and the account's limits for this instrument (either may be None)."""
+        """The account's own limits and its own limits for this instrument (either may be None;
+        the second is when `instrument_id` is)."""
         db = conn or self.db.pool
         account = await db.fetchval(
             "SELECT limits::text FROM account_limits WHERE account_id = $1", account_id
         )
+        if instrument_id is None:
+            return limits_from_json(account), None
         instrument = await db.fetchval(
             "SELECT limits::text FROM instrument_limits WHERE account_id = $1 AND instrument_id = $2",
             account_id,
             instrument_id,
         )
         return limits_from_json(account), limits_from_json(instrument)
+
+    async def admin_limits(
+        self, account_id: UUID, conn: asyncpg.Connection | None = None
+    ) -> Limits | None:
+        """An admin's limits for the account, in place of the defaults (None: none set)."""
+        text = await (conn or self.db.pool).fetchval(
+            "SELECT limits::text FROM admin_limits WHERE account_id = $1", account_id
+        )
+        return limits_from_json(text)
+
+    async def put_admin_limits(self, account_id: UUID, limits: Limits) -> None:
+        async with self.db.transaction() as conn:
+            await conn.execute(
+                "INSERT INTO admin_limits (account_id, limits) VALUES ($1, $2::jsonb) "
+                "ON CONFLICT (account_id) DO UPDATE SET limits = EXCLUDED.limits, updated_at = now()",
+                account_id,
+                limits_to_json(limits),
+            )
+            await conn.execute(
+                "INSERT INTO accounts (account_id) VALUES ($1) ON CONFLICT DO NOTHING", account_id
+            )
 
     async def instrument_limits(self, account_id: UUID) -> dict[str, Limits]:
         rows = await self.db.pool.fetch(
@@ -231,17 +255,6 @@ class RiskStore:
             await conn.execute(
                 "INSERT INTO accounts (account_id) VALUES ($1) ON CONFLICT DO NOTHING", account_id
             )
-
-    async def rules(
-        self, instrument_id: str, conn: asyncpg.Connection | None = None
-    ) -> InstrumentRules | None:
-        """The rules an order on the instrument is checked against: the venue's, overridden
-        field by field by an admin's (engine.rules_in_force)."""
-        layers = await self.rule_layers(instrument_id, conn)
-        venue, admin = layers.get("venue"), layers.get("admin")
-        return rules_in_force(
-            venue.rules if venue is not None else None, admin.rules if admin is not None else None
-        )
 
     async def rule_layers(
         self, instrument_id: str, conn: asyncpg.Connection | None = None

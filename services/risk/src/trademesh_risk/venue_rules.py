@@ -1,17 +1,20 @@
 """Instrument rules from the venue's market info: ccxt's unified markets turned into
 `InstrumentRules`, and the sync that writes them, as the `venue` rules of `exchange:SYMBOL`.
 
-Why here: an order off the venue's price or quantity grid, or below its minimums, is rejected by
-the venue anyway; denying it in risk says why, before anything is sent. Paper accounts trade the
+Why here: an order off the venue's price or quantity grid, below its minimums or above its
+maxima, is rejected by the venue anyway; denying it in risk says why, before anything is sent. Paper accounts trade the
 market data of the same `exchange:SYMBOL` instruments, so the same rules apply to them.
 
 The conversion (`rules_from_market`) reads ccxt's `precision` in the exchange's precisionMode:
 TICK_SIZE (Binance and most exchanges today) gives the steps themselves; DECIMAL_PLACES gives a
 number of decimals n, which is a step of 10**-n; SIGNIFICANT_DIGITS gives a number of significant
 digits, which is no fixed step, so no step rule. The minimums are `limits.amount.min` (quantity)
-and `limits.cost.min` (notional). Exchange data is untrusted: every number becomes a Decimal by
-`Decimal(str(x))`, and a value that is not a positive finite number (None, zero, negative, NaN,
-infinity, a bool, text that is no number) is left out, i.e. no rule rather than a wrong one.
+and `limits.cost.min` (notional); the maxima `limits.amount.max`, `limits.price.max` and
+`limits.cost.max` (Binance's LOT_SIZE maxQty, PRICE_FILTER maxPrice, NOTIONAL maxNotional).
+Exchange data is untrusted: every number becomes a Decimal by `Decimal(str(x))`, and a value that
+is not a positive finite number (None, zero, negative, NaN, infinity, a bool, text that is no
+number) is left out, i.e. no rule rather than a wrong one (Binance sends a maxPrice of 0 for "no
+maximum").
 
 The load (`load_markets`) uses `ccxt.async_support` with public endpoints only: no credentials
 are ever given to the exchange, and exchanges whose default market load would reach further get
@@ -143,6 +146,9 @@ def rules_from_market(market: Mapping[str, Any], precision_mode: int) -> Instrum
         quantity_step=_step(_field(precision, "amount"), precision_mode),
         min_quantity=_positive(_field(_field(limits, "amount"), "min")),
         min_notional=_positive(_field(_field(limits, "cost"), "min")),
+        max_quantity=_positive(_field(_field(limits, "amount"), "max")),
+        max_price=_positive(_field(_field(limits, "price"), "max")),
+        max_notional=_positive(_field(_field(limits, "cost"), "max")),
     )
 
 

@@ -71,6 +71,19 @@ def intent(
     )
 
 
+def limit_intent(
+    account: UUID, instrument_id: str, side: str, quantity: str, limit: str
+) -> SubmitOrder:
+    return intent(
+        account,
+        instrument_id,
+        side,
+        quantity,
+        order_type=OrderType.LIMIT,
+        limit_price=Decimal(limit),
+    )
+
+
 async def price(producer: Bus, instrument_id: str, close: str) -> None:
     await producer.publish(price_bar(instrument_id, close))
 
@@ -160,6 +173,165 @@ async def test_limits_decide_pending_orders_count_and_a_restart_keeps_it_all(
         await producer.publish(over)
         got = await decisions(settings, account, 6)
         assert denied(got[over.client_order_id]) == "MAX_POSITION"
+
+
+ABSURD = "99999999999999999"  # 99,999,999,999,999,999
+
+
+async def test_absurd_orders_on_a_fresh_account_are_denied_whatever_its_limits(
+    app: FastAPI,
+    client: httpx.AsyncClient,
+    producer: Bus,
+    settings: Settings,
+    account_book: AccountBook,
+) -> None:
+    """A new account with no limits of its own: an order of 99,999,999,999,999,999 at 1, and one
+    of 1 at 99,999,999,999,999,999, are beyond any instrument's bounds. Raising the account's
+    limits as far as they go changes nothing."""
+    account, name = account_book.open(TRADER_ID), instrument()
+    await price(producer, name, "100")
+    await known_price(app, name)
+
+    def absurd() -> tuple[SubmitOrder, SubmitOrder]:
+        return (
+            limit_intent(account, name, "buy", ABSURD, "1"),
+            limit_intent(account, name, "buy", "1", ABSURD),
+        )
+
+    quantity, price_ = absurd()
+    for order in (quantity, price_):
+        await producer.publish(order)
+    got = await decisions(settings, account, 2)
+    assert [denied(got[o.client_order_id]) for o in (quantity, price_)] == [
+        "INSTRUMENT_MAXIMUM",
+        "INSTRUMENT_MAXIMUM",
+    ]
+    assert f"quantity {ABSURD} exceeds" in got[quantity.client_order_id].message
+    assert f"limit price {ABSURD} exceeds" in got[price_.client_order_id].message
+
+    # The most an admin can give the account (every limit at its largest value) is no way round.
+    widest = {name: "999999999999999999" for name in ("max_order_quantity", "max_order_notional")}
+    raised = await client.put(
+        f"/api/v1/accounts/{account}/limits",
+        json={**widest, "price_collar_bps": "999999999999999999"},
+        headers=as_(ADMIN_ID, "admin"),
+    )
+    assert raised.status_code == 200, raised.text
+    again = absurd()
+    for order in again:
+        await producer.publish(order)
+    got = await decisions(settings, account, 4)
+    assert [denied(got[o.client_order_id]) for o in again] == [
+        "INSTRUMENT_MAXIMUM",
+        "INSTRUMENT_MAXIMUM",
+    ]
+
+
+async def test_default_limits_hold_a_fresh_account_a_trader_tightens_them_an_admin_raises_them(
+    app: FastAPI,
+    client: httpx.AsyncClient,
+    producer: Bus,
+    settings: Settings,
+    account_book: AccountBook,
+) -> None:
+    account, name = account_book.open(TRADER_ID), instrument()
+    limits_of = f"/api/v1/accounts/{account}/limits"
+    await price(producer, name, "100")
+    await known_price(app, name)
+
+    seen = (await client.get(f"/api/v1/accounts/{account}", headers=as_(TRADER_ID))).json()
+    defaults = {
+        "max_order_notional": "100000",
+        "max_order_quantity": "1000000",
+        "price_collar_bps": "1000",
+    }
+    assert seen["default_limits"] == seen["limits_in_force"] == defaults
+    assert seen["limit_sources"] == dict.fromkeys(defaults, "default")
+    assert (seen["admin_limits"], seen["limits"]) == ({}, {})
+
+    at_notional = intent(account, name, "buy", "1000")  # 1000 x 100 = 100,000
+    over_notional = intent(account, name, "buy", "1000.01")
+    at_collar = limit_intent(account, name, "sell", "1", "90")
+    over_collar = limit_intent(account, name, "buy", "1", "111")
+    orders = (at_notional, over_notional, at_collar, over_collar)
+    for order in orders:
+        await producer.publish(order)
+    got = await decisions(settings, account, 4)
+    assert [denied(got[o.client_order_id]) for o in orders] == [
+        None,
+        "MAX_ORDER_NOTIONAL",
+        None,
+        "PRICE_COLLAR",
+    ]
+    assert got[over_notional.client_order_id].message == (
+        "notional 100001.00 (1000.01 at 100) exceeds the max_order_notional 100000"
+    )
+    assert "limit price 111 is 1100.00 bps from the last price 100" in (
+        got[over_collar.client_order_id].message
+    )
+
+    # A trader cannot raise a limit above its ceiling, for the account or for an instrument...
+    for path, body in (
+        (limits_of, {"max_order_notional": "200000", "max_position": "5"}),
+        (
+            f"/api/v1/accounts/{account}/instrument-limits",
+            {"instrument_id": name, "limits": {"max_order_notional": "200000"}},
+        ),
+    ):
+        refused = await client.put(path, json=body, headers=as_(TRADER_ID))
+        assert refused.status_code == 422, refused.text
+        assert refused.headers["content-type"] == "application/problem+json"
+        problem = refused.json()
+        assert problem["type"] == "/problems/limit-above-ceiling"
+        assert problem["ceilings"] == {"max_order_notional": "100000"}
+        assert (
+            "max_order_notional 200000 is above its ceiling 100000 (the default)"
+            in (problem["detail"])
+        )
+    # ...but tightens it.
+    tightened = await client.put(
+        limits_of, json={"max_order_notional": "5000"}, headers=as_(TRADER_ID)
+    )
+    assert tightened.status_code == 200, tightened.text
+    assert tightened.json()["limits_in_force"]["max_order_notional"] == "5000"
+    assert tightened.json()["limit_sources"]["max_order_notional"] == "account"
+
+    # An admin's limits replace the defaults (higher or lower); the trader's stricter one holds.
+    raised = await client.put(
+        limits_of,
+        json={"max_order_notional": "500000", "price_collar_bps": "3000"},
+        headers=as_(ADMIN_ID, "admin"),
+    )
+    assert raised.status_code == 200, raised.text
+    seen = raised.json()
+    assert seen["admin_limits"] == {"max_order_notional": "500000", "price_collar_bps": "3000"}
+    assert seen["limits"] == {"max_order_notional": "5000"}  # the trader's own, untouched
+    assert seen["limits_in_force"] == {
+        **defaults,
+        "max_order_notional": "5000",
+        "price_collar_bps": "3000",
+    }
+    assert seen["limit_sources"] == {
+        "max_order_notional": "account",
+        "max_order_quantity": "default",
+        "price_collar_bps": "admin",
+    }
+    # Under the admin's ceiling, the trader may set what was refused before.
+    loosened = await client.put(
+        limits_of, json={"max_order_notional": "200000"}, headers=as_(TRADER_ID)
+    )
+    assert loosened.status_code == 200, loosened.text
+    big = intent(account, name, "buy", "2000")  # 200,000
+    wide = limit_intent(account, name, "buy", "1", "125")
+    bigger = intent(account, name, "buy", "2000.01")
+    for order in (big, wide, bigger):
+        await producer.publish(order)
+    got = await decisions(settings, account, 7)
+    assert [denied(got[o.client_order_id]) for o in (big, wide, bigger)] == [
+        None,
+        None,
+        "MAX_ORDER_NOTIONAL",
+    ]
 
 
 def fill(

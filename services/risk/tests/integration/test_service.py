@@ -10,7 +10,7 @@ from uuid import uuid4
 import httpx
 import pytest
 from trademesh_bus import Bus
-from trademesh_events.topics import ORDERS_APPROVED, ORDERS_INTENTS, get_topic
+from trademesh_events.topics import ORDERS_APPROVED, ORDERS_DENIED, ORDERS_INTENTS, get_topic
 from trademesh_testing.http import app_client
 from trademesh_testing.samples import decoded, read_all, sample_for_topic, unique_key
 from trademesh_testing.service import check_declared_metrics
@@ -100,8 +100,18 @@ async def test_a_malformed_intent_goes_to_the_dlq_and_consumption_goes_on(
         approvals = decoded(ORDERS_APPROVED, records)
         return [a for a in approvals if getattr(a, "order", None) == good]
 
-    # The sample is a limit order of an account without limits: approved, behind the poison.
-    assert len(await eventually(decided)) == 1
+    async def denied() -> list[Any]:
+        records = await read_all(settings.kafka_bootstrap, ORDERS_DENIED, expect=1, timeout=2)
+        return [
+            d for d in decoded(ORDERS_DENIED, records) if d.client_order_id == good.client_order_id
+        ]
+
+    # The sample, behind the poison, is decided: a limit order (at 12,345,678.12) of an account
+    # without limits of its own, so the default limits' price collar needs a last price, which
+    # nobody published: denied, with its reason. (Without a collar it would be approved.)
+    [denial] = await eventually(denied)
+    assert denial.reason.value == "NO_MARKET_PRICE"
+    assert await decided() == []
     dead = await read_all(settings.kafka_bootstrap, spec.dlq, expect=1)
     mine = [r for r in dead if dict(r.headers).get("ce_id") == headers["ce_id"].encode()]
     assert len(mine) == 1

@@ -57,6 +57,10 @@ TICK = D(BTCUSDT["PRICE_FILTER"]["tickSize"])  # 0.01
 STEP = D(BTCUSDT["LOT_SIZE"]["stepSize"])  # 0.00001
 MIN_QTY = D(BTCUSDT["LOT_SIZE"]["minQty"])  # 0.00001
 MIN_NOTIONAL = D(BTCUSDT["NOTIONAL"]["minNotional"])  # 5
+MAX_QTY = D(BTCUSDT["LOT_SIZE"]["maxQty"])  # 9000
+MAX_PRICE = D(BTCUSDT["PRICE_FILTER"]["maxPrice"])  # 1000000
+MAX_NOTIONAL = D(BTCUSDT["NOTIONAL"]["maxNotional"])  # 9000000
+MAXIMA = {"max_quantity": MAX_QTY, "max_price": MAX_PRICE, "max_notional": MAX_NOTIONAL}
 PRICE = D(60000)
 
 
@@ -164,8 +168,11 @@ async def rules_of(client: httpx.AsyncClient) -> dict[str, Any]:
 async def test_the_sync_writes_the_venue_rules_and_intents_are_checked_against_them(
     app: FastAPI, client: httpx.AsyncClient, producer: Bus, settings: Settings
 ) -> None:
-    missing = await client.get(RULES, params={"instrument_id": INSTRUMENT}, headers=viewer())
-    assert missing.status_code == 404
+    # Before any sync, only the platform's default bounds (risk's settings) apply.
+    before = await rules_of(client)
+    assert (before["venue"], before["admin"]) == (None, None)
+    assert before["sources"] == {"max_quantity": "default", "max_price": "default"}
+    assert D(before["rules"]["max_quantity"]) == settings.instrument_max_quantity
     response = await client.post(SYNC, headers=admin())
     assert response.status_code == 200, response.text
     assert response.json() == {
@@ -177,6 +184,7 @@ async def test_the_sync_writes_the_venue_rules_and_intents_are_checked_against_t
         "quantity_step": STEP,
         "min_quantity": MIN_QTY,
         "min_notional": MIN_NOTIONAL,
+        **MAXIMA,
     }
     assert set(got["sources"].values()) == {"venue"}
     assert got["admin"] is None and got["venue"]["updated_at"]
@@ -198,6 +206,8 @@ async def test_the_sync_writes_the_venue_rules_and_intents_are_checked_against_t
         intent(account, str(STEP * 8)),  # 0.00008 x 60000 = 4.8 < the 5 notional minimum
         intent(account, "0.001", limit=str(PRICE + TICK)),  # on the grid, notional 60
         intent(account, str(STEP * 9)),  # 0.00009 x 60000 = 5.4: passes
+        intent(account, str(MAX_QTY + STEP)),  # over the venue's largest quantity
+        intent(account, "0.001", limit=str(MAX_PRICE + TICK)),  # over its largest price
     )
     assert reasons(decisions) == [
         "INSTRUMENT_PRECISION",
@@ -205,16 +215,20 @@ async def test_the_sync_writes_the_venue_rules_and_intents_are_checked_against_t
         "INSTRUMENT_MINIMUM",
         None,
         None,
+        "INSTRUMENT_MAXIMUM",
+        "INSTRUMENT_MAXIMUM",
     ]
     assert decisions[0] is not None and "price_step 0.01" in decisions[0].message
     assert decisions[2] is not None and "min_notional 5" in decisions[2].message
+    assert decisions[5] is not None and "exceeds the max_quantity 9000" in decisions[5].message
+    assert decisions[6] is not None and "exceeds the max_price 1000000" in decisions[6].message
 
 
 async def test_an_admin_override_survives_a_sync_and_deleting_it_lets_the_venue_rules_apply(
     app: FastAPI, client: httpx.AsyncClient, producer: Bus, settings: Settings
 ) -> None:
     assert (await client.post(SYNC, headers=admin())).status_code == 200
-    override = {"instrument_id": INSTRUMENT, "min_notional": "100"}
+    override = {"instrument_id": INSTRUMENT, "min_notional": "100", "max_quantity": "1"}
     response = await client.put(RULES, json=override, headers=admin())
     assert response.status_code == 200, response.text
     assert (await client.post(SYNC, headers=admin())).status_code == 200
@@ -227,15 +241,24 @@ async def test_an_admin_override_survives_a_sync_and_deleting_it_lets_the_venue_
         "quantity_step": "venue",
         "min_quantity": "venue",
         "min_notional": "admin",
+        "max_quantity": "admin",
+        "max_price": "venue",
+        "max_notional": "venue",
     }
     assert D(got["admin"]["min_notional"]) == 100 and got["admin"]["price_step"] is None
     assert D(got["venue"]["min_notional"]) == MIN_NOTIONAL
 
     await priced(app, producer)
     account = uuid4()
-    under_admin = await decide(settings, producer, intent(account, "0.001"))  # notional 60
-    assert reasons(under_admin) == ["INSTRUMENT_MINIMUM"]
+    under_admin = await decide(
+        settings,
+        producer,
+        intent(account, "0.001"),  # notional 60
+        intent(account, "1.5"),  # over the admin's max_quantity, under the venue's
+    )
+    assert reasons(under_admin) == ["INSTRUMENT_MINIMUM", "INSTRUMENT_MAXIMUM"]
     assert under_admin[0] is not None and "min_notional 100" in under_admin[0].message
+    assert under_admin[1] is not None and "max_quantity 1 of" in under_admin[1].message
 
     deleted = await client.delete(RULES, params={"instrument_id": INSTRUMENT}, headers=admin())
     assert deleted.status_code == 204, deleted.text
@@ -289,8 +312,8 @@ async def test_only_admins_change_rules(client: httpx.AsyncClient) -> None:
         assert [sync.status_code, put.status_code, delete.status_code] == [403, 403, 403]
         assert sync.json()["type"] == "/problems/forbidden"
     assert (await client.post(SYNC)).status_code == 401
-    missing = await client.get(RULES, params={"instrument_id": INSTRUMENT}, headers=viewer())
-    assert missing.status_code == 404  # nothing was written
+    untouched = await rules_of(client)
+    assert (untouched["venue"], untouched["admin"]) == (None, None)  # nothing was written
 
 
 async def test_the_service_syncs_at_start_and_runs_on_when_the_venue_is_down(
@@ -300,10 +323,8 @@ async def test_the_service_syncs_at_start_and_runs_on_when_the_venue_is_down(
     async with app_client(create_app(configured, ccxt_config=ccxt_config(binance))) as client:
 
         async def synced() -> dict[str, Any] | None:
-            response = await client.get(
-                RULES, params={"instrument_id": INSTRUMENT}, headers=viewer()
-            )
-            return response.json() if response.status_code == 200 else None
+            got = await rules_of(client)
+            return got if got["venue"] is not None else None
 
         got = await eventually(synced)  # no one asked: the start sync wrote them
         assert D(got["rules"]["min_notional"]) == MIN_NOTIONAL

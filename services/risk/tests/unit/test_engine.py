@@ -27,11 +27,14 @@ from trademesh_risk.engine import (
     TradingState,
     apply_fill,
     breaches_daily_loss,
+    ceilings,
     check,
     check_cancel,
     effective,
+    over_ceilings,
     reduces,
     reference_price,
+    rules_in_force,
 )
 
 pytestmark = pytest.mark.unit
@@ -298,6 +301,54 @@ BOUNDARIES = {
         "stop price 99.25",
         rules=InstrumentRules(price_step=D("0.5")),
     ),
+    "max_quantity": Boundary(
+        R.INSTRUMENT_MAXIMUM,
+        "max_quantity 10 of binance:BTC/USDT",
+        order(quantity="10"),
+        order(quantity="10.001"),
+        "quantity 10.001",
+        rules=InstrumentRules(max_quantity=D(10)),
+    ),
+    "max_price of a limit price": Boundary(
+        R.INSTRUMENT_MAXIMUM,
+        "max_price 1000 of binance:BTC/USDT",
+        limit_order("sell", "1", "1000"),
+        limit_order("sell", "1", "1000.01"),
+        "limit price 1000.01",
+        rules=InstrumentRules(max_price=D(1000)),
+    ),
+    "max_price of a stop price": Boundary(
+        R.INSTRUMENT_MAXIMUM,
+        "max_price 1000",
+        order("buy", "1", OrderType.STOP, stop="1000"),
+        order("buy", "1", OrderType.STOP, stop="1000.01"),
+        "stop price 1000.01",
+        rules=InstrumentRules(max_price=D(1000)),
+    ),
+    "max_notional": Boundary(
+        R.INSTRUMENT_MAXIMUM,
+        "max_notional 1000",
+        order(quantity="10"),
+        order(quantity="10.01"),
+        "notional 1001",
+        rules=InstrumentRules(max_notional=D(1000)),
+    ),
+    "price_collar_bps on a stop price": Boundary(
+        R.PRICE_COLLAR,
+        "price_collar_bps 50",
+        order("sell", "1", OrderType.STOP, stop="99.50"),
+        order("sell", "1", OrderType.STOP, stop="99.49"),
+        "stop price 99.49 is 51.00 bps",
+        limits=Limits(price_collar_bps=D(50)),
+    ),
+    "price_collar_bps on a stop-limit's stop price": Boundary(
+        R.PRICE_COLLAR,
+        "price_collar_bps 50",
+        order("buy", "1", OrderType.STOP_LIMIT, limit="100", stop="100.50"),
+        order("buy", "1", OrderType.STOP_LIMIT, limit="100", stop="100.51"),
+        "stop price 100.51 is 51.00 bps",
+        limits=Limits(price_collar_bps=D(50)),
+    ),
     "quantity_step 0.001": Boundary(
         R.INSTRUMENT_PRECISION,
         "quantity_step 0.001",
@@ -347,6 +398,9 @@ CHECK_ORDER: list[tuple[DenialReason, str, dict[str, Any]]] = [
     (R.INSTRUMENT_PRECISION, "order", {"limit_price": D(200)}),
     (R.INSTRUMENT_PRECISION, "order", {"quantity": D(5)}),
     (R.INSTRUMENT_MINIMUM, "rules", {"min_quantity": None}),
+    (R.INSTRUMENT_MAXIMUM, "rules", {"max_quantity": None}),
+    (R.INSTRUMENT_MAXIMUM, "rules", {"max_price": None}),
+    (R.INSTRUMENT_MAXIMUM, "rules", {"max_notional": None}),
     (R.MAX_ORDER_QUANTITY, "limits", {"max_order_quantity": None}),
     (R.MAX_ORDER_NOTIONAL, "limits", {"max_order_notional": None}),
     (R.REDUCE_ONLY, "view", {"state": TradingState.ACTIVE}),
@@ -375,7 +429,14 @@ def test_the_checks_run_in_the_documented_order() -> None:
             recent_approvals=ago(0.5, 30),
         ),
         "limits": replace(every_limit(1), max_orders_per_minute=2),
-        "rules": InstrumentRules(price_step=D("0.01"), quantity_step=D(1), min_quantity=D(10)),
+        "rules": InstrumentRules(
+            price_step=D("0.01"),
+            quantity_step=D(1),
+            min_quantity=D(10),
+            max_quantity=D(1),
+            max_price=D(100),
+            max_notional=D(1),
+        ),
     }
     seen = []
     for _, part, mend in CHECK_ORDER:
@@ -704,6 +765,115 @@ def test_effective_covers_every_field() -> None:
     loose, tight = every_limit(10), every_limit(1)
     assert effective(loose, tight) == tight
     assert effective(tight, loose) == tight
+
+
+def test_effective_takes_the_stricter_of_every_layer() -> None:
+    defaults = Limits(max_order_notional=D(100_000), price_collar_bps=D(1000))
+    own = Limits(max_order_notional=D(5000), max_position=D(3))
+    per_instrument = Limits(max_position=D(2), price_collar_bps=D(2000))
+    assert effective(defaults, own, per_instrument) == Limits(
+        max_order_notional=D(5000), max_position=D(2), price_collar_bps=D(1000)
+    )
+    assert effective(defaults, None, None) == defaults
+    assert effective() == Limits()
+
+
+# ---- ceilings: the defaults and an admin's limits ----------------------------------------------
+
+DEFAULTS = Limits(
+    max_order_notional=D(100_000), max_order_quantity=D(1_000_000), price_collar_bps=D(1000)
+)
+
+
+def test_an_admins_limits_replace_the_defaults_field_by_field_higher_or_lower() -> None:
+    admin = Limits(max_order_notional=D(500_000), price_collar_bps=D(200), max_open_orders=50)
+    assert ceilings(DEFAULTS, admin) == Limits(
+        max_order_notional=D(500_000),  # raised
+        max_order_quantity=D(1_000_000),  # the default: the admin set none
+        price_collar_bps=D(200),  # lowered
+        max_open_orders=50,  # a limit the defaults do not have
+    )
+    assert ceilings(DEFAULTS, None) == DEFAULTS
+    assert ceilings(Limits(), None) == Limits()  # defaults turned off, no admin: no ceilings
+
+
+def test_over_ceilings_names_each_limit_above_its_ceiling_and_nothing_at_it() -> None:
+    own = Limits(
+        max_order_notional=D("100000.01"),  # above
+        max_order_quantity=D(1_000_000),  # at: allowed
+        price_collar_bps=D(10),  # under: allowed
+        max_position=D(10) ** 20,  # no ceiling: anything goes
+    )
+    assert over_ceilings(own, DEFAULTS) == {"max_order_notional": (D("100000.01"), D(100_000))}
+    assert over_ceilings(Limits(), DEFAULTS) == {}
+
+
+ABSURD = "99999999999999999"  # 99,999,999,999,999,999
+BOUNDS = InstrumentRules(max_quantity=D(10) ** 12, max_price=D(10) ** 12)
+
+
+@pytest.mark.parametrize(
+    "limits",
+    [
+        pytest.param(Limits(), id="no limits at all"),
+        pytest.param(DEFAULTS, id="the defaults"),
+        pytest.param(every_limit(10**29), id="every limit as wide as it goes"),
+    ],
+)
+def test_absurd_orders_are_beyond_the_default_bounds_whatever_the_limits(limits: Limits) -> None:
+    rules = rules_in_force(None, None, BOUNDS)
+    huge_quantity = check(limit_order("buy", ABSURD, "1"), VIEW, limits, rules, T0)
+    huge_price = check(limit_order("buy", "1", ABSURD), VIEW, limits, rules, T0)
+    huge_stop = check(order("sell", "1", OrderType.STOP, stop=ABSURD), VIEW, limits, rules, T0)
+    assert [d.reason if d else None for d in (huge_quantity, huge_price, huge_stop)] == [
+        R.INSTRUMENT_MAXIMUM
+    ] * 3
+    assert huge_quantity is not None and huge_price is not None and huge_stop is not None
+    assert f"quantity {ABSURD} exceeds the max_quantity 1000000000000" in huge_quantity.message
+    assert f"limit price {ABSURD} exceeds the max_price 1000000000000" in huge_price.message
+    assert f"stop price {ABSURD} exceeds the max_price" in huge_stop.message
+
+
+@pytest.mark.parametrize(
+    ("the_order", "reason", "shows"),
+    [
+        pytest.param(order(quantity="1000"), None, "", id="100,000 at the last price 100: passes"),
+        pytest.param(
+            order(quantity="1000.01"), R.MAX_ORDER_NOTIONAL, "100001", id="over the notional"
+        ),
+        pytest.param(
+            limit_order("buy", "1000001", "0.01"),
+            R.MAX_ORDER_QUANTITY,
+            "1000001",
+            id="a size a made-up price hides",
+        ),
+        pytest.param(limit_order("buy", "1", "110"), None, "", id="10% from the last price"),
+        pytest.param(
+            limit_order("buy", "1", "110.01"), R.PRICE_COLLAR, "1001.00 bps", id="beyond 10%"
+        ),
+        pytest.param(
+            order("sell", "1", OrderType.STOP, stop="1000"),
+            R.PRICE_COLLAR,
+            "stop price 1000 is 90000.00 bps",
+            id="a stop ten times the price",
+        ),
+    ],
+)
+def test_the_default_limits_on_a_paper_account_at_a_last_price_of_100(
+    the_order: SubmitOrder, reason: DenialReason | None, shows: str
+) -> None:
+    denial = check(the_order, VIEW, DEFAULTS, rules_in_force(None, None, BOUNDS), T0)
+    assert (denial.reason if denial else None) == reason
+    assert denial is None or shows in denial.message
+
+
+def test_a_price_far_beyond_the_last_one_is_denied_by_the_collar_not_by_a_crash() -> None:
+    """The collar's message computes the distance in bps: 10^17 from a last price of 10^-8 is a
+    number of over 28 digits, which the default Decimal context cannot round."""
+    tiny = view(prices={BTC: D("0.00000001")})
+    collar = Limits(price_collar_bps=D(1000))
+    denial = check(limit_order("sell", "1", ABSURD), tiny, collar, None, T0)
+    assert denial is not None and denial.reason == R.PRICE_COLLAR
 
 
 # ---- validation -------------------------------------------------------------------------------

@@ -34,6 +34,9 @@ def market(
     min_amount: Any = 1e-05,
     min_cost: Any = 5.0,
     symbol: Any = "BTC/USDT",
+    max_amount: Any = 9000.0,
+    max_price: Any = 1000000.0,
+    max_cost: Any = 9000000.0,
 ) -> dict[str, Any]:
     """A ccxt unified market as ccxt's binance parses exchangeInfo (floats, as ccxt gives them)."""
     return {
@@ -41,11 +44,14 @@ def market(
         "precision": {"amount": amount, "price": price, "base": 1e-08, "quote": 1e-08},
         "limits": {
             "leverage": {"min": None, "max": None},
-            "amount": {"min": min_amount, "max": 9000.0},
-            "price": {"min": 0.01, "max": 1000000.0},
-            "cost": {"min": min_cost, "max": 9000000.0},
+            "amount": {"min": min_amount, "max": max_amount},
+            "price": {"min": 0.01, "max": max_price},
+            "cost": {"min": min_cost, "max": max_cost},
         },
     }
+
+
+MAXIMA = {"max_quantity": D(9000), "max_price": D(1000000), "max_notional": D(9000000)}
 
 
 def test_the_precision_modes_are_ccxts() -> None:
@@ -62,7 +68,13 @@ def test_tick_size_precision_is_the_step_itself() -> None:
         quantity_step=D("0.00001"),
         min_quantity=D("0.00001"),
         min_notional=D("5"),
+        **MAXIMA,
     )
+
+
+def test_the_maxima_are_the_amount_price_and_cost_limits_and_a_zero_is_none() -> None:
+    rules = rules_from_market(market(max_amount="92141578", max_price=0, max_cost=None), TICK_SIZE)
+    assert (rules.max_quantity, rules.max_price, rules.max_notional) == (D(92141578), None, None)
 
 
 def test_floats_are_read_as_written_not_as_their_binary_value() -> None:
@@ -84,6 +96,7 @@ def test_decimal_places_precision_is_a_step_of_ten_to_the_minus_n() -> None:
         quantity_step=D("1E-8"),
         min_quantity=D("0.00001"),
         min_notional=D("5"),
+        **MAXIMA,
     )
     assert rules_from_market(market(price=0), DECIMAL_PLACES).price_step == D(1)
     # Negative decimal places (rounding to tens) are a step of 10.
@@ -97,7 +110,7 @@ def test_decimal_places_that_are_no_whole_number_in_range_are_no_rule(places: An
 
 def test_significant_digits_are_no_step_but_the_minimums_still_apply() -> None:
     rules = rules_from_market(market(price=5, amount=4), SIGNIFICANT_DIGITS)
-    assert rules == InstrumentRules(min_quantity=D("0.00001"), min_notional=D("5"))
+    assert rules == InstrumentRules(min_quantity=D("0.00001"), min_notional=D("5"), **MAXIMA)
 
 
 @pytest.mark.parametrize(
@@ -106,7 +119,16 @@ def test_significant_digits_are_no_step_but_the_minimums_still_apply() -> None:
 )
 def test_values_that_are_not_positive_finite_numbers_are_no_rule(bad: Any) -> None:
     rules = rules_from_market(
-        market(price=bad, amount=bad, min_amount=bad, min_cost=bad), TICK_SIZE
+        market(
+            price=bad,
+            amount=bad,
+            min_amount=bad,
+            min_cost=bad,
+            max_amount=bad,
+            max_price=bad,
+            max_cost=bad,
+        ),
+        TICK_SIZE,
     )
     assert rules == InstrumentRules()
 
@@ -191,6 +213,22 @@ def test_an_admin_override_wins_field_by_field_over_the_venue() -> None:
     assert loose is not None and loose.min_notional == D(1)
     assert rules_in_force(venue, None) == venue
     assert rules_in_force(None, admin) == admin
+    assert rules_in_force(None, None) is None
+
+
+def test_the_default_bounds_apply_where_neither_the_venue_nor_an_admin_sets_a_maximum() -> None:
+    default = InstrumentRules(max_quantity=D(10) ** 12, max_price=D(10) ** 12)
+    venue = InstrumentRules(price_step=D("0.01"), max_quantity=D(9000))
+    admin = InstrumentRules(max_price=D(2_000_000))
+    assert rules_in_force(venue, admin, default) == InstrumentRules(
+        price_step=D("0.01"), max_quantity=D(9000), max_price=D(2_000_000)
+    )
+    # Without venue or admin rules, the default bounds are the rules: no instrument is unbounded.
+    assert rules_in_force(None, None, default) == default
+    # A venue's maximum above the default is the venue's to state: it wins.
+    assert rules_in_force(InstrumentRules(max_price=D(10) ** 13), None, default) == InstrumentRules(
+        max_quantity=D(10) ** 12, max_price=D(10) ** 13
+    )
     assert rules_in_force(None, None) is None
 
 

@@ -1,19 +1,27 @@
 """/api/v1/accounts, /api/v1/kill-switch: limits, states and kill switches; an account's exposure
-as risk sees it. (The instruments' venue rules are in instruments.py.)"""
+as risk sees it. (The instruments' venue rules are in instruments.py.)
+
+An account's limits come in layers (docs/decisions/0102-default-risk-limits.md): the platform's
+default limits (settings), an admin's limits for the account in their place (its ceilings), and
+the account's own limits, which only tighten the ceilings. `PUT .../limits` sets the admin's
+layer when an admin calls it and the account's own otherwise; an own limit above its ceiling is
+a 422 problem, so that only an admin ever raises a limit.
+"""
 
 from __future__ import annotations
 
 from datetime import date
 from decimal import Decimal
-from typing import Annotated
+from typing import Annotated, Literal
 from uuid import UUID
 
 from fastapi import APIRouter
 from pydantic import BaseModel, ConfigDict, Field
 from trademesh_events.ids import InstrumentId
+from trademesh_http import ProblemError
 
 from trademesh_risk.api.deps import Caller, CallerDep, RuntimeDep, require
-from trademesh_risk.engine import Limits, TradingState
+from trademesh_risk.engine import Limits, TradingState, ceilings, effective, over_ceilings
 
 router = APIRouter(tags=["risk"])
 
@@ -77,6 +85,9 @@ class PositionOut(BaseModel):
     last_price: Decimal | None
 
 
+LimitSource = Literal["default", "admin", "account"]
+
+
 class AccountOut(BaseModel):
     account_id: UUID
     state: TradingState
@@ -86,8 +97,30 @@ class AccountOut(BaseModel):
     global_kill_switch: bool
     pnl_day: date | None
     realised_today: Decimal
-    limits: dict[str, object]
-    instrument_limits: dict[str, dict[str, object]]
+    limits_in_force: dict[str, object] = Field(
+        description="The account-wide limits orders are checked against: the stricter of the "
+        "ceilings (default_limits, admin_limits in their place) and the account's own limits."
+    )
+    limit_sources: dict[str, LimitSource] = Field(
+        description="Where each limit in force comes from: the platform's default, an admin's "
+        "limit for the account, or the account's own."
+    )
+    instrument_limits_in_force: dict[str, dict[str, object]] = Field(
+        description="Per instrument with limits of its own: the limits in force on it."
+    )
+    default_limits: dict[str, object] = Field(
+        description="The platform's default limits (risk's settings), every account's ceilings "
+        "unless an admin sets others."
+    )
+    admin_limits: dict[str, object] = Field(
+        description="An admin's limits for the account, in place of the defaults (higher or lower)."
+    )
+    limits: dict[str, object] = Field(
+        description="The account's own limits: at or under the ceilings, they only tighten them."
+    )
+    instrument_limits: dict[str, dict[str, object]] = Field(
+        description="The account's own limits per instrument (the stricter applies)."
+    )
     positions: list[PositionOut]
 
 
@@ -109,10 +142,53 @@ async def _own(runtime: RuntimeDep, account_id: UUID, caller: Caller) -> None:
     await runtime.accounts.check(account_id, caller, admin_may=True)
 
 
+def _sources(in_force: Limits, defaults: Limits, admin: Limits | None) -> dict[str, LimitSource]:
+    """Which layer each limit in force comes from: the account's own where it is under its
+    ceiling (or has none), else the ceiling's (an admin's, or the default)."""
+    ceiling = ceilings(defaults, admin)
+    out: dict[str, LimitSource] = {}
+    for name in _limits_out(in_force):
+        value, top = getattr(in_force, name), getattr(ceiling, name)
+        if top is None or value < top:
+            out[name] = "account"
+        elif admin is not None and getattr(admin, name) is not None:
+            out[name] = "admin"
+        else:
+            out[name] = "default"
+    return out
+
+
+async def _within_ceilings(runtime: RuntimeDep, account_id: UUID, limits: Limits) -> None:
+    """422 problem if the account's own `limits` would raise one of its ceilings: only an admin
+    raises a limit (by setting the account's admin limits)."""
+    defaults = runtime.decider.default_limits
+    admin = await runtime.store.admin_limits(account_id)
+    over = over_ceilings(limits, ceilings(defaults, admin))
+    if not over:
+        return
+    sources = _sources(ceilings(defaults, admin), defaults, admin)
+    said = "; ".join(
+        f"{name} {value} is above its ceiling {top} "
+        f"({'an admin' if sources[name] == 'admin' else 'the default'})"
+        for name, (value, top) in over.items()
+    )
+    raise ProblemError(
+        422,
+        "Limit above its ceiling",
+        f"{said}. An account's own limits may only tighten its ceilings; an admin raises them.",
+        type="/problems/limit-above-ceiling",
+        ceilings={name: str(top) for name, (_, top) in over.items()},
+    )
+
+
 async def _account(runtime: RuntimeDep, account_id: UUID) -> AccountOut:
     store = runtime.store
     row = await store.account(account_id)
-    account_limits, _ = await store.limits(account_id, "")
+    account_limits, _ = await store.limits(account_id, None)
+    admin_limits = await store.admin_limits(account_id)
+    defaults = runtime.decider.default_limits
+    in_force = await runtime.decider.limits_in_force(None, account_id, None)
+    own_per_instrument = await store.instrument_limits(account_id)
     global_on, _ = await store.global_switch()
     positions = {p.instrument_id: p for p in await store.positions(account_id)}
     assert runtime.db is not None
@@ -142,10 +218,15 @@ async def _account(runtime: RuntimeDep, account_id: UUID) -> AccountOut:
         global_kill_switch=global_on,
         pnl_day=row.pnl_day if row else None,
         realised_today=row.realised_today if row else Decimal(0),
-        limits=_limits_out(account_limits),
-        instrument_limits={
-            k: _limits_out(v) for k, v in (await store.instrument_limits(account_id)).items()
+        limits_in_force=_limits_out(in_force),
+        limit_sources=_sources(in_force, defaults, admin_limits),
+        instrument_limits_in_force={
+            k: _limits_out(effective(in_force, v)) for k, v in own_per_instrument.items()
         },
+        default_limits=_limits_out(defaults),
+        admin_limits=_limits_out(admin_limits),
+        limits=_limits_out(account_limits),
+        instrument_limits={k: _limits_out(v) for k, v in own_per_instrument.items()},
         positions=out,
     )
 
@@ -156,25 +237,41 @@ async def get_account(account_id: UUID, caller: CallerDep, runtime: RuntimeDep) 
     return await _account(runtime, account_id)
 
 
-@router.put("/accounts/{account_id}/limits", summary="Set the account's limits")
+@router.put(
+    "/accounts/{account_id}/limits",
+    summary="Set the account's limits: an admin's replace the defaults, a trader's tighten them",
+    description="Called by an admin, sets the account's admin limits: in place of the platform's "
+    "default limits, field by field, higher or lower (a field left out is the default's). Called "
+    "by a trader, sets the account's own limits, which may only be at or under those ceilings "
+    "(422 problem `/problems/limit-above-ceiling` otherwise). The stricter of both applies.",
+    responses={422: {"description": "A bad body, or a trader's limit above its ceiling."}},
+)
 async def put_limits(
     account_id: UUID, body: LimitsIn, caller: CallerDep, runtime: RuntimeDep
 ) -> AccountOut:
     require(caller, "admin", "trader")
     await _own(runtime, account_id, caller)
-    await runtime.store.put_limits(account_id, body.limits())
+    if caller.role == "admin":
+        await runtime.store.put_admin_limits(account_id, body.limits())
+    else:
+        await _within_ceilings(runtime, account_id, body.limits())
+        await runtime.store.put_limits(account_id, body.limits())
     return await _account(runtime, account_id)
 
 
 @router.put(
     "/accounts/{account_id}/instrument-limits",
     summary="Set the account's limits for one instrument (the stricter of both applies)",
+    description="They only tighten the account's limits: one above its ceiling (the default, "
+    "or an admin's limit for the account) is a 422 problem `/problems/limit-above-ceiling`.",
+    responses={422: {"description": "A bad body, or a limit above its ceiling."}},
 )
 async def put_instrument_limits(
     account_id: UUID, body: InstrumentLimitsIn, caller: CallerDep, runtime: RuntimeDep
 ) -> AccountOut:
     require(caller, "admin", "trader")
     await _own(runtime, account_id, caller)
+    await _within_ceilings(runtime, account_id, body.limits.limits())
     await runtime.store.put_limits(account_id, body.limits.limits(), body.instrument_id)
     return await _account(runtime, account_id)
 

@@ -1,9 +1,11 @@
-"""/api/v1/instruments/rules: the precision and minimums risk checks orders against.
+"""/api/v1/instruments/rules: the precision, minimums and maxima risk checks orders against.
 
-An instrument's rules come from two places: the venue's market info (the venue sync, at start,
-every venue_rules_refresh_s, and on POST .../sync) and an admin's override (PUT). Field by
-field, the admin's value wins where set and the venue's applies elsewhere; the sync never
-changes an override, and deleting the override lets the venue's rules apply again.
+An instrument's rules come from three places: the venue's market info (the venue sync, at start,
+every venue_rules_refresh_s, and on POST .../sync), an admin's override (PUT), and the platform's
+default bounds (risk's settings: the largest quantity and price of an instrument whose venue
+states none). Field by field, the admin's value wins where set, then the venue's, then the
+default; the sync never changes an override, and deleting the override lets the venue's rules
+apply again.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ from __future__ import annotations
 from dataclasses import asdict, fields
 from datetime import datetime
 from decimal import Decimal
-from typing import Annotated
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query, Response
 from pydantic import BaseModel, ConfigDict
@@ -22,7 +24,7 @@ from trademesh_risk.api.accounts import PositiveMoney
 from trademesh_risk.api.deps import CallerDep, RuntimeDep, require
 from trademesh_risk.config import ExchangeId
 from trademesh_risk.engine import InstrumentRules, rules_in_force
-from trademesh_risk.store import RuleLayer, RuleSource
+from trademesh_risk.store import RuleLayer
 from trademesh_risk.venue_rules import UnknownExchange, VenueRulesError
 
 router = APIRouter(prefix="/instruments/rules", tags=["instruments"])
@@ -32,9 +34,12 @@ InstrumentQuery = Annotated[
 ]
 
 
+Source = Literal["venue", "admin", "default"]
+
+
 class RulesIn(BaseModel):
-    """An admin's override of an instrument's precision and minimums; a field left out (or null)
-    is the venue's rule, if it has one."""
+    """An admin's override of an instrument's precision, minimums and maxima; a field left out
+    (or null) is the venue's rule, if it has one, else the default."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -43,6 +48,9 @@ class RulesIn(BaseModel):
     quantity_step: PositiveMoney | None = None
     min_quantity: PositiveMoney | None = None
     min_notional: PositiveMoney | None = None
+    max_quantity: PositiveMoney | None = None
+    max_price: PositiveMoney | None = None
+    max_notional: PositiveMoney | None = None
 
 
 class RuleValues(BaseModel):
@@ -50,6 +58,9 @@ class RuleValues(BaseModel):
     quantity_step: Decimal | None
     min_quantity: Decimal | None
     min_notional: Decimal | None
+    max_quantity: Decimal | None
+    max_price: Decimal | None
+    max_notional: Decimal | None
 
 
 class RuleLayerOut(RuleValues):
@@ -57,12 +68,12 @@ class RuleLayerOut(RuleValues):
 
 
 class RulesOut(BaseModel):
-    """The rules in force (`rules`), where each one came from (`sources`: venue or admin), and
-    the venue's and the admin's rules as stored (null: none)."""
+    """The rules in force (`rules`), where each one came from (`sources`: venue, admin, or the
+    platform's default), and the venue's and the admin's rules as stored (null: none)."""
 
     instrument_id: str
     rules: RuleValues
-    sources: dict[str, RuleSource]
+    sources: dict[str, Source]
     venue: RuleLayerOut | None
     admin: RuleLayerOut | None
 
@@ -91,23 +102,31 @@ def _layer(layer: RuleLayer | None) -> RuleLayerOut | None:
     return RuleLayerOut(**_values(layer.rules), updated_at=layer.updated_at)
 
 
-@router.get("", summary="An instrument's rules in force, and the venue's and the admin's")
+@router.get(
+    "",
+    summary="An instrument's rules in force (the platform's default bounds included), and the "
+    "venue's and the admin's",
+)
 async def get_rules(
     instrument_id: InstrumentQuery, caller: CallerDep, runtime: RuntimeDep
 ) -> RulesOut:
     layers = await runtime.store.rule_layers(instrument_id)
     venue, admin = layers.get("venue"), layers.get("admin")
+    default = runtime.decider.instrument_bounds
     effective = rules_in_force(
-        venue.rules if venue is not None else None, admin.rules if admin is not None else None
+        venue.rules if venue is not None else None,
+        admin.rules if admin is not None else None,
+        default,
     )
-    if effective is None:
-        raise ProblemError(404, "No rules", f"No venue or admin rules for {instrument_id}.")
-    sources: dict[str, RuleSource] = {}
+    assert effective is not None  # the default bounds are always there
+    sources: dict[str, Source] = {}
     for name in _values(effective):
         if admin is not None and getattr(admin.rules, name) is not None:
             sources[name] = "admin"
         elif venue is not None and getattr(venue.rules, name) is not None:
             sources[name] = "venue"
+        elif getattr(default, name) is not None:
+            sources[name] = "default"
     return RulesOut(
         instrument_id=instrument_id,
         rules=RuleValues(**_values(effective)),
@@ -117,7 +136,7 @@ async def get_rules(
     )
 
 
-@router.put("", summary="Override an instrument's precision and minimums (admin)")
+@router.put("", summary="Override an instrument's precision, minimums and maxima (admin)")
 async def put_rules(body: RulesIn, caller: CallerDep, runtime: RuntimeDep) -> RulesIn:
     require(caller, "admin")
     await runtime.store.put_rules(
