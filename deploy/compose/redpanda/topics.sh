@@ -46,4 +46,6 @@ topic bots.events.v1 3 604800000 delete
 topic bots.events.v1.dlq 1 604800000 delete
 topic auth.events.v1 3 604800000 delete
 topic auth.events.v1.dlq 1 604800000 delete
+topic audit.checkpoints.v1 1 604800000 delete
+topic audit.checkpoints.v1.dlq 1 604800000 delete
 # <<< generated

@@ -8,10 +8,21 @@ from collections.abc import Callable
 from uuid import UUID
 
 import pytest
-from trademesh_events import TOPICS, TopicSpec, auth, bots, get_topic, marketdata, orders, topic_for
+from trademesh_events import (
+    TOPICS,
+    TopicSpec,
+    audit,
+    auth,
+    bots,
+    get_topic,
+    marketdata,
+    orders,
+    topic_for,
+)
 from trademesh_events import topics as topics_module
 from trademesh_events.base import Event
 from trademesh_events.topics import (
+    AUDIT_CHECKPOINTS,
     AUTH_EVENTS,
     BOTS_EVENTS,
     MD_BARS,
@@ -38,6 +49,7 @@ EXPECTED_KEYS = {
     ORDERS_DISCREPANCIES: "account_id",
     BOTS_EVENTS: "bot_id",
     AUTH_EVENTS: "user_id",
+    AUDIT_CHECKPOINTS: "chain",
 }
 
 
@@ -159,6 +171,7 @@ def test_topic_for_cancel_order_is_the_intent_topic() -> None:
         (orders.OrderDenied, ORDERS_DENIED),
         (orders.OrderFilled, ORDERS_EVENTS),
         (auth.LoginFailed, AUTH_EVENTS),
+        (audit.ChainCheckpointed, AUDIT_CHECKPOINTS),
     ],
     ids=_id,
 )
@@ -189,7 +202,7 @@ def test_registry_modules_cover_every_event_class() -> None:
     """Every concrete Event subclass defined in the event modules is on some topic."""
     defined = {
         obj
-        for module in (marketdata, orders, bots, auth)
+        for module in (marketdata, orders, bots, auth, audit)
         for obj in vars(module).values()
         if isinstance(obj, type)
         and issubclass(obj, Event)

@@ -6,22 +6,46 @@ Kafka-protocol broker, started once per session and only when a test asks for th
 
 from __future__ import annotations
 
+import asyncio
+import json
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import replace
 from typing import Any, Literal
 
 import asyncpg
 import httpx
 import pytest
 from fastapi import FastAPI
+from pydantic import SecretStr
+from trademesh_db import Database, migrate
+from trademesh_keystore import keystore_from, new_master_key
 from trademesh_testing.http import app_client
 from trademesh_testing.tokens import bearer
 
-from trademesh_audit.app import create_app
+from trademesh_audit.app import MIGRATIONS, create_app
 from trademesh_audit.config import Settings
+from trademesh_audit.engine import (
+    GENESIS_HASH,
+    AuditRow,
+    ChainKey,
+    canonical_content,
+    chain_hash,
+)
+from trademesh_audit.keys import ChainKeys
+from trademesh_audit.store import WRITER_ROLE, AuditStore
 
 Role = Literal["admin", "trader", "viewer"]
 CallerHeaders = Callable[[Role | None], dict[str, str]]
+
+
+@pytest.fixture(scope="session")
+def keystore() -> dict[str, Any]:
+    """A local master key for the chain keys, made for the session."""
+    return {
+        "keystore_keys": SecretStr(json.dumps({"t1": new_master_key().get_secret_value()})),
+        "keystore_current_key": "t1",
+    }
 
 
 @pytest.fixture
@@ -29,13 +53,16 @@ def settings(
     service_settings: Callable[..., Any],
     platform_topics: list[str],
     schema: str,
+    keystore: dict[str, Any],
 ) -> Settings:
-    """Settings on the session's engines, with a consumer group and a schema of this test's own."""
+    """Settings on the session's engines, with a consumer group and a schema of this test's own
+    (which also names the chain in its checkpoints), and the session's master key."""
     made = service_settings(
         Settings,
         http_port=0,
         consumer_group=f"test-{uuid.uuid4().hex[:10]}",
         database_schema=schema,
+        **keystore,
     )
     assert isinstance(made, Settings)
     return made
@@ -68,6 +95,29 @@ def caller_headers() -> CallerHeaders:
 
 
 @pytest.fixture
+async def chain_keys(
+    database_url: str, schema: str, settings: Settings
+) -> AsyncIterator[ChainKeys]:
+    """The chain keys of a migrated schema with no service running on it (its first key made),
+    through a pool set up as the service's (the writer role)."""
+    await asyncio.to_thread(migrate, database_url, schema, [MIGRATIONS])
+    db = Database(database_url, schema, session_role=WRITER_ROLE)
+    await db.connect()
+    keystore = keystore_from(settings)
+    assert keystore is not None
+    keys = ChainKeys(db, keystore)
+    await keys.ensure()
+    yield keys
+    await db.close()
+
+
+@pytest.fixture
+def log(chain_keys: ChainKeys) -> AuditStore:
+    """The log alone, with no consumer appending to it: for tests that need to know every row."""
+    return AuditStore(chain_keys.db, lambda: chain_keys.keyring)
+
+
+@pytest.fixture
 async def superuser(database_url: str, schema: str) -> AsyncIterator[asyncpg.Connection]:
     """A connection as the tests' login user (a superuser, not the service's writer role), with
     the test's schema first on its search_path: what an operator with full rights could do."""
@@ -76,3 +126,82 @@ async def superuser(database_url: str, schema: str) -> AsyncIterator[asyncpg.Con
         yield conn
     finally:
         await conn.close()
+
+
+Relink = Callable[..., Awaitable[list[AuditRow]]]
+
+
+@pytest.fixture
+def relink(superuser: asyncpg.Connection) -> Relink:
+    """`await relink(from_seq, actor=None, key=None, drop_key_ids=False, through=None)`: what
+    a database superuser can do to the log, returning the rows as rewritten.
+
+    In one transaction that holds the chain head (so that no append slips in), with the log's
+    triggers off: row `from_seq` given `actor` (if given), and every link from there to row
+    `through` (default: the head) recomputed over the rows as they now read, from the link
+    before `from_seq`: with `key` (a ChainKey, as someone who stole it would), or else with the
+    unkeyed formula (SHA-256, as anyone without the key can), the rows' key ids kept or dropped
+    (`drop_key_ids`); then, when the rewrite went to the head, the head moved to the new link.
+    """
+
+    async def rewrite(
+        from_seq: int,
+        *,
+        actor: str | None = None,
+        key: ChainKey | None = None,
+        drop_key_ids: bool = False,
+        through: int | None = None,
+    ) -> list[AuditRow]:
+        rewritten: list[AuditRow] = []
+        async with superuser.transaction():
+            await superuser.execute("SELECT seq FROM chain_head FOR UPDATE")
+            await superuser.execute("ALTER TABLE audit_log DISABLE TRIGGER USER")
+            before = await superuser.fetchval(
+                "SELECT hash FROM audit_log WHERE seq = $1", from_seq - 1
+            )
+            prev = bytes(before) if before is not None else GENESIS_HASH
+            records = await superuser.fetch(
+                f"SELECT {COLUMNS} FROM audit_log WHERE seq >= $1 ORDER BY seq",
+                from_seq,
+            )
+            for record in records:
+                row = row_of(record)
+                if row.seq == from_seq and actor is not None:
+                    row = replace(row, actor=actor)
+                key_id = key.key_id if key else None if drop_key_ids else row.key_id
+                row = replace(row, prev_hash=prev, key_id=key_id)
+                content = canonical_content(row)
+                link = key.link(prev, content) if key else chain_hash(prev, content)
+                row = replace(row, hash=link)
+                await superuser.execute(
+                    "UPDATE audit_log SET actor = $2, key_id = $3, prev_hash = $4, hash = $5 "
+                    "WHERE seq = $1",
+                    row.seq,
+                    row.actor,
+                    row.key_id,
+                    row.prev_hash,
+                    row.hash,
+                )
+                rewritten.append(row)
+                prev = link
+            if through is None:
+                await superuser.execute("UPDATE chain_head SET hash = $1", prev)
+            await superuser.execute("ALTER TABLE audit_log ENABLE TRIGGER USER")
+        return rewritten
+
+    return rewrite
+
+
+COLUMNS = (
+    "seq, event_id, topic, action, actor_kind, actor, target_kind, target, occurred_at, "
+    "recorded_at, trace_id, event, prev_hash, hash, key_id"
+)
+
+
+def row_of(record: asyncpg.Record) -> AuditRow:
+    """A row of the log as the tests read it with COLUMNS."""
+    values = dict(record)
+    values["event"] = json.loads(values["event"])
+    values["prev_hash"] = bytes(values["prev_hash"])
+    values["hash"] = bytes(values["hash"])
+    return AuditRow(**values)

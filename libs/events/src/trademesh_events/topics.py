@@ -8,7 +8,7 @@ from typing import Annotated, Any, Union
 
 from pydantic import Field, TypeAdapter
 
-from trademesh_events import auth, bots, marketdata, orders
+from trademesh_events import audit, auth, bots, marketdata, orders
 from trademesh_events.base import Event
 
 MD_TICKS = "md.ticks.v1"
@@ -20,6 +20,7 @@ ORDERS_EVENTS = "orders.events.v1"
 ORDERS_DISCREPANCIES = "orders.discrepancies.v1"
 BOTS_EVENTS = "bots.events.v1"
 AUTH_EVENTS = "auth.events.v1"
+AUDIT_CHECKPOINTS = "audit.checkpoints.v1"
 
 # Key used when the key field is empty (a failed login for an unknown user).
 UNKEYED = b"-"
@@ -121,6 +122,13 @@ TOPICS: tuple[TopicSpec, ...] = (
         "user_id",
         3,
         "Security-relevant user events (no secrets).",
+    ),
+    TopicSpec(
+        AUDIT_CHECKPOINTS,
+        (audit.ChainCheckpointed,),
+        "chain",
+        1,
+        "Signed checkpoints of the audit log's keyed hash chain, kept outside its database.",
     ),
 )
 

@@ -93,9 +93,9 @@ class Stack:
 
     def master_key_env(self) -> dict[str, str]:
         """The keystore master key the services seal secrets with (auth's signing keys,
-        execution's exchange credentials): none when the environment names one already (a local
-        keyring or Vault transit); else a local keyring made once, kept in <home>/keystore.json
-        (mode 0600) so that what was sealed opens again after a restart."""
+        execution's exchange credentials, audit's chain keys): none when the environment names
+        one already (a local keyring or Vault transit); else a local keyring made once, kept in
+        <home>/keystore.json (mode 0600) so that what was sealed opens again after a restart."""
         if os.environ.get("TRADEMESH_KEYSTORE_KEYS") or os.environ.get(
             "TRADEMESH_KEYSTORE_VAULT_URL"
         ):

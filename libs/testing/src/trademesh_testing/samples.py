@@ -18,7 +18,7 @@ from uuid import UUID
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from pydantic import ValidationError
-from trademesh_events import auth, bots, marketdata, orders
+from trademesh_events import audit, auth, bots, marketdata, orders
 from trademesh_events.base import Event
 from trademesh_events.marketdata import Bar, Tick
 from trademesh_events.topics import get_topic
@@ -177,6 +177,14 @@ _BUILDERS: dict[type[Event], Callable[[], dict[str, Any]]] = {
         "ts": T0,
         "session_version": 2,
         "reason": "disabled",
+    },
+    audit.ChainCheckpointed: lambda: {
+        "chain": "audit",
+        "seq": 42,
+        "link": "ab" * 32,
+        "key_id": "20260105-0a1b2c3d",
+        "signature": "cd" * 32,
+        "ts": T0,
     },
 }
 

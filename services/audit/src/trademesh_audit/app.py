@@ -1,11 +1,13 @@
-"""The audit app factory: wires settings, database (as the log's writer role), bus, handlers and the
-API; no work at import."""
+"""The audit app factory: wires settings, keystore, database (as the log's writer role), bus,
+handlers and the API; no work at import."""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+import contextlib
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from datetime import UTC, datetime
 from pathlib import Path
 
 from fastapi import FastAPI
@@ -13,29 +15,43 @@ from trademesh_bus import Bus
 from trademesh_db import Database, migrate
 from trademesh_http import ReadinessCheck, TokenVerifier, create_http_app
 from trademesh_http.revocations import follow_revocations
+from trademesh_keystore import keystore_from
 from trademesh_observability import metrics
 from trademesh_observability.logging import configure_logging, get_logger
 from trademesh_observability.tracing import configure_tracing
 
 from trademesh_audit.api import api_router
 from trademesh_audit.api.deps import Runtime
+from trademesh_audit.checkpoints import CheckpointBook, Checkpointer
 from trademesh_audit.config import Settings
 from trademesh_audit.handlers import register_handlers
+from trademesh_audit.keys import ChainKeys
 from trademesh_audit.store import WRITER_ROLE, AuditStore
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 
 
-def create_app(settings: Settings) -> FastAPI:
-    """The service: every order, bot and auth event appended to the hash-chained log, search and
-    verification under /api/v1 (admins only), and /health, /ready (Postgres and Kafka checked for
-    real), /metrics.
+def _utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def create_app(settings: Settings, *, clock: Callable[[], datetime] = _utc_now) -> FastAPI:
+    """The service: every order, bot and auth event appended to the keyed hash chain, its head
+    checkpointed to audit.checkpoints.v1, search and verification under /api/v1 (admins only),
+    and /health, /ready (Postgres and Kafka checked for real), /metrics.
 
     Migrations run as the login user; the pool's connections then SET ROLE to the writer role,
-    which cannot update, delete or truncate the log."""
+    which cannot update, delete or truncate the log or its keys. The chain keys are opened (or
+    the first one made) before the consumers start, so no event waits for them."""
     configure_logging(settings.service_name, level=settings.log_level, fmt=settings.log_format)
     configure_tracing(settings.service_name)
     log = get_logger("trademesh_audit")
+    keystore = keystore_from(settings)
+    if keystore is None:
+        raise ValueError(
+            "audit seals its chain keys with the keystore: set TRADEMESH_KEYSTORE_KEYS and "
+            "TRADEMESH_KEYSTORE_CURRENT_KEY, or TRADEMESH_KEYSTORE_VAULT_URL and _TOKEN"
+        )
     bus = Bus(settings, settings.service_name, registry=metrics.REGISTRY)
     # Every process hears what auth revokes (its own consumer group): a revoked API key or an
     # ended session is refused here too, before its token expires.
@@ -49,9 +65,12 @@ def create_app(settings: Settings) -> FastAPI:
         max_size=settings.database_pool_max,
         session_role=WRITER_ROLE,
     )
-    store = AuditStore(database)
+    keys = ChainKeys(database, keystore, clock=clock)
+    store = AuditStore(database, lambda: keys.keyring)
+    book = CheckpointBook(settings.database_schema)
+    checkpointer = Checkpointer(store, keys, bus, chain=settings.database_schema, clock=clock)
     readiness["postgres"] = database.check_ready
-    register_handlers(bus, store, settings, database)
+    register_handlers(bus, store, book, settings, database)
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
@@ -64,11 +83,22 @@ def create_app(settings: Settings) -> FastAPI:
             metrics.DB_MIGRATIONS_APPLIED.labels(service=settings.service_name).inc(applied)
             log.info("migrations applied", schema=database.schema, applied=applied)
         await database.connect()
+        keyring = await keys.ensure()
         await bus.start()
-        log.info("started", port=settings.http_port)
+        stop = asyncio.Event()
+        task = asyncio.create_task(checkpointer.run(stop, settings.checkpoint_interval_s))
+        log.info("started", port=settings.http_port, keyed_from=keyring.keyed_from)
         try:
             yield
         finally:
+            stop.set()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(asyncio.gather(task, return_exceptions=True), 10)
+            # The rows since the last checkpoint are pinned before the service goes away.
+            try:
+                await asyncio.wait_for(checkpointer.checkpoint_if_grown(), 10)
+            except Exception as exc:
+                log.warning("no checkpoint at shutdown", error=type(exc).__name__)
             await bus.stop()
             await database.close()
             log.info("stopped")
@@ -81,6 +111,14 @@ def create_app(settings: Settings) -> FastAPI:
         title="trademesh audit",
         tokens=tokens,
     )
-    app.state.runtime = Runtime(settings=settings, store=store, bus=bus, db=database)
+    app.state.runtime = Runtime(
+        settings=settings,
+        store=store,
+        keys=keys,
+        book=book,
+        checkpointer=checkpointer,
+        bus=bus,
+        db=database,
+    )
     app.include_router(api_router(), prefix="/api/v1")
     return app

@@ -1,25 +1,35 @@
-"""The audit service's event subscribers: thin, they hand each event to the log."""
+"""The audit service's event subscribers: thin, they hand each event to the log, and each
+checkpoint of the chain to the book."""
 
 from __future__ import annotations
 
 import json
+import uuid
 from typing import Any
 
 from trademesh_bus import Bus, Delivery
 from trademesh_db import Database
+from trademesh_events.audit import ChainCheckpointed
 from trademesh_events.topics import get_topic
 
+from trademesh_audit.checkpoints import CheckpointBook
 from trademesh_audit.config import Settings
-from trademesh_audit.engine import CONSUMES, entry_of
+from trademesh_audit.engine import CHECKPOINTS, LOGGED, entry_of
 from trademesh_audit.store import AuditStore
 
 
-def register_handlers(bus: Bus, store: AuditStore, settings: Settings, db: Database) -> None:
-    """Subscribe to every consumed topic, one consumer group per topic, shared by the replicas.
+def register_handlers(
+    bus: Bus, store: AuditStore, book: CheckpointBook, settings: Settings, db: Database
+) -> None:
+    """Subscribe to every consumed topic.
 
-    Each handler runs in one transaction with the inbox entry, so a redelivered event adds no
-    row (and the store skips an event id the log already has, whichever group delivers it). A
-    message that fails validation goes to `<topic>.dlq` (the bus does that) and the consumer
+    - The logged topics: one consumer group per topic, shared by the replicas. Each handler runs
+      in one transaction with the inbox entry, so a redelivered event adds no row (and the store
+      skips an event id the log already has, whichever group delivers it).
+    - audit.checkpoints.v1: a group per process, from the topic's beginning, so that every
+      replica holds every checkpoint of its chain (see checkpoints.py); no transaction.
+
+    A message that fails validation goes to `<topic>.dlq` (the bus does that) and the consumer
     goes on.
     """
 
@@ -30,7 +40,19 @@ def register_handlers(bus: Bus, store: AuditStore, settings: Settings, db: Datab
         document = json.loads(spec.encode(event))
         await store.append(entry_of(spec.name, document, delivery.envelope), delivery.conn)
 
-    for name in CONSUMES:
+    async def on_checkpoint(event: Any, delivery: Delivery) -> None:
+        assert isinstance(event, ChainCheckpointed)
+        book.add(event)
+
+    for name in LOGGED:
         bus.subscribe(
             get_topic(name), group=f"{settings.consumer_group}.{name}", handler=on_event, db=db
         )
+    instance = uuid.uuid4().hex[:12]
+    bus.subscribe(
+        get_topic(CHECKPOINTS),
+        group=f"{settings.consumer_group}.{CHECKPOINTS}.{instance}",
+        handler=on_checkpoint,
+        inbox=False,
+        from_beginning=True,
+    )

@@ -1,27 +1,38 @@
 """The audit log in the service's Postgres schema: appends in chain order, search, verification.
 
-The service's connections act as WRITER_ROLE (the migration creates it), which may read and
-append to the log but has no UPDATE, DELETE or TRUNCATE privilege on it; the log's triggers
-refuse those statements from anyone else.
+The service's connections act as WRITER_ROLE (the migrations create it), which may read and
+append to the log and its chain keys but has no UPDATE, DELETE or TRUNCATE privilege on them;
+their triggers refuse those statements from anyone else.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 import asyncpg
 from trademesh_db import Database
+from trademesh_events.audit import ChainCheckpointed
 
-from trademesh_audit.engine import AuditRow, Break, ChainWalker, Entry, canonical_json, link
+from trademesh_audit.engine import (
+    AuditRow,
+    Break,
+    ChainWalker,
+    Entry,
+    Keyring,
+    canonical_json,
+    check_checkpoints,
+    link,
+)
 
 WRITER_ROLE = "trademesh_audit_writer"
 
 _COLUMNS = (
     "seq, event_id, topic, action, actor_kind, actor, target_kind, target, occurred_at, "
-    "recorded_at, trace_id, event, prev_hash, hash"
+    "recorded_at, trace_id, event, prev_hash, hash, key_id"
 )
 
 
@@ -51,13 +62,20 @@ class Verification:
     ok: bool
     rows: int  # rows found intact, from row 1
     first_broken: Break | None
+    keyed_from: int = 1  # the first keyed row; the rows before it have unkeyed links
+    checkpoints: int = 0  # checkpoints checked
+    last_checkpoint: int | None = None  # the highest seq a checkpoint pins
 
 
 class AuditStore:
-    """The log's rows and its chain head (the pool's search_path points at the schema)."""
+    """The log's rows and its chain head (the pool's search_path points at the schema).
 
-    def __init__(self, db: Database) -> None:
+    `keyring` gives the chain keys as they are now (ChainKeys.keyring): appends link with its
+    current key."""
+
+    def __init__(self, db: Database, keyring: Callable[[], Keyring]) -> None:
         self.db = db
+        self.keyring = keyring
 
     async def append(self, entry: Entry, conn: asyncpg.Connection) -> AuditRow | None:
         """Append `entry` as the chain's next row, in the caller's transaction (the handler's,
@@ -81,11 +99,15 @@ class AuditStore:
         if state["known"]:
             return None
         row = link(
-            entry, seq=head["seq"] + 1, recorded_at=state["now"], prev_hash=bytes(head["hash"])
+            entry,
+            seq=head["seq"] + 1,
+            recorded_at=state["now"],
+            prev_hash=bytes(head["hash"]),
+            key=self.keyring().current_key,
         )
         await conn.execute(
             f"INSERT INTO audit_log ({_COLUMNS}) "  # noqa: S608 - a constant column list
-            "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
+            "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)",
             row.seq,
             row.event_id,
             row.topic,
@@ -100,6 +122,7 @@ class AuditStore:
             canonical_json(dict(row.event)),
             row.prev_hash,
             row.hash,
+            row.key_id,
         )
         await conn.execute("UPDATE chain_head SET seq = $1, hash = $2", row.seq, row.hash)
         return row
@@ -126,32 +149,68 @@ class AuditStore:
         records = await self.db.pool.fetch(sql, *args)
         return [_row(record) for record in records]
 
-    async def verify(self, batch: int = 1000) -> Verification:
+    async def row(self, seq: int) -> AuditRow | None:
+        """The row at `seq`, if the log has it."""
+        record = await self.db.pool.fetchrow(
+            f"SELECT {_COLUMNS} FROM audit_log WHERE seq = $1",  # noqa: S608 - constant columns
+            seq,
+        )
+        return _row(record) if record is not None else None
+
+    async def verify(
+        self, checkpoints: Sequence[ChainCheckpointed] = (), batch: int = 1000
+    ) -> Verification:
         """Walk the whole chain in seq order, `batch` rows per query, up to the chain head as it
-        was when the walk began; stop at the first break.
+        was when the walk began, and stop at the first break; then check `checkpoints` (taken
+        before this call) against the log. The first break by seq is reported.
 
         The head is read first: rows up to its seq were committed with it or before it, so rows
-        appended during the walk neither hide a break nor look like one.
+        appended during the walk neither hide a break nor look like one; and every checkpoint
+        taken before was made of a head at or below it.
         """
+        keyring = self.keyring()
         head = await self.db.pool.fetchrow("SELECT seq, hash FROM chain_head")
         if head is None:
             raise RuntimeError("the audit chain head is missing: migrations not applied?")
-        walker = ChainWalker()
+        walker = ChainWalker(keyring)
+        walked = await self._walk(walker, head["seq"], batch)
+        if walked is None:
+            walked = walker.finish(head["seq"], bytes(head["hash"]))
+        stored = {
+            record["seq"]: bytes(record["hash"])
+            for record in await self.db.pool.fetch(
+                "SELECT seq, hash FROM audit_log WHERE seq = ANY($1::bigint[])",
+                sorted({c.seq for c in checkpoints}),
+            )
+        }
+        pinned = check_checkpoints(checkpoints, keyring, stored)
+        rows = walker.rows
+        first = walked
+        if pinned is not None and (first is None or pinned.seq < first.seq):
+            first, rows = pinned, min(rows, pinned.seq - 1)
+        return Verification(
+            ok=first is None,
+            rows=rows,
+            first_broken=first,
+            keyed_from=keyring.keyed_from,
+            checkpoints=len(checkpoints),
+            last_checkpoint=max((c.seq for c in checkpoints), default=None),
+        )
+
+    async def _walk(self, walker: ChainWalker, up_to: int, batch: int) -> Break | None:
         after = 0
         while True:
             records = await self.db.pool.fetch(
                 f"SELECT {_COLUMNS} FROM audit_log WHERE seq > $1 AND seq <= $2 "  # noqa: S608
                 "ORDER BY seq LIMIT $3",
                 after,
-                head["seq"],
+                up_to,
                 batch,
             )
             for record in records:
                 broken = walker.check(_row(record))
                 if broken is not None:
-                    return Verification(ok=False, rows=walker.rows, first_broken=broken)
+                    return broken
             if len(records) < batch:
-                break
+                return None
             after = records[-1]["seq"]
-        broken = walker.finish(head["seq"], bytes(head["hash"]))
-        return Verification(ok=broken is None, rows=walker.rows, first_broken=broken)

@@ -1,13 +1,17 @@
 """The audit log on the real broker and the real Postgres: an order flow logged and chained,
-tampering found by verify, append-only enforced by privileges and triggers, search, access."""
+tampering found by verify (with the key, and against the checkpoints), an upgraded unkeyed log,
+append-only enforced by privileges and triggers, search, access."""
 
 from __future__ import annotations
 
 import asyncio
 import json
+import shutil
 from collections.abc import AsyncIterator, Callable
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
+from itertools import pairwise
+from pathlib import Path
 from typing import Any
 from uuid import UUID, uuid4
 
@@ -22,19 +26,29 @@ from trademesh_events import auth, orders
 from trademesh_events.base import Event
 from trademesh_events.envelope import Envelope, new_envelope
 from trademesh_events.topics import topic_for
+from trademesh_keystore import keystore_from
 from trademesh_testing.samples import build_sample
 from trademesh_testing.waiting import eventually
 
 from trademesh_audit.api.deps import Runtime
 from trademesh_audit.app import MIGRATIONS
 from trademesh_audit.config import Settings
-from trademesh_audit.engine import AuditRow, Break, Entry, canonical_content, chain_hash
+from trademesh_audit.engine import (
+    AuditRow,
+    Entry,
+    canonical_content,
+    canonical_json,
+    chain_hash,
+    link,
+)
+from trademesh_audit.keys import ChainKeys
 from trademesh_audit.store import WRITER_ROLE, AuditStore, Verification
 
 pytestmark = pytest.mark.integration
 
 T0 = datetime(2031, 3, 1, 12, 0, tzinfo=UTC)
 CallerHeaders = Callable[[str | None], dict[str, str]]  # the conftest's caller_headers
+Relink = Callable[..., Any]  # the conftest's relink
 
 
 # ---- helpers --------------------------------------------------------------------------------
@@ -48,17 +62,6 @@ async def peer(settings: Settings) -> AsyncIterator[Bus]:
     await bus.start()
     yield bus
     await bus.stop()
-
-
-@pytest.fixture
-async def log(database_url: str, schema: str) -> AsyncIterator[AuditStore]:
-    """The log alone, on a migrated schema with no consumer appending to it, through a pool
-    set up as the service's (the writer role): for tests that need to know every row."""
-    await asyncio.to_thread(migrate, database_url, schema, [MIGRATIONS])
-    db = Database(database_url, schema, session_role=WRITER_ROLE)
-    await db.connect()
-    yield AuditStore(db)
-    await db.close()
 
 
 def runtime_of(app: FastAPI) -> Runtime:
@@ -210,16 +213,14 @@ async def test_an_edited_row_is_reported_as_the_first_broken(
     assert report["ok"] is False
     assert report["rows"] == edited.seq - 1
     broken = report["first_broken"]
-    assert (broken["seq"], broken["event_id"], broken["stored_hash"]) == (
+    assert (broken["seq"], broken["event_id"], broken["stored_hash"], broken["reason"]) == (
         edited.seq,
         str(edited.event_id),
         edited.hash.hex(),
+        "chain",
     )
-    # Recomputed over the row as it now reads, from the intact row before it.
-    assert (
-        broken["expected_hash"]
-        == chain_hash(edited.prev_hash, canonical_content(replace(edited, actor="mallory"))).hex()
-    )
+    # The link the edited row would need is not given out: verify makes no links for anyone.
+    assert broken["expected_hash"] is None
 
 
 async def test_a_deleted_row_breaks_the_chain_at_the_row_after_it(
@@ -250,21 +251,179 @@ async def test_a_deleted_row_breaks_the_chain_at_the_row_after_it(
     assert broken["expected_hash"] != broken["stored_hash"]
 
 
+@pytest.mark.parametrize("drop_key_ids", [False, True], ids=["key-ids-kept", "key-ids-dropped"])
+async def test_a_row_rewritten_with_every_later_link_recomputed_without_the_key_is_found(
+    client: httpx.AsyncClient,
+    peer: Bus,
+    relink: Relink,
+    caller_headers: CallerHeaders,
+    drop_key_ids: bool,
+) -> None:
+    # Events written through the service: a user's orders, as strategy publishes them.
+    admin = caller_headers("admin")
+    user = uuid4()
+    for _ in range(4):
+        order = build_sample(
+            orders.SubmitOrder, user_id=user, account_id=uuid4(), client_order_id=uuid4().hex
+        )
+        await publish_as(peer, order, "strategy", f"00-{uuid4().hex}-{uuid4().hex[:16]}-01")
+
+    async def logged() -> list[dict[str, Any]] | None:
+        items = await search(client, admin, actor=str(user))
+        return items if len(items) == 4 else None
+
+    seqs = sorted(item["seq"] for item in await eventually(logged))
+    assert (await client.get("/api/v1/audit/verify", headers=admin)).json()["ok"] is True
+
+    # As the database superuser: the second order given to someone else, and every link from
+    # there to the head recomputed without the key (the formula is public, the key is not).
+    forged = await relink(seqs[1], actor="mallory", drop_key_ids=drop_key_ids)
+    assert forged[0].seq == seqs[1] and forged[0].actor == "mallory"
+    # Self-consistent by the unkeyed formula: before the chain was keyed, verify checked exactly
+    # this (each prev_hash the link before, each link SHA-256 over it and the row's content).
+    for row in forged:
+        assert row.hash == chain_hash(row.prev_hash, canonical_content(row))
+    for earlier, later in pairwise(forged):
+        assert later.prev_hash == earlier.hash
+
+    report = (await client.get("/api/v1/audit/verify", headers=admin)).json()
+    assert report["ok"] is False, report
+    assert report["rows"] == seqs[1] - 1
+    broken = report["first_broken"]
+    assert (broken["seq"], broken["reason"]) == (seqs[1], "key" if drop_key_ids else "chain")
+    assert broken["stored_hash"] == forged[0].hash.hex()
+    assert broken["expected_hash"] is None  # a keyed link is never given out
+
+
 async def test_rows_deleted_from_the_end_are_found_by_the_chain_head(
     log: AuditStore, superuser: asyncpg.Connection
 ) -> None:
     rows = [await append(log) for _ in range(4)]
     assert await log.verify() == Verification(ok=True, rows=4, first_broken=None)
     await tamper(superuser, "DELETE FROM audit_log WHERE seq >= 3")
-    assert await log.verify() == Verification(
-        ok=False, rows=2, first_broken=Break(4, None, rows[3].hash, rows[1].hash)
+    result = await log.verify()
+    assert (result.ok, result.rows) == (False, 2)
+    assert result.first_broken is not None
+    broken = result.first_broken
+    assert (broken.seq, broken.event_id, broken.expected_hash, broken.stored_hash) == (
+        4,
+        None,
+        rows[3].hash,
+        rows[1].hash,
     )
+    assert broken.reason == "head"
 
 
 async def test_verify_walks_a_chain_longer_than_one_batch(log: AuditStore) -> None:
     rows = [await append(log) for _ in range(7)]
     assert await log.verify(batch=3) == Verification(ok=True, rows=7, first_broken=None)
     assert [row.seq for row in rows] == list(range(1, 8))
+
+
+# ---- an upgraded log: rows from before the chain was keyed ----------------------------------
+
+
+async def _old_append(db: Database, item: Entry) -> AuditRow:
+    """An append as the service did before the chain was keyed: SHA-256 links, no key id."""
+    async with db.transaction() as conn:
+        head = await conn.fetchrow("SELECT seq, hash FROM chain_head FOR UPDATE")
+        assert head is not None
+        now = await conn.fetchval("SELECT clock_timestamp()")
+        row = link(
+            item, seq=head["seq"] + 1, recorded_at=now, prev_hash=bytes(head["hash"]), key=None
+        )
+        await conn.execute(
+            "INSERT INTO audit_log (seq, event_id, topic, action, actor_kind, actor, target_kind, "
+            "target, occurred_at, recorded_at, trace_id, event, prev_hash, hash) "
+            "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
+            row.seq,
+            row.event_id,
+            row.topic,
+            row.action,
+            row.actor_kind,
+            row.actor,
+            row.target_kind,
+            row.target,
+            row.occurred_at,
+            row.recorded_at,
+            row.trace_id,
+            canonical_json(dict(row.event)),
+            row.prev_hash,
+            row.hash,
+        )
+        await conn.execute("UPDATE chain_head SET seq = $1, hash = $2", row.seq, row.hash)
+    return row
+
+
+@pytest.fixture
+async def upgraded(
+    database_url: str, schema: str, settings: Settings, tmp_path: Path
+) -> AsyncIterator[tuple[AuditStore, list[AuditRow]]]:
+    """A log that had three rows before it was keyed: the first migration alone, three appends
+    as the code of then made them, then every migration and the first start's key."""
+    first = sorted(MIGRATIONS.glob("*.sql"))[0]
+    shutil.copy(first, tmp_path / first.name)
+    await asyncio.to_thread(migrate, database_url, schema, [tmp_path])
+    db = Database(database_url, schema, session_role=WRITER_ROLE)
+    await db.connect()
+    old = [await _old_append(db, entry()) for _ in range(3)]
+    await asyncio.to_thread(migrate, database_url, schema, [MIGRATIONS])
+    keystore = keystore_from(settings)
+    assert keystore is not None
+    keys = ChainKeys(db, keystore)
+    await keys.ensure()
+    yield AuditStore(db, lambda: keys.keyring), old
+    await db.close()
+
+
+async def test_an_upgraded_log_keeps_its_unkeyed_prefix_and_keys_every_row_after_it(
+    upgraded: tuple[AuditStore, list[AuditRow]],
+) -> None:
+    store, old = upgraded
+    new = [await append(store) for _ in range(2)]
+    assert [row.key_id is None for row in old] == [True] * 3
+    assert all(row.key_id == store.keyring().current for row in new)
+    assert new[0].prev_hash == old[-1].hash  # the keyed chain goes on from the unkeyed one
+    assert await store.verify() == Verification(ok=True, rows=5, first_broken=None, keyed_from=4)
+
+
+async def test_after_the_upgrade_an_unkeyed_append_is_refused_as_a_retriable_error(
+    upgraded: tuple[AuditStore, list[AuditRow]],
+) -> None:
+    # A replica still running the code of before: its append fails, and the bus retries it
+    # (a serialization failure is transient) rather than dead-lettering the event.
+    store, _ = upgraded
+    with pytest.raises(asyncpg.SerializationError, match="keyed"):
+        await _old_append(store.db, entry())
+    assert await store.verify() == Verification(ok=True, rows=3, first_broken=None, keyed_from=4)
+
+
+async def test_moving_the_keyed_chain_start_by_relinking_rows_unkeyed_is_found(
+    upgraded: tuple[AuditStore, list[AuditRow]], relink: Relink
+) -> None:
+    store, _ = upgraded
+    await append(store)
+    await append(store)
+    await relink(4, drop_key_ids=True)  # rows 4-5 made to look as if from before the keying
+    result = await store.verify()
+    assert (result.ok, result.rows, result.keyed_from) == (False, 3, 4)
+    assert result.first_broken is not None
+    assert (result.first_broken.seq, result.first_broken.reason) == (4, "key")
+
+
+async def test_a_rewritten_unkeyed_prefix_is_found_at_the_first_keyed_row(
+    upgraded: tuple[AuditStore, list[AuditRow]], relink: Relink
+) -> None:
+    # Anyone can recompute unkeyed links, but the first keyed row's link covers the last
+    # unkeyed one, and cannot be redone without the key.
+    store, _ = upgraded
+    await append(store)
+    await relink(2, actor="mallory", through=3)
+    result = await store.verify()
+    assert (result.ok, result.rows) == (False, 3)
+    assert result.first_broken is not None
+    assert (result.first_broken.seq, result.first_broken.reason) == (4, "chain")
+    assert result.first_broken.expected_hash is None
 
 
 # ---- serialisation and idempotency ----------------------------------------------------------
@@ -276,7 +435,7 @@ async def test_concurrent_appends_from_two_replicas_form_one_linear_chain(
     other = Database(database_url, schema, max_size=5, session_role=WRITER_ROLE)
     await other.connect()
     try:
-        replicas = [log, AuditStore(other)]
+        replicas = [log, AuditStore(other, log.keyring)]
         rows = await asyncio.gather(*(append(replicas[n % 2]) for n in range(40)))
     finally:
         await other.close()

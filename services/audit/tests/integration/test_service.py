@@ -20,7 +20,7 @@ from trademesh_testing.waiting import eventually
 from trademesh_audit.api.deps import Runtime
 from trademesh_audit.app import create_app
 from trademesh_audit.config import Settings
-from trademesh_audit.engine import CONSUMES, PRODUCES
+from trademesh_audit.engine import CONSUMES, LOGGED, PRODUCES
 
 pytestmark = pytest.mark.integration
 
@@ -35,8 +35,8 @@ async def test_health_and_ready_check_the_real_dependencies(client: httpx.AsyncC
     }
 
 
-async def test_ready_follows_its_dependencies(private_infra: Any) -> None:
-    app = create_app(private_infra.settings(Settings, ready_timeout_s=1.0))
+async def test_ready_follows_its_dependencies(private_infra: Any, keystore: dict[str, Any]) -> None:
+    app = create_app(private_infra.settings(Settings, ready_timeout_s=1.0, **keystore))
     async with app_client(app) as http:
 
         async def ready_is(status: int) -> dict[str, Any] | None:
@@ -90,8 +90,8 @@ async def rows_of(app: FastAPI, event_id: UUID) -> list[dict[str, Any]]:
     return [dict(record) for record in records]
 
 
-@pytest.mark.parametrize("topic", CONSUMES)
-async def test_an_event_on_an_input_topic_is_logged(
+@pytest.mark.parametrize("topic", LOGGED)
+async def test_an_event_on_a_logged_topic_is_logged(
     topic: str, client: httpx.AsyncClient, app: FastAPI, producer: Bus
 ) -> None:
     event = sample_for_topic(topic, unique_key(topic))
@@ -104,7 +104,7 @@ async def test_an_event_on_an_input_topic_is_logged(
 async def test_a_malformed_event_goes_to_the_dlq_and_consumption_goes_on(
     client: httpx.AsyncClient, app: FastAPI, producer: Bus, settings: Settings
 ) -> None:
-    spec = get_topic(CONSUMES[0])
+    spec = get_topic(LOGGED[0])
     key = unique_key(spec.name)
     good = sample_for_topic(spec.name, key)
     headers = {
@@ -130,7 +130,7 @@ async def test_a_malformed_event_goes_to_the_dlq_and_consumption_goes_on(
 async def test_a_redelivered_event_adds_no_row(
     client: httpx.AsyncClient, app: FastAPI, producer: Bus
 ) -> None:
-    spec = get_topic(CONSUMES[0])
+    spec = get_topic(LOGGED[0])
     key = unique_key(spec.name)
     first = sample_for_topic(spec.name, key)
     envelope = await producer.publish(first, topic=spec)

@@ -24,11 +24,20 @@ def test_environment_overrides_defaults(monkeypatch: pytest.MonkeyPatch) -> None
     assert Settings().http_port == 18123
 
 
-@pytest.mark.parametrize("field", ["http_port", "consumer_group"])
+@pytest.mark.parametrize("field", ["http_port", "consumer_group", "checkpoint_interval_s"])
 def test_invalid_values_are_refused(field: str) -> None:
-    bad = {"http_port": 70000, "consumer_group": "Not A Group"}[field]
+    bad = {"http_port": 70000, "consumer_group": "Not A Group", "checkpoint_interval_s": 0}[field]
     with pytest.raises(ValidationError, match=field):
         Settings(**{field: bad})
+
+
+def test_the_master_key_is_audits_own_transit_key_unless_told(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv("TRADEMESH_KEYSTORE_TRANSIT_KEY", raising=False)
+    assert Settings().keystore_transit_key == "trademesh-audit"
+    monkeypatch.setenv("TRADEMESH_KEYSTORE_TRANSIT_KEY", "elsewhere")
+    assert Settings().keystore_transit_key == "elsewhere"
 
 
 def test_settings_are_frozen() -> None:

@@ -10,7 +10,9 @@ from trademesh_bus import Bus
 from trademesh_db import Database
 from trademesh_http.caller import Caller, CallerDep, require
 
+from trademesh_audit.checkpoints import CheckpointBook, Checkpointer
 from trademesh_audit.config import Settings
+from trademesh_audit.keys import ChainKeys
 from trademesh_audit.store import AuditStore
 
 
@@ -20,6 +22,9 @@ class Runtime:
 
     settings: Settings
     store: AuditStore
+    keys: ChainKeys
+    book: CheckpointBook
+    checkpointer: Checkpointer
     bus: Bus
     db: Database | None
 
