@@ -41,7 +41,7 @@ log = logging.getLogger("trademesh.http")
 #: Far above any body of the platform's APIs (the largest are bot and backtest requests of a
 #: few kB), as the gateway's own limit.
 MAX_BODY_BYTES = 1_048_576
-#: The platform's deepest request nests 4 levels (a backtest grid); JSON's own parser recurses
+#: The platform's deepest requests nest 3 levels (a backtest grid); JSON's own parser recurses
 #: about a thousand levels, pydantic's about two hundred, and the code that walks a document
 #: (validation, json.dumps into jsonb, an event) takes several frames a level: 32 leaves room
 #: for any real document and a wide margin below every recursion limit.
