@@ -30,7 +30,7 @@ import pytest
 from fastapi import FastAPI
 from pydantic import SecretStr
 from trademesh_keystore import new_master_key
-from trademesh_testing.http import app_client
+from trademesh_testing.http import app_client, served
 from trademesh_testing.tokens import signer
 
 from trademesh_gateway.app import create_app
@@ -322,34 +322,9 @@ async def drop_schemas(database_url: str, schemas: list[str]) -> None:
         await conn.close()
 
 
-@contextlib.asynccontextmanager
-async def served(app: FastAPI) -> AsyncIterator[str]:
-    """`app` (its lifespan already running) on a loopback port, served by the current loop:
-    streaming needs a real server (httpx's ASGI transport hands a response over only once it is
-    complete), and so does a client in another thread (schemathesis)."""
-    import asyncio
-    import socket
-
-    import uvicorn
-    from trademesh_testing.waiting import eventually
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    config = uvicorn.Config(app, host="127.0.0.1", port=port, lifespan="off", log_config=None)
-    server = uvicorn.Server(config)
-    task = asyncio.create_task(server.serve())
-    await eventually(lambda: asyncio.sleep(0, result=server.started or None), interval=0.02)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        await task
-
-
 @pytest.fixture
 def serve() -> Callable[[FastAPI], contextlib.AbstractAsyncContextManager[str]]:
-    """served, for the integration tests (a conftest's functions cannot be imported)."""
+    """`trademesh_testing.http.served`: the app on a loopback port, for the integration tests."""
     return served
 
 

@@ -18,6 +18,7 @@ from starlette.types import ASGIApp, Lifespan, Message, Receive, Scope, Send
 from trademesh_observability import metrics
 from trademesh_observability.logging import request_id_var
 
+from trademesh_http.inputs import InputGuard, InputLimits
 from trademesh_http.problems import (
     document_problems,
     install_problem_handlers,
@@ -156,6 +157,7 @@ def create_http_app(
     description: str = "",
     tokens: TokenVerifier | None = None,
     openapi: OpenApiSource | None = None,
+    inputs: InputLimits | None = None,
 ) -> FastAPI:
     """A FastAPI app with the platform endpoints and middlewares; add the service's routers to it.
 
@@ -234,6 +236,7 @@ def create_http_app(
     async def metrics_endpoint() -> Response:
         return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
 
+    app.add_middleware(InputGuard, limits=inputs)  # bounded bodies, no NUL: trademesh_http.inputs
     app.add_middleware(RequestContext, service=service)
     return app
 

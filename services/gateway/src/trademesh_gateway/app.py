@@ -11,6 +11,7 @@ from fastapi import FastAPI
 from trademesh_bus import Bus
 from trademesh_db import Database
 from trademesh_http import ReadinessCheck, TokenVerifier, create_http_app
+from trademesh_http.inputs import InputLimits
 from trademesh_http.revocations import follow_revocations
 from trademesh_observability import metrics
 from trademesh_observability.logging import configure_logging, get_logger
@@ -110,6 +111,8 @@ def create_app(
         "response carries X-Request-ID.",
         tokens=verifier,
         openapi=published.document,
+        # The edge's body limit is the gateway's own, so that its setting governs both.
+        inputs=InputLimits(max_body_bytes=settings.max_body_bytes),
     )
     app.state.runtime = Runtime(settings=settings, proxy=proxy, hub=hub, bus=bus, db=db)
     app.include_router(api_router(), prefix="/api/v1")

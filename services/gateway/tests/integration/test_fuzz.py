@@ -19,30 +19,22 @@ from __future__ import annotations
 
 import asyncio
 import json
-import re
 import uuid
-from collections import Counter
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import AsyncExitStack
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import httpx
 import pytest
-import requests
-import schemathesis
 from fastapi import FastAPI
-from hypothesis import HealthCheck, Phase, given, settings
-from hypothesis import strategies as st
-from schemathesis import GenerationMode
 from schemathesis.checks import not_a_server_error
-from schemathesis.core.failures import FailureGroup
-from schemathesis.core.result import Err
 from schemathesis.specs.openapi.checks import (
     content_type_conformance,
     response_schema_conformance,
     status_code_conformance,
 )
+from trademesh_testing.fuzzing import IGNORE_RANDOM_WARNING, Target, errors_are_problems, fuzz
 from trademesh_testing.http import app_client
 
 from trademesh_gateway.app import create_app
@@ -66,6 +58,7 @@ class Stack:
     headers: dict[str, str]
     #: Path parameter values that name the trader's own resources.
     ids: dict[str, str]
+    max_body_bytes: int
 
 
 @pytest.fixture
@@ -129,7 +122,7 @@ async def stack(
         seeded = await seed(http, apps["strategy"], platform.settings, user, headers, INSTRUMENT)
         ids = {"name": "sma_cross", **seeded}
         base_url = await exits.enter_async_context(serve(gateway))
-        yield Stack(base_url, headers, ids)
+        yield Stack(base_url, headers, ids, platform.settings.max_body_bytes)
     await schemas_dropper(database_url, schemas)
 
 
@@ -137,154 +130,42 @@ def _refused(request: httpx.Request) -> httpx.Response:
     raise httpx.ConnectError("connection refused", request=request)
 
 
-# ---- the fuzzing ----------------------------------------------------------------------------------
-
-
-@dataclass
-class Run:
-    """What the fuzzing of one document saw."""
-
-    name: str
-    operations: int = 0
-    examples: int = 0
-    statuses: Counter[int] = field(default_factory=Counter)
-    by_operation: dict[str, Counter[int]] = field(default_factory=dict)
-    #: Operations that answered a 2xx at least once: a request got past every check on the way
-    #: and a handler served it.
-    served: set[str] = field(default_factory=set)
-    failures: list[str] = field(default_factory=list)
-
-    def report(self) -> str:
-        shown = "\n\n".join(self.failures[:15])
-        return (
-            f"{self.name}: {len(self.failures)} failing cases in {self.examples} examples of "
-            f"{self.operations} operations (statuses {dict(self.statuses)}):\n\n{shown}"
-        )
-
-    def table(self) -> str:
-        return "\n".join(f"  {op}: {dict(seen)}" for op, seen in sorted(self.by_operation.items()))
-
-
-def _describe(label: str, response: schemathesis.Response, group: FailureGroup) -> str:
-    titles = "; ".join(sorted({failure.title for failure in group.exceptions}))
-    request = response.request
-    body = (
-        request.body.decode(errors="replace") if isinstance(request.body, bytes) else request.body
-    )
-    content_type = ", ".join(response.headers.get("content-type", []))
-    return (
-        f"{label} -> {response.status_code} {content_type}: {titles}\n"
-        f"  request: {request.method} {request.url} {str(body)[:300]}\n"
-        f"  response: {response.text[:500]}"
-    )
-
-
-def _owned(account_id: str) -> Callable[[Any], Any]:
-    """A case whose JSON object body names an account (bots, manual orders) made to name the
-    trader's: else the gateway's ownership check answers all of them with a 404."""
-
-    def own(case: Any) -> Any:
-        if isinstance(case.body, dict) and "account_id" in case.body:
-            case.body["account_id"] = account_id
-        return case
-
-    return own
-
-
-def _strategies(operation: Any, ids: dict[str, str]) -> Iterator[Any]:
-    """Valid and invalid cases with random values, and with the trader's own ids in the path
-    and body: those reach the services' handlers rather than stop at a 404."""
-    yield operation.as_strategy(GenerationMode.POSITIVE)
-    yield operation.as_strategy(GenerationMode.NEGATIVE)
-    if operation.method.upper() == "DELETE" and operation.path.endswith("/accounts/{account_id}"):
-        return  # deleting the trader's account would leave the rest nothing to reach
-    own = {p: ids[p] for p in re.findall(r"{(\w+)}", operation.path) if p in ids}
-    owned = _owned(ids["account_id"])
-    for mode in (GenerationMode.POSITIVE, GenerationMode.POSITIVE, GenerationMode.NEGATIVE):
-        yield operation.as_strategy(mode, path_parameters=own or None).map(owned)
-
-
-def fuzz(
-    name: str, document: dict[str, Any], stack: Stack, examples: int, checks: list[Any]
-) -> Run:
-    """Every operation of `document`, up to `examples` cases each (derandomized: the same cases
-    every run), each response through `checks`. Failures are collected, not raised: no shrinking,
-    and the report shows every operation that failed."""
-    schema = schemathesis.openapi.from_dict(document)
-    run = Run(name)
-    with requests.Session() as session:
-        for result in schema.get_all_operations():
-            if isinstance(result, Err):
-                raise result.err()  # an operation schemathesis cannot read: none would be fuzzed
-            operation = result.ok()
-            run.operations += 1
-            _fuzz_operation(operation, run, session, stack, examples, checks)
-    return run
-
-
-def _fuzz_operation(
-    operation: Any,
-    run: Run,
-    session: requests.Session,
-    stack: Stack,
-    examples: int,
-    checks: list[Any],
-) -> None:
-    label = operation.label
-    seen = run.by_operation.setdefault(label, Counter())
-
-    @settings(
-        max_examples=examples,
-        deadline=None,
-        derandomize=True,
-        database=None,
-        phases=[Phase.explicit, Phase.generate],
-        suppress_health_check=list(HealthCheck),
-    )
-    @given(case=st.one_of(list(_strategies(operation, stack.ids))))
-    def one(case: Any) -> None:
-        response = case.call(
-            base_url=stack.base_url, session=session, headers=stack.headers, timeout=30
-        )
-        run.examples += 1
-        run.statuses[response.status_code] += 1
-        seen[response.status_code] += 1
-        if 200 <= response.status_code < 300:
-            run.served.add(label)
-        try:
-            case.validate_response(response, checks=checks, headers=stack.headers)
-        except FailureGroup as group:
-            run.failures.append(_describe(label, response, group))
-
-    one()
-
-
-# The services, in the test's event loop, draw from the global `random` (the Kafka client's
-# jitter, for one) while hypothesis generates in the worker thread; hypothesis takes the changed
-# state for a strategy's own use of `random`.
-@pytest.mark.filterwarnings("ignore:Do not use the `random` module inside strategies")
+@pytest.mark.filterwarnings(IGNORE_RANDOM_WARNING)
 async def test_fuzzing_the_published_document_meets_no_server_error_and_no_broken_contract(
     stack: Stack,
 ) -> None:
-    """Whatever shape a request takes: no 5xx, every status code documented, every body of its
-    documented content type and schema (a 2xx the service's model, an error a problem)."""
+    """Whatever shape a request takes, bad input included (trademesh_testing.fuzzing): no 5xx,
+    every status code documented, every body of its documented content type and schema (a 2xx
+    the service's model, an error a problem)."""
     async with httpx.AsyncClient(base_url=stack.base_url) as http:
         published = await http.get("/openapi.json")
     assert published.status_code == 200, published.text
     document = published.json()
     del document["paths"][STREAM]
+    target = Target(
+        stack.base_url,
+        stack.headers,
+        stack.ids,
+        # bots and manual orders name the trader's account: else the gateway's ownership check
+        # answers all of them with a 404
+        body={"account_id": stack.ids["account_id"]},
+        # deleting the trader's account would leave the rest nothing to reach
+        spare=frozenset({"DELETE /api/v1/accounts/{account_id}"}),
+    )
     run = await asyncio.to_thread(
         fuzz,
         "the published document",
         document,
-        stack,
-        EXAMPLES,
-        [
+        target,
+        examples=EXAMPLES,
+        checks=[
             not_a_server_error,
+            errors_are_problems,
             status_code_conformance,
             content_type_conformance,
             response_schema_conformance,
         ],
+        max_body_bytes=stack.max_body_bytes,
     )
     assert not run.failures, run.report()
     # Every route of the table was fuzzed (with /health, /ready and /about, less the stream),

@@ -116,3 +116,12 @@ def test_event_owner_and_owned_body() -> None:
     assert owned_body_values(b'{"account_id": "a", "x": 1}', ("account_id",)) == ["a"]
     assert owned_body_values(b"[1]", ("account_id",)) is None
     assert owned_body_values(b"{", ("account_id",)) is None
+
+
+@pytest.mark.parametrize(
+    "body",
+    [b"[" * 60_000 + b"]" * 60_000, b'{"account_id": ' * 60_000 + b"1" + b"}" * 60_000],
+    ids=["array", "object"],
+)
+def test_a_body_too_deep_to_parse_owns_nothing(body: bytes) -> None:
+    assert owned_body_values(body, ("account_id",)) is None

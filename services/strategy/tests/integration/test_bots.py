@@ -499,6 +499,7 @@ async def test_pause_resume_stop_and_ownership(
         ({"account_id": str(uuid.uuid4())}, 404, "Unknown account"),  # not the caller's
         ({"user_id": str(uuid.uuid4())}, 422, None),  # no mass assignment of the owner
         ({"state": "STOPPED"}, 422, None),
+        ({"name": "nul\x00here"}, 422, None),  # Postgres cannot store a NUL character
     ],
 )
 async def test_bad_bots_are_problems_and_nothing_is_created(
