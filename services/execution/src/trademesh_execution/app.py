@@ -142,6 +142,7 @@ def create_app(
         readiness=readiness,
         lifespan=lifespan,
         ready_timeout_s=settings.ready_timeout_s,
+        http=settings,
         title="trademesh execution",
         tokens=TokenVerifier.from_settings(settings),
     )

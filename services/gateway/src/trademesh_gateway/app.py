@@ -99,6 +99,7 @@ def create_app(
         readiness=readiness,
         lifespan=lifespan,
         ready_timeout_s=settings.ready_timeout_s,
+        http=settings,
         title="trademesh gateway",
         description="The only public API of trademesh. Each route is described by the service "
         "that serves it. Errors are RFC 9457 problems (application/problem+json); every "

@@ -49,13 +49,6 @@ class Settings(ServiceSettings):
         description="Where the counters live: memory:// (one process), or redis://host:port "
         "(valkey:// too) shared by every replica.",
     )
-    trusted_proxy_hops: int = Field(
-        0,
-        ge=0,
-        le=10,
-        description="Proxies of ours in front of the gateway: the client address counted by "
-        "the per-IP limit is the X-Forwarded-For entry they added (0: the socket's peer).",
-    )
     max_page_size: int = Field(
         1000,
         ge=1,
