@@ -148,13 +148,14 @@ async def test_unknown_paths_are_404_problems(client: httpx.AsyncClient) -> None
 
 
 async def test_requests_are_counted_under_their_routes_template(
-    client: httpx.AsyncClient,
+    client: httpx.AsyncClient, app: FastAPI
 ) -> None:
     """One catch-all route serves the table (api/routes.py): metrics still name the table's
     route, never the catch-all's path nor an id."""
     bot = uuid.uuid4()
     await client.get(f"/api/v1/bots/{bot}", headers=bearer())
-    text = (await client.get("/metrics")).text
+    async with httpx.AsyncClient() as scraper:
+        text = (await scraper.get(f"http://127.0.0.1:{app.state.metrics_port}/metrics")).text
     assert 'route="/api/v1/bots/{bot_id}"' in text
     assert str(bot) not in text and "{rest:path}" not in text
 
