@@ -73,6 +73,12 @@ def _check_entry(service: ServiceEntry, entry: dict[str, Any], where: Path) -> N
         raise DeployError(f"{where}: module {entry.get('module')} != pyproject's {service.module}")
     if entry.get("schema") != service.schema:
         raise DeployError(f"{where}: schema {entry.get('schema')} != pyproject's {service.schema}")
+    metrics_port = (entry.get("metrics") or {}).get("port")
+    if metrics_port != service.metrics_port:
+        raise DeployError(
+            f"{where}: metrics.port {metrics_port} != pyproject's metrics_port "
+            f"{service.metrics_port}"
+        )
 
 
 def replace_regions(text: str, bodies: Iterable[str], where: str) -> str:
