@@ -31,7 +31,8 @@ BOB = "127.0.0.3"
 GATEWAY_OUT = "127.0.0.5"  # the gateway's source address towards auth: its "pod network" below
 GATEWAY_NETWORK = "127.0.0.4/30"  # what auth trusts (in a cluster: the pod CIDR)
 INGRESS = "127.0.0.10"  # what the gateway trusts (in a cluster: the ingress controller)
-PASSWORD = "correct horse battery staple"
+PASSWORD = "correct horse battery staple"  # pragma: allowlist secret
+WRONG = "not the password at all"  # pragma: allowlist secret
 
 
 @asynccontextmanager
@@ -128,7 +129,7 @@ async def test_one_clients_failed_logins_throttle_that_client_only(platform: str
         forged = {"X-Forwarded-For": BOB}
         statuses = []
         for _ in range(3):
-            guess = {"email": f"x{uuid.uuid4().hex[:8]}@example.com", "password": "guess-1234"}
+            guess = {"email": f"x{uuid.uuid4().hex[:8]}@example.com", "password": WRONG}
             answer = await mallory.post("/api/v1/auth/login", json=guess, headers=forged)
             statuses.append(answer.status_code)
         assert statuses == [401, 401, 429]
