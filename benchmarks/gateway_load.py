@@ -205,6 +205,7 @@ async def main(seconds: float, rate: float) -> None:
                 {
                     **common,
                     "TRADEMESH_HTTP_PORT": str(gateway_port),
+                    "TRADEMESH_METRICS_PORT": "0",  # any free port: 8090 may be taken
                     "TRADEMESH_EXECUTION_URL": f"http://127.0.0.1:{execution_port}",
                     "TRADEMESH_RATE_LIMIT_USER": "1000000/second",
                     "TRADEMESH_RATE_LIMIT_IP": "1000000/second",

@@ -87,7 +87,74 @@ def test_every_service_is_deployed_probed_and_tested(
         # The rules query up{job="trademesh"} and group by the metrics' own `service` label.
         assert endpoint["honorLabels"] is True, name
         assert {"targetLabel": "job", "replacement": "trademesh"} in endpoint["relabelings"]
-        assert endpoint["port"] == "http" and endpoint["path"] == "/metrics"
+        # Where the service serves /metrics: the gateway on its metrics port, not its public one.
+        own_port = next(e.metrics_port for e in discover_services(ROOT) if e.name == name)
+        assert endpoint["port"] == ("metrics" if own_port else "http"), name
+        assert endpoint["path"] == "/metrics"
+
+
+def _container(objects: list[dict[str, Any]], name: str) -> dict[str, Any]:
+    (container,) = _of(objects, "Deployment")[name]["spec"]["template"]["spec"]["containers"]
+    return container
+
+
+def test_the_gateways_metrics_have_a_port_of_their_own_that_only_prometheus_reaches(
+    rendered: tuple[str, list[dict[str, Any]]],
+) -> None:
+    _, objects = rendered
+    (gateway,) = [e for e in discover_services(ROOT) if e.name == "gateway"]
+    assert gateway.metrics_port is not None
+    container = _container(objects, "gateway")
+    assert {"name": "metrics", "containerPort": gateway.metrics_port, "protocol": "TCP"} in (
+        container["ports"]
+    )
+    env = {e["name"]: e.get("value") for e in container["env"]}
+    assert env["TRADEMESH_METRICS_PORT"] == str(gateway.metrics_port)
+    ports = {p["name"]: p for p in _of(objects, "Service")["gateway"]["spec"]["ports"]}
+    assert ports["metrics"]["port"] == gateway.metrics_port
+    assert ports["metrics"]["targetPort"] == "metrics"
+    (monitor,) = [m for n, m in _of(objects, "ServiceMonitor").items() if n == "gateway"]
+    assert monitor["spec"]["endpoints"][0]["port"] == "metrics"
+    # The metrics port admits the monitoring namespace only, and the API port does not.
+    rules = _of(objects, "NetworkPolicy")["gateway"]["spec"]["ingress"]
+    by_port = {rule["ports"][0]["port"]: rule["from"] for rule in rules}
+    monitoring = {
+        "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "monitoring"}}
+    }
+    assert by_port["metrics"] == [monitoring]
+    assert monitoring not in by_port["http"]
+    # An internal service keeps /metrics on its HTTP port, which Prometheus may reach.
+    (risk,) = _of(objects, "NetworkPolicy")["risk"]["spec"]["ingress"]
+    assert monitoring in risk["from"] and risk["ports"][0]["port"] == "http"
+    assert "TRADEMESH_METRICS_PORT" not in {e["name"] for e in _container(objects, "risk")["env"]}
+
+
+def test_every_service_trusts_the_pod_network_for_the_client_address(tmp_path: Path) -> None:
+    """auth counts failed logins by the client the gateway names, and the gateway by the client
+    the ingress controller names: both run as pods, so every service believes the pod network
+    (k3s's by default), and an operator sets theirs once."""
+    for name, container in ((n, _container(render_chart(ROOT), n)) for n in _services()):
+        env = {e["name"]: e.get("value") for e in container["env"]}
+        assert env["TRADEMESH_TRUSTED_PROXIES"] == "10.42.0.0/16", name
+    path = tmp_path / "network.yaml"
+    path.write_text(
+        yaml.safe_dump(
+            {
+                "global": {"trustedProxies": ["10.244.0.0/16", "fd00:10::/56"]},
+                "gateway": {"trustedProxies": ["10.244.0.0/16", "192.168.10.0/24"]},
+                "audit": {"trustedProxies": []},
+            }
+        )
+    )
+    objects = render_chart(ROOT, [path])
+
+    def trusted(name: str) -> str | None:
+        env = {e["name"]: e.get("value") for e in _container(objects, name)["env"]}
+        return env.get("TRADEMESH_TRUSTED_PROXIES")
+
+    assert trusted("auth") == "10.244.0.0/16,fd00:10::/56"
+    assert trusted("gateway") == "10.244.0.0/16,192.168.10.0/24"  # its ingress on the nodes
+    assert trusted("audit") is None  # [] trusts nobody
 
 
 def test_pods_run_as_non_root_on_a_read_only_filesystem_with_limits(
@@ -188,6 +255,9 @@ def test_bad_values_are_refused_by_the_schemas(tmp_path: Path) -> None:
         {"global": {"env": {"not-a-variable": "x"}}},
         {"devSecrets": {"enabled": True, "databaseUrl": "mysql://x"}},
         {"strategy": {"secretEnv": [{"name": "X"}]}},
+        {"global": {"trustedProxies": ["the gateway"]}},
+        {"auth": {"trustedProxies": "10.42.0.0/16"}},
+        {"gateway": {"metrics": {"port": "9100"}}},
     ):
         path = tmp_path / "bad.yaml"
         path.write_text(yaml.safe_dump(bad))
@@ -280,6 +350,45 @@ def _json_patch_path_exists(document: dict[str, Any], path: str) -> None:
     assert isinstance(node, list | dict), path
 
 
+def _field(node: Any, path: str) -> list[Any]:
+    """The values a kustomize field path names: keys, `*` (every item) and `[name=x]`."""
+    found = [node]
+    for part in path.split("."):
+        step: list[Any] = []
+        for item in found:
+            if part == "*":
+                step += item
+            elif part.startswith("[") and part.endswith("]"):
+                key, _, value = part[1:-1].partition("=")
+                step += [entry for entry in item if entry.get(key) == value]
+            elif isinstance(item, dict) and part in item:
+                step.append(item[part])
+        found = step
+    return found
+
+
+def _check_replacement(objects: list[dict[str, Any]], replacement: dict[str, Any]) -> None:
+    # kustomize fails on a source or a target field that is not there (no `create` here).
+    source = replacement["source"]
+    (value,) = _field(_of(objects, source["kind"])[source["name"]], source["fieldPath"])
+    for target in replacement["targets"]:
+        select = target["select"]
+        matched = [
+            o
+            for o in _of(objects, select["kind"]).values()
+            if _selects(select.get("labelSelector"), o["metadata"].get("labels") or {})
+        ]
+        assert matched, select
+        for document in matched:
+            for path in target["fieldPaths"]:
+                assert _field(document, path), (document["metadata"]["name"], path)
+    if source["kind"] == "ConfigMap" and source["name"] == "trademesh-network":
+        # What an operator sets for the pod network must be something the services accept.
+        from trademesh_config import HttpSettings
+
+        assert HttpSettings(trusted_proxies=value).trusted_proxies
+
+
 @pytest.mark.parametrize("overlay", ["k3s-dev", "prod"])
 def test_kustomize_overlays_reference_what_exists_and_validate(overlay: str) -> None:
     # No kustomize binary runs here (CI's charts workflow runs `kubectl kustomize`): this checks
@@ -315,6 +424,8 @@ def test_kustomize_overlays_reference_what_exists_and_validate(overlay: str) -> 
         for operation in body or yaml.safe_load(patch["patch"]):
             for document in matched:
                 _json_patch_path_exists(document, operation["path"])
+    for replacement in kustomization.get("replacements", []):
+        _check_replacement(objects, replacement)
     for generator in kustomization.get("secretGenerator", []):
         for env in generator.get("envs", []):
             assert (folder / env).is_file()

@@ -12,6 +12,7 @@ import re
 import subprocess
 import uuid
 from collections.abc import Callable
+from ipaddress import ip_address, ip_network
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -152,7 +153,11 @@ def test_every_service_is_in_the_services_profile_with_its_port() -> None:
         assert _interpolate(service["image"]).startswith(f"{image}:"), entry.name
         assert env["TRADEMESH_HTTP_PORT"] == str(entry.port), entry.name
         assert env["TRADEMESH_SERVICE_NAME"] == env["OTEL_SERVICE_NAME"] == entry.name
-        assert service["expose"] == [str(entry.port)], entry.name
+        # A metrics port of its own (the gateway's) is exposed to Prometheus, never published.
+        own = [str(entry.metrics_port)] if entry.metrics_port else []
+        assert service["expose"] == [str(entry.port), *own], entry.name
+        if entry.metrics_port:
+            assert env["TRADEMESH_METRICS_PORT"] == str(entry.metrics_port), entry.name
         assert service["ports"] == [f"127.0.0.1:{entry.port}:{entry.port}"], entry.name
         assert service["read_only"] is True and "/tmp" in service["tmpfs"], entry.name
         assert service["cap_drop"] == ["ALL"], entry.name
@@ -277,13 +282,32 @@ def test_prometheus_scrapes_every_service() -> None:
     }
     for entry in _entries():
         assert job["metrics_path"] == _values(entry)["metrics"]["path"]
-        address = f"{entry.name}:{entry.port}"
+        # Where it serves /metrics: the gateway on its metrics port, not its public one.
+        address = f"{entry.name}:{entry.metrics_port or entry.port}"
         assert address in targets, f"Prometheus does not scrape {address}"
         assert targets[address] == {"service": entry.name}
     assert len(targets) == len(_entries()), f"targets of no service: {sorted(targets)}"
     mounts = _mounts("prometheus")
     assert mounts["/etc/prometheus/prometheus.yml"] == COMPOSE_DIR / "prometheus" / "prometheus.yml"
     assert "--config.file=/etc/prometheus/prometheus.yml" in _service("prometheus")["command"]
+
+
+@pytest.mark.unit
+def test_the_services_trust_the_containers_but_not_the_hosts_connections() -> None:
+    """auth counts failed logins by the client the gateway names: it believes the containers'
+    address range. The host's connections to a published port come from the bridge's own
+    address, which no service believes, so a client on the host names nobody but itself."""
+    (pool,) = _compose()["networks"]["default"]["ipam"]["config"]
+    subnet, containers = ip_network(pool["subnet"]), ip_network(pool["ip_range"])
+    bridge = ip_address(pool["gateway"])
+    assert containers.subnet_of(subnet) and bridge in subnet and bridge not in containers
+    for entry in _entries():
+        assert "networks" not in _service(entry.name), "every container on the default network"
+        trusted = [
+            ip_network(n.strip())
+            for n in _environment(entry.name)["TRADEMESH_TRUSTED_PROXIES"].split(",")
+        ]
+        assert trusted == [containers], entry.name
 
 
 @pytest.mark.integration

@@ -43,10 +43,11 @@ def _free_port() -> int:
 
 def scrape_config(platform: Platform) -> dict[str, Any]:
     """The convention the rules rely on: job "trademesh", the metrics' own labels honoured, and
-    each target labelled with its service."""
+    each target labelled with its service. Each process is scraped where it serves /metrics:
+    the gateway on its metrics port, never on its public one."""
     targets = [
         {
-            "targets": [str(row["url"]).removeprefix("http://")],
+            "targets": [str(row["metrics_url"]).removeprefix("http://")],
             "labels": {"service": str(row["service"])},
         }
         for row in platform.processes().values()
@@ -143,6 +144,11 @@ def test_prometheus_scrapes_every_service_and_every_panel_has_data(
     assert {t["labels"]["service"] for t in targets} == {
         str(row["service"]) for row in platform.processes().values()
     }
+    # The gateway's public port serves no metrics: its own metrics port is what was scraped.
+    (gateway,) = [row for row in platform.processes().values() if row["service"] == "gateway"]
+    assert gateway["metrics_url"] != gateway["url"]
+    with httpx.Client(timeout=10.0) as public:
+        assert public.get(f"{gateway['url']}/metrics").status_code == 404
     assert [t["lastError"] for t in targets if t["health"] != "up"] == []
 
     exported = set(http.get("/api/v1/label/__name__/values").json()["data"])

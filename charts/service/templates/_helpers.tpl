@@ -27,6 +27,19 @@ helm.sh/chart: {{ printf "trademesh-service-%s" .Chart.Version }}
 {{- printf "TRADEMESH_%s_URL" (. | upper | replace "-" "_") -}}
 {{- end -}}
 
+{{/* TRADEMESH_TRUSTED_PROXIES: the service's own trustedProxies when set (a list, [] trusting
+nobody), else global.trustedProxies; comma-separated, empty when nobody is trusted. */}}
+{{- define "svc.trustedProxies" -}}
+{{- $proxies := .Values.global.trustedProxies -}}
+{{- if kindIs "slice" .Values.trustedProxies }}{{ $proxies = .Values.trustedProxies }}{{ end -}}
+{{- join "," $proxies -}}
+{{- end -}}
+
+{{/* The Service port Prometheus scrapes: `metrics` when /metrics has a port of its own. */}}
+{{- define "svc.metricsPortName" -}}
+{{- if .Values.metrics.port }}metrics{{ else }}http{{ end -}}
+{{- end -}}
+
 {{- define "svc.serviceMonitorEnabled" -}}
 {{- if kindIs "bool" .Values.serviceMonitor.enabled -}}{{ .Values.serviceMonitor.enabled }}{{- else -}}{{ .Values.global.serviceMonitor.enabled }}{{- end -}}
 {{- end -}}

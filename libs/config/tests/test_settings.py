@@ -228,3 +228,32 @@ def test_a_bad_inline_jwks_stops_the_start(document: object, reason: str) -> Non
 def test_the_jwks_url_is_an_http_url() -> None:
     with pytest.raises(SettingsError, match="TRADEMESH_AUTH_JWKS_URL"):
         load_settings(ServiceSettings, exit_on_error=False, auth_jwks_url="file:///etc/keys")
+
+
+def test_trusted_proxies_are_networks_from_a_list_or_json(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert load_settings(ServiceSettings).trusted_proxies == []  # nobody's word by default
+    monkeypatch.setenv("TRADEMESH_TRUSTED_PROXIES", "10.42.0.0/16, 127.0.0.1,::1")
+    assert [str(n) for n in load_settings(ServiceSettings).trusted_proxies] == [
+        "10.42.0.0/16",
+        "127.0.0.1/32",  # a bare address is one host
+        "::1/128",
+    ]
+    monkeypatch.setenv("TRADEMESH_TRUSTED_PROXIES", '["172.30.0.128/25"]')
+    assert [str(n) for n in load_settings(ServiceSettings).trusted_proxies] == ["172.30.0.128/25"]
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "10.42.0.1/16",  # host bits set: a typo for the network or for one host
+        "gateway",
+        "0.0.0.0/0",  # everyone: any client could name any address as its own
+        "::/0",
+    ],
+)
+def test_a_trusted_proxy_that_is_not_a_proxys_network_is_refused(
+    value: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("TRADEMESH_TRUSTED_PROXIES", value)
+    with pytest.raises(SettingsError):
+        load_settings(ServiceSettings)

@@ -45,11 +45,12 @@ def settings(
     service_settings: Callable[..., Any],
     platform_topics: list[str],
 ) -> Settings:
-    """Settings on the session's engines, with a consumer group of this test's own and limits
-    high enough that only the rate-limit tests meet them."""
+    """Settings on the session's engines, with a consumer group of this test's own, limits
+    high enough that only the rate-limit tests meet them, and /metrics on any free port."""
     made = service_settings(
         Settings,
         http_port=0,
+        metrics_port=0,
         consumer_group=f"test-{uuid.uuid4().hex[:10]}",
         rate_limit_user=GENEROUS,
         rate_limit_ip=GENEROUS,

@@ -39,3 +39,8 @@ output "log_analytics_workspace_id" {
   description = "The Log Analytics workspace, or null without monitoring."
   value       = var.monitoring ? azurerm_log_analytics_workspace.this[0].id : null
 }
+
+output "pod_cidr" {
+  description = "The pods' address range (Azure CNI Overlay): the gateway's and the ingress controller's pods connect from it."
+  value       = var.pod_cidr
+}

@@ -40,6 +40,9 @@ locals {
       # Event Hubs' certificates chain to a public CA: no CA bundle of ours (values-prod.yaml
       # mounts Redpanda's).
       kafkaCA = { secret = "" }
+      # The pods whose X-Forwarded-For the services believe: the gateway's (auth's login
+      # throttling counts the client it names) and the ingress controller's.
+      trustedProxies = [var.pod_cidr]
       azureKeyVault = {
         enabled  = true
         name     = var.key_vault_name

@@ -71,3 +71,13 @@ variable "questdb_password" {
   type        = string
   sensitive   = true
 }
+
+variable "pod_cidr" {
+  description = "The cluster's pod address range: the services believe the X-Forwarded-For of the gateway's and the ingress controller's pods in it (the chart's global.trustedProxies)."
+  type        = string
+
+  validation {
+    condition     = can(cidrhost(var.pod_cidr, 0))
+    error_message = "pod_cidr is a CIDR, e.g. 10.244.0.0/16."
+  }
+}

@@ -139,6 +139,7 @@ module "platform" {
   key_vault_name              = module.keyvault.name
   tenant_id                   = data.azurerm_client_config.current.tenant_id
   workload_identity_client_id = module.cluster.workload_identity_client_id
+  pod_cidr                    = module.cluster.pod_cidr
   infra_releases              = var.infra_releases
   grafana_admin_password      = random_password.grafana_admin.result
   questdb_password            = random_password.questdb.result

@@ -73,6 +73,12 @@ def _check_entry(service: ServiceEntry, entry: dict[str, Any], where: Path) -> N
         raise DeployError(f"{where}: module {entry.get('module')} != pyproject's {service.module}")
     if entry.get("schema") != service.schema:
         raise DeployError(f"{where}: schema {entry.get('schema')} != pyproject's {service.schema}")
+    metrics_port = (entry.get("metrics") or {}).get("port")
+    if metrics_port != service.metrics_port:
+        raise DeployError(
+            f"{where}: metrics.port {metrics_port} != pyproject's metrics_port "
+            f"{service.metrics_port}"
+        )
 
 
 def replace_regions(text: str, bodies: Iterable[str], where: str) -> str:
@@ -139,13 +145,17 @@ def url_variable(service: str) -> str:
 
 def compose_service(name: str, entry: dict[str, Any]) -> str:
     """A service's compose block (YAML text: it uses the file's `x-service` anchors, which a YAML
-    dump cannot write): the shared parts, then its image, build, port and own env."""
+    dump cannot write): the shared parts, then its image, build, port and own env. A metrics
+    port of its own is exposed to the network (Prometheus) and not published on the host."""
     port = entry["port"]
+    metrics_port = (entry.get("metrics") or {}).get("port")
     env = {
         key: value
         for key, value in (entry.get("env") or {}).items()
         if key not in ("TRADEMESH_SERVICE_NAME", "OTEL_SERVICE_NAME")
     }
+    if metrics_port:
+        env["TRADEMESH_METRICS_PORT"] = metrics_port
     lines = [
         f"{name}:",
         "  <<: *service",
@@ -161,6 +171,7 @@ def compose_service(name: str, entry: dict[str, Any]) -> str:
         *(f"    {key}: {yaml.safe_dump(str(value)).splitlines()[0]}" for key, value in env.items()),
         "  expose:",
         f'    - "{port}"',
+        *([f'    - "{metrics_port}"'] if metrics_port else []),
         "  ports:",  # on loopback only: the host reaches each API, the network does not
         f'    - "127.0.0.1:{port}:{port}"',
     ]

@@ -357,6 +357,8 @@ PortOffsetOption = Annotated[
 @app.command("status")
 def status(home: HomeOption = None, port_offset: PortOffsetOption = 0) -> None:
     """Each service's readiness, the consumer lag per group and topic, and the demo bot."""
+    from urllib.parse import urlsplit
+
     from rich.table import Table
     from trademesh_infra.stack import Stack
 
@@ -365,14 +367,18 @@ def status(home: HomeOption = None, port_offset: PortOffsetOption = 0) -> None:
 
     root = find_root()
     services = discover_services(root)
-    table = Table("service", "state", "url", title="services")
+    table = Table("service", "state", "url", "metrics", title="services")
     stack = _stack(home)
     assert isinstance(stack, Stack)
     states = readiness(services, port_offset, stack.home)
     for row in states:
         colour = {"ready": "green", "down": "red"}.get(row.state, "yellow")
         detail = f" ({row.detail})" if row.detail else ""
-        table.add_row(row.name, f"[{colour}]{row.state}{detail}[/]", row.url)
+        # /metrics on the service's URL, or ":port/metrics" on a port of its own (the gateway's).
+        metrics = "/metrics"
+        if row.metrics_url != f"{row.url}/metrics":
+            metrics = f":{urlsplit(row.metrics_url).port}/metrics"
+        table.add_row(row.name, f"[{colour}]{row.state}{detail}[/]", row.url, metrics)
     out.print(table)
     bootstrap = os.environ.get("TRADEMESH_KAFKA_BOOTSTRAP") or (
         stack.kafka.bootstrap if stack.kafka.is_running() else None

@@ -17,6 +17,8 @@ class ServiceEntry:
     replicas: int = 1
     path: Path | None = None
     schema: str | None = None
+    #: The port /metrics is served on when not the HTTP port (the gateway's is public).
+    metrics_port: int | None = None
 
 
 def find_root(start: Path | None = None) -> Path:
@@ -49,6 +51,7 @@ def discover_services(root: Path) -> list[ServiceEntry]:
                 replicas=int(table.get("replicas", 1)),
                 path=pyproject.parent,
                 schema=str(table["schema"]) if table.get("schema") else None,
+                metrics_port=int(table["metrics_port"]) if table.get("metrics_port") else None,
             )
         )
     return entries

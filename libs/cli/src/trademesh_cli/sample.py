@@ -65,6 +65,7 @@ def create_app(settings: EventLoggerSettings) -> FastAPI:
         readiness={"postgres": db.check_ready, "kafka": bus.check_ready},
         lifespan=lifespan,
         ready_timeout_s=settings.ready_timeout_s,
+        http=settings,
     )
 
 

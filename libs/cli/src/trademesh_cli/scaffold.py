@@ -97,7 +97,15 @@ def check(spec: ServiceSpec, root: Path) -> ServiceSpec:
     port = spec.port if spec.port is not None else next_free_port(services)
     if not 1024 <= port <= 65535:
         problems.append(f"port {port} is outside 1024-65535")
-    clash = next((e.name for e in services if e.port <= port < e.port + max(e.replicas, 1)), None)
+    clash = next(
+        (
+            e.name
+            for e in services
+            for start in (e.port, e.metrics_port)
+            if start is not None and start <= port < start + max(e.replicas, 1)
+        ),
+        None,
+    )
     if clash is not None:
         problems.append(f"port {port} is used by {clash}; free: {next_free_port(services)}")
     elif port in RESERVED_PORTS:

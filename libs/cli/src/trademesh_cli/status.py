@@ -24,6 +24,7 @@ class Readiness:
     url: str
     state: str  # ready, not ready (with the failing checks), down
     detail: str = ""
+    metrics_url: str = ""  # where its /metrics is served (the gateway's: a port of its own)
 
 
 @dataclass(frozen=True)
@@ -36,21 +37,29 @@ class Lag:
 
 def _processes(
     services: list[ServiceEntry], offset: int, home: Path | None
-) -> list[tuple[str, str]]:
-    """(name, url) of every process: as the running `trademesh up` listed them (its --replicas
-    included), else every registered service and replica on its port (+ `offset`)."""
+) -> list[tuple[str, str, str]]:
+    """(name, url, metrics url) of every process: as the running `trademesh up` listed them
+    (its --replicas included), else every registered service and replica on its ports
+    (+ `offset`)."""
     if home is not None:
         with contextlib.suppress(OSError, ValueError, KeyError, TypeError):
             rows = json.loads(run_file(home).read_text())
-            return [(str(row["name"]), str(row["url"])) for row in rows]
-    return [
-        (
-            entry.name if replica == 0 else f"{entry.name}-{replica + 1}",
-            f"http://127.0.0.1:{entry.port + offset + replica}",
-        )
-        for entry in services
-        for replica in range(entry.replicas)
-    ]
+            return [
+                (str(row["name"]), str(row["url"]), str(row.get("metrics_url", row["url"])))
+                for row in rows
+            ]
+
+    out = []
+    for entry in services:
+        for replica in range(entry.replicas):
+            name = entry.name if replica == 0 else f"{entry.name}-{replica + 1}"
+            url = f"http://127.0.0.1:{entry.port + offset + replica}"
+            if entry.metrics_port is not None:
+                metrics = f"http://127.0.0.1:{entry.metrics_port + offset + replica}"
+            else:
+                metrics = url
+            out.append((name, url, metrics))
+    return out
 
 
 def readiness(
@@ -59,18 +68,19 @@ def readiness(
     """GET /ready of every service process."""
     out: list[Readiness] = []
     with httpx.Client(timeout=2.0) as http:
-        for name, url in _processes(services, offset, home):
+        for name, url, metrics in _processes(services, offset, home):
+            metrics_url = f"{metrics}/metrics"
             try:
                 response = http.get(f"{url}/ready")
             except httpx.HTTPError:
-                out.append(Readiness(name, url, "down"))
+                out.append(Readiness(name, url, "down", metrics_url=metrics_url))
                 continue
             if response.status_code == 200:
-                out.append(Readiness(name, url, "ready"))
+                out.append(Readiness(name, url, "ready", metrics_url=metrics_url))
             else:
                 checks = response.json().get("checks", {}) if response.content else {}
                 failing = ", ".join(k for k, v in checks.items() if v != "ok")
-                out.append(Readiness(name, url, "not ready", failing))
+                out.append(Readiness(name, url, "not ready", failing, metrics_url))
     return out
 
 

@@ -30,6 +30,12 @@ def _sample_entry() -> ServiceEntry:
     return ServiceEntry(name="event-logger", module="trademesh_cli.sample", port=port)
 
 
+# Where the gateway runs in embedded mode, and so whose X-Forwarded-For the services behind it
+# believe (login throttling counts the client the gateway names). The gateway itself, the public
+# door, believes nobody: its clients are on loopback too.
+GATEWAY = "gateway"
+LOOPBACK = "127.0.0.1/32"
+
 RESTART_POLICIES = ("always", "never")
 BACKOFF_FIRST = 1.0  # seconds before the first restart of a child that crashed
 BACKOFF_MAX = 30.0  # doubled on every crash soon after a start, up to this
@@ -50,10 +56,16 @@ class Child:
     backoff: float = 0.0  # the wait before the pending restart (0: none pending)
     due: float | None = None  # when the pending restart happens
     reported: bool = False  # its exit was printed
+    metrics_port: int | None = None  # where /metrics is served, when not on `port`
 
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def metrics_url(self) -> str:
+        """Where /metrics is served: the URL of the process's metrics port, else its own."""
+        return self.url if self.metrics_port is None else f"http://127.0.0.1:{self.metrics_port}"
 
 
 def parse_replicas(spec: str | None) -> dict[str, int]:
@@ -79,6 +91,7 @@ def _write_run_file(home: Path, children: list[Child]) -> None:
             "service": c.entry.name,
             "replica": c.replica + 1,
             "url": c.url,
+            "metrics_url": c.metrics_url,
             "pid": c.process.pid,
             "restarts": c.restarts,
         }
@@ -106,6 +119,7 @@ def _spawn(
 ) -> Child:
     name = entry.name if replica == 0 else f"{entry.name}-{replica + 1}"
     port = entry.port + offset + replica
+    metrics_port = None if entry.metrics_port is None else entry.metrics_port + offset + replica
     child_env = {
         **os.environ,
         **env,
@@ -114,6 +128,12 @@ def _spawn(
         "TRADEMESH_LOG_FORMAT": "json",
         "OTEL_SERVICE_NAME": entry.name,
     }
+    if metrics_port is not None:
+        child_env["TRADEMESH_METRICS_PORT"] = str(metrics_port)
+    else:  # /metrics on its HTTP port: one port from the environment would be every service's
+        child_env.pop("TRADEMESH_METRICS_PORT", None)
+    if entry.name != GATEWAY:
+        child_env["TRADEMESH_TRUSTED_PROXIES"] = LOOPBACK
     logs.mkdir(parents=True, exist_ok=True)
     log_path = logs / f"{name}.log"
     log_file = log_path.open("ab")
@@ -124,7 +144,17 @@ def _spawn(
         stderr=subprocess.STDOUT,
         stdin=subprocess.DEVNULL,
     )
-    return Child(name, port, process, log_path, log_file, entry, replica, time.monotonic())
+    return Child(
+        name,
+        port,
+        process,
+        log_path,
+        log_file,
+        entry,
+        replica,
+        time.monotonic(),
+        metrics_port=metrics_port,
+    )
 
 
 def _exit_text(code: int) -> str:
@@ -341,7 +371,10 @@ def run_platform(
             return 0
         gateway = next((c for c in children if c.name == "gateway"), None)
         if gateway is not None:
-            console.print(f"[bold]gateway:[/] {gateway.url}   OpenAPI: {gateway.url}/docs")
+            console.print(
+                f"[bold]gateway:[/] {gateway.url}   OpenAPI: {gateway.url}/docs   "
+                f"metrics: {gateway.metrics_url}/metrics"
+            )
         else:
             console.print(
                 "[bold]no gateway yet[/]: services answer on the URLs above (/health, /ready, /metrics)"
@@ -353,7 +386,7 @@ def run_platform(
         started = {child.name for child in children}
         if demo and gateway is not None and started >= DEMO_NEEDS:
             state = _demo(gateway.url, stack.home, env)
-        urls = {child.name: child.url for child in children}
+        urls = {child.name: child.metrics_url for child in children}
         console.print("[dim]Ctrl-C stops everything; a second `make run` resumes[/]")
         with console.status("") as line:
             shown = printed = 0.0

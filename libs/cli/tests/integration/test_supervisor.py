@@ -83,3 +83,47 @@ def test_an_exit_during_a_stop_is_not_a_crash(tmp_path: Path, crashy: dict[str, 
     assert supervisor._look_after(children, "always", crashy, home, 0, lambda: True) is False
     assert children[0].due is None
     supervisor._stop_children(children)
+
+
+def test_services_behind_the_gateway_trust_loopback_and_the_gateway_its_metrics_port(
+    tmp_path: Path,
+) -> None:
+    """auth counts failed logins by the client the gateway names, so it believes loopback, where
+    the gateway runs; the gateway's own clients are on loopback too, so it believes nobody but
+    whom the operator names; and its /metrics gets a port of its own, offset like its HTTP port."""
+    (tmp_path / "envdump.py").write_text(
+        "import json, os\n"
+        "name = os.environ['TRADEMESH_SERVICE_NAME'] + os.environ['TRADEMESH_HTTP_PORT']\n"
+        "mine = {k: v for k, v in os.environ.items() if k.startswith('TRADEMESH_')}\n"
+        "open(os.path.join(os.environ['OUT'], name), 'w').write(json.dumps(mine))\n"
+    )
+    env = {
+        "PYTHONPATH": str(tmp_path),
+        "OUT": str(tmp_path),
+        "TRADEMESH_TRUSTED_PROXIES": "10.9.0.0/16",  # the operator's own proxy, say
+        "TRADEMESH_METRICS_PORT": "9999",
+    }
+    home = tmp_path / "home"
+    auth = ServiceEntry(name="auth", module="envdump", port=18500)
+    gateway = ServiceEntry(name="gateway", module="envdump", port=18000, metrics_port=18090)
+    children = [
+        supervisor._spawn(auth, 0, env, home / "logs", 5),
+        supervisor._spawn(gateway, 1, env, home / "logs", 5),
+    ]
+    for child in children:
+        assert child.process.wait(20) == 0, child.log_path.read_text()
+    supervisor._stop_children(children)
+
+    seen_by_auth = json.loads((tmp_path / "auth18505").read_text())
+    assert seen_by_auth["TRADEMESH_TRUSTED_PROXIES"] == "127.0.0.1/32"
+    assert "TRADEMESH_METRICS_PORT" not in seen_by_auth  # /metrics on its HTTP port
+    seen_by_gateway = json.loads((tmp_path / "gateway18006").read_text())
+    assert seen_by_gateway["TRADEMESH_TRUSTED_PROXIES"] == "10.9.0.0/16"
+    assert seen_by_gateway["TRADEMESH_METRICS_PORT"] == "18096"
+    assert children[1].metrics_url == "http://127.0.0.1:18096"
+    assert children[0].metrics_url == children[0].url
+
+    supervisor._write_run_file(home, children)
+    listed = {row["name"]: row for row in json.loads(run_file(home).read_text())}
+    assert listed["gateway-2"]["metrics_url"] == "http://127.0.0.1:18096"
+    assert listed["auth"]["metrics_url"] == "http://127.0.0.1:18505"

@@ -25,7 +25,9 @@ from ..conftest import snapshot
 pytestmark = pytest.mark.unit
 
 
-def _add_service(root: Path, name: str, port: int, replicas: int = 1) -> None:
+def _add_service(
+    root: Path, name: str, port: int, replicas: int = 1, metrics_port: int | None = None
+) -> None:
     folder = root / "services" / name
     folder.mkdir(parents=True)
     (folder / "pyproject.toml").write_text(
@@ -39,6 +41,7 @@ def _add_service(root: Path, name: str, port: int, replicas: int = 1) -> None:
         port = {port}
         replicas = {replicas}
         """)
+        + (f"metrics_port = {metrics_port}\n" if metrics_port else "")
     )
 
 
@@ -83,6 +86,12 @@ def test_a_taken_port_is_refused_with_the_next_free_one(workspace: Path) -> None
     with pytest.raises(ScaffoldError, match="port 8101 is used by alpha; free: 8102"):
         check(ServiceSpec(slug="beta", port=8101), workspace)
     assert check(ServiceSpec(slug="beta"), workspace).port == 8102
+
+
+def test_another_services_metrics_port_is_taken_too(workspace: Path) -> None:
+    _add_service(workspace, "gateway", 8000, replicas=2, metrics_port=8090)
+    with pytest.raises(ScaffoldError, match="port 8091 is used by gateway"):
+        check(ServiceSpec(slug="beta", port=8091), workspace)
 
 
 def test_unknown_topics_are_refused(workspace: Path) -> None:

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
-from pydantic import Field, SecretStr, field_validator, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, IPvAnyNetwork, SecretStr, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 ENV_PREFIX = "TRADEMESH_"
 
@@ -164,10 +164,47 @@ class DatabaseSettings(TrademeshSettings):
 
 
 class HttpSettings(TrademeshSettings):
-    """Where the service's HTTP API listens."""
+    """Where the service's HTTP API listens, whose word it takes for the client's address, and
+    where it serves /metrics."""
 
     http_host: str = "127.0.0.1"
     http_port: int = Field(8000, ge=0, le=65535)
+    trusted_proxies: Annotated[list[IPvAnyNetwork], NoDecode] = Field(
+        default_factory=list,
+        description="The proxies whose X-Forwarded-For (and X-Forwarded-Proto) is believed, as "
+        "CIDRs (a bare address is one host): the client is the right-most address of the "
+        "header that is not one of them. Comma-separated or a JSON list. Empty (the default): "
+        "nobody's, the client is the connection's peer. Login throttling and the gateway's "
+        "per-IP limit count by this address.",
+    )
+    metrics_port: int | None = Field(
+        None,
+        ge=0,
+        le=65535,
+        description="Serve /metrics on this port of http_host instead of the API's port (0: any "
+        "free port). Unset: /metrics is a route of the API.",
+    )
+
+    @field_validator("trusted_proxies", mode="before")
+    @classmethod
+    def _cidr_list(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            text = value.strip()
+            if text.startswith("["):
+                return json.loads(text)
+            return [part.strip() for part in text.split(",") if part.strip()]
+        return value
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _not_everyone(cls, networks: list[IPvAnyNetwork]) -> list[IPvAnyNetwork]:
+        for network in networks:
+            if network.prefixlen == 0:
+                raise ValueError(
+                    f"{network} would believe every client's X-Forwarded-For; name the proxies' "
+                    "networks"
+                )
+        return networks
 
 
 def parse_jwks(document: str) -> list[dict[str, Any]]:

@@ -25,6 +25,7 @@ from trademesh_http.problems import (
     internal_error_response,
     problem_response,
 )
+from trademesh_http.serving import ServingSettings, metrics_apart, trust_proxies
 from trademesh_http.tokens import TokenVerifier
 
 ReadinessCheck = Callable[[], Awaitable[Any]]
@@ -158,6 +159,7 @@ def create_http_app(
     tokens: TokenVerifier | None = None,
     openapi: OpenApiSource | None = None,
     inputs: InputLimits | None = None,
+    http: ServingSettings | None = None,
 ) -> FastAPI:
     """A FastAPI app with the platform endpoints and middlewares; add the service's routers to it.
 
@@ -171,8 +173,15 @@ def create_http_app(
     The OpenAPI document (app.openapi()) describes errors as they are answered: problem+json
     (`document_problems`). `openapi` replaces it at /openapi.json (and in /docs, /redoc) with a
     document that takes I/O to make (the gateway's holds its services' documents).
+
+    `http` (the service's settings) says whose X-Forwarded-For to believe (`trusted_proxies`:
+    `request.client` is then the client they name) and where /metrics is served: with a
+    `metrics_port`, on a server of its own (trademesh_http.serving), and not by this app.
     """
     checks = dict(readiness or {})
+    metrics_port = http.metrics_port if http is not None else None
+    if http is not None and metrics_port is not None:
+        lifespan = metrics_apart(lifespan, registry, http.http_host, metrics_port)
     # FastAPI's own OpenTelemetry server spans (FastAPI >= 0.165): the caller's trace context
     # continued, named "<method> <route template>"; sent wherever the tracer provider that
     # trademesh_observability.tracing installs sends them. No spans per dependency, endpoint
@@ -232,12 +241,18 @@ def create_http_app(
             )
         return {"status": "ready", "service": service, "checks": {name: "ok" for name in checks}}
 
-    @app.get("/metrics", tags=["platform"], summary="Prometheus metrics", include_in_schema=False)
-    async def metrics_endpoint() -> Response:
-        return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
+    if metrics_port is None:
+
+        @app.get(
+            "/metrics", tags=["platform"], summary="Prometheus metrics", include_in_schema=False
+        )
+        async def metrics_endpoint() -> Response:
+            return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
 
     app.add_middleware(InputGuard, limits=inputs)  # bounded bodies, no NUL: trademesh_http.inputs
     app.add_middleware(RequestContext, service=service)
+    if http is not None:
+        trust_proxies(app, http.trusted_proxies)  # outermost: every layer sees the client
     return app
 
 

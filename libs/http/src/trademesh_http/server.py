@@ -12,6 +12,9 @@ def server(app: Any, host: str, port: int) -> uvicorn.Server:
 
     HTTP is parsed by httptools (C; h11, uvicorn's pure-Python fallback, cost a fifth of a small
     request's time). The event loop stays asyncio's own: the one the tests run on.
+
+    uvicorn's own X-Forwarded-For handling is off: it would believe anyone on loopback. The app
+    believes the proxies its settings name (trademesh_http.serving.trust_proxies).
     """
     config = uvicorn.Config(
         app,
@@ -22,6 +25,7 @@ def server(app: Any, host: str, port: int) -> uvicorn.Server:
         lifespan="on",
         http="httptools",
         loop="asyncio",
+        proxy_headers=False,
     )
     return uvicorn.Server(config)
 

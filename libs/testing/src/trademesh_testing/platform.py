@@ -27,11 +27,13 @@ def clean_env(**extra: str) -> dict[str, str]:
 
 
 def free_offset() -> int:
-    """An offset at which the services' ports (8000-8600, +1 each for a replica) are all free,
-    below Linux's ephemeral ports (32768 up), which the engines' own free ports come from."""
+    """An offset at which the services' ports (8000-8600, +1 each for a replica) and the
+    gateway's metrics port (8090) are all free, below Linux's ephemeral ports (32768 up), which
+    the engines' own free ports come from."""
+    ports = [*range(8000, 8701, 100), 8090]
     for _ in range(50):
         offset = random.randrange(10000, 24000, 10)  # noqa: S311 - a port block, not a secret
-        if all(_port_free(8000 + offset + n) for n in range(0, 701, 100)):
+        if all(_port_free(port + offset) for port in ports):
             return offset
     raise AssertionError("no free block of ports")
 

@@ -37,6 +37,7 @@ def check_helm_values(service: Path) -> None:
     assert entry["replicaCount"] == declared["replicas"]
     assert entry["image"]["repository"].endswith(f"/{declared['name']}")
     assert (entry["probes"]["liveness"], entry["probes"]["readiness"]) == ("/health", "/ready")
+    assert entry["metrics"].get("port") == declared.get("metrics_port")
 
 
 def check_dockerfile(service: Path) -> None:
@@ -53,6 +54,8 @@ def check_dockerfile(service: Path) -> None:
     users = [value for kind, value in final_stage if kind == "USER"]
     assert users and not users[-1].startswith(("0", "root"))
     assert ("EXPOSE", str(declared["port"])) in instructions
+    if declared.get("metrics_port"):
+        assert ("EXPOSE", str(declared["metrics_port"])) in instructions
     assert parser.cmd == f'["python", "-m", "{declared["module"]}"]'
     assert any(kind == "HEALTHCHECK" for kind, _ in final_stage)
 

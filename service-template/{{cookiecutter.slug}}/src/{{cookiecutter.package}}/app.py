@@ -106,6 +106,7 @@ def create_app(settings: Settings) -> FastAPI:
         readiness=readiness,
         lifespan=lifespan,
         ready_timeout_s=settings.ready_timeout_s,
+        http=settings,
         title="trademesh {{ cookiecutter.slug }}",
         tokens=tokens,
     )

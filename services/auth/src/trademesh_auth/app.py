@@ -109,6 +109,7 @@ def create_app(settings: Settings, *, clock: Callable[[], datetime] = _utc_now) 
         readiness=readiness,
         lifespan=lifespan,
         ready_timeout_s=settings.ready_timeout_s,
+        http=settings,
         title="trademesh auth",
     )
     # Auth verifies its own access tokens like every service, against its JWKS, fetched from

@@ -79,8 +79,3 @@ class Settings(ServiceSettings, KeystoreSettings):
         le=300,
         description="The longest per-user delay: low, so that nobody can lock a user out.",
     )
-    trusted_proxies: list[str] = Field(
-        default_factory=list,
-        description="Client addresses whose X-Forwarded-For is believed (the gateway's); the "
-        "client IP of anyone else is the connection's.",
-    )

@@ -147,6 +147,7 @@ def create_app(
         readiness=readiness,
         lifespan=lifespan,
         ready_timeout_s=settings.ready_timeout_s,
+        http=settings,
         title="trademesh execution",
         tokens=tokens,
     )

@@ -36,7 +36,8 @@ def create_app(
     transports: Mapping[Service, httpx.AsyncBaseTransport] | None = None,
 ) -> FastAPI:
     """The gateway: the public routes of the route table under /api/v1, the caller's event
-    stream, /docs, and /health, /ready (auth's JWKS and Kafka checked for real), /metrics.
+    stream, /docs, and /health, /ready (auth's JWKS and Kafka checked for real); /metrics on a
+    port of its own (settings.metrics_port), never on the public one.
 
     `transports` replaces the network to some services (tests reach in-process apps through
     `httpx.ASGITransport`); the JWKS is fetched through auth's transport too.
@@ -105,6 +106,7 @@ def create_app(
         readiness=readiness,
         lifespan=lifespan,
         ready_timeout_s=settings.ready_timeout_s,
+        http=settings,
         title="trademesh gateway",
         description="The only public API of trademesh. Each route is described by the service "
         "that serves it. Errors are RFC 9457 problems (application/problem+json); every "

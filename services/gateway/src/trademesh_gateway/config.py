@@ -17,6 +17,13 @@ class Settings(ServiceSettings):
 
     service_name: str = Field("gateway", pattern=r"^[a-z][a-z0-9-]{1,40}$")
     http_port: int = Field(8000, ge=0, le=65535)
+    metrics_port: int | None = Field(
+        8090,
+        ge=0,
+        le=65535,
+        description="/metrics is served on this port (0: any free one), never on the public "
+        "API's; unset: on the API's port, as the internal services serve it.",
+    )
     consumer_group: str = Field(
         "gateway",
         pattern=r"^[a-z][a-z0-9._-]{0,100}$",
@@ -48,13 +55,6 @@ class Settings(ServiceSettings):
         "memory://",
         description="Where the counters live: memory:// (one process), or redis://host:port "
         "(valkey:// too) shared by every replica.",
-    )
-    trusted_proxy_hops: int = Field(
-        0,
-        ge=0,
-        le=10,
-        description="Proxies of ours in front of the gateway: the client address counted by "
-        "the per-IP limit is the X-Forwarded-For entry they added (0: the socket's peer).",
     )
     max_page_size: int = Field(
         1000,

@@ -298,6 +298,10 @@ DROPPED_REQUEST_HEADERS = HOP_BY_HOP | {
     "traceparent",
     "tracestate",
     "x-forwarded-for",
+    "x-forwarded-proto",
+    "x-forwarded-host",
+    "x-forwarded-port",
+    "x-real-ip",
     "forwarded",
 }
 DROPPED_RESPONSE_HEADERS = HOP_BY_HOP | {
@@ -331,24 +335,6 @@ def forward_response_headers(headers: Iterable[tuple[str, str]]) -> list[tuple[s
     pairs = list(headers)
     dropped = DROPPED_RESPONSE_HEADERS | _connection_named(pairs)
     return [(n, v) for n, v in pairs if n.lower() not in dropped]
-
-
-def forwarded_for(existing: str | None, client: str | None) -> str | None:
-    """X-Forwarded-For with the client's address appended (left to right: origin first)."""
-    if client is None:
-        return existing
-    return f"{existing}, {client}" if existing else client
-
-
-def client_address(peer: str | None, forwarded: str | None, trusted_hops: int) -> str | None:
-    """The address rate limits count by: the socket's peer, or, behind `trusted_hops` proxies of
-    our own, the X-Forwarded-For entry they saw (entries further left are the client's word)."""
-    if trusted_hops <= 0 or not forwarded:
-        return peer
-    hops = [part.strip() for part in forwarded.split(",") if part.strip()]
-    if len(hops) < trusted_hops:
-        return hops[0] if hops else peer
-    return hops[-trusted_hops]
 
 
 def capped_limit(value: str, cap: int) -> str | None:

@@ -37,10 +37,8 @@ from trademesh_gateway.engine import (
     Route,
     Service,
     capped_limit,
-    client_address,
     forward_request_headers,
     forward_response_headers,
-    forwarded_for,
     owned_body_values,
     role_allows,
 )
@@ -272,11 +270,9 @@ class Proxy:
         self.accounts = AccountOwners(upstreams["execution"])
 
     def client_address(self, request: Request) -> str:
-        peer = request.client.host if request.client else None
-        address = client_address(
-            peer, request.headers.get("x-forwarded-for"), self.settings.trusted_proxy_hops
-        )
-        return address or "unknown"
+        """The client the per-IP limit counts: as the app resolved it (the peer, or the address
+        a trusted proxy named; trademesh_http.serving)."""
+        return request.client.host if request.client else "unknown"
 
     async def authenticate(self, request: Request, *, fresh: bool = False) -> Caller:
         """The caller, from `Authorization: Bearer <access token>`, `Authorization: ApiKey
@@ -333,7 +329,7 @@ class Proxy:
         if response.status_code != 401:
             return False
         try:
-            problem = json.loads(response.body)
+            problem = json.loads(bytes(response.body))
         except ValueError:
             return False
         return isinstance(problem, dict) and problem.get("type") == REVOKED_TOKEN
@@ -390,10 +386,11 @@ class Proxy:
         traceparent = request.headers.get("traceparent")
         if traceparent and not any(n.lower() == "traceparent" for n, _ in headers):
             headers.append(("traceparent", traceparent))  # no span of ours: pass theirs on
-        peer = request.client.host if request.client else None
-        xff = forwarded_for(request.headers.get("x-forwarded-for"), peer)
-        if xff:
-            headers.append(("X-Forwarded-For", xff))
+        # The client as the gateway resolved it, alone: the services trust the gateway's
+        # network, so an address the client wrote itself must never reach them.
+        if request.client:
+            headers.append(("X-Forwarded-For", request.client.host))
+        headers.append(("X-Forwarded-Proto", request.url.scheme))
         if caller is not None:
             headers.append(("Authorization", f"Bearer {caller.token}"))
         upstream = await self._call(

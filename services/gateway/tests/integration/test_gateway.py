@@ -8,6 +8,7 @@ import asyncio
 import re
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from ipaddress import ip_network
 from typing import Any
 
 import httpx
@@ -147,13 +148,14 @@ async def test_unknown_paths_are_404_problems(client: httpx.AsyncClient) -> None
 
 
 async def test_requests_are_counted_under_their_routes_template(
-    client: httpx.AsyncClient,
+    client: httpx.AsyncClient, app: FastAPI
 ) -> None:
     """One catch-all route serves the table (api/routes.py): metrics still name the table's
     route, never the catch-all's path nor an id."""
     bot = uuid.uuid4()
     await client.get(f"/api/v1/bots/{bot}", headers=bearer())
-    text = (await client.get("/metrics")).text
+    async with httpx.AsyncClient() as scraper:
+        text = (await scraper.get(f"http://127.0.0.1:{app.state.metrics_port}/metrics")).text
     assert 'route="/api/v1/bots/{bot_id}"' in text
     assert str(bot) not in text and "{rest:path}" not in text
 
@@ -183,7 +185,9 @@ async def test_identity_and_hop_by_hop_headers_never_reach_a_service(
         assert name not in sent, name
     assert "proxy-authorization" not in sent
     assert sent["x-request-id"] == "client-req-42" == response.headers["X-Request-ID"]
-    assert sent["x-forwarded-for"].startswith("203.0.113.7, ")
+    # The client as the gateway resolved it (its peer: it trusts no proxy here), alone.
+    assert sent["x-forwarded-for"] == "127.0.0.1"
+    assert sent["x-forwarded-proto"] == "http"
     assert sent["traceparent"].split("-")[1] == "0af7651916cd43dd8448eb211c80319c"
     assert sent["accept"] == "application/json"
     # and the service's hop-by-hop answer headers stay behind
@@ -266,6 +270,35 @@ async def test_the_per_ip_limit_counts_before_authentication(limited: Any) -> No
         assert refused.status_code == 429
         assert refused.json()["scope"] == "ip"
         assert int(refused.headers["Retry-After"]) >= 1
+
+
+def _from(app: FastAPI, peer: str) -> httpx.AsyncClient:
+    """A client on `app` whose connection comes from `peer`."""
+    transport = httpx.ASGITransport(app=app, client=(peer, 50000))
+    return httpx.AsyncClient(transport=transport, base_url="http://gateway")
+
+
+async def test_the_per_ip_limit_counts_the_client_its_ingress_names(limited: Any) -> None:
+    ingress = "10.42.3.7"  # a pod of the ingress controller, in the trusted pod network
+    app = limited(rate_limit_ip="2/minute", trusted_proxies=[ip_network("10.42.0.0/16")])
+    alice = {"X-Forwarded-For": "203.0.113.1"}
+    bob = {"X-Forwarded-For": "203.0.113.2"}
+    async with (
+        app_client(app),
+        _from(app, ingress) as via_ingress,
+        _from(app, "198.51.100.9") as mallory,
+    ):
+        for _ in range(2):
+            assert (await via_ingress.get("/api/v1/bots", headers=alice)).status_code == 401
+        assert (await via_ingress.get("/api/v1/bots", headers=alice)).status_code == 429
+        # Not the ingress's address that was counted: Bob, through the same ingress, goes on.
+        assert (await via_ingress.get("/api/v1/bots", headers=bob)).status_code == 401
+        # A client that is not a trusted proxy cannot spend someone else's allowance: its
+        # X-Forwarded-For is ignored and its own address is counted.
+        for _ in range(2):
+            assert (await mallory.get("/api/v1/bots", headers=bob)).status_code == 401
+        assert (await mallory.get("/api/v1/bots", headers=bob)).status_code == 429
+        assert (await via_ingress.get("/api/v1/bots", headers=bob)).status_code == 401
 
 
 @pytest.fixture(scope="module")

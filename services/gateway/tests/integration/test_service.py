@@ -1,4 +1,5 @@
-"""The gateway service on the real broker: /ready, /metrics, /docs, the about route."""
+"""The gateway service on the real broker: /ready, /metrics on its own port, /docs, the about
+route."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ from typing import Any
 
 import httpx
 import pytest
+from fastapi import FastAPI
 from trademesh_testing.http import app_client
 from trademesh_testing.service import check_declared_metrics
 from trademesh_testing.waiting import eventually
@@ -32,7 +34,7 @@ async def test_ready_follows_its_dependencies(private_infra: Any) -> None:
             raise httpx.ConnectError("auth is away", request=request)
         return httpx.Response(200, json={"keys": [{"kid": "k"}]})
 
-    settings = private_infra.settings(Settings, ready_timeout_s=1.0)
+    settings = private_infra.settings(Settings, ready_timeout_s=1.0, metrics_port=0)
     app = create_app(settings, transports={"auth": httpx.MockTransport(auth)})
     async with app_client(app) as http:
 
@@ -52,10 +54,19 @@ async def test_ready_follows_its_dependencies(private_infra: Any) -> None:
         await eventually(lambda: ready_is(200))
 
 
-async def test_metrics_export_the_declared_metrics(client: httpx.AsyncClient) -> None:
+async def test_metrics_are_not_on_the_public_port(client: httpx.AsyncClient) -> None:
+    response = await client.get("/metrics")
+    assert response.status_code == 404
+    assert response.headers["content-type"] == "application/problem+json"
+
+
+async def test_metrics_port_exports_the_declared_metrics(
+    client: httpx.AsyncClient, app: FastAPI
+) -> None:
     await client.get("/ready")
     await client.get("/api/v1/about")
-    response = await client.get("/metrics")
+    async with httpx.AsyncClient() as scraper:
+        response = await scraper.get(f"http://127.0.0.1:{app.state.metrics_port}/metrics")
     assert response.status_code == 200
     required = frozenset({"trademesh_http_requests_total", "trademesh_ready"})
     check_declared_metrics(response.text, required=required)

@@ -14,10 +14,15 @@ pytestmark = pytest.mark.unit
 def test_defaults_name_the_service_and_its_port(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("TRADEMESH_HTTP_PORT", raising=False)
     monkeypatch.delenv("TRADEMESH_SERVICE_NAME", raising=False)
+    monkeypatch.delenv("TRADEMESH_METRICS_PORT", raising=False)
+    monkeypatch.delenv("TRADEMESH_TRUSTED_PROXIES", raising=False)
     settings = Settings()
     assert settings.service_name == "gateway"
     assert settings.http_port == 8000
     assert settings.rate_limit_storage_uri == "memory://"
+    # The API port is public: /metrics is served on a port of its own, and no proxy is trusted.
+    assert settings.metrics_port == 8090
+    assert settings.trusted_proxies == []
     ports = {s: int(settings.upstream_url(s).rsplit(":", 1)[1]) for s in SERVICES}
     assert ports == {
         "auth": 8500,

@@ -135,6 +135,7 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> FastAPI:
         readiness=readiness,
         lifespan=lifespan,
         ready_timeout_s=settings.ready_timeout_s,
+        http=settings,
         title="trademesh market-data",
         tokens=tokens,
     )

@@ -139,6 +139,7 @@ def create_app(
         readiness=readiness,
         lifespan=lifespan,
         ready_timeout_s=settings.ready_timeout_s,
+        http=settings,
         title="trademesh risk",
         tokens=tokens,
     )

@@ -84,18 +84,6 @@ def _tokens(tokens: Tokens) -> TokensOut:
     )
 
 
-def client_ip(request: Request, trusted: list[str]) -> str:
-    """The client's address: the connection's, or, from a trusted proxy (the gateway), the last
-    address it appended to X-Forwarded-For."""
-    peer = request.client.host if request.client is not None else "unknown"
-    if peer in trusted:
-        forwarded = request.headers.get("x-forwarded-for", "")
-        hops = [h.strip() for h in forwarded.split(",") if h.strip()]
-        if hops:
-            return hops[-1]
-    return peer
-
-
 @router.post("/register", status_code=201, summary="Register (open, or awaiting approval)")
 async def register(body: Register, runtime: RuntimeDep) -> UserOut:
     user = await runtime.users.register(body.email, body.password.get_secret_value())
@@ -104,7 +92,9 @@ async def register(body: Register, runtime: RuntimeDep) -> UserOut:
 
 @router.post("/login", summary="Log in: an access token and a refresh token")
 async def login(body: Login, request: Request, runtime: RuntimeDep) -> TokensOut:
-    ip = client_ip(request, runtime.settings.trusted_proxies)
+    # The client as the app resolved it: the connection's peer, or the address a trusted proxy
+    # (the gateway; settings.trusted_proxies) forwarded.
+    ip = request.client.host if request.client is not None else "unknown"
     return _tokens(await runtime.users.login(body.email, body.password.get_secret_value(), ip))
 
 
