@@ -12,7 +12,7 @@ import pytest
 
 pytestmark = pytest.mark.integration
 
-PASSWORD = "correct horse battery staple"
+PASSWORD = "correct horse battery staple"  # pragma: allowlist secret
 NUL = "nul\x00here"
 #: A lone high surrogate as JSON writes it: json.dumps keeps it as the escape \ud800.
 SURROGATE = "lone\ud800here"

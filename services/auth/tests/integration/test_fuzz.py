@@ -18,7 +18,7 @@ pytestmark = [
     pytest.mark.filterwarnings(IGNORE_RANDOM_WARNING),
 ]
 
-PASSWORD = "correct horse battery staple"
+PASSWORD = "correct horse battery staple"  # pragma: allowlist secret
 
 
 async def test_fuzzing_its_own_document_meets_no_server_error(

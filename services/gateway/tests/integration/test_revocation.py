@@ -22,7 +22,8 @@ pytestmark = pytest.mark.integration
 
 #: How soon every replica must refuse what auth revoked.
 AT_ONCE_S = 1.0
-PASSWORD = "correct horse battery staple"
+PASSWORD = "correct horse battery staple"  # pragma: allowlist secret
+NEW_PASSWORD = "a brand new passphrase"  # pragma: allowlist secret
 
 
 @asynccontextmanager
@@ -168,7 +169,7 @@ async def test_a_key_can_neither_mint_nor_revoke_keys(platform: Any) -> None:
             assert revoke.status_code == 403
         password = await gateway.post(
             "/api/v1/auth/password",
-            json={"current_password": PASSWORD, "new_password": "a brand new passphrase"},
+            json={"current_password": PASSWORD, "new_password": NEW_PASSWORD},
             headers=with_key,
         )
         assert password.status_code == 403
@@ -195,12 +196,12 @@ async def test_a_password_change_ends_every_session_at_once(platform: Any) -> No
     me = (await gateway.get("/api/v1/auth/me", headers=session)).json()
     changed = await gateway.post(
         "/api/v1/auth/password",
-        json={"current_password": PASSWORD, "new_password": "a brand new passphrase"},
+        json={"current_password": PASSWORD, "new_password": NEW_PASSWORD},
         headers=session,
     )
     assert changed.status_code == 204, changed.text
     assert (await gateway.get("/api/v1/auth/me", headers=session)).status_code == 401
     login = await gateway.post(
-        "/api/v1/auth/login", json={"email": me["email"], "password": "a brand new passphrase"}
+        "/api/v1/auth/login", json={"email": me["email"], "password": NEW_PASSWORD}
     )
     assert login.status_code == 200
