@@ -226,6 +226,8 @@ ROUTES: tuple[Route, ...] = (
     # audit (admin)
     _r("GET", "/audit", "audit", "admin", "Search the audit log"),
     _r("GET", "/audit/verify", "audit", "admin", "Verify the audit log's hash chain"),
+    _r("POST", "/audit/checkpoints", "audit", "admin", "Checkpoint the audit chain's head now"),
+    _r("POST", "/audit/keys/rotate", "audit", "admin", "Rotate the audit chain's key"),
 )
 # fmt: on
 
