@@ -221,10 +221,12 @@ class JwksServer:
     hits: int = 0
     failing: bool = False
     delays: list[float] = field(default_factory=list)
-    #: auth's revocations snapshot (served by `auth_server` only)
+    #: auth's revocations snapshot, its fetches, and whether it fails
     snapshot: dict[str, list[dict[str, Any]]] = field(
         default_factory=lambda: {"keys": [], "sessions": []}
     )
+    snapshot_hits: int = 0
+    snapshot_failing: bool = False
 
 
 @pytest.fixture
@@ -238,8 +240,15 @@ async def jwks_server(signer: TokenSigner) -> AsyncIterator[JwksServer]:
         await asyncio.sleep(0.01)  # a fetch takes a little while, as over a network
         return web.json_response({"keys": [s.public_jwk for s in state.keys]})
 
+    async def revocations(_request: web.Request) -> web.Response:
+        state.snapshot_hits += 1
+        if state.snapshot_failing:
+            return web.Response(status=503)
+        return web.json_response(state.snapshot)
+
     app = web.Application()
     app.router.add_get("/.well-known/jwks.json", jwks)
+    app.router.add_get(REVOCATIONS_PATH, revocations)
     runner = web.AppRunner(app)
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0)
@@ -486,37 +495,8 @@ async def test_revocations_arrive_as_auth_events_and_old_ones_are_pruned() -> No
     assert len(revocations) == 1
 
 
-@pytest.fixture
-async def auth_server(signer: TokenSigner) -> AsyncIterator[JwksServer]:
-    """A JWKS server that also answers auth's revocations snapshot."""
-    state = JwksServer(url="", keys=[signer])
-
-    async def jwks(_request: web.Request) -> web.Response:
-        return web.json_response({"keys": [s.public_jwk for s in state.keys]})
-
-    async def revocations(_request: web.Request) -> web.Response:
-        state.hits += 1
-        if state.failing:
-            return web.Response(status=503)
-        return web.json_response(state.snapshot)
-
-    app = web.Application()
-    app.router.add_get("/.well-known/jwks.json", jwks)
-    app.router.add_get(REVOCATIONS_PATH, revocations)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-    state.url = f"http://127.0.0.1:{port}/.well-known/jwks.json"
-    try:
-        yield state
-    finally:
-        await runner.cleanup()
-
-
 async def test_a_verifier_loads_auths_snapshot_before_it_accepts_a_token(
-    auth_server: JwksServer, signer: TokenSigner
+    jwks_server: JwksServer, signer: TokenSigner
 ) -> None:
     @dataclass
     class Settings:
@@ -527,39 +507,39 @@ async def test_a_verifier_loads_auths_snapshot_before_it_accepts_a_token(
 
     user = uuid4()
     revoked_at = datetime.now(UTC).isoformat()
-    auth_server.snapshot["keys"].append({"key_id": "0123456789abcdef", "revoked_at": revoked_at})
-    auth_server.snapshot["sessions"].append(
+    jwks_server.snapshot["keys"].append({"key_id": "0123456789abcdef", "revoked_at": revoked_at})
+    jwks_server.snapshot["sessions"].append(
         {"user_id": str(user), "session_version": 2, "revoked_at": revoked_at}
     )
-    auth_server.failing = True
+    jwks_server.snapshot_failing = True
     verifier = TokenVerifier.from_settings(
-        Settings(auth_jwks_url=auth_server.url), min_refetch_interval_s=0.0
+        Settings(auth_jwks_url=jwks_server.url), min_refetch_interval_s=0.0
     )
-    assert verifier.revocations_url == auth_server.url.replace(
+    assert verifier.revocations_url == jwks_server.url.replace(
         "/.well-known/jwks.json", REVOCATIONS_PATH
     )
     # Until it has auth's revocations once, it accepts nothing: it could not tell.
     with pytest.raises(ProblemError) as raised:
         await verifier.verify(signer.mint(uuid4()))
     assert raised.value.status == 503
-    auth_server.failing = False
+    jwks_server.snapshot_failing = False
     await _revoked(verifier, signer.mint(uuid4(), key_id="0123456789abcdef"))
     await _revoked(verifier, signer.mint(user, session_version=1))
     assert (await verifier.verify(signer.mint(user, session_version=2))).user_id == user
     # Auth down later: what it said is kept, and tokens still verify.
-    auth_server.failing = True
+    jwks_server.snapshot_failing = True
     assert (await verifier.verify(signer.mint(uuid4()))).role == "trader"
 
 
 async def test_requests_that_come_while_the_snapshot_loads_wait_for_it(
-    auth_server: JwksServer, signer: TokenSigner
+    jwks_server: JwksServer, signer: TokenSigner
 ) -> None:
     verifier = TokenVerifier(
         issuer=ISSUER,
         audience=AUDIENCE,
-        jwks_url=auth_server.url,
-        revocations_url=auth_server.url.replace("/.well-known/jwks.json", REVOCATIONS_PATH),
+        jwks_url=jwks_server.url,
+        revocations_url=jwks_server.url.replace("/.well-known/jwks.json", REVOCATIONS_PATH),
     )
     tokens = [signer.mint(uuid4()) for _ in range(5)]
     verified = await asyncio.gather(*(verifier.verify(token) for token in tokens))
-    assert len(verified) == 5 and auth_server.hits == 1
+    assert len(verified) == 5 and jwks_server.snapshot_hits == 1
