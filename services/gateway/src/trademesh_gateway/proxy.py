@@ -122,6 +122,7 @@ class Upstreams:
 class _CachedToken:
     token: str
     until: float  # monotonic
+    key_id: str | None
     user_id: UUID | None = None  # known once the token was verified
 
 
@@ -142,8 +143,13 @@ class ApiKeys:
         #: Exchanges made at auth (for tests and diagnostics).
         self.exchanges = 0
 
-    async def access_token(self, key: str) -> str:
-        digest = hashlib.sha256(key.encode()).hexdigest()
+    @staticmethod
+    def digest(key: str) -> str:
+        """What a key is cached under."""
+        return hashlib.sha256(key.encode()).hexdigest()
+
+    async def access_token(self, key: str, digest: str) -> str:
+        """The key's access token (`digest`: `ApiKeys.digest(key)`), cached or exchanged."""
         cached = self._fresh(digest)
         if cached is not None:
             return cached
@@ -154,9 +160,10 @@ class ApiKeys:
                 if cached is not None:
                     return cached
                 token, ttl = await self._exchange(key)
-                self._cache[digest] = _CachedToken(token, time.monotonic() + ttl - self._margin_s)
-                self._cache.move_to_end(digest)
                 key_id = key_id_of(key)
+                until = time.monotonic() + ttl - self._margin_s
+                self._cache[digest] = _CachedToken(token, until, key_id)
+                self._cache.move_to_end(digest)
                 if key_id is not None:
                     self._digests[key_id] = digest
                 while len(self._cache) > self._size:
@@ -166,16 +173,16 @@ class ApiKeys:
             if not lock.locked():
                 self._locks.pop(digest, None)
 
-    def verified(self, key: str, user_id: UUID) -> None:
+    def verified(self, digest: str, user_id: UUID) -> None:
         """The key's cached token was verified as `user_id`'s (so that ending the user's
         sessions drops it)."""
-        found = self._cache.get(hashlib.sha256(key.encode()).hexdigest())
+        found = self._cache.get(digest)
         if found is not None:
             found.user_id = user_id
 
-    def drop(self, key: str) -> None:
+    def drop(self, digest: str) -> None:
         """Forget the key's cached token (it was refused: exchange it again, once)."""
-        self._drop(hashlib.sha256(key.encode()).hexdigest())
+        self._drop(digest)
 
     def forget(self, revocation: Revocation) -> None:
         """A revocation from auth: drop the tokens it covers (a revoked key's; every key token
@@ -192,9 +199,9 @@ class ApiKeys:
         return len(self._cache)
 
     def _drop(self, digest: str) -> None:
-        self._cache.pop(digest, None)
-        for key_id in [k for k, d in self._digests.items() if d == digest]:
-            del self._digests[key_id]
+        dropped = self._cache.pop(digest, None)
+        if dropped is not None and dropped.key_id is not None:
+            self._digests.pop(dropped.key_id, None)
 
     def _fresh(self, digest: str) -> str | None:
         found = self._cache.get(digest)
@@ -292,9 +299,10 @@ class Proxy:
             raise _unauthenticated("This needs an access token: Authorization: Bearer <token>.")
         if not api_key.startswith(API_KEY_PREFIX):
             raise _unauthenticated("The API key is malformed.", "ApiKey")
+        digest = self.api_keys.digest(api_key)
         if fresh:
-            self.api_keys.drop(api_key)
-        token = await self.api_keys.access_token(api_key)
+            self.api_keys.drop(digest)
+        token = await self.api_keys.access_token(api_key, digest)
         try:
             claims = await self.verifier.verify(token)
         except ProblemError as refused:
@@ -303,10 +311,10 @@ class Proxy:
             # The cached token was revoked, not necessarily the key: its user's sessions ended
             # (a role change) and the key may still be good. Exchange it again, once: auth
             # refuses a revoked key or a disabled user's.
-            self.api_keys.drop(api_key)
-            token = await self.api_keys.access_token(api_key)
+            self.api_keys.drop(digest)
+            token = await self.api_keys.access_token(api_key, digest)
             claims = await self.verifier.verify(token)
-        self.api_keys.verified(api_key, claims.user_id)
+        self.api_keys.verified(digest, claims.user_id)
         return Caller(claims, token)
 
     def authorise(self, route: Route, caller: Caller) -> None:
