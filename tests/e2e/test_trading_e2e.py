@@ -69,6 +69,19 @@ def test_a_user_trades_through_the_gateway_and_the_audit_log_holds_every_step(
             return bars.status_code == 200 and len(bars.json()["items"]) >= 40
 
         eventually(stored, what="the replay's first bars stored")
+        # The replay plays twenty trading days a second, so risk's last price may trail
+        # market-data's by several bars, a swing a 10 % default price collar does not allow for
+        # an order priced off market-data's last price. Only an admin raises a default limit:
+        # the admin widens this account's collar (the trader could only tighten it).
+        widened = http.put(
+            f"/api/v1/accounts/{account}/limits", json={"price_collar_bps": "5000"}, headers=admin
+        )
+        assert widened.status_code == 200, widened.text
+        assert widened.json()["limit_sources"]["price_collar_bps"] == "admin", widened.text
+        raised = http.put(
+            f"/api/v1/accounts/{account}/limits", json={"price_collar_bps": "6000"}, headers=me
+        )
+        assert raised.status_code == 422, raised.text
         bot = http.post(
             "/api/v1/bots",
             json={
