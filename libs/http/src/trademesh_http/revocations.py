@@ -96,18 +96,23 @@ class Revocations:
         """Call `listener` with every revocation added (the gateway drops its cached tokens)."""
         self._listeners.append(listener)
 
-    def add(self, revocation: Revocation) -> None:
+    def add(self, revocation: Revocation) -> bool:
+        """Keep `revocation`; True (and the listeners told) when it is news: a key not known
+        revoked, or a higher session version (auth's snapshot repeats what the bus brought)."""
         if isinstance(revocation, RevokedKey):
-            self._keys[revocation.key_id] = max(
-                revocation.at, self._keys.get(revocation.key_id, revocation.at)
-            )
+            news = revocation.key_id not in self._keys
+            if news:
+                self._keys[revocation.key_id] = revocation.at
         else:
             known = self._users.get(revocation.user_id)
-            if known is None or revocation.session_version > known[0]:
+            news = known is None or revocation.session_version > known[0]
+            if news:
                 self._users[revocation.user_id] = (revocation.session_version, revocation.at)
-        for listener in self._listeners:
-            listener(revocation)
+        if news:
+            for listener in self._listeners:
+                listener(revocation)
         self._prune()
+        return news
 
     def refusal(self, claims: RevokedClaims) -> str | None:
         """Why a token with these claims is refused, or None when no revocation covers it."""
