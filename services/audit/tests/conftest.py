@@ -11,6 +11,7 @@ import json
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import replace
+from datetime import UTC, datetime
 from typing import Any, Literal
 
 import asyncpg
@@ -29,6 +30,7 @@ from trademesh_audit.engine import (
     GENESIS_HASH,
     AuditRow,
     ChainKey,
+    Entry,
     canonical_content,
     chain_hash,
 )
@@ -205,3 +207,28 @@ def row_of(record: asyncpg.Record) -> AuditRow:
     values["prev_hash"] = bytes(values["prev_hash"])
     values["hash"] = bytes(values["hash"])
     return AuditRow(**values)
+
+
+async def _append(store: AuditStore) -> AuditRow:
+    item = Entry(
+        event_id=uuid.uuid4(),
+        topic="orders.intents.v1",
+        action="trademesh.order.intent",
+        actor_kind="user",
+        actor="test-actor",
+        target_kind=None,
+        target=None,
+        occurred_at=datetime(2031, 3, 1, 12, 0, tzinfo=UTC),
+        trace_id=None,
+        event={"type": "trademesh.order.intent", "note": "written by the test"},
+    )
+    async with store.db.transaction() as conn:
+        row = await store.append(item, conn)
+    assert row is not None
+    return row
+
+
+@pytest.fixture
+def append() -> Callable[[AuditStore], Awaitable[AuditRow]]:
+    """`await append(store)`: one order intent's row written to the log, as the consumer would."""
+    return _append

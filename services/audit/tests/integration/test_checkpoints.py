@@ -4,10 +4,8 @@ with the key itself, or rewritten unkeyed after its keys were destroyed; rows cu
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
-from datetime import UTC, datetime
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
-from uuid import uuid4
 
 import asyncpg
 import httpx
@@ -23,33 +21,15 @@ from trademesh_audit.api.deps import Runtime
 from trademesh_audit.app import create_app
 from trademesh_audit.checkpoints import Checkpointer, HeadMismatch
 from trademesh_audit.config import Settings
-from trademesh_audit.engine import CHECKPOINTS, AuditRow, Entry, check_checkpoint
+from trademesh_audit.engine import CHECKPOINTS, AuditRow, check_checkpoint
 from trademesh_audit.keys import ChainKeys
 from trademesh_audit.store import AuditStore
 
 pytestmark = pytest.mark.integration
 
 CallerHeaders = Callable[[str | None], dict[str, str]]  # the conftest's caller_headers
+Append = Callable[[AuditStore], Awaitable[AuditRow]]  # the conftest's append
 Relink = Callable[..., Any]  # the conftest's relink
-
-
-async def append(store: AuditStore) -> AuditRow:
-    item = Entry(
-        event_id=uuid4(),
-        topic="orders.intents.v1",
-        action="trademesh.order.intent",
-        actor_kind="user",
-        actor="test-actor",
-        target_kind=None,
-        target=None,
-        occurred_at=datetime(2031, 3, 1, 12, 0, tzinfo=UTC),
-        trace_id=None,
-        event={"type": "trademesh.order.intent", "note": "written by the test"},
-    )
-    async with store.db.transaction() as conn:
-        row = await store.append(item, conn)
-    assert row is not None
-    return row
 
 
 def runtime_of(app: FastAPI) -> Runtime:
@@ -97,6 +77,7 @@ async def quiet(chain_keys: ChainKeys, settings: Settings) -> AsyncIterator[Chec
 
 
 async def test_a_checkpoint_on_demand_is_published_signed_and_read_back(
+    append: Append,
     client: httpx.AsyncClient,
     app: FastAPI,
     settings: Settings,
@@ -130,7 +111,7 @@ async def test_a_checkpoint_on_demand_is_published_signed_and_read_back(
 
 
 async def test_the_chain_is_checkpointed_on_its_own_when_it_grows(
-    settings: Settings, caller_headers: CallerHeaders
+    append: Append, settings: Settings, caller_headers: CallerHeaders
 ) -> None:
     app = create_app(settings.model_copy(update={"checkpoint_interval_s": 0.2}))
     admin = caller_headers("admin")
@@ -146,7 +127,7 @@ async def test_an_empty_log_has_nothing_to_checkpoint(quiet: Checkpointer) -> No
 
 
 async def test_a_chain_head_set_by_hand_is_never_checkpointed(
-    quiet: Checkpointer, superuser: asyncpg.Connection
+    append: Append, quiet: Checkpointer, superuser: asyncpg.Connection
 ) -> None:
     await append(quiet.store)
     await superuser.execute("UPDATE chain_head SET hash = $1", b"\x07" * 32)
@@ -159,6 +140,7 @@ async def test_a_chain_head_set_by_hand_is_never_checkpointed(
 
 
 async def test_a_whole_tail_relinked_with_the_key_itself_is_caught_by_the_checkpoint(
+    append: Append,
     client: httpx.AsyncClient,
     app: FastAPI,
     relink: Relink,
@@ -187,6 +169,7 @@ async def test_a_whole_tail_relinked_with_the_key_itself_is_caught_by_the_checkp
 
 
 async def test_keys_destroyed_and_the_log_rewritten_unkeyed_are_caught_by_the_checkpoint(
+    append: Append,
     settings: Settings,
     superuser: asyncpg.Connection,
     relink: Relink,
@@ -223,6 +206,7 @@ async def test_keys_destroyed_and_the_log_rewritten_unkeyed_are_caught_by_the_ch
 
 
 async def test_rows_cut_below_a_checkpoint_are_found(
+    append: Append,
     client: httpx.AsyncClient,
     app: FastAPI,
     superuser: asyncpg.Connection,

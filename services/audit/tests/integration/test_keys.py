@@ -6,9 +6,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
-from collections.abc import Callable
-from datetime import UTC, datetime
-from uuid import uuid4
+from collections.abc import Awaitable, Callable
 
 import asyncpg
 import httpx
@@ -17,32 +15,14 @@ from fastapi import FastAPI
 from trademesh_keystore import Keystore, KeystoreError, LocalMasterKeys, new_master_key
 
 from trademesh_audit.api.deps import Runtime
-from trademesh_audit.engine import AuditRow, Entry
+from trademesh_audit.engine import AuditRow
 from trademesh_audit.keys import ChainKeys
 from trademesh_audit.store import AuditStore
 
 pytestmark = pytest.mark.integration
 
 CallerHeaders = Callable[[str | None], dict[str, str]]  # the conftest's caller_headers
-
-
-async def append(store: AuditStore) -> AuditRow:
-    item = Entry(
-        event_id=uuid4(),
-        topic="orders.intents.v1",
-        action="trademesh.order.intent",
-        actor_kind="user",
-        actor="test-actor",
-        target_kind=None,
-        target=None,
-        occurred_at=datetime(2031, 3, 1, 12, 0, tzinfo=UTC),
-        trace_id=None,
-        event={"type": "trademesh.order.intent", "note": "written by the test"},
-    )
-    async with store.db.transaction() as conn:
-        row = await store.append(item, conn)
-    assert row is not None
-    return row
+Append = Callable[[AuditStore], Awaitable[AuditRow]]  # the conftest's append
 
 
 def another_master_key() -> Keystore:
@@ -89,7 +69,7 @@ async def test_a_key_row_whose_keyed_from_was_changed_no_longer_opens(
 
 
 async def test_a_rotated_key_links_new_rows_and_the_old_one_still_verifies(
-    chain_keys: ChainKeys, log: AuditStore
+    append: Append, chain_keys: ChainKeys, log: AuditStore
 ) -> None:
     old = chain_keys.keyring.current
     before = [await append(log) for _ in range(2)]
@@ -106,7 +86,7 @@ async def test_a_rotated_key_links_new_rows_and_the_old_one_still_verifies(
 
 
 async def test_an_admin_rotates_the_key_over_http(
-    client: httpx.AsyncClient, app: FastAPI, caller_headers: CallerHeaders
+    append: Append, client: httpx.AsyncClient, app: FastAPI, caller_headers: CallerHeaders
 ) -> None:
     runtime = app.state.runtime
     assert isinstance(runtime, Runtime)
@@ -140,6 +120,7 @@ async def test_the_chain_keys_are_append_only(
 
 
 async def test_a_chain_key_never_reaches_the_logs_or_the_api(
+    append: Append,
     client: httpx.AsyncClient,
     app: FastAPI,
     caller_headers: CallerHeaders,
