@@ -103,6 +103,9 @@ class _OpenBatch:
         return True
 
     async def send(self, producer: AIOKafkaProducer) -> asyncio.Future[Any]:
+        # Closed: nothing more joins it, so the producer sends it now instead of letting it
+        # linger for records that will never come.
+        self.builder.close()
         return await producer.send_batch(self.builder, self.topic, partition=self.partition)  # type: ignore[no-any-return]
 
 
@@ -368,6 +371,7 @@ class Bus:
         db: Database | None = None,
         inbox: bool = True,
         from_beginning: bool = True,
+        fetch_max_wait_ms: int | None = None,
     ) -> Any:
         """Register `handler(event, delivery)` for `topic` in consumer group `group`.
 
@@ -382,6 +386,9 @@ class Bus:
           message is not committed and is delivered again (nothing is lost);
         - any other handler error sends the message to the DLQ (reason handler_error) so one bad
           message cannot stop the partition behind it.
+
+        `fetch_max_wait_ms` overrides the setting of the same name for a subscription that can
+        afford to hear late and should cost little while idle.
         """
         spec = get_topic(topic) if isinstance(topic, str) else topic
         cfg = self.config
@@ -394,6 +401,9 @@ class Bus:
             session_timeout_ms=cfg.kafka_session_timeout_ms,
             heartbeat_interval_ms=cfg.kafka_heartbeat_interval_ms,
             rebalance_timeout_ms=cfg.kafka_rebalance_timeout_ms or cfg.kafka_session_timeout_ms,
+            fetch_max_wait_ms=cfg.kafka_fetch_max_wait_ms
+            if fetch_max_wait_ms is None
+            else fetch_max_wait_ms,
             decoder=_raw_body,
         )
 

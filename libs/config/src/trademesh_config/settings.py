@@ -46,7 +46,14 @@ class KafkaSettings(TrademeshSettings):
             "database inbox/outbox, not from Kafka)."
         ),
     )
-    kafka_linger_ms: int = Field(5, ge=0, le=1000, description="Producer linger, in ms.")
+    kafka_linger_ms: int = Field(
+        0,
+        ge=0,
+        le=1000,
+        description="Producer linger, in ms: how long a single publish waits for others to share "
+        "its request. 0 sends at once (events on the order path must not wait); bulk publishing "
+        "batches explicitly whatever this is.",
+    )
     kafka_max_batch_size: int = Field(262144, ge=1024, description="Producer batch size, in bytes.")
     kafka_max_request_size: int = Field(
         1048576,
@@ -65,6 +72,15 @@ class KafkaSettings(TrademeshSettings):
         None, ge=100, description="Consumer rebalance timeout; defaults to the session timeout."
     )
     kafka_request_timeout_ms: int = Field(30000, ge=1000)
+    kafka_fetch_max_wait_ms: int = Field(
+        500,
+        ge=0,
+        le=10000,
+        description="The longest the broker may hold a consumer's fetch while it has no new "
+        "records. Kafka and Redpanda answer as soon as a record arrives, so the default only sets "
+        "how often an idle consumer asks; the embedded Tansu broker answers only when it polls "
+        "again (at half the remaining wait), so embedded mode sets a short wait.",
+    )
     kafka_publish_retries: int = Field(5, ge=0, le=100, description="Retries of a failed publish.")
     kafka_handler_retries: int = Field(
         3, ge=0, le=100, description="In-process retries of a handler that hits a transient error."

@@ -23,6 +23,9 @@ EMBEDDED_CONSUMER_SETTINGS = {
     "TRADEMESH_KAFKA_SESSION_TIMEOUT_MS": "3000",
     "TRADEMESH_KAFKA_HEARTBEAT_INTERVAL_MS": "500",
     "TRADEMESH_KAFKA_REBALANCE_TIMEOUT_MS": "3000",
+    # Tansu holds an empty fetch and looks for new records again only at half the remaining
+    # wait, so a record waits up to half of it at every consumer hop: keep it short.
+    "TRADEMESH_KAFKA_FETCH_MAX_WAIT_MS": "10",
 }
 
 
