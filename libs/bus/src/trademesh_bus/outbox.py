@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import json
 import logging
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 import asyncpg
@@ -23,14 +23,26 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("trademesh.bus.outbox")
 
-NOTIFY_CHANNEL = "trademesh_outbox"
-
 
 class Outbox:
     """Writes events into the current schema's `outbox` table on a caller's connection."""
 
     def __init__(self, service: str) -> None:
         self.service = service
+        # The connections whose open transaction wrote events, while a relay watches: their
+        # commit wakes it (OutboxRelay.run).
+        self._written: set[int] = set()
+        self._watched = False
+
+    def wrote(self, conn: asyncpg.Connection, committed: bool) -> bool:
+        """Whether `conn`'s transaction, which just ended, committed events (and forget it)."""
+        if not self._written:
+            return False
+        try:
+            self._written.remove(id(conn))
+        except KeyError:
+            return False
+        return committed
 
     async def add(
         self,
@@ -61,6 +73,8 @@ class Outbox:
             json.dumps(headers),
             spec.encode(event),
         )
+        if self._watched:
+            self._written.add(id(conn))
         return envelope
 
 
@@ -70,6 +84,11 @@ class OutboxRelay:
     One relay per schema works at a time (a transaction-level advisory lock), so events leave in
     commit order even with several replicas. A crash after publishing but before marking leaves
     the rows unmarked: they are published again, and consumers' inboxes drop the duplicates.
+
+    It publishes at once: a transaction of this process that wrote events wakes it when it
+    commits (Database.on_transaction_end), so an event leaves a millisecond or two after its
+    commit. The poll every `poll_interval` is only the recovery path: rows written by another
+    process (an admin command), or left by a failed pass or a crash.
     """
 
     def __init__(
@@ -79,23 +98,33 @@ class OutboxRelay:
         *,
         batch_size: int = 500,
         poll_interval: float = 1.0,
-        keep_published: timedelta = timedelta(days=1),
     ) -> None:
         self.db = db
         self.bus = bus
         self.batch_size = batch_size
         self.poll_interval = poll_interval
-        self.keep_published = keep_published
         self._wake = asyncio.Event()
+        self._outbox = bus.outbox
+        self._outbox._watched = True
+        db.on_transaction_end(self._ended)
+
+    def _ended(self, conn: asyncpg.Connection, committed: bool) -> None:
+        if self._outbox.wrote(conn, committed):
+            self._wake.set()
+
+    def wake(self) -> None:
+        """Run a pass now (rows were committed that this process did not write itself)."""
+        self._wake.set()
 
     async def relay_once(self) -> int:
-        """Publish up to batch_size pending rows; returns how many were published."""
+        """Publish up to batch_size pending rows; returns how many were published, or -1 when
+        another replica's relay holds the lock."""
         async with self.db.transaction() as conn:
             locked = await conn.fetchval(
                 "SELECT pg_try_advisory_xact_lock(hashtext('trademesh.outbox.' || current_schema()))"
             )
             if not locked:
-                return 0
+                return -1
             rows = await conn.fetch(
                 "SELECT seq, topic, key, headers, payload, created_at FROM outbox "
                 "WHERE published_at IS NULL ORDER BY seq LIMIT $1",
@@ -127,45 +156,47 @@ class OutboxRelay:
                 metrics.outbox_relayed(
                     self.bus.service, row["topic"], (now - row["created_at"]).total_seconds()
                 )
-            pending = await conn.fetchval("SELECT count(*) FROM outbox WHERE published_at IS NULL")
-            metrics.outbox_pending(self.bus.service, int(pending) - len(rows))
+            if len(rows) < self.batch_size:
+                pending = 0  # it took every pending row (what commits meanwhile wakes it again)
+            else:
+                pending = await conn.fetchval(
+                    "SELECT count(*) FROM outbox WHERE published_at IS NULL"
+                ) - len(rows)
+            metrics.outbox_pending(self.bus.service, int(pending))
             return len(rows)
 
     async def _after_publish(self, rows: list[asyncpg.Record]) -> None:
         """Between the broker's acknowledgement and marking the rows: the window a crash test targets."""
 
-    async def prune(self) -> int:
-        """Delete rows published longer ago than keep_published."""
-        status = await self.db.pool.execute(
-            "DELETE FROM outbox WHERE published_at < now() - $1::interval", self.keep_published
-        )
-        return int(status.split()[-1])
-
     async def run(self, stop: asyncio.Event) -> None:
-        """Relay until `stop` is set: woken by NOTIFY at commit, polling as a fallback."""
-        listener = await self.db.pool.acquire()
-        try:
-            await listener.add_listener(NOTIFY_CHANNEL, self._on_notify)
-            while not stop.is_set():
-                # Cleared before the pass, not after: a commit whose NOTIFY lands while the pass
-                # runs wakes the next pass at once instead of waiting for the poll interval.
-                self._wake.clear()
-                try:
-                    while await self.relay_once() == self.batch_size:
-                        pass
-                except Exception:
-                    # Broker or database away: keep the rows, try again after the poll interval.
-                    log.exception("outbox relay failed; will retry")
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(_first(self._wake, stop), self.poll_interval)
-        finally:
-            with contextlib.suppress(Exception):
-                await listener.remove_listener(NOTIFY_CHANNEL, self._on_notify)
-            await self.db.pool.release(listener)
+        """Relay until `stop` is set: woken by this process's commits, polling as recovery."""
+        while not stop.is_set():
+            # Cleared before the pass, not after: a commit that lands while the pass runs wakes
+            # the next pass at once instead of waiting for the poll interval.
+            self._wake.clear()
+            try:
+                await self._drain(stop)
+            except Exception:
+                # Broker or database away: keep the rows, try again after the poll interval.
+                log.exception("outbox relay failed; will retry")
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(_first(self._wake, stop), self.poll_interval)
 
-    def _on_notify(self, _conn: object, _pid: int, _channel: str, payload: str) -> None:
-        if payload == self.db.schema:
-            self._wake.set()
+    async def _drain(self, stop: asyncio.Event) -> None:
+        """Passes until the outbox is empty. When another replica's relay holds the lock, its
+        pass may have begun before this process's commit: try again shortly, not at the poll."""
+        waited = 0.0
+        while not stop.is_set():
+            done = await self.relay_once()
+            if done == self.batch_size:
+                continue
+            if done >= 0 or waited >= self.poll_interval:
+                return
+            await asyncio.sleep(_LOCKED_RETRY_S)
+            waited += _LOCKED_RETRY_S
+
+
+_LOCKED_RETRY_S = 0.005
 
 
 async def _first(*events: asyncio.Event) -> None:

@@ -13,25 +13,12 @@ from typing import Any
 import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from trademesh_bus import Bus, Delivery, OutboxRelay
-from trademesh_db import Database, migrate
+from trademesh_db import Database
 from trademesh_testing.samples import make_tick, read_all
 
 pytestmark = pytest.mark.integration
 
 PROCS = Path(__file__).parent / "procs"
-
-
-@pytest.fixture
-async def db(database_url: str, schema: str) -> Any:
-    migrate(database_url, schema)
-    database = Database(database_url, schema)
-    await database.connect()
-    await database.pool.execute(
-        "CREATE TABLE applied (event_id uuid NOT NULL, trade_id text NOT NULL);"
-        "CREATE TABLE deliveries (event_id uuid NOT NULL)"
-    )
-    yield database
-    await database.close()
 
 
 def _env(infra: Any) -> dict[str, str]:
@@ -234,7 +221,7 @@ async def test_relay_keeps_rows_when_the_broker_is_unreachable(
 async def test_a_commit_during_a_relay_pass_is_relayed_without_waiting_for_the_poll(
     db: Database, service_settings: Any, tick_topic: Any, kafka_bootstrap: str
 ) -> None:
-    """The NOTIFY of a commit that lands while a pass is publishing wakes the next pass at once;
+    """The wake-up of a commit that lands while a pass is publishing starts the next pass at once;
     with a 30 s poll interval, a wake-up lost to the pass would hold the event for 30 s."""
     sink = await tick_topic(partitions=1)
     bus = Bus(service_settings(), "relay-svc", telemetry=False)
@@ -246,7 +233,7 @@ async def test_a_commit_during_a_relay_pass_is_relayed_without_waiting_for_the_p
                 async with db.transaction() as conn:  # another transaction commits meanwhile
                     await bus.outbox.add(conn, make_tick(2), topic=sink)
                 committed_during_pass.set()
-                await asyncio.sleep(0.2)  # its NOTIFY arrives while this pass still runs
+                await asyncio.sleep(0.2)  # its wake-up comes while this pass still runs
 
     await bus.start()
     async with db.transaction() as conn:

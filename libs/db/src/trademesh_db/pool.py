@@ -6,7 +6,7 @@ import asyncio
 import re
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import asyncpg
@@ -80,6 +80,10 @@ class Database:
     # The role the pool's connections SET ROLE to (see create_pool); None: the login user's own.
     session_role: str | None = None
     _pool: asyncpg.Pool | None = None
+    # Told, with the connection and whether it committed, when a transaction() ends.
+    _ended: list[Callable[[asyncpg.Connection, bool], None]] = field(
+        default_factory=list, repr=False
+    )
 
     async def connect(self) -> None:
         if self._pool is None:
@@ -104,9 +108,27 @@ class Database:
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[asyncpg.Connection]:
-        """A connection inside one transaction: commit on success, roll back on any exception."""
-        async with self.pool.acquire() as conn, conn.transaction():
-            yield conn
+        """A connection inside one transaction: commit on success, roll back on any exception.
+
+        The listeners added with on_transaction_end hear of its end, after the commit or the
+        rollback (the outbox relay wakes when a transaction that wrote events committed)."""
+        async with self.pool.acquire() as conn:
+            try:
+                async with conn.transaction():
+                    yield conn
+            except BaseException:
+                self._tell(conn, committed=False)
+                raise
+            self._tell(conn, committed=True)
+
+    def on_transaction_end(self, listener: Callable[[asyncpg.Connection, bool], None]) -> None:
+        """Call `listener(conn, committed)` when a transaction() ends. It runs on the event loop
+        inside the transaction's caller, so it must be quick and must not raise."""
+        self._ended.append(listener)
+
+    def _tell(self, conn: asyncpg.Connection, *, committed: bool) -> None:
+        for listener in self._ended:
+            listener(conn, committed)
 
     async def fetchval(self, query: str, *args: Any) -> Any:
         return await self.pool.fetchval(query, *args)

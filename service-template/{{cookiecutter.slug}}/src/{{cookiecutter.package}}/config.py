@@ -28,6 +28,6 @@ class Settings(ServiceSettings):
     )
 {%- if cookiecutter.owns_schema and produces %}
     outbox_poll_interval_s: float = Field(
-        1.0, gt=0, le=60, description="How often the outbox relay looks for rows without a NOTIFY."
+        1.0, gt=0, le=60, description="The outbox relay's recovery poll interval, in seconds."
     )
 {%- endif %}

@@ -27,7 +27,7 @@ class Settings(ServiceSettings, KeystoreSettings):
         description="Prefix of the Kafka consumer groups (one per consumed topic).",
     )
     outbox_poll_interval_s: float = Field(
-        1.0, gt=0, le=60, description="How often the outbox relay looks for rows without a NOTIFY."
+        1.0, gt=0, le=60, description="The outbox relay's recovery poll interval, in seconds."
     )
     registration: Literal["open", "approval"] = Field(
         "approval",

@@ -41,7 +41,7 @@ class Settings(ServiceSettings):
         description="Prefix of the Kafka consumer groups (one per consumed topic).",
     )
     outbox_poll_interval_s: float = Field(
-        1.0, gt=0, le=60, description="How often the outbox relay looks for rows without a NOTIFY."
+        1.0, gt=0, le=60, description="The outbox relay's recovery poll interval, in seconds."
     )
     execution_url: str = Field(
         "http://127.0.0.1:8400",

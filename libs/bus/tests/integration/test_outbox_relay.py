@@ -1,0 +1,90 @@
+"""The outbox relay publishes at once after a commit."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+import pytest
+from trademesh_bus import Bus, OutboxRelay
+from trademesh_db import Database
+from trademesh_testing.samples import make_tick, read_all
+
+pytestmark = pytest.mark.integration
+
+_LOCK = "SELECT pg_advisory_xact_lock(hashtext('trademesh.outbox.' || current_schema()))"
+
+
+async def _running(relay: OutboxRelay) -> tuple[asyncio.Task[None], asyncio.Event]:
+    stop = asyncio.Event()
+    task = asyncio.create_task(relay.run(stop))
+    await asyncio.sleep(0.3)  # its first pass found nothing; it waits for a wake-up now
+    return task, stop
+
+
+async def test_a_commit_that_wrote_events_wakes_the_relay_at_once(
+    db: Database, service_settings: Any, tick_topic: Any, kafka_bootstrap: str
+) -> None:
+    sink = await tick_topic(partitions=1)
+    bus = Bus(service_settings(), "relay-svc", telemetry=False)
+    await bus.start()
+    relay = OutboxRelay(db, bus, poll_interval=30)  # the poll cannot be what publishes
+    task, stop = await _running(relay)
+    try:
+        committed = time.monotonic()
+        async with db.transaction() as conn:
+            await bus.outbox.add(conn, make_tick(1), topic=sink)
+        out = await asyncio.wait_for(read_all(kafka_bootstrap, sink.name, expect=1), 10)
+        waited = time.monotonic() - committed
+    finally:
+        stop.set()
+        await task
+        await bus.stop()
+    assert len(out) == 1
+    assert waited < 5  # read_all's own polling included; the poll interval is 30 s
+    assert await db.pool.fetchval("SELECT count(*) FROM outbox WHERE published_at IS NULL") == 0
+
+
+async def test_a_rolled_back_transaction_neither_wakes_the_relay_nor_is_remembered(
+    db: Database, service_settings: Any
+) -> None:
+    bus = Bus(service_settings(), "relay-svc", telemetry=False)
+    relay = OutboxRelay(db, bus, poll_interval=30)
+    with pytest.raises(RuntimeError):
+        async with db.transaction() as conn:
+            await bus.outbox.add(conn, make_tick(1))
+            raise RuntimeError("business rule failed")
+    assert not relay._wake.is_set()
+    assert not bus.outbox._written  # nothing left behind for a later connection to inherit
+    async with db.transaction() as conn:
+        await conn.execute("SELECT 1")  # a transaction that wrote no event
+    assert not relay._wake.is_set()
+    async with db.transaction() as conn:
+        await bus.outbox.add(conn, make_tick(2))
+    assert relay._wake.is_set()
+
+
+async def test_a_relay_locked_out_by_another_replica_publishes_when_the_lock_is_freed(
+    db: Database, service_settings: Any, tick_topic: Any, kafka_bootstrap: str
+) -> None:
+    """Another replica's pass that began before this commit holds the lock: this relay tries
+    again shortly instead of leaving the event for its poll (30 s here)."""
+    sink = await tick_topic(partitions=1)
+    bus = Bus(service_settings(), "relay-svc", telemetry=False)
+    await bus.start()
+    relay = OutboxRelay(db, bus, poll_interval=30)
+    task, stop = await _running(relay)
+    try:
+        async with db.transaction() as other_replica:
+            await other_replica.execute(_LOCK)
+            async with db.transaction() as conn:
+                await bus.outbox.add(conn, make_tick(3), topic=sink)
+            await asyncio.sleep(0.3)  # the woken relay is locked out meanwhile
+            assert await read_all(kafka_bootstrap, sink.name, expect=0, timeout=0.2) == []
+        out = await asyncio.wait_for(read_all(kafka_bootstrap, sink.name, expect=1), 10)
+    finally:
+        stop.set()
+        await task
+        await bus.stop()
+    assert len(out) == 1
