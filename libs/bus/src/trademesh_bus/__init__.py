@@ -5,6 +5,7 @@ from trademesh_bus.broker import KafkaConfig, create_broker
 from trademesh_bus.bus import Bus, Delivery, Handler
 from trademesh_bus.errors import PoisonMessage, PublishError, TransientError, is_transient
 from trademesh_bus.outbox import Outbox, OutboxRelay
+from trademesh_bus.retention import Retention
 
 __all__ = [
     "Bus",
@@ -15,6 +16,7 @@ __all__ = [
     "OutboxRelay",
     "PoisonMessage",
     "PublishError",
+    "Retention",
     "TransientError",
     "create_broker",
     "is_transient",

@@ -1,13 +1,15 @@
-"""The outbox relay publishes at once after a commit."""
+"""The outbox relay publishes at once after a commit; the retention prunes what is done."""
 
 from __future__ import annotations
 
 import asyncio
 import time
+import uuid
+from datetime import timedelta
 from typing import Any
 
 import pytest
-from trademesh_bus import Bus, OutboxRelay
+from trademesh_bus import Bus, OutboxRelay, Retention
 from trademesh_db import Database
 from trademesh_testing.samples import make_tick, read_all
 
@@ -88,3 +90,32 @@ async def test_a_relay_locked_out_by_another_replica_publishes_when_the_lock_is_
         await task
         await bus.stop()
     assert len(out) == 1
+
+
+async def test_retention_deletes_old_inbox_ids_and_old_published_rows_only(db: Database) -> None:
+    old, recent = uuid.uuid4(), uuid.uuid4()
+    await db.pool.execute(
+        "INSERT INTO inbox (consumer, event_id, topic, handled_at) VALUES "
+        "('g', $1, 't', now() - interval '8 days'), ('g', $2, 't', now() - interval '6 days')",
+        old,
+        recent,
+    )
+    rows = [  # (published how long ago, or never; created long ago either way)
+        ("published_old", "now() - interval '2 days'"),
+        ("published_recent", "now() - interval '1 hour'"),
+        ("pending_old", "NULL"),
+    ]
+    for name, published in rows:
+        await db.pool.execute(
+            "INSERT INTO outbox (event_id, topic, key, headers, payload, created_at, published_at) "
+            f"VALUES (gen_random_uuid(), $1, NULL, '{{}}', '\\x00', now() - interval '3 days', "
+            f"{published})",
+            name,
+        )
+    retention = Retention(db, inbox_keep=timedelta(days=7), outbox_keep=timedelta(days=1), chunk=1)
+    assert await retention.prune_once() == (1, 1)
+    inbox = {r["event_id"] for r in await db.pool.fetch("SELECT event_id FROM inbox")}
+    outbox = {r["topic"] for r in await db.pool.fetch("SELECT topic FROM outbox")}
+    assert inbox == {recent}
+    assert outbox == {"published_recent", "pending_old"}  # never a row not yet published
+    assert await retention.prune_once() == (0, 0)

@@ -168,6 +168,15 @@ class DatabaseSettings(TrademeshSettings):
     database_migrate_on_start: bool = Field(
         True, description="Apply this service's migrations at start."
     )
+    inbox_retention_h: float = Field(
+        168.0,
+        gt=0,
+        description="How long the inbox remembers a handled event id, in hours: longer than any "
+        "redelivery (a group reset replays from further back only if this is longer).",
+    )
+    outbox_retention_h: float = Field(
+        24.0, gt=0, description="How long a published outbox row is kept, in hours."
+    )
 
     @field_validator("database_url")
     @classmethod

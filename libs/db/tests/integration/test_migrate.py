@@ -44,7 +44,7 @@ async def test_migrate_creates_schema_platform_and_service_tables(
     columns, versions = await _snapshot(database_url, schema)
     tables = {c[0] for c in columns}
     assert {"inbox", "outbox", "limits", "schema_migrations"} <= tables
-    assert versions == ["20260101000000", "20260201000000", "20261206000000"]
+    assert versions == ["20260101000000", "20260201000000", "20261206000000", "20261206000001"]
 
 
 async def test_migrations_run_twice_change_nothing(

@@ -5,8 +5,6 @@ from __future__ import annotations
 
 {% if cookiecutter.owns_schema -%}
 import asyncio
-{% endif -%}
-{% if cookiecutter.owns_schema and produces -%}
 import contextlib
 {% endif -%}
 from collections.abc import AsyncIterator
@@ -16,7 +14,7 @@ from pathlib import Path
 {%- endif %}
 
 from fastapi import FastAPI
-from trademesh_bus import Bus{% if cookiecutter.owns_schema and produces %}, OutboxRelay{% endif %}
+from trademesh_bus import Bus{% if cookiecutter.owns_schema and produces %}, OutboxRelay{% endif %}{% if cookiecutter.owns_schema %}, Retention{% endif %}
 {%- if cookiecutter.owns_schema %}
 from trademesh_db import Database, migrate
 {%- else %}
@@ -81,19 +79,23 @@ def create_app(settings: Settings) -> FastAPI:
         await database.connect()
 {%- endif %}
         await bus.start()
+{%- if cookiecutter.owns_schema %}
+        stop_tasks = asyncio.Event()
+        # The inbox and outbox keep what they must and no more (trademesh_bus.retention).
+        tasks = [asyncio.create_task(Retention.from_settings(database, settings).run(stop_tasks))]
+{%- endif %}
 {%- if cookiecutter.owns_schema and produces %}
-        stop_relay = asyncio.Event()
         relay = OutboxRelay(database, bus, poll_interval=settings.outbox_poll_interval_s)
-        relaying = asyncio.create_task(relay.run(stop_relay))
+        tasks.append(asyncio.create_task(relay.run(stop_tasks)))
 {%- endif %}
         log.info("started", port=settings.http_port)
         try:
             yield
         finally:
-{%- if cookiecutter.owns_schema and produces %}
-            stop_relay.set()
+{%- if cookiecutter.owns_schema %}
+            stop_tasks.set()
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(relaying, timeout=10)
+                await asyncio.wait_for(asyncio.gather(*tasks, return_exceptions=True), timeout=10)
 {%- endif %}
             await bus.stop()
 {%- if cookiecutter.owns_schema %}

@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from fastapi import FastAPI
-from trademesh_bus import Bus
+from trademesh_bus import Bus, Retention
 from trademesh_db import Database, migrate
 from trademesh_http import ReadinessCheck, TokenVerifier, create_http_app
 from trademesh_http.revocations import follow_revocations
@@ -86,14 +86,17 @@ def create_app(settings: Settings, *, clock: Callable[[], datetime] = _utc_now) 
         keyring = await keys.ensure()
         await bus.start()
         stop = asyncio.Event()
-        task = asyncio.create_task(checkpointer.run(stop, settings.checkpoint_interval_s))
+        tasks = [
+            asyncio.create_task(checkpointer.run(stop, settings.checkpoint_interval_s)),
+            asyncio.create_task(Retention.from_settings(database, settings).run(stop)),
+        ]
         log.info("started", port=settings.http_port, keyed_from=keyring.keyed_from)
         try:
             yield
         finally:
             stop.set()
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(asyncio.gather(task, return_exceptions=True), 10)
+                await asyncio.wait_for(asyncio.gather(*tasks, return_exceptions=True), 10)
             # The rows since the last checkpoint are pinned before the service goes away.
             try:
                 await asyncio.wait_for(checkpointer.checkpoint_if_grown(), 10)

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import httpx
 from fastapi import FastAPI
-from trademesh_bus import Bus, OutboxRelay
+from trademesh_bus import Bus, OutboxRelay, Retention
 from trademesh_db import Database, migrate
 from trademesh_http import ReadinessCheck, create_http_app
 from trademesh_http.revocations import REVOCATIONS_PATH, Revocations, follow_revocations
@@ -91,6 +91,7 @@ def create_app(settings: Settings, *, clock: Callable[[], datetime] = _utc_now) 
         relay = OutboxRelay(database, bus, poll_interval=settings.outbox_poll_interval_s)
         tasks = [
             asyncio.create_task(relay.run(stop_relay)),
+            asyncio.create_task(Retention.from_settings(database, settings).run(stop_relay)),
             asyncio.create_task(keys.run(stop_relay, settings.signing_key_refresh_s)),
         ]
         log.info("started", port=settings.http_port)

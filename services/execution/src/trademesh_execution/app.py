@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from fastapi import FastAPI
-from trademesh_bus import Bus, OutboxRelay
+from trademesh_bus import Bus, OutboxRelay, Retention
 from trademesh_db import Database, migrate
 from trademesh_http import ReadinessCheck, TokenVerifier, create_http_app
 from trademesh_http.revocations import follow_revocations
@@ -124,6 +124,7 @@ def create_app(
         relay = OutboxRelay(database, bus, poll_interval=settings.outbox_poll_interval_s)
         tasks = [
             asyncio.create_task(relay.run(stop)),
+            asyncio.create_task(Retention.from_settings(database, settings).run(stop)),
             asyncio.create_task(sampler.run(stop)),
             asyncio.create_task(book_metrics.run(stop)),
             asyncio.create_task(live.run(stop)),  # its first rounds redo what a crash left

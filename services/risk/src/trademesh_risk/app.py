@@ -12,7 +12,7 @@ from typing import Any
 
 import httpx
 from fastapi import FastAPI
-from trademesh_bus import Bus, OutboxRelay
+from trademesh_bus import Bus, OutboxRelay, Retention
 from trademesh_db import Database, migrate
 from trademesh_http import ReadinessCheck, TokenVerifier, create_http_app
 from trademesh_http.accounts import AccountOwners
@@ -114,6 +114,7 @@ def create_app(
         relay = OutboxRelay(database, bus, poll_interval=settings.outbox_poll_interval_s)
         tasks = [
             asyncio.create_task(relay.run(stop)),
+            asyncio.create_task(Retention.from_settings(database, settings).run(stop)),
             asyncio.create_task(prices.run(stop)),
             asyncio.create_task(venue_rules.run(stop)),
         ]

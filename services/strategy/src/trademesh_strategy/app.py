@@ -11,7 +11,7 @@ from pathlib import Path
 
 import httpx
 from fastapi import FastAPI
-from trademesh_bus import Bus, OutboxRelay
+from trademesh_bus import Bus, OutboxRelay, Retention
 from trademesh_db import Database, migrate
 from trademesh_http import ReadinessCheck, TokenVerifier, create_http_app
 from trademesh_http.accounts import AccountOwners
@@ -117,6 +117,7 @@ def create_app(
         relay = OutboxRelay(database, bus, poll_interval=settings.outbox_poll_interval_s)
         tasks = [
             asyncio.create_task(relay.run(stop)),
+            asyncio.create_task(Retention.from_settings(database, settings).run(stop)),
             asyncio.create_task(worker.run(stop)),
         ]
         log.info("started", port=settings.http_port)
