@@ -2,12 +2,13 @@
 envelope, DLQ, retries, inbox and outbox."""
 
 from trademesh_bus.broker import KafkaConfig, create_broker
-from trademesh_bus.bus import Bus, Delivery, Handler
+from trademesh_bus.bus import BatchHandler, Bus, Delivery, Handler
 from trademesh_bus.errors import PoisonMessage, PublishError, TransientError, is_transient
 from trademesh_bus.outbox import Outbox, OutboxRelay
 from trademesh_bus.retention import Retention
 
 __all__ = [
+    "BatchHandler",
     "Bus",
     "Delivery",
     "Handler",

@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Iterable, Mapping
+import time
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from itertools import chain
 from typing import Any
+from uuid import UUID
 
 import asyncpg
-from aiokafka import AIOKafkaProducer
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.errors import KafkaConnectionError, KafkaTimeoutError, NotLeaderForPartitionError
 from aiokafka.partitioner import DefaultPartitioner
 from faststream.kafka import KafkaBroker
@@ -60,22 +63,24 @@ class Delivery:
     key: bytes | None
     conn: asyncpg.Connection | None = None
     outbox: Outbox | None = None
+    # For a batch handler, the W3C trace context the message came with: what it passes to
+    # Outbox.add so that an event it emits for this message joins the message's trace (a
+    # per-record handler runs in the message's own span, which Outbox.add picks up by itself).
+    traceparent: str | None = None
 
     async def emit(self, event: Any, *, subject: str | None = None) -> Envelope:
         """Write a follow-up event to the outbox in this delivery's transaction."""
         if self.conn is None or self.outbox is None:
             raise RuntimeError("emit() needs a transactional subscription (subscribe(..., db=...))")
-        return await self.outbox.add(self.conn, event, subject=subject)
+        return await self.outbox.add(
+            self.conn, event, subject=subject, traceparent=self.traceparent
+        )
 
 
 Handler = Callable[[Any, Delivery], Awaitable[None]]
-
-
-async def _raw_body(msg: StreamMessage[Any]) -> bytes:
-    """Decoder that leaves the body as bytes: the bus validates it against the topic's schema
-    itself, so a malformed message becomes a DLQ entry instead of a decoder exception."""
-    body = msg.body
-    return body if isinstance(body, bytes) else bytes(body)
+# A batch at once: (event, delivery) pairs in the order received (each partition's in order),
+# and the batch's transaction (None for a subscription without a database).
+BatchHandler = Callable[[list[tuple[Any, Delivery]], asyncpg.Connection | None], Awaitable[None]]
 
 
 def _header_text(value: bytes | str) -> str:
@@ -373,29 +378,94 @@ class Bus:
         from_beginning: bool = True,
         fetch_max_wait_ms: int | None = None,
     ) -> Any:
-        """Register `handler(event, delivery)` for `topic` in consumer group `group`.
+        """Register `handler(event, delivery)` for `topic` in consumer group `group` (one
+        consumer; see subscribe_many, which this is with one topic)."""
+        return self.subscribe_many(
+            {topic: handler},
+            group=group,
+            db=db,
+            inbox=inbox,
+            from_beginning=from_beginning,
+            fetch_max_wait_ms=fetch_max_wait_ms,
+        )
 
-        Delivery discipline:
-        - the offset is committed only after the handler (and its transaction) succeeded;
-        - with `db`, the handler runs inside one Postgres transaction that also records the
-          event id in the inbox, so a redelivered event is skipped (exactly-once effect), and
-          `delivery.emit()` writes follow-up events to the outbox in the same transaction;
+    def subscribe_many(
+        self,
+        handlers: Mapping[TopicSpec | str, Handler],
+        *,
+        group: str,
+        db: Database | None = None,
+        inbox: bool = True,
+        from_beginning: bool = True,
+        fetch_max_wait_ms: int | None = None,
+    ) -> Any:
+        """Register a handler per topic, all read by one consumer in consumer group `group`.
+
+        The consumer takes what the broker has in batches (up to kafka_consume_batch records,
+        across its partitions, each partition's records in order) and:
+        - with `db`, handles a batch in one Postgres transaction: one statement claims the
+          batch's event ids in the inbox (a redelivered event is skipped: exactly-once effect),
+          each handler runs on that transaction's connection, and `delivery.emit()` writes
+          follow-up events to the outbox in it;
+        - without `db`, calls the handlers one record after another (no transaction);
+        - commits the offsets once the whole batch is handled (and its transaction committed);
         - a message whose envelope or body fails validation goes to `<topic>.dlq` with the error
           in headers, and the consumer goes on;
         - transient errors are retried in place with exponential backoff; if they persist the
-          message is not committed and is delivered again (nothing is lost);
-        - any other handler error sends the message to the DLQ (reason handler_error) so one bad
-          message cannot stop the partition behind it.
+          batch is not committed and is delivered again (nothing is lost);
+        - any other handler error rolls the batch back, and its records are handled again one
+          at a time, each in a transaction of its own: the one that fails goes to the DLQ
+          (reason handler_error) and the others are applied, so one bad message can neither stop
+          the partition behind it nor take its batch down with it.
 
-        `fetch_max_wait_ms` overrides the setting of the same name for a subscription that can
-        afford to hear late and should cost little while idle.
+        Each handler call runs in a span of its own, a child of the span that produced the
+        message. `fetch_max_wait_ms` overrides the setting of the same name for a subscription
+        that can afford to hear late and should cost little while idle.
         """
-        spec = get_topic(topic) if isinstance(topic, str) else topic
+        specs = {(get_topic(t) if isinstance(t, str) else t): h for t, h in handlers.items()}
+        return self._subscribe(
+            _Consumer(self, {spec.name: (spec, h) for spec, h in specs.items()}, group, db, inbox),
+            from_beginning,
+            fetch_max_wait_ms,
+        )
+
+    def subscribe_batches(
+        self,
+        topics: Sequence[TopicSpec | str],
+        *,
+        group: str,
+        handler: BatchHandler,
+        db: Database | None = None,
+        inbox: bool = True,
+        from_beginning: bool = True,
+        fetch_max_wait_ms: int | None = None,
+    ) -> Any:
+        """Register `handler(received, conn)` for whole batches of `topics` (one consumer), for a
+        service that does a batch's reads and writes set-wise. Everything subscribe_many says
+        holds, with the batch handler in place of the per-record calls: it gets the records not
+        claimed before (with `db` and `inbox`) and the batch's transaction; when it raises a
+        non-transient error, it is called again with each record alone, in a transaction of
+        its own, so that only the failing record goes to the DLQ. It runs in one span, linked
+        to the spans that produced the messages; an event it emits for a message passes the
+        message's `delivery.traceparent` to Outbox.add (delivery.emit does).
+        """
+        specs = [get_topic(t) if isinstance(t, str) else t for t in topics]
+        consumer = _Consumer(self, {s.name: (s, _no_handler) for s in specs}, group, db, inbox)
+        consumer.batch_handler = handler
+        return self._subscribe(consumer, from_beginning, fetch_max_wait_ms)
+
+    def _subscribe(
+        self, consumer: _Consumer, from_beginning: bool, fetch_max_wait_ms: int | None
+    ) -> Any:
         cfg = self.config
-        metrics.consumer_topic(self.service, spec.name, DLQ_REASONS)
+        for spec, _ in consumer.routes.values():
+            metrics.consumer_topic(self.service, spec.name, DLQ_REASONS)
         subscriber = self.broker.subscriber(
-            spec.name,
-            group_id=group,
+            *consumer.routes,
+            group_id=consumer.group,
+            batch=True,
+            max_records=cfg.kafka_consume_batch,
+            batch_timeout_ms=_BATCH_WAIT_MS,
             auto_offset_reset="earliest" if from_beginning else "latest",
             ack_policy=AckPolicy.NACK_ON_ERROR,
             session_timeout_ms=cfg.kafka_session_timeout_ms,
@@ -404,122 +474,38 @@ class Bus:
             fetch_max_wait_ms=cfg.kafka_fetch_max_wait_ms
             if fetch_max_wait_ms is None
             else fetch_max_wait_ms,
-            decoder=_raw_body,
+            decoder=_raw_records,
         )
+        _hand_over_at_once(subscriber, cfg.kafka_consume_batch)
 
-        async def consume(body: bytes, msg: KafkaMessage) -> None:
-            record: Any = msg.raw_message  # one ConsumerRecord: not a batch subscriber
-            # Where this group stands on the partition, for the consumer lag (lag.py).
-            self._positions[(group, record.topic, record.partition)] = record.offset + 1
-            await self._consume(spec, group, handler, db, inbox, record)
+        async def consume(body: Any, msg: KafkaMessage) -> None:
+            records: tuple[Any, ...] = msg.raw_message
+            await consumer.batch(records)
 
-        consume.__name__ = f"{group}__{spec.name}".replace(".", "_").replace("-", "_")
+        consume.__name__ = consumer.group.replace(".", "_").replace("-", "_")
         subscriber(consume)
         return subscriber
 
-    async def _consume(
-        self,
-        spec: TopicSpec,
-        group: str,
-        handler: Handler,
-        db: Database | None,
-        use_inbox: bool,
-        record: Any,
-    ) -> None:
-        try:
-            envelope, event = self._decode(spec, record)
-        except PoisonMessage as poison:
-            await self._dead_letter(spec, group, record, poison.reason, poison.detail)
-            return
-        delivery = Delivery(
-            envelope=envelope,
-            topic=record.topic,
-            partition=record.partition,
-            offset=record.offset,
-            key=record.key,
-        )
-        try:
-            async for attempt in AsyncRetrying(
-                stop=stop_after_attempt(self.config.kafka_handler_retries + 1),
-                wait=wait_exponential_jitter(
-                    multiplier=self.config.kafka_retry_backoff_ms / 1000,
-                    max=10.0,
-                    jitter=self.config.kafka_retry_backoff_ms / 1000,
-                ),
-                retry=retry_if_exception(is_transient),
-                before_sleep=lambda _state: metrics.handler_retry(self.service, spec.name),
-                reraise=True,
-            ):
-                with attempt:
-                    await self._apply(spec, group, handler, db, use_inbox, event, delivery)
-        except Exception as exc:
-            if is_transient(exc):
-                log.warning(
-                    "handler failed transiently; message will be delivered again",
-                    extra={"topic": spec.name, "group": group, "error": type(exc).__name__},
+    async def _apply(self, consumer: _Consumer, items: list[_Item]) -> None:
+        """Handle `items` in one transaction of `consumer.db`, after claiming their ids in the
+        inbox (the crash tests hook in after it returns: committed, offsets not yet)."""
+        assert consumer.db is not None
+        async with consumer.db.transaction() as conn:
+            fresh: set[UUID] | None = None
+            if consumer.inbox:
+                fresh = await inbox_table.claim_many(
+                    conn, consumer.group, [(i.envelope.id, i.spec.name) for i in items]
                 )
-                raise
-            log.exception(
-                "handler failed; message sent to the DLQ",
-                extra={"topic": spec.name, "group": group},
-            )
-            await self._dead_letter(
-                spec, group, record, "handler_error", f"{type(exc).__name__}: {exc}"
-            )
-
-    def _decode(self, spec: TopicSpec, record: Any) -> tuple[Envelope, Any]:
-        try:
-            envelope = Envelope.from_headers(record.headers or [])
-        except EnvelopeError as exc:
-            raise PoisonMessage("bad_envelope", str(exc)) from exc
-        if record.value is None:
-            raise PoisonMessage("empty_value", "the message has no value")
-        try:
-            event = spec.decode(record.value)
-        except ValidationError as exc:
-            # Field locations and messages only: never echo input values into headers or logs.
-            errors = "; ".join(
-                f"{'.'.join(str(p) for p in e['loc']) or '<root>'}: {e['msg']}"
-                for e in exc.errors(include_input=False, include_url=False)
-            )
-            raise PoisonMessage("schema_validation", errors) from exc
-        if getattr(event, "type", None) != envelope.type:
-            raise PoisonMessage(
-                "type_mismatch", f"ce_type {envelope.type!r} but body type {event.type!r}"
-            )
-        return envelope, event
-
-    async def _apply(
-        self,
-        spec: TopicSpec,
-        group: str,
-        handler: Handler,
-        db: Database | None,
-        use_inbox: bool,
-        event: Any,
-        delivery: Delivery,
-    ) -> None:
-        if db is None:
-            await handler(event, delivery)
-            return
-        async with db.transaction() as conn:
-            if use_inbox and not await inbox_table.claim(
-                conn, group, delivery.envelope.id, spec.name
-            ):
-                metrics.duplicate_skipped(self.service, spec.name)
-                return
-            await handler(
-                event,
-                Delivery(
-                    envelope=delivery.envelope,
-                    topic=delivery.topic,
-                    partition=delivery.partition,
-                    offset=delivery.offset,
-                    key=delivery.key,
-                    conn=conn,
-                    outbox=self.outbox,
-                ),
-            )
+            if fresh is not None:
+                claimed = []
+                for item in items:
+                    if item.envelope.id not in fresh:
+                        metrics.duplicate_skipped(self.service, item.spec.name)
+                        continue
+                    fresh.discard(item.envelope.id)  # the same event twice in one batch
+                    claimed.append(item)
+                items = claimed
+            await consumer.run(items, conn)
 
     async def _dead_letter(
         self, spec: TopicSpec, group: str, record: Any, reason: str, detail: str
@@ -544,6 +530,277 @@ class Bus:
             "message sent to the DLQ",
             extra={"topic": spec.name, "dlq": spec.dlq, "reason": reason, "offset": record.offset},
         )
+
+
+@dataclass(frozen=True, slots=True)
+class _Item:
+    """A decoded record of a batch, with the handler of its topic."""
+
+    spec: TopicSpec
+    handler: Handler
+    record: Any
+    envelope: Envelope
+    event: Any
+
+
+class _Consumer:
+    """How one subscription handles the batches its consumer takes (see Bus.subscribe_many)."""
+
+    def __init__(
+        self,
+        bus: Bus,
+        routes: dict[str, tuple[TopicSpec, Handler]],
+        group: str,
+        db: Database | None,
+        inbox: bool,
+    ) -> None:
+        self.bus = bus
+        self.routes = routes
+        self.group = group
+        self.db = db
+        self.inbox = inbox
+        self.batch_handler: BatchHandler | None = None
+
+    async def batch(self, records: tuple[Any, ...]) -> None:
+        # Where this group stands on each partition, for the consumer lag (lag.py): before the
+        # first record of the batch while it is handled, after its last once it is.
+        positions = self.bus._positions
+        ends: dict[tuple[str, str, int], int] = {}
+        for record in records:
+            key = (self.group, record.topic, record.partition)
+            if key not in ends:
+                positions[key] = record.offset
+            ends[key] = record.offset + 1
+        await self._handle(records)
+        positions.update(ends)
+
+    async def _handle(self, records: tuple[Any, ...]) -> None:
+        bus, items = self.bus, []
+        for record in records:
+            spec, handler = self.routes[record.topic]
+            try:
+                envelope, event = _decode(spec, record)
+            except PoisonMessage as poison:
+                await bus._dead_letter(spec, self.group, record, poison.reason, poison.detail)
+                continue
+            items.append(_Item(spec, handler, record, envelope, event))
+        if not items:
+            return
+        if self.db is None and self.batch_handler is None:
+            for item in items:
+                await self.alone(item)
+            return
+        try:
+            if self.db is None:
+                await self.retrying(lambda: self.run(items, None), items[0].spec.name)
+            else:
+                await self.retrying(lambda: bus._apply(self, items), items[0].spec.name)
+        except Exception as exc:
+            if is_transient(exc):
+                self._redelivered(items[0].spec.name, exc)
+                raise
+            if len(items) == 1:
+                await self.failed(items[0], exc)
+                return
+            log.warning(
+                "a record failed its batch; handling the batch's records one at a time",
+                extra={"group": self.group, "records": len(items), "error": type(exc).__name__},
+            )
+            for item in items:
+                await self.alone(item)
+
+    async def alone(self, item: _Item) -> None:
+        """One record by itself (in a transaction of its own with a database): retried while
+        the error is transient, to the DLQ on any other."""
+        try:
+            if self.db is None:
+                await self.retrying(lambda: self.run([item], None), item.spec.name)
+            else:
+                await self.retrying(lambda: self.bus._apply(self, [item]), item.spec.name)
+        except Exception as exc:
+            if is_transient(exc):
+                self._redelivered(item.spec.name, exc)
+                raise
+            await self.failed(item, exc)
+
+    async def run(self, items: list[_Item], conn: asyncpg.Connection | None) -> None:
+        """Hand `items` to the batch handler, or to their handlers one by one."""
+        if not items:
+            return
+        if self.batch_handler is None:
+            for item in items:
+                await self.call(item, conn)
+            return
+        received = [(item.event, self.delivery(item, conn)) for item in items]
+        links = [
+            trace.Link(context)
+            for _, delivery in received
+            if (context := _span_context(delivery.traceparent)) is not None
+        ]
+        names = sorted({item.record.topic for item in items})
+        with _tracer.start_as_current_span(
+            f"{names[0] if len(names) == 1 else 'multiple'} process",
+            kind=trace.SpanKind.CONSUMER,
+            links=links,
+            attributes={
+                "messaging.system": "kafka",
+                "messaging.operation.type": "process",
+                "messaging.destination.name": ",".join(names),
+                "messaging.batch.message_count": len(items),
+                "messaging.consumer.group.name": self.group,
+            },
+        ):
+            await self.batch_handler(received, conn)
+
+    def delivery(
+        self, item: _Item, conn: asyncpg.Connection | None, *, batch: bool = True
+    ) -> Delivery:
+        record = item.record
+        return Delivery(
+            envelope=item.envelope,
+            topic=record.topic,
+            partition=record.partition,
+            offset=record.offset,
+            key=record.key,
+            conn=conn,
+            outbox=self.bus.outbox if conn is not None else None,
+            traceparent=_header(record.headers, "traceparent") if batch else None,
+        )
+
+    async def call(self, item: _Item, conn: asyncpg.Connection | None) -> None:
+        """Run the record's handler in a span of its own, a child of the span that produced it
+        (so what the handler emits belongs to the record's trace, not to the batch's)."""
+        record = item.record
+        delivery = self.delivery(item, conn, batch=False)
+        with _tracer.start_as_current_span(
+            f"{record.topic} process",
+            context=propagate.extract(_trace_carrier(record.headers)),
+            kind=trace.SpanKind.CONSUMER,
+            attributes={
+                "messaging.system": "kafka",
+                "messaging.operation.type": "process",
+                "messaging.destination.name": record.topic,
+                "messaging.destination.partition.id": str(record.partition),
+                "messaging.kafka.offset": record.offset,
+                "messaging.consumer.group.name": self.group,
+                "messaging.message.id": str(item.envelope.id),
+            },
+        ):
+            await item.handler(item.event, delivery)
+
+    async def retrying(self, attempt: Callable[[], Awaitable[None]], topic: str) -> None:
+        cfg = self.bus.config
+        async for state in AsyncRetrying(
+            stop=stop_after_attempt(cfg.kafka_handler_retries + 1),
+            wait=wait_exponential_jitter(
+                multiplier=cfg.kafka_retry_backoff_ms / 1000,
+                max=10.0,
+                jitter=cfg.kafka_retry_backoff_ms / 1000,
+            ),
+            retry=retry_if_exception(is_transient),
+            before_sleep=lambda _state: metrics.handler_retry(self.bus.service, topic),
+            reraise=True,
+        ):
+            with state:
+                await attempt()
+
+    async def failed(self, item: _Item, exc: Exception) -> None:
+        log.error(
+            "handler failed; message sent to the DLQ",
+            exc_info=exc,
+            extra={"topic": item.spec.name, "group": self.group},
+        )
+        await self.bus._dead_letter(
+            item.spec, self.group, item.record, "handler_error", f"{type(exc).__name__}: {exc}"
+        )
+
+    def _redelivered(self, topic: str, exc: Exception) -> None:
+        log.warning(
+            "handler failed transiently; the batch will be delivered again",
+            extra={"topic": topic, "group": self.group, "error": type(exc).__name__},
+        )
+
+
+def _decode(spec: TopicSpec, record: Any) -> tuple[Envelope, Any]:
+    try:
+        envelope = Envelope.from_headers(record.headers or [])
+    except EnvelopeError as exc:
+        raise PoisonMessage("bad_envelope", str(exc)) from exc
+    if record.value is None:
+        raise PoisonMessage("empty_value", "the message has no value")
+    try:
+        event = spec.decode(record.value)
+    except ValidationError as exc:
+        # Field locations and messages only: never echo input values into headers or logs.
+        errors = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc']) or '<root>'}: {e['msg']}"
+            for e in exc.errors(include_input=False, include_url=False)
+        )
+        raise PoisonMessage("schema_validation", errors) from exc
+    if getattr(event, "type", None) != envelope.type:
+        raise PoisonMessage(
+            "type_mismatch", f"ce_type {envelope.type!r} but body type {event.type!r}"
+        )
+    return envelope, event
+
+
+_TRACE_HEADERS = ("traceparent", "tracestate")
+
+
+def _trace_carrier(headers: Any) -> dict[str, str]:
+    return {k: v.decode("latin-1") for k, v in headers or () if k in _TRACE_HEADERS}
+
+
+def _header(headers: Any, name: str) -> str | None:
+    for key, value in headers or ():
+        if key == name:
+            return value.decode("latin-1")  # type: ignore[no-any-return]
+    return None
+
+
+def _span_context(traceparent: str | None) -> trace.SpanContext | None:
+    if traceparent is None:
+        return None
+    context = trace.get_current_span(propagate.extract({"traceparent": traceparent}))
+    span_context = context.get_span_context()
+    return span_context if span_context.is_valid else None
+
+
+async def _no_handler(_event: Any, _delivery: Delivery) -> None:
+    raise RuntimeError("a batch subscription hands records to its batch handler only")
+
+
+# How long a consumer's getmany waits for records before it looks again (it returns as soon as
+# there are some): bounds only how long a stop waits for the consume loop.
+_BATCH_WAIT_MS = 200
+
+
+async def _raw_records(msg: StreamMessage[Any]) -> Any:
+    """Decoder that leaves the records as they are: the bus validates each against its topic's
+    schema itself, so a malformed message becomes a DLQ entry instead of a decoder exception."""
+    return msg.raw_message
+
+
+def _hand_over_at_once(subscriber: Any, max_records: int) -> None:
+    """Make a FastStream batch subscriber hand a batch over as soon as its consumer has records.
+
+    FastStream's batch subscriber sleeps batch_timeout_ms more after a getmany that found
+    nothing, so a record that arrives during that sleep waits for it: an idle consumer would
+    answer its first record up to 200 ms late. aiokafka's getmany already returns as soon as any
+    of the consumer's partitions has records (and waits up to its timeout otherwise), so no sleep
+    is needed, except against a spin should getmany ever return early with nothing.
+    """
+
+    async def get_msg(consumer: AIOKafkaConsumer) -> tuple[Any, ...]:
+        started = time.monotonic()
+        batches = await consumer.getmany(timeout_ms=_BATCH_WAIT_MS, max_records=max_records)
+        if batches:
+            return tuple(chain.from_iterable(batches.values()))
+        if time.monotonic() - started < _BATCH_WAIT_MS / 2000:
+            await asyncio.sleep(_BATCH_WAIT_MS / 1000)
+        return ()
+
+    subscriber.get_msg = get_msg
 
 
 def _stop_after_seconds(seconds: float) -> Any:

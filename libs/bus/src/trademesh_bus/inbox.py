@@ -20,3 +20,20 @@ async def claim(conn: asyncpg.Connection, consumer: str, event_id: UUID, topic: 
         topic,
     )
     return bool(status == "INSERT 0 1")
+
+
+async def claim_many(
+    conn: asyncpg.Connection, consumer: str, events: list[tuple[UUID, str]]
+) -> set[UUID]:
+    """Record that `consumer` handles these (event id, topic) pairs now, in one statement; the
+    ids it had not handled before (an id twice in `events` is claimed once). Same transaction
+    rule as claim()."""
+    rows = await conn.fetch(
+        "INSERT INTO inbox (consumer, event_id, topic) "
+        "SELECT $1, e.id, e.topic FROM unnest($2::uuid[], $3::text[]) AS e(id, topic) "
+        "ON CONFLICT DO NOTHING RETURNING event_id",
+        consumer,
+        [event_id for event_id, _ in events],
+        [topic for _, topic in events],
+    )
+    return {row["event_id"] for row in rows}

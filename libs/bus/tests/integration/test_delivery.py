@@ -11,10 +11,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from aiokafka import AIOKafkaConsumer, TopicPartition
 from trademesh_bus import Bus, Delivery, OutboxRelay
 from trademesh_db import Database
-from trademesh_testing.samples import make_tick, read_all
+from trademesh_testing.samples import committed_offset, make_tick, read_all
 
 pytestmark = pytest.mark.integration
 
@@ -38,17 +37,6 @@ async def _wait_for(predicate: Any, timeout: float = 30.0) -> None:
     raise TimeoutError("condition not met")
 
 
-async def _committed(bootstrap: str, group: str, topic: str) -> int | None:
-    consumer = AIOKafkaConsumer(
-        bootstrap_servers=bootstrap, group_id=group, enable_auto_commit=False
-    )
-    await consumer.start()
-    try:
-        return await consumer.committed(TopicPartition(topic, 0))
-    finally:
-        await consumer.stop()
-
-
 @pytest.mark.parametrize("crash", ["before_db_commit", "after_db_commit"])
 async def test_consumer_killed_before_offset_commit_gets_the_message_again_and_applies_it_once(
     crash: str,
@@ -62,7 +50,8 @@ async def test_consumer_killed_before_offset_commit_gets_the_message_again_and_a
     spec = await tick_topic(partitions=1)
     producer = Bus(service_settings(), "producer", telemetry=False)
     await producer.start()
-    envelope = await producer.publish(make_tick(1), topic=spec)
+    # Published before the consumer starts, so it takes them as a batch (one transaction).
+    envelopes = [await producer.publish(make_tick(n), topic=spec) for n in range(1, 6)]
     await producer.stop()
 
     group = f"g-{uuid.uuid4().hex[:8]}"
@@ -73,31 +62,38 @@ async def test_consumer_killed_before_offset_commit_gets_the_message_again_and_a
     first = subprocess.Popen([*argv, "--crash", crash], env=_env(infra))
     assert first.wait(timeout=60) == -9  # SIGKILL, as planned
     assert (tmp_path / "crashed").exists()
-    assert await _committed(infra.kafka_bootstrap, group, spec.name) is None  # nothing committed
+    assert (
+        await committed_offset(infra.kafka_bootstrap, group, spec.name) is None
+    )  # nothing committed
 
     second = subprocess.Popen([*argv, "--crash", "none"], env=_env(infra))
     try:
-        await _wait_for(lambda: _committed_is(infra.kafka_bootstrap, group, spec.name, 1))
+        await _wait_for(lambda: _committed_is(infra.kafka_bootstrap, group, spec.name, 5))
     finally:
         second.terminate()
         second.wait(timeout=30)
 
+    ids = [e.id for e in envelopes]
     deliveries = await db.pool.fetchval(
-        "SELECT count(*) FROM deliveries WHERE event_id = $1", envelope.id
+        "SELECT count(*) FROM deliveries WHERE event_id = ANY($1::uuid[])", ids
     )
-    applied = await db.pool.fetch("SELECT trade_id FROM applied WHERE event_id = $1", envelope.id)
-    assert [r["trade_id"] for r in applied] == ["t1"]  # the state change happened exactly once
-    # The second run consumed the message again (its offset moved from none to 1). Killed after
-    # its transaction committed, the inbox skipped that redelivery before the handler ran; killed
-    # before, the first attempt rolled back and the handler ran a second time.
-    assert deliveries == (1 if crash == "after_db_commit" else 2)
+    applied = await db.pool.fetch(
+        "SELECT trade_id FROM applied WHERE event_id = ANY($1::uuid[]) ORDER BY trade_id", ids
+    )
+    # Every state change happened exactly once.
+    assert [r["trade_id"] for r in applied] == ["t1", "t2", "t3", "t4", "t5"]
+    # The second run consumed the messages again (the offset moved from none to 5). Killed after
+    # the batch's transaction committed, the inbox skipped every redelivery before a handler
+    # ran; killed in the batch's first handler, the batch rolled back and all five ran again.
+    assert deliveries == (5 if crash == "after_db_commit" else 6)
     assert (
-        await db.pool.fetchval("SELECT count(*) FROM inbox WHERE event_id = $1", envelope.id) == 1
+        await db.pool.fetchval("SELECT count(*) FROM inbox WHERE event_id = ANY($1::uuid[])", ids)
+        == 5
     )
 
 
 async def _committed_is(bootstrap: str, group: str, topic: str, offset: int) -> bool:
-    return await _committed(bootstrap, group, topic) == offset
+    return await committed_offset(bootstrap, group, topic) == offset
 
 
 async def test_outbox_rolled_back_publishes_nothing(

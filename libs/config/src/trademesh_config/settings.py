@@ -81,6 +81,13 @@ class KafkaSettings(TrademeshSettings):
         "how often an idle consumer asks; the embedded Tansu broker answers only when it polls "
         "again (at half the remaining wait), so embedded mode sets a short wait.",
     )
+    kafka_consume_batch: int = Field(
+        500,
+        ge=1,
+        le=10000,
+        description="Most records a consumer takes at once; a batch is handled in one database "
+        "transaction and its offsets committed together.",
+    )
     kafka_publish_retries: int = Field(5, ge=0, le=100, description="Retries of a failed publish.")
     kafka_handler_retries: int = Field(
         3, ge=0, le=100, description="In-process retries of a handler that hits a transient error."

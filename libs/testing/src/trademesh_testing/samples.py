@@ -295,3 +295,17 @@ def decoded(topic: str, records: Iterable[Any]) -> list[Any]:
         except (ValidationError, TypeError):
             continue
     return out
+
+
+async def committed_offset(
+    bootstrap: str, group: str, topic: str, partition: int = 0
+) -> int | None:
+    """The offset `group` committed on a partition of `topic` (None: nothing committed yet)."""
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap, group_id=group, enable_auto_commit=False
+    )
+    await consumer.start()
+    try:
+        return await consumer.committed(TopicPartition(topic, partition))
+    finally:
+        await consumer.stop()
