@@ -18,8 +18,9 @@ def register_handlers(bus: Bus, orders: Orders, settings: Settings, db: Database
 
     - orders.approved.v1 (keyed by account): each command in a transaction with its inbox entry.
     - md.bars.v1 and md.ticks.v1 (keyed by instrument, so one replica fills an instrument's paper
-      orders): the runtime opens a transaction, with the inbox entry, only when the instrument has
-      working paper orders; a new group starts at the end of the topics (old prices fill nothing).
+      orders), one consumer for both: a batch at a time in one transaction, which keeps the bars
+      and claims inbox entries only for records of instruments with working paper orders; a new
+      group starts at the end of the topics (old prices fill nothing).
     """
     if set(CONSUMES) != {ORDERS_APPROVED, MD_TICKS, MD_BARS}:
         raise RuntimeError(f"{settings.service_name}: handlers and CONSUMES disagree")
@@ -28,9 +29,10 @@ def register_handlers(bus: Bus, orders: Orders, settings: Settings, db: Database
         assert delivery.conn is not None
         await orders.on_approved(delivery.conn, event)
 
-    async def on_market(event: Any, delivery: Delivery) -> None:
-        group = f"{settings.consumer_group}.{delivery.topic}"
-        await orders.on_market(event, delivery.envelope.id, delivery.topic, group)
+    market_group = f"{settings.consumer_group}.md"
+
+    async def on_market(received: list[tuple[Any, Delivery]], conn: Any) -> None:
+        await orders.on_market(received, conn, market_group)
 
     bus.subscribe(
         get_topic(ORDERS_APPROVED),
@@ -38,10 +40,11 @@ def register_handlers(bus: Bus, orders: Orders, settings: Settings, db: Database
         handler=on_approved,
         db=db,
     )
-    for name in (MD_BARS, MD_TICKS):
-        bus.subscribe(
-            get_topic(name),
-            group=f"{settings.consumer_group}.{name}",
-            handler=on_market,
-            from_beginning=False,
-        )
+    bus.subscribe_batches(
+        [MD_BARS, MD_TICKS],
+        group=market_group,
+        handler=on_market,
+        db=db,
+        inbox=False,  # the handler claims only what touches working orders
+        from_beginning=False,
+    )

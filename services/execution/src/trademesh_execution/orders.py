@@ -14,7 +14,7 @@ from typing import Any
 from uuid import UUID
 
 import asyncpg
-from trademesh_bus import inbox
+from trademesh_bus import Delivery, inbox
 from trademesh_bus.outbox import Outbox
 from trademesh_db import Database
 from trademesh_events.marketdata import Bar, Tick
@@ -25,11 +25,13 @@ from trademesh_events.orders import (
     OrderFilled,
     OrderStatus,
 )
+from trademesh_events.topics import MD_BARS
 from trademesh_observability import metrics
 from trademesh_observability.logging import get_logger
 from trademesh_trading.fills import FillModel
 
 from trademesh_execution.engine import (
+    WORKING,
     OrderView,
     PaperMatch,
     advance,
@@ -148,26 +150,55 @@ class Orders:
 
     # ---- the paper venue (md.bars.v1, md.ticks.v1) -----------------------------------------------
 
-    async def on_market(self, event: Any, event_id: UUID, topic: str, consumer: str) -> None:
-        """A final bar (or a tick, as a one-second bar) moves the instrument's market clock and
-        fills the working paper orders it crosses, in one transaction with its inbox entry."""
-        if isinstance(event, Tick):
-            bar, kept = bar_of_tick(event), False
-        elif isinstance(event, Bar) and event.final:
-            bar, kept = event, True
-        else:
+    async def on_market(
+        self, received: list[tuple[Bar | Tick, Delivery]], conn: asyncpg.Connection, consumer: str
+    ) -> None:
+        """A batch of market data in one transaction. A final bar (or a tick, as a one-second
+        bar) moves its instrument's market clock and fills the working paper orders it crosses.
+        In few statements: the final bars kept and each instrument's clock moved to its latest
+        (one statement each), the working paper orders of the batch's instruments read at once,
+        and only the records of instruments with working orders claimed in the inbox (one
+        statement, so a redelivered record fills nothing twice) and matched, bar after bar,
+        against the orders as the bars before left them."""
+        moves: list[tuple[Bar, Delivery]] = []
+        for event, delivery in received:
+            if isinstance(event, Tick):
+                moves.append((bar_of_tick(event), delivery))
+            elif isinstance(event, Bar) and event.final:
+                moves.append((event, delivery))
+        if not moves:
             return
-        if not kept and not await self.store.any_working_paper(bar.instrument_id):
+        instruments = sorted({bar.instrument_id for bar, _ in moves})
+        await self.store.lock_markets(conn, instruments)
+        kept = [bar for bar, delivery in moves if delivery.topic == MD_BARS]
+        if kept:
+            await self.store.keep_bars(conn, kept)
+            latest: dict[str, Bar] = {}
+            for bar in kept:
+                if (
+                    bar.instrument_id not in latest
+                    or bar.close_time > latest[bar.instrument_id].close_time
+                ):
+                    latest[bar.instrument_id] = bar
+            await self.store.mark_markets(
+                conn, [(b.instrument_id, b.close_time, b.close) for b in latest.values()]
+            )
+        working = await self.store.working_paper_orders_of(conn, instruments)
+        moves = [(bar, delivery) for bar, delivery in moves if bar.instrument_id in working]
+        if not moves:
             return
-        async with self.db.transaction() as conn:
-            await self.store.lock_market(conn, bar.instrument_id)
-            if kept:
-                await self.store.keep_bar(conn, bar)
-                await self.store.mark_market(bar.instrument_id, bar.close_time, bar.close, conn)
-            orders = await self.store.working_paper_orders(conn, bar.instrument_id)
-            if not orders or not await inbox.claim(conn, consumer, event_id, topic):
-                return
-            await self._apply(conn, paper_fills(orders, bar, self.fill_model))
+        fresh = await inbox.claim_many(conn, consumer, [(d.envelope.id, d.topic) for _, d in moves])
+        for bar, delivery in moves:
+            if delivery.envelope.id not in fresh:
+                continue  # handled before (a redelivery), or twice in this batch
+            fresh.discard(delivery.envelope.id)
+            orders = working[bar.instrument_id]
+            matches = paper_fills(orders, bar, self.fill_model)
+            await self._apply(conn, matches)
+            moved = {m.order.client_order_id: m.order for m in matches}
+            working[bar.instrument_id] = [
+                o for o in (moved.get(o.client_order_id, o) for o in orders) if o.status in WORKING
+            ]
 
     async def _apply(self, conn: asyncpg.Connection, matches: list[PaperMatch]) -> None:
         """What bars did to paper orders: their new states, fills booked once, their events."""

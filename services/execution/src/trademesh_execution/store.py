@@ -233,25 +233,21 @@ class ExecutionStore:
         )
         return [order_view(row) for row in rows]
 
-    async def working_paper_orders(
-        self, conn: asyncpg.Connection, instrument_id: str
-    ) -> list[OrderView]:
+    async def working_paper_orders_of(
+        self, conn: asyncpg.Connection, instrument_ids: list[str]
+    ) -> dict[str, list[OrderView]]:
+        """The working paper orders of the instruments (locked, in the order a bar tries them),
+        by instrument, in one statement."""
         rows = await conn.fetch(
-            "SELECT * FROM orders WHERE venue = 'paper' AND instrument_id = $1 "
+            "SELECT * FROM orders WHERE venue = 'paper' AND instrument_id = ANY($1::text[]) "
             "AND status IN ('ACCEPTED', 'PARTIALLY_FILLED') "
-            "ORDER BY created_at, client_order_id FOR UPDATE",
-            instrument_id,
+            "ORDER BY instrument_id, created_at, client_order_id FOR UPDATE",
+            instrument_ids,
         )
-        return [order_view(row) for row in rows]
-
-    async def any_working_paper(self, instrument_id: str) -> bool:
-        return bool(
-            await self.db.pool.fetchval(
-                "SELECT EXISTS (SELECT 1 FROM orders WHERE venue = 'paper' AND instrument_id = $1 "
-                "AND status IN ('ACCEPTED', 'PARTIALLY_FILLED'))",
-                instrument_id,
-            )
-        )
+        found: dict[str, list[OrderView]] = {}
+        for row in rows:
+            found.setdefault(row["instrument_id"], []).append(order_view(row))
+        return found
 
     async def save_order(
         self, conn: asyncpg.Connection, order: OrderView, reason: str | None = None
@@ -402,28 +398,59 @@ class ExecutionStore:
             "SELECT pg_advisory_xact_lock(hashtextextended('paper:' || $1, 0))", instrument_id
         )
 
-    async def keep_bar(self, conn: asyncpg.Connection, bar: Bar) -> None:
-        """A final bar, for approvals that come after it; the oldest beyond PAPER_BARS_KEPT of
-        its instrument and timeframe go now and then."""
-        added = await conn.fetchval(
-            "INSERT INTO paper_bars (instrument_id, timeframe, open_time, close_time, bar) "
-            "VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING RETURNING true",
-            bar.instrument_id,
-            bar.timeframe,
-            bar.open_time,
-            bar.close_time,
-            bar.model_dump_json(),
+    async def lock_markets(self, conn: asyncpg.Connection, instrument_ids: list[str]) -> None:
+        """lock_market of several instruments in one statement, in a fixed order (so that two
+        transactions never wait for each other's locks)."""
+        await conn.execute(
+            "SELECT pg_advisory_xact_lock(hashtextextended('paper:' || i, 0)) "
+            "FROM (SELECT DISTINCT i FROM unnest($1::text[]) AS i ORDER BY i) AS ids",
+            instrument_ids,
         )
-        self._kept += 1 if added else 0
-        if added and self._kept % PRUNE_EVERY == 0:
-            await conn.execute(
-                "DELETE FROM paper_bars WHERE instrument_id = $1 AND timeframe = $2 AND "
-                "open_time < (SELECT open_time FROM paper_bars WHERE instrument_id = $1 AND "
-                "timeframe = $2 ORDER BY open_time DESC OFFSET $3 LIMIT 1)",
-                bar.instrument_id,
-                bar.timeframe,
-                PAPER_BARS_KEPT,
-            )
+
+    async def keep_bars(self, conn: asyncpg.Connection, bars: list[Bar]) -> None:
+        """Final bars, for approvals that come after them, in one statement; the oldest beyond
+        PAPER_BARS_KEPT of an instrument and timeframe go now and then."""
+        added = await conn.fetch(
+            "INSERT INTO paper_bars (instrument_id, timeframe, open_time, close_time, bar) "
+            "SELECT * FROM unnest($1::text[], $2::text[], $3::timestamptz[], $4::timestamptz[], "
+            "$5::json[]) ON CONFLICT DO NOTHING RETURNING instrument_id, timeframe",
+            [b.instrument_id for b in bars],
+            [b.timeframe for b in bars],
+            [b.open_time for b in bars],
+            [b.close_time for b in bars],
+            [b.model_dump_json() for b in bars],
+        )
+        for row in added:
+            self._kept += 1
+            if self._kept % PRUNE_EVERY == 0:
+                await self._prune_bars(conn, row["instrument_id"], row["timeframe"])
+
+    async def mark_markets(
+        self, conn: asyncpg.Connection, marks: list[tuple[str, datetime, Decimal]]
+    ) -> None:
+        """The instruments' market clocks, each moved forward only (a redelivered old bar changes
+        nothing), with the price of the bar that moved it; one statement, one mark each."""
+        await conn.execute(
+            "INSERT INTO market (instrument_id, clock, last_price) "
+            "SELECT * FROM unnest($1::text[], $2::timestamptz[], $3::numeric[]) "
+            "ON CONFLICT (instrument_id) DO UPDATE SET clock = EXCLUDED.clock, "
+            "last_price = EXCLUDED.last_price WHERE market.clock <= EXCLUDED.clock",
+            [m[0] for m in marks],
+            [m[1] for m in marks],
+            [m[2] for m in marks],
+        )
+
+    async def _prune_bars(
+        self, conn: asyncpg.Connection, instrument_id: str, timeframe: str
+    ) -> None:
+        await conn.execute(
+            "DELETE FROM paper_bars WHERE instrument_id = $1 AND timeframe = $2 AND "
+            "open_time < (SELECT open_time FROM paper_bars WHERE instrument_id = $1 AND "
+            "timeframe = $2 ORDER BY open_time DESC OFFSET $3 LIMIT 1)",
+            instrument_id,
+            timeframe,
+            PAPER_BARS_KEPT,
+        )
 
     async def bars_after(
         self, conn: asyncpg.Connection, instrument_id: str, since: datetime
@@ -443,24 +470,6 @@ class ExecutionStore:
             since,
         )
         return [Bar.model_validate_json(row["bar"]) for row in rows]
-
-    async def mark_market(
-        self,
-        instrument_id: str,
-        clock: datetime,
-        price: Decimal,
-        conn: asyncpg.Connection | None = None,
-    ) -> None:
-        """The instrument's market clock moves forward only (a redelivered old bar changes
-        nothing); the price is that bar's close."""
-        await (conn or self.db.pool).execute(
-            "INSERT INTO market (instrument_id, clock, last_price) VALUES ($1, $2, $3) "
-            "ON CONFLICT (instrument_id) DO UPDATE SET clock = EXCLUDED.clock, "
-            "last_price = EXCLUDED.last_price WHERE market.clock <= EXCLUDED.clock",
-            instrument_id,
-            clock,
-            price,
-        )
 
     async def market_clock(self, conn: asyncpg.Connection, instrument_id: str) -> datetime | None:
         found: datetime | None = await conn.fetchval(
