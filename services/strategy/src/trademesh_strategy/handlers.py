@@ -6,7 +6,7 @@ from typing import Any
 
 from trademesh_bus import Bus, Delivery
 from trademesh_events.marketdata import Bar
-from trademesh_events.topics import MD_BARS, get_topic
+from trademesh_events.topics import MD_BARS, ORDERS_DENIED, ORDERS_EVENTS
 
 from trademesh_strategy.config import Settings
 from trademesh_strategy.engine import CONSUMES
@@ -14,34 +14,38 @@ from trademesh_strategy.runner import BotRuntime
 
 
 def register_handlers(bus: Bus, runtime: BotRuntime, settings: Settings) -> None:
-    """Subscribe to every consumed topic, one consumer group per topic.
+    """Subscribe to every consumed topic: bars in one consumer group, order events in another.
 
-    The subscriptions take no database from the bus: most bars concern no bot, and the runtime
-    checks that with one cheap query before it opens a transaction. When an event does concern
+    Bars come a batch at a time. The subscriptions take no database from the bus: most bars
+    concern no bot, and the runtime checks that with one cheap query per batch before it opens
+    a transaction. When an event does concern
     a bot, the runtime records its id in the inbox in the same transaction as the change, so a
     redelivered event changes nothing. A malformed message goes to `<topic>.dlq` (the bus does
     that) and the consumer goes on.
     """
 
-    async def on_bar(event: Any, delivery: Delivery) -> None:
-        assert isinstance(event, Bar)
-        group = f"{settings.consumer_group}.{delivery.topic}"
-        await runtime.on_bar(event, delivery.envelope.id, delivery.topic, group)
+    bars_group = f"{settings.consumer_group}.{MD_BARS}"
+
+    async def on_bars(received: list[tuple[Any, Delivery]], _conn: Any) -> None:
+        await runtime.on_bars(
+            [(bar, d.envelope.id, d.topic) for bar, d in received if isinstance(bar, Bar)],
+            bars_group,
+        )
 
     async def on_order_event(event: Any, delivery: Delivery) -> None:
         group = f"{settings.consumer_group}.{delivery.topic}"
         await runtime.on_order_event(event, delivery.envelope.id, delivery.topic, group)
 
-    for name in CONSUMES:
-        bars = name == MD_BARS
-        bus.subscribe(
-            get_topic(name),
-            group=f"{settings.consumer_group}.{name}",
-            handler=on_bar if bars else on_order_event,
-            db=None,
-            # A new consumer group starts bars at the end of the topic: the retained history
-            # means nothing to a live bot (it warms from the history API), and reading it all
-            # would hold the first live bars back. Order events start at the beginning: a fill
-            # must never be missed. Either way a group that has committed resumes where it was.
-            from_beginning=not bars,
-        )
+    if set(CONSUMES) != {MD_BARS, ORDERS_EVENTS, ORDERS_DENIED}:
+        raise RuntimeError(f"{settings.service_name}: handlers and CONSUMES disagree")
+    # A new consumer group starts bars at the end of the topic: the retained history means
+    # nothing to a live bot (it warms from the history API), and reading it all would hold the
+    # first live bars back. Order events start at the beginning: a fill must never be missed.
+    # Either way a group that has committed resumes where it was.
+    bus.subscribe_batches([MD_BARS], group=bars_group, handler=on_bars, from_beginning=False)
+    # One consumer for both order topics (an idle consumer costs fetches); the inbox entries
+    # stay per topic (on_order_event), as they were when each topic had a group of its own.
+    bus.subscribe_many(
+        {ORDERS_EVENTS: on_order_event, ORDERS_DENIED: on_order_event},
+        group=f"{settings.consumer_group}.orders",
+    )

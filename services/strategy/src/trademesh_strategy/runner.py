@@ -11,7 +11,7 @@ time, leg) and stored with a primary key, so a bar handled twice asks for nothin
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -56,6 +56,16 @@ from trademesh_strategy.store import BotRecord, BotStore
 log = get_logger("trademesh_strategy.runner")
 
 _TICK = timedelta(microseconds=1)
+
+
+@dataclass
+class _Progress:
+    """What a batch of bars did to a bot, written at the batch's end (BotStore.bars_seen)."""
+
+    run_id: UUID
+    last_bar_time: datetime | None = None
+    bars: int = 0
+    orders: int = 0
 
 
 class BotRuntime:
@@ -300,32 +310,81 @@ class BotRuntime:
 
     # ---- bars ---------------------------------------------------------------------------------
 
-    async def on_bar(self, bar: Bar, event_id: UUID, topic: str, consumer: str) -> None:
-        """Hand a final bar to every running bot of its instrument and timeframe, in one
-        transaction with the inbox entry: a redelivered bar changes nothing."""
-        if not bar.final or not await self.store.any_running(bar.instrument_id, bar.timeframe):
+    async def on_bars(self, bars: list[tuple[Bar, UUID, str]], consumer: str) -> None:
+        """Hand a batch of bars (bar, event id, topic) to the running bots of their instruments
+        and timeframes, in order, in one transaction with their inbox entries: a redelivered bar
+        changes nothing.
+
+        Bars that concern no running bot (most of them, on a busy feed) cost one shared query
+        and no transaction. For the others, the bots, their open orders and their runs are read
+        once for the batch and their progress written once at its end (one statement each);
+        between the batch's bars a bot's progress and open orders are carried in memory."""
+        final = [(bar, event_id, topic) for bar, event_id, topic in bars if bar.final]
+        if not final:
+            return
+        running = await self.store.running_pairs(
+            sorted({(bar.instrument_id, bar.timeframe) for bar, _, _ in final})
+        )
+        final = [x for x in final if (x[0].instrument_id, x[0].timeframe) in running]
+        if not final:
             return
         async with self.db.transaction() as conn:
-            if not await inbox.claim(conn, consumer, event_id, topic):
-                metrics.BUS_REDELIVERIES_SKIPPED.labels(service=self.service, topic=topic).inc()
-                return
-            asked: dict[datetime, list[Bar]] = {}  # bots on one instrument ask the same gap
-            for bot in await self.store.running_for(conn, bar.instrument_id, bar.timeframe):
-                await self._bar_for(conn, bot, bar, asked)
+            fresh = await inbox.claim_many(conn, consumer, [(e, t) for _, e, t in final])
+            todo: list[Bar] = []
+            for bar, event_id, topic in final:
+                if event_id not in fresh:
+                    metrics.BUS_REDELIVERIES_SKIPPED.labels(service=self.service, topic=topic).inc()
+                    continue
+                fresh.discard(event_id)
+                todo.append(bar)
+            if todo:
+                await self._bars(conn, todo)
 
-    async def _bar_for(
-        self,
-        conn: asyncpg.Connection,
-        bot: BotRecord,
-        bar: Bar,
-        asked: dict[datetime, list[Bar]],
-    ) -> None:
-        if bot.last_bar_time is not None and bar.open_time <= bot.last_bar_time:
-            return  # seen already (warm-up, or a replay played again)
-        for each in [*await self._missed(bot, bar, asked), bar]:
-            if not await self._one_bar(conn, bot, each):
-                return  # the bot failed: it is ERROR now
-            bot = replace(bot, last_bar_time=each.open_time, bars_seen=bot.bars_seen + 1)
+    async def _bars(self, conn: asyncpg.Connection, bars: list[Bar]) -> None:
+        pairs = sorted({(bar.instrument_id, bar.timeframe) for bar in bars})
+        bots = await self.store.running_for_pairs(conn, pairs)
+        opened = await self.store.open_orders_of(conn, [bot.bot_id for bot in bots])
+        by_pair: dict[tuple[str, str], list[BotRecord]] = {}
+        for bot in bots:
+            by_pair.setdefault((bot.instrument_id, bot.timeframe), []).append(bot)
+        current = {bot.bot_id: bot for bot in bots}
+        progress: dict[UUID, _Progress] = {}
+        failed: set[UUID] = set()
+        # Bots of an instrument ask the same gap of the history API once per bar.
+        for bar in bars:
+            asked: dict[datetime, list[Bar]] = {}
+            for bot in by_pair.get((bar.instrument_id, bar.timeframe), []):
+                if bot.bot_id in failed:
+                    continue
+                state = current[bot.bot_id]
+                if state.last_bar_time is not None and bar.open_time <= state.last_bar_time:
+                    continue  # seen already (warm-up, or a replay played again)
+                for each in [*await self._missed(state, bar, asked), bar]:
+                    run_id = state.run_id or await self.store.current_run(conn, state.bot_id)
+                    emitted = await self._one_bar(conn, state, each, opened[state.bot_id])
+                    if emitted is None:  # the bot failed: it is ERROR now
+                        failed.add(state.bot_id)
+                        break
+                    state = replace(
+                        state,
+                        run_id=run_id,
+                        last_bar_time=each.open_time,
+                        bars_seen=state.bars_seen + 1,
+                    )
+                    seen = progress.setdefault(state.bot_id, _Progress(run_id))
+                    seen.last_bar_time = each.open_time
+                    seen.bars += 1
+                    seen.orders += emitted
+                current[state.bot_id] = state
+        if progress:
+            await self.store.bars_seen(
+                conn,
+                [
+                    (bot_id, p.run_id, p.last_bar_time, p.bars, p.orders)
+                    for bot_id, p in progress.items()
+                    if p.last_bar_time is not None
+                ],
+            )
 
     async def _missed(
         self, bot: BotRecord, bar: Bar, asked: dict[datetime, list[Bar]]
@@ -352,34 +411,42 @@ class BotRuntime:
             log.warning("bars caught up from history", bot_id=str(bot.bot_id), bars=len(found))
         return found
 
-    async def _one_bar(self, conn: asyncpg.Connection, bot: BotRecord, bar: Bar) -> bool:
+    async def _one_bar(
+        self, conn: asyncpg.Connection, bot: BotRecord, bar: Bar, open_orders: list[OpenOrder]
+    ) -> int | None:
+        """The bot's strategy on one bar: its orders stored and asked for (and added to
+        `open_orders`); how many intents it emitted, or None when the bot failed."""
         asked = await self._ask(
             conn,
             bot,
-            lambda session, open_orders: session.on_bar(
-                bar, position=bot.position, cash=bot.cash, open_orders=open_orders
+            lambda session, orders: session.on_bar(
+                bar, position=bot.position, cash=bot.cash, open_orders=orders
             ),
+            open_orders,
         )
         if asked is None:
-            return False
+            return None
         requests, events = asked
         run_id = bot.run_id or await self.store.current_run(conn, bot.bot_id)
-        emitted = await self._emit(conn, bot, run_id, requests, events)
-        await self.store.bar_seen(conn, bot.bot_id, run_id, bar.open_time, emitted)
+        emitted = await self._emit(conn, bot, run_id, requests, events, open_orders)
         metrics.STRATEGY_BARS.labels(service=self.service, strategy=bot.strategy).inc()
-        return True
+        return emitted
 
     async def _ask(
         self,
         conn: asyncpg.Connection,
         bot: BotRecord,
         call: Callable[[BotSession, list[OpenOrder]], list[Request]],
+        open_orders: list[OpenOrder] | None = None,
     ) -> tuple[list[Request], list[Any]] | None:
         """Run one of the strategy's callbacks on the bot's session (rebuilt when stale) and
-        return its requests with their intents; None when the bot failed, and is now ERROR."""
+        return its requests with their intents; None when the bot failed, and is now ERROR.
+        `open_orders`: the bot's open orders when the caller holds them (else they are read)."""
         try:
             session = await self._session(bot, reason="restart")
-            requests = call(session, await self.store.open_orders(conn, bot.bot_id))
+            if open_orders is None:
+                open_orders = await self.store.open_orders(conn, bot.bot_id)
+            requests = call(session, list(open_orders))
             return requests, self._events(bot, requests)
         except StrategyFailed as failure:
             await self._fail(conn, bot, failure.detail)
@@ -402,16 +469,23 @@ class BotRuntime:
         run_id: UUID,
         requests: list[Request],
         events: list[Any] | None = None,
+        open_orders: list[OpenOrder] | None = None,
     ) -> int:
         """Store the orders and write their intents to the outbox; an order whose client id is
-        stored already (the same bar and leg handled before) is not asked for again."""
+        stored already (the same bar and leg handled before) is not asked for again. A new
+        order joins `open_orders`, when given."""
         events = events if events is not None else self._events(bot, requests)
         emitted = 0
         for request, event in zip(requests, events, strict=True):
-            if isinstance(request, OrderRequest) and not await self.store.add_order(
-                conn, bot.bot_id, run_id, request
-            ):
-                continue
+            if isinstance(request, OrderRequest):
+                if not await self.store.add_order(conn, bot.bot_id, run_id, request):
+                    continue
+                if open_orders is not None:
+                    open_orders.append(
+                        OpenOrder(
+                            request.client_order_id, request.leg, request.side, request.quantity
+                        )
+                    )
             await self.outbox.add(conn, event)
             kind = "cancel" if isinstance(request, CancelRequest) else request.kind
             metrics.STRATEGY_INTENTS.labels(

@@ -45,7 +45,7 @@ class BotRecord:
     cash: Decimal
     created_at: datetime
     updated_at: datetime
-    run_id: UUID | None = None  # the open run, where the query asked for it (running_for)
+    run_id: UUID | None = None  # the open run, where the query asked for it (running_for_pairs)
 
     @property
     def config(self) -> BotConfig:
@@ -168,28 +168,32 @@ class BotStore:
             )
         return [_bot(row) for row in rows]
 
-    async def any_running(self, instrument_id: str, timeframe: str) -> bool:
-        """Cheap pre-check outside a transaction: is any bot on this instrument and timeframe?"""
-        found = await self.db.pool.fetchval(
-            "SELECT EXISTS (SELECT 1 FROM bots WHERE instrument_id = $1 AND timeframe = $2 "
-            "AND state = 'RUNNING')",
-            instrument_id,
-            timeframe,
+    async def running_pairs(self, pairs: list[tuple[str, str]]) -> set[tuple[str, str]]:
+        """Which of these (instrument, timeframe) pairs have a running bot: the cheap check, in
+        one statement and outside a transaction, before a batch of bars opens one."""
+        rows = await self.db.pool.fetch(
+            "SELECT DISTINCT b.instrument_id, b.timeframe FROM bots b "
+            "JOIN unnest($1::text[], $2::text[]) AS p(instrument_id, timeframe) "
+            "USING (instrument_id, timeframe) WHERE b.state = 'RUNNING'",
+            [instrument for instrument, _ in pairs],
+            [timeframe for _, timeframe in pairs],
         )
-        return bool(found)
+        return {(row["instrument_id"], row["timeframe"]) for row in rows}
 
-    async def running_for(
-        self, conn: asyncpg.Connection, instrument_id: str, timeframe: str
+    async def running_for_pairs(
+        self, conn: asyncpg.Connection, pairs: list[tuple[str, str]]
     ) -> list[BotRecord]:
-        """The running bots of an instrument and timeframe, locked for this transaction (in id
-        order, so that two transactions lock them in the same order)."""
+        """The running bots of these (instrument, timeframe) pairs, with their open runs, locked
+        for this transaction (in id order, so that two transactions lock them in the same
+        order)."""
         rows = await conn.fetch(
             "SELECT b.*, (SELECT run_id FROM bot_runs r WHERE r.bot_id = b.bot_id AND "
             "r.ended_at IS NULL ORDER BY started_at DESC LIMIT 1) AS run_id FROM bots b "
-            "WHERE instrument_id = $1 AND timeframe = $2 AND state = 'RUNNING' "
-            "ORDER BY bot_id FOR UPDATE OF b",
-            instrument_id,
-            timeframe,
+            "JOIN unnest($1::text[], $2::text[]) AS p(instrument_id, timeframe) "
+            "USING (instrument_id, timeframe) WHERE b.state = 'RUNNING' "
+            "ORDER BY b.bot_id FOR UPDATE OF b",
+            [instrument for instrument, _ in pairs],
+            [timeframe for _, timeframe in pairs],
         )
         return [_bot(row) for row in rows]
 
@@ -228,19 +232,23 @@ class BotStore:
             bars,
         )
 
-    async def bar_seen(
-        self, conn: asyncpg.Connection, bot_id: UUID, run_id: UUID, bar_time: datetime, orders: int
+    async def bars_seen(
+        self, conn: asyncpg.Connection, seen: list[tuple[UUID, UUID, datetime, int, int]]
     ) -> None:
-        """A live bar handled: the bot's history and its run's counters, in one statement (one
-        round trip of the per-bar path)."""
+        """Live bars handled: per (bot, run, last bar time, bars, orders), the bot's history and
+        its run's counters, for every bot of a batch in one statement."""
         await conn.execute(
-            "WITH seen AS (UPDATE bots SET last_bar_time = $3, bars_seen = bars_seen + 1, "
-            "updated_at = now() WHERE bot_id = $1) "
-            "UPDATE bot_runs SET bars = bars + 1, orders = orders + $4 WHERE run_id = $2",
-            bot_id,
-            run_id,
-            bar_time,
-            orders,
+            "WITH p AS (SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::timestamptz[], "
+            "$4::int[], $5::int[]) AS p(bot_id, run_id, last_bar_time, bars, orders)), "
+            "seen AS (UPDATE bots b SET last_bar_time = p.last_bar_time, "
+            "bars_seen = b.bars_seen + p.bars, updated_at = now() FROM p WHERE b.bot_id = p.bot_id) "
+            "UPDATE bot_runs r SET bars = r.bars + p.bars, orders = r.orders + p.orders "
+            "FROM p WHERE r.run_id = p.run_id",
+            [row[0] for row in seen],
+            [row[1] for row in seen],
+            [row[2] for row in seen],
+            [row[3] for row in seen],
+            [row[4] for row in seen],
         )
 
     # ---- runs ------------------------------------------------------------------------------
@@ -297,6 +305,23 @@ class BotStore:
 
     # ---- orders and fills ------------------------------------------------------------------
 
+    async def open_orders_of(
+        self, conn: asyncpg.Connection, bot_ids: list[UUID]
+    ) -> dict[UUID, list[OpenOrder]]:
+        """open_orders of several bots in one statement, by bot (every bot has a list)."""
+        rows = await conn.fetch(
+            "SELECT bot_id, client_order_id, leg, side, quantity - filled AS remaining "
+            "FROM bot_orders WHERE bot_id = ANY($1::uuid[]) AND open "
+            "ORDER BY created_at, client_order_id",
+            bot_ids,
+        )
+        found: dict[UUID, list[OpenOrder]] = {bot_id: [] for bot_id in bot_ids}
+        for r in rows:
+            found[r["bot_id"]].append(
+                OpenOrder(r["client_order_id"], r["leg"], r["side"], r["remaining"])
+            )
+        return found
+
     async def open_orders(self, conn: asyncpg.Connection, bot_id: UUID) -> list[OpenOrder]:
         rows = await conn.fetch(
             "SELECT client_order_id, leg, side, quantity - filled AS remaining FROM bot_orders "
@@ -310,9 +335,11 @@ class BotStore:
     ) -> bool:
         """Store an order the bot asks for; False when that client order id exists already."""
         added = await conn.fetchval(
+            # clock_timestamp(), not the transaction's now(): the orders of one batch of bars
+            # share a transaction, and their creation order is the order they are listed in.
             "INSERT INTO bot_orders (client_order_id, bot_id, run_id, bar_time, leg, side, "
-            "order_type, quantity, limit_price, stop_price) VALUES "
-            "($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) "
+            "order_type, quantity, limit_price, stop_price, created_at) VALUES "
+            "($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, clock_timestamp()) "
             "ON CONFLICT (client_order_id) DO NOTHING RETURNING true",
             order.client_order_id,
             bot_id,
