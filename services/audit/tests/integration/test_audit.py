@@ -20,7 +20,7 @@ import httpx
 import pytest
 from fastapi import FastAPI
 from opentelemetry import propagate, trace
-from trademesh_bus import Bus
+from trademesh_bus import Bus, Retention
 from trademesh_db import Database, migrate
 from trademesh_events import auth, orders
 from trademesh_events.base import Event
@@ -476,6 +476,22 @@ async def test_the_services_own_pool_may_not_change_the_log(
     for sql in CHANGES:
         with pytest.raises(asyncpg.InsufficientPrivilegeError):
             await runtime.db.pool.execute(sql)
+
+
+async def test_the_services_own_pool_prunes_its_inbox_but_not_the_log(
+    client: httpx.AsyncClient, app: FastAPI
+) -> None:
+    runtime = runtime_of(app)
+    await append(runtime.store)
+    assert runtime.db is not None
+    await runtime.db.pool.execute(
+        "INSERT INTO inbox (consumer, event_id, topic, handled_at) "
+        "VALUES ('audit.x', gen_random_uuid(), 'x', now() - interval '30 days')"
+    )
+    logged = await runtime.db.fetchval("SELECT count(*) FROM audit_log")
+    pruned, _ = await Retention(runtime.db).prune_once()  # as the writer role
+    assert pruned >= 1
+    assert await runtime.db.fetchval("SELECT count(*) FROM audit_log") == logged
 
 
 async def test_the_triggers_refuse_changes_even_to_a_superuser(
