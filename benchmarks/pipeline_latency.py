@@ -308,6 +308,9 @@ class Run:
         return f"generator lag (ms): p50 {p50:.2f}, p99 {p99:.2f}, max {top:.2f}"
 
 
+Payload = tuple[Bar, bytes, bytes, float]  # the bar, its key, its value, its open time
+
+
 class Generator:
     """Publishes live bars on md.bars.v1 as market-data would, each at its scheduled time,
     without waiting for acks. Keeps, per bar, its scheduled time (for the latency joins) and,
@@ -351,18 +354,23 @@ class Generator:
         if self.pending:
             await asyncio.wait(list(self.pending), timeout=timeout)
 
-    async def run(
-        self, series: list[Series], rate: float, duration: float, stop: Callable[[], bool]
-    ) -> Run:
-        """rate x duration bars, round robin over `series`, bar i due at start + i / rate; stops
-        early when `stop()` says so (checked every few milliseconds)."""
-        planned = round(rate * duration)
-        first = [s.next_index for s in series]
-        bars = [series[i % len(series)].take() for i in range(planned)]
-        payloads = [
+    @staticmethod
+    def prepare(series: list[Series], rate: float, duration: float) -> list[Payload]:
+        """The bars of a run, made and encoded before it starts: rate x duration of them, round
+        robin over `series`."""
+        bars = [series[i % len(series)].take() for i in range(round(rate * duration))]
+        return [
             (bar, BARS_SPEC.key_of(bar), BARS_SPEC.encode(bar), bar.open_time.timestamp())
             for bar in bars
         ]
+
+    async def run(
+        self, series: list[Series], payloads: list[Payload], rate: float, stop: Callable[[], bool]
+    ) -> Run:
+        """Send `payloads` (prepared from `series`), bar i due at start + i / rate; stop early
+        when `stop()` says so (asked every few milliseconds)."""
+        planned = len(payloads)
+        first = [s.next_index - len(range(k, planned, len(series))) for k, s in enumerate(series)]
         run = Run(rate, planned)
         lead = 0.05
         start_perf = time.perf_counter() + lead
@@ -667,6 +675,7 @@ async def load(
     """One open-loop run at `rate` with the lag of the groups on `judged` topics polled every
     POLL_S; cut short when one is more than `abort_lag` seconds behind. The platform's CPU is
     measured over the run."""
+    payloads = generator.prepare(series, rate, duration)
     samples: list[tuple[float, dict[str, float]]] = []
     behind: tuple[str, float] | None = None  # the first group found more than abort_lag behind
     began = time.monotonic()
@@ -694,7 +703,7 @@ async def load(
     failures_before = generator.failures
     meter.begin()
     try:
-        run = await generator.run(series, rate, duration, lambda: behind is not None)
+        run = await generator.run(series, payloads, rate, lambda: behind is not None)
     finally:
         done.set()
         await asyncio.wait_for(watcher, 30)
@@ -1128,7 +1137,7 @@ def print_orders(tag: str, orders: Orders) -> None:
         f"[{tag}] orders: {orders.intents} intents, {orders.approved} approved, denied: {denied}, "
         f"{orders.rejected} rejected, {len(orders.placed)} placed, {len(orders.fills)} filled"
     )
-    print(f"[{tag}] {'hop (ms)':36s}")
+    print(f"[{tag}] hop (ms)")
     for name, values in orders.hops.items():
         print(f"[{tag}]   {name:34s} {ms_summary(values)}")
     print(f"[{tag}] {'bar -> order placed (ms)':36s} {ms_summary(orders.placed)}")
