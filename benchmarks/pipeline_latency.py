@@ -82,7 +82,8 @@ Knobs (environment): BENCH_RATE (500), BENCH_DURATION_S (30), BENCH_INSTRUMENTS 
 BENCH_RSI ("2,30,70"), BENCH_RAMP ("500,1000,1500,2000,3000,4000"), BENCH_STEP_S (8),
 BENCH_RAMP_MIN (5), BENCH_BOT_RAMP ("250,500,750,1000,1500,2000"), BENCH_BOT_INSTRUMENTS (20),
 BENCH_BOTS_PER_INSTRUMENT (10), BENCH_BOT_RSI ("14,30,70"), BENCH_LAG_BOUND_S (0.5),
-BENCH_LAG_GROWTH_S (0.2), BENCH_ABORT_LAG_S (2), BENCH_MAX_LAG_S (5), BENCH_DRAIN_S (90),
+BENCH_LAG_GROWTH_S (0.2), BENCH_ABORT_LAG_S (2), BENCH_MAX_LAG_S (5), BENCH_DRAIN_S (240: the
+longest wait for the consumers to catch up after a run, while they make progress),
 BENCH_IDLE_S (20), BENCH_BASELINE_RATE (500), BENCH_BASELINE_S (10), BENCH_LINGER_MS (passed to
 the services as TRADEMESH_KAFKA_LINGER_MS and used by the relays; unset: the services' default),
 BENCH_SKIP (a comma list of phases to leave out: idle, baseline, latency, ramp, bots),
@@ -159,7 +160,7 @@ LAG_BOUND_S = float(os.environ.get("BENCH_LAG_BOUND_S", "0.5"))
 LAG_GROWTH_S = float(os.environ.get("BENCH_LAG_GROWTH_S", "0.2"))
 ABORT_LAG_S = float(os.environ.get("BENCH_ABORT_LAG_S", "2"))
 MAX_LAG_S = float(os.environ.get("BENCH_MAX_LAG_S", "5"))
-DRAIN_S = float(os.environ.get("BENCH_DRAIN_S", "90"))
+DRAIN_S = float(os.environ.get("BENCH_DRAIN_S", "240"))
 IDLE_S = float(os.environ.get("BENCH_IDLE_S", "20"))
 BASELINE_RATE = float(os.environ.get("BENCH_BASELINE_RATE", "500"))
 BASELINE_S = float(os.environ.get("BENCH_BASELINE_S", "10"))
@@ -185,6 +186,8 @@ KNOWN_GROUPS = (
 
 SKIP_S = 1.0  # orders decided in a run's first second are not counted (connections warm up)
 POLL_S = 0.5  # how often consumer lag is polled
+STALL_S = 30.0  # a drain gives up when no watched group commits anything for this long
+NOT_DRAINED = f"nothing committed for {STALL_S:g} s, or still behind after {DRAIN_S:g} s"
 WARM_BARS = 60
 TIMEFRAME, BAR_LENGTH = "1m", timedelta(minutes=1)
 BAR_S = BAR_LENGTH.total_seconds()
@@ -532,6 +535,7 @@ class Lag:
         self.partitions: list[TopicPartition] = []
         self.groups: dict[str, set[str]] = {}  # group -> the watched topics it consumes
         self.coordinator: dict[str, int] = {}
+        self.progress = 0  # the watched groups' committed offsets, summed, at the last poll
 
     async def start(self) -> None:
         await self.admin.start()
@@ -602,11 +606,13 @@ class Lag:
         results = await asyncio.gather(*(self._committed(g) for g in names))
         now = time.time()
         lags: dict[str, float] = {}
+        self.progress = 0
         for name, offsets in zip(names, results, strict=True):
             worst = 0.0
             for tp, offset in offsets.items():
                 if tp.topic not in self.groups[name]:
                     continue
+                self.progress += max(offset, 0)
                 oldest = self._sent_before(tp.topic, tp.partition, offset)
                 if oldest is not None:
                     worst = max(worst, now - oldest)
@@ -614,11 +620,16 @@ class Lag:
         return lags
 
     async def drain(self, timeout: float) -> bool:
-        """Until every watched group has committed everything the bench knows of (or timeout)."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
+        """Until every watched group has committed everything the bench knows of: False after
+        `timeout`, or after STALL_S in which no group committed anything."""
+        now = time.monotonic()
+        deadline, moved, last = now + timeout, now, -1
+        while now < deadline and now - moved < STALL_S:
             if all(v == 0.0 for v in (await self.poll()).values()):
                 return True
+            now = time.monotonic()
+            if self.progress != last:
+                moved, last = now, self.progress
             await asyncio.sleep(POLL_S)
         return False
 
@@ -1145,9 +1156,10 @@ def print_orders(tag: str, orders: Orders) -> None:
 
 
 async def settle_between(lag: Lag, seen: Seen, generator: Generator, names: set[str]) -> bool:
-    """Until the groups have drained and the orders in flight have landed (at most DRAIN_S)."""
-    deadline = time.monotonic() + DRAIN_S
+    """Until the groups have drained (see Lag.drain) and the orders in flight have landed (at
+    most 10 s more: by then an order not placed never will be)."""
     drained = await lag.drain(DRAIN_S)
+    deadline = time.monotonic() + 10
     while time.monotonic() < deadline:
         if not pending_orders(seen, names):
             break
@@ -1184,7 +1196,7 @@ async def latency_phase(
     elif not step.sustained:
         print(f"[latency] not sustained: {step.why}")
     if not drained:
-        print(f"[latency] the consumers had not caught up {DRAIN_S:g} s after the run")
+        print(f"[latency] the consumers did not catch up after the run ({NOT_DRAINED})")
     if step.usage is not None:
         print(f"[latency] CPU while the bars were sent ({step.usage.wall:.1f} s):")
         print_usage("latency", step.usage)
@@ -1212,7 +1224,7 @@ async def ramp(
     names = {s.instrument for s in series}
     print(f"[{tag}] {len(series)} instruments, steps of {STEP_S:g} s, {len(lag.groups)} groups")
     if not await lag.drain(DRAIN_S):
-        print(f"[{tag}] skipped: the consumers are still behind after {DRAIN_S:g} s")
+        print(f"[{tag}] skipped: the consumers did not catch up ({NOT_DRAINED})")
         return 0.0, ""
     latency: dict[float, str] = {}
 
@@ -1241,7 +1253,7 @@ async def ramp(
             )
         latency[rate] = f"p50 {p50:.1f} ms, p99 {p99:.1f} ms (n={len(orders.placed)})"
         if not drained:
-            raise TimeoutError(f"the consumers did not catch up {DRAIN_S:g} s after the step")
+            raise TimeoutError(f"the consumers did not catch up after the step ({NOT_DRAINED})")
         return step.sustained
 
     best, failed_at = 0.0, failing
@@ -1438,21 +1450,13 @@ def main() -> None:
             fetch_wait = int(platform.setting("TRADEMESH_KAFKA_FETCH_MAX_WAIT_MS"))
         except AssertionError:  # not in infra.env: the services use the setting's default
             fetch_wait = int(KafkaSettings.model_fields["kafka_fetch_max_wait_ms"].default)
-        asyncio.run(
-            asyncio.wait_for(
-                measure(
-                    platform,
-                    bootstrap,
-                    linger,
-                    fetch_wait,
-                    email,
-                    latency_series,
-                    bot_series,
-                    result,
-                ),
-                DEADLINE_S,
+        args = (platform, bootstrap, linger, fetch_wait, email, latency_series, bot_series)
+        try:
+            asyncio.run(asyncio.wait_for(measure(*args, result), DEADLINE_S))
+        except TimeoutError:
+            print(
+                f"gave up after {DEADLINE_S:g} s (BENCH_DEADLINE_S): what it did not measure is nan"
             )
-        )
         ok = True
     finally:
         output = platform.stop()
