@@ -913,7 +913,8 @@ async def baseline(bootstrap: str, linger_ms: int, fetch_wait: int) -> dict[str,
                 futures.append(await producer.send(topics[0], value, key=keys[j % len(keys)]))
             i = due
             await asyncio.sleep(0)
-        await asyncio.wait(futures, timeout=30)
+        if futures:
+            await asyncio.wait(futures, timeout=30)
         failed = sum(1 for f in futures if not f.done() or f.exception() is not None)
         if failed:
             print(f"  baseline: {failed} sends failed")
