@@ -5,6 +5,7 @@ from each service's own tables."""
 from __future__ import annotations
 
 import asyncio
+import re
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -167,10 +168,18 @@ def lag(platform: Platform) -> dict[str, int]:
         x
         for x in lags
         if x.group.split(".")[0] in ("strategy", "risk", "execution", "audit")
-        and x.group.count(".") <= 3
+        and not INSTANCE.fullmatch(x.group.rsplit(".", 1)[-1])
     ]
     assert shared, lags
-    return {x.group: x.lag for x in shared if x.lag}
+    out: dict[str, int] = {}
+    for x in shared:
+        if x.lag:
+            out[f"{x.group}:{x.topic}"] = x.lag
+    return out
+
+
+# The last part of a per-process group's name (uuid4().hex[:12]): every replica reads it all.
+INSTANCE = re.compile(r"[0-9a-f]{12}")
 
 
 def wait_until_settled(platform: Platform, load: Load, timeout: float = 240.0) -> None:

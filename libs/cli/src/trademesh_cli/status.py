@@ -85,13 +85,14 @@ def readiness(
 
 
 async def consumer_lag(bootstrap: str, security: Mapping[str, Any] | None = None) -> list[Lag]:
-    """For every consumer group: per topic, end offsets minus committed offsets.
+    """For every consumer group: per topic it has committed on, end offsets minus committed.
 
-    A service's groups are named `<service group>.<topic>` (one group per consumed topic), with
-    `.<instance>` after it where every replica reads everything (ticks for risk, the gateway's
-    event stream), so a group's topic is the known topic its name holds. Committed offsets are read the way the
-    consumers read them (OffsetFetch through a group coordinator): Tansu does not answer the
-    admin client's version of that request.
+    A group named `<service group>.<topic>` (with `.<instance>` after it where every replica
+    reads everything: ticks for risk, the gateway's event stream) reads that topic; a group
+    whose name holds no topic (one consumer for several topics, e.g. `execution.md`) is asked
+    for its committed offsets on every topic, and the topics it has any on are its own.
+    Committed offsets are read the way the consumers read them (OffsetFetch through a group
+    coordinator): Tansu does not answer the admin client's version of that request.
     """
     from trademesh_events.topics import TOPICS
 
@@ -106,27 +107,30 @@ async def consumer_lag(bootstrap: str, security: Mapping[str, Any] | None = None
         groups = sorted(str(g[0]) for g in await admin.list_consumer_groups())
         out: list[Lag] = []
         for group in groups:
-            topic = next((t for t in known if f".{t}." in f"{group}."), None)
-            if topic is None:
-                continue
-            partitions = [
-                TopicPartition(topic, p) for p in sorted(reader.partitions_for_topic(topic) or ())
-            ]
-            if not partitions:
-                continue
-            ends = await reader.end_offsets(partitions)
+            named = next((t for t in known if f".{t}." in f"{group}."), None)
             member = AIOKafkaConsumer(
                 bootstrap_servers=bootstrap, group_id=group, enable_auto_commit=False, **tls_sasl
             )
             await member.start()
             try:
-                lag = 0
-                for tp in partitions:
-                    done = await member.committed(tp)
-                    lag += max(ends[tp] - (done or 0), 0)
+                for topic in [named] if named is not None else known:
+                    partitions = [
+                        TopicPartition(topic, p)
+                        for p in sorted(reader.partitions_for_topic(topic) or ())
+                    ]
+                    if not partitions:
+                        continue
+                    committed = [await member.committed(tp) for tp in partitions]
+                    if named is None and all(done is None for done in committed):
+                        continue  # not a topic of this group
+                    ends = await reader.end_offsets(partitions)
+                    lag = sum(
+                        max(ends[tp] - (done or 0), 0)
+                        for tp, done in zip(partitions, committed, strict=True)
+                    )
+                    out.append(Lag(group, topic, lag, len(partitions)))
             finally:
                 await member.stop()
-            out.append(Lag(group, topic, lag, len(partitions)))
         return out
     finally:
         await reader.stop()
