@@ -376,7 +376,7 @@ class Bus:
         db: Database | None = None,
         inbox: bool = True,
         from_beginning: bool = True,
-        fetch_max_wait_ms: int | None = None,
+        background: bool = False,
     ) -> Any:
         """Register `handler(event, delivery)` for `topic` in consumer group `group` (one
         consumer; see subscribe_many, which this is with one topic)."""
@@ -386,7 +386,7 @@ class Bus:
             db=db,
             inbox=inbox,
             from_beginning=from_beginning,
-            fetch_max_wait_ms=fetch_max_wait_ms,
+            background=background,
         )
 
     def subscribe_many(
@@ -397,7 +397,7 @@ class Bus:
         db: Database | None = None,
         inbox: bool = True,
         from_beginning: bool = True,
-        fetch_max_wait_ms: int | None = None,
+        background: bool = False,
     ) -> Any:
         """Register a handler per topic, all read by one consumer in consumer group `group`.
 
@@ -419,14 +419,16 @@ class Bus:
           the partition behind it nor take its batch down with it.
 
         Each handler call runs in a span of its own, a child of the span that produced the
-        message. `fetch_max_wait_ms` overrides the setting of the same name for a subscription
-        that can afford to hear late and should cost little while idle.
+        message. A `background` subscription, one no order waits for (revocations, audit, the
+        event stream, prices), fetches with kafka_background_fetch_max_wait_ms: on a broker
+        that answers a fetch only when it polls again (Tansu), it hears later but costs little
+        while idle.
         """
         specs = {(get_topic(t) if isinstance(t, str) else t): h for t, h in handlers.items()}
         return self._subscribe(
             _Consumer(self, {spec.name: (spec, h) for spec, h in specs.items()}, group, db, inbox),
             from_beginning,
-            fetch_max_wait_ms,
+            background,
         )
 
     def subscribe_batches(
@@ -438,7 +440,7 @@ class Bus:
         db: Database | None = None,
         inbox: bool = True,
         from_beginning: bool = True,
-        fetch_max_wait_ms: int | None = None,
+        background: bool = False,
     ) -> Any:
         """Register `handler(received, conn)` for whole batches of `topics` (one consumer), for a
         service that does a batch's reads and writes set-wise. Everything subscribe_many says
@@ -452,11 +454,9 @@ class Bus:
         specs = [get_topic(t) if isinstance(t, str) else t for t in topics]
         consumer = _Consumer(self, {s.name: (s, _no_handler) for s in specs}, group, db, inbox)
         consumer.batch_handler = handler
-        return self._subscribe(consumer, from_beginning, fetch_max_wait_ms)
+        return self._subscribe(consumer, from_beginning, background)
 
-    def _subscribe(
-        self, consumer: _Consumer, from_beginning: bool, fetch_max_wait_ms: int | None
-    ) -> Any:
+    def _subscribe(self, consumer: _Consumer, from_beginning: bool, background: bool) -> Any:
         cfg = self.config
         for spec, _ in consumer.routes.values():
             metrics.consumer_topic(self.service, spec.name, DLQ_REASONS)
@@ -471,9 +471,9 @@ class Bus:
             session_timeout_ms=cfg.kafka_session_timeout_ms,
             heartbeat_interval_ms=cfg.kafka_heartbeat_interval_ms,
             rebalance_timeout_ms=cfg.kafka_rebalance_timeout_ms or cfg.kafka_session_timeout_ms,
-            fetch_max_wait_ms=cfg.kafka_fetch_max_wait_ms
-            if fetch_max_wait_ms is None
-            else fetch_max_wait_ms,
+            fetch_max_wait_ms=cfg.kafka_background_fetch_max_wait_ms
+            if background
+            else cfg.kafka_fetch_max_wait_ms,
             decoder=_raw_records,
         )
         _hand_over_at_once(subscriber, cfg.kafka_consume_batch)

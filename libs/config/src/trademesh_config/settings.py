@@ -81,6 +81,13 @@ class KafkaSettings(TrademeshSettings):
         "how often an idle consumer asks; the embedded Tansu broker answers only when it polls "
         "again (at half the remaining wait), so embedded mode sets a short wait.",
     )
+    kafka_background_fetch_max_wait_ms: int = Field(
+        500,
+        ge=0,
+        le=10000,
+        description="kafka_fetch_max_wait_ms of the consumers no order waits for (revocations, "
+        "audit, the event stream, prices): idle ones ask the broker this seldom.",
+    )
     kafka_consume_batch: int = Field(
         500,
         ge=1,

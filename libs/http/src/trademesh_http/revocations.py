@@ -172,6 +172,7 @@ class _Subscribes(Protocol):
         handler: Any,
         inbox: bool = ...,
         from_beginning: bool = ...,
+        background: bool = ...,
     ) -> Any: ...
 
 
@@ -191,4 +192,5 @@ def follow_revocations(bus: _Subscribes, verifier: _HasRevocations, group_prefix
         handler=verifier.revocations.on_event,
         inbox=False,
         from_beginning=False,
+        background=True,
     )

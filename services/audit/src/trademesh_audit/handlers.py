@@ -23,9 +23,9 @@ def register_handlers(
 ) -> None:
     """Subscribe to every consumed topic.
 
-    - The logged topics: one consumer group per topic, shared by the replicas. Each handler runs
-      in one transaction with the inbox entry, so a redelivered event adds no row (and the store
-      skips an event id the log already has, whichever group delivers it).
+    - The logged topics: one consumer (group `<group>.log`), shared by the replicas. A batch is
+      logged in one transaction with its inbox entries, so a redelivered event adds no row (and
+      the store skips an event id the log already has, whichever group delivers it).
     - audit.checkpoints.v1: a group per process, from the topic's beginning, so that every
       replica holds every checkpoint of its chain (see checkpoints.py); no transaction.
 
@@ -44,10 +44,12 @@ def register_handlers(
         assert isinstance(event, ChainCheckpointed)
         book.add(event)
 
-    for name in LOGGED:
-        bus.subscribe(
-            get_topic(name), group=f"{settings.consumer_group}.{name}", handler=on_event, db=db
-        )
+    bus.subscribe_many(
+        dict.fromkeys(LOGGED, on_event),
+        group=f"{settings.consumer_group}.log",
+        db=db,
+        background=True,
+    )
     instance = uuid.uuid4().hex[:12]
     bus.subscribe(
         get_topic(CHECKPOINTS),
@@ -55,4 +57,5 @@ def register_handlers(
         handler=on_checkpoint,
         inbox=False,
         from_beginning=True,
+        background=True,
     )

@@ -47,4 +47,7 @@ def register_handlers(bus: Bus, orders: Orders, settings: Settings, db: Database
         db=db,
         inbox=False,  # the handler claims only what touches working orders
         from_beginning=False,
+        # No order waits for it to be placed (approvals are read by the consumer above); a
+        # resting order's fill does, on an idle broker by up to this consumer's fetch wait.
+        background=True,
     )

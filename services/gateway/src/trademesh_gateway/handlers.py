@@ -13,7 +13,6 @@ from typing import Any
 
 from trademesh_bus import Bus, Delivery
 from trademesh_db import Database
-from trademesh_events.topics import get_topic
 
 from trademesh_gateway.config import Settings
 from trademesh_gateway.engine import CONSUMES, event_owner
@@ -42,11 +41,10 @@ def register_handlers(bus: Bus, hub: EventHub, settings: Settings, db: Database 
         )
 
     instance = uuid.uuid4().hex[:12]
-    for name in CONSUMES:
-        bus.subscribe(
-            get_topic(name),
-            group=f"{settings.consumer_group}.{name}.{instance}",
-            handler=on_event,
-            inbox=False,
-            from_beginning=False,
-        )
+    bus.subscribe_many(
+        dict.fromkeys(CONSUMES, on_event),
+        group=f"{settings.consumer_group}.events.{instance}",
+        inbox=False,
+        from_beginning=False,
+        background=True,
+    )

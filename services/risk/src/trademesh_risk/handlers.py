@@ -24,8 +24,9 @@ def register_handlers(
     - orders.intents.v1 and orders.events.v1: one consumer group per topic, shared by the
       replicas (an account's events are on one partition, so in order); each handler runs in a
       transaction with the inbox entry, so a redelivered event changes nothing.
-    - md.ticks.v1 and md.bars.v1: a group per process, from the end of the topics, so that every
-      replica knows every price (see prices.py); no transaction (last price wins).
+    - md.ticks.v1 and md.bars.v1: one consumer in a group per process, from the end of the
+      topics, so that every replica knows every price (see prices.py); no transaction (last
+      price wins).
     """
     if set(CONSUMES) != {ORDERS_INTENTS, ORDERS_EVENTS, MD_TICKS, MD_BARS}:
         raise RuntimeError(f"{settings.service_name}: handlers and CONSUMES disagree")
@@ -44,16 +45,26 @@ def register_handlers(
         elif isinstance(event, Bar) and event.final:
             prices.update(event.instrument_id, event.close, event.close_time)
 
-    for name, handler in ((ORDERS_INTENTS, on_intent), (ORDERS_EVENTS, on_order_event)):
-        bus.subscribe(
-            get_topic(name), group=f"{settings.consumer_group}.{name}", handler=handler, db=db
-        )
+    # Intents are on the order path: their consumer asks the broker often. Order events (fills,
+    # cancels) and prices are not waited for by an order: background consumers.
+    bus.subscribe(
+        get_topic(ORDERS_INTENTS),
+        group=f"{settings.consumer_group}.{ORDERS_INTENTS}",
+        handler=on_intent,
+        db=db,
+    )
+    bus.subscribe(
+        get_topic(ORDERS_EVENTS),
+        group=f"{settings.consumer_group}.{ORDERS_EVENTS}",
+        handler=on_order_event,
+        db=db,
+        background=True,
+    )
     instance = uuid.uuid4().hex[:12]
-    for name in (MD_TICKS, MD_BARS):
-        bus.subscribe(
-            get_topic(name),
-            group=f"{settings.consumer_group}.{name}.{instance}",
-            handler=on_price,
-            inbox=False,
-            from_beginning=False,
-        )
+    bus.subscribe_many(
+        {MD_TICKS: on_price, MD_BARS: on_price},
+        group=f"{settings.consumer_group}.md.prices.{instance}",
+        inbox=False,
+        from_beginning=False,
+        background=True,
+    )

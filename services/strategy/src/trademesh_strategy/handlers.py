@@ -48,4 +48,5 @@ def register_handlers(bus: Bus, runtime: BotRuntime, settings: Settings) -> None
     bus.subscribe_many(
         {ORDERS_EVENTS: on_order_event, ORDERS_DENIED: on_order_event},
         group=f"{settings.consumer_group}.orders",
+        background=True,
     )
