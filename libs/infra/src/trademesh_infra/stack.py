@@ -121,7 +121,9 @@ class Stack:
         if self.external_kafka is None:
             env[KAFKA_ENV] = self.kafka.bootstrap
             env["TRADEMESH_KAFKA_IDEMPOTENCE"] = "false"
-            env.update(EMBEDDED_CONSUMER_SETTINGS)
+            # Defaults for the embedded broker: a value the environment sets wins (to trade a
+            # hop's latency for idle CPU, say: TRADEMESH_KAFKA_FETCH_MAX_WAIT_MS).
+            env.update({k: os.environ.get(k, v) for k, v in EMBEDDED_CONSUMER_SETTINGS.items()})
         else:
             env[KAFKA_ENV] = self.external_kafka
         return env
