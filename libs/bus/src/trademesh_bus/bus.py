@@ -5,7 +5,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from itertools import chain
@@ -20,6 +21,7 @@ from faststream.kafka import KafkaBroker
 from faststream.kafka.annotations import KafkaMessage
 from faststream.message import StreamMessage
 from faststream.middlewares import AckPolicy
+from opentelemetry import context as otel_context
 from opentelemetry import propagate, trace
 from prometheus_client import CollectorRegistry
 from pydantic import ValidationError
@@ -67,6 +69,20 @@ class Delivery:
     # Outbox.add so that an event it emits for this message joins the message's trace (a
     # per-record handler runs in the message's own span, which Outbox.add picks up by itself).
     traceparent: str | None = None
+
+    @contextmanager
+    def traced(self) -> Iterator[None]:
+        """For a batch handler: within this block the message's trace is the current one, so
+        what the handler stores or emits for the message (Outbox.add) joins the message's
+        trace rather than the batch's span."""
+        if self.traceparent is None:
+            yield
+            return
+        token = otel_context.attach(propagate.extract({"traceparent": self.traceparent}))
+        try:
+            yield
+        finally:
+            otel_context.detach(token)
 
     async def emit(self, event: Any, *, subject: str | None = None) -> Envelope:
         """Write a follow-up event to the outbox in this delivery's transaction."""
@@ -441,6 +457,7 @@ class Bus:
         inbox: bool = True,
         from_beginning: bool = True,
         background: bool = False,
+        max_records: int | None = None,
     ) -> Any:
         """Register `handler(received, conn)` for whole batches of `topics` (one consumer), for a
         service that does a batch's reads and writes set-wise. Everything subscribe_many says
@@ -449,22 +466,31 @@ class Bus:
         non-transient error, it is called again with each record alone, in a transaction of
         its own, so that only the failing record goes to the DLQ. It runs in one span, linked
         to the spans that produced the messages; an event it emits for a message passes the
-        message's `delivery.traceparent` to Outbox.add (delivery.emit does).
+        message's `delivery.traceparent` to Outbox.add (delivery.emit does). `max_records`
+        (default kafka_consume_batch) bounds a batch, and so how long its transaction holds
+        what it locks: the consumer's fetches bring what they bring, batches take from them.
         """
         specs = [get_topic(t) if isinstance(t, str) else t for t in topics]
         consumer = _Consumer(self, {s.name: (s, _no_handler) for s in specs}, group, db, inbox)
         consumer.batch_handler = handler
-        return self._subscribe(consumer, from_beginning, background)
+        return self._subscribe(consumer, from_beginning, background, max_records)
 
-    def _subscribe(self, consumer: _Consumer, from_beginning: bool, background: bool) -> Any:
+    def _subscribe(
+        self,
+        consumer: _Consumer,
+        from_beginning: bool,
+        background: bool,
+        max_records: int | None = None,
+    ) -> Any:
         cfg = self.config
+        batch = max_records or cfg.kafka_consume_batch
         for spec, _ in consumer.routes.values():
             metrics.consumer_topic(self.service, spec.name, DLQ_REASONS)
         subscriber = self.broker.subscriber(
             *consumer.routes,
             group_id=consumer.group,
             batch=True,
-            max_records=cfg.kafka_consume_batch,
+            max_records=batch,
             batch_timeout_ms=_BATCH_WAIT_MS,
             auto_offset_reset="earliest" if from_beginning else "latest",
             ack_policy=AckPolicy.NACK_ON_ERROR,
@@ -476,7 +502,7 @@ class Bus:
             else cfg.kafka_fetch_max_wait_ms,
             decoder=_raw_records,
         )
-        _hand_over_at_once(subscriber, cfg.kafka_consume_batch)
+        _hand_over_at_once(subscriber, batch)
 
         async def consume(body: Any, msg: KafkaMessage) -> None:
             records: tuple[Any, ...] = msg.raw_message

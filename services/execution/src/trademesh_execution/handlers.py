@@ -6,11 +6,14 @@ from typing import Any
 
 from trademesh_bus import Bus, Delivery
 from trademesh_db import Database
-from trademesh_events.topics import MD_BARS, MD_TICKS, ORDERS_APPROVED, get_topic
+from trademesh_events.orders import OrderApproved
+from trademesh_events.topics import MD_BARS, MD_TICKS, ORDERS_APPROVED
 
 from trademesh_execution.config import Settings
 from trademesh_execution.engine import CONSUMES
 from trademesh_execution.orders import Orders
+
+MARKET_BATCH = 50
 
 
 def register_handlers(bus: Bus, orders: Orders, settings: Settings, db: Database) -> None:
@@ -25,17 +28,24 @@ def register_handlers(bus: Bus, orders: Orders, settings: Settings, db: Database
     if set(CONSUMES) != {ORDERS_APPROVED, MD_TICKS, MD_BARS}:
         raise RuntimeError(f"{settings.service_name}: handlers and CONSUMES disagree")
 
-    async def on_approved(event: Any, delivery: Delivery) -> None:
-        assert delivery.conn is not None
-        await orders.on_approved(delivery.conn, event)
+    # A batch of approvals locks the paper markets of its instruments first, all at once in
+    # order, as a batch of market data does: taken as the records come, two batches would wait
+    # for each other's locks until Postgres's deadlock timeout (a second) broke the tie.
+    async def on_approved(received: list[tuple[Any, Delivery]], conn: Any) -> None:
+        await orders.store.lock_markets(
+            conn, [e.order.instrument_id for e, _ in received if isinstance(e, OrderApproved)]
+        )
+        for event, delivery in received:
+            with delivery.traced():
+                await orders.on_approved(conn, event)
 
     market_group = f"{settings.consumer_group}.md"
 
     async def on_market(received: list[tuple[Any, Delivery]], conn: Any) -> None:
         await orders.on_market(received, conn, market_group)
 
-    bus.subscribe(
-        get_topic(ORDERS_APPROVED),
+    bus.subscribe_batches(
+        [ORDERS_APPROVED],
         group=f"{settings.consumer_group}.{ORDERS_APPROVED}",
         handler=on_approved,
         db=db,
@@ -50,4 +60,7 @@ def register_handlers(bus: Bus, orders: Orders, settings: Settings, db: Database
         # No order waits for it to be placed (approvals are read by the consumer above); a
         # resting order's fill does, on an idle broker by up to this consumer's fetch wait.
         background=True,
+        # A batch locks its instruments' paper markets, which an approval of one of them waits
+        # for: short batches (a background fetch brings half a second of bars at once).
+        max_records=MARKET_BATCH,
     )

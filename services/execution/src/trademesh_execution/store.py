@@ -401,6 +401,8 @@ class ExecutionStore:
     async def lock_markets(self, conn: asyncpg.Connection, instrument_ids: list[str]) -> None:
         """lock_market of several instruments in one statement, in a fixed order (so that two
         transactions never wait for each other's locks)."""
+        if not instrument_ids:
+            return
         await conn.execute(
             "SELECT pg_advisory_xact_lock(hashtextextended('paper:' || i, 0)) "
             "FROM (SELECT DISTINCT i FROM unnest($1::text[]) AS i ORDER BY i) AS ids",

@@ -83,6 +83,12 @@ class Decider:
 
     # ---- intents -------------------------------------------------------------------------------
 
+    async def lock_accounts(self, conn: asyncpg.Connection, account_ids: list[UUID]) -> None:
+        """Lock these accounts' rows (created when new) for the transaction, in id order: a
+        batch takes its locks up front, so two batches never wait for each other in a circle."""
+        if account_ids:
+            await self.store.lock_accounts(conn, sorted(set(account_ids)), self.clock().date())
+
     async def on_intent(self, conn: asyncpg.Connection, event: Any) -> None:
         if isinstance(event, CancelOrder):
             # Cancelling only ever lowers risk: it is forwarded even under a kill switch.

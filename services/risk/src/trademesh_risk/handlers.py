@@ -8,7 +8,8 @@ from typing import Any
 from trademesh_bus import Bus, Delivery
 from trademesh_db import Database
 from trademesh_events.marketdata import Bar, Tick
-from trademesh_events.topics import MD_BARS, MD_TICKS, ORDERS_EVENTS, ORDERS_INTENTS, get_topic
+from trademesh_events.orders import OrderFilled
+from trademesh_events.topics import MD_BARS, MD_TICKS, ORDERS_EVENTS, ORDERS_INTENTS
 
 from trademesh_risk.config import Settings
 from trademesh_risk.decider import Decider
@@ -31,13 +32,22 @@ def register_handlers(
     if set(CONSUMES) != {ORDERS_INTENTS, ORDERS_EVENTS, MD_TICKS, MD_BARS}:
         raise RuntimeError(f"{settings.service_name}: handlers and CONSUMES disagree")
 
-    async def on_intent(event: Any, delivery: Delivery) -> None:
-        assert delivery.conn is not None
-        await decider.on_intent(delivery.conn, event)
+    # A batch locks the accounts it touches first, all at once in id order: two batches (of
+    # intents and of order events) that lock them as their records come would wait for each
+    # other's locks until Postgres's deadlock timeout (a second) broke the tie.
+    async def on_intents(received: list[tuple[Any, Delivery]], conn: Any) -> None:
+        await decider.lock_accounts(conn, [event.account_id for event, _ in received])
+        for event, delivery in received:
+            with delivery.traced():
+                await decider.on_intent(conn, event)
 
-    async def on_order_event(event: Any, delivery: Delivery) -> None:
-        assert delivery.conn is not None
-        await decider.on_order_event(delivery.conn, event)
+    async def on_order_events(received: list[tuple[Any, Delivery]], conn: Any) -> None:
+        await decider.lock_accounts(
+            conn, [event.account_id for event, _ in received if isinstance(event, OrderFilled)]
+        )
+        for event, delivery in received:
+            with delivery.traced():
+                await decider.on_order_event(conn, event)
 
     async def on_price(event: Any, delivery: Delivery) -> None:
         if isinstance(event, Tick):
@@ -47,16 +57,16 @@ def register_handlers(
 
     # Intents are on the order path: their consumer asks the broker often. Order events (fills,
     # cancels) and prices are not waited for by an order: background consumers.
-    bus.subscribe(
-        get_topic(ORDERS_INTENTS),
+    bus.subscribe_batches(
+        [ORDERS_INTENTS],
         group=f"{settings.consumer_group}.{ORDERS_INTENTS}",
-        handler=on_intent,
+        handler=on_intents,
         db=db,
     )
-    bus.subscribe(
-        get_topic(ORDERS_EVENTS),
+    bus.subscribe_batches(
+        [ORDERS_EVENTS],
         group=f"{settings.consumer_group}.{ORDERS_EVENTS}",
-        handler=on_order_event,
+        handler=on_order_events,
         db=db,
         background=True,
     )

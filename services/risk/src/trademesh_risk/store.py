@@ -105,6 +105,23 @@ class RiskStore:
 
     # ---- accounts and switches ----------------------------------------------------------------
 
+    async def lock_accounts(
+        self, conn: asyncpg.Connection, account_ids: list[UUID], today: date
+    ) -> None:
+        """Create the accounts that are new (ACTIVE) and lock all their rows for this
+        transaction, in the order given (lock_account then finds each locked already)."""
+        await conn.execute(
+            "INSERT INTO accounts (account_id, pnl_day) SELECT a, $2 FROM unnest($1::uuid[]) AS a "
+            "ON CONFLICT DO NOTHING",
+            account_ids,
+            today,
+        )
+        await conn.execute(
+            "SELECT 1 FROM accounts a JOIN unnest($1::uuid[]) WITH ORDINALITY AS l(id, n) "
+            "ON a.account_id = l.id ORDER BY l.n FOR UPDATE OF a",
+            account_ids,
+        )
+
     async def lock_account(
         self, conn: asyncpg.Connection, account_id: UUID, today: date
     ) -> AccountRow:
