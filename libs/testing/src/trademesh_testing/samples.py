@@ -306,6 +306,7 @@ async def committed_offset(
     )
     await consumer.start()
     try:
-        return await consumer.committed(TopicPartition(topic, partition))
+        offset: int | None = await consumer.committed(TopicPartition(topic, partition))
+        return offset
     finally:
         await consumer.stop()
