@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import signal
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -467,6 +468,12 @@ def up(
         replicas=counts,
         restart=restart,
     )
+    # Everything is stopped. A Ctrl-C that comes now (a terminal's second one, or `uv run`
+    # forwarding the first) has nothing left to stop: ignored, it cannot turn the clean exit
+    # into a death by signal while the interpreter exits (which puts back the default action
+    # of a signal it had a handler for, but leaves an ignored one ignored).
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
     raise typer.Exit(code)
 
 
