@@ -715,9 +715,20 @@ class _Consumer:
             await item.handler(item.event, delivery)
 
     async def retrying(self, attempt: Callable[[], Awaitable[None]], topic: str) -> None:
+        """`attempt()`, retried with backoff while it fails transiently (kafka_handler_retries
+        more times). The first try runs without tenacity: its set-up per call cost more than a
+        cheap handler (a price update) itself, on every record."""
         cfg = self.bus.config
+        try:
+            await attempt()
+            return
+        except Exception as exc:
+            if not is_transient(exc) or cfg.kafka_handler_retries == 0:
+                raise
+        metrics.handler_retry(self.bus.service, topic)
+        await asyncio.sleep(cfg.kafka_retry_backoff_ms / 1000)  # back off before retry 1
         async for state in AsyncRetrying(
-            stop=stop_after_attempt(cfg.kafka_handler_retries + 1),
+            stop=stop_after_attempt(cfg.kafka_handler_retries),
             wait=wait_exponential_jitter(
                 multiplier=cfg.kafka_retry_backoff_ms / 1000,
                 max=10.0,
