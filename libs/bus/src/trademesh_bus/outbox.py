@@ -34,6 +34,10 @@ class Outbox:
         self._written: set[int] = set()
         self._watched = False
 
+    def watch(self) -> None:
+        """A relay listens from now on: remember which transactions write events (see wrote)."""
+        self._watched = True
+
     def wrote(self, conn: asyncpg.Connection, committed: bool) -> bool:
         """Whether `conn`'s transaction, which just ended, committed events (and forget it)."""
         if not self._written:
@@ -105,7 +109,7 @@ class OutboxRelay:
         self.poll_interval = poll_interval
         self._wake = asyncio.Event()
         self._outbox = bus.outbox
-        self._outbox._watched = True
+        self._outbox.watch()
         db.on_transaction_end(self._ended)
 
     def _ended(self, conn: asyncpg.Connection, committed: bool) -> None:
