@@ -215,7 +215,12 @@ class Summary:
 
 def _counter_sum(text: str, name: str, **labels: str) -> int:
     total = 0.0
-    for family in text_string_to_metric_families(text):
+    # The parser reads only the family's own lines: a service's whole exposition (hundreds of
+    # series) parsed every refresh cost the supervisor more CPU than an idle service uses.
+    family_name = name.removesuffix("_total")
+    heads = (family_name, f"# HELP {family_name}", f"# TYPE {family_name}")
+    own = "\n".join(line for line in text.splitlines() if line.startswith(heads))
+    for family in text_string_to_metric_families(own):
         if family.name != name.removesuffix("_total"):
             continue
         for sample in family.samples:
@@ -227,35 +232,38 @@ def _counter_sum(text: str, name: str, **labels: str) -> int:
     return int(total)
 
 
-def summary(urls: dict[str, str], gateway: str, state: DemoState | None) -> Summary:
-    """The platform's figures now (a service that does not answer counts 0)."""
+def summary(
+    http: httpx.Client, urls: dict[str, str], gateway: str, state: DemoState | None
+) -> Summary:
+    """The platform's figures now (a service that does not answer counts 0), read with `http`
+    (one client for the supervisor's life: a client made per refresh built a TLS context each
+    time, most of an idle supervisor's CPU)."""
     out = Summary()
-    with httpx.Client(timeout=2.0) as http:
 
-        def metrics(service: str) -> str:
-            url = urls.get(service)
-            if url is None:
-                return ""
-            try:
-                return http.get(f"{url}/metrics").text
-            except httpx.HTTPError:
-                return ""
+    def metrics(service: str) -> str:
+        url = urls.get(service)
+        if url is None:
+            return ""
+        try:
+            return http.get(f"{url}/metrics").text
+        except httpx.HTTPError:
+            return ""
 
-        out.bars = _counter_sum(metrics("market-data"), "trademesh_md_bars_out_total", final="true")
-        out.intents = _counter_sum(metrics("strategy"), "trademesh_strategy_intents_total")
-        risk = metrics("risk")
-        out.approved = _counter_sum(risk, "trademesh_risk_decisions_total", decision="approved")
-        out.denied = _counter_sum(risk, "trademesh_risk_decisions_total", decision="denied")
-        out.fills = _counter_sum(metrics("execution"), "trademesh_execution_fills_total")
-        if state is not None:
-            key = {"X-API-Key": state.api_key}
-            try:
-                pnl = http.get(f"{gateway}/api/v1/accounts/{state.account_id}/pnl", headers=key)
-                if pnl.status_code == 200 and pnl.json().get("equity") is not None:
-                    out.equity = Decimal(str(pnl.json()["equity"]))
-                bot = http.get(f"{gateway}/api/v1/bots/{state.bot_id}", headers=key)
-                if bot.status_code == 200:
-                    out.bot_state = str(bot.json().get("state"))
-            except (httpx.HTTPError, ValueError):
-                pass
+    out.bars = _counter_sum(metrics("market-data"), "trademesh_md_bars_out_total", final="true")
+    out.intents = _counter_sum(metrics("strategy"), "trademesh_strategy_intents_total")
+    risk = metrics("risk")
+    out.approved = _counter_sum(risk, "trademesh_risk_decisions_total", decision="approved")
+    out.denied = _counter_sum(risk, "trademesh_risk_decisions_total", decision="denied")
+    out.fills = _counter_sum(metrics("execution"), "trademesh_execution_fills_total")
+    if state is not None:
+        key = {"X-API-Key": state.api_key}
+        try:
+            pnl = http.get(f"{gateway}/api/v1/accounts/{state.account_id}/pnl", headers=key)
+            if pnl.status_code == 200 and pnl.json().get("equity") is not None:
+                out.equity = Decimal(str(pnl.json()["equity"]))
+            bot = http.get(f"{gateway}/api/v1/bots/{state.bot_id}", headers=key)
+            if bot.status_code == 200:
+                out.bot_state = str(bot.json().get("state"))
+        except (httpx.HTTPError, ValueError):
+            pass
     return out
