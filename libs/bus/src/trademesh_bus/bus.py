@@ -10,7 +10,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from itertools import chain
-from typing import Any
+from typing import Any, Literal
 from uuid import UUID
 
 import asyncpg
@@ -97,6 +97,35 @@ Handler = Callable[[Any, Delivery], Awaitable[None]]
 # A batch at once: (event, delivery) pairs in the order received (each partition's in order),
 # and the batch's transaction (None for a subscription without a database).
 BatchHandler = Callable[[list[tuple[Any, Delivery]], asyncpg.Connection | None], Awaitable[None]]
+
+
+# Where publish_many's events' traces start: None, the caller's trace; "batch", one new trace
+# for the call; "each", a new trace per event.
+NewTrace = Literal["batch", "each"] | None
+
+
+def _trace_headers() -> list[tuple[str, bytes]]:
+    """The current span's trace context as Kafka headers (traceparent, and tracestate if any)."""
+    carrier: dict[str, str] = {}
+    propagate.inject(carrier)
+    return [(k, v.encode()) for k, v in carrier.items()]
+
+
+def _own_trace(topic: str, call: trace.Span) -> list[tuple[str, bytes]]:
+    """Headers of a new trace for one event: a PRODUCER span with no parent, linked to the
+    publish call's span, ended at once (the event's send is the call's span)."""
+    span = _tracer.start_span(
+        f"{topic} publish",
+        context=otel_context.Context(),
+        kind=trace.SpanKind.PRODUCER,
+        links=[trace.Link(call.get_span_context())],
+        attributes={"messaging.system": "kafka", "messaging.destination.name": topic},
+    )
+    try:
+        with trace.use_span(span):
+            return _trace_headers()
+    finally:
+        span.end()
 
 
 def _header_text(value: bytes | str) -> str:
@@ -212,7 +241,11 @@ class Bus:
         return envelope
 
     async def publish_many(
-        self, events: Iterable[Any], *, topic: TopicSpec | None = None
+        self,
+        events: Iterable[Any],
+        *,
+        topic: TopicSpec | None = None,
+        new_trace: NewTrace = None,
     ) -> list[Envelope]:
         """Publish many events at once and wait until the broker acknowledged all (acks=all).
 
@@ -221,7 +254,13 @@ class Bus:
         topic's key, so a key lands where ``publish()`` puts it and keeps its order), each group
         goes out as record batches, and one OpenTelemetry PRODUCER span covers the call
         (``messaging.batch.message_count``, as the messaging conventions describe batch sends);
-        every message carries that span's ``traceparent``. Why not FastStream's publisher here:
+        every message carries that span's ``traceparent``, in the caller's trace. With
+        ``new_trace="batch"`` the call's span starts a trace of its own instead (linked to the
+        caller's span), and with ``new_trace="each"`` every event starts its own trace: a
+        PRODUCER span per event, with no parent and a link to the call's span, whose
+        ``traceparent`` the event carries. A feed's events are where order paths begin: in the
+        trace of the request that started the feed, every bot order of a replay would share one
+        endless trace. Why not FastStream's publisher here:
         its telemetry and Prometheus middlewares open a span and observe histograms per message,
         which costs more than the send itself at tens of thousands of events per second
         (benchmarks/bus_publish.py measures it). ``publish()``, consumers and the outbox relay
@@ -250,14 +289,16 @@ class Bus:
             "messaging.destination.name": names[0] if len(names) == 1 else "multiple",
             "messaging.client.id": self.service,
         }
+        caller = trace.get_current_span().get_span_context()
         with _tracer.start_as_current_span(
             f"{attributes['messaging.destination.name']} send",
+            # "batch": a root span, so that the events' trace starts here.
+            context=otel_context.Context() if new_trace == "batch" else None,
             kind=trace.SpanKind.PRODUCER,
             attributes=attributes,
+            links=[trace.Link(caller)] if new_trace == "batch" and caller.is_valid else None,
         ) as span:
-            carrier: dict[str, str] = {}
-            propagate.inject(carrier)
-            trace_headers = [(k, v.encode()) for k, v in carrier.items()]
+            trace_headers = _trace_headers()
             open_batches: dict[tuple[str, int], _OpenBatch] = {}
             sent: list[tuple[asyncio.Future[Any], _OpenBatch]] = []
             send_error: BaseException | None = None
@@ -273,7 +314,8 @@ class Bus:
                         partition = _PARTITIONER(key, available, available)
                         chosen[(spec.name, key)] = partition
                     value = spec.encode(event)
-                    headers = envelope.to_kafka_headers() + trace_headers
+                    own = _own_trace(spec.name, span) if new_trace == "each" else None
+                    headers = envelope.to_kafka_headers() + (own or trace_headers)
                     size = len(key) + len(value) + sum(len(k) + len(v) for k, v in headers)
                     if size > self.config.kafka_max_request_size:
                         # aiokafka's send() refuses such a record; its batch API does not check.

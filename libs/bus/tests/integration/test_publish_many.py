@@ -11,6 +11,7 @@ import pytest
 from opentelemetry import trace
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from trademesh_bus import Bus, Delivery, PublishError
+from trademesh_bus.bus import NewTrace
 from trademesh_observability.metrics import REGISTRY
 from trademesh_observability.tracing import configure_tracing
 from trademesh_testing.samples import make_tick, read_all
@@ -128,6 +129,54 @@ async def test_an_event_larger_than_a_batch_is_refused_and_the_others_are_publis
     assert _sample("trademesh_bus_published_total", **labels) - published_before == 2
     records = await read_all(kafka_bootstrap, spec.name, expect=2)
     assert [spec.decode(r.value).trade_id for r in records] == ["t0", "t2"]
+
+
+@pytest.mark.parametrize("mode", ["each", "batch"])
+async def test_a_feed_s_events_start_traces_of_their_own_linked_to_the_caller(
+    service_settings: Any, tick_topic: Any, spans: InMemorySpanExporter, mode: NewTrace
+) -> None:
+    spec = await tick_topic(partitions=2)
+    bus = Bus(service_settings(), "md-svc", registry=REGISTRY)
+    seen: dict[str, int] = {}
+    done = asyncio.Event()
+    total = 6
+
+    async def handler(event: Any, delivery: Delivery) -> None:
+        seen[event.trade_id] = trace.get_current_span().get_span_context().trace_id
+        if len(seen) == total:
+            done.set()
+
+    bus.subscribe(spec, group=f"g-{uuid.uuid4().hex[:8]}", handler=handler)
+    await bus.start()
+    try:
+        with trace.get_tracer("test").start_as_current_span("start the feed") as feed:
+            await bus.publish_many(_ticks(total), topic=spec, new_trace=mode)
+        await asyncio.wait_for(done.wait(), 60)
+    finally:
+        await bus.stop()
+
+    feed_trace = feed.get_span_context().trace_id
+    assert feed_trace not in seen.values()
+    finished = spans.get_finished_spans()
+    (send,) = [s for s in finished if s.name == f"{spec.name} send"]  # a topic of this test's
+    assert send.context is not None
+    if mode == "batch":
+        # One new trace for the call: a root span linked to the caller's.
+        assert send.parent is None
+        assert [link.context.span_id for link in send.links] == [feed.get_span_context().span_id]
+        assert set(seen.values()) == {send.context.trace_id}
+    else:
+        # A trace per event, each started by a root span linked to the call's span.
+        assert len(set(seen.values())) == total
+        roots = {
+            s.context.trace_id: s
+            for s in finished
+            if s.name == f"{spec.name} publish" and s.context is not None
+        }
+        for trace_id in seen.values():
+            root = roots[trace_id]
+            assert root.parent is None
+            assert [link.context.span_id for link in root.links] == [send.context.span_id]
 
 
 def _sample(name: str, **labels: str) -> float:

@@ -117,7 +117,11 @@ class FeedRunner:
 
     async def _publish(self, topic: str, events: Sequence[Tick | Bar]) -> None:
         started = time.perf_counter()
-        await self.bus.publish_many(events, topic=get_topic(topic))
+        # Order paths start here: each bar, and each batch of ticks, in a trace of its own
+        # (linked to the feed's span), not in the trace of whatever started the feed.
+        await self.bus.publish_many(
+            events, topic=get_topic(topic), new_trace="each" if topic == MD_BARS else "batch"
+        )
         m.MD_PUBLISH_SECONDS.labels(service=self.service, topic=topic).observe(
             time.perf_counter() - started
         )

@@ -71,6 +71,10 @@ async def test_replay_of_the_fixture_publishes_and_stores_exactly_the_files_bars
         (r["open_time"], r["open"], r["high"], r["low"], r["close"], r["volume"]) for r in rows
     ]
     assert all(b.final and b.timeframe == "1d" for b in bars)
+    # Each bar starts an order path, and a trace, of its own: not the request's that started
+    # the feed, which every bot order of the replay would otherwise share.
+    traces = [dict(r.headers)["traceparent"].decode().split("-")[1] for r in records]
+    assert len(set(traces)) == len(traces)
 
     async def stored() -> list[dict[str, Any]] | None:
         got = await history(
