@@ -4,7 +4,7 @@ envelope, DLQ, retries, inbox and outbox."""
 from trademesh_bus.broker import KafkaConfig, create_broker
 from trademesh_bus.bus import BatchHandler, Bus, Delivery, Handler
 from trademesh_bus.errors import PoisonMessage, PublishError, TransientError, is_transient
-from trademesh_bus.outbox import Outbox, OutboxRelay
+from trademesh_bus.outbox import Outbox, OutboxRelay, Outgoing
 from trademesh_bus.retention import Retention
 
 __all__ = [
@@ -15,6 +15,7 @@ __all__ = [
     "KafkaConfig",
     "Outbox",
     "OutboxRelay",
+    "Outgoing",
     "PoisonMessage",
     "PublishError",
     "Retention",

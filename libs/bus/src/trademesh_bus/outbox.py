@@ -6,6 +6,8 @@ import asyncio
 import contextlib
 import json
 import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -22,6 +24,16 @@ if TYPE_CHECKING:
     from trademesh_bus.bus import Bus
 
 log = logging.getLogger("trademesh.bus.outbox")
+
+
+@dataclass(frozen=True, slots=True)
+class Outgoing:
+    """An event for Outbox.add_many, with what Outbox.add takes beside it."""
+
+    event: Any
+    topic: TopicSpec | None = None
+    subject: str | None = None
+    traceparent: str | None = None
 
 
 class Outbox:
@@ -61,25 +73,59 @@ class Outbox:
         rolls back, the event is never published; if it commits, it is published at least once.
         The event travels under the caller's trace, or under `traceparent` when given (an event
         that belongs to an earlier request's trace: a resting order's fill)."""
-        spec = topic or topic_for(event)
-        envelope = new_envelope(event, self.service, subject=subject)
-        headers = envelope.to_headers()
-        # Keep the trace: the relay publishes under this context later.
-        if traceparent:
-            headers["traceparent"] = traceparent
-        else:
-            propagate.inject(headers)
+        envelope, row = self._row(Outgoing(event, topic, subject, traceparent))
         await conn.execute(
             "INSERT INTO outbox (event_id, topic, key, headers, payload) VALUES ($1, $2, $3, $4::jsonb, $5)",
+            *row,
+        )
+        self._track(conn)
+        return envelope
+
+    async def add_many(
+        self, conn: asyncpg.Connection, outgoing: Sequence[Outgoing]
+    ) -> list[Envelope]:
+        """Store several events with one statement, as add() does each, in the order given (the
+        relay publishes them in that order): for a handler that decides a whole batch and writes
+        its events at the end. Each event travels under its `traceparent`, or else under the
+        caller's trace at this call."""
+        if not outgoing:
+            return []
+        envelopes, rows = [], []
+        for item in outgoing:
+            envelope, row = self._row(item)
+            envelopes.append(envelope)
+            rows.append(row)
+        await conn.execute(
+            "INSERT INTO outbox (event_id, topic, key, headers, payload) "
+            "SELECT e.id, e.topic, e.key, e.headers::jsonb, e.payload "
+            "FROM unnest($1::uuid[], $2::text[], $3::bytea[], $4::text[], $5::bytea[]) "
+            "WITH ORDINALITY AS e(id, topic, key, headers, payload, n) ORDER BY e.n",
+            *(list(column) for column in zip(*rows, strict=True)),
+        )
+        self._track(conn)
+        return envelopes
+
+    def _row(self, item: Outgoing) -> tuple[Envelope, tuple[Any, ...]]:
+        spec = item.topic or topic_for(item.event)
+        envelope = new_envelope(item.event, self.service, subject=item.subject)
+        headers = envelope.to_headers()
+        # Keep the trace: the relay publishes under this context later.
+        if item.traceparent:
+            headers["traceparent"] = item.traceparent
+        else:
+            propagate.inject(headers)
+        row = (
             envelope.id,
             spec.name,
-            spec.key_of(event),
+            spec.key_of(item.event),
             json.dumps(headers),
-            spec.encode(event),
+            spec.encode(item.event),
         )
+        return envelope, row
+
+    def _track(self, conn: asyncpg.Connection) -> None:
         if self._watched:
             self._written.add(id(conn))
-        return envelope
 
 
 class OutboxRelay:

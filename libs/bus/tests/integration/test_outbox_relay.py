@@ -9,7 +9,7 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
-from trademesh_bus import Bus, OutboxRelay, Retention
+from trademesh_bus import Bus, OutboxRelay, Outgoing, Retention
 from trademesh_db import Database
 from trademesh_testing.samples import make_tick, read_all
 
@@ -65,6 +65,41 @@ async def test_a_rolled_back_transaction_neither_wakes_the_relay_nor_is_remember
     async with db.transaction() as conn:
         await bus.outbox.add(conn, make_tick(2))
     assert relay._wake.is_set()
+
+
+async def test_add_many_writes_events_in_their_order_with_their_traces_and_wakes_the_relay(
+    db: Database, service_settings: Any, tick_topic: Any, kafka_bootstrap: str
+) -> None:
+    """A batch's events in one statement: stored in the order given, each under its own
+    traceparent, published in that order, and the commit wakes the relay as add() does."""
+    sink = await tick_topic(partitions=1)
+    bus = Bus(service_settings(), "relay-svc", telemetry=False)
+    await bus.start()
+    relay = OutboxRelay(db, bus, poll_interval=30)
+    task, stop = await _running(relay)
+    traces = [f"00-{uuid.uuid4().hex}-{uuid.uuid4().hex[:16]}-01" for _ in range(3)]
+    try:
+        async with db.transaction() as conn:
+            assert await bus.outbox.add_many(conn, []) == []
+            envelopes = await bus.outbox.add_many(
+                conn,
+                [
+                    Outgoing(make_tick(n), topic=sink, traceparent=trace)
+                    for n, trace in zip((5, 3, 4), traces, strict=True)
+                ],
+            )
+        out = await asyncio.wait_for(read_all(kafka_bootstrap, sink.name, expect=3), 10)
+    finally:
+        stop.set()
+        await task
+        await bus.stop()
+    stored = await db.pool.fetch(
+        "SELECT event_id, headers->>'traceparent' AS trace FROM outbox ORDER BY seq"
+    )
+    assert [(r["event_id"], r["trace"]) for r in stored] == [
+        (e.id, trace) for e, trace in zip(envelopes, traces, strict=True)
+    ]
+    assert [dict(r.headers)["ce_id"].decode() for r in out] == [str(e.id) for e in envelopes]
 
 
 async def test_a_relay_locked_out_by_another_replica_publishes_when_the_lock_is_freed(

@@ -4,18 +4,31 @@ An intent is decided in the transaction of its delivery (inbox entry, decision r
 approval or denial in the outbox commit together). The account's row is locked first, so the
 intents of one account are decided one at a time, on every replica; an approved order counts
 as pending exposure at once, so two quick intents cannot both pass a limit only one fits.
+
+A batch of intents costs a fixed number of statements, whatever its size: the accounts are
+locked (two), their state is read (one), the decisions and the events are written (one each).
+In between, the intents are decided in memory, in order, on a running view of each account that
+every approval updates (pending exposure, open orders, approval times), as the database would
+show it to a re-read: the accounts are locked for the whole transaction and everything that
+grows exposure is written under that lock, so nothing else changes what the view holds. (A
+cancel or rejection finishing an order elsewhere meanwhile only makes the view stricter than a
+re-read, as if it came after the batch.) The limits and rules come from memory (ConfigCache),
+checked against the configuration's version read with the state.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import replace
-from datetime import datetime, timedelta
+from collections.abc import Callable, Sequence
+from contextlib import nullcontext
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from decimal import Decimal
 from typing import Any
 from uuid import UUID
 
 import asyncpg
-from trademesh_bus.outbox import Outbox
+from trademesh_bus import Delivery
+from trademesh_bus.outbox import Outbox, Outgoing
 from trademesh_db import Database
 from trademesh_events.orders import (
     CancelAllOrders,
@@ -33,8 +46,10 @@ from trademesh_events.topics import ORDERS_APPROVED, get_topic
 from trademesh_observability import metrics
 from trademesh_observability.logging import get_logger
 
+from trademesh_risk.config_cache import Config, ConfigCache
 from trademesh_risk.engine import (
     AccountView,
+    Denial,
     InstrumentRules,
     Limits,
     TradingState,
@@ -42,15 +57,55 @@ from trademesh_risk.engine import (
     breaches_daily_loss,
     ceilings,
     check,
+    daily_loss_reached,
     effective,
     rules_in_force,
 )
 from trademesh_risk.prices import PriceBook
-from trademesh_risk.store import PositionRow, RiskStore
+from trademesh_risk.store import AccountState, Decision, PositionRow, RiskStore
 
 log = get_logger("trademesh_risk.decider")
 
 _APPROVED = get_topic(ORDERS_APPROVED)
+_RATE_WINDOW = timedelta(seconds=60)  # the longest rate limit's window (engine._rate)
+ZERO = Decimal(0)
+
+
+@dataclass
+class _Running:
+    """An account while its batch is decided: as read, then changed by each approval."""
+
+    state: TradingState
+    kill_switch: bool
+    realised_today: Decimal
+    positions: dict[str, Decimal]
+    pending: dict[str, tuple[Decimal, Decimal]]
+    open_orders: int
+    recent_approvals: list[datetime]
+
+    @classmethod
+    def of(cls, read: AccountState | None, today: date) -> _Running:
+        if read is None:  # not locked by this batch (cannot happen: lock_accounts creates it)
+            raise RuntimeError("an account of the batch was not locked")
+        return cls(
+            state=read.state,
+            kill_switch=read.kill_switch,
+            realised_today=read.realised_today if read.pnl_day == today else ZERO,
+            positions=dict(read.positions),
+            pending=dict(read.pending),
+            open_orders=read.open_orders,
+            recent_approvals=list(read.recent_approvals),
+        )
+
+    def approved(self, order: SubmitOrder, at: datetime) -> None:
+        buys, sells = self.pending.get(order.instrument_id, (ZERO, ZERO))
+        if order.side == "buy":
+            buys += order.quantity
+        else:
+            sells += order.quantity
+        self.pending[order.instrument_id] = (buys, sells)
+        self.open_orders += 1
+        self.recent_approvals.append(at)
 
 
 class Decider:
@@ -74,6 +129,7 @@ class Decider:
         self.clock = clock
         self.default_limits = default_limits
         self.instrument_bounds = instrument_bounds
+        self.config = ConfigCache(store, default_limits, instrument_bounds)
         # Counted from 0 for every known outcome, so that a first denial of a reason, or a first
         # account sent to REDUCING, is an increase that alerts and rate() panels see.
         metrics.RISK_DECISIONS.labels(service=service, decision="approved", reason="")
@@ -83,30 +139,113 @@ class Decider:
 
     # ---- intents -------------------------------------------------------------------------------
 
-    async def lock_accounts(self, conn: asyncpg.Connection, account_ids: list[UUID]) -> None:
+    async def lock_accounts(self, conn: asyncpg.Connection, account_ids: Sequence[UUID]) -> None:
         """Lock these accounts' rows (created when new) for the transaction, in id order: a
         batch takes its locks up front, so two batches never wait for each other in a circle."""
         if account_ids:
             await self.store.lock_accounts(conn, sorted(set(account_ids)), self.clock().date())
 
     async def on_intent(self, conn: asyncpg.Connection, event: Any) -> None:
-        if isinstance(event, CancelOrder):
-            # Cancelling only ever lowers risk: it is forwarded even under a kill switch.
-            await self.outbox.add(conn, event, topic=_APPROVED)
-            return
-        assert isinstance(event, SubmitOrder)
-        if await self.store.decided(conn, event.client_order_id):
-            return  # the same intent again (a bot re-emitting it): the first decision stands
+        """Decide one intent (a batch of one): see on_intents."""
+        await self.on_intents(conn, [(event, None)])
+
+    async def on_intents(
+        self, conn: asyncpg.Connection, received: Sequence[tuple[Any, Delivery | None]]
+    ) -> None:
+        """Decide a batch of intents, in order, in the caller's transaction: lock their accounts,
+        read their state once, decide each in memory, write the decisions and the events at the
+        end (each event under the trace of the delivery it answers). A cancel is forwarded; an
+        intent whose client order id was decided before (in an earlier batch or this one) is
+        not decided again."""
+        orders = [event for event, _ in received if isinstance(event, SubmitOrder)]
         now = self.clock()
-        account = await self.store.lock_account(conn, event.account_id, now.date())
-        view = await self._view(conn, account.account_id, account, event.instrument_id)
-        limits = await self.limits_in_force(conn, event.account_id, event.instrument_id)
-        rules = await self.rules_in_force(conn, event.instrument_id)
-        denial = check(event, view, limits, rules, now)
+        today = now.date()
+        decisions: list[Decision] = []
+        outgoing: list[Outgoing] = []
+        running: dict[UUID, _Running] = {}
+        config: Config | None = None
+        decided: set[str] = set()
+        global_on = False
+        if orders:
+            account_ids = sorted({o.account_id for o in orders})
+            await self.lock_accounts(conn, account_ids)
+            read = await self.store.intents_state(
+                conn, account_ids, [o.client_order_id for o in orders], now - _RATE_WINDOW
+            )
+            global_on, decided = read.global_kill_switch, set(read.decided)
+            running = {a: _Running.of(read.accounts.get(a), today) for a in account_ids}
+            new_day = [a for a, s in read.accounts.items() if s.pnl_day != today]
+            if new_day:
+                await self.store.start_day(conn, new_day, today)
+            config = await self.config.get(
+                conn,
+                read.config_version,
+                account_ids,
+                {o.instrument_id for o in orders},
+                {(o.account_id, o.instrument_id) for o in orders},
+            )
+        for event, delivery in received:
+            traceparent = delivery.traceparent if delivery is not None else None
+            if isinstance(event, CancelOrder):
+                # Cancelling only ever lowers risk: it is forwarded even under a kill switch.
+                outgoing.append(Outgoing(event, topic=_APPROVED, traceparent=traceparent))
+                continue
+            assert isinstance(event, SubmitOrder) and config is not None
+            if event.client_order_id in decided:
+                continue  # the same intent again (a bot re-emitting it): the first decision stands
+            decided.add(event.client_order_id)
+            with delivery.traced() if delivery is not None else nullcontext():
+                decision, denial = await self._decide(
+                    conn, event, running[event.account_id], config, global_on
+                )
+            decisions.append(decision)
+            outgoing.append(
+                Outgoing(self._answer(event, decision, denial), traceparent=traceparent)
+            )
+        await self.store.record_decisions(conn, decisions)
+        await self.outbox.add_many(conn, outgoing)
+
+    async def _decide(
+        self,
+        conn: asyncpg.Connection,
+        event: SubmitOrder,
+        account: _Running,
+        config: Config,
+        global_on: bool,
+    ) -> tuple[Decision, Denial | None]:
+        now = self.clock()
+        view = AccountView(
+            state=account.state,
+            kill_switch=account.kill_switch,
+            global_kill_switch=global_on,
+            realised_pnl_today=account.realised_today,
+            positions=account.positions,
+            pending=account.pending,
+            open_orders=account.open_orders,
+            prices=self.prices.of({event.instrument_id, *account.positions, *account.pending}),
+            recent_approvals=account.recent_approvals,
+        )
+        limits = config.limits(event.account_id, event.instrument_id)
+        denial = check(event, view, limits, config.rules_of(event.instrument_id), now)
         if view.state is TradingState.ACTIVE and breaches_daily_loss(view, limits):
             await self._reduce(conn, event.account_id)
-        await self.store.record_decision(
-            conn,
+            account.state = TradingState.REDUCING
+        if denial is None:
+            account.approved(event, now)
+            metrics.RISK_DECISIONS.labels(
+                service=self.service, decision="approved", reason=""
+            ).inc()
+        else:
+            metrics.RISK_DECISIONS.labels(
+                service=self.service, decision="denied", reason=denial.reason.value
+            ).inc()
+            log.info(
+                "order denied",
+                account_id=str(event.account_id),
+                client_order_id=event.client_order_id,
+                reason=denial.reason.value,
+            )
+        decision = Decision(
             client_order_id=event.client_order_id,
             account_id=event.account_id,
             instrument_id=event.instrument_id,
@@ -116,34 +255,22 @@ class Decider:
             reason=None if denial is None else denial.reason.value,
             at=now,
         )
+        return decision, denial
+
+    @staticmethod
+    def _answer(
+        event: SubmitOrder, decision: Decision, denial: Denial | None
+    ) -> OrderApproved | OrderDenied:
         if denial is None:
-            await self.outbox.add(
-                conn, OrderApproved(account_id=event.account_id, order=event, approved_at=now)
-            )
-            metrics.RISK_DECISIONS.labels(
-                service=self.service, decision="approved", reason=""
-            ).inc()
-            return
-        await self.outbox.add(
-            conn,
-            OrderDenied(
-                account_id=event.account_id,
-                user_id=event.user_id,
-                client_order_id=event.client_order_id,
-                instrument_id=event.instrument_id,
-                reason=denial.reason,
-                message=denial.message,
-                denied_at=now,
-            ),
-        )
-        metrics.RISK_DECISIONS.labels(
-            service=self.service, decision="denied", reason=denial.reason.value
-        ).inc()
-        log.info(
-            "order denied",
-            account_id=str(event.account_id),
+            return OrderApproved(account_id=event.account_id, order=event, approved_at=decision.at)
+        return OrderDenied(
+            account_id=event.account_id,
+            user_id=event.user_id,
             client_order_id=event.client_order_id,
-            reason=denial.reason.value,
+            instrument_id=event.instrument_id,
+            reason=denial.reason,
+            message=denial.message,
+            denied_at=decision.at,
         )
 
     async def limits_in_force(
@@ -168,29 +295,6 @@ class Decider:
             self.instrument_bounds,
         )
 
-    async def _view(
-        self, conn: asyncpg.Connection, account_id: UUID, account: Any, instrument_id: str
-    ) -> AccountView:
-        positions = {
-            p.instrument_id: p.position for p in await self.store.positions(account_id, conn)
-        }
-        pending, open_orders = await self.store.pending(conn, account_id)
-        now = self.clock()
-        global_on, _ = await self.store.global_switch(conn)
-        return AccountView(
-            state=account.state,
-            kill_switch=account.kill_switch,
-            global_kill_switch=global_on,
-            realised_pnl_today=account.realised_today,
-            positions=positions,
-            pending=pending,
-            open_orders=open_orders,
-            prices=self.prices.of({instrument_id, *positions, *pending}),
-            recent_approvals=await self.store.recent_approvals(
-                conn, account_id, now - timedelta(seconds=60)
-            ),
-        )
-
     async def _reduce(self, conn: asyncpg.Connection, account_id: UUID) -> None:
         await self.store.set_state(
             conn, account_id, TradingState.REDUCING, "daily realised loss limit reached"
@@ -204,12 +308,24 @@ class Decider:
         """Fills change positions and realised PnL (once per trade id); finished orders stop
         counting as pending."""
         if isinstance(event, OrderFilled):
-            if not await self.store.add_fill(
-                conn, event.client_order_id, event.trade_id, event.last_qty, event.leaves_qty
-            ):
+            today = self.clock().date()
+            counted = await self.store.count_fill(
+                conn,
+                account_id=event.account_id,
+                instrument_id=event.instrument_id,
+                client_order_id=event.client_order_id,
+                trade_id=event.trade_id,
+                qty=event.last_qty,
+                leaves=event.leaves_qty,
+            )
+            if not counted.added:
                 return
-            account = await self.store.lock_account(conn, event.account_id, self.clock().date())
-            held = await self.store.position(conn, event.account_id, event.instrument_id)
+            if counted.account is None:  # the caller did not lock it (the handler does)
+                row = await self.store.lock_account(conn, event.account_id, today)
+                state, pnl_day, realised_today = row.state, row.pnl_day, row.realised_today
+            else:
+                state, pnl_day, realised_today = counted.account
+            held = counted.held
             position, avg_price, realised = apply_fill(
                 held.position,
                 held.avg_price,
@@ -218,18 +334,17 @@ class Decider:
                 event.last_price,
                 event.booked_fee,
             )
-            await self.store.save_position(
+            realised_today = (realised_today if pnl_day == today else ZERO) + realised
+            await self.store.book_fill(
                 conn,
                 event.account_id,
                 PositionRow(event.instrument_id, position, avg_price, held.realised + realised),
+                realised_today,
+                today,
             )
-            if realised:
-                await self.store.add_realised(conn, event.account_id, realised)
-            account = replace(account, realised_today=account.realised_today + realised)
-            if account.state is TradingState.ACTIVE:
-                limits = await self.limits_in_force(conn, event.account_id, None)
-                view = await self._view(conn, event.account_id, account, event.instrument_id)
-                if breaches_daily_loss(view, limits):
+            if state is TradingState.ACTIVE:
+                config = await self.config.get(conn, counted.config_version, [event.account_id])
+                if daily_loss_reached(realised_today, config.limits(event.account_id, None)):
                     await self._reduce(conn, event.account_id)
         elif isinstance(event, OrderRejected | OrderCanceled | OrderExpired):
             await self.store.close_order(conn, event.client_order_id)

@@ -326,8 +326,13 @@ def reduces(order: SubmitOrder, view: AccountView) -> bool:
 def breaches_daily_loss(view: AccountView, limits: Limits) -> bool:
     """Whether the day's realised loss has reached the daily loss limit (a loss of exactly the
     limit has): the service then switches the account to REDUCING."""
+    return daily_loss_reached(view.realised_pnl_today, limits)
+
+
+def daily_loss_reached(realised_pnl_today: Decimal, limits: Limits) -> bool:
+    """breaches_daily_loss on the day's realised PnL alone (what a fill changes)."""
     limit = limits.daily_loss_limit
-    return limit is not None and view.realised_pnl_today <= -limit
+    return limit is not None and realised_pnl_today <= -limit
 
 
 def check_cancel(view: AccountView) -> Denial | None:

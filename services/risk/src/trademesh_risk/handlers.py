@@ -34,12 +34,10 @@ def register_handlers(
 
     # A batch locks the accounts it touches first, all at once in id order: two batches (of
     # intents and of order events) that lock them as their records come would wait for each
-    # other's locks until Postgres's deadlock timeout (a second) broke the tie.
+    # other's locks until Postgres's deadlock timeout (a second) broke the tie. A batch of
+    # intents is decided as a whole (on_intents locks, reads once, writes once).
     async def on_intents(received: list[tuple[Any, Delivery]], conn: Any) -> None:
-        await decider.lock_accounts(conn, [event.account_id for event, _ in received])
-        for event, delivery in received:
-            with delivery.traced():
-                await decider.on_intent(conn, event)
+        await decider.on_intents(conn, received)
 
     async def on_order_events(received: list[tuple[Any, Delivery]], conn: Any) -> None:
         await decider.lock_accounts(

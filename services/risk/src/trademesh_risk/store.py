@@ -9,7 +9,7 @@ the event that caused it and the events it causes (outbox) commit together.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, fields
 from datetime import date, datetime
 from decimal import Decimal
@@ -31,6 +31,12 @@ def limits_from_json(text: str | None) -> Limits | None:
         return None
     values = json.loads(text)
     return Limits(**{k: _number(k, v) for k, v in values.items() if v is not None})
+
+
+def _limits(text: str) -> Limits:
+    found = limits_from_json(text)
+    assert found is not None
+    return found
 
 
 def limits_to_json(limits: Limits) -> str:
@@ -97,6 +103,68 @@ class PositionRow:
     position: Decimal
     avg_price: Decimal
     realised: Decimal
+
+
+@dataclass(frozen=True)
+class AccountState:
+    """What the checks need of one account, read at once: its row, filled positions, what its
+    approved orders not finished yet may still buy and sell per instrument and how many there
+    are, and the times of its approvals since the time asked for."""
+
+    state: TradingState
+    kill_switch: bool
+    pnl_day: date
+    realised_today: Decimal
+    positions: Mapping[str, Decimal]
+    pending: Mapping[str, tuple[Decimal, Decimal]]
+    open_orders: int
+    recent_approvals: Sequence[datetime]
+
+
+@dataclass(frozen=True)
+class IntentsState:
+    """What deciding a batch of intents reads, in one statement (RiskStore.intents_state)."""
+
+    config_version: int
+    global_kill_switch: bool
+    decided: frozenset[str]  # of the client order ids asked about, those decided before
+    accounts: Mapping[UUID, AccountState]
+
+
+@dataclass(frozen=True)
+class ConfigRows:
+    """Stored limits and instrument rules of some accounts and instruments (a key without
+    rows has none)."""
+
+    own: Mapping[UUID, Limits]
+    admin: Mapping[UUID, Limits]
+    per_instrument: Mapping[tuple[UUID, str], Limits]
+    rules: Mapping[str, Mapping[RuleSource, InstrumentRules]]
+
+
+@dataclass(frozen=True)
+class FillState:
+    """A fill just counted (`added`; False: its trade id was seen before, nothing changed), and
+    what booking it needs: the position held before it, the account's state and realised PnL
+    (as stored: of `pnl_day`), and the configuration's version. The account is None when its
+    row does not exist (a caller that did not lock it first)."""
+
+    added: bool
+    held: PositionRow
+    account: tuple[TradingState, date, Decimal] | None
+    config_version: int
+
+
+@dataclass(frozen=True)
+class Decision:
+    client_order_id: str
+    account_id: UUID
+    instrument_id: str
+    side: str
+    quantity: Decimal
+    approved: bool
+    reason: str | None
+    at: datetime
 
 
 class RiskStore:
@@ -352,49 +420,143 @@ class RiskStore:
         pending = {row["instrument_id"]: (row["buy"], row["sell"]) for row in rows}
         return pending, sum(int(row["orders"]) for row in rows)
 
-    async def recent_approvals(
-        self, conn: asyncpg.Connection, account_id: UUID, since: datetime
-    ) -> list[datetime]:
-        rows = await conn.fetch(
-            "SELECT decided_at FROM decisions WHERE account_id = $1 AND approved "
-            "AND decided_at > $2 ORDER BY decided_at",
-            account_id,
+    async def intents_state(
+        self,
+        conn: asyncpg.Connection,
+        account_ids: Sequence[UUID],
+        client_order_ids: Sequence[str],
+        since: datetime,
+    ) -> IntentsState:
+        """Everything deciding intents of these accounts reads from the database, in one
+        statement: each account's row, positions, pending orders and approvals after `since`;
+        the global kill switch; which of the client order ids were decided before; and the
+        configuration's version (the limits and rules themselves come from ConfigCache).
+        Call it after locking the accounts, so that it sees their last committed state."""
+        row = await conn.fetchrow(
+            "SELECT (SELECT version FROM config_version) AS config_version, "
+            "(SELECT engaged FROM global_switch) AS global_kill_switch, "
+            "ARRAY(SELECT client_order_id FROM decisions "
+            "WHERE client_order_id = ANY($2::text[])) AS decided, "
+            "ARRAY(SELECT ROW(account_id, state, kill_switch, pnl_day, realised_today) "
+            "FROM accounts WHERE account_id = ANY($1::uuid[])) AS accounts, "
+            "ARRAY(SELECT ROW(account_id, instrument_id, position) "
+            "FROM positions WHERE account_id = ANY($1::uuid[])) AS positions, "
+            "ARRAY(SELECT ROW(account_id, instrument_id, "
+            "COALESCE(sum(quantity - filled) FILTER (WHERE side = 'buy'), 0), "
+            "COALESCE(sum(quantity - filled) FILTER (WHERE side = 'sell'), 0), count(*)) "
+            "FROM decisions WHERE account_id = ANY($1::uuid[]) AND open "
+            "GROUP BY account_id, instrument_id) AS pending, "
+            "ARRAY(SELECT ROW(account_id, decided_at) FROM decisions "
+            "WHERE account_id = ANY($1::uuid[]) AND approved AND decided_at > $3 "
+            "ORDER BY decided_at) AS recent",
+            list(account_ids),
+            list(client_order_ids),
             since,
         )
-        return [row["decided_at"] for row in rows]
+        assert row is not None
+        positions: dict[UUID, dict[str, Decimal]] = {}
+        for account_id, instrument_id, position in row["positions"]:
+            positions.setdefault(account_id, {})[instrument_id] = position
+        pending: dict[UUID, dict[str, tuple[Decimal, Decimal]]] = {}
+        orders: dict[UUID, int] = {}
+        for account_id, instrument_id, buy, sell, count in row["pending"]:
+            pending.setdefault(account_id, {})[instrument_id] = (buy, sell)
+            orders[account_id] = orders.get(account_id, 0) + count
+        recent: dict[UUID, list[datetime]] = {}
+        for account_id, at in row["recent"]:
+            recent.setdefault(account_id, []).append(at)
+        accounts = {
+            account_id: AccountState(
+                state=TradingState(state),
+                kill_switch=kill_switch,
+                pnl_day=pnl_day,
+                realised_today=realised_today,
+                positions=positions.get(account_id, {}),
+                pending=pending.get(account_id, {}),
+                open_orders=orders.get(account_id, 0),
+                recent_approvals=recent.get(account_id, []),
+            )
+            for account_id, state, kill_switch, pnl_day, realised_today in row["accounts"]
+        }
+        return IntentsState(
+            config_version=row["config_version"],
+            global_kill_switch=row["global_kill_switch"],
+            decided=frozenset(row["decided"]),
+            accounts=accounts,
+        )
+
+    async def start_day(
+        self, conn: asyncpg.Connection, account_ids: Sequence[UUID], today: date
+    ) -> None:
+        """The accounts' realised PnL starts again from zero: a new UTC day (`today`)."""
+        await conn.execute(
+            "UPDATE accounts SET pnl_day = $2, realised_today = 0, updated_at = now() "
+            "WHERE account_id = ANY($1::uuid[]) AND pnl_day <> $2",
+            list(account_ids),
+            today,
+        )
+
+    async def config_of(
+        self,
+        conn: asyncpg.Connection,
+        account_ids: Sequence[UUID],
+        pairs: Sequence[tuple[UUID, str]],
+        instrument_ids: Sequence[str],
+    ) -> ConfigRows:
+        """The stored limits of these accounts (their own and an admin's), of these (account,
+        instrument) pairs, and the rules of these instruments, in one statement."""
+        row = await conn.fetchrow(
+            "SELECT ARRAY(SELECT ROW(account_id, limits::text) FROM account_limits "
+            "WHERE account_id = ANY($1::uuid[])) AS own, "
+            "ARRAY(SELECT ROW(account_id, limits::text) FROM admin_limits "
+            "WHERE account_id = ANY($1::uuid[])) AS admin, "
+            "ARRAY(SELECT ROW(l.account_id, l.instrument_id, l.limits::text) "
+            "FROM instrument_limits l JOIN unnest($2::uuid[], $3::text[]) AS k(a, i) "
+            "ON l.account_id = k.a AND l.instrument_id = k.i) AS per_instrument, "
+            "ARRAY(SELECT ROW(instrument_id, source, rules::text) FROM instrument_rules "
+            "WHERE instrument_id = ANY($4::text[])) AS rules",
+            list(account_ids),
+            [account_id for account_id, _ in pairs],
+            [instrument_id for _, instrument_id in pairs],
+            list(instrument_ids),
+        )
+        assert row is not None
+        rules: dict[str, dict[RuleSource, InstrumentRules]] = {}
+        for instrument_id, source, text in row["rules"]:
+            found = rules_from_json(text)
+            assert found is not None
+            rules.setdefault(instrument_id, {})["admin" if source == "admin" else "venue"] = found
+        return ConfigRows(
+            own={a: _limits(text) for a, text in row["own"]},
+            admin={a: _limits(text) for a, text in row["admin"]},
+            per_instrument={(a, i): _limits(text) for a, i, text in row["per_instrument"]},
+            rules=rules,
+        )
 
     # ---- decisions -----------------------------------------------------------------------------
 
-    async def decided(self, conn: asyncpg.Connection, client_order_id: str) -> bool:
-        found = await conn.fetchval(
-            "SELECT true FROM decisions WHERE client_order_id = $1", client_order_id
-        )
-        return bool(found)
-
-    async def record_decision(
-        self,
-        conn: asyncpg.Connection,
-        *,
-        client_order_id: str,
-        account_id: UUID,
-        instrument_id: str,
-        side: str,
-        quantity: Decimal,
-        approved: bool,
-        reason: str | None,
-        at: datetime,
+    async def record_decisions(
+        self, conn: asyncpg.Connection, decisions: Sequence[Decision]
     ) -> None:
+        """Store a batch's decisions, in their order, with one statement (an approved order is
+        open from now on)."""
+        if not decisions:
+            return
         await conn.execute(
             "INSERT INTO decisions (client_order_id, account_id, instrument_id, side, quantity, "
-            "approved, reason, open, decided_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $6, $8)",
-            client_order_id,
-            account_id,
-            instrument_id,
-            side,
-            quantity,
-            approved,
-            reason,
-            at,
+            "approved, reason, open, decided_at) "
+            "SELECT d.id, d.account, d.instrument, d.side, d.quantity, d.approved, d.reason, "
+            "d.approved, d.at FROM unnest($1::text[], $2::uuid[], $3::text[], $4::text[], "
+            "$5::numeric[], $6::boolean[], $7::text[], $8::timestamptz[]) WITH ORDINALITY "
+            "AS d(id, account, instrument, side, quantity, approved, reason, at, n) ORDER BY d.n",
+            [d.client_order_id for d in decisions],
+            [d.account_id for d in decisions],
+            [d.instrument_id for d in decisions],
+            [d.side for d in decisions],
+            [d.quantity for d in decisions],
+            [d.approved for d in decisions],
+            [d.reason for d in decisions],
+            [d.at for d in decisions],
         )
 
     async def close_order(self, conn: asyncpg.Connection, client_order_id: str) -> bool:
@@ -404,66 +566,78 @@ class RiskStore:
         )
         return status.endswith(" 1")
 
-    async def add_fill(
+    async def count_fill(
         self,
         conn: asyncpg.Connection,
+        *,
+        account_id: UUID,
+        instrument_id: str,
         client_order_id: str,
         trade_id: str,
         qty: Decimal,
         leaves: Decimal,
-    ) -> bool:
-        """Count a fill against its order once per trade id; False for one seen before."""
-        added = await conn.fetchval(
-            "INSERT INTO fills (client_order_id, trade_id) VALUES ($1, $2) "
-            "ON CONFLICT DO NOTHING RETURNING true",
+    ) -> FillState:
+        """Count a fill against its order once per trade id (its order stops being open when
+        nothing is left of it), and read what booking it needs, in one statement. Positions
+        and the account's realised PnL are only written under the account's lock, so reading
+        them here, with the lock held, is reading what the booking will overwrite."""
+        row = await conn.fetchrow(
+            "WITH added AS (INSERT INTO fills (client_order_id, trade_id) VALUES ($1, $2) "
+            "ON CONFLICT DO NOTHING RETURNING client_order_id), "
+            "counted AS (UPDATE decisions SET filled = filled + $3, open = open AND $4 "
+            "WHERE client_order_id = (SELECT client_order_id FROM added)) "
+            "SELECT EXISTS (SELECT 1 FROM added) AS added, "
+            "p.position, p.avg_price, p.realised, a.state, a.pnl_day, a.realised_today, "
+            "(SELECT version FROM config_version) AS config_version "
+            "FROM (VALUES ($5::uuid, $6::text)) AS k(account_id, instrument_id) "
+            "LEFT JOIN accounts a ON a.account_id = k.account_id "
+            "LEFT JOIN positions p "
+            "ON p.account_id = k.account_id AND p.instrument_id = k.instrument_id",
             client_order_id,
             trade_id,
-        )
-        if not added:
-            return False
-        await conn.execute(
-            "UPDATE decisions SET filled = filled + $2, open = open AND $3 WHERE client_order_id = $1",
-            client_order_id,
             qty,
             leaves > 0,
-        )
-        return True
-
-    async def position(
-        self, conn: asyncpg.Connection, account_id: UUID, instrument_id: str
-    ) -> PositionRow:
-        row = await conn.fetchrow(
-            "SELECT instrument_id, position, avg_price, realised FROM positions "
-            "WHERE account_id = $1 AND instrument_id = $2 FOR UPDATE",
             account_id,
             instrument_id,
         )
-        if row is None:
-            return PositionRow(instrument_id, ZERO, ZERO, ZERO)
-        return PositionRow(**dict(row))
-
-    async def save_position(
-        self, conn: asyncpg.Connection, account_id: UUID, row: PositionRow
-    ) -> None:
-        await conn.execute(
-            "INSERT INTO positions (account_id, instrument_id, position, avg_price, realised) "
-            "VALUES ($1, $2, $3, $4, $5) ON CONFLICT (account_id, instrument_id) DO UPDATE SET "
-            "position = EXCLUDED.position, avg_price = EXCLUDED.avg_price, realised = EXCLUDED.realised",
-            account_id,
-            row.instrument_id,
-            row.position,
-            row.avg_price,
-            row.realised,
+        assert row is not None
+        held = (
+            PositionRow(instrument_id, ZERO, ZERO, ZERO)
+            if row["position"] is None
+            else PositionRow(instrument_id, row["position"], row["avg_price"], row["realised"])
         )
+        account = (
+            None
+            if row["state"] is None
+            else (TradingState(row["state"]), row["pnl_day"], row["realised_today"])
+        )
+        return FillState(row["added"], held, account, row["config_version"])
 
-    async def add_realised(
-        self, conn: asyncpg.Connection, account_id: UUID, amount: Decimal
+    async def book_fill(
+        self,
+        conn: asyncpg.Connection,
+        account_id: UUID,
+        position: PositionRow,
+        realised_today: Decimal,
+        today: date,
     ) -> None:
+        """Save the position a fill left and the account's realised PnL of `today`, in one
+        statement (the account's row is written only when that changed)."""
         await conn.execute(
-            "UPDATE accounts SET realised_today = realised_today + $2, updated_at = now() "
-            "WHERE account_id = $1",
+            "WITH saved AS (INSERT INTO positions "
+            "(account_id, instrument_id, position, avg_price, realised) "
+            "VALUES ($1, $2, $3, $4, $5) ON CONFLICT (account_id, instrument_id) DO UPDATE SET "
+            "position = EXCLUDED.position, avg_price = EXCLUDED.avg_price, "
+            "realised = EXCLUDED.realised) "
+            "UPDATE accounts SET realised_today = $6, pnl_day = $7, updated_at = now() "
+            "WHERE account_id = $1 AND (realised_today <> $6 OR pnl_day <> $7)",
             account_id,
-            amount,
+            position.instrument_id,
+            position.position,
+            position.avg_price,
+            position.realised,
+            realised_today,
+            today,
         )
 
     # ---- prices --------------------------------------------------------------------------------

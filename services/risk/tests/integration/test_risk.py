@@ -334,6 +334,34 @@ async def test_default_limits_hold_a_fresh_account_a_trader_tightens_them_an_adm
     ]
 
 
+async def test_a_limit_lowered_through_the_api_applies_to_the_very_next_intent(
+    app: FastAPI,
+    client: httpx.AsyncClient,
+    producer: Bus,
+    settings: Settings,
+    account_book: AccountBook,
+) -> None:
+    """The service keeps limits in memory once it decided an account's intent; lowering one
+    through the API is seen by the next intent all the same (test_decider.py: another replica)."""
+    account, name = account_book.open(TRADER_ID), instrument()
+    await price(producer, name, "100")
+    await known_price(app, name)
+    first = intent(account, name, "buy", "5")
+    await producer.publish(first)
+    assert denied((await decisions(settings, account, 1))[first.client_order_id]) is None
+    lowered = await client.put(
+        f"/api/v1/accounts/{account}/limits",
+        json={"max_order_quantity": "4"},
+        headers=as_(TRADER_ID),
+    )
+    assert lowered.status_code == 200, lowered.text
+    second = intent(account, name, "buy", "5")
+    await producer.publish(second)
+    assert denied((await decisions(settings, account, 2))[second.client_order_id]) == (
+        "MAX_ORDER_QUANTITY"
+    )
+
+
 def fill(
     account: UUID, name: str, client_order_id: str, side: str, qty: str, at: str, fee: str = "0"
 ) -> OrderFilled:

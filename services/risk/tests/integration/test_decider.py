@@ -1,0 +1,323 @@
+"""The decider on the real Postgres, called as the intents' and order events' handlers call it:
+what a batch costs in statements, a batch's intents of one account decided one after the other,
+and limits and rules read from memory yet never stale, also when another replica changes them."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+from uuid import UUID, uuid4
+
+import asyncpg
+import pytest
+from trademesh_bus import Outbox
+from trademesh_db import Database, migrate
+from trademesh_events.orders import (
+    CancelOrder,
+    OrderApproved,
+    OrderDenied,
+    OrderFilled,
+    OrderType,
+    SubmitOrder,
+)
+from trademesh_events.topics import get_topic
+from trademesh_testing.accounts import AccountBook
+from trademesh_testing.http import app_client
+from trademesh_testing.tokens import bearer
+
+from trademesh_risk.app import MIGRATIONS, create_app
+from trademesh_risk.config import Settings
+from trademesh_risk.decider import Decider
+from trademesh_risk.engine import InstrumentRules, Limits
+from trademesh_risk.prices import PriceBook
+from trademesh_risk.store import RiskStore
+
+pytestmark = pytest.mark.integration
+
+TRADER_ID, ADMIN_ID = uuid4(), uuid4()
+PRICE = Decimal(100)
+
+
+async def a_replica(settings: Settings, database_url: str) -> tuple[Decider, Database]:
+    """A risk process's decider (its own pool, its own memory) on the test's schema, with a
+    price of 100 for every instrument these tests use. One connection, so that a count of
+    statements never includes asyncpg's first-use type lookups of another connection."""
+    schema = settings.database_schema
+    await asyncio.to_thread(migrate, database_url, schema, [MIGRATIONS])
+    db = Database(database_url, schema, min_size=1, max_size=1)
+    await db.connect()
+    store = RiskStore(db)
+    decider = Decider(
+        db=db,
+        store=store,
+        prices=PriceBook(store),
+        outbox=Outbox("risk"),
+        service="risk",
+        clock=lambda: datetime.now(UTC),
+        default_limits=settings.default_limits(),
+        instrument_bounds=settings.instrument_bounds(),
+    )
+    return decider, db
+
+
+@pytest.fixture
+async def replica(settings: Settings, database_url: str) -> AsyncIterator[Decider]:
+    decider, db = await a_replica(settings, database_url)
+    yield decider
+    await db.close()
+
+
+def instrument(decider: Decider) -> str:
+    name = f"test:D{uuid4().hex[:10].upper()}/USD"
+    decider.prices.update(name, PRICE, datetime.now(UTC))
+    return name
+
+
+def intent(account: UUID, name: str, side: str, quantity: str) -> SubmitOrder:
+    return SubmitOrder(
+        account_id=account,
+        user_id=TRADER_ID,
+        client_order_id=f"d-{uuid4().hex[:20]}",
+        instrument_id=name,
+        side=side,
+        order_type=OrderType.MARKET,
+        quantity=Decimal(quantity),
+        source="manual",
+        created_at=datetime.now(UTC),
+    )
+
+
+def filled(order: SubmitOrder, fee: str) -> OrderFilled:
+    return OrderFilled(
+        account_id=order.account_id,
+        user_id=TRADER_ID,
+        client_order_id=order.client_order_id,
+        instrument_id=order.instrument_id,
+        ts=datetime.now(UTC),
+        trade_id=f"tr-{uuid4().hex[:12]}",
+        side=order.side,
+        last_qty=order.quantity,
+        last_price=PRICE,
+        cum_qty=order.quantity,
+        leaves_qty=Decimal(0),
+        fee=Decimal(fee),
+        fee_currency="USD",
+        liquidity="taker",
+    )
+
+
+@asynccontextmanager
+async def counted(db: Database) -> AsyncIterator[tuple[asyncpg.Connection, list[str]]]:
+    """A transaction, and the statements sent on it (BEGIN and COMMIT aside), as asyncpg's
+    query logger reports them."""
+    seen: list[str] = []
+
+    def log(query: Any) -> None:
+        seen.append(query.query)
+
+    async with db.transaction() as conn:
+        conn.add_query_logger(log)
+        try:
+            yield conn, seen
+        finally:
+            await asyncio.sleep(0)  # the logger is called soon after each statement
+            conn.remove_query_logger(log)
+
+
+async def decide(decider: Decider, *events: Any) -> list[Any]:
+    """One batch, as the intents' handler hands it over; the events it wrote, in order."""
+    async with decider.db.transaction() as conn:
+        await decider.on_intents(conn, [(event, None) for event in events])
+        rows = await conn.fetch(
+            "SELECT topic, payload FROM outbox WHERE published_at IS NULL ORDER BY seq"
+        )
+        await conn.execute("UPDATE outbox SET published_at = now() WHERE published_at IS NULL")
+    return [get_topic(row["topic"]).decode(row["payload"]) for row in rows]
+
+
+def outcome(event: Any) -> str:
+    if isinstance(event, OrderApproved):
+        return "approved"
+    assert isinstance(event, OrderDenied), event
+    return event.reason.value
+
+
+async def test_a_batch_of_intents_costs_the_same_few_statements_whatever_its_size(
+    replica: Decider,
+) -> None:
+    """Before, every intent cost 13 statements (a batch of 20: 2 + 20 x 13 = 262); now a batch
+    costs 5 (lock the accounts: 2; read their state: 1; write decisions and events: 1 each),
+    plus 1 when the limits and rules of an account or instrument new to the memory are read."""
+    name = instrument(replica)
+    await decide(replica, intent(uuid4(), name, "buy", "1"))  # the connection's first use
+    first, second = uuid4(), uuid4()
+    orders = [intent((first, second)[n % 2], name, "buy", "1") for n in range(20)]
+    loads = replica.config.loads
+    async with counted(replica.db) as (conn, seen):
+        await replica.on_intents(conn, [(order, None) for order in orders])
+    assert len(seen) == 6, seen
+    assert replica.config.loads == loads + 1  # the two new accounts' limits
+    more = [intent((first, second)[n % 2], name, "sell", "1") for n in range(20)]
+    async with counted(replica.db) as (conn, seen):
+        await replica.on_intents(conn, [(order, None) for order in more])
+    assert len(seen) == 5, seen  # the configuration from memory
+    assert replica.config.loads == loads + 1
+    decided = await replica.db.pool.fetch(
+        "SELECT client_order_id FROM decisions WHERE approved AND account_id = ANY($1::uuid[]) "
+        "ORDER BY decided_at, client_order_id",
+        [first, second],
+    )
+    assert {r["client_order_id"] for r in decided} == {o.client_order_id for o in orders + more}
+
+
+async def test_a_fill_costs_two_statements(replica: Decider) -> None:
+    """Before, a fill cost 13 statements; now 2 (count it and read the position; save the
+    position and the realised PnL), after the batch's lock (2)."""
+    name, account = instrument(replica), uuid4()
+    orders = [intent(account, name, "buy", "1") for _ in range(5)]
+    fills = [filled(order, fee="0.5") for order in orders]
+    await decide(replica, *orders)
+    async with counted(replica.db) as (conn, seen):
+        await replica.lock_accounts(conn, [account])
+        for fill in fills:
+            await replica.on_order_event(conn, fill)
+    assert len(seen) == 2 + 2 * len(orders), seen
+    held = await replica.store.positions(account)
+    assert [(p.position, p.avg_price, p.realised) for p in held] == [
+        (Decimal(5), PRICE, Decimal("-2.5"))
+    ]
+    row = await replica.store.account(account)
+    assert row is not None and row.realised_today == Decimal("-2.5")
+    async with replica.db.transaction() as conn:
+        assert await replica.store.pending(conn, account) == ({}, 0)
+        # The same trade again (a redelivered fill under a new event id) changes nothing.
+        await replica.on_order_event(conn, fills[0])
+    again = await replica.store.positions(account)
+    assert [(p.position, p.realised) for p in again] == [(Decimal(5), Decimal("-2.5"))]
+
+
+async def test_a_fill_past_the_daily_loss_limit_switches_the_account_to_reducing(
+    replica: Decider,
+) -> None:
+    name, account = instrument(replica), uuid4()
+    await replica.store.put_limits(account, Limits(daily_loss_limit=Decimal(1)))
+    order = intent(account, name, "buy", "1")
+    await decide(replica, order)
+    async with replica.db.transaction() as conn:
+        await replica.lock_accounts(conn, [account])
+        await replica.on_order_event(conn, filled(order, fee="1"))  # realised: -1
+    row = await replica.store.account(account)
+    assert row is not None and row.state.value == "REDUCING"
+
+
+async def test_two_intents_of_an_account_in_one_batch_where_only_one_fits(
+    replica: Decider,
+) -> None:
+    """The first approved order counts as pending at once: the second, which would fit alone,
+    is denied; a third that shrinks the worst case passes; a re-sent one is decided once."""
+    name, account = instrument(replica), uuid4()
+    await replica.store.put_limits(account, Limits(max_position=Decimal(10)))
+    first, second = intent(account, name, "buy", "6"), intent(account, name, "buy", "6")
+    selling = intent(account, name, "sell", "3")
+    cancel = CancelOrder(
+        account_id=account,
+        user_id=TRADER_ID,
+        client_order_id=first.client_order_id,
+        created_at=datetime.now(UTC),
+    )
+    events = await decide(replica, first, second, first, cancel, selling)
+    assert [outcome(e) if not isinstance(e, CancelOrder) else "cancel" for e in events] == [
+        "approved",
+        "MAX_POSITION",
+        "cancel",
+        "approved",
+    ]
+    assert events[0].order.client_order_id == first.client_order_id
+    assert events[1].client_order_id == second.client_order_id
+    async with replica.db.transaction() as conn:
+        pending, open_orders = await replica.store.pending(conn, account)
+    assert (pending, open_orders) == ({name: (Decimal(6), Decimal(3))}, 2)
+    # In a batch of its own, the second intent meets the same pending exposure.
+    alone = intent(account, name, "buy", "6")
+    assert [outcome(e) for e in await decide(replica, alone)] == ["MAX_POSITION"]
+
+
+async def test_limits_and_rules_changed_by_another_replica_apply_to_the_very_next_intent(
+    replica: Decider, settings: Settings, account_book: AccountBook
+) -> None:
+    """This replica keeps the limits and rules in memory; another one (a whole app, sharing the
+    database) changes them through its API, one layer after the other: every change decides the
+    next intent here, and nothing changed is read again."""
+    name, account = instrument(replica), account_book.open(TRADER_ID)
+    trader, admin = bearer(TRADER_ID, "trader"), bearer(ADMIN_ID, "admin")
+
+    async def next_intent(quantity: str) -> str:
+        [event] = await decide(replica, intent(account, name, "buy", quantity))
+        return outcome(event)
+
+    assert await next_intent("5") == "approved"
+    loads = replica.config.loads
+    assert await next_intent("5") == "approved"
+    assert replica.config.loads == loads  # unchanged: from memory
+
+    other = create_app(settings, execution_transport=account_book.transport)
+    async with app_client(other) as client:
+
+        async def put(path: str, body: dict[str, Any], headers: dict[str, str]) -> None:
+            response = await client.put(f"/api/v1{path}", json=body, headers=headers)
+            assert response.status_code == 200, response.text
+
+        await put(f"/accounts/{account}/limits", {"max_order_quantity": "4"}, trader)
+        assert await next_intent("5") == "MAX_ORDER_QUANTITY"
+        assert await next_intent("4") == "approved"
+
+        await put("/instruments/rules", {"instrument_id": name, "max_quantity": "3"}, admin)
+        assert await next_intent("3.5") == "INSTRUMENT_MAXIMUM"
+        deleted = await client.delete(
+            "/api/v1/instruments/rules", params={"instrument_id": name}, headers=admin
+        )
+        assert deleted.status_code == 204
+        assert await next_intent("3.5") == "approved"
+
+        await put(
+            f"/accounts/{account}/instrument-limits",
+            {"instrument_id": name, "limits": {"max_order_quantity": "2"}},
+            trader,
+        )
+        assert await next_intent("3") == "MAX_ORDER_QUANTITY"
+
+        await put(f"/accounts/{account}/limits", {"max_order_notional": "150"}, admin)
+        assert await next_intent("1.6") == "MAX_ORDER_NOTIONAL"  # 160 at 100
+        assert await next_intent("1.5") == "approved"
+
+    # The venue sync writes rules too (no API call): the same holds.
+    await RiskStore(replica.db).put_venue_rules({name: InstrumentRules(min_quantity=Decimal(1))})
+    assert await next_intent("0.5") == "INSTRUMENT_MINIMUM"
+
+
+async def test_a_second_replica_decides_with_what_the_first_approved(
+    replica: Decider, settings: Settings, database_url: str
+) -> None:
+    """Two processes deciding one account's intents in turn (a rebalance moved its partition):
+    each reads what the other approved, and the limits in force, at its batch's start."""
+    other, db = await a_replica(settings, database_url)
+    try:
+        name, account = instrument(replica), uuid4()
+        other.prices.update(name, PRICE, datetime.now(UTC))
+        await replica.store.put_limits(account, Limits(max_position=Decimal(10)))
+        assert [outcome(e) for e in await decide(replica, intent(account, name, "buy", "6"))] == [
+            "approved"
+        ]
+        assert [outcome(e) for e in await decide(other, intent(account, name, "buy", "5"))] == [
+            "MAX_POSITION"
+        ]
+        await other.store.put_limits(account, Limits(max_position=Decimal(11)))
+        assert [outcome(e) for e in await decide(replica, intent(account, name, "buy", "5"))] == [
+            "approved"
+        ]
+    finally:
+        await db.close()
