@@ -22,11 +22,11 @@ from trademesh_observability.tracing import configure_tracing
 
 from trademesh_audit.api import api_router
 from trademesh_audit.api.deps import Runtime
-from trademesh_audit.checkpoints import CheckpointBook, Checkpointer
 from trademesh_audit.config import Settings
 from trademesh_audit.handlers import register_handlers
 from trademesh_audit.keys import ChainKeys
 from trademesh_audit.store import WRITER_ROLE, AuditStore
+from trademesh_audit.usecases.checkpoints import CheckpointBook, Checkpointer
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 

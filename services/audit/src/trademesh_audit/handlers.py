@@ -12,10 +12,10 @@ from trademesh_db import Database
 from trademesh_events.audit import ChainCheckpointed
 from trademesh_events.topics import get_topic
 
-from trademesh_audit.checkpoints import CheckpointBook
 from trademesh_audit.config import Settings
 from trademesh_audit.engine import CHECKPOINTS, LOGGED, entry_of
 from trademesh_audit.store import AuditStore
+from trademesh_audit.usecases.checkpoints import CheckpointBook
 
 
 def register_handlers(

@@ -11,7 +11,7 @@ from trademesh_events.topics import MD_BARS, MD_TICKS, ORDERS_APPROVED
 
 from trademesh_execution.config import Settings
 from trademesh_execution.engine import CONSUMES
-from trademesh_execution.orders import Orders
+from trademesh_execution.usecases.orders import Orders
 
 MARKET_BATCH = 50
 

@@ -16,7 +16,7 @@ from trademesh_db import Database
 
 from trademesh_gateway.config import Settings
 from trademesh_gateway.engine import CONSUMES, event_owner
-from trademesh_gateway.streams import EventHub, StreamEvent
+from trademesh_gateway.usecases.streams import EventHub, StreamEvent
 
 
 def register_handlers(bus: Bus, hub: EventHub, settings: Settings, db: Database | None) -> None:

@@ -12,9 +12,9 @@ from trademesh_events.orders import OrderFilled
 from trademesh_events.topics import MD_BARS, MD_TICKS, ORDERS_EVENTS, ORDERS_INTENTS
 
 from trademesh_risk.config import Settings
-from trademesh_risk.decider import Decider
 from trademesh_risk.engine import CONSUMES
-from trademesh_risk.prices import PriceBook
+from trademesh_risk.usecases.decider import Decider
+from trademesh_risk.usecases.prices import PriceBook
 
 
 def register_handlers(

@@ -10,7 +10,7 @@ from trademesh_events.topics import MD_BARS, ORDERS_DENIED, ORDERS_EVENTS
 
 from trademesh_strategy.config import Settings
 from trademesh_strategy.engine import CONSUMES
-from trademesh_strategy.runner import BotRuntime
+from trademesh_strategy.usecases.runner import BotRuntime
 
 
 def register_handlers(bus: Bus, runtime: BotRuntime, settings: Settings) -> None:

@@ -45,8 +45,8 @@ from trademesh_risk.engine import (
     effective,
     rules_in_force,
 )
-from trademesh_risk.prices import PriceBook
 from trademesh_risk.store import PositionRow, RiskStore
+from trademesh_risk.usecases.prices import PriceBook
 
 log = get_logger("trademesh_risk.decider")
 
