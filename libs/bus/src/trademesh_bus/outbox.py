@@ -53,7 +53,7 @@ class Outbox:
         conn: asyncpg.Connection,
         event: Any,
         *,
-        topic: TopicSpec | None = None,
+        topic: TopicSpec[Any] | None = None,
         subject: str | None = None,
         traceparent: str | None = None,
     ) -> Envelope:
