@@ -29,7 +29,7 @@ from trademesh_events.orders import (
     OrderRejected,
     SubmitOrder,
 )
-from trademesh_events.topics import ORDERS_APPROVED, get_topic
+from trademesh_events.topics import ORDERS_APPROVED, OrderIntent, get_topic
 from trademesh_observability import metrics
 from trademesh_observability.logging import get_logger
 
@@ -89,7 +89,7 @@ class Decider:
         if account_ids:
             await self.store.lock_accounts(conn, sorted(set(account_ids)), self.clock().date())
 
-    async def on_intent(self, conn: asyncpg.Connection, event: Any) -> None:
+    async def on_intent(self, conn: asyncpg.Connection, event: OrderIntent) -> None:
         if isinstance(event, CancelOrder):
             # Cancelling only ever lowers risk: it is forwarded even under a kill switch.
             await self.outbox.add(conn, event, topic=_APPROVED)
@@ -200,7 +200,11 @@ class Decider:
 
     # ---- order events ----------------------------------------------------------------------------
 
-    async def on_order_event(self, conn: asyncpg.Connection, event: Any) -> None:
+    async def on_order_event(
+        self,
+        conn: asyncpg.Connection,
+        event: OrderFilled | OrderRejected | OrderCanceled | OrderExpired,
+    ) -> None:
         """Fills change positions and realised PnL (once per trade id); finished orders stop
         counting as pending."""
         if isinstance(event, OrderFilled):
