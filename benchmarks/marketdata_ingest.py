@@ -30,8 +30,8 @@ from trademesh_trading.timeframes import Timeframe
 from trademesh_market_data.clock import ManualClock
 from trademesh_market_data.config import Settings
 from trademesh_market_data.feeds.synthetic import SyntheticFeed
-from trademesh_market_data.runner import FeedRunner
 from trademesh_market_data.tickstore import PostgresTickStore
+from trademesh_market_data.usecases.runner import FeedRunner
 from trademesh_market_data.writer import BufferedWriter
 
 N = int(os.environ.get("BENCH_TICKS", "200000"))

@@ -77,6 +77,62 @@ def test_events_library_imports_no_io_package(graph: grimp.ImportGraph) -> None:
     assert not {m for m in external if m.startswith("trademesh_")} - {"trademesh_events"}
 
 
+# The layers of a service (docs/decisions/0111-use-case-layer.md): handlers and api/ call
+# usecases/, which runs the pure engine on what store.py keeps.
+ENGINE_MAY_NOT_IMPORT = ("store", "usecases", "handlers", "api")
+USECASES_MAY_NOT_IMPORT = ("api", "handlers")
+WEB_PACKAGES = {"fastapi", "starlette"}
+
+
+def _layer_chains(
+    graph: grimp.ImportGraph, service: str, importer: str, layers: tuple[str, ...]
+) -> list[str]:
+    return [
+        chain
+        for layer in layers
+        if f"{service}.{layer}" in graph.modules
+        for chain in _imports(graph, f"{service}.{importer}", f"{service}.{layer}")
+    ]
+
+
+@pytest.mark.parametrize("service", SERVICES)
+def test_the_engine_imports_no_other_layer_and_no_io(
+    graph: grimp.ImportGraph, service: str
+) -> None:
+    assert f"{service}.engine" in graph.modules, f"{service} has no engine module"
+    offending = _layer_chains(graph, service, "engine", ENGINE_MAY_NOT_IMPORT)
+    offending += [
+        chain
+        for package in sorted(IO_PACKAGES & graph.modules)
+        for chain in _imports(graph, f"{service}.engine", package)
+    ]
+    assert offending == []
+
+
+@pytest.mark.parametrize("service", SERVICES)
+def test_use_cases_import_neither_routes_nor_handlers_nor_the_web_framework(
+    graph: grimp.ImportGraph, service: str
+) -> None:
+    """Use cases may raise a ProblemError (trademesh_http, which renders it with FastAPI), but
+    never touch a request, a response or a route themselves: no direct web import."""
+    usecases = f"{service}.usecases"
+    assert usecases in graph.modules, f"{service} has no usecases package"
+    offending = _layer_chains(graph, service, "usecases", USECASES_MAY_NOT_IMPORT)
+    for module in sorted({usecases} | graph.find_descendants(usecases)):
+        offending += [
+            f"{module} -> {imported}"
+            for imported in sorted(graph.find_modules_directly_imported_by(module))
+            if imported.split(".")[0] in WEB_PACKAGES
+        ]
+    assert offending == []
+
+
+def test_the_layer_rules_see_a_real_chain(graph: grimp.ImportGraph) -> None:
+    """The rules above rely on this: a handler's import of its use cases is found."""
+    service = "trademesh_risk"
+    assert _layer_chains(graph, service, "handlers", ("usecases",))
+
+
 def test_import_linter_contracts_hold() -> None:
     result = subprocess.run(
         [str(Path(sys.executable).parent / "lint-imports"), "--no-cache"],

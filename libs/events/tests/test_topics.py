@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import typing
 from collections import Counter
 from collections.abc import Callable
 from uuid import UUID
@@ -211,3 +212,40 @@ def test_registry_modules_cover_every_event_class() -> None:
     }
     assert defined == set(ALL_EVENTS)
     assert topics_module.TOPICS is TOPICS
+
+
+# ---- typed topics ------------------------------------------------------------------------------
+
+TYPED_TOPICS = {
+    name.removesuffix("_TOPIC"): hint
+    for name, hint in typing.get_type_hints(topics_module).items()
+    if name.endswith("_TOPIC")
+}
+
+
+def test_every_topic_has_a_typed_constant() -> None:
+    constants = {getattr(topics_module, f"{name}_TOPIC").name for name in TYPED_TOPICS}
+    assert constants == {spec.name for spec in TOPICS}
+    for name in TYPED_TOPICS:
+        assert getattr(topics_module, f"{name}_TOPIC").name == getattr(topics_module, name)
+
+
+@pytest.mark.parametrize("name", sorted(TYPED_TOPICS))
+def test_typed_constant_says_exactly_what_its_topic_carries(name: str) -> None:
+    """The type parameter of `<NAME>_TOPIC` is the union of the event types the topic carries:
+    mypy checks that a handler takes it, so a type missing here would go unhandled unnoticed."""
+    hint = TYPED_TOPICS[name]
+    assert typing.get_origin(hint) is TopicSpec
+    (carried,) = typing.get_args(hint)
+    declared = set(typing.get_args(carried)) or {carried}
+    assert declared == set(getattr(topics_module, f"{name}_TOPIC").events)
+
+
+def test_get_topic_gives_the_typed_constant() -> None:
+    assert get_topic(ORDERS_EVENTS) is topics_module.ORDERS_EVENTS_TOPIC
+
+
+def test_decode_of_a_typed_topic_gives_one_of_its_types(make_sample: Callable[..., Event]) -> None:
+    spec = topics_module.ORDERS_INTENTS_TOPIC
+    event = make_sample(orders.CancelOrder)
+    assert isinstance(spec.decode(spec.encode(event)), orders.CancelOrder)

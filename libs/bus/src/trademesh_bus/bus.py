@@ -10,7 +10,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from itertools import chain
-from typing import Any, Literal
+from typing import Any, Literal, TypeAlias, TypeVar
 from uuid import UUID
 
 import asyncpg
@@ -33,6 +33,7 @@ from tenacity import (
     wait_exponential_jitter,
 )
 from trademesh_db.pool import Database
+from trademesh_events.base import Event
 from trademesh_events.envelope import Envelope, EnvelopeError, new_envelope
 from trademesh_events.topics import TopicSpec, get_topic, topic_for
 
@@ -93,10 +94,28 @@ class Delivery:
         )
 
 
-Handler = Callable[[Any, Delivery], Awaitable[None]]
+E = TypeVar("E", bound=Event)
+
+# A handler of a TopicSpec[E] takes E, the union of what the topic carries (bare `Handler` is
+# Handler[Any], for a topic given by name): it dispatches with `match` and `assert_never`.
+Handler: TypeAlias = Callable[[E, Delivery], Awaitable[None]]
 # A batch at once: (event, delivery) pairs in the order received (each partition's in order),
 # and the batch's transaction (None for a subscription without a database).
-BatchHandler = Callable[[list[tuple[Any, Delivery]], asyncpg.Connection | None], Awaitable[None]]
+BatchHandler: TypeAlias = Callable[
+    [list[tuple[E, Delivery]], asyncpg.Connection | None], Awaitable[None]
+]
+
+
+class Route:
+    """A topic and its handler, for subscribe_many: the pair mypy checks (the handler takes
+    what the topic carries), which a mapping of several topics cannot say. Not generic itself,
+    so that the type is inferred from the pair alone, never from where the Route goes."""
+
+    __slots__ = ("handler", "topic")
+
+    def __init__(self, topic: TopicSpec[E], handler: Handler[E]) -> None:
+        self.topic: TopicSpec[Event] = topic
+        self.handler: Handler[Any] = handler
 
 
 # Where publish_many's events' traces start: None, the caller's trace; "batch", one new trace
@@ -230,7 +249,7 @@ class Bus:
     # ---- publishing ------------------------------------------------------------------------
 
     async def publish(
-        self, event: Any, *, topic: TopicSpec | None = None, subject: str | None = None
+        self, event: Any, *, topic: TopicSpec[Event] | None = None, subject: str | None = None
     ) -> Envelope:
         """Publish one event to its topic, keyed by the topic's rule, and wait for acks=all."""
         spec = topic or topic_for(event)
@@ -244,7 +263,7 @@ class Bus:
         self,
         events: Iterable[Any],
         *,
-        topic: TopicSpec | None = None,
+        topic: TopicSpec[Event] | None = None,
         new_trace: NewTrace = None,
     ) -> list[Envelope]:
         """Publish many events at once and wait until the broker acknowledged all (acks=all).
@@ -271,7 +290,7 @@ class Bus:
         sent), the call raises PublishError with the count not sent, once every other batch
         settled: the other events are published all the same.
         """
-        items: list[tuple[TopicSpec, Any, Envelope]] = []
+        items: list[tuple[TopicSpec[Event], Any, Envelope]] = []
         now = datetime.now(UTC)  # the events of one call are published at the same moment
         for event in events:
             spec = topic or topic_for(event)
@@ -427,17 +446,18 @@ class Bus:
 
     def subscribe(
         self,
-        topic: TopicSpec | str,
+        topic: TopicSpec[E] | str,
         *,
         group: str,
-        handler: Handler,
+        handler: Handler[E],
         db: Database | None = None,
         inbox: bool = True,
         from_beginning: bool = True,
         background: bool = False,
     ) -> Any:
         """Register `handler(event, delivery)` for `topic` in consumer group `group` (one
-        consumer; see subscribe_many, which this is with one topic)."""
+        consumer; see subscribe_many, which this is with one topic). For a TopicSpec[E],
+        `handler` takes E."""
         return self.subscribe_many(
             {topic: handler},
             group=group,
@@ -449,7 +469,7 @@ class Bus:
 
     def subscribe_many(
         self,
-        handlers: Mapping[TopicSpec | str, Handler],
+        handlers: Mapping[TopicSpec[Event] | str, Handler[Any]] | Sequence[Route],
         *,
         group: str,
         db: Database | None = None,
@@ -458,6 +478,9 @@ class Bus:
         background: bool = False,
     ) -> Any:
         """Register a handler per topic, all read by one consumer in consumer group `group`.
+
+        `handlers` maps each topic (or its name) to its handler, or is a sequence of Route, in
+        which mypy checks that each handler takes what its topic carries.
 
         The consumer takes what the broker has in batches (up to kafka_consume_batch records,
         across its partitions, each partition's records in order) and:
@@ -482,7 +505,12 @@ class Bus:
         that answers a fetch only when it polls again (Tansu), it hears later but costs little
         while idle.
         """
-        specs = {(get_topic(t) if isinstance(t, str) else t): h for t, h in handlers.items()}
+        pairs = (
+            handlers.items()
+            if isinstance(handlers, Mapping)
+            else [(route.topic, route.handler) for route in handlers]
+        )
+        specs = {(get_topic(t) if isinstance(t, str) else t): h for t, h in pairs}
         return self._subscribe(
             _Consumer(self, {spec.name: (spec, h) for spec, h in specs.items()}, group, db, inbox),
             from_beginning,
@@ -491,10 +519,10 @@ class Bus:
 
     def subscribe_batches(
         self,
-        topics: Sequence[TopicSpec | str],
+        topics: Sequence[TopicSpec[E] | str],
         *,
         group: str,
-        handler: BatchHandler,
+        handler: BatchHandler[E],
         db: Database | None = None,
         inbox: bool = True,
         from_beginning: bool = True,
@@ -512,7 +540,7 @@ class Bus:
         (default kafka_consume_batch) bounds a batch, and so how long its transaction holds
         what it locks: the consumer's fetches bring what they bring, batches take from them.
         """
-        specs = [get_topic(t) if isinstance(t, str) else t for t in topics]
+        specs: list[TopicSpec[Event]] = [get_topic(t) if isinstance(t, str) else t for t in topics]
         consumer = _Consumer(self, {s.name: (s, _no_handler) for s in specs}, group, db, inbox)
         consumer.batch_handler = handler
         return self._subscribe(consumer, from_beginning, background, max_records)
@@ -576,7 +604,7 @@ class Bus:
             await consumer.run(items, conn)
 
     async def _dead_letter(
-        self, spec: TopicSpec, group: str, record: Any, reason: str, detail: str
+        self, spec: TopicSpec[Event], group: str, record: Any, reason: str, detail: str
     ) -> None:
         headers = {k: _header_text(v) for k, v in (record.headers or [])}
         headers.update(
@@ -604,8 +632,8 @@ class Bus:
 class _Item:
     """A decoded record of a batch, with the handler of its topic."""
 
-    spec: TopicSpec
-    handler: Handler
+    spec: TopicSpec[Event]
+    handler: Handler[Any]
     record: Any
     envelope: Envelope
     event: Any
@@ -617,7 +645,7 @@ class _Consumer:
     def __init__(
         self,
         bus: Bus,
-        routes: dict[str, tuple[TopicSpec, Handler]],
+        routes: dict[str, tuple[TopicSpec[Event], Handler[Any]]],
         group: str,
         db: Database | None,
         inbox: bool,
@@ -627,7 +655,7 @@ class _Consumer:
         self.group = group
         self.db = db
         self.inbox = inbox
-        self.batch_handler: BatchHandler | None = None
+        self.batch_handler: BatchHandler[Any] | None = None
 
     async def batch(self, records: tuple[Any, ...]) -> None:
         # Where this group stands on each partition, for the consumer lag (lag.py): before the
@@ -800,7 +828,7 @@ class _Consumer:
         )
 
 
-def _decode(spec: TopicSpec, record: Any) -> tuple[Envelope, Any]:
+def _decode(spec: TopicSpec[Event], record: Any) -> tuple[Envelope, Any]:
     try:
         envelope = Envelope.from_headers(record.headers or [])
     except EnvelopeError as exc:

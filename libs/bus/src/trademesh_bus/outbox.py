@@ -31,7 +31,7 @@ class Outgoing:
     """An event for Outbox.add_many, with what Outbox.add takes beside it."""
 
     event: Any
-    topic: TopicSpec | None = None
+    topic: TopicSpec[Any] | None = None
     subject: str | None = None
     traceparent: str | None = None
 
@@ -65,7 +65,7 @@ class Outbox:
         conn: asyncpg.Connection,
         event: Any,
         *,
-        topic: TopicSpec | None = None,
+        topic: TopicSpec[Any] | None = None,
         subject: str | None = None,
         traceparent: str | None = None,
     ) -> Envelope:

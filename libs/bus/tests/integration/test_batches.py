@@ -8,7 +8,7 @@ import uuid
 from typing import Any
 
 import pytest
-from trademesh_bus import Bus, Delivery
+from trademesh_bus import Bus, Delivery, Route
 from trademesh_db import Database
 from trademesh_testing.samples import committed_offset, make_tick, read_all
 from trademesh_testing.waiting import eventually
@@ -123,9 +123,11 @@ async def test_an_event_twice_in_one_batch_is_applied_once(
     assert calls == [envelope.id]
 
 
+@pytest.mark.parametrize("form", ["mapping", "routes"])
 async def test_one_consumer_reads_several_topics_each_with_its_handler(
-    service_settings: Any, tick_topic: Any
+    service_settings: Any, tick_topic: Any, form: str
 ) -> None:
+    """The topics and their handlers given as a mapping, or as Routes (the typed form)."""
     first, second = await tick_topic(partitions=1), await tick_topic(partitions=2)
     seen: dict[str, list[str]] = {first.name: [], second.name: []}
 
@@ -137,8 +139,9 @@ async def test_one_consumer_reads_several_topics_each_with_its_handler(
         return handler
 
     bus = Bus(service_settings(), "multi-svc", telemetry=False)
+    handlers = {first: handler_of(first.name), second: handler_of(second.name)}
     bus.subscribe_many(
-        {first: handler_of(first.name), second: handler_of(second.name)},
+        handlers if form == "mapping" else [Route(t, h) for t, h in handlers.items()],
         group=f"g-{uuid.uuid4().hex[:8]}",
     )
     assert len(bus.broker.subscribers) == 1

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from decimal import Decimal
 from enum import StrEnum
-from typing import Annotated, Literal, Self
+from typing import Annotated, Literal, Self, TypeAlias
 
 from pydantic import StringConstraints, model_validator
 
@@ -236,7 +236,18 @@ class OrderFilled(_OrderEvent):
         return self.fee if self.quote_fee is None else self.quote_fee
 
 
-ORDER_LIFECYCLE: tuple[type[Event], ...] = (
+# What orders.events.v1 carries: the type a handler of the topic takes (trademesh_events.topics).
+OrderLifecycleEvent: TypeAlias = (
+    OrderSubmitted
+    | OrderAccepted
+    | OrderRejected
+    | OrderCanceled
+    | OrderExpired
+    | OrderStatusUnknown
+    | OrderFilled
+)
+
+ORDER_LIFECYCLE: tuple[type[OrderLifecycleEvent], ...] = (
     OrderSubmitted,
     OrderAccepted,
     OrderRejected,

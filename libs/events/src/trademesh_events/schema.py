@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from trademesh_events.base import Event
 from trademesh_events.topics import TOPICS, TopicSpec, _adapter
 
 
@@ -16,6 +17,6 @@ def json_schemas() -> dict[str, dict[str, Any]]:
     return schemas
 
 
-def topic_schema(spec: TopicSpec) -> dict[str, Any]:
+def topic_schema(spec: TopicSpec[Event]) -> dict[str, Any]:
     """The JSON Schema of everything `spec` carries (a discriminated union when several types)."""
     return _adapter(spec.events).json_schema()

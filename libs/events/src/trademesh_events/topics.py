@@ -1,10 +1,17 @@
-"""Topic names, the events each carries, and how each is keyed: the one registry of the bus."""
+"""Topic names, the events each carries, and how each is keyed: the one registry of the bus.
+
+Each topic is a `TopicSpec[E]`, generic in the union `E` of the event types it carries, under a
+typed constant (`ORDERS_EVENTS_TOPIC: TopicSpec[OrderLifecycleEvent]`) next to its name
+(`ORDERS_EVENTS`, which the CLI and tests use). A handler subscribed to a typed topic takes
+exactly that union (the bus's signatures say so), so mypy checks that it handles every type the
+topic carries: see docs/decisions/0111-use-case-layer.md.
+"""
 
 from __future__ import annotations
 
 import functools
 from dataclasses import dataclass
-from typing import Annotated, Any, Union
+from typing import Annotated, Any, Generic, TypeAlias, TypeVar, Union
 
 from pydantic import Field, TypeAdapter
 
@@ -34,12 +41,32 @@ def _adapter(events: tuple[type[Event], ...]) -> TypeAdapter[Any]:
     return TypeAdapter(Annotated[union, Field(discriminator="type")])
 
 
+# What each topic carries, as one type: the parameter of a handler of the topic.
+OrderIntent: TypeAlias = orders.SubmitOrder | orders.CancelOrder
+ApprovedCommand: TypeAlias = orders.OrderApproved | orders.CancelOrder | orders.CancelAllOrders
+OrderLifecycleEvent: TypeAlias = orders.OrderLifecycleEvent
+AuthEvent: TypeAlias = (
+    auth.UserRegistered
+    | auth.UserLoggedIn
+    | auth.LoginFailed
+    | auth.RoleChanged
+    | auth.UserDisabled
+    | auth.ApiKeyCreated
+    | auth.ApiKeyRevoked
+    | auth.SessionsRevoked
+)
+
+# Covariant: a TopicSpec[Tick] is a TopicSpec[Tick | Bar] and a TopicSpec[Event] (what the
+# registry and a generic consumer such as audit see).
+E_co = TypeVar("E_co", bound=Event, covariant=True)
+
+
 @dataclass(frozen=True)
-class TopicSpec:
+class TopicSpec(Generic[E_co]):
     """A topic: its name (ending in .v<major>), the event types it carries, its key field, partitions."""
 
     name: str
-    events: tuple[type[Event], ...]
+    events: tuple[type[E_co], ...]
     key_field: str
     partitions: int
     description: str
@@ -63,92 +90,109 @@ class TopicSpec:
             raise TypeError(f"{type(event).__name__} is not carried by {self.name}")
         return event.__pydantic_serializer__.to_json(event)
 
-    def decode(self, data: bytes) -> Any:
+    def decode(self, data: bytes) -> E_co:
         """The event in `data`; raises pydantic.ValidationError for anything else."""
-        return _adapter(self.events).validate_json(data)
+        event: E_co = _adapter(self.events).validate_json(data)
+        return event
 
 
-TOPICS: tuple[TopicSpec, ...] = (
-    TopicSpec(
-        MD_TICKS, (marketdata.Tick,), "instrument_id", 6, "Trades and prices per instrument."
+MD_TICKS_TOPIC: TopicSpec[marketdata.Tick] = TopicSpec(
+    MD_TICKS, (marketdata.Tick,), "instrument_id", 6, "Trades and prices per instrument."
+)
+MD_BARS_TOPIC: TopicSpec[marketdata.Bar] = TopicSpec(
+    MD_BARS, (marketdata.Bar,), "instrument_id", 6, "OHLCV bars per instrument and timeframe."
+)
+ORDERS_INTENTS_TOPIC: TopicSpec[OrderIntent] = TopicSpec(
+    ORDERS_INTENTS,
+    (orders.SubmitOrder, orders.CancelOrder),
+    "account_id",
+    6,
+    "Order commands from bots and manual orders, checked by risk.",
+)
+ORDERS_APPROVED_TOPIC: TopicSpec[ApprovedCommand] = TopicSpec(
+    ORDERS_APPROVED,
+    (orders.OrderApproved, orders.CancelOrder, orders.CancelAllOrders),
+    "account_id",
+    6,
+    "Orders risk approved, and cancellations, for execution.",
+)
+ORDERS_DENIED_TOPIC: TopicSpec[orders.OrderDenied] = TopicSpec(
+    ORDERS_DENIED,
+    (orders.OrderDenied,),
+    "account_id",
+    6,
+    "Orders risk denied, with a reason code.",
+)
+ORDERS_EVENTS_TOPIC: TopicSpec[OrderLifecycleEvent] = TopicSpec(
+    ORDERS_EVENTS, orders.ORDER_LIFECYCLE, "account_id", 6, "Order lifecycle events and fills."
+)
+ORDERS_DISCREPANCIES_TOPIC: TopicSpec[orders.DiscrepancyDetected] = TopicSpec(
+    ORDERS_DISCREPANCIES,
+    (orders.DiscrepancyDetected,),
+    "account_id",
+    3,
+    "What execution's reconciliation with a venue found disagreeing, and what it did.",
+)
+BOTS_EVENTS_TOPIC: TopicSpec[bots.BotStateChanged] = TopicSpec(
+    BOTS_EVENTS, (bots.BotStateChanged,), "bot_id", 3, "Bot state changes."
+)
+AUTH_EVENTS_TOPIC: TopicSpec[AuthEvent] = TopicSpec(
+    AUTH_EVENTS,
+    (
+        auth.UserRegistered,
+        auth.UserLoggedIn,
+        auth.LoginFailed,
+        auth.RoleChanged,
+        auth.UserDisabled,
+        auth.ApiKeyCreated,
+        auth.ApiKeyRevoked,
+        auth.SessionsRevoked,
     ),
-    TopicSpec(
-        MD_BARS, (marketdata.Bar,), "instrument_id", 6, "OHLCV bars per instrument and timeframe."
-    ),
-    TopicSpec(
-        ORDERS_INTENTS,
-        (orders.SubmitOrder, orders.CancelOrder),
-        "account_id",
-        6,
-        "Order commands from bots and manual orders, checked by risk.",
-    ),
-    TopicSpec(
-        ORDERS_APPROVED,
-        (orders.OrderApproved, orders.CancelOrder, orders.CancelAllOrders),
-        "account_id",
-        6,
-        "Orders risk approved, and cancellations, for execution.",
-    ),
-    TopicSpec(
-        ORDERS_DENIED,
-        (orders.OrderDenied,),
-        "account_id",
-        6,
-        "Orders risk denied, with a reason code.",
-    ),
-    TopicSpec(
-        ORDERS_EVENTS, orders.ORDER_LIFECYCLE, "account_id", 6, "Order lifecycle events and fills."
-    ),
-    TopicSpec(
-        ORDERS_DISCREPANCIES,
-        (orders.DiscrepancyDetected,),
-        "account_id",
-        3,
-        "What execution's reconciliation with a venue found disagreeing, and what it did.",
-    ),
-    TopicSpec(BOTS_EVENTS, (bots.BotStateChanged,), "bot_id", 3, "Bot state changes."),
-    TopicSpec(
-        AUTH_EVENTS,
-        (
-            auth.UserRegistered,
-            auth.UserLoggedIn,
-            auth.LoginFailed,
-            auth.RoleChanged,
-            auth.UserDisabled,
-            auth.ApiKeyCreated,
-            auth.ApiKeyRevoked,
-            auth.SessionsRevoked,
-        ),
-        "user_id",
-        3,
-        "Security-relevant user events (no secrets).",
-    ),
-    TopicSpec(
-        AUDIT_CHECKPOINTS,
-        (audit.ChainCheckpointed,),
-        "chain",
-        1,
-        "Signed checkpoints of the audit log's keyed hash chain, kept outside its database.",
-    ),
+    "user_id",
+    3,
+    "Security-relevant user events (no secrets).",
+)
+AUDIT_CHECKPOINTS_TOPIC: TopicSpec[audit.ChainCheckpointed] = TopicSpec(
+    AUDIT_CHECKPOINTS,
+    (audit.ChainCheckpointed,),
+    "chain",
+    1,
+    "Signed checkpoints of the audit log's keyed hash chain, kept outside its database.",
+)
+
+TOPICS: tuple[TopicSpec[Event], ...] = (
+    MD_TICKS_TOPIC,
+    MD_BARS_TOPIC,
+    ORDERS_INTENTS_TOPIC,
+    ORDERS_APPROVED_TOPIC,
+    ORDERS_DENIED_TOPIC,
+    ORDERS_EVENTS_TOPIC,
+    ORDERS_DISCREPANCIES_TOPIC,
+    BOTS_EVENTS_TOPIC,
+    AUTH_EVENTS_TOPIC,
+    AUDIT_CHECKPOINTS_TOPIC,
 )
 
 _BY_NAME = {spec.name: spec for spec in TOPICS}
 # CancelOrder travels on two topics (intents, then approved); publishing it without an explicit
 # topic means the intent, so the first registration wins.
-_BY_TYPE: dict[type[Event], TopicSpec] = {}
+_BY_TYPE: dict[type[Event], TopicSpec[Event]] = {}
 for _spec in TOPICS:
     for _cls in _spec.events:
         _BY_TYPE.setdefault(_cls, _spec)
 
 
-def get_topic(name: str) -> TopicSpec:
+def get_topic(name: str) -> TopicSpec[Any]:
+    """The topic named `name`, for code that has only the name (the CLI, tests, a generic
+    consumer). Typed code uses the topic's constant (`ORDERS_EVENTS_TOPIC`), which says what it
+    carries."""
     try:
         return _BY_NAME[name]
     except KeyError:
         raise KeyError(f"unknown topic {name!r}; known: {', '.join(sorted(_BY_NAME))}") from None
 
 
-def topic_for(event: Event | type[Event]) -> TopicSpec:
+def topic_for(event: Event | type[Event]) -> TopicSpec[Event]:
     """The topic an event is published to by default."""
     cls = event if isinstance(event, type) else type(event)
     try:

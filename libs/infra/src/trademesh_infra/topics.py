@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from trademesh_events.base import Event
 from trademesh_events.topics import TOPICS, TopicSpec
 
 DEFAULT_RETENTION_MS = 7 * 24 * 3600 * 1000
@@ -20,7 +21,7 @@ class TopicPlan:
 
 def topic_plan(
     retention_ms: int = DEFAULT_RETENTION_MS,
-    specs: tuple[TopicSpec, ...] = TOPICS,
+    specs: tuple[TopicSpec[Event], ...] = TOPICS,
     replication_factor: int = 1,
 ) -> list[TopicPlan]:
     """Every registered topic and its `<topic>.dlq` (one partition: DLQs are rare and read by people)."""

@@ -21,7 +21,7 @@ from pydantic import ValidationError
 from trademesh_events import audit, auth, bots, marketdata, orders
 from trademesh_events.base import Event
 from trademesh_events.marketdata import Bar, Tick
-from trademesh_events.topics import get_topic
+from trademesh_events.topics import TopicSpec, get_topic
 
 T0 = datetime(2024, 5, 1, 12, 0, 0, 123456, tzinfo=UTC)
 ACCOUNT = UUID("0190a1b2-0000-7000-8000-000000000001")
@@ -265,7 +265,7 @@ async def read_all(bootstrap: str, topic: str, *, expect: int, timeout: float = 
 
 def sample_for_topic(topic: str, key: str | None = None, **overrides: Any) -> Event:
     """A valid event of the first type `topic` carries, its partition-key field set to `key`."""
-    spec = get_topic(topic)
+    spec: TopicSpec[Event] = get_topic(topic)
     cls = spec.events[0]
     fields = _BUILDERS[cls]()
     if key is not None:

@@ -31,6 +31,7 @@ from {{ cookiecutter.package }}.api.deps import Runtime
 from {{ cookiecutter.package }}.config import Settings
 from {{ cookiecutter.package }}.handlers import register_handlers
 from {{ cookiecutter.package }}.store import ActivityStore
+from {{ cookiecutter.package }}.usecases.activity import ActivityLog
 {%- if cookiecutter.owns_schema %}
 
 MIGRATIONS = Path(__file__).parent / "migrations"
@@ -63,7 +64,16 @@ def create_app(settings: Settings) -> FastAPI:
     db: Database | None = None
     store = ActivityStore()
 {%- endif %}
-    register_handlers(bus, store, settings, db)
+    activity = ActivityLog(
+        store,
+{%- if produces %}
+        bus,
+{%- endif %}
+{%- if cookiecutter.owns_schema %}
+        database,
+{%- endif %}
+    )
+    register_handlers(bus, activity, settings, db)
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
@@ -112,6 +122,6 @@ def create_app(settings: Settings) -> FastAPI:
         title="trademesh {{ cookiecutter.slug }}",
         tokens=tokens,
     )
-    app.state.runtime = Runtime(settings=settings, store=store, bus=bus, db=db)
+    app.state.runtime = Runtime(settings=settings, store=store, activity=activity, bus=bus, db=db)
     app.include_router(api_router(), prefix="/api/v1")
     return app

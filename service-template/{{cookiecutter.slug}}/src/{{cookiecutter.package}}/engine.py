@@ -15,7 +15,7 @@ import json
 {% endif -%}
 from dataclasses import dataclass
 from datetime import datetime
-from typing import {% if produces %}Any, {% endif %}Literal
+from typing import Literal
 from uuid import UUID
 
 from trademesh_events.base import Event
@@ -69,7 +69,9 @@ class Activity:
     last_at: datetime
 
 
-def observe(spec: TopicSpec, event: Event, envelope: Envelope, direction: Direction) -> Observation:
+def observe(
+    spec: TopicSpec[Event], event: Event, envelope: Envelope, direction: Direction
+) -> Observation:
     """The observation of `event` on `spec`'s topic, timed by its envelope (the event's time)."""
     return Observation(
         key=spec.key_of(event).decode(),
@@ -119,7 +121,9 @@ class RejectedEvent(ValueError):
     """A request to publish something this service does not publish."""
 
 
-def publishable(body: bytes, produces: tuple[str, ...] = PRODUCES) -> tuple[TopicSpec, Any]:
+def publishable(
+    body: bytes, produces: tuple[str, ...] = PRODUCES
+) -> tuple[TopicSpec[Event], Event]:
     """The topic and validated event of a JSON `body` naming its `type`.
 
     Raises RejectedEvent when the body is not a JSON object or its type is not carried by a topic

@@ -1,20 +1,25 @@
-"""The {{ cookiecutter.slug }} service's event subscribers: thin, they hand each event to the domain."""
+{%- set consumes = cookiecutter.consumes.split(',')|map('trim')|select|list -%}
+"""The {{ cookiecutter.slug }} service's event subscribers: thin, they hand each event to a use case."""
 
 from __future__ import annotations
 
-from typing import Any
-
 from trademesh_bus import Bus, Delivery
 from trademesh_db import Database
-from trademesh_events.topics import get_topic
+from trademesh_events.base import Event
+from trademesh_events.topics import (
+{%- for t in consumes %}
+    {{ t.rsplit('.', 1)[0]|upper|replace('.', '_') }}_TOPIC,
+{%- endfor %}
+    get_topic,
+)
 
 from {{ cookiecutter.package }}.config import Settings
-from {{ cookiecutter.package }}.engine import CONSUMES, observe
-from {{ cookiecutter.package }}.store import ActivityStore
+from {{ cookiecutter.package }}.engine import CONSUMES
+from {{ cookiecutter.package }}.usecases.activity import ActivityLog
 
 
 def register_handlers(
-    bus: Bus, store: ActivityStore, settings: Settings, db: Database | None
+    bus: Bus, activity: ActivityLog, settings: Settings, db: Database | None
 ) -> None:
     """Subscribe to every consumed topic, one consumer group per topic.
 
@@ -23,11 +28,33 @@ def register_handlers(
     validation goes to `<topic>.dlq` (the bus does that) and the consumer goes on.
     """
 
-    async def on_event(event: Any, delivery: Delivery) -> None:
-        spec = get_topic(delivery.topic)
-        await store.apply(observe(spec, event, delivery.envelope, "in"), delivery.conn)
-
-    for name in CONSUMES:
-        bus.subscribe(
-            get_topic(name), group=f"{settings.consumer_group}.{name}", handler=on_event, db=db
+    # The sample counts every event alike, so its handler takes any Event. A handler of the
+    # service's own logic subscribes to a typed topic (ORDERS_EVENTS_TOPIC carries
+    # OrderLifecycleEvent), takes exactly that union and tells its types apart with
+    # `match event:` ending in `case _: assert_never(event)`, so that mypy proves every type the
+    # topic carries handled or explicitly ignored; it calls use cases that take the precise type.
+    async def on_event(event: Event, delivery: Delivery) -> None:
+        await activity.consumed(
+            get_topic(delivery.topic),
+            event,
+            delivery.envelope,
+{%- if cookiecutter.owns_schema %}
+            delivery.conn,
+{%- endif %}
         )
+{% if consumes %}
+    topics = (
+{%- for t in consumes %}
+        {{ t.rsplit('.', 1)[0]|upper|replace('.', '_') }}_TOPIC,
+{%- endfor %}
+    )
+    if {topic.name for topic in topics} != set(CONSUMES):
+        raise RuntimeError(f"{settings.service_name}: handlers and CONSUMES disagree")
+    for topic in topics:
+        bus.subscribe(
+            topic, group=f"{settings.consumer_group}.{topic.name}", handler=on_event, db=db
+        )
+{%- else %}
+    if CONSUMES:
+        raise RuntimeError(f"{settings.service_name} declares {CONSUMES} but handles none")
+{%- endif %}

@@ -22,11 +22,12 @@ from trademesh_observability.tracing import configure_tracing
 
 from trademesh_audit.api import api_router
 from trademesh_audit.api.deps import Runtime
-from trademesh_audit.checkpoints import CheckpointBook, Checkpointer
 from trademesh_audit.config import Settings
 from trademesh_audit.handlers import register_handlers
 from trademesh_audit.keys import ChainKeys
 from trademesh_audit.store import WRITER_ROLE, AuditStore
+from trademesh_audit.usecases.checkpoints import CheckpointBook, Checkpointer
+from trademesh_audit.usecases.log import AuditLog
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 
@@ -70,7 +71,7 @@ def create_app(settings: Settings, *, clock: Callable[[], datetime] = _utc_now) 
     book = CheckpointBook(settings.database_schema)
     checkpointer = Checkpointer(store, keys, bus, chain=settings.database_schema, clock=clock)
     readiness["postgres"] = database.check_ready
-    register_handlers(bus, store, book, settings, database)
+    register_handlers(bus, AuditLog(store), book, settings, database)
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:

@@ -3,23 +3,22 @@ checkpoint of the chain to the book."""
 
 from __future__ import annotations
 
-import json
 import uuid
-from typing import Any
 
 from trademesh_bus import Bus, Delivery
 from trademesh_db import Database
 from trademesh_events.audit import ChainCheckpointed
-from trademesh_events.topics import get_topic
+from trademesh_events.base import Event
+from trademesh_events.topics import AUDIT_CHECKPOINTS_TOPIC, get_topic
 
-from trademesh_audit.checkpoints import CheckpointBook
 from trademesh_audit.config import Settings
-from trademesh_audit.engine import CHECKPOINTS, LOGGED, entry_of
-from trademesh_audit.store import AuditStore
+from trademesh_audit.engine import CHECKPOINTS, LOGGED
+from trademesh_audit.usecases.checkpoints import CheckpointBook
+from trademesh_audit.usecases.log import AuditLog
 
 
 def register_handlers(
-    bus: Bus, store: AuditStore, book: CheckpointBook, settings: Settings, db: Database
+    bus: Bus, log: AuditLog, book: CheckpointBook, settings: Settings, db: Database
 ) -> None:
     """Subscribe to every consumed topic.
 
@@ -33,15 +32,12 @@ def register_handlers(
     goes on.
     """
 
-    async def on_event(event: Any, delivery: Delivery) -> None:
+    # Every event of every logged topic is logged alike: no type to tell apart.
+    async def on_event(event: Event, delivery: Delivery) -> None:
         assert delivery.conn is not None  # a transactional subscription (db given below)
-        spec = get_topic(delivery.topic)
-        # The event's JSON as it travels on the wire (Decimals as strings), re-read as an object.
-        document = json.loads(spec.encode(event))
-        await store.append(entry_of(spec.name, document, delivery.envelope), delivery.conn)
+        await log.record(delivery.conn, get_topic(delivery.topic), event, delivery.envelope)
 
-    async def on_checkpoint(event: Any, delivery: Delivery) -> None:
-        assert isinstance(event, ChainCheckpointed)
+    async def on_checkpoint(event: ChainCheckpointed, delivery: Delivery) -> None:
         book.add(event)
 
     bus.subscribe_many(
@@ -52,7 +48,7 @@ def register_handlers(
     )
     instance = uuid.uuid4().hex[:12]
     bus.subscribe(
-        get_topic(CHECKPOINTS),
+        AUDIT_CHECKPOINTS_TOPIC,
         group=f"{settings.consumer_group}.{CHECKPOINTS}.{instance}",
         handler=on_checkpoint,
         inbox=False,

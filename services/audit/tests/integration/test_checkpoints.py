@@ -19,11 +19,11 @@ from trademesh_testing.waiting import eventually
 
 from trademesh_audit.api.deps import Runtime
 from trademesh_audit.app import create_app
-from trademesh_audit.checkpoints import Checkpointer, HeadMismatch
 from trademesh_audit.config import Settings
 from trademesh_audit.engine import CHECKPOINTS, AuditRow, check_checkpoint
 from trademesh_audit.keys import ChainKeys
 from trademesh_audit.store import AuditStore
+from trademesh_audit.usecases.checkpoints import Checkpointer, HeadMismatch
 
 pytestmark = pytest.mark.integration
 

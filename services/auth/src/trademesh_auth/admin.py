@@ -27,7 +27,7 @@ from trademesh_auth.config import Settings
 from trademesh_auth.engine import Role
 from trademesh_auth.signing import SigningKeys
 from trademesh_auth.store import AuthStore
-from trademesh_auth.users import Users
+from trademesh_auth.usecases.users import Users
 
 
 async def create_user(settings: Settings, email: str, role: Role, password: str) -> str:

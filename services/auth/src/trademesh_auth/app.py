@@ -28,7 +28,7 @@ from trademesh_auth.config import Settings
 from trademesh_auth.handlers import register_handlers
 from trademesh_auth.signing import SigningKeys
 from trademesh_auth.store import AuthStore
-from trademesh_auth.users import Users
+from trademesh_auth.usecases.users import Users
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 

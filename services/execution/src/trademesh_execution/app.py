@@ -25,13 +25,13 @@ from trademesh_execution.api.deps import Runtime
 from trademesh_execution.book_metrics import BookMetrics
 from trademesh_execution.config import Settings
 from trademesh_execution.credentials import CredentialVault
-from trademesh_execution.equity import EquitySampler
 from trademesh_execution.handlers import register_handlers
-from trademesh_execution.live import LiveOrders, VenueFactory, ccxt_venue
-from trademesh_execution.orders import Orders
-from trademesh_execution.reconcile import Reconciler
 from trademesh_execution.store import ExecutionStore
 from trademesh_execution.streams import OrderStreams
+from trademesh_execution.usecases.equity import EquitySampler
+from trademesh_execution.usecases.live import LiveOrders, VenueFactory, ccxt_venue
+from trademesh_execution.usecases.orders import Orders
+from trademesh_execution.usecases.reconcile import Reconciler
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 

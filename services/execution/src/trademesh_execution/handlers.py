@@ -2,16 +2,27 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from trademesh_bus import Bus, Delivery
 from trademesh_db import Database
+from trademesh_events.marketdata import Bar, Tick
 from trademesh_events.orders import OrderApproved
-from trademesh_events.topics import MD_BARS, MD_TICKS, ORDERS_APPROVED
+from trademesh_events.topics import (
+    MD_BARS,
+    MD_BARS_TOPIC,
+    MD_TICKS,
+    MD_TICKS_TOPIC,
+    ORDERS_APPROVED,
+    ORDERS_APPROVED_TOPIC,
+    ApprovedCommand,
+    TopicSpec,
+)
 
 from trademesh_execution.config import Settings
 from trademesh_execution.engine import CONSUMES
-from trademesh_execution.orders import Orders
+from trademesh_execution.usecases.orders import Orders
 
 MARKET_BATCH = 50
 
@@ -31,7 +42,8 @@ def register_handlers(bus: Bus, orders: Orders, settings: Settings, db: Database
     # A batch of approvals locks the paper markets of its instruments first, all at once in
     # order, as a batch of market data does: taken as the records come, two batches would wait
     # for each other's locks until Postgres's deadlock timeout (a second) broke the tie.
-    async def on_approved(received: list[tuple[Any, Delivery]], conn: Any) -> None:
+    # Every type of the topic goes to the orders runtime, which tells them apart.
+    async def on_approved(received: list[tuple[ApprovedCommand, Delivery]], conn: Any) -> None:
         await orders.store.lock_markets(
             conn, [e.order.instrument_id for e, _ in received if isinstance(e, OrderApproved)]
         )
@@ -41,17 +53,20 @@ def register_handlers(bus: Bus, orders: Orders, settings: Settings, db: Database
 
     market_group = f"{settings.consumer_group}.md"
 
-    async def on_market(received: list[tuple[Any, Delivery]], conn: Any) -> None:
+    async def on_market(received: list[tuple[Bar | Tick, Delivery]], conn: Any) -> None:
         await orders.on_market(received, conn, market_group)
 
+    # Typed as one: a list of the two would be inferred as TopicSpec[Event].
+    market: Sequence[TopicSpec[Bar | Tick]] = [MD_BARS_TOPIC, MD_TICKS_TOPIC]
+
     bus.subscribe_batches(
-        [ORDERS_APPROVED],
+        [ORDERS_APPROVED_TOPIC],
         group=f"{settings.consumer_group}.{ORDERS_APPROVED}",
         handler=on_approved,
         db=db,
     )
     bus.subscribe_batches(
-        [MD_BARS, MD_TICKS],
+        market,
         group=market_group,
         handler=on_market,
         db=db,

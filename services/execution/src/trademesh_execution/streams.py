@@ -32,8 +32,8 @@ from uuid import UUID
 from trademesh_db import Database
 from trademesh_observability.logging import get_logger
 
-from trademesh_execution.live import LiveOrders
 from trademesh_execution.store import ExecutionStore
+from trademesh_execution.usecases.live import LiveOrders
 from trademesh_execution.venues import (
     StreamUnsupported,
     Venue,

@@ -25,7 +25,7 @@ from trademesh_gateway.handlers import register_handlers
 from trademesh_gateway.openapi import FETCH_TIMEOUT_S, Published
 from trademesh_gateway.proxy import ApiKeys, Proxy, Upstreams
 from trademesh_gateway.ratelimit import RateLimits
-from trademesh_gateway.streams import EventHub
+from trademesh_gateway.usecases.streams import EventHub
 
 JWKS_PATH = "/.well-known/jwks.json"
 

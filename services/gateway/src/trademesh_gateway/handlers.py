@@ -9,14 +9,14 @@ is shown again, with the same event id (clients may de-duplicate by `id`).
 from __future__ import annotations
 
 import uuid
-from typing import Any
 
 from trademesh_bus import Bus, Delivery
 from trademesh_db import Database
+from trademesh_events.base import Event
 
 from trademesh_gateway.config import Settings
-from trademesh_gateway.engine import CONSUMES, event_owner
-from trademesh_gateway.streams import EventHub, StreamEvent
+from trademesh_gateway.engine import CONSUMES
+from trademesh_gateway.usecases.streams import EventHub
 
 
 def register_handlers(bus: Bus, hub: EventHub, settings: Settings, db: Database | None) -> None:
@@ -25,20 +25,9 @@ def register_handlers(bus: Bus, hub: EventHub, settings: Settings, db: Database 
     if db is not None:
         raise ValueError("the gateway keeps no state in a database")
 
-    async def on_event(event: Any, delivery: Delivery) -> None:
-        owner = event_owner(event)
-        if owner is None:
-            return
-        envelope = delivery.envelope
-        hub.publish(
-            owner,
-            StreamEvent(
-                id=str(envelope.id),
-                type=envelope.type,
-                topic=delivery.topic,
-                data={"time": envelope.time.isoformat(), "event": event.model_dump(mode="json")},
-            ),
-        )
+    # Every event of every topic is forwarded alike (to the user it names): no type to tell apart.
+    async def on_event(event: Event, delivery: Delivery) -> None:
+        hub.forward(event, delivery.envelope, delivery.topic)
 
     instance = uuid.uuid4().hex[:12]
     bus.subscribe_many(

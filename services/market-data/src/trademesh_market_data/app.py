@@ -25,9 +25,9 @@ from trademesh_market_data.catalog import Catalog
 from trademesh_market_data.clock import Clock, SystemClock
 from trademesh_market_data.config import Settings
 from trademesh_market_data.handlers import register_handlers
-from trademesh_market_data.manager import FeedManager
 from trademesh_market_data.questdb import QuestDbTickStore
 from trademesh_market_data.tickstore import PostgresTickStore, TickStore
+from trademesh_market_data.usecases.manager import FeedManager
 from trademesh_market_data.writer import BufferedWriter
 
 MIGRATIONS = Path(__file__).parent / "migrations"

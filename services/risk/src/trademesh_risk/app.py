@@ -24,10 +24,10 @@ from trademesh_observability.tracing import configure_tracing
 from trademesh_risk.api import api_router
 from trademesh_risk.api.deps import Runtime
 from trademesh_risk.config import Settings
-from trademesh_risk.decider import Decider
 from trademesh_risk.handlers import register_handlers
-from trademesh_risk.prices import PriceBook
 from trademesh_risk.store import RiskStore
+from trademesh_risk.usecases.decider import Decider
+from trademesh_risk.usecases.prices import PriceBook
 from trademesh_risk.venue_rules import VenueRules
 
 MIGRATIONS = Path(__file__).parent / "migrations"

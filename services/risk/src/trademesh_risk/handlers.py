@@ -3,18 +3,37 @@
 from __future__ import annotations
 
 import uuid
-from typing import Any
+from typing import Any, assert_never
 
-from trademesh_bus import Bus, Delivery
+from trademesh_bus import Bus, Delivery, Route
 from trademesh_db import Database
 from trademesh_events.marketdata import Bar, Tick
-from trademesh_events.orders import OrderFilled
-from trademesh_events.topics import MD_BARS, MD_TICKS, ORDERS_EVENTS, ORDERS_INTENTS
+from trademesh_events.orders import (
+    OrderAccepted,
+    OrderCanceled,
+    OrderExpired,
+    OrderFilled,
+    OrderRejected,
+    OrderStatusUnknown,
+    OrderSubmitted,
+)
+from trademesh_events.topics import (
+    MD_BARS,
+    MD_BARS_TOPIC,
+    MD_TICKS,
+    MD_TICKS_TOPIC,
+    ORDERS_EVENTS,
+    ORDERS_EVENTS_TOPIC,
+    ORDERS_INTENTS,
+    ORDERS_INTENTS_TOPIC,
+    OrderIntent,
+    OrderLifecycleEvent,
+)
 
 from trademesh_risk.config import Settings
-from trademesh_risk.decider import Decider
 from trademesh_risk.engine import CONSUMES
-from trademesh_risk.prices import PriceBook
+from trademesh_risk.usecases.decider import Decider
+from trademesh_risk.usecases.prices import PriceBook
 
 
 def register_handlers(
@@ -36,33 +55,45 @@ def register_handlers(
     # intents and of order events) that lock them as their records come would wait for each
     # other's locks until Postgres's deadlock timeout (a second) broke the tie. A batch of
     # intents is decided as a whole (on_intents locks, reads once, writes once).
-    async def on_intents(received: list[tuple[Any, Delivery]], conn: Any) -> None:
+    async def on_intents(received: list[tuple[OrderIntent, Delivery]], conn: Any) -> None:
         await decider.on_intents(conn, received)
 
-    async def on_order_events(received: list[tuple[Any, Delivery]], conn: Any) -> None:
+    async def on_order_events(
+        received: list[tuple[OrderLifecycleEvent, Delivery]], conn: Any
+    ) -> None:
         await decider.lock_accounts(
             conn, [event.account_id for event, _ in received if isinstance(event, OrderFilled)]
         )
         for event, delivery in received:
             with delivery.traced():
-                await decider.on_order_event(conn, event)
+                match event:
+                    case OrderFilled() | OrderRejected() | OrderCanceled() | OrderExpired():
+                        await decider.on_order_event(conn, event)
+                    case OrderSubmitted() | OrderAccepted() | OrderStatusUnknown():
+                        pass  # changes neither positions nor what counts as pending
+                    case _:
+                        assert_never(event)
 
-    async def on_price(event: Any, delivery: Delivery) -> None:
-        if isinstance(event, Tick):
-            prices.update(event.instrument_id, event.price, event.ts)
-        elif isinstance(event, Bar) and event.final:
-            prices.update(event.instrument_id, event.close, event.close_time)
+    async def on_price(event: Tick | Bar, delivery: Delivery) -> None:
+        match event:
+            case Tick():
+                prices.update(event.instrument_id, event.price, event.ts)
+            case Bar():
+                if event.final:
+                    prices.update(event.instrument_id, event.close, event.close_time)
+            case _:
+                assert_never(event)
 
     # Intents are on the order path: their consumer asks the broker often. Order events (fills,
     # cancels) and prices are not waited for by an order: background consumers.
     bus.subscribe_batches(
-        [ORDERS_INTENTS],
+        [ORDERS_INTENTS_TOPIC],
         group=f"{settings.consumer_group}.{ORDERS_INTENTS}",
         handler=on_intents,
         db=db,
     )
     bus.subscribe_batches(
-        [ORDERS_EVENTS],
+        [ORDERS_EVENTS_TOPIC],
         group=f"{settings.consumer_group}.{ORDERS_EVENTS}",
         handler=on_order_events,
         db=db,
@@ -70,7 +101,7 @@ def register_handlers(
     )
     instance = uuid.uuid4().hex[:12]
     bus.subscribe_many(
-        {MD_TICKS: on_price, MD_BARS: on_price},
+        [Route(MD_TICKS_TOPIC, on_price), Route(MD_BARS_TOPIC, on_price)],
         group=f"{settings.consumer_group}.md.prices.{instance}",
         inbox=False,
         from_beginning=False,

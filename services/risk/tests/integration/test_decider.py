@@ -31,10 +31,10 @@ from trademesh_testing.tokens import bearer
 
 from trademesh_risk.app import MIGRATIONS, create_app
 from trademesh_risk.config import Settings
-from trademesh_risk.decider import Decider
 from trademesh_risk.engine import InstrumentRules, Limits
-from trademesh_risk.prices import PriceBook
 from trademesh_risk.store import RiskStore
+from trademesh_risk.usecases.decider import Decider
+from trademesh_risk.usecases.prices import PriceBook
 
 pytestmark = pytest.mark.integration
 

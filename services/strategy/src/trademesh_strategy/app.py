@@ -27,8 +27,8 @@ from trademesh_strategy.backtests import BacktestStore, BacktestWorker
 from trademesh_strategy.config import Settings
 from trademesh_strategy.handlers import register_handlers
 from trademesh_strategy.history import MarketData
-from trademesh_strategy.runner import BotRuntime
 from trademesh_strategy.store import BotStore
+from trademesh_strategy.usecases.runner import BotRuntime
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 

@@ -2,15 +2,21 @@
 
 from __future__ import annotations
 
-from typing import Any
-
-from trademesh_bus import Bus, Delivery
+import asyncpg
+from trademesh_bus import Bus, Delivery, Route
 from trademesh_events.marketdata import Bar
-from trademesh_events.topics import MD_BARS, ORDERS_DENIED, ORDERS_EVENTS
+from trademesh_events.topics import (
+    MD_BARS,
+    MD_BARS_TOPIC,
+    ORDERS_DENIED,
+    ORDERS_DENIED_TOPIC,
+    ORDERS_EVENTS,
+    ORDERS_EVENTS_TOPIC,
+)
 
 from trademesh_strategy.config import Settings
 from trademesh_strategy.engine import CONSUMES
-from trademesh_strategy.runner import BotRuntime
+from trademesh_strategy.usecases.runner import BotRuntime, OrderUpdate
 
 
 def register_handlers(bus: Bus, runtime: BotRuntime, settings: Settings) -> None:
@@ -26,13 +32,13 @@ def register_handlers(bus: Bus, runtime: BotRuntime, settings: Settings) -> None
 
     bars_group = f"{settings.consumer_group}.{MD_BARS}"
 
-    async def on_bars(received: list[tuple[Any, Delivery]], _conn: Any) -> None:
-        await runtime.on_bars(
-            [(bar, d.envelope.id, d.topic) for bar, d in received if isinstance(bar, Bar)],
-            bars_group,
-        )
+    async def on_bars(
+        received: list[tuple[Bar, Delivery]], _conn: asyncpg.Connection | None
+    ) -> None:
+        await runtime.on_bars([(bar, d.envelope.id, d.topic) for bar, d in received], bars_group)
 
-    async def on_order_event(event: Any, delivery: Delivery) -> None:
+    # Every type of both topics goes to the runtime, which tells them apart (match).
+    async def on_order_event(event: OrderUpdate, delivery: Delivery) -> None:
         group = f"{settings.consumer_group}.{delivery.topic}"
         await runtime.on_order_event(event, delivery.envelope.id, delivery.topic, group)
 
@@ -42,11 +48,11 @@ def register_handlers(bus: Bus, runtime: BotRuntime, settings: Settings) -> None
     # nothing to a live bot (it warms from the history API), and reading it all would hold the
     # first live bars back. Order events start at the beginning: a fill must never be missed.
     # Either way a group that has committed resumes where it was.
-    bus.subscribe_batches([MD_BARS], group=bars_group, handler=on_bars, from_beginning=False)
+    bus.subscribe_batches([MD_BARS_TOPIC], group=bars_group, handler=on_bars, from_beginning=False)
     # One consumer for both order topics (an idle consumer costs fetches); the inbox entries
     # stay per topic (on_order_event), as they were when each topic had a group of its own.
     bus.subscribe_many(
-        {ORDERS_EVENTS: on_order_event, ORDERS_DENIED: on_order_event},
+        [Route(ORDERS_EVENTS_TOPIC, on_order_event), Route(ORDERS_DENIED_TOPIC, on_order_event)],
         group=f"{settings.consumer_group}.orders",
         background=True,
     )

@@ -11,6 +11,7 @@ from trademesh_db import Database
 
 from {{ cookiecutter.package }}.config import Settings
 from {{ cookiecutter.package }}.store import ActivityStore
+from {{ cookiecutter.package }}.usecases.activity import ActivityLog
 
 
 @dataclass(frozen=True)
@@ -19,6 +20,7 @@ class Runtime:
 
     settings: Settings
     store: ActivityStore
+    activity: ActivityLog
     bus: Bus
     db: Database | None
 

@@ -15,12 +15,7 @@ from pydantic import BaseModel, ValidationError
 from trademesh_http import ProblemError
 
 from {{ cookiecutter.package }}.api.deps import RuntimeDep
-from {{ cookiecutter.package }}.engine import (
-    PRODUCES,
-    RejectedEvent,
-    observe,
-    publishable,
-)
+from {{ cookiecutter.package }}.engine import PRODUCES, RejectedEvent, publishable
 
 router = APIRouter(prefix="/events", tags=["events"])
 
@@ -49,16 +44,7 @@ async def publish_event(request: Request, runtime: RuntimeDep) -> Published:
         raise ProblemError(
             422, "Invalid event", "The event does not match its schema.", errors=_errors(exc)
         ) from None
-{%- if cookiecutter.owns_schema %}
-    assert runtime.db is not None
-    # The state change and the event commit together; the outbox relay publishes it.
-    async with runtime.db.transaction() as conn:
-        envelope = await runtime.bus.outbox.add(conn, event, topic=spec)
-        await runtime.store.apply(observe(spec, event, envelope, "out"), conn)
-{%- else %}
-    envelope = await runtime.bus.publish(event, topic=spec)
-    await runtime.store.apply(observe(spec, event, envelope, "out"))
-{%- endif %}
+    envelope = await runtime.activity.publish(spec, event)
     return Published(event_id=envelope.id, type=envelope.type, topic=spec.name)
 
 

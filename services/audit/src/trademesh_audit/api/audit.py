@@ -13,9 +13,9 @@ from trademesh_events.audit import ChainCheckpointed
 from trademesh_http import ProblemError
 
 from trademesh_audit.api.deps import CallerDep, RuntimeDep, StoreDep, require
-from trademesh_audit.checkpoints import HeadMismatch
 from trademesh_audit.engine import ActorKind, AuditRow, Break, BreakReason, TargetKind
 from trademesh_audit.store import Search
+from trademesh_audit.usecases.checkpoints import HeadMismatch
 
 router = APIRouter(prefix="/audit", tags=["audit"])
 

@@ -10,10 +10,10 @@ from trademesh_bus import Bus
 from trademesh_db import Database
 from trademesh_http.caller import Caller, CallerDep, require
 
-from trademesh_audit.checkpoints import CheckpointBook, Checkpointer
 from trademesh_audit.config import Settings
 from trademesh_audit.keys import ChainKeys
 from trademesh_audit.store import AuditStore
+from trademesh_audit.usecases.checkpoints import CheckpointBook, Checkpointer
 
 
 @dataclass(frozen=True)

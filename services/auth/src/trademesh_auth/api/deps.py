@@ -13,7 +13,7 @@ from trademesh_http.caller import TokenHolderDep
 from trademesh_auth.config import Settings
 from trademesh_auth.signing import SigningKeys
 from trademesh_auth.store import AuthStore
-from trademesh_auth.users import Users
+from trademesh_auth.usecases.users import Users
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,7 @@ from trademesh_http.caller import AdminDep
 
 from trademesh_auth.api.deps import AccountHolderDep, RuntimeDep
 from trademesh_auth.engine import MAX_PASSWORD
-from trademesh_auth.users import Tokens, require_account_scope
+from trademesh_auth.usecases.users import Tokens, require_account_scope
 
 router = APIRouter(prefix="/auth", tags=["auth"])
 wellknown = APIRouter(tags=["auth"])

@@ -18,9 +18,9 @@ from trademesh_keystore import mask
 
 from trademesh_execution.api.deps import CallerDep, RuntimeDep, own_account, owned
 from trademesh_execution.credentials import Credentials, NoKeystore
-from trademesh_execution.discrepancies import Discrepancies
 from trademesh_execution.engine import unrealised
 from trademesh_execution.store import AccountRow
+from trademesh_execution.usecases.discrepancies import Discrepancies
 from trademesh_execution.venues import (
     MalformedResponse,
     VenueError,

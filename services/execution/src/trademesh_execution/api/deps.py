@@ -15,12 +15,12 @@ from trademesh_http.caller import CallerIdDep
 
 from trademesh_execution.config import Settings
 from trademesh_execution.credentials import CredentialVault
-from trademesh_execution.equity import EquitySampler
-from trademesh_execution.live import LiveOrders
-from trademesh_execution.orders import Orders
-from trademesh_execution.reconcile import Reconciler
 from trademesh_execution.store import AccountRow, ExecutionStore
 from trademesh_execution.streams import OrderStreams
+from trademesh_execution.usecases.equity import EquitySampler
+from trademesh_execution.usecases.live import LiveOrders
+from trademesh_execution.usecases.orders import Orders
+from trademesh_execution.usecases.reconcile import Reconciler
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,7 @@ from trademesh_db import Database
 
 from trademesh_gateway.config import Settings
 from trademesh_gateway.proxy import Proxy
-from trademesh_gateway.streams import EventHub
+from trademesh_gateway.usecases.streams import EventHub
 
 
 @dataclass(frozen=True)

@@ -11,8 +11,8 @@ from trademesh_db import Database
 
 from trademesh_market_data.catalog import Catalog
 from trademesh_market_data.config import Settings
-from trademesh_market_data.manager import FeedManager
 from trademesh_market_data.tickstore import TickStore
+from trademesh_market_data.usecases.manager import FeedManager
 
 
 @dataclass(frozen=True)

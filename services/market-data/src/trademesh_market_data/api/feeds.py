@@ -13,7 +13,7 @@ from trademesh_http.caller import get_admin
 
 from trademesh_market_data.api.deps import CatalogDep, FeedsDep
 from trademesh_market_data.catalog import FeedConfig, FeedCreate, FeedRecord, ReplayConfig
-from trademesh_market_data.manager import FeedManager
+from trademesh_market_data.usecases.manager import FeedManager
 
 # Feeds are the platform's, not a user's: only an admin (a verified access token with the admin
 # role, checked here as well as at the gateway) reads or changes them. The history routes stay

@@ -12,9 +12,9 @@ from trademesh_http.accounts import AccountOwners
 from trademesh_http.caller import Caller, CallerDep, require
 
 from trademesh_risk.config import Settings
-from trademesh_risk.decider import Decider
-from trademesh_risk.prices import PriceBook
 from trademesh_risk.store import RiskStore
+from trademesh_risk.usecases.decider import Decider
+from trademesh_risk.usecases.prices import PriceBook
 from trademesh_risk.venue_rules import VenueRules
 
 

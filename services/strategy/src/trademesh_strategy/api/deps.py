@@ -15,8 +15,8 @@ from trademesh_trading.registry import StrategyRegistry
 
 from trademesh_strategy.config import Settings
 from trademesh_strategy.history import MarketData
-from trademesh_strategy.runner import BotRuntime
 from trademesh_strategy.store import BotStore
+from trademesh_strategy.usecases.runner import BotRuntime
 
 
 @dataclass(frozen=True)

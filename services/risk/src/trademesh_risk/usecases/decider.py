@@ -23,7 +23,6 @@ from contextlib import nullcontext
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from decimal import Decimal
-from typing import Any
 from uuid import UUID
 
 import asyncpg
@@ -42,11 +41,10 @@ from trademesh_events.orders import (
     OrderRejected,
     SubmitOrder,
 )
-from trademesh_events.topics import ORDERS_APPROVED, get_topic
+from trademesh_events.topics import ORDERS_APPROVED, OrderIntent, get_topic
 from trademesh_observability import metrics
 from trademesh_observability.logging import get_logger
 
-from trademesh_risk.config_cache import Config, ConfigCache
 from trademesh_risk.engine import (
     AccountView,
     Denial,
@@ -61,8 +59,9 @@ from trademesh_risk.engine import (
     effective,
     rules_in_force,
 )
-from trademesh_risk.prices import PriceBook
 from trademesh_risk.store import AccountState, Decision, PositionRow, RiskStore
+from trademesh_risk.usecases.config_cache import Config, ConfigCache
+from trademesh_risk.usecases.prices import PriceBook
 
 log = get_logger("trademesh_risk.decider")
 
@@ -145,12 +144,12 @@ class Decider:
         if account_ids:
             await self.store.lock_accounts(conn, sorted(set(account_ids)), self.clock().date())
 
-    async def on_intent(self, conn: asyncpg.Connection, event: Any) -> None:
+    async def on_intent(self, conn: asyncpg.Connection, event: OrderIntent) -> None:
         """Decide one intent (a batch of one): see on_intents."""
         await self.on_intents(conn, [(event, None)])
 
     async def on_intents(
-        self, conn: asyncpg.Connection, received: Sequence[tuple[Any, Delivery | None]]
+        self, conn: asyncpg.Connection, received: Sequence[tuple[OrderIntent, Delivery | None]]
     ) -> None:
         """Decide a batch of intents, in order, in the caller's transaction: lock their accounts,
         read their state once, decide each in memory, write the decisions and the events at the
@@ -304,7 +303,11 @@ class Decider:
 
     # ---- order events ----------------------------------------------------------------------------
 
-    async def on_order_event(self, conn: asyncpg.Connection, event: Any) -> None:
+    async def on_order_event(
+        self,
+        conn: asyncpg.Connection,
+        event: OrderFilled | OrderRejected | OrderCanceled | OrderExpired,
+    ) -> None:
         """Fills change positions and realised PnL (once per trade id); finished orders stop
         counting as pending."""
         if isinstance(event, OrderFilled):

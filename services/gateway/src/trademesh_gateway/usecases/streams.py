@@ -1,7 +1,7 @@
 """The fan-out of the caller's own events to their open event streams, in this process.
 
 Each gateway process reads the user topics with a consumer group of its own, from the end
-(handlers.py), and hands every event that names a user to `EventHub.publish`; the hub puts it on
+(handlers.py), and hands every event to `EventHub.forward`; the hub puts one that names a user on
 the queues of that user's open streams, and only theirs. A stream that cannot keep up loses its
 oldest events (counted), never the process's memory nor the other streams' pace.
 """
@@ -16,9 +16,13 @@ from dataclasses import dataclass
 from typing import Any
 from uuid import UUID
 
+from trademesh_events.base import Event
+from trademesh_events.envelope import Envelope
 from trademesh_http import ProblemError
 from trademesh_observability import metrics
 from trademesh_observability.logging import get_logger
+
+from trademesh_gateway.engine import event_owner
 
 log = get_logger("trademesh_gateway.streams")
 
@@ -78,6 +82,22 @@ class EventHub:
                 queues.discard(queue)
                 if not queues:
                     del self._queues[user]
+
+    def forward(self, event: Event, envelope: Envelope, topic: str) -> int:
+        """Put a consumed event on the streams of the user it names (none when it names
+        nobody); how many streams got it."""
+        owner = event_owner(event)
+        if owner is None:
+            return 0
+        return self.publish(
+            owner,
+            StreamEvent(
+                id=str(envelope.id),
+                type=envelope.type,
+                topic=topic,
+                data={"time": envelope.time.isoformat(), "event": event.model_dump(mode="json")},
+            ),
+        )
 
     def publish(self, user: UUID, event: StreamEvent) -> int:
         """Put `event` on every stream of `user`; how many streams got it."""

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from decimal import Decimal
-from typing import Any
+from typing import Any, TypeAlias, assert_never
 from uuid import UUID, uuid4
 
 import asyncpg
@@ -34,6 +34,7 @@ from trademesh_events.orders import (
     OrderStatusUnknown,
     OrderSubmitted,
 )
+from trademesh_events.topics import OrderLifecycleEvent
 from trademesh_observability import metrics
 from trademesh_observability.logging import get_logger
 from trademesh_trading.backtest import Sizing
@@ -52,6 +53,9 @@ from trademesh_strategy.engine import (
 )
 from trademesh_strategy.history import MarketData, MarketDataUnavailable, NoMarketData
 from trademesh_strategy.store import BotRecord, BotStore
+
+# What the bots hear of their orders: orders.events.v1 and orders.denied.v1.
+OrderUpdate: TypeAlias = OrderLifecycleEvent | OrderDenied
 
 log = get_logger("trademesh_strategy.runner")
 
@@ -518,7 +522,9 @@ class BotRuntime:
 
     # ---- order events -------------------------------------------------------------------------
 
-    async def on_order_event(self, event: Any, event_id: UUID, topic: str, consumer: str) -> None:
+    async def on_order_event(
+        self, event: OrderUpdate, event_id: UUID, topic: str, consumer: str
+    ) -> None:
         """Apply a lifecycle event (or a denial) of a bot's order to the order, the bot's
         position and cash, and tell its strategy; events of other orders are ignored."""
         if await self.store.order_owner(event.client_order_id) is None:
@@ -553,49 +559,56 @@ class BotRuntime:
                 await self.store.count_run(conn, run_id, orders=emitted)
 
     async def _apply_order_event(
-        self, conn: asyncpg.Connection, bot: BotRecord, event: Any
+        self, conn: asyncpg.Connection, bot: BotRecord, event: OrderUpdate
     ) -> bool:
         cid = event.client_order_id
-        if isinstance(event, OrderFilled):
-            added = await self.store.add_fill(
-                conn,
-                bot_id=bot.bot_id,
-                client_order_id=cid,
-                trade_id=event.trade_id,
-                side=event.side,
-                quantity=event.last_qty,
-                price=event.last_price,
-                fee=event.booked_fee,
-                ts=event.ts,
-                leaves=event.leaves_qty,
-            )
-            if added:
-                run = await conn.fetchval(
-                    "SELECT run_id FROM bot_orders WHERE client_order_id = $1", cid
+        match event:
+            case OrderFilled():
+                return await self._fill(conn, bot, event)
+            case OrderDenied():
+                await self.store.set_order_status(
+                    conn, cid, "DENIED", f"{event.reason.value}: {event.message}"
                 )
-                await self.store.count_run(conn, run, fills=1)
-            return added
-        if isinstance(event, OrderDenied):
-            await self.store.set_order_status(
-                conn, cid, "DENIED", f"{event.reason.value}: {event.message}"
-            )
-        elif isinstance(event, OrderRejected):
-            await self.store.set_order_status(conn, cid, "REJECTED", event.reason)
-        elif isinstance(event, OrderCanceled):
-            await self.store.set_order_status(conn, cid, "CANCELED", event.reason)
-        elif isinstance(event, OrderExpired):
-            await self.store.set_order_status(conn, cid, "EXPIRED")
-        elif isinstance(event, OrderStatusUnknown):
-            await self.store.set_order_status(conn, cid, "UNKNOWN", event.reason)
-        elif isinstance(event, OrderSubmitted | OrderAccepted):
-            status = "SUBMITTED" if isinstance(event, OrderSubmitted) else "ACCEPTED"
-            # Only forward: a late "accepted" must not undo a partial fill.
-            await conn.execute(
-                "UPDATE bot_orders SET status = $2, updated_at = now() "
-                "WHERE client_order_id = $1 AND status IN ('REQUESTED', 'SUBMITTED', 'UNKNOWN')",
-                cid,
-                status,
-            )
-        else:
-            return False
+            case OrderRejected():
+                await self.store.set_order_status(conn, cid, "REJECTED", event.reason)
+            case OrderCanceled():
+                await self.store.set_order_status(conn, cid, "CANCELED", event.reason)
+            case OrderExpired():
+                await self.store.set_order_status(conn, cid, "EXPIRED")
+            case OrderStatusUnknown():
+                await self.store.set_order_status(conn, cid, "UNKNOWN", event.reason)
+            case OrderSubmitted() | OrderAccepted():
+                status = "SUBMITTED" if isinstance(event, OrderSubmitted) else "ACCEPTED"
+                # Only forward: a late "accepted" must not undo a partial fill.
+                await conn.execute(
+                    "UPDATE bot_orders SET status = $2, updated_at = now() "
+                    "WHERE client_order_id = $1 "
+                    "AND status IN ('REQUESTED', 'SUBMITTED', 'UNKNOWN')",
+                    cid,
+                    status,
+                )
+            case _:
+                assert_never(event)
         return True
+
+    async def _fill(self, conn: asyncpg.Connection, bot: BotRecord, event: OrderFilled) -> bool:
+        """The fill in the bot's books, once per trade id (False: seen before)."""
+        cid = event.client_order_id
+        added = await self.store.add_fill(
+            conn,
+            bot_id=bot.bot_id,
+            client_order_id=cid,
+            trade_id=event.trade_id,
+            side=event.side,
+            quantity=event.last_qty,
+            price=event.last_price,
+            fee=event.booked_fee,
+            ts=event.ts,
+            leaves=event.leaves_qty,
+        )
+        if added:
+            run = await conn.fetchval(
+                "SELECT run_id FROM bot_orders WHERE client_order_id = $1", cid
+            )
+            await self.store.count_run(conn, run, fills=1)
+        return added

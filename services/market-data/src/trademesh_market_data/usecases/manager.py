@@ -32,7 +32,7 @@ from trademesh_market_data.clock import Clock
 from trademesh_market_data.feeds.base import Feed
 from trademesh_market_data.feeds.replay import ReplayFeed
 from trademesh_market_data.feeds.synthetic import SyntheticFeed
-from trademesh_market_data.runner import FeedRunner
+from trademesh_market_data.usecases.runner import FeedRunner
 from trademesh_market_data.writer import BufferedWriter
 
 log = logging.getLogger("trademesh.market_data.manager")

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import datetime
-from typing import Any
 from uuid import UUID
 
 import asyncpg
@@ -25,7 +24,7 @@ from trademesh_events.orders import (
     OrderFilled,
     OrderStatus,
 )
-from trademesh_events.topics import MD_BARS
+from trademesh_events.topics import MD_BARS, ApprovedCommand
 from trademesh_observability import metrics
 from trademesh_observability.logging import get_logger
 from trademesh_trading.fills import FillModel
@@ -67,7 +66,7 @@ class Orders:
 
     # ---- commands from risk (orders.approved.v1) -----------------------------------------------
 
-    async def on_approved(self, conn: asyncpg.Connection, event: Any) -> None:
+    async def on_approved(self, conn: asyncpg.Connection, event: ApprovedCommand) -> None:
         if isinstance(event, OrderApproved):
             await self._place(conn, event)
         elif isinstance(event, CancelOrder):

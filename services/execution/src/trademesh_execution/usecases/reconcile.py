@@ -44,8 +44,8 @@ from trademesh_events.orders import DiscrepancyKind, OrderStatus
 from trademesh_observability.logging import get_logger
 
 from trademesh_execution.engine import OrderView
-from trademesh_execution.live import TRADE_SKEW, LiveOrders, venue_trade_id
 from trademesh_execution.store import AccountRow, ExecutionStore, order_view
+from trademesh_execution.usecases.live import TRADE_SKEW, LiveOrders, venue_trade_id
 from trademesh_execution.venues import (
     MalformedResponse,
     Venue,

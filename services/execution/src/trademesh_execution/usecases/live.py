@@ -46,7 +46,6 @@ from trademesh_observability.logging import get_logger
 from trademesh_trading.fills import Fill
 
 from trademesh_execution.credentials import Credentials, CredentialVault
-from trademesh_execution.discrepancies import Discrepancies
 from trademesh_execution.engine import (
     IllegalTransition,
     Liquidity,
@@ -60,6 +59,7 @@ from trademesh_execution.engine import (
     trade_id,
 )
 from trademesh_execution.store import AccountRow, ExecutionStore, emit_order_event
+from trademesh_execution.usecases.discrepancies import Discrepancies
 from trademesh_execution.venues import (
     CcxtVenue,
     DuplicateOrder,

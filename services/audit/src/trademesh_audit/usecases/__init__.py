@@ -1,0 +1,1 @@
+"""The audit service's use cases: between its handlers and routes and its pure engine."""

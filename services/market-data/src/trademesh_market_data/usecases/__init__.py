@@ -1,0 +1,1 @@
+"""The market-data service's use cases: between its handlers and routes and its pure engine."""
