@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import json
 import logging
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -80,6 +81,50 @@ class Outbox:
         if self._watched:
             self._written.add(id(conn))
         return envelope
+
+    async def add_many(
+        self,
+        conn: asyncpg.Connection,
+        events: Sequence[Any],
+        *,
+        traceparents: Sequence[str | None] | None = None,
+    ) -> list[Envelope]:
+        """add() of several events in one statement, each to its own topic: they are relayed in
+        the order given (their seq follows it). `traceparents`, when given, is each event's, as
+        add()'s `traceparent` (None: the caller's trace)."""
+        if not events:
+            return []
+        traces = list(traceparents) if traceparents is not None else [None] * len(events)
+        if len(traces) != len(events):
+            raise ValueError(f"{len(events)} events but {len(traces)} traceparents")
+        envelopes, rows = [], []
+        for event, traceparent in zip(events, traces, strict=True):
+            spec = topic_for(event)
+            envelope = new_envelope(event, self.service)
+            headers = envelope.to_headers()
+            if traceparent:
+                headers["traceparent"] = traceparent
+            else:
+                propagate.inject(headers)
+            envelopes.append(envelope)
+            rows.append(
+                (
+                    envelope.id,
+                    spec.name,
+                    spec.key_of(event),
+                    json.dumps(headers),
+                    spec.encode(event),
+                )
+            )
+        await conn.execute(
+            "INSERT INTO outbox (event_id, topic, key, headers, payload) "
+            "SELECT e, t, k, h::jsonb, p FROM unnest($1::uuid[], $2::text[], $3::bytea[], "
+            "$4::text[], $5::bytea[]) WITH ORDINALITY AS r(e, t, k, h, p, n) ORDER BY n",
+            *(list(column) for column in zip(*rows, strict=True)),
+        )
+        if self._watched:
+            self._written.add(id(conn))
+        return envelopes
 
 
 class OutboxRelay:
