@@ -69,8 +69,10 @@ _BARS = TypeAdapter(list[Bar])
 class Placed:
     """An approved order that place_pending stored PENDING, with what placing it takes: its
     venue (`unknown` for an account that does not exist), its instrument's market clock, the
-    kept bars after its decision when it came late (see bars_after; None when it did not, or the
-    kept bars do not reach back), and its account's position in the instrument."""
+    kept final bars opening at or after its decision when it came late (the clock is past the
+    decision), in the order they came (by close time, the shorter bar first): None when it did
+    not come late or the kept bars do not reach back to the decision (pruned, or none yet); and
+    its account's position in the instrument."""
 
     client_order_id: str
     venue: str
@@ -529,17 +531,11 @@ class ExecutionStore:
         )
         return [_position(row) for row in rows]
 
-    async def lock_market(self, conn: asyncpg.Connection, instrument_id: str) -> None:
+    async def lock_markets(self, conn: asyncpg.Connection, instrument_ids: list[str]) -> None:
         """One paper-venue change of an instrument at a time, across replicas: a bar's matching
         and an approval's acceptance (with its catch-up on stored bars) never interleave, so
-        neither misses the other."""
-        await conn.execute(
-            "SELECT pg_advisory_xact_lock(hashtextextended('paper:' || $1, 0))", instrument_id
-        )
-
-    async def lock_markets(self, conn: asyncpg.Connection, instrument_ids: list[str]) -> None:
-        """lock_market of several instruments in one statement, in a fixed order (so that two
-        transactions never wait for each other's locks)."""
+        neither misses the other. The instruments' locks are taken in one statement, in a fixed
+        order (so that two transactions never wait for each other's locks)."""
         if not instrument_ids:
             return
         await conn.execute(
@@ -593,31 +589,6 @@ class ExecutionStore:
             PAPER_BARS_KEPT,
         )
 
-    async def bars_after(
-        self, conn: asyncpg.Connection, instrument_id: str, since: datetime
-    ) -> list[Bar] | None:
-        """The kept final bars of the instrument opening at or after `since`, in the order they
-        came (by close time, the shorter bar first); None when the kept bars do not reach back
-        to `since` (pruned, or none yet)."""
-        oldest = await conn.fetchval(
-            "SELECT min(open_time) FROM paper_bars WHERE instrument_id = $1", instrument_id
-        )
-        if oldest is None or oldest > since:
-            return None
-        rows = await conn.fetch(
-            "SELECT bar FROM paper_bars WHERE instrument_id = $1 AND open_time >= $2 "
-            "ORDER BY close_time, open_time DESC",
-            instrument_id,
-            since,
-        )
-        return [Bar.model_validate_json(row["bar"]) for row in rows]
-
-    async def market_clock(self, conn: asyncpg.Connection, instrument_id: str) -> datetime | None:
-        found: datetime | None = await conn.fetchval(
-            "SELECT clock FROM market WHERE instrument_id = $1", instrument_id
-        )
-        return found
-
     async def equity_history(
         self, account_id: UUID, since: datetime | None, limit: int
     ) -> list[asyncpg.Record]:
@@ -663,8 +634,8 @@ class ExecutionStore:
 
 # place_pending: the approved orders inserted PENDING (ON CONFLICT: an id seen before places
 # nothing), their PENDING noted, and for each one stored: its venue, its instrument's clock, the
-# kept bars after its decision when it came late (bars_after's rule: the clock is past the
-# decision and the kept bars reach back to it), and the account's position in the instrument.
+# kept bars after its decision when it came late (see Placed), and the account's position in the
+# instrument.
 _PLACE_PENDING = """
 WITH given AS (
     SELECT * FROM unnest($1::text[], $2::uuid[], $3::uuid[], $4::text[], $5::text[], $6::text[],
