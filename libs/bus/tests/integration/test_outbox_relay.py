@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 import uuid
 from datetime import timedelta
@@ -11,6 +12,7 @@ from typing import Any
 import pytest
 from trademesh_bus import Bus, OutboxRelay, Outgoing, Retention
 from trademesh_db import Database
+from trademesh_events.marketdata import Tick
 from trademesh_testing.samples import make_tick, read_all
 
 pytestmark = pytest.mark.integration
@@ -154,3 +156,36 @@ async def test_retention_deletes_old_inbox_ids_and_old_published_rows_only(db: D
     assert inbox == {recent}
     assert outbox == {"published_recent", "pending_old"}  # never a row not yet published
     assert await retention.prune_once() == (0, 0)
+
+
+async def test_add_many_stores_a_batch_in_one_statement_each_event_with_or_without_a_trace(
+    db: Database, service_settings: Any
+) -> None:
+    bus = Bus(service_settings(), "relay-svc", telemetry=False)
+    relay = OutboxRelay(db, bus, poll_interval=30)
+    ticks = [make_tick(n, instrument=f"test:T{n % 3}/USDT") for n in range(50)]
+    traces = [f"00-{uuid.uuid4().hex}-{'1' * 16}-01" if n % 2 else None for n in range(50)]
+    seen: list[Any] = []
+    async with db.transaction() as conn:
+        assert await bus.outbox.add_many(conn, []) == []
+        # asyncpg looks up the array types on a connection's first use of them: not counted
+        await conn.execute("SELECT $1::uuid[], $2::bytea[], $3::text[]", [], [], [])
+        conn.add_query_logger(seen.append)
+        envelopes = await bus.outbox.add_many(
+            conn, [Outgoing(t, traceparent=trace) for t, trace in zip(ticks, traces, strict=True)]
+        )
+        conn.remove_query_logger(seen.append)
+    await asyncio.sleep(0)  # the query logger is told on the next turn of the loop
+    assert len(seen) == 1
+    assert relay._wake.is_set()  # its commit wakes the relay, as add()'s does
+    rows = await db.pool.fetch(
+        "SELECT event_id, topic, key, headers, payload FROM outbox ORDER BY seq"
+    )
+    assert [r["event_id"] for r in rows] == [e.id for e in envelopes]
+    assert [r["key"] for r in rows] == [t.instrument_id.encode() for t in ticks]
+    assert [Tick.model_validate_json(r["payload"]) for r in rows] == ticks
+    assert {r["topic"] for r in rows} == {"md.ticks.v1"}
+    for row, trace in zip(rows, traces, strict=True):
+        headers = json.loads(row["headers"])
+        assert headers["ce_id"] == str(row["event_id"])
+        assert headers.get("traceparent") == trace  # none of the caller's: telemetry is off

@@ -47,9 +47,7 @@ def register_handlers(bus: Bus, orders: Orders, settings: Settings, db: Database
         await orders.store.lock_markets(
             conn, [e.order.instrument_id for e, _ in received if isinstance(e, OrderApproved)]
         )
-        for event, delivery in received:
-            with delivery.traced():
-                await orders.on_approved(conn, event)
+        await orders.on_approved_many(conn, received)
 
     market_group = f"{settings.consumer_group}.md"
 

@@ -6,7 +6,7 @@ the event that caused it and the events it causes (outbox) commit together.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
@@ -14,11 +14,12 @@ from uuid import UUID
 
 import asyncpg
 from opentelemetry import propagate
+from pydantic import TypeAdapter
 from trademesh_bus.outbox import Outbox
 from trademesh_db import Database
 from trademesh_events.ids import AccountId, UserId
 from trademesh_events.marketdata import Bar
-from trademesh_events.orders import OrderFilled, OrderStatus, OrderType, TimeInForce
+from trademesh_events.orders import OrderFilled, OrderStatus, OrderType, SubmitOrder, TimeInForce
 
 from trademesh_execution.engine import OrderView, Position
 
@@ -59,6 +60,58 @@ _ACCOUNT = (
     "SELECT account_id, user_id, name, venue, cash, created_at, credentials::text AS credentials, "
     "api_key_masked FROM accounts"
 )
+
+
+_BARS = TypeAdapter(list[Bar])
+
+
+@dataclass(frozen=True)
+class Placed:
+    """An approved order that place_pending stored PENDING, with what placing it takes: its
+    venue (`unknown` for an account that does not exist), its instrument's market clock, the
+    kept final bars opening at or after its decision when it came late (the clock is past the
+    decision), in the order they came (by close time, the shorter bar first): None when it did
+    not come late or the kept bars do not reach back to the decision (pruned, or none yet); and
+    its account's position in the instrument."""
+
+    client_order_id: str
+    venue: str
+    clock: datetime | None
+    late: list[Bar] | None
+    position: Position
+
+
+@dataclass
+class OrderWrites:
+    """What placing a batch of orders changes, written by ExecutionStore.write in one statement:
+    orders' new states, their history (in order), fills, positions and cash moves."""
+
+    orders: dict[str, tuple[OrderView, str | None]] = field(default_factory=dict)
+    notes: list[tuple[str, OrderStatus, str | None]] = field(default_factory=list)
+    fills: list[OrderFilled] = field(default_factory=list)
+    positions: dict[tuple[UUID, str], Position] = field(default_factory=dict)
+    cash: dict[UUID, Decimal] = field(default_factory=dict)
+
+    def save(self, order: OrderView, previous: OrderStatus, reason: str | None = None) -> None:
+        """The order's new state, noted in its history as save_order notes it."""
+        self.orders[order.client_order_id] = (order, reason or self._reason(order))
+        if previous is not order.status or order.status is OrderStatus.PARTIALLY_FILLED:
+            self.notes.append((order.client_order_id, order.status, reason))
+
+    def _reason(self, order: OrderView) -> str | None:
+        kept = self.orders.get(order.client_order_id)
+        return kept[1] if kept is not None else None
+
+    def book(self, fill: OrderFilled, position: Position) -> None:
+        """A fill, the position after it, and the cash it moves."""
+        self.fills.append(fill)
+        self.positions[(position.account_id, position.instrument_id)] = position
+        signed = fill.last_qty if fill.side == "buy" else -fill.last_qty
+        moved = -(signed * fill.last_price) - fill.fee
+        self.cash[fill.account_id] = self.cash.get(fill.account_id, ZERO) + moved
+
+    def __bool__(self) -> bool:
+        return bool(self.orders or self.notes)
 
 
 def order_view(row: asyncpg.Record) -> OrderView:
@@ -211,6 +264,94 @@ class ExecutionStore:
         if added:
             await self.note(conn, order.client_order_id, order.status, None)
         return bool(added)
+
+    async def place_pending(
+        self, conn: asyncpg.Connection, orders: list[tuple[SubmitOrder, str | None]]
+    ) -> dict[str, Placed]:
+        """insert_pending of approved orders (each with the traceparent it is placed under) and
+        the reads that placing them takes, in one statement: each order stored PENDING on its
+        account's venue, and what Placed says of it; by client order id, only the orders this
+        stored (an id that exists is left as it is). The caller holds the paper market locks
+        of the orders' instruments (lock_markets): the clocks and bars read are current."""
+        if not orders:
+            return {}
+        rows = await conn.fetch(
+            _PLACE_PENDING,
+            [o.client_order_id for o, _ in orders],
+            [o.account_id for o, _ in orders],
+            [o.user_id for o, _ in orders],
+            [o.instrument_id for o, _ in orders],
+            [o.side for o, _ in orders],
+            [o.order_type.value for o, _ in orders],
+            [o.quantity for o, _ in orders],
+            [o.limit_price for o, _ in orders],
+            [o.stop_price for o, _ in orders],
+            [o.time_in_force.value for o, _ in orders],
+            [o.created_at for o, _ in orders],
+            [traceparent for _, traceparent in orders],
+            [o.decided_at for o, _ in orders],
+        )
+        return {
+            row["client_order_id"]: Placed(
+                client_order_id=row["client_order_id"],
+                venue=row["venue"],
+                clock=row["clock"],
+                late=None if row["late"] is None else _BARS.validate_json(row["late"]),
+                position=Position(
+                    AccountId(row["account_id"]),
+                    row["instrument_id"],
+                    quantity=row["position"] if row["position"] is not None else ZERO,
+                    avg_price=row["avg_price"] if row["avg_price"] is not None else ZERO,
+                    realised_pnl=row["realised"] if row["realised"] is not None else ZERO,
+                    fees=row["fees"] if row["fees"] is not None else ZERO,
+                ),
+            )
+            for row in rows
+        }
+
+    async def write(self, conn: asyncpg.Connection, writes: OrderWrites) -> None:
+        """Orders' new states with their history, fills, positions and cash, in one statement
+        (save_order, add_fill, save_position and add_cash of many). The fills are new: they
+        are of orders this transaction stored (their trade ids name them)."""
+        if not writes:
+            return
+        orders = list(writes.orders.values())
+        await conn.execute(
+            _WRITE,
+            [o.client_order_id for o, _ in orders],
+            [o.status.value for o, _ in orders],
+            [o.filled for o, _ in orders],
+            [o.avg_price for o, _ in orders],
+            [o.fees for o, _ in orders],
+            [o.fills for o, _ in orders],
+            [o.triggered for o, _ in orders],
+            [o.venue_order_id for o, _ in orders],
+            [o.accepted_at for o, _ in orders],
+            [o.active_from for o, _ in orders],
+            [reason for _, reason in orders],
+            [n[0] for n in writes.notes],
+            [n[1].value for n in writes.notes],
+            [n[2] for n in writes.notes],
+            [f.trade_id for f in writes.fills],
+            [f.client_order_id for f in writes.fills],
+            [f.account_id for f in writes.fills],
+            [f.instrument_id for f in writes.fills],
+            [f.side for f in writes.fills],
+            [f.last_qty for f in writes.fills],
+            [f.last_price for f in writes.fills],
+            [f.fee for f in writes.fills],
+            [f.fee_currency for f in writes.fills],
+            [f.liquidity for f in writes.fills],
+            [f.ts for f in writes.fills],
+            [p.account_id for p in writes.positions.values()],
+            [p.instrument_id for p in writes.positions.values()],
+            [p.quantity for p in writes.positions.values()],
+            [p.avg_price for p in writes.positions.values()],
+            [p.realised_pnl for p in writes.positions.values()],
+            [p.fees for p in writes.positions.values()],
+            list(writes.cash),
+            list(writes.cash.values()),
+        )
 
     async def order(
         self, client_order_id: str, conn: asyncpg.Connection | None = None, *, lock: bool = False
@@ -390,17 +531,11 @@ class ExecutionStore:
         )
         return [_position(row) for row in rows]
 
-    async def lock_market(self, conn: asyncpg.Connection, instrument_id: str) -> None:
+    async def lock_markets(self, conn: asyncpg.Connection, instrument_ids: list[str]) -> None:
         """One paper-venue change of an instrument at a time, across replicas: a bar's matching
         and an approval's acceptance (with its catch-up on stored bars) never interleave, so
-        neither misses the other."""
-        await conn.execute(
-            "SELECT pg_advisory_xact_lock(hashtextextended('paper:' || $1, 0))", instrument_id
-        )
-
-    async def lock_markets(self, conn: asyncpg.Connection, instrument_ids: list[str]) -> None:
-        """lock_market of several instruments in one statement, in a fixed order (so that two
-        transactions never wait for each other's locks)."""
+        neither misses the other. The instruments' locks are taken in one statement, in a fixed
+        order (so that two transactions never wait for each other's locks)."""
         if not instrument_ids:
             return
         await conn.execute(
@@ -454,31 +589,6 @@ class ExecutionStore:
             PAPER_BARS_KEPT,
         )
 
-    async def bars_after(
-        self, conn: asyncpg.Connection, instrument_id: str, since: datetime
-    ) -> list[Bar] | None:
-        """The kept final bars of the instrument opening at or after `since`, in the order they
-        came (by close time, the shorter bar first); None when the kept bars do not reach back
-        to `since` (pruned, or none yet)."""
-        oldest = await conn.fetchval(
-            "SELECT min(open_time) FROM paper_bars WHERE instrument_id = $1", instrument_id
-        )
-        if oldest is None or oldest > since:
-            return None
-        rows = await conn.fetch(
-            "SELECT bar FROM paper_bars WHERE instrument_id = $1 AND open_time >= $2 "
-            "ORDER BY close_time, open_time DESC",
-            instrument_id,
-            since,
-        )
-        return [Bar.model_validate_json(row["bar"]) for row in rows]
-
-    async def market_clock(self, conn: asyncpg.Connection, instrument_id: str) -> datetime | None:
-        found: datetime | None = await conn.fetchval(
-            "SELECT clock FROM market WHERE instrument_id = $1", instrument_id
-        )
-        return found
-
     async def equity_history(
         self, account_id: UUID, since: datetime | None, limit: int
     ) -> list[asyncpg.Record]:
@@ -520,3 +630,82 @@ class ExecutionStore:
             instruments,
         )
         return {row["instrument_id"]: row["last_price"] for row in rows}
+
+
+# place_pending: the approved orders inserted PENDING (ON CONFLICT: an id seen before places
+# nothing), their PENDING noted, and for each one stored: its venue, its instrument's clock, the
+# kept bars after its decision when it came late (see Placed), and the account's position in the
+# instrument.
+_PLACE_PENDING = """
+WITH given AS (
+    SELECT * FROM unnest($1::text[], $2::uuid[], $3::uuid[], $4::text[], $5::text[], $6::text[],
+        $7::numeric[], $8::numeric[], $9::numeric[], $10::text[], $11::timestamptz[],
+        $12::text[], $13::timestamptz[]) WITH ORDINALITY
+        AS g(client_order_id, account_id, user_id, instrument_id, side, order_type, quantity,
+             limit_price, stop_price, time_in_force, created_at, traceparent, decided_at, n)
+), placed AS (
+    INSERT INTO orders (client_order_id, account_id, user_id, instrument_id, side, order_type,
+        quantity, limit_price, stop_price, time_in_force, venue, status, created_at, traceparent)
+    SELECT g.client_order_id, g.account_id, g.user_id, g.instrument_id, g.side, g.order_type,
+        g.quantity, g.limit_price, g.stop_price, g.time_in_force, COALESCE(a.venue, 'unknown'),
+        'PENDING', g.created_at, g.traceparent
+    FROM given g LEFT JOIN accounts a ON a.account_id = g.account_id
+    ORDER BY g.n
+    ON CONFLICT (client_order_id) DO NOTHING
+    RETURNING client_order_id, venue
+), noted AS (
+    INSERT INTO order_history (client_order_id, status)
+    SELECT client_order_id, 'PENDING' FROM placed
+)
+SELECT p.client_order_id, p.venue, g.account_id, g.instrument_id, m.clock,
+    CASE WHEN p.venue = 'paper' AND g.decided_at < m.clock AND (
+        SELECT min(b.open_time) FROM paper_bars b WHERE b.instrument_id = g.instrument_id
+    ) <= g.decided_at THEN COALESCE((
+        SELECT json_agg(b.bar ORDER BY b.close_time, b.open_time DESC) FROM paper_bars b
+        WHERE b.instrument_id = g.instrument_id AND b.open_time >= g.decided_at
+    ), '[]') END AS late,
+    s.position, s.avg_price, s.realised, s.fees
+FROM placed p
+JOIN given g ON g.client_order_id = p.client_order_id
+LEFT JOIN market m ON m.instrument_id = g.instrument_id
+LEFT JOIN positions s ON s.account_id = g.account_id AND s.instrument_id = g.instrument_id
+ORDER BY g.n
+"""
+
+# write: save_order (one row per order: its state after the batch), the history in the order
+# given, add_fill, save_position and add_cash (one row per account: the sum of its moves), of
+# many. The parts touch different tables, so that one statement's snapshot serves them all.
+_WRITE = """
+WITH saved AS (
+    UPDATE orders o SET status = u.status, filled = u.filled, avg_price = u.avg_price,
+        fees = u.fees, fills = u.fills, triggered = u.triggered, venue_order_id = u.venue_order_id,
+        accepted_at = u.accepted_at, active_from = u.active_from,
+        reason = COALESCE(u.reason, o.reason), updated_at = now()
+    FROM unnest($1::text[], $2::text[], $3::numeric[], $4::numeric[], $5::numeric[], $6::int[],
+        $7::boolean[], $8::text[], $9::timestamptz[], $10::timestamptz[], $11::text[])
+        AS u(client_order_id, status, filled, avg_price, fees, fills, triggered, venue_order_id,
+             accepted_at, active_from, reason)
+    WHERE o.client_order_id = u.client_order_id
+), noted AS (
+    INSERT INTO order_history (client_order_id, status, reason)
+    SELECT h.client_order_id, h.status, h.reason
+    FROM unnest($12::text[], $13::text[], $14::text[]) WITH ORDINALITY
+        AS h(client_order_id, status, reason, n)
+    ORDER BY h.n
+), filled AS (
+    INSERT INTO fills (trade_id, client_order_id, account_id, instrument_id, side, quantity,
+        price, fee, fee_currency, liquidity, ts)
+    SELECT * FROM unnest($15::text[], $16::text[], $17::uuid[], $18::text[], $19::text[],
+        $20::numeric[], $21::numeric[], $22::numeric[], $23::text[], $24::text[],
+        $25::timestamptz[])
+), held AS (
+    INSERT INTO positions (account_id, instrument_id, position, avg_price, realised, fees)
+    SELECT * FROM unnest($26::uuid[], $27::text[], $28::numeric[], $29::numeric[],
+        $30::numeric[], $31::numeric[])
+    ON CONFLICT (account_id, instrument_id) DO UPDATE SET position = EXCLUDED.position,
+        avg_price = EXCLUDED.avg_price, realised = EXCLUDED.realised, fees = EXCLUDED.fees
+)
+UPDATE accounts a SET cash = a.cash + c.amount
+FROM unnest($32::uuid[], $33::numeric[]) AS c(account_id, amount)
+WHERE a.account_id = c.account_id
+"""

@@ -355,6 +355,45 @@ async def test_a_pending_live_order_is_sent_once_with_its_client_id_and_filled(
         assert [D(p["quantity"]) for p in pnl["positions"]] == [D("0.0015")]
 
 
+async def test_an_approval_for_an_exchange_account_is_stored_pending_then_sent_by_the_driver(
+    live_app: Any, live: Any, binance: FakeBinance, settings: Any
+) -> None:
+    from trademesh_bus import Bus
+    from trademesh_events.orders import OrderApproved, SubmitOrder
+    from trademesh_testing.http import app_client
+
+    user = UUID(int=9)
+    async with app_client(live_app) as client:
+        account = await live.account(client, user)
+        submit = SubmitOrder(
+            account_id=account,
+            user_id=user,
+            client_order_id=f"tm-approved-{time.time_ns() % 10**12}",
+            instrument_id=INSTRUMENT,
+            side="buy",
+            order_type=OrderType.MARKET,
+            quantity=D("0.0015"),
+            source="manual",
+            created_at=datetime.now(UTC),
+        )
+        peer = Bus(settings, "test-risk", telemetry=False)
+        await peer.start()
+        try:
+            await peer.publish(
+                OrderApproved(account_id=account, order=submit, approved_at=datetime.now(UTC))
+            )
+            await live.status(submit.client_order_id, OrderStatus.FILLED)
+        finally:
+            await peer.stop()
+        store = live_app.state.runtime.store
+        _, row = await store.order(submit.client_order_id)
+        assert row["venue"] == "binance"
+        history = [h["status"] for h in await store.history(submit.client_order_id)]
+        assert history == ["PENDING", "SUBMITTED", "PARTIALLY_FILLED", "FILLED"]
+        sent = order_requests(binance)
+        assert [r.params["newClientOrderId"] for r in sent] == [submit.client_order_id]
+
+
 async def test_a_crash_after_sending_is_recovered_by_lookup_without_a_duplicate(
     live_app: Any,
     live: Any,

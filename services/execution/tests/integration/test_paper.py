@@ -4,6 +4,8 @@ with fees and PnL, partial fills, cancels, unknown accounts, and approvals appli
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -17,6 +19,7 @@ from trademesh_events.envelope import new_envelope
 from trademesh_events.marketdata import Bar
 from trademesh_events.orders import (
     CancelAllOrders,
+    CancelOrder,
     OrderApproved,
     OrderFilled,
     OrderType,
@@ -381,3 +384,189 @@ async def test_a_resting_orders_fill_travels_under_the_orders_own_trace(
         "trademesh.order.accepted": order_trace,
         "trademesh.order.filled": order_trace,
     }
+
+
+# ---- approvals in batches: few statements, applied once, fills in order -------------------------
+
+# What asyncpg asks Postgres about a type the first time a connection uses it: once per
+# connection, not per statement of the service, so not counted.
+_TYPE_LOOKUPS = ("typeinfo_tree", "current_setting('jit')", "set_config('jit'")
+
+
+@dataclass
+class Statements:
+    """The statements of every transaction the service's database runs, BEGIN and COMMIT aside,
+    seen by asyncpg's query loggers on the real connections."""
+
+    transactions: list[list[Any]] = field(default_factory=list)
+
+    def of_consumer(self, group: str) -> list[tuple[int, list[str]]]:
+        """The transactions that claimed events of `group` in the inbox: how many events each
+        claimed, and its statements."""
+        found = []
+        for queries in self.transactions:
+            claims = [
+                q for q in queries if q.query.startswith("INSERT INTO inbox") and q.args[0] == group
+            ]
+            if claims:
+                ours = [q.query for q in queries if not any(t in q.query for t in _TYPE_LOOKUPS)]
+                found.append((len(claims[0].args[1]), ours))
+        return found
+
+
+@pytest.fixture
+def statements(app: FastAPI, monkeypatch: pytest.MonkeyPatch) -> Statements:
+    db = app.state.runtime.db
+    seen = Statements()
+    transaction = db.transaction
+
+    @asynccontextmanager
+    async def counted() -> AsyncIterator[Any]:
+        async with transaction() as conn:
+            queries: list[Any] = []
+            seen.transactions.append(queries)
+            conn.add_query_logger(queries.append)
+            try:
+                yield conn
+            finally:
+                conn.remove_query_logger(queries.append)
+
+    monkeypatch.setattr(db, "transaction", counted)
+    return seen
+
+
+async def test_a_batch_of_approvals_costs_a_bounded_number_of_statements(
+    app: FastAPI, client: httpx.AsyncClient, peer: Bus, settings: Settings, statements: Statements
+) -> None:
+    """However many approvals a batch holds (resting orders, an unknown account's, a late one
+    that fills at once), its transaction runs five statements: the inbox claim, the paper
+    market locks, the orders stored with what placing them reads, their changes, their events.
+    (Placed one by one, an approval took 12 statements, a late one that filled 22.)"""
+    user, name = uuid4(), instrument()
+    account = await paper_account(client, user)
+    day0 = bar(name, 0, "100", "101", "99", "100")
+    await market(app, peer, day0)
+    await market(app, peer, bar(name, 1, "102", "102", "102", "102"))
+    batch = [
+        approved(
+            account, user, name, "buy", "1", order_type=OrderType.LIMIT, limit_price=Decimal(80 + n)
+        )
+        for n in range(20)
+    ]
+    batch.append(approved(uuid4(), user, name, "buy", "1"))  # an account that does not exist
+    batch.append(approved(account, user, name, "buy", "1", decided_at=day0.close_time))
+    statements.transactions.clear()
+    await peer.publish_many(batch)
+    await events_of(settings, batch[-1].order.client_order_id, "filled")
+    await events_of(settings, batch[-2].order.client_order_id, "rejected")
+    for each in batch[:-2]:
+        await events_of(settings, each.order.client_order_id, "accepted")
+    handled = statements.of_consumer(f"{settings.consumer_group}.{ORDERS_APPROVED}")
+    assert sum(claimed for claimed, _ in handled) == len(batch)
+    for claimed, queries in handled:
+        assert len(queries) <= 5, (claimed, queries)
+
+
+async def test_a_redelivered_or_repeated_batch_of_approvals_changes_nothing(
+    app: FastAPI, client: httpx.AsyncClient, peer: Bus, settings: Settings
+) -> None:
+    user, name = uuid4(), instrument()
+    account = await paper_account(client, user)
+    day0 = bar(name, 0, "100", "101", "99", "100")
+    await market(app, peer, day0)
+    await market(app, peer, bar(name, 1, "102", "102", "102", "102"))
+    batch = [
+        approved(account, user, name, "buy", "2", decided_at=day0.close_time),  # fills at once
+        approved(
+            account, user, name, "buy", "1", order_type=OrderType.LIMIT, limit_price=Decimal("90")
+        ),
+        approved(uuid4(), user, name, "buy", "1"),
+    ]
+    envelopes = await peer.publish_many(batch)
+    await events_of(settings, batch[0].order.client_order_id, "filled")
+    await events_of(settings, batch[1].order.client_order_id, "accepted")
+    await events_of(settings, batch[2].order.client_order_id, "rejected")
+    db = app.state.runtime.db
+
+    async def state() -> list[Any]:
+        return [
+            await db.pool.fetch(f"SELECT * FROM {table} ORDER BY 1, 2")
+            for table in ("orders", "order_history", "fills", "positions", "accounts")
+        ] + [await db.pool.fetchval("SELECT count(*) FROM outbox")]
+
+    before = await state()
+    spec = get_topic(ORDERS_APPROVED)
+    for event, envelope in zip(batch, envelopes, strict=True):  # redelivered: the same events
+        await peer.publish_raw(
+            spec.name, spec.encode(event), spec.key_of(event), envelope.to_headers()
+        )
+    await peer.publish_many(batch)  # approved again: new events of the same orders
+    marker = approved(account, user, name, "buy", "1", order_type=OrderType.LIMIT,
+                      limit_price=Decimal("80"))  # fmt: skip
+    await peer.publish(marker)  # same account, same partition: behind them
+    await events_of(settings, marker.order.client_order_id, "accepted")
+    after = await state()
+    marked = marker.order.client_order_id
+    assert [r for r in after[0] if r["client_order_id"] != marked] == list(before[0])
+    assert [r for r in after[1] if r["client_order_id"] != marked] == list(before[1])
+    assert after[2:5] == before[2:5]
+    assert after[5] == before[5] + 2  # the marker's submitted and accepted
+    records = decoded(
+        ORDERS_EVENTS, await read_all(settings.kafka_bootstrap, ORDERS_EVENTS, expect=1)
+    )
+    published = {
+        each.order.client_order_id: kinds(
+            [e for e in records if e.client_order_id == each.order.client_order_id]
+        )
+        for each in batch
+    }
+    assert list(published.values()) == [
+        ["submitted", "accepted", "filled"],
+        ["submitted", "accepted"],
+        ["rejected"],
+    ]
+
+
+async def test_late_market_orders_in_one_batch_fill_at_once_with_their_events_in_order(
+    app: FastAPI, client: httpx.AsyncClient, peer: Bus, settings: Settings
+) -> None:
+    """Two late market orders of one account and instrument in one batch fill from the kept
+    bars at once, one after the other in the position and cash; a cancel behind an approval in
+    the same batch finds its order placed. Each order's events come out in order."""
+    user, name = uuid4(), instrument()
+    account = await paper_account(client, user)
+    day0 = bar(name, 0, "100", "101", "99", "100")
+    await market(app, peer, day0)
+    await market(app, peer, bar(name, 1, "102", "103", "101", "102"))
+    buy = approved(account, user, name, "buy", "2", decided_at=day0.close_time)
+    sell = approved(account, user, name, "sell", "1", decided_at=day0.close_time)
+    resting = approved(account, user, name, "buy", "1", order_type=OrderType.LIMIT,
+                       limit_price=Decimal("50"))  # fmt: skip
+    cancel = CancelOrder(
+        account_id=account,
+        user_id=user,
+        client_order_id=resting.order.client_order_id,
+        created_at=datetime.now(UTC),
+    )
+    await peer.publish_many([buy, sell, resting, cancel], topic=get_topic(ORDERS_APPROVED))
+    bought = await events_of(settings, buy.order.client_order_id, "filled")
+    sold = await events_of(settings, sell.order.client_order_id, "filled")
+    cancelled = await events_of(settings, resting.order.client_order_id, "canceled")
+    assert kinds(bought) == kinds(sold) == ["submitted", "accepted", "filled"]
+    assert kinds(cancelled) == ["submitted", "accepted", "canceled"]
+    assert bought[-1].last_price == Decimal("102") * Decimal("1.0005")
+    assert sold[-1].last_price == Decimal("102") * Decimal("0.9995")
+    assert bought[-1].ts == sold[-1].ts == day0.close_time  # day 1's open
+
+    runtime = app.state.runtime
+    (held,) = await runtime.store.positions(account)
+    assert held.quantity == 1 and held.avg_price == bought[-1].last_price
+    fees = bought[-1].fee + sold[-1].fee
+    assert held.realised_pnl == sold[-1].last_price - bought[-1].last_price - fees
+    assert bought[-1].fee == 2 * bought[-1].last_price * Decimal("0.001")
+    cash = await runtime.db.pool.fetchval(
+        "SELECT cash FROM accounts WHERE account_id = $1", account
+    )
+    assert cash == Decimal(10000) - 2 * bought[-1].last_price + sold[-1].last_price - fees
+    history = await runtime.store.history(buy.order.client_order_id)
+    assert [h["status"] for h in history] == ["PENDING", "SUBMITTED", "ACCEPTED", "FILLED"]

@@ -8,13 +8,13 @@ one transaction, so an order's row and orders.events.v1 never disagree.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from uuid import UUID
 
 import asyncpg
 from trademesh_bus import Delivery, inbox
-from trademesh_bus.outbox import Outbox
+from trademesh_bus.outbox import Outbox, Outgoing
 from trademesh_db import Database
 from trademesh_events.marketdata import Bar, Tick
 from trademesh_events.orders import (
@@ -24,7 +24,7 @@ from trademesh_events.orders import (
     OrderFilled,
     OrderStatus,
 )
-from trademesh_events.topics import MD_BARS, ApprovedCommand
+from trademesh_events.topics import MD_BARS, ApprovedCommand, OrderLifecycleEvent
 from trademesh_observability import metrics
 from trademesh_observability.logging import get_logger
 from trademesh_trading.fills import FillModel
@@ -41,7 +41,13 @@ from trademesh_execution.engine import (
     paper_accept,
     paper_fills,
 )
-from trademesh_execution.store import ExecutionStore, emit_order_event
+from trademesh_execution.store import (
+    ExecutionStore,
+    OrderWrites,
+    Placed,
+    current_traceparent,
+    emit_order_event,
+)
 
 log = get_logger("trademesh_execution.orders")
 
@@ -66,57 +72,104 @@ class Orders:
 
     # ---- commands from risk (orders.approved.v1) -----------------------------------------------
 
+    async def on_approved_many(
+        self, conn: asyncpg.Connection, received: Sequence[tuple[ApprovedCommand, Delivery]]
+    ) -> None:
+        """A batch of orders.approved.v1 in its transaction, in the order received: each run of
+        approvals placed at once (place), a cancel in between as on_approved does it. The caller
+        holds the paper market locks of the batch's instruments (handlers.py takes them all at
+        once, in order)."""
+        run: list[tuple[OrderApproved, str | None]] = []
+        for event, delivery in received:
+            if isinstance(event, OrderApproved):
+                with delivery.traced():  # the order is placed under its approval's trace
+                    run.append((event, current_traceparent()))
+                continue
+            await self.place(conn, run)
+            run = []
+            with delivery.traced():
+                await self.on_approved(conn, event)
+        await self.place(conn, run)
+
     async def on_approved(self, conn: asyncpg.Connection, event: ApprovedCommand) -> None:
         if isinstance(event, OrderApproved):
-            await self._place(conn, event)
+            await self.store.lock_markets(conn, [event.order.instrument_id])
+            await self.place(conn, [(event, current_traceparent())])
         elif isinstance(event, CancelOrder):
             await self.cancel(conn, event.client_order_id, "cancel requested", event.account_id)
         elif isinstance(event, CancelAllOrders):
             for order in await self.store.open_orders(conn, event.account_id):
                 await self.cancel(conn, order.client_order_id, event.reason, event.account_id)
 
-    async def _place(self, conn: asyncpg.Connection, event: OrderApproved) -> None:
-        """PENDING is stored before anything is sent; a client order id seen before places
-        nothing (a redelivered or repeated approval cannot make a second order)."""
+    async def place(
+        self, conn: asyncpg.Connection, approvals: list[tuple[OrderApproved, str | None]]
+    ) -> None:
+        """Approved orders, each with the traceparent it is placed under, in at most three
+        statements whatever their number: stored PENDING with what placing them reads
+        (place_pending), their changes (write), their events (the outbox, in order).
+
+        PENDING is stored before anything is sent; a client order id seen before places
+        nothing (a redelivered or repeated approval cannot make a second order). An order of an
+        unknown account is REJECTED; one of a live venue stays PENDING (it commits with this
+        approval; live.py sends it afterwards, and looks it up first, so a crash in between
+        never sends it twice); a paper order is SUBMITTED and ACCEPTED, and one that came late
+        is tried against the kept bars after its decision at once. The caller holds the paper
+        market locks of the orders' instruments."""
+        first: dict[str, tuple[OrderApproved, str | None]] = {}
+        for approval in approvals:
+            first.setdefault(approval[0].order.client_order_id, approval)
+        placed = await self.store.place_pending(
+            conn, [(event.order, traceparent) for event, traceparent in first.values()]
+        )
+        writes = OrderWrites()
+        events: list[Outgoing] = []
+        for event, traceparent in approvals:
+            client_order_id = event.order.client_order_id
+            found = placed.pop(client_order_id, None)
+            if found is None:  # stored before, or earlier in this batch
+                log.info("approval of a known order ignored", client_order_id=client_order_id)
+                continue
+            made = self._placed(event, found, writes)
+            events.extend(Outgoing(e, traceparent=traceparent) for e in made)
+        await self.store.write(conn, writes)
+        await self.outbox.add_many(conn, events)
+
+    def _placed(self, event: OrderApproved, placed: Placed, writes: OrderWrites) -> list[OrderLifecycleEvent]:
+        """What placing a stored PENDING order does (into `writes`), and its events in order."""
         now = self.clock()
-        account = await self.store.account(event.account_id, conn)
-        venue = account.venue if account is not None else "unknown"
         order = new_order(event.order)
-        if not await self.store.insert_pending(conn, order, venue):
-            log.info("approval of a known order ignored", client_order_id=order.client_order_id)
-            return
-        if account is None:
-            await self._move(conn, order, OrderStatus.REJECTED, "unknown account")
-            return
-        if account.venue != "paper":
-            # A live venue: PENDING commits with this approval; live.py sends it afterwards
-            # (and looks it up first, so a crash in between never sends it twice).
-            return
+        if placed.venue == "unknown":
+            rejected, refusal = advance(order, OrderStatus.REJECTED, now, reason="unknown account")
+            writes.save(rejected, order.status, "unknown account")
+            return [refusal]
+        if placed.venue != "paper":
+            return []
         # The market's time: the bar the order was decided on when the paper venue has seen
         # later bars already (the approval came late: it is tried against the kept bars after
         # that one, as if it had come in time); else the instrument's clock, and never before
         # the decision (execution may read that bar after the approval); the service's now
         # when neither is known.
-        await self.store.lock_market(conn, order.instrument_id)
-        clock = await self.store.market_clock(conn, order.instrument_id)
-        decided = event.order.decided_at
-        late = None
-        if decided is not None and clock is not None and clock > decided:
-            late = await self.store.bars_after(conn, order.instrument_id, decided)
+        clock, decided, late = placed.clock, event.order.decided_at, placed.late
         known = [t for t in (clock, decided) if t is not None]
         market_time = decided if late is not None and decided else max(known) if known else now
-        accepted, events = paper_accept(order, now, market_time=market_time)
-        await self.store.note(conn, order.client_order_id, OrderStatus.SUBMITTED, None)
-        await self.store.save_order(conn, accepted)
-        for each in events:
-            await emit_order_event(self.store, self.outbox, conn, each)
+        accepted, made = paper_accept(order, now, market_time=market_time)
+        writes.notes.append((order.client_order_id, OrderStatus.SUBMITTED, None))
+        writes.save(accepted, OrderStatus.SUBMITTED)
+        events: list[OrderLifecycleEvent] = list(made)
+        held = placed.position
         for bar in late or ():
-            matches = paper_fills([accepted], bar, self.fill_model)
-            await self._apply(conn, matches)
-            if matches:
-                accepted = matches[-1].order
+            for match in paper_fills([accepted], bar, self.fill_model):
+                writes.save(match.order, accepted.status)
+                for each in match.events:
+                    if isinstance(each, OrderFilled):
+                        held = writes.positions.get((held.account_id, held.instrument_id), held)
+                        writes.book(each, book(held, each))
+                        metrics.EXECUTION_FILLS.labels(service=self.service, venue="paper").inc()
+                    events.append(each)
+                accepted = match.order
             if not is_open(accepted.status):
                 break
+        return events
 
     async def cancel(
         self, conn: asyncpg.Connection, client_order_id: str, reason: str, account_id: UUID | None
