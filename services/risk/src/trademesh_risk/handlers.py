@@ -67,8 +67,10 @@ def register_handlers(
         for event, delivery in received:
             with delivery.traced():
                 match event:
-                    case OrderFilled() | OrderRejected() | OrderCanceled() | OrderExpired():
-                        await decider.on_order_event(conn, event)
+                    case OrderFilled():
+                        await decider.on_fill(conn, event)
+                    case OrderRejected() | OrderCanceled() | OrderExpired():
+                        await decider.on_finished(conn, event)
                     case OrderSubmitted() | OrderAccepted() | OrderStatusUnknown():
                         pass  # changes neither positions nor what counts as pending
                     case _:

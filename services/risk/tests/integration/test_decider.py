@@ -184,7 +184,7 @@ async def test_a_fill_costs_two_statements(replica: Decider) -> None:
     async with counted(replica.db) as (conn, seen):
         await replica.lock_accounts(conn, [account])
         for fill in fills:
-            await replica.on_order_event(conn, fill)
+            await replica.on_fill(conn, fill)
     assert len(seen) == 2 + 2 * len(orders), seen
     held = await replica.store.positions(account)
     assert [(p.position, p.avg_price, p.realised) for p in held] == [
@@ -195,7 +195,7 @@ async def test_a_fill_costs_two_statements(replica: Decider) -> None:
     async with replica.db.transaction() as conn:
         assert await replica.store.pending(conn, account) == ({}, 0)
         # The same trade again (a redelivered fill under a new event id) changes nothing.
-        await replica.on_order_event(conn, fills[0])
+        await replica.on_fill(conn, fills[0])
     again = await replica.store.positions(account)
     assert [(p.position, p.realised) for p in again] == [(Decimal(5), Decimal("-2.5"))]
 
@@ -209,7 +209,7 @@ async def test_a_fill_past_the_daily_loss_limit_switches_the_account_to_reducing
     await decide(replica, order)
     async with replica.db.transaction() as conn:
         await replica.lock_accounts(conn, [account])
-        await replica.on_order_event(conn, filled(order, fee="1"))  # realised: -1
+        await replica.on_fill(conn, filled(order, fee="1"))  # realised: -1
     row = await replica.store.account(account)
     assert row is not None and row.state.value == "REDUCING"
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from datetime import datetime
+from typing import assert_never
 from uuid import UUID
 
 import asyncpg
@@ -81,25 +82,43 @@ class Orders:
         once, in order)."""
         run: list[tuple[OrderApproved, str | None]] = []
         for event, delivery in received:
-            if isinstance(event, OrderApproved):
-                with delivery.traced():  # the order is placed under its approval's trace
-                    run.append((event, current_traceparent()))
-                continue
-            await self.place(conn, run)
-            run = []
-            with delivery.traced():
-                await self.on_approved(conn, event)
+            match event:
+                case OrderApproved():
+                    with delivery.traced():  # the order is placed under its approval's trace
+                        run.append((event, current_traceparent()))
+                case CancelOrder() | CancelAllOrders():
+                    await self.place(conn, run)
+                    run = []
+                    with delivery.traced():
+                        await self.on_cancel(conn, event)
+                case _:
+                    assert_never(event)
         await self.place(conn, run)
 
     async def on_approved(self, conn: asyncpg.Connection, event: ApprovedCommand) -> None:
-        if isinstance(event, OrderApproved):
-            await self.store.lock_markets(conn, [event.order.instrument_id])
-            await self.place(conn, [(event, current_traceparent())])
-        elif isinstance(event, CancelOrder):
-            await self.cancel(conn, event.client_order_id, "cancel requested", event.account_id)
-        elif isinstance(event, CancelAllOrders):
-            for order in await self.store.open_orders(conn, event.account_id):
-                await self.cancel(conn, order.client_order_id, event.reason, event.account_id)
+        """One command of orders.approved.v1 in its transaction (on_approved_many is the
+        batch's path; this one takes the order's market lock itself)."""
+        match event:
+            case OrderApproved():
+                await self.store.lock_markets(conn, [event.order.instrument_id])
+                await self.place(conn, [(event, current_traceparent())])
+            case CancelOrder() | CancelAllOrders():
+                await self.on_cancel(conn, event)
+            case _:
+                assert_never(event)
+
+    async def on_cancel(
+        self, conn: asyncpg.Connection, event: CancelOrder | CancelAllOrders
+    ) -> None:
+        """A cancel risk forwarded: one order, or every open order of the account."""
+        match event:
+            case CancelOrder():
+                await self.cancel(conn, event.client_order_id, "cancel requested", event.account_id)
+            case CancelAllOrders():
+                for order in await self.store.open_orders(conn, event.account_id):
+                    await self.cancel(conn, order.client_order_id, event.reason, event.account_id)
+            case _:
+                assert_never(event)
 
     async def place(
         self, conn: asyncpg.Connection, approvals: list[tuple[OrderApproved, str | None]]
@@ -134,7 +153,9 @@ class Orders:
         await self.store.write(conn, writes)
         await self.outbox.add_many(conn, events)
 
-    def _placed(self, event: OrderApproved, placed: Placed, writes: OrderWrites) -> list[OrderLifecycleEvent]:
+    def _placed(
+        self, event: OrderApproved, placed: Placed, writes: OrderWrites
+    ) -> list[OrderLifecycleEvent]:
         """What placing a stored PENDING order does (into `writes`), and its events in order."""
         now = self.clock()
         order = new_order(event.order)

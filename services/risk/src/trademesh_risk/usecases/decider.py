@@ -23,6 +23,7 @@ from contextlib import nullcontext
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from decimal import Decimal
+from typing import assert_never
 from uuid import UUID
 
 import asyncpg
@@ -185,11 +186,16 @@ class Decider:
             )
         for event, delivery in received:
             traceparent = delivery.traceparent if delivery is not None else None
-            if isinstance(event, CancelOrder):
-                # Cancelling only ever lowers risk: it is forwarded even under a kill switch.
-                outgoing.append(Outgoing(event, topic=_APPROVED, traceparent=traceparent))
-                continue
-            assert isinstance(event, SubmitOrder) and config is not None
+            match event:
+                case CancelOrder():
+                    # Cancelling only ever lowers risk: forwarded even under a kill switch.
+                    outgoing.append(Outgoing(event, topic=_APPROVED, traceparent=traceparent))
+                    continue
+                case SubmitOrder():
+                    pass
+                case _:
+                    assert_never(event)
+            assert config is not None  # read above, as the batch has an order
             if event.client_order_id in decided:
                 continue  # the same intent again (a bot re-emitting it): the first decision stands
             decided.add(event.client_order_id)
@@ -303,54 +309,53 @@ class Decider:
 
     # ---- order events ----------------------------------------------------------------------------
 
-    async def on_order_event(
-        self,
-        conn: asyncpg.Connection,
-        event: OrderFilled | OrderRejected | OrderCanceled | OrderExpired,
+    async def on_fill(self, conn: asyncpg.Connection, event: OrderFilled) -> None:
+        """A fill changes the position and the realised PnL (once per trade id), and may send
+        the account to REDUCING."""
+        today = self.clock().date()
+        counted = await self.store.count_fill(
+            conn,
+            account_id=event.account_id,
+            instrument_id=event.instrument_id,
+            client_order_id=event.client_order_id,
+            trade_id=event.trade_id,
+            qty=event.last_qty,
+            leaves=event.leaves_qty,
+        )
+        if not counted.added:
+            return
+        if counted.account is None:  # the caller did not lock it (the handler does)
+            row = await self.store.lock_account(conn, event.account_id, today)
+            state, pnl_day, realised_today = row.state, row.pnl_day, row.realised_today
+        else:
+            state, pnl_day, realised_today = counted.account
+        held = counted.held
+        position, avg_price, realised = apply_fill(
+            held.position,
+            held.avg_price,
+            event.side,
+            event.last_qty,
+            event.last_price,
+            event.booked_fee,
+        )
+        realised_today = (realised_today if pnl_day == today else ZERO) + realised
+        await self.store.book_fill(
+            conn,
+            event.account_id,
+            PositionRow(event.instrument_id, position, avg_price, held.realised + realised),
+            realised_today,
+            today,
+        )
+        if state is TradingState.ACTIVE:
+            config = await self.config.get(conn, counted.config_version, [event.account_id])
+            if daily_loss_reached(realised_today, config.limits(event.account_id, None)):
+                await self._reduce(conn, event.account_id)
+
+    async def on_finished(
+        self, conn: asyncpg.Connection, event: OrderRejected | OrderCanceled | OrderExpired
     ) -> None:
-        """Fills change positions and realised PnL (once per trade id); finished orders stop
-        counting as pending."""
-        if isinstance(event, OrderFilled):
-            today = self.clock().date()
-            counted = await self.store.count_fill(
-                conn,
-                account_id=event.account_id,
-                instrument_id=event.instrument_id,
-                client_order_id=event.client_order_id,
-                trade_id=event.trade_id,
-                qty=event.last_qty,
-                leaves=event.leaves_qty,
-            )
-            if not counted.added:
-                return
-            if counted.account is None:  # the caller did not lock it (the handler does)
-                row = await self.store.lock_account(conn, event.account_id, today)
-                state, pnl_day, realised_today = row.state, row.pnl_day, row.realised_today
-            else:
-                state, pnl_day, realised_today = counted.account
-            held = counted.held
-            position, avg_price, realised = apply_fill(
-                held.position,
-                held.avg_price,
-                event.side,
-                event.last_qty,
-                event.last_price,
-                event.booked_fee,
-            )
-            realised_today = (realised_today if pnl_day == today else ZERO) + realised
-            await self.store.book_fill(
-                conn,
-                event.account_id,
-                PositionRow(event.instrument_id, position, avg_price, held.realised + realised),
-                realised_today,
-                today,
-            )
-            if state is TradingState.ACTIVE:
-                config = await self.config.get(conn, counted.config_version, [event.account_id])
-                if daily_loss_reached(realised_today, config.limits(event.account_id, None)):
-                    await self._reduce(conn, event.account_id)
-        elif isinstance(event, OrderRejected | OrderCanceled | OrderExpired):
-            await self.store.close_order(conn, event.client_order_id)
+        """An order that ended without (more) fills stops counting as pending."""
+        await self.store.close_order(conn, event.client_order_id)
 
     # ---- switches and states -----------------------------------------------------------------
 
