@@ -18,7 +18,6 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.errors import KafkaConnectionError, KafkaTimeoutError, NotLeaderForPartitionError
 from aiokafka.partitioner import DefaultPartitioner
 from faststream.kafka import KafkaBroker
-from faststream.kafka.annotations import KafkaMessage
 from faststream.message import StreamMessage
 from faststream.middlewares import AckPolicy
 from opentelemetry import context as otel_context
@@ -574,8 +573,12 @@ class Bus:
         )
         _hand_over_at_once(subscriber, batch)
 
-        async def consume(body: Any, msg: KafkaMessage) -> None:
-            records: tuple[Any, ...] = msg.raw_message
+        # The body is the batch's records as the decoder left them. Not `msg: KafkaMessage`:
+        # FastStream resolves that Context parameter through fast_depends, which runs its sync
+        # resolver in a worker thread, a thread hop per batch (12 % of risk's CPU at 500 bars/s
+        # in py-spy).
+        async def consume(body: Any) -> None:
+            records: tuple[Any, ...] = body
             await consumer.batch(records)
 
         consume.__name__ = consumer.group.replace(".", "_").replace("-", "_")
