@@ -234,19 +234,23 @@ class OutboxRelay:
 
     async def _drain(self, stop: asyncio.Event) -> None:
         """Passes until the outbox is empty. When another replica's relay holds the lock, its
-        pass may have begun before this process's commit: try again shortly, not at the poll."""
-        waited = 0.0
+        pass may have begun before this process's commit: try again shortly, not at the poll,
+        backing off (5 ms, doubling up to 100 ms) so that many replicas locked out by one do not
+        take turns at the database every few milliseconds."""
+        waited, delay = 0.0, _LOCKED_RETRY_S
         while not stop.is_set():
             done = await self.relay_once()
             if done == self.batch_size:
                 continue
             if done >= 0 or waited >= self.poll_interval:
                 return
-            await asyncio.sleep(_LOCKED_RETRY_S)
-            waited += _LOCKED_RETRY_S
+            await asyncio.sleep(delay)
+            waited += delay
+            delay = min(delay * 2, _LOCKED_RETRY_MAX_S)
 
 
 _LOCKED_RETRY_S = 0.005
+_LOCKED_RETRY_MAX_S = 0.1
 
 
 async def _first(*events: asyncio.Event) -> None:
