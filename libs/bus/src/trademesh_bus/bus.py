@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -45,6 +46,7 @@ from trademesh_bus.outbox import Outbox
 
 log = logging.getLogger("trademesh.bus")
 _tracer = trace.get_tracer("trademesh.bus")
+_DEAD_LETTERED_KEPT = 10_000  # how many dead-lettered records a process remembers
 
 _MAX_ERROR_HEADER = 1000
 _RETRIABLE_PUBLISH = (KafkaConnectionError, KafkaTimeoutError, NotLeaderForPartitionError)
@@ -202,6 +204,8 @@ class Bus:
         self._bulk: AIOKafkaProducer | None = None
         self._bulk_lock = asyncio.Lock()
         self._positions: dict[tuple[str, str, int], int] = {}
+        # The records this process dead-lettered lately, by (group, topic, partition, offset).
+        self._dead_lettered: OrderedDict[tuple[str, str, int, int], None] = OrderedDict()
         self._lag = (
             LagSampler(lambda: self.broker.subscribers, self._positions, service, lag_interval)
             if telemetry
@@ -609,6 +613,12 @@ class Bus:
     async def _dead_letter(
         self, spec: TopicSpec[Event], group: str, record: Any, reason: str, detail: str
     ) -> None:
+        # A batch whose poison record was dead-lettered may come again (a transient error after
+        # it left the batch uncommitted): the record is not dead-lettered twice by this process.
+        # Across a restart it may be (at least once, like every delivery).
+        where = (group, record.topic, record.partition, record.offset)
+        if where in self._dead_lettered:
+            return
         headers = {k: _header_text(v) for k, v in (record.headers or [])}
         headers.update(
             {
@@ -624,6 +634,9 @@ class Bus:
         )
         # Awaited with acks=all: if the DLQ write fails the original is not committed either.
         await self.publish_raw(spec.dlq, record.value or b"", record.key, headers)
+        self._dead_lettered[where] = None
+        while len(self._dead_lettered) > _DEAD_LETTERED_KEPT:
+            self._dead_lettered.popitem(last=False)
         metrics.dead_lettered(self.service, spec.name, reason)
         log.warning(
             "message sent to the DLQ",

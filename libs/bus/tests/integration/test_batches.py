@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 from trademesh_bus import Bus, Delivery, Route
 from trademesh_db import Database
+from trademesh_events.envelope import Envelope
 from trademesh_testing.samples import committed_offset, make_tick, read_all
 from trademesh_testing.waiting import eventually
 
@@ -197,3 +198,40 @@ async def test_a_batch_handler_gets_the_whole_batch_once_and_a_bad_record_alone(
     assert sorted(r["trade_id"] for r in applied) == sorted(f"t{n}" for n in range(8) if n != 3)
     assert sizes[0] == 8  # the batch, then each record alone after it failed
     assert sizes[1:] == [1] * 8
+
+
+async def test_a_poison_record_of_a_batch_delivered_again_is_dead_lettered_once(
+    db: Database, service_settings: Any, tick_topic: Any, kafka_bootstrap: str
+) -> None:
+    """The malformed record leaves its batch for the DLQ before the batch is handled; the batch
+    then fails transiently, is not committed and comes again: the DLQ still has one copy."""
+    spec = await tick_topic(partitions=1)
+    producer = Bus(service_settings(), "producer", telemetry=False)
+    await producer.start()
+    try:
+        await producer.publish(make_tick(0), topic=spec)
+        headers = Envelope(
+            id=uuid.uuid4(), type="trademesh.md.tick", source="x", time=make_tick().ts
+        ).to_headers()
+        await producer.publish_raw(spec.name, b"{not json", b"k", headers)
+        await producer.publish(make_tick(1), topic=spec)
+    finally:
+        await producer.stop()
+    attempts: list[str] = []
+
+    async def handler(event: Any, delivery: Delivery) -> None:
+        attempts.append(event.trade_id)
+        if len(attempts) == 1:
+            raise ConnectionError("the database went away for a moment")
+
+    group = f"g-{uuid.uuid4().hex[:8]}"
+    bus = Bus(service_settings(kafka_handler_retries=0), "batch-svc", telemetry=False)
+    bus.subscribe(spec, group=group, handler=handler, db=db)
+    await bus.start()
+    try:
+        assert await eventually(lambda: _is(committed_offset(kafka_bootstrap, group, spec.name), 3))
+    finally:
+        await bus.stop()
+    assert attempts[0] == "t0" and attempts.count("t0") == 2  # the batch came again
+    dead = await read_all(kafka_bootstrap, spec.dlq, expect=1)
+    assert [r.value for r in dead] == [b"{not json"]
