@@ -45,6 +45,7 @@ from trademesh_events.orders import (
     OrderCanceled,
     OrderExpired,
     OrderFilled,
+    OrderLifecycleEvent,
     OrderRejected,
     OrderStatus,
     OrderStatusUnknown,
@@ -70,15 +71,7 @@ PRODUCES: tuple[str, ...] = ("orders.events.v1", "orders.discrepancies.v1")
 ZERO = Decimal(0)
 MAX_REASON = 500  # the lifecycle events' reason limit
 Liquidity = Literal["maker", "taker"]
-OrderEvent: TypeAlias = (
-    OrderSubmitted
-    | OrderAccepted
-    | OrderRejected
-    | OrderCanceled
-    | OrderExpired
-    | OrderStatusUnknown
-    | OrderFilled
-)
+OrderEvent: TypeAlias = OrderLifecycleEvent  # what orders.events.v1 carries
 
 # ---- the order state machine ------------------------------------------------------------------
 
