@@ -129,13 +129,18 @@ async def counted(db: Database) -> AsyncIterator[tuple[asyncpg.Connection, list[
 
 
 async def decide(decider: Decider, *events: Any) -> list[Any]:
-    """One batch, as the intents' handler hands it over; the events it wrote, in order."""
+    """One batch, as the intents' handler hands it over; the events it wrote, in order (only
+    those: a test's second app shares the schema, and its consumers may write events too)."""
     async with decider.db.transaction() as conn:
         await decider.on_intents(conn, [(event, None) for event in events])
         rows = await conn.fetch(
-            "SELECT topic, payload FROM outbox WHERE published_at IS NULL ORDER BY seq"
+            "SELECT seq, topic, payload FROM outbox WHERE published_at IS NULL "
+            "AND xmin::text = (pg_current_xact_id()::text::numeric % 4294967296)::text ORDER BY seq"
         )
-        await conn.execute("UPDATE outbox SET published_at = now() WHERE published_at IS NULL")
+        await conn.execute(
+            "UPDATE outbox SET published_at = now() WHERE seq = ANY($1::bigint[])",
+            [row["seq"] for row in rows],
+        )
     return [get_topic(row["topic"]).decode(row["payload"]) for row in rows]
 
 
