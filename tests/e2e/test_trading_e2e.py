@@ -3,11 +3,13 @@
 account and starts a bot on a replay; intents become approvals, fills, a position and PnL; a
 manual limit order fills; an order over a limit is denied with its reason; the bot stops; and
 the audit log holds every step, each order's path (gateway -> risk -> execution) under one
-trace id (T7)."""
+trace id; and each bot order's trace id finds that order's path, and only its, in the logs of
+strategy, risk and execution."""
 
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 import tomllib
 import uuid
@@ -103,6 +105,12 @@ def test_a_user_trades_through_the_gateway_and_the_audit_log_holds_every_step(
             return [o for o in filled if o["account_id"] == account] or None
 
         eventually(bot_filled, 120, "a bot order filled")
+        # Two bot orders, for the per-order traces checked at the end.
+        eventually(
+            lambda: (found := bot_filled()) is not None and len(found) >= 2,
+            60,
+            "two bot orders filled",
+        )
         intents = http.get(f"/api/v1/bots/{bot_id}/orders", headers=me).json()
         assert intents, intents
         pnl = http.get(f"/api/v1/accounts/{account}/pnl", headers=me).json()
@@ -186,7 +194,53 @@ def test_a_user_trades_through_the_gateway_and_the_audit_log_holds_every_step(
         eventually(bot_states, 60, "the bot's RUNNING and STOPPED states in the audit log")
         verified = http.get("/api/v1/audit/verify", headers=admin).json()
         assert verified["ok"] is True, verified
+
+        # Each bot order has a trace of its own, and from its trace id the services' logs tell
+        # that order's path, and only that order's.
+        bot_orders = [o for o in bot_filled() or [] if o["client_order_id"] != manual_id][:2]
+        assert len(bot_orders) == 2, bot_orders
+        traces = {}
+        for placed in bot_orders:
+            cid = placed["client_order_id"]
+            rows = eventually(lambda c=cid: audited(c, "trademesh.order.filled"), 60, "audited")
+            [trace_id] = {r["trace_id"] for r in rows}
+            traces[cid] = trace_id
+        assert len(set(traces.values())) == 2 and None not in traces.values(), traces
+        for cid, trace_id in traces.items():
+            path = _lines_of_trace(platform, trace_id)
+            orders = {line["client_order_id"] for line in path if "client_order_id" in line}
+            assert orders == {cid}, path
+            assert _steps(path) >= {
+                ("strategy", "order intent"),
+                ("risk", "order approved"),
+                ("execution", "order submitted"),
+                ("execution", "order accepted"),
+                ("execution", "order filled"),
+            }, path
+            [intent] = [line for line in path if line["event"] == "order intent"]
+            assert intent["bot_id"] == bot_id and intent["account_id"] == account
+            [fill] = [line for line in path if line["event"] == "order filled"]
+            assert Decimal(fill["price"]) > 0 and Decimal(fill["quantity"]) == Decimal(10)
     assert not [line for line in platform.lines[since:] if "exited with" in line]
+
+
+def _lines_of_trace(platform: Platform, trace_id: str) -> list[dict[str, Any]]:
+    """The JSON log lines of strategy, risk and execution (their files under the platform's
+    home) that were logged in the trace `trace_id`."""
+    found = []
+    for service in ("strategy", "risk", "execution"):
+        path = platform.home / "logs" / f"{service}.log"
+        for text in path.read_text(errors="replace").splitlines():
+            if trace_id not in text or not text.startswith("{"):
+                continue
+            line = json.loads(text)
+            if line.get("trace_id") == trace_id:
+                found.append(line)
+    return found
+
+
+def _steps(lines: list[dict[str, Any]]) -> set[tuple[str, str]]:
+    return {(line["service"], line["event"]) for line in lines}
 
 
 async def _poison_and_read_dlqs(bootstrap: str, topics: list[str]) -> dict[str, set[str]]:

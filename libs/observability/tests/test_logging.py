@@ -22,7 +22,7 @@ from trademesh_observability.logging import (
     redact_secrets,
     request_id_var,
 )
-from trademesh_observability.tracing import configure_tracing, get_tracer
+from trademesh_observability.tracing import configure_tracing, get_tracer, use_traceparent
 
 pytestmark = pytest.mark.unit
 
@@ -170,6 +170,23 @@ def test_trace_and_span_ids_inside_a_span(log_stream: io.StringIO, json_lines: J
         assert len(line["trace_id"]) == 32 and len(line["span_id"]) == 16
     assert "trace_id" not in outside
     assert "span_id" not in outside
+
+
+def test_a_traceparent_in_use_gives_its_trace_and_span_ids(
+    log_stream: io.StringIO, json_lines: JsonLines
+) -> None:
+    # What a batch handler does for one record, or execution for an order's later event.
+    configure_logging(SERVICE, fmt="json", stream=log_stream)
+    trace_id, span_id = uuid.uuid4().hex, uuid.uuid4().hex[:16]
+
+    with use_traceparent(f"00-{trace_id}-{span_id}-01"):
+        get_logger("t").info("order filled", client_order_id="c-1")
+    with use_traceparent(None):
+        get_logger("t").info("no trace")
+
+    inside, without = json_lines()
+    assert (inside["trace_id"], inside["span_id"]) == (trace_id, span_id)
+    assert "trace_id" not in without
 
 
 def test_no_trace_ids_without_a_span(log_stream: io.StringIO, json_lines: JsonLines) -> None:

@@ -141,6 +141,10 @@ def create_broker(
       W3C `traceparent` header; consumer spans are children of the producer's).
     - TLS and SASL from settings (broker_security), as every other Kafka client of ours.
     - subscribers start together (ConcurrentStartBroker).
+    - FastStream's per-message lines ("Received", "Processed") and its subscribers' start lines
+      at DEBUG (`log_level`): at INFO they were nearly every line a service wrote, each with a
+      message id and no business meaning; a handler's exception is still logged at ERROR. The
+      services log their business steps themselves (docs/architecture.md, "Observability").
     """
     middlewares: list[object] = []
     options = producer_options(config, service)
@@ -154,6 +158,7 @@ def create_broker(
         security=broker_security(config),
         middlewares=middlewares,  # type: ignore[arg-type]
         logger=logging.getLogger("trademesh.bus"),
+        log_level=logging.DEBUG,
         graceful_timeout=15.0,
     )
 

@@ -36,6 +36,7 @@ from trademesh_db.pool import Database
 from trademesh_events.base import Event
 from trademesh_events.envelope import Envelope, EnvelopeError, new_envelope
 from trademesh_events.topics import TopicSpec, get_topic, topic_for
+from trademesh_observability.tracing import use_traceparent
 
 from trademesh_bus import inbox as inbox_table
 from trademesh_bus import metrics
@@ -76,15 +77,9 @@ class Delivery:
     def traced(self) -> Iterator[None]:
         """For a batch handler: within this block the message's trace is the current one, so
         what the handler stores or emits for the message (Outbox.add) joins the message's
-        trace rather than the batch's span."""
-        if self.traceparent is None:
+        trace rather than the batch's span, and what it logs carries the message's trace id."""
+        with use_traceparent(self.traceparent):
             yield
-            return
-        token = otel_context.attach(propagate.extract({"traceparent": self.traceparent}))
-        try:
-            yield
-        finally:
-            otel_context.detach(token)
 
     async def emit(self, event: Any, *, subject: str | None = None) -> Envelope:
         """Write a follow-up event to the outbox in this delivery's transaction."""

@@ -26,6 +26,7 @@ from trademesh_testing.infra import (
     start_infra,
     start_questdb_container,
 )
+from trademesh_testing.logs import LogLines, captured_logs
 from trademesh_testing.tokens import TokenSigner, signer
 
 __all__ = ["TEST_CONSUMER_SETTINGS"]
@@ -49,6 +50,13 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         reporter.write_sep("=", "secrets in the logs", red=True)
         reporter.write_line(message)
     session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+@pytest.fixture
+def log_lines() -> Iterator[LogLines]:
+    """The JSON lines logged during the test, as a service writes them (trademesh_testing.logs)."""
+    with captured_logs() as lines:
+        yield lines
 
 
 @pytest.fixture(scope="session")

@@ -22,6 +22,7 @@ from trademesh_events.marketdata import Bar
 from trademesh_events.orders import OrderFilled, OrderStatus, OrderType, SubmitOrder, TimeInForce
 
 from trademesh_execution.engine import OrderView, Position
+from trademesh_execution.order_log import log_order_events
 
 ZERO = Decimal(0)
 PAPER_BARS_KEPT = 5000  # per instrument and timeframe: 20 years of days, 3.5 days of minutes
@@ -166,6 +167,7 @@ async def emit_order_event(
     risk, execution), and shows there in traces and in the audit log."""
     traceparent = await store.order_traceparent(conn, event.client_order_id)
     await outbox.add(conn, event, traceparent=traceparent)
+    log_order_events([event], traceparent)
 
 
 class ExecutionStore:

@@ -27,6 +27,7 @@ from trademesh_events.orders import (
 )
 from trademesh_events.topics import ORDERS_APPROVED, ORDERS_EVENTS, get_topic
 from trademesh_testing.http import app_client
+from trademesh_testing.logs import LogLines
 from trademesh_testing.samples import decoded, read_all
 from trademesh_testing.tokens import bearer
 from trademesh_testing.waiting import eventually
@@ -347,10 +348,11 @@ async def test_a_late_approval_fills_from_the_bar_after_its_decision(
 
 
 async def test_a_resting_orders_fill_travels_under_the_orders_own_trace(
-    app: FastAPI, client: httpx.AsyncClient, peer: Bus, settings: Settings
+    app: FastAPI, client: httpx.AsyncClient, peer: Bus, settings: Settings, log_lines: LogLines
 ) -> None:
     """A limit order's fill comes from a later bar, which has a trace of its own; the fill's
-    event still carries the trace the order was placed under (one trace per order path)."""
+    event still carries the trace the order was placed under (one trace per order path), and
+    so do the lines logged for the order's changes."""
     user, name = uuid4(), instrument()
     account = await paper_account(client, user)
     await market(app, peer, bar(name, 0, "100", "101", "99", "100"))
@@ -384,6 +386,27 @@ async def test_a_resting_orders_fill_travels_under_the_orders_own_trace(
         "trademesh.order.accepted": order_trace,
         "trademesh.order.filled": order_trace,
     }
+    cid = resting.order.client_order_id
+    lines = {line["event"]: line for line in log_lines.all() if line.get("client_order_id") == cid}
+    assert set(lines) == {"order submitted", "order accepted", "order filled"}, lines
+    for line in lines.values():
+        assert line["level"] == "info"
+        assert line["trace_id"] == order_trace
+        assert line["account_id"] == str(account)
+        assert line["instrument_id"] == name
+    [fill] = [
+        e
+        for r in records
+        for e in decoded(ORDERS_EVENTS, [r])
+        if isinstance(e, OrderFilled) and e.client_order_id == cid
+    ]
+    filled = lines["order filled"]
+    assert (filled["price"], filled["quantity"], filled["fee"]) == (
+        str(fill.last_price),
+        str(fill.last_qty),
+        str(fill.fee),
+    )
+    assert filled["fee_currency"] == fill.fee_currency and filled["leaves"] == "0"
 
 
 # ---- approvals in batches: few statements, applied once, fills in order -------------------------

@@ -14,8 +14,9 @@ from uuid import UUID, uuid4
 
 import asyncpg
 import pytest
-from trademesh_bus import Outbox
+from trademesh_bus import Delivery, Outbox
 from trademesh_db import Database, migrate
+from trademesh_events.envelope import new_envelope
 from trademesh_events.orders import (
     CancelOrder,
     OrderApproved,
@@ -24,9 +25,10 @@ from trademesh_events.orders import (
     OrderType,
     SubmitOrder,
 )
-from trademesh_events.topics import get_topic
+from trademesh_events.topics import ORDERS_INTENTS, get_topic
 from trademesh_testing.accounts import AccountBook
 from trademesh_testing.http import app_client
+from trademesh_testing.logs import LogLines
 from trademesh_testing.tokens import bearer
 
 from trademesh_risk.app import MIGRATIONS, create_app
@@ -217,6 +219,55 @@ async def test_a_fill_past_the_daily_loss_limit_switches_the_account_to_reducing
         await replica.on_fill(conn, filled(order, fee="1"))  # realised: -1
     row = await replica.store.account(account)
     assert row is not None and row.state.value == "REDUCING"
+
+
+def delivered(event: SubmitOrder, trace_id: str) -> tuple[SubmitOrder, Delivery]:
+    """The intent as the batch handler gets it: with the trace it was published under."""
+    return event, Delivery(
+        envelope=new_envelope(event, "strategy"),
+        topic=ORDERS_INTENTS,
+        partition=0,
+        offset=0,
+        key=None,
+        traceparent=f"00-{trace_id}-{uuid4().hex[:16]}-01",
+    )
+
+
+async def test_each_decision_is_logged_under_its_own_intents_trace(
+    replica: Decider, log_lines: LogLines
+) -> None:
+    name, account = instrument(replica), uuid4()
+    await replica.store.put_limits(account, Limits(max_order_quantity=Decimal(5)))
+    bot_id = uuid4()
+    fits = intent(account, name, "buy", "2").model_copy(update={"bot_id": bot_id, "source": "bot"})
+    too_big = intent(account, name, "buy", "9")
+    traces = uuid4().hex, uuid4().hex
+    async with replica.db.transaction() as conn:
+        await replica.on_intents(conn, [delivered(fits, traces[0]), delivered(too_big, traces[1])])
+
+    [approved] = log_lines.named("order approved")
+    assert approved == approved | {
+        "level": "info",
+        "client_order_id": fits.client_order_id,
+        "account_id": str(account),
+        "bot_id": str(bot_id),
+        "source": "bot",
+        "instrument_id": name,
+        "side": "buy",
+        "quantity": "2",
+        "trace_id": traces[0],
+    }
+    [denied] = log_lines.named("order denied")
+    assert denied == denied | {
+        "level": "info",
+        "client_order_id": too_big.client_order_id,
+        "account_id": str(account),
+        "bot_id": None,
+        "source": "manual",
+        "reason": "MAX_ORDER_QUANTITY",
+        "trace_id": traces[1],
+    }
+    assert len(denied["span_id"]) == 16
 
 
 async def test_two_intents_of_an_account_in_one_batch_where_only_one_fits(

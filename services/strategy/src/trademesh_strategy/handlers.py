@@ -35,7 +35,9 @@ def register_handlers(bus: Bus, runtime: BotRuntime, settings: Settings) -> None
     async def on_bars(
         received: list[tuple[Bar, Delivery]], _conn: asyncpg.Connection | None
     ) -> None:
-        await runtime.on_bars([(bar, d.envelope.id, d.topic) for bar, d in received], bars_group)
+        await runtime.on_bars(
+            [(bar, d.envelope.id, d.topic, d.traceparent) for bar, d in received], bars_group
+        )
 
     # Every type of both topics goes to the runtime, which tells them apart (match).
     async def on_order_event(event: OrderUpdate, delivery: Delivery) -> None:

@@ -24,6 +24,7 @@ from trademesh_events.topics import BOTS_EVENTS, ORDERS_EVENTS, ORDERS_INTENTS, 
 from trademesh_observability.metrics import REGISTRY
 from trademesh_testing.accounts import book
 from trademesh_testing.http import app_client
+from trademesh_testing.logs import LogLines
 from trademesh_testing.marketdata import start_replay, wait_stored
 from trademesh_testing.samples import decoded, read_all
 from trademesh_testing.tokens import bearer
@@ -195,6 +196,7 @@ async def test_a_bot_emits_the_expected_intents_for_replayed_bars(
     market: httpx.AsyncClient,
     settings: Settings,
     replay_dir: Path,
+    log_lines: LogLines,
 ) -> None:
     instrument = await replay(market, 100)
     await wait_stored(market, instrument, 40)
@@ -228,6 +230,25 @@ async def test_a_bot_emits_the_expected_intents_for_replayed_bars(
         if isinstance(e, BotStateChanged) and str(e.bot_id) == bot["bot_id"]
     ]
     assert states == ["RUNNING"]
+    [started] = log_lines.named("bot state changed", bot_id=bot["bot_id"])
+    assert started["state"] == "RUNNING" and started["account_id"] == bot["account_id"]
+
+    # Each intent is logged under the trace of the bar that caused it, which its record carries:
+    # one trace per bar, so one per order.
+    published = await read_all(settings.kafka_bootstrap, ORDERS_INTENTS, expect=1)
+    traces = {
+        e.client_order_id: dict(r.headers)["traceparent"].decode().split("-")[1]
+        for r in published
+        for e in decoded(ORDERS_INTENTS, [r])
+        if isinstance(e, SubmitOrder) and str(e.bot_id) == bot["bot_id"]
+    }
+    lines = log_lines.named("order intent", bot_id=bot["bot_id"])
+    assert [line["client_order_id"] for line in lines] == [i.client_order_id for i in intents]
+    for line, sent in zip(lines, intents, strict=True):
+        assert line["level"] == "info" and line["account_id"] == bot["account_id"]
+        assert (line["side"], line["quantity"]) == (sent.side, str(sent.quantity))
+        assert line["trace_id"] == traces[sent.client_order_id]
+    assert len(set(traces.values())) == len(intents)
 
 
 def _t(value: str) -> datetime:

@@ -85,8 +85,9 @@ class Discrepancies:
         await self.outbox.add(conn, event)
         metrics.EXECUTION_DISCREPANCIES.labels(service=self.service, kind=kind.value.lower()).inc()
         log.error(
-            "discrepancy with the venue",
+            "discrepancy detected",
             account_id=str(account_id),
+            instrument_id=instrument_id,
             venue=venue,
             kind=kind.value,
             client_order_id=client_order_id,

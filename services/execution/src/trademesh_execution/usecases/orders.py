@@ -42,6 +42,7 @@ from trademesh_execution.engine import (
     paper_accept,
     paper_fills,
 )
+from trademesh_execution.order_log import log_order_events
 from trademesh_execution.store import (
     ExecutionStore,
     OrderWrites,
@@ -150,6 +151,7 @@ class Orders:
                 continue
             made = self._placed(event, found, writes)
             events.extend(Outgoing(e, traceparent=traceparent) for e in made)
+            log_order_events(made, traceparent, event.order.bot_id)
         await self.store.write(conn, writes)
         await self.outbox.add_many(conn, events)
 

@@ -240,16 +240,12 @@ class Decider:
             metrics.RISK_DECISIONS.labels(
                 service=self.service, decision="approved", reason=""
             ).inc()
+            log.info("order approved", **_order_fields(event))
         else:
             metrics.RISK_DECISIONS.labels(
                 service=self.service, decision="denied", reason=denial.reason.value
             ).inc()
-            log.info(
-                "order denied",
-                account_id=str(event.account_id),
-                client_order_id=event.client_order_id,
-                reason=denial.reason.value,
-            )
+            log.info("order denied", **_order_fields(event), reason=denial.reason.value)
         decision = Decision(
             client_order_id=event.client_order_id,
             account_id=event.account_id,
@@ -367,7 +363,9 @@ class Decider:
             await self.store.set_kill_switch(conn, account_id, engaged, reason)
             if engaged:
                 await self._cancel_all(conn, account_id, reason or "kill switch engaged")
-        log.warning("account kill switch", account_id=str(account_id), engaged=engaged)
+        log.warning(
+            "account kill switch", account_id=str(account_id), engaged=engaged, reason=reason
+        )
 
     async def set_global_switch(self, engaged: bool, reason: str | None) -> None:
         async with self.db.transaction() as conn:
@@ -376,7 +374,7 @@ class Decider:
                 for account_id in await self.store.accounts_with_open_orders(conn):
                     await self._cancel_all(conn, account_id, reason or "global kill switch")
         metrics.RISK_KILL_SWITCH.labels(service=self.service).set(1 if engaged else 0)
-        log.warning("global kill switch", engaged=engaged)
+        log.warning("global kill switch", engaged=engaged, reason=reason)
 
     async def set_state(self, account_id: UUID, state: TradingState, reason: str | None) -> None:
         async with self.db.transaction() as conn:
@@ -388,3 +386,16 @@ class Decider:
             conn,
             CancelAllOrders(account_id=account_id, reason=reason[:500], created_at=self.clock()),
         )
+
+
+def _order_fields(order: SubmitOrder) -> dict[str, str | None]:
+    """The ids and terms a decision's log line carries (docs/architecture.md, Observability)."""
+    return {
+        "client_order_id": order.client_order_id,
+        "account_id": str(order.account_id),
+        "bot_id": None if order.bot_id is None else str(order.bot_id),
+        "source": order.source,
+        "instrument_id": order.instrument_id,
+        "side": order.side,
+        "quantity": str(order.quantity),
+    }

@@ -25,6 +25,7 @@ from trademesh_db import Database
 from trademesh_events.bots import BotState, BotStateChanged
 from trademesh_events.marketdata import Bar
 from trademesh_events.orders import (
+    CancelOrder,
     OrderAccepted,
     OrderCanceled,
     OrderDenied,
@@ -33,10 +34,12 @@ from trademesh_events.orders import (
     OrderRejected,
     OrderStatusUnknown,
     OrderSubmitted,
+    SubmitOrder,
 )
 from trademesh_events.topics import OrderLifecycleEvent
 from trademesh_observability import metrics
 from trademesh_observability.logging import get_logger
+from trademesh_observability.tracing import use_traceparent
 from trademesh_trading.backtest import Sizing
 from trademesh_trading.registry import StrategyRegistry, UnknownStrategy
 from trademesh_trading.timeframes import Timeframe
@@ -163,7 +166,6 @@ class BotRuntime:
             await self.store.open_run(conn, record.bot_id, uuid4())
             await self._state_event(conn, record, BotState.RUNNING, None)
         self.sessions[record.bot_id] = session
-        log.info("bot started", bot_id=str(record.bot_id), strategy=strategy)
         return record
 
     async def act(self, bot_id: UUID, user_id: UUID, action: str) -> BotRecord | None:
@@ -314,38 +316,39 @@ class BotRuntime:
 
     # ---- bars ---------------------------------------------------------------------------------
 
-    async def on_bars(self, bars: list[tuple[Bar, UUID, str]], consumer: str) -> None:
-        """Hand a batch of bars (bar, event id, topic) to the running bots of their instruments
-        and timeframes, in order, in one transaction with their inbox entries: a redelivered bar
-        changes nothing.
+    async def on_bars(self, bars: list[tuple[Bar, UUID, str, str | None]], consumer: str) -> None:
+        """Hand a batch of bars (bar, event id, topic, traceparent) to the running bots of their
+        instruments and timeframes, in order, in one transaction with their inbox entries: a
+        redelivered bar changes nothing. What a bar makes a bot do (its intents, their log
+        lines) goes under that bar's trace, so a bot order's trace holds that order's path.
 
         Bars that concern no running bot (most of them, on a busy feed) cost one shared query
         and no transaction. For the others, the bots, their open orders and their runs are read
         once for the batch and their progress written once at its end (one statement each);
         between the batch's bars a bot's progress and open orders are carried in memory."""
-        final = [(bar, event_id, topic) for bar, event_id, topic in bars if bar.final]
+        final = [x for x in bars if x[0].final]
         if not final:
             return
         running = await self.store.running_pairs(
-            sorted({(bar.instrument_id, bar.timeframe) for bar, _, _ in final})
+            sorted({(x[0].instrument_id, x[0].timeframe) for x in final})
         )
         final = [x for x in final if (x[0].instrument_id, x[0].timeframe) in running]
         if not final:
             return
         async with self.db.transaction() as conn:
-            fresh = await inbox.claim_many(conn, consumer, [(e, t) for _, e, t in final])
-            todo: list[Bar] = []
-            for bar, event_id, topic in final:
+            fresh = await inbox.claim_many(conn, consumer, [(e, t) for _, e, t, _ in final])
+            todo: list[tuple[Bar, str | None]] = []
+            for bar, event_id, topic, traceparent in final:
                 if event_id not in fresh:
                     metrics.BUS_REDELIVERIES_SKIPPED.labels(service=self.service, topic=topic).inc()
                     continue
                 fresh.discard(event_id)
-                todo.append(bar)
+                todo.append((bar, traceparent))
             if todo:
                 await self._bars(conn, todo)
 
-    async def _bars(self, conn: asyncpg.Connection, bars: list[Bar]) -> None:
-        pairs = sorted({(bar.instrument_id, bar.timeframe) for bar in bars})
+    async def _bars(self, conn: asyncpg.Connection, bars: list[tuple[Bar, str | None]]) -> None:
+        pairs = sorted({(bar.instrument_id, bar.timeframe) for bar, _ in bars})
         bots = await self.store.running_for_pairs(conn, pairs)
         opened = await self.store.open_orders_of(conn, [bot.bot_id for bot in bots])
         by_pair: dict[tuple[str, str], list[BotRecord]] = {}
@@ -355,31 +358,32 @@ class BotRuntime:
         progress: dict[UUID, _Progress] = {}
         failed: set[UUID] = set()
         # Bots of an instrument ask the same gap of the history API once per bar.
-        for bar in bars:
+        for bar, traceparent in bars:
             asked: dict[datetime, list[Bar]] = {}
-            for bot in by_pair.get((bar.instrument_id, bar.timeframe), []):
-                if bot.bot_id in failed:
-                    continue
-                state = current[bot.bot_id]
-                if state.last_bar_time is not None and bar.open_time <= state.last_bar_time:
-                    continue  # seen already (warm-up, or a replay played again)
-                for each in [*await self._missed(state, bar, asked), bar]:
-                    run_id = state.run_id or await self.store.current_run(conn, state.bot_id)
-                    emitted = await self._one_bar(conn, state, each, opened[state.bot_id])
-                    if emitted is None:  # the bot failed: it is ERROR now
-                        failed.add(state.bot_id)
-                        break
-                    state = replace(
-                        state,
-                        run_id=run_id,
-                        last_bar_time=each.open_time,
-                        bars_seen=state.bars_seen + 1,
-                    )
-                    seen = progress.setdefault(state.bot_id, _Progress(run_id))
-                    seen.last_bar_time = each.open_time
-                    seen.bars += 1
-                    seen.orders += emitted
-                current[state.bot_id] = state
+            with use_traceparent(traceparent):
+                for bot in by_pair.get((bar.instrument_id, bar.timeframe), []):
+                    if bot.bot_id in failed:
+                        continue
+                    state = current[bot.bot_id]
+                    if state.last_bar_time is not None and bar.open_time <= state.last_bar_time:
+                        continue  # seen already (warm-up, or a replay played again)
+                    for each in [*await self._missed(state, bar, asked), bar]:
+                        run_id = state.run_id or await self.store.current_run(conn, state.bot_id)
+                        emitted = await self._one_bar(conn, state, each, opened[state.bot_id])
+                        if emitted is None:  # the bot failed: it is ERROR now
+                            failed.add(state.bot_id)
+                            break
+                        state = replace(
+                            state,
+                            run_id=run_id,
+                            last_bar_time=each.open_time,
+                            bars_seen=state.bars_seen + 1,
+                        )
+                        seen = progress.setdefault(state.bot_id, _Progress(run_id))
+                        seen.last_bar_time = each.open_time
+                        seen.bars += 1
+                        seen.orders += emitted
+                    current[state.bot_id] = state
         if progress:
             await self.store.bars_seen(
                 conn,
@@ -491,6 +495,7 @@ class BotRuntime:
                         )
                     )
             await self.outbox.add(conn, event)
+            _log_intent(bot, event)
             kind = "cancel" if isinstance(request, CancelRequest) else request.kind
             metrics.STRATEGY_INTENTS.labels(
                 service=self.service, strategy=bot.strategy, kind=kind
@@ -499,7 +504,9 @@ class BotRuntime:
         return emitted
 
     async def _emit_one(self, conn: asyncpg.Connection, bot: BotRecord, request: Request) -> None:
-        await self.outbox.add(conn, intent(bot.config, request, self.clock()))
+        event = intent(bot.config, request, self.clock())
+        await self.outbox.add(conn, event)
+        _log_intent(bot, event)
 
     async def _fail(self, conn: asyncpg.Connection, bot: BotRecord, detail: str) -> None:
         """This bot, and only it, goes to ERROR with the strategy's exception recorded."""
@@ -518,6 +525,14 @@ class BotRuntime:
             BotStateChanged(
                 bot_id=bot.bot_id, user_id=bot.user_id, state=state, reason=reason, ts=self.clock()
             ),
+        )
+        log.info(
+            "bot state changed",
+            bot_id=str(bot.bot_id),
+            account_id=str(bot.account_id),
+            strategy=bot.strategy,
+            state=state.value,
+            reason=reason,
         )
 
     # ---- order events -------------------------------------------------------------------------
@@ -612,3 +627,24 @@ class BotRuntime:
             )
             await self.store.count_run(conn, run, fills=1)
         return added
+
+
+def _log_intent(bot: BotRecord, event: SubmitOrder | CancelOrder) -> None:
+    """The line of an intent the bot asked for, in the current trace (its bar's)."""
+    ids = {
+        "client_order_id": event.client_order_id,
+        "bot_id": str(bot.bot_id),
+        "account_id": str(bot.account_id),
+    }
+    if isinstance(event, CancelOrder):
+        log.info("cancel intent", **ids)
+        return
+    log.info(
+        "order intent",
+        **ids,
+        instrument_id=event.instrument_id,
+        side=event.side,
+        order_type=event.order_type.value,
+        quantity=str(event.quantity),
+        limit_price=None if event.limit_price is None else str(event.limit_price),
+    )
