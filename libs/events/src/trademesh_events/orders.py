@@ -162,6 +162,9 @@ class OrderDenied(Event):
     reason: DenialReason
     message: Reason
     denied_at: UtcDateTime
+    #: The intent denied, so that the denial alone tells the order's story (execution records
+    #: it); None in denials made before it was carried.
+    order: SubmitOrder | None = None
 
 
 # ---- lifecycle events (orders.events.v1) ------------------------------------------------------
