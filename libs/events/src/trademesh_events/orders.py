@@ -40,8 +40,13 @@ class TimeInForce(StrEnum):
 
 
 class OrderStatus(StrEnum):
-    """The execution service's order state machine (PENDING is persisted before anything is sent)."""
+    """The execution service's order state machine (PENDING is persisted before anything is sent).
 
+    INITIALIZED and DENIED come before it, in execution's read model of an order's story: an
+    intent recorded and not yet decided by risk, and one risk denied (terminal)."""
+
+    INITIALIZED = "INITIALIZED"
+    DENIED = "DENIED"
     PENDING = "PENDING"
     SUBMITTED = "SUBMITTED"
     ACCEPTED = "ACCEPTED"
