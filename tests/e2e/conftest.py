@@ -230,10 +230,14 @@ def check_ledgers(platform: Platform, load: Load) -> int:
     orders = {r["client_order_id"]: r for r in rows(
         platform, "SELECT client_order_id, account_id, status, quantity, filled FROM "
         "execution.orders WHERE account_id = ANY($1)", accounts)}  # fmt: skip
-    # Nothing lost: every intent a bot recorded was decided, every approval became an order.
+    # Nothing lost: every intent a bot recorded was decided, every approval became an order, and
+    # every denial a DENIED order (execution keeps every order's story, decision 0113).
     assert set(decisions) == set(intents), (len(decisions), len(intents))
     approved = {k for k, d in decisions.items() if d["approved"]}
     denied = {(d["reason"]) for d in decisions.values() if not d["approved"]}
+    kept_denied = {k for k, o in orders.items() if o["status"] == "DENIED"}
+    assert kept_denied == set(decisions) - approved, (len(kept_denied), denied)
+    orders = {k: o for k, o in orders.items() if k not in kept_denied}
     assert set(orders) == approved, (len(orders), len(approved), denied)
     # Each fill once: an order's fills add up to what it says it filled; a filled order filled
     # its quantity; only each bot's last order may still wait for a next bar.

@@ -151,6 +151,18 @@ def test_a_user_trades_through_the_gateway_and_the_audit_log_holds_every_step(
         assert big.status_code == 202, big.text
         denied_id = big.json()["client_order_id"]
 
+        # ...which its owner reads back: DENIED, with the reason and the order's history.
+        def read_denied() -> dict[str, Any] | None:
+            got = http.get(f"/api/v1/orders/{denied_id}", headers=me)
+            assert got.status_code == 200, got.text
+            return got.json() if got.json()["status"] == "DENIED" else None
+
+        story = eventually(read_denied, 60, "the denied order read back by its owner")
+        assert story["reason_code"] == "MAX_ORDER_QUANTITY", story
+        assert [h["status"] for h in story["history"]] == ["INITIALIZED", "DENIED"], story
+        listed = http.get("/api/v1/orders", params={"status": "DENIED"}, headers=me).json()
+        assert denied_id in {o["client_order_id"] for o in listed}
+
         # The bot stops.
         stopped = http.post(f"/api/v1/bots/{bot_id}/stop", headers=me)
         assert stopped.status_code == 200 and stopped.json()["state"] == "STOPPED", stopped.text
@@ -318,7 +330,9 @@ def test_poison_on_every_input_topic_lands_in_the_dlqs_and_trading_goes_on(
         client_order_id = order.json()["client_order_id"]
 
         def placed() -> dict[str, Any] | None:
+            # Recorded (INITIALIZED) before its intent is published: placed once past that.
             got = http.get(f"/api/v1/orders/{client_order_id}", headers=me)
-            return got.json() if got.status_code == 200 else None
+            ok = got.status_code == 200 and got.json()["status"] != "INITIALIZED"
+            return got.json() if ok else None
 
         eventually(placed, 60, "the order after the poison reached execution")

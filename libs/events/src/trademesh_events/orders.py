@@ -40,8 +40,13 @@ class TimeInForce(StrEnum):
 
 
 class OrderStatus(StrEnum):
-    """The execution service's order state machine (PENDING is persisted before anything is sent)."""
+    """The execution service's order state machine (PENDING is persisted before anything is sent).
 
+    INITIALIZED and DENIED come before it, in execution's read model of an order's story: an
+    intent recorded and not yet decided by risk, and one risk denied (terminal)."""
+
+    INITIALIZED = "INITIALIZED"
+    DENIED = "DENIED"
     PENDING = "PENDING"
     SUBMITTED = "SUBMITTED"
     ACCEPTED = "ACCEPTED"
@@ -162,6 +167,9 @@ class OrderDenied(Event):
     reason: DenialReason
     message: Reason
     denied_at: UtcDateTime
+    #: The intent denied, so that the denial alone tells the order's story (execution records
+    #: it); None in denials made before it was carried.
+    order: SubmitOrder | None = None
 
 
 # ---- lifecycle events (orders.events.v1) ------------------------------------------------------

@@ -3,6 +3,8 @@ paper venue's matching, fee currencies and positions. Pure: no I/O and no wall c
 is an argument); every price, quantity and amount is a Decimal.
 
 An order's life as the service keeps it (an `OrderView`):
+0. a manual order's intent may be recorded INITIALIZED before risk decides it, and a denied
+   order is kept DENIED (the order's story, decision 0113; `same_terms` tells a re-sent order);
 1. an approval arrives: `new_order` gives it PENDING, persisted before anything is sent (so a
    crash between the send and the write cannot lose an order the venue has);
 2. it is sent: `advance` to SUBMITTED then ACCEPTED (or REJECTED, or UNKNOWN when the send times
@@ -63,6 +65,7 @@ from trademesh_trading.timeframes import Timeframe
 # (a unit test keeps them equal).
 CONSUMES: tuple[str, ...] = (
     "orders.approved.v1",
+    "orders.denied.v1",
     "md.ticks.v1",
     "md.bars.v1",
 )
@@ -94,6 +97,11 @@ TRANSITIONS: Mapping[OrderStatus, frozenset[OrderStatus]] = MappingProxyType(
         # unplaceable by the service): REJECTED; cancelled before it was sent: CANCELED (nothing
         # goes to the venue); the send timed out: UNKNOWN.
         _S.PENDING: frozenset({_S.SUBMITTED, _S.REJECTED, _S.CANCELED, _S.UNKNOWN}),
+        # Before that, only in the order's story (decision 0113): a manual intent recorded and
+        # not decided yet, which risk's approval makes PENDING (place_pending) or its denial
+        # DENIED. Neither is a venue's state, so neither has a lifecycle event.
+        _S.INITIALIZED: frozenset({_S.PENDING, _S.DENIED}),
+        _S.DENIED: frozenset(),
         # The venue has the request. It may report any outcome directly: an immediate market
         # fill (FILLED), part of one (PARTIALLY_FILLED), an IOC/FOK that found nothing (EXPIRED or
         # CANCELED), a refusal (REJECTED); or its acknowledgement never comes (UNKNOWN).
@@ -207,6 +215,35 @@ class OrderView:
     @property
     def is_open(self) -> bool:
         return is_open(self.status)
+
+
+def same_terms(order: OrderView, reduce_only: bool, intent: SubmitOrder) -> bool:
+    """Whether `intent` asks for what `order` (kept under the same client order id, with its
+    `reduce_only`) asked for: a re-sent order, rather than another one under a used id. Amounts
+    compare as numbers (1.0 is 1)."""
+    return (
+        order.user_id,
+        order.account_id,
+        order.instrument_id,
+        order.side,
+        order.order_type,
+        order.quantity,
+        order.limit_price,
+        order.stop_price,
+        order.time_in_force,
+        reduce_only,
+    ) == (
+        intent.user_id,
+        intent.account_id,
+        intent.instrument_id,
+        intent.side,
+        intent.order_type,
+        intent.quantity,
+        intent.limit_price,
+        intent.stop_price,
+        intent.time_in_force,
+        intent.reduce_only,
+    )
 
 
 def new_order(order: SubmitOrder) -> OrderView:

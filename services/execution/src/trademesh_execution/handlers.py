@@ -8,7 +8,7 @@ from typing import Any
 from trademesh_bus import Bus, Delivery
 from trademesh_db import Database
 from trademesh_events.marketdata import Bar, Tick
-from trademesh_events.orders import OrderApproved
+from trademesh_events.orders import OrderApproved, OrderDenied
 from trademesh_events.topics import (
     MD_BARS,
     MD_BARS_TOPIC,
@@ -16,6 +16,8 @@ from trademesh_events.topics import (
     MD_TICKS_TOPIC,
     ORDERS_APPROVED,
     ORDERS_APPROVED_TOPIC,
+    ORDERS_DENIED,
+    ORDERS_DENIED_TOPIC,
     ApprovedCommand,
     TopicSpec,
 )
@@ -35,8 +37,11 @@ def register_handlers(bus: Bus, orders: Orders, settings: Settings, db: Database
       orders), one consumer for both: a batch at a time in one transaction, which keeps the bars
       and claims inbox entries only for records of instruments with working paper orders; a new
       group starts at the end of the topics (old prices fill nothing).
+    - orders.denied.v1 (keyed by account): a background consumer keeping each denied order
+      DENIED with its reason, a batch at a time in one statement (decision 0113); no order
+      waits for it.
     """
-    if set(CONSUMES) != {ORDERS_APPROVED, MD_TICKS, MD_BARS}:
+    if set(CONSUMES) != {ORDERS_APPROVED, ORDERS_DENIED, MD_TICKS, MD_BARS}:
         raise RuntimeError(f"{settings.service_name}: handlers and CONSUMES disagree")
 
     # A batch of approvals locks the paper markets of its instruments first, all at once in
@@ -48,6 +53,9 @@ def register_handlers(bus: Bus, orders: Orders, settings: Settings, db: Database
             conn, [e.order.instrument_id for e, _ in received if isinstance(e, OrderApproved)]
         )
         await orders.on_approved_many(conn, received)
+
+    async def on_denied(received: list[tuple[OrderDenied, Delivery]], conn: Any) -> None:
+        await orders.on_denied_many(conn, [event for event, _ in received])
 
     market_group = f"{settings.consumer_group}.md"
 
@@ -62,6 +70,13 @@ def register_handlers(bus: Bus, orders: Orders, settings: Settings, db: Database
         group=f"{settings.consumer_group}.{ORDERS_APPROVED}",
         handler=on_approved,
         db=db,
+    )
+    bus.subscribe_batches(
+        [ORDERS_DENIED_TOPIC],
+        group=f"{settings.consumer_group}.{ORDERS_DENIED}",
+        handler=on_denied,
+        db=db,
+        background=True,
     )
     bus.subscribe_batches(
         market,

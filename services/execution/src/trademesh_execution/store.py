@@ -19,7 +19,14 @@ from trademesh_bus.outbox import Outbox
 from trademesh_db import Database
 from trademesh_events.ids import AccountId, UserId
 from trademesh_events.marketdata import Bar
-from trademesh_events.orders import OrderFilled, OrderStatus, OrderType, SubmitOrder, TimeInForce
+from trademesh_events.orders import (
+    OrderDenied,
+    OrderFilled,
+    OrderStatus,
+    OrderType,
+    SubmitOrder,
+    TimeInForce,
+)
 
 from trademesh_execution.engine import OrderView, Position
 from trademesh_execution.order_log import log_order_events
@@ -273,7 +280,8 @@ class ExecutionStore:
         """insert_pending of approved orders (each with the traceparent it is placed under) and
         the reads that placing them takes, in one statement: each order stored PENDING on its
         account's venue, and what Placed says of it; by client order id, only the orders this
-        stored (an id that exists is left as it is). The caller holds the paper market locks
+        stored (an id that exists is left as it is, unless it is a recorded intent not yet
+        decided, INITIALIZED: that row becomes the PENDING order). The caller holds the paper market locks
         of the orders' instruments (lock_markets): the clocks and bars read are current."""
         if not orders:
             return {}
@@ -292,6 +300,7 @@ class ExecutionStore:
             [o.created_at for o, _ in orders],
             [traceparent for _, traceparent in orders],
             [o.decided_at for o, _ in orders],
+            [o.reduce_only for o, _ in orders],
         )
         return {
             row["client_order_id"]: Placed(
@@ -310,6 +319,61 @@ class ExecutionStore:
             )
             for row in rows
         }
+
+    async def record_intent(
+        self, conn: asyncpg.Connection, intent: SubmitOrder, venue: str
+    ) -> bool:
+        """A manual order's intent as INITIALIZED (the order's story: risk has not decided it),
+        with its first history entry; False when its client order id exists. Two transactions
+        recording one id: the second waits for the first and then records nothing."""
+        added = await conn.fetchval(
+            _RECORD_INTENT,
+            intent.client_order_id,
+            intent.account_id,
+            intent.user_id,
+            intent.instrument_id,
+            intent.side,
+            intent.order_type.value,
+            intent.quantity,
+            intent.limit_price,
+            intent.stop_price,
+            intent.time_in_force.value,
+            intent.reduce_only,
+            venue,
+            intent.created_at,
+            current_traceparent(),
+        )
+        return bool(added)
+
+    async def record_denials(self, conn: asyncpg.Connection, denials: list[OrderDenied]) -> int:
+        """Risk's denials, each carrying its intent, in one statement: a recorded intent
+        (INITIALIZED) becomes DENIED, an order not kept yet (a bot's) is kept DENIED with its
+        INITIALIZED entry at the intent's time; an order in any other state is left as it is.
+        The reason code and text go on the order and in its history. One denial per client
+        order id (the caller's). How many orders this changed."""
+        if not denials:
+            return 0
+        given = [(d, d.order) for d in denials if d.order is not None]
+        return int(
+            await conn.fetchval(
+                _RECORD_DENIALS,
+                [d.client_order_id for d, _ in given],
+                [d.account_id for d, _ in given],
+                [d.user_id for d, _ in given],
+                [d.instrument_id for d, _ in given],
+                [o.side for _, o in given],
+                [o.order_type.value for _, o in given],
+                [o.quantity for _, o in given],
+                [o.limit_price for _, o in given],
+                [o.stop_price for _, o in given],
+                [o.time_in_force.value for _, o in given],
+                [o.reduce_only for _, o in given],
+                [o.created_at for _, o in given],
+                [d.reason.value for d, _ in given],
+                [d.message for d, _ in given],
+                [d.denied_at for d, _ in given],
+            )
+        )
 
     async def write(self, conn: asyncpg.Connection, writes: OrderWrites) -> None:
         """Orders' new states with their history, fills, positions and cash, in one statement
@@ -642,18 +706,29 @@ _PLACE_PENDING = """
 WITH given AS (
     SELECT * FROM unnest($1::text[], $2::uuid[], $3::uuid[], $4::text[], $5::text[], $6::text[],
         $7::numeric[], $8::numeric[], $9::numeric[], $10::text[], $11::timestamptz[],
-        $12::text[], $13::timestamptz[]) WITH ORDINALITY
+        $12::text[], $13::timestamptz[], $14::boolean[]) WITH ORDINALITY
         AS g(client_order_id, account_id, user_id, instrument_id, side, order_type, quantity,
-             limit_price, stop_price, time_in_force, created_at, traceparent, decided_at, n)
+             limit_price, stop_price, time_in_force, created_at, traceparent, decided_at,
+             reduce_only, n)
 ), placed AS (
     INSERT INTO orders (client_order_id, account_id, user_id, instrument_id, side, order_type,
-        quantity, limit_price, stop_price, time_in_force, venue, status, created_at, traceparent)
+        quantity, limit_price, stop_price, time_in_force, venue, status, created_at, traceparent,
+        reduce_only)
     SELECT g.client_order_id, g.account_id, g.user_id, g.instrument_id, g.side, g.order_type,
         g.quantity, g.limit_price, g.stop_price, g.time_in_force, COALESCE(a.venue, 'unknown'),
-        'PENDING', g.created_at, g.traceparent
+        'PENDING', g.created_at, g.traceparent, g.reduce_only
     FROM given g LEFT JOIN accounts a ON a.account_id = g.account_id
     ORDER BY g.n
-    ON CONFLICT (client_order_id) DO NOTHING
+    -- A recorded intent (INITIALIZED) becomes the approved order, keeping its creation time;
+    -- any other known id places nothing.
+    ON CONFLICT (client_order_id) DO UPDATE SET account_id = EXCLUDED.account_id,
+        user_id = EXCLUDED.user_id, instrument_id = EXCLUDED.instrument_id,
+        side = EXCLUDED.side, order_type = EXCLUDED.order_type, quantity = EXCLUDED.quantity,
+        limit_price = EXCLUDED.limit_price, stop_price = EXCLUDED.stop_price,
+        time_in_force = EXCLUDED.time_in_force, venue = EXCLUDED.venue, status = 'PENDING',
+        traceparent = EXCLUDED.traceparent, reduce_only = EXCLUDED.reduce_only,
+        updated_at = now()
+    WHERE orders.status = 'INITIALIZED'
     RETURNING client_order_id, venue
 ), noted AS (
     INSERT INTO order_history (client_order_id, status)
@@ -672,6 +747,59 @@ JOIN given g ON g.client_order_id = p.client_order_id
 LEFT JOIN market m ON m.instrument_id = g.instrument_id
 LEFT JOIN positions s ON s.account_id = g.account_id AND s.instrument_id = g.instrument_id
 ORDER BY g.n
+"""
+
+# record_intent: the intent INITIALIZED on its account's venue, unless its id exists, and its
+# first history entry at its creation time.
+_RECORD_INTENT = """
+WITH recorded AS (
+    INSERT INTO orders (client_order_id, account_id, user_id, instrument_id, side, order_type,
+        quantity, limit_price, stop_price, time_in_force, reduce_only, venue, status, created_at,
+        traceparent)
+    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, 'INITIALIZED', $13, $14)
+    ON CONFLICT (client_order_id) DO NOTHING
+    RETURNING client_order_id, created_at
+), noted AS (
+    INSERT INTO order_history (client_order_id, status, at)
+    SELECT client_order_id, 'INITIALIZED', created_at FROM recorded
+)
+SELECT EXISTS (SELECT 1 FROM recorded)
+"""
+
+# record_denials: each denial's order DENIED (a recorded intent updated, an unknown one inserted;
+# `xmax = 0` tells an inserted row), its history (INITIALIZED at the intent's time for an order
+# inserted here, then DENIED at the decision's), in the order given.
+_RECORD_DENIALS = """
+WITH given AS (
+    SELECT * FROM unnest($1::text[], $2::uuid[], $3::uuid[], $4::text[], $5::text[], $6::text[],
+        $7::numeric[], $8::numeric[], $9::numeric[], $10::text[], $11::boolean[],
+        $12::timestamptz[], $13::text[], $14::text[], $15::timestamptz[]) WITH ORDINALITY
+        AS g(client_order_id, account_id, user_id, instrument_id, side, order_type, quantity,
+             limit_price, stop_price, time_in_force, reduce_only, created_at, code, message,
+             denied_at, n)
+), denied AS (
+    INSERT INTO orders (client_order_id, account_id, user_id, instrument_id, side, order_type,
+        quantity, limit_price, stop_price, time_in_force, reduce_only, venue, status, reason,
+        reason_code, created_at)
+    SELECT g.client_order_id, g.account_id, g.user_id, g.instrument_id, g.side, g.order_type,
+        g.quantity, g.limit_price, g.stop_price, g.time_in_force, g.reduce_only,
+        COALESCE(a.venue, 'unknown'), 'DENIED', g.message, g.code, g.created_at
+    FROM given g LEFT JOIN accounts a ON a.account_id = g.account_id
+    ORDER BY g.n
+    ON CONFLICT (client_order_id) DO UPDATE SET status = 'DENIED', reason = EXCLUDED.reason,
+        reason_code = EXCLUDED.reason_code, updated_at = now()
+    WHERE orders.status = 'INITIALIZED'
+    RETURNING client_order_id, xmax = 0 AS inserted
+), noted AS (
+    INSERT INTO order_history (client_order_id, status, reason, at)
+    SELECT d.client_order_id, s.status, s.reason, s.at
+    FROM denied d JOIN given g ON g.client_order_id = d.client_order_id
+    CROSS JOIN LATERAL (VALUES (1, 'INITIALIZED', NULL, g.created_at),
+                               (2, 'DENIED', g.message, g.denied_at)) AS s(k, status, reason, at)
+    WHERE d.inserted OR s.k = 2
+    ORDER BY g.n, s.k
+)
+SELECT count(*) FROM denied
 """
 
 # write: save_order (one row per order: its state after the batch), the history in the order

@@ -51,6 +51,7 @@ from trademesh_execution.engine import (
     new_order,
     paper_accept,
     paper_fills,
+    same_terms,
     trade_id,
     transition,
     unrealised,
@@ -130,6 +131,8 @@ def filled(match: PaperMatch) -> OrderFilled:
 # ---- the state machine ------------------------------------------------------------------------
 
 LEGAL = {
+    S.INITIALIZED: {S.PENDING, S.DENIED},
+    S.DENIED: set(),
     S.PENDING: {S.SUBMITTED, S.REJECTED, S.CANCELED, S.UNKNOWN},
     S.SUBMITTED: {S.ACCEPTED, S.PARTIALLY_FILLED, S.FILLED, S.CANCELED, S.REJECTED, S.EXPIRED, S.UNKNOWN},
     S.ACCEPTED: {S.PARTIALLY_FILLED, S.FILLED, S.CANCELED, S.EXPIRED},
@@ -144,6 +147,34 @@ LEGAL = {
 
 def test_the_transition_table_is_the_documented_one() -> None:
     assert {status: set(targets) for status, targets in TRANSITIONS.items()} == LEGAL
+
+
+def test_a_resent_order_has_the_same_terms_whatever_its_time_or_notation() -> None:
+    kept = new_order(submit(OrderType.LIMIT, qty="2", limit="100"))
+    again = submit(OrderType.LIMIT, qty="2.000", limit="100.0").model_copy(
+        update={"created_at": T0 + MINUTE}
+    )
+    assert same_terms(kept, False, again)
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"quantity": D(3)},
+        {"limit_price": D(101)},
+        {"side": "sell"},
+        {"time_in_force": TimeInForce.IOC},
+        {"reduce_only": True},
+        {"account_id": AccountId(UUID(int=7))},
+        {"user_id": UserId(UUID(int=8))},
+        {"instrument_id": "binance:ETH/USDT"},
+    ],
+)
+def test_an_order_with_other_terms_under_a_used_id_is_another_order(change: dict[str, Any]) -> None:
+    kept = new_order(submit(OrderType.LIMIT, qty="2", limit="100"))
+    assert not same_terms(
+        kept, False, submit(OrderType.LIMIT, qty="2", limit="100").model_copy(update=change)
+    )
 
 
 @pytest.mark.parametrize("current", list(S))
@@ -168,7 +199,13 @@ def test_a_refusal_says_why(status: OrderStatus, message: str) -> None:
 
 
 def test_open_means_not_terminal() -> None:
-    assert {s for s in S if not is_open(s)} == {S.FILLED, S.CANCELED, S.REJECTED, S.EXPIRED}
+    assert {s for s in S if not is_open(s)} == {
+        S.DENIED,
+        S.FILLED,
+        S.CANCELED,
+        S.REJECTED,
+        S.EXPIRED,
+    }
     assert is_open("UNKNOWN")  # a status read back as text
 
 

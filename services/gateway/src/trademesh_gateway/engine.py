@@ -11,6 +11,7 @@ import json
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from typing import Any, Literal
 from uuid import UUID
 
@@ -197,7 +198,8 @@ ROUTES: tuple[Route, ...] = (
     _r("GET", "/accounts/{account_id}/discrepancies", "execution", "viewer",
        "What reconciliation found", ownership="service", owned="account_id"),
     _r("POST", "/orders", "risk", "trader",
-       "Submit a manual order on one of your accounts (202: risk decides, execution places)",
+       "Submit a manual order on one of your accounts (202: risk decides, execution places; "
+       "its client_order_id again: 200 with that order, or 409 for another body)",
        ownership="caller", owned_body=("account_id",), local="submit_order"),
     _r("GET", "/orders", "execution", "viewer", "Your orders", ownership="caller"),
     _r("GET", "/orders/{client_order_id}", "execution", "viewer", "One order and its history",
@@ -348,6 +350,18 @@ def capped_limit(value: str, cap: int) -> str | None:
     except ValueError:
         return None
     return str(cap) if asked > cap else None
+
+
+#: A re-sent manual order that risk has still not decided after this long publishes its intent
+#: again: the first publish may have been lost after execution recorded the order (risk decides
+#: a client order id once, so a second intent is harmless). Sooner, the first is in flight.
+RESEND_INTENT_AFTER = timedelta(seconds=5)
+
+
+def resend_intent(status: str, created_at: datetime, now: datetime) -> bool:
+    """Whether a re-sent manual order, recorded at `created_at` and now in `status`, publishes
+    its intent again (see RESEND_INTENT_AFTER)."""
+    return status == "INITIALIZED" and now - created_at >= RESEND_INTENT_AFTER
 
 
 def event_owner(event: Any) -> UUID | None:

@@ -141,10 +141,20 @@ def _describe_local_routes(document: Document, schemas: dict[str, Any]) -> None:
             "content": {"application/json": {"schema": {"$ref": SCHEMAS + "ManualOrder"}}},
         }
         operation["responses"] = {
+            "200": {
+                "description": "This client_order_id was sent before with this body: the order "
+                "as it is now, as GET /api/v1/orders/{client_order_id} answers it.",
+                "headers": {"Location": {"schema": {"type": "string"}}},
+                "content": {"application/json": {"schema": {"type": "object"}}},
+            },
             "202": {
                 "description": "Accepted for risk's decision, which arrives as an event.",
                 "headers": {"Location": {"schema": {"type": "string"}}},
                 "content": {"application/json": {"schema": {"$ref": SCHEMAS + "OrderAccepted"}}},
+            },
+            "409": {
+                "description": "The client_order_id names another order (another body).",
+                "content": {PROBLEM_JSON: {"schema": {"$ref": SCHEMAS + "Problem"}}},
             },
             "422": {
                 "description": "The order is not valid.",

@@ -314,7 +314,12 @@ async def test_a_manual_order_is_decided_by_risk_and_placed_by_execution(platfor
             got = await gateway.get(f"/api/v1/orders/{client_order_id}", headers=headers)
             return got.json() if got.status_code == 200 else None
 
-        await eventually(stored)
+        async def working() -> dict[str, Any] | None:
+            # Readable at once (recorded before its intent is published), working once placed.
+            got = await stored()
+            return got if got and got["status"] == "ACCEPTED" else None
+
+        await eventually(working)
         # The next day's bar trades through the limit: the paper venue fills the order.
         await bus.publish(price_bar(instrument, "100", day=today + timedelta(days=1)))
 
@@ -356,7 +361,12 @@ async def test_a_manual_order_is_decided_by_risk_and_placed_by_execution(platfor
             return found[0] if found else None
 
         assert (await eventually(denial)).reason.value == "MAX_ORDER_QUANTITY"
-        never = await gateway.get(f"/api/v1/orders/{refused}", headers=headers)
-        assert never.status_code == 404
+
+        async def kept() -> dict[str, Any] | None:  # never placed, and its owner reads why
+            got = (await gateway.get(f"/api/v1/orders/{refused}", headers=headers)).json()
+            return got if got["status"] == "DENIED" else None
+
+        denied = await eventually(kept)
+        assert (denied["reason_code"], denied["filled"]) == ("MAX_ORDER_QUANTITY", "0")
     finally:
         await bus.stop()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import tomllib
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import SimpleNamespace
 from uuid import uuid4
@@ -20,6 +21,7 @@ from trademesh_gateway.engine import (
     forward_request_headers,
     forward_response_headers,
     owned_body_values,
+    resend_intent,
     role_allows,
 )
 
@@ -130,3 +132,21 @@ def test_event_owner_and_owned_body() -> None:
 )
 def test_a_body_too_deep_to_parse_owns_nothing(body: bytes) -> None:
     assert owned_body_values(body, ("account_id",)) is None
+
+
+@pytest.mark.parametrize(
+    ("status", "age_s", "again"),
+    [
+        ("INITIALIZED", 0.0, False),  # the first post is still in flight
+        ("INITIALIZED", 4.9, False),
+        ("INITIALIZED", 5.0, True),  # undecided this long: its publish may have been lost
+        ("INITIALIZED", 600.0, True),
+        ("DENIED", 600.0, False),  # decided: nothing to send
+        ("ACCEPTED", 600.0, False),
+    ],
+)
+def test_a_resent_order_publishes_its_intent_again_only_when_long_undecided(
+    status: str, age_s: float, again: bool
+) -> None:
+    created = datetime(2026, 1, 1, tzinfo=UTC)
+    assert resend_intent(status, created, created + timedelta(seconds=age_s)) is again

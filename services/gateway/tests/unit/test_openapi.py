@@ -199,6 +199,7 @@ def test_the_manual_order_route_is_described_by_the_gateways_models() -> None:
     assert order["responses"]["202"]["content"]["application/json"]["schema"] == ref(
         "OrderAccepted"
     )
+    assert "409" in order["responses"] and "200" in order["responses"]  # a re-sent id
     assert "account_id" in schemas["ManualOrder"]["required"]
     assert set(schemas["OrderAccepted"]["properties"]) == {
         "client_order_id",

@@ -1,4 +1,8 @@
-"""/api/v1/orders: the caller's orders (list, get with its history), and cancel."""
+"""/api/v1/orders: the caller's orders (list, get with its history), cancel, and a manual
+order's intent recorded before the gateway publishes it.
+
+Every order has one story here (decision 0113): recorded (INITIALIZED) until risk decides it,
+then DENIED with risk's reason, or placed (PENDING onwards) and worked to its end."""
 
 from __future__ import annotations
 
@@ -7,9 +11,10 @@ from decimal import Decimal
 from typing import Annotated
 from uuid import UUID
 
-from fastapi import APIRouter, Query
-from pydantic import BaseModel
-from trademesh_events.orders import OrderStatus
+import asyncpg
+from fastapi import APIRouter, Query, Response
+from pydantic import BaseModel, Field
+from trademesh_events.orders import OrderStatus, SubmitOrder
 from trademesh_http import ProblemError
 
 from trademesh_execution.api.deps import CallerDep, RuntimeDep
@@ -41,10 +46,14 @@ class OrderOut(BaseModel):
     fees: Decimal
     venue_order_id: str | None
     created_at: datetime
+    reason_code: str | None = Field(
+        None, description="The decision's reason code (risk's, for a DENIED order)."
+    )
+    reason: str | None = Field(None, description="Why the order is where it is, in words.")
     history: list[TransitionOut] | None = None
 
 
-def _out(order: OrderView) -> OrderOut:
+def _out(order: OrderView, row: asyncpg.Record) -> OrderOut:
     return OrderOut(
         client_order_id=order.client_order_id,
         account_id=order.account_id,
@@ -61,6 +70,8 @@ def _out(order: OrderView) -> OrderOut:
         fees=order.fees,
         venue_order_id=order.venue_order_id,
         created_at=order.created_at,
+        reason_code=row["reason_code"],
+        reason=row["reason"],
     )
 
 
@@ -73,20 +84,39 @@ async def list_orders(
 ) -> list[OrderOut]:
     accounts = [a.account_id for a in await runtime.store.accounts(caller)]
     rows = await runtime.store.orders_page(accounts, limit, status.value if status else None)
-    return [_out(order_view(row)) for row in rows]
+    return [_out(order_view(row), row) for row in rows]
 
 
-async def _own(runtime: RuntimeDep, client_order_id: str, caller: UUID) -> OrderView:
+@router.post(
+    "",
+    status_code=201,
+    summary="Record a manual order before its intent is published (the gateway's call)",
+    responses={
+        200: {"description": "The same order was recorded before: the kept one."},
+        409: {"description": "The client order id names another order."},
+    },
+)
+async def record_intent(
+    intent: SubmitOrder, caller: CallerDep, runtime: RuntimeDep, response: Response
+) -> OrderOut:
+    recorded = await runtime.orders.record_intent(intent, caller)
+    if not recorded.created:
+        response.status_code = 200
+    return _out(recorded.order, recorded.row)
+
+
+async def _own(
+    runtime: RuntimeDep, client_order_id: str, caller: UUID
+) -> tuple[OrderView, asyncpg.Record]:
     found = await runtime.store.order(client_order_id)
     if found is None or found[0].user_id != caller:
         raise ProblemError(404, "Unknown order", f"No order {client_order_id}.")
-    return found[0]
+    return found
 
 
 @router.get("/{client_order_id}", summary="One order and its state history")
 async def get_order(client_order_id: str, caller: CallerDep, runtime: RuntimeDep) -> OrderOut:
-    order = await _own(runtime, client_order_id, caller)
-    out = _out(order)
+    out = _out(*await _own(runtime, client_order_id, caller))
     out.history = [
         TransitionOut(status=r["status"], reason=r["reason"], at=r["at"])
         for r in await runtime.store.history(client_order_id)
@@ -96,11 +126,17 @@ async def get_order(client_order_id: str, caller: CallerDep, runtime: RuntimeDep
 
 @router.post("/{client_order_id}/cancel", summary="Cancel an open order")
 async def cancel(client_order_id: str, caller: CallerDep, runtime: RuntimeDep) -> OrderOut:
-    order = await _own(runtime, client_order_id, caller)
+    order, _ = await _own(runtime, client_order_id, caller)
+    if order.status is OrderStatus.INITIALIZED:
+        raise ProblemError(
+            409,
+            "Order not decided yet",
+            f"Risk has not decided order {client_order_id}: cancel it once it is placed.",
+        )
     assert runtime.db is not None
     async with runtime.db.transaction() as conn:
         done = await runtime.orders.cancel(
             conn, client_order_id, "cancelled by the user", order.account_id
         )
     assert done is not None
-    return _out(done)
+    return _out(*await _own(runtime, client_order_id, caller))

@@ -9,6 +9,7 @@ one transaction, so an order's row and orders.events.v1 never disagree.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import assert_never
 from uuid import UUID
@@ -22,10 +23,13 @@ from trademesh_events.orders import (
     CancelAllOrders,
     CancelOrder,
     OrderApproved,
+    OrderDenied,
     OrderFilled,
     OrderStatus,
+    SubmitOrder,
 )
 from trademesh_events.topics import MD_BARS, ApprovedCommand, OrderLifecycleEvent
+from trademesh_http import ProblemError
 from trademesh_observability import metrics
 from trademesh_observability.logging import get_logger
 from trademesh_trading.fills import FillModel
@@ -41,6 +45,7 @@ from trademesh_execution.engine import (
     new_order,
     paper_accept,
     paper_fills,
+    same_terms,
 )
 from trademesh_execution.order_log import log_order_events
 from trademesh_execution.store import (
@@ -52,6 +57,16 @@ from trademesh_execution.store import (
 )
 
 log = get_logger("trademesh_execution.orders")
+
+
+@dataclass(frozen=True)
+class Recorded:
+    """A manual order's intent as record_intent left it: the order kept under its id, its row,
+    and whether this call recorded it (else it was there already, with the same terms)."""
+
+    order: OrderView
+    row: asyncpg.Record
+    created: bool
 
 
 class Orders:
@@ -71,6 +86,50 @@ class Orders:
         self.fill_model = fill_model
         self.service = service
         self.clock = clock
+
+    # ---- the order's story before risk decides (decision 0113) ---------------------------------
+
+    async def record_intent(self, intent: SubmitOrder, caller: UUID) -> Recorded:
+        """Record the caller's manual order INITIALIZED before its intent is published (the
+        gateway asks): its client order id is claimed here, once, whoever asks at the same
+        time. The same order again is the kept one (created False); another order under a
+        used id is a 409 problem, another user's account a 404 one."""
+        if intent.user_id != caller:
+            raise ProblemError(422, "Invalid order", "user_id: must be the caller's.")
+        async with self.db.transaction() as conn:
+            account = await self.store.account(intent.account_id, conn)
+            if account is None or account.user_id != caller:
+                raise ProblemError(404, "Unknown account", f"No account {intent.account_id}.")
+            created = await self.store.record_intent(conn, intent, account.venue)
+            found = await self.store.order(intent.client_order_id, conn)
+        assert found is not None  # recorded now, or by whoever held the id
+        order, row = found
+        if not created and not same_terms(order, row["reduce_only"], intent):
+            # Another user's order under this id says nothing about that order.
+            raise ProblemError(
+                409,
+                "Order id in use",
+                f"client_order_id {intent.client_order_id} names another order: send that "
+                "order's terms to read it back, or a new client_order_id for a new order.",
+                type="/problems/order-id-in-use",
+            )
+        return Recorded(order, row, created)
+
+    async def on_denied_many(
+        self, conn: asyncpg.Connection, denials: Sequence[OrderDenied]
+    ) -> None:
+        """A batch of orders.denied.v1 in its transaction: each denied order kept DENIED with
+        its reason (store.record_denials). A denial from before denials carried their intent
+        has nothing to keep and is skipped."""
+        first: dict[str, OrderDenied] = {}
+        for denial in denials:
+            if denial.order is None:
+                log.warning(
+                    "denial without its order skipped", client_order_id=denial.client_order_id
+                )
+                continue
+            first.setdefault(denial.client_order_id, denial)
+        await self.store.record_denials(conn, list(first.values()))
 
     # ---- commands from risk (orders.approved.v1) -----------------------------------------------
 
@@ -203,8 +262,8 @@ class Orders:
         if found is None or (account_id is not None and found[0].account_id != account_id):
             return None
         order, row = found
-        if not is_open(order.status):
-            return order
+        if not is_open(order.status) or order.status is OrderStatus.INITIALIZED:
+            return order  # ended, or not decided yet (risk decides it; then it may be cancelled)
         if row["venue"] not in ("paper", "unknown") and order.status is not OrderStatus.PENDING:
             # A live order is cancelled by its venue: ask, and let the driver (live.py) record
             # what the venue answers (CANCELED, or a fill that came first).

@@ -5,10 +5,15 @@ orders.intents.v1, keyed by account, for risk to decide and execution to place (
 order path: gateway -> risk -> execution). The request's trace continues through both, because
 the publish carries the gateway's span as `traceparent`.
 
-The client may name the order (`client_order_id`, the idempotency key end to end): sending the
-same order again, after a lost answer, gives the same id, and risk decides an id once. Without
-one, the gateway makes one. The answer is 202: the order is accepted for risk's decision, which
-arrives as an event (the caller's event stream, or `GET /api/v1/orders/{id}` once placed).
+The client may name the order (`client_order_id`, the idempotency key end to end); without one,
+the gateway makes one. Before publishing, the gateway has execution record the order
+(INITIALIZED, decision 0113), which claims the id once under its primary key, so:
+- a new order is 202: accepted for risk's decision, which arrives as an event (the caller's
+  event stream) and on the order itself (`GET /api/v1/orders/{id}`, readable at once);
+- the same id and body again, even while the first post is in flight, is 200 with the order as
+  it is now (no second 202, and its intent is not published twice unless risk has still not
+  decided it after RESEND_INTENT_AFTER: the first publish may have been lost);
+- the same id with another body is a 409 problem.
 """
 
 from __future__ import annotations
@@ -26,7 +31,10 @@ from trademesh_events.orders import OrderType, Side, SubmitOrder, TimeInForce
 from trademesh_http import ProblemError
 
 from trademesh_gateway.api.deps import Runtime
+from trademesh_gateway.engine import resend_intent
 from trademesh_gateway.proxy import Caller
+
+PROBLEM_JSON = "application/problem+json"
 
 
 class ManualOrder(BaseModel):
@@ -69,7 +77,9 @@ def _invalid(errors: Sequence[Mapping[str, Any]]) -> ProblemError:
 
 
 async def submit_order(runtime: Runtime, caller: Caller, body: bytes) -> Response:
-    """Publish the caller's order as an intent on orders.intents.v1; 202 with its id."""
+    """Record the caller's order at execution, then publish it as an intent on
+    orders.intents.v1: 202 with its id; 200 for an order sent before, 409 for another order
+    under its id (see the module's docstring)."""
     try:
         order = ManualOrder.model_validate_json(body or b"{}")
     except ValidationError as exc:
@@ -88,6 +98,21 @@ async def submit_order(runtime: Runtime, caller: Caller, body: bytes) -> Respons
         )
     except ValidationError as exc:
         raise _invalid(exc.errors(include_input=False)) from None
+    location = {"Location": f"/api/v1/orders/{intent.client_order_id}"}
+    recorded = await runtime.proxy.call_as(
+        caller, "execution", "POST", "/api/v1/orders", intent.model_dump_json().encode()
+    )
+    if recorded.status_code == 200:  # sent before: the order as it is now, never a second 202
+        kept = recorded.json()
+        if resend_intent(kept["status"], datetime.fromisoformat(kept["created_at"]), now):
+            await runtime.bus.publish(intent)
+        return JSONResponse(kept, status_code=200, headers=location)
+    if recorded.status_code != 201:
+        if 400 <= recorded.status_code < 500:  # execution's problem (404, 409, 422), as it is
+            return Response(
+                recorded.content, status_code=recorded.status_code, media_type=PROBLEM_JSON
+            )
+        raise ProblemError(502, "Upstream unavailable", "The execution service could not answer.")
     envelope = await runtime.bus.publish(intent)
     accepted = OrderAccepted(
         client_order_id=intent.client_order_id,
@@ -95,8 +120,4 @@ async def submit_order(runtime: Runtime, caller: Caller, body: bytes) -> Respons
         event_id=envelope.id,
         submitted_at=now,
     )
-    return JSONResponse(
-        accepted.model_dump(mode="json"),
-        status_code=202,
-        headers={"Location": f"/api/v1/orders/{intent.client_order_id}"},
-    )
+    return JSONResponse(accepted.model_dump(mode="json"), status_code=202, headers=location)

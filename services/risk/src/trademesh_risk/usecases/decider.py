@@ -272,6 +272,7 @@ class Decider:
             reason=denial.reason,
             message=denial.message,
             denied_at=decision.at,
+            order=event,
         )
 
     async def limits_in_force(
