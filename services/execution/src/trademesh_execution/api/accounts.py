@@ -13,6 +13,7 @@ from uuid import UUID, uuid4
 import ccxt
 from fastapi import APIRouter, Query, Response
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
+from trademesh_events.money import Amount, MoneyAmount
 from trademesh_http import ProblemError
 from trademesh_keystore import mask
 
@@ -41,7 +42,7 @@ class AccountCreate(BaseModel):
 
     name: str = Field(min_length=1, max_length=100)
     venue: str = Field("paper", pattern=r"^[a-z0-9_]{1,32}$", description="`paper` or a ccxt id.")
-    cash: Decimal = Field(
+    cash: MoneyAmount = Field(
         Decimal(100_000), gt=0, max_digits=30, decimal_places=8, description="Paper cash."
     )
     api_key: SecretStr | None = Field(None, description="Exchange accounts only.")
@@ -66,27 +67,27 @@ class AccountOut(BaseModel):
     account_id: UUID
     name: str
     venue: str
-    cash: Decimal
+    cash: MoneyAmount
     created_at: datetime
     api_key_masked: str | None = Field(None, description="Exchange accounts: the key, masked.")
 
 
 class PositionOut(BaseModel):
     instrument_id: str
-    quantity: Decimal
-    avg_price: Decimal
-    realised_pnl: Decimal = Field(description="Net of fees.")
-    fees: Decimal
-    last_price: Decimal | None
-    unrealised_pnl: Decimal | None
+    quantity: Amount
+    avg_price: Amount
+    realised_pnl: MoneyAmount = Field(description="Net of fees.")
+    fees: MoneyAmount
+    last_price: Amount | None
+    unrealised_pnl: MoneyAmount | None
 
 
 class PnlOut(BaseModel):
     account_id: UUID
-    cash: Decimal
-    equity: Decimal | None = Field(description="Cash plus positions at their last prices.")
-    realised_pnl: Decimal
-    unrealised_pnl: Decimal | None
+    cash: MoneyAmount
+    equity: MoneyAmount | None = Field(description="Cash plus positions at their last prices.")
+    realised_pnl: MoneyAmount
+    unrealised_pnl: MoneyAmount | None
     positions: list[PositionOut]
 
 
@@ -95,9 +96,9 @@ class FillOut(BaseModel):
     client_order_id: str
     instrument_id: str
     side: str
-    quantity: Decimal
-    price: Decimal
-    fee: Decimal
+    quantity: Amount
+    price: Amount
+    fee: MoneyAmount
     fee_currency: str
     liquidity: str
     ts: datetime
@@ -191,8 +192,8 @@ async def pnl(account_id: UUID, caller: CallerDep, runtime: RuntimeDep) -> PnlOu
 
 class EquityPoint(BaseModel):
     ts: datetime
-    cash: Decimal
-    equity: Decimal
+    cash: MoneyAmount
+    equity: MoneyAmount
 
 
 @router.get("/{account_id}/equity", summary="The account's sampled equity, oldest first")

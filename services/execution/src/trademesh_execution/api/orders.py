@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from datetime import datetime
-from decimal import Decimal
 from typing import Annotated
 from uuid import UUID
 
 from fastapi import APIRouter, Query
 from pydantic import BaseModel
+from trademesh_events.money import Amount, MoneyAmount
 from trademesh_events.orders import OrderStatus
 from trademesh_http import ProblemError
 
@@ -31,14 +31,14 @@ class OrderOut(BaseModel):
     instrument_id: str
     side: str
     order_type: str
-    quantity: Decimal
-    limit_price: Decimal | None
-    stop_price: Decimal | None
+    quantity: Amount
+    limit_price: Amount | None
+    stop_price: Amount | None
     time_in_force: str
     status: OrderStatus
-    filled: Decimal
-    avg_price: Decimal | None
-    fees: Decimal
+    filled: Amount
+    avg_price: Amount | None
+    fees: MoneyAmount
     venue_order_id: str | None
     created_at: datetime
     history: list[TransitionOut] | None = None

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from decimal import Decimal
 from typing import Annotated
 
 from fastapi import APIRouter, Query
 from pydantic import AfterValidator, BaseModel
 from trademesh_events.ids import InstrumentId
+from trademesh_events.money import Amount
 from trademesh_http import ProblemError
 from trademesh_trading.timeframes import Timeframe
 
@@ -41,7 +41,7 @@ class OhlcvPage(BaseModel):
 class LastPrice(BaseModel):
     instrument_id: str
     ts: datetime
-    price: Decimal
+    price: Amount
 
 
 @router.get("/instruments", summary="Instruments with a feed, in id order")

@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import json
 from datetime import datetime
-from decimal import Decimal
 from typing import Annotated, Any
 from uuid import UUID
 
 from fastapi import APIRouter, Query, Response
 from pydantic import BaseModel, ConfigDict, Field
+from trademesh_events.money import Amount, MoneyAmount
 from trademesh_http import Caller, ProblemError
 from trademesh_trading.registry import InvalidParameters, UnknownStrategy
 
@@ -56,7 +56,7 @@ class StatsOut(BaseModel):
     profit_factor: float = Field(description="Gross profit / gross loss of closed trades.")
     exposure: float = Field(description="Share of bars with a position.")
     trades: int
-    final_equity: Decimal
+    final_equity: MoneyAmount
 
 
 class BacktestOut(BaseModel):
@@ -84,13 +84,13 @@ class TradeOut(BaseModel):
     """A round trip; an exit-less one was still open at the end (marked at the last close)."""
 
     side: str
-    quantity: Decimal
+    quantity: Amount
     entry_time: datetime
-    entry_price: Decimal
+    entry_price: Amount
     exit_time: datetime | None
-    exit_price: Decimal | None
-    pnl: Decimal = Field(description="After fees.")
-    fees: Decimal
+    exit_price: Amount | None
+    pnl: MoneyAmount = Field(description="After fees.")
+    fees: MoneyAmount
 
 
 class RankedOut(BaseModel):
@@ -355,7 +355,9 @@ async def trades(backtest_id: UUID, caller: CallerDep, runtime: RuntimeDep) -> R
     "/{backtest_id}/equity",
     summary="A succeeded backtest's equity curve: [close time, equity] per bar (409 before)",
     response_class=Response,
-    responses={200: {"model": list[tuple[datetime, Decimal]], "content": {"application/json": {}}}},
+    responses={
+        200: {"model": list[tuple[datetime, MoneyAmount]], "content": {"application/json": {}}}
+    },
 )
 async def equity(backtest_id: UUID, caller: CallerDep, runtime: RuntimeDep) -> Response:
     record = await _own(runtime, backtest_id, caller)

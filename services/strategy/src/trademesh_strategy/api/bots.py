@@ -11,6 +11,7 @@ from fastapi import APIRouter, Query, Response
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from trademesh_events.bots import BotState
 from trademesh_events.ids import InstrumentId
+from trademesh_events.money import Amount, MoneyAmount
 from trademesh_http import ProblemError
 from trademesh_trading.backtest import Sizing
 from trademesh_trading.registry import InvalidParameters, UnknownStrategy
@@ -48,7 +49,7 @@ class BotCreate(BaseModel):
         default_factory=lambda: Sizing(kind="quantity", value=Decimal(1)),
         description="How much one entry buys: quantity, notional, or equity_pct of the capital.",
     )
-    capital: Decimal = Field(
+    capital: MoneyAmount = Field(
         Decimal(10_000),
         gt=0,
         max_digits=20,
@@ -72,11 +73,11 @@ class BotOut(BaseModel):
     account_id: UUID
     venue: str
     sizing: Sizing
-    capital: Decimal
+    capital: MoneyAmount
     state: BotState
     error: str | None
-    position: Decimal
-    cash: Decimal
+    position: Amount
+    cash: MoneyAmount
     warm_from: datetime | None = Field(
         description="Open time of the first bar the strategy saw (its warm-up's first)."
     )
@@ -108,11 +109,11 @@ class OrderOut(BaseModel):
     leg: str
     side: str
     order_type: str
-    quantity: Decimal
-    limit_price: Decimal | None
-    stop_price: Decimal | None
+    quantity: Amount
+    limit_price: Amount | None
+    stop_price: Amount | None
     status: str
-    filled: Decimal
+    filled: Amount
     open: bool
     reason: str | None
     created_at: datetime
