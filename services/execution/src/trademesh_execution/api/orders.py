@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated
 from uuid import UUID
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter
 from pydantic import BaseModel
 from trademesh_events.money import Amount, MoneyAmount
 from trademesh_events.orders import OrderStatus
 from trademesh_http import ProblemError
+from trademesh_http.pagination import Page, PageDep, paginate
 
 from trademesh_execution.api.deps import CallerDep, RuntimeDep
 from trademesh_execution.engine import OrderView
@@ -64,16 +64,24 @@ def _out(order: OrderView) -> OrderOut:
     )
 
 
+class OrderPage(Page[OrderOut]):
+    pass
+
+
 @router.get("", summary="The caller's orders, newest first")
 async def list_orders(
     caller: CallerDep,
     runtime: RuntimeDep,
+    request: PageDep,
     status: OrderStatus | None = None,
-    limit: Annotated[int, Query(ge=1, le=5000)] = 500,
-) -> list[OrderOut]:
+) -> OrderPage:
     accounts = [a.account_id for a in await runtime.store.accounts(caller)]
-    rows = await runtime.store.orders_page(accounts, limit, status.value if status else None)
-    return [_out(order_view(row)) for row in rows]
+    after = request.after(datetime, str)
+    rows = await runtime.store.orders_page(
+        accounts, request.fetch, status.value if status else None, after
+    )
+    items, cursor = paginate(rows, request, lambda r: (r["created_at"], r["client_order_id"]))
+    return OrderPage(items=[_out(order_view(row)) for row in items], next_cursor=cursor)
 
 
 async def _own(runtime: RuntimeDep, client_order_id: str, caller: UUID) -> OrderView:
