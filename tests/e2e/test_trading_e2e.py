@@ -101,7 +101,9 @@ def test_a_user_trades_through_the_gateway_and_the_audit_log_holds_every_step(
         # Intents -> approvals -> fills -> a position and PnL.
         def bot_filled() -> list[dict[str, Any]] | None:
             orders = http.get("/api/v1/orders", params={"status": "FILLED"}, headers=me)
-            filled: list[dict[str, Any]] = orders.json() if orders.status_code == 200 else []
+            filled: list[dict[str, Any]] = (
+                orders.json()["items"] if orders.status_code == 200 else []
+            )
             return [o for o in filled if o["account_id"] == account] or None
 
         eventually(bot_filled, 120, "a bot order filled")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable
 from decimal import Decimal
 from typing import Any
@@ -11,7 +12,16 @@ import pytest
 from pydantic import TypeAdapter, ValidationError
 from trademesh_events import get_topic, marketdata, orders, topic_for
 from trademesh_events.base import Event
-from trademesh_events.money import Money, NonNegative, Price, Quantity
+from trademesh_events.money import (
+    DECIMAL_PATTERN,
+    Amount,
+    Money,
+    MoneyAmount,
+    NonNegative,
+    Price,
+    Quantity,
+    plain,
+)
 from trademesh_events.topics import MD_TICKS
 
 pytestmark = pytest.mark.unit
@@ -28,15 +38,17 @@ def test_price_and_quantity_survive_json_exactly(
     spec = get_topic(MD_TICKS)
     data = spec.encode(tick)
     doc = json.loads(data)
-    # on the wire: strings, never JSON numbers (which a consumer would read as floats)
-    assert doc["price"] == str(Decimal(text))
-    assert doc["size"] == str(Decimal(text))
+    # on the wire: plain decimal strings, never JSON numbers (which a consumer would read as
+    # floats) and never an exponent
+    assert doc["price"] == plain(Decimal(text))
+    assert doc["size"] == plain(Decimal(text))
+    assert re.fullmatch(DECIMAL_PATTERN, doc["price"])
     decoded = spec.decode(data)
     assert type(decoded.price) is Decimal
     assert type(decoded.size) is Decimal
-    # exact: same digits and exponent, not only numerically equal
-    assert decoded.price.as_tuple() == Decimal(text).as_tuple()
-    assert decoded.size.as_tuple() == Decimal(text).as_tuple()
+    # exact: the same value, not rounded
+    assert decoded.price == Decimal(text)
+    assert decoded.size == Decimal(text)
 
 
 def test_decimal_sum_is_exact_after_round_trip(make_sample: Callable[..., Event]) -> None:
@@ -60,7 +72,7 @@ def test_fill_amounts_survive_exactly(make_sample: Callable[..., Event]) -> None
     for field in ("last_qty", "cum_qty", "last_price", "leaves_qty", "fee"):
         value = getattr(decoded, field)
         assert type(value) is Decimal, field
-        assert str(value) == str(getattr(fill, field)), field
+        assert value == getattr(fill, field), field
 
 
 @pytest.mark.parametrize("amount_type", [Price, Quantity, NonNegative, Money])
@@ -160,3 +172,52 @@ def test_json_number_is_not_silently_rounded(make_sample: Callable[..., Event]) 
     assert raw != data
     with pytest.raises(ValidationError, match="not a float"):
         spec.decode(raw)
+
+
+@pytest.mark.parametrize(
+    ("value", "text"),
+    [
+        ("5E+4", "50000"),
+        ("50000.00", "50000"),
+        ("1E-9", "0.000000001"),
+        ("-0", "0"),
+        ("0E-8", "0"),
+        ("100.10", "100.1"),
+        ("-12.5", "-12.5"),
+        ("-0.000", "0"),
+        ("12345678901234567890.123456789012", "12345678901234567890.123456789012"),
+    ],
+)
+def test_amounts_serialise_plain_without_exponent(value: str, text: str) -> None:
+    for amount_type in (Money, Amount):
+        assert TypeAdapter(amount_type).dump_json(Decimal(value)) == f'"{text}"'.encode()
+    assert TypeAdapter(Amount).dump_python(Decimal(value)) == Decimal(value)  # python: untouched
+
+
+@pytest.mark.parametrize(
+    ("value", "text"),
+    [
+        ("5E+4", "50000"),
+        ("5.5366191864013671875", "5.53661919"),
+        ("0.000000005", "0"),  # half even: to the even neighbour, 0
+        ("0.000000015", "0.00000002"),
+        ("-1.999999999", "-2"),
+        ("10000.0", "10000"),
+        ("10000.00", "10000"),
+        ("123456789012345678901234.123456789", "123456789012345678901234.12345679"),
+    ],
+)
+def test_money_in_responses_is_rounded_to_its_places(value: str, text: str) -> None:
+    assert TypeAdapter(MoneyAmount).dump_json(Decimal(value)) == f'"{text}"'.encode()
+
+
+@pytest.mark.parametrize("amount_type", [Price, Quantity, NonNegative, Money, Amount, MoneyAmount])
+def test_amount_schema_is_a_decimal_string_without_exponent(amount_type: Any) -> None:
+    for mode in ("validation", "serialization"):
+        schema = TypeAdapter(amount_type).json_schema(mode=mode)
+        assert schema["type"] == "string"
+        pattern = re.compile(schema["pattern"])
+        assert pattern.search("50000") and pattern.search("0.5")
+        for exponent in ("5E+4", "5e4", "1E-9", "-5E+4", "1.5e2"):
+            assert not pattern.search(exponent), (schema, exponent)
+    assert re.search(DECIMAL_PATTERN, "-0.5")

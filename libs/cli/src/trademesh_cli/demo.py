@@ -9,8 +9,9 @@ The first run, through the gateway's public API only (what a user would do):
 Later runs find the file and resume: feeds and bots live in Postgres and restart by themselves
 (market-data restarts enabled feeds, strategy resumes running bots).
 
-The live line adds up the services' own Prometheus counters (bars, intents, decisions, fills)
-and asks the gateway for the account's equity.
+The live line shows the demo account's own figures (its bot's bars and intents, risk's approvals
+and denials of them, the account's fills and equity), read through the gateway with the demo's
+API key, and says when the replay has ended and what replays it again.
 """
 
 from __future__ import annotations
@@ -27,7 +28,6 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from prometheus_client.parser import text_string_to_metric_families
 
 DEMO_EMAIL = "demo-admin@example.com"
 DEMO_INSTRUMENT = "nasdaq:GOOG/USD"
@@ -194,8 +194,14 @@ def _wait_for_bars(http: httpx.Client, headers: dict[str, str], at_least: int) -
     raise DemoError(f"the replay stored fewer than {at_least} bars in two minutes")
 
 
+REPLAY_ENDED = ("finished", "stopped")  # a replay feed that ran to its end, or was stopped
+
+
 @dataclass
 class Summary:
+    """The demo account's own figures: its bot's bars, its intents and what became of them, its
+    fills and equity, read through the gateway with the demo's API key."""
+
     bars: int = 0
     intents: int = 0
     approved: int = 0
@@ -203,67 +209,78 @@ class Summary:
     fills: int = 0
     equity: Decimal | None = None
     bot_state: str | None = None
+    replay_ended: bool = False
+    replay_command: str | None = None
 
     def line(self) -> str:
         equity = "n/a" if self.equity is None else f"{self.equity:,.2f}"
         bot = f"  bot {self.bot_state}" if self.bot_state else ""
+        ended = ""
+        if self.replay_ended:
+            ended = "  replay ended" + (
+                f" (again: {self.replay_command})" if self.replay_command else ""
+            )
         return (
             f"bars {self.bars}  intents {self.intents}  approved {self.approved}  "
-            f"denied {self.denied}  fills {self.fills}  equity {equity}{bot}"
+            f"denied {self.denied}  fills {self.fills}  equity {equity}{bot}{ended}"
         )
 
 
-def _counter_sum(text: str, name: str, **labels: str) -> int:
-    total = 0.0
-    # The parser reads only the family's own lines: a service's whole exposition (hundreds of
-    # series) parsed every refresh cost the supervisor more CPU than an idle service uses.
-    family_name = name.removesuffix("_total")
-    heads = (family_name, f"# HELP {family_name}", f"# TYPE {family_name}")
-    own = "\n".join(line for line in text.splitlines() if line.startswith(heads))
-    for family in text_string_to_metric_families(own):
-        if family.name != name.removesuffix("_total"):
-            continue
-        for sample in family.samples:
-            # Label values as the services write them (a Python bool is "True").
-            if sample.name.endswith("_total") and all(
-                str(sample.labels.get(k, "")).lower() == v.lower() for k, v in labels.items()
-            ):
-                total += sample.value
-    return int(total)
+def replay_command(home: Path) -> str:
+    """What replays the demo from its first bar: a fresh database and demo (the bot has seen
+    every bar of the file, and bars it has seen it never acts on again)."""
+    here = Path.cwd()
+    shown = home.relative_to(here) if home.is_relative_to(here) else home
+    return f"Ctrl-C, rm -rf {shown}/postgres {shown}/demo.json, make run"
+
+
+def _every(http: httpx.Client, url: str, key: dict[str, str]) -> list[dict[str, Any]]:
+    """Every item of a list route, page by page (the shared page shape: items, next_cursor)."""
+    items: list[dict[str, Any]] = []
+    cursor: str | None = None
+    while True:
+        params: dict[str, str | int] = {"limit": 500} | ({"cursor": cursor} if cursor else {})
+        response = http.get(url, params=params, headers=key)
+        if response.status_code != 200:
+            raise ValueError(f"{url}: {response.status_code}")
+        page = response.json()
+        items += page["items"]
+        cursor = page.get("next_cursor")
+        if not cursor:
+            return items
 
 
 def summary(
-    http: httpx.Client, urls: dict[str, str], gateway: str, state: DemoState | None
+    http: httpx.Client, gateway: str, state: DemoState | None, replay: str | None = None
 ) -> Summary:
-    """The platform's figures now (a service that does not answer counts 0), read with `http`
-    (one client for the supervisor's life: a client made per refresh built a TLS context each
-    time, most of an idle supervisor's CPU)."""
-    out = Summary()
-
-    def metrics(service: str) -> str:
-        url = urls.get(service)
-        if url is None:
-            return ""
-        try:
-            return http.get(f"{url}/metrics").text
-        except httpx.HTTPError:
-            return ""
-
-    out.bars = _counter_sum(metrics("market-data"), "trademesh_md_bars_out_total", final="true")
-    out.intents = _counter_sum(metrics("strategy"), "trademesh_strategy_intents_total")
-    risk = metrics("risk")
-    out.approved = _counter_sum(risk, "trademesh_risk_decisions_total", decision="approved")
-    out.denied = _counter_sum(risk, "trademesh_risk_decisions_total", decision="denied")
-    out.fills = _counter_sum(metrics("execution"), "trademesh_execution_fills_total")
-    if state is not None:
-        key = {"X-API-Key": state.api_key}
-        try:
-            pnl = http.get(f"{gateway}/api/v1/accounts/{state.account_id}/pnl", headers=key)
-            if pnl.status_code == 200 and pnl.json().get("equity") is not None:
-                out.equity = Decimal(str(pnl.json()["equity"]))
-            bot = http.get(f"{gateway}/api/v1/bots/{state.bot_id}", headers=key)
-            if bot.status_code == 200:
-                out.bot_state = str(bot.json().get("state"))
-        except (httpx.HTTPError, ValueError):
-            pass
+    """The demo account's figures now, through the gateway's API with the demo's API key (a
+    figure the gateway does not give stays as it was: 0, n/a), read with `http` (one client for
+    the supervisor's life: a client made per refresh built a TLS context each time, most of an
+    idle supervisor's CPU). `replay` is the command that replays the demo again, shown once the
+    replay has ended."""
+    out = Summary(replay_command=replay)
+    if state is None:
+        return out
+    key = {"X-API-Key": state.api_key}
+    api = f"{gateway}/api/v1"
+    try:
+        bot = http.get(f"{api}/bots/{state.bot_id}", headers=key)
+        if bot.status_code == 200:
+            out.bot_state = str(bot.json().get("state"))
+            out.bars = int(bot.json().get("bars_seen", 0))
+        intents = _every(http, f"{api}/bots/{state.bot_id}/orders", key)
+        out.intents = len(intents)
+        out.denied = sum(1 for o in intents if o["status"] == "DENIED")
+        # Risk approved what execution has heard of: an order still REQUESTED is undecided.
+        out.approved = sum(1 for o in intents if o["status"] not in ("REQUESTED", "DENIED"))
+        out.fills = len(_every(http, f"{api}/accounts/{state.account_id}/fills", key))
+        pnl = http.get(f"{api}/accounts/{state.account_id}/pnl", headers=key)
+        if pnl.status_code == 200 and pnl.json().get("equity") is not None:
+            out.equity = Decimal(str(pnl.json()["equity"]))
+        feed = http.get(f"{api}/feeds/{state.feed_id}", headers=key)
+        if feed.status_code == 200:
+            body = feed.json()
+            out.replay_ended = not body.get("enabled") and body.get("state") in REPLAY_ENDED
+    except (httpx.HTTPError, ValueError, KeyError, TypeError):
+        pass
     return out

@@ -19,7 +19,14 @@ from rich.console import Console
 from rich.markup import escape
 from trademesh_infra.stack import Stack, default_home
 
-from trademesh_cli.demo import DemoError, DemoState, load_state, set_up, summary
+from trademesh_cli.demo import (
+    DemoError,
+    DemoState,
+    load_state,
+    replay_command,
+    set_up,
+    summary,
+)
 from trademesh_cli.project import ServiceEntry, discover_services, find_root, run_file
 
 console = Console()
@@ -386,7 +393,7 @@ def run_platform(
         started = {child.name for child in children}
         if demo and gateway is not None and started >= DEMO_NEEDS:
             state = _demo(gateway.url, stack.home, env)
-        urls = {child.name: child.metrics_url for child in children}
+        replay = replay_command(stack.home)
         console.print("[dim]Ctrl-C stops everything; a second `make run` resumes[/]")
         # The figures are read as often as they are shown: every 2 s on a terminal, every
         # 10 s to a log or a pipe (read every 2 s there, they cost an idle platform ~3 % of a
@@ -406,7 +413,7 @@ def run_platform(
                     break
                 now = time.monotonic()
                 if gateway is not None and now - shown >= every:
-                    figures = summary(http, urls, gateway.url, state).line()
+                    figures = summary(http, gateway.url, state, replay).line()
                     line.update(figures)
                     shown = now
                     if not console.is_terminal:

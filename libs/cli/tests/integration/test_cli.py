@@ -142,7 +142,7 @@ async def test_events_tail_prints_decoded_events_with_envelope(
     assert lines[0]["envelope"]["type"] == "trademesh.md.tick"
     assert lines[0]["envelope"]["source"] == "tail-test"
     assert lines[0]["key"] == "tailtest:ABC/USD"
-    assert lines[0]["event"]["price"] == "43000.10"
+    assert lines[0]["event"]["price"] == "43000.1"  # plain: no trailing zero, no exponent
 
 
 async def _ensure_registry_topics(bootstrap: str) -> None:

@@ -21,6 +21,7 @@ from typing import Literal, overload
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 from trademesh_events.marketdata import Bar
+from trademesh_events.money import Amount
 
 from trademesh_trading.fills import Fill, FillModel, SimOrder
 from trademesh_trading.strategy import OrderKind, Side, Strategy, check_order, sharing_closes
@@ -35,8 +36,8 @@ class Sizing(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     kind: Literal["quantity", "notional", "equity_pct"] = "equity_pct"
-    value: Decimal = Field(Decimal(100), gt=0)
-    step: Decimal = Field(Decimal(1), gt=0)
+    value: Amount = Field(Decimal(100), gt=0)
+    step: Amount = Field(Decimal(1), gt=0)
 
     def quantity(self, price: Decimal, equity: Decimal) -> Decimal:
         if self.kind == "quantity":

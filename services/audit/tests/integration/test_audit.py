@@ -558,7 +558,7 @@ async def test_search_pages_newest_first_by_sequence(
     actor, _, rows = sample_rows
     admin = caller_headers("admin")
     pages: list[list[int]] = []
-    cursor: int | None = None
+    cursor: str | None = None
     while True:
         params: dict[str, Any] = {"actor": actor, "limit": 2}
         if cursor is not None:
@@ -575,8 +575,9 @@ async def test_search_pages_newest_first_by_sequence(
 BAD_SEARCHES: list[tuple[dict[str, Any], int]] = [
     ({"limit": 501}, 422),
     ({"limit": 0}, 422),
-    ({"cursor": 0}, 422),
-    ({"cursor": "seq-9"}, 422),
+    ({"cursor": "0"}, 400),  # not a cursor the service made
+    ({"cursor": "seq-9"}, 400),
+    ({"cursor": "x" * 513}, 422),
     ({"since": "2031-03-01T12:00:00"}, 422),  # no timezone
     ({"actor": ""}, 422),
     ({"since": T0.isoformat(), "until": T0.isoformat()}, 400),
@@ -607,7 +608,16 @@ async def test_the_limit_cap_is_500(
         )
     ).json()
     assert len(page["items"]) == 500
-    assert page["next_cursor"] == page["items"][-1]["seq"]
+    assert page["next_cursor"] is not None
+    rest = (
+        await client.get(
+            "/api/v1/audit",
+            params={"actor": actor, "limit": 500, "cursor": page["next_cursor"]},
+            headers=caller_headers("admin"),
+        )
+    ).json()
+    assert len(rest["items"]) == 1 and rest["next_cursor"] is None
+    assert rest["items"][0]["seq"] < page["items"][-1]["seq"]
 
 
 # ---- access ---------------------------------------------------------------------------------

@@ -233,6 +233,22 @@ class ExecutionStore:
         )
         return [AccountRow(**dict(row)) for row in rows]
 
+    async def accounts_page(
+        self, user_id: UUID, limit: int, after: tuple[datetime, UUID] | None
+    ) -> list[AccountRow]:
+        """A user's accounts, oldest first, after the keyset position `after`."""
+        moment, account_id = after if after is not None else (None, None)
+        rows = await self.db.pool.fetch(
+            _ACCOUNT + " WHERE user_id = $1 AND ($3::timestamptz IS NULL "
+            "OR (created_at, account_id) > ($3, $4::uuid)) "
+            "ORDER BY created_at, account_id LIMIT $2",
+            user_id,
+            limit,
+            moment,
+            account_id,
+        )
+        return [AccountRow(**dict(row)) for row in rows]
+
     async def add_cash(self, conn: asyncpg.Connection, account_id: UUID, amount: Decimal) -> None:
         await conn.execute(
             "UPDATE accounts SET cash = cash + $2 WHERE account_id = $1", account_id, amount
@@ -535,31 +551,43 @@ class ExecutionStore:
         )
 
     async def orders_page(
-        self, account_ids: list[UUID], limit: int, status: str | None
+        self,
+        account_ids: list[UUID],
+        limit: int,
+        status: str | None,
+        after: tuple[datetime, str] | None = None,
     ) -> list[asyncpg.Record]:
-        if status is None:
-            rows = await self.db.pool.fetch(
+        """Orders of the accounts, newest first, after the keyset position `after`."""
+        moment, client_id = after if after is not None else (None, None)
+        return list(
+            await self.db.pool.fetch(
                 "SELECT * FROM orders WHERE account_id = ANY($1::uuid[]) "
-                "ORDER BY created_at DESC, client_order_id LIMIT $2",
-                account_ids,
-                limit,
-            )
-        else:
-            rows = await self.db.pool.fetch(
-                "SELECT * FROM orders WHERE account_id = ANY($1::uuid[]) AND status = $3 "
+                "AND ($3::text IS NULL OR status = $3) "
+                "AND ($4::timestamptz IS NULL OR created_at < $4 "
+                "OR (created_at = $4 AND client_order_id > $5)) "
                 "ORDER BY created_at DESC, client_order_id LIMIT $2",
                 account_ids,
                 limit,
                 status,
+                moment,
+                client_id,
             )
-        return list(rows)
+        )
 
-    async def fills_of(self, account_id: UUID, limit: int) -> list[asyncpg.Record]:
+    async def fills_of(
+        self, account_id: UUID, limit: int, after: tuple[datetime, str] | None = None
+    ) -> list[asyncpg.Record]:
+        """The account's fills, newest first, after the keyset position `after`."""
+        moment, trade_id = after if after is not None else (None, None)
         return list(
             await self.db.pool.fetch(
-                "SELECT * FROM fills WHERE account_id = $1 ORDER BY ts DESC, trade_id LIMIT $2",
+                "SELECT * FROM fills WHERE account_id = $1 "
+                "AND ($3::timestamptz IS NULL OR ts < $3 OR (ts = $3 AND trade_id > $4)) "
+                "ORDER BY ts DESC, trade_id LIMIT $2",
                 account_id,
                 limit,
+                moment,
+                trade_id,
             )
         )
 
@@ -656,15 +684,17 @@ class ExecutionStore:
         )
 
     async def equity_history(
-        self, account_id: UUID, since: datetime | None, limit: int
+        self, account_id: UUID, since: datetime | None, limit: int, after: datetime | None = None
     ) -> list[asyncpg.Record]:
         return list(
             await self.db.pool.fetch(
                 "SELECT ts, cash, equity FROM equity_history WHERE account_id = $1 "
-                "AND ($2::timestamptz IS NULL OR ts >= $2) ORDER BY ts LIMIT $3",
+                "AND ($2::timestamptz IS NULL OR ts >= $2) "
+                "AND ($4::timestamptz IS NULL OR ts > $4) ORDER BY ts LIMIT $3",
                 account_id,
                 since,
                 limit,
+                after,
             )
         )
 

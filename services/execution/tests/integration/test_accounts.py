@@ -50,7 +50,7 @@ async def test_exchange_credentials_are_sealed_masked_rotated_and_never_shown(
         assert created.json()["api_key_masked"] == "AKte…ef"
         listed = await client.get("/api/v1/accounts", headers=headers)
         bodies.append(listed.text)
-        assert [a["api_key_masked"] for a in listed.json()] == ["AKte…ef"]
+        assert [a["api_key_masked"] for a in listed.json()["items"]] == ["AKte…ef"]
 
         runtime = app.state.runtime
         row = await runtime.store.account(account)

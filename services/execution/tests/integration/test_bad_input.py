@@ -34,7 +34,7 @@ async def test_an_account_named_with_a_character_postgres_refuses_is_a_422_probl
         headers={**headers, "Content-Type": "application/json"},
     )
     _assert_refused(response, value)
-    assert (await client.get("/api/v1/accounts", headers=headers)).json() == []
+    assert (await client.get("/api/v1/accounts", headers=headers)).json()["items"] == []
 
 
 async def test_an_order_id_with_a_nul_in_the_path_is_a_422_problem(

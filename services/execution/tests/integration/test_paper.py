@@ -181,7 +181,9 @@ async def test_market_and_limit_orders_fill_on_paper_with_fees_and_pnl(
 
     # Equity sampled for charts: cash plus 6 at the last close.
     assert await app.state.runtime.equity.sample() >= 1
-    points = (await client.get(f"/api/v1/accounts/{account}/equity", headers=headers)).json()
+    points = (await client.get(f"/api/v1/accounts/{account}/equity", headers=headers)).json()[
+        "items"
+    ]
     assert [(Decimal(p["cash"]), Decimal(p["equity"])) for p in points][-1] == (
         cash,
         cash + 6 * Decimal("105.5"),
@@ -191,7 +193,7 @@ async def test_market_and_limit_orders_fill_on_paper_with_fees_and_pnl(
         await client.get(f"/api/v1/orders/{sell.order.client_order_id}", headers=headers)
     ).json()
     assert [h["status"] for h in order["history"]] == ["PENDING", "SUBMITTED", "ACCEPTED", "FILLED"]
-    fills = (await client.get(f"/api/v1/accounts/{account}/fills", headers=headers)).json()
+    fills = (await client.get(f"/api/v1/accounts/{account}/fills", headers=headers)).json()["items"]
     assert len(fills) == 2
     assert (
         await client.get(f"/api/v1/accounts/{account}/pnl", headers=bearer(uuid4()))
@@ -292,7 +294,9 @@ async def test_cancels_by_api_and_by_kill_switch(
     for each in resting[1:]:
         (*_, last) = await events_of(settings, each.order.client_order_id, "canceled")
         assert last.reason == "kill switch"
-    open_orders = (await client.get("/api/v1/orders?status=ACCEPTED", headers=headers)).json()
+    open_orders = (await client.get("/api/v1/orders?status=ACCEPTED", headers=headers)).json()[
+        "items"
+    ]
     assert open_orders == []
 
 

@@ -112,7 +112,7 @@ async def test_reconciliation_applies_what_happened_away_and_raises_each_disagre
 
         listed = (
             await client.get(f"/api/v1/accounts/{account}/discrepancies", headers=headers)
-        ).json()
+        ).json()["items"]
         by_kind = {d["kind"]: d for d in listed}
         assert set(by_kind) == set(result["kinds"])
         assert by_kind["UNKNOWN_VENUE_ORDER"]["resolution"] is None
@@ -141,7 +141,7 @@ async def test_reconciliation_applies_what_happened_away_and_raises_each_disagre
         assert len(await runtime.store.fills_of(account, 10)) == len(fills)
         relisted = (
             await client.get(f"/api/v1/accounts/{account}/discrepancies", headers=headers)
-        ).json()
+        ).json()["items"]
         assert len(relisted) == 4
 
 

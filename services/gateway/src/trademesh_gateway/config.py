@@ -5,6 +5,7 @@ from __future__ import annotations
 from limits import parse_many
 from pydantic import Field, field_validator
 from trademesh_config import ServiceSettings
+from trademesh_http.pagination import MAX_LIMIT
 
 from trademesh_gateway.engine import Service
 
@@ -57,9 +58,9 @@ class Settings(ServiceSettings):
         "(valkey:// too) shared by every replica.",
     )
     max_page_size: int = Field(
-        1000,
+        MAX_LIMIT,
         ge=1,
-        le=100_000,
+        le=MAX_LIMIT,  # the services refuse more (trademesh_http.pagination)
         description="A `limit` query parameter above this is lowered to it (X-Page-Limit-Capped).",
     )
     api_key_cache_margin_s: float = Field(

@@ -42,7 +42,7 @@ async def test_a_user_signs_up_opens_an_account_and_reads_positions(platform: An
     risk = await gateway.get(f"/api/v1/accounts/{account}/risk", headers=headers)
     assert (risk.status_code, risk.json()["account_id"]) == (200, account)
     listed = await gateway.get("/api/v1/accounts", headers=headers)
-    assert [a["account_id"] for a in listed.json()] == [account]
+    assert [a["account_id"] for a in listed.json()["items"]] == [account]
     assert "X-Request-ID" in pnl.headers
 
 
@@ -151,7 +151,7 @@ async def test_mass_assignment_fields_are_refused_by_the_services(platform: Any)
     ):
         response = await gateway.post(path, json=body, headers=headers)
         assert response.status_code == 422, (path, response.text)
-    assert (await gateway.get("/api/v1/accounts", headers=headers)).json() == []
+    assert (await gateway.get("/api/v1/accounts", headers=headers)).json()["items"] == []
     me = await gateway.get("/api/v1/auth/me", headers=headers)
     assert (me.json()["user_id"], me.json()["role"]) == (str(user), "trader")
 

@@ -12,6 +12,7 @@ from uuid import UUID
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from trademesh_db import Database
 from trademesh_events.ids import InstrumentId, UtcDateTime
+from trademesh_events.money import Amount
 from trademesh_trading.timeframes import Timeframe
 
 
@@ -40,7 +41,7 @@ class ReplayConfig(_Config):
 class SyntheticConfig(_Config):
     kind: Literal["synthetic"] = "synthetic"
     seed: int = 1
-    start_price: Annotated[Decimal, Field(gt=0)] = Decimal("100")
+    start_price: Annotated[Amount, Field(gt=0)] = Decimal("100")
     drift: float = Field(0.0, ge=-10, le=10, description="Per year.")
     volatility: float = Field(0.6, gt=0, le=10, description="Per year.")
     rate: float = Field(10.0, gt=0, le=1_000_000, description="Ticks per second.")

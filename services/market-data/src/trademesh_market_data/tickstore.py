@@ -14,6 +14,7 @@ from typing import Protocol
 
 from trademesh_db import Database
 from trademesh_events.marketdata import Bar, Tick
+from trademesh_events.money import Amount
 from trademesh_trading.timeframes import Timeframe
 
 _EPOCH = "1970-01-01T00:00:00Z"
@@ -24,11 +25,11 @@ _MONDAY = "1970-01-05T00:00:00Z"
 class Ohlcv:
     open_time: datetime
     close_time: datetime
-    open: Decimal
-    high: Decimal
-    low: Decimal
-    close: Decimal
-    volume: Decimal
+    open: Amount  # Amount: a plain decimal string in the API's JSON
+    high: Amount
+    low: Amount
+    close: Amount
+    volume: Amount
     trades: int
 
 

@@ -39,6 +39,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from trademesh_db import Database
 from trademesh_events.ids import InstrumentId
 from trademesh_events.marketdata import Bar
+from trademesh_events.money import Amount, MoneyAmount, plain, plain_money
 from trademesh_observability import metrics
 from trademesh_observability.logging import get_logger
 from trademesh_trading.backtest import Backtester, BacktestResult, Sizing
@@ -104,7 +105,7 @@ class BacktestRequest(BaseModel):
     timeframe: str = Field(description="Bar length, e.g. 1m, 1h, 1d.")
     start: datetime = Field(description="First bar opening at or after this (UTC if naive).")
     end: datetime = Field(description="Bars opening before this (UTC if naive); after start.")
-    cash: Decimal = Field(
+    cash: MoneyAmount = Field(
         Decimal(10_000), gt=0, max_digits=20, decimal_places=8, description="Starting cash."
     )
     sizing: Sizing = Field(
@@ -112,10 +113,10 @@ class BacktestRequest(BaseModel):
         description="How much one entry buys: quantity, notional, or equity_pct (default: all "
         "the equity, whole units).",
     )
-    slippage_bps: Decimal = Field(
+    slippage_bps: Amount = Field(
         Decimal(0), ge=0, le=10_000, description="Market and stop fills move this much against."
     )
-    fee_bps: Decimal = Field(Decimal(0), ge=0, le=10_000, description="Fee on filled notional.")
+    fee_bps: Amount = Field(Decimal(0), ge=0, le=10_000, description="Fee on filled notional.")
 
     @field_validator("timeframe")
     @classmethod
@@ -238,22 +239,22 @@ def result_data(result: BacktestResult, bars: int) -> dict[str, Any]:
             "profit_factor": stats.profit_factor,
             "exposure": stats.exposure,
             "trades": stats.trades,
-            "final_equity": str(stats.final_equity),
+            "final_equity": plain_money(stats.final_equity),
         },
         "trades": [
             {
                 "side": trade.side,
-                "quantity": str(trade.quantity),
+                "quantity": plain(trade.quantity),
                 "entry_time": trade.entry_time.isoformat(),
-                "entry_price": str(trade.entry_price),
+                "entry_price": plain(trade.entry_price),
                 "exit_time": None if trade.exit_time is None else trade.exit_time.isoformat(),
-                "exit_price": None if trade.exit_price is None else str(trade.exit_price),
-                "pnl": str(trade.pnl),
-                "fees": str(trade.fees),
+                "exit_price": None if trade.exit_price is None else plain(trade.exit_price),
+                "pnl": plain_money(trade.pnl),
+                "fees": plain_money(trade.fees),
             }
             for trade in result.trades
         ],
-        "equity": [[moment.isoformat(), str(value)] for moment, value in result.equity],
+        "equity": [[moment.isoformat(), plain_money(value)] for moment, value in result.equity],
         "bars": bars,
     }
 

@@ -295,11 +295,19 @@ class BotStore:
             fills,
         )
 
-    async def runs(self, bot_id: UUID) -> list[RunRecord]:
+    async def runs(
+        self, bot_id: UUID, limit: int | None = None, after: tuple[datetime, UUID] | None = None
+    ) -> list[RunRecord]:
+        """A bot's runs, oldest first, after the keyset position `after`."""
+        moment, run_id = after if after is not None else (None, None)
         rows = await self.db.pool.fetch(
             "SELECT run_id, bot_id, started_at, ended_at, end_state, reason, bars, orders, fills "
-            "FROM bot_runs WHERE bot_id = $1 ORDER BY started_at",
+            "FROM bot_runs WHERE bot_id = $1 AND ($3::timestamptz IS NULL "
+            "OR (started_at, run_id) > ($3, $4::uuid)) ORDER BY started_at, run_id LIMIT $2",
             bot_id,
+            limit,
+            moment,
+            run_id,
         )
         return [RunRecord(**dict(row)) for row in rows]
 
@@ -425,12 +433,20 @@ class BotStore:
         )
         return True
 
-    async def orders(self, bot_id: UUID, limit: int) -> list[OrderRecord]:
+    async def orders(
+        self, bot_id: UUID, limit: int, after: tuple[datetime, str] | None = None
+    ) -> list[OrderRecord]:
+        """A bot's orders, oldest first, after the keyset position `after`."""
+        moment, client_id = after if after is not None else (None, None)
         rows = await self.db.pool.fetch(
             "SELECT client_order_id, bot_id, run_id, bar_time, leg, side, order_type, quantity, "
             "limit_price, stop_price, status, filled, open, reason, created_at, updated_at "
-            "FROM bot_orders WHERE bot_id = $1 ORDER BY created_at, client_order_id LIMIT $2",
+            "FROM bot_orders WHERE bot_id = $1 AND ($3::timestamptz IS NULL "
+            "OR (created_at, client_order_id) > ($3, $4::text)) "
+            "ORDER BY created_at, client_order_id LIMIT $2",
             bot_id,
             limit,
+            moment,
+            client_id,
         )
         return [OrderRecord(**dict(row)) for row in rows]

@@ -22,6 +22,7 @@ import pytest
 from fastapi import FastAPI
 from trademesh_db import Database, migrate
 from trademesh_events.marketdata import Bar
+from trademesh_events.money import MONEY_PLACES, plain_money, to_places
 from trademesh_testing.marketdata import finished, history, start_replay
 from trademesh_testing.tokens import bearer
 from trademesh_testing.waiting import eventually
@@ -157,7 +158,12 @@ def assert_stats(stats: dict[str, Any], expected: BacktestResult) -> None:
     duration = expected.stats.max_drawdown_duration.total_seconds()
     assert stats["max_drawdown_duration"] == duration
     assert stats["trades"] == expected.stats.trades == len(expected.trades)
-    assert Decimal(stats["final_equity"]) == expected.stats.final_equity
+    # money as the API writes it: rounded to its places, plain
+    assert stats["final_equity"] == plain_money(expected.stats.final_equity)
+
+
+def money(value: Decimal) -> Decimal:
+    return to_places(value, MONEY_PLACES)
 
 
 def trade_rows(trades: list[dict[str, Any]]) -> list[tuple[Any, ...]]:
@@ -229,11 +235,22 @@ async def test_a_backtest_runs_to_the_librarys_results_and_outlives_a_crashed_wo
     trades = await client.get(f"/api/v1/backtests/{backtest_id}/trades", headers=headers(user))
     assert trades.status_code == 200
     assert trade_rows(trades.json()) == [
-        (t.side, t.quantity, t.entry_time, t.entry_price, t.exit_time, t.exit_price, t.pnl, t.fees)
+        (
+            t.side,
+            t.quantity,
+            t.entry_time,
+            t.entry_price,
+            t.exit_time,
+            t.exit_price,
+            money(t.pnl),
+            money(t.fees),
+        )
         for t in expected.trades
     ]
     curve = await client.get(f"/api/v1/backtests/{backtest_id}/equity", headers=headers(user))
-    assert [(datetime.fromisoformat(t), Decimal(v)) for t, v in curve.json()] == expected.equity
+    assert [(datetime.fromisoformat(t), Decimal(v)) for t, v in curve.json()] == [
+        (t, money(v)) for t, v in expected.equity
+    ]
 
     listed = (await client.get("/api/v1/backtests", headers=headers(user))).json()
     assert [item["backtest_id"] for item in listed["items"]] == [backtest_id]
@@ -268,7 +285,9 @@ async def test_a_backtest_runs_to_the_librarys_results_and_outlives_a_crashed_wo
     assert again["attempts"] == 2
     assert again["stats"] == done["stats"]
     curve = await client.get(f"/api/v1/backtests/{backtest_id}/equity", headers=headers(user))
-    assert [(datetime.fromisoformat(t), Decimal(v)) for t, v in curve.json()] == expected.equity
+    assert [(datetime.fromisoformat(t), Decimal(v)) for t, v in curve.json()] == [
+        (t, money(v)) for t, v in expected.equity
+    ]
 
 
 async def test_bad_submissions_are_problems_and_store_nothing(

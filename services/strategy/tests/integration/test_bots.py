@@ -216,10 +216,12 @@ async def test_a_bot_emits_the_expected_intents_for_replayed_bars(
 
     orders = (
         await client.get(f"/api/v1/bots/{bot['bot_id']}/orders", headers=headers(user))
-    ).json()
+    ).json()["items"]
     assert [o["client_order_id"] for o in orders] == [i.client_order_id for i in intents]
     assert all(o["open"] and o["status"] == "REQUESTED" for o in orders)
-    runs = (await client.get(f"/api/v1/bots/{bot['bot_id']}/runs", headers=headers(user))).json()
+    runs = (await client.get(f"/api/v1/bots/{bot['bot_id']}/runs", headers=headers(user))).json()[
+        "items"
+    ]
     assert len(runs) == 1 and runs[0]["orders"] == len(expected) and runs[0]["ended_at"] is None
 
     # The bot's state change went out on bots.events.v1.
@@ -342,11 +344,13 @@ async def test_fills_update_the_bots_position_and_cash_once(
     assert (Decimal(got["position"]), Decimal(got["cash"])) == (Decimal(1), Decimal("4749.25"))
     orders = (
         await client.get(f"/api/v1/bots/{bot['bot_id']}/orders", headers=headers(user))
-    ).json()
+    ).json()["items"]
     assert [(o["status"], o["open"], Decimal(o["filled"])) for o in orders] == [
         ("FILLED", False, Decimal(1))
     ]
-    runs = (await client.get(f"/api/v1/bots/{bot['bot_id']}/runs", headers=headers(user))).json()
+    runs = (await client.get(f"/api/v1/bots/{bot['bot_id']}/runs", headers=headers(user))).json()[
+        "items"
+    ]
     assert runs[0]["fills"] == 1
 
 
@@ -421,7 +425,7 @@ async def test_a_failing_strategy_puts_only_its_bot_in_error(
         assert later["state"] == "RUNNING"
         runs = (
             await client.get(f"/api/v1/bots/{failing['bot_id']}/runs", headers=headers(user))
-        ).json()
+        ).json()["items"]
         assert runs[0]["end_state"] == "ERROR" and "boom on purpose" in runs[0]["reason"]
         # A failed bot can be started again (a new run); stop ends it.
         restarted = await client.post(
@@ -432,7 +436,7 @@ async def test_a_failing_strategy_puts_only_its_bot_in_error(
         assert stopped.json()["state"] == "STOPPED"
         runs = (
             await client.get(f"/api/v1/bots/{failing['bot_id']}/runs", headers=headers(user))
-        ).json()
+        ).json()["items"]
         assert [r["end_state"] for r in runs] == ["ERROR", "STOPPED"]
 
 
@@ -469,7 +473,7 @@ async def test_pause_resume_stop_and_ownership(
     assert resumed.json()["state"] == "RUNNING"
     stopped = await client.post(f"{path}/stop", headers=headers(user))
     assert stopped.json()["state"] == "STOPPED"
-    runs = (await client.get(f"{path}/runs", headers=headers(user))).json()
+    runs = (await client.get(f"{path}/runs", headers=headers(user))).json()["items"]
     assert [r["end_state"] for r in runs] == ["STOPPED"]
 
     # The caller's bots, paged.
@@ -554,7 +558,7 @@ async def test_bad_bots_are_problems_and_nothing_is_created(
 async def test_strategies_are_listed_with_their_parameter_schemas(
     client: httpx.AsyncClient,
 ) -> None:
-    listed = (await client.get("/api/v1/strategies")).json()
+    listed = (await client.get("/api/v1/strategies")).json()["items"]
     names = [s["name"] for s in listed]
     assert {"rsi_cross", "sma_cross", "bollinger_reversion", "donchian_breakout"} <= set(names)
     sma = next(s for s in listed if s["name"] == "sma_cross")
@@ -667,7 +671,7 @@ async def test_stop_cancels_working_orders_and_keeps_what_on_stop_asks(
         assert stopped.json()["state"] == "STOPPED"
         orders = (
             await client.get(f"/api/v1/bots/{bot['bot_id']}/orders", headers=headers(user))
-        ).json()
+        ).json()["items"]
         assert [(o["leg"], o["side"]) for o in orders] == [("main", "buy"), ("exit", "sell")]
         exit_id = orders[1]["client_order_id"]
 

@@ -198,7 +198,7 @@ async def test_malformed_events_go_to_the_dlq_and_consumption_goes_on(
 
     async def applied() -> list[dict[str, Any]] | None:
         got = (await client.get(path, headers=bearer(user))).json()
-        listed = (await client.get(f"{path}/orders", headers=bearer(user))).json()
+        listed = (await client.get(f"{path}/orders", headers=bearer(user))).json()["items"]
         done = got["bars_seen"] == bot["bars_seen"] + 1 and all(not o["open"] for o in listed)
         return listed if done else None
 

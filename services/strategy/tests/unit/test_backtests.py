@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import math
+import re
 from datetime import UTC, datetime, timedelta, timezone
 from decimal import Decimal
 from typing import Any
@@ -14,6 +15,7 @@ from uuid import uuid4
 import pytest
 from pydantic import ValidationError
 from trademesh_events.marketdata import Bar
+from trademesh_events.money import DECIMAL_PATTERN, MONEY_PLACES, plain_money, to_places
 from trademesh_trading.backtest import Backtester, Sizing
 from trademesh_trading.builtin import SmaCross, SmaCrossConfig
 from trademesh_trading.fills import FillModel
@@ -263,8 +265,9 @@ def test_the_process_function_gives_what_the_backtester_gives(change: dict[str, 
     assert got == run_backtest(request, data, SmaCross)  # the service's class, or the registry's
     json.dumps(got)  # plain data, picklable and storable
     assert got["bars"] == len(data)
-    assert got["stats"]["final_equity"] == str(expected.stats.final_equity)
-    assert Decimal(got["stats"]["final_equity"]) == expected.equity[-1][1]
+    # money is stored as the API returns it: rounded to the money places, written plain
+    assert got["stats"]["final_equity"] == plain_money(expected.stats.final_equity)
+    assert Decimal(got["stats"]["final_equity"]) == to_places(expected.equity[-1][1], MONEY_PLACES)
     assert got["stats"]["trades"] == len(expected.trades)
     for name in ("total_return", "sharpe", "sortino", "max_drawdown", "win_rate", "exposure"):
         assert got["stats"][name] == getattr(expected.stats, name), name
@@ -284,10 +287,22 @@ def test_the_process_function_gives_what_the_backtester_gives(change: dict[str, 
         )
         for t in got["trades"]
     ] == [
-        (t.side, t.quantity, t.entry_time, t.entry_price, t.exit_time, t.exit_price, t.pnl, t.fees)
+        (
+            t.side,
+            t.quantity,
+            t.entry_time,
+            t.entry_price,
+            t.exit_time,
+            t.exit_price,
+            to_places(t.pnl, MONEY_PLACES),
+            to_places(t.fees, MONEY_PLACES),
+        )
         for t in expected.trades
     ]
-    assert [(datetime.fromisoformat(t), Decimal(v)) for t, v in got["equity"]] == expected.equity
+    assert [(datetime.fromisoformat(t), Decimal(v)) for t, v in got["equity"]] == [
+        (t, to_places(v, MONEY_PLACES)) for t, v in expected.equity
+    ]
+    assert all(re.fullmatch(DECIMAL_PATTERN, v) for _, v in got["equity"])
 
 
 def test_the_stored_json_keeps_non_finite_statistics_as_strings() -> None:

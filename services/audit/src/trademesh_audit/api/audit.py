@@ -11,6 +11,7 @@ from fastapi import APIRouter, Query
 from pydantic import AwareDatetime, BaseModel, Field
 from trademesh_events.audit import ChainCheckpointed
 from trademesh_http import ProblemError
+from trademesh_http.pagination import Page, PageDep, paginate
 
 from trademesh_audit.api.deps import CallerDep, RuntimeDep, StoreDep, require
 from trademesh_audit.engine import ActorKind, AuditRow, Break, BreakReason, TargetKind
@@ -18,8 +19,6 @@ from trademesh_audit.store import Search
 from trademesh_audit.usecases.checkpoints import HeadMismatch
 
 router = APIRouter(prefix="/audit", tags=["audit"])
-
-MAX_LIMIT = 500
 
 Filter = Annotated[str | None, Query(min_length=1, max_length=200)]
 
@@ -54,11 +53,8 @@ class AuditEntryOut(BaseModel):
         )
 
 
-class AuditPage(BaseModel):
-    items: list[AuditEntryOut]
-    next_cursor: int | None = Field(
-        None, description="Pass as `cursor` for the next (older) page; null on the last page."
-    )
+class AuditPage(Page[AuditEntryOut]):
+    """Newest first: `next_cursor` names the next, older, page."""
 
 
 class BrokenRow(BaseModel):
@@ -136,6 +132,7 @@ class ChainKeyOut(BaseModel):
 async def search(
     caller: CallerDep,
     store: StoreDep,
+    request: PageDep,
     actor: Filter = None,
     action: Filter = None,
     target: Filter = None,
@@ -145,29 +142,23 @@ async def search(
     until: Annotated[
         AwareDatetime | None, Query(description="Events that occurred before this time.")
     ] = None,
-    limit: Annotated[int, Query(ge=1, le=MAX_LIMIT, description="Page size.")] = 100,
-    cursor: Annotated[
-        int | None, Query(ge=1, description="next_cursor of the previous page.")
-    ] = None,
 ) -> AuditPage:
     require(caller, "admin")
     if since is not None and until is not None and since >= until:
         raise ProblemError(400, "Empty time range", "`since` must be before `until`.")
+    after = request.after(int)
     query = Search(
         actor=actor,
         action=action,
         target=target,
         since=since,
         until=until,
-        before_seq=cursor,
-        limit=limit + 1,  # one more than asked: whether there is a next page
+        before_seq=after[0] if after else None,
+        limit=request.fetch,  # one more than asked: whether there is a next page
     )
     rows = await store.search(query)
-    more = len(rows) > limit
-    return AuditPage(
-        items=[AuditEntryOut.of(row) for row in rows[:limit]],
-        next_cursor=rows[limit - 1].seq if more else None,
-    )
+    items, cursor = paginate(rows, request, lambda row: (row.seq,))
+    return AuditPage(items=[AuditEntryOut.of(row) for row in items], next_cursor=cursor)
 
 
 @router.get(

@@ -7,13 +7,15 @@ import time
 from dataclasses import asdict
 from datetime import UTC, datetime
 from decimal import Decimal
-from typing import Annotated, Any, Self
+from typing import Any, Self
 from uuid import UUID, uuid4
 
 import ccxt
-from fastapi import APIRouter, Query, Response
+from fastapi import APIRouter, Response
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
+from trademesh_events.money import Amount, MoneyAmount
 from trademesh_http import ProblemError
+from trademesh_http.pagination import Page, PageDep, paginate
 from trademesh_keystore import mask
 
 from trademesh_execution.api.deps import CallerDep, RuntimeDep, own_account, owned
@@ -41,7 +43,7 @@ class AccountCreate(BaseModel):
 
     name: str = Field(min_length=1, max_length=100)
     venue: str = Field("paper", pattern=r"^[a-z0-9_]{1,32}$", description="`paper` or a ccxt id.")
-    cash: Decimal = Field(
+    cash: MoneyAmount = Field(
         Decimal(100_000), gt=0, max_digits=30, decimal_places=8, description="Paper cash."
     )
     api_key: SecretStr | None = Field(None, description="Exchange accounts only.")
@@ -66,27 +68,27 @@ class AccountOut(BaseModel):
     account_id: UUID
     name: str
     venue: str
-    cash: Decimal
+    cash: MoneyAmount
     created_at: datetime
     api_key_masked: str | None = Field(None, description="Exchange accounts: the key, masked.")
 
 
 class PositionOut(BaseModel):
     instrument_id: str
-    quantity: Decimal
-    avg_price: Decimal
-    realised_pnl: Decimal = Field(description="Net of fees.")
-    fees: Decimal
-    last_price: Decimal | None
-    unrealised_pnl: Decimal | None
+    quantity: Amount
+    avg_price: Amount
+    realised_pnl: MoneyAmount = Field(description="Net of fees.")
+    fees: MoneyAmount
+    last_price: Amount | None
+    unrealised_pnl: MoneyAmount | None
 
 
 class PnlOut(BaseModel):
     account_id: UUID
-    cash: Decimal
-    equity: Decimal | None = Field(description="Cash plus positions at their last prices.")
-    realised_pnl: Decimal
-    unrealised_pnl: Decimal | None
+    cash: MoneyAmount
+    equity: MoneyAmount | None = Field(description="Cash plus positions at their last prices.")
+    realised_pnl: MoneyAmount
+    unrealised_pnl: MoneyAmount | None
     positions: list[PositionOut]
 
 
@@ -95,9 +97,9 @@ class FillOut(BaseModel):
     client_order_id: str
     instrument_id: str
     side: str
-    quantity: Decimal
-    price: Decimal
-    fee: Decimal
+    quantity: Amount
+    price: Amount
+    fee: MoneyAmount
     fee_currency: str
     liquidity: str
     ts: datetime
@@ -149,9 +151,16 @@ async def delete_account(account_id: UUID, caller: CallerDep, runtime: RuntimeDe
     return Response(status_code=204)
 
 
-@router.get("", summary="The caller's accounts")
-async def list_accounts(caller: CallerDep, runtime: RuntimeDep) -> list[AccountOut]:
-    return [_out(a) for a in await runtime.store.accounts(caller)]
+class AccountPage(Page[AccountOut]):
+    pass
+
+
+@router.get("", summary="The caller's accounts, oldest first")
+async def list_accounts(caller: CallerDep, runtime: RuntimeDep, request: PageDep) -> AccountPage:
+    after = request.after(datetime, UUID)
+    rows = await runtime.store.accounts_page(caller, request.fetch, after)
+    items, cursor = paginate(rows, request, lambda a: (a.created_at, a.account_id))
+    return AccountPage(items=[_out(a) for a in items], next_cursor=cursor)
 
 
 @router.get("/{account_id}", summary="One of the caller's accounts")
@@ -191,8 +200,12 @@ async def pnl(account_id: UUID, caller: CallerDep, runtime: RuntimeDep) -> PnlOu
 
 class EquityPoint(BaseModel):
     ts: datetime
-    cash: Decimal
-    equity: Decimal
+    cash: MoneyAmount
+    equity: MoneyAmount
+
+
+class EquityPage(Page[EquityPoint]):
+    pass
 
 
 @router.get("/{account_id}/equity", summary="The account's sampled equity, oldest first")
@@ -200,12 +213,23 @@ async def equity_history(
     account_id: UUID,
     caller: CallerDep,
     runtime: RuntimeDep,
+    request: PageDep,
     since: datetime | None = None,
-    limit: Annotated[int, Query(ge=1, le=10_000)] = 1000,
-) -> list[EquityPoint]:
+) -> EquityPage:
     await own_account(runtime, account_id, caller)
-    rows = await runtime.store.equity_history(account_id, since, limit)
-    return [EquityPoint(ts=r["ts"], cash=r["cash"], equity=r["equity"]) for r in rows]
+    after = request.after(datetime)
+    rows = await runtime.store.equity_history(
+        account_id, since, request.fetch, after[0] if after else None
+    )
+    items, cursor = paginate(rows, request, lambda r: (r["ts"],))
+    return EquityPage(
+        items=[EquityPoint(ts=r["ts"], cash=r["cash"], equity=r["equity"]) for r in items],
+        next_cursor=cursor,
+    )
+
+
+class FillPage(Page[FillOut]):
+    pass
 
 
 @router.get("/{account_id}/fills", summary="The account's fills, newest first")
@@ -213,13 +237,15 @@ async def fills(
     account_id: UUID,
     caller: CallerDep,
     runtime: RuntimeDep,
-    limit: Annotated[int, Query(ge=1, le=5000)] = 500,
-) -> list[FillOut]:
+    request: PageDep,
+) -> FillPage:
     await own_account(runtime, account_id, caller)
-    return [
-        FillOut(**{k: row[k] for k in FillOut.model_fields})
-        for row in await runtime.store.fills_of(account_id, limit)
-    ]
+    rows = await runtime.store.fills_of(account_id, request.fetch, request.after(datetime, str))
+    items, cursor = paginate(rows, request, lambda r: (r["ts"], r["trade_id"]))
+    return FillPage(
+        items=[FillOut(**{k: row[k] for k in FillOut.model_fields}) for row in items],
+        next_cursor=cursor,
+    )
 
 
 @router.post("/{account_id}/cancel-all", summary="Cancel every open order of the account")
@@ -323,6 +349,10 @@ class DiscrepancyOut(BaseModel):
     detected_at: datetime
 
 
+class DiscrepancyPage(Page[DiscrepancyOut]):
+    pass
+
+
 @router.get(
     "/{account_id}/discrepancies",
     summary="What reconciliation found disagreeing with the venue, newest first",
@@ -331,9 +361,11 @@ async def discrepancies(
     account_id: UUID,
     caller: CallerDep,
     runtime: RuntimeDep,
-    limit: Annotated[int, Query(ge=1, le=500)] = 100,
-) -> list[DiscrepancyOut]:
+    request: PageDep,
+) -> DiscrepancyPage:
     await own_account(runtime, account_id, caller)
     assert runtime.db is not None
-    rows = await Discrepancies.of_account(runtime.db.pool, account_id, limit)
-    return [DiscrepancyOut(**dict(row)) for row in rows]
+    after = request.after(datetime, int)
+    rows = await Discrepancies.of_account(runtime.db.pool, account_id, request.fetch, after)
+    items, cursor = paginate(rows, request, lambda r: (r["detected_at"], r["id"]))
+    return DiscrepancyPage(items=[DiscrepancyOut(**dict(row)) for row in items], next_cursor=cursor)

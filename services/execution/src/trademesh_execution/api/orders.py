@@ -7,15 +7,15 @@ then DENIED with risk's reason, or placed (PENDING onwards) and worked to its en
 from __future__ import annotations
 
 from datetime import datetime
-from decimal import Decimal
-from typing import Annotated
 from uuid import UUID
 
 import asyncpg
-from fastapi import APIRouter, Query, Response
+from fastapi import APIRouter, Response
 from pydantic import BaseModel, Field
+from trademesh_events.money import Amount, MoneyAmount
 from trademesh_events.orders import OrderStatus, SubmitOrder
 from trademesh_http import ProblemError
+from trademesh_http.pagination import Page, PageDep, paginate
 
 from trademesh_execution.api.deps import CallerDep, RuntimeDep
 from trademesh_execution.engine import OrderView
@@ -36,14 +36,14 @@ class OrderOut(BaseModel):
     instrument_id: str
     side: str
     order_type: str
-    quantity: Decimal
-    limit_price: Decimal | None
-    stop_price: Decimal | None
+    quantity: Amount
+    limit_price: Amount | None
+    stop_price: Amount | None
     time_in_force: str
     status: OrderStatus
-    filled: Decimal
-    avg_price: Decimal | None
-    fees: Decimal
+    filled: Amount
+    avg_price: Amount | None
+    fees: MoneyAmount
     venue_order_id: str | None
     created_at: datetime
     reason_code: str | None = Field(
@@ -75,16 +75,24 @@ def _out(order: OrderView, row: asyncpg.Record) -> OrderOut:
     )
 
 
+class OrderPage(Page[OrderOut]):
+    pass
+
+
 @router.get("", summary="The caller's orders, newest first")
 async def list_orders(
     caller: CallerDep,
     runtime: RuntimeDep,
+    request: PageDep,
     status: OrderStatus | None = None,
-    limit: Annotated[int, Query(ge=1, le=5000)] = 500,
-) -> list[OrderOut]:
+) -> OrderPage:
     accounts = [a.account_id for a in await runtime.store.accounts(caller)]
-    rows = await runtime.store.orders_page(accounts, limit, status.value if status else None)
-    return [_out(order_view(row), row) for row in rows]
+    after = request.after(datetime, str)
+    rows = await runtime.store.orders_page(
+        accounts, request.fetch, status.value if status else None, after
+    )
+    items, cursor = paginate(rows, request, lambda r: (r["created_at"], r["client_order_id"]))
+    return OrderPage(items=[_out(order_view(row), row) for row in items], next_cursor=cursor)
 
 
 @router.post(

@@ -98,13 +98,20 @@ class Discrepancies:
         return True
 
     @staticmethod
-    async def of_account(pool: asyncpg.Pool, account_id: UUID, limit: int) -> list[asyncpg.Record]:
+    async def of_account(
+        pool: asyncpg.Pool, account_id: UUID, limit: int, after: tuple[datetime, int] | None = None
+    ) -> list[asyncpg.Record]:
+        """The account's findings, newest first, after the keyset position `after`."""
+        moment, row_id = after if after is not None else (None, None)
         return list(
             await pool.fetch(
-                "SELECT kind, client_order_id, instrument_id, venue_ref, detail, resolution, "
+                "SELECT id, kind, client_order_id, instrument_id, venue_ref, detail, resolution, "
                 "detected_at FROM discrepancies WHERE account_id = $1 "
+                "AND ($3::timestamptz IS NULL OR (detected_at, id) < ($3, $4::bigint)) "
                 "ORDER BY detected_at DESC, id DESC LIMIT $2",
                 account_id,
                 limit,
+                moment,
+                row_id,
             )
         )

@@ -21,12 +21,12 @@ from __future__ import annotations
 import uuid
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
-from decimal import Decimal
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from starlette.responses import JSONResponse, Response
 from trademesh_events.ids import ClientOrderId, InstrumentId
+from trademesh_events.money import Amount
 from trademesh_events.orders import OrderType, Side, SubmitOrder, TimeInForce
 from trademesh_http import ProblemError
 
@@ -46,9 +46,9 @@ class ManualOrder(BaseModel):
     instrument_id: InstrumentId
     side: Side
     order_type: OrderType = OrderType.LIMIT
-    quantity: Decimal = Field(gt=0, max_digits=30, decimal_places=12)
-    limit_price: Decimal | None = Field(None, gt=0, max_digits=30, decimal_places=12)
-    stop_price: Decimal | None = Field(None, gt=0, max_digits=30, decimal_places=12)
+    quantity: Amount = Field(gt=0, max_digits=30, decimal_places=12)
+    limit_price: Amount | None = Field(None, gt=0, max_digits=30, decimal_places=12)
+    stop_price: Amount | None = Field(None, gt=0, max_digits=30, decimal_places=12)
     time_in_force: TimeInForce = TimeInForce.GTC
     reduce_only: bool = False
     client_order_id: ClientOrderId | None = Field(

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated
 from uuid import UUID
 
-from fastapi import APIRouter, Depends, Query, Response
+from fastapi import APIRouter, Depends, Response
 from pydantic import BaseModel
 from trademesh_http import ProblemError
 from trademesh_http.caller import get_admin
+from trademesh_http.pagination import Page, PageDep, paginate
 
 from trademesh_market_data.api.deps import CatalogDep, FeedsDep
 from trademesh_market_data.catalog import FeedConfig, FeedCreate, FeedRecord, ReplayConfig
@@ -77,24 +77,20 @@ async def add_feed(create: FeedCreate, catalog: CatalogDep, feeds: FeedsDep) -> 
     return _out(record, feeds)
 
 
-class FeedPage(BaseModel):
-    items: list[FeedOut]
-    next_cursor: UUID | None = None
+class FeedPage(Page[FeedOut]):
+    pass
 
 
 @router.get("", summary="Feeds and their state, in id order")
 async def list_feeds(
     catalog: CatalogDep,
     feeds: FeedsDep,
-    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-    cursor: Annotated[UUID | None, Query(description="next_cursor of the previous page.")] = None,
+    request: PageDep,
 ) -> FeedPage:
-    records = await catalog.feed_page(cursor, limit + 1)
-    more = len(records) > limit
-    return FeedPage(
-        items=[_out(record, feeds) for record in records[:limit]],
-        next_cursor=records[limit - 1].feed_id if more else None,
-    )
+    after = request.after(UUID)
+    records = await catalog.feed_page(after[0] if after else None, request.fetch)
+    items, cursor = paginate(records, request, lambda record: (record.feed_id,))
+    return FeedPage(items=[_out(record, feeds) for record in items], next_cursor=cursor)
 
 
 @router.get("/{feed_id}", summary="One feed and its state")

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from decimal import Decimal
 from typing import Annotated
 
 from fastapi import APIRouter, Query
 from pydantic import AfterValidator, BaseModel
 from trademesh_events.ids import InstrumentId
+from trademesh_events.money import Amount
 from trademesh_http import ProblemError
+from trademesh_http.pagination import Page, PageDep, paginate
 from trademesh_trading.timeframes import Timeframe
 
 from trademesh_market_data.api.deps import CatalogDep, RuntimeDep, StoreDep
@@ -26,9 +27,8 @@ def _as_utc(moment: datetime) -> datetime:
 QueryTime = Annotated[datetime, AfterValidator(_as_utc)]
 
 
-class InstrumentPage(BaseModel):
-    items: list[str]
-    next_cursor: str | None = None
+class InstrumentPage(Page[str]):
+    pass
 
 
 class OhlcvPage(BaseModel):
@@ -41,18 +41,18 @@ class OhlcvPage(BaseModel):
 class LastPrice(BaseModel):
     instrument_id: str
     ts: datetime
-    price: Decimal
+    price: Amount
 
 
 @router.get("/instruments", summary="Instruments with a feed, in id order")
 async def list_instruments(
     catalog: CatalogDep,
-    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-    cursor: Annotated[str | None, Query(description="next_cursor of the previous page.")] = None,
+    request: PageDep,
 ) -> InstrumentPage:
-    ids = await catalog.instruments(cursor, limit + 1)
-    more = len(ids) > limit
-    return InstrumentPage(items=ids[:limit], next_cursor=ids[limit - 1] if more else None)
+    after = request.after(str)
+    ids = await catalog.instruments(after[0] if after else None, request.fetch)
+    items, cursor = paginate(ids, request, lambda instrument: (instrument,))
+    return InstrumentPage(items=items, next_cursor=cursor)
 
 
 async def _known(catalog: CatalogDep, instrument: str) -> None:

@@ -18,6 +18,7 @@ from uuid import UUID
 from fastapi import APIRouter
 from pydantic import BaseModel, ConfigDict, Field
 from trademesh_events.ids import InstrumentId
+from trademesh_events.money import Amount, MoneyAmount
 from trademesh_http import ProblemError
 
 from trademesh_risk.api.deps import Caller, CallerDep, RuntimeDep, require
@@ -25,7 +26,7 @@ from trademesh_risk.engine import Limits, TradingState, ceilings, effective, ove
 
 router = APIRouter(tags=["risk"])
 
-PositiveMoney = Annotated[Decimal, Field(gt=0, max_digits=30, decimal_places=12)]
+PositiveMoney = Annotated[Amount, Field(gt=0, max_digits=30, decimal_places=12)]
 Count = Annotated[int, Field(ge=1, le=1_000_000)]
 
 
@@ -77,12 +78,12 @@ class StateIn(BaseModel):
 
 class PositionOut(BaseModel):
     instrument_id: str
-    position: Decimal
-    avg_price: Decimal
-    realised: Decimal
-    pending_buy: Decimal
-    pending_sell: Decimal
-    last_price: Decimal | None
+    position: Amount
+    avg_price: Amount
+    realised: MoneyAmount
+    pending_buy: Amount
+    pending_sell: Amount
+    last_price: Amount | None
 
 
 LimitSource = Literal["default", "admin", "account"]
@@ -96,7 +97,7 @@ class AccountOut(BaseModel):
     kill_reason: str | None
     global_kill_switch: bool
     pnl_day: date | None
-    realised_today: Decimal
+    realised_today: MoneyAmount
     limits_in_force: dict[str, object] = Field(
         description="The account-wide limits orders are checked against: the stricter of the "
         "ceilings (default_limits, admin_limits in their place) and the account's own limits."

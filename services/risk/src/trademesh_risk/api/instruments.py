@@ -18,6 +18,7 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Query, Response
 from pydantic import BaseModel, ConfigDict
 from trademesh_events.ids import InstrumentId
+from trademesh_events.money import Amount
 from trademesh_http import ProblemError
 
 from trademesh_risk.api.accounts import PositiveMoney
@@ -54,13 +55,13 @@ class RulesIn(BaseModel):
 
 
 class RuleValues(BaseModel):
-    price_step: Decimal | None
-    quantity_step: Decimal | None
-    min_quantity: Decimal | None
-    min_notional: Decimal | None
-    max_quantity: Decimal | None
-    max_price: Decimal | None
-    max_notional: Decimal | None
+    price_step: Amount | None
+    quantity_step: Amount | None
+    min_quantity: Amount | None
+    min_notional: Amount | None
+    max_quantity: Amount | None
+    max_price: Amount | None
+    max_notional: Amount | None
 
 
 class RuleLayerOut(RuleValues):

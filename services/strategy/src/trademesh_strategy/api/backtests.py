@@ -10,18 +10,18 @@ from __future__ import annotations
 
 import json
 from datetime import datetime
-from decimal import Decimal
-from typing import Annotated, Any
+from typing import Any
 from uuid import UUID
 
-from fastapi import APIRouter, Query, Response
+from fastapi import APIRouter, Response
 from pydantic import BaseModel, ConfigDict, Field
+from trademesh_events.money import Amount, MoneyAmount
 from trademesh_http import Caller, ProblemError
+from trademesh_http.pagination import Page, PageDep, paginate
 from trademesh_trading.registry import InvalidParameters, UnknownStrategy
 
 from trademesh_strategy.api.bots import start_problem
 from trademesh_strategy.api.deps import CallerDep, OnBehalfDep, Runtime, RuntimeDep
-from trademesh_strategy.api.pagination import decode_cursor, encode_cursor
 from trademesh_strategy.backtests import (
     BacktestRecord,
     BacktestRequest,
@@ -56,7 +56,7 @@ class StatsOut(BaseModel):
     profit_factor: float = Field(description="Gross profit / gross loss of closed trades.")
     exposure: float = Field(description="Share of bars with a position.")
     trades: int
-    final_equity: Decimal
+    final_equity: MoneyAmount
 
 
 class BacktestOut(BaseModel):
@@ -75,22 +75,21 @@ class BacktestOut(BaseModel):
     finished_at: datetime | None
 
 
-class BacktestPage(BaseModel):
-    items: list[BacktestOut]
-    next_cursor: str | None = None
+class BacktestPage(Page[BacktestOut]):
+    pass
 
 
 class TradeOut(BaseModel):
     """A round trip; an exit-less one was still open at the end (marked at the last close)."""
 
     side: str
-    quantity: Decimal
+    quantity: Amount
     entry_time: datetime
-    entry_price: Decimal
+    entry_price: Amount
     exit_time: datetime | None
-    exit_price: Decimal | None
-    pnl: Decimal = Field(description="After fees.")
-    fees: Decimal
+    exit_price: Amount | None
+    pnl: MoneyAmount = Field(description="After fees.")
+    fees: MoneyAmount
 
 
 class RankedOut(BaseModel):
@@ -229,19 +228,11 @@ async def submit(
 
 
 @router.get("", summary="The caller's backtests, newest first (grids' ones included)")
-async def list_backtests(
-    caller: CallerDep,
-    runtime: RuntimeDep,
-    limit: Annotated[int, Query(ge=1, le=500)] = 100,
-    cursor: Annotated[str | None, Query(description="next_cursor of the previous page.")] = None,
-) -> BacktestPage:
-    rows = await _store(runtime).page(caller, decode_cursor(cursor) if cursor else None, limit + 1)
-    more = len(rows) > limit
-    items = rows[:limit]
-    return BacktestPage(
-        items=[_out(r) for r in items],
-        next_cursor=encode_cursor(items[-1].created_at, items[-1].backtest_id) if more else None,
-    )
+async def list_backtests(caller: CallerDep, runtime: RuntimeDep, request: PageDep) -> BacktestPage:
+    after = request.after(datetime, UUID)
+    rows = await _store(runtime).page(caller, after, request.fetch)
+    items, cursor = paginate(rows, request, lambda r: (r.created_at, r.backtest_id))
+    return BacktestPage(items=[_out(r) for r in items], next_cursor=cursor)
 
 
 @router.post("/grids", status_code=202, summary="Submit a grid search: a backtest per combination")
@@ -355,7 +346,9 @@ async def trades(backtest_id: UUID, caller: CallerDep, runtime: RuntimeDep) -> R
     "/{backtest_id}/equity",
     summary="A succeeded backtest's equity curve: [close time, equity] per bar (409 before)",
     response_class=Response,
-    responses={200: {"model": list[tuple[datetime, Decimal]], "content": {"application/json": {}}}},
+    responses={
+        200: {"model": list[tuple[datetime, MoneyAmount]], "content": {"application/json": {}}}
+    },
 )
 async def equity(backtest_id: UUID, caller: CallerDep, runtime: RuntimeDep) -> Response:
     record = await _own(runtime, backtest_id, caller)

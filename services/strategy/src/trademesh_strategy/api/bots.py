@@ -4,20 +4,21 @@ from __future__ import annotations
 
 from datetime import datetime
 from decimal import Decimal
-from typing import Annotated, Any, Literal
+from typing import Any, Literal
 from uuid import UUID
 
-from fastapi import APIRouter, Query, Response
+from fastapi import APIRouter, Response
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from trademesh_events.bots import BotState
 from trademesh_events.ids import InstrumentId
+from trademesh_events.money import Amount, MoneyAmount
 from trademesh_http import ProblemError
+from trademesh_http.pagination import Page, PageDep, paginate
 from trademesh_trading.backtest import Sizing
 from trademesh_trading.registry import InvalidParameters, UnknownStrategy
 from trademesh_trading.timeframes import Timeframe
 
 from trademesh_strategy.api.deps import CallerDep, OnBehalfDep, RuntimeDep
-from trademesh_strategy.api.pagination import decode_cursor, encode_cursor
 from trademesh_strategy.engine import IllegalTransition, StrategyFailed
 from trademesh_strategy.history import MarketDataUnavailable, NoMarketData
 from trademesh_strategy.store import BotRecord, OrderRecord, RunRecord
@@ -48,7 +49,7 @@ class BotCreate(BaseModel):
         default_factory=lambda: Sizing(kind="quantity", value=Decimal(1)),
         description="How much one entry buys: quantity, notional, or equity_pct of the capital.",
     )
-    capital: Decimal = Field(
+    capital: MoneyAmount = Field(
         Decimal(10_000),
         gt=0,
         max_digits=20,
@@ -72,11 +73,11 @@ class BotOut(BaseModel):
     account_id: UUID
     venue: str
     sizing: Sizing
-    capital: Decimal
+    capital: MoneyAmount
     state: BotState
     error: str | None
-    position: Decimal
-    cash: Decimal
+    position: Amount
+    cash: MoneyAmount
     warm_from: datetime | None = Field(
         description="Open time of the first bar the strategy saw (its warm-up's first)."
     )
@@ -86,9 +87,8 @@ class BotOut(BaseModel):
     updated_at: datetime
 
 
-class BotPage(BaseModel):
-    items: list[BotOut]
-    next_cursor: str | None = None
+class BotPage(Page[BotOut]):
+    pass
 
 
 class RunOut(BaseModel):
@@ -108,11 +108,11 @@ class OrderOut(BaseModel):
     leg: str
     side: str
     order_type: str
-    quantity: Decimal
-    limit_price: Decimal | None
-    stop_price: Decimal | None
+    quantity: Amount
+    limit_price: Amount | None
+    stop_price: Amount | None
     status: str
-    filled: Decimal
+    filled: Amount
     open: bool
     reason: str | None
     created_at: datetime
@@ -245,19 +245,11 @@ async def create_bot(
 
 
 @router.get("", summary="The caller's bots, oldest first")
-async def list_bots(
-    caller: CallerDep,
-    runtime: RuntimeDep,
-    limit: Annotated[int, Query(ge=1, le=500)] = 100,
-    cursor: Annotated[str | None, Query(description="next_cursor of the previous page.")] = None,
-) -> BotPage:
-    rows = await runtime.bots.page(caller, decode_cursor(cursor) if cursor else None, limit + 1)
-    more = len(rows) > limit
-    items = rows[:limit]
-    return BotPage(
-        items=[_out(b) for b in items],
-        next_cursor=encode_cursor(items[-1].created_at, items[-1].bot_id) if more else None,
-    )
+async def list_bots(caller: CallerDep, runtime: RuntimeDep, request: PageDep) -> BotPage:
+    after = request.after(datetime, UUID)
+    rows = await runtime.bots.page(caller, after, request.fetch)
+    items, cursor = paginate(rows, request, lambda b: (b.created_at, b.bot_id))
+    return BotPage(items=[_out(b) for b in items], next_cursor=cursor)
 
 
 async def _own(runtime: RuntimeDep, bot_id: UUID, caller: UUID) -> BotRecord:
@@ -290,10 +282,20 @@ async def act(
     return _out(bot)
 
 
+class RunPage(Page[RunOut]):
+    pass
+
+
+class BotOrderPage(Page[OrderOut]):
+    pass
+
+
 @router.get("/{bot_id}/runs", summary="A bot's runs: each start until it stopped or failed")
-async def runs(bot_id: UUID, caller: CallerDep, runtime: RuntimeDep) -> list[RunOut]:
+async def runs(bot_id: UUID, caller: CallerDep, runtime: RuntimeDep, request: PageDep) -> RunPage:
     await _own(runtime, bot_id, caller)
-    return [_run(r) for r in await runtime.bots.runs(bot_id)]
+    rows = await runtime.bots.runs(bot_id, request.fetch, request.after(datetime, UUID))
+    items, cursor = paginate(rows, request, lambda r: (r.started_at, r.run_id))
+    return RunPage(items=[_run(r) for r in items], next_cursor=cursor)
 
 
 @router.get("/{bot_id}/orders", summary="The orders a bot asked for, oldest first")
@@ -301,7 +303,9 @@ async def orders(
     bot_id: UUID,
     caller: CallerDep,
     runtime: RuntimeDep,
-    limit: Annotated[int, Query(ge=1, le=5000)] = 1000,
-) -> list[OrderOut]:
+    request: PageDep,
+) -> BotOrderPage:
     await _own(runtime, bot_id, caller)
-    return [_order(o) for o in await runtime.bots.orders(bot_id, limit)]
+    rows = await runtime.bots.orders(bot_id, request.fetch, request.after(datetime, str))
+    items, cursor = paginate(rows, request, lambda o: (o.created_at, o.client_order_id))
+    return BotOrderPage(items=[_order(o) for o in items], next_cursor=cursor)

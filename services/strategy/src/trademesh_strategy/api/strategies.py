@@ -7,6 +7,7 @@ from typing import Any
 from fastapi import APIRouter
 from pydantic import BaseModel
 from trademesh_http import ProblemError
+from trademesh_http.pagination import Page, PageDep, paginate
 from trademesh_trading.registry import StrategyRegistry, UnknownStrategy
 
 from trademesh_strategy.api.deps import RuntimeDep
@@ -35,9 +36,17 @@ def unknown_strategy(registry: StrategyRegistry, name: str) -> ProblemError:
     )
 
 
-@router.get("", summary="Every strategy, with its parameters' JSON Schema")
-async def list_strategies(runtime: RuntimeDep) -> list[StrategyOut]:
-    return [_describe(runtime.registry, name) for name in runtime.registry.names()]
+class StrategyPage(Page[StrategyOut]):
+    pass
+
+
+@router.get("", summary="Every strategy, with its parameters' JSON Schema, in name order")
+async def list_strategies(runtime: RuntimeDep, request: PageDep) -> StrategyPage:
+    after = request.after(str)
+    names = sorted(runtime.registry.names())
+    rows = [n for n in names if after is None or n > after[0]][: request.fetch]
+    items, cursor = paginate(rows, request, lambda name: (name,))
+    return StrategyPage(items=[_describe(runtime.registry, n) for n in items], next_cursor=cursor)
 
 
 @router.get("/{name}", summary="One strategy and its parameters' JSON Schema")
