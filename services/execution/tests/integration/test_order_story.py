@@ -109,7 +109,7 @@ async def test_a_denied_intent_is_read_back_by_its_owner_with_its_reason_and_his
     waiting = await client.get(
         "/api/v1/orders", params={"status": "INITIALIZED"}, headers=bearer(user)
     )
-    assert [o["client_order_id"] for o in waiting.json()] == [order.client_order_id]
+    assert [o["client_order_id"] for o in waiting.json()["items"]] == [order.client_order_id]
 
     await peer.publish(denial(order), topic=get_topic(ORDERS_DENIED))
 
@@ -127,12 +127,12 @@ async def test_a_denied_intent_is_read_back_by_its_owner_with_its_reason_and_his
     assert after["history"][0]["at"] <= after["history"][1]["at"]
     assert (after["side"], after["quantity"], after["limit_price"]) == ("buy", "2", "100")
     listed = await client.get("/api/v1/orders", params={"status": "DENIED"}, headers=bearer(user))
-    assert [o["client_order_id"] for o in listed.json()] == [order.client_order_id]
-    assert listed.json()[0]["reason_code"] == "MAX_ORDER_QUANTITY"
+    assert [o["client_order_id"] for o in listed.json()["items"]] == [order.client_order_id]
+    assert listed.json()["items"][0]["reason_code"] == "MAX_ORDER_QUANTITY"
     waiting = await client.get(
         "/api/v1/orders", params={"status": "INITIALIZED"}, headers=bearer(user)
     )
-    assert waiting.json() == []
+    assert waiting.json()["items"] == []
     # Another user: the order does not exist, nor is it listed.
     stranger = await client.get(f"/api/v1/orders/{order.client_order_id}", headers=bearer(uuid4()))
     assert stranger.status_code == 404

@@ -74,7 +74,7 @@ async def test_a_denied_manual_order_is_its_owners_to_read_and_its_id_is_answere
     assert [s["status"] for s in denied["history"]] == ["INITIALIZED", "DENIED"]
     assert (denied["side"], denied["quantity"], denied["limit_price"]) == ("buy", "1", "100")
     listed = await gateway.get("/api/v1/orders", params={"status": "DENIED"}, headers=alice)
-    assert [o["client_order_id"] for o in listed.json()] == [cid]
+    assert [o["client_order_id"] for o in listed.json()["items"]] == [cid]
 
     # Sent again: the order as it is, never a second 202; another body under the id: 409.
     again = await gateway.post("/api/v1/orders", json=order, headers=alice)
@@ -88,7 +88,7 @@ async def test_a_denied_manual_order_is_its_owners_to_read_and_its_id_is_answere
     # Bob: not his to read, list, or take over.
     assert (await gateway.get(f"/api/v1/orders/{cid}", headers=bob)).status_code == 404
     bobs = await gateway.get("/api/v1/orders", params={"status": "DENIED"}, headers=bob)
-    assert bobs.status_code == 200 and bobs.json() == []
+    assert bobs.status_code == 200 and bobs.json()["items"] == []
     bob_account = await open_account(platform, bob)
     taken = await gateway.post(
         "/api/v1/orders", json={**order, "account_id": bob_account}, headers=bob
