@@ -163,7 +163,7 @@ def test_a_user_trades_through_the_gateway_and_the_audit_log_holds_every_step(
         assert story["reason_code"] == "MAX_ORDER_QUANTITY", story
         assert [h["status"] for h in story["history"]] == ["INITIALIZED", "DENIED"], story
         listed = http.get("/api/v1/orders", params={"status": "DENIED"}, headers=me).json()
-        assert denied_id in {o["client_order_id"] for o in listed}
+        assert denied_id in {o["client_order_id"] for o in listed["items"]}
 
         # The bot stops.
         stopped = http.post(f"/api/v1/bots/{bot_id}/stop", headers=me)
