@@ -72,6 +72,7 @@ class DenialReason(StrEnum):
     KILL_SWITCH = "KILL_SWITCH"
     NO_MARKET_PRICE = "NO_MARKET_PRICE"
     INVALID_ORDER = "INVALID_ORDER"
+    INSUFFICIENT_FUNDS = "INSUFFICIENT_FUNDS"  # over the account's buying power
 
 
 # ---- commands (orders.intents.v1, orders.approved.v1) ---------------------------------------

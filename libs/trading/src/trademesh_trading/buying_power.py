@@ -92,13 +92,18 @@ class Shortfall:
     def message(self, instrument_id: str) -> str:
         if self.unit == "base":
             return (
-                f"insufficient funds: selling {self.needed:f} {instrument_id} needs it held; "
-                f"{self.available:f} is available and the account does not allow shorting"
+                f"insufficient funds: selling {_fmt(self.needed)} {instrument_id} needs it held; "
+                f"{_fmt(self.available)} is available and the account does not allow shorting"
             )
         return (
-            f"insufficient funds ({self.mode.value} account): the order needs {self.needed:f}, "
-            f"{self.available:f} is available"
+            f"insufficient funds ({self.mode.value} account): the order needs "
+            f"{_fmt(self.needed)}, {_fmt(self.available)} is available"
         )
+
+
+def _fmt(value: Decimal) -> str:
+    """A Decimal as people write it, without trailing zeros: 90.0910 is 90.091, 1E+3 is 1000."""
+    return f"{value.normalize():f}"
 
 
 def order_price(

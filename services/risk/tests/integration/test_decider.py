@@ -19,6 +19,7 @@ from trademesh_db import Database, migrate
 from trademesh_events.orders import (
     CancelOrder,
     OrderApproved,
+    OrderCanceled,
     OrderDenied,
     OrderFilled,
     OrderType,
@@ -28,6 +29,7 @@ from trademesh_events.topics import get_topic
 from trademesh_testing.accounts import AccountBook
 from trademesh_testing.http import app_client
 from trademesh_testing.tokens import bearer
+from trademesh_trading.buying_power import AccountTerms
 
 from trademesh_risk.app import MIGRATIONS, create_app
 from trademesh_risk.config import Settings
@@ -321,3 +323,97 @@ async def test_a_second_replica_decides_with_what_the_first_approved(
         ]
     finally:
         await db.close()
+
+
+async def funded(decider: Decider, cash: str, fee_bps: str = "10") -> UUID:
+    """A new account with this cash in risk (cash mode, fees of `fee_bps`)."""
+    account = uuid4()
+    terms = AccountTerms(fee_bps=Decimal(fee_bps))
+    await decider.store.put_buying_power(account, terms, Decimal(cash), True)
+    return account
+
+
+def canceled(order: SubmitOrder) -> OrderCanceled:
+    return OrderCanceled(
+        account_id=order.account_id,
+        user_id=TRADER_ID,
+        client_order_id=order.client_order_id,
+        instrument_id=order.instrument_id,
+        ts=datetime.now(UTC),
+        reason="cancel requested",
+    )
+
+
+async def test_an_order_over_the_cash_is_denied_insufficient_funds_with_the_figures(
+    replica: Decider,
+) -> None:
+    """A market buy is valued at the last price plus the 1 % collar, fees at 10 bps: 10 at 101
+    is 1010 + 1.01, over the 1000 of cash; 9 (909 + 0.909) fits."""
+    name, account = instrument(replica), await funded(replica, "1000")
+    over, within = intent(account, name, "buy", "10"), intent(account, name, "buy", "9")
+    events = await decide(replica, over, within)
+    assert [outcome(e) for e in events] == ["INSUFFICIENT_FUNDS", "approved"]
+    assert "needs 1011.01" in events[0].message and "1000 is available" in events[0].message
+    row = await replica.db.pool.fetchrow(
+        "SELECT reserved FROM decisions WHERE client_order_id = $1", within.client_order_id
+    )
+    assert row is not None and row["reserved"] == Decimal("909.909")
+
+
+async def test_a_reservation_released_on_cancel_and_on_fill_lets_the_next_order_fit(
+    replica: Decider,
+) -> None:
+    name, account = instrument(replica), await funded(replica, "1000")
+    first, second = intent(account, name, "buy", "5"), intent(account, name, "buy", "5")
+    # 5 at 101 + fee = 505.505 reserved: the second (505.505) meets 494.495 available.
+    assert [outcome(e) for e in await decide(replica, first, second)] == [
+        "approved",
+        "INSUFFICIENT_FUNDS",
+    ]
+    async with replica.db.transaction() as conn:
+        await replica.on_finished(conn, canceled(first))
+    third = intent(account, name, "buy", "5")
+    assert [outcome(e) for e in await decide(replica, third)] == ["approved"]
+    # Filled at 100 with a fee of 0.5: the cash is 499.5 and nothing is reserved any more, so an
+    # order of 4 (404.404) fits and one of 5 (505.505) does not.
+    async with replica.db.transaction() as conn:
+        await replica.lock_accounts(conn, [account])
+        await replica.on_fill(conn, filled(third, fee="0.5"))
+    assert await replica.store.reserved(account) == 0
+    row = await replica.store.account(account)
+    assert row is not None and row.cash == Decimal("499.5")
+    four, five = intent(account, name, "buy", "4"), intent(account, name, "buy", "5")
+    assert [outcome(e) for e in await decide(replica, five, four)] == [
+        "INSUFFICIENT_FUNDS",
+        "approved",
+    ]
+
+
+async def test_reservations_survive_a_restart_of_risk(
+    replica: Decider, settings: Settings, database_url: str
+) -> None:
+    name, account = instrument(replica), await funded(replica, "1000")
+    assert [outcome(e) for e in await decide(replica, intent(account, name, "buy", "9"))] == [
+        "approved"
+    ]
+    restarted, db = await a_replica(settings, database_url)  # a new process: nothing in memory
+    try:
+        restarted.prices.update(name, PRICE, datetime.now(UTC))
+        events = await decide(restarted, intent(account, name, "buy", "1"))
+        assert [outcome(e) for e in events] == ["INSUFFICIENT_FUNDS"]
+        assert "90.091 is available" in events[0].message
+    finally:
+        await db.close()
+
+
+async def test_a_cash_account_cannot_sell_what_it_does_not_hold(replica: Decider) -> None:
+    name, account = instrument(replica), await funded(replica, "1000000")
+    events = await decide(replica, intent(account, name, "sell", "1"))
+    assert [outcome(e) for e in events] == ["INSUFFICIENT_FUNDS"]
+    assert "does not allow shorting" in events[0].message
+
+
+async def test_an_account_never_funded_in_risk_is_not_checked_for_cash(replica: Decider) -> None:
+    name = instrument(replica)
+    events = await decide(replica, intent(uuid4(), name, "buy", "50"))
+    assert [outcome(e) for e in events] == ["approved"]

@@ -592,3 +592,47 @@ async def test_an_account_route_fails_closed_when_execution_cannot_answer(
         assert response.json()["title"] == "Account owner unknown"
         by_admin = await client.get(f"/api/v1/accounts/{account}", headers=as_(ADMIN_ID, "admin"))
         assert by_admin.json()["limits"] == {}
+
+
+async def test_buying_power_is_set_through_the_account_api_and_leverage_only_by_an_admin(
+    client: httpx.AsyncClient, account_book: AccountBook
+) -> None:
+    account = account_book.open(TRADER_ID)
+    path = f"/api/v1/accounts/{account}/buying-power"
+    mine = await client.put(path, json={"allow_short": True}, headers=as_(TRADER_ID))
+    assert mine.status_code == 200, mine.text
+    assert mine.json()["buying_power"] == {
+        "margin_mode": "cash",
+        "max_leverage": "1",
+        "allow_short": True,
+        "fee_bps": "0",
+        "cash": None,
+        "reserved": "0",
+    }
+    for body in ({"margin_mode": "margin", "max_leverage": "3"}, {"cash": "1000"}):
+        refused = await client.put(path, json=body, headers=as_(TRADER_ID))
+        assert refused.status_code == 403, body
+        assert refused.headers["content-type"] == "application/problem+json"
+        assert "Only an admin" in refused.json()["detail"]
+    for body in ({"margin_mode": "credit"}, {"max_leverage": "0.5"}, {"cash": "-1"}):
+        bad = await client.put(path, json=body, headers=as_(ADMIN_ID, "admin"))
+        assert bad.status_code == 422, body
+        assert bad.headers["content-type"] == "application/problem+json"
+    cash_levered = await client.put(
+        path, json={"max_leverage": "2"}, headers=as_(ADMIN_ID, "admin")
+    )
+    assert cash_levered.status_code == 422
+    assert "borrows nothing" in cash_levered.json()["detail"]
+    body = {"margin_mode": "margin", "max_leverage": "3", "cash": "5000", "fee_bps": "7.5"}
+    set_ = await client.put(path, json=body, headers=as_(ADMIN_ID, "admin"))
+    assert set_.status_code == 200, set_.text
+    seen = (await client.get(f"/api/v1/accounts/{account}", headers=as_(TRADER_ID))).json()
+    assert seen["buying_power"]["margin_mode"] == "margin"
+    assert Decimal(seen["buying_power"]["max_leverage"]) == 3
+    assert Decimal(seen["buying_power"]["cash"]) == 5000
+    # The holder changes shorting without touching the leverage an admin set.
+    again = await client.put(
+        path, json={"margin_mode": "margin", "allow_short": False}, headers=as_(TRADER_ID)
+    )
+    assert again.status_code == 200, again.text
+    assert Decimal(again.json()["buying_power"]["max_leverage"]) == 3

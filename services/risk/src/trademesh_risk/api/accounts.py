@@ -19,6 +19,7 @@ from fastapi import APIRouter
 from pydantic import BaseModel, ConfigDict, Field
 from trademesh_events.ids import InstrumentId
 from trademesh_http import ProblemError
+from trademesh_trading.buying_power import AccountTerms, MarginMode
 
 from trademesh_risk.api.deps import Caller, CallerDep, RuntimeDep, require
 from trademesh_risk.engine import Limits, TradingState, ceilings, effective, over_ceilings
@@ -75,6 +76,40 @@ class StateIn(BaseModel):
     reason: str | None = Field(None, max_length=500)
 
 
+class BuyingPowerIn(BaseModel):
+    """An account's buying power: `cash` (no borrowing; a sell needs the asset held unless
+    `allow_short`) or `margin` (gross exposure up to `max_leverage` x equity). A trader may
+    choose the mode and shorting; `max_leverage` above 1, `cash` and `fee_bps` are an admin's
+    (403 problem for anyone else)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    margin_mode: MarginMode = MarginMode.CASH
+    max_leverage: Annotated[Decimal, Field(ge=1, le=100, max_digits=6, decimal_places=2)] | None = (
+        Field(None, description="Admin only (margin). Left out: kept; 1 for a cash account.")
+    )
+    allow_short: bool = False
+    cash: Annotated[Decimal, Field(ge=0, max_digits=30, decimal_places=12)] | None = Field(
+        None,
+        description="Admin only: the account's cash as risk counts it from now on (fills move "
+        "it). Left out: unchanged.",
+    )
+    fee_bps: Annotated[Decimal, Field(ge=0, le=1000, max_digits=8, decimal_places=4)] | None = (
+        Field(None, description="Admin only: the fee rate orders are costed at. Left out: kept.")
+    )
+
+
+class BuyingPowerOut(BaseModel):
+    margin_mode: MarginMode
+    max_leverage: Decimal
+    allow_short: bool
+    fee_bps: Decimal
+    cash: Decimal | None = Field(
+        description="Cash as risk counts it (null: never funded, orders not checked for cash)."
+    )
+    reserved: Decimal = Field(description="What open approved orders reserve of it.")
+
+
 class PositionOut(BaseModel):
     instrument_id: str
     position: Decimal
@@ -122,6 +157,7 @@ class AccountOut(BaseModel):
         description="The account's own limits per instrument (the stricter applies)."
     )
     positions: list[PositionOut]
+    buying_power: BuyingPowerOut
 
 
 class GlobalSwitchOut(BaseModel):
@@ -228,6 +264,14 @@ async def _account(runtime: RuntimeDep, account_id: UUID) -> AccountOut:
         limits=_limits_out(account_limits),
         instrument_limits={k: _limits_out(v) for k, v in own_per_instrument.items()},
         positions=out,
+        buying_power=BuyingPowerOut(
+            margin_mode=MarginMode(row.margin_mode) if row else MarginMode.CASH,
+            max_leverage=row.max_leverage if row else Decimal(1),
+            allow_short=row.allow_short if row else False,
+            fee_bps=row.fee_bps if row else Decimal(0),
+            cash=row.cash if row else None,
+            reserved=await store.reserved(account_id),
+        ),
     )
 
 
@@ -313,3 +357,52 @@ async def set_global(body: SwitchIn, caller: CallerDep, runtime: RuntimeDep) -> 
     await runtime.decider.set_global_switch(body.engaged, body.reason)
     engaged, reason = await runtime.store.global_switch()
     return GlobalSwitchOut(engaged=engaged, reason=reason)
+
+
+@router.put(
+    "/accounts/{account_id}/buying-power",
+    summary="Set the account's margin mode (cash or margin) and shorting; an admin its leverage",
+    description="`cash`: no borrowing, a sell needs the asset held unless `allow_short`. "
+    "`margin`: gross exposure up to `max_leverage` x equity (paper charges no financing). "
+    "`max_leverage` above 1, `cash` and `fee_bps` are set by an admin only (403 problem).",
+    responses={403: {"description": "An admin-only field set by a trader."}},
+)
+async def put_buying_power(
+    account_id: UUID, body: BuyingPowerIn, caller: CallerDep, runtime: RuntimeDep
+) -> AccountOut:
+    require(caller, "admin", "trader")
+    await _own(runtime, account_id, caller)
+    row = await runtime.store.account(account_id)
+    if caller.role != "admin":
+        kept = row.max_leverage if row else Decimal(1)
+        refused = [
+            name
+            for name, asked in (
+                ("max_leverage", body.max_leverage not in (None, kept)),
+                ("cash", body.cash is not None),
+                ("fee_bps", body.fee_bps is not None),
+            )
+            if asked
+        ]
+        if refused:
+            raise ProblemError(
+                403,
+                "Forbidden",
+                f"Only an admin sets {', '.join(refused)}.",
+                type="/problems/forbidden",
+            )
+    leverage = body.max_leverage
+    if leverage is None:
+        margin = body.margin_mode is MarginMode.MARGIN
+        leverage = row.max_leverage if row is not None and margin else Decimal(1)
+    if body.margin_mode is MarginMode.CASH and leverage != 1:
+        raise ProblemError(
+            422,
+            "Invalid buying power",
+            "A cash account borrows nothing: its max_leverage is 1.",
+            type="/problems/invalid-buying-power",
+        )
+    fee = body.fee_bps if body.fee_bps is not None else (row.fee_bps if row else Decimal(0))
+    terms = AccountTerms(body.margin_mode, leverage, body.allow_short, fee)
+    await runtime.store.put_buying_power(account_id, terms, body.cash, body.cash is not None)
+    return await _account(runtime, account_id)
