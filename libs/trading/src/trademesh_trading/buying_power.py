@@ -217,10 +217,15 @@ def check(
     )
     if needed == 0:
         return None
+    # The part that reduces a position frees what it is worth first: a sale's proceeds in cash, a
+    # margin account's exposure (a spot buy that covers a short frees nothing: it pays cash).
+    freed = ZERO
+    if side == "sell" or terms.mode is MarginMode.MARGIN:
+        freed = (quantity - growing) * price
     if terms.mode is MarginMode.CASH:
-        available = holdings.cash - holdings.reserved
+        available = holdings.cash - holdings.reserved + freed
     else:
-        available = equity(holdings) * terms.max_leverage - gross_exposure(holdings)
+        available = equity(holdings) * terms.max_leverage - gross_exposure(holdings) + freed
     if needed <= available:
         return None
     return Shortfall(needed, max(available, ZERO), "quote", terms.mode)
