@@ -39,6 +39,9 @@ class AccountRow:
     created_at: datetime
     credentials: str | None = None  # a sealed record (JSON), never the plaintext
     api_key_masked: str | None = None
+    margin_mode: str = "cash"
+    max_leverage: Decimal = Decimal(1)
+    allow_short: bool = False
 
     def __repr__(self) -> str:
         return (
@@ -58,7 +61,7 @@ _ACCOUNT_FIELDS = (
 )
 _ACCOUNT = (
     "SELECT account_id, user_id, name, venue, cash, created_at, credentials::text AS credentials, "
-    "api_key_masked FROM accounts"
+    "api_key_masked, margin_mode, max_leverage, allow_short FROM accounts"
 )
 
 
@@ -178,7 +181,8 @@ class ExecutionStore:
     async def add_account(self, account: AccountRow) -> None:
         await self.db.pool.execute(
             "INSERT INTO accounts (account_id, user_id, name, venue, cash, created_at, "
-            "credentials, api_key_masked) VALUES ($1, $2, $3, $4, $5, $6, $7::jsonb, $8)",
+            "credentials, api_key_masked, margin_mode, max_leverage, allow_short) "
+            "VALUES ($1, $2, $3, $4, $5, $6, $7::jsonb, $8, $9, $10, $11)",
             account.account_id,
             account.user_id,
             account.name,
@@ -187,6 +191,9 @@ class ExecutionStore:
             account.created_at,
             account.credentials,
             account.api_key_masked,
+            account.margin_mode,
+            account.max_leverage,
+            account.allow_short,
         )
 
     async def delete_account(self, account_id: UUID) -> bool:
@@ -223,6 +230,37 @@ class ExecutionStore:
             _ACCOUNT + " WHERE user_id = $1 ORDER BY created_at, account_id", user_id
         )
         return [AccountRow(**dict(row)) for row in rows]
+
+    async def funds(
+        self, conn: asyncpg.Connection, account_id: UUID
+    ) -> tuple[AccountRow, dict[str, Decimal], dict[str, Decimal]] | None:
+        """The account (cash and buying-power terms), its positions and their instruments' last
+        prices, in one statement; None for an unknown account."""
+        row = await conn.fetchrow(
+            "SELECT a.margin_mode, a.max_leverage, a.allow_short, a.cash, a.venue, a.name, "
+            "a.user_id, a.created_at, "
+            "ARRAY(SELECT ROW(p.instrument_id, p.position, m.last_price) FROM positions p "
+            "LEFT JOIN market m ON m.instrument_id = p.instrument_id "
+            "WHERE p.account_id = a.account_id AND p.position <> 0) AS held "
+            "FROM accounts a WHERE a.account_id = $1",
+            account_id,
+        )
+        if row is None:
+            return None
+        account = AccountRow(
+            account_id,
+            row["user_id"],
+            row["name"],
+            row["venue"],
+            row["cash"],
+            row["created_at"],
+            margin_mode=row["margin_mode"],
+            max_leverage=row["max_leverage"],
+            allow_short=row["allow_short"],
+        )
+        positions = {i: q for i, q, _ in row["held"]}
+        prices = {i: price for i, _, price in row["held"] if price is not None}
+        return account, positions, prices
 
     async def add_cash(self, conn: asyncpg.Connection, account_id: UUID, amount: Decimal) -> None:
         await conn.execute(

@@ -570,3 +570,47 @@ async def test_late_market_orders_in_one_batch_fill_at_once_with_their_events_in
     assert cash == Decimal(10000) - 2 * bought[-1].last_price + sold[-1].last_price - fees
     history = await runtime.store.history(buy.order.client_order_id)
     assert [h["status"] for h in history] == ["PENDING", "SUBMITTED", "ACCEPTED", "FILLED"]
+
+
+async def test_a_paper_fill_the_account_can_no_longer_pay_for_cancels_the_order(
+    app: FastAPI, client: httpx.AsyncClient, peer: Bus, settings: Settings
+) -> None:
+    """Two buys of 5 on 1000 of cash, both working (risk not in the way): day 1 opens at 102,
+    so the first fills at 102.051 (510.255 + 0.510255 of fee) and the second, which needs as
+    much again with 489.234745 left, is cancelled with the figures; cash never goes negative.
+    A sell of what the cash account does not hold is cancelled too."""
+    user, name = uuid4(), instrument()
+    account = await paper_account(client, user, cash="1000")
+    await market(app, peer, bar(name, 0, "100", "101", "99", "100"))
+    first, second = (approved(account, user, name, "buy", "5") for _ in range(2))
+    short = approved(account, user, name, "sell", "6")
+    for each in (first, second, short):
+        await peer.publish(each)
+        await events_of(settings, each.order.client_order_id, "accepted")
+    await peer.publish(bar(name, 1, "102", "104", "101", "103"))
+    assert kinds(await events_of(settings, first.order.client_order_id, "filled"))[-1] == "filled"
+    (*_, refused) = await events_of(settings, second.order.client_order_id, "canceled")
+    assert "insufficient funds" in refused.reason
+    assert "needs 510.765255" in refused.reason and "489.234745 is available" in refused.reason
+    (*_, unheld) = await events_of(settings, short.order.client_order_id, "canceled")
+    assert "selling 6" in unheld.reason and "5 is available" in unheld.reason
+    pnl = (await client.get(f"/api/v1/accounts/{account}/pnl", headers=bearer(user))).json()
+    assert Decimal(pnl["cash"]) == Decimal("489.234745")
+
+
+async def test_a_margin_account_needs_an_admin_and_reads_back_its_terms(
+    client: httpx.AsyncClient,
+) -> None:
+    user = uuid4()
+    body = {"name": "levered", "cash": "1000", "margin_mode": "margin", "max_leverage": "3"}
+    refused = await client.post("/api/v1/accounts", json=body, headers=bearer(user))
+    assert refused.status_code == 403
+    assert refused.headers["content-type"] == "application/problem+json"
+    bad = {"name": "x", "margin_mode": "cash", "max_leverage": "2"}
+    invalid = await client.post("/api/v1/accounts", json=bad, headers=bearer(user, "admin"))
+    assert invalid.status_code == 422
+    assert invalid.headers["content-type"] == "application/problem+json"
+    made = await client.post("/api/v1/accounts", json=body, headers=bearer(user, "admin"))
+    assert made.status_code == 201, made.text
+    assert (made.json()["margin_mode"], Decimal(made.json()["max_leverage"])) == ("margin", 3)
+    assert made.json()["allow_short"] is False

@@ -14,7 +14,9 @@ import ccxt
 from fastapi import APIRouter, Query, Response
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
 from trademesh_http import ProblemError
+from trademesh_http.caller import CallerDep as RoleDep
 from trademesh_keystore import mask
+from trademesh_trading.buying_power import MarginMode
 
 from trademesh_execution.api.deps import CallerDep, RuntimeDep, own_account, owned
 from trademesh_execution.credentials import Credentials, NoKeystore
@@ -46,6 +48,15 @@ class AccountCreate(BaseModel):
     )
     api_key: SecretStr | None = Field(None, description="Exchange accounts only.")
     secret: SecretStr | None = Field(None, description="Exchange accounts only.")
+    margin_mode: MarginMode = Field(
+        MarginMode.CASH,
+        description="`cash`: no borrowing, a sell needs the asset held unless `allow_short`; "
+        "`margin`: gross exposure up to `max_leverage` x equity (paper charges no financing).",
+    )
+    max_leverage: Decimal = Field(
+        Decimal(1), ge=1, le=100, max_digits=6, decimal_places=2, description="Admin only."
+    )
+    allow_short: bool = False
 
     @model_validator(mode="after")
     def _credentials(self) -> Self:
@@ -56,6 +67,8 @@ class AccountCreate(BaseModel):
             )
         if exchange and self.venue not in ccxt.exchanges:
             raise ValueError(f"unknown exchange {self.venue!r} (a ccxt exchange id)")
+        if self.margin_mode is MarginMode.CASH and self.max_leverage != 1:
+            raise ValueError("a cash account borrows nothing: its max_leverage is 1")
         for value in (self.api_key, self.secret):
             if value is not None and not 8 <= len(value.get_secret_value()) <= 512:
                 raise ValueError("api_key and secret are 8 to 512 characters")
@@ -69,6 +82,9 @@ class AccountOut(BaseModel):
     cash: Decimal
     created_at: datetime
     api_key_masked: str | None = Field(None, description="Exchange accounts: the key, masked.")
+    margin_mode: MarginMode
+    max_leverage: Decimal
+    allow_short: bool
 
 
 class PositionOut(BaseModel):
@@ -111,13 +127,20 @@ def _out(account: AccountRow) -> AccountOut:
         cash=account.cash,
         created_at=account.created_at,
         api_key_masked=account.api_key_masked,
+        margin_mode=MarginMode(account.margin_mode),
+        max_leverage=account.max_leverage,
+        allow_short=account.allow_short,
     )
 
 
 @router.post("", status_code=201, summary="Open a paper account")
 async def create_account(
-    body: AccountCreate, caller: CallerDep, runtime: RuntimeDep, response: Response
+    body: AccountCreate, caller: CallerDep, who: RoleDep, runtime: RuntimeDep, response: Response
 ) -> AccountOut:
+    if body.max_leverage != 1 and who.role != "admin":
+        raise ProblemError(
+            403, "Forbidden", "Only an admin sets max_leverage.", type="/problems/forbidden"
+        )
     account_id = uuid4()
     sealed: str | None = None
     masked: str | None = None
@@ -134,7 +157,17 @@ async def create_account(
             ) from None
         masked = mask(body.api_key)
     account = AccountRow(
-        account_id, caller, body.name, body.venue, body.cash, datetime.now(UTC), sealed, masked
+        account_id,
+        caller,
+        body.name,
+        body.venue,
+        body.cash,
+        datetime.now(UTC),
+        sealed,
+        masked,
+        margin_mode=body.margin_mode.value,
+        max_leverage=body.max_leverage,
+        allow_short=body.allow_short,
     )
     await runtime.store.add_account(account)
     response.headers["Location"] = f"/api/v1/accounts/{account.account_id}"

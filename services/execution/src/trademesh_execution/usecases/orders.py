@@ -28,6 +28,7 @@ from trademesh_events.orders import (
 from trademesh_events.topics import MD_BARS, ApprovedCommand, OrderLifecycleEvent
 from trademesh_observability import metrics
 from trademesh_observability.logging import get_logger
+from trademesh_trading.buying_power import AccountTerms, Holdings, MarginMode
 from trademesh_trading.fills import FillModel
 
 from trademesh_execution.engine import (
@@ -41,6 +42,7 @@ from trademesh_execution.engine import (
     new_order,
     paper_accept,
     paper_fills,
+    paper_refusal,
 )
 from trademesh_execution.store import (
     ExecutionStore,
@@ -266,21 +268,60 @@ class Orders:
                 continue  # handled before (a redelivery), or twice in this batch
             fresh.discard(delivery.envelope.id)
             orders = working[bar.instrument_id]
-            matches = paper_fills(orders, bar, self.fill_model)
-            await self._apply(conn, matches)
-            moved = {m.order.client_order_id: m.order for m in matches}
+            before = {o.client_order_id: o for o in orders}
+            matches = await self._apply(conn, paper_fills(orders, bar, self.fill_model), before)
+            moved = {m.order.client_order_id: m.order for m in matches}  # as applied
             working[bar.instrument_id] = [
                 o for o in (moved.get(o.client_order_id, o) for o in orders) if o.status in WORKING
             ]
 
-    async def _apply(self, conn: asyncpg.Connection, matches: list[PaperMatch]) -> None:
-        """What bars did to paper orders: their new states, fills booked once, their events."""
+    async def _apply(
+        self, conn: asyncpg.Connection, matches: list[PaperMatch], before: dict[str, OrderView]
+    ) -> list[PaperMatch]:
+        """What bars did to paper orders: their new states, fills booked once, their events; a
+        fill the account cannot pay for any more cancels its order instead (paper_refusal), each
+        checked on the cash the fills before it left. The matches as applied."""
+        applied: list[PaperMatch] = []
         for match in matches:
+            if match.fill is not None:
+                match = (
+                    await self._refused(conn, before[match.order.client_order_id], match) or match
+                )
+            applied.append(match)
             await self.store.save_order(conn, match.order)
             for each in match.events:
                 if isinstance(each, OrderFilled) and not await self._book(conn, each):
                     continue
                 await emit_order_event(self.store, self.outbox, conn, each)
+        return applied
+
+    async def _refused(
+        self, conn: asyncpg.Connection, order: OrderView, match: PaperMatch
+    ) -> PaperMatch | None:
+        """The order cancelled when its fill is over the account's buying power (None: it fits)."""
+        found = await self.store.funds(conn, order.account_id)
+        if found is None or match.fill is None:
+            return None
+        account, positions, prices = found
+        terms = AccountTerms(
+            MarginMode(account.margin_mode),
+            account.max_leverage,
+            account.allow_short,
+            self.fill_model.fee_bps,
+        )
+        prices.setdefault(order.instrument_id, match.fill.price)
+        holdings = Holdings(cash=account.cash, positions=positions, prices=prices)
+        try:
+            refused = paper_refusal(order, match, terms, holdings, self.clock())
+        except ValueError:  # a margin account's position without a price: the venue cannot
+            return None  # value it, which is not this order's fault
+        if refused is not None:
+            log.info(
+                "paper fill refused: insufficient funds",
+                account_id=str(order.account_id),
+                client_order_id=order.client_order_id,
+            )
+        return refused
 
     async def _book(self, conn: asyncpg.Connection, fill: OrderFilled) -> bool:
         """The fill in the account's position and cash, once per trade id."""
