@@ -16,6 +16,7 @@ import asyncpg
 import pytest
 from trademesh_bus import Outbox
 from trademesh_db import Database, migrate
+from trademesh_events.marketdata import Bar
 from trademesh_events.orders import (
     CancelOrder,
     OrderApproved,
@@ -29,7 +30,10 @@ from trademesh_events.topics import get_topic
 from trademesh_testing.accounts import AccountBook
 from trademesh_testing.http import app_client
 from trademesh_testing.tokens import bearer
+from trademesh_trading.backtest import Backtester
 from trademesh_trading.buying_power import AccountTerms
+from trademesh_trading.fills import FillModel
+from trademesh_trading.strategy import Context, Strategy, StrategyConfig
 
 from trademesh_risk.app import MIGRATIONS, create_app
 from trademesh_risk.config import Settings
@@ -417,3 +421,93 @@ async def test_an_account_never_funded_in_risk_is_not_checked_for_cash(replica: 
     name = instrument(replica)
     events = await decide(replica, intent(uuid4(), name, "buy", "50"))
     assert [outcome(e) for e in events] == ["approved"]
+
+
+class _Ladder(Strategy[StrategyConfig]):
+    """Buys 3 at every close from bar 1 on, and notes each order it placed and on which bar."""
+
+    name = "ladder"
+    config_class = StrategyConfig
+
+    def __init__(self) -> None:
+        super().__init__(StrategyConfig())
+        self.placed: list[tuple[int, str]] = []
+
+    def on_bar(self, ctx: Context, bar: Bar) -> None:
+        if ctx.bar_index >= 1:
+            self.placed.append((ctx.bar_index, ctx.submit_order("buy", Decimal(3))))
+
+
+async def test_live_risk_and_the_backtester_take_the_same_trades_at_the_limit(
+    replica: Decider,
+) -> None:
+    """The same orders on the same bars: the backtester's refusals (its own use of the rule)
+    are exactly risk's INSUFFICIENT_FUNDS denials when the intents come with the bars' closes
+    and the backtest's fills are booked between them, as execution would report them."""
+    name = instrument(replica)
+    closes = ["100", "98", "103", "97", "105", "99", "100"]
+    bars = [
+        Bar(
+            instrument_id=name,
+            timeframe="1d",
+            open_time=datetime(2026, 1, 1 + n, tzinfo=UTC),
+            close_time=datetime(2026, 1, 2 + n, tzinfo=UTC),
+            open=Decimal(close),
+            high=Decimal(close) + 1,
+            low=Decimal(close) - 1,
+            close=Decimal(close),
+            volume=Decimal(1000),
+        )
+        for n, close in enumerate(closes)
+    ]
+    ladder = _Ladder()
+    result = Backtester(
+        ladder,
+        instrument_id=name,
+        timeframe="1d",
+        cash=Decimal(1000),
+        fill_model=FillModel(fee_bps=Decimal(10)),
+    ).run(bars)
+    assert result.stats.refused_orders >= 1 and result.stats.refused_fills == 0
+    filled_ids = {fill.client_order_id for fill in result.fills}
+    assert len(filled_ids) >= 2  # some fit, then the limit is reached
+
+    account, run = await funded(replica, "1000"), uuid4().hex[:8]
+    fills = {fill.client_order_id: fill for fill in result.fills}
+    placed_on = dict((cid, index) for index, cid in ladder.placed)
+    outcomes: dict[str, str] = {}
+    for index, bar in enumerate(bars):
+        # The bar's open fills what the bar before placed; then its close prices new intents.
+        for cid, fill in fills.items():
+            if placed_on[cid] == index - 1 and outcomes.get(cid) == "approved":
+                async with replica.db.transaction() as conn:
+                    await replica.lock_accounts(conn, [account])
+                    await replica.on_fill(
+                        conn,
+                        OrderFilled(
+                            account_id=account,
+                            user_id=TRADER_ID,
+                            client_order_id=f"{run}-{cid}",
+                            instrument_id=name,
+                            ts=bar.open_time,
+                            trade_id=f"tr-{run}-{cid}",
+                            side="buy",
+                            last_qty=fill.quantity,
+                            last_price=fill.price,
+                            cum_qty=fill.quantity,
+                            leaves_qty=Decimal(0),
+                            fee=fill.fee,
+                            fee_currency="USD",
+                            liquidity="taker",
+                        ),
+                    )
+        replica.prices.update(name, bar.close, datetime.now(UTC))
+        for cid in [cid for i, cid in ladder.placed if i == index]:
+            order = intent(account, name, "buy", "3").model_copy(
+                update={"client_order_id": f"{run}-{cid}"}
+            )
+            (event,) = await decide(replica, order)
+            outcomes[cid] = outcome(event)
+    assert {cid for cid, seen in outcomes.items() if seen == "approved"} == filled_ids
+    denied = [seen for seen in outcomes.values() if seen != "approved"]
+    assert denied == ["INSUFFICIENT_FUNDS"] * result.stats.refused_orders
