@@ -82,6 +82,9 @@ class Placed:
     clock: datetime | None
     late: list[Bar] | None
     position: Position
+    # The account's cash and buying-power terms (None: no such account).
+    cash: Decimal | None = None
+    terms: tuple[str, Decimal, bool] | None = None
 
 
 @dataclass
@@ -343,6 +346,10 @@ class ExecutionStore:
                     realised_pnl=row["realised"] if row["realised"] is not None else ZERO,
                     fees=row["fees"] if row["fees"] is not None else ZERO,
                 ),
+                cash=row["cash"],
+                terms=None
+                if row["margin_mode"] is None
+                else (row["margin_mode"], row["max_leverage"], row["allow_short"]),
             )
             for row in rows
         }
@@ -702,9 +709,11 @@ SELECT p.client_order_id, p.venue, g.account_id, g.instrument_id, m.clock,
         SELECT json_agg(b.bar ORDER BY b.close_time, b.open_time DESC) FROM paper_bars b
         WHERE b.instrument_id = g.instrument_id AND b.open_time >= g.decided_at
     ), '[]') END AS late,
-    s.position, s.avg_price, s.realised, s.fees
+    s.position, s.avg_price, s.realised, s.fees,
+    a.cash, a.margin_mode, a.max_leverage, a.allow_short
 FROM placed p
 JOIN given g ON g.client_order_id = p.client_order_id
+LEFT JOIN accounts a ON a.account_id = g.account_id
 LEFT JOIN market m ON m.instrument_id = g.instrument_id
 LEFT JOIN positions s ON s.account_id = g.account_id AND s.instrument_id = g.instrument_id
 ORDER BY g.n

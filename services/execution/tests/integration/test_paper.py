@@ -614,3 +614,26 @@ async def test_a_margin_account_needs_an_admin_and_reads_back_its_terms(
     assert made.status_code == 201, made.text
     assert (made.json()["margin_mode"], Decimal(made.json()["max_leverage"])) == ("margin", 3)
     assert made.json()["allow_short"] is False
+
+
+async def test_a_late_approval_the_cash_cannot_pay_for_is_cancelled_not_filled(
+    app: FastAPI, client: httpx.AsyncClient, peer: Bus, settings: Settings
+) -> None:
+    """A late order filled at once from the kept bars meets the same check: two buys of 5 at
+    day 1's open (102.051) on 600 of cash, in one batch: the first fills, the second is
+    cancelled with the figures."""
+    user, name = uuid4(), instrument()
+    account = await paper_account(client, user, cash="600")
+    day0 = bar(name, 0, "100", "101", "99", "100")
+    await market(app, peer, day0)
+    await market(app, peer, bar(name, 1, "102", "102", "102", "102"))
+    first, second = (
+        approved(account, user, name, "buy", "5", decided_at=day0.close_time) for _ in range(2)
+    )
+    await peer.publish_many([first, second])
+    await events_of(settings, first.order.client_order_id, "filled")
+    (*_, refused) = await events_of(settings, second.order.client_order_id, "canceled")
+    assert "needs 510.765255" in refused.reason and "89.234745 is available" in refused.reason
+    found = await app.state.runtime.store.order(second.order.client_order_id)
+    assert found is not None and found[0].filled == 0
+    assert "insufficient funds" in (found[1]["reason"] or "")

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from datetime import datetime
+from decimal import Decimal
 from typing import assert_never
 from uuid import UUID
 
@@ -22,6 +23,7 @@ from trademesh_events.orders import (
     CancelAllOrders,
     CancelOrder,
     OrderApproved,
+    OrderCanceled,
     OrderFilled,
     OrderStatus,
 )
@@ -181,8 +183,10 @@ class Orders:
         events: list[OrderLifecycleEvent] = list(made)
         held = placed.position
         for bar in late or ():
-            for match in paper_fills([accepted], bar, self.fill_model):
-                writes.save(match.order, accepted.status)
+            for found in paper_fills([accepted], bar, self.fill_model):
+                match = self._late_refusal(accepted, found, placed, writes) or found
+                refused = [e.reason for e in match.events if isinstance(e, OrderCanceled)]
+                writes.save(match.order, accepted.status, refused[0] if refused else None)
                 for each in match.events:
                     if isinstance(each, OrderFilled):
                         held = writes.positions.get((held.account_id, held.instrument_id), held)
@@ -193,6 +197,29 @@ class Orders:
             if not is_open(accepted.status):
                 break
         return events
+
+    def _late_refusal(
+        self, order: OrderView, match: PaperMatch, placed: Placed, writes: OrderWrites
+    ) -> PaperMatch | None:
+        """paper_refusal for a late order's fill, on what place_pending read and the batch
+        booked so far. A cash account's check needs only its cash and this position; a margin
+        account's needs every position's value, which this path does not read: its fills are
+        left to go through (the check of later bars, in on_market, still applies)."""
+        if placed.cash is None or placed.terms is None or match.fill is None:
+            return None
+        mode, leverage, allow_short = placed.terms
+        if mode != MarginMode.CASH.value:
+            return None
+        terms = AccountTerms(MarginMode.CASH, leverage, allow_short, self.fill_model.fee_bps)
+        key = (order.account_id, order.instrument_id)
+        held = writes.positions.get(key, placed.position)
+        cash = placed.cash + writes.cash.get(order.account_id, Decimal(0))
+        holdings = Holdings(
+            cash=cash,
+            positions={order.instrument_id: held.quantity},
+            prices={order.instrument_id: match.fill.price},
+        )
+        return paper_refusal(order, match, terms, holdings, self.clock())
 
     async def cancel(
         self, conn: asyncpg.Connection, client_order_id: str, reason: str, account_id: UUID | None
