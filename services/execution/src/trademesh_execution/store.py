@@ -181,8 +181,10 @@ class ExecutionStore:
 
     # ---- accounts ------------------------------------------------------------------------------
 
-    async def add_account(self, account: AccountRow) -> None:
-        await self.db.pool.execute(
+    async def add_account(
+        self, account: AccountRow, conn: asyncpg.Connection | None = None
+    ) -> None:
+        await (conn or self.db.pool).execute(
             "INSERT INTO accounts (account_id, user_id, name, venue, cash, created_at, "
             "credentials, api_key_masked, margin_mode, max_leverage, allow_short) "
             "VALUES ($1, $2, $3, $4, $5, $6, $7::jsonb, $8, $9, $10, $11)",
@@ -233,6 +235,28 @@ class ExecutionStore:
             _ACCOUNT + " WHERE user_id = $1 ORDER BY created_at, account_id", user_id
         )
         return [AccountRow(**dict(row)) for row in rows]
+
+    async def set_terms(
+        self,
+        conn: asyncpg.Connection,
+        account_id: UUID,
+        margin_mode: str,
+        max_leverage: Decimal,
+        allow_short: bool,
+    ) -> AccountRow | None:
+        """Change the account's buying-power terms; the account as it is now (its cash read
+        under the row's lock, so no fill's cash moves in between), None if there is none."""
+        row = await conn.fetchrow(
+            "UPDATE accounts SET margin_mode = $2, max_leverage = $3, allow_short = $4 "
+            "WHERE account_id = $1 RETURNING account_id, user_id, name, venue, cash, created_at, "
+            "credentials::text AS credentials, api_key_masked, margin_mode, max_leverage, "
+            "allow_short",
+            account_id,
+            margin_mode,
+            max_leverage,
+            allow_short,
+        )
+        return AccountRow(**dict(row)) if row is not None else None
 
     async def funds(
         self, conn: asyncpg.Connection, account_id: UUID

@@ -18,6 +18,7 @@ from trademesh_bus import Bus
 from trademesh_events.envelope import new_envelope
 from trademesh_events.marketdata import Bar
 from trademesh_events.orders import (
+    AccountChanged,
     CancelAllOrders,
     CancelOrder,
     OrderApproved,
@@ -599,7 +600,7 @@ async def test_a_paper_fill_the_account_can_no_longer_pay_for_cancels_the_order(
 
 
 async def test_a_margin_account_needs_an_admin_and_reads_back_its_terms(
-    client: httpx.AsyncClient,
+    client: httpx.AsyncClient, settings: Settings
 ) -> None:
     user = uuid4()
     body = {"name": "levered", "cash": "1000", "margin_mode": "margin", "max_leverage": "3"}
@@ -614,6 +615,21 @@ async def test_a_margin_account_needs_an_admin_and_reads_back_its_terms(
     assert made.status_code == 201, made.text
     assert (made.json()["margin_mode"], Decimal(made.json()["max_leverage"])) == ("margin", 3)
     assert made.json()["allow_short"] is False
+    # Risk learns the account's cash and terms from orders.events.v1, on its partition.
+    account = UUID(made.json()["account_id"])
+
+    async def announced() -> list[Any] | None:
+        records = await read_all(settings.kafka_bootstrap, ORDERS_EVENTS, expect=1, timeout=1)
+        mine = [
+            e
+            for e in decoded(ORDERS_EVENTS, records)
+            if isinstance(e, AccountChanged) and e.account_id == account
+        ]
+        return mine or None
+
+    (changed,) = await eventually(announced)
+    assert (changed.cash, changed.margin_mode, changed.max_leverage) == (Decimal(1000), "margin", 3)
+    assert changed.fee_bps == Decimal(10) and changed.allow_short is False
 
 
 async def test_a_late_approval_the_cash_cannot_pay_for_is_cancelled_not_filled(
@@ -637,3 +653,51 @@ async def test_a_late_approval_the_cash_cannot_pay_for_is_cancelled_not_filled(
     found = await app.state.runtime.store.order(second.order.client_order_id)
     assert found is not None and found[0].filled == 0
     assert "insufficient funds" in (found[1]["reason"] or "")
+
+
+async def test_an_accounts_terms_change_through_the_api_and_reach_risk(
+    client: httpx.AsyncClient, settings: Settings
+) -> None:
+    user = uuid4()
+    account = await paper_account(client, user, cash="500")
+    path = f"/api/v1/accounts/{account}"
+    shorting = await client.patch(
+        path, json={"margin_mode": "cash", "allow_short": True}, headers=bearer(user)
+    )
+    assert shorting.status_code == 200, shorting.text
+    assert (shorting.json()["margin_mode"], shorting.json()["allow_short"]) == ("cash", True)
+    for body, status in (
+        ({"margin_mode": "margin", "max_leverage": "4"}, 403),
+        ({"margin_mode": "credit"}, 422),
+        ({"margin_mode": "cash", "nonsense": 1}, 422),
+    ):
+        refused = await client.patch(path, json=body, headers=bearer(user))
+        assert refused.status_code == status, body
+        assert refused.headers["content-type"] == "application/problem+json"
+    stranger = await client.patch(path, json={"margin_mode": "cash"}, headers=bearer(uuid4()))
+    assert stranger.status_code == 404
+    admin = bearer(uuid4(), "admin")
+    levered = await client.patch(
+        path, json={"margin_mode": "margin", "max_leverage": "4"}, headers=admin
+    )
+    assert levered.status_code == 200, levered.text
+    assert Decimal(levered.json()["max_leverage"]) == 4
+    cash_levered = await client.patch(
+        path, json={"margin_mode": "cash", "max_leverage": "2"}, headers=admin
+    )
+    assert cash_levered.status_code == 422
+
+    async def announced() -> list[Any] | None:
+        records = await read_all(settings.kafka_bootstrap, ORDERS_EVENTS, expect=3, timeout=1)
+        mine = [
+            (e.margin_mode, e.max_leverage, e.allow_short, e.cash)
+            for e in decoded(ORDERS_EVENTS, records)
+            if isinstance(e, AccountChanged) and e.account_id == account
+        ]
+        return mine if len(mine) >= 3 else None
+
+    assert await eventually(announced) == [
+        ("cash", Decimal(1), False, Decimal(500)),
+        ("cash", Decimal(1), True, Decimal(500)),
+        ("margin", Decimal(4), False, Decimal(500)),
+    ]

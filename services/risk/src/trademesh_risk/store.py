@@ -693,18 +693,35 @@ class RiskStore:
             await conn.execute(
                 "INSERT INTO accounts (account_id) VALUES ($1) ON CONFLICT DO NOTHING", account_id
             )
-            await conn.execute(
-                "UPDATE accounts SET margin_mode = $2, max_leverage = $3, allow_short = $4, "
-                "fee_bps = $5, cash = CASE WHEN $6 THEN $7 ELSE cash END, updated_at = now() "
-                "WHERE account_id = $1",
-                account_id,
-                terms.mode.value,
-                terms.max_leverage,
-                terms.allow_short,
-                terms.fee_bps,
-                set_cash,
-                cash,
-            )
+            await self._put_buying_power(conn, account_id, terms, cash, set_cash)
+
+    async def set_buying_power(
+        self, conn: asyncpg.Connection, account_id: UUID, terms: AccountTerms, cash: Decimal
+    ) -> None:
+        """put_buying_power in the caller's transaction, cash included (an AccountChanged from
+        execution); the caller holds the account's lock (lock_accounts creates the row)."""
+        await self._put_buying_power(conn, account_id, terms, cash, True)
+
+    @staticmethod
+    async def _put_buying_power(
+        conn: asyncpg.Connection,
+        account_id: UUID,
+        terms: AccountTerms,
+        cash: Decimal | None,
+        set_cash: bool,
+    ) -> None:
+        await conn.execute(
+            "UPDATE accounts SET margin_mode = $2, max_leverage = $3, allow_short = $4, "
+            "fee_bps = $5, cash = CASE WHEN $6 THEN $7::numeric ELSE cash END, "
+            "updated_at = now() WHERE account_id = $1",
+            account_id,
+            terms.mode.value,
+            terms.max_leverage,
+            terms.allow_short,
+            terms.fee_bps,
+            set_cash,
+            cash,
+        )
 
     async def reserved(self, account_id: UUID) -> Decimal:
         """What the account's open approved orders still reserve of its buying power."""

@@ -77,10 +77,9 @@ class StateIn(BaseModel):
 
 
 class BuyingPowerIn(BaseModel):
-    """An account's buying power: `cash` (no borrowing; a sell needs the asset held unless
-    `allow_short`) or `margin` (gross exposure up to `max_leverage` x equity). A trader may
-    choose the mode and shorting; `max_leverage` above 1, `cash` and `fee_bps` are an admin's
-    (403 problem for anyone else)."""
+    """An account's buying power as risk counts it: `cash` (no borrowing; a sell needs the asset
+    held unless `allow_short`) or `margin` (gross exposure up to `max_leverage` x equity), its
+    cash and the fee rate its orders are costed at. Set by an admin only."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -91,11 +90,11 @@ class BuyingPowerIn(BaseModel):
     allow_short: bool = False
     cash: Annotated[Decimal, Field(ge=0, max_digits=30, decimal_places=12)] | None = Field(
         None,
-        description="Admin only: the account's cash as risk counts it from now on (fills move "
-        "it). Left out: unchanged.",
+        description="The account's cash as risk counts it from now on (fills move it). Left "
+        "out: unchanged.",
     )
     fee_bps: Annotated[Decimal, Field(ge=0, le=1000, max_digits=8, decimal_places=4)] | None = (
-        Field(None, description="Admin only: the fee rate orders are costed at. Left out: kept.")
+        Field(None, description="The fee rate orders are costed at. Left out: kept.")
     )
 
 
@@ -361,36 +360,19 @@ async def set_global(body: SwitchIn, caller: CallerDep, runtime: RuntimeDep) -> 
 
 @router.put(
     "/accounts/{account_id}/buying-power",
-    summary="Set the account's margin mode (cash or margin) and shorting; an admin its leverage",
-    description="`cash`: no borrowing, a sell needs the asset held unless `allow_short`. "
-    "`margin`: gross exposure up to `max_leverage` x equity (paper charges no financing). "
-    "`max_leverage` above 1, `cash` and `fee_bps` are set by an admin only (403 problem).",
-    responses={403: {"description": "An admin-only field set by a trader."}},
+    summary="Override risk's copy of an account's buying power (admin)",
+    description="Risk learns a paper account's cash and terms from execution (AccountChanged, "
+    "sent when the account is opened or its terms change through execution's account API) and "
+    "moves the cash with every fill. An admin sets them here for an account execution does not "
+    "announce (an exchange account) or to correct them; `cash` left out keeps it. 403 problem "
+    "for anyone but an admin.",
+    responses={403: {"description": "Not an admin."}},
 )
 async def put_buying_power(
     account_id: UUID, body: BuyingPowerIn, caller: CallerDep, runtime: RuntimeDep
 ) -> AccountOut:
-    require(caller, "admin", "trader")
-    await _own(runtime, account_id, caller)
+    require(caller, "admin")
     row = await runtime.store.account(account_id)
-    if caller.role != "admin":
-        kept = row.max_leverage if row else Decimal(1)
-        refused = [
-            name
-            for name, asked in (
-                ("max_leverage", body.max_leverage not in (None, kept)),
-                ("cash", body.cash is not None),
-                ("fee_bps", body.fee_bps is not None),
-            )
-            if asked
-        ]
-        if refused:
-            raise ProblemError(
-                403,
-                "Forbidden",
-                f"Only an admin sets {', '.join(refused)}.",
-                type="/problems/forbidden",
-            )
     leverage = body.max_leverage
     if leverage is None:
         margin = body.margin_mode is MarginMode.MARGIN

@@ -31,6 +31,7 @@ from trademesh_bus import Delivery
 from trademesh_bus.outbox import Outbox, Outgoing
 from trademesh_db import Database
 from trademesh_events.orders import (
+    AccountChanged,
     CancelAllOrders,
     CancelOrder,
     DenialReason,
@@ -46,7 +47,7 @@ from trademesh_events.topics import ORDERS_APPROVED, OrderIntent, get_topic
 from trademesh_observability import metrics
 from trademesh_observability.logging import get_logger
 from trademesh_trading import buying_power
-from trademesh_trading.buying_power import AccountTerms, Holdings
+from trademesh_trading.buying_power import AccountTerms, Holdings, MarginMode
 from trademesh_trading.positions import cash_delta
 
 from trademesh_risk.engine import (
@@ -365,6 +366,14 @@ class Decider:
             config = await self.config.get(conn, counted.config_version, [event.account_id])
             if daily_loss_reached(realised_today, config.limits(event.account_id, None)):
                 await self._reduce(conn, event.account_id)
+
+    async def on_account(self, conn: asyncpg.Connection, event: AccountChanged) -> None:
+        """Execution opened a paper account or changed its terms: its cash from now on (the
+        account's later fills move it) and its buying-power terms. The caller holds the lock."""
+        terms = AccountTerms(
+            MarginMode(event.margin_mode), event.max_leverage, event.allow_short, event.fee_bps
+        )
+        await self.store.set_buying_power(conn, event.account_id, terms, event.cash)
 
     async def on_finished(
         self, conn: asyncpg.Connection, event: OrderRejected | OrderCanceled | OrderExpired
