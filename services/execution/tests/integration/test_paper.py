@@ -121,7 +121,11 @@ async def events_of(settings: Settings, client_order_id: str, last: str) -> list
 
     async def there() -> list[Any] | None:
         records = await read_all(settings.kafka_bootstrap, ORDERS_EVENTS, expect=1, timeout=1)
-        mine = [e for e in decoded(ORDERS_EVENTS, records) if e.client_order_id == client_order_id]
+        mine = [
+            e
+            for e in decoded(ORDERS_EVENTS, records)
+            if getattr(e, "client_order_id", None) == client_order_id
+        ]
         return mine if mine and mine[-1].type == f"trademesh.order.{last}" else None
 
     found: list[Any] = await eventually(there)
@@ -378,7 +382,7 @@ async def test_a_resting_orders_fill_travels_under_the_orders_own_trace(
         e.type: dict(r.headers)["traceparent"].decode().split("-")[1]
         for r in records
         for e in decoded(ORDERS_EVENTS, [r])
-        if e.client_order_id == resting.order.client_order_id
+        if getattr(e, "client_order_id", None) == resting.order.client_order_id
     }
     assert traces == {
         "trademesh.order.submitted": order_trace,
@@ -517,7 +521,11 @@ async def test_a_redelivered_or_repeated_batch_of_approvals_changes_nothing(
     )
     published = {
         each.order.client_order_id: kinds(
-            [e for e in records if e.client_order_id == each.order.client_order_id]
+            [
+                e
+                for e in records
+                if getattr(e, "client_order_id", None) == each.order.client_order_id
+            ]
         )
         for each in batch
     }
