@@ -171,3 +171,10 @@ def test_properties_over_random_accounts(seed: int) -> None:
             check(terms, holdings, instrument_id="X", side=side, quantity=smaller, price=price)
             is None
         )  # type: ignore[arg-type]
+
+
+def test_a_pending_buy_counts_as_held_for_a_sell() -> None:
+    holdings = Holdings(cash=D(0), buying={"X": D(2)}, selling={"X": D(1)})
+    assert check(CASH, holdings, instrument_id="X", side="sell", quantity=D(1), price=D(10)) is None
+    found = check(CASH, holdings, instrument_id="X", side="sell", quantity=D(2), price=D(10))
+    assert found == Shortfall(D(2), D(1), "base", MarginMode.CASH)

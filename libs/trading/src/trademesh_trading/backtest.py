@@ -236,12 +236,14 @@ class _SimContext:
             ZERO,
         )
         selling = sum((o.remaining for o in self.pending if o.side == "sell"), ZERO)
+        buying = sum((o.remaining for o in self.pending if o.side == "buy"), ZERO)
         return Holdings(
             self.cash,
             {self.instrument_id: self.position},
             {self.instrument_id: price},
             reserved,
             {self.instrument_id: selling},
+            {self.instrument_id: buying},
         )
 
     def submit_order(

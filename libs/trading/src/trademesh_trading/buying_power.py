@@ -66,13 +66,20 @@ class AccountTerms:
 class Holdings:
     """What the account has when an order is checked: cash, signed positions, the last price of
     each instrument, the quote amount pending orders reserve (their worst-case cost, see
-    `reservation`), and per instrument the base quantity pending sells are already selling."""
+    `reservation`), and per instrument the base quantity pending sells are already selling and
+    pending buys are buying.
+
+    Pending buys count as held for a sell: risk may decide the sell that closes a position
+    before it has seen the fill of the buy that opened it (two consumers of one topic), and
+    denying it then would be wrong; a sell still not covered when it fills is refused by the
+    venue (the paper venue's check has no pending orders)."""
 
     cash: Decimal
     positions: Mapping[str, Decimal] = field(default_factory=dict)
     prices: Mapping[str, Decimal] = field(default_factory=dict)
     reserved: Decimal = ZERO
     selling: Mapping[str, Decimal] = field(default_factory=dict)
+    buying: Mapping[str, Decimal] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.reserved < 0:
@@ -142,8 +149,14 @@ def _growing(
     if side == "buy":
         reducing = min(quantity, max(-position, ZERO))
     else:
-        reducing = min(quantity, max(position - holdings.selling.get(instrument_id, ZERO), ZERO))
+        reducing = min(quantity, _sellable(holdings, instrument_id))
     return quantity - reducing
+
+
+def _sellable(holdings: Holdings, instrument_id: str) -> Decimal:
+    """The base a sell may take without shorting: held, plus pending buys, less pending sells."""
+    held = holdings.positions.get(instrument_id, ZERO) + holdings.buying.get(instrument_id, ZERO)
+    return max(held - holdings.selling.get(instrument_id, ZERO), ZERO)
 
 
 def equity(holdings: Holdings) -> Decimal:
@@ -207,11 +220,7 @@ def check(
     fits. A margin account's positions must have prices (ValueError names one without)."""
     growing = _growing(side, quantity, instrument_id, holdings)
     if side == "sell" and growing > 0 and not terms.allow_short:
-        held = max(
-            holdings.positions.get(instrument_id, ZERO) - holdings.selling.get(instrument_id, ZERO),
-            ZERO,
-        )
-        return Shortfall(quantity, held, "base", terms.mode)
+        return Shortfall(quantity, _sellable(holdings, instrument_id), "base", terms.mode)
     needed = reservation(
         terms, holdings, instrument_id=instrument_id, side=side, quantity=quantity, price=price
     )

@@ -511,3 +511,18 @@ async def test_live_risk_and_the_backtester_take_the_same_trades_at_the_limit(
     assert {cid for cid, seen in outcomes.items() if seen == "approved"} == filled_ids
     denied = [seen for seen in outcomes.values() if seen != "approved"]
     assert denied == ["INSUFFICIENT_FUNDS"] * result.stats.refused_orders
+
+
+async def test_a_sell_decided_before_risk_sees_the_fill_of_its_buy_is_approved(
+    replica: Decider,
+) -> None:
+    """Strategy may ask to close a position as soon as it saw its entry's fill, before risk's
+    own consumer of order events has: the approved buy still pending counts as held."""
+    name, account = instrument(replica), await funded(replica, "1000")
+    buy = intent(account, name, "buy", "2")
+    assert [outcome(e) for e in await decide(replica, buy)] == ["approved"]
+    close, beyond = intent(account, name, "sell", "2"), intent(account, name, "sell", "1")
+    assert [outcome(e) for e in await decide(replica, close, beyond)] == [
+        "approved",
+        "INSUFFICIENT_FUNDS",
+    ]

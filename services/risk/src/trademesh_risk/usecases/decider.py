@@ -440,6 +440,7 @@ def _buying_power(
         prices=view.prices,
         reserved=account.reserved,
         selling={i: sells for i, (_, sells) in view.pending.items()},
+        buying={i: buys for i, (buys, _) in view.pending.items()},
     )
     terms, instrument, side = account.terms, order.instrument_id, order.side
     try:
