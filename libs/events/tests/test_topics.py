@@ -196,7 +196,7 @@ def test_get_topic_unknown_lists_known() -> None:
 
 
 def test_order_lifecycle_is_the_events_topic() -> None:
-    assert get_topic(ORDERS_EVENTS).events == orders.ORDER_LIFECYCLE
+    assert get_topic(ORDERS_EVENTS).events == (*orders.ORDER_LIFECYCLE, orders.AccountChanged)
 
 
 def test_registry_modules_cover_every_event_class() -> None:

@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 from trademesh_events.marketdata import Bar
 from trademesh_trading.backtest import Backtester, Sizing
+from trademesh_trading.buying_power import AccountTerms
 from trademesh_trading.fills import FillModel, SimOrder
 from trademesh_trading.strategy import Context, Strategy, StrategyConfig
 
@@ -184,6 +185,7 @@ def test_a_precomputed_backtest_is_the_same_backtest(
             timeframe="1d",
             fill_model=TEN_BPS,
             precompute=precompute,
+            terms=AccountTerms(allow_short=parameters.get("short", False)),
         ).run(goog_bars)
 
     fast, slow = run(True), run(False)

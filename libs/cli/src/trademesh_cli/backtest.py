@@ -11,6 +11,7 @@ from typing import Any
 
 from rich.table import Table
 from trademesh_trading.backtest import Backtester, BacktestResult, Sizing, Stats
+from trademesh_trading.buying_power import AccountTerms
 from trademesh_trading.files import load_bars
 from trademesh_trading.fills import FillModel
 from trademesh_trading.registry import StrategyRegistry
@@ -41,6 +42,7 @@ def run_backtest(
     cash: Decimal,
     fills: FillModel,
     sizing: Sizing,
+    allow_short: bool = False,
 ) -> tuple[BacktestResult, list[str]]:
     from trademesh_trading.registry import InvalidParameters, UnknownStrategy
 
@@ -64,7 +66,7 @@ def run_backtest(
         raise BacktestInputError(f"{data}: no valid bars ({len(refused)} rows refused)")
     backtester = Backtester(
         instance, instrument_id=instrument, timeframe=tf.label, cash=cash, fill_model=fills,
-        sizing=sizing,
+        sizing=sizing, terms=AccountTerms(allow_short=allow_short),
     )  # fmt: skip
     return backtester.run(bars), refused
 
@@ -85,6 +87,8 @@ def stats_table(stats: Stats, title: str) -> Table:
         ("profit factor", f"{stats.profit_factor:.2f}"),
         ("exposure", f"{stats.exposure:.2%}"),
         ("trades", str(stats.trades)),
+        ("orders refused (buying power)", str(stats.refused_orders)),
+        ("fills refused (buying power)", str(stats.refused_fills)),
     ]
     for name, value in rows:
         table.add_row(name, value)

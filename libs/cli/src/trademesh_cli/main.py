@@ -564,8 +564,12 @@ def backtest_run(
     ] = "equity_pct:100",
     png: Annotated[Path | None, typer.Option(help="Write the equity curve here (PNG).")] = None,
     trades: Annotated[Path | None, typer.Option(help="Write the trades here (CSV).")] = None,
+    allow_short: Annotated[
+        bool, typer.Option(help="Let sells go below zero (a cash account, shorts fully backed).")
+    ] = False,
 ) -> None:
-    """Run STRATEGY over a price file and print its statistics."""
+    """Run STRATEGY over a price file and print its statistics. A cash account: orders and
+    fills over its cash are refused and counted, as risk and the paper venue refuse them."""
     from decimal import Decimal, InvalidOperation
 
     from trademesh_trading.backtest import Sizing
@@ -609,6 +613,7 @@ def backtest_run(
             cash=number("cash", cash, positive=True),
             fills=fills,
             sizing=chosen,
+            allow_short=allow_short,
         )
     except BacktestInputError as exc:
         console.print(f"[red]backtest: {escape(str(exc))}[/]")

@@ -6,7 +6,7 @@ from decimal import Decimal
 from enum import StrEnum
 from typing import Annotated, Literal, Self, TypeAlias
 
-from pydantic import StringConstraints, model_validator
+from pydantic import Field, StringConstraints, model_validator
 
 from trademesh_events.base import Event
 from trademesh_events.ids import (
@@ -77,6 +77,7 @@ class DenialReason(StrEnum):
     KILL_SWITCH = "KILL_SWITCH"
     NO_MARKET_PRICE = "NO_MARKET_PRICE"
     INVALID_ORDER = "INVALID_ORDER"
+    INSUFFICIENT_FUNDS = "INSUFFICIENT_FUNDS"  # over the account's buying power
 
 
 # ---- commands (orders.intents.v1, orders.approved.v1) ---------------------------------------
@@ -264,6 +265,32 @@ ORDER_LIFECYCLE: tuple[type[OrderLifecycleEvent], ...] = (
     OrderStatusUnknown,
     OrderFilled,
 )
+
+
+# ---- an account's buying power (orders.events.v1) ---------------------------------------------
+
+
+class AccountChanged(Event):
+    """A paper account was opened, or its buying-power terms changed (execution): its cash at
+    that moment, which the account's fills after it on this topic move, and its terms. On the
+    account's partition of orders.events.v1, so that a consumer sees it in order with the
+    account's fills (docs/decisions/0112-buying-power.md)."""
+
+    type: Literal["trademesh.account.changed"] = "trademesh.account.changed"
+    account_id: AccountId
+    user_id: UserId
+    venue: Annotated[str, StringConstraints(min_length=1, max_length=32)]
+    cash: Money
+    margin_mode: Literal["cash", "margin"]
+    max_leverage: Annotated[Decimal, Field(ge=1, allow_inf_nan=False)]
+    allow_short: bool
+    fee_bps: NonNegative
+    changed_at: UtcDateTime
+
+
+# What orders.events.v1 carries: the order lifecycle, and accounts' buying-power changes.
+OrdersTopicEvent: TypeAlias = OrderLifecycleEvent | AccountChanged
+ORDERS_TOPIC_EVENTS: tuple[type[OrdersTopicEvent], ...] = (*ORDER_LIFECYCLE, AccountChanged)
 
 
 # ---- reconciliation (orders.discrepancies.v1) --------------------------------------------------

@@ -45,6 +45,7 @@ def _adapter(events: tuple[type[Event], ...]) -> TypeAdapter[Any]:
 OrderIntent: TypeAlias = orders.SubmitOrder | orders.CancelOrder
 ApprovedCommand: TypeAlias = orders.OrderApproved | orders.CancelOrder | orders.CancelAllOrders
 OrderLifecycleEvent: TypeAlias = orders.OrderLifecycleEvent
+OrdersTopicEvent: TypeAlias = orders.OrdersTopicEvent  # the lifecycle and AccountChanged
 AuthEvent: TypeAlias = (
     auth.UserRegistered
     | auth.UserLoggedIn
@@ -123,8 +124,12 @@ ORDERS_DENIED_TOPIC: TopicSpec[orders.OrderDenied] = TopicSpec(
     6,
     "Orders risk denied, with a reason code.",
 )
-ORDERS_EVENTS_TOPIC: TopicSpec[OrderLifecycleEvent] = TopicSpec(
-    ORDERS_EVENTS, orders.ORDER_LIFECYCLE, "account_id", 6, "Order lifecycle events and fills."
+ORDERS_EVENTS_TOPIC: TopicSpec[OrdersTopicEvent] = TopicSpec(
+    ORDERS_EVENTS,
+    orders.ORDERS_TOPIC_EVENTS,
+    "account_id",
+    6,
+    "Order lifecycle events and fills, and accounts' buying-power changes.",
 )
 ORDERS_DISCREPANCIES_TOPIC: TopicSpec[orders.DiscrepancyDetected] = TopicSpec(
     ORDERS_DISCREPANCIES,

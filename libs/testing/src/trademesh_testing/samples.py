@@ -113,6 +113,17 @@ _BUILDERS: dict[type[Event], Callable[[], dict[str, Any]]] = {
     orders.OrderCanceled: lambda: _order_event(reason="user request"),
     orders.OrderExpired: lambda: _order_event(venue_order_id=None),
     orders.OrderStatusUnknown: lambda: _order_event(reason="send timed out"),
+    orders.AccountChanged: lambda: {
+        "account_id": ACCOUNT,
+        "user_id": USER,
+        "venue": "paper",
+        "cash": Decimal("10000.5"),
+        "margin_mode": "margin",
+        "max_leverage": Decimal("2.5"),
+        "allow_short": True,
+        "fee_bps": Decimal("7.5"),
+        "changed_at": T0,
+    },
     orders.DiscrepancyDetected: lambda: {
         "account_id": ACCOUNT,
         "user_id": USER,

@@ -4,6 +4,12 @@ Each bar t: orders placed before it are tried against it (fills, fees, position 
 change), then the bar joins the history and the strategy's on_bar runs, possibly placing
 orders for bar t+1; equity is marked at the bar's close. Orders still open at the end are
 dropped; a position still open is valued at the last close (and its trade left open).
+
+Buying power (trademesh_trading.buying_power), as live trading applies it: an order the account
+cannot pay for is refused when placed, as risk denies it (valued at the last close, moved by the
+collar for a market order, plus fees, against cash less what pending orders reserve), and a fill
+it can no longer pay for when the bar comes cancels its order, as the paper venue does. Both are
+counted in the statistics (`refused_orders`, `refused_fills`).
 """
 
 from __future__ import annotations
@@ -13,7 +19,7 @@ import math
 from bisect import bisect_right
 from collections import deque
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from decimal import ROUND_DOWN, Decimal
 from typing import Literal, overload
@@ -23,7 +29,9 @@ from pydantic import BaseModel, ConfigDict, Field
 from trademesh_events.marketdata import Bar
 from trademesh_events.money import Amount
 
-from trademesh_trading.fills import Fill, FillModel, SimOrder
+from trademesh_trading import buying_power
+from trademesh_trading.buying_power import AccountTerms, Holdings
+from trademesh_trading.fills import BPS, Fill, FillModel, SimOrder
 from trademesh_trading.strategy import OrderKind, Side, Strategy, check_order, sharing_closes
 
 ZERO = Decimal(0)
@@ -39,13 +47,15 @@ class Sizing(BaseModel):
     value: Amount = Field(Decimal(100), gt=0)
     step: Amount = Field(Decimal(1), gt=0)
 
-    def quantity(self, price: Decimal, equity: Decimal) -> Decimal:
+    def quantity(self, price: Decimal, equity: Decimal, cost: Decimal = Decimal(1)) -> Decimal:
+        """`cost` is what one unit at `price` costs as a share of the price (collar and fees
+        included: 1.0201 for 1 % and 1 %), so that a share of equity leaves room for them."""
         if self.kind == "quantity":
             raw = self.value
         elif self.kind == "notional":
             raw = self.value / price
         else:
-            raw = equity * self.value / 100 / price
+            raw = equity * self.value / 100 / (price * cost)
         return max((raw / self.step).to_integral_value(ROUND_DOWN) * self.step, ZERO)
 
 
@@ -76,6 +86,8 @@ class Stats:
     exposure: float  # share of bars with a position
     trades: int
     final_equity: Decimal
+    refused_orders: int = 0  # over the buying power when placed (as risk denies them)
+    refused_fills: int = 0  # over it when they would fill (as the paper venue cancels them)
 
 
 class EquityCurve(Sequence[tuple[datetime, Decimal]]):
@@ -183,6 +195,10 @@ class _SimContext:
     pending: list[SimOrder] = field(default_factory=list)
     sequence: int = 0
     index: int = -1
+    terms: AccountTerms = field(default_factory=AccountTerms)
+    reserved: dict[str, Decimal] = field(default_factory=dict)  # by client order id, as placed
+    refused_orders: int = 0
+    refused_fills: int = 0
 
     @property
     def bars(self) -> Sequence[Bar]:
@@ -201,7 +217,35 @@ class _SimContext:
         return self.history[-1].close_time
 
     def order_size(self) -> Decimal:
-        return self.sizing.quantity(self.history[-1].close, self.equity)
+        # A market order is valued at the close moved by the collar, plus fees: room for both.
+        collar = 1 + buying_power.DEFAULT_COLLAR_BPS / BPS
+        cost = collar * (1 + self.terms.fee_bps / BPS)
+        return self.sizing.quantity(self.history[-1].close, self.equity, cost)
+
+    def holdings(self, price: Decimal, *, pending: bool) -> Holdings:
+        """The account for the buying-power rule at `price`; with what pending orders reserve
+        and sell (as risk sees it) or without (as the venue does when a fill comes)."""
+        if not pending:
+            return Holdings(
+                self.cash, {self.instrument_id: self.position}, {self.instrument_id: price}
+            )
+        reserved = sum(
+            (
+                self.reserved.get(o.client_order_id, ZERO) * o.remaining / o.quantity
+                for o in self.pending
+            ),
+            ZERO,
+        )
+        selling = sum((o.remaining for o in self.pending if o.side == "sell"), ZERO)
+        buying = sum((o.remaining for o in self.pending if o.side == "buy"), ZERO)
+        return Holdings(
+            self.cash,
+            {self.instrument_id: self.position},
+            {self.instrument_id: price},
+            reserved,
+            {self.instrument_id: selling},
+            {self.instrument_id: buying},
+        )
 
     def submit_order(
         self,
@@ -216,6 +260,31 @@ class _SimContext:
         quantity = check_order(side, quantity, kind, limit_price, stop_price)
         self.sequence += 1
         client_order_id = f"bt-{self.history[-1].open_time:%Y%m%d%H%M%S}-{leg}-{self.sequence}"
+        last = self.history[-1].close
+        price = buying_power.order_price(
+            side=side, order_type=kind, limit_price=limit_price, stop_price=stop_price, last=last
+        )
+        assert price is not None  # a last close is always there
+        holdings = self.holdings(last, pending=True)
+        short = buying_power.check(
+            self.terms,
+            holdings,
+            instrument_id=self.instrument_id,
+            side=side,
+            quantity=quantity,
+            price=price,
+        )
+        if short is not None:
+            self.refused_orders += 1  # denied, as risk would: nothing is placed
+            return client_order_id
+        self.reserved[client_order_id] = buying_power.reservation(
+            self.terms,
+            holdings,
+            instrument_id=self.instrument_id,
+            side=side,
+            quantity=quantity,
+            price=price,
+        )
         self.pending.append(
             SimOrder(client_order_id, side, quantity, kind, limit_price, stop_price, leg)
         )
@@ -271,10 +340,18 @@ class Backtester:
         sizing: Sizing | None = None,
         window: int = 500,
         precompute: bool = True,
+        terms: AccountTerms | None = None,
     ) -> None:
         self.strategy = strategy
         self.fill_model = fill_model or FillModel()
-        self.ctx = _SimContext(instrument_id, timeframe, sizing or Sizing(), cash, window)
+        # The account's fee rate is the fill model's: what it charges is what orders cost.
+        given = terms or AccountTerms()
+        account = AccountTerms(
+            given.mode, given.max_leverage, given.allow_short, self.fill_model.fee_bps
+        )
+        self.ctx = _SimContext(
+            instrument_id, timeframe, sizing or Sizing(), cash, window, terms=account
+        )
         self.initial = cash
         self.precompute = precompute
 
@@ -322,7 +399,11 @@ class Backtester:
                     current.fees,
                 )
             )
-        stats = _stats(curve, closes, trades, exposed, self.initial)
+        stats = replace(
+            _stats(curve, closes, trades, exposed, self.initial),
+            refused_orders=ctx.refused_orders,
+            refused_fills=ctx.refused_fills,
+        )
         return BacktestResult(trades, curve, fills, stats)
 
     def _fill(
@@ -333,11 +414,24 @@ class Backtester:
         still: list[SimOrder] = []
         for order in ctx.pending:
             fill = self.fill_model.fill(order, bar)
+            if fill is not None and buying_power.check(
+                ctx.terms,
+                ctx.holdings(fill.price, pending=False),
+                instrument_id=ctx.instrument_id,
+                side=fill.side,
+                quantity=fill.quantity,
+                price=fill.price,
+            ):
+                ctx.refused_fills += 1  # cancelled, as the paper venue does
+                ctx.reserved.pop(order.client_order_id, None)
+                continue
             if fill is not None:
                 fills.append(fill)
                 current = self._apply(fill, bar.open_time, current, trades)
             if order.remaining > 0:  # resting, or capped by the bar's volume
                 still.append(order)
+            else:
+                ctx.reserved.pop(order.client_order_id, None)
         ctx.pending = still
         return current
 

@@ -57,6 +57,8 @@ from trademesh_events.orders import (
     SubmitOrder,
     TimeInForce,
 )
+from trademesh_trading import buying_power
+from trademesh_trading.buying_power import AccountTerms, Holdings
 from trademesh_trading.fills import Fill, FillModel, SimOrder
 from trademesh_trading.positions import apply_fill, mark
 from trademesh_trading.timeframes import Timeframe
@@ -497,7 +499,7 @@ class PaperMatch:
 
     order: OrderView
     fill: Fill | None
-    events: tuple[OrderFilled | OrderExpired, ...]
+    events: tuple[OrderFilled | OrderExpired | OrderCanceled, ...]
 
 
 def paper_fills(
@@ -542,6 +544,32 @@ def paper_fills(
         if match is not None:
             matches.append(match)
     return matches
+
+
+def paper_refusal(
+    order: OrderView, match: PaperMatch, terms: AccountTerms, holdings: Holdings, at: datetime
+) -> PaperMatch | None:
+    """The paper venue as an exchange: when the fill of `match` is more than the account can
+    pay for now (the trading library's buying-power rule, at the fill's own price and fee
+    rate), the order (`order`, as it was before the bar) is CANCELED with the figures instead,
+    at `at`; None when the fill fits (or there is none)."""
+    fill = match.fill
+    if fill is None:
+        return None
+    short = buying_power.check(
+        terms,
+        holdings,
+        instrument_id=order.instrument_id,
+        side=fill.side,
+        quantity=fill.quantity,
+        price=fill.price,
+    )
+    if short is None:
+        return None
+    reason = short.message(order.instrument_id)[:MAX_REASON]
+    canceled, event = advance(order, OrderStatus.CANCELED, at, reason=reason)
+    assert isinstance(event, OrderCanceled)
+    return PaperMatch(replace(canceled, active_from=match.order.active_from), None, (event,))
 
 
 def _utc_date(at: datetime) -> date:

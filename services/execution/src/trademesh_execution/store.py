@@ -47,6 +47,9 @@ class AccountRow:
     created_at: datetime
     credentials: str | None = None  # a sealed record (JSON), never the plaintext
     api_key_masked: str | None = None
+    margin_mode: str = "cash"
+    max_leverage: Decimal = Decimal(1)
+    allow_short: bool = False
 
     def __repr__(self) -> str:
         return (
@@ -66,7 +69,7 @@ _ACCOUNT_FIELDS = (
 )
 _ACCOUNT = (
     "SELECT account_id, user_id, name, venue, cash, created_at, credentials::text AS credentials, "
-    "api_key_masked FROM accounts"
+    "api_key_masked, margin_mode, max_leverage, allow_short FROM accounts"
 )
 
 
@@ -87,6 +90,9 @@ class Placed:
     clock: datetime | None
     late: list[Bar] | None
     position: Position
+    # The account's cash and buying-power terms (None: no such account).
+    cash: Decimal | None = None
+    terms: tuple[str, Decimal, bool] | None = None
 
 
 @dataclass
@@ -184,10 +190,13 @@ class ExecutionStore:
 
     # ---- accounts ------------------------------------------------------------------------------
 
-    async def add_account(self, account: AccountRow) -> None:
-        await self.db.pool.execute(
+    async def add_account(
+        self, account: AccountRow, conn: asyncpg.Connection | None = None
+    ) -> None:
+        await (conn or self.db.pool).execute(
             "INSERT INTO accounts (account_id, user_id, name, venue, cash, created_at, "
-            "credentials, api_key_masked) VALUES ($1, $2, $3, $4, $5, $6, $7::jsonb, $8)",
+            "credentials, api_key_masked, margin_mode, max_leverage, allow_short) "
+            "VALUES ($1, $2, $3, $4, $5, $6, $7::jsonb, $8, $9, $10, $11)",
             account.account_id,
             account.user_id,
             account.name,
@@ -196,6 +205,9 @@ class ExecutionStore:
             account.created_at,
             account.credentials,
             account.api_key_masked,
+            account.margin_mode,
+            account.max_leverage,
+            account.allow_short,
         )
 
     async def delete_account(self, account_id: UUID) -> bool:
@@ -248,6 +260,59 @@ class ExecutionStore:
             account_id,
         )
         return [AccountRow(**dict(row)) for row in rows]
+
+    async def set_terms(
+        self,
+        conn: asyncpg.Connection,
+        account_id: UUID,
+        margin_mode: str,
+        max_leverage: Decimal,
+        allow_short: bool,
+    ) -> AccountRow | None:
+        """Change the account's buying-power terms; the account as it is now (its cash read
+        under the row's lock, so no fill's cash moves in between), None if there is none."""
+        row = await conn.fetchrow(
+            "UPDATE accounts SET margin_mode = $2, max_leverage = $3, allow_short = $4 "
+            "WHERE account_id = $1 RETURNING account_id, user_id, name, venue, cash, created_at, "
+            "credentials::text AS credentials, api_key_masked, margin_mode, max_leverage, "
+            "allow_short",
+            account_id,
+            margin_mode,
+            max_leverage,
+            allow_short,
+        )
+        return AccountRow(**dict(row)) if row is not None else None
+
+    async def funds(
+        self, conn: asyncpg.Connection, account_id: UUID
+    ) -> tuple[AccountRow, dict[str, Decimal], dict[str, Decimal]] | None:
+        """The account (cash and buying-power terms), its positions and their instruments' last
+        prices, in one statement; None for an unknown account."""
+        row = await conn.fetchrow(
+            "SELECT a.margin_mode, a.max_leverage, a.allow_short, a.cash, a.venue, a.name, "
+            "a.user_id, a.created_at, "
+            "ARRAY(SELECT ROW(p.instrument_id, p.position, m.last_price) FROM positions p "
+            "LEFT JOIN market m ON m.instrument_id = p.instrument_id "
+            "WHERE p.account_id = a.account_id AND p.position <> 0) AS held "
+            "FROM accounts a WHERE a.account_id = $1",
+            account_id,
+        )
+        if row is None:
+            return None
+        account = AccountRow(
+            account_id,
+            row["user_id"],
+            row["name"],
+            row["venue"],
+            row["cash"],
+            row["created_at"],
+            margin_mode=row["margin_mode"],
+            max_leverage=row["max_leverage"],
+            allow_short=row["allow_short"],
+        )
+        positions = {i: q for i, q, _ in row["held"]}
+        prices = {i: price for i, _, price in row["held"] if price is not None}
+        return account, positions, prices
 
     async def add_cash(self, conn: asyncpg.Connection, account_id: UUID, amount: Decimal) -> None:
         await conn.execute(
@@ -332,6 +397,10 @@ class ExecutionStore:
                     realised_pnl=row["realised"] if row["realised"] is not None else ZERO,
                     fees=row["fees"] if row["fees"] is not None else ZERO,
                 ),
+                cash=row["cash"],
+                terms=None
+                if row["margin_mode"] is None
+                else (row["margin_mode"], row["max_leverage"], row["allow_short"]),
             )
             for row in rows
         }
@@ -771,9 +840,11 @@ SELECT p.client_order_id, p.venue, g.account_id, g.instrument_id, m.clock,
         SELECT json_agg(b.bar ORDER BY b.close_time, b.open_time DESC) FROM paper_bars b
         WHERE b.instrument_id = g.instrument_id AND b.open_time >= g.decided_at
     ), '[]') END AS late,
-    s.position, s.avg_price, s.realised, s.fees
+    s.position, s.avg_price, s.realised, s.fees,
+    a.cash, a.margin_mode, a.max_leverage, a.allow_short
 FROM placed p
 JOIN given g ON g.client_order_id = p.client_order_id
+LEFT JOIN accounts a ON a.account_id = g.account_id
 LEFT JOIN market m ON m.instrument_id = g.instrument_id
 LEFT JOIN positions s ON s.account_id = g.account_id AND s.instrument_id = g.instrument_id
 ORDER BY g.n

@@ -18,6 +18,7 @@ from trademesh_bus import Bus
 from trademesh_events.envelope import new_envelope
 from trademesh_events.marketdata import Bar
 from trademesh_events.orders import (
+    AccountChanged,
     CancelAllOrders,
     CancelOrder,
     OrderApproved,
@@ -121,7 +122,11 @@ async def events_of(settings: Settings, client_order_id: str, last: str) -> list
 
     async def there() -> list[Any] | None:
         records = await read_all(settings.kafka_bootstrap, ORDERS_EVENTS, expect=1, timeout=1)
-        mine = [e for e in decoded(ORDERS_EVENTS, records) if e.client_order_id == client_order_id]
+        mine = [
+            e
+            for e in decoded(ORDERS_EVENTS, records)
+            if getattr(e, "client_order_id", None) == client_order_id
+        ]
         return mine if mine and mine[-1].type == f"trademesh.order.{last}" else None
 
     found: list[Any] = await eventually(there)
@@ -383,7 +388,7 @@ async def test_a_resting_orders_fill_travels_under_the_orders_own_trace(
         e.type: dict(r.headers)["traceparent"].decode().split("-")[1]
         for r in records
         for e in decoded(ORDERS_EVENTS, [r])
-        if e.client_order_id == resting.order.client_order_id
+        if getattr(e, "client_order_id", None) == resting.order.client_order_id
     }
     assert traces == {
         "trademesh.order.submitted": order_trace,
@@ -543,7 +548,11 @@ async def test_a_redelivered_or_repeated_batch_of_approvals_changes_nothing(
     )
     published = {
         each.order.client_order_id: kinds(
-            [e for e in records if e.client_order_id == each.order.client_order_id]
+            [
+                e
+                for e in records
+                if getattr(e, "client_order_id", None) == each.order.client_order_id
+            ]
         )
         for each in batch
     }
@@ -597,3 +606,133 @@ async def test_late_market_orders_in_one_batch_fill_at_once_with_their_events_in
     assert cash == Decimal(10000) - 2 * bought[-1].last_price + sold[-1].last_price - fees
     history = await runtime.store.history(buy.order.client_order_id)
     assert [h["status"] for h in history] == ["PENDING", "SUBMITTED", "ACCEPTED", "FILLED"]
+
+
+async def test_a_paper_fill_the_account_can_no_longer_pay_for_cancels_the_order(
+    app: FastAPI, client: httpx.AsyncClient, peer: Bus, settings: Settings
+) -> None:
+    """Two buys of 5 on 1000 of cash, both working (risk not in the way): day 1 opens at 102,
+    so the first fills at 102.051 (510.255 + 0.510255 of fee) and the second, which needs as
+    much again with 489.234745 left, is cancelled with the figures; cash never goes negative.
+    A sell of what the cash account does not hold is cancelled too."""
+    user, name = uuid4(), instrument()
+    account = await paper_account(client, user, cash="1000")
+    await market(app, peer, bar(name, 0, "100", "101", "99", "100"))
+    first, second = (approved(account, user, name, "buy", "5") for _ in range(2))
+    short = approved(account, user, name, "sell", "6")
+    for each in (first, second, short):
+        await peer.publish(each)
+        await events_of(settings, each.order.client_order_id, "accepted")
+    await peer.publish(bar(name, 1, "102", "104", "101", "103"))
+    assert kinds(await events_of(settings, first.order.client_order_id, "filled"))[-1] == "filled"
+    (*_, refused) = await events_of(settings, second.order.client_order_id, "canceled")
+    assert "insufficient funds" in refused.reason
+    assert "needs 510.765255" in refused.reason and "489.234745 is available" in refused.reason
+    (*_, unheld) = await events_of(settings, short.order.client_order_id, "canceled")
+    assert "selling 6" in unheld.reason and "5 is available" in unheld.reason
+    pnl = (await client.get(f"/api/v1/accounts/{account}/pnl", headers=bearer(user))).json()
+    assert Decimal(pnl["cash"]) == Decimal("489.234745")
+
+
+async def test_a_margin_account_needs_an_admin_and_reads_back_its_terms(
+    client: httpx.AsyncClient, settings: Settings
+) -> None:
+    user = uuid4()
+    body = {"name": "levered", "cash": "1000", "margin_mode": "margin", "max_leverage": "3"}
+    refused = await client.post("/api/v1/accounts", json=body, headers=bearer(user))
+    assert refused.status_code == 403
+    assert refused.headers["content-type"] == "application/problem+json"
+    bad = {"name": "x", "margin_mode": "cash", "max_leverage": "2"}
+    invalid = await client.post("/api/v1/accounts", json=bad, headers=bearer(user, "admin"))
+    assert invalid.status_code == 422
+    assert invalid.headers["content-type"] == "application/problem+json"
+    made = await client.post("/api/v1/accounts", json=body, headers=bearer(user, "admin"))
+    assert made.status_code == 201, made.text
+    assert (made.json()["margin_mode"], Decimal(made.json()["max_leverage"])) == ("margin", 3)
+    assert made.json()["allow_short"] is False
+    # Risk learns the account's cash and terms from orders.events.v1, on its partition.
+    account = UUID(made.json()["account_id"])
+
+    async def announced() -> list[Any] | None:
+        records = await read_all(settings.kafka_bootstrap, ORDERS_EVENTS, expect=1, timeout=1)
+        mine = [
+            e
+            for e in decoded(ORDERS_EVENTS, records)
+            if isinstance(e, AccountChanged) and e.account_id == account
+        ]
+        return mine or None
+
+    (changed,) = await eventually(announced)
+    assert (changed.cash, changed.margin_mode, changed.max_leverage) == (Decimal(1000), "margin", 3)
+    assert changed.fee_bps == Decimal(10) and changed.allow_short is False
+
+
+async def test_a_late_approval_the_cash_cannot_pay_for_is_cancelled_not_filled(
+    app: FastAPI, client: httpx.AsyncClient, peer: Bus, settings: Settings
+) -> None:
+    """A late order filled at once from the kept bars meets the same check: two buys of 5 at
+    day 1's open (102.051) on 600 of cash, in one batch: the first fills, the second is
+    cancelled with the figures."""
+    user, name = uuid4(), instrument()
+    account = await paper_account(client, user, cash="600")
+    day0 = bar(name, 0, "100", "101", "99", "100")
+    await market(app, peer, day0)
+    await market(app, peer, bar(name, 1, "102", "102", "102", "102"))
+    first, second = (
+        approved(account, user, name, "buy", "5", decided_at=day0.close_time) for _ in range(2)
+    )
+    await peer.publish_many([first, second])
+    await events_of(settings, first.order.client_order_id, "filled")
+    (*_, refused) = await events_of(settings, second.order.client_order_id, "canceled")
+    assert "needs 510.765255" in refused.reason and "89.234745 is available" in refused.reason
+    found = await app.state.runtime.store.order(second.order.client_order_id)
+    assert found is not None and found[0].filled == 0
+    assert "insufficient funds" in (found[1]["reason"] or "")
+
+
+async def test_an_accounts_terms_change_through_the_api_and_reach_risk(
+    client: httpx.AsyncClient, settings: Settings
+) -> None:
+    user = uuid4()
+    account = await paper_account(client, user, cash="500")
+    path = f"/api/v1/accounts/{account}"
+    shorting = await client.patch(
+        path, json={"margin_mode": "cash", "allow_short": True}, headers=bearer(user)
+    )
+    assert shorting.status_code == 200, shorting.text
+    assert (shorting.json()["margin_mode"], shorting.json()["allow_short"]) == ("cash", True)
+    for body, status in (
+        ({"margin_mode": "margin", "max_leverage": "4"}, 403),
+        ({"margin_mode": "credit"}, 422),
+        ({"margin_mode": "cash", "nonsense": 1}, 422),
+    ):
+        refused = await client.patch(path, json=body, headers=bearer(user))
+        assert refused.status_code == status, body
+        assert refused.headers["content-type"] == "application/problem+json"
+    stranger = await client.patch(path, json={"margin_mode": "cash"}, headers=bearer(uuid4()))
+    assert stranger.status_code == 404
+    admin = bearer(uuid4(), "admin")
+    levered = await client.patch(
+        path, json={"margin_mode": "margin", "max_leverage": "4"}, headers=admin
+    )
+    assert levered.status_code == 200, levered.text
+    assert Decimal(levered.json()["max_leverage"]) == 4
+    cash_levered = await client.patch(
+        path, json={"margin_mode": "cash", "max_leverage": "2"}, headers=admin
+    )
+    assert cash_levered.status_code == 422
+
+    async def announced() -> list[Any] | None:
+        records = await read_all(settings.kafka_bootstrap, ORDERS_EVENTS, expect=3, timeout=1)
+        mine = [
+            (e.margin_mode, e.max_leverage, e.allow_short, e.cash)
+            for e in decoded(ORDERS_EVENTS, records)
+            if isinstance(e, AccountChanged) and e.account_id == account
+        ]
+        return mine if len(mine) >= 3 else None
+
+    assert await eventually(announced) == [
+        ("cash", Decimal(1), False, Decimal(500)),
+        ("cash", Decimal(1), True, Decimal(500)),
+        ("margin", Decimal(4), False, Decimal(500)),
+    ]

@@ -103,7 +103,9 @@ async def test_a_malformed_approval_goes_to_the_dlq_and_consumption_goes_on(
     async def decided() -> list[Any]:
         records = await read_all(settings.kafka_bootstrap, ORDERS_EVENTS, expect=1, timeout=2)
         events = decoded(ORDERS_EVENTS, records)
-        return [e for e in events if e.client_order_id == good.order.client_order_id]
+        return [
+            e for e in events if getattr(e, "client_order_id", None) == good.order.client_order_id
+        ]
 
     # The sample's account is not an execution account: the order is rejected, behind the poison.
     (rejected,) = await eventually(decided)

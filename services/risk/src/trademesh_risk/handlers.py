@@ -9,6 +9,7 @@ from trademesh_bus import Bus, Delivery, Route
 from trademesh_db import Database
 from trademesh_events.marketdata import Bar, Tick
 from trademesh_events.orders import (
+    AccountChanged,
     OrderAccepted,
     OrderCanceled,
     OrderExpired,
@@ -27,7 +28,7 @@ from trademesh_events.topics import (
     ORDERS_INTENTS,
     ORDERS_INTENTS_TOPIC,
     OrderIntent,
-    OrderLifecycleEvent,
+    OrdersTopicEvent,
 )
 
 from trademesh_risk.config import Settings
@@ -58,11 +59,14 @@ def register_handlers(
     async def on_intents(received: list[tuple[OrderIntent, Delivery]], conn: Any) -> None:
         await decider.on_intents(conn, received)
 
-    async def on_order_events(
-        received: list[tuple[OrderLifecycleEvent, Delivery]], conn: Any
-    ) -> None:
+    async def on_order_events(received: list[tuple[OrdersTopicEvent, Delivery]], conn: Any) -> None:
         await decider.lock_accounts(
-            conn, [event.account_id for event, _ in received if isinstance(event, OrderFilled)]
+            conn,
+            [
+                event.account_id
+                for event, _ in received
+                if isinstance(event, OrderFilled | AccountChanged)
+            ],
         )
         for event, delivery in received:
             with delivery.traced():
@@ -71,6 +75,8 @@ def register_handlers(
                         await decider.on_fill(conn, event)
                     case OrderRejected() | OrderCanceled() | OrderExpired():
                         await decider.on_finished(conn, event)
+                    case AccountChanged():
+                        await decider.on_account(conn, event)
                     case OrderSubmitted() | OrderAccepted() | OrderStatusUnknown():
                         pass  # changes neither positions nor what counts as pending
                     case _:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from datetime import date, datetime
 from decimal import Decimal
 from typing import Any, Literal
@@ -18,6 +18,7 @@ from uuid import UUID
 
 import asyncpg
 from trademesh_db import Database
+from trademesh_trading.buying_power import AccountTerms, MarginMode
 
 from trademesh_risk.engine import InstrumentRules, Limits, TradingState
 
@@ -81,6 +82,17 @@ class AccountRow:
     pnl_day: date
     realised_today: Decimal
     updated_at: datetime
+    cash: Decimal | None = None  # NULL: never funded in risk, its orders are not checked for cash
+    margin_mode: str = "cash"
+    max_leverage: Decimal = Decimal(1)
+    allow_short: bool = False
+    fee_bps: Decimal = ZERO
+
+    @property
+    def terms(self) -> AccountTerms:
+        return AccountTerms(
+            MarginMode(self.margin_mode), self.max_leverage, self.allow_short, self.fee_bps
+        )
 
 
 def _account(row: asyncpg.Record) -> AccountRow:
@@ -119,6 +131,11 @@ class AccountState:
     pending: Mapping[str, tuple[Decimal, Decimal]]
     open_orders: int
     recent_approvals: Sequence[datetime]
+    # Buying power: the account's cash (None: never funded in risk, not checked), its terms, and
+    # what its open approved orders still reserve (their unfilled share).
+    cash: Decimal | None = None
+    terms: AccountTerms = field(default_factory=AccountTerms)
+    reserved: Decimal = ZERO
 
 
 @dataclass(frozen=True)
@@ -165,6 +182,7 @@ class Decision:
     approved: bool
     reason: str | None
     at: datetime
+    reserved: Decimal = ZERO  # of the account's buying power, while the order is open
 
 
 class RiskStore:
@@ -437,13 +455,15 @@ class RiskStore:
             "(SELECT engaged FROM global_switch) AS global_kill_switch, "
             "ARRAY(SELECT client_order_id FROM decisions "
             "WHERE client_order_id = ANY($2::text[])) AS decided, "
-            "ARRAY(SELECT ROW(account_id, state, kill_switch, pnl_day, realised_today) "
+            "ARRAY(SELECT ROW(account_id, state, kill_switch, pnl_day, realised_today, cash, "
+            "margin_mode, max_leverage, allow_short, fee_bps) "
             "FROM accounts WHERE account_id = ANY($1::uuid[])) AS accounts, "
             "ARRAY(SELECT ROW(account_id, instrument_id, position) "
             "FROM positions WHERE account_id = ANY($1::uuid[])) AS positions, "
             "ARRAY(SELECT ROW(account_id, instrument_id, "
             "COALESCE(sum(quantity - filled) FILTER (WHERE side = 'buy'), 0), "
-            "COALESCE(sum(quantity - filled) FILTER (WHERE side = 'sell'), 0), count(*)) "
+            "COALESCE(sum(quantity - filled) FILTER (WHERE side = 'sell'), 0), count(*), "
+            "sum(reserved * (quantity - filled) / quantity)) "
             "FROM decisions WHERE account_id = ANY($1::uuid[]) AND open "
             "GROUP BY account_id, instrument_id) AS pending, "
             "ARRAY(SELECT ROW(account_id, decided_at) FROM decisions "
@@ -459,9 +479,11 @@ class RiskStore:
             positions.setdefault(account_id, {})[instrument_id] = position
         pending: dict[UUID, dict[str, tuple[Decimal, Decimal]]] = {}
         orders: dict[UUID, int] = {}
-        for account_id, instrument_id, buy, sell, count in row["pending"]:
+        reserved: dict[UUID, Decimal] = {}
+        for account_id, instrument_id, buy, sell, count, held in row["pending"]:
             pending.setdefault(account_id, {})[instrument_id] = (buy, sell)
             orders[account_id] = orders.get(account_id, 0) + count
+            reserved[account_id] = reserved.get(account_id, ZERO) + held
         recent: dict[UUID, list[datetime]] = {}
         for account_id, at in row["recent"]:
             recent.setdefault(account_id, []).append(at)
@@ -475,8 +497,22 @@ class RiskStore:
                 pending=pending.get(account_id, {}),
                 open_orders=orders.get(account_id, 0),
                 recent_approvals=recent.get(account_id, []),
+                cash=cash,
+                terms=AccountTerms(MarginMode(mode), leverage, allow_short, fee_bps),
+                reserved=reserved.get(account_id, ZERO),
             )
-            for account_id, state, kill_switch, pnl_day, realised_today in row["accounts"]
+            for (
+                account_id,
+                state,
+                kill_switch,
+                pnl_day,
+                realised_today,
+                cash,
+                mode,
+                leverage,
+                allow_short,
+                fee_bps,
+            ) in row["accounts"]
         }
         return IntentsState(
             config_version=row["config_version"],
@@ -544,11 +580,13 @@ class RiskStore:
             return
         await conn.execute(
             "INSERT INTO decisions (client_order_id, account_id, instrument_id, side, quantity, "
-            "approved, reason, open, decided_at) "
+            "approved, reason, open, decided_at, reserved) "
             "SELECT d.id, d.account, d.instrument, d.side, d.quantity, d.approved, d.reason, "
-            "d.approved, d.at FROM unnest($1::text[], $2::uuid[], $3::text[], $4::text[], "
-            "$5::numeric[], $6::boolean[], $7::text[], $8::timestamptz[]) WITH ORDINALITY "
-            "AS d(id, account, instrument, side, quantity, approved, reason, at, n) ORDER BY d.n",
+            "d.approved, d.at, d.reserved FROM unnest($1::text[], $2::uuid[], $3::text[], "
+            "$4::text[], $5::numeric[], $6::boolean[], $7::text[], $8::timestamptz[], "
+            "$9::numeric[]) WITH ORDINALITY "
+            "AS d(id, account, instrument, side, quantity, approved, reason, at, reserved, n) "
+            "ORDER BY d.n",
             [d.client_order_id for d in decisions],
             [d.account_id for d in decisions],
             [d.instrument_id for d in decisions],
@@ -557,6 +595,7 @@ class RiskStore:
             [d.approved for d in decisions],
             [d.reason for d in decisions],
             [d.at for d in decisions],
+            [d.reserved for d in decisions],
         )
 
     async def close_order(self, conn: asyncpg.Connection, client_order_id: str) -> bool:
@@ -620,17 +659,20 @@ class RiskStore:
         position: PositionRow,
         realised_today: Decimal,
         today: date,
+        cash_delta: Decimal = ZERO,
     ) -> None:
-        """Save the position a fill left and the account's realised PnL of `today`, in one
-        statement (the account's row is written only when that changed)."""
+        """Save the position a fill left, the account's realised PnL of `today` and its cash
+        moved by `cash_delta` (an account never funded keeps NULL), in one statement (the
+        account's row is written only when that changed)."""
         await conn.execute(
             "WITH saved AS (INSERT INTO positions "
             "(account_id, instrument_id, position, avg_price, realised) "
             "VALUES ($1, $2, $3, $4, $5) ON CONFLICT (account_id, instrument_id) DO UPDATE SET "
             "position = EXCLUDED.position, avg_price = EXCLUDED.avg_price, "
             "realised = EXCLUDED.realised) "
-            "UPDATE accounts SET realised_today = $6, pnl_day = $7, updated_at = now() "
-            "WHERE account_id = $1 AND (realised_today <> $6 OR pnl_day <> $7)",
+            "UPDATE accounts SET realised_today = $6, pnl_day = $7, cash = cash + $8::numeric, "
+            "updated_at = now() "
+            "WHERE account_id = $1 AND (realised_today <> $6 OR pnl_day <> $7 OR $8::numeric <> 0)",
             account_id,
             position.instrument_id,
             position.position,
@@ -638,7 +680,57 @@ class RiskStore:
             position.realised,
             realised_today,
             today,
+            cash_delta,
         )
+
+    async def put_buying_power(
+        self, account_id: UUID, terms: AccountTerms, cash: Decimal | None, set_cash: bool
+    ) -> None:
+        """Set the account's margin mode, leverage, shorting and fee rate, and its cash when
+        `set_cash` (None: stop checking it for cash), under the account's lock, so that no
+        fill's cash moves in between."""
+        async with self.db.transaction() as conn:
+            await conn.execute(
+                "INSERT INTO accounts (account_id) VALUES ($1) ON CONFLICT DO NOTHING", account_id
+            )
+            await self._put_buying_power(conn, account_id, terms, cash, set_cash)
+
+    async def set_buying_power(
+        self, conn: asyncpg.Connection, account_id: UUID, terms: AccountTerms, cash: Decimal
+    ) -> None:
+        """put_buying_power in the caller's transaction, cash included (an AccountChanged from
+        execution); the caller holds the account's lock (lock_accounts creates the row)."""
+        await self._put_buying_power(conn, account_id, terms, cash, True)
+
+    @staticmethod
+    async def _put_buying_power(
+        conn: asyncpg.Connection,
+        account_id: UUID,
+        terms: AccountTerms,
+        cash: Decimal | None,
+        set_cash: bool,
+    ) -> None:
+        await conn.execute(
+            "UPDATE accounts SET margin_mode = $2, max_leverage = $3, allow_short = $4, "
+            "fee_bps = $5, cash = CASE WHEN $6 THEN $7::numeric ELSE cash END, "
+            "updated_at = now() WHERE account_id = $1",
+            account_id,
+            terms.mode.value,
+            terms.max_leverage,
+            terms.allow_short,
+            terms.fee_bps,
+            set_cash,
+            cash,
+        )
+
+    async def reserved(self, account_id: UUID) -> Decimal:
+        """What the account's open approved orders still reserve of its buying power."""
+        value = await self.db.pool.fetchval(
+            "SELECT COALESCE(sum(reserved * (quantity - filled) / quantity), 0) FROM decisions "
+            "WHERE account_id = $1 AND open",
+            account_id,
+        )
+        return Decimal(value)
 
     # ---- prices --------------------------------------------------------------------------------
 

@@ -17,9 +17,11 @@ import pytest
 from trademesh_bus import Delivery, Outbox
 from trademesh_db import Database, migrate
 from trademesh_events.envelope import new_envelope
+from trademesh_events.marketdata import Bar
 from trademesh_events.orders import (
     CancelOrder,
     OrderApproved,
+    OrderCanceled,
     OrderDenied,
     OrderFilled,
     OrderType,
@@ -30,6 +32,10 @@ from trademesh_testing.accounts import AccountBook
 from trademesh_testing.http import app_client
 from trademesh_testing.logs import LogLines
 from trademesh_testing.tokens import bearer
+from trademesh_trading.backtest import Backtester
+from trademesh_trading.buying_power import AccountTerms
+from trademesh_trading.fills import FillModel
+from trademesh_trading.strategy import Context, Strategy, StrategyConfig
 
 from trademesh_risk.app import MIGRATIONS, create_app
 from trademesh_risk.config import Settings
@@ -377,3 +383,202 @@ async def test_a_second_replica_decides_with_what_the_first_approved(
         ]
     finally:
         await db.close()
+
+
+async def funded(decider: Decider, cash: str, fee_bps: str = "10") -> UUID:
+    """A new account with this cash in risk (cash mode, fees of `fee_bps`)."""
+    account = uuid4()
+    terms = AccountTerms(fee_bps=Decimal(fee_bps))
+    await decider.store.put_buying_power(account, terms, Decimal(cash), True)
+    return account
+
+
+def canceled(order: SubmitOrder) -> OrderCanceled:
+    return OrderCanceled(
+        account_id=order.account_id,
+        user_id=TRADER_ID,
+        client_order_id=order.client_order_id,
+        instrument_id=order.instrument_id,
+        ts=datetime.now(UTC),
+        reason="cancel requested",
+    )
+
+
+async def test_an_order_over_the_cash_is_denied_insufficient_funds_with_the_figures(
+    replica: Decider,
+) -> None:
+    """A market buy is valued at the last price plus the 1 % collar, fees at 10 bps: 10 at 101
+    is 1010 + 1.01, over the 1000 of cash; 9 (909 + 0.909) fits."""
+    name, account = instrument(replica), await funded(replica, "1000")
+    over, within = intent(account, name, "buy", "10"), intent(account, name, "buy", "9")
+    events = await decide(replica, over, within)
+    assert [outcome(e) for e in events] == ["INSUFFICIENT_FUNDS", "approved"]
+    assert "needs 1011.01" in events[0].message and "1000 is available" in events[0].message
+    row = await replica.db.pool.fetchrow(
+        "SELECT reserved FROM decisions WHERE client_order_id = $1", within.client_order_id
+    )
+    assert row is not None and row["reserved"] == Decimal("909.909")
+
+
+async def test_a_reservation_released_on_cancel_and_on_fill_lets_the_next_order_fit(
+    replica: Decider,
+) -> None:
+    name, account = instrument(replica), await funded(replica, "1000")
+    first, second = intent(account, name, "buy", "5"), intent(account, name, "buy", "5")
+    # 5 at 101 + fee = 505.505 reserved: the second (505.505) meets 494.495 available.
+    assert [outcome(e) for e in await decide(replica, first, second)] == [
+        "approved",
+        "INSUFFICIENT_FUNDS",
+    ]
+    async with replica.db.transaction() as conn:
+        await replica.on_finished(conn, canceled(first))
+    third = intent(account, name, "buy", "5")
+    assert [outcome(e) for e in await decide(replica, third)] == ["approved"]
+    # Filled at 100 with a fee of 0.5: the cash is 499.5 and nothing is reserved any more, so an
+    # order of 4 (404.404) fits and one of 5 (505.505) does not.
+    async with replica.db.transaction() as conn:
+        await replica.lock_accounts(conn, [account])
+        await replica.on_fill(conn, filled(third, fee="0.5"))
+    assert await replica.store.reserved(account) == 0
+    row = await replica.store.account(account)
+    assert row is not None and row.cash == Decimal("499.5")
+    four, five = intent(account, name, "buy", "4"), intent(account, name, "buy", "5")
+    assert [outcome(e) for e in await decide(replica, five, four)] == [
+        "INSUFFICIENT_FUNDS",
+        "approved",
+    ]
+
+
+async def test_reservations_survive_a_restart_of_risk(
+    replica: Decider, settings: Settings, database_url: str
+) -> None:
+    name, account = instrument(replica), await funded(replica, "1000")
+    assert [outcome(e) for e in await decide(replica, intent(account, name, "buy", "9"))] == [
+        "approved"
+    ]
+    restarted, db = await a_replica(settings, database_url)  # a new process: nothing in memory
+    try:
+        restarted.prices.update(name, PRICE, datetime.now(UTC))
+        events = await decide(restarted, intent(account, name, "buy", "1"))
+        assert [outcome(e) for e in events] == ["INSUFFICIENT_FUNDS"]
+        assert "90.091 is available" in events[0].message
+    finally:
+        await db.close()
+
+
+async def test_a_cash_account_cannot_sell_what_it_does_not_hold(replica: Decider) -> None:
+    name, account = instrument(replica), await funded(replica, "1000000")
+    events = await decide(replica, intent(account, name, "sell", "1"))
+    assert [outcome(e) for e in events] == ["INSUFFICIENT_FUNDS"]
+    assert "does not allow shorting" in events[0].message
+
+
+async def test_an_account_never_funded_in_risk_is_not_checked_for_cash(replica: Decider) -> None:
+    name = instrument(replica)
+    events = await decide(replica, intent(uuid4(), name, "buy", "50"))
+    assert [outcome(e) for e in events] == ["approved"]
+
+
+class _Ladder(Strategy[StrategyConfig]):
+    """Buys 3 at every close from bar 1 on, and notes each order it placed and on which bar."""
+
+    name = "ladder"
+    config_class = StrategyConfig
+
+    def __init__(self) -> None:
+        super().__init__(StrategyConfig())
+        self.placed: list[tuple[int, str]] = []
+
+    def on_bar(self, ctx: Context, bar: Bar) -> None:
+        if ctx.bar_index >= 1:
+            self.placed.append((ctx.bar_index, ctx.submit_order("buy", Decimal(3))))
+
+
+async def test_live_risk_and_the_backtester_take_the_same_trades_at_the_limit(
+    replica: Decider,
+) -> None:
+    """The same orders on the same bars: the backtester's refusals (its own use of the rule)
+    are exactly risk's INSUFFICIENT_FUNDS denials when the intents come with the bars' closes
+    and the backtest's fills are booked between them, as execution would report them."""
+    name = instrument(replica)
+    closes = ["100", "98", "103", "97", "105", "99", "100"]
+    bars = [
+        Bar(
+            instrument_id=name,
+            timeframe="1d",
+            open_time=datetime(2026, 1, 1 + n, tzinfo=UTC),
+            close_time=datetime(2026, 1, 2 + n, tzinfo=UTC),
+            open=Decimal(close),
+            high=Decimal(close) + 1,
+            low=Decimal(close) - 1,
+            close=Decimal(close),
+            volume=Decimal(1000),
+        )
+        for n, close in enumerate(closes)
+    ]
+    ladder = _Ladder()
+    result = Backtester(
+        ladder,
+        instrument_id=name,
+        timeframe="1d",
+        cash=Decimal(1000),
+        fill_model=FillModel(fee_bps=Decimal(10)),
+    ).run(bars)
+    assert result.stats.refused_orders >= 1 and result.stats.refused_fills == 0
+    filled_ids = {fill.client_order_id for fill in result.fills}
+    assert len(filled_ids) >= 2  # some fit, then the limit is reached
+
+    account, run = await funded(replica, "1000"), uuid4().hex[:8]
+    fills = {fill.client_order_id: fill for fill in result.fills}
+    placed_on = dict((cid, index) for index, cid in ladder.placed)
+    outcomes: dict[str, str] = {}
+    for index, bar in enumerate(bars):
+        # The bar's open fills what the bar before placed; then its close prices new intents.
+        for cid, fill in fills.items():
+            if placed_on[cid] == index - 1 and outcomes.get(cid) == "approved":
+                async with replica.db.transaction() as conn:
+                    await replica.lock_accounts(conn, [account])
+                    await replica.on_fill(
+                        conn,
+                        OrderFilled(
+                            account_id=account,
+                            user_id=TRADER_ID,
+                            client_order_id=f"{run}-{cid}",
+                            instrument_id=name,
+                            ts=bar.open_time,
+                            trade_id=f"tr-{run}-{cid}",
+                            side="buy",
+                            last_qty=fill.quantity,
+                            last_price=fill.price,
+                            cum_qty=fill.quantity,
+                            leaves_qty=Decimal(0),
+                            fee=fill.fee,
+                            fee_currency="USD",
+                            liquidity="taker",
+                        ),
+                    )
+        replica.prices.update(name, bar.close, datetime.now(UTC))
+        for cid in [cid for i, cid in ladder.placed if i == index]:
+            order = intent(account, name, "buy", "3").model_copy(
+                update={"client_order_id": f"{run}-{cid}"}
+            )
+            (event,) = await decide(replica, order)
+            outcomes[cid] = outcome(event)
+    assert {cid for cid, seen in outcomes.items() if seen == "approved"} == filled_ids
+    denied = [seen for seen in outcomes.values() if seen != "approved"]
+    assert denied == ["INSUFFICIENT_FUNDS"] * result.stats.refused_orders
+
+
+async def test_a_sell_decided_before_risk_sees_the_fill_of_its_buy_is_approved(
+    replica: Decider,
+) -> None:
+    """Strategy may ask to close a position as soon as it saw its entry's fill, before risk's
+    own consumer of order events has: the approved buy still pending counts as held."""
+    name, account = instrument(replica), await funded(replica, "1000")
+    buy = intent(account, name, "buy", "2")
+    assert [outcome(e) for e in await decide(replica, buy)] == ["approved"]
+    close, beyond = intent(account, name, "sell", "2"), intent(account, name, "sell", "1")
+    assert [outcome(e) for e in await decide(replica, close, beyond)] == [
+        "approved",
+        "INSUFFICIENT_FUNDS",
+    ]

@@ -14,6 +14,7 @@ import pytest
 from fastapi import FastAPI
 from trademesh_bus import Bus
 from trademesh_events.orders import (
+    AccountChanged,
     CancelAllOrders,
     OrderApproved,
     OrderDenied,
@@ -592,3 +593,82 @@ async def test_an_account_route_fails_closed_when_execution_cannot_answer(
         assert response.json()["title"] == "Account owner unknown"
         by_admin = await client.get(f"/api/v1/accounts/{account}", headers=as_(ADMIN_ID, "admin"))
         assert by_admin.json()["limits"] == {}
+
+
+async def test_only_an_admin_overrides_risks_copy_of_an_accounts_buying_power(
+    client: httpx.AsyncClient, account_book: AccountBook
+) -> None:
+    account = account_book.open(TRADER_ID)
+    path = f"/api/v1/accounts/{account}/buying-power"
+    for body in ({"allow_short": True}, {"margin_mode": "margin", "max_leverage": "3"}):
+        refused = await client.put(path, json=body, headers=as_(TRADER_ID))
+        assert refused.status_code == 403, body
+        assert refused.headers["content-type"] == "application/problem+json"
+    admin = as_(ADMIN_ID, "admin")
+    for body in ({"margin_mode": "credit"}, {"max_leverage": "0.5"}, {"cash": "-1"}):
+        bad = await client.put(path, json=body, headers=admin)
+        assert bad.status_code == 422, body
+        assert bad.headers["content-type"] == "application/problem+json"
+    cash_levered = await client.put(path, json={"max_leverage": "2"}, headers=admin)
+    assert cash_levered.status_code == 422
+    assert "borrows nothing" in cash_levered.json()["detail"]
+    body = {"margin_mode": "margin", "max_leverage": "3", "cash": "5000", "fee_bps": "7.5"}
+    set_ = await client.put(path, json=body, headers=admin)
+    assert set_.status_code == 200, set_.text
+    seen = (await client.get(f"/api/v1/accounts/{account}", headers=as_(TRADER_ID))).json()
+    assert seen["buying_power"] == {
+        "margin_mode": "margin",
+        "max_leverage": "3",
+        "allow_short": False,
+        "fee_bps": "7.5",
+        "cash": "5000",
+        "reserved": "0",
+    }
+    # Shorting changed, the leverage and cash kept.
+    again = await client.put(
+        path, json={"margin_mode": "margin", "allow_short": True}, headers=admin
+    )
+    assert again.status_code == 200, again.text
+    kept = again.json()["buying_power"]
+    assert (Decimal(kept["max_leverage"]), kept["allow_short"], Decimal(kept["cash"])) == (
+        3,
+        True,
+        5000,
+    )
+
+
+async def test_a_paper_accounts_cash_from_execution_denies_what_it_cannot_pay(
+    app: FastAPI, client: httpx.AsyncClient, producer: Bus, settings: Settings
+) -> None:
+    """Execution announces a paper account (AccountChanged on orders.events.v1, as it does when
+    one is opened); from then on risk checks its orders against that cash, and its fills on the
+    same partition move it."""
+    account, name = uuid4(), instrument()
+    await price(producer, name, "100")
+    await known_price(app, name)
+    await producer.publish(
+        AccountChanged(
+            account_id=account,
+            user_id=TRADER_ID,
+            venue="paper",
+            cash=Decimal(1000),
+            margin_mode="cash",
+            max_leverage=Decimal(1),
+            allow_short=False,
+            fee_bps=Decimal(10),
+            changed_at=datetime.now(UTC),
+        )
+    )
+
+    async def funded() -> bool:
+        row = await app.state.runtime.store.account(account)
+        return row is not None and row.cash == Decimal(1000)
+
+    await eventually(funded)
+    over, within = intent(account, name, "buy", "10"), intent(account, name, "buy", "9")
+    for order in (over, within):
+        await producer.publish(order)
+    got = await decisions(settings, account, 2)
+    assert denied(got[over.client_order_id]) == "INSUFFICIENT_FUNDS"
+    assert "needs 1011.01, 1000 is available" in got[over.client_order_id].message
+    assert denied(got[within.client_order_id]) is None

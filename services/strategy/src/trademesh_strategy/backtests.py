@@ -43,6 +43,7 @@ from trademesh_events.money import Amount, MoneyAmount, plain, plain_money
 from trademesh_observability import metrics
 from trademesh_observability.logging import get_logger
 from trademesh_trading.backtest import Backtester, BacktestResult, Sizing
+from trademesh_trading.buying_power import AccountTerms, MarginMode
 from trademesh_trading.fills import FillModel
 from trademesh_trading.registry import StrategyRegistry, UnknownStrategy
 from trademesh_trading.strategy import Strategy
@@ -117,6 +118,13 @@ class BacktestRequest(BaseModel):
         Decimal(0), ge=0, le=10_000, description="Market and stop fills move this much against."
     )
     fee_bps: Amount = Field(Decimal(0), ge=0, le=10_000, description="Fee on filled notional.")
+    margin_mode: MarginMode = Field(
+        MarginMode.CASH,
+        description="The account's buying power: `cash` borrows nothing, `margin` reaches "
+        "max_leverage x equity. Orders and fills over it are refused and counted.",
+    )
+    max_leverage: Amount = Field(Decimal(1), ge=1, le=100, description="Margin accounts only.")
+    allow_short: bool = Field(False, description="Whether sells may go below zero (shorts).")
 
     @field_validator("timeframe")
     @classmethod
@@ -132,6 +140,8 @@ class BacktestRequest(BaseModel):
     def _range(self) -> Self:
         if self.end <= self.start:
             raise ValueError("end must be after start")
+        if self.margin_mode is MarginMode.CASH and self.max_leverage != 1:
+            raise ValueError("a cash account borrows nothing: its max_leverage is 1")
         return self
 
 
@@ -219,6 +229,7 @@ def run_backtest(
         cash=spec.cash,
         fill_model=FillModel(slippage_bps=spec.slippage_bps, fee_bps=spec.fee_bps),
         sizing=spec.sizing,
+        terms=AccountTerms(spec.margin_mode, spec.max_leverage, spec.allow_short),
     )
     return result_data(backtester.run(bars), len(bars))
 
@@ -240,6 +251,8 @@ def result_data(result: BacktestResult, bars: int) -> dict[str, Any]:
             "exposure": stats.exposure,
             "trades": stats.trades,
             "final_equity": plain_money(stats.final_equity),
+            "refused_orders": stats.refused_orders,
+            "refused_fills": stats.refused_fills,
         },
         "trades": [
             {

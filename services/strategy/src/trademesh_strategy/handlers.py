@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncpg
 from trademesh_bus import Bus, Delivery, Route
 from trademesh_events.marketdata import Bar
+from trademesh_events.orders import AccountChanged
 from trademesh_events.topics import (
     MD_BARS,
     MD_BARS_TOPIC,
@@ -40,9 +41,13 @@ def register_handlers(bus: Bus, runtime: BotRuntime, settings: Settings) -> None
         )
 
     # Every type of both topics goes to the runtime, which tells them apart (match).
-    async def on_order_event(event: OrderUpdate, delivery: Delivery) -> None:
-        group = f"{settings.consumer_group}.{delivery.topic}"
-        await runtime.on_order_event(event, delivery.envelope.id, delivery.topic, group)
+    async def on_order_event(event: OrderUpdate | AccountChanged, delivery: Delivery) -> None:
+        match event:
+            case AccountChanged():
+                return  # an account's buying power: nothing a bot keeps
+            case _:
+                group = f"{settings.consumer_group}.{delivery.topic}"
+                await runtime.on_order_event(event, delivery.envelope.id, delivery.topic, group)
 
     if set(CONSUMES) != {MD_BARS, ORDERS_EVENTS, ORDERS_DENIED}:
         raise RuntimeError(f"{settings.service_name}: handlers and CONSUMES disagree")

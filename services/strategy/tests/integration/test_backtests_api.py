@@ -27,6 +27,7 @@ from trademesh_testing.marketdata import finished, history, start_replay
 from trademesh_testing.tokens import bearer
 from trademesh_testing.waiting import eventually
 from trademesh_trading.backtest import Backtester, BacktestResult
+from trademesh_trading.buying_power import AccountTerms
 from trademesh_trading.fills import FillModel
 from trademesh_trading.registry import StrategyRegistry
 
@@ -143,6 +144,7 @@ def library(request: dict[str, Any], bars: list[Bar]) -> BacktestResult:
         cash=spec.cash,
         fill_model=FillModel(slippage_bps=spec.slippage_bps, fee_bps=spec.fee_bps),
         sizing=spec.sizing,
+        terms=AccountTerms(spec.margin_mode, spec.max_leverage, spec.allow_short),
     )
     return backtester.run(bars)
 
@@ -160,6 +162,8 @@ def assert_stats(stats: dict[str, Any], expected: BacktestResult) -> None:
     assert stats["trades"] == expected.stats.trades == len(expected.trades)
     # money as the API writes it: rounded to its places, plain
     assert stats["final_equity"] == plain_money(expected.stats.final_equity)
+    assert stats["refused_orders"] == expected.stats.refused_orders
+    assert stats["refused_fills"] == expected.stats.refused_fills
 
 
 def money(value: Decimal) -> Decimal:
@@ -231,6 +235,9 @@ async def test_a_backtest_runs_to_the_librarys_results_and_outlives_a_crashed_wo
     assert done["attempts"] == 1 and done["error"] is None
     assert done["started_at"] <= done["finished_at"]
     assert_stats(done["stats"], expected)
+    # A cash account that does not allow shorting: the strategy's short entries are refused,
+    # and counted, as risk would deny them.
+    assert done["stats"]["refused_orders"] > 0
 
     trades = await client.get(f"/api/v1/backtests/{backtest_id}/trades", headers=headers(user))
     assert trades.status_code == 200

@@ -15,13 +15,16 @@ from fastapi import APIRouter, Response
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
 from trademesh_events.money import Amount, MoneyAmount
 from trademesh_http import ProblemError
+from trademesh_http.caller import CallerDep as RoleDep
 from trademesh_http.pagination import Page, PageDep, paginate
 from trademesh_keystore import mask
+from trademesh_trading.buying_power import AccountTerms, MarginMode
 
 from trademesh_execution.api.deps import CallerDep, RuntimeDep, own_account, owned
 from trademesh_execution.credentials import Credentials, NoKeystore
 from trademesh_execution.engine import unrealised
 from trademesh_execution.store import AccountRow
+from trademesh_execution.usecases.accounts import change_terms, open_account
 from trademesh_execution.usecases.discrepancies import Discrepancies
 from trademesh_execution.venues import (
     MalformedResponse,
@@ -48,6 +51,15 @@ class AccountCreate(BaseModel):
     )
     api_key: SecretStr | None = Field(None, description="Exchange accounts only.")
     secret: SecretStr | None = Field(None, description="Exchange accounts only.")
+    margin_mode: MarginMode = Field(
+        MarginMode.CASH,
+        description="`cash`: no borrowing, a sell needs the asset held unless `allow_short`; "
+        "`margin`: gross exposure up to `max_leverage` x equity (paper charges no financing).",
+    )
+    max_leverage: Decimal = Field(
+        Decimal(1), ge=1, le=100, max_digits=6, decimal_places=2, description="Admin only."
+    )
+    allow_short: bool = False
 
     @model_validator(mode="after")
     def _credentials(self) -> Self:
@@ -58,6 +70,8 @@ class AccountCreate(BaseModel):
             )
         if exchange and self.venue not in ccxt.exchanges:
             raise ValueError(f"unknown exchange {self.venue!r} (a ccxt exchange id)")
+        if self.margin_mode is MarginMode.CASH and self.max_leverage != 1:
+            raise ValueError("a cash account borrows nothing: its max_leverage is 1")
         for value in (self.api_key, self.secret):
             if value is not None and not 8 <= len(value.get_secret_value()) <= 512:
                 raise ValueError("api_key and secret are 8 to 512 characters")
@@ -71,6 +85,9 @@ class AccountOut(BaseModel):
     cash: MoneyAmount
     created_at: datetime
     api_key_masked: str | None = Field(None, description="Exchange accounts: the key, masked.")
+    margin_mode: MarginMode
+    max_leverage: Decimal
+    allow_short: bool
 
 
 class PositionOut(BaseModel):
@@ -113,13 +130,20 @@ def _out(account: AccountRow) -> AccountOut:
         cash=account.cash,
         created_at=account.created_at,
         api_key_masked=account.api_key_masked,
+        margin_mode=MarginMode(account.margin_mode),
+        max_leverage=account.max_leverage,
+        allow_short=account.allow_short,
     )
 
 
 @router.post("", status_code=201, summary="Open a paper account")
 async def create_account(
-    body: AccountCreate, caller: CallerDep, runtime: RuntimeDep, response: Response
+    body: AccountCreate, caller: CallerDep, who: RoleDep, runtime: RuntimeDep, response: Response
 ) -> AccountOut:
+    if body.max_leverage != 1 and who.role != "admin":
+        raise ProblemError(
+            403, "Forbidden", "Only an admin sets max_leverage.", type="/problems/forbidden"
+        )
     account_id = uuid4()
     sealed: str | None = None
     masked: str | None = None
@@ -136,11 +160,71 @@ async def create_account(
             ) from None
         masked = mask(body.api_key)
     account = AccountRow(
-        account_id, caller, body.name, body.venue, body.cash, datetime.now(UTC), sealed, masked
+        account_id,
+        caller,
+        body.name,
+        body.venue,
+        body.cash,
+        datetime.now(UTC),
+        sealed,
+        masked,
+        margin_mode=body.margin_mode.value,
+        max_leverage=body.max_leverage,
+        allow_short=body.allow_short,
     )
-    await runtime.store.add_account(account)
+    assert runtime.db is not None
+    await open_account(
+        runtime.db,
+        runtime.store,
+        runtime.bus.outbox,
+        account,
+        fee_bps=runtime.settings.paper_fee_bps,
+        now=account.created_at,
+    )
     response.headers["Location"] = f"/api/v1/accounts/{account.account_id}"
     return _out(account)
+
+
+class TermsIn(BaseModel):
+    """An account's buying-power terms. A holder may change the mode and shorting; only an admin
+    sets `max_leverage` (403 problem otherwise). Left out: `max_leverage` is kept for a margin
+    account, 1 for a cash one."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    margin_mode: MarginMode
+    max_leverage: Decimal | None = Field(None, ge=1, le=100, max_digits=6, decimal_places=2)
+    allow_short: bool = False
+
+
+@router.patch("/{account_id}", summary="Change the account's margin mode and shorting")
+async def change_account(
+    account_id: UUID, body: TermsIn, caller: CallerDep, who: RoleDep, runtime: RuntimeDep
+) -> AccountOut:
+    found = await runtime.store.account(account_id)
+    admin = who.role == "admin"
+    account = found if admin and found is not None else owned(found, account_id, caller)
+    kept = account.max_leverage if body.margin_mode is MarginMode.MARGIN else Decimal(1)
+    leverage = body.max_leverage if body.max_leverage is not None else kept
+    if leverage != account.max_leverage and not admin:
+        raise ProblemError(
+            403, "Forbidden", "Only an admin sets max_leverage.", type="/problems/forbidden"
+        )
+    if body.margin_mode is MarginMode.CASH and leverage != 1:
+        raise ProblemError(
+            422,
+            "Invalid terms",
+            "A cash account borrows nothing: its max_leverage is 1.",
+            type="/problems/invalid-terms",
+        )
+    assert runtime.db is not None
+    terms = AccountTerms(
+        body.margin_mode, leverage, body.allow_short, runtime.settings.paper_fee_bps
+    )
+    changed = await change_terms(
+        runtime.db, runtime.store, runtime.bus.outbox, account_id, terms, now=datetime.now(UTC)
+    )
+    return _out(owned(changed, account_id, changed.user_id if changed else caller))
 
 
 @router.delete("/{account_id}", status_code=204, summary="Delete an account without open orders")

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from decimal import Decimal
 from typing import assert_never
 from uuid import UUID
 
@@ -23,6 +24,7 @@ from trademesh_events.orders import (
     CancelAllOrders,
     CancelOrder,
     OrderApproved,
+    OrderCanceled,
     OrderDenied,
     OrderFilled,
     OrderStatus,
@@ -32,6 +34,7 @@ from trademesh_events.topics import MD_BARS, ApprovedCommand, OrderLifecycleEven
 from trademesh_http import ProblemError
 from trademesh_observability import metrics
 from trademesh_observability.logging import get_logger
+from trademesh_trading.buying_power import AccountTerms, Holdings, MarginMode
 from trademesh_trading.fills import FillModel
 
 from trademesh_execution.engine import (
@@ -45,6 +48,7 @@ from trademesh_execution.engine import (
     new_order,
     paper_accept,
     paper_fills,
+    paper_refusal,
     same_terms,
 )
 from trademesh_execution.order_log import log_order_events
@@ -240,8 +244,10 @@ class Orders:
         events: list[OrderLifecycleEvent] = list(made)
         held = placed.position
         for bar in late or ():
-            for match in paper_fills([accepted], bar, self.fill_model):
-                writes.save(match.order, accepted.status)
+            for found in paper_fills([accepted], bar, self.fill_model):
+                match = self._late_refusal(accepted, found, placed, writes) or found
+                refused = [e.reason for e in match.events if isinstance(e, OrderCanceled)]
+                writes.save(match.order, accepted.status, refused[0] if refused else None)
                 for each in match.events:
                     if isinstance(each, OrderFilled):
                         held = writes.positions.get((held.account_id, held.instrument_id), held)
@@ -252,6 +258,29 @@ class Orders:
             if not is_open(accepted.status):
                 break
         return events
+
+    def _late_refusal(
+        self, order: OrderView, match: PaperMatch, placed: Placed, writes: OrderWrites
+    ) -> PaperMatch | None:
+        """paper_refusal for a late order's fill, on what place_pending read and the batch
+        booked so far. A cash account's check needs only its cash and this position; a margin
+        account's needs every position's value, which this path does not read: its fills are
+        left to go through (the check of later bars, in on_market, still applies)."""
+        if placed.cash is None or placed.terms is None or match.fill is None:
+            return None
+        mode, leverage, allow_short = placed.terms
+        if mode != MarginMode.CASH.value:
+            return None
+        terms = AccountTerms(MarginMode.CASH, leverage, allow_short, self.fill_model.fee_bps)
+        key = (order.account_id, order.instrument_id)
+        held = writes.positions.get(key, placed.position)
+        cash = placed.cash + writes.cash.get(order.account_id, Decimal(0))
+        holdings = Holdings(
+            cash=cash,
+            positions={order.instrument_id: held.quantity},
+            prices={order.instrument_id: match.fill.price},
+        )
+        return paper_refusal(order, match, terms, holdings, self.clock())
 
     async def cancel(
         self, conn: asyncpg.Connection, client_order_id: str, reason: str, account_id: UUID | None
@@ -327,21 +356,60 @@ class Orders:
                 continue  # handled before (a redelivery), or twice in this batch
             fresh.discard(delivery.envelope.id)
             orders = working[bar.instrument_id]
-            matches = paper_fills(orders, bar, self.fill_model)
-            await self._apply(conn, matches)
-            moved = {m.order.client_order_id: m.order for m in matches}
+            before = {o.client_order_id: o for o in orders}
+            matches = await self._apply(conn, paper_fills(orders, bar, self.fill_model), before)
+            moved = {m.order.client_order_id: m.order for m in matches}  # as applied
             working[bar.instrument_id] = [
                 o for o in (moved.get(o.client_order_id, o) for o in orders) if o.status in WORKING
             ]
 
-    async def _apply(self, conn: asyncpg.Connection, matches: list[PaperMatch]) -> None:
-        """What bars did to paper orders: their new states, fills booked once, their events."""
+    async def _apply(
+        self, conn: asyncpg.Connection, matches: list[PaperMatch], before: dict[str, OrderView]
+    ) -> list[PaperMatch]:
+        """What bars did to paper orders: their new states, fills booked once, their events; a
+        fill the account cannot pay for any more cancels its order instead (paper_refusal), each
+        checked on the cash the fills before it left. The matches as applied."""
+        applied: list[PaperMatch] = []
         for match in matches:
+            if match.fill is not None:
+                match = (
+                    await self._refused(conn, before[match.order.client_order_id], match) or match
+                )
+            applied.append(match)
             await self.store.save_order(conn, match.order)
             for each in match.events:
                 if isinstance(each, OrderFilled) and not await self._book(conn, each):
                     continue
                 await emit_order_event(self.store, self.outbox, conn, each)
+        return applied
+
+    async def _refused(
+        self, conn: asyncpg.Connection, order: OrderView, match: PaperMatch
+    ) -> PaperMatch | None:
+        """The order cancelled when its fill is over the account's buying power (None: it fits)."""
+        found = await self.store.funds(conn, order.account_id)
+        if found is None or match.fill is None:
+            return None
+        account, positions, prices = found
+        terms = AccountTerms(
+            MarginMode(account.margin_mode),
+            account.max_leverage,
+            account.allow_short,
+            self.fill_model.fee_bps,
+        )
+        prices.setdefault(order.instrument_id, match.fill.price)
+        holdings = Holdings(cash=account.cash, positions=positions, prices=prices)
+        try:
+            refused = paper_refusal(order, match, terms, holdings, self.clock())
+        except ValueError:  # a margin account's position without a price: the venue cannot
+            return None  # value it, which is not this order's fault
+        if refused is not None:
+            log.info(
+                "paper fill refused: insufficient funds",
+                account_id=str(order.account_id),
+                client_order_id=order.client_order_id,
+            )
+        return refused
 
     async def _book(self, conn: asyncpg.Connection, fill: OrderFilled) -> bool:
         """The fill in the account's position and cash, once per trade id."""

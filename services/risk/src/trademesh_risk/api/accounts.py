@@ -20,6 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from trademesh_events.ids import InstrumentId
 from trademesh_events.money import Amount, MoneyAmount
 from trademesh_http import ProblemError
+from trademesh_trading.buying_power import AccountTerms, MarginMode
 
 from trademesh_risk.api.deps import Caller, CallerDep, RuntimeDep, require
 from trademesh_risk.engine import Limits, TradingState, ceilings, effective, over_ceilings
@@ -76,6 +77,39 @@ class StateIn(BaseModel):
     reason: str | None = Field(None, max_length=500)
 
 
+class BuyingPowerIn(BaseModel):
+    """An account's buying power as risk counts it: `cash` (no borrowing; a sell needs the asset
+    held unless `allow_short`) or `margin` (gross exposure up to `max_leverage` x equity), its
+    cash and the fee rate its orders are costed at. Set by an admin only."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    margin_mode: MarginMode = MarginMode.CASH
+    max_leverage: Annotated[Decimal, Field(ge=1, le=100, max_digits=6, decimal_places=2)] | None = (
+        Field(None, description="Admin only (margin). Left out: kept; 1 for a cash account.")
+    )
+    allow_short: bool = False
+    cash: Annotated[Decimal, Field(ge=0, max_digits=30, decimal_places=12)] | None = Field(
+        None,
+        description="The account's cash as risk counts it from now on (fills move it). Left "
+        "out: unchanged.",
+    )
+    fee_bps: Annotated[Decimal, Field(ge=0, le=1000, max_digits=8, decimal_places=4)] | None = (
+        Field(None, description="The fee rate orders are costed at. Left out: kept.")
+    )
+
+
+class BuyingPowerOut(BaseModel):
+    margin_mode: MarginMode
+    max_leverage: Decimal
+    allow_short: bool
+    fee_bps: Decimal
+    cash: Decimal | None = Field(
+        description="Cash as risk counts it (null: never funded, orders not checked for cash)."
+    )
+    reserved: Decimal = Field(description="What open approved orders reserve of it.")
+
+
 class PositionOut(BaseModel):
     instrument_id: str
     position: Amount
@@ -123,6 +157,7 @@ class AccountOut(BaseModel):
         description="The account's own limits per instrument (the stricter applies)."
     )
     positions: list[PositionOut]
+    buying_power: BuyingPowerOut
 
 
 class GlobalSwitchOut(BaseModel):
@@ -229,6 +264,14 @@ async def _account(runtime: RuntimeDep, account_id: UUID) -> AccountOut:
         limits=_limits_out(account_limits),
         instrument_limits={k: _limits_out(v) for k, v in own_per_instrument.items()},
         positions=out,
+        buying_power=BuyingPowerOut(
+            margin_mode=MarginMode(row.margin_mode) if row else MarginMode.CASH,
+            max_leverage=row.max_leverage if row else Decimal(1),
+            allow_short=row.allow_short if row else False,
+            fee_bps=row.fee_bps if row else Decimal(0),
+            cash=row.cash if row else None,
+            reserved=await store.reserved(account_id),
+        ),
     )
 
 
@@ -314,3 +357,35 @@ async def set_global(body: SwitchIn, caller: CallerDep, runtime: RuntimeDep) -> 
     await runtime.decider.set_global_switch(body.engaged, body.reason)
     engaged, reason = await runtime.store.global_switch()
     return GlobalSwitchOut(engaged=engaged, reason=reason)
+
+
+@router.put(
+    "/accounts/{account_id}/buying-power",
+    summary="Override risk's copy of an account's buying power (admin)",
+    description="Risk learns a paper account's cash and terms from execution (AccountChanged, "
+    "sent when the account is opened or its terms change through execution's account API) and "
+    "moves the cash with every fill. An admin sets them here for an account execution does not "
+    "announce (an exchange account) or to correct them; `cash` left out keeps it. 403 problem "
+    "for anyone but an admin.",
+    responses={403: {"description": "Not an admin."}},
+)
+async def put_buying_power(
+    account_id: UUID, body: BuyingPowerIn, caller: CallerDep, runtime: RuntimeDep
+) -> AccountOut:
+    require(caller, "admin")
+    row = await runtime.store.account(account_id)
+    leverage = body.max_leverage
+    if leverage is None:
+        margin = body.margin_mode is MarginMode.MARGIN
+        leverage = row.max_leverage if row is not None and margin else Decimal(1)
+    if body.margin_mode is MarginMode.CASH and leverage != 1:
+        raise ProblemError(
+            422,
+            "Invalid buying power",
+            "A cash account borrows nothing: its max_leverage is 1.",
+            type="/problems/invalid-buying-power",
+        )
+    fee = body.fee_bps if body.fee_bps is not None else (row.fee_bps if row else Decimal(0))
+    terms = AccountTerms(body.margin_mode, leverage, body.allow_short, fee)
+    await runtime.store.put_buying_power(account_id, terms, body.cash, body.cash is not None)
+    return await _account(runtime, account_id)

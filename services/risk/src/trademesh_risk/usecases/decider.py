@@ -31,6 +31,7 @@ from trademesh_bus import Delivery
 from trademesh_bus.outbox import Outbox, Outgoing
 from trademesh_db import Database
 from trademesh_events.orders import (
+    AccountChanged,
     CancelAllOrders,
     CancelOrder,
     DenialReason,
@@ -45,6 +46,9 @@ from trademesh_events.orders import (
 from trademesh_events.topics import ORDERS_APPROVED, OrderIntent, get_topic
 from trademesh_observability import metrics
 from trademesh_observability.logging import get_logger
+from trademesh_trading import buying_power
+from trademesh_trading.buying_power import AccountTerms, Holdings, MarginMode
+from trademesh_trading.positions import cash_delta
 
 from trademesh_risk.engine import (
     AccountView,
@@ -82,6 +86,9 @@ class _Running:
     pending: dict[str, tuple[Decimal, Decimal]]
     open_orders: int
     recent_approvals: list[datetime]
+    cash: Decimal | None
+    terms: AccountTerms
+    reserved: Decimal
 
     @classmethod
     def of(cls, read: AccountState | None, today: date) -> _Running:
@@ -95,9 +102,12 @@ class _Running:
             pending=dict(read.pending),
             open_orders=read.open_orders,
             recent_approvals=list(read.recent_approvals),
+            cash=read.cash,
+            terms=read.terms,
+            reserved=read.reserved,
         )
 
-    def approved(self, order: SubmitOrder, at: datetime) -> None:
+    def approved(self, order: SubmitOrder, at: datetime, reserved: Decimal) -> None:
         buys, sells = self.pending.get(order.instrument_id, (ZERO, ZERO))
         if order.side == "buy":
             buys += order.quantity
@@ -106,6 +116,7 @@ class _Running:
         self.pending[order.instrument_id] = (buys, sells)
         self.open_orders += 1
         self.recent_approvals.append(at)
+        self.reserved += reserved
 
 
 class Decider:
@@ -232,11 +243,14 @@ class Decider:
         )
         limits = config.limits(event.account_id, event.instrument_id)
         denial = check(event, view, limits, config.rules_of(event.instrument_id), now)
+        reserved = ZERO
+        if denial is None:
+            denial, reserved = _buying_power(event, view, account)
         if view.state is TradingState.ACTIVE and breaches_daily_loss(view, limits):
             await self._reduce(conn, event.account_id)
             account.state = TradingState.REDUCING
         if denial is None:
-            account.approved(event, now)
+            account.approved(event, now, reserved)
             metrics.RISK_DECISIONS.labels(
                 service=self.service, decision="approved", reason=""
             ).inc()
@@ -255,6 +269,7 @@ class Decider:
             approved=denial is None,
             reason=None if denial is None else denial.reason.value,
             at=now,
+            reserved=reserved,
         )
         return decision, denial
 
@@ -342,11 +357,20 @@ class Decider:
             PositionRow(event.instrument_id, position, avg_price, held.realised + realised),
             realised_today,
             today,
+            cash_delta(event.side, event.last_qty, event.last_price, event.booked_fee),
         )
         if state is TradingState.ACTIVE:
             config = await self.config.get(conn, counted.config_version, [event.account_id])
             if daily_loss_reached(realised_today, config.limits(event.account_id, None)):
                 await self._reduce(conn, event.account_id)
+
+    async def on_account(self, conn: asyncpg.Connection, event: AccountChanged) -> None:
+        """Execution opened a paper account or changed its terms: its cash from now on (the
+        account's later fills move it) and its buying-power terms. The caller holds the lock."""
+        terms = AccountTerms(
+            MarginMode(event.margin_mode), event.max_leverage, event.allow_short, event.fee_bps
+        )
+        await self.store.set_buying_power(conn, event.account_id, terms, event.cash)
 
     async def on_finished(
         self, conn: asyncpg.Connection, event: OrderRejected | OrderCanceled | OrderExpired
@@ -400,3 +424,50 @@ def _order_fields(order: SubmitOrder) -> dict[str, str | None]:
         "side": order.side,
         "quantity": str(order.quantity),
     }
+
+
+def _buying_power(
+    order: SubmitOrder, view: AccountView, account: _Running
+) -> tuple[Denial | None, Decimal]:
+    """The trading library's buying-power rule on an order the other checks passed: a denial
+    (INSUFFICIENT_FUNDS with what it needs and what is available), or what it reserves. An
+    account never funded in risk (cash unknown) is not checked and reserves nothing."""
+    if account.cash is None:
+        return None, ZERO
+    price = buying_power.order_price(
+        side=order.side,
+        order_type=order.order_type.value,
+        limit_price=order.limit_price,
+        stop_price=order.stop_price,
+        last=view.prices.get(order.instrument_id),
+        # The library's collar, not the account's price_collar_bps (a fat-finger bound on limit
+        # prices, 10 % by default): the backtester values market orders the same way.
+        collar_bps=buying_power.DEFAULT_COLLAR_BPS,
+    )
+    if price is None:  # check() denied an order without a price already; kept for safety
+        return Denial(DenialReason.NO_MARKET_PRICE, "no price to value the order at"), ZERO
+    holdings = Holdings(
+        cash=account.cash,
+        positions=view.positions,
+        prices=view.prices,
+        reserved=account.reserved,
+        selling={i: sells for i, (_, sells) in view.pending.items()},
+        buying={i: buys for i, (buys, _) in view.pending.items()},
+    )
+    terms, instrument, side = account.terms, order.instrument_id, order.side
+    try:
+        short = buying_power.check(
+            terms,
+            holdings,
+            instrument_id=instrument,
+            side=side,
+            quantity=order.quantity,
+            price=price,
+        )
+    except ValueError as error:  # a margin account's position without a price
+        return Denial(DenialReason.NO_MARKET_PRICE, str(error)[:500]), ZERO
+    if short is not None:
+        return Denial(DenialReason.INSUFFICIENT_FUNDS, short.message(order.instrument_id)), ZERO
+    return None, buying_power.reservation(
+        terms, holdings, instrument_id=instrument, side=side, quantity=order.quantity, price=price
+    )

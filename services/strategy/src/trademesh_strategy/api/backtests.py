@@ -57,6 +57,12 @@ class StatsOut(BaseModel):
     exposure: float = Field(description="Share of bars with a position.")
     trades: int
     final_equity: MoneyAmount
+    refused_orders: int = Field(
+        0, description="Orders over the account's buying power when placed (risk denies them)."
+    )
+    refused_fills: int = Field(
+        0, description="Fills over it when they came (the paper venue cancels their orders)."
+    )
 
 
 class BacktestOut(BaseModel):

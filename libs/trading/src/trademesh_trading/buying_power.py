@@ -1,0 +1,240 @@
+"""Buying power: whether an account can pay for an order, the one rule that risk (before an order
+goes out), the paper venue (when it fills) and the backtester (both) apply.
+
+An account trades in one of two margin modes (`AccountTerms`):
+- `cash` (the default): no borrowing. A buy needs its cost (notional plus fee) in cash not
+  already reserved by pending orders; a sell needs the base asset held and not already being
+  sold, unless the account allows shorting, in which case the short part needs its full value in
+  cash as collateral.
+- `margin`, with a maximum leverage L >= 1: the account's gross exposure (every position at its
+  last price, plus what pending orders reserve) may reach L x its equity (cash plus positions at
+  their last prices). A short needs `allow_short` here too.
+
+The part of an order that reduces a position (selling what is held, buying back a short in
+margin mode) needs nothing: an account must always be able to get out. Spot buying back a short
+in cash mode pays cash like any buy.
+
+An order is valued at its worst price (`order_price`): its limit price for LIMIT and STOP_LIMIT,
+else the last price (or the stop price if beyond it) moved against the trader by a collar, since
+a market order fills at a price not known yet. Pure: Decimal in, Decimal out; no I/O, no clock.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from decimal import Decimal
+from enum import StrEnum
+from typing import Literal
+
+ZERO = Decimal(0)
+ONE = Decimal(1)
+BPS = Decimal(10_000)
+# How far a market or stop order's price is assumed to move against it from the last price when
+# the account sets no price collar: 1 %.
+DEFAULT_COLLAR_BPS = Decimal(100)
+
+
+class MarginMode(StrEnum):
+    CASH = "cash"
+    MARGIN = "margin"
+
+
+@dataclass(frozen=True)
+class AccountTerms:
+    """What an account may borrow and sell: its margin mode, the leverage of a margin account
+    (1 for a cash account), whether it may sell what it does not hold, and the fee rate its venue
+    charges (basis points of the notional)."""
+
+    mode: MarginMode = MarginMode.CASH
+    max_leverage: Decimal = ONE
+    allow_short: bool = False
+    fee_bps: Decimal = ZERO
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.max_leverage, Decimal) or not self.max_leverage.is_finite():
+            raise ValueError(f"max_leverage must be a finite Decimal, not {self.max_leverage!r}")
+        if self.max_leverage < ONE:
+            raise ValueError(f"max_leverage must be at least 1, not {self.max_leverage}")
+        if self.mode is MarginMode.CASH and self.max_leverage != ONE:
+            raise ValueError("a cash account borrows nothing: its max_leverage is 1")
+        if not self.fee_bps.is_finite() or self.fee_bps < 0:
+            raise ValueError(f"fee_bps must be a finite Decimal >= 0, not {self.fee_bps}")
+
+
+@dataclass(frozen=True)
+class Holdings:
+    """What the account has when an order is checked: cash, signed positions, the last price of
+    each instrument, the quote amount pending orders reserve (their worst-case cost, see
+    `reservation`), and per instrument the base quantity pending sells are already selling and
+    pending buys are buying.
+
+    Pending buys count as held for a sell: risk may decide the sell that closes a position
+    before it has seen the fill of the buy that opened it (two consumers of one topic), and
+    denying it then would be wrong; a sell still not covered when it fills is refused by the
+    venue (the paper venue's check has no pending orders)."""
+
+    cash: Decimal
+    positions: Mapping[str, Decimal] = field(default_factory=dict)
+    prices: Mapping[str, Decimal] = field(default_factory=dict)
+    reserved: Decimal = ZERO
+    selling: Mapping[str, Decimal] = field(default_factory=dict)
+    buying: Mapping[str, Decimal] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.reserved < 0:
+            raise ValueError(f"reserved must be >= 0, not {self.reserved}")
+
+
+@dataclass(frozen=True)
+class Shortfall:
+    """An order that does not fit: what it needs and what is available, in the quote currency
+    (`unit` "quote") or, for a sell of more than is held, in the base asset (`unit` "base")."""
+
+    needed: Decimal
+    available: Decimal
+    unit: Literal["quote", "base"]
+    mode: MarginMode
+
+    def message(self, instrument_id: str) -> str:
+        if self.unit == "base":
+            return (
+                f"insufficient funds: selling {_fmt(self.needed)} {instrument_id} needs it held; "
+                f"{_fmt(self.available)} is available and the account does not allow shorting"
+            )
+        return (
+            f"insufficient funds ({self.mode.value} account): the order needs "
+            f"{_fmt(self.needed)}, {_fmt(self.available)} is available"
+        )
+
+
+def _fmt(value: Decimal) -> str:
+    """A Decimal as people write it, without trailing zeros: 90.0910 is 90.091, 1E+3 is 1000."""
+    return f"{value.normalize():f}"
+
+
+def order_price(
+    *,
+    side: Literal["buy", "sell"],
+    order_type: str,
+    limit_price: Decimal | None,
+    stop_price: Decimal | None,
+    last: Decimal | None,
+    collar_bps: Decimal = DEFAULT_COLLAR_BPS,
+) -> Decimal | None:
+    """The worst price the order is valued at: the limit price of a LIMIT or STOP_LIMIT; else
+    the last price, or the stop price if it lies beyond it, moved by the collar against the
+    trader (up for a buy, down for a sell). None when there is no price to start from."""
+    if order_type in ("LIMIT", "STOP_LIMIT", "limit", "stop_limit"):
+        return limit_price
+    base = last
+    if stop_price is not None:
+        base = stop_price if base is None else (max if side == "buy" else min)(base, stop_price)
+    if base is None:
+        return None
+    moved = base * collar_bps / BPS
+    return base + moved if side == "buy" else base - moved
+
+
+def fee_of(notional: Decimal, terms: AccountTerms) -> Decimal:
+    return notional * terms.fee_bps / BPS
+
+
+def _growing(
+    side: Literal["buy", "sell"], quantity: Decimal, instrument_id: str, holdings: Holdings
+) -> Decimal:
+    """The part of the order that opens or grows a position (the rest reduces it); pending
+    sells count as already sold."""
+    position = holdings.positions.get(instrument_id, ZERO)
+    if side == "buy":
+        reducing = min(quantity, max(-position, ZERO))
+    else:
+        reducing = min(quantity, _sellable(holdings, instrument_id))
+    return quantity - reducing
+
+
+def _sellable(holdings: Holdings, instrument_id: str) -> Decimal:
+    """The base a sell may take without shorting: held, plus pending buys, less pending sells."""
+    held = holdings.positions.get(instrument_id, ZERO) + holdings.buying.get(instrument_id, ZERO)
+    return max(held - holdings.selling.get(instrument_id, ZERO), ZERO)
+
+
+def equity(holdings: Holdings) -> Decimal:
+    """Cash plus every position at its last price; ValueError names a position without one."""
+    total = holdings.cash
+    for instrument, quantity in sorted(holdings.positions.items()):
+        if quantity != 0:
+            total += quantity * _price(holdings, instrument)
+    return total
+
+
+def gross_exposure(holdings: Holdings) -> Decimal:
+    """Every position's absolute value at its last price, plus what pending orders reserve."""
+    total = holdings.reserved
+    for instrument, quantity in sorted(holdings.positions.items()):
+        if quantity != 0:
+            total += abs(quantity) * _price(holdings, instrument)
+    return total
+
+
+def _price(holdings: Holdings, instrument: str) -> Decimal:
+    price = holdings.prices.get(instrument)
+    if price is None:
+        raise ValueError(f"no last price for {instrument} to value its position at")
+    return price
+
+
+def reservation(
+    terms: AccountTerms,
+    holdings: Holdings,
+    *,
+    instrument_id: str,
+    side: Literal["buy", "sell"],
+    quantity: Decimal,
+    price: Decimal,
+) -> Decimal:
+    """The quote amount an order takes from buying power while it is pending: in a cash account
+    a buy's notional plus fee, a short sale's too (its collateral); in a margin account the value
+    of the part that grows the position, plus the fee; nothing for a sell of what is held."""
+    if quantity <= 0 or price <= 0:
+        raise ValueError(f"an order has a positive quantity and price, not {quantity} at {price}")
+    growing = _growing(side, quantity, instrument_id, holdings)
+    if terms.mode is MarginMode.CASH and side == "buy":
+        return quantity * price + fee_of(quantity * price, terms)
+    if growing == 0:
+        return ZERO
+    return growing * price + fee_of(quantity * price, terms)
+
+
+def check(
+    terms: AccountTerms,
+    holdings: Holdings,
+    *,
+    instrument_id: str,
+    side: Literal["buy", "sell"],
+    quantity: Decimal,
+    price: Decimal,
+) -> Shortfall | None:
+    """None when the order (valued at `price`, see `order_price`) fits the account's buying
+    power, else what it needs and what is available. Amounts are exact: needed == available
+    fits. A margin account's positions must have prices (ValueError names one without)."""
+    growing = _growing(side, quantity, instrument_id, holdings)
+    if side == "sell" and growing > 0 and not terms.allow_short:
+        return Shortfall(quantity, _sellable(holdings, instrument_id), "base", terms.mode)
+    needed = reservation(
+        terms, holdings, instrument_id=instrument_id, side=side, quantity=quantity, price=price
+    )
+    if needed == 0:
+        return None
+    # The part that reduces a position frees what it is worth first: a sale's proceeds in cash, a
+    # margin account's exposure (a spot buy that covers a short frees nothing: it pays cash).
+    freed = ZERO
+    if side == "sell" or terms.mode is MarginMode.MARGIN:
+        freed = (quantity - growing) * price
+    if terms.mode is MarginMode.CASH:
+        available = holdings.cash - holdings.reserved + freed
+    else:
+        available = equity(holdings) * terms.max_leverage - gross_exposure(holdings) + freed
+    if needed <= available:
+        return None
+    return Shortfall(needed, max(available, ZERO), "quote", terms.mode)

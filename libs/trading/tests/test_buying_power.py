@@ -1,0 +1,180 @@
+"""The buying-power rule, worked out by hand, and its edge cases over many random accounts."""
+
+from __future__ import annotations
+
+import random
+from decimal import Decimal as D
+
+import pytest
+from trademesh_trading.buying_power import (
+    AccountTerms,
+    Holdings,
+    MarginMode,
+    Shortfall,
+    check,
+    order_price,
+    reservation,
+)
+
+pytestmark = pytest.mark.unit
+
+CASH = AccountTerms(fee_bps=D(10))
+MARGIN = AccountTerms(MarginMode.MARGIN, max_leverage=D(2), allow_short=True, fee_bps=D(10))
+
+
+def test_cash_buy_that_costs_exactly_the_cash_fits() -> None:
+    # 9.99 x 1000 = 9990, fee 10 bps = 9.99: 9999.99 of 9999.99.
+    holdings = Holdings(cash=D("9999.99"))
+    assert (
+        check(CASH, holdings, instrument_id="X", side="buy", quantity=D("9.99"), price=D(1000))
+        is None
+    )
+
+
+def test_cash_buy_one_cent_over_is_short_with_the_figures() -> None:
+    holdings = Holdings(cash=D("9999.98"))
+    found = check(CASH, holdings, instrument_id="X", side="buy", quantity=D("9.99"), price=D(1000))
+    assert found == Shortfall(D("9999.99"), D("9999.98"), "quote", MarginMode.CASH)
+    assert "needs 9999.99" in found.message("X") and "9999.98 is available" in found.message("X")
+
+
+def test_cash_buy_counts_what_pending_orders_reserve() -> None:
+    holdings = Holdings(cash=D(10_000), reserved=D(6_000))
+    found = check(CASH, holdings, instrument_id="X", side="buy", quantity=D(5), price=D(1000))
+    assert found is not None and found.available == D(4_000) and found.needed == D(5_005)
+
+
+def test_cash_sell_of_what_is_held_fits_without_cash() -> None:
+    holdings = Holdings(cash=D(0), positions={"X": D(3)}, prices={"X": D(10)})
+    assert check(CASH, holdings, instrument_id="X", side="sell", quantity=D(3), price=D(10)) is None
+
+
+def test_cash_sell_beyond_holdings_without_shorting_is_short_in_base_units() -> None:
+    holdings = Holdings(cash=D(1_000_000), positions={"X": D(3)}, selling={"X": D(1)})
+    found = check(CASH, holdings, instrument_id="X", side="sell", quantity=D(3), price=D(10))
+    assert found == Shortfall(D(3), D(2), "base", MarginMode.CASH)
+    assert "does not allow shorting" in found.message("X")
+
+
+def test_cash_short_when_allowed_needs_full_collateral() -> None:
+    terms = AccountTerms(allow_short=True)
+    holdings = Holdings(cash=D(100))
+    assert (
+        check(terms, holdings, instrument_id="X", side="sell", quantity=D(10), price=D(10)) is None
+    )
+    found = check(terms, holdings, instrument_id="X", side="sell", quantity=D(11), price=D(10))
+    assert found is not None and found.needed == D(110) and found.available == D(100)
+
+
+def test_margin_buy_up_to_leverage_times_equity() -> None:
+    # equity 10,000 at 2x: 20,000 of exposure, 5,000 already held.
+    holdings = Holdings(cash=D(5_000), positions={"Y": D(50)}, prices={"Y": D(100)})
+    terms = AccountTerms(MarginMode.MARGIN, max_leverage=D(2))
+    assert (
+        check(terms, holdings, instrument_id="X", side="buy", quantity=D(15), price=D(1000)) is None
+    )
+    found = check(terms, holdings, instrument_id="X", side="buy", quantity=D(16), price=D(1000))
+    assert found == Shortfall(D(16_000), D(15_000), "quote", MarginMode.MARGIN)
+
+
+def test_margin_reducing_order_always_fits_even_underwater() -> None:
+    holdings = Holdings(cash=D(-20_000), positions={"X": D(10)}, prices={"X": D(1000)})
+    assert (
+        check(MARGIN, holdings, instrument_id="X", side="sell", quantity=D(10), price=D(990))
+        is None
+    )
+
+
+def test_margin_flip_pays_only_for_the_new_side() -> None:
+    holdings = Holdings(cash=D(0), positions={"X": D(10)}, prices={"X": D(100)})
+    # equity 1000, exposure 1000, room 1000 at 2x; selling 15 opens a short of 5 (500 + fee 1.5).
+    assert reservation(
+        MARGIN, holdings, instrument_id="X", side="sell", quantity=D(15), price=D(100)
+    ) == D("501.5")
+    assert (
+        check(MARGIN, holdings, instrument_id="X", side="sell", quantity=D(15), price=D(100))
+        is None
+    )
+
+
+def test_margin_position_without_a_price_cannot_be_valued() -> None:
+    holdings = Holdings(cash=D(1000), positions={"Y": D(1)})
+    with pytest.raises(ValueError, match="no last price for Y"):
+        check(MARGIN, holdings, instrument_id="X", side="buy", quantity=D(1), price=D(1))
+
+
+def test_cash_account_cannot_have_leverage() -> None:
+    with pytest.raises(ValueError, match="max_leverage is 1"):
+        AccountTerms(MarginMode.CASH, max_leverage=D(2))
+    with pytest.raises(ValueError, match="at least 1"):
+        AccountTerms(MarginMode.MARGIN, max_leverage=D("0.5"))
+
+
+@pytest.mark.parametrize(
+    ("side", "kind", "limit", "stop", "last", "price"),
+    [
+        ("buy", "LIMIT", D(90), None, D(100), D(90)),
+        ("buy", "MARKET", None, None, D(100), D(101)),
+        ("sell", "MARKET", None, None, D(100), D(99)),
+        ("buy", "STOP", None, D(110), D(100), D("111.1")),
+        ("sell", "STOP", None, D(90), D(100), D("89.1")),
+        ("buy", "STOP_LIMIT", D(112), D(110), D(100), D(112)),
+        ("buy", "MARKET", None, None, None, None),
+    ],
+)
+def test_order_price_is_the_limit_or_the_collared_last(
+    side: str, kind: str, limit: D | None, stop: D | None, last: D | None, price: D | None
+) -> None:
+    assert (
+        order_price(side=side, order_type=kind, limit_price=limit, stop_price=stop, last=last)
+        == price
+    )  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_properties_over_random_accounts(seed: int) -> None:
+    """Whatever the account: a fitting order leaves cash (cash mode) or exposure (margin mode)
+    within bounds once reserved; the figures of a shortfall say needed > available; a smaller
+    order never fails where a larger one of the same kind fits."""
+    rng = random.Random(seed)
+    mode = rng.choice([MarginMode.CASH, MarginMode.MARGIN])
+    terms = AccountTerms(
+        mode,
+        max_leverage=D(1) if mode is MarginMode.CASH else D(rng.randint(1, 5)),
+        allow_short=rng.random() < 0.5,
+        fee_bps=D(rng.randint(0, 50)),
+    )
+    price = D(rng.randint(1, 10_000)) / 100
+    position = D(rng.randint(-20, 20))
+    holdings = Holdings(
+        cash=D(rng.randint(0, 100_000)) / 10,
+        positions={"X": position},
+        prices={"X": price},
+        reserved=D(rng.randint(0, 2_000)),
+        selling={"X": D(rng.randint(0, 5))},
+    )
+    side = rng.choice(["buy", "sell"])
+    quantity = D(rng.randint(1, 100))
+    found = check(terms, holdings, instrument_id="X", side=side, quantity=quantity, price=price)  # type: ignore[arg-type]
+    if found is not None:
+        assert found.needed > found.available >= 0
+        return
+    cost = reservation(
+        terms, holdings, instrument_id="X", side=side, quantity=quantity, price=price
+    )  # type: ignore[arg-type]
+    assert cost >= 0
+    if cost and mode is MarginMode.CASH:
+        assert holdings.cash - holdings.reserved - cost >= 0
+    smaller = quantity - 1
+    if smaller > 0:
+        assert (
+            check(terms, holdings, instrument_id="X", side=side, quantity=smaller, price=price)
+            is None
+        )  # type: ignore[arg-type]
+
+
+def test_a_pending_buy_counts_as_held_for_a_sell() -> None:
+    holdings = Holdings(cash=D(0), buying={"X": D(2)}, selling={"X": D(1)})
+    assert check(CASH, holdings, instrument_id="X", side="sell", quantity=D(1), price=D(10)) is None
+    found = check(CASH, holdings, instrument_id="X", side="sell", quantity=D(2), price=D(10))
+    assert found == Shortfall(D(2), D(1), "base", MarginMode.CASH)
