@@ -282,7 +282,7 @@ class AccountChanged(Event):
     venue: Annotated[str, StringConstraints(min_length=1, max_length=32)]
     cash: Money
     margin_mode: Literal["cash", "margin"]
-    max_leverage: Annotated[Decimal, Field(ge=1, allow_inf_nan=False)]
+    max_leverage: Annotated[Price, Field(ge=1)]
     allow_short: bool
     fee_bps: NonNegative
     changed_at: UtcDateTime

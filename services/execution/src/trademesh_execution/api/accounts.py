@@ -56,7 +56,7 @@ class AccountCreate(BaseModel):
         description="`cash`: no borrowing, a sell needs the asset held unless `allow_short`; "
         "`margin`: gross exposure up to `max_leverage` x equity (paper charges no financing).",
     )
-    max_leverage: Decimal = Field(
+    max_leverage: Amount = Field(
         Decimal(1), ge=1, le=100, max_digits=6, decimal_places=2, description="Admin only."
     )
     allow_short: bool = False
@@ -86,7 +86,7 @@ class AccountOut(BaseModel):
     created_at: datetime
     api_key_masked: str | None = Field(None, description="Exchange accounts: the key, masked.")
     margin_mode: MarginMode
-    max_leverage: Decimal
+    max_leverage: Amount
     allow_short: bool
 
 
@@ -193,7 +193,7 @@ class TermsIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     margin_mode: MarginMode
-    max_leverage: Decimal | None = Field(None, ge=1, le=100, max_digits=6, decimal_places=2)
+    max_leverage: Amount | None = Field(None, ge=1, le=100, max_digits=6, decimal_places=2)
     allow_short: bool = False
 
 

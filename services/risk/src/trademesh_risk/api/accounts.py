@@ -85,29 +85,29 @@ class BuyingPowerIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     margin_mode: MarginMode = MarginMode.CASH
-    max_leverage: Annotated[Decimal, Field(ge=1, le=100, max_digits=6, decimal_places=2)] | None = (
+    max_leverage: Annotated[Amount, Field(ge=1, le=100, max_digits=6, decimal_places=2)] | None = (
         Field(None, description="Admin only (margin). Left out: kept; 1 for a cash account.")
     )
     allow_short: bool = False
-    cash: Annotated[Decimal, Field(ge=0, max_digits=30, decimal_places=12)] | None = Field(
+    cash: Annotated[Amount, Field(ge=0, max_digits=30, decimal_places=12)] | None = Field(
         None,
         description="The account's cash as risk counts it from now on (fills move it). Left "
         "out: unchanged.",
     )
-    fee_bps: Annotated[Decimal, Field(ge=0, le=1000, max_digits=8, decimal_places=4)] | None = (
-        Field(None, description="The fee rate orders are costed at. Left out: kept.")
+    fee_bps: Annotated[Amount, Field(ge=0, le=1000, max_digits=8, decimal_places=4)] | None = Field(
+        None, description="The fee rate orders are costed at. Left out: kept."
     )
 
 
 class BuyingPowerOut(BaseModel):
     margin_mode: MarginMode
-    max_leverage: Decimal
+    max_leverage: Amount
     allow_short: bool
-    fee_bps: Decimal
-    cash: Decimal | None = Field(
+    fee_bps: Amount
+    cash: MoneyAmount | None = Field(
         description="Cash as risk counts it (null: never funded, orders not checked for cash)."
     )
-    reserved: Decimal = Field(description="What open approved orders reserve of it.")
+    reserved: MoneyAmount = Field(description="What open approved orders reserve of it.")
 
 
 class PositionOut(BaseModel):
