@@ -68,12 +68,17 @@ def _reset_global_tracer_provider() -> None:
 
 @pytest.fixture
 def fresh_tracing(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    """No global tracer provider and no OTEL_* variables, before and after the test."""
+    """No global tracer provider and no OTEL_* variables during the test; afterwards the provider
+    of before is back, untouched: modules of other packages bound their tracers to it when they
+    were imported (trademesh_bus's), and later tests in this process attach exporters to it."""
     for var in _OTEL_VARS:
         monkeypatch.delenv(var, raising=False)
-    _reset_global_tracer_provider()
+    saved = (trace._TRACER_PROVIDER, trace._TRACER_PROVIDER_SET_ONCE)
+    trace._TRACER_PROVIDER_SET_ONCE = Once()
+    trace._TRACER_PROVIDER = None
     yield
-    _reset_global_tracer_provider()
+    _reset_global_tracer_provider()  # the test's own provider, shut down
+    trace._TRACER_PROVIDER, trace._TRACER_PROVIDER_SET_ONCE = saved
 
 
 @pytest.fixture
