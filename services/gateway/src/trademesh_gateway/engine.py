@@ -219,6 +219,8 @@ ROUTES: tuple[Route, ...] = (
        "Engage or release the account's kill switch", ownership="account", owned="account_id"),
     _r("POST", "/accounts/{account_id}/state", "risk", "admin",
        "Set an account's trading state"),
+    _r("PUT", "/accounts/{account_id}/buying-power", "risk", "admin",
+       "Override risk's copy of an account's buying power"),
     _r("GET", "/kill-switch", "risk", "viewer", "The platform-wide kill switch"),
     _r("POST", "/kill-switch", "risk", "admin", "Engage or release the platform-wide kill switch"),
     _r("GET", "/instruments/rules", "risk", "viewer", "An instrument's rules in force"),
