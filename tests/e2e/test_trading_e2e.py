@@ -165,6 +165,32 @@ def test_a_user_trades_through_the_gateway_and_the_audit_log_holds_every_step(
         listed = http.get("/api/v1/orders", params={"status": "DENIED"}, headers=me).json()
         assert denied_id in {o["client_order_id"] for o in listed["items"]}
 
+        # More than the cash pays for: denied for funds, with the figures, read back as well.
+        small = http.post("/api/v1/accounts", json={"name": "e2e small", "cash": "1"}, headers=me)
+        assert small.status_code == 201, small.text
+        poor = small.json()["account_id"]
+
+        def funded() -> bool:  # risk has heard of the account's cash (AccountChanged)
+            seen = http.get(f"/api/v1/accounts/{poor}/risk", headers=me)
+            return seen.status_code == 200 and seen.json()["buying_power"]["cash"] == "1"
+
+        eventually(funded, 30, "risk told the new account's cash")
+        unpaid = http.post(
+            "/api/v1/orders",
+            json={**order, "account_id": poor, "quantity": "1", "limit_price": str(limit)},
+            headers=me,
+        )
+        assert unpaid.status_code == 202, unpaid.text
+        unpaid_id = unpaid.json()["client_order_id"]
+
+        def read_unpaid() -> dict[str, Any] | None:
+            got = http.get(f"/api/v1/orders/{unpaid_id}", headers=me).json()
+            return got if got["status"] == "DENIED" else None
+
+        refused = eventually(read_unpaid, 60, "the unpaid order denied")
+        assert refused["reason_code"] == "INSUFFICIENT_FUNDS", refused
+        assert "1 is available" in refused["reason"], refused
+
         # The bot stops.
         stopped = http.post(f"/api/v1/bots/{bot_id}/stop", headers=me)
         assert stopped.status_code == 200 and stopped.json()["state"] == "STOPPED", stopped.text
