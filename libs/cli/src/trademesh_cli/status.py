@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -84,24 +84,34 @@ def readiness(
     return out
 
 
-async def consumer_lag(bootstrap: str, security: Mapping[str, Any] | None = None) -> list[Lag]:
-    """For every consumer group: per topic it has committed on, end offsets minus committed.
+async def consumer_lag(
+    bootstrap: str,
+    security: Mapping[str, Any] | None = None,
+    topics: Sequence[str] | None = None,
+) -> list[Lag]:
+    """For every consumer group: per topic it has committed on, end offsets minus committed
+    (the registry's topics, or `topics`).
 
     A group named `<service group>.<topic>` (with `.<instance>` after it where every replica
     reads everything: ticks for risk, the gateway's event stream) reads that topic; a group
     whose name holds no topic (one consumer for several topics, e.g. `execution.md`) is asked
     for its committed offsets on every topic, and the topics it has any on are its own.
     Committed offsets are read the way the consumers read them (OffsetFetch through a group
-    coordinator): Tansu does not answer the admin client's version of that request.
+    coordinator): Tansu does not answer the admin client's version of that request. End offsets
+    are checked against the partition's last records (`_true_ends`).
     """
     from trademesh_events.topics import TOPICS
 
-    known = sorted((spec.name for spec in TOPICS), key=len, reverse=True)
+    names = [spec.name for spec in TOPICS] if topics is None else list(topics)
+    known = sorted(names, key=len, reverse=True)
     tls_sasl = dict(security or {})  # aiokafka's TLS/SASL arguments (bus client_security)
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, **tls_sasl)
-    reader = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, **tls_sasl)
+    reader = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap, enable_auto_commit=False, fetch_max_wait_ms=50, **tls_sasl
+    )
     await admin.start()
     await reader.start()
+    true_ends: dict[TopicPartition, int] = {}
     try:
         await reader.topics()  # the cluster's metadata, for partitions_for_topic
         groups = sorted(str(g[0]) for g in await admin.list_consumer_groups())
@@ -123,7 +133,7 @@ async def consumer_lag(bootstrap: str, security: Mapping[str, Any] | None = None
                     committed = [await member.committed(tp) for tp in partitions]
                     if named is None and all(done is None for done in committed):
                         continue  # not a topic of this group
-                    ends = await reader.end_offsets(partitions)
+                    ends = await _true_ends(reader, partitions, true_ends)
                     lag = sum(
                         max(ends[tp] - (done or 0), 0)
                         for tp, done in zip(partitions, committed, strict=True)
@@ -135,6 +145,31 @@ async def consumer_lag(bootstrap: str, security: Mapping[str, Any] | None = None
     finally:
         await reader.stop()
         await admin.close()
+
+
+async def _true_ends(
+    reader: AIOKafkaConsumer, partitions: list[TopicPartition], known: dict[TopicPartition, int]
+) -> dict[TopicPartition, int]:
+    """The offset after each partition's last record (remembered in `known` for the call).
+
+    The end offset a broker lists is not trusted as it is: Tansu answers the base offset of the
+    last batch plus one, not the offset after its last record (20 records produced in one batch
+    after 0 are listed as ending at 1, not 20), so a group that has read only the first record
+    of a batch would show no lag. A fetch from the listed end's record returns that whole batch,
+    whose last record gives the real end; on Kafka and Redpanda it returns the record before the
+    listed end, and the end stays as listed. One small fetch per partition with records."""
+    wanted = [tp for tp in partitions if tp not in known]
+    if wanted:
+        listed = await reader.end_offsets(wanted)
+        for tp in wanted:
+            end = listed[tp]
+            if end > 0:
+                reader.assign([tp])
+                reader.seek(tp, end - 1)
+                fetched = await reader.getmany(tp, timeout_ms=2000)
+                end = max([end, *(record.offset + 1 for record in fetched.get(tp, []))])
+            known[tp] = end
+    return {tp: known[tp] for tp in partitions}
 
 
 def demo_bot(home: Path, gateway: str) -> dict[str, str] | None:
