@@ -4,7 +4,11 @@ own; and that the server believes nobody's by itself."""
 from __future__ import annotations
 
 import asyncio
+import signal
 import socket
+import subprocess
+import sys
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -155,3 +159,42 @@ async def test_without_a_metrics_port_the_api_serves_metrics(service: str) -> No
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://service") as api:
         assert (await api.get("/metrics")).status_code == 200
+
+
+def test_ctrl_c_stops_a_service_cleanly_without_a_traceback() -> None:
+    """SIGINT (Ctrl-C on `make run`) shuts the app down with its lifespan, then the process ends
+    with 130, as an interrupted command does; uvicorn's re-raised KeyboardInterrupt must not end
+    the service's log with a traceback."""
+    port = _free_port()
+    script = (
+        "import sys\n"
+        "from fastapi import FastAPI\n"
+        "from contextlib import asynccontextmanager\n"
+        "from trademesh_http.server import serve\n"
+        "@asynccontextmanager\n"
+        "async def life(app):\n"
+        "    print('up', flush=True)\n"
+        "    yield\n"
+        "    print('shut down', flush=True)\n"
+        f"serve(FastAPI(lifespan=life), '127.0.0.1', {port})\n"
+    )
+    child = subprocess.Popen(
+        [sys.executable, "-c", script], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            assert child.poll() is None, child.communicate()
+            assert time.monotonic() < deadline, "the server did not start"
+            try:
+                if httpx.get(f"http://127.0.0.1:{port}/docs", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                time.sleep(0.05)
+        child.send_signal(signal.SIGINT)
+        out, err = child.communicate(timeout=30)
+    finally:
+        child.kill()
+    assert child.returncode == 130, (child.returncode, err)
+    assert "shut down" in out
+    assert "Traceback" not in err, err

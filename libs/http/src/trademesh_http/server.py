@@ -31,8 +31,17 @@ def server(app: Any, host: str, port: int) -> uvicorn.Server:
 
 
 def serve(app: Any, host: str, port: int) -> None:
-    """Serve until SIGTERM/SIGINT, then shut down gracefully (lifespan shutdown runs)."""
-    server(app, host, port).run()
+    """Serve until SIGTERM/SIGINT, then shut down gracefully (lifespan shutdown runs).
+
+    uvicorn raises the signal again once it has shut down, so that the process ends as the
+    signal says; for SIGINT (Ctrl-C reaches every process of `make run`'s group) that is a
+    KeyboardInterrupt, whose traceback would end every service's JSON log after its clean
+    "stopped" line. The shutdown is complete by then: the process exits with the code a shell
+    gives an interrupted command (130), and no traceback."""
+    try:
+        server(app, host, port).run()
+    except KeyboardInterrupt:
+        raise SystemExit(130) from None
 
 
 async def serve_async(app: Any, host: str, port: int) -> None:
