@@ -39,11 +39,12 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from trademesh_db import Database
 from trademesh_events.ids import InstrumentId
 from trademesh_events.marketdata import Bar
-from trademesh_events.money import Amount, MoneyAmount, plain, plain_money
+from trademesh_events.money import Amount, MoneyAmount, plain
 from trademesh_observability import metrics
 from trademesh_observability.logging import get_logger
 from trademesh_trading.backtest import Backtester, BacktestResult, Sizing
 from trademesh_trading.buying_power import AccountTerms, MarginMode
+from trademesh_trading.currencies import money_in, quote_currency
 from trademesh_trading.fills import FillModel
 from trademesh_trading.registry import StrategyRegistry, UnknownStrategy
 from trademesh_trading.strategy import Strategy
@@ -231,12 +232,14 @@ def run_backtest(
         sizing=spec.sizing,
         terms=AccountTerms(spec.margin_mode, spec.max_leverage, spec.allow_short),
     )
-    return result_data(backtester.run(bars), len(bars))
+    return result_data(backtester.run(bars), len(bars), quote_currency(spec.instrument_id))
 
 
-def result_data(result: BacktestResult, bars: int) -> dict[str, Any]:
+def result_data(result: BacktestResult, bars: int, currency: str | None) -> dict[str, Any]:
     """A BacktestResult as plain data: statistics as floats (the duration in seconds, the final
-    equity a decimal string), trades and the equity curve with decimal strings and ISO times."""
+    equity a decimal string), trades and the equity curve with decimal strings and ISO times.
+    Money (equity, PnL, fees) is at the places of `currency`, the instrument's quote currency
+    (trademesh_trading.currencies: USD 2, a crypto asset 8, unknown 8)."""
     stats = result.stats
     return {
         "stats": {
@@ -250,7 +253,7 @@ def result_data(result: BacktestResult, bars: int) -> dict[str, Any]:
             "profit_factor": stats.profit_factor,
             "exposure": stats.exposure,
             "trades": stats.trades,
-            "final_equity": plain_money(stats.final_equity),
+            "final_equity": money_in(stats.final_equity, currency),
             "refused_orders": stats.refused_orders,
             "refused_fills": stats.refused_fills,
         },
@@ -262,12 +265,14 @@ def result_data(result: BacktestResult, bars: int) -> dict[str, Any]:
                 "entry_price": plain(trade.entry_price),
                 "exit_time": None if trade.exit_time is None else trade.exit_time.isoformat(),
                 "exit_price": None if trade.exit_price is None else plain(trade.exit_price),
-                "pnl": plain_money(trade.pnl),
-                "fees": plain_money(trade.fees),
+                "pnl": money_in(trade.pnl, currency),
+                "fees": money_in(trade.fees, currency),
             }
             for trade in result.trades
         ],
-        "equity": [[moment.isoformat(), plain_money(value)] for moment, value in result.equity],
+        "equity": [
+            [moment.isoformat(), money_in(value, currency)] for moment, value in result.equity
+        ],
         "bars": bars,
     }
 

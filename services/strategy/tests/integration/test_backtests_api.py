@@ -22,12 +22,12 @@ import pytest
 from fastapi import FastAPI
 from trademesh_db import Database, migrate
 from trademesh_events.marketdata import Bar
-from trademesh_events.money import MONEY_PLACES, plain_money, to_places
 from trademesh_testing.marketdata import finished, history, start_replay
 from trademesh_testing.tokens import bearer
 from trademesh_testing.waiting import eventually
 from trademesh_trading.backtest import Backtester, BacktestResult
 from trademesh_trading.buying_power import AccountTerms
+from trademesh_trading.currencies import in_currency, money_in
 from trademesh_trading.fills import FillModel
 from trademesh_trading.registry import StrategyRegistry
 
@@ -40,6 +40,7 @@ from trademesh_strategy.history import MarketData
 pytestmark = pytest.mark.integration
 
 START, END = "2006-01-01T00:00:00Z", "2011-01-01T00:00:00Z"  # 1259 of the fixture's 2148 days
+QUOTE = "USD"  # the replayed instruments are priced in it (trademesh_testing.marketdata): 2 places
 MAX_BARS = 1500
 MAX_COMBINATIONS = 8
 FLOAT_STATS = (
@@ -160,14 +161,14 @@ def assert_stats(stats: dict[str, Any], expected: BacktestResult) -> None:
     duration = expected.stats.max_drawdown_duration.total_seconds()
     assert stats["max_drawdown_duration"] == duration
     assert stats["trades"] == expected.stats.trades == len(expected.trades)
-    # money as the API writes it: rounded to its places, plain
-    assert stats["final_equity"] == plain_money(expected.stats.final_equity)
+    # money as the API writes it: rounded to the places of the quote currency, plain
+    assert stats["final_equity"] == money_in(expected.stats.final_equity, QUOTE)
     assert stats["refused_orders"] == expected.stats.refused_orders
     assert stats["refused_fills"] == expected.stats.refused_fills
 
 
 def money(value: Decimal) -> Decimal:
-    return to_places(value, MONEY_PLACES)
+    return in_currency(value, QUOTE)
 
 
 def trade_rows(trades: list[dict[str, Any]]) -> list[tuple[Any, ...]]:

@@ -15,7 +15,7 @@ from uuid import uuid4
 import pytest
 from pydantic import ValidationError
 from trademesh_events.marketdata import Bar
-from trademesh_events.money import DECIMAL_PATTERN, MONEY_PLACES, plain_money, to_places
+from trademesh_events.money import DECIMAL_PATTERN, plain, to_places
 from trademesh_trading.backtest import Backtester, Sizing
 from trademesh_trading.builtin import SmaCross, SmaCrossConfig
 from trademesh_trading.fills import FillModel
@@ -265,9 +265,10 @@ def test_the_process_function_gives_what_the_backtester_gives(change: dict[str, 
     assert got == run_backtest(request, data, SmaCross)  # the service's class, or the registry's
     json.dumps(got)  # plain data, picklable and storable
     assert got["bars"] == len(data)
-    # money is stored as the API returns it: rounded to the money places, written plain
-    assert got["stats"]["final_equity"] == plain_money(expected.stats.final_equity)
-    assert Decimal(got["stats"]["final_equity"]) == to_places(expected.equity[-1][1], MONEY_PLACES)
+    # money is stored as the API returns it: rounded to the places of the instrument's quote
+    # currency (USD: 2), written plain
+    assert got["stats"]["final_equity"] == plain(to_places(expected.stats.final_equity, 2))
+    assert Decimal(got["stats"]["final_equity"]) == to_places(expected.equity[-1][1], 2)
     assert got["stats"]["trades"] == len(expected.trades)
     for name in ("total_return", "sharpe", "sortino", "max_drawdown", "win_rate", "exposure"):
         assert got["stats"][name] == getattr(expected.stats, name), name
@@ -294,13 +295,13 @@ def test_the_process_function_gives_what_the_backtester_gives(change: dict[str, 
             t.entry_price,
             t.exit_time,
             t.exit_price,
-            to_places(t.pnl, MONEY_PLACES),
-            to_places(t.fees, MONEY_PLACES),
+            to_places(t.pnl, 2),
+            to_places(t.fees, 2),
         )
         for t in expected.trades
     ]
     assert [(datetime.fromisoformat(t), Decimal(v)) for t, v in got["equity"]] == [
-        (t, to_places(v, MONEY_PLACES)) for t, v in expected.equity
+        (t, to_places(v, 2)) for t, v in expected.equity
     ]
     assert all(re.fullmatch(DECIMAL_PATTERN, v) for _, v in got["equity"])
 

@@ -15,6 +15,7 @@ from trademesh_events.money import Amount, MoneyAmount
 from trademesh_http import ProblemError
 from trademesh_http.pagination import Page, PageDep, paginate
 from trademesh_trading.backtest import Sizing
+from trademesh_trading.currencies import in_currency, quote_currency
 from trademesh_trading.registry import InvalidParameters, UnknownStrategy
 from trademesh_trading.timeframes import Timeframe
 
@@ -119,6 +120,7 @@ class OrderOut(BaseModel):
 
 
 def _out(bot: BotRecord) -> BotOut:
+    quote = quote_currency(bot.instrument_id)  # the bot's cash is an amount of it
     return BotOut(
         bot_id=bot.bot_id,
         name=bot.name,
@@ -129,11 +131,11 @@ def _out(bot: BotRecord) -> BotOut:
         account_id=bot.account_id,
         venue=bot.venue,
         sizing=bot.sizing,
-        capital=bot.capital,
+        capital=in_currency(bot.capital, quote),
         state=bot.state,
         error=bot.error,
         position=bot.position,
-        cash=bot.cash,
+        cash=in_currency(bot.cash, quote),
         warm_from=bot.warm_from,
         last_bar_time=bot.last_bar_time,
         bars_seen=bot.bars_seen,
