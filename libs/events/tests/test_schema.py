@@ -25,7 +25,8 @@ KNOWN_KEYWORDS = {
     "$defs", "$ref", "additionalProperties", "anyOf", "oneOf", "allOf", "const", "default",
     "description", "discriminator", "enum", "exclusiveMinimum", "format", "items", "maxItems",
     "maxLength", "minimum", "minItems", "minLength", "pattern", "prefixItems", "properties",
-    "required", "title", "type", "maximum", "exclusiveMaximum",
+    "required", "title", "type", "maximum", "exclusiveMaximum", "patternProperties",
+    "maxProperties",
 }  # fmt: skip
 
 
@@ -62,6 +63,9 @@ def _check_structure(node: Any, root: dict[str, Any]) -> None:
                 _check_structure(child, root)
     if isinstance(node.get("items"), dict):
         _check_structure(node["items"], root)
+    for pattern, child in node.get("patternProperties", {}).items():
+        re.compile(pattern)
+        _check_structure(child, root)
     if "pattern" in node:
         re.compile(node["pattern"])
     if "enum" in node:
@@ -118,9 +122,14 @@ def _validate(instance: Any, node: dict[str, Any], root: dict[str, Any]) -> bool
             return False
         if node.get("additionalProperties") is False and not set(instance) <= set(props):
             return False
+        if "maxProperties" in node and len(instance) > node["maxProperties"]:
+            return False
         for key, value in instance.items():
             if key in props and not _validate(value, props[key], root):
                 return False
+            for pattern, child in node.get("patternProperties", {}).items():
+                if re.search(pattern, key) and not _validate(value, child, root):
+                    return False
     if isinstance(instance, list) and isinstance(node.get("items"), dict):
         return all(_validate(v, node["items"], root) for v in instance)
     return True
@@ -183,6 +192,13 @@ def test_decimal_fields_are_plain_decimal_strings(
     assert _validate("12345678.123456789", prop, {})
     assert not _validate("1.2E+7", prop, {})
     assert _validate("0", prop, {}) is not positive
+
+
+def test_an_accounts_holdings_are_decimal_strings_by_currency() -> None:
+    prop = json_schemas()[orders.AccountChanged.event_type()]["properties"]["holdings"]
+    assert _validate({"BTC": "0.0015", "ETH": "2"}, prop, {}) and _validate(None, prop, {})
+    assert not _validate({"BTC": "1.5E-3"}, prop, {})
+    assert not _validate({"BTC": "-1"}, prop, {})
 
 
 def test_optional_decimal_field_allows_null() -> None:

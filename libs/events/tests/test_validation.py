@@ -360,6 +360,40 @@ def test_fill_last_qty_cannot_exceed_cum_qty(sample_kwargs: Kwargs) -> None:
     assert equal.last_qty == equal.cum_qty
 
 
+def test_an_exchange_accounts_change_carries_its_currency_and_holdings(
+    sample_kwargs: Kwargs,
+) -> None:
+    """An exchange account's figures from its venue round-trip exactly, as decimal strings."""
+    venue = {"venue": "binance", "currency": "USDT", "holdings": {"BTC": Decimal("0.00150000")}}
+    event = orders.AccountChanged(**sample_kwargs(orders.AccountChanged, **venue))
+    wire = event.model_dump(mode="json")
+    assert (wire["currency"], wire["holdings"]) == ("USDT", {"BTC": "0.0015"})
+    assert orders.AccountChanged.model_validate_json(event.model_dump_json()) == event
+    paper = orders.AccountChanged(**sample_kwargs(orders.AccountChanged))
+    assert (paper.currency, paper.holdings) == (None, None)
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"holdings": {"BTC": Decimal(1)}}, "holdings come with the account's currency"),
+        (
+            {"currency": "USDT", "holdings": {"USDT": Decimal(1)}},
+            "the account's currency is its cash",
+        ),
+        ({"currency": "USDT", "holdings": {"BTC": Decimal(-1)}}, "holdings.BTC"),
+        ({"currency": "USDT", "holdings": {"BTC": 0.5}}, "holdings.BTC"),
+        ({"currency": "US DT"}, "currency"),
+        ({"currency": "USDT", "holdings": {"": Decimal(1)}}, "holdings"),
+    ],
+)
+def test_an_accounts_venue_figures_are_refused_when_inconsistent(
+    changes: dict[str, Any], message: str, sample_kwargs: Kwargs
+) -> None:
+    with pytest.raises(ValidationError, match=message):
+        orders.AccountChanged(**sample_kwargs(orders.AccountChanged, **changes))
+
+
 @pytest.mark.parametrize(
     ("field", "value"),
     [("fee_currency", ""), ("fee_currency", "X" * 17), ("liquidity", "both"), ("side", "hold")],

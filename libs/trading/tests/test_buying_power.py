@@ -11,10 +11,13 @@ from trademesh_trading.buying_power import (
     Holdings,
     MarginMode,
     Shortfall,
+    at_venue,
     check,
     order_price,
     reservation,
+    venue_moves,
 )
+from trademesh_trading.currencies import currencies_of
 
 pytestmark = pytest.mark.unit
 
@@ -178,3 +181,85 @@ def test_a_pending_buy_counts_as_held_for_a_sell() -> None:
     assert check(CASH, holdings, instrument_id="X", side="sell", quantity=D(1), price=D(10)) is None
     found = check(CASH, holdings, instrument_id="X", side="sell", quantity=D(2), price=D(10))
     assert found == Shortfall(D(2), D(1), "base", MarginMode.CASH)
+
+
+# ---- exchange accounts ----------------------------------------------------------------------
+
+BTC = "binance:BTC/USDT"
+
+
+@pytest.mark.parametrize(
+    ("instrument", "pair"),
+    [
+        ("binance:BTC/USDT", ("BTC", "USDT")),
+        ("binance:eth/btc", ("ETH", "BTC")),
+        ("binance:BTC/USDT:USDT", ("BTC", "USDT")),
+        ("nasdaq:GOOG", None),
+        ("binance:/USDT", None),
+        ("binance:BTC/", None),
+    ],
+)
+def test_an_instruments_currencies_are_its_base_and_quote(
+    instrument: str, pair: tuple[str, str] | None
+) -> None:
+    assert currencies_of(instrument) == pair
+
+
+def test_an_exchange_account_buys_with_its_venue_cash_and_sells_what_the_venue_holds() -> None:
+    """The venue holds 1000 USDT and 0.5 BTC; risk's own books say nothing is held."""
+    booked = Holdings(cash=D(1000), positions={BTC: D(0)})
+    holdings = at_venue(
+        booked, instrument_id=BTC, currency="USDT", venue_holdings={"BTC": D("0.5")}
+    )
+    assert holdings is not None and holdings.positions[BTC] == D("0.5")
+    terms = AccountTerms()
+    assert (
+        check(terms, holdings, instrument_id=BTC, side="sell", quantity=D("0.5"), price=D(60000))
+        is None
+    )
+    over = check(terms, holdings, instrument_id=BTC, side="sell", quantity=D("0.6"), price=D(60000))
+    assert over == Shortfall(D("0.6"), D("0.5"), "base", MarginMode.CASH)
+    # 0.02 at 60000 is 1200: more than the venue's 1000.
+    short = check(
+        terms, holdings, instrument_id=BTC, side="buy", quantity=D("0.02"), price=D(60000)
+    )
+    assert short == Shortfall(D(1200), D(1000), "quote", MarginMode.CASH)
+
+
+def test_an_exchange_accounts_base_not_held_at_the_venue_is_none() -> None:
+    booked = Holdings(cash=D(1000), positions={BTC: D(2)})  # risk's books: bought elsewhere
+    holdings = at_venue(booked, instrument_id=BTC, currency="USDT", venue_holdings={"ETH": D(1)})
+    assert holdings is not None and holdings.positions[BTC] == D(0)
+    # Unknown holdings (no snapshot yet): the booked position stands.
+    kept = at_venue(booked, instrument_id=BTC, currency="USDT", venue_holdings=None)
+    assert kept is booked
+
+
+def test_an_order_quoted_in_another_currency_is_not_checked_for_the_accounts_cash() -> None:
+    booked = Holdings(cash=D(1000))
+    assert (
+        at_venue(booked, instrument_id="binance:ETH/BTC", currency="USDT", venue_holdings={})
+        is None
+    )
+    assert at_venue(booked, instrument_id="nasdaq:GOOG", currency="USD", venue_holdings={}) is None
+
+
+def test_a_fill_moves_the_venues_base_quote_and_fee_currency() -> None:
+    buy = venue_moves(
+        BTC, side="buy", quantity=D("0.0015"), price=D(67504), fee=D("0.1"), fee_currency="USDT"
+    )
+    assert buy == {"BTC": D("0.0015"), "USDT": D("-101.256") - D("0.1")}
+    sell = venue_moves(
+        BTC, side="sell", quantity=D(1), price=D(100), fee=D("0.01"), fee_currency="bnb"
+    )
+    assert sell == {"BTC": D(-1), "USDT": D(100), "BNB": D("-0.01")}
+    rebate = venue_moves(
+        BTC, side="buy", quantity=D(1), price=D(100), fee=D(-1), fee_currency="USDT"
+    )
+    assert rebate == {"BTC": D(1), "USDT": D(-99)}
+    assert (
+        venue_moves(
+            "nasdaq:GOOG", side="buy", quantity=D(1), price=D(1), fee=D(0), fee_currency="USD"
+        )
+        is None
+    )

@@ -270,11 +270,22 @@ ORDER_LIFECYCLE: tuple[type[OrderLifecycleEvent], ...] = (
 # ---- an account's buying power (orders.events.v1) ---------------------------------------------
 
 
+# A currency code as ccxt writes it (`USDT`, `BTC`, `1000SATS`).
+Currency = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,31}$")]
+MAX_HOLDINGS = 10_000
+
+
 class AccountChanged(Event):
-    """A paper account was opened, or its buying-power terms changed (execution): its cash at
-    that moment, which the account's fills after it on this topic move, and its terms. On the
-    account's partition of orders.events.v1, so that a consumer sees it in order with the
-    account's fills (docs/decisions/0112-buying-power.md)."""
+    """A paper account was opened, or its buying-power terms changed, or an exchange account's
+    balances were read from its venue (execution): its cash at that moment, which the account's
+    fills after it on this topic move, and its terms. On the account's partition of
+    orders.events.v1, so that a consumer sees it in order with the account's fills
+    (docs/decisions/0112-buying-power.md, 0116-venue-buying-power.md).
+
+    An exchange account's event carries its settlement `currency`: `cash` is the venue's total
+    of that currency (free and locked), and `holdings` the venue's totals of the other
+    currencies it holds (not zero). Both are None for a paper account, whose cash has no
+    currency of its own."""
 
     type: Literal["trademesh.account.changed"] = "trademesh.account.changed"
     account_id: AccountId
@@ -286,6 +297,16 @@ class AccountChanged(Event):
     allow_short: bool
     fee_bps: NonNegative
     changed_at: UtcDateTime
+    currency: Currency | None = None
+    holdings: Annotated[dict[Currency, NonNegative], Field(max_length=MAX_HOLDINGS)] | None = None
+
+    @model_validator(mode="after")
+    def _venue_figures(self) -> Self:
+        if self.holdings is not None and self.currency is None:
+            raise ValueError("holdings come with the account's currency")
+        if self.holdings is not None and self.currency in self.holdings:
+            raise ValueError("the account's currency is its cash, not one of its holdings")
+        return self
 
 
 # What orders.events.v1 carries: the order lifecycle, and accounts' buying-power changes.

@@ -69,6 +69,7 @@ METRICS: tuple[MetricSpec, ...] = (
     # execution
     MetricSpec("trademesh_execution_fills_total", "counter", "fills", "Fills booked into positions, by venue.", ("service", "venue")),
     MetricSpec("trademesh_execution_discrepancies_total", "counter", "discrepancies", "Differences between a venue and the service's orders (never resolved silently), by kind.", ("service", "kind")),
+    MetricSpec("trademesh_execution_balance_refreshes_total", "counter", "reads", "Reads of an exchange account's balances from its venue, told to risk as its buying power, by outcome (ok, unavailable, timeout, rejected, malformed); a failed read leaves risk's last figures.", ("service", "venue", "outcome")),
     # Totals over every account of a venue, read from execution's books every few seconds (every
     # replica reads the same books: aggregate across instances with max, not sum). Per venue, not
     # per account: accounts are opened freely by users, so an account label would grow without
@@ -158,6 +159,7 @@ MD_FEED_CONNECTED = _gauge("trademesh_md_feed_connected")
 MD_FEED_RECONNECTS = _counter("trademesh_md_feed_reconnects_total")
 EXECUTION_FILLS = _counter("trademesh_execution_fills_total")
 EXECUTION_DISCREPANCIES = _counter("trademesh_execution_discrepancies_total")
+EXECUTION_BALANCE_REFRESHES = _counter("trademesh_execution_balance_refreshes_total")
 EXECUTION_EQUITY = _gauge("trademesh_execution_equity")
 EXECUTION_REALISED_PNL = _gauge("trademesh_execution_realised_pnl")
 EXECUTION_UNREALISED_PNL = _gauge("trademesh_execution_unrealised_pnl")

@@ -17,15 +17,21 @@ in cash mode pays cash like any buy.
 An order is valued at its worst price (`order_price`): its limit price for LIMIT and STOP_LIMIT,
 else the last price (or the stop price if beyond it) moved against the trader by a collar, since
 a market order fills at a price not known yet. Pure: Decimal in, Decimal out; no I/O, no clock.
+
+An exchange account's buying power is its venue's balances (`at_venue`, `venue_moves`): its cash is
+the venue's total of its settlement currency, which is checked only for orders quoted in that
+currency, and a sell takes the base the venue holds (docs/decisions/0116-venue-buying-power.md).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from enum import StrEnum
 from typing import Literal
+
+from trademesh_trading.currencies import currencies_of
 
 ZERO = Decimal(0)
 ONE = Decimal(1)
@@ -238,3 +244,52 @@ def check(
     if needed <= available:
         return None
     return Shortfall(needed, max(available, ZERO), "quote", terms.mode)
+
+
+# ---- exchange accounts: the venue's balances -------------------------------------------------
+
+
+def at_venue(
+    holdings: Holdings,
+    *,
+    instrument_id: str,
+    currency: str,
+    venue_holdings: Mapping[str, Decimal] | None,
+) -> Holdings | None:
+    """The holdings an exchange account's order of `instrument_id` is checked on, or None when
+    its buying power is not checked here: the order is not quoted in the account's settlement
+    `currency` (whose venue total is `holdings.cash`; what it reserves is counted in the same
+    currency only). A sell takes the base the venue holds (`venue_holdings`, the venue's totals of
+    the other currencies) in place of the position booked from fills, when they are known: the
+    account may hold what it bought elsewhere or before."""
+    pair = currencies_of(instrument_id)
+    if pair is None or pair[1] != currency:
+        return None
+    if venue_holdings is None:
+        return holdings
+    held = venue_holdings.get(pair[0], ZERO)
+    return replace(holdings, positions={**holdings.positions, instrument_id: held})
+
+
+def venue_moves(
+    instrument_id: str,
+    *,
+    side: Literal["buy", "sell"],
+    quantity: Decimal,
+    price: Decimal,
+    fee: Decimal,
+    fee_currency: str,
+) -> dict[str, Decimal] | None:
+    """What a fill moves at its venue, per currency: a buy adds the base and takes its cost in
+    the quote, a sell the reverse, and the fee is taken in the currency it was charged in (a
+    rebate, negative, adds). None for an instrument that names no base and quote."""
+    pair = currencies_of(instrument_id)
+    if pair is None:
+        return None
+    base, quote = pair
+    sign = ONE if side == "buy" else -ONE
+    moves: dict[str, Decimal] = {base: sign * quantity}
+    moves[quote] = moves.get(quote, ZERO) - sign * quantity * price
+    charged = fee_currency.upper()
+    moves[charged] = moves.get(charged, ZERO) - fee
+    return moves

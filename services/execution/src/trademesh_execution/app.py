@@ -28,6 +28,7 @@ from trademesh_execution.credentials import CredentialVault
 from trademesh_execution.handlers import register_handlers
 from trademesh_execution.store import ExecutionStore
 from trademesh_execution.streams import OrderStreams
+from trademesh_execution.usecases.balances import BalanceRefresher
 from trademesh_execution.usecases.equity import EquitySampler
 from trademesh_execution.usecases.live import LiveOrders, VenueFactory, ccxt_venue
 from trademesh_execution.usecases.orders import Orders
@@ -48,7 +49,8 @@ def create_app(
 ) -> FastAPI:
     """The service: approved orders placed on their account's venue (the paper venue, or a live
     one through ccxt: sent by the live driver, followed on the venue's order stream where it has
-    one and polled otherwise, reconciled at start, every reconcile_interval_s and on reconnect),
+    one and polled otherwise, reconciled at start, every reconcile_interval_s and on reconnect,
+    its account's venue balances told to risk after its fills and at every reconciliation),
     paper fills from md.bars.v1 and md.ticks.v1, every order change on orders.events.v1 and every
     discrepancy on orders.discrepancies.v1 through the outbox, its API under /api/v1, and
     /health, /ready (Postgres and Kafka checked for real), /metrics."""
@@ -97,6 +99,15 @@ def create_app(
         clock=clock,
         poll_interval=settings.live_poll_interval_s,
     )
+    balances = BalanceRefresher(
+        db=database,
+        store=store,
+        outbox=bus.outbox,
+        live=live,
+        service=service,
+        clock=clock,
+        interval=timedelta(seconds=settings.balance_refresh_s),
+    )
     reconciler = Reconciler(
         db=database,
         store=store,
@@ -104,6 +115,7 @@ def create_app(
         clock=clock,
         interval=timedelta(seconds=settings.reconcile_interval_s),
         lookback=timedelta(hours=settings.reconcile_lookback_h),
+        balances=balances,
     )
     streams = OrderStreams(db=database, store=store, live=live, on_connect=reconciler.request)
     register_handlers(bus, orders, settings, database)
@@ -129,6 +141,7 @@ def create_app(
             asyncio.create_task(book_metrics.run(stop)),
             asyncio.create_task(live.run(stop)),  # its first rounds redo what a crash left
             asyncio.create_task(reconciler.run(stop)),
+            asyncio.create_task(balances.run(stop)),
         ]
         if settings.live_streams:
             tasks.append(asyncio.create_task(streams.run(stop)))
@@ -163,6 +176,7 @@ def create_app(
         live=live,
         reconciler=reconciler,
         streams=streams,
+        balances=balances,
     )
     app.include_router(api_router(), prefix="/api/v1")
     return app

@@ -61,6 +61,14 @@ class Settings(ServiceSettings, KeystoreSettings):
         description="How far back reconciliation compares the venue's trades with our fills "
         "(Binance answers one trade query with at most 24 hours).",
     )
+    balance_refresh_s: float = Field(
+        5.0,
+        gt=0,
+        le=3600,
+        description="An exchange account's balances are read from its venue and told to risk "
+        "as its buying power after its fills, at most once per account this often (the last "
+        "fill is always followed by a read), and at every reconciliation.",
+    )
     live_streams: bool = Field(
         True,
         description="Follow each exchange account's orders on its venue's WebSocket stream "

@@ -50,6 +50,7 @@ class AccountRow:
     margin_mode: str = "cash"
     max_leverage: Decimal = Decimal(1)
     allow_short: bool = False
+    currency: str | None = None  # an exchange account's settlement currency; None: paper
 
     def __repr__(self) -> str:
         return (
@@ -69,7 +70,7 @@ _ACCOUNT_FIELDS = (
 )
 _ACCOUNT = (
     "SELECT account_id, user_id, name, venue, cash, created_at, credentials::text AS credentials, "
-    "api_key_masked, margin_mode, max_leverage, allow_short FROM accounts"
+    "api_key_masked, margin_mode, max_leverage, allow_short, currency FROM accounts"
 )
 
 
@@ -195,8 +196,8 @@ class ExecutionStore:
     ) -> None:
         await (conn or self.db.pool).execute(
             "INSERT INTO accounts (account_id, user_id, name, venue, cash, created_at, "
-            "credentials, api_key_masked, margin_mode, max_leverage, allow_short) "
-            "VALUES ($1, $2, $3, $4, $5, $6, $7::jsonb, $8, $9, $10, $11)",
+            "credentials, api_key_masked, margin_mode, max_leverage, allow_short, currency) "
+            "VALUES ($1, $2, $3, $4, $5, $6, $7::jsonb, $8, $9, $10, $11, $12)",
             account.account_id,
             account.user_id,
             account.name,
@@ -208,6 +209,7 @@ class ExecutionStore:
             account.margin_mode,
             account.max_leverage,
             account.allow_short,
+            account.currency,
         )
 
     async def delete_account(self, account_id: UUID) -> bool:
@@ -275,7 +277,7 @@ class ExecutionStore:
             "UPDATE accounts SET margin_mode = $2, max_leverage = $3, allow_short = $4 "
             "WHERE account_id = $1 RETURNING account_id, user_id, name, venue, cash, created_at, "
             "credentials::text AS credentials, api_key_masked, margin_mode, max_leverage, "
-            "allow_short",
+            "allow_short, currency",
             account_id,
             margin_mode,
             max_leverage,

@@ -263,6 +263,48 @@ async def test_malformed_answers_raise_or_are_left_out_without_poisoning_the_res
     assert venue.malformed_records == 1 + 3 + 3  # the submit, three orders, three trades
 
 
+async def test_balances_come_signed_from_the_account_and_move_with_its_orders(
+    binance: FakeBinance, make_venue: Callable[..., CcxtVenue], order: Callable[..., OrderView]
+) -> None:
+    venue = make_venue()
+    binance.set_balance("USDT", "1000.00", "0")
+    binance.set_balance("BTC", "0.01", "0")
+    before = await venue.balances()
+    (request,) = [r for r in binance.received if r.path == "/api/v3/account"]
+    assert request.signed and request.method == "GET"
+    assert before.total("USDT") == D(1000) and before.total("BTC") == D("0.01")
+    assert before.total("ETH") == D(0) and "ETH" in before.currencies  # listed, none held
+    assert _recent(before.ts)
+
+    # A resting buy locks its cost: still the account's, no longer free.
+    resting = order(OrderType.LIMIT, side="buy", quantity="0.002", limit="70000.00")
+    await venue.submit(resting)
+    locked = (await venue.balances()).currencies["USDT"]
+    assert (locked.free, locked.used, locked.total) == (D(860), D(140), D(1000))
+    # Half of it fills at a better price: base in, its cost (and the commission) out.
+    binance.fill(resting.client_order_id, "0.001", "69000.00")
+    half = await venue.balances()
+    assert half.total("BTC") == D("0.011")
+    assert half.currencies["USDT"].used == D(70)
+    assert half.total("USDT") == D(1000) - D(69) - D("0.069")  # commission: 0.1 % in USDT
+    # Cancelled: the rest is free again. A market buy pays at once.
+    await venue.cancel(resting)
+    await venue.submit(order(OrderType.MARKET, side="buy", quantity="0.0015", limit=None))
+    after = (await venue.balances()).currencies["USDT"]
+    paid = D("101.25615") + D("0.06750400") + D("0.03375215")  # the two fills, their fees
+    assert (after.used, after.total) == (D(0), D(1000) - D(69) - D("0.069") - paid)
+    assert (await venue.balances()).total("BTC") == D("0.0125")
+
+    binance.outage = True
+    with pytest.raises(VenueUnavailable):
+        await venue.balances()
+    binance.outage = False
+    binance.set_balance("USDT", "-1")  # what Binance never answers
+    with pytest.raises(MalformedResponse, match="negative"):
+        await venue.balances()
+    assert venue.malformed_records == 1
+
+
 async def test_secrets_are_never_logged_nor_in_errors_or_reprs(
     binance: FakeBinance,
     make_venue: Callable[..., CcxtVenue],

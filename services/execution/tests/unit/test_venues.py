@@ -24,10 +24,12 @@ from trademesh_events.orders import OrderStatus, OrderType, TimeInForce
 
 from trademesh_execution.engine import OrderView
 from trademesh_execution.venues import (
+    Balance,
     CcxtVenue,
     DuplicateOrder,
     MalformedResponse,
     Venue,
+    VenueBalances,
     VenueError,
     VenueRejected,
     VenueReport,
@@ -41,6 +43,7 @@ from trademesh_execution.venues.ccxt_venue import (
     CCXT_LOGGER,
     RedactingLogger,
     Redactor,
+    balances_from_ccxt,
     report_from_ccxt,
     trade_from_ccxt,
     venue_error,
@@ -663,3 +666,101 @@ async def test_the_parser_guard_keeps_one_bad_record_from_failing_the_answer(
     with pytest.raises(MalformedResponse, match="could not read the order"):
         report(broken_order)
     assert venue.malformed_records == 2
+
+
+# ---- balances ---------------------------------------------------------------------------------
+
+
+def binance_account(*balances: tuple[str, str, str]) -> dict[str, Any]:
+    """Binance's GET /api/v3/account answer (the documented fields ccxt reads) with these
+    (asset, free, locked) balances."""
+    return {
+        "canTrade": True,
+        "updateTime": T_MS,
+        "accountType": "SPOT",
+        "balances": [{"asset": a, "free": f, "locked": lk} for a, f, lk in balances],
+        "permissions": ["SPOT"],
+    }
+
+
+def ccxt_balances(*balances: tuple[str, str, str]) -> Any:
+    """What ccxt's binance fetch_balance makes of such an answer (its own parser, floats)."""
+    return ccxt.binance().parse_balance_custom(binance_account(*balances), "spot")
+
+
+def test_balances_become_exact_decimals_per_currency() -> None:
+    raw = ccxt_balances(
+        ("BTC", "0.00219821", "0.00000000"),
+        ("USDT", "1000.50000000", "99.50000000"),
+        ("BNB", "0.00000000", "0.00000000"),
+    )
+    read = balances_from_ccxt(raw, now=NOW)
+    assert read == VenueBalances(
+        currencies={
+            "BTC": Balance(free=D("0.00219821"), used=D(0), total=D("0.00219821")),
+            "USDT": Balance(free=D("1000.5"), used=D("99.5"), total=D(1100)),
+            "BNB": Balance(free=D(0), used=D(0), total=D(0)),
+        },
+        ts=NOW,  # Binance's updateTime: T_MS
+    )
+    assert (read.total("USDT"), read.total("ETH")) == (D(1100), D(0))
+    # A balance structure without a time is dated now.
+    assert (
+        balances_from_ccxt({"info": {}, "ETH": {"free": 1, "used": 0, "total": 1}}, now=NOW).ts
+        == NOW
+    )
+    assert balances_from_ccxt({"info": {}}, now=NOW).currencies == {}
+
+
+def _entry(**fields: Any) -> dict[str, Any]:
+    return {"free": 1.5, "used": 0.5, "total": 2.0} | fields
+
+
+@pytest.mark.parametrize(
+    ("raw", "message"),
+    [
+        (["not", "a", "dict"], "not an object"),
+        ({"USDT": "1000"}, "balance of USDT is not an object"),
+        ({"USDT": _entry(total=None)}, "USDT total is missing"),
+        ({"USDT": _entry(free=None)}, "USDT free is missing"),
+        ({"USDT": _entry(free=-1.5, total=-1.0)}, "negative"),
+        ({"USDT": _entry(used=float("nan"))}, "USDT used is"),
+        ({"USDT": _entry(total="lots")}, "not a number"),
+        ({"USDT": _entry(total=True)}, "not a number"),
+        ({"USDT": _entry(total=3.0)}, "do not make total"),
+        ({"US DT": _entry()}, "not a currency code"),
+        ({"": _entry()}, "not a currency code"),
+    ],
+)
+def test_malformed_balances_are_refused(raw: Any, message: str) -> None:
+    with pytest.raises(MalformedResponse, match=message):
+        balances_from_ccxt(raw, now=NOW)
+
+
+def test_a_balance_cannot_be_negative_or_naive() -> None:
+    with pytest.raises(ValueError, match="free"):
+        Balance(free=D(-1), used=D(0), total=D(-1))
+    with pytest.raises(ValueError, match="timezone"):
+        VenueBalances(currencies={}, ts=datetime(2024, 6, 1))
+
+
+async def test_the_venue_reads_its_balances_and_maps_failures(venue: CcxtVenue) -> None:
+    fetch = venue._exchange.fetch_balance = AsyncMock(
+        return_value=ccxt_balances(("USDT", "250.00000000", "50.00000000"))
+    )
+    assert (await venue.balances()).total("USDT") == D(300)
+    fetch.assert_awaited_once_with()
+
+    venue._exchange.fetch_balance = AsyncMock(return_value={"USDT": _entry(total=9.0)})
+    with pytest.raises(MalformedResponse, match="do not make total"):
+        await venue.balances()
+    assert venue.malformed_records == 1
+    for raised, expected in [
+        (ccxt.NetworkError("binance GET /api/v3/account"), VenueUnavailable),
+        (ccxt.RequestTimeout("binance GET /api/v3/account"), VenueTimeout),
+        (ccxt.AuthenticationError("binance -2015"), VenueRejected),
+        (ValueError("could not convert string to float: 'lots'"), MalformedResponse),
+    ]:
+        venue._exchange.fetch_balance = AsyncMock(side_effect=raised)
+        with pytest.raises(expected):
+            await venue.balances()

@@ -87,6 +87,9 @@ class AccountRow:
     max_leverage: Decimal = Decimal(1)
     allow_short: bool = False
     fee_bps: Decimal = ZERO
+    # An exchange account's settlement currency and its venue's other holdings (None: paper).
+    currency: str | None = None
+    holdings: Mapping[str, Decimal] | None = None
 
     @property
     def terms(self) -> AccountTerms:
@@ -98,7 +101,19 @@ class AccountRow:
 def _account(row: asyncpg.Record) -> AccountRow:
     values = dict(row)
     values["state"] = TradingState(values["state"])
+    values["holdings"] = holdings_from_json(values.get("holdings"))
     return AccountRow(**values)
+
+
+def holdings_from_json(text: str | None) -> dict[str, Decimal] | None:
+    """The venue's holdings of an account as stored (decimal strings by currency)."""
+    if text is None:
+        return None
+    return {currency: Decimal(amount) for currency, amount in json.loads(text).items()}
+
+
+def holdings_to_json(holdings: Mapping[str, Decimal]) -> str:
+    return json.dumps({currency: format(amount, "f") for currency, amount in holdings.items()})
 
 
 @dataclass(frozen=True)
@@ -136,6 +151,9 @@ class AccountState:
     cash: Decimal | None = None
     terms: AccountTerms = field(default_factory=AccountTerms)
     reserved: Decimal = ZERO
+    # An exchange account's settlement currency and its venue's other holdings (None: paper).
+    currency: str | None = None
+    holdings: Mapping[str, Decimal] | None = None
 
 
 @dataclass(frozen=True)
@@ -170,6 +188,7 @@ class FillState:
     held: PositionRow
     account: tuple[TradingState, date, Decimal] | None
     config_version: int
+    currency: str | None = None  # the account's settlement currency (an exchange account's)
 
 
 @dataclass(frozen=True)
@@ -456,7 +475,7 @@ class RiskStore:
             "ARRAY(SELECT client_order_id FROM decisions "
             "WHERE client_order_id = ANY($2::text[])) AS decided, "
             "ARRAY(SELECT ROW(account_id, state, kill_switch, pnl_day, realised_today, cash, "
-            "margin_mode, max_leverage, allow_short, fee_bps) "
+            "margin_mode, max_leverage, allow_short, fee_bps, currency, holdings::text) "
             "FROM accounts WHERE account_id = ANY($1::uuid[])) AS accounts, "
             "ARRAY(SELECT ROW(account_id, instrument_id, position) "
             "FROM positions WHERE account_id = ANY($1::uuid[])) AS positions, "
@@ -500,6 +519,8 @@ class RiskStore:
                 cash=cash,
                 terms=AccountTerms(MarginMode(mode), leverage, allow_short, fee_bps),
                 reserved=reserved.get(account_id, ZERO),
+                currency=currency,
+                holdings=holdings_from_json(holdings),
             )
             for (
                 account_id,
@@ -512,6 +533,8 @@ class RiskStore:
                 leverage,
                 allow_short,
                 fee_bps,
+                currency,
+                holdings,
             ) in row["accounts"]
         }
         return IntentsState(
@@ -627,7 +650,7 @@ class RiskStore:
             "WHERE client_order_id = (SELECT client_order_id FROM added)) "
             "SELECT EXISTS (SELECT 1 FROM added) AS added, "
             "p.position, p.avg_price, p.realised, a.state, a.pnl_day, a.realised_today, "
-            "(SELECT version FROM config_version) AS config_version "
+            "a.currency, (SELECT version FROM config_version) AS config_version "
             "FROM (VALUES ($5::uuid, $6::text)) AS k(account_id, instrument_id) "
             "LEFT JOIN accounts a ON a.account_id = k.account_id "
             "LEFT JOIN positions p "
@@ -650,7 +673,7 @@ class RiskStore:
             if row["state"] is None
             else (TradingState(row["state"]), row["pnl_day"], row["realised_today"])
         )
-        return FillState(row["added"], held, account, row["config_version"])
+        return FillState(row["added"], held, account, row["config_version"], row["currency"])
 
     async def book_fill(
         self,
@@ -660,10 +683,13 @@ class RiskStore:
         realised_today: Decimal,
         today: date,
         cash_delta: Decimal = ZERO,
+        holdings_delta: Mapping[str, Decimal] | None = None,
     ) -> None:
-        """Save the position a fill left, the account's realised PnL of `today` and its cash
-        moved by `cash_delta` (an account never funded keeps NULL), in one statement (the
-        account's row is written only when that changed)."""
+        """Save the position a fill left, the account's realised PnL of `today`, its cash moved
+        by `cash_delta` (an account never funded keeps NULL) and its venue holdings by
+        `holdings_delta` per currency (an account without them keeps NULL), in one statement
+        (the account's row is written only when that changed)."""
+        moved = holdings_to_json({k: v for k, v in (holdings_delta or {}).items() if v != 0})
         await conn.execute(
             "WITH saved AS (INSERT INTO positions "
             "(account_id, instrument_id, position, avg_price, realised) "
@@ -671,8 +697,11 @@ class RiskStore:
             "position = EXCLUDED.position, avg_price = EXCLUDED.avg_price, "
             "realised = EXCLUDED.realised) "
             "UPDATE accounts SET realised_today = $6, pnl_day = $7, cash = cash + $8::numeric, "
-            "updated_at = now() "
-            "WHERE account_id = $1 AND (realised_today <> $6 OR pnl_day <> $7 OR $8::numeric <> 0)",
+            "holdings = holdings || COALESCE((SELECT jsonb_object_agg(d.key, "
+            "(COALESCE(accounts.holdings ->> d.key, '0')::numeric + d.value::numeric)::text) "
+            "FROM jsonb_each_text($9::jsonb) AS d), '{}'::jsonb), updated_at = now() "
+            "WHERE account_id = $1 AND (realised_today <> $6 OR pnl_day <> $7 "
+            "OR $8::numeric <> 0 OR $9::jsonb <> '{}'::jsonb)",
             account_id,
             position.instrument_id,
             position.position,
@@ -681,6 +710,7 @@ class RiskStore:
             realised_today,
             today,
             cash_delta,
+            moved,
         )
 
     async def put_buying_power(
@@ -696,11 +726,20 @@ class RiskStore:
             await self._put_buying_power(conn, account_id, terms, cash, set_cash)
 
     async def set_buying_power(
-        self, conn: asyncpg.Connection, account_id: UUID, terms: AccountTerms, cash: Decimal
+        self,
+        conn: asyncpg.Connection,
+        account_id: UUID,
+        terms: AccountTerms,
+        cash: Decimal,
+        *,
+        currency: str | None = None,
+        holdings: Mapping[str, Decimal] | None = None,
     ) -> None:
-        """put_buying_power in the caller's transaction, cash included (an AccountChanged from
-        execution); the caller holds the account's lock (lock_accounts creates the row)."""
-        await self._put_buying_power(conn, account_id, terms, cash, True)
+        """put_buying_power in the caller's transaction, cash included, and the account's
+        settlement currency and venue holdings (an AccountChanged from execution: None for a
+        paper account); the caller holds the account's lock (lock_accounts creates the row)."""
+        venue = (currency, None if holdings is None else holdings_to_json(holdings))
+        await self._put_buying_power(conn, account_id, terms, cash, True, venue)
 
     @staticmethod
     async def _put_buying_power(
@@ -709,10 +748,16 @@ class RiskStore:
         terms: AccountTerms,
         cash: Decimal | None,
         set_cash: bool,
+        venue: tuple[str | None, str | None] | None = None,
     ) -> None:
+        """`venue`: the currency and holdings (JSON) to set; None keeps them (an admin's
+        override of the terms and cash)."""
+        currency, holdings = venue if venue is not None else (None, None)
         await conn.execute(
             "UPDATE accounts SET margin_mode = $2, max_leverage = $3, allow_short = $4, "
             "fee_bps = $5, cash = CASE WHEN $6 THEN $7::numeric ELSE cash END, "
+            "currency = CASE WHEN $8 THEN $9 ELSE currency END, "
+            "holdings = CASE WHEN $8 THEN $10::jsonb ELSE holdings END, "
             "updated_at = now() WHERE account_id = $1",
             account_id,
             terms.mode.value,
@@ -721,6 +766,9 @@ class RiskStore:
             terms.fee_bps,
             set_cash,
             cash,
+            venue is not None,
+            currency,
+            holdings,
         )
 
     async def reserved(self, account_id: UUID) -> Decimal:

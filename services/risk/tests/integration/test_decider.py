@@ -19,6 +19,7 @@ from trademesh_db import Database, migrate
 from trademesh_events.envelope import new_envelope
 from trademesh_events.marketdata import Bar
 from trademesh_events.orders import (
+    AccountChanged,
     CancelOrder,
     OrderApproved,
     OrderCanceled,
@@ -582,3 +583,108 @@ async def test_a_sell_decided_before_risk_sees_the_fill_of_its_buy_is_approved(
         "approved",
         "INSUFFICIENT_FUNDS",
     ]
+
+
+def venue_instrument(decider: Decider, quote: str = "USDT") -> tuple[str, str]:
+    """An exchange instrument `binance:BASE/quote` at 100, and its base."""
+    base = f"E{uuid4().hex[:8].upper()}"
+    name = f"binance:{base}/{quote}"
+    decider.prices.update(name, PRICE, datetime.now(UTC))
+    return name, base
+
+
+async def tell(decider: Decider, account: UUID, cash: str, holdings: dict[str, Decimal]) -> None:
+    """Execution's AccountChanged of an exchange account (USDT), as the order events' handler
+    hands it over: the account locked first."""
+    event = AccountChanged(
+        account_id=account,
+        user_id=TRADER_ID,
+        venue="binance",
+        cash=Decimal(cash),
+        margin_mode="cash",
+        max_leverage=Decimal(1),
+        allow_short=False,
+        fee_bps=Decimal(0),
+        changed_at=datetime.now(UTC),
+        currency="USDT",
+        holdings=holdings,
+    )
+    async with decider.db.transaction() as conn:
+        await decider.lock_accounts(conn, [account])
+        await decider.on_account(conn, event)
+
+
+async def test_an_exchange_account_is_checked_on_its_venues_cash_and_holdings(
+    replica: Decider,
+) -> None:
+    """The venue holds 1000 USDT and 2 of the base: a buy over the cash is denied, a sell of the
+    base held there approved (risk booked no fill of it), an order quoted in another currency
+    not checked; fills move the cash and holdings, and the next snapshot replaces them."""
+    (name, base), account = venue_instrument(replica), uuid4()
+    euro, _ = venue_instrument(replica, "EUR")
+    await tell(replica, account, "1000", {base: Decimal(2)})
+    over, within = intent(account, name, "buy", "10"), intent(account, name, "buy", "9")
+    sell, beyond = intent(account, name, "sell", "2"), intent(account, name, "sell", "1")
+    elsewhere = intent(account, euro, "buy", "50")  # 5050 EUR: the venue refuses if it must
+    # (The sells go before the buy that fits: a pending buy counts as held for a sell.)
+    events = await decide(replica, over, sell, beyond, within, elsewhere)
+    assert [outcome(e) for e in events] == [
+        "INSUFFICIENT_FUNDS",
+        "approved",
+        "INSUFFICIENT_FUNDS",
+        "approved",
+        "approved",
+    ]
+    assert "needs 1010, 1000 is available" in events[0].message
+    assert "selling 1" in events[2].message and "0 is available" in events[2].message
+    rows = await replica.db.pool.fetch(
+        "SELECT client_order_id, reserved FROM decisions WHERE account_id = $1", account
+    )
+    reserved = {r["client_order_id"]: r["reserved"] for r in rows}
+    assert reserved[within.client_order_id] == Decimal(909)  # no fee: the venue charges its own
+    assert reserved[elsewhere.client_order_id] == 0  # not in the account's currency
+
+    # The sale fills at 100 (fee 0.5 USDT): 200 in, the base out.
+    async with replica.db.transaction() as conn:
+        await replica.lock_accounts(conn, [account])
+        await replica.on_fill(
+            conn, filled(sell, fee="0.5").model_copy(update={"fee_currency": "USDT"})
+        )
+    row = await replica.store.account(account)
+    assert row is not None and (row.cash, row.holdings) == (Decimal("1199.5"), {base: Decimal(0)})
+
+    # A snapshot replaces them: 50 USDT left at the venue, nothing else.
+    await tell(replica, account, "50", {})
+    row = await replica.store.account(account)
+    assert row is not None and (row.cash, row.holdings) == (Decimal(50), {})
+    # 1 at 101 fitted the 1199.5 less the 909 the open buy reserves; it does not fit 50.
+    events = await decide(replica, intent(account, name, "buy", "1"))
+    assert [outcome(e) for e in events] == ["INSUFFICIENT_FUNDS"]
+    assert "needs 101, 0 is available" in events[0].message
+
+
+async def test_an_exchange_accounts_batch_and_fills_cost_no_more_statements(
+    replica: Decider,
+) -> None:
+    """The currency and holdings are read in the batch's one state read, and moved by the
+    statement that books a fill: 5 statements a batch (from memory), 2 a fill (decision 0109)."""
+    (name, base), first, second = venue_instrument(replica), uuid4(), uuid4()
+    for account in (first, second):
+        await tell(replica, account, "100000", {base: Decimal(50)})
+    warm = [intent(a, name, "buy", "1") for a in (first, second)]
+    await decide(replica, *warm)  # the accounts' limits into memory
+    orders = [
+        intent((first, second)[n % 2], name, ("buy", "sell")[n % 3 == 0], "1") for n in range(20)
+    ]
+    async with counted(replica.db) as (conn, seen):
+        await replica.on_intents(conn, [(order, None) for order in orders])
+    assert len(seen) == 5, seen
+    fills = [filled(order, fee="0.1").model_copy(update={"fee_currency": "USDT"}) for order in warm]
+    async with counted(replica.db) as (conn, seen):
+        await replica.lock_accounts(conn, [first, second])
+        for fill in fills:
+            await replica.on_fill(conn, fill)
+    assert len(seen) == 2 + 2 * len(fills), seen
+    row = await replica.store.account(first)
+    assert row is not None and row.holdings == {base: Decimal(51)}
+    assert row.cash == Decimal(100000) - Decimal(100) - Decimal("0.1")

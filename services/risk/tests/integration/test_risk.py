@@ -623,6 +623,8 @@ async def test_only_an_admin_overrides_risks_copy_of_an_accounts_buying_power(
         "fee_bps": "7.5",
         "cash": "5000",
         "reserved": "0",
+        "currency": None,
+        "holdings": None,
     }
     # Shorting changed, the leverage and cash kept.
     again = await client.put(
@@ -672,3 +674,81 @@ async def test_a_paper_accounts_cash_from_execution_denies_what_it_cannot_pay(
     assert denied(got[over.client_order_id]) == "INSUFFICIENT_FUNDS"
     assert "needs 1011.01, 1000 is available" in got[over.client_order_id].message
     assert denied(got[within.client_order_id]) is None
+
+
+async def test_an_exchange_accounts_venue_balances_deny_a_buy_over_its_cash_and_allow_its_sell(
+    app: FastAPI,
+    client: httpx.AsyncClient,
+    producer: Bus,
+    settings: Settings,
+    account_book: AccountBook,
+) -> None:
+    """Execution tells risk an exchange account's balances at its venue (AccountChanged with its
+    currency: cash the venue's total of USDT, holdings its other currencies): a buy over that
+    cash is denied; a sell of base the venue holds is approved, though risk booked no fill of
+    it; its fills move both."""
+    account, base = account_book.open(TRADER_ID), f"V{uuid4().hex[:8].upper()}"
+    name = f"binance:{base}/USDT"
+    await price(producer, name, "100")
+    await known_price(app, name)
+    await producer.publish(
+        AccountChanged(
+            account_id=account,
+            user_id=TRADER_ID,
+            venue="binance",
+            cash=Decimal(1000),
+            margin_mode="cash",
+            max_leverage=Decimal(1),
+            allow_short=False,
+            fee_bps=Decimal(0),
+            changed_at=datetime.now(UTC),
+            currency="USDT",
+            holdings={base: Decimal(2), "BNB": Decimal("0.5")},
+        )
+    )
+
+    async def funded() -> bool:
+        row = await app.state.runtime.store.account(account)
+        return row is not None and row.currency == "USDT"
+
+    await eventually(funded)
+    seen = (await client.get(f"/api/v1/accounts/{account}", headers=as_(TRADER_ID))).json()
+    assert seen["buying_power"]["cash"] == "1000"
+    assert seen["buying_power"]["holdings"] == {base: "2", "BNB": "0.5"}
+    over, sell = intent(account, name, "buy", "10"), intent(account, name, "sell", "2")
+    beyond = intent(account, name, "sell", "0.5")
+    for order in (over, sell, beyond):
+        await producer.publish(order)
+    got = await decisions(settings, account, 3)
+    assert denied(got[over.client_order_id]) == "INSUFFICIENT_FUNDS"
+    assert "needs 1010, 1000 is available" in got[over.client_order_id].message
+    assert denied(got[sell.client_order_id]) is None  # held at the venue
+    assert denied(got[beyond.client_order_id]) == "INSUFFICIENT_FUNDS"  # 2 of 2 being sold
+
+    # The sale fills at 100, its fee in BNB: the venue's USDT and base move, and the BNB.
+    await producer.publish(
+        OrderFilled(
+            account_id=account,
+            user_id=TRADER_ID,
+            client_order_id=sell.client_order_id,
+            instrument_id=name,
+            ts=datetime.now(UTC),
+            trade_id=f"tr-{uuid4().hex[:12]}",
+            side="sell",
+            last_qty=Decimal(2),
+            last_price=Decimal(100),
+            cum_qty=Decimal(2),
+            leaves_qty=Decimal(0),
+            fee=Decimal("0.01"),
+            fee_currency="BNB",
+            liquidity="taker",
+            quote_fee=Decimal("0.2"),
+        )
+    )
+
+    async def booked() -> Any:
+        row = await app.state.runtime.store.account(account)
+        return row if row is not None and row.cash == Decimal(1200) else None
+
+    row = await eventually(booked)
+    assert row.holdings == {base: Decimal(0), "BNB": Decimal("0.49")}

@@ -1,11 +1,19 @@
 """A local Binance for the live-venue tests: real ccxt, real HTTP, Binance's documented JSON.
 
 A small aiohttp server speaks Binance's spot REST API (exchangeInfo, time, order POST/GET/DELETE,
-openOrders, myTrades) from the files in data/ (see its README: hand-written in the
+openOrders, myTrades, account) from the files in data/ (see its README: hand-written in the
 documented format). It keeps the orders it is sent, checks every signed request's HMAC-SHA256
 signature with the test secret and its API key header, and can be told to answer the next order
 request with a file, a 503, or after a delay. ccxt is pointed at it through the exchange's
 `urls["api"]`; nothing else is reachable (any other path is recorded and answered 404).
+
+It keeps the account's balances (`balances`, per asset its `free` and `locked`, from
+data/account.json until a test sets them) and answers them on `GET /api/v3/account` (what ccxt's
+`fetch_balance` asks for spot). Its orders move them as Binance's would: a resting order locks
+what it may spend (a buy its quote at the limit price, a sell its base), a fill moves base and
+quote (a buy adds the base and takes its cost, from what the order locked when it rested) and
+takes the commission in its asset, and a cancel frees what the rest of the order locked. Nothing
+is refused for want of balance.
 
 It also speaks the user data stream of Binance's spot WebSocket API (`/ws-api/v3`, ccxt's
 `urls["api"]["ws"]["ws-api"]["spot"]`): it answers `userDataStream.subscribe.signature` requests
@@ -77,6 +85,19 @@ class Stream:
     next_subscription: int = 0
 
 
+def _initial_balances() -> dict[str, dict[str, D]]:
+    return {
+        b["asset"]: {"free": D(b["free"]), "locked": D(b["locked"])}
+        for b in load("account.json")["balances"]
+    }
+
+
+def _assets(symbol: str) -> tuple[str, str]:
+    """The base and quote asset of a symbol of data/exchangeInfo.json (`BTCUSDT`)."""
+    found = next(s for s in load("exchangeInfo.json")["symbols"] if s["symbol"] == symbol)
+    return found["baseAsset"], found["quoteAsset"]
+
+
 def _signature_payload(params: dict[str, Any]) -> str:
     """What a SIGNED WebSocket API request signs: every parameter but the signature, sorted by
     name, as key=value joined with & (JSON true/false as Binance writes them)."""
@@ -111,6 +132,8 @@ class FakeBinance:
     pings: int = 0  # the clients' pings, answered
     pongs: int = 0  # the clients' answers to our pings
     stream_ping_s: float | None = None  # ping every stream this often (Binance: 3 minutes)
+    # The account's balances: asset -> {"free": ..., "locked": ...} (see the module docstring).
+    balances: dict[str, dict[str, D]] = field(default_factory=lambda: _initial_balances())
     port: int = 0
     _runner: web.AppRunner | None = None
 
@@ -132,6 +155,7 @@ class FakeBinance:
         app.router.add_delete("/api/v3/order", self._cancel_order)
         app.router.add_get("/api/v3/openOrders", self._open_orders)
         app.router.add_get("/api/v3/myTrades", self._my_trades)
+        app.router.add_get("/api/v3/account", self._account)
         app.router.add_get("/ws-api/v3", self._ws_api)
         app.router.add_route("*", "/{tail:.*}", self._elsewhere)
         self._runner = web.AppRunner(
@@ -252,6 +276,8 @@ class FakeBinance:
         stored.update({k: answer[k] for k in stored if k in answer})
         stored.update(time=now, updateTime=now)
         self.orders[client_id] = stored
+        if kind != "MARKET":
+            self._lock(stored, D(stored["origQty"]))
         self._report(stored, "NEW", status="NEW", executed="0", quote="0", ms=now)
         executed, quote = D(0), D(0)
         for fill in answer.get("fills", []) if kind == "MARKET" else []:
@@ -284,7 +310,42 @@ class FakeBinance:
         )
         self.next_trade_id += 1
         self.trades.append(trade)
+        self._settle(order, trade)
         return trade
+
+    # -- the account's balances ------------------------------------------------------------------
+
+    def set_balance(self, asset: str, free: str, locked: str = "0") -> None:
+        """Set the account's balance of `asset` (a deposit, a withdrawal, a trade elsewhere)."""
+        self.balances[asset] = {"free": D(free), "locked": D(locked)}
+
+    def _move(self, asset: str, *, free: D = D(0), locked: D = D(0)) -> None:
+        held = self.balances.setdefault(asset, {"free": D(0), "locked": D(0)})
+        held["free"] += free
+        held["locked"] += locked
+
+    def _lock(self, order: dict[str, Any], qty: D, *, release: bool = False) -> None:
+        """Lock (or release) what `qty` of a resting order may spend: a buy's quote at its
+        limit price, a sell's base."""
+        base, quote = _assets(order["symbol"])
+        asset, amount = (quote, qty * D(order["price"])) if order["side"] == "BUY" else (base, qty)
+        if release:
+            amount = -amount
+        self._move(asset, free=-amount, locked=amount)
+
+    def _settle(self, order: dict[str, Any], trade: dict[str, Any]) -> None:
+        """Move the balances by a fill of `order` (resting orders spend what they locked)."""
+        base, quote = _assets(order["symbol"])
+        qty, cost = D(trade["qty"]), D(trade["quoteQty"])
+        if order["type"] != "MARKET":
+            self._lock(order, qty, release=True)
+        if order["side"] == "BUY":
+            self._move(base, free=qty)
+            self._move(quote, free=-cost)
+        else:
+            self._move(base, free=-qty)
+            self._move(quote, free=cost)
+        self._move(trade["commissionAsset"], free=-D(trade["commission"]))
 
     def fill(self, client_id: str, qty: str, price: str) -> None:
         """A resting order fills (partly) at `price`: what the matching engine would do."""
@@ -324,6 +385,7 @@ class FakeBinance:
             return self.error(400, "error_unknown_order.json")
         now = self.now_ms()
         order.update(status="CANCELED", updateTime=now, isWorking=False)
+        self._lock(order, D(order["origQty"]) - D(order["executedQty"]), release=True)
         answer = load("order_cancel.json")
         answer.update({k: order[k] for k in answer if k in order and k != "clientOrderId"})
         answer.update(
@@ -363,6 +425,20 @@ class FakeBinance:
         limit = int(params.get("limit", 500))
         listed = [t for t in self.trades if t["time"] >= start][:limit]
         return web.json_response(listed + self.extra_trades)
+
+    async def _account(self, request: web.Request) -> web.Response:
+        params = await self._signed(request)
+        if isinstance(params, web.Response):
+            return params
+        answer = load("account.json")
+        answer.update(
+            updateTime=self.now_ms(),
+            balances=[
+                {"asset": asset, "free": _qty(str(b["free"])), "locked": _qty(str(b["locked"]))}
+                for asset, b in self.balances.items()
+            ],
+        )
+        return web.json_response(answer)
 
     # -- the WebSocket API's user data stream -------------------------------------------------
 

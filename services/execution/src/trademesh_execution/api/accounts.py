@@ -35,6 +35,7 @@ from trademesh_execution.venues import (
 )
 
 router = APIRouter(prefix="/accounts", tags=["accounts"])
+DEFAULT_CURRENCY = "USDT"  # an exchange account's settlement currency unless told
 
 
 class AccountCreate(BaseModel):
@@ -60,6 +61,12 @@ class AccountCreate(BaseModel):
         Decimal(1), ge=1, le=100, max_digits=6, decimal_places=2, description="Admin only."
     )
     allow_short: bool = False
+    currency: str | None = Field(
+        None,
+        pattern=r"^[A-Z0-9]{1,16}$",
+        description="Exchange accounts only: the settlement currency (default `USDT`). Buying "
+        "power is the venue's total of it, checked for orders quoted in it.",
+    )
 
     @model_validator(mode="after")
     def _credentials(self) -> Self:
@@ -70,6 +77,10 @@ class AccountCreate(BaseModel):
             )
         if exchange and self.venue not in ccxt.exchanges:
             raise ValueError(f"unknown exchange {self.venue!r} (a ccxt exchange id)")
+        if not exchange and self.currency is not None:
+            raise ValueError("a paper account's cash has no currency: only an exchange account's")
+        if exchange and self.currency is None:
+            self.currency = DEFAULT_CURRENCY
         if self.margin_mode is MarginMode.CASH and self.max_leverage != 1:
             raise ValueError("a cash account borrows nothing: its max_leverage is 1")
         for value in (self.api_key, self.secret):
@@ -88,6 +99,9 @@ class AccountOut(BaseModel):
     margin_mode: MarginMode
     max_leverage: Amount
     allow_short: bool
+    currency: str | None = Field(
+        None, description="Exchange accounts: the settlement currency; null for a paper account."
+    )
 
 
 class PositionOut(BaseModel):
@@ -133,6 +147,7 @@ def _out(account: AccountRow) -> AccountOut:
         margin_mode=MarginMode(account.margin_mode),
         max_leverage=account.max_leverage,
         allow_short=account.allow_short,
+        currency=account.currency,
     )
 
 
@@ -171,6 +186,7 @@ async def create_account(
         margin_mode=body.margin_mode.value,
         max_leverage=body.max_leverage,
         allow_short=body.allow_short,
+        currency=body.currency,
     )
     assert runtime.db is not None
     await open_account(
@@ -181,6 +197,8 @@ async def create_account(
         fee_bps=runtime.settings.paper_fee_bps,
         now=account.created_at,
     )
+    if account.credentials is not None:  # its buying power is the venue's: read it now
+        runtime.balances.request(account.account_id)
     response.headers["Location"] = f"/api/v1/accounts/{account.account_id}"
     return _out(account)
 
@@ -224,6 +242,8 @@ async def change_account(
     changed = await change_terms(
         runtime.db, runtime.store, runtime.bus.outbox, account_id, terms, now=datetime.now(UTC)
     )
+    if changed is not None and changed.credentials is not None:
+        runtime.balances.request(account_id)  # the new terms go to risk with the balances
     return _out(owned(changed, account_id, changed.user_id if changed else caller))
 
 

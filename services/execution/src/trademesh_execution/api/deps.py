@@ -17,6 +17,7 @@ from trademesh_execution.config import Settings
 from trademesh_execution.credentials import CredentialVault
 from trademesh_execution.store import AccountRow, ExecutionStore
 from trademesh_execution.streams import OrderStreams
+from trademesh_execution.usecases.balances import BalanceRefresher
 from trademesh_execution.usecases.equity import EquitySampler
 from trademesh_execution.usecases.live import LiveOrders
 from trademesh_execution.usecases.orders import Orders
@@ -37,6 +38,7 @@ class Runtime:
     live: LiveOrders
     reconciler: Reconciler
     streams: OrderStreams
+    balances: BalanceRefresher
 
 
 async def get_runtime(request: Request) -> Runtime:

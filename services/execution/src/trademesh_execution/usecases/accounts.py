@@ -1,6 +1,7 @@
 """Opening an account and changing its buying-power terms: the row and, for a paper account, the
 AccountChanged that tells risk its cash and terms, in one transaction
-(docs/decisions/0112-buying-power.md)."""
+(docs/decisions/0112-buying-power.md). An exchange account's buying power is its venue's
+balances, which balances.py reads and tells risk (docs/decisions/0116-venue-buying-power.md)."""
 
 from __future__ import annotations
 
@@ -29,7 +30,7 @@ async def open_account(
 ) -> None:
     """Store the account; a paper account's terms and cash go to risk on the account's
     partition of orders.events.v1, ahead of any fill of it (an exchange account's buying power
-    is the venue's, which risk does not check yet)."""
+    is the venue's: balances.py tells risk)."""
     async with db.transaction() as conn:
         await store.add_account(account, conn)
         await _announce(conn, outbox, account, fee_bps, now)

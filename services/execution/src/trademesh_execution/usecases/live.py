@@ -138,6 +138,9 @@ class LiveOrders:
         # is reconciled (the callback is the reconciler's request).
         self.unreachable: set[UUID] = set()
         self.on_reconnect: Callable[[UUID], None] | None = None
+        # Told of every fill booked, with the transaction's connection (the balance refresher
+        # reads the account's balances once that has committed).
+        self.on_fill: Callable[[asyncpg.Connection, UUID], None] | None = None
 
     async def run(self, stop: asyncio.Event) -> None:
         while not stop.is_set():
@@ -452,6 +455,8 @@ class LiveOrders:
         await self.store.save_position(conn, book(held, event))
         metrics.EXECUTION_FILLS.labels(service=self.service, venue="live").inc()
         await emit_order_event(self.store, self.outbox, conn, event)
+        if self.on_fill is not None:
+            self.on_fill(conn, order.account_id)
         return filled
 
     async def _valued(self, conn: asyncpg.Connection, event: OrderFilled) -> OrderFilled:

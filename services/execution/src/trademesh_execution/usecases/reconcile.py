@@ -19,6 +19,9 @@ For one account:
    of no order of ours is an UNMATCHED_TRADE (unless the account has PENDING or UNKNOWN orders in
    the instrument, which may be it: then it waits for the next run); an order whose fills here exceed the venue's trades
    (all of its trades being in the window) is a FILL_MISMATCH, for a human.
+4. The venue's balances, told to risk as the account's buying power (balances.py), after the
+   fills the run applied (whatever became of the steps before: a venue that fails them may
+   still answer this).
 
 Every finding is a discrepancy (discrepancies.py): stored once, an event, a metric, a log line.
 Each order is changed under its row lock, in a transaction of its own, through the same code as
@@ -45,6 +48,7 @@ from trademesh_observability.logging import get_logger
 
 from trademesh_execution.engine import OrderView
 from trademesh_execution.store import AccountRow, ExecutionStore, order_view
+from trademesh_execution.usecases.balances import BalanceRefresher
 from trademesh_execution.usecases.live import TRADE_SKEW, LiveOrders, venue_trade_id
 from trademesh_execution.venues import (
     MalformedResponse,
@@ -76,6 +80,7 @@ class Reconciliation:
     fills_applied: int = 0
     discrepancies: int = 0
     kinds: dict[str, int] = field(default_factory=dict)
+    balances_refreshed: bool = False
 
     def found(self, kind: DiscrepancyKind, new: bool) -> None:
         if new:
@@ -93,10 +98,12 @@ class Reconciler:
         clock: Callable[[], datetime],
         interval: timedelta = timedelta(minutes=5),
         lookback: timedelta = timedelta(hours=24),
+        balances: BalanceRefresher | None = None,
     ) -> None:
         self.db = db
         self.store = store
         self.live = live
+        self.balances = balances
         self.clock = clock
         self.interval = interval
         self.lookback = lookback
@@ -159,14 +166,18 @@ class Reconciler:
             try:
                 venue = await self.live.open_venue(account)
                 try:
-                    await self._run(account, venue, result)
-                    # Reconciled just now: a venue that was away needs no second run for it.
-                    self.live.unreachable.discard(account_id)
-                except VenueError as exc:
-                    result.ok, result.error = False, f"{type(exc).__name__}: {exc}"
-                    log.warning(
-                        "reconciliation stopped", account_id=str(account_id), error=str(exc)
-                    )
+                    try:
+                        await self._run(account, venue, result)
+                        # Reconciled just now: a venue that was away needs no second run for it.
+                        self.live.unreachable.discard(account_id)
+                    except VenueError as exc:
+                        result.ok, result.error = False, f"{type(exc).__name__}: {exc}"
+                        log.warning(
+                            "reconciliation stopped", account_id=str(account_id), error=str(exc)
+                        )
+                    if self.balances is not None:
+                        refreshed = await self.balances.refresh(account, venue)
+                        result.balances_refreshed = refreshed is not None
                 finally:
                     await venue.close()
             finally:

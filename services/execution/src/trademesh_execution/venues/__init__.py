@@ -6,10 +6,12 @@ The paper venue is not here: it is pure matching in `trademesh_execution.engine`
 from __future__ import annotations
 
 from trademesh_execution.venues.base import (
+    Balance,
     DuplicateOrder,
     MalformedResponse,
     StreamUnsupported,
     Venue,
+    VenueBalances,
     VenueError,
     VenueRejected,
     VenueReport,
@@ -22,11 +24,13 @@ from trademesh_execution.venues.base import (
 from trademesh_execution.venues.ccxt_venue import CcxtVenue, symbol_of
 
 __all__ = [
+    "Balance",
     "CcxtVenue",
     "DuplicateOrder",
     "MalformedResponse",
     "StreamUnsupported",
     "Venue",
+    "VenueBalances",
     "VenueError",
     "VenueRejected",
     "VenueReport",

@@ -22,6 +22,9 @@ Failures are one of four `VenueError`s, each telling the caller what to do with 
   answers are untrusted input). On submit the venue did receive the order, so treat it like a
   timeout: UNKNOWN, then `fetch`.
 
+`balances` answers the account's balances at the venue, per currency (`VenueBalances`): what is
+free to trade, what the venue holds for working orders (`used`), and their total.
+
 Order updates can also come from the venue's private stream (`watch_orders`, where the venue has
 one: `streams_orders`). They are `VenueUpdate`s: the order after the update, and the execution
 it reports, if any. The stream adds `StreamUnsupported` (no stream: poll instead). A stream that
@@ -31,6 +34,7 @@ catches up by asking (`fetch`, `open_orders`, `recent_trades`) as well as callin
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
@@ -155,6 +159,41 @@ class VenueUpdate:
     trade: VenueTrade | None
 
 
+@dataclass(frozen=True)
+class Balance:
+    """One currency's balance at the venue: `free` to trade, `used` held for the account's
+    working orders (Binance's `locked`), and `total`, both together."""
+
+    free: Decimal
+    used: Decimal
+    total: Decimal
+
+    def __post_init__(self) -> None:
+        for name in ("free", "used", "total"):
+            value = getattr(self, name)
+            if not isinstance(value, Decimal) or not value.is_finite() or value < 0:
+                raise ValueError(f"a balance's {name} must be a finite Decimal >= 0, not {value!r}")
+
+
+@dataclass(frozen=True)
+class VenueBalances:
+    """The account's balances at the venue by currency code (as ccxt writes it: `USDT`, `BTC`),
+    and when the venue took them (the adapter's now when it does not say). A currency the venue
+    does not list has none."""
+
+    currencies: Mapping[str, Balance]
+    ts: datetime
+
+    def __post_init__(self) -> None:
+        if self.ts.utcoffset() is None:
+            raise ValueError("ts must be timezone-aware")
+
+    def total(self, currency: str) -> Decimal:
+        """The currency's total (free and used); 0 when the venue lists none of it."""
+        found = self.currencies.get(currency)
+        return found.total if found is not None else Decimal(0)
+
+
 # ---- the interface ----------------------------------------------------------------------------
 
 
@@ -184,6 +223,10 @@ class Venue(Protocol):
 
     async def recent_trades(self, instrument_id: str, since: datetime) -> list[VenueTrade]:
         """The account's fills in the instrument at or after `since`, oldest first."""
+        ...
+
+    async def balances(self) -> VenueBalances:
+        """The account's balances at the venue, every currency it lists."""
         ...
 
     async def watch_orders(self) -> list[VenueUpdate]:

@@ -42,6 +42,16 @@ MalformedResponse. ccxt's own parsers are guarded, so a record ccxt cannot even 
 in `open_orders` and `recent_trades` a bad record is logged, counted in `malformed_records`
 and left out, and the rest is returned.
 
+Balances. `balances` calls ccxt's `fetch_balance()` (Binance spot: `GET /api/v3/account`, its
+`free` and `locked` per asset) and reads ccxt's unified balance structure: one entry per currency
+code with `free`, `used` and `total` (ccxt works out the third from the other two). Every
+currency's three figures must be there, be finite and not negative, and add up (free + used =
+total, up to the noise of ccxt's floats); a currency code must look like one. One bad entry fails
+the whole answer (MalformedResponse), rather than leaving a currency out: a snapshot with a
+currency missing would read as none of it. The numbers go through ccxt's floats like every other
+answer here, exact for up to 15 significant digits (Binance's 8 decimals of any balance under
+ten million).
+
 Secrets. The API key and secret stay SecretStr until they are handed to the ccxt exchange. ccxt
 logs every request at DEBUG (with the API key header): its exchange logs through a redacting
 adapter of its own logger, which masks the key, the secret, the password and request
@@ -111,9 +121,11 @@ from trademesh_events.orders import OrderStatus, OrderType, Side, TimeInForce
 
 from trademesh_execution.engine import Liquidity, OrderView
 from trademesh_execution.venues.base import (
+    Balance,
     DuplicateOrder,
     MalformedResponse,
     StreamUnsupported,
+    VenueBalances,
     VenueError,
     VenueRejected,
     VenueReport,
@@ -491,6 +503,41 @@ def updates_from_ccxt(order: Any, trades: Sequence[Any], *, now: datetime) -> li
     if not executions:
         return [VenueUpdate(report=report, trade=None)]
     return [VenueUpdate(report=report, trade=trade) for trade in executions]
+
+
+_BALANCE_KEYS = frozenset({"info", "timestamp", "datetime", "free", "used", "total", "debt"})
+_CURRENCY = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,31}$")
+MAX_CURRENCIES = 10_000
+# How far free + used may be from total: the noise of ccxt's floats, relative to the total.
+_BALANCE_NOISE = Decimal("1e-12")
+
+
+def balances_from_ccxt(raw: Any, *, now: datetime) -> VenueBalances:
+    """A ccxt balance structure (`fetch_balance`) as VenueBalances, validated; MalformedResponse
+    if any currency's entry fails (see the module docstring)."""
+    if not isinstance(raw, dict):
+        raise MalformedResponse(f"the balances are not an object: {raw!r}"[:_MAX_TEXT])
+    codes = [k for k in raw if k not in _BALANCE_KEYS]
+    if len(codes) > MAX_CURRENCIES:
+        raise MalformedResponse(f"{len(codes)} currencies: more than {MAX_CURRENCIES}")
+    currencies: dict[str, Balance] = {}
+    for code in codes:
+        if not isinstance(code, str) or not _CURRENCY.match(code):
+            raise MalformedResponse(f"{code!r} is not a currency code"[:_MAX_TEXT])
+        entry = raw[code]
+        if not isinstance(entry, dict):
+            raise MalformedResponse(
+                f"the balance of {code} is not an object: {entry!r}"[:_MAX_TEXT]
+            )
+        free = _decimal(entry.get("free"), f"{code} free")
+        used = _decimal(entry.get("used"), f"{code} used")
+        total = _decimal(entry.get("total"), f"{code} total")
+        if abs(free + used - total) > total * _BALANCE_NOISE:
+            raise MalformedResponse(
+                f"{code}: free {free} and used {used} do not make total {total}"
+            )
+        currencies[code] = Balance(free=free, used=used, total=total)
+    return VenueBalances(currencies=currencies, ts=_time(raw.get("timestamp")) or now)
 
 
 # ---- errors -----------------------------------------------------------------------------------
@@ -873,6 +920,15 @@ class CcxtVenue:
                 break
             start = latest
         return sorted(found.values(), key=lambda t: (t.ts, t.trade_id))
+
+    async def balances(self) -> VenueBalances:
+        async with self._translated("balances"):
+            raw = await self._exchange.fetch_balance()
+        try:
+            return balances_from_ccxt(raw, now=self._clock())
+        except MalformedResponse as exc:
+            self._skip("balance", raw, exc)  # counted and logged; not left out: raised
+            raise MalformedResponse(self._text(str(exc))) from None
 
     async def watch_orders(self) -> list[VenueUpdate]:
         """The updates that came since the last call, or the next ones to come (see the module

@@ -108,6 +108,16 @@ class BuyingPowerOut(BaseModel):
         description="Cash as risk counts it (null: never funded, orders not checked for cash)."
     )
     reserved: MoneyAmount = Field(description="What open approved orders reserve of it.")
+    currency: str | None = Field(
+        None,
+        description="An exchange account's settlement currency: `cash` is its venue's total of "
+        "it, checked for orders quoted in it (null: a paper account).",
+    )
+    holdings: dict[str, Amount] | None = Field(
+        None,
+        description="An exchange account's other currencies held at its venue, as last read "
+        "and moved by its fills since: what a sell may take.",
+    )
 
 
 class PositionOut(BaseModel):
@@ -271,6 +281,8 @@ async def _account(runtime: RuntimeDep, account_id: UUID) -> AccountOut:
             fee_bps=row.fee_bps if row else Decimal(0),
             cash=row.cash if row else None,
             reserved=await store.reserved(account_id),
+            currency=row.currency if row else None,
+            holdings=dict(row.holdings) if row and row.holdings is not None else None,
         ),
     )
 
@@ -362,11 +374,11 @@ async def set_global(body: SwitchIn, caller: CallerDep, runtime: RuntimeDep) -> 
 @router.put(
     "/accounts/{account_id}/buying-power",
     summary="Override risk's copy of an account's buying power (admin)",
-    description="Risk learns a paper account's cash and terms from execution (AccountChanged, "
-    "sent when the account is opened or its terms change through execution's account API) and "
-    "moves the cash with every fill. An admin sets them here for an account execution does not "
-    "announce (an exchange account) or to correct them; `cash` left out keeps it. 403 problem "
-    "for anyone but an admin.",
+    description="Risk learns an account's cash and terms from execution (AccountChanged: a "
+    "paper account's when it is opened or its terms change, an exchange account's from its "
+    "venue's balances) and moves the cash with every fill. An admin sets them here for an "
+    "account execution does not announce or to correct them (the next AccountChanged replaces "
+    "them); `cash` left out keeps it. 403 problem for anyone but an admin.",
     responses={403: {"description": "Not an admin."}},
 )
 async def put_buying_power(

@@ -18,7 +18,7 @@ checked against the configuration's version read with the state.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from contextlib import nullcontext
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
@@ -89,6 +89,8 @@ class _Running:
     cash: Decimal | None
     terms: AccountTerms
     reserved: Decimal
+    currency: str | None
+    holdings: Mapping[str, Decimal] | None
 
     @classmethod
     def of(cls, read: AccountState | None, today: date) -> _Running:
@@ -105,6 +107,8 @@ class _Running:
             cash=read.cash,
             terms=read.terms,
             reserved=read.reserved,
+            currency=read.currency,
+            holdings=read.holdings,
         )
 
     def approved(self, order: SubmitOrder, at: datetime, reserved: Decimal) -> None:
@@ -336,9 +340,11 @@ class Decider:
         )
         if not counted.added:
             return
+        currency = counted.currency
         if counted.account is None:  # the caller did not lock it (the handler does)
             row = await self.store.lock_account(conn, event.account_id, today)
             state, pnl_day, realised_today = row.state, row.pnl_day, row.realised_today
+            currency = row.currency
         else:
             state, pnl_day, realised_today = counted.account
         held = counted.held
@@ -351,13 +357,15 @@ class Decider:
             event.booked_fee,
         )
         realised_today = (realised_today if pnl_day == today else ZERO) + realised
+        cash_moved, holdings_moved = _moves(event, currency)
         await self.store.book_fill(
             conn,
             event.account_id,
             PositionRow(event.instrument_id, position, avg_price, held.realised + realised),
             realised_today,
             today,
-            cash_delta(event.side, event.last_qty, event.last_price, event.booked_fee),
+            cash_moved,
+            holdings_moved,
         )
         if state is TradingState.ACTIVE:
             config = await self.config.get(conn, counted.config_version, [event.account_id])
@@ -365,12 +373,21 @@ class Decider:
                 await self._reduce(conn, event.account_id)
 
     async def on_account(self, conn: asyncpg.Connection, event: AccountChanged) -> None:
-        """Execution opened a paper account or changed its terms: its cash from now on (the
-        account's later fills move it) and its buying-power terms. The caller holds the lock."""
+        """Execution opened a paper account or changed its terms, or read an exchange account's
+        balances from its venue: its cash from now on (the account's later fills move it), its
+        buying-power terms, and an exchange account's currency and venue holdings (replaced,
+        not added to: a snapshot). The caller holds the lock."""
         terms = AccountTerms(
             MarginMode(event.margin_mode), event.max_leverage, event.allow_short, event.fee_bps
         )
-        await self.store.set_buying_power(conn, event.account_id, terms, event.cash)
+        await self.store.set_buying_power(
+            conn,
+            event.account_id,
+            terms,
+            event.cash,
+            currency=event.currency,
+            holdings=event.holdings,
+        )
 
     async def on_finished(
         self, conn: asyncpg.Connection, event: OrderRejected | OrderCanceled | OrderExpired
@@ -426,13 +443,53 @@ def _order_fields(order: SubmitOrder) -> dict[str, str | None]:
     }
 
 
+def _moves(event: OrderFilled, currency: str | None) -> tuple[Decimal, dict[str, Decimal] | None]:
+    """What a fill moves of the account's cash and of its venue holdings. A paper account's
+    cash (no currency) moves by the fill's notional and fee in the quote; an exchange account's
+    by what the fill moves at the venue in its settlement currency, the rest of it (the base, a
+    quote or fee in another currency) moving its holdings (decision 0116)."""
+    moves = None
+    if currency is not None:
+        moves = buying_power.venue_moves(
+            event.instrument_id,
+            side=event.side,
+            quantity=event.last_qty,
+            price=event.last_price,
+            fee=event.fee,
+            fee_currency=event.fee_currency,
+        )
+    if currency is None or moves is None:
+        return cash_delta(event.side, event.last_qty, event.last_price, event.booked_fee), None
+    return moves.pop(currency, ZERO), moves
+
+
 def _buying_power(
     order: SubmitOrder, view: AccountView, account: _Running
 ) -> tuple[Denial | None, Decimal]:
     """The trading library's buying-power rule on an order the other checks passed: a denial
     (INSUFFICIENT_FUNDS with what it needs and what is available), or what it reserves. An
-    account never funded in risk (cash unknown) is not checked and reserves nothing."""
+    account never funded in risk (cash unknown) is not checked and reserves nothing; nor is an
+    exchange account's order quoted in another currency than the account's (decision 0116)."""
     if account.cash is None:
+        return None, ZERO
+    booked = Holdings(
+        cash=account.cash,
+        positions=view.positions,
+        prices=view.prices,
+        reserved=account.reserved,
+        selling={i: sells for i, (_, sells) in view.pending.items()},
+        buying={i: buys for i, (buys, _) in view.pending.items()},
+    )
+    holdings: Holdings | None = booked
+    if account.currency is not None:
+        # An exchange account: its venue's cash in its currency, the base held at the venue.
+        holdings = buying_power.at_venue(
+            booked,
+            instrument_id=order.instrument_id,
+            currency=account.currency,
+            venue_holdings=account.holdings,
+        )
+    if holdings is None:
         return None, ZERO
     price = buying_power.order_price(
         side=order.side,
@@ -446,14 +503,6 @@ def _buying_power(
     )
     if price is None:  # check() denied an order without a price already; kept for safety
         return Denial(DenialReason.NO_MARKET_PRICE, "no price to value the order at"), ZERO
-    holdings = Holdings(
-        cash=account.cash,
-        positions=view.positions,
-        prices=view.prices,
-        reserved=account.reserved,
-        selling={i: sells for i, (_, sells) in view.pending.items()},
-        buying={i: buys for i, (buys, _) in view.pending.items()},
-    )
     terms, instrument, side = account.terms, order.instrument_id, order.side
     try:
         short = buying_power.check(
