@@ -321,6 +321,13 @@ class ExecutionStore:
             "UPDATE accounts SET cash = cash + $2 WHERE account_id = $1", account_id, amount
         )
 
+    async def set_cash(self, conn: asyncpg.Connection, account_id: UUID, amount: Decimal) -> None:
+        """An exchange account's cash as its venue reported it (its settlement currency's
+        total), in place of what its fills here added up to."""
+        await conn.execute(
+            "UPDATE accounts SET cash = $2 WHERE account_id = $1", account_id, amount
+        )
+
     # ---- orders ----------------------------------------------------------------------------------
 
     async def order_traceparent(self, conn: asyncpg.Connection, client_order_id: str) -> str | None:

@@ -62,6 +62,9 @@ async def test_reconciliation_and_fills_tell_risk_the_venues_balances(
         (opened,) = await eventually(lambda: changes(1), timeout=20)
         assert (opened.venue, opened.currency, opened.cash) == ("binance", "USDT", D(5000))
         assert opened.holdings == {"BTC": D("0.25")}  # ETH and BNB: none held, left out
+        # The account's cash is the venue's, as told to risk (not what it was opened with).
+        mine = (await client.get(f"/api/v1/accounts/{account}", headers=bearer(user))).json()
+        assert D(mine["cash"]) == D(5000)
         assert (opened.margin_mode, opened.fee_bps) == ("cash", D(0))
 
         # Money left the account on the exchange's site: the next reconciliation tells risk.
@@ -72,6 +75,8 @@ async def test_reconciliation_and_fills_tell_risk_the_venues_balances(
         assert result["ok"] is True and result["balances_refreshed"] is True
         reconciled = (await eventually(lambda: changes(2), timeout=20))[1]
         assert (reconciled.cash, reconciled.holdings) == (D(4000), {"BTC": D("0.25")})
+        mine = (await client.get(f"/api/v1/accounts/{account}", headers=bearer(user))).json()
+        assert D(mine["cash"]) == D(4000)
 
         # A market buy of 0.0015 fills in two trades: the balances after them follow them.
         bought = await live.pending(account, user)

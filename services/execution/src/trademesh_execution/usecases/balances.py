@@ -206,6 +206,9 @@ class BalanceRefresher:
             if current is None:
                 return None
             event = account_changed(current, balances, now=self.clock())
+            # The account API shows what risk is told: the venue's cash, not the amount the
+            # account was opened with moved by the fills booked here.
+            await self.store.set_cash(conn, account.account_id, event.cash)
             await self.outbox.add(conn, event)
         metrics.EXECUTION_BALANCE_REFRESHES.labels(
             service=self.service, venue=account.venue, outcome="ok"
