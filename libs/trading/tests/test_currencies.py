@@ -5,7 +5,7 @@ from __future__ import annotations
 from decimal import Decimal
 
 import pytest
-from trademesh_trading.currencies import currency_places, in_currency
+from trademesh_trading.currencies import currency_places, in_currency, quote_currency
 
 pytestmark = pytest.mark.unit
 
@@ -26,3 +26,14 @@ def test_an_amount_is_rounded_half_even_to_its_currency() -> None:
     assert in_currency(Decimal("0.125"), "USD") == Decimal("0.12")
     assert in_currency(Decimal("1234.5"), "JPY") == Decimal("1234")
     assert in_currency(Decimal("0.000012345678912"), "BTC") == Decimal("0.00001235")
+
+
+@pytest.mark.parametrize(
+    ("instrument", "quote"),
+    [("binance:BTC/USDT", "USDT"), ("binance:eth/btc", "BTC"), ("bybit:BTC/USDT:USDT", "USDT"),
+     ("nasdaq:GOOG", "USD"), ("nasdaq:GOOG/USD", "USD"), ("GOOG", None), ("x:BTC/", None)],
+)  # fmt: skip
+def test_an_instrument_is_priced_in_its_quote_and_a_bare_symbol_in_usd(
+    instrument: str, quote: str | None
+) -> None:
+    assert quote_currency(instrument) == quote

@@ -4,7 +4,7 @@ A currency that ISO 4217 knows (USD, EUR, JPY) is shown at its minor unit, as CL
 (Babel's data: USD 2, JPY 0, KWD 3). Any other code is a crypto asset or a token (BTC, USDT,
 ETH): those are shown at 8 places, the finest unit venues book them in (a satoshi; Binance books
 USDT and fees in BTC or BNB to 8), so rounding loses nothing a venue would settle. An amount whose
-currency is not known is shown at 8 places too (docs/decisions/0115-money-format-and-lists.md).
+currency is not known is shown at 8 places too (docs/decisions/0117-money-at-its-currency-places.md).
 """
 
 from __future__ import annotations
@@ -53,7 +53,14 @@ def currencies_of(instrument_id: str) -> tuple[str, str] | None:
 
 
 def quote_currency(instrument_id: str) -> str | None:
-    """The currency `instrument_id` is priced in (its cash, fees and PnL are amounts of it)."""
+    """The currency `instrument_id` is priced in (its cash, fees and PnL are amounts of it): the
+    quote of a `BASE/QUOTE` symbol, USD for a symbol without `/` (`nasdaq:GOOG`: stocks and the
+    replays of their history), None for an id that names no symbol or an empty quote."""
+    _, _, symbol = instrument_id.partition(":")
+    if not symbol:
+        return None
+    if "/" not in symbol:
+        return "USD"
     pair = currencies_of(instrument_id)
     return None if pair is None else pair[1]
 

@@ -59,6 +59,7 @@ from trademesh_events.orders import (
 )
 from trademesh_trading import buying_power
 from trademesh_trading.buying_power import AccountTerms, Holdings
+from trademesh_trading.currencies import quote_currency
 from trademesh_trading.fills import Fill, FillModel, SimOrder
 from trademesh_trading.positions import apply_fill, mark
 from trademesh_trading.timeframes import Timeframe
@@ -416,15 +417,10 @@ def fee_currency(instrument_id: str) -> str:
     """The currency of an instrument's prices and fees: the quote of a `BASE/QUOTE` symbol
     (`binance:BTC/USDT` -> `USDT`), USD for a symbol without `/` (`nasdaq:GOOG` -> `USD`: stocks
     and the replays of their history)."""
-    _, _, symbol = instrument_id.partition(":")
-    if not symbol:
-        raise ValueError(f"instrument id {instrument_id!r} is not venue:SYMBOL")
-    if "/" not in symbol:
-        return "USD"
-    quote = symbol.rsplit("/", 1)[1]
-    if not quote:
-        raise ValueError(f"instrument id {instrument_id!r} has an empty quote currency")
-    return quote.upper()
+    quote = quote_currency(instrument_id)
+    if quote is None:
+        raise ValueError(f"instrument id {instrument_id!r} names no quote currency")
+    return quote
 
 
 # ---- the paper venue --------------------------------------------------------------------------
