@@ -32,6 +32,7 @@ from trademesh_testing.logs import LogLines
 from trademesh_testing.samples import decoded, read_all
 from trademesh_testing.tokens import bearer
 from trademesh_testing.waiting import eventually
+from trademesh_trading.currencies import in_currency
 
 from trademesh_execution.app import create_app
 from trademesh_execution.config import Settings
@@ -177,9 +178,12 @@ async def test_market_and_limit_orders_fill_on_paper_with_fees_and_pnl(
     realised = (Decimal(105) - Decimal("102.051")) * 4 - Decimal("1.02051") - Decimal("0.42")
     assert Decimal(position["quantity"]) == 6
     assert Decimal(position["avg_price"]) == Decimal("102.051")
-    assert Decimal(position["realised_pnl"]) == realised
+    # A position's PnL is shown at its quote currency's places (USD: 2); the account's cash and
+    # equity (a paper account's cash has no currency) at 8.
+    assert position["realised_pnl"] == str(in_currency(realised, "USD")) == "10.36"
     assert Decimal(position["last_price"]) == Decimal("105.5")
-    assert Decimal(position["unrealised_pnl"]) == (Decimal("105.5") - Decimal("102.051")) * 6
+    unrealised = (Decimal("105.5") - Decimal("102.051")) * 6
+    assert position["unrealised_pnl"] == str(in_currency(unrealised, "USD")) == "20.69"
     cash = Decimal(10_000) - Decimal("1020.51") - Decimal("1.02051") + 420 - Decimal("0.42")
     assert Decimal(pnl["cash"]) == cash
     assert Decimal(pnl["equity"]) == cash + 6 * Decimal("105.5")

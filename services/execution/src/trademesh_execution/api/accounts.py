@@ -19,6 +19,7 @@ from trademesh_http.caller import CallerDep as RoleDep
 from trademesh_http.pagination import Page, PageDep, paginate
 from trademesh_keystore import mask
 from trademesh_trading.buying_power import AccountTerms, MarginMode
+from trademesh_trading.currencies import in_currency, quote_currency
 
 from trademesh_execution.api.deps import CallerDep, RuntimeDep, own_account, owned
 from trademesh_execution.credentials import Credentials, NoKeystore
@@ -141,7 +142,7 @@ def _out(account: AccountRow) -> AccountOut:
         account_id=account.account_id,
         name=account.name,
         venue=account.venue,
-        cash=account.cash,
+        cash=in_currency(account.cash, account.currency),
         created_at=account.created_at,
         api_key_masked=account.api_key_masked,
         margin_mode=MarginMode(account.margin_mode),
@@ -276,28 +277,35 @@ async def get_account(account_id: UUID, caller: CallerDep, runtime: RuntimeDep) 
 async def pnl(account_id: UUID, caller: CallerDep, runtime: RuntimeDep) -> PnlOut:
     found, held = await runtime.store.valuation(account_id)
     account = owned(found, account_id, caller)
+    # Sums are of the exact figures; each is rounded once, when shown: a position's to its
+    # instrument's quote currency, the account's to its own (a paper account has none: 8 places).
+    currency = account.currency
     out: list[PositionOut] = []
+    valued, open_pnl, holdings, realised = True, Decimal(0), Decimal(0), Decimal(0)
     for p, last in held:
+        quote = quote_currency(p.instrument_id)
+        pnl_open = None if last is None else unrealised(p, last)
+        valued = valued and (last is not None or p.quantity == 0)
+        open_pnl += pnl_open or Decimal(0)
+        holdings += p.quantity * last if last is not None else Decimal(0)
+        realised += p.realised_pnl
         out.append(
             PositionOut(
                 instrument_id=p.instrument_id,
                 quantity=p.quantity,
                 avg_price=p.avg_price,
-                realised_pnl=p.realised_pnl,
-                fees=p.fees,
+                realised_pnl=in_currency(p.realised_pnl, quote),
+                fees=in_currency(p.fees, quote),
                 last_price=last,
-                unrealised_pnl=None if last is None else unrealised(p, last),
+                unrealised_pnl=None if pnl_open is None else in_currency(pnl_open, quote),
             )
         )
-    valued = all(o.last_price is not None or o.quantity == 0 for o in out)
-    open_pnl = sum((o.unrealised_pnl or Decimal(0) for o in out), Decimal(0))
-    holdings = sum((o.quantity * o.last_price for o in out if o.last_price is not None), Decimal(0))
     return PnlOut(
         account_id=account_id,
-        cash=account.cash,
-        equity=account.cash + holdings if valued else None,
-        realised_pnl=sum((o.realised_pnl for o in out), Decimal(0)),
-        unrealised_pnl=open_pnl if valued else None,
+        cash=in_currency(account.cash, currency),
+        equity=in_currency(account.cash + holdings, currency) if valued else None,
+        realised_pnl=in_currency(realised, currency),
+        unrealised_pnl=in_currency(open_pnl, currency) if valued else None,
         positions=out,
     )
 
@@ -320,14 +328,21 @@ async def equity_history(
     request: PageDep,
     since: datetime | None = None,
 ) -> EquityPage:
-    await own_account(runtime, account_id, caller)
+    currency = (await own_account(runtime, account_id, caller)).currency
     after = request.after(datetime)
     rows = await runtime.store.equity_history(
         account_id, since, request.fetch, after[0] if after else None
     )
     items, cursor = paginate(rows, request, lambda r: (r["ts"],))
     return EquityPage(
-        items=[EquityPoint(ts=r["ts"], cash=r["cash"], equity=r["equity"]) for r in items],
+        items=[
+            EquityPoint(
+                ts=r["ts"],
+                cash=in_currency(r["cash"], currency),
+                equity=in_currency(r["equity"], currency),
+            )
+            for r in items
+        ],
         next_cursor=cursor,
     )
 
@@ -347,7 +362,13 @@ async def fills(
     rows = await runtime.store.fills_of(account_id, request.fetch, request.after(datetime, str))
     items, cursor = paginate(rows, request, lambda r: (r["ts"], r["trade_id"]))
     return FillPage(
-        items=[FillOut(**{k: row[k] for k in FillOut.model_fields}) for row in items],
+        items=[
+            FillOut(
+                **{k: row[k] for k in FillOut.model_fields if k != "fee"},
+                fee=in_currency(row["fee"], row["fee_currency"]),
+            )
+            for row in items
+        ],
         next_cursor=cursor,
     )
 

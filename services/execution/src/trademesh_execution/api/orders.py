@@ -16,6 +16,7 @@ from trademesh_events.money import Amount, MoneyAmount
 from trademesh_events.orders import OrderStatus, SubmitOrder
 from trademesh_http import ProblemError
 from trademesh_http.pagination import Page, PageDep, paginate
+from trademesh_trading.currencies import in_currency, quote_currency
 
 from trademesh_execution.api.deps import CallerDep, RuntimeDep
 from trademesh_execution.engine import OrderView
@@ -67,7 +68,7 @@ def _out(order: OrderView, row: asyncpg.Record) -> OrderOut:
         status=order.status,
         filled=order.filled,
         avg_price=order.avg_price,
-        fees=order.fees,
+        fees=in_currency(order.fees, quote_currency(order.instrument_id)),
         venue_order_id=order.venue_order_id,
         created_at=order.created_at,
         reason_code=row["reason_code"],

@@ -21,6 +21,7 @@ from trademesh_events.ids import InstrumentId
 from trademesh_events.money import Amount, MoneyAmount
 from trademesh_http import ProblemError
 from trademesh_trading.buying_power import AccountTerms, MarginMode
+from trademesh_trading.currencies import in_currency, quote_currency
 
 from trademesh_risk.api.deps import Caller, CallerDep, RuntimeDep, require
 from trademesh_risk.engine import Limits, TradingState, ceilings, effective, over_ceilings
@@ -249,12 +250,17 @@ async def _account(runtime: RuntimeDep, account_id: UUID) -> AccountOut:
                 instrument_id=instrument,
                 position=held.position if held else Decimal(0),
                 avg_price=held.avg_price if held else Decimal(0),
-                realised=held.realised if held else Decimal(0),
+                realised=in_currency(held.realised, quote_currency(instrument))
+                if held
+                else Decimal(0),
                 pending_buy=buy,
                 pending_sell=sell,
                 last_price=runtime.prices.get(instrument),
             )
         )
+    # Money is shown at its currency's places: a position's in its quote currency, the
+    # account's in its settlement currency (a paper account has none: 8 places).
+    currency = row.currency if row else None
     return AccountOut(
         account_id=account_id,
         state=row.state if row else TradingState.ACTIVE,
@@ -263,7 +269,7 @@ async def _account(runtime: RuntimeDep, account_id: UUID) -> AccountOut:
         kill_reason=row.kill_reason if row else None,
         global_kill_switch=global_on,
         pnl_day=row.pnl_day if row else None,
-        realised_today=row.realised_today if row else Decimal(0),
+        realised_today=in_currency(row.realised_today, currency) if row else Decimal(0),
         limits_in_force=_limits_out(in_force),
         limit_sources=_sources(in_force, defaults, admin_limits),
         instrument_limits_in_force={
@@ -279,8 +285,8 @@ async def _account(runtime: RuntimeDep, account_id: UUID) -> AccountOut:
             max_leverage=row.max_leverage if row else Decimal(1),
             allow_short=row.allow_short if row else False,
             fee_bps=row.fee_bps if row else Decimal(0),
-            cash=row.cash if row else None,
-            reserved=await store.reserved(account_id),
+            cash=in_currency(row.cash, currency) if row and row.cash is not None else None,
+            reserved=in_currency(await store.reserved(account_id), currency),
             currency=row.currency if row else None,
             holdings=dict(row.holdings) if row and row.holdings is not None else None,
         ),
