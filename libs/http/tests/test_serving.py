@@ -178,8 +178,14 @@ def test_ctrl_c_stops_a_service_cleanly_without_a_traceback() -> None:
         "    print('shut down', flush=True)\n"
         f"serve(FastAPI(lifespan=life), '127.0.0.1', {port})\n"
     )
+    # SIGINT as a terminal delivers it: a runner (make, an xdist worker) may have left it
+    # ignored, and uvicorn re-raises the signal with the disposition it found.
     child = subprocess.Popen(
-        [sys.executable, "-c", script], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        [sys.executable, "-c", script],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     try:
         deadline = time.monotonic() + 30
