@@ -106,11 +106,15 @@ async def consumer_lag(
     known = sorted(names, key=len, reverse=True)
     tls_sasl = dict(security or {})  # aiokafka's TLS/SASL arguments (bus client_security)
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, **tls_sasl)
-    reader = AIOKafkaConsumer(
+    reader = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, **tls_sasl)
+    # Fetches the records at the listed ends. A consumer of its own: an assigned consumer keeps
+    # the metadata of its assigned topics only, and `reader` must know every topic's partitions.
+    tail = AIOKafkaConsumer(
         bootstrap_servers=bootstrap, enable_auto_commit=False, fetch_max_wait_ms=50, **tls_sasl
     )
     await admin.start()
     await reader.start()
+    await tail.start()
     true_ends: dict[TopicPartition, int] = {}
     try:
         await reader.topics()  # the cluster's metadata, for partitions_for_topic
@@ -133,7 +137,7 @@ async def consumer_lag(
                     committed = [await member.committed(tp) for tp in partitions]
                     if named is None and all(done is None for done in committed):
                         continue  # not a topic of this group
-                    ends = await _true_ends(reader, partitions, true_ends)
+                    ends = await _true_ends(tail, partitions, true_ends)
                     lag = sum(
                         max(ends[tp] - (done or 0), 0)
                         for tp, done in zip(partitions, committed, strict=True)
@@ -143,12 +147,13 @@ async def consumer_lag(
                 await member.stop()
         return out
     finally:
+        await tail.stop()
         await reader.stop()
         await admin.close()
 
 
 async def _true_ends(
-    reader: AIOKafkaConsumer, partitions: list[TopicPartition], known: dict[TopicPartition, int]
+    tail: AIOKafkaConsumer, partitions: list[TopicPartition], known: dict[TopicPartition, int]
 ) -> dict[TopicPartition, int]:
     """The offset after each partition's last record (remembered in `known` for the call).
 
@@ -160,13 +165,13 @@ async def _true_ends(
     listed end, and the end stays as listed. One small fetch per partition with records."""
     wanted = [tp for tp in partitions if tp not in known]
     if wanted:
-        listed = await reader.end_offsets(wanted)
+        listed = await tail.end_offsets(wanted)
         for tp in wanted:
             end = listed[tp]
             if end > 0:
-                reader.assign([tp])
-                reader.seek(tp, end - 1)
-                fetched = await reader.getmany(tp, timeout_ms=2000)
+                tail.assign([tp])
+                tail.seek(tp, end - 1)
+                fetched = await tail.getmany(tp, timeout_ms=2000)
                 end = max([end, *(record.offset + 1 for record in fetched.get(tp, []))])
             known[tp] = end
     return {tp: known[tp] for tp in partitions}
