@@ -555,21 +555,47 @@ def backtest_run(
     param: Annotated[
         list[str] | None, typer.Option("--param", help="A strategy parameter, name=value (repeat).")
     ] = None,
-    timeframe: Annotated[str, typer.Option(help="Bar length of the file's rows.")] = "1d",
+    timeframe: Annotated[
+        str | None,
+        typer.Option(help="Bar length of the file's rows, e.g. 1d; default: the median spacing."),
+    ] = None,
     cash: Annotated[str, typer.Option(help="Starting cash.")] = "10000",
+    currency: Annotated[
+        str,
+        typer.Option(help="What the prices are in: money is shown at its places (USD 2, BTC 8)."),
+    ] = "USD",
     slippage_bps: Annotated[str, typer.Option(help="Slippage of market and stop fills.")] = "0",
     fee_bps: Annotated[str, typer.Option(help="Fee on every fill's notional.")] = "0",
     sizing: Annotated[
-        str, typer.Option(help="equity_pct:100, quantity:10 or notional:5000 (whole units).")
+        str, typer.Option(help="equity_pct:100, quantity:10 or notional:5000, in --qty-step units.")
     ] = "equity_pct:100",
-    png: Annotated[Path | None, typer.Option(help="Write the equity curve here (PNG).")] = None,
+    qty_step: Annotated[
+        str,
+        typer.Option(
+            help="Quantities round down to a multiple of it: 1 = whole units, 0.0001 BTC."
+        ),
+    ] = "1",
+    as_json: Annotated[
+        bool,
+        typer.Option("--json", help="Print the run and its statistics as JSON, nothing else."),
+    ] = False,
+    equity: Annotated[
+        Path | None, typer.Option(help="Write time, equity, drawdown, buy and hold here (CSV).")
+    ] = None,
     trades: Annotated[Path | None, typer.Option(help="Write the trades here (CSV).")] = None,
+    png: Annotated[
+        Path | None, typer.Option(help="Write equity, buy and hold, and drawdown here (PNG).")
+    ] = None,
+    html: Annotated[
+        Path | None, typer.Option(help="Write an interactive report here (HTML, works offline).")
+    ] = None,
     allow_short: Annotated[
         bool, typer.Option(help="Let sells go below zero (a cash account, shorts fully backed).")
     ] = False,
 ) -> None:
     """Run STRATEGY over a price file and print its statistics. A cash account: orders and
-    fills over its cash are refused and counted, as risk and the paper venue refuse them."""
+    fills over its cash are refused and counted, as risk and the paper venue refuse them.
+    The built-ins are long only unless told `--param short=true --allow-short`."""
     from decimal import Decimal, InvalidOperation
 
     from trademesh_trading.backtest import Sizing
@@ -579,10 +605,13 @@ def backtest_run(
         BacktestInputError,
         parse_params,
         run_backtest,
+        run_data,
         stats_table,
-        write_equity_png,
+        write_equity,
         write_trades,
+        zero_size_warning,
     )
+    from trademesh_cli.report import write_html, write_png
 
     def number(option: str, text: str, *, positive: bool = False) -> Decimal:
         try:
@@ -596,8 +625,9 @@ def backtest_run(
 
     try:
         kind, _, amount = sizing.partition(":")
+        step = number("qty-step", qty_step, positive=True)
         try:
-            chosen = Sizing.model_validate({"kind": kind, "value": amount or "100"})
+            chosen = Sizing.model_validate({"kind": kind, "value": amount or "100", "step": step})
         except ValueError:
             raise BacktestInputError(
                 f"--sizing {sizing!r}: use equity_pct:N, quantity:N or notional:N (N > 0)"
@@ -605,7 +635,7 @@ def backtest_run(
         fills = FillModel(
             slippage_bps=number("slippage-bps", slippage_bps), fee_bps=number("fee-bps", fee_bps)
         )
-        result, refused = run_backtest(
+        run = run_backtest(
             strategy,
             data,
             parse_params(param or []),
@@ -614,22 +644,45 @@ def backtest_run(
             fills=fills,
             sizing=chosen,
             allow_short=allow_short,
+            currency=currency.strip().upper() or None,
         )
     except BacktestInputError as exc:
         console.print(f"[red]backtest: {escape(str(exc))}[/]")
         raise typer.Exit(2) from None
-    for line in refused[:10]:
+    for line in run.refused[:10]:
         console.print(f"[yellow]refused {escape(line)}[/]")
-    if len(refused) > 10:
-        console.print(f"[yellow]... and {len(refused) - 10} more rows refused[/]")
+    if len(run.refused) > 10:
+        console.print(f"[yellow]... and {len(run.refused) - 10} more rows refused[/]")
+    if run.inferred:
+        console.print(
+            f"timeframe {run.timeframe.label}: the median spacing of the bars (--timeframe sets it)",
+            markup=False,
+        )
+    warning = zero_size_warning(run)
+    if warning is not None:
+        console.print(f"[yellow]warning: {escape(warning)}[/]")
+    # With --json, stdout holds the JSON alone: every other line goes to stderr.
+    notes = console if as_json else out
     title = f"{strategy} on {data.name}"
-    out.print(stats_table(result.stats, title))
+    if as_json:
+        sys.stdout.write(json.dumps(run_data(run), allow_nan=False) + "\n")
+    else:
+        out.print(stats_table(run, title))
+    written: list[tuple[str, Path]] = []
     if trades is not None:
-        write_trades(result, trades)
-        out.print(f"trades written to {trades}")
+        write_trades(run, trades)
+        written.append(("trades", trades))
+    if equity is not None:
+        write_equity(run, equity)
+        written.append(("equity curve", equity))
     if png is not None:
-        write_equity_png(result, png, title)
-        out.print(f"equity curve written to {png}")
+        write_png(run, png, title)
+        written.append(("chart", png))
+    if html is not None:
+        write_html(run, html, title)
+        written.append(("report", html))
+    for what, path in written:
+        notes.print(f"{what} written to {path}", markup=False)
 
 
 if __name__ == "__main__":
