@@ -28,6 +28,10 @@ app.add_typer(events_app, name="events")
 app.add_typer(db_app, name="db")
 backtest_app = typer.Typer(help="Backtests of strategies over price files, in process.")
 app.add_typer(backtest_app, name="backtest")
+strategies_app = typer.Typer(
+    help="The strategies a backtest or a bot can run, and their parameters."
+)
+app.add_typer(strategies_app, name="strategies")
 deploy_app = typer.Typer(help="Deployment files derived from the services (chart, compose, k8s).")
 app.add_typer(deploy_app, name="deploy")
 
@@ -547,7 +551,9 @@ def new_service(
 
 @backtest_app.command("run")
 def backtest_run(
-    strategy: Annotated[str, typer.Argument(help="A registered strategy, e.g. sma_cross.")],
+    strategy: Annotated[
+        str, typer.Argument(help="A registered strategy (`trademesh strategies list`).")
+    ],
     data: Annotated[
         Path,
         typer.Option("--data", help="OHLCV file (CSV or Parquet).", exists=True, dir_okay=False),
@@ -683,6 +689,79 @@ def backtest_run(
         written.append(("report", html))
     for what, path in written:
         notes.print(f"{what} written to {path}", markup=False)
+
+
+@strategies_app.command("list")
+def strategies_list(
+    as_json: Annotated[bool, typer.Option("--json", help="Print them as JSON.")] = False,
+) -> None:
+    """The strategies a backtest or a bot can run (built-ins and installed plug-ins)."""
+    from trademesh_trading.registry import StrategyRegistry
+
+    registry = StrategyRegistry()
+    if as_json:
+        listed = [
+            {
+                "name": name,
+                "summary": registry.summary(name),
+                "parameters": [p.model_dump(mode="json") for p in registry.parameters(name)],
+            }
+            for name in registry.names()
+        ]
+        sys.stdout.write(json.dumps(listed) + "\n")
+        return
+    table = Table(title="strategies")
+    table.add_column("name")
+    table.add_column("summary")
+    table.add_column("parameters (defaults)")
+    for name in registry.names():
+        defaults = " ".join(
+            f"{p.name}={json.dumps(p.default)}" if not p.required else f"{p.name} (required)"
+            for p in registry.parameters(name)
+        )
+        table.add_row(name, registry.summary(name), defaults)
+    out.print(table)
+    out.print("`trademesh strategies describe NAME` gives the rules and the ranges.", markup=False)
+
+
+@strategies_app.command("describe")
+def strategies_describe(
+    name: Annotated[str, typer.Argument(help="A strategy's name.")],
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print it as JSON, with the parameters' JSON Schema.")
+    ] = False,
+) -> None:
+    """A strategy's rules and its parameters: type, default, range, meaning."""
+    from trademesh_trading.registry import StrategyRegistry, UnknownStrategy
+
+    registry = StrategyRegistry()
+    try:
+        parameters = registry.parameters(name)
+    except UnknownStrategy:
+        console.print(
+            f"[red]unknown strategy {escape(repr(name))}; known: "
+            f"{escape(', '.join(registry.names()))}[/]"
+        )
+        raise typer.Exit(2) from None
+    if as_json:
+        described = {
+            "name": name,
+            "summary": registry.summary(name),
+            "description": registry.describe(name),
+            "parameters": [p.model_dump(mode="json") for p in parameters],
+            "schema": registry.schema(name),
+        }
+        sys.stdout.write(json.dumps(described) + "\n")
+        return
+    out.print(name, style="bold", markup=False)
+    out.print(registry.describe(name), markup=False, highlight=False)
+    table = Table(title=f"{name} parameters (--param name=value)")
+    for column in ("parameter", "type", "default", "range", "meaning"):
+        table.add_column(column)
+    for p in parameters:
+        default = "(required)" if p.required else json.dumps(p.default)
+        table.add_row(p.name, p.type, default, p.bounds(), p.description)
+    out.print(table)
 
 
 if __name__ == "__main__":
