@@ -28,6 +28,10 @@ app.add_typer(events_app, name="events")
 app.add_typer(db_app, name="db")
 backtest_app = typer.Typer(help="Backtests of strategies over price files, in process.")
 app.add_typer(backtest_app, name="backtest")
+strategies_app = typer.Typer(
+    help="The strategies a backtest or a bot can run, and their parameters."
+)
+app.add_typer(strategies_app, name="strategies")
 deploy_app = typer.Typer(help="Deployment files derived from the services (chart, compose, k8s).")
 app.add_typer(deploy_app, name="deploy")
 
@@ -547,7 +551,9 @@ def new_service(
 
 @backtest_app.command("run")
 def backtest_run(
-    strategy: Annotated[str, typer.Argument(help="A registered strategy, e.g. sma_cross.")],
+    strategy: Annotated[
+        str, typer.Argument(help="A registered strategy (`trademesh strategies list`).")
+    ],
     data: Annotated[
         Path,
         typer.Option("--data", help="OHLCV file (CSV or Parquet).", exists=True, dir_okay=False),
@@ -555,21 +561,47 @@ def backtest_run(
     param: Annotated[
         list[str] | None, typer.Option("--param", help="A strategy parameter, name=value (repeat).")
     ] = None,
-    timeframe: Annotated[str, typer.Option(help="Bar length of the file's rows.")] = "1d",
+    timeframe: Annotated[
+        str | None,
+        typer.Option(help="Bar length of the file's rows, e.g. 1d; default: the median spacing."),
+    ] = None,
     cash: Annotated[str, typer.Option(help="Starting cash.")] = "10000",
+    currency: Annotated[
+        str,
+        typer.Option(help="What the prices are in: money is shown at its places (USD 2, BTC 8)."),
+    ] = "USD",
     slippage_bps: Annotated[str, typer.Option(help="Slippage of market and stop fills.")] = "0",
     fee_bps: Annotated[str, typer.Option(help="Fee on every fill's notional.")] = "0",
     sizing: Annotated[
-        str, typer.Option(help="equity_pct:100, quantity:10 or notional:5000 (whole units).")
+        str, typer.Option(help="equity_pct:100, quantity:10 or notional:5000, in --qty-step units.")
     ] = "equity_pct:100",
-    png: Annotated[Path | None, typer.Option(help="Write the equity curve here (PNG).")] = None,
+    qty_step: Annotated[
+        str,
+        typer.Option(
+            help="Quantities round down to a multiple of it: 1 = whole units, 0.0001 BTC."
+        ),
+    ] = "1",
+    as_json: Annotated[
+        bool,
+        typer.Option("--json", help="Print the run and its statistics as JSON, nothing else."),
+    ] = False,
+    equity: Annotated[
+        Path | None, typer.Option(help="Write time, equity, drawdown, buy and hold here (CSV).")
+    ] = None,
     trades: Annotated[Path | None, typer.Option(help="Write the trades here (CSV).")] = None,
+    png: Annotated[
+        Path | None, typer.Option(help="Write equity, buy and hold, and drawdown here (PNG).")
+    ] = None,
+    html: Annotated[
+        Path | None, typer.Option(help="Write an interactive report here (HTML, works offline).")
+    ] = None,
     allow_short: Annotated[
         bool, typer.Option(help="Let sells go below zero (a cash account, shorts fully backed).")
     ] = False,
 ) -> None:
     """Run STRATEGY over a price file and print its statistics. A cash account: orders and
-    fills over its cash are refused and counted, as risk and the paper venue refuse them."""
+    fills over its cash are refused and counted, as risk and the paper venue refuse them.
+    The built-ins are long only unless told `--param short=true --allow-short`."""
     from decimal import Decimal, InvalidOperation
 
     from trademesh_trading.backtest import Sizing
@@ -579,10 +611,13 @@ def backtest_run(
         BacktestInputError,
         parse_params,
         run_backtest,
+        run_data,
         stats_table,
-        write_equity_png,
+        write_equity,
         write_trades,
+        zero_size_warning,
     )
+    from trademesh_cli.report import write_html, write_png
 
     def number(option: str, text: str, *, positive: bool = False) -> Decimal:
         try:
@@ -596,8 +631,9 @@ def backtest_run(
 
     try:
         kind, _, amount = sizing.partition(":")
+        step = number("qty-step", qty_step, positive=True)
         try:
-            chosen = Sizing.model_validate({"kind": kind, "value": amount or "100"})
+            chosen = Sizing.model_validate({"kind": kind, "value": amount or "100", "step": step})
         except ValueError:
             raise BacktestInputError(
                 f"--sizing {sizing!r}: use equity_pct:N, quantity:N or notional:N (N > 0)"
@@ -605,7 +641,7 @@ def backtest_run(
         fills = FillModel(
             slippage_bps=number("slippage-bps", slippage_bps), fee_bps=number("fee-bps", fee_bps)
         )
-        result, refused = run_backtest(
+        run = run_backtest(
             strategy,
             data,
             parse_params(param or []),
@@ -614,22 +650,118 @@ def backtest_run(
             fills=fills,
             sizing=chosen,
             allow_short=allow_short,
+            currency=currency.strip().upper() or None,
         )
     except BacktestInputError as exc:
         console.print(f"[red]backtest: {escape(str(exc))}[/]")
         raise typer.Exit(2) from None
-    for line in refused[:10]:
+    for line in run.refused[:10]:
         console.print(f"[yellow]refused {escape(line)}[/]")
-    if len(refused) > 10:
-        console.print(f"[yellow]... and {len(refused) - 10} more rows refused[/]")
+    if len(run.refused) > 10:
+        console.print(f"[yellow]... and {len(run.refused) - 10} more rows refused[/]")
+    if run.inferred:
+        console.print(
+            f"timeframe {run.timeframe.label}: the median spacing of the bars (--timeframe sets it)",
+            markup=False,
+        )
+    warning = zero_size_warning(run)
+    if warning is not None:
+        console.print(f"[yellow]warning: {escape(warning)}[/]")
+    # With --json, stdout holds the JSON alone: every other line goes to stderr.
+    notes = console if as_json else out
     title = f"{strategy} on {data.name}"
-    out.print(stats_table(result.stats, title))
+    if as_json:
+        sys.stdout.write(json.dumps(run_data(run), allow_nan=False) + "\n")
+    else:
+        out.print(stats_table(run, title))
+    written: list[tuple[str, Path]] = []
     if trades is not None:
-        write_trades(result, trades)
-        out.print(f"trades written to {trades}")
+        write_trades(run, trades)
+        written.append(("trades", trades))
+    if equity is not None:
+        write_equity(run, equity)
+        written.append(("equity curve", equity))
     if png is not None:
-        write_equity_png(result, png, title)
-        out.print(f"equity curve written to {png}")
+        write_png(run, png, title)
+        written.append(("chart", png))
+    if html is not None:
+        write_html(run, html, title)
+        written.append(("report", html))
+    for what, path in written:
+        notes.print(f"{what} written to {path}", markup=False)
+
+
+@strategies_app.command("list")
+def strategies_list(
+    as_json: Annotated[bool, typer.Option("--json", help="Print them as JSON.")] = False,
+) -> None:
+    """The strategies a backtest or a bot can run (built-ins and installed plug-ins)."""
+    from trademesh_trading.registry import StrategyRegistry
+
+    registry = StrategyRegistry()
+    if as_json:
+        listed = [
+            {
+                "name": name,
+                "summary": registry.summary(name),
+                "parameters": [p.model_dump(mode="json") for p in registry.parameters(name)],
+            }
+            for name in registry.names()
+        ]
+        sys.stdout.write(json.dumps(listed) + "\n")
+        return
+    table = Table(title="strategies")
+    table.add_column("name")
+    table.add_column("summary")
+    table.add_column("parameters (defaults)")
+    for name in registry.names():
+        defaults = " ".join(
+            f"{p.name}={json.dumps(p.default)}" if not p.required else f"{p.name} (required)"
+            for p in registry.parameters(name)
+        )
+        table.add_row(name, registry.summary(name), defaults)
+    out.print(table)
+    out.print("`trademesh strategies describe NAME` gives the rules and the ranges.", markup=False)
+
+
+@strategies_app.command("describe")
+def strategies_describe(
+    name: Annotated[str, typer.Argument(help="A strategy's name.")],
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print it as JSON, with the parameters' JSON Schema.")
+    ] = False,
+) -> None:
+    """A strategy's rules and its parameters: type, default, range, meaning."""
+    from trademesh_trading.registry import StrategyRegistry, UnknownStrategy
+
+    registry = StrategyRegistry()
+    try:
+        parameters = registry.parameters(name)
+    except UnknownStrategy:
+        console.print(
+            f"[red]unknown strategy {escape(repr(name))}; known: "
+            f"{escape(', '.join(registry.names()))}[/]"
+        )
+        raise typer.Exit(2) from None
+    if as_json:
+        described = {
+            "name": name,
+            "summary": registry.summary(name),
+            "description": registry.describe(name),
+            "parameters": [p.model_dump(mode="json") for p in parameters],
+            "schema": registry.schema(name),
+        }
+        sys.stdout.write(json.dumps(described) + "\n")
+        return
+    out.print(name, style="bold", markup=False)
+    out.print(registry.describe(name), markup=False, highlight=False)
+    table = Table(title=f"{name} parameters (--param name=value)")
+    for column in ("parameter", "type", "default", "range", "meaning"):
+        table.add_column(column)
+    for p in parameters:
+        default = "(required)" if p.required else json.dumps(p.default)
+        table.add_row(p.name, p.type, default, p.bounds(), p.description)
+    out.print(table)
 
 
 if __name__ == "__main__":

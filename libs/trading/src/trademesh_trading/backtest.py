@@ -10,6 +10,11 @@ cannot pay for is refused when placed, as risk denies it (valued at the last clo
 collar for a market order, plus fees, against cash less what pending orders reserve), and a fill
 it can no longer pay for when the bar comes cancels its order, as the paper venue does. Both are
 counted in the statistics (`refused_orders`, `refused_fills`).
+
+A signal is the strategy asking for an order on a bar (it fills on a later one): each trade keeps
+the close time of the bars whose signals opened and closed it. An entry the sizing rounds down to
+nothing (one unit costs more than the sizing allows, at a step of whole units) places no order;
+those are counted (`zero_size_signals`), so that a backtest that never traded says why.
 """
 
 from __future__ import annotations
@@ -39,13 +44,16 @@ ZERO = Decimal(0)
 
 class Sizing(BaseModel):
     """How much one entry buys: a fixed quantity, a fixed notional, or a share of equity;
-    rounded down to `step` (1 = whole units)."""
+    rounded down to `step`: 1 (the default) trades whole units, as shares are; a crypto asset
+    takes fractions (0.0001 BTC, or the venue's lot step)."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     kind: Literal["quantity", "notional", "equity_pct"] = "equity_pct"
     value: Amount = Field(Decimal(100), gt=0)
-    step: Amount = Field(Decimal(1), gt=0)
+    step: Amount = Field(
+        Decimal(1), gt=0, description="Quantities round down to a multiple of it: 1 = whole units."
+    )
 
     def quantity(self, price: Decimal, equity: Decimal, cost: Decimal = Decimal(1)) -> Decimal:
         """`cost` is what one unit at `price` costs as a share of the price (collar and fees
@@ -69,8 +77,15 @@ class Trade:
     entry_price: Decimal
     exit_time: datetime | None
     exit_price: Decimal | None
-    pnl: Decimal  # after fees; for an open trade, marked at the last close
+    pnl: Decimal  # after fees; for an open trade, marked at the last close (unrealised)
     fees: Decimal
+    entry_signal_time: datetime | None = None  # close of the bar whose signal opened it
+    exit_signal_time: datetime | None = None  # close of the bar whose signal closed it
+
+    @property
+    def open(self) -> bool:
+        """Still open at the end: its PnL is unrealised, marked at the last close."""
+        return self.exit_time is None
 
 
 @dataclass(frozen=True)
@@ -88,6 +103,8 @@ class Stats:
     final_equity: Decimal
     refused_orders: int = 0  # over the buying power when placed (as risk denies them)
     refused_fills: int = 0  # over it when they would fill (as the paper venue cancels them)
+    buy_and_hold_return: float = 0.0  # last close / first close - 1: the benchmark
+    zero_size_signals: int = 0  # entries the sizing rounded down to no quantity at all
 
 
 class EquityCurve(Sequence[tuple[datetime, Decimal]]):
@@ -181,6 +198,7 @@ class _Open:
     entry_time: datetime
     cost: Decimal  # signed cash spent opening, for the average entry price
     fees: Decimal
+    signal_time: datetime | None
 
 
 @dataclass
@@ -199,6 +217,8 @@ class _SimContext:
     reserved: dict[str, Decimal] = field(default_factory=dict)  # by client order id, as placed
     refused_orders: int = 0
     refused_fills: int = 0
+    signals: dict[str, datetime] = field(default_factory=dict)  # placed orders' signal times
+    zero_size_signals: int = 0
 
     @property
     def bars(self) -> Sequence[Bar]:
@@ -220,7 +240,10 @@ class _SimContext:
         # A market order is valued at the close moved by the collar, plus fees: room for both.
         collar = 1 + buying_power.DEFAULT_COLLAR_BPS / BPS
         cost = collar * (1 + self.terms.fee_bps / BPS)
-        return self.sizing.quantity(self.history[-1].close, self.equity, cost)
+        size = self.sizing.quantity(self.history[-1].close, self.equity, cost)
+        if size == 0:
+            self.zero_size_signals += 1
+        return size
 
     def holdings(self, price: Decimal, *, pending: bool) -> Holdings:
         """The account for the buying-power rule at `price`; with what pending orders reserve
@@ -288,6 +311,7 @@ class _SimContext:
         self.pending.append(
             SimOrder(client_order_id, side, quantity, kind, limit_price, stop_price, leg)
         )
+        self.signals[client_order_id] = self.history[-1].close_time
         return client_order_id
 
     def cancel_order(self, client_order_id: str) -> None:
@@ -397,12 +421,14 @@ class Backtester:
                     None,
                     value - current.cost - current.fees,
                     current.fees,
+                    current.signal_time,
                 )
             )
         stats = replace(
             _stats(curve, closes, trades, exposed, self.initial),
             refused_orders=ctx.refused_orders,
             refused_fills=ctx.refused_fills,
+            zero_size_signals=ctx.zero_size_signals,
         )
         return BacktestResult(trades, curve, fills, stats)
 
@@ -424,6 +450,7 @@ class Backtester:
             ):
                 ctx.refused_fills += 1  # cancelled, as the paper venue does
                 ctx.reserved.pop(order.client_order_id, None)
+                ctx.signals.pop(order.client_order_id, None)
                 continue
             if fill is not None:
                 fills.append(fill)
@@ -432,6 +459,7 @@ class Backtester:
                 still.append(order)
             else:
                 ctx.reserved.pop(order.client_order_id, None)
+                ctx.signals.pop(order.client_order_id, None)
         ctx.pending = still
         return current
 
@@ -505,6 +533,7 @@ class Backtester:
         ctx = self.ctx
         signed = fill.quantity if fill.side == "buy" else -fill.quantity
         ctx.cash -= signed * fill.price + fill.fee
+        signal = ctx.signals.get(fill.client_order_id)
         remaining_fee = fill.fee
         quantity = signed
         while quantity != 0:
@@ -515,6 +544,7 @@ class Backtester:
                     at,
                     quantity * fill.price,
                     remaining_fee,
+                    signal,
                 )
                 ctx.position += quantity
                 return current
@@ -541,6 +571,8 @@ class Backtester:
                     fill.price,
                     proceeds - cost - fee_in - fee_out,
                     fee_in + fee_out,
+                    current.signal_time,
+                    signal,
                 )
             )
             current.quantity -= closing
@@ -601,4 +633,5 @@ def _stats(
         exposure=exposed / count,
         trades=len(trades),
         final_equity=final,
+        buy_and_hold_return=float(closes[-1] / closes[0]) - 1 if closes[0] > 0 else 0.0,
     )

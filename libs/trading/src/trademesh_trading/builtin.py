@@ -112,7 +112,7 @@ class SmaCrossConfig(StrategyConfig):
 
 
 class SmaCross(Strategy[SmaCrossConfig]):
-    """Moving-average crossover.
+    """Moving-average crossover, long only unless `short`.
 
     With SMA(fast) and SMA(slow) of the closes, on each final bar where both exist now and on
     the previous bar:
@@ -176,7 +176,7 @@ class BollingerReversionConfig(StrategyConfig):
 
 
 class BollingerReversion(Strategy[BollingerReversionConfig]):
-    """Bollinger-band mean reversion.
+    """Bollinger-band mean reversion, long only unless `short`.
 
     With the bands of the closes (SMA(period) ± k population standard deviations), on each
     final bar:
@@ -222,7 +222,7 @@ class DonchianBreakoutConfig(StrategyConfig):
 
 
 class DonchianBreakout(Strategy[DonchianBreakoutConfig]):
-    """Donchian channel breakout.
+    """Donchian channel breakout, long only unless `short`.
 
     The channel is the highest high and the lowest low of the `period` bars *before* the
     current one. On each final bar:

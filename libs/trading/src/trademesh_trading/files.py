@@ -127,6 +127,18 @@ def is_csv(path: Path) -> bool:
     return path.suffix.lower() not in {".parquet", ".pq"}
 
 
+def bar_times(path: Path) -> list[datetime]:
+    """The time of every row of a price file that has a readable one (the others are left to
+    load_bars to refuse): what the timeframe of a file is inferred from."""
+    times: list[datetime] = []
+    for row in read_rows(path):
+        try:
+            times.append(parse_time(pick(row, TIME_KEYS)))
+        except (BadRow, ValueError, OverflowError, OSError):
+            continue
+    return times
+
+
 def load_bars(
     path: Path, instrument_id: str, timeframe: str, length: timedelta
 ) -> tuple[list[Bar], list[str]]:

@@ -4,8 +4,11 @@
 from __future__ import annotations
 
 import re
+import statistics
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from itertools import pairwise
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MONDAY = datetime(1970, 1, 5, tzinfo=UTC)  # weeks start on Monday, as exchanges' weekly bars do
@@ -26,6 +29,26 @@ class Timeframe:
         if match is None:
             raise ValueError(f"timeframe {label!r}: use <n><s|m|h|d|w>, e.g. 1m, 5m, 1h, 1d")
         return cls(int(match[1]) * _UNIT_SECONDS[match[2]], label)
+
+    @classmethod
+    def of_seconds(cls, seconds: int) -> Timeframe:
+        """The timeframe `seconds` long, labelled in the largest unit that divides it (86400 ->
+        `1d`, 5400 -> `90m`, 2678400 -> `31d`)."""
+        if seconds < 1:
+            raise ValueError(f"timeframe of {seconds} s: a bar lasts at least 1 s")
+        unit = next(u for u in "wdhms" if seconds % _UNIT_SECONDS[u] == 0)
+        return cls(seconds, f"{seconds // _UNIT_SECONDS[unit]}{unit}")
+
+    @classmethod
+    def of_spacing(cls, times: Iterable[datetime]) -> Timeframe:
+        """The bar length of bars opening at `times`: the median gap between consecutive distinct
+        times, to the second. The median, not the smallest gap: a day's bars skip weekends and
+        holidays, and a file may miss a bar or repeat one. ValueError with fewer than two times."""
+        ordered = sorted(set(times))
+        gaps = [(b - a).total_seconds() for a, b in pairwise(ordered)]
+        if not gaps:
+            raise ValueError("fewer than two bar times: the timeframe cannot be inferred")
+        return cls.of_seconds(max(round(statistics.median(gaps)), 1))
 
     @property
     def weekly(self) -> bool:

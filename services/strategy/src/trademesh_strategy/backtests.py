@@ -39,7 +39,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from trademesh_db import Database
 from trademesh_events.ids import InstrumentId
 from trademesh_events.marketdata import Bar
-from trademesh_events.money import Amount, MoneyAmount, plain
+from trademesh_events.money import Amount, MoneyAmount
 from trademesh_observability import metrics
 from trademesh_observability.logging import get_logger
 from trademesh_trading.backtest import Backtester, BacktestResult, Sizing
@@ -47,6 +47,7 @@ from trademesh_trading.buying_power import AccountTerms, MarginMode
 from trademesh_trading.currencies import money_in, quote_currency
 from trademesh_trading.fills import FillModel
 from trademesh_trading.registry import StrategyRegistry, UnknownStrategy
+from trademesh_trading.results import json_number, stats_data, trade_data
 from trademesh_trading.strategy import Strategy
 from trademesh_trading.timeframes import Timeframe
 
@@ -113,7 +114,8 @@ class BacktestRequest(BaseModel):
     sizing: Sizing = Field(
         default_factory=Sizing,
         description="How much one entry buys: quantity, notional, or equity_pct (default: all "
-        "the equity, whole units).",
+        "the equity), rounded down to `step` (default 1: whole units; 0.0001 for fractions of "
+        "a crypto asset).",
     )
     slippage_bps: Amount = Field(
         Decimal(0), ge=0, le=10_000, description="Market and stop fills move this much against."
@@ -232,48 +234,26 @@ def run_backtest(
         sizing=spec.sizing,
         terms=AccountTerms(spec.margin_mode, spec.max_leverage, spec.allow_short),
     )
-    return result_data(backtester.run(bars), len(bars), quote_currency(spec.instrument_id))
+    return result_data(backtester.run(bars), bars, quote_currency(spec.instrument_id))
 
 
-def result_data(result: BacktestResult, bars: int, currency: str | None) -> dict[str, Any]:
-    """A BacktestResult as plain data: statistics as floats (the duration in seconds, the final
-    equity a decimal string), trades and the equity curve with decimal strings and ISO times.
-    Money (equity, PnL, fees) is at the places of `currency`, the instrument's quote currency
-    (trademesh_trading.currencies: USD 2, a crypto asset 8, unknown 8)."""
-    stats = result.stats
+def result_data(
+    result: BacktestResult, bars: Sequence[Bar], currency: str | None
+) -> dict[str, Any]:
+    """A BacktestResult of `bars` as plain data (trademesh_trading.results): statistics as floats
+    (the duration in seconds, the final equity a decimal string), trades and the equity curve
+    with decimal strings and ISO times, and the bars it covered (their number, the open times of
+    the first and the last). Money (equity, PnL, fees) is at the places of `currency`, the
+    instrument's quote currency (trademesh_trading.currencies: USD 2, a crypto asset 8)."""
     return {
-        "stats": {
-            "total_return": stats.total_return,
-            "annual_return": stats.annual_return,
-            "sharpe": stats.sharpe,
-            "sortino": stats.sortino,
-            "max_drawdown": stats.max_drawdown,
-            "max_drawdown_duration": stats.max_drawdown_duration.total_seconds(),
-            "win_rate": stats.win_rate,
-            "profit_factor": stats.profit_factor,
-            "exposure": stats.exposure,
-            "trades": stats.trades,
-            "final_equity": money_in(stats.final_equity, currency),
-            "refused_orders": stats.refused_orders,
-            "refused_fills": stats.refused_fills,
-        },
-        "trades": [
-            {
-                "side": trade.side,
-                "quantity": plain(trade.quantity),
-                "entry_time": trade.entry_time.isoformat(),
-                "entry_price": plain(trade.entry_price),
-                "exit_time": None if trade.exit_time is None else trade.exit_time.isoformat(),
-                "exit_price": None if trade.exit_price is None else plain(trade.exit_price),
-                "pnl": money_in(trade.pnl, currency),
-                "fees": money_in(trade.fees, currency),
-            }
-            for trade in result.trades
-        ],
+        "stats": stats_data(result.stats, currency),
+        "trades": [trade_data(trade, currency) for trade in result.trades],
         "equity": [
             [moment.isoformat(), money_in(value, currency)] for moment, value in result.equity
         ],
-        "bars": bars,
+        "bars": len(bars),
+        "first_bar_at": bars[0].open_time.isoformat(),
+        "last_bar_at": bars[-1].open_time.isoformat(),
     }
 
 
@@ -286,24 +266,21 @@ class EncodedResult:
     trades: str
     equity: str
     bars: int
-
-
-def _json_number(value: Any) -> Any:
-    """jsonb has no NaN or Infinity: non-finite floats are kept as the strings Python reads back
-    with float() (and pydantic with a float field)."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return "NaN" if math.isnan(value) else ("Infinity" if value > 0 else "-Infinity")
-    return value
+    first_bar_at: datetime
+    last_bar_at: datetime
 
 
 def encode_result(data: Mapping[str, Any]) -> EncodedResult:
-    """`run_backtest`'s plain data as the JSON stored (non-finite statistics as strings)."""
-    stats = {name: _json_number(value) for name, value in data["stats"].items()}
+    """`run_backtest`'s plain data as the JSON stored: jsonb has no NaN or Infinity, so
+    non-finite statistics are the strings float() and pydantic read back (json_number)."""
+    stats = {name: json_number(value) for name, value in data["stats"].items()}
     return EncodedResult(
         stats=json.dumps(stats, allow_nan=False),
         trades=json.dumps(data["trades"], allow_nan=False),
         equity=json.dumps(data["equity"], allow_nan=False),
         bars=int(data["bars"]),
+        first_bar_at=datetime.fromisoformat(data["first_bar_at"]),
+        last_bar_at=datetime.fromisoformat(data["last_bar_at"]),
     )
 
 
@@ -376,6 +353,8 @@ class BacktestRecord:
     error: str | None
     stats: dict[str, Any] | None
     bars: int | None
+    first_bar_at: datetime | None  # the open times of the first and last bar it ran over
+    last_bar_at: datetime | None
     attempts: int
     heartbeat_at: datetime | None
     created_at: datetime
@@ -393,6 +372,8 @@ def _record(row: asyncpg.Record) -> BacktestRecord:
         error=row["error"],
         stats=None if row["stats"] is None else json.loads(row["stats"]),
         bars=row["bars"],
+        first_bar_at=row["first_bar_at"],
+        last_bar_at=row["last_bar_at"],
         attempts=row["attempts"],
         heartbeat_at=row["heartbeat_at"],
         created_at=row["created_at"],
@@ -449,7 +430,7 @@ class BacktestStore:
             "INSERT INTO backtests (backtest_id, user_id, request, status) "
             "VALUES ($1, $2, $3::jsonb, 'QUEUED') "
             "RETURNING backtest_id, user_id, grid_id, request, status, error, stats, bars, "
-            "attempts, heartbeat_at, created_at, started_at, finished_at",
+            "first_bar_at, last_bar_at, attempts, heartbeat_at, created_at, started_at, finished_at",
             uuid4(),
             user_id,
             request.model_dump_json(),
@@ -487,8 +468,8 @@ class BacktestStore:
 
     async def get(self, backtest_id: UUID) -> BacktestRecord | None:
         row = await self.db.pool.fetchrow(
-            "SELECT backtest_id, user_id, grid_id, request, status, error, stats, bars, attempts, "
-            "heartbeat_at, created_at, started_at, finished_at FROM backtests "
+            "SELECT backtest_id, user_id, grid_id, request, status, error, stats, bars, "
+            "first_bar_at, last_bar_at, attempts, heartbeat_at, created_at, started_at, finished_at FROM backtests "
             "WHERE backtest_id = $1",
             backtest_id,
         )
@@ -501,7 +482,8 @@ class BacktestStore:
         if before is None:
             rows = await self.db.pool.fetch(
                 "SELECT backtest_id, user_id, grid_id, request, status, error, stats, bars, "
-                "attempts, heartbeat_at, created_at, started_at, finished_at FROM backtests "
+                "first_bar_at, last_bar_at, attempts, heartbeat_at, created_at, started_at, "
+                "finished_at FROM backtests "
                 "WHERE user_id = $1 ORDER BY created_at DESC, backtest_id DESC LIMIT $2",
                 user_id,
                 limit,
@@ -509,7 +491,8 @@ class BacktestStore:
         else:
             rows = await self.db.pool.fetch(
                 "SELECT backtest_id, user_id, grid_id, request, status, error, stats, bars, "
-                "attempts, heartbeat_at, created_at, started_at, finished_at FROM backtests "
+                "first_bar_at, last_bar_at, attempts, heartbeat_at, created_at, started_at, "
+                "finished_at FROM backtests "
                 "WHERE user_id = $1 AND (created_at, backtest_id) < ($2, $3) "
                 "ORDER BY created_at DESC, backtest_id DESC LIMIT $4",
                 user_id,
@@ -616,8 +599,8 @@ class BacktestStore:
         """Store a backtest's result (SUCCEEDED); False when the claim was lost."""
         outcome = await self.db.pool.execute(
             "UPDATE backtests SET status = 'SUCCEEDED', error = NULL, stats = $3::jsonb, "
-            "trades = $4::jsonb, equity = $5::jsonb, bars = $6, finished_at = now(), "
-            "heartbeat_at = now() "
+            "trades = $4::jsonb, equity = $5::jsonb, bars = $6, first_bar_at = $7, "
+            "last_bar_at = $8, finished_at = now(), heartbeat_at = now() "
             "WHERE backtest_id = $1 AND status = 'RUNNING' AND attempts = $2",
             backtest_id,
             attempt,
@@ -625,6 +608,8 @@ class BacktestStore:
             result.trades,
             result.equity,
             result.bars,
+            result.first_bar_at,
+            result.last_bar_at,
         )
         return bool(outcome == "UPDATE 1")
 

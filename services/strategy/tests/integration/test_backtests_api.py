@@ -1,6 +1,7 @@
 """Backtests through the API on the real Postgres, the real broker and the real market-data app
 replaying its GOOG daily fixture: results equal to the library's Backtester on the same bars,
-a crashed worker's backtest claimed again, problems for bad submissions (with nothing stored),
+the range a backtest covered beside the range it asked for, a crashed worker's backtest claimed
+again, problems for bad submissions (with nothing stored),
 callers kept apart, grids run and ranked, and retries while market-data is away.
 
 Each test starts both apps and replays the fixture (a few seconds), and the first backtest of
@@ -233,6 +234,8 @@ async def test_a_backtest_runs_to_the_librarys_results_and_outlives_a_crashed_wo
     expected = library(request, goog.bars)
     assert expected.trades, "the range is meant to make the strategy trade"
     assert done["bars"] == len(goog.bars)
+    assert datetime.fromisoformat(done["first_bar_at"]) == goog.bars[0].open_time
+    assert datetime.fromisoformat(done["last_bar_at"]) == goog.bars[-1].open_time
     assert done["attempts"] == 1 and done["error"] is None
     assert done["started_at"] <= done["finished_at"]
     assert_stats(done["stats"], expected)
@@ -296,6 +299,38 @@ async def test_a_backtest_runs_to_the_librarys_results_and_outlives_a_crashed_wo
     assert [(datetime.fromisoformat(t), Decimal(v)) for t, v in curve.json()] == [
         (t, money(v)) for t, v in expected.equity
     ]
+
+
+async def test_a_range_wider_than_the_data_states_the_range_it_covered(
+    client: httpx.AsyncClient, market: httpx.AsyncClient, goog: Replayed
+) -> None:
+    user = uuid.uuid4()
+    start, end = "2003-01-01T00:00:00Z", "2005-03-01T00:00:00Z"  # the fixture starts 2004-08-19
+    stored = await history(market, instrument=goog.instrument, timeframe="1d", start=start, end=end)
+    first, last = (datetime.fromisoformat(stored[i]["open_time"]) for i in (0, -1))
+    assert first > datetime.fromisoformat(start), "the data is meant to start after the range"
+    request = body(goog.instrument, start=start, end=end, params={"fast": 5, "slow": 15})
+    response = await client.post("/api/v1/backtests", json=request, headers=headers(user))
+    assert response.status_code == 202, response.text
+    assert response.json()["first_bar_at"] is None  # not known before it has run
+    done = await settled(client, user, response.json()["backtest_id"])
+    # Beside the range asked, the one covered: its first and last bar.
+    assert datetime.fromisoformat(done["request"]["start"]) == datetime.fromisoformat(start)
+    assert datetime.fromisoformat(done["first_bar_at"]) == first
+    assert datetime.fromisoformat(done["last_bar_at"]) == last
+    assert done["bars"] == len(stored)
+    assert isinstance(done["stats"]["buy_and_hold_return"], float)
+    assert done["stats"]["zero_size_signals"] == 0
+
+    trades = await client.get(
+        f"/api/v1/backtests/{done['backtest_id']}/trades", headers=headers(user)
+    )
+    listed = trades.json()
+    assert listed, "the range is meant to make the strategy trade"
+    for trade in listed:
+        signal, filled = trade["entry_signal_time"], trade["entry_time"]
+        assert datetime.fromisoformat(signal) <= datetime.fromisoformat(filled)
+        assert trade["open"] is (trade["exit_time"] is None)
 
 
 async def test_bad_submissions_are_problems_and_store_nothing(

@@ -564,8 +564,16 @@ async def test_strategies_are_listed_with_their_parameter_schemas(
     sma = next(s for s in listed if s["name"] == "sma_cross")
     assert sma["parameters"]["properties"]["fast"]["type"] == "integer"
     assert "crosses *above*" in sma["description"]
+    assert sma["summary"] == "Moving-average crossover, long only unless `short`."
     one = await client.get("/api/v1/strategies/rsi_cross")
     assert one.json()["parameters"]["properties"]["period"]["default"] == 14
+    # the same parameters one by one: type, default, bounds
+    period = next(p for p in one.json()["parameter_list"] if p["name"] == "period")
+    assert period | {"description": ""} == {
+        "name": "period", "type": "integer", "required": False, "default": 14, "minimum": 2,
+        "maximum": 500, "exclusive_minimum": None, "exclusive_maximum": None, "choices": None,
+        "description": "",
+    }  # fmt: skip
     missing = await client.get("/api/v1/strategies/nope")
     assert missing.status_code == 404
     assert missing.headers["content-type"] == "application/problem+json"

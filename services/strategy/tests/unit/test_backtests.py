@@ -265,6 +265,19 @@ def test_the_process_function_gives_what_the_backtester_gives(change: dict[str, 
     assert got == run_backtest(request, data, SmaCross)  # the service's class, or the registry's
     json.dumps(got)  # plain data, picklable and storable
     assert got["bars"] == len(data)
+    # the range it covered: the open times of the first and the last bar
+    assert got["first_bar_at"] == data[0].open_time.isoformat()
+    assert got["last_bar_at"] == data[-1].open_time.isoformat()
+    assert got["stats"]["buy_and_hold_return"] == expected.stats.buy_and_hold_return
+    assert got["stats"]["zero_size_signals"] == expected.stats.zero_size_signals
+    assert [(t["entry_signal_time"], t["exit_signal_time"], t["open"]) for t in got["trades"]] == [
+        (
+            t.entry_signal_time.isoformat() if t.entry_signal_time else None,
+            t.exit_signal_time.isoformat() if t.exit_signal_time else None,
+            t.open,
+        )
+        for t in expected.trades
+    ]
     # money is stored as the API returns it: rounded to the places of the instrument's quote
     # currency (USD: 2), written plain
     assert got["stats"]["final_equity"] == plain(to_places(expected.stats.final_equity, 2))
@@ -321,6 +334,10 @@ def test_the_stored_json_keeps_non_finite_statistics_as_strings() -> None:
     assert json.loads(encoded.trades) == data["trades"]
     assert json.loads(encoded.equity) == data["equity"]
     assert encoded.bars == len(bars())
+    assert (encoded.first_bar_at, encoded.last_bar_at) == (
+        bars()[0].open_time,
+        bars()[-1].open_time,
+    )
 
 
 class _BoomConfig(StrategyConfig):

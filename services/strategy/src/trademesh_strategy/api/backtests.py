@@ -63,6 +63,16 @@ class StatsOut(BaseModel):
     refused_fills: int = Field(
         0, description="Fills over it when they came (the paper venue cancels their orders)."
     )
+    buy_and_hold_return: float | None = Field(
+        None,
+        description="The benchmark: last close / first close - 1 (null for backtests stored "
+        "before it was recorded).",
+    )
+    zero_size_signals: int | None = Field(
+        None,
+        description="Entries the sizing rounded down to no quantity (one unit cost more than it "
+        "allowed: see sizing.step); null for backtests stored before they were counted.",
+    )
 
 
 class BacktestOut(BaseModel):
@@ -75,6 +85,15 @@ class BacktestOut(BaseModel):
     )
     stats: StatsOut | None = Field(description="Once SUCCEEDED.")
     bars: int | None = Field(description="Bars the backtest ran over.")
+    first_bar_at: datetime | None = Field(
+        description="Open time of the first bar it ran over, once SUCCEEDED: later than "
+        "request.start when market-data holds nothing earlier (or the range starts on a closed "
+        "market's day)."
+    )
+    last_bar_at: datetime | None = Field(
+        description="Open time of the last bar it ran over, once SUCCEEDED: the range it covered "
+        "is [first_bar_at, last_bar_at + timeframe), beside the [start, end) it asked for."
+    )
     attempts: int = Field(description="Times a worker took it.")
     created_at: datetime
     started_at: datetime | None = Field(description="When its latest attempt started.")
@@ -86,16 +105,26 @@ class BacktestPage(Page[BacktestOut]):
 
 
 class TradeOut(BaseModel):
-    """A round trip; an exit-less one was still open at the end (marked at the last close)."""
+    """A round trip; an exit-less one was still open at the end (marked at the last close).
+    A signal is the strategy's decision on a bar's close; the order fills on a later bar."""
 
     side: str
     quantity: Amount
-    entry_time: datetime
+    entry_signal_time: datetime | None = Field(
+        None, description="Close of the bar whose signal opened it."
+    )
+    entry_time: datetime = Field(description="Open of the bar it was filled in.")
     entry_price: Amount
+    exit_signal_time: datetime | None = Field(
+        None, description="Close of the bar whose signal closed it."
+    )
     exit_time: datetime | None
     exit_price: Amount | None
-    pnl: MoneyAmount = Field(description="After fees.")
+    pnl: MoneyAmount = Field(description="After fees; unrealised for an open trade.")
     fees: MoneyAmount
+    open: bool | None = Field(
+        None, description="Still open at the end: no exit, PnL marked at the last close."
+    )
 
 
 class RankedOut(BaseModel):
@@ -138,6 +167,8 @@ def _out(record: BacktestRecord) -> BacktestOut:
         error=record.error,
         stats=None if record.stats is None else StatsOut.model_validate(record.stats),
         bars=record.bars,
+        first_bar_at=record.first_bar_at,
+        last_bar_at=record.last_bar_at,
         attempts=record.attempts,
         created_at=record.created_at,
         started_at=record.started_at,

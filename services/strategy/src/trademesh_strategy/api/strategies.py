@@ -1,14 +1,15 @@
-"""/api/v1/strategies: the strategies this service can run, with their parameters' JSON Schemas."""
+"""/api/v1/strategies: the strategies this service can run, with their parameters: the JSON Schema
+(the contract) and the same one parameter at a time (type, default, bounds) for people."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from fastapi import APIRouter
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 from trademesh_http import ProblemError
 from trademesh_http.pagination import Page, PageDep, paginate
-from trademesh_trading.registry import StrategyRegistry, UnknownStrategy
+from trademesh_trading.registry import Parameter, StrategyRegistry, UnknownStrategy
 
 from trademesh_strategy.api.deps import RuntimeDep
 
@@ -17,13 +18,21 @@ router = APIRouter(prefix="/strategies", tags=["strategies"])
 
 class StrategyOut(BaseModel):
     name: str
-    description: str
-    parameters: dict[str, Any]  # JSON Schema
+    summary: str = Field(description="The description's first line.")
+    description: str = Field(description="Its rules, exactly.")
+    parameters: dict[str, Any] = Field(description="The parameters' JSON Schema.")
+    parameter_list: list[Parameter] = Field(
+        description="The parameters one by one, as the schema states them: type, default, bounds."
+    )
 
 
 def _describe(registry: StrategyRegistry, name: str) -> StrategyOut:
     return StrategyOut(
-        name=name, description=registry.describe(name), parameters=registry.schema(name)
+        name=name,
+        summary=registry.summary(name),
+        description=registry.describe(name),
+        parameters=registry.schema(name),
+        parameter_list=registry.parameters(name),
     )
 
 
@@ -49,7 +58,7 @@ async def list_strategies(runtime: RuntimeDep, request: PageDep) -> StrategyPage
     return StrategyPage(items=[_describe(runtime.registry, n) for n in items], next_cursor=cursor)
 
 
-@router.get("/{name}", summary="One strategy and its parameters' JSON Schema")
+@router.get("/{name}", summary="One strategy: its rules and parameters (types, defaults, bounds)")
 async def get_strategy(name: str, runtime: RuntimeDep) -> StrategyOut:
     try:
         return _describe(runtime.registry, name)
