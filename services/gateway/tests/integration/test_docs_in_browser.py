@@ -16,10 +16,12 @@ from trademesh_testing.http import served
 
 from trademesh_gateway.engine import ROUTES
 
-# Debian's chromium, never a browser Playwright would download. Without it the test skips (before
-# the engines start), except under `make test` (TRADEMESH_REQUIRE_TOOLS=1), which installs it
-# first: there it fails, so that the check cannot silently stop running.
-CHROMIUM = shutil.which("chromium")
+# Debian's chromium (what `make deploy-tools` installs), or the Google Chrome that GitHub's Ubuntu
+# runners ship (they run as no root, so make cannot apt-get there); never a browser Playwright
+# would download. Without one the test skips (before the engines start), except under `make
+# test` (TRADEMESH_REQUIRE_TOOLS=1), which installs it first: there it fails, so that the check
+# cannot silently stop running.
+CHROMIUM = shutil.which("chromium") or shutil.which("google-chrome")
 NO_CHROMIUM = (
     "Debian's chromium is not installed, so the API docs were not rendered in a browser "
     "(`make deploy-tools` installs it where apt-get runs as root)"
