@@ -38,9 +38,10 @@ install: .venv/.synced
 
 # The deployment checkers: the `deploy` dependency group (helm-python-sdk, kubernetes-validate,
 # python-hcl2, detect-secrets, jsonschema), checkov in a virtualenv of its own (its pins would
-# hold the workspace's packages back), and promtool from Debian's prometheus package where apt
-# runs as root. `uv sync --inexact` adds the group without removing anything; the stamp follows
-# .venv/.synced, whose exact sync removes the group again.
+# hold the workspace's packages back), and, where apt runs as root, Debian's packages of the
+# tools the tests run: promtool (prometheus) and chromium (the API docs rendered in a browser;
+# Playwright drives it, never a browser of its own). `uv sync --inexact` adds the group without
+# removing anything; the stamp follows .venv/.synced, whose exact sync removes the group again.
 CHECKOV_VERSION := 3.3.30
 TOOLS := .trademesh/tools
 .venv/.deploy-synced: .venv/.synced
@@ -51,14 +52,21 @@ $(TOOLS)/checkov/bin/checkov: | $(UV)
 	$(UV) venv --quiet --clear --python $(PYTHON) $(TOOLS)/checkov
 	$(UV) pip install --quiet --no-config --python $(TOOLS)/checkov/bin/python "checkov==$(CHECKOV_VERSION)"
 
+# command:Debian package, installed together (one apt-get) when a command is missing.
+DEBIAN_TOOLS := promtool:prometheus chromium:chromium
+
 deploy-tools: .venv/.deploy-synced $(TOOLS)/checkov/bin/checkov
-	@if ! command -v promtool >/dev/null; then \
+	@missing=""; \
+	for tool in $(DEBIAN_TOOLS); do \
+		command -v "$${tool%%:*}" >/dev/null || missing="$$missing $${tool#*:}"; \
+	done; \
+	if [ -n "$$missing" ]; then \
 		if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
-			echo "promtool not found: installing Debian's prometheus package"; \
-			DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends prometheus >/dev/null \
-			|| { apt-get update -q >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends prometheus >/dev/null; }; \
+			echo "installing Debian's$$missing"; \
+			DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $$missing >/dev/null \
+			|| { apt-get update -q >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $$missing >/dev/null; }; \
 		else \
-			echo "promtool not found and apt-get is not usable here: the Prometheus tests will say they could not run"; \
+			echo "Debian's$$missing not installed and apt-get is not usable here: the tests that need them will say they could not run"; \
 		fi; \
 	fi
 

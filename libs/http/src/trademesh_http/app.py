@@ -10,14 +10,14 @@ from collections.abc import Awaitable, Callable, Mapping, MutableMapping
 from typing import Any
 
 from fastapi import FastAPI, Request, Response
-from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
-from fastapi.responses import HTMLResponse, JSONResponse
+from fastapi.responses import JSONResponse
 from opentelemetry import trace
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from starlette.types import ASGIApp, Lifespan, Message, Receive, Scope, Send
 from trademesh_observability import metrics
 from trademesh_observability.logging import request_id_var
 
+from trademesh_http.docs import serve_docs
 from trademesh_http.inputs import InputGuard, InputLimits
 from trademesh_http.problems import (
     document_problems,
@@ -172,7 +172,8 @@ def create_http_app(
 
     The OpenAPI document (app.openapi()) describes errors as they are answered: problem+json
     (`document_problems`). `openapi` replaces it at /openapi.json (and in /docs, /redoc) with a
-    document that takes I/O to make (the gateway's holds its services' documents).
+    document that takes I/O to make (the gateway's holds its services' documents). /docs and
+    /redoc load their scripts and styles from the app itself (trademesh_http.docs): no CDN.
 
     `http` (the service's settings) says whose X-Forwarded-For to believe (`trusted_proxies`:
     `request.client` is then the client they name) and where /metrics is served: with a
@@ -193,6 +194,8 @@ def create_http_app(
         description=description,
         lifespan=lifespan,
         openapi_url=None if openapi else "/openapi.json",
+        docs_url=None,  # serve_docs: FastAPI's own pages load their assets from a CDN
+        redoc_url=None,
         telemetry={
             "tracing": True,
             "operation_spans": False,
@@ -212,6 +215,7 @@ def create_http_app(
     app.openapi = openapi_document  # type: ignore[method-assign]
     if openapi is not None:
         _serve_openapi(app, openapi)
+    serve_docs(app)
 
     @app.get("/health", tags=["platform"], summary="Liveness: the process serves requests")
     async def health() -> dict[str, str]:
@@ -257,22 +261,9 @@ def create_http_app(
 
 
 def _serve_openapi(app: FastAPI, source: OpenApiSource) -> None:
-    """/openapi.json from `source`, and the /docs and /redoc pages that read it (FastAPI's own
-    read app.openapi(), which cannot wait for I/O)."""
+    """/openapi.json from `source` (FastAPI's own reads app.openapi(), which cannot wait for
+    I/O)."""
 
     @app.get("/openapi.json", include_in_schema=False)
     async def openapi_json() -> JSONResponse:
         return JSONResponse(await source())
-
-    def document_url(request: Request) -> str:
-        return str(request.scope.get("root_path", "")).rstrip("/") + "/openapi.json"
-
-    @app.get("/docs", include_in_schema=False)
-    async def swagger_ui(request: Request) -> HTMLResponse:
-        return get_swagger_ui_html(
-            openapi_url=document_url(request), title=f"{app.title} - Swagger UI"
-        )
-
-    @app.get("/redoc", include_in_schema=False)
-    async def redoc(request: Request) -> HTMLResponse:
-        return get_redoc_html(openapi_url=document_url(request), title=f"{app.title} - ReDoc")
