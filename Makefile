@@ -30,9 +30,12 @@ MEMBERS_STAMP := .trademesh/members
 $(shell mkdir -p .trademesh && (echo '$(MEMBERS)' | cmp -s - $(MEMBERS_STAMP) || echo '$(MEMBERS)' > $(MEMBERS_STAMP)))
 
 # `uv sync` re-locks when a pyproject changed; CI sets UV_LOCKED=1 so that a stale uv.lock fails.
-.venv/.synced: uv.lock pyproject.toml $(MEMBERS) $(MEMBERS_STAMP) | $(UV)
-	$(UV) sync --all-packages
-	@touch $@
+# scripts/sync_venv.py runs the sync, then checks every installed package against its RECORD and
+# imports every workspace package; what an interrupted sync left broken is reinstalled (or the
+# virtualenv rebuilt), and the stamp is written only once all is sound (decision 0118).
+SYNC := $(PYTHON) scripts/sync_venv.py --uv $(UV) --venv .venv --stamp
+.venv/.synced: uv.lock pyproject.toml $(MEMBERS) $(MEMBERS_STAMP) scripts/sync_venv.py | $(UV)
+	$(SYNC) $@ -- --all-packages
 
 install: .venv/.synced
 
@@ -44,8 +47,7 @@ install: .venv/.synced
 CHECKOV_VERSION := 3.3.30
 TOOLS := .trademesh/tools
 .venv/.deploy-synced: .venv/.synced
-	$(UV) sync --all-packages --group deploy --inexact
-	@touch $@
+	$(SYNC) $@ -- --all-packages --group deploy --inexact
 
 $(TOOLS)/checkov/bin/checkov: | $(UV)
 	$(UV) venv --quiet --clear --python $(PYTHON) $(TOOLS)/checkov
