@@ -72,6 +72,12 @@ HomeOption = Annotated[
 ]
 
 
+def _cli() -> str:
+    from trademesh_cli.project import cli_command
+
+    return escape(cli_command())
+
+
 def _stack(home: Path | None, retention_hours: float | None = None) -> object:
     from trademesh_infra.stack import Stack, default_home
     from trademesh_infra.topics import DEFAULT_RETENTION_MS
@@ -239,7 +245,7 @@ def _embedded_bootstrap(home: Path | None) -> str:
     assert isinstance(stack, Stack)
     if not stack.kafka.is_running():
         console.print(
-            "[red]no broker: run `trademesh infra up` or set TRADEMESH_KAFKA_BOOTSTRAP[/]"
+            f"[red]no broker: run `{_cli()} infra up` or set TRADEMESH_KAFKA_BOOTSTRAP[/]"
         )
         raise typer.Exit(2)
     return stack.kafka.bootstrap
@@ -338,7 +344,7 @@ def _embedded_database(home: Path | None) -> str:
     stack = _stack(home)
     assert isinstance(stack, Stack)
     if not stack.postgres.is_running():
-        console.print("[red]no database: run `trademesh infra up` or set TRADEMESH_DATABASE_URL[/]")
+        console.print(f"[red]no database: run `{_cli()} infra up` or set TRADEMESH_DATABASE_URL[/]")
         raise typer.Exit(2)
     stack.postgres.port = int(stack.postgres.port_file.read_text())
     return stack.postgres.url()
