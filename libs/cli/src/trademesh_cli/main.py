@@ -507,7 +507,11 @@ def new_service(
         bool, typer.Option("--schema/--no-schema", help="Whether it owns a Postgres schema.")
     ] = True,
     lock: Annotated[
-        bool, typer.Option("--lock/--no-lock", help="Update uv.lock (registers the package).")
+        bool,
+        typer.Option(
+            "--lock/--no-lock",
+            help="Update uv.lock (registers the package) and install it into .venv.",
+        ),
     ] = True,
 ) -> None:
     """Generate a service from service-template/ into services/<name> and register it.
@@ -538,15 +542,21 @@ def new_service(
     out.print(f"generated {target.relative_to(root)} ({len(files)} files):")
     for path in files:
         out.print(f"  {path}")
+    folder = target.relative_to(root)
     out.print(
         "registered: uv workspace (services/*)"
-        + (" and uv.lock" if lock else " (run `uv lock`)")
+        + (
+            " and uv.lock, installed into .venv"
+            if lock
+            else " (`make install` locks and installs it)"
+        )
         + "; `trademesh up` and `trademesh db migrate` read its [tool.trademesh.service]",
         markup=False,
     )
     out.print(
-        "next: `make manifests` (adds its deploy/values.yaml entry to the Helm chart, compose and "
-        f"k8s/base), make test, then edit {target.relative_to(root)}/src (engine.py first)",
+        f"its tests: .venv/bin/pytest {folder}; next: `make manifests` (adds its "
+        "deploy/values.yaml entry to the Helm chart, compose and k8s/base), make test, then edit "
+        f"{folder}/src (engine.py first)",
         markup=False,
     )
 
