@@ -91,9 +91,14 @@ def _id(words: list[str]) -> str:
     return " ".join(words)[:80]
 
 
+def _reader_env() -> dict[str, str]:
+    """The environment a reader's shell has: none of the test session's or `make test`'s."""
+    own = ("TRADEMESH_", "PYTEST_", "MAKE", "MFLAGS")
+    return {k: v for k, v in os.environ.items() if not k.startswith(own)}
+
+
 def _trademesh(args: list[str], cwd: Path) -> subprocess.CompletedProcess[str]:
-    # The environment a reader's shell has: none of the test session's settings.
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("TRADEMESH_", "PYTEST_"))}
+    env = _reader_env()
     env["COLUMNS"] = "200"  # help text unwrapped, whatever the terminal
     return subprocess.run(
         [str(WRAPPER), *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=300
@@ -149,6 +154,7 @@ def _check_make(args: list[str]) -> None:
     done = subprocess.run(
         ["make", "-n", "--no-print-directory", *args],
         cwd=ROOT,
+        env=_reader_env(),
         capture_output=True,
         text=True,
         timeout=60,

@@ -45,7 +45,8 @@ def _env(tmp_path: Path) -> dict[str, str]:
     env = {
         k: v
         for k, v in os.environ.items()
-        if not k.startswith(("UV_", "VIRTUAL_ENV", "TRADEMESH_", "PYTEST_"))
+        # Nor the settings of a `make test` this runs under (its flags, its jobserver).
+        if not k.startswith(("UV_", "VIRTUAL_ENV", "TRADEMESH_", "PYTEST_", "MAKE", "MFLAGS"))
     }
     env.update(PATH=f"{bin_dir}{os.pathsep}{env['PATH']}", UV_OFFLINE="1", PYTHON=sys.executable)
     return env
