@@ -17,6 +17,7 @@ help:
 	@echo "make test   lint, type-check and run the whole test suite on real engines"
 	@echo "make bench  run the benchmarks under benchmarks/"
 	@echo "make manifests  regenerate the chart values, compose services and k8s/base from services/*/deploy/values.yaml"
+	@echo "./trademesh --help  the command line, from .venv (make install sets it up, and repairs an interrupted install)"
 
 $(BOOTSTRAP)/bin/uv:
 	@echo "uv not found: installing uv $(UV_VERSION) into $(BOOTSTRAP) with pip"
