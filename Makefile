@@ -17,6 +17,7 @@ help:
 	@echo "make test   lint, type-check and run the whole test suite on real engines"
 	@echo "make bench  run the benchmarks under benchmarks/"
 	@echo "make manifests  regenerate the chart values, compose services and k8s/base from services/*/deploy/values.yaml"
+	@echo "./trademesh --help  the command line, from .venv (make install sets it up, and repairs an interrupted install)"
 
 $(BOOTSTRAP)/bin/uv:
 	@echo "uv not found: installing uv $(UV_VERSION) into $(BOOTSTRAP) with pip"
@@ -30,9 +31,12 @@ MEMBERS_STAMP := .trademesh/members
 $(shell mkdir -p .trademesh && (echo '$(MEMBERS)' | cmp -s - $(MEMBERS_STAMP) || echo '$(MEMBERS)' > $(MEMBERS_STAMP)))
 
 # `uv sync` re-locks when a pyproject changed; CI sets UV_LOCKED=1 so that a stale uv.lock fails.
-.venv/.synced: uv.lock pyproject.toml $(MEMBERS) $(MEMBERS_STAMP) | $(UV)
-	$(UV) sync --all-packages
-	@touch $@
+# scripts/sync_venv.py runs the sync, then checks every installed package against its RECORD and
+# imports every workspace package; what an interrupted sync left broken is reinstalled (or the
+# virtualenv rebuilt), and the stamp is written only once all is sound (decision 0118).
+SYNC := $(PYTHON) scripts/sync_venv.py --uv $(UV) --venv .venv --stamp
+.venv/.synced: uv.lock pyproject.toml $(MEMBERS) $(MEMBERS_STAMP) scripts/sync_venv.py | $(UV)
+	$(SYNC) $@ -- --all-packages
 
 install: .venv/.synced
 
@@ -45,8 +49,7 @@ install: .venv/.synced
 CHECKOV_VERSION := 3.3.30
 TOOLS := .trademesh/tools
 .venv/.deploy-synced: .venv/.synced
-	$(UV) sync --all-packages --group deploy --inexact
-	@touch $@
+	$(SYNC) $@ -- --all-packages --group deploy --inexact
 
 $(TOOLS)/checkov/bin/checkov: | $(UV)
 	$(UV) venv --quiet --clear --python $(PYTHON) $(TOOLS)/checkov

@@ -8,9 +8,11 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[3]
-_IGNORE = shutil.ignore_patterns(
-    ".venv", ".trademesh", "__pycache__", ".mypy_cache", ".ruff_cache", ".pytest_cache"
-)
+# What is not the repository's: the virtualenv, scratch, and what tools and tests leave behind.
+_NOT_SOURCE = (
+    ".venv", ".trademesh", "__pycache__", ".mypy_cache", ".ruff_cache", ".pytest_cache", ".hypothesis"
+)  # fmt: skip
+_IGNORE = shutil.ignore_patterns(*_NOT_SOURCE)
 
 
 def copy_workspace(target: Path) -> Path:
@@ -27,11 +29,11 @@ def copy_workspace(target: Path) -> Path:
 
 
 def snapshot(root: Path) -> dict[str, bytes]:
-    """Every file under root (but the scratch folder) and its bytes."""
+    """Every source file under root (not the virtualenv, scratch or caches) and its bytes."""
     return {
         str(p.relative_to(root)): p.read_bytes()
         for p in sorted(root.rglob("*"))
-        if p.is_file() and ".trademesh" not in p.relative_to(root).parts
+        if p.is_file() and not set(_NOT_SOURCE) & set(p.relative_to(root).parts)
     }
 
 

@@ -76,6 +76,12 @@ HomeOption = Annotated[
 ]
 
 
+def _cli() -> str:
+    from trademesh_cli.project import cli_command
+
+    return escape(cli_command())
+
+
 def _stack(home: Path | None, retention_hours: float | None = None) -> object:
     from trademesh_infra.stack import Stack, default_home
     from trademesh_infra.topics import DEFAULT_RETENTION_MS
@@ -243,7 +249,7 @@ def _embedded_bootstrap(home: Path | None) -> str:
     assert isinstance(stack, Stack)
     if not stack.kafka.is_running():
         console.print(
-            "[red]no broker: run `trademesh infra up` or set TRADEMESH_KAFKA_BOOTSTRAP[/]"
+            f"[red]no broker: run `{_cli()} infra up` or set TRADEMESH_KAFKA_BOOTSTRAP[/]"
         )
         raise typer.Exit(2)
     return stack.kafka.bootstrap
@@ -342,7 +348,7 @@ def _embedded_database(home: Path | None) -> str:
     stack = _stack(home)
     assert isinstance(stack, Stack)
     if not stack.postgres.is_running():
-        console.print("[red]no database: run `trademesh infra up` or set TRADEMESH_DATABASE_URL[/]")
+        console.print(f"[red]no database: run `{_cli()} infra up` or set TRADEMESH_DATABASE_URL[/]")
         raise typer.Exit(2)
     stack.postgres.port = int(stack.postgres.port_file.read_text())
     return stack.postgres.url()
@@ -505,7 +511,11 @@ def new_service(
         bool, typer.Option("--schema/--no-schema", help="Whether it owns a Postgres schema.")
     ] = True,
     lock: Annotated[
-        bool, typer.Option("--lock/--no-lock", help="Update uv.lock (registers the package).")
+        bool,
+        typer.Option(
+            "--lock/--no-lock",
+            help="Update uv.lock (registers the package) and install it into .venv.",
+        ),
     ] = True,
 ) -> None:
     """Generate a service from service-template/ into services/<name> and register it.
@@ -536,15 +546,21 @@ def new_service(
     out.print(f"generated {target.relative_to(root)} ({len(files)} files):")
     for path in files:
         out.print(f"  {path}")
+    folder = target.relative_to(root)
     out.print(
         "registered: uv workspace (services/*)"
-        + (" and uv.lock" if lock else " (run `uv lock`)")
+        + (
+            " and uv.lock, installed into .venv"
+            if lock
+            else " (`make install` locks and installs it)"
+        )
         + "; `trademesh up` and `trademesh db migrate` read its [tool.trademesh.service]",
         markup=False,
     )
     out.print(
-        "next: `make manifests` (adds its deploy/values.yaml entry to the Helm chart, compose and "
-        f"k8s/base), make test, then edit {target.relative_to(root)}/src (engine.py first)",
+        f"its tests: .venv/bin/pytest {folder}; next: `make manifests` (adds its "
+        "deploy/values.yaml entry to the Helm chart, compose and k8s/base), make test, then edit "
+        f"{folder}/src (engine.py first)",
         markup=False,
     )
 

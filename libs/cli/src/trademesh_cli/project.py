@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,6 +34,19 @@ def find_root(start: Path | None = None) -> Path:
     raise FileNotFoundError(
         f"no trademesh workspace (pyproject.toml with [tool.uv.workspace]) above {here}"
     )
+
+
+def cli_command(root: Path | None = None) -> str:
+    """How a person runs this command line from the current folder, for the hints it prints: the
+    workspace's wrapper (`./trademesh` at its root), which needs nothing on PATH (uv included)."""
+    try:
+        wrapper = (root or find_root()) / "trademesh"
+    except FileNotFoundError:
+        return "trademesh"
+    if not wrapper.is_file():
+        return "trademesh"
+    relative = os.path.relpath(wrapper, Path.cwd())
+    return relative if relative.startswith((".", os.sep)) else f".{os.sep}{relative}"
 
 
 def discover_services(root: Path) -> list[ServiceEntry]:

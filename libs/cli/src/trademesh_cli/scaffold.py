@@ -2,9 +2,10 @@
 
 Registration is mostly discovery: the uv workspace takes every `services/*`, `trademesh up` and
 `trademesh db migrate` read `[tool.trademesh.service]`, `make typecheck` and pytest find
-`services/*/src` and `services/*/tests`. What is left to do is the lock file (`uv lock`), so
-that `uv sync --frozen` installs the new package. Everything is checked before anything is
-written, and a failure after that removes what was written.
+`services/*/src` and `services/*/tests`. What is left to do is the lock file (`uv lock`) and the
+install of the new package into the workspace's virtualenv (`uv sync`), so that it imports and its
+tests pass at once. Everything is checked before anything is written, and a failure after that
+removes what was written.
 """
 
 from __future__ import annotations
@@ -173,13 +174,12 @@ def uv_binary(root: Path) -> str:
     raise ScaffoldError("uv not found: run `make install` first (it bootstraps uv)")
 
 
-def lock(root: Path) -> None:
-    """Update uv.lock for the workspace as it is now (adds or drops members)."""
+def _uv(root: Path, *args: str) -> None:
     env = {**os.environ, "UV_PYTHON_DOWNLOADS": "never"}
     env.pop("UV_LOCKED", None)
     env.pop("UV_FROZEN", None)
     result = subprocess.run(
-        [uv_binary(root), "lock", "--quiet"],
+        [uv_binary(root), *args, "--quiet"],
         cwd=root,
         env=env,
         capture_output=True,
@@ -187,12 +187,27 @@ def lock(root: Path) -> None:
         check=False,
     )
     if result.returncode != 0:
-        raise ScaffoldError(f"uv lock failed:\n{(result.stdout + result.stderr).strip()}")
+        raise ScaffoldError(f"uv {args[0]} failed:\n{(result.stdout + result.stderr).strip()}")
+
+
+def lock(root: Path) -> None:
+    """Update uv.lock for the workspace as it is now (adds or drops members)."""
+    _uv(root, "lock")
+
+
+def install(root: Path) -> None:
+    """Install the workspace as locked into its virtualenv (root/.venv), the new member with it.
+
+    `--inexact` adds and removes nothing else (the deploy group `make test` installs stays); the
+    set of packages is the one `make install` syncs, so its next sync has nothing to do.
+    """
+    _uv(root, "sync", "--all-packages", "--inexact")
 
 
 def new_service(spec: ServiceSpec, root: Path, *, update_lock: bool = True) -> Path:
-    """Check, generate into services/<slug>, and lock. On any failure the repository is left as
-    it was (the service folder removed, uv.lock restored)."""
+    """Check, generate into services/<slug>, lock and install it into the workspace's virtualenv
+    (unless update_lock is false). On any failure the repository is left as it was (the service
+    folder removed, uv.lock restored)."""
     template = root / TEMPLATE_DIR
     if not (template / "cookiecutter.json").exists():
         raise ScaffoldError(f"no service template at {template}")
@@ -212,6 +227,7 @@ def new_service(spec: ServiceSpec, root: Path, *, update_lock: bool = True) -> P
     try:
         if update_lock:
             lock(root)
+            install(root)
     except BaseException:
         shutil.rmtree(target, ignore_errors=True)
         if saved_lock is not None:

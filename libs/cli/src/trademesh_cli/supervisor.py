@@ -27,7 +27,13 @@ from trademesh_cli.demo import (
     set_up,
     summary,
 )
-from trademesh_cli.project import ServiceEntry, discover_services, find_root, run_file
+from trademesh_cli.project import (
+    ServiceEntry,
+    cli_command,
+    discover_services,
+    find_root,
+    run_file,
+)
 
 console = Console()
 
@@ -386,7 +392,8 @@ def run_platform(
             console.print(
                 "[bold]no gateway yet[/]: services answer on the URLs above (/health, /ready, /metrics)"
             )
-        console.print(f"inspect events: uv run trademesh events tail <topic> --home {stack.home}")
+        home_option = "" if stack.home == default_home() else f" --home {stack.home}"
+        console.print(f"inspect events: {cli_command(root)} events tail <topic>{home_option}")
         if exit_when_ready:
             return 0
         state = None

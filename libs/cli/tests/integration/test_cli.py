@@ -160,6 +160,8 @@ def test_up_starts_infra_and_the_sample_consumer_until_ready(tmp_path: Path) -> 
     assert result.returncode == 0, result.stdout + result.stderr
     assert "event-logger" in result.stdout and "ready" in result.stdout
     assert f"http://127.0.0.1:{port}" in result.stdout
+    # The hint names the command as a reader runs it from the root: no uv, nothing on PATH.
+    assert "inspect events: ./trademesh events tail <topic>" in result.stdout
     assert "stopped" in result.stdout
     log = (tmp_path / "home" / "logs" / "event-logger.log").read_text().splitlines()
     assert log and all(

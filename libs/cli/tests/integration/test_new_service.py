@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import itertools
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -89,10 +90,14 @@ def test_a_generated_service_passes_its_own_tests(
     assert " passed" in result.stdout and "skipped" not in result.stdout
 
 
-def test_new_service_registers_in_the_lock_and_deleting_it_restores_the_repo(
-    workspace: Path,
+def test_new_service_registers_installs_and_deleting_it_restores_the_repo(
+    workspace: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     lock(workspace)  # the copied lock may name services of the repository that are not copied
+    # The copy's virtualenv, as `make install` leaves one (hard links from uv's cache: fast).
+    monkeypatch.setenv("UV_LINK_MODE", "hardlink")
+    _ok(_run([uv_binary(workspace), "sync", "--all-packages", "--quiet"], workspace))
+    python = str(workspace / ".venv" / "bin" / "python")
     before = snapshot(workspace)
     started = time.monotonic()
     target = new_service(
@@ -103,6 +108,27 @@ def test_new_service_registers_in_the_lock_and_deleting_it_restores_the_repo(
     assert target == workspace / "services" / "pricing-demo"
     assert 'name = "trademesh-pricing-demo"' in (workspace / "uv.lock").read_text()
     _ok(_run([uv_binary(workspace), "lock", "--check"], workspace))
+    # Installed at once: it imports, and pytest collects its whole suite (every test module
+    # imports the package) and passes its unit tests, with no sync in between. (The whole suite
+    # passing, engines and all, is the test above.)
+    _ok(_run([python, "-I", "-c", "import trademesh_pricing_demo.app"], workspace))
+    tests = _run(
+        [
+            python,
+            "-m",
+            "pytest",
+            "-p",
+            "no:cacheprovider",
+            "-q",
+            "-m",
+            "unit",
+            "services/pricing-demo",
+        ],
+        workspace,
+    )
+    _ok(tests)
+    assert re.search(r"\d+ passed, \d+ deselected", tests.stdout), tests.stdout
+    assert "error" not in tests.stdout and "skipped" not in tests.stdout, tests.stdout
     [entry] = discover_services(workspace)
     assert (entry.name, entry.module, entry.port, entry.schema) == (
         "pricing-demo",
