@@ -704,7 +704,7 @@ def backtest_run(
         write_html(run, html, title)
         written.append(("report", html))
     for what, path in written:
-        notes.print(f"{what} written to {path}", markup=False)
+        notes.print(f"{what} written to {path}", markup=False, soft_wrap=True)
 
 
 @strategies_app.command("list")
