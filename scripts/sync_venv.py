@@ -224,6 +224,13 @@ def _describe(problems: dict[str, list[str]]) -> str:
     return "; ".join(f"{name} ({', '.join(why)})" for name, why in sorted(problems.items()))
 
 
+def _why(findings: Findings | None) -> str:
+    """What is wrong with a virtualenv that failed its checks."""
+    return (
+        "its interpreter cannot run the checks" if findings is None else _describe(findings.damaged)
+    )
+
+
 def _sync(uv: str, sync_args: Sequence[str], extra: Sequence[str] = ()) -> int:
     return subprocess.run([uv, "sync", *sync_args, *extra], check=False).returncode
 
@@ -255,23 +262,13 @@ def sync_and_verify(uv: str, venv: Path, stamp: Path, root: Path, sync_args: Seq
             return code
         findings, repaired = inspect(venv, root), True
     if findings is None or findings.damaged:
-        why = (
-            "its interpreter cannot run the checks"
-            if findings is None
-            else _describe(findings.damaged)
-        )
-        _say(f"the virtualenv is still broken ({why}): rebuilding {venv} from scratch")
+        _say(f"the virtualenv is still broken ({_why(findings)}): rebuilding {venv} from scratch")
         shutil.rmtree(venv, ignore_errors=True)
         if code := _sync(uv, sync_args):
             return code
         findings, repaired = inspect(venv, root), True
         if findings is None or findings.damaged:
-            why = (
-                "its interpreter cannot run the checks"
-                if findings is None
-                else _describe(findings.damaged)
-            )
-            _say(f"a fresh {venv} is broken too ({why}): see the errors above")
+            _say(f"a fresh {venv} is broken too ({_why(findings)}): see the errors above")
             return 1
     if repaired:
         _say(f"repaired {venv}: every installed package is whole")
