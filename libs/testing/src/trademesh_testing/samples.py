@@ -223,6 +223,33 @@ def make_tick(n: int = 0, instrument: str = "binance:BTC/USDT") -> Tick:
     )
 
 
+def account_changed(
+    account_id: UUID,
+    user_id: UUID,
+    cash: Decimal | str,
+    *,
+    venue: str = "paper",
+    fee_bps: Decimal | str = Decimal(0),
+    currency: str | None = None,
+    holdings: dict[str, Decimal] | None = None,
+) -> orders.AccountChanged:
+    """Execution's AccountChanged of a cash account (no borrowing, no shorts) with `cash`: a
+    paper account's, or with `currency` and `holdings` an exchange account's venue balances."""
+    return orders.AccountChanged(
+        account_id=account_id,
+        user_id=user_id,
+        venue=venue,
+        cash=Decimal(cash),
+        margin_mode="cash",
+        max_leverage=Decimal(1),
+        allow_short=False,
+        fee_bps=Decimal(fee_bps),
+        changed_at=datetime.now(UTC),
+        currency=currency,
+        holdings=holdings,
+    )
+
+
 def price_bar(instrument_id: str, close: Decimal | str, *, day: datetime | None = None) -> Bar:
     """A final daily bar that is only a price: open, high, low and close all `close`, volume 1,
     on 2026-01-01 unless `day` is given (what a service's last price of the instrument is)."""

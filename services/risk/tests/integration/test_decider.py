@@ -19,7 +19,6 @@ from trademesh_db import Database, migrate
 from trademesh_events.envelope import new_envelope
 from trademesh_events.marketdata import Bar
 from trademesh_events.orders import (
-    AccountChanged,
     CancelOrder,
     OrderApproved,
     OrderCanceled,
@@ -32,6 +31,7 @@ from trademesh_events.topics import ORDERS_INTENTS, get_topic
 from trademesh_testing.accounts import AccountBook
 from trademesh_testing.http import app_client
 from trademesh_testing.logs import LogLines
+from trademesh_testing.samples import account_changed
 from trademesh_testing.tokens import bearer
 from trademesh_trading.backtest import Backtester
 from trademesh_trading.buying_power import AccountTerms
@@ -596,18 +596,8 @@ def venue_instrument(decider: Decider, quote: str = "USDT") -> tuple[str, str]:
 async def tell(decider: Decider, account: UUID, cash: str, holdings: dict[str, Decimal]) -> None:
     """Execution's AccountChanged of an exchange account (USDT), as the order events' handler
     hands it over: the account locked first."""
-    event = AccountChanged(
-        account_id=account,
-        user_id=TRADER_ID,
-        venue="binance",
-        cash=Decimal(cash),
-        margin_mode="cash",
-        max_leverage=Decimal(1),
-        allow_short=False,
-        fee_bps=Decimal(0),
-        changed_at=datetime.now(UTC),
-        currency="USDT",
-        holdings=holdings,
+    event = account_changed(
+        account, TRADER_ID, cash, venue="binance", currency="USDT", holdings=holdings
     )
     async with decider.db.transaction() as conn:
         await decider.lock_accounts(conn, [account])

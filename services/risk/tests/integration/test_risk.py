@@ -14,7 +14,6 @@ import pytest
 from fastapi import FastAPI
 from trademesh_bus import Bus
 from trademesh_events.orders import (
-    AccountChanged,
     CancelAllOrders,
     OrderApproved,
     OrderDenied,
@@ -25,7 +24,7 @@ from trademesh_events.orders import (
 from trademesh_events.topics import ORDERS_APPROVED, ORDERS_DENIED, ORDERS_INTENTS, get_topic
 from trademesh_testing.accounts import AccountBook
 from trademesh_testing.http import app_client
-from trademesh_testing.samples import decoded, price_bar, read_all
+from trademesh_testing.samples import account_changed, decoded, price_bar, read_all
 from trademesh_testing.tokens import bearer
 from trademesh_testing.waiting import eventually
 
@@ -648,19 +647,7 @@ async def test_a_paper_accounts_cash_from_execution_denies_what_it_cannot_pay(
     account, name = uuid4(), instrument()
     await price(producer, name, "100")
     await known_price(app, name)
-    await producer.publish(
-        AccountChanged(
-            account_id=account,
-            user_id=TRADER_ID,
-            venue="paper",
-            cash=Decimal(1000),
-            margin_mode="cash",
-            max_leverage=Decimal(1),
-            allow_short=False,
-            fee_bps=Decimal(10),
-            changed_at=datetime.now(UTC),
-        )
-    )
+    await producer.publish(account_changed(account, TRADER_ID, "1000", fee_bps="10"))
 
     async def funded() -> bool:
         row = await app.state.runtime.store.account(account)
@@ -692,16 +679,11 @@ async def test_an_exchange_accounts_venue_balances_deny_a_buy_over_its_cash_and_
     await price(producer, name, "100")
     await known_price(app, name)
     await producer.publish(
-        AccountChanged(
-            account_id=account,
-            user_id=TRADER_ID,
+        account_changed(
+            account,
+            TRADER_ID,
+            "1000",
             venue="binance",
-            cash=Decimal(1000),
-            margin_mode="cash",
-            max_leverage=Decimal(1),
-            allow_short=False,
-            fee_bps=Decimal(0),
-            changed_at=datetime.now(UTC),
             currency="USDT",
             holdings={base: Decimal(2), "BNB": Decimal("0.5")},
         )
