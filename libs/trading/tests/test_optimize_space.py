@@ -58,6 +58,12 @@ def test_number_ranges_take_a_step_or_a_log_scale() -> None:
         grid_size({"k": logged})
 
 
+def test_a_grid_too_large_to_list_is_refused_before_it_is_made() -> None:
+    fine = FloatRange(0.0, 1e9, 1e-3)  # 10^12 points
+    with pytest.raises(SpaceError, match="at most 100000: use larger steps"):
+        grid_size({"k": fine, "period": IntRange(2, 1000)})
+
+
 @pytest.mark.parametrize(
     ("fixed", "ranges", "message"),
     [
@@ -90,6 +96,8 @@ def test_a_space_that_cannot_be_built_is_refused_with_the_parameter(
         {"low": 1, "high": 5, "step": 1, "log": True},
         {"low": 1, "high": 5, "step": 0},
         {"low": 1, "high": 5, "stride": 1},
+        {"low": 1, "high": float("inf")},
+        {"choices": [float("nan")]},
     ],
 )
 def test_a_malformed_range_is_refused(bad: dict[str, object]) -> None:

@@ -30,7 +30,7 @@ class SearchRange(BaseModel):
     or on a log scale) or a list of `choices`; nothing at all for every value of a boolean or
     an enumeration."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
 
     low: StrictInt | float | None = Field(None, description="The smallest value tried.")
     high: StrictInt | float | None = Field(None, description="The largest value tried.")
@@ -65,6 +65,9 @@ class IntRange:
     step: int = 1
     log: bool = False
 
+    def size(self) -> int:
+        return len(range(self.low, self.high + 1, self.step))
+
     def values(self) -> list[int]:
         return list(range(self.low, self.high + 1, self.step))
 
@@ -76,16 +79,22 @@ class FloatRange:
     step: float | None = None
     log: bool = False
 
-    def values(self) -> list[float]:
+    def size(self) -> int:
         if self.step is None:
             raise SpaceError("a grid needs a step for every number range")
-        count = math.floor((self.high - self.low) / self.step + 1e-9) + 1
-        return [round(self.low + k * self.step, 12) for k in range(count)]
+        return math.floor((self.high - self.low) / self.step + 1e-9) + 1
+
+    def values(self) -> list[float]:
+        count, step = self.size(), self.step or 0.0  # size() refuses a range without a step
+        return [round(self.low + k * step, 12) for k in range(count)]
 
 
 @dataclass(frozen=True)
 class Choices:
     options: tuple[Choice, ...]
+
+    def size(self) -> int:
+        return len(self.options)
 
     def values(self) -> list[Choice]:
         return list(self.options)
@@ -198,6 +207,14 @@ def search_space(
     return space
 
 
+MAX_GRID_POINTS = 100_000
+"""The most points of a grid search's space (the grid sampler lists them all)."""
+
+
 def grid_size(space: Mapping[str, Dimension]) -> int:
-    """Points of the space's grid; SpaceError when a number range has no step."""
-    return math.prod(len(d.values()) for d in space.values())
+    """Points of the space's grid; SpaceError when a number range has no step or the grid has
+    more than MAX_GRID_POINTS points."""
+    size = math.prod(d.size() for d in space.values())
+    if size > MAX_GRID_POINTS:
+        raise SpaceError(f"the grid has {size} points; at most {MAX_GRID_POINTS}: use larger steps")
+    return size
