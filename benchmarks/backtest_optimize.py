@@ -38,7 +38,7 @@ from trademesh_trading.backtest import Sizing
 from trademesh_trading.files import load_bars
 from trademesh_trading.optimize.space import SearchRange, search_space
 from trademesh_trading.optimize.study import OptimizationResult, Plan, run_study
-from trademesh_trading.optimize.trials import BacktestSpec
+from trademesh_trading.optimize.trials import BacktestSpec, SharedBars
 from trademesh_trading.optimize.walkforward import WalkForward
 from trademesh_trading.registry import StrategyRegistry
 
@@ -81,9 +81,11 @@ def ours(sampler: str, trials: int) -> tuple[float, OptimizationResult]:
         seed=7,
         walk_forward=WalkForward(folds=1),
     )
-    started = time.perf_counter()
-    with ProcessPoolExecutor(max_workers=WORKERS) as pool:
-        result = run_study(plan, bars, executor=pool, parallel=WORKERS)
+    started = time.perf_counter()  # as `trademesh backtest optimize` runs it
+    shared = SharedBars(bars)
+    initializer, initargs = shared.preload()
+    with ProcessPoolExecutor(WORKERS, initializer=initializer, initargs=initargs) as pool:
+        result = run_study(plan, shared, executor=pool, parallel=WORKERS)
     return time.perf_counter() - started, result
 
 

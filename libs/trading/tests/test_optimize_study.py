@@ -5,6 +5,7 @@ a study resumes from its storage, and trials in worker processes give what trial
 from __future__ import annotations
 
 import multiprocessing
+import pickle
 import threading
 from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
@@ -19,7 +20,7 @@ from trademesh_trading.backtest import Sizing
 from trademesh_trading.builtin import SmaCross
 from trademesh_trading.optimize.space import IntRange, SearchRange, search_space
 from trademesh_trading.optimize.study import Interrupted, Plan, run_study
-from trademesh_trading.optimize.trials import BacktestSpec
+from trademesh_trading.optimize.trials import BacktestSpec, SharedBars
 from trademesh_trading.optimize.walkforward import WalkForward, divergence
 from trademesh_trading.registry import StrategyRegistry
 from trademesh_trading.results import stats_data
@@ -159,10 +160,14 @@ def test_a_study_resumes_from_its_storage_without_redoing_what_was_told(
 
 
 def test_trials_in_worker_processes_find_what_trials_here_find(goog_bars: list[Bar]) -> None:
+    """Workers given the bars when they start (as the CLI starts them): jobs carry a key."""
     here = run_study(plan(), goog_bars)
+    shared = SharedBars(goog_bars)
+    initializer, initargs = shared.preload()
     context = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(max_workers=2, mp_context=context) as pool:
-        there = run_study(plan(), goog_bars, executor=pool, parallel=2)
+    with ProcessPoolExecutor(2, context, initializer, initargs) as pool:
+        there = run_study(plan(), shared, executor=pool, parallel=2)
+    assert len(pickle.dumps(shared)) < 200  # the key, not the bars
     assert there.folds[0].trials == 54
     assert there.to_data() == here.to_data()
 

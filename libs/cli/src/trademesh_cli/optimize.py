@@ -24,7 +24,7 @@ from trademesh_trading.optimize.study import (
     SamplerKind,
     run_study,
 )
-from trademesh_trading.optimize.trials import BacktestSpec
+from trademesh_trading.optimize.trials import BacktestSpec, SharedBars
 from trademesh_trading.optimize.walkforward import WalkForward, WindowsTooShort
 from trademesh_trading.registry import InvalidParameters, StrategyRegistry, UnknownStrategy
 from trademesh_trading.timeframes import Timeframe
@@ -171,9 +171,12 @@ def optimize_file(
     if workers <= 1:
         return run_study(plan, bars), refused
     # This command starts no threads, so the platform's default start method (fork on Linux)
-    # is safe and spares each worker the imports a spawned process would do again.
-    with ProcessPoolExecutor(max_workers=workers) as pool:
-        return run_study(plan, bars, executor=pool, parallel=workers), refused
+    # is safe and spares each worker the imports a spawned process would do again. Each worker
+    # gets the bars once, when it starts; trials then carry their parameters only.
+    shared = SharedBars(bars)
+    initializer, initargs = shared.preload()
+    with ProcessPoolExecutor(workers, initializer=initializer, initargs=initargs) as pool:
+        return run_study(plan, shared, executor=pool, parallel=workers), refused
 
 
 def _fixed(registry: StrategyRegistry, strategy: str, params: dict[str, str]) -> dict[str, Any]:
@@ -202,6 +205,13 @@ def _number(value: Any, percent: bool = False) -> str:
     return f"{number:.2%}" if percent else f"{number:.2f}"
 
 
+def _params(params: dict[str, Any], sep: str) -> str:
+    """name=value pairs; floats to 6 significant digits (the search's values are not rounder)."""
+    return sep.join(
+        f"{k}={v:.6g}" if isinstance(v, float) else f"{k}={v}" for k, v in params.items()
+    )
+
+
 def folds_table(result: OptimizationResult, title: str) -> Table:
     """One row per fold: its windows (months), its best parameters, the objective and Sharpe
     in and out of sample (Sharpe judges the divergence); fold_lines has the rest."""
@@ -219,7 +229,7 @@ def folds_table(result: OptimizationResult, title: str) -> Table:
             str(fold.number) + ("" if fold.warning is None else " !"),
             f"{fold.in_sample.start:%Y-%m}..{fold.in_sample.end:%Y-%m}\n"
             f"{fold.out_of_sample.start:%Y-%m}..{fold.out_of_sample.end:%Y-%m}",
-            "-" if fold.params is None else "\n".join(f"{k}={v}" for k, v in fold.params.items()),
+            "-" if fold.params is None else _params(fold.params, "\n"),
         ]
         for name in names:
             share = percent and name == result.objective
@@ -249,7 +259,7 @@ def summary_lines(result: OptimizationResult) -> list[str]:
     params = result.params
     lines = [
         "parameters (the last fold's, from the most recent in-sample window): "
-        + ("none" if params is None else ", ".join(f"{k}={v}" for k, v in params.items())),
+        + ("none" if params is None else _params(params, ", ")),
         f"mean Sharpe: in-sample {_number(result.in_sample_sharpe)}, "
         f"out-of-sample {_number(result.out_of_sample_sharpe)}; "
         f"folds with a warning: {result.diverging_folds} of {len(result.folds)}",

@@ -274,7 +274,7 @@ class _Search:
 
 def run_study(
     plan: Plan,
-    bars: Sequence[Bar],
+    bars: Sequence[Bar] | SharedBars,
     *,
     storage: optuna.storages.BaseStorage | str | None = None,
     name: str = "trademesh-optimization",
@@ -286,13 +286,15 @@ def run_study(
     """Search `plan` over `bars`, fold by fold (studies `<name>-fold-<n>` in `storage`, Optuna's
     in-memory storage by default), and validate each fold's best parameters out of sample.
 
-    With an `executor` (a process pool), up to `parallel` trials run in it at once; without,
+    With an `executor` (a process pool; its workers may have the bars already, through
+    SharedBars.preload()), up to `parallel` trials run in it at once; without,
     every trial runs here, one after the other. `progress(told, total)` hears of each trial
     told. Raises Interrupted once `stop` is set (between trials), WindowsTooShort when the bars
     are too few for the folds, and BrokenProcessPool when a worker process dies."""
     stop = stop or threading.Event()
-    folds = plan.walk_forward.windows(len(bars))
-    shared = SharedBars(bars)
+    shared = bars if isinstance(bars, SharedBars) else SharedBars(bars)
+    series = shared.bars
+    folds = plan.walk_forward.windows(len(series))
     per_fold = plan.trials_per_fold()
     total = per_fold * len(folds)
     told = 0
@@ -320,7 +322,7 @@ def run_study(
         told = (fold.number - 1) * per_fold
         told += sum(1 for t in study.get_trials(deepcopy=False) if _counted(t))
         search.run()
-        results.append(_validate(search, bars))
+        results.append(_validate(search, series))
     return _summary(plan.objective, results)
 
 

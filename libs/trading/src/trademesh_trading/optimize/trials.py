@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import pickle
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
@@ -32,19 +32,34 @@ _series: OrderedDict[str, list[Bar]] = OrderedDict()
 
 class SharedBars:
     """A series of bars that worker processes receive once: it pickles as a key and the bars'
-    blob (made once), and unpickles to the process's copy when the process already has it."""
+    blob (made once), and unpickles to the process's copy when the process already has it.
 
-    __slots__ = ("_blob", "bars", "key")
+    Workers started with preload()'s initializer have the series from their start, and then
+    it pickles as its key alone: a trial's job no longer carries the blob at all."""
+
+    __slots__ = ("_blob", "_preloaded", "bars", "key")
 
     def __init__(self, bars: Sequence[Bar], key: str | None = None) -> None:
         self.key = key or uuid4().hex
         self.bars: list[Bar] = list(bars)
         self._blob: bytes | None = None
+        self._preloaded = False
 
-    def __reduce__(self) -> tuple[Any, tuple[str, bytes]]:
+    def _dumped(self) -> bytes:
         if self._blob is None:
             self._blob = pickle.dumps(self.bars, protocol=pickle.HIGHEST_PROTOCOL)
-        return (_attach, (self.key, self._blob))
+        return self._blob
+
+    def preload(self) -> tuple[Callable[[str, bytes], SharedBars], tuple[str, bytes]]:
+        """(initializer, initargs) for a process pool whose workers get the series at start;
+        use the pool for no other series."""
+        self._preloaded = True
+        return _attach, (self.key, self._dumped())
+
+    def __reduce__(self) -> tuple[Any, tuple[Any, ...]]:
+        if self._preloaded:
+            return (_attached, (self.key,))
+        return (_attach, (self.key, self._dumped()))
 
 
 def _attach(key: str, blob: bytes) -> SharedBars:
@@ -54,9 +69,16 @@ def _attach(key: str, blob: bytes) -> SharedBars:
         _series[key] = bars
         while len(_series) > _KEPT_SERIES:
             _series.popitem(last=False)
+    return _attached(key)
+
+
+def _attached(key: str) -> SharedBars:
+    bars = _series.get(key)
+    if bars is None:
+        raise LookupError(f"this worker process has no series {key}: start it with preload()")
     _series.move_to_end(key)
     shared = SharedBars.__new__(SharedBars)
-    shared.key, shared.bars, shared._blob = key, bars, None
+    shared.key, shared.bars, shared._blob, shared._preloaded = key, bars, None, False
     return shared
 
 
