@@ -818,13 +818,26 @@ def backtest_optimize(
     seed: Annotated[
         int | None, typer.Option(help="The sampler's seed, for a repeatable run.")
     ] = None,
-    timeframe: Annotated[str, typer.Option(help="Bar length of the file's rows.")] = "1d",
+    timeframe: Annotated[
+        str | None,
+        typer.Option(help="Bar length of the file's rows, e.g. 1d; default: the median spacing."),
+    ] = None,
     cash: Annotated[str, typer.Option(help="Starting cash.")] = "10000",
+    currency: Annotated[
+        str,
+        typer.Option(help="What the prices are in: money is shown at its places (USD 2, BTC 8)."),
+    ] = "USD",
     slippage_bps: Annotated[str, typer.Option(help="Slippage of market and stop fills.")] = "0",
     fee_bps: Annotated[str, typer.Option(help="Fee on every fill's notional.")] = "0",
     sizing: Annotated[
-        str, typer.Option(help="equity_pct:100, quantity:10 or notional:5000 (whole units).")
+        str, typer.Option(help="equity_pct:100, quantity:10 or notional:5000, in --qty-step units.")
     ] = "equity_pct:100",
+    qty_step: Annotated[
+        str,
+        typer.Option(
+            help="Quantities round down to a multiple of it: 1 = whole units, 0.0001 BTC."
+        ),
+    ] = "1",
     allow_short: Annotated[
         bool, typer.Option(help="Let sells go below zero (a cash account, shorts fully backed).")
     ] = False,
@@ -869,10 +882,11 @@ def backtest_optimize(
             parse_params(param or []),
             parse_space(space or []),
             timeframe=timeframe,
+            currency=currency.strip().upper() or None,
             cash=parse_decimal("cash", cash, positive=True),
             slippage_bps=parse_decimal("slippage-bps", slippage_bps),
             fee_bps=parse_decimal("fee-bps", fee_bps),
-            sizing=parse_sizing(sizing),
+            sizing=parse_sizing(sizing, parse_decimal("qty-step", qty_step, positive=True)),
             allow_short=allow_short,
             objective=objective,  # type: ignore[arg-type]
             trials=trials,

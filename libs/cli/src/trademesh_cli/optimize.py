@@ -14,8 +14,7 @@ from pydantic import ValidationError
 from rich.table import Table
 from trademesh_trading.backtest import Sizing
 from trademesh_trading.buying_power import AccountTerms
-from trademesh_trading.currencies import quote_currency
-from trademesh_trading.files import load_bars
+from trademesh_trading.files import bar_times, load_bars
 from trademesh_trading.optimize.space import SearchRange, SpaceError, grid_size, search_space
 from trademesh_trading.optimize.study import (
     Objective,
@@ -44,11 +43,11 @@ def parse_decimal(option: str, text: str, *, positive: bool = False) -> Decimal:
     return value
 
 
-def parse_sizing(text: str) -> Sizing:
-    """`equity_pct:N`, `quantity:N` or `notional:N`."""
+def parse_sizing(text: str, step: Decimal) -> Sizing:
+    """`equity_pct:N`, `quantity:N` or `notional:N`, in multiples of `step`."""
     kind, _, amount = text.partition(":")
     try:
-        return Sizing.model_validate({"kind": kind, "value": amount or "100"})
+        return Sizing.model_validate({"kind": kind, "value": amount or "100", "step": step})
     except ValueError:
         raise BacktestInputError(
             f"--sizing {text!r}: use equity_pct:N, quantity:N or notional:N (N > 0)"
@@ -108,7 +107,8 @@ def optimize_file(
     params: dict[str, str],
     ranges: dict[str, SearchRange],
     *,
-    timeframe: str,
+    timeframe: str | None,
+    currency: str | None,
     cash: Decimal,
     slippage_bps: Decimal,
     fee_bps: Decimal,
@@ -137,9 +137,16 @@ def optimize_file(
     except SpaceError as exc:
         raise BacktestInputError(f"search space: {exc}") from None
     try:
-        tf = Timeframe.parse(timeframe)
+        tf = Timeframe.parse(timeframe) if timeframe is not None else None
     except ValueError as exc:
         raise BacktestInputError(str(exc)) from None
+    if tf is None:  # as `backtest run` does: the median spacing of the bars
+        try:
+            tf = Timeframe.of_spacing(bar_times(data))
+        except ValueError:
+            raise BacktestInputError(
+                f"{data}: fewer than two bar times to infer the timeframe from; give --timeframe"
+            ) from None
     instrument = f"file:{data.stem[:64] or 'data'}"
     bars, refused = load_bars(data, instrument, tf.label, tf.delta)
     if not bars:
@@ -154,7 +161,7 @@ def optimize_file(
         spec=BacktestSpec(
             instrument_id=instrument,
             timeframe=tf.label,
-            currency=quote_currency(instrument),
+            currency=currency,
             cash=cash,
             slippage_bps=slippage_bps,
             fee_bps=fee_bps,

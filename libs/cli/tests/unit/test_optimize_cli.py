@@ -97,6 +97,8 @@ def test_an_optimisation_prints_each_fold_in_and_out_of_sample() -> None:
         (["sma_cross", "--folds", "30"], "--folds: Input should be less than or equal to 20"),
         (["sma_cross", "--oos", "0.9"], "--oos: Input should be less than or equal to 0.5"),
         (["sma_cross", "--cash", "0"], "--cash '0': a number above zero"),
+        (["sma_cross", "--qty-step", "0"], "--qty-step '0': a number above zero"),
+        (["sma_cross", "--timeframe", "1y"], "timeframe '1y'"),
         (
             ["bollinger_reversion", "--sampler", "grid", "--space", "k=1:3"],
             "a grid needs a step for every number range",
