@@ -198,12 +198,12 @@ class _Search:
         shared: SharedBars,
         fold: Fold,
         executor: Executor | None,
-        parallel: int,
+        inflight: int,  # trials submitted and not yet told, at most
         stop: threading.Event,
         told: Callable[[], None],
     ) -> None:
         self.plan, self.study, self.shared, self.fold = plan, study, shared, fold
-        self.executor, self.parallel, self.stop, self.told = executor, parallel, stop, told
+        self.executor, self.inflight, self.stop, self.told = executor, inflight, stop, told
         self.distributions = {name: distribution(d) for name, d in plan.space.items()}
 
     def job(self, params: Mapping[str, Any], window: range) -> TrialJob:
@@ -227,7 +227,7 @@ class _Search:
                 while (
                     not self.stop.is_set()
                     and done + len(inflight) < budget
-                    and len(inflight) < self.parallel
+                    and len(inflight) < self.inflight
                 ):
                     trial = study.ask(self.distributions)
                     job = self.job(trial.params, self.fold.in_sample)
@@ -286,8 +286,8 @@ def run_study(
     """Search `plan` over `bars`, fold by fold (studies `<name>-fold-<n>` in `storage`, Optuna's
     in-memory storage by default), and validate each fold's best parameters out of sample.
 
-    With an `executor` (a process pool; its workers may have the bars already, through
-    SharedBars.preload()), up to `parallel` trials run in it at once; without,
+    With an `executor` (a process pool of `parallel` workers, which may have the bars already,
+    through SharedBars.preload()), `parallel` trials run in it at once and as many wait; without,
     every trial runs here, one after the other. `progress(told, total)` hears of each trial
     told. Raises Interrupted once `stop` is set (between trials), WindowsTooShort when the bars
     are too few for the folds, and BrokenProcessPool when a worker process dies."""
@@ -317,7 +317,9 @@ def run_study(
             sampler=_sampler(plan, fold.number),
             load_if_exists=True,
         )
-        search = _Search(plan, study, shared, fold, executor, max(parallel, 1), stop, one_more)
+        # Twice as many trials in flight as workers: one waits behind each running trial, so a
+        # worker never idles while this process tells a result and asks for the next trial.
+        search = _Search(plan, study, shared, fold, executor, 2 * max(parallel, 1), stop, one_more)
         # The folds before are whole; this one may hold trials of an earlier run already.
         told = (fold.number - 1) * per_fold
         told += sum(1 for t in study.get_trials(deepcopy=False) if _counted(t))
