@@ -30,7 +30,13 @@ AMOUNT_NAME = re.compile(
     r"|realised_today|final_equity)$"
 )
 NOT_AMOUNTS = {"fee_currency"}
-NOT_AMOUNTS_AT = (".StatsOut.exposure",)  # a share of bars, a float like the other statistics
+NOT_AMOUNTS_AT = (
+    ".StatsOut.exposure",  # a share of bars, a float like the other statistics
+    # an optimisation's range of a strategy parameter (a period, a band width), as Optuna names it
+    ".SearchRange.low",
+    ".SearchRange.high",
+    ".SearchRange.step",
+)
 PLAIN = ["0", "50000", "0.5", "5.53661919", "12345678901234567890.123456789012"]
 EXPONENTS = ["5E+4", "5e4", "1E-9", "-5E+4", "1.5e2", "1e400"]
 

@@ -215,8 +215,8 @@ async def seed_owned(
 ) -> dict[str, str]:
     """One resource of each kind a path names, all `user`'s: through the gateway where the real
     flow is short (account, API key), else through the owning service's own store (backtest,
-    grid, bot), and an order placed the way orders come: risk's approval on the bus (a limit
-    order far from the market, so it stays open)."""
+    grid, optimisation, bot), and an order placed the way orders come: risk's approval on the bus
+    (a limit order far from the market, so it stays open)."""
     from datetime import UTC, datetime
     from decimal import Decimal
 
@@ -228,6 +228,7 @@ async def seed_owned(
     from trademesh_trading.backtest import Sizing
 
     from trademesh_strategy.backtests import BacktestRequest, GridRequest
+    from trademesh_strategy.optimizations import OptimizationRequest
     from trademesh_strategy.store import BotRecord
 
     ids: dict[str, str] = {}
@@ -252,6 +253,12 @@ async def seed_owned(
     ids["backtest_id"] = str((await runtime.backtests.insert(user, request)).backtest_id)
     grid = GridRequest(**request.model_dump(), grid={"fast": [5, 10]})
     ids["grid_id"] = str(await runtime.backtests.insert_grid(user, grid, [request]))
+    optimization = OptimizationRequest(
+        **request.model_dump(), space={"fast": {"low": 5, "high": 9}}
+    )
+    ids["optimization_id"] = str(
+        (await runtime.optimizations.insert(user, optimization, 5)).optimization_id
+    )
     now = datetime.now(UTC)
     bot = BotRecord(
         bot_id=uuid.uuid4(),

@@ -780,5 +780,134 @@ def strategies_describe(
     out.print(table)
 
 
+@backtest_app.command("optimize")
+def backtest_optimize(
+    strategy: Annotated[str, typer.Argument(help="A registered strategy, e.g. sma_cross.")],
+    data: Annotated[
+        Path,
+        typer.Option("--data", help="OHLCV file (CSV or Parquet).", exists=True, dir_okay=False),
+    ],
+    space: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--space",
+            help="A parameter's search: name=low:high[:step], name=low:high:log or name=a,b "
+            "(repeat). Default: every bounded number parameter over its schema's bounds.",
+        ),
+    ] = None,
+    param: Annotated[
+        list[str] | None, typer.Option("--param", help="A fixed parameter, name=value (repeat).")
+    ] = None,
+    trials: Annotated[int, typer.Option(min=1, max=100_000, help="Trials per fold.")] = 100,
+    objective: Annotated[
+        str,
+        typer.Option(
+            help="sharpe, sortino, total_return, annual_return, win_rate, profit_factor "
+            "(maximised) or max_drawdown (minimised)."
+        ),
+    ] = "sharpe",
+    sampler: Annotated[str, typer.Option(help="tpe (Optuna's TPE) or grid (every point).")] = "tpe",
+    folds: Annotated[int, typer.Option(help="Walk-forward folds (1: one hold-out split).")] = 1,
+    mode: Annotated[str, typer.Option(help="rolling or anchored in-sample windows.")] = "rolling",
+    oos: Annotated[
+        float, typer.Option(help="Out-of-sample share of each fold's window (0.05 to 0.5).")
+    ] = 0.25,
+    workers: Annotated[
+        int, typer.Option(help="Processes that run trials (default: one per core).", min=0)
+    ] = 0,
+    seed: Annotated[
+        int | None, typer.Option(help="The sampler's seed, for a repeatable run.")
+    ] = None,
+    timeframe: Annotated[
+        str | None,
+        typer.Option(help="Bar length of the file's rows, e.g. 1d; default: the median spacing."),
+    ] = None,
+    cash: Annotated[str, typer.Option(help="Starting cash.")] = "10000",
+    currency: Annotated[
+        str,
+        typer.Option(help="What the prices are in: money is shown at its places (USD 2, BTC 8)."),
+    ] = "USD",
+    slippage_bps: Annotated[str, typer.Option(help="Slippage of market and stop fills.")] = "0",
+    fee_bps: Annotated[str, typer.Option(help="Fee on every fill's notional.")] = "0",
+    sizing: Annotated[
+        str, typer.Option(help="equity_pct:100, quantity:10 or notional:5000, in --qty-step units.")
+    ] = "equity_pct:100",
+    qty_step: Annotated[
+        str,
+        typer.Option(
+            help="Quantities round down to a multiple of it: 1 = whole units, 0.0001 BTC."
+        ),
+    ] = "1",
+    allow_short: Annotated[
+        bool, typer.Option(help="Let sells go below zero (a cash account, shorts fully backed).")
+    ] = False,
+) -> None:
+    """Search STRATEGY's parameters over a price file with Optuna, and validate the best of each
+    walk-forward fold out of sample: a warning marks a fold whose out-of-sample Sharpe is below
+    half its in-sample one (or of the opposite sign)."""
+    import optuna
+    from pydantic import ValidationError
+    from trademesh_trading.optimize.study import OBJECTIVES
+    from trademesh_trading.optimize.walkforward import WalkForward
+
+    from trademesh_cli.backtest import BacktestInputError, parse_params
+    from trademesh_cli.optimize import (
+        default_workers,
+        fold_lines,
+        folds_table,
+        optimize_file,
+        parse_decimal,
+        parse_sizing,
+        parse_space,
+        summary_lines,
+    )
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    try:
+        if objective not in OBJECTIVES:
+            raise BacktestInputError(f"--objective {objective!r}: one of {', '.join(OBJECTIVES)}")
+        if sampler not in ("tpe", "grid"):
+            raise BacktestInputError(f"--sampler {sampler!r}: tpe or grid")
+        try:
+            walk_forward = WalkForward.model_validate(
+                {"folds": folds, "mode": mode, "oos_fraction": oos}
+            )
+        except ValidationError as exc:
+            first = exc.errors(include_input=False, include_url=False)[0]
+            option = {"folds": "folds", "mode": "mode", "oos_fraction": "oos"}[str(first["loc"][0])]
+            raise BacktestInputError(f"--{option}: {first['msg']}") from None
+        result, refused = optimize_file(
+            strategy,
+            data,
+            parse_params(param or []),
+            parse_space(space or []),
+            timeframe=timeframe,
+            currency=currency.strip().upper() or None,
+            cash=parse_decimal("cash", cash, positive=True),
+            slippage_bps=parse_decimal("slippage-bps", slippage_bps),
+            fee_bps=parse_decimal("fee-bps", fee_bps),
+            sizing=parse_sizing(sizing, parse_decimal("qty-step", qty_step, positive=True)),
+            allow_short=allow_short,
+            objective=objective,  # type: ignore[arg-type]
+            trials=trials,
+            sampler=sampler,  # type: ignore[arg-type]
+            walk_forward=walk_forward,
+            workers=workers or default_workers(),
+            seed=seed,
+        )
+    except BacktestInputError as exc:
+        console.print(f"[red]optimize: {escape(str(exc))}[/]")
+        raise typer.Exit(2) from None
+    for line in refused[:10]:
+        console.print(f"[yellow]refused {escape(line)}[/]")
+    if len(refused) > 10:
+        console.print(f"[yellow]... and {len(refused) - 10} more rows refused[/]")
+    out.print(folds_table(result, f"{strategy} on {data.name}, {objective} in and out of sample"))
+    for line in [*fold_lines(result), *summary_lines(result)]:
+        out.print(line, markup=False, highlight=False)
+    if result.warning is not None:
+        out.print(f"[yellow]warning: {escape(result.warning)}[/]")
+
+
 if __name__ == "__main__":
     app()

@@ -174,6 +174,10 @@ ROUTES: tuple[Route, ...] = (
        ownership="service", owned="backtest_id"),
     _r("GET", "/backtests/{backtest_id}/equity", "strategy", "viewer",
        "A backtest's equity curve", ownership="service", owned="backtest_id"),
+    _r("POST", "/optimizations", "strategy", "trader",
+       "Submit an optimisation (Optuna, validated walk-forward)", ownership="caller"),
+    _r("GET", "/optimizations/{optimization_id}", "strategy", "viewer",
+       "An optimisation's progress and folds", ownership="service", owned="optimization_id"),
     # execution: accounts, PnL, fills, orders
     _r("POST", "/accounts", "execution", "trader", "Open a paper (or exchange) account",
        ownership="caller"),

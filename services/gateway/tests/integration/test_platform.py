@@ -84,6 +84,7 @@ async def test_bola_matrix_from_the_route_table(platform: Any, seed: Any) -> Non
         ("bot_id", f"/api/v1/bots/{ids['bot_id']}"),
         ("backtest_id", f"/api/v1/backtests/{ids['backtest_id']}"),
         ("grid_id", f"/api/v1/backtests/grids/{ids['grid_id']}"),
+        ("optimization_id", f"/api/v1/optimizations/{ids['optimization_id']}"),
         ("client_order_id", f"/api/v1/orders/{ids['client_order_id']}"),
     ):
         assert (await gateway.get(path, headers=alice_headers)).status_code == 200, name

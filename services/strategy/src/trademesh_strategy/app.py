@@ -27,6 +27,11 @@ from trademesh_strategy.backtests import BacktestStore, BacktestWorker
 from trademesh_strategy.config import Settings
 from trademesh_strategy.handlers import register_handlers
 from trademesh_strategy.history import MarketData
+from trademesh_strategy.optimizations import (
+    OptimizationStore,
+    OptimizationWorker,
+    route_optuna_logs,
+)
 from trademesh_strategy.store import BotStore
 from trademesh_strategy.usecases.runner import BotRuntime
 
@@ -53,6 +58,7 @@ def create_app(
     `registry` lets tests add strategies (a real service loads entry points)."""
     configure_logging(settings.service_name, level=settings.log_level, fmt=settings.log_format)
     configure_tracing(settings.service_name)
+    route_optuna_logs()
     log = get_logger("trademesh_strategy")
     service = settings.service_name
     bus = Bus(settings, service, registry=metrics.REGISTRY)
@@ -98,6 +104,14 @@ def create_app(
         settings=settings,
         service=service,
     )
+    optimizations = OptimizationStore(database)
+    optimizer = OptimizationWorker(
+        store=optimizations,
+        backtests=worker,
+        market=market,
+        registry=strategies,
+        settings=settings,
+    )
     register_handlers(bus, runtime, settings)
 
     @asynccontextmanager
@@ -119,6 +133,7 @@ def create_app(
             asyncio.create_task(relay.run(stop)),
             asyncio.create_task(Retention.from_settings(database, settings).run(stop)),
             asyncio.create_task(worker.run(stop)),
+            asyncio.create_task(optimizer.run(stop)),
         ]
         log.info("started", port=settings.http_port)
         try:
@@ -152,6 +167,7 @@ def create_app(
         runtime=runtime,
         backtests=backtests,
         accounts=accounts,
+        optimizations=optimizations,
     )
     app.include_router(api_router(), prefix="/api/v1")
     return app

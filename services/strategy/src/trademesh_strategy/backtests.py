@@ -890,6 +890,15 @@ class BacktestWorker:
         await self.store.requeue(job.backtest_id, job.attempts, error)
         log.warning("backtest put back", backtest_id=str(job.backtest_id), error=error)
 
+    def pool(self) -> ProcessPoolExecutor:
+        """The worker processes, for other CPU work of the service (an optimisation's trials):
+        it queues behind and beside the backtests."""
+        return self._executor()
+
+    def replace_broken_pool(self) -> None:
+        """After a BrokenProcessPool seen by other work than the backtests."""
+        self._replace_broken_pool()
+
     def _executor(self) -> ProcessPoolExecutor:
         if self._pool is None:
             self._pool = ProcessPoolExecutor(

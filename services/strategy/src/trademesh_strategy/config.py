@@ -58,6 +58,12 @@ class Settings(ServiceSettings):
     grid_max_combinations: int = Field(
         500, ge=1, le=100_000, description="Most parameter combinations in one grid search."
     )
+    optimization_max_trials: int = Field(
+        2_000,
+        ge=1,
+        le=1_000_000,
+        description="Most trials of one optimisation, all its walk-forward folds together.",
+    )
     backtest_poll_interval_s: float = Field(
         1.0, gt=0, le=60, description="How often idle backtest workers look for queued backtests."
     )

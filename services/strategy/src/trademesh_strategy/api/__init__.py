@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from trademesh_strategy.api import about, backtests, bots, strategies
+from trademesh_strategy.api import about, backtests, bots, optimizations, strategies
 
 
 def api_router() -> APIRouter:
@@ -13,4 +13,5 @@ def api_router() -> APIRouter:
     router.include_router(strategies.router)
     router.include_router(bots.router)
     router.include_router(backtests.router)
+    router.include_router(optimizations.router)
     return router

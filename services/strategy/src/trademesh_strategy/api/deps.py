@@ -32,6 +32,7 @@ class Runtime:
     runtime: BotRuntime
     backtests: Any  # trademesh_strategy.backtests.BacktestStore
     accounts: AccountOwners
+    optimizations: Any  # trademesh_strategy.optimizations.OptimizationStore
 
 
 async def get_runtime(request: Request) -> Runtime:
