@@ -1,4 +1,4 @@
-"""Crash suite (T7): while a replay makes the bots ask for thousands of orders, risk, execution
+"""Crash suite: while a replay makes the bots ask for thousands of orders, risk, execution
 and strategy are each killed (SIGKILL, no goodbye) several times at random moments, and
 `trademesh up` starts them again. Afterwards nothing is lost or done twice: every intent was
 decided once, every approval is one order, every fill counted once, positions everywhere equal

@@ -1,4 +1,4 @@
-"""Scale-out (T7): `trademesh up --replicas strategy=2,risk=2,execution=2` runs two processes of
+"""Scale-out: `trademesh up --replicas strategy=2,risk=2,execution=2` runs two processes of
 each consuming service in one consumer group per topic. The partitions split between the two;
 every account's orders are still handled in the order their bots asked for them; nothing is
 done twice; and when one replica of each dies (and stays down: `--restart never`), the other

@@ -1,5 +1,5 @@
 """`make run` as a new user sees it: every service as a process, the demo, the live line,
-`trademesh status`, Ctrl-C, and a second run that resumes (T7)."""
+`trademesh status`, Ctrl-C, and a second run that resumes."""
 
 from __future__ import annotations
 

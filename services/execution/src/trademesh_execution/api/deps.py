@@ -51,7 +51,7 @@ async def get_runtime(request: Request) -> Runtime:
 RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
 
 
-CallerDep = CallerIdDep  # the caller's user id (trademesh_http.caller, until T6)
+CallerDep = CallerIdDep  # the caller's user id, from a verified token (trademesh_http.caller)
 AdminDep = AdminIdDep
 
 
