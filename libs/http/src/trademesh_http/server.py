@@ -11,7 +11,10 @@ def server(app: Any, host: str, port: int) -> uvicorn.Server:
     """A uvicorn server that leaves logging alone (log_config=None) and stops on SIGTERM/SIGINT.
 
     HTTP is parsed by httptools (C; h11, uvicorn's pure-Python fallback, cost a fifth of a small
-    request's time). The event loop stays asyncio's own: the one the tests run on.
+    request's time). A service process (`serve`) runs on uvloop (libuv, where it is installed:
+    not on Windows): asyncio's own loop took a third of the gateway's time per request
+    (docs/decisions/0122-gateway-wire-speed.md). The loop is chosen only by `Server.run`; inside
+    a running loop (`serve_async`, the tests' `server(...).serve()`) that loop stays.
 
     uvicorn's own X-Forwarded-For handling is off: it would believe anyone on loopback. The app
     believes the proxies its settings name (trademesh_http.serving.trust_proxies).
@@ -24,7 +27,7 @@ def server(app: Any, host: str, port: int) -> uvicorn.Server:
         access_log=False,
         lifespan="on",
         http="httptools",
-        loop="asyncio",
+        loop="auto",  # uvloop where it is installed, else asyncio's own
         proxy_headers=False,
     )
     return uvicorn.Server(config)
