@@ -22,3 +22,16 @@ def test_server_config_keeps_logging_and_runs_lifespan() -> None:
     assert built.config.log_config is None
     assert built.config.access_log is False
     assert built.config.lifespan == "on"
+
+
+def test_server_runs_on_uvloop_where_installed() -> None:
+    built = server(FastAPI(), "127.0.0.1", 8123)
+
+    factory = built.config.get_loop_factory()
+
+    assert factory is not None
+    loop = factory()
+    try:
+        assert type(loop).__module__.startswith("uvloop")
+    finally:
+        loop.close()

@@ -204,3 +204,39 @@ def test_ctrl_c_stops_a_service_cleanly_without_a_traceback() -> None:
     assert child.returncode == 130, (child.returncode, err)
     assert "shut down" in out
     assert "Traceback" not in err, err
+
+
+def test_a_service_process_runs_on_uvloop_with_its_startup_frozen_out_of_gc() -> None:
+    """`serve` (a service's own process): uvloop, and what startup made is in the permanent
+    generation, which full collections skip."""
+    port = _free_port()
+    script = (
+        "import asyncio, gc\n"
+        "from fastapi import FastAPI\n"
+        "from trademesh_http.server import serve\n"
+        "app = FastAPI()\n"
+        "@app.get('/inside')\n"
+        "async def inside():\n"
+        "    loop = type(asyncio.get_running_loop()).__module__\n"
+        "    return {'loop': loop, 'frozen': gc.get_freeze_count()}\n"
+        f"serve(app, '127.0.0.1', {port})\n"
+    )
+    child = subprocess.Popen(
+        [sys.executable, "-c", script], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            assert child.poll() is None, child.communicate()
+            assert time.monotonic() < deadline, "the server did not start"
+            try:
+                answer = httpx.get(f"http://127.0.0.1:{port}/inside", timeout=1)
+                break
+            except httpx.HTTPError:
+                time.sleep(0.05)
+    finally:
+        child.terminate()
+        child.communicate(timeout=30)
+    assert answer.status_code == 200
+    assert answer.json()["loop"].startswith("uvloop")
+    assert answer.json()["frozen"] > 10_000  # the modules and the app, at least

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from opentelemetry import trace
+from opentelemetry import propagate, trace
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 from opentelemetry.sdk.resources import SERVICE_NAME, SERVICE_VERSION
 from opentelemetry.sdk.trace import TracerProvider
@@ -74,6 +74,51 @@ def test_given_exporter_receives_spans_synchronously() -> None:
     [span] = exporter.get_finished_spans()
     assert span.name == "check-limits"
     assert span.resource.attributes[SERVICE_NAME] == "risk"
+
+
+def test_without_exporter_spans_are_not_recorded_but_keep_their_ids() -> None:
+    configure_tracing("risk")
+
+    tracer = get_tracer("test")
+    with (
+        tracer.start_as_current_span("outer") as outer,
+        tracer.start_as_current_span("inner") as inner,
+    ):
+        pass
+
+    assert not outer.is_recording()
+    assert outer.get_span_context().is_valid  # the logs' trace_id and span_id
+    assert inner.get_span_context().trace_id == outer.get_span_context().trace_id
+    assert not outer.get_span_context().trace_flags.sampled
+
+
+def test_without_exporter_a_remote_parent_trace_continues() -> None:
+    configure_tracing("risk")
+    parent = propagate.extract(
+        {"traceparent": "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"}
+    )
+
+    with get_tracer("test").start_as_current_span("child", context=parent) as child:
+        carried: dict[str, str] = {}
+        propagate.inject(carried)
+
+    assert not child.is_recording()
+    assert child.get_span_context().trace_id == 0x0AF7651916CD43DD8448EB211C80319C
+    assert carried["traceparent"].startswith("00-0af7651916cd43dd8448eb211c80319c-")
+
+
+def test_an_exporter_attached_later_records_from_then_on() -> None:
+    configure_tracing("risk")
+    with get_tracer("test").start_as_current_span("before") as before:
+        pass
+    exporter = InMemorySpanExporter()
+
+    configure_tracing("risk", exporter=exporter)
+    with get_tracer("test").start_as_current_span("after") as after:
+        pass
+
+    assert not before.is_recording() and after.get_span_context().trace_flags.sampled
+    assert [s.name for s in exporter.get_finished_spans()] == ["after"]
 
 
 def test_resource_names_service_and_version() -> None:

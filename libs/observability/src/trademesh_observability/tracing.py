@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 
 from opentelemetry import context as otel_context
@@ -16,8 +16,50 @@ from opentelemetry.sdk.resources import (
 )
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcessor, SpanExporter
+from opentelemetry.sdk.trace.sampling import Decision, Sampler, SamplingResult
+from opentelemetry.trace import Link, SpanKind, TraceState
+from opentelemetry.util.types import Attributes
 
 _OTLP_VARS = ("OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
+
+
+class WhileExporting(Sampler):
+    """The provider's own sampler once an exporter is attached; until then no span is recorded.
+
+    A recorded span costs its attributes, events and a processor call per span (a few dozen
+    microseconds on a small request, several spans each) even when nothing exports it. A span
+    that is not recorded still has its ids, from its parent or new: logs carry trace_id and
+    span_id, and the trace context still travels to the next service (marked not sampled).
+    """
+
+    def __init__(self, delegate: Sampler) -> None:
+        self.delegate = delegate
+        self.exporting = False
+
+    def should_sample(
+        self,
+        parent_context: otel_context.Context | None,
+        trace_id: int,
+        name: str,
+        kind: SpanKind | None = None,
+        attributes: Attributes = None,
+        links: Sequence[Link] | None = None,
+        trace_state: TraceState | None = None,
+    ) -> SamplingResult:
+        if not self.exporting:
+            parent = trace.get_current_span(parent_context).get_span_context()
+            return SamplingResult(Decision.DROP, None, parent.trace_state)
+        return self.delegate.should_sample(
+            parent_context, trace_id, name, kind, attributes, links, trace_state
+        )
+
+    def get_description(self) -> str:
+        return f"WhileExporting{{{self.delegate.get_description()}}}"
+
+
+def _exporting(provider: TracerProvider) -> None:
+    if isinstance(provider.sampler, WhileExporting):
+        provider.sampler.exporting = True
 
 
 def configure_tracing(
@@ -39,13 +81,17 @@ def configure_tracing(
             OTELResourceDetector().detect()
         )
         provider = TracerProvider(resource=resource)
+        # OTEL_TRACES_SAMPLER's sampler (the SDK's default), gated; before any tracer exists.
+        provider.sampler = WhileExporting(provider.sampler)
         if any(os.environ.get(var) for var in _OTLP_VARS):
             from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 
             provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
+            _exporting(provider)
         trace.set_tracer_provider(provider)
     if exporter is not None:
         provider.add_span_processor(SimpleSpanProcessor(exporter))
+        _exporting(provider)
     return provider
 
 

@@ -1,9 +1,15 @@
 """Rate limits per client address (before authentication) and per user (after), with `limits`.
 
-A moving window (`limits.aio.strategies.MovingWindowRateLimiter`): no burst of twice the limit
-at a window's edge, as a fixed window would allow. The counters live in the storage named by
+A sliding window counter (`limits.aio.strategies.SlidingWindowCounterRateLimiter`): the count of
+the current window plus the previous window's, weighted by how much of it the sliding window
+still covers; so no burst of twice the limit at a window's edge, as a fixed window would allow.
+It keeps two counters per key where a moving window keeps a timestamp per request: the moving
+window's memory storage inserted each hit at the head of a list as long as the limit and expired
+them in a task that held the key's lock across a thread hop: ~6% of the gateway's time per
+request (docs/decisions/0122-gateway-wire-speed.md). The counters live in the storage named by
 `rate_limit_storage_uri`: `memory://` for one process, a Redis or Valkey URI for replicas that
-must share one limit (the plain `redis://` of the settings becomes limits' `async+redis://`).
+must share one limit (the plain `redis://` of the settings becomes limits' `async+redis://`; one
+script call per hit there).
 """
 
 from __future__ import annotations
@@ -13,7 +19,7 @@ import time
 
 from limits import RateLimitItem, parse_many
 from limits.aio.storage import Storage
-from limits.aio.strategies import MovingWindowRateLimiter
+from limits.aio.strategies import SlidingWindowCounterRateLimiter
 from limits.storage import storage_from_string
 from trademesh_http import ProblemError
 from trademesh_observability import metrics
@@ -37,7 +43,7 @@ class RateLimits:
         if not isinstance(storage, Storage):
             raise ValueError("the rate-limit storage is not an async one")
         self.storage = storage
-        self.limiter = MovingWindowRateLimiter(storage)
+        self.limiter = SlidingWindowCounterRateLimiter(storage)
         self.per_user: list[RateLimitItem] = parse_many(per_user)
         self.per_ip: list[RateLimitItem] = parse_many(per_ip)
 
