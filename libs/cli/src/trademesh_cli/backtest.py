@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import csv
 from dataclasses import dataclass
-from decimal import Decimal
+from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
 
@@ -244,3 +244,26 @@ def write_equity(run: BacktestRun, path: Path) -> None:
         writer = csv.writer(handle)
         writer.writerow(EQUITY_FIELDS)
         writer.writerows(run.series().rows(run.currency))
+
+
+def parse_decimal(option: str, text: str, *, positive: bool = False) -> Decimal:
+    """A number option (cash, bps): zero or more, or above zero when `positive`."""
+    try:
+        value = Decimal(text)
+    except InvalidOperation:
+        raise BacktestInputError(f"--{option} {text!r}: not a number") from None
+    if not value.is_finite() or value < 0 or (positive and value == 0):
+        least = "above zero" if positive else "of zero or more"
+        raise BacktestInputError(f"--{option} {text!r}: a number {least}")
+    return value
+
+
+def parse_sizing(text: str, step: Decimal) -> Sizing:
+    """`equity_pct:N`, `quantity:N` or `notional:N`, in multiples of `step`."""
+    kind, _, amount = text.partition(":")
+    try:
+        return Sizing.model_validate({"kind": kind, "value": amount or "100", "step": step})
+    except ValueError:
+        raise BacktestInputError(
+            f"--sizing {text!r}: use equity_pct:N, quantity:N or notional:N (N > 0)"
+        ) from None

@@ -618,14 +618,14 @@ def backtest_run(
     """Run STRATEGY over a price file and print its statistics. A cash account: orders and
     fills over its cash are refused and counted, as risk and the paper venue refuse them.
     The built-ins are long only unless told `--param short=true --allow-short`."""
-    from decimal import Decimal, InvalidOperation
 
-    from trademesh_trading.backtest import Sizing
     from trademesh_trading.fills import FillModel
 
     from trademesh_cli.backtest import (
         BacktestInputError,
+        parse_decimal,
         parse_params,
+        parse_sizing,
         run_backtest,
         run_data,
         stats_table,
@@ -635,34 +635,18 @@ def backtest_run(
     )
     from trademesh_cli.report import write_html, write_png
 
-    def number(option: str, text: str, *, positive: bool = False) -> Decimal:
-        try:
-            value = Decimal(text)
-        except InvalidOperation:
-            raise BacktestInputError(f"--{option} {text!r}: not a number") from None
-        if not value.is_finite() or value < 0 or (positive and value == 0):
-            least = "above zero" if positive else "of zero or more"
-            raise BacktestInputError(f"--{option} {text!r}: a number {least}")
-        return value
-
     try:
-        kind, _, amount = sizing.partition(":")
-        step = number("qty-step", qty_step, positive=True)
-        try:
-            chosen = Sizing.model_validate({"kind": kind, "value": amount or "100", "step": step})
-        except ValueError:
-            raise BacktestInputError(
-                f"--sizing {sizing!r}: use equity_pct:N, quantity:N or notional:N (N > 0)"
-            ) from None
+        chosen = parse_sizing(sizing, parse_decimal("qty-step", qty_step, positive=True))
         fills = FillModel(
-            slippage_bps=number("slippage-bps", slippage_bps), fee_bps=number("fee-bps", fee_bps)
+            slippage_bps=parse_decimal("slippage-bps", slippage_bps),
+            fee_bps=parse_decimal("fee-bps", fee_bps),
         )
         run = run_backtest(
             strategy,
             data,
             parse_params(param or []),
             timeframe=timeframe,
-            cash=number("cash", cash, positive=True),
+            cash=parse_decimal("cash", cash, positive=True),
             fills=fills,
             sizing=chosen,
             allow_short=allow_short,
@@ -850,14 +834,12 @@ def backtest_optimize(
     from trademesh_trading.optimize.study import OBJECTIVES
     from trademesh_trading.optimize.walkforward import WalkForward
 
-    from trademesh_cli.backtest import BacktestInputError, parse_params
+    from trademesh_cli.backtest import BacktestInputError, parse_decimal, parse_params, parse_sizing
     from trademesh_cli.optimize import (
         default_workers,
         fold_lines,
         folds_table,
         optimize_file,
-        parse_decimal,
-        parse_sizing,
         parse_space,
         summary_lines,
     )
