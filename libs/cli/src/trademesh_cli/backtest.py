@@ -90,23 +90,9 @@ def run_backtest(
     except InvalidParameters as exc:
         where = "; ".join(f"{'.'.join(e['loc']) or strategy}: {e['msg']}" for e in exc.errors)
         raise BacktestInputError(f"invalid parameters for {strategy}: {where}") from None
-    try:
-        tf = Timeframe.parse(timeframe) if timeframe is not None else None
-    except ValueError as exc:
-        raise BacktestInputError(str(exc)) from None
-    if tf is None:
-        try:
-            tf = Timeframe.of_spacing(bar_times(data))
-        except ValueError:
-            raise BacktestInputError(
-                f"{data}: fewer than two bar times to infer the timeframe from; give --timeframe"
-            ) from None
-    instrument = f"file:{data.stem[:64] or 'data'}"
-    bars, refused = load_bars(data, instrument, tf.label, tf.delta)
-    if not bars:
-        raise BacktestInputError(f"{data}: no valid bars ({len(refused)} rows refused)")
+    bars, tf, refused = file_bars(data, timeframe)
     backtester = Backtester(
-        instance, instrument_id=instrument, timeframe=tf.label, cash=cash, fill_model=fills,
+        instance, instrument_id=file_instrument(data), timeframe=tf.label, cash=cash, fill_model=fills,
         sizing=sizing, terms=AccountTerms(allow_short=allow_short),
     )  # fmt: skip
     return BacktestRun(
@@ -267,3 +253,28 @@ def parse_sizing(text: str, step: Decimal) -> Sizing:
         raise BacktestInputError(
             f"--sizing {text!r}: use equity_pct:N, quantity:N or notional:N (N > 0)"
         ) from None
+
+
+def file_instrument(data: Path) -> str:
+    """The instrument id a price file's bars are given."""
+    return f"file:{data.stem[:64] or 'data'}"
+
+
+def file_bars(data: Path, timeframe: str | None) -> tuple[list[Bar], Timeframe, list[str]]:
+    """The file's bars, their timeframe (`timeframe`, else the median spacing of the bars'
+    times) and the rows refused; a BacktestInputError when none is valid."""
+    try:
+        tf = Timeframe.parse(timeframe) if timeframe is not None else None
+    except ValueError as exc:
+        raise BacktestInputError(str(exc)) from None
+    if tf is None:
+        try:
+            tf = Timeframe.of_spacing(bar_times(data))
+        except ValueError:
+            raise BacktestInputError(
+                f"{data}: fewer than two bar times to infer the timeframe from; give --timeframe"
+            ) from None
+    bars, refused = load_bars(data, file_instrument(data), tf.label, tf.delta)
+    if not bars:
+        raise BacktestInputError(f"{data}: no valid bars ({len(refused)} rows refused)")
+    return bars, tf, refused

@@ -14,7 +14,6 @@ from pydantic import ValidationError
 from rich.table import Table
 from trademesh_trading.backtest import Sizing
 from trademesh_trading.buying_power import AccountTerms
-from trademesh_trading.files import bar_times, load_bars
 from trademesh_trading.optimize.space import SearchRange, SpaceError, grid_size, search_space
 from trademesh_trading.optimize.study import (
     Objective,
@@ -26,9 +25,12 @@ from trademesh_trading.optimize.study import (
 from trademesh_trading.optimize.trials import BacktestSpec, SharedBars
 from trademesh_trading.optimize.walkforward import WalkForward, WindowsTooShort
 from trademesh_trading.registry import InvalidParameters, StrategyRegistry, UnknownStrategy
-from trademesh_trading.timeframes import Timeframe
 
-from trademesh_cli.backtest import BacktestInputError
+from trademesh_cli.backtest import (
+    BacktestInputError,
+    file_bars,
+    file_instrument,
+)
 
 
 def _value(text: str) -> bool | int | float | str:
@@ -113,21 +115,7 @@ def optimize_file(
             grid_size(space)  # a number range without a step has no grid
     except SpaceError as exc:
         raise BacktestInputError(f"search space: {exc}") from None
-    try:
-        tf = Timeframe.parse(timeframe) if timeframe is not None else None
-    except ValueError as exc:
-        raise BacktestInputError(str(exc)) from None
-    if tf is None:  # as `backtest run` does: the median spacing of the bars
-        try:
-            tf = Timeframe.of_spacing(bar_times(data))
-        except ValueError:
-            raise BacktestInputError(
-                f"{data}: fewer than two bar times to infer the timeframe from; give --timeframe"
-            ) from None
-    instrument = f"file:{data.stem[:64] or 'data'}"
-    bars, refused = load_bars(data, instrument, tf.label, tf.delta)
-    if not bars:
-        raise BacktestInputError(f"{data}: no valid bars ({len(refused)} rows refused)")
+    bars, tf, refused = file_bars(data, timeframe)
     try:
         walk_forward.windows(len(bars))
     except WindowsTooShort as exc:
@@ -136,7 +124,7 @@ def optimize_file(
         strategy=cls,
         space=space,
         spec=BacktestSpec(
-            instrument_id=instrument,
+            instrument_id=file_instrument(data),
             timeframe=tf.label,
             currency=currency,
             cash=cash,
