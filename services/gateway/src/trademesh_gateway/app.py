@@ -17,8 +17,9 @@ from trademesh_observability import metrics
 from trademesh_observability.logging import configure_logging, get_logger
 from trademesh_observability.tracing import configure_tracing
 
-from trademesh_gateway.api import include_api
+from trademesh_gateway.api import api_router
 from trademesh_gateway.api.deps import Runtime
+from trademesh_gateway.api.routes import serve_table
 from trademesh_gateway.config import Settings
 from trademesh_gateway.engine import Service
 from trademesh_gateway.handlers import register_handlers
@@ -117,5 +118,6 @@ def create_app(
         inputs=InputLimits(max_body_bytes=settings.max_body_bytes),
     )
     app.state.runtime = Runtime(settings=settings, proxy=proxy, hub=hub, bus=bus, db=db)
-    include_api(app)
+    app.include_router(api_router(), prefix="/api/v1")
+    serve_table(app, "/api/v1")
     return app

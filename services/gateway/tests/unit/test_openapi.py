@@ -12,7 +12,8 @@ import pytest
 from fastapi import FastAPI
 from trademesh_http.problems import document_problems
 
-from trademesh_gateway.api import include_api
+from trademesh_gateway.api import api_router
+from trademesh_gateway.api.routes import serve_table
 from trademesh_gateway.config import Settings
 from trademesh_gateway.engine import ROUTES, SERVICES, Service
 from trademesh_gateway.openapi import RETRY_S, Published, describe, gateway_errors
@@ -27,7 +28,8 @@ PROBLEM = {"application/problem+json": {"schema": {"$ref": REF + "Problem"}}}
 def local() -> dict[str, Any]:
     """The gateway's own FastAPI document, as create_http_app makes it."""
     app = FastAPI()
-    include_api(app)
+    app.include_router(api_router(), prefix="/api/v1")
+    serve_table(app, "/api/v1")
     return document_problems(app.openapi())
 
 

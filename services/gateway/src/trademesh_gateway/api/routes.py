@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, FastAPI, Request
 from starlette.responses import Response
 from starlette.routing import Route as StarletteRoute
 from trademesh_http import ProblemError
@@ -111,18 +111,22 @@ def _endpoint(route: Route) -> Any:
     return endpoint
 
 
-def catch_all(prefix: str) -> StarletteRoute:
-    """The route that serves every request under `prefix` that the gateway's own routes do not:
-    on the app's router after them, before `documented()`."""
-    return StarletteRoute(
-        prefix + "/{rest:path}",
-        dispatch,
-        methods=["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"],
-        include_in_schema=False,
+def serve_table(app: FastAPI, prefix: str) -> None:
+    """The catch-all that serves every request under `prefix` that the gateway's own routes
+    (included before) do not, then the table's documented routes (never reached: the catch-all
+    serves them)."""
+    app.router.routes.append(
+        StarletteRoute(
+            prefix + "/{rest:path}",
+            dispatch,
+            methods=["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"],
+            include_in_schema=False,
+        )
     )
+    app.include_router(_documented(), prefix=prefix)
 
 
-def documented() -> APIRouter:
+def _documented() -> APIRouter:
     """The table's routes, for the OpenAPI document and /docs: the catch-all serves them."""
     out = APIRouter()
     for route in ROUTES:
