@@ -1,4 +1,4 @@
-"""How long `trademesh new-service` takes (the issue's budget: under a minute), on a copy of the
+"""How long `trademesh new-service` takes (its budget: under a minute), on a copy of the
 workspace so the repository is not touched.
 
 Measured: the whole command path (checks, cookiecutter render, move into services/, `uv lock`),

@@ -13,8 +13,9 @@ import yaml
 from trademesh_testing.promql import RULES, rules
 
 RULE_TESTS = RULES.with_name("trademesh.rules.test.yaml")
-# The alerts (service down, error rate, consumer lag growing, DLQ non-empty, kill switch,
-# daily loss limit, reconciliation discrepancy), by the names the rule file gives them.
+# The alerts the platform promises (service down, error rate, consumer lag growing, DLQ
+# non-empty, kill switch, daily loss limit, reconciliation discrepancy), by the names the rule
+# file gives them.
 REQUIRED = {
     "TrademeshServiceDown",
     "TrademeshServiceNotReady",

@@ -136,7 +136,7 @@ def test_new_service_registers_installs_and_deleting_it_restores_the_repo(
         8100,
         "pricing_demo",
     )
-    print(f"new-service took {elapsed:.1f}s")  # the budget is a minute: shown, not asserted
+    print(f"new-service took {elapsed:.1f}s")  # its budget is a minute: shown, not asserted
 
     shutil.rmtree(target)
     lock(workspace)

@@ -2,8 +2,8 @@
 
 Accounts (paper and exchange) live in execution's schema. Other services keep data per account
 id (risk's limits and kill switches, strategy's bots) and must not act on an account for a
-caller who does not hold it (BOLA). They cannot read execution's schema (ARCHITECTURE.md: services
-talk through events or the owner's HTTP API), so they ask execution's
+caller who does not hold it (BOLA). They cannot read execution's schema (docs/architecture.md:
+services talk through events or the owner's HTTP API), so they ask execution's
 `GET /api/v1/accounts/{id}` with the caller's access token: execution answers 200 for the
 caller's own account and 404 for any other, so it alone decides, and the asking service trusts
 no identity it did not verify itself (the token was verified before this is called).

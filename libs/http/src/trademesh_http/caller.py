@@ -3,7 +3,7 @@
 A request names its caller with `Authorization: Bearer <access token>`, a JWT issued by the auth
 service (see trademesh_http.tokens). `get_caller` verifies it with the app's TokenVerifier
 (`create_http_app(tokens=...)`, kept on app.state.tokens) against auth's JWKS: no service trusts
-an identity header just because the request came from inside (ARCHITECTURE.md, Security). An
+an identity header just because the request came from inside (docs/architecture.md, Security). An
 app without a verifier answers 401 to every route that needs a caller: a misconfiguration must
 not open the door.
 

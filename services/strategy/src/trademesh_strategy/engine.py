@@ -32,7 +32,7 @@ from trademesh_trading.strategy import OrderKind, Side, Strategy, check_order
 
 # The service's contract on the bus; [tool.trademesh.service] in pyproject.toml says the same
 # (a unit test keeps them equal). orders.denied.v1 is read so that a denied order stops counting
-# as open (ARCHITECTURE.md's order flow sends denials to strategy).
+# as open (docs/architecture.md's order flow sends denials to strategy).
 CONSUMES: tuple[str, ...] = (
     "md.bars.v1",
     "orders.events.v1",

@@ -1,6 +1,6 @@
 """market-data's history API, as the strategy service uses it: bars to warm bots and to backtest.
 
-Services never read another service's schema (ARCHITECTURE.md): the strategy service asks
+Services never read another service's schema (docs/architecture.md): the strategy service asks
 market-data over HTTP. A connection failure, a timeout or a 5xx is MarketDataUnavailable, a
 TransientError, so a bar handler that needs history is retried instead of dead-lettered.
 
@@ -8,8 +8,8 @@ Who calls: market-data's history endpoints (/ohlcv, /prices/last) need no caller
 data is nobody's own resource). A request made while serving a user (a backtest's range check)
 still forwards that user's access token (`headers=caller.auth_headers()`), so it keeps working
 once market-data verifies callers; the bot runner's calls (on bar events, with no user request
-behind them) carry none, and would then need a service token from auth (ARCHITECTURE.md).
-The headers are never logged.
+behind them) carry none, and would then need a service token from auth, which is not built
+(docs/decisions/0035-market-data-access.md). The headers are never logged.
 """
 
 from __future__ import annotations

@@ -1,9 +1,9 @@
 """Manual orders: the one route the gateway serves itself rather than forwards.
 
 A manual order is an intent like a bot's: a `SubmitOrder` (source "manual") published on
-orders.intents.v1, keyed by account, for risk to decide and execution to place (ARCHITECTURE's
-order path: gateway -> risk -> execution). The request's trace continues through both, because
-the publish carries the gateway's span as `traceparent`.
+orders.intents.v1, keyed by account, for risk to decide and execution to place (the order flow
+of docs/architecture.md: gateway -> risk -> execution). The request's trace continues through
+both, because the publish carries the gateway's span as `traceparent`.
 
 The client may name the order (`client_order_id`, the idempotency key end to end); without one,
 the gateway makes one. Before publishing, the gateway has execution record the order
