@@ -47,18 +47,18 @@ from trademesh_trading.optimize.walkforward import WalkForward, WindowsTooShort
 from trademesh_trading.registry import StrategyRegistry, UnknownStrategy
 from trademesh_trading.results import json_number
 
-from trademesh_strategy.backtests import (
+from trademesh_strategy.backtests.bars import BarsKey
+from trademesh_strategy.backtests.jobs import (
     HEARTBEAT_INTERVAL_S,
     MAX_ATTEMPTS,
     RETRY_BASE_S,
     STALE_AFTER_S,
-    BacktestRequest,
     BacktestStatus,
-    BacktestWorker,
-    BarsKey,
-    _first_of,
     describe_error,
+    first_of,
 )
+from trademesh_strategy.backtests.requests import BacktestRequest
+from trademesh_strategy.backtests.worker import BacktestWorker
 from trademesh_strategy.config import Settings
 from trademesh_strategy.history import MarketData, MarketDataUnavailable, NoMarketData
 from trademesh_strategy.journal import OptimizationJournal
@@ -323,7 +323,7 @@ class OptimizationWorker:
             if job is not None:
                 await self._process(job, stop)
                 continue
-            await _first_of(stop, timeout=self.poll_interval_s)
+            await first_of(stop, timeout=self.poll_interval_s)
 
     async def _claim(self) -> ClaimedOptimization | None:
         try:

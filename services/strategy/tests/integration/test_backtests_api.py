@@ -34,7 +34,9 @@ from trademesh_trading.registry import StrategyRegistry
 
 from trademesh_strategy.api.deps import Runtime
 from trademesh_strategy.app import MIGRATIONS
-from trademesh_strategy.backtests import BacktestRequest, BacktestStore, BacktestWorker
+from trademesh_strategy.backtests.requests import BacktestRequest
+from trademesh_strategy.backtests.store import BacktestStore
+from trademesh_strategy.backtests.worker import BacktestWorker
 from trademesh_strategy.config import Settings
 from trademesh_strategy.history import MarketData
 

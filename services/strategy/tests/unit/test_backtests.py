@@ -21,21 +21,18 @@ from trademesh_trading.builtin import SmaCross, SmaCrossConfig
 from trademesh_trading.fills import FillModel
 from trademesh_trading.strategy import Context, Strategy, StrategyConfig
 
-from trademesh_strategy.backtests import (
-    BacktestRequest,
-    BacktestStatus,
-    BarsCache,
+from trademesh_strategy.backtests.bars import BarsCache
+from trademesh_strategy.backtests.grid import (
     GridEntry,
-    GridRequest,
     GridTooLarge,
-    describe_error,
-    encode_result,
     expand_grid,
     grid_size,
     rank,
-    run_backtest,
     stat_value,
 )
+from trademesh_strategy.backtests.jobs import BacktestStatus, describe_error
+from trademesh_strategy.backtests.requests import BacktestRequest, GridRequest
+from trademesh_strategy.backtests.results import encode_result, run_backtest
 
 pytestmark = pytest.mark.unit
 

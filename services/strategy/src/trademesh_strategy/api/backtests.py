@@ -22,18 +22,14 @@ from trademesh_trading.registry import InvalidParameters, UnknownStrategy
 
 from trademesh_strategy.api.bots import start_problem
 from trademesh_strategy.api.deps import CallerDep, OnBehalfDep, Runtime, RuntimeDep
-from trademesh_strategy.backtests import (
+from trademesh_strategy.backtests.grid import GridEntry, GridTooLarge, expand_grid
+from trademesh_strategy.backtests.jobs import BacktestStatus
+from trademesh_strategy.backtests.requests import BacktestRequest, GridRequest, RankBy
+from trademesh_strategy.backtests.store import (
     BacktestRecord,
-    BacktestRequest,
-    BacktestStatus,
     BacktestStore,
-    GridEntry,
     GridRecord,
-    GridRequest,
     GridSummary,
-    GridTooLarge,
-    RankBy,
-    expand_grid,
 )
 from trademesh_strategy.history import MarketDataUnavailable, NoMarketData
 

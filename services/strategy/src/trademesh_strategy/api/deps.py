@@ -30,7 +30,7 @@ class Runtime:
     market: MarketData
     bots: BotStore
     runtime: BotRuntime
-    backtests: Any  # trademesh_strategy.backtests.BacktestStore
+    backtests: Any  # trademesh_strategy.backtests.store.BacktestStore
     accounts: AccountOwners
     optimizations: Any  # trademesh_strategy.optimizations.OptimizationStore
 

@@ -24,7 +24,7 @@ from trademesh_trading.registry import InvalidParameters, UnknownStrategy
 from trademesh_strategy.api.backtests import StatsOut, _check_range
 from trademesh_strategy.api.bots import start_problem
 from trademesh_strategy.api.deps import CallerDep, OnBehalfDep, Runtime, RuntimeDep
-from trademesh_strategy.backtests import BacktestStatus
+from trademesh_strategy.backtests.jobs import BacktestStatus
 from trademesh_strategy.optimizations import (
     OptimizationRecord,
     OptimizationRequest,
