@@ -109,7 +109,6 @@ def create_app(
     optimizer = OptimizationWorker(
         store=optimizations,
         backtests=worker,
-        market=market,
         registry=strategies,
         settings=settings,
     )

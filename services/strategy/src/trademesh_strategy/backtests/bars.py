@@ -18,6 +18,15 @@ BARS_CACHE_ENTRIES = 8
 BarsKey = tuple[str, str, datetime, datetime]
 
 
+class BarsUnavailable(Exception):
+    """The bars of a range could not be had; `retry`: a later attempt may have them (market-data
+    did not answer), or not (it holds nothing of the instrument)."""
+
+    def __init__(self, reason: str, *, retry: bool) -> None:
+        super().__init__(reason)
+        self.retry = retry
+
+
 class BarsCache:
     """Bars fetched for a backtest, reused by the others of the same instrument, timeframe and
     range (a grid's combinations): one fetch, shared by concurrent askers too.

@@ -79,6 +79,13 @@ class BacktestRequest(BaseModel):
             raise ValueError("a cash account borrows nothing: its max_leverage is 1")
         return self
 
+    def base(self) -> BacktestRequest:
+        """The plain backtest of this request: a grid's or an optimisation's without the fields
+        of their own (a grid's `params` are the base of every combination)."""
+        return BacktestRequest.model_validate(
+            self.model_dump(include=set(BacktestRequest.model_fields))
+        )
+
 
 class GridRequest(BacktestRequest):
     """A grid search: the backtest of every combination of the `grid` values, each on top of
@@ -104,7 +111,3 @@ class GridRequest(BacktestRequest):
             if not values:
                 raise ValueError(f"grid parameter {name!r} has no values")
         return grid
-
-    def base(self) -> BacktestRequest:
-        """The backtest this grid varies (its `params` are the base of every combination)."""
-        return BacktestRequest.model_validate(self.model_dump(exclude={"grid", "rank_by"}))

@@ -1,13 +1,15 @@
 """The service's `backtests` and `backtest_grids` tables: submissions, results, and the
-workers' claims."""
+workers' claims; and what every table of queued jobs shares (JobTable, JobRecord), which the
+optimisations' table is built on too."""
 
 from __future__ import annotations
 
 import json
+from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, ClassVar, Generic, TypeVar
 from uuid import UUID, uuid4
 
 import asyncpg
@@ -18,21 +20,20 @@ from trademesh_strategy.backtests.jobs import RETRY_BASE_S, STALE_AFTER_S, Backt
 from trademesh_strategy.backtests.requests import BacktestRequest, GridRequest, RankBy
 from trademesh_strategy.backtests.results import EncodedResult
 
+JOB_COLUMNS = (
+    "user_id, request, status, error, attempts, heartbeat_at, created_at, started_at, finished_at"
+)
+"""The columns every table of queued jobs has: what JobRecord holds."""
 
-@dataclass(frozen=True)
-class BacktestRecord:
-    """A backtest's row without its trades and equity curve (those are read on their own)."""
 
-    backtest_id: UUID
+@dataclass(frozen=True, kw_only=True)
+class JobRecord:
+    """What every queued job's row says: whose it is, what was asked, where it stands."""
+
     user_id: UUID
-    grid_id: UUID | None
     request: dict[str, Any]
     status: BacktestStatus
     error: str | None
-    stats: dict[str, Any] | None
-    bars: int | None
-    first_bar_at: datetime | None  # the open times of the first and last bar it ran over
-    last_bar_at: datetime | None
     attempts: int
     heartbeat_at: datetime | None
     created_at: datetime
@@ -40,24 +41,104 @@ class BacktestRecord:
     finished_at: datetime | None
 
 
-def _record(row: asyncpg.Record) -> BacktestRecord:
-    return BacktestRecord(
-        backtest_id=row["backtest_id"],
-        user_id=row["user_id"],
-        grid_id=row["grid_id"],
-        request=json.loads(row["request"]),
-        status=BacktestStatus(row["status"]),
-        error=row["error"],
-        stats=None if row["stats"] is None else json.loads(row["stats"]),
-        bars=row["bars"],
-        first_bar_at=row["first_bar_at"],
-        last_bar_at=row["last_bar_at"],
-        attempts=row["attempts"],
-        heartbeat_at=row["heartbeat_at"],
-        created_at=row["created_at"],
-        started_at=row["started_at"],
-        finished_at=row["finished_at"],
-    )
+def job_fields(row: asyncpg.Record) -> dict[str, Any]:
+    """JobRecord's fields of a row that has JOB_COLUMNS, for a record built on it."""
+    return {
+        "user_id": row["user_id"],
+        "request": json.loads(row["request"]),
+        "status": BacktestStatus(row["status"]),
+        "error": row["error"],
+        "attempts": row["attempts"],
+        "heartbeat_at": row["heartbeat_at"],
+        "created_at": row["created_at"],
+        "started_at": row["started_at"],
+        "finished_at": row["finished_at"],
+    }
+
+
+RecordT = TypeVar("RecordT", bound=JobRecord)
+
+
+class JobTable(ABC, Generic[RecordT]):
+    """A table of queued jobs (backtests, optimisations) and its claims. A worker claims a row
+    under a new attempt (`attempts`), and every later write names that attempt: a worker whose
+    row was taken over writes nothing (jobs.py has the rules' figures).
+
+    A table names itself, its id column and the columns its records read; the table and column
+    names are constants of the code, never input."""
+
+    table: ClassVar[str]
+    key: ClassVar[str]
+    columns: ClassVar[str]
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    @abstractmethod
+    def _record(self, row: asyncpg.Record) -> RecordT:
+        """The table's record of a row with `columns`."""
+
+    async def get(self, job_id: UUID) -> RecordT | None:
+        row = await self.db.pool.fetchrow(
+            f"SELECT {self.columns} FROM {self.table} WHERE {self.key} = $1",  # noqa: S608 - constant names
+            job_id,
+        )
+        return None if row is None else self._record(row)
+
+    async def _claim(self, stale_after_s: float) -> tuple[UUID, dict[str, Any], int] | None:
+        """Take the oldest runnable row, if any, and mark it RUNNING under a new attempt: its
+        id, request and attempt.
+
+        Runnable: QUEUED (a put-back one once its retry delay has passed), or RUNNING with a
+        heartbeat older than `stale_after_s` (its worker is gone). SKIP LOCKED: concurrent
+        claims (other slots, other replicas) take different rows and never wait on each other."""
+        row = await self.db.pool.fetchrow(
+            f"UPDATE {self.table} SET status = 'RUNNING', attempts = attempts + 1, "  # noqa: S608 - constant names
+            "heartbeat_at = now(), started_at = now() "
+            f"WHERE {self.key} = ("
+            f"  SELECT {self.key} FROM {self.table}"
+            "  WHERE (status = 'QUEUED' AND (heartbeat_at IS NULL OR heartbeat_at <= now() - "
+            "    make_interval(secs => least($2 * power(2, greatest(attempts - 1, 0)), 300))))"
+            "  OR (status = 'RUNNING' AND heartbeat_at < now() - make_interval(secs => $1))"
+            f"  ORDER BY created_at, {self.key} LIMIT 1 FOR UPDATE SKIP LOCKED"
+            f") RETURNING {self.key}, request, attempts",
+            stale_after_s,
+            RETRY_BASE_S,
+        )
+        if row is None:
+            return None
+        return row[self.key], json.loads(row["request"]), row["attempts"]
+
+    async def _owned(self, job_id: UUID, attempt: int, changes: str, *values: Any) -> bool:
+        """Apply `changes` (a SET list whose values are $3 onwards) to the row while the claim
+        `attempt` still owns it; False when it no longer does."""
+        outcome = await self.db.pool.execute(
+            f"UPDATE {self.table} SET {changes} "  # noqa: S608 - constant names and changes
+            f"WHERE {self.key} = $1 AND status = 'RUNNING' AND attempts = $2",
+            job_id,
+            attempt,
+            *values,
+        )
+        return bool(outcome == "UPDATE 1")
+
+    async def requeue(self, job_id: UUID, attempt: int, error: str) -> bool:
+        """Back to QUEUED after a transient failure, to be claimed again after the retry delay
+        (counted from heartbeat_at, the end of this attempt); `error` says why, meanwhile."""
+        return await self._owned(
+            job_id, attempt, "status = 'QUEUED', error = $3, heartbeat_at = now()", error
+        )
+
+
+@dataclass(frozen=True, kw_only=True)
+class BacktestRecord(JobRecord):
+    """A backtest's row without its trades and equity curve (those are read on their own)."""
+
+    backtest_id: UUID
+    grid_id: UUID | None
+    stats: dict[str, Any] | None
+    bars: int | None
+    first_bar_at: datetime | None  # the open times of the first and last bar it ran over
+    last_bar_at: datetime | None
 
 
 @dataclass(frozen=True)
@@ -96,25 +177,35 @@ class ClaimedBacktest:
     attempts: int
 
 
-class BacktestStore:
+class BacktestStore(JobTable[BacktestRecord]):
     """The service's `backtests` and `backtest_grids` tables."""
 
-    def __init__(self, db: Database) -> None:
-        self.db = db
+    table = "backtests"
+    key = "backtest_id"
+    columns = f"backtest_id, grid_id, stats, bars, first_bar_at, last_bar_at, {JOB_COLUMNS}"
+
+    def _record(self, row: asyncpg.Record) -> BacktestRecord:
+        return BacktestRecord(
+            backtest_id=row["backtest_id"],
+            grid_id=row["grid_id"],
+            stats=None if row["stats"] is None else json.loads(row["stats"]),
+            bars=row["bars"],
+            first_bar_at=row["first_bar_at"],
+            last_bar_at=row["last_bar_at"],
+            **job_fields(row),
+        )
 
     async def insert(self, user_id: UUID, request: BacktestRequest) -> BacktestRecord:
         """A new QUEUED backtest of `user_id`."""
         row = await self.db.pool.fetchrow(
-            "INSERT INTO backtests (backtest_id, user_id, request, status) "
-            "VALUES ($1, $2, $3::jsonb, 'QUEUED') "
-            "RETURNING backtest_id, user_id, grid_id, request, status, error, stats, bars, "
-            "first_bar_at, last_bar_at, attempts, heartbeat_at, created_at, started_at, finished_at",
+            "INSERT INTO backtests (backtest_id, user_id, request, status) "  # noqa: S608 - constant columns
+            f"VALUES ($1, $2, $3::jsonb, 'QUEUED') RETURNING {self.columns}",
             uuid4(),
             user_id,
             request.model_dump_json(),
         )
         assert row is not None
-        return _record(row)
+        return self._record(row)
 
     async def insert_grid(
         self, user_id: UUID, grid: GridRequest, backtests: Sequence[BacktestRequest]
@@ -144,33 +235,20 @@ class BacktestStore:
             )
         return grid_id
 
-    async def get(self, backtest_id: UUID) -> BacktestRecord | None:
-        row = await self.db.pool.fetchrow(
-            "SELECT backtest_id, user_id, grid_id, request, status, error, stats, bars, "
-            "first_bar_at, last_bar_at, attempts, heartbeat_at, created_at, started_at, finished_at FROM backtests "
-            "WHERE backtest_id = $1",
-            backtest_id,
-        )
-        return None if row is None else _record(row)
-
     async def page(
         self, user_id: UUID, before: tuple[datetime, UUID] | None, limit: int
     ) -> list[BacktestRecord]:
         """A user's backtests, newest first, after the keyset position `before`."""
         if before is None:
             rows = await self.db.pool.fetch(
-                "SELECT backtest_id, user_id, grid_id, request, status, error, stats, bars, "
-                "first_bar_at, last_bar_at, attempts, heartbeat_at, created_at, started_at, "
-                "finished_at FROM backtests "
+                f"SELECT {self.columns} FROM backtests "  # noqa: S608 - constant columns
                 "WHERE user_id = $1 ORDER BY created_at DESC, backtest_id DESC LIMIT $2",
                 user_id,
                 limit,
             )
         else:
             rows = await self.db.pool.fetch(
-                "SELECT backtest_id, user_id, grid_id, request, status, error, stats, bars, "
-                "first_bar_at, last_bar_at, attempts, heartbeat_at, created_at, started_at, "
-                "finished_at FROM backtests "
+                f"SELECT {self.columns} FROM backtests "  # noqa: S608 - constant columns
                 "WHERE user_id = $1 AND (created_at, backtest_id) < ($2, $3) "
                 "ORDER BY created_at DESC, backtest_id DESC LIMIT $4",
                 user_id,
@@ -178,7 +256,7 @@ class BacktestStore:
                 before[1],
                 limit,
             )
-        return [_record(row) for row in rows]
+        return [self._record(row) for row in rows]
 
     async def trades_json(self, backtest_id: UUID) -> str | None:
         """A finished backtest's trades as JSON text, as stored (None before it has them)."""
@@ -241,47 +319,22 @@ class BacktestStore:
     # ---- the workers' side -------------------------------------------------------------------
 
     async def claim(self, stale_after_s: float = STALE_AFTER_S) -> ClaimedBacktest | None:
-        """Take the oldest runnable backtest, if any, and mark it RUNNING under a new attempt.
-
-        Runnable: QUEUED (a put-back one once its retry delay has passed), or RUNNING with a
-        heartbeat older than `stale_after_s` (its worker is gone). SKIP LOCKED: concurrent
-        claims (other slots, other replicas) take different rows and never wait on each other."""
-        row = await self.db.pool.fetchrow(
-            "UPDATE backtests SET status = 'RUNNING', attempts = attempts + 1, "
-            "heartbeat_at = now(), started_at = now() "
-            "WHERE backtest_id = ("
-            "  SELECT backtest_id FROM backtests"
-            "  WHERE (status = 'QUEUED' AND (heartbeat_at IS NULL OR heartbeat_at <= now() - "
-            "    make_interval(secs => least($2 * power(2, greatest(attempts - 1, 0)), 300))))"
-            "  OR (status = 'RUNNING' AND heartbeat_at < now() - make_interval(secs => $1))"
-            "  ORDER BY created_at, backtest_id LIMIT 1 FOR UPDATE SKIP LOCKED"
-            ") RETURNING backtest_id, request, attempts",
-            stale_after_s,
-            RETRY_BASE_S,
-        )
-        if row is None:
-            return None
-        return ClaimedBacktest(row["backtest_id"], json.loads(row["request"]), row["attempts"])
+        """Take the oldest runnable backtest, if any, under a new attempt (JobTable._claim)."""
+        claimed = await self._claim(stale_after_s)
+        return None if claimed is None else ClaimedBacktest(*claimed)
 
     async def heartbeat(self, backtest_id: UUID, attempt: int) -> bool:
         """Mark the claim `attempt` alive; False when it is no longer this attempt's."""
-        result = await self.db.pool.execute(
-            "UPDATE backtests SET heartbeat_at = now() "
-            "WHERE backtest_id = $1 AND status = 'RUNNING' AND attempts = $2",
-            backtest_id,
-            attempt,
-        )
-        return bool(result == "UPDATE 1")
+        return await self._owned(backtest_id, attempt, "heartbeat_at = now()")
 
     async def succeed(self, backtest_id: UUID, attempt: int, result: EncodedResult) -> bool:
         """Store a backtest's result (SUCCEEDED); False when the claim was lost."""
-        outcome = await self.db.pool.execute(
-            "UPDATE backtests SET status = 'SUCCEEDED', error = NULL, stats = $3::jsonb, "
-            "trades = $4::jsonb, equity = $5::jsonb, bars = $6, first_bar_at = $7, "
-            "last_bar_at = $8, finished_at = now(), heartbeat_at = now() "
-            "WHERE backtest_id = $1 AND status = 'RUNNING' AND attempts = $2",
+        return await self._owned(
             backtest_id,
             attempt,
+            "status = 'SUCCEEDED', error = NULL, stats = $3::jsonb, trades = $4::jsonb, "
+            "equity = $5::jsonb, bars = $6, first_bar_at = $7, last_bar_at = $8, "
+            "finished_at = now(), heartbeat_at = now()",
             result.stats,
             result.trades,
             result.equity,
@@ -289,31 +342,15 @@ class BacktestStore:
             result.first_bar_at,
             result.last_bar_at,
         )
-        return bool(outcome == "UPDATE 1")
 
     async def fail(
         self, backtest_id: UUID, attempt: int, error: str, *, bars: int | None = None
     ) -> bool:
         """FAILED with `error`; False when the claim was lost."""
-        outcome = await self.db.pool.execute(
-            "UPDATE backtests SET status = 'FAILED', error = $3, bars = $4, "
-            "finished_at = now(), heartbeat_at = now() "
-            "WHERE backtest_id = $1 AND status = 'RUNNING' AND attempts = $2",
+        return await self._owned(
             backtest_id,
             attempt,
+            "status = 'FAILED', error = $3, bars = $4, finished_at = now(), heartbeat_at = now()",
             error,
             bars,
         )
-        return bool(outcome == "UPDATE 1")
-
-    async def requeue(self, backtest_id: UUID, attempt: int, error: str) -> bool:
-        """Back to QUEUED after a transient failure, to be claimed again after the retry delay
-        (counted from heartbeat_at, the end of this attempt); `error` says why, meanwhile."""
-        outcome = await self.db.pool.execute(
-            "UPDATE backtests SET status = 'QUEUED', error = $3, heartbeat_at = now() "
-            "WHERE backtest_id = $1 AND status = 'RUNNING' AND attempts = $2",
-            backtest_id,
-            attempt,
-            error,
-        )
-        return bool(outcome == "UPDATE 1")

@@ -12,11 +12,12 @@ from multiprocessing.process import BaseProcess
 
 from pydantic import ValidationError
 from trademesh_db import Database
+from trademesh_events.marketdata import Bar
 from trademesh_observability import metrics
 from trademesh_observability.logging import get_logger
 from trademesh_trading.registry import StrategyRegistry, UnknownStrategy
 
-from trademesh_strategy.backtests.bars import BarsCache, BarsKey
+from trademesh_strategy.backtests.bars import BarsCache, BarsKey, BarsUnavailable
 from trademesh_strategy.backtests.jobs import (
     HEARTBEAT_INTERVAL_S,
     MAX_ATTEMPTS,
@@ -137,20 +138,13 @@ class BacktestWorker:
         except ValidationError as exc:
             await self._fail(job, f"invalid request: {exc.error_count()} errors")
             return
-        key: BarsKey = (spec.instrument_id, spec.timeframe, spec.start, spec.end)
         try:
-            bars = await self.bars.get(
-                key,
-                lambda: self.market.bars(spec.instrument_id, spec.timeframe, spec.start, spec.end),
-            )
-        except MarketDataUnavailable as exc:
-            await self._retry(job, f"market data unavailable: {exc}")
-            return
-        except NoMarketData as exc:
-            await self._fail(job, f"no market data: {exc}")
-            return
-        except Exception as exc:  # an answer market-data should not give: try again later
-            await self._retry(job, f"fetching the bars failed: {describe_error(exc)}")
+            bars = await self.fetch_bars(spec)
+        except BarsUnavailable as exc:
+            if exc.retry:
+                await self._retry(job, str(exc))
+            else:
+                await self._fail(job, str(exc))
             return
         if not bars:
             await self._fail(job, "no bars in the range", bars=0)
@@ -205,6 +199,26 @@ class BacktestWorker:
             return
         await self.store.requeue(job.backtest_id, job.attempts, error)
         log.warning("backtest put back", backtest_id=str(job.backtest_id), error=error)
+
+    async def fetch_bars(self, request: BacktestRequest) -> list[Bar]:
+        """The bars of `request`'s range, fetched once for all the work on that range (the
+        optimisations' too); BarsUnavailable says why not, and whether to try again later."""
+        key: BarsKey = (request.instrument_id, request.timeframe, request.start, request.end)
+        try:
+            return await self.bars.get(
+                key,
+                lambda: self.market.bars(
+                    request.instrument_id, request.timeframe, request.start, request.end
+                ),
+            )
+        except MarketDataUnavailable as exc:
+            raise BarsUnavailable(f"market data unavailable: {exc}", retry=True) from exc
+        except NoMarketData as exc:
+            raise BarsUnavailable(f"no market data: {exc}", retry=False) from exc
+        except Exception as exc:  # an answer market-data should not give: try again later
+            raise BarsUnavailable(
+                f"fetching the bars failed: {describe_error(exc)}", retry=True
+            ) from exc
 
     def pool(self) -> ProcessPoolExecutor:
         """The worker processes, for other CPU work of the service (an optimisation's trials):
