@@ -227,7 +227,7 @@ async def seed_owned(
     from trademesh_testing.waiting import eventually
     from trademesh_trading.backtest import Sizing
 
-    from trademesh_strategy.backtests import BacktestRequest, GridRequest
+    from trademesh_strategy.backtests.requests import BacktestRequest, GridRequest
     from trademesh_strategy.optimizations import OptimizationRequest
     from trademesh_strategy.store import BotRecord
 

@@ -565,38 +565,57 @@ def new_service(
     )
 
 
+# The options `backtest run` and `backtest optimize` share: the price file, how its rows are read,
+# and the account and costs every backtest (or trial) runs with. Each command gives the defaults.
+DataOption = Annotated[
+    Path, typer.Option("--data", help="OHLCV file (CSV or Parquet).", exists=True, dir_okay=False)
+]
+TimeframeOption = Annotated[
+    str | None,
+    typer.Option(help="Bar length of the file's rows, e.g. 1d; default: the median spacing."),
+]
+CashOption = Annotated[str, typer.Option(help="Starting cash.")]
+CurrencyOption = Annotated[
+    str, typer.Option(help="What the prices are in: money is shown at its places (USD 2, BTC 8).")
+]
+SlippageOption = Annotated[str, typer.Option(help="Slippage of market and stop fills.")]
+FeeOption = Annotated[str, typer.Option(help="Fee on every fill's notional.")]
+SizingOption = Annotated[
+    str, typer.Option(help="equity_pct:100, quantity:10 or notional:5000, in --qty-step units.")
+]
+QtyStepOption = Annotated[
+    str,
+    typer.Option(help="Quantities round down to a multiple of it: 1 = whole units, 0.0001 BTC."),
+]
+AllowShortOption = Annotated[
+    bool, typer.Option(help="Let sells go below zero (a cash account, shorts fully backed).")
+]
+
+
+def _print_refused(refused: list[str]) -> None:
+    """The price file's refused rows, the first ten of them, on stderr."""
+    for line in refused[:10]:
+        console.print(f"[yellow]refused {escape(line)}[/]")
+    if len(refused) > 10:
+        console.print(f"[yellow]... and {len(refused) - 10} more rows refused[/]")
+
+
 @backtest_app.command("run")
 def backtest_run(
     strategy: Annotated[
         str, typer.Argument(help="A registered strategy (`trademesh strategies list`).")
     ],
-    data: Annotated[
-        Path,
-        typer.Option("--data", help="OHLCV file (CSV or Parquet).", exists=True, dir_okay=False),
-    ],
+    data: DataOption,
     param: Annotated[
         list[str] | None, typer.Option("--param", help="A strategy parameter, name=value (repeat).")
     ] = None,
-    timeframe: Annotated[
-        str | None,
-        typer.Option(help="Bar length of the file's rows, e.g. 1d; default: the median spacing."),
-    ] = None,
-    cash: Annotated[str, typer.Option(help="Starting cash.")] = "10000",
-    currency: Annotated[
-        str,
-        typer.Option(help="What the prices are in: money is shown at its places (USD 2, BTC 8)."),
-    ] = "USD",
-    slippage_bps: Annotated[str, typer.Option(help="Slippage of market and stop fills.")] = "0",
-    fee_bps: Annotated[str, typer.Option(help="Fee on every fill's notional.")] = "0",
-    sizing: Annotated[
-        str, typer.Option(help="equity_pct:100, quantity:10 or notional:5000, in --qty-step units.")
-    ] = "equity_pct:100",
-    qty_step: Annotated[
-        str,
-        typer.Option(
-            help="Quantities round down to a multiple of it: 1 = whole units, 0.0001 BTC."
-        ),
-    ] = "1",
+    timeframe: TimeframeOption = None,
+    cash: CashOption = "10000",
+    currency: CurrencyOption = "USD",
+    slippage_bps: SlippageOption = "0",
+    fee_bps: FeeOption = "0",
+    sizing: SizingOption = "equity_pct:100",
+    qty_step: QtyStepOption = "1",
     as_json: Annotated[
         bool,
         typer.Option("--json", help="Print the run and its statistics as JSON, nothing else."),
@@ -611,9 +630,7 @@ def backtest_run(
     html: Annotated[
         Path | None, typer.Option(help="Write an interactive report here (HTML, works offline).")
     ] = None,
-    allow_short: Annotated[
-        bool, typer.Option(help="Let sells go below zero (a cash account, shorts fully backed).")
-    ] = False,
+    allow_short: AllowShortOption = False,
 ) -> None:
     """Run STRATEGY over a price file and print its statistics. A cash account: orders and
     fills over its cash are refused and counted, as risk and the paper venue refuse them.
@@ -655,10 +672,7 @@ def backtest_run(
     except BacktestInputError as exc:
         console.print(f"[red]backtest: {escape(str(exc))}[/]")
         raise typer.Exit(2) from None
-    for line in run.refused[:10]:
-        console.print(f"[yellow]refused {escape(line)}[/]")
-    if len(run.refused) > 10:
-        console.print(f"[yellow]... and {len(run.refused) - 10} more rows refused[/]")
+    _print_refused(run.refused)
     if run.inferred:
         console.print(
             f"timeframe {run.timeframe.label}: the median spacing of the bars (--timeframe sets it)",
@@ -767,10 +781,7 @@ def strategies_describe(
 @backtest_app.command("optimize")
 def backtest_optimize(
     strategy: Annotated[str, typer.Argument(help="A registered strategy, e.g. sma_cross.")],
-    data: Annotated[
-        Path,
-        typer.Option("--data", help="OHLCV file (CSV or Parquet).", exists=True, dir_okay=False),
-    ],
+    data: DataOption,
     space: Annotated[
         list[str] | None,
         typer.Option(
@@ -802,29 +813,14 @@ def backtest_optimize(
     seed: Annotated[
         int | None, typer.Option(help="The sampler's seed, for a repeatable run.")
     ] = None,
-    timeframe: Annotated[
-        str | None,
-        typer.Option(help="Bar length of the file's rows, e.g. 1d; default: the median spacing."),
-    ] = None,
-    cash: Annotated[str, typer.Option(help="Starting cash.")] = "10000",
-    currency: Annotated[
-        str,
-        typer.Option(help="What the prices are in: money is shown at its places (USD 2, BTC 8)."),
-    ] = "USD",
-    slippage_bps: Annotated[str, typer.Option(help="Slippage of market and stop fills.")] = "0",
-    fee_bps: Annotated[str, typer.Option(help="Fee on every fill's notional.")] = "0",
-    sizing: Annotated[
-        str, typer.Option(help="equity_pct:100, quantity:10 or notional:5000, in --qty-step units.")
-    ] = "equity_pct:100",
-    qty_step: Annotated[
-        str,
-        typer.Option(
-            help="Quantities round down to a multiple of it: 1 = whole units, 0.0001 BTC."
-        ),
-    ] = "1",
-    allow_short: Annotated[
-        bool, typer.Option(help="Let sells go below zero (a cash account, shorts fully backed).")
-    ] = False,
+    timeframe: TimeframeOption = None,
+    cash: CashOption = "10000",
+    currency: CurrencyOption = "USD",
+    slippage_bps: SlippageOption = "0",
+    fee_bps: FeeOption = "0",
+    sizing: SizingOption = "equity_pct:100",
+    qty_step: QtyStepOption = "1",
+    allow_short: AllowShortOption = False,
 ) -> None:
     """Search STRATEGY's parameters over a price file with Optuna, and validate the best of each
     walk-forward fold out of sample: a warning marks a fold whose out-of-sample Sharpe is below
@@ -880,10 +876,7 @@ def backtest_optimize(
     except BacktestInputError as exc:
         console.print(f"[red]optimize: {escape(str(exc))}[/]")
         raise typer.Exit(2) from None
-    for line in refused[:10]:
-        console.print(f"[yellow]refused {escape(line)}[/]")
-    if len(refused) > 10:
-        console.print(f"[yellow]... and {len(refused) - 10} more rows refused[/]")
+    _print_refused(refused)
     out.print(folds_table(result, f"{strategy} on {data.name}, {objective} in and out of sample"))
     for line in [*fold_lines(result), *summary_lines(result)]:
         out.print(line, markup=False, highlight=False)

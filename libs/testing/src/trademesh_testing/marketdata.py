@@ -6,9 +6,11 @@ Shared by market-data's own tests and by the tests of services that read its his
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
 from typing import Any
 
 import httpx
+from trademesh_events.marketdata import Bar
 
 from trademesh_testing.waiting import eventually
 
@@ -95,3 +97,29 @@ async def wait_stored(
         return await stored_bars(client, instrument) >= at_least
 
     await eventually(enough, timeout=timeout)
+
+
+@dataclass(frozen=True)
+class Replayed:
+    """A replay played to its end and stored: its instrument, and the history API's bars of the
+    range that was read back."""
+
+    instrument: str
+    bars: list[Bar]
+
+
+async def replayed(
+    client: httpx.AsyncClient, start: str, end: str, *, file: str = "GOOG.csv"
+) -> Replayed:
+    """A replay of a daily OHLCV file on a fresh instrument, played to the end with every bar
+    stored; its daily bars opening in [start, end), as the history API gives them."""
+    instrument, feed = await start_replay(client, file=file)
+    done = await finished(client, feed["feed_id"])
+    await wait_stored(client, instrument, done["published_bars"])
+    items = await history(client, instrument=instrument, timeframe="1d", start=start, end=end)
+    fields = ("open_time", "close_time", "open", "high", "low", "close", "volume")
+    bars = [
+        Bar(instrument_id=instrument, timeframe="1d", **{k: item[k] for k in fields})
+        for item in items
+    ]
+    return Replayed(instrument, bars)

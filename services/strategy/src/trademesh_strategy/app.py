@@ -23,7 +23,8 @@ from trademesh_trading.registry import StrategyRegistry
 
 from trademesh_strategy.api import api_router
 from trademesh_strategy.api.deps import Runtime
-from trademesh_strategy.backtests import BacktestStore, BacktestWorker
+from trademesh_strategy.backtests.store import BacktestStore
+from trademesh_strategy.backtests.worker import BacktestWorker
 from trademesh_strategy.config import Settings
 from trademesh_strategy.handlers import register_handlers
 from trademesh_strategy.history import MarketData
@@ -108,7 +109,6 @@ def create_app(
     optimizer = OptimizationWorker(
         store=optimizations,
         backtests=worker,
-        market=market,
         registry=strategies,
         settings=settings,
     )

@@ -20,7 +20,6 @@ from concurrent.futures import CancelledError as FutureCancelled
 from concurrent.futures import Executor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Any, Literal
 from uuid import UUID, uuid4
 
@@ -29,7 +28,6 @@ import optuna
 import psycopg
 from optuna.storages import JournalStorage
 from pydantic import Field, ValidationError
-from trademesh_db import Database
 from trademesh_events.marketdata import Bar
 from trademesh_observability.logging import get_logger
 from trademesh_trading.buying_power import AccountTerms
@@ -47,20 +45,18 @@ from trademesh_trading.optimize.walkforward import WalkForward, WindowsTooShort
 from trademesh_trading.registry import StrategyRegistry, UnknownStrategy
 from trademesh_trading.results import json_number
 
-from trademesh_strategy.backtests import (
+from trademesh_strategy.backtests.bars import BarsUnavailable
+from trademesh_strategy.backtests.jobs import (
     HEARTBEAT_INTERVAL_S,
     MAX_ATTEMPTS,
-    RETRY_BASE_S,
     STALE_AFTER_S,
-    BacktestRequest,
-    BacktestStatus,
-    BacktestWorker,
-    BarsKey,
-    _first_of,
     describe_error,
+    first_of,
 )
+from trademesh_strategy.backtests.requests import BacktestRequest
+from trademesh_strategy.backtests.store import JOB_COLUMNS, JobRecord, JobTable, job_fields
+from trademesh_strategy.backtests.worker import BacktestWorker
 from trademesh_strategy.config import Settings
-from trademesh_strategy.history import MarketData, MarketDataUnavailable, NoMarketData
 from trademesh_strategy.journal import OptimizationJournal
 
 log = get_logger("trademesh_strategy.optimizations")
@@ -89,13 +85,6 @@ class OptimizationRequest(BacktestRequest):
     )
     walk_forward: WalkForward = Field(default_factory=WalkForward)
     seed: int | None = Field(None, ge=0, le=2**32 - 1, description="For a repeatable search.")
-
-    def base(self) -> BacktestRequest:
-        return BacktestRequest.model_validate(
-            self.model_dump(
-                exclude={"space", "objective", "trials", "sampler", "walk_forward", "seed"}
-            )
-        )
 
 
 def plan_of(request: OptimizationRequest, registry: StrategyRegistry) -> Plan:
@@ -144,39 +133,12 @@ def route_optuna_logs() -> None:
 # ---- the store --------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class OptimizationRecord:
+@dataclass(frozen=True, kw_only=True)
+class OptimizationRecord(JobRecord):
     optimization_id: UUID
-    user_id: UUID
-    request: dict[str, Any]
-    status: BacktestStatus
-    error: str | None
     result: dict[str, Any] | None
     trials_done: int
     trials_total: int
-    attempts: int
-    heartbeat_at: datetime | None
-    created_at: datetime
-    started_at: datetime | None
-    finished_at: datetime | None
-
-
-def _record(row: asyncpg.Record) -> OptimizationRecord:
-    return OptimizationRecord(
-        optimization_id=row["optimization_id"],
-        user_id=row["user_id"],
-        request=json.loads(row["request"]),
-        status=BacktestStatus(row["status"]),
-        error=row["error"],
-        result=None if row["result"] is None else json.loads(row["result"]),
-        trials_done=row["trials_done"],
-        trials_total=row["trials_total"],
-        attempts=row["attempts"],
-        heartbeat_at=row["heartbeat_at"],
-        created_at=row["created_at"],
-        started_at=row["started_at"],
-        finished_at=row["finished_at"],
-    )
 
 
 @dataclass(frozen=True)
@@ -191,100 +153,64 @@ class ClaimedOptimization:
         return f"optimization-{self.optimization_id}"
 
 
-class OptimizationStore:
-    """The service's `optimizations` table (the trials are in Optuna's tables)."""
+class OptimizationStore(JobTable[OptimizationRecord]):
+    """The service's `optimizations` table (the trials are in Optuna's tables), claimed as the
+    backtests are (JobTable)."""
 
-    def __init__(self, db: Database) -> None:
-        self.db = db
+    table = "optimizations"
+    key = "optimization_id"
+    columns = f"optimization_id, result, trials_done, trials_total, {JOB_COLUMNS}"
+
+    def _record(self, row: asyncpg.Record) -> OptimizationRecord:
+        return OptimizationRecord(
+            optimization_id=row["optimization_id"],
+            result=None if row["result"] is None else json.loads(row["result"]),
+            trials_done=row["trials_done"],
+            trials_total=row["trials_total"],
+            **job_fields(row),
+        )
 
     async def insert(
         self, user_id: UUID, request: OptimizationRequest, trials_total: int
     ) -> OptimizationRecord:
         row = await self.db.pool.fetchrow(
-            "INSERT INTO optimizations (optimization_id, user_id, request, status, trials_total) "
-            "VALUES ($1, $2, $3::jsonb, 'QUEUED', $4) RETURNING optimization_id, user_id, "
-            "request, status, error, result, trials_done, trials_total, attempts, heartbeat_at, "
-            "created_at, started_at, finished_at",
+            "INSERT INTO optimizations (optimization_id, user_id, request, status, trials_total) "  # noqa: S608 - constant columns
+            f"VALUES ($1, $2, $3::jsonb, 'QUEUED', $4) RETURNING {self.columns}",
             uuid4(),
             user_id,
             request.model_dump_json(),
             trials_total,
         )
         assert row is not None
-        return _record(row)
-
-    async def get(self, optimization_id: UUID) -> OptimizationRecord | None:
-        row = await self.db.pool.fetchrow(
-            "SELECT optimization_id, user_id, request, status, error, result, trials_done, "
-            "trials_total, attempts, heartbeat_at, created_at, started_at, finished_at "
-            "FROM optimizations WHERE optimization_id = $1",
-            optimization_id,
-        )
-        return None if row is None else _record(row)
+        return self._record(row)
 
     async def claim(self, stale_after_s: float = STALE_AFTER_S) -> ClaimedOptimization | None:
         """The oldest runnable optimisation, RUNNING under a new attempt (as backtests are)."""
-        row = await self.db.pool.fetchrow(
-            "UPDATE optimizations SET status = 'RUNNING', attempts = attempts + 1, "
-            "heartbeat_at = now(), started_at = now() "
-            "WHERE optimization_id = ("
-            "  SELECT optimization_id FROM optimizations"
-            "  WHERE (status = 'QUEUED' AND (heartbeat_at IS NULL OR heartbeat_at <= now() - "
-            "    make_interval(secs => least($2 * power(2, greatest(attempts - 1, 0)), 300))))"
-            "  OR (status = 'RUNNING' AND heartbeat_at < now() - make_interval(secs => $1))"
-            "  ORDER BY created_at, optimization_id LIMIT 1 FOR UPDATE SKIP LOCKED"
-            ") RETURNING optimization_id, request, attempts",
-            stale_after_s,
-            RETRY_BASE_S,
-        )
-        if row is None:
-            return None
-        return ClaimedOptimization(
-            row["optimization_id"], json.loads(row["request"]), row["attempts"]
-        )
+        claimed = await self._claim(stale_after_s)
+        return None if claimed is None else ClaimedOptimization(*claimed)
 
     async def heartbeat(self, optimization_id: UUID, attempt: int, trials_done: int) -> bool:
         """Mark the claim alive with its progress; False when it is no longer this attempt's."""
-        result = await self.db.pool.execute(
-            "UPDATE optimizations SET heartbeat_at = now(), trials_done = $3 "
-            "WHERE optimization_id = $1 AND status = 'RUNNING' AND attempts = $2",
-            optimization_id,
-            attempt,
-            trials_done,
+        return await self._owned(
+            optimization_id, attempt, "heartbeat_at = now(), trials_done = $3", trials_done
         )
-        return bool(result == "UPDATE 1")
 
     async def succeed(self, optimization_id: UUID, attempt: int, result: Mapping[str, Any]) -> bool:
-        outcome = await self.db.pool.execute(
-            "UPDATE optimizations SET status = 'SUCCEEDED', error = NULL, result = $3::jsonb, "
-            "trials_done = trials_total, finished_at = now(), heartbeat_at = now() "
-            "WHERE optimization_id = $1 AND status = 'RUNNING' AND attempts = $2",
+        return await self._owned(
             optimization_id,
             attempt,
+            "status = 'SUCCEEDED', error = NULL, result = $3::jsonb, trials_done = trials_total, "
+            "finished_at = now(), heartbeat_at = now()",
             json.dumps(_finite(result), allow_nan=False),
         )
-        return bool(outcome == "UPDATE 1")
 
     async def fail(self, optimization_id: UUID, attempt: int, error: str) -> bool:
-        outcome = await self.db.pool.execute(
-            "UPDATE optimizations SET status = 'FAILED', error = $3, finished_at = now(), "
-            "heartbeat_at = now() "
-            "WHERE optimization_id = $1 AND status = 'RUNNING' AND attempts = $2",
+        return await self._owned(
             optimization_id,
             attempt,
+            "status = 'FAILED', error = $3, finished_at = now(), heartbeat_at = now()",
             error,
         )
-        return bool(outcome == "UPDATE 1")
-
-    async def requeue(self, optimization_id: UUID, attempt: int, error: str) -> bool:
-        outcome = await self.db.pool.execute(
-            "UPDATE optimizations SET status = 'QUEUED', error = $3, heartbeat_at = now() "
-            "WHERE optimization_id = $1 AND status = 'RUNNING' AND attempts = $2",
-            optimization_id,
-            attempt,
-            error,
-        )
-        return bool(outcome == "UPDATE 1")
 
 
 # ---- the worker -------------------------------------------------------------------------------
@@ -304,13 +230,11 @@ class OptimizationWorker:
         *,
         store: OptimizationStore,
         backtests: BacktestWorker,
-        market: MarketData,
         registry: StrategyRegistry,
         settings: Settings,
     ) -> None:
         self.store = store
         self.backtests = backtests
-        self.market = market
         self.registry = registry
         self.parallel = settings.backtest_workers
         self.poll_interval_s = settings.backtest_poll_interval_s
@@ -323,7 +247,7 @@ class OptimizationWorker:
             if job is not None:
                 await self._process(job, stop)
                 continue
-            await _first_of(stop, timeout=self.poll_interval_s)
+            await first_of(stop, timeout=self.poll_interval_s)
 
     async def _claim(self) -> ClaimedOptimization | None:
         try:
@@ -380,22 +304,13 @@ class OptimizationWorker:
         except (UnknownStrategy, SpaceError) as exc:
             await self._fail(job, describe_error(exc))
             return
-        key: BarsKey = (request.instrument_id, request.timeframe, request.start, request.end)
         try:
-            bars = await self.backtests.bars.get(
-                key,
-                lambda: self.market.bars(
-                    request.instrument_id, request.timeframe, request.start, request.end
-                ),
-            )
-        except MarketDataUnavailable as exc:
-            await self._retry(job, f"market data unavailable: {exc}")
-            return
-        except NoMarketData as exc:
-            await self._fail(job, f"no market data: {exc}")
-            return
-        except Exception as exc:
-            await self._retry(job, f"fetching the bars failed: {describe_error(exc)}")
+            bars = await self.backtests.fetch_bars(request)
+        except BarsUnavailable as exc:
+            if exc.retry:
+                await self._retry(job, str(exc))
+            else:
+                await self._fail(job, str(exc))
             return
 
         def progress(done: int, _total: int) -> None:

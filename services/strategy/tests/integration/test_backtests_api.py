@@ -13,18 +13,16 @@ import asyncio
 import math
 import socket
 import uuid
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
 import httpx
 import pytest
-from fastapi import FastAPI
 from trademesh_db import Database, migrate
 from trademesh_events.marketdata import Bar
-from trademesh_testing.marketdata import finished, history, start_replay
-from trademesh_testing.tokens import bearer
+from trademesh_testing.marketdata import Replayed, history, replayed
 from trademesh_testing.waiting import eventually
 from trademesh_trading.backtest import Backtester, BacktestResult
 from trademesh_trading.buying_power import AccountTerms
@@ -32,13 +30,18 @@ from trademesh_trading.currencies import in_currency, money_in
 from trademesh_trading.fills import FillModel
 from trademesh_trading.registry import StrategyRegistry
 
-from trademesh_strategy.api.deps import Runtime
 from trademesh_strategy.app import MIGRATIONS
-from trademesh_strategy.backtests import BacktestRequest, BacktestStore, BacktestWorker
+from trademesh_strategy.backtests.requests import BacktestRequest
+from trademesh_strategy.backtests.store import BacktestStore
+from trademesh_strategy.backtests.worker import BacktestWorker
 from trademesh_strategy.config import Settings
 from trademesh_strategy.history import MarketData
 
 pytestmark = pytest.mark.integration
+
+Headers = Callable[[uuid.UUID], dict[str, str]]  # the conftest's fixtures
+Settled = Callable[..., Awaitable[dict[str, Any]]]
+Refused = Callable[[str, dict[str, Any], uuid.UUID], Awaitable[dict[str, Any]]]
 
 START, END = "2006-01-01T00:00:00Z", "2011-01-01T00:00:00Z"  # 1259 of the fixture's 2148 days
 QUOTE = "USD"  # the replayed instruments are priced in it (trademesh_testing.marketdata): 2 places
@@ -64,53 +67,15 @@ def settings(settings: Settings) -> Settings:
     )
 
 
-# ---- market-data: the replayed fixture ------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Replayed:
-    instrument: str
-    bars: list[Bar]  # the history API's bars in [START, END)
-
-
 @pytest.fixture
 async def goog(market: httpx.AsyncClient) -> Replayed:
-    """A fresh instrument with the GOOG fixture replayed into it and stored."""
-    instrument, feed = await start_replay(market)
-    done = await finished(market, feed["feed_id"])
-
-    async def stored() -> list[dict[str, Any]] | None:
-        got = await history(
-            market, instrument=instrument, timeframe="1d", start="2004-01-01", end="2014-01-01"
-        )
-        return got if len(got) == done["published_bars"] else None
-
-    await eventually(stored)
-    items = await history(market, instrument=instrument, timeframe="1d", start=START, end=END)
-    bars = [
-        Bar(
-            instrument_id=instrument,
-            timeframe="1d",
-            open_time=item["open_time"],
-            close_time=item["close_time"],
-            open=item["open"],
-            high=item["high"],
-            low=item["low"],
-            close=item["close"],
-            volume=item["volume"],
-        )
-        for item in items
-    ]
-    assert 1000 < len(bars) <= MAX_BARS
-    return Replayed(instrument, bars)
+    """A fresh instrument with the GOOG fixture replayed into it and stored; its bars in range."""
+    replay = await replayed(market, START, END)
+    assert 1000 < len(replay.bars) <= MAX_BARS
+    return replay
 
 
 # ---- helpers ------------------------------------------------------------------------------------
-
-
-def headers(user: uuid.UUID) -> dict[str, str]:
-    """The user's access token: a trader's (bots and backtests are created, changed, stopped)."""
-    return bearer(user, "trader")
 
 
 def body(instrument: str, **overrides: Any) -> dict[str, Any]:
@@ -122,18 +87,6 @@ def body(instrument: str, **overrides: Any) -> dict[str, Any]:
         "start": START,
         "end": END,
     } | overrides
-
-
-async def settled(client: httpx.AsyncClient, user: uuid.UUID, backtest_id: str) -> dict[str, Any]:
-    async def done() -> dict[str, Any] | None:
-        response = await client.get(f"/api/v1/backtests/{backtest_id}", headers=headers(user))
-        assert response.status_code == 200, response.text
-        found: dict[str, Any] = response.json()
-        return found if found["status"] in ("SUCCEEDED", "FAILED") else None
-
-    result: dict[str, Any] = await eventually(done, timeout=30)
-    assert result["status"] == "SUCCEEDED", result
-    return result
 
 
 def library(request: dict[str, Any], bars: list[Bar]) -> BacktestResult:
@@ -194,17 +147,15 @@ def trade_rows(trades: list[dict[str, Any]]) -> list[tuple[Any, ...]]:
     ]
 
 
-def runtime_of(app: FastAPI) -> Runtime:
-    runtime = app.state.runtime
-    assert isinstance(runtime, Runtime)
-    return runtime
-
-
 # ---- tests --------------------------------------------------------------------------------------
 
 
 async def test_a_backtest_runs_to_the_librarys_results_and_outlives_a_crashed_worker(
-    client: httpx.AsyncClient, app: FastAPI, goog: Replayed
+    client: httpx.AsyncClient,
+    db: Database,
+    goog: Replayed,
+    headers: Headers,
+    settled: Settled,
 ) -> None:
     user, other = uuid.uuid4(), uuid.uuid4()
     request = body(
@@ -230,7 +181,7 @@ async def test_a_backtest_runs_to_the_librarys_results_and_outlives_a_crashed_wo
         assert hidden.headers["content-type"] == "application/problem+json"
     assert (await client.get("/api/v1/backtests", headers=headers(other))).json()["items"] == []
 
-    done = await settled(client, user, backtest_id)
+    done = await settled(f"/api/v1/backtests/{backtest_id}", user)
     expected = library(request, goog.bars)
     assert expected.trades, "the range is meant to make the strategy trade"
     assert done["bars"] == len(goog.bars)
@@ -273,8 +224,6 @@ async def test_a_backtest_runs_to_the_librarys_results_and_outlives_a_crashed_wo
 
     # A worker that claimed it and died would leave it RUNNING without results. While its
     # heartbeat is fresh nobody takes it over, and it has no results to show.
-    db = runtime_of(app).db
-    assert db is not None
     await db.pool.execute(
         "UPDATE backtests SET status = 'RUNNING', heartbeat_at = now(), stats = NULL, "
         "trades = NULL, equity = NULL, finished_at = NULL WHERE backtest_id = $1",
@@ -292,7 +241,7 @@ async def test_a_backtest_runs_to_the_librarys_results_and_outlives_a_crashed_wo
         "UPDATE backtests SET heartbeat_at = now() - interval '5 minutes' WHERE backtest_id = $1",
         uuid.UUID(backtest_id),
     )
-    again = await settled(client, user, backtest_id)
+    again = await settled(f"/api/v1/backtests/{backtest_id}", user)
     assert again["attempts"] == 2
     assert again["stats"] == done["stats"]
     curve = await client.get(f"/api/v1/backtests/{backtest_id}/equity", headers=headers(user))
@@ -302,7 +251,11 @@ async def test_a_backtest_runs_to_the_librarys_results_and_outlives_a_crashed_wo
 
 
 async def test_a_range_wider_than_the_data_states_the_range_it_covered(
-    client: httpx.AsyncClient, market: httpx.AsyncClient, goog: Replayed
+    client: httpx.AsyncClient,
+    market: httpx.AsyncClient,
+    goog: Replayed,
+    headers: Headers,
+    settled: Settled,
 ) -> None:
     user = uuid.uuid4()
     start, end = "2003-01-01T00:00:00Z", "2005-03-01T00:00:00Z"  # the fixture starts 2004-08-19
@@ -313,7 +266,7 @@ async def test_a_range_wider_than_the_data_states_the_range_it_covered(
     response = await client.post("/api/v1/backtests", json=request, headers=headers(user))
     assert response.status_code == 202, response.text
     assert response.json()["first_bar_at"] is None  # not known before it has run
-    done = await settled(client, user, response.json()["backtest_id"])
+    done = await settled(f"/api/v1/backtests/{response.json()['backtest_id']}", user)
     # Beside the range asked, the one covered: its first and last bar.
     assert datetime.fromisoformat(done["request"]["start"]) == datetime.fromisoformat(start)
     assert datetime.fromisoformat(done["first_bar_at"]) == first
@@ -334,18 +287,16 @@ async def test_a_range_wider_than_the_data_states_the_range_it_covered(
 
 
 async def test_bad_submissions_are_problems_and_store_nothing(
-    client: httpx.AsyncClient, app: FastAPI, goog: Replayed
+    client: httpx.AsyncClient,
+    db: Database,
+    goog: Replayed,
+    headers: Headers,
+    refused: Refused,
 ) -> None:
     user = uuid.uuid4()
 
-    async def problem(path: str, payload: dict[str, Any], status: int = 422) -> dict[str, Any]:
-        response = await client.post(
-            f"/api/v1/backtests{path}", json=payload, headers=headers(user)
-        )
-        assert response.status_code == status, response.text
-        assert response.headers["content-type"] == "application/problem+json"
-        found: dict[str, Any] = response.json()
-        return found
+    async def problem(path: str, payload: dict[str, Any]) -> dict[str, Any]:
+        return await refused(f"/api/v1/backtests{path}", payload, user)
 
     empty = await problem("", body(goog.instrument, start="1990-01-01", end="1991-01-01"))
     assert empty["title"] == "Empty range"
@@ -382,8 +333,6 @@ async def test_bad_submissions_are_problems_and_store_nothing(
     assert unknown_grid["title"] == "Unknown strategy"
 
     assert (await client.get("/api/v1/backtests", headers=headers(user))).json()["items"] == []
-    db = runtime_of(app).db
-    assert db is not None
     assert await db.fetchval("SELECT count(*) FROM backtests") == 0
     assert await db.fetchval("SELECT count(*) FROM backtest_grids") == 0
     lost = await client.get(f"/api/v1/backtests/grids/{uuid.uuid4()}", headers=headers(user))
@@ -391,7 +340,7 @@ async def test_bad_submissions_are_problems_and_store_nothing(
 
 
 async def test_a_grid_runs_every_combination_and_ranks_them(
-    client: httpx.AsyncClient, goog: Replayed
+    client: httpx.AsyncClient, goog: Replayed, headers: Headers
 ) -> None:
     user, other = uuid.uuid4(), uuid.uuid4()
     request = body(goog.instrument, params={"short": True}, fee_bps="1") | {

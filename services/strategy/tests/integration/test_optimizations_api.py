@@ -8,28 +8,28 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import httpx
 import optuna
 import psycopg
 import pytest
-from fastapi import FastAPI
 from optuna.storages import JournalStorage
-from trademesh_events.marketdata import Bar
-from trademesh_testing.marketdata import finished, history, start_replay
-from trademesh_testing.tokens import bearer
-from trademesh_testing.waiting import eventually
+from trademesh_db import Database
+from trademesh_testing.marketdata import Replayed, replayed
 from trademesh_trading.optimize.study import run_study
 from trademesh_trading.registry import StrategyRegistry
 
-from trademesh_strategy.api.deps import Runtime
 from trademesh_strategy.config import Settings
 from trademesh_strategy.journal import OptimizationJournal
 from trademesh_strategy.optimizations import OptimizationRequest, plan_of
 
 pytestmark = pytest.mark.integration
+
+Headers = Callable[[uuid.UUID], dict[str, str]]  # the conftest's fixtures
+Settled = Callable[..., Awaitable[dict[str, Any]]]
+Refused = Callable[[str, dict[str, Any], uuid.UUID], Awaitable[dict[str, Any]]]
 
 START, END = "2006-01-01T00:00:00Z", "2011-01-01T00:00:00Z"  # 1259 of the fixture's 2148 days
 MAX_TRIALS = 120
@@ -40,36 +40,10 @@ def settings(settings: Settings) -> Settings:
     return settings.model_copy(update={"optimization_max_trials": MAX_TRIALS})
 
 
-@dataclass(frozen=True)
-class Replayed:
-    instrument: str
-    bars: list[Bar]  # the history API's bars in [START, END)
-
-
 @pytest.fixture
 async def goog(market: httpx.AsyncClient) -> Replayed:
-    """A fresh instrument with the GOOG fixture replayed into it and stored."""
-    instrument, feed = await start_replay(market)
-    done = await finished(market, feed["feed_id"])
-
-    async def stored() -> list[dict[str, Any]] | None:
-        got = await history(
-            market, instrument=instrument, timeframe="1d", start="2004-01-01", end="2014-01-01"
-        )
-        return got if len(got) == done["published_bars"] else None
-
-    await eventually(stored)
-    items = await history(market, instrument=instrument, timeframe="1d", start=START, end=END)
-    fields = ("open_time", "close_time", "open", "high", "low", "close", "volume")
-    bars = [
-        Bar(instrument_id=instrument, timeframe="1d", **{k: item[k] for k in fields})
-        for item in items
-    ]
-    return Replayed(instrument, bars)
-
-
-def headers(user: uuid.UUID) -> dict[str, str]:
-    return bearer(user, "trader")
+    """A fresh instrument with the GOOG fixture replayed into it and stored; its bars in range."""
+    return await replayed(market, START, END)
 
 
 def body(instrument: str, **overrides: Any) -> dict[str, Any]:
@@ -89,24 +63,6 @@ def body(instrument: str, **overrides: Any) -> dict[str, Any]:
         "walk_forward": {"folds": 2, "mode": "rolling", "oos_fraction": 0.25},
         "seed": 7,
     } | overrides
-
-
-async def settled(client: httpx.AsyncClient, user: uuid.UUID, path: str) -> dict[str, Any]:
-    async def done() -> dict[str, Any] | None:
-        response = await client.get(path, headers=headers(user))
-        assert response.status_code == 200, response.text
-        found: dict[str, Any] = response.json()
-        return found if found["status"] in ("SUCCEEDED", "FAILED") else None
-
-    result: dict[str, Any] = await eventually(done, timeout=90)
-    assert result["status"] == "SUCCEEDED", result
-    return result
-
-
-def runtime_of(app: FastAPI) -> Runtime:
-    runtime = app.state.runtime
-    assert isinstance(runtime, Runtime)
-    return runtime
 
 
 def journal_states(
@@ -134,7 +90,12 @@ def journal_states(
 
 
 async def test_an_optimisation_validates_walk_forward_and_resumes_after_a_lost_worker(
-    client: httpx.AsyncClient, app: FastAPI, goog: Replayed, settings: Settings
+    client: httpx.AsyncClient,
+    db: Database,
+    goog: Replayed,
+    settings: Settings,
+    headers: Headers,
+    settled: Settled,
 ) -> None:
     user, other = uuid.uuid4(), uuid.uuid4()
     request = body(goog.instrument)
@@ -149,7 +110,7 @@ async def test_an_optimisation_validates_walk_forward_and_resumes_after_a_lost_w
     assert hidden.status_code == 404
     assert hidden.headers["content-type"] == "application/problem+json"
 
-    done = await settled(client, user, path)
+    done = await settled(path, user, timeout=90)
     assert (done["attempts"], done["trials_done"], done["error"]) == (1, 108, None)
     # The library's optimiser on the same bars gives the same folds.
     spec = OptimizationRequest.model_validate(request)
@@ -182,15 +143,13 @@ async def test_an_optimisation_validates_walk_forward_and_resumes_after_a_lost_w
     # row RUNNING with a stale heartbeat...
     states = await asyncio.to_thread(journal_states, settings, optimization_id, orphan=True)
     assert states == {"COMPLETE": 108, "RUNNING": 1}
-    db = runtime_of(app).db
-    assert db is not None
     await db.pool.execute(
         "UPDATE optimizations SET status = 'RUNNING', result = NULL, finished_at = NULL, "
         "heartbeat_at = now() - interval '5 minutes' WHERE optimization_id = $1",
         uuid.UUID(optimization_id),
     )
     # ...claimed again: the told trials stand, the orphan is failed, nothing runs twice.
-    again = await settled(client, user, path)
+    again = await settled(path, user, timeout=90)
     assert again["attempts"] == 2
     assert again["result"] == result
     assert await asyncio.to_thread(journal_states, settings, optimization_id) == {
@@ -200,16 +159,12 @@ async def test_an_optimisation_validates_walk_forward_and_resumes_after_a_lost_w
 
 
 async def test_bad_optimisations_are_problems_and_store_nothing(
-    client: httpx.AsyncClient, app: FastAPI, goog: Replayed
+    db: Database, goog: Replayed, refused: Refused
 ) -> None:
     user = uuid.uuid4()
 
     async def problem(payload: dict[str, Any]) -> dict[str, Any]:
-        response = await client.post("/api/v1/optimizations", json=payload, headers=headers(user))
-        assert response.status_code == 422, response.text
-        assert response.headers["content-type"] == "application/problem+json"
-        found: dict[str, Any] = response.json()
-        return found
+        return await refused("/api/v1/optimizations", payload, user)
 
     unknown = await problem(body(goog.instrument, strategy="astrology"))
     assert unknown["title"] == "Unknown strategy"
@@ -245,6 +200,4 @@ async def test_bad_optimisations_are_problems_and_store_nothing(
     await problem(body(goog.instrument, user_id=str(uuid.uuid4())))  # no owner from the body
     await problem(body(goog.instrument, walk_forward={"folds": 0}))
     await problem(body(goog.instrument, space={"fast": {"low": 9, "high": 5}}))
-    db = runtime_of(app).db
-    assert db is not None
     assert await db.pool.fetchval("SELECT count(*) FROM optimizations") == 0

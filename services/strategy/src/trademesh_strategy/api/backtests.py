@@ -21,20 +21,11 @@ from trademesh_http.pagination import Page, PageDep, paginate
 from trademesh_trading.registry import InvalidParameters, UnknownStrategy
 
 from trademesh_strategy.api.bots import start_problem
-from trademesh_strategy.api.deps import CallerDep, OnBehalfDep, Runtime, RuntimeDep
-from trademesh_strategy.backtests import (
-    BacktestRecord,
-    BacktestRequest,
-    BacktestStatus,
-    BacktestStore,
-    GridEntry,
-    GridRecord,
-    GridRequest,
-    GridSummary,
-    GridTooLarge,
-    RankBy,
-    expand_grid,
-)
+from trademesh_strategy.api.deps import CallerDep, OnBehalfDep, Runtime, RuntimeDep, owned
+from trademesh_strategy.backtests.grid import GridEntry, GridTooLarge, expand_grid
+from trademesh_strategy.backtests.jobs import BacktestStatus
+from trademesh_strategy.backtests.requests import BacktestRequest, GridRequest, RankBy
+from trademesh_strategy.backtests.store import BacktestRecord, GridRecord, GridSummary
 from trademesh_strategy.history import MarketDataUnavailable, NoMarketData
 
 router = APIRouter(prefix="/backtests", tags=["backtests"])
@@ -152,28 +143,8 @@ class GridOut(BaseModel):
     failed: list[FailedOut]
 
 
-def _store(runtime: Runtime) -> BacktestStore:
-    store = runtime.backtests
-    assert isinstance(store, BacktestStore)
-    return store
-
-
 def _out(record: BacktestRecord) -> BacktestOut:
-    return BacktestOut(
-        backtest_id=record.backtest_id,
-        grid_id=record.grid_id,
-        status=record.status,
-        request=BacktestRequest.model_validate(record.request),
-        error=record.error,
-        stats=None if record.stats is None else StatsOut.model_validate(record.stats),
-        bars=record.bars,
-        first_bar_at=record.first_bar_at,
-        last_bar_at=record.last_bar_at,
-        attempts=record.attempts,
-        created_at=record.created_at,
-        started_at=record.started_at,
-        finished_at=record.finished_at,
-    )
+    return BacktestOut.model_validate(record, from_attributes=True)
 
 
 def _grid_out(summary: GridSummary) -> GridOut:
@@ -203,7 +174,7 @@ def _grid_out(summary: GridSummary) -> GridOut:
     )
 
 
-async def _check_range(runtime: Runtime, request: BacktestRequest, who: Caller) -> int:
+async def check_range(runtime: Runtime, request: BacktestRequest, who: Caller) -> int:
     """The number of stored bars in the request's range: at least one and at most
     backtest_max_bars, or a 422 problem (503 when market-data does not answer). market-data is
     asked on the caller's behalf: their access token goes with the request."""
@@ -258,8 +229,8 @@ async def submit(
         params = _normalized(runtime, body.strategy, body.params)
     except (UnknownStrategy, InvalidParameters) as exc:
         raise start_problem(exc, runtime.registry.names()) from None
-    await _check_range(runtime, body, who)
-    record = await _store(runtime).insert(caller, body.model_copy(update={"params": params}))
+    await check_range(runtime, body, who)
+    record = await runtime.backtests.insert(caller, body.model_copy(update={"params": params}))
     response.headers["Location"] = f"/api/v1/backtests/{record.backtest_id}"
     return _out(record)
 
@@ -267,7 +238,7 @@ async def submit(
 @router.get("", summary="The caller's backtests, newest first (grids' ones included)")
 async def list_backtests(caller: CallerDep, runtime: RuntimeDep, request: PageDep) -> BacktestPage:
     after = request.after(datetime, UUID)
-    rows = await _store(runtime).page(caller, after, request.fetch)
+    rows = await runtime.backtests.page(caller, after, request.fetch)
     items, cursor = paginate(rows, request, lambda r: (r.created_at, r.backtest_id))
     return BacktestPage(items=[_out(r) for r in items], next_cursor=cursor)
 
@@ -313,8 +284,8 @@ async def submit_grid(
                 errors=exc.errors,
             ) from None
         backtests.append(base.model_copy(update={"params": normalized}))
-    await _check_range(runtime, base, who)
-    store = _store(runtime)
+    await check_range(runtime, base, who)
+    store = runtime.backtests
     grid_id = await store.insert_grid(caller, body, backtests)
     grid = await store.get_grid(grid_id)
     assert grid is not None
@@ -323,23 +294,17 @@ async def submit_grid(
 
 
 async def _own_grid(runtime: Runtime, grid_id: UUID, caller: UUID) -> GridRecord:
-    grid = await _store(runtime).get_grid(grid_id)
-    if grid is None or grid.user_id != caller:  # another user's grid does not exist for the caller
-        raise ProblemError(404, "Unknown grid", f"No grid {grid_id}.")
-    return grid
+    return owned(await runtime.backtests.get_grid(grid_id), caller, "grid", grid_id)
 
 
 @router.get("/grids/{grid_id}", summary="A grid's progress, and its finished backtests ranked")
 async def get_grid(grid_id: UUID, caller: CallerDep, runtime: RuntimeDep) -> GridOut:
     grid = await _own_grid(runtime, grid_id, caller)
-    return _grid_out(await _store(runtime).grid_summary(grid))
+    return _grid_out(await runtime.backtests.grid_summary(grid))
 
 
 async def _own(runtime: Runtime, backtest_id: UUID, caller: UUID) -> BacktestRecord:
-    record = await _store(runtime).get(backtest_id)
-    if record is None or record.user_id != caller:  # another user's: it does not exist here
-        raise ProblemError(404, "Unknown backtest", f"No backtest {backtest_id}.")
-    return record
+    return owned(await runtime.backtests.get(backtest_id), caller, "backtest", backtest_id)
 
 
 def _succeeded(record: BacktestRecord) -> None:
@@ -376,7 +341,7 @@ async def get_backtest(backtest_id: UUID, caller: CallerDep, runtime: RuntimeDep
 async def trades(backtest_id: UUID, caller: CallerDep, runtime: RuntimeDep) -> Response:
     record = await _own(runtime, backtest_id, caller)
     _succeeded(record)
-    return _json(await _store(runtime).trades_json(backtest_id))
+    return _json(await runtime.backtests.trades_json(backtest_id))
 
 
 @router.get(
@@ -390,4 +355,4 @@ async def trades(backtest_id: UUID, caller: CallerDep, runtime: RuntimeDep) -> R
 async def equity(backtest_id: UUID, caller: CallerDep, runtime: RuntimeDep) -> Response:
     record = await _own(runtime, backtest_id, caller)
     _succeeded(record)
-    return _json(await _store(runtime).equity_json(backtest_id))
+    return _json(await runtime.backtests.equity_json(backtest_id))

@@ -3,18 +3,22 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Annotated, Any
+from typing import Annotated, Protocol, TypeVar
+from uuid import UUID
 
 from fastapi import Depends, Request
 from trademesh_bus import Bus
 from trademesh_db import Database
+from trademesh_http import ProblemError
 from trademesh_http.accounts import AccountOwners
 from trademesh_http.caller import CallerDep as VerifiedCallerDep
 from trademesh_http.caller import CallerIdDep
 from trademesh_trading.registry import StrategyRegistry
 
+from trademesh_strategy.backtests.store import BacktestStore
 from trademesh_strategy.config import Settings
 from trademesh_strategy.history import MarketData
+from trademesh_strategy.optimizations import OptimizationStore
 from trademesh_strategy.store import BotStore
 from trademesh_strategy.usecases.runner import BotRuntime
 
@@ -30,9 +34,9 @@ class Runtime:
     market: MarketData
     bots: BotStore
     runtime: BotRuntime
-    backtests: Any  # trademesh_strategy.backtests.BacktestStore
+    backtests: BacktestStore
     accounts: AccountOwners
-    optimizations: Any  # trademesh_strategy.optimizations.OptimizationStore
+    optimizations: OptimizationStore
 
 
 async def get_runtime(request: Request) -> Runtime:
@@ -49,3 +53,19 @@ CallerDep = CallerIdDep  # the caller's user id, from their verified access toke
 # The whole verified caller, for a call made on their behalf (caller.auth_headers() forwards the
 # access token; never log it). Same dependency as CallerDep's: verified once per request.
 OnBehalfDep = VerifiedCallerDep
+
+
+class Owned(Protocol):
+    @property
+    def user_id(self) -> UUID: ...
+
+
+OwnedT = TypeVar("OwnedT", bound=Owned)
+
+
+def owned(record: OwnedT | None, caller: UUID, kind: str, ident: UUID) -> OwnedT:
+    """`record` (read already) if it is the caller's; else the 404 of an unknown `kind`: another
+    user's backtest, grid or optimisation does not exist for the caller."""
+    if record is None or record.user_id != caller:
+        raise ProblemError(404, f"Unknown {kind}", f"No {kind} {ident}.")
+    return record

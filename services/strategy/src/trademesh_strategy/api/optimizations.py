@@ -21,14 +21,13 @@ from trademesh_trading.optimize.study import Objective
 from trademesh_trading.optimize.walkforward import WindowsTooShort
 from trademesh_trading.registry import InvalidParameters, UnknownStrategy
 
-from trademesh_strategy.api.backtests import StatsOut, _check_range
+from trademesh_strategy.api.backtests import StatsOut, check_range
 from trademesh_strategy.api.bots import start_problem
-from trademesh_strategy.api.deps import CallerDep, OnBehalfDep, Runtime, RuntimeDep
-from trademesh_strategy.backtests import BacktestStatus
+from trademesh_strategy.api.deps import CallerDep, OnBehalfDep, Runtime, RuntimeDep, owned
+from trademesh_strategy.backtests.jobs import BacktestStatus
 from trademesh_strategy.optimizations import (
     OptimizationRecord,
     OptimizationRequest,
-    OptimizationStore,
     plan_of,
     trials_total,
 )
@@ -94,26 +93,8 @@ class OptimizationOut(BaseModel):
     finished_at: datetime | None
 
 
-def _store(runtime: Runtime) -> OptimizationStore:
-    store = runtime.optimizations
-    assert isinstance(store, OptimizationStore)
-    return store
-
-
 def _out(record: OptimizationRecord) -> OptimizationOut:
-    return OptimizationOut(
-        optimization_id=record.optimization_id,
-        status=record.status,
-        request=OptimizationRequest.model_validate(record.request),
-        error=record.error,
-        trials_done=record.trials_done,
-        trials_total=record.trials_total,
-        attempts=record.attempts,
-        result=None if record.result is None else ResultOut.model_validate(record.result),
-        created_at=record.created_at,
-        started_at=record.started_at,
-        finished_at=record.finished_at,
-    )
+    return OptimizationOut.model_validate(record, from_attributes=True)
 
 
 def _fixed(runtime: Runtime, body: OptimizationRequest) -> dict[str, Any]:
@@ -168,12 +149,12 @@ async def submit(
             trials=total,
             max_trials=limit,
         )
-    bars = await _check_range(runtime, body.base(), who)
+    bars = await check_range(runtime, body.base(), who)
     try:
         body.walk_forward.windows(bars)
     except WindowsTooShort as exc:
         raise _problem("Windows too short", f"{exc}.", "windows-too-short", bars=bars) from None
-    record = await _store(runtime).insert(caller, body, total)
+    record = await runtime.optimizations.insert(caller, body, total)
     response.headers["Location"] = f"/api/v1/optimizations/{record.optimization_id}"
     return _out(record)
 
@@ -185,7 +166,5 @@ async def submit(
 async def get_optimization(
     optimization_id: UUID, caller: CallerDep, runtime: RuntimeDep
 ) -> OptimizationOut:
-    record = await _store(runtime).get(optimization_id)
-    if record is None or record.user_id != caller:  # another user's: it does not exist here
-        raise ProblemError(404, "Unknown optimization", f"No optimization {optimization_id}.")
-    return _out(record)
+    record = await runtime.optimizations.get(optimization_id)
+    return _out(owned(record, caller, "optimization", optimization_id))
