@@ -63,6 +63,7 @@ CONSUMES: tuple[str, ...] = (
 PRODUCES: tuple[str, ...] = (
     "orders.approved.v1",
     "orders.denied.v1",
+    "risk.events.v1",
 )
 
 ZERO = Decimal(0)
