@@ -48,4 +48,6 @@ topic auth.events.v1 3 604800000 delete
 topic auth.events.v1.dlq 1 604800000 delete
 topic audit.checkpoints.v1 1 604800000 delete
 topic audit.checkpoints.v1.dlq 1 604800000 delete
+topic risk.events.v1 6 604800000 delete
+topic risk.events.v1.dlq 1 604800000 delete
 # <<< generated

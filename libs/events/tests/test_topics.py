@@ -18,6 +18,7 @@ from trademesh_events import (
     get_topic,
     marketdata,
     orders,
+    risk,
     topic_for,
 )
 from trademesh_events import topics as topics_module
@@ -33,6 +34,7 @@ from trademesh_events.topics import (
     ORDERS_DISCREPANCIES,
     ORDERS_EVENTS,
     ORDERS_INTENTS,
+    RISK_EVENTS,
     UNKEYED,
 )
 
@@ -51,6 +53,7 @@ EXPECTED_KEYS = {
     BOTS_EVENTS: "bot_id",
     AUTH_EVENTS: "user_id",
     AUDIT_CHECKPOINTS: "chain",
+    RISK_EVENTS: "account_id",
 }
 
 
@@ -142,6 +145,21 @@ def test_unknown_user_login_failure_is_unkeyed(make_sample: Callable[..., Event]
     assert spec.key_of(known) == str(user).encode()
 
 
+def test_the_platforms_trading_state_is_unkeyed(make_sample: Callable[..., Event]) -> None:
+    spec = get_topic(RISK_EVENTS)
+    account = make_sample(risk.TradingStateChanged)
+    assert isinstance(account, risk.TradingStateChanged) and account.account_id is not None
+    assert spec.key_of(account) == str(account.account_id).encode()
+    platform = make_sample(
+        risk.TradingStateChanged,
+        account_id=None,
+        old_state=risk.TradingState.ACTIVE,
+        new_state=risk.TradingState.HALTED,
+        reason=risk.TradingStateReason.GLOBAL_KILL_SWITCH_ENGAGED,
+    )
+    assert spec.key_of(platform) == UNKEYED
+
+
 def test_same_account_same_key(make_sample: Callable[..., Event]) -> None:
     spec = get_topic(ORDERS_EVENTS)
     keys = {spec.key_of(make_sample(cls)) for cls in spec.events}
@@ -173,6 +191,7 @@ def test_topic_for_cancel_order_is_the_intent_topic() -> None:
         (orders.OrderFilled, ORDERS_EVENTS),
         (auth.LoginFailed, AUTH_EVENTS),
         (audit.ChainCheckpointed, AUDIT_CHECKPOINTS),
+        (risk.TradingStateChanged, RISK_EVENTS),
     ],
     ids=_id,
 )
@@ -203,7 +222,7 @@ def test_registry_modules_cover_every_event_class() -> None:
     """Every concrete Event subclass defined in the event modules is on some topic."""
     defined = {
         obj
-        for module in (marketdata, orders, bots, auth, audit)
+        for module in (marketdata, orders, bots, auth, audit, risk)
         for obj in vars(module).values()
         if isinstance(obj, type)
         and issubclass(obj, Event)

@@ -10,7 +10,7 @@ from uuid import UUID
 
 import pytest
 from pydantic import BaseModel, TypeAdapter, ValidationError
-from trademesh_events import TOPICS, auth, bots, marketdata, orders
+from trademesh_events import TOPICS, auth, bots, marketdata, orders, risk
 from trademesh_events.base import Event
 from trademesh_events.ids import ClientOrderId, InstrumentId, UtcDateTime
 from trademesh_events.orders import OrderType
@@ -410,6 +410,7 @@ def test_fill_fields_refused(field: str, value: object, sample_kwargs: Kwargs) -
         (orders.OrderDenied, "message", 500),
         (orders.OrderRejected, "reason", 500),
         (bots.BotStateChanged, "reason", 1000),
+        (risk.TradingStateChanged, "message", 500),
     ],
 )
 def test_reasons_are_length_bounded(
@@ -439,3 +440,48 @@ def test_api_key_id_format(key_id: str, sample_kwargs: Kwargs) -> None:
 def test_api_key_scopes_restricted(sample_kwargs: Kwargs) -> None:
     with pytest.raises(ValidationError, match="scopes"):
         auth.ApiKeyCreated(**sample_kwargs(auth.ApiKeyCreated, scopes=("read", "admin")))
+
+
+# ---- trading state -------------------------------------------------------------------------
+
+S, Why = risk.TradingState, risk.TradingStateReason
+
+
+def test_a_trading_state_change_changes_the_state(sample_kwargs: Kwargs) -> None:
+    with pytest.raises(ValidationError, match="different from the old one"):
+        risk.TradingStateChanged(
+            **sample_kwargs(risk.TradingStateChanged, old_state=S.HALTED, new_state=S.HALTED)
+        )
+
+
+def test_the_platforms_trading_state_is_the_global_kill_switchs(sample_kwargs: Kwargs) -> None:
+    platform = {"account_id": None, "old_state": S.ACTIVE, "new_state": S.HALTED}
+    made = risk.TradingStateChanged(
+        **sample_kwargs(risk.TradingStateChanged, **platform, reason=Why.GLOBAL_KILL_SWITCH_ENGAGED)
+    )
+    assert made.account_id is None
+    # A platform change for an account's reason, an account's for the platform's: refused.
+    with pytest.raises(ValidationError, match="global kill switch"):
+        risk.TradingStateChanged(
+            **sample_kwargs(risk.TradingStateChanged, **platform, reason=Why.KILL_SWITCH_ENGAGED)
+        )
+    with pytest.raises(ValidationError, match="global kill switch"):
+        risk.TradingStateChanged(
+            **sample_kwargs(risk.TradingStateChanged, reason=Why.GLOBAL_KILL_SWITCH_RELEASED)
+        )
+    with pytest.raises(ValidationError, match="ACTIVE or HALTED"):
+        risk.TradingStateChanged(
+            **sample_kwargs(
+                risk.TradingStateChanged,
+                **(platform | {"new_state": S.REDUCING}),
+                reason=Why.GLOBAL_KILL_SWITCH_ENGAGED,
+            )
+        )
+
+
+@pytest.mark.parametrize(("field", "value"), [("new_state", "PAUSED"), ("reason", "BECAUSE")])
+def test_trading_states_and_reasons_must_be_known(
+    field: str, value: str, sample_kwargs: Kwargs
+) -> None:
+    with pytest.raises(ValidationError, match=field):
+        risk.TradingStateChanged(**sample_kwargs(risk.TradingStateChanged, **{field: value}))

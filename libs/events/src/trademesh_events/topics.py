@@ -15,7 +15,7 @@ from typing import Annotated, Any, Generic, TypeAlias, TypeVar, Union
 
 from pydantic import Field, TypeAdapter
 
-from trademesh_events import audit, auth, bots, marketdata, orders
+from trademesh_events import audit, auth, bots, marketdata, orders, risk
 from trademesh_events.base import Event
 
 MD_TICKS = "md.ticks.v1"
@@ -28,6 +28,7 @@ ORDERS_DISCREPANCIES = "orders.discrepancies.v1"
 BOTS_EVENTS = "bots.events.v1"
 AUTH_EVENTS = "auth.events.v1"
 AUDIT_CHECKPOINTS = "audit.checkpoints.v1"
+RISK_EVENTS = "risk.events.v1"
 
 # Key used when the key field is empty (a failed login for an unknown user).
 UNKEYED = b"-"
@@ -165,6 +166,15 @@ AUDIT_CHECKPOINTS_TOPIC: TopicSpec[audit.ChainCheckpointed] = TopicSpec(
     "Signed checkpoints of the audit log's keyed hash chain, kept outside its database.",
 )
 
+RISK_EVENTS_TOPIC: TopicSpec[risk.TradingStateChanged] = TopicSpec(
+    RISK_EVENTS,
+    (risk.TradingStateChanged,),
+    "account_id",
+    6,
+    "Accounts' trading state changes (ACTIVE, REDUCING, HALTED) and why; unkeyed: the "
+    "platform's (the global kill switch).",
+)
+
 TOPICS: tuple[TopicSpec[Event], ...] = (
     MD_TICKS_TOPIC,
     MD_BARS_TOPIC,
@@ -176,6 +186,7 @@ TOPICS: tuple[TopicSpec[Event], ...] = (
     BOTS_EVENTS_TOPIC,
     AUTH_EVENTS_TOPIC,
     AUDIT_CHECKPOINTS_TOPIC,
+    RISK_EVENTS_TOPIC,
 )
 
 _BY_NAME = {spec.name: spec for spec in TOPICS}

@@ -18,7 +18,7 @@ from uuid import UUID
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from pydantic import ValidationError
-from trademesh_events import audit, auth, bots, marketdata, orders
+from trademesh_events import audit, auth, bots, marketdata, orders, risk
 from trademesh_events.base import Event
 from trademesh_events.marketdata import Bar, Tick
 from trademesh_events.topics import TopicSpec, get_topic
@@ -196,6 +196,15 @@ _BUILDERS: dict[type[Event], Callable[[], dict[str, Any]]] = {
         "key_id": "20260105-0a1b2c3d",
         "signature": "cd" * 32,
         "ts": T0,
+    },
+    risk.TradingStateChanged: lambda: {
+        "account_id": ACCOUNT,
+        "old_state": risk.TradingState.HALTED,
+        "new_state": risk.TradingState.REDUCING,
+        "reason": risk.TradingStateReason.KILL_SWITCH_RELEASED,
+        "message": "back after the drill",
+        "changed_by": USER,
+        "changed_at": T0,
     },
 }
 

@@ -1,7 +1,7 @@
 """The audit domain logic: pure, no I/O and no wall clock, testable without a broker.
 
-The audit log records who did what to which thing, when, for every event on the order, bot and
-auth topics, and chains the records so that an edited, inserted or deleted row is found by
+The audit log records who did what to which thing, when, for every event on the order, bot,
+auth and risk topics, and chains the records so that an edited, inserted or deleted row is found by
 walking the chain again (`ChainWalker`), and a rewritten chain by the checkpoints kept outside
 the database (`check_checkpoints`).
 
@@ -55,6 +55,7 @@ LOGGED: tuple[str, ...] = (
     "orders.discrepancies.v1",
     "bots.events.v1",
     "auth.events.v1",
+    "risk.events.v1",
 )
 # Where the chain's checkpoints go, and come back from (they are read, never logged).
 CHECKPOINTS = "audit.checkpoints.v1"

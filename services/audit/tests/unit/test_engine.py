@@ -15,7 +15,7 @@ from typing import Any
 from uuid import UUID
 
 import pytest
-from trademesh_events import auth, bots, orders
+from trademesh_events import auth, bots, orders, risk
 from trademesh_events.base import Event
 from trademesh_events.envelope import Envelope, new_envelope
 from trademesh_events.topics import get_topic, topic_for
@@ -121,6 +121,8 @@ def _relink_unkeyed(rows: list[AuditRow], start: int, *, keep_key_id: bool) -> l
         (auth.UserDisabled, ("user", str(ADMIN)), ("user_id", str(USER))),
         # No such user: the publishing service, and no target.
         (auth.LoginFailed, ("service", "strategy"), (None, None)),
+        # The user who pulled the switch or set the state, on the account.
+        (risk.TradingStateChanged, ("user", str(USER)), ("account_id", str(ACCOUNT))),
     ],
 )
 def test_actor_and_target_come_from_the_event_else_its_source(
@@ -136,6 +138,30 @@ def test_a_discrepancy_of_no_order_targets_the_account() -> None:
     event = build_sample(orders.DiscrepancyDetected, client_order_id=None)
     entry = entry_of("orders.discrepancies.v1", _wire(event), _envelope(event))
     assert (entry.target_kind, entry.target) == ("account_id", str(ACCOUNT))
+
+
+def test_a_daily_loss_switch_is_risks_act_and_a_platform_switch_has_no_target() -> None:
+    loss = build_sample(
+        risk.TradingStateChanged,
+        old_state=risk.TradingState.ACTIVE,
+        new_state=risk.TradingState.REDUCING,
+        reason=risk.TradingStateReason.DAILY_LOSS_LIMIT,
+        changed_by=None,
+    )
+    entry = entry_of("risk.events.v1", _wire(loss), _envelope(loss, "risk"))
+    assert (entry.actor_kind, entry.actor) == ("service", "risk")
+    assert (entry.target_kind, entry.target) == ("account_id", str(ACCOUNT))
+    platform = build_sample(
+        risk.TradingStateChanged,
+        account_id=None,
+        old_state=risk.TradingState.ACTIVE,
+        new_state=risk.TradingState.HALTED,
+        reason=risk.TradingStateReason.GLOBAL_KILL_SWITCH_ENGAGED,
+        changed_by=ADMIN,
+    )
+    entry = entry_of("risk.events.v1", _wire(platform), _envelope(platform, "risk"))
+    assert (entry.actor_kind, entry.actor) == ("user", str(ADMIN))
+    assert (entry.target_kind, entry.target) == (None, None)
 
 
 def test_an_entry_takes_id_type_time_and_trace_from_the_envelope() -> None:

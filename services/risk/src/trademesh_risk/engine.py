@@ -9,6 +9,11 @@ rules in force (the venue's, an admin's override, the platform's default bounds)
 `check`: None approves, a `Denial` says why not, with a `DenialReason` code and a message for
 humans. The checks run in a fixed order and the first failure wins (see `check`).
 
+An account's trading state changes only by `transition`: given what it comes from (its
+`TradingControls`: the state set on it, its kill switch) and a cause (the daily loss limit
+reached, the kill switch set, a state set by an admin), the controls after it and whether the
+trading state changed, which is when the service publishes a TradingStateChanged.
+
 Deliberate rules:
 - Every limit is inclusive: a value equal to the limit passes, one step beyond is denied. The
   daily loss limit is a level rather than a ceiling: a realised loss of exactly the limit has
@@ -29,13 +34,18 @@ Deliberate rules:
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 from datetime import datetime, timedelta
 from decimal import ROUND_UP, Decimal, InvalidOperation, localcontext
-from enum import StrEnum
-from typing import Any, ClassVar, TypeVar
+from typing import Any, ClassVar, TypeVar, assert_never
+from uuid import UUID
 
 from trademesh_events.orders import DenialReason, OrderType, SubmitOrder
+
+# What an account may do (ACTIVE, REDUCING, HALTED) is part of the events contract, since risk
+# publishes its changes (TradingStateChanged); re-exported here for the service.
+from trademesh_events.risk import TradingState as TradingState
+from trademesh_events.risk import TradingStateChanged, TradingStateReason
 
 # The position bookkeeping lives in the trading library (execution keeps positions the same way);
 # re-exported here for the decider.
@@ -53,21 +63,13 @@ CONSUMES: tuple[str, ...] = (
 PRODUCES: tuple[str, ...] = (
     "orders.approved.v1",
     "orders.denied.v1",
+    "risk.events.v1",
 )
 
 ZERO = Decimal(0)
 BPS = Decimal(10_000)
 MAX_MESSAGE = 500  # OrderDenied.message's limit
 _LIMIT_ORDERS = frozenset({OrderType.LIMIT, OrderType.STOP_LIMIT})
-
-
-class TradingState(StrEnum):
-    """What an account may do: trade (ACTIVE), only reduce positions (REDUCING), nothing but
-    cancel (HALTED)."""
-
-    ACTIVE = "ACTIVE"
-    REDUCING = "REDUCING"
-    HALTED = "HALTED"
 
 
 def _require_positive(owner: Limits | InstrumentRules, counts: frozenset[str]) -> None:
@@ -335,10 +337,151 @@ def daily_loss_reached(realised_pnl_today: Decimal, limits: Limits) -> bool:
     return limit is not None and realised_pnl_today <= -limit
 
 
+def daily_loss_message(realised_pnl_today: Decimal, limits: Limits) -> str:
+    """The figures of a daily loss limit reached, for people (a denial, a state change)."""
+    limit = limits.daily_loss_limit
+    return (
+        f"realised PnL today {_fmt(realised_pnl_today)} has reached the daily_loss_limit "
+        f"{'none' if limit is None else _fmt(limit)}"
+    )
+
+
 def check_cancel(view: AccountView) -> Denial | None:
     """Always None: a cancel is never denied, not under a kill switch nor when HALTED, because
     cancelling can only reduce risk (a deliberate rule; the function exists to say it)."""
     return None
+
+
+# ---- the trading state ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TradingControls:
+    """What an account's trading state comes from: the state set on it (by an admin, or REDUCING
+    by its daily loss limit) and its kill switch, which halts it whatever that state is. The
+    platform's controls are its global kill switch alone (its state is always ACTIVE)."""
+
+    state: TradingState = TradingState.ACTIVE
+    kill_switch: bool = False
+
+    @property
+    def trading_state(self) -> TradingState:
+        """What the account may do: HALTED while its kill switch is engaged, else its state."""
+        return TradingState.HALTED if self.kill_switch else self.state
+
+
+@dataclass(frozen=True)
+class DailyLossReached:
+    """The day's realised loss reached the daily loss limit (see `breaches_daily_loss`)."""
+
+
+@dataclass(frozen=True)
+class KillSwitchSet:
+    """The account's kill switch engaged or released (the platform's, when `platform`)."""
+
+    engaged: bool
+    platform: bool = False
+
+
+@dataclass(frozen=True)
+class StateSet:
+    """An admin set the account's state."""
+
+    state: TradingState
+
+
+StateCause = DailyLossReached | KillSwitchSet | StateSet
+
+
+@dataclass(frozen=True)
+class Transition:
+    """What a cause did to an account's controls, and so to its trading state. `changed` says
+    whether the trading state changed, and so whether a TradingStateChanged is due; the controls
+    may change without it (`controls_changed`): a daily loss or a state set by hand under the
+    kill switch changes the state the account returns to when the switch is released."""
+
+    before: TradingControls
+    after: TradingControls
+    reason: TradingStateReason
+
+    @property
+    def old_state(self) -> TradingState:
+        return self.before.trading_state
+
+    @property
+    def new_state(self) -> TradingState:
+        return self.after.trading_state
+
+    @property
+    def changed(self) -> bool:
+        return self.old_state is not self.new_state
+
+    @property
+    def controls_changed(self) -> bool:
+        return self.before != self.after
+
+    def event(
+        self,
+        account_id: UUID | None,
+        at: datetime,
+        *,
+        by: UUID | None = None,
+        message: str | None = None,
+    ) -> TradingStateChanged | None:
+        """The TradingStateChanged of this transition (None when the trading state did not
+        change): of the account, or of the platform when `account_id` is None; `by` the acting
+        user, `message` what they gave as reason (cut to fit)."""
+        if not self.changed:
+            return None
+        return TradingStateChanged(
+            account_id=account_id,
+            old_state=self.old_state,
+            new_state=self.new_state,
+            reason=self.reason,
+            message=None if message is None else _cut(message),
+            changed_by=by,
+            changed_at=at,
+        )
+
+
+def transition(controls: TradingControls, cause: StateCause) -> Transition:
+    """The account's controls after `cause`:
+
+    - the daily loss limit reached: ACTIVE goes REDUCING; REDUCING and HALTED stay (a limit
+      never loosens a state, and never lifts a halt);
+    - the kill switch engaged or released: the trading state is HALTED while it is engaged, and
+      the state set on the account once it is released;
+    - an admin setting the state: that state (a halt, a reduce, a resume), which the kill
+      switch, if engaged, still overrides until it is released.
+    """
+    match cause:
+        case DailyLossReached():
+            reducing = controls.state is TradingState.ACTIVE
+            after = replace(controls, state=TradingState.REDUCING) if reducing else controls
+            return Transition(controls, after, TradingStateReason.DAILY_LOSS_LIMIT)
+        case KillSwitchSet(engaged=engaged, platform=platform):
+            reasons = (
+                (
+                    TradingStateReason.GLOBAL_KILL_SWITCH_ENGAGED,
+                    TradingStateReason.GLOBAL_KILL_SWITCH_RELEASED,
+                )
+                if platform
+                else (
+                    TradingStateReason.KILL_SWITCH_ENGAGED,
+                    TradingStateReason.KILL_SWITCH_RELEASED,
+                )
+            )
+            reason = reasons[0] if engaged else reasons[1]
+            return Transition(controls, replace(controls, kill_switch=engaged), reason)
+        case StateSet(state=state):
+            return Transition(controls, replace(controls, state=state), TradingStateReason.MANUAL)
+        case _:
+            assert_never(cause)
+
+
+def _cut(message: str) -> str:
+    """A message cut to MAX_MESSAGE characters (TradingStateChanged.message's limit)."""
+    return message if len(message) <= MAX_MESSAGE else message[: MAX_MESSAGE - 1] + "…"
 
 
 @dataclass(frozen=True)
@@ -528,8 +671,8 @@ def _daily_loss(case: _Case) -> Denial | None:
         return None
     return _deny(
         DenialReason.DAILY_LOSS_LIMIT,
-        f"realised PnL today {_fmt(view.realised_pnl_today)} has reached the daily_loss_limit "
-        f"{_fmt(limit)}: only orders that reduce a position are allowed",
+        f"{daily_loss_message(view.realised_pnl_today, case.limits)}: only orders that reduce a "
+        "position are allowed",
     )
 
 

@@ -180,13 +180,13 @@ class ConfigRows:
 @dataclass(frozen=True)
 class FillState:
     """A fill just counted (`added`; False: its trade id was seen before, nothing changed), and
-    what booking it needs: the position held before it, the account's state and realised PnL
-    (as stored: of `pnl_day`), and the configuration's version. The account is None when its
-    row does not exist (a caller that did not lock it first)."""
+    what booking it needs: the position held before it, the account's state, kill switch and
+    realised PnL (as stored: of `pnl_day`), and the configuration's version. The account is None
+    when its row does not exist (a caller that did not lock it first)."""
 
     added: bool
     held: PositionRow
-    account: tuple[TradingState, date, Decimal] | None
+    account: tuple[TradingState, bool, date, Decimal] | None
     config_version: int
     currency: str | None = None  # the account's settlement currency (an exchange account's)
 
@@ -289,12 +289,16 @@ class RiskStore:
 
     async def set_global_switch(
         self, conn: asyncpg.Connection, engaged: bool, reason: str | None
-    ) -> None:
+    ) -> bool:
+        """Set the global kill switch; whether it was engaged before (read under its lock, so
+        that two admins setting it at once see each other's change)."""
+        was = await conn.fetchval("SELECT engaged FROM global_switch FOR UPDATE")
         await conn.execute(
             "UPDATE global_switch SET engaged = $1, reason = $2, updated_at = now()",
             engaged,
             reason if engaged else None,
         )
+        return bool(was)
 
     async def accounts_with_open_orders(self, conn: asyncpg.Connection) -> list[UUID]:
         rows = await conn.fetch("SELECT DISTINCT account_id FROM decisions WHERE open ORDER BY 1")
@@ -649,7 +653,7 @@ class RiskStore:
             "counted AS (UPDATE decisions SET filled = filled + $3, open = open AND $4 "
             "WHERE client_order_id = (SELECT client_order_id FROM added)) "
             "SELECT EXISTS (SELECT 1 FROM added) AS added, "
-            "p.position, p.avg_price, p.realised, a.state, a.pnl_day, a.realised_today, "
+            "p.position, p.avg_price, p.realised, a.state, a.kill_switch, a.pnl_day, a.realised_today, "
             "a.currency, (SELECT version FROM config_version) AS config_version "
             "FROM (VALUES ($5::uuid, $6::text)) AS k(account_id, instrument_id) "
             "LEFT JOIN accounts a ON a.account_id = k.account_id "
@@ -671,7 +675,12 @@ class RiskStore:
         account = (
             None
             if row["state"] is None
-            else (TradingState(row["state"]), row["pnl_day"], row["realised_today"])
+            else (
+                TradingState(row["state"]),
+                row["kill_switch"],
+                row["pnl_day"],
+                row["realised_today"],
+            )
         )
         return FillState(row["added"], held, account, row["config_version"], row["currency"])
 

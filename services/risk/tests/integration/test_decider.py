@@ -27,6 +27,7 @@ from trademesh_events.orders import (
     OrderType,
     SubmitOrder,
 )
+from trademesh_events.risk import TradingState, TradingStateChanged, TradingStateReason
 from trademesh_events.topics import ORDERS_INTENTS, get_topic
 from trademesh_testing.accounts import AccountBook
 from trademesh_testing.http import app_client
@@ -137,20 +138,26 @@ async def counted(db: Database) -> AsyncIterator[tuple[asyncpg.Connection, list[
             conn.remove_query_logger(log)
 
 
+async def written(conn: asyncpg.Connection) -> list[Any]:
+    """The events the transaction on `conn` wrote into the outbox so far, in order (only those:
+    a test's second app shares the schema, and its consumers may write events too), marked
+    published so that no later call counts them again."""
+    rows = await conn.fetch(
+        "SELECT seq, topic, payload FROM outbox WHERE published_at IS NULL "
+        "AND xmin::text = (pg_current_xact_id()::text::numeric % 4294967296)::text ORDER BY seq"
+    )
+    await conn.execute(
+        "UPDATE outbox SET published_at = now() WHERE seq = ANY($1::bigint[])",
+        [row["seq"] for row in rows],
+    )
+    return [get_topic(row["topic"]).decode(row["payload"]) for row in rows]
+
+
 async def decide(decider: Decider, *events: Any) -> list[Any]:
-    """One batch, as the intents' handler hands it over; the events it wrote, in order (only
-    those: a test's second app shares the schema, and its consumers may write events too)."""
+    """One batch, as the intents' handler hands it over; the events it wrote, in order."""
     async with decider.db.transaction() as conn:
         await decider.on_intents(conn, [(event, None) for event in events])
-        rows = await conn.fetch(
-            "SELECT seq, topic, payload FROM outbox WHERE published_at IS NULL "
-            "AND xmin::text = (pg_current_xact_id()::text::numeric % 4294967296)::text ORDER BY seq"
-        )
-        await conn.execute(
-            "UPDATE outbox SET published_at = now() WHERE seq = ANY($1::bigint[])",
-            [row["seq"] for row in rows],
-        )
-    return [get_topic(row["topic"]).decode(row["payload"]) for row in rows]
+        return await written(conn)
 
 
 def outcome(event: Any) -> str:
@@ -214,18 +221,100 @@ async def test_a_fill_costs_two_statements(replica: Decider) -> None:
     assert [(p.position, p.realised) for p in again] == [(Decimal(5), Decimal("-2.5"))]
 
 
-async def test_a_fill_past_the_daily_loss_limit_switches_the_account_to_reducing(
+async def test_a_fill_past_the_daily_loss_limit_switches_the_account_to_reducing_once(
     replica: Decider,
 ) -> None:
+    """The switch and its TradingStateChanged are written in the fill's transaction; a further
+    loss, already REDUCING, writes no second one."""
     name, account = instrument(replica), uuid4()
     await replica.store.put_limits(account, Limits(daily_loss_limit=Decimal(1)))
-    order = intent(account, name, "buy", "1")
+    first, second = intent(account, name, "buy", "1"), intent(account, name, "buy", "1")
+    await decide(replica, first, second)
+    async with replica.db.transaction() as conn:
+        await replica.lock_accounts(conn, [account])
+        await replica.on_fill(conn, filled(first, fee="1"))  # realised: -1
+        [changed] = await written(conn)
+    row = await replica.store.account(account)
+    assert row is not None and row.state.value == "REDUCING"
+    assert isinstance(changed, TradingStateChanged)
+    assert (changed.account_id, changed.old_state, changed.new_state, changed.reason) == (
+        account,
+        TradingState.ACTIVE,
+        TradingState.REDUCING,
+        TradingStateReason.DAILY_LOSS_LIMIT,
+    )
+    assert changed.changed_by is None
+    assert changed.message == "realised PnL today -1 has reached the daily_loss_limit 1"
+    async with replica.db.transaction() as conn:
+        await replica.lock_accounts(conn, [account])
+        await replica.on_fill(conn, filled(second, fee="1"))  # realised: -2
+        assert await written(conn) == []
+
+
+async def test_a_batch_that_finds_an_account_past_its_daily_loss_limit_switches_it_once(
+    replica: Decider,
+) -> None:
+    """The limit lowered under the day's loss: the batch's first intent switches the account to
+    REDUCING, with one TradingStateChanged among the batch's events; the next intents of the
+    batch, and the next batch, find it REDUCING already."""
+    name, account = instrument(replica), uuid4()
+    order = intent(account, name, "buy", "2")
     await decide(replica, order)
     async with replica.db.transaction() as conn:
         await replica.lock_accounts(conn, [account])
-        await replica.on_fill(conn, filled(order, fee="1"))  # realised: -1
-    row = await replica.store.account(account)
-    assert row is not None and row.state.value == "REDUCING"
+        await replica.on_fill(conn, filled(order, fee="5"))  # realised: -5, no limit yet
+    await replica.store.put_limits(account, Limits(daily_loss_limit=Decimal(5)))
+    more = [intent(account, name, "buy", "1") for _ in range(3)]
+    events = await decide(replica, *more, intent(account, name, "sell", "1"))
+    changes = [e for e in events if isinstance(e, TradingStateChanged)]
+    assert [(c.old_state, c.new_state, c.reason) for c in changes] == [
+        (TradingState.ACTIVE, TradingState.REDUCING, TradingStateReason.DAILY_LOSS_LIMIT)
+    ]
+    decided = [outcome(e) for e in events if not isinstance(e, TradingStateChanged)]
+    assert decided == ["DAILY_LOSS_LIMIT", "REDUCE_ONLY", "REDUCE_ONLY", "approved"]
+    again = await decide(replica, intent(account, name, "buy", "1"))
+    assert [outcome(e) for e in again] == ["REDUCE_ONLY"]
+
+
+async def test_switches_and_states_change_the_trading_state_with_one_event_each(
+    replica: Decider,
+) -> None:
+    """Each change by hand writes its TradingStateChanged in its own transaction, naming who
+    acted; what changes nothing (the switch set again, a state set under the switch) writes
+    none; the global kill switch writes one for the platform, not one per account."""
+    account = uuid4()
+
+    async def outbox_of(account_id: UUID | None) -> list[tuple[Any, ...]]:
+        rows = await replica.db.pool.fetch(
+            "SELECT payload FROM outbox WHERE topic = 'risk.events.v1' ORDER BY seq"
+        )
+        events = [get_topic("risk.events.v1").decode(row["payload"]) for row in rows]
+        return [
+            (e.old_state.value, e.new_state.value, e.reason.value, e.changed_by, e.message)
+            for e in events
+            if e.account_id == account_id
+        ]
+
+    await replica.set_kill_switch(account, True, "going home", by=TRADER_ID)
+    await replica.set_kill_switch(account, True, "still going home", by=TRADER_ID)
+    await replica.set_state(account, TradingState.REDUCING, "cool down", by=ADMIN_ID)
+    await replica.set_kill_switch(account, False, None, by=TRADER_ID)
+    await replica.set_state(account, TradingState.ACTIVE, None, by=ADMIN_ID)
+    await replica.set_state(account, TradingState.HALTED, "audit", by=ADMIN_ID)
+    assert await outbox_of(account) == [
+        ("ACTIVE", "HALTED", "KILL_SWITCH_ENGAGED", TRADER_ID, "going home"),
+        ("HALTED", "REDUCING", "KILL_SWITCH_RELEASED", TRADER_ID, None),
+        ("REDUCING", "ACTIVE", "MANUAL", ADMIN_ID, None),
+        ("ACTIVE", "HALTED", "MANUAL", ADMIN_ID, "audit"),
+    ]
+    before = await outbox_of(None)
+    await replica.set_global_switch(True, "drill", by=ADMIN_ID)
+    await replica.set_global_switch(True, "drill again", by=ADMIN_ID)
+    await replica.set_global_switch(False, None, by=ADMIN_ID)
+    assert (await outbox_of(None))[len(before) :] == [
+        ("ACTIVE", "HALTED", "GLOBAL_KILL_SWITCH_ENGAGED", ADMIN_ID, "drill"),
+        ("HALTED", "ACTIVE", "GLOBAL_KILL_SWITCH_RELEASED", ADMIN_ID, None),
+    ]
 
 
 def delivered(event: SubmitOrder, trace_id: str) -> tuple[SubmitOrder, Delivery]:

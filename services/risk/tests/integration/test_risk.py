@@ -21,7 +21,14 @@ from trademesh_events.orders import (
     OrderType,
     SubmitOrder,
 )
-from trademesh_events.topics import ORDERS_APPROVED, ORDERS_DENIED, ORDERS_INTENTS, get_topic
+from trademesh_events.risk import TradingStateChanged
+from trademesh_events.topics import (
+    ORDERS_APPROVED,
+    ORDERS_DENIED,
+    ORDERS_INTENTS,
+    RISK_EVENTS,
+    get_topic,
+)
 from trademesh_testing.accounts import AccountBook
 from trademesh_testing.http import app_client
 from trademesh_testing.samples import account_changed, decoded, price_bar, read_all
@@ -110,6 +117,28 @@ async def decisions(settings: Settings, account: UUID, expect: int) -> dict[str,
         return out if len(out) >= expect else None
 
     result: dict[str, Any] = await eventually(found)
+    return result
+
+
+async def trading_states(
+    settings: Settings, expect: int, account: UUID | None, by: UUID | None = None
+) -> list[tuple[Any, ...]]:
+    """The account's trading state changes on risk.events.v1, in order, once at least `expect`
+    are there: (old, new, reason, changed_by, message). `account` None: the platform's, by `by`
+    (the topic is the test session's, shared by every test)."""
+
+    async def found() -> list[tuple[Any, ...]] | None:
+        records = await read_all(settings.kafka_bootstrap, RISK_EVENTS, expect=1, timeout=1)
+        got = [
+            (e.old_state.value, e.new_state.value, e.reason.value, e.changed_by, e.message)
+            for e in decoded(RISK_EVENTS, records)
+            if isinstance(e, TradingStateChanged)
+            and e.account_id == account
+            and (by is None or e.changed_by == by)
+        ]
+        return got if len(got) >= expect else None
+
+    result: list[tuple[Any, ...]] = await eventually(found)
     return result
 
 
@@ -416,6 +445,8 @@ async def test_kill_switches_deny_and_cancel_and_only_admins_pull_the_global_one
         if isinstance(e, CancelAllOrders) and e.account_id == account
     ]
     assert [c.reason for c in cancels] == ["going home"]
+    halted = ("ACTIVE", "HALTED", "KILL_SWITCH_ENGAGED", TRADER_ID, "going home")
+    assert await trading_states(settings, 1, account) == [halted]
 
     await client.post(
         f"/api/v1/accounts/{account}/kill-switch", json={"engaged": False}, headers=as_(TRADER_ID)
@@ -423,6 +454,8 @@ async def test_kill_switches_deny_and_cancel_and_only_admins_pull_the_global_one
     again = intent(account, name, "buy", "1")
     await producer.publish(again)
     assert denied((await decisions(settings, account, 3))[again.client_order_id]) is None
+    resumed = ("HALTED", "ACTIVE", "KILL_SWITCH_RELEASED", TRADER_ID, None)
+    assert await trading_states(settings, 2, account) == [halted, resumed]
 
     refused = await client.post(
         "/api/v1/kill-switch", json={"engaged": True}, headers=as_(TRADER_ID)
@@ -445,6 +478,12 @@ async def test_kill_switches_deny_and_cancel_and_only_admins_pull_the_global_one
         await client.post(
             "/api/v1/kill-switch", json={"engaged": False}, headers=as_(ADMIN_ID, "admin")
         )
+    # The platform's trading state, once each way; the account's own did not change.
+    assert await trading_states(settings, 2, None, by=ADMIN_ID) == [
+        ("ACTIVE", "HALTED", "GLOBAL_KILL_SWITCH_ENGAGED", ADMIN_ID, "drill"),
+        ("HALTED", "ACTIVE", "GLOBAL_KILL_SWITCH_RELEASED", ADMIN_ID, None),
+    ]
+    assert len(await trading_states(settings, 2, account)) == 2
 
 
 async def test_the_daily_loss_limit_switches_the_account_to_reducing(
@@ -488,6 +527,56 @@ async def test_the_daily_loss_limit_switches_the_account_to_reducing(
         "REDUCE_ONLY",
         None,
         "REDUCE_ONLY",
+    ]
+    # Published once, in the transaction of the fill that reached the limit: the intents decided
+    # since (their decisions are out, and so is anything their transactions wrote) added none.
+    assert await trading_states(settings, 1, account) == [
+        (
+            "ACTIVE",
+            "REDUCING",
+            "DAILY_LOSS_LIMIT",
+            None,
+            "realised PnL today -110 has reached the daily_loss_limit 100",
+        )
+    ]
+
+
+async def test_an_admin_halts_and_resumes_an_account_and_each_change_is_published(
+    app: FastAPI,
+    client: httpx.AsyncClient,
+    producer: Bus,
+    settings: Settings,
+    account_book: AccountBook,
+) -> None:
+    account, name = account_book.open(TRADER_ID), instrument()
+    await price(producer, name, "10")
+    await known_price(app, name)
+    admin = as_(ADMIN_ID, "admin")
+    refused = await client.post(
+        f"/api/v1/accounts/{account}/state", json={"state": "HALTED"}, headers=as_(TRADER_ID)
+    )
+    assert refused.status_code == 403
+    halted = await client.post(
+        f"/api/v1/accounts/{account}/state",
+        json={"state": "HALTED", "reason": "compliance review"},
+        headers=admin,
+    )
+    assert halted.json()["state"] == "HALTED"
+    blocked = intent(account, name, "buy", "1")
+    await producer.publish(blocked)
+    assert denied((await decisions(settings, account, 1))[blocked.client_order_id]) == (
+        "TRADING_HALTED"
+    )
+    for _ in range(2):  # resumed twice: the second changes nothing
+        await client.post(
+            f"/api/v1/accounts/{account}/state", json={"state": "ACTIVE"}, headers=admin
+        )
+    allowed = intent(account, name, "buy", "1")
+    await producer.publish(allowed)
+    assert denied((await decisions(settings, account, 2))[allowed.client_order_id]) is None
+    assert await trading_states(settings, 2, account) == [
+        ("ACTIVE", "HALTED", "MANUAL", ADMIN_ID, "compliance review"),
+        ("HALTED", "ACTIVE", "MANUAL", ADMIN_ID, None),
     ]
 
 

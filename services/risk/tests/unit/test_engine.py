@@ -13,6 +13,7 @@ from uuid import uuid4
 
 import pytest
 from trademesh_events.orders import DenialReason, OrderType, SubmitOrder
+from trademesh_events.risk import TradingStateChanged, TradingStateReason
 from trademesh_events.topics import get_topic
 from trademesh_trading import positions
 
@@ -20,10 +21,15 @@ from trademesh_risk.engine import (
     CONSUMES,
     PRODUCES,
     AccountView,
+    DailyLossReached,
     Denial,
     InstrumentRules,
+    KillSwitchSet,
     Limits,
     PositionUpdate,
+    StateCause,
+    StateSet,
+    TradingControls,
     TradingState,
     apply_fill,
     breaches_daily_loss,
@@ -35,6 +41,7 @@ from trademesh_risk.engine import (
     reduces,
     reference_price,
     rules_in_force,
+    transition,
 )
 
 pytestmark = pytest.mark.unit
@@ -905,6 +912,111 @@ def test_a_price_far_beyond_the_last_one_is_denied_by_the_collar_not_by_a_crash(
 def test_invalid_inputs_are_refused(make: Any, error: type[Exception]) -> None:
     with pytest.raises(error):
         make()
+
+
+# ---- the trading state ------------------------------------------------------------------------
+
+A, RD, H = TradingState.ACTIVE, TradingState.REDUCING, TradingState.HALTED
+Why = TradingStateReason
+LOSS_REACHED = DailyLossReached()
+ENGAGE, RELEASE = KillSwitchSet(engaged=True), KillSwitchSet(engaged=False)
+
+
+def controls(state: TradingState, kill_switch: bool = False) -> TradingControls:
+    return TradingControls(state, kill_switch)
+
+
+# (controls before, cause, controls after, trading state before -> after, reason)
+TRANSITIONS: list[Any] = [
+    # every edge between the three states, by each cause that takes it
+    pytest.param(controls(A), LOSS_REACHED, controls(RD), (A, RD), Why.DAILY_LOSS_LIMIT, id="A-R loss"),
+    pytest.param(controls(A), StateSet(RD), controls(RD), (A, RD), Why.MANUAL, id="A-R admin"),
+    pytest.param(controls(RD), StateSet(A), controls(A), (RD, A), Why.MANUAL, id="R-A resume"),
+    pytest.param(controls(A), ENGAGE, controls(A, True), (A, H), Why.KILL_SWITCH_ENGAGED, id="A-H switch"),
+    pytest.param(controls(A), StateSet(H), controls(H), (A, H), Why.MANUAL, id="A-H admin"),
+    pytest.param(controls(A, True), RELEASE, controls(A), (H, A), Why.KILL_SWITCH_RELEASED, id="H-A switch"),
+    pytest.param(controls(H), StateSet(A), controls(A), (H, A), Why.MANUAL, id="H-A resume"),
+    pytest.param(controls(RD), ENGAGE, controls(RD, True), (RD, H), Why.KILL_SWITCH_ENGAGED, id="R-H switch"),
+    pytest.param(controls(RD), StateSet(H), controls(H), (RD, H), Why.MANUAL, id="R-H admin"),
+    pytest.param(controls(RD, True), RELEASE, controls(RD), (H, RD), Why.KILL_SWITCH_RELEASED, id="H-R switch"),
+    pytest.param(controls(H), StateSet(RD), controls(RD), (H, RD), Why.MANUAL, id="H-R admin"),
+    # the platform's: its global kill switch
+    pytest.param(controls(A), KillSwitchSet(True, platform=True), controls(A, True), (A, H), Why.GLOBAL_KILL_SWITCH_ENGAGED, id="platform A-H"),
+    pytest.param(controls(A, True), KillSwitchSet(False, platform=True), controls(A), (H, A), Why.GLOBAL_KILL_SWITCH_RELEASED, id="platform H-A"),
+    # nothing changes: a limit never loosens a state nor lifts a halt; a switch set as it was
+    pytest.param(controls(RD), LOSS_REACHED, controls(RD), (RD, RD), Why.DAILY_LOSS_LIMIT, id="loss when R"),
+    pytest.param(controls(H), LOSS_REACHED, controls(H), (H, H), Why.DAILY_LOSS_LIMIT, id="loss when H"),
+    pytest.param(controls(A, True), ENGAGE, controls(A, True), (H, H), Why.KILL_SWITCH_ENGAGED, id="engaged again"),
+    pytest.param(controls(RD), RELEASE, controls(RD), (RD, RD), Why.KILL_SWITCH_RELEASED, id="released again"),
+    pytest.param(controls(A), StateSet(A), controls(A), (A, A), Why.MANUAL, id="A set again"),
+    pytest.param(controls(H, True), StateSet(H), controls(H, True), (H, H), Why.MANUAL, id="H set again"),
+    # what the account returns to changes under its kill switch, its trading state does not
+    pytest.param(controls(A, True), LOSS_REACHED, controls(RD, True), (H, H), Why.DAILY_LOSS_LIMIT, id="loss under switch"),
+    pytest.param(controls(RD, True), StateSet(A), controls(A, True), (H, H), Why.MANUAL, id="resume under switch"),
+    pytest.param(controls(H, True), RELEASE, controls(H), (H, H), Why.KILL_SWITCH_RELEASED, id="released, still halted"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("before", "cause", "after", "states", "reason"), TRANSITIONS)
+def test_a_transition_gives_the_new_controls_and_whether_the_state_changed(
+    before: TradingControls,
+    cause: StateCause,
+    after: TradingControls,
+    states: tuple[TradingState, TradingState],
+    reason: TradingStateReason,
+) -> None:
+    change = transition(before, cause)
+    assert (change.before, change.after, change.reason) == (before, after, reason)
+    assert (change.old_state, change.new_state) == states
+    assert change.changed is (states[0] is not states[1])
+    assert change.controls_changed is (before != after)
+
+
+def test_the_transitions_cover_every_edge_between_the_states() -> None:
+    edges = {
+        (param.values[3][0], param.values[3][1])
+        for param in TRANSITIONS
+        if param.values[3][0] is not param.values[3][1]
+    }
+    assert edges == {(a, b) for a in TradingState for b in TradingState if a is not b}
+
+
+@pytest.mark.parametrize(("before", "cause", "after", "states", "reason"), TRANSITIONS)
+def test_a_transition_makes_an_event_exactly_when_the_state_changed(
+    before: TradingControls,
+    cause: StateCause,
+    after: TradingControls,
+    states: tuple[TradingState, TradingState],
+    reason: TradingStateReason,
+) -> None:
+    platform = isinstance(cause, KillSwitchSet) and cause.platform
+    account, admin = None if platform else uuid4(), uuid4()
+    event = transition(before, cause).event(account, T0, by=admin, message="drill")
+    if states[0] is states[1]:
+        assert event is None
+        return
+    assert event == TradingStateChanged(
+        account_id=account,
+        old_state=states[0],
+        new_state=states[1],
+        reason=reason,
+        message="drill",
+        changed_by=admin,
+        changed_at=T0,
+    )
+
+
+def test_a_state_change_of_risk_alone_names_no_user_and_a_long_message_is_cut() -> None:
+    event = transition(controls(A), LOSS_REACHED).event(uuid4(), T0, message="x" * 600)
+    assert event is not None and event.changed_by is None
+    assert event.message is not None and len(event.message) == 500
+    assert event.message.endswith("…")
+
+
+def test_the_kill_switch_halts_whatever_the_state_and_releases_to_it() -> None:
+    for state in TradingState:
+        assert controls(state, True).trading_state is H
+        assert controls(state).trading_state is state
 
 
 # ---- cancels ----------------------------------------------------------------------------------

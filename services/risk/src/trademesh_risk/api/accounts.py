@@ -347,7 +347,7 @@ async def account_kill_switch(
 ) -> AccountOut:
     require(caller, "admin", "trader")
     await _own(runtime, account_id, caller)
-    await runtime.decider.set_kill_switch(account_id, body.engaged, body.reason)
+    await runtime.decider.set_kill_switch(account_id, body.engaged, body.reason, by=caller.user_id)
     return await _account(runtime, account_id)
 
 
@@ -356,7 +356,7 @@ async def set_state(
     account_id: UUID, body: StateIn, caller: CallerDep, runtime: RuntimeDep
 ) -> AccountOut:
     require(caller, "admin")
-    await runtime.decider.set_state(account_id, body.state, body.reason)
+    await runtime.decider.set_state(account_id, body.state, body.reason, by=caller.user_id)
     return await _account(runtime, account_id)
 
 
@@ -372,7 +372,7 @@ async def get_global(caller: CallerDep, runtime: RuntimeDep) -> GlobalSwitchOut:
 )
 async def set_global(body: SwitchIn, caller: CallerDep, runtime: RuntimeDep) -> GlobalSwitchOut:
     require(caller, "admin")
-    await runtime.decider.set_global_switch(body.engaged, body.reason)
+    await runtime.decider.set_global_switch(body.engaged, body.reason, by=caller.user_id)
     engaged, reason = await runtime.store.global_switch()
     return GlobalSwitchOut(engaged=engaged, reason=reason)
 

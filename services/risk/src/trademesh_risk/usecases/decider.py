@@ -1,5 +1,10 @@
 """Deciding intents, following fills, and the switches: the risk service's work, on its tables.
 
+An account's trading state changes in the transaction of what changed it (a fill or an intent
+past the daily loss limit, a kill switch, an admin's state), as the engine's `transition` says,
+and its TradingStateChanged goes into the outbox in that same transaction: published once per
+change, and never for what changed nothing.
+
 An intent is decided in the transaction of its delivery (inbox entry, decision row, and the
 approval or denial in the outbox commit together). The account's row is locked first, so the
 intents of one account are decided one at a time, on every replica; an approved order counts
@@ -43,6 +48,7 @@ from trademesh_events.orders import (
     OrderRejected,
     SubmitOrder,
 )
+from trademesh_events.risk import TradingStateChanged
 from trademesh_events.topics import ORDERS_APPROVED, OrderIntent, get_topic
 from trademesh_observability import metrics
 from trademesh_observability.logging import get_logger
@@ -52,17 +58,24 @@ from trademesh_trading.positions import cash_delta
 
 from trademesh_risk.engine import (
     AccountView,
+    DailyLossReached,
     Denial,
     InstrumentRules,
+    KillSwitchSet,
     Limits,
+    StateSet,
+    TradingControls,
     TradingState,
+    Transition,
     apply_fill,
     breaches_daily_loss,
     ceilings,
     check,
+    daily_loss_message,
     daily_loss_reached,
     effective,
     rules_in_force,
+    transition,
 )
 from trademesh_risk.store import AccountState, Decision, PositionRow, RiskStore
 from trademesh_risk.usecases.config_cache import Config, ConfigCache
@@ -110,6 +123,10 @@ class _Running:
             currency=read.currency,
             holdings=read.holdings,
         )
+
+    @property
+    def controls(self) -> TradingControls:
+        return TradingControls(self.state, self.kill_switch)
 
     def approved(self, order: SubmitOrder, at: datetime, reserved: Decimal) -> None:
         buys, sells = self.pending.get(order.instrument_id, (ZERO, ZERO))
@@ -215,10 +232,12 @@ class Decider:
                 continue  # the same intent again (a bot re-emitting it): the first decision stands
             decided.add(event.client_order_id)
             with delivery.traced() if delivery is not None else nullcontext():
-                decision, denial = await self._decide(
+                decision, denial, changed = await self._decide(
                     conn, event, running[event.account_id], config, global_on
                 )
             decisions.append(decision)
+            if changed is not None:
+                outgoing.append(Outgoing(changed, traceparent=traceparent))
             outgoing.append(
                 Outgoing(self._answer(event, decision, denial), traceparent=traceparent)
             )
@@ -232,7 +251,9 @@ class Decider:
         account: _Running,
         config: Config,
         global_on: bool,
-    ) -> tuple[Decision, Denial | None]:
+    ) -> tuple[Decision, Denial | None, TradingStateChanged | None]:
+        """The decision on one intent, its denial if denied, and the account's trading state
+        change if the intent found the account past its daily loss limit."""
         now = self.clock()
         view = AccountView(
             state=account.state,
@@ -250,9 +271,12 @@ class Decider:
         reserved = ZERO
         if denial is None:
             denial, reserved = _buying_power(event, view, account)
-        if view.state is TradingState.ACTIVE and breaches_daily_loss(view, limits):
-            await self._reduce(conn, event.account_id)
-            account.state = TradingState.REDUCING
+        changed = None
+        if breaches_daily_loss(view, limits):
+            change = await self._reduce(conn, event.account_id, account.controls)
+            account.state = change.after.state
+            message = daily_loss_message(view.realised_pnl_today, limits)
+            changed = change.event(event.account_id, now, message=message)
         if denial is None:
             account.approved(event, now, reserved)
             metrics.RISK_DECISIONS.labels(
@@ -275,7 +299,7 @@ class Decider:
             at=now,
             reserved=reserved,
         )
-        return decision, denial
+        return decision, denial, changed
 
     @staticmethod
     def _answer(
@@ -316,12 +340,34 @@ class Decider:
             self.instrument_bounds,
         )
 
-    async def _reduce(self, conn: asyncpg.Connection, account_id: UUID) -> None:
-        await self.store.set_state(
-            conn, account_id, TradingState.REDUCING, "daily realised loss limit reached"
-        )
-        metrics.RISK_REDUCING.labels(service=self.service).inc()
-        log.warning("account reducing: daily loss limit", account_id=str(account_id))
+    async def _reduce(
+        self, conn: asyncpg.Connection, account_id: UUID, controls: TradingControls
+    ) -> Transition:
+        """The daily loss limit reached: an ACTIVE account goes REDUCING (stored here; the
+        caller publishes the change with the figures). Nothing changes for one that is not."""
+        change = transition(controls, DailyLossReached())
+        if change.controls_changed:
+            await self.store.set_state(
+                conn, account_id, change.after.state, "daily realised loss limit reached"
+            )
+            metrics.RISK_REDUCING.labels(service=self.service).inc()
+            log.warning("account reducing: daily loss limit", account_id=str(account_id))
+        return change
+
+    async def _publish(
+        self,
+        conn: asyncpg.Connection,
+        change: Transition,
+        account_id: UUID | None,
+        *,
+        by: UUID | None = None,
+        message: str | None = None,
+    ) -> None:
+        """The change's TradingStateChanged into the outbox, in the caller's transaction (the
+        one that stored the change); nothing when the trading state did not change."""
+        event = change.event(account_id, self.clock(), by=by, message=message)
+        if event is not None:
+            await self.outbox.add(conn, event)
 
     # ---- order events ----------------------------------------------------------------------------
 
@@ -343,10 +389,11 @@ class Decider:
         currency = counted.currency
         if counted.account is None:  # the caller did not lock it (the handler does)
             row = await self.store.lock_account(conn, event.account_id, today)
-            state, pnl_day, realised_today = row.state, row.pnl_day, row.realised_today
-            currency = row.currency
+            controls = TradingControls(row.state, row.kill_switch)
+            pnl_day, realised_today, currency = row.pnl_day, row.realised_today, row.currency
         else:
-            state, pnl_day, realised_today = counted.account
+            state, kill_switch, pnl_day, realised_today = counted.account
+            controls = TradingControls(state, kill_switch)
         held = counted.held
         position, avg_price, realised = apply_fill(
             held.position,
@@ -367,10 +414,13 @@ class Decider:
             cash_moved,
             holdings_moved,
         )
-        if state is TradingState.ACTIVE:
+        if controls.state is TradingState.ACTIVE:
             config = await self.config.get(conn, counted.config_version, [event.account_id])
-            if daily_loss_reached(realised_today, config.limits(event.account_id, None)):
-                await self._reduce(conn, event.account_id)
+            limits = config.limits(event.account_id, None)
+            if daily_loss_reached(realised_today, limits):
+                change = await self._reduce(conn, event.account_id, controls)
+                message = daily_loss_message(realised_today, limits)
+                await self._publish(conn, change, event.account_id, message=message)
 
     async def on_account(self, conn: asyncpg.Connection, event: AccountChanged) -> None:
         """Execution opened a paper account or changed its terms, or read an exchange account's
@@ -397,31 +447,48 @@ class Decider:
 
     # ---- switches and states -----------------------------------------------------------------
 
-    async def set_kill_switch(self, account_id: UUID, engaged: bool, reason: str | None) -> None:
+    async def set_kill_switch(
+        self, account_id: UUID, engaged: bool, reason: str | None, by: UUID | None = None
+    ) -> None:
         """Engaging takes effect on the account's next intent and asks execution to cancel its
-        open orders (CancelAllOrders)."""
+        open orders (CancelAllOrders); the account is HALTED until it is released. `by`: the
+        user who set it."""
         async with self.db.transaction() as conn:
-            await self.store.lock_account(conn, account_id, self.clock().date())
+            row = await self.store.lock_account(conn, account_id, self.clock().date())
+            change = transition(TradingControls(row.state, row.kill_switch), KillSwitchSet(engaged))
             await self.store.set_kill_switch(conn, account_id, engaged, reason)
             if engaged:
                 await self._cancel_all(conn, account_id, reason or "kill switch engaged")
+            await self._publish(conn, change, account_id, by=by, message=reason)
         log.warning(
             "account kill switch", account_id=str(account_id), engaged=engaged, reason=reason
         )
 
-    async def set_global_switch(self, engaged: bool, reason: str | None) -> None:
+    async def set_global_switch(
+        self, engaged: bool, reason: str | None, by: UUID | None = None
+    ) -> None:
+        """The platform's kill switch: every account HALTED while it is engaged (one
+        TradingStateChanged without an account says so, not one per account)."""
         async with self.db.transaction() as conn:
-            await self.store.set_global_switch(conn, engaged, reason)
+            was = await self.store.set_global_switch(conn, engaged, reason)
+            platform = transition(TradingControls(kill_switch=was), KillSwitchSet(engaged, True))
+            await self._publish(conn, platform, None, by=by, message=reason)
             if engaged:
                 for account_id in await self.store.accounts_with_open_orders(conn):
                     await self._cancel_all(conn, account_id, reason or "global kill switch")
         metrics.RISK_KILL_SWITCH.labels(service=self.service).set(1 if engaged else 0)
         log.warning("global kill switch", engaged=engaged, reason=reason)
 
-    async def set_state(self, account_id: UUID, state: TradingState, reason: str | None) -> None:
+    async def set_state(
+        self, account_id: UUID, state: TradingState, reason: str | None, by: UUID | None = None
+    ) -> None:
+        """An admin (`by`) sets the account's state: under its kill switch, the state it returns
+        to when the switch is released."""
         async with self.db.transaction() as conn:
-            await self.store.lock_account(conn, account_id, self.clock().date())
+            row = await self.store.lock_account(conn, account_id, self.clock().date())
+            change = transition(TradingControls(row.state, row.kill_switch), StateSet(state))
             await self.store.set_state(conn, account_id, state, reason)
+            await self._publish(conn, change, account_id, by=by, message=reason)
 
     async def _cancel_all(self, conn: asyncpg.Connection, account_id: UUID, reason: str) -> None:
         await self.outbox.add(
