@@ -107,8 +107,8 @@ import weakref
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import replace
-from datetime import UTC, datetime, timedelta
-from decimal import Decimal, InvalidOperation
+from datetime import UTC, datetime
+from decimal import Decimal
 from functools import partial
 from typing import Any
 
@@ -118,6 +118,7 @@ import ccxt.pro as ccxt_pro
 from ccxt.async_support.base.ws.cache import ArrayCacheBySymbolById
 from pydantic import SecretStr
 from trademesh_events.orders import OrderStatus, OrderType, Side, TimeInForce
+from trademesh_exchange.parsing import BadValue, millis_of, parse_decimal, time_or_none
 
 from trademesh_execution.engine import Liquidity, OrderView
 from trademesh_execution.venues.base import (
@@ -139,7 +140,6 @@ from trademesh_execution.venues.base import (
 log = logging.getLogger("trademesh.execution.ccxt")
 CCXT_LOGGER = "ccxt.base.exchange"  # the logger ccxt's exchanges write to
 
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MALFORMED = "_trademesh_malformed"  # marks a record ccxt's parser could not read
 _MAX_TEXT = 1000
 _MAX_ID = 128
@@ -243,46 +243,16 @@ class RedactingLogger(logging.LoggerAdapter[logging.Logger]):
 
 
 def _decimal(value: Any, name: str, *, positive: bool = False, signed: bool = False) -> Decimal:
-    """An exchange number as a Decimal (`Decimal(str(x))`), checked: finite, not negative
-    (unless `signed`), and not zero when `positive`."""
-    if value is None:
-        raise MalformedResponse(f"{name} is missing")
-    if isinstance(value, bool) or not isinstance(value, int | float | Decimal | str):
-        raise MalformedResponse(f"{name} is not a number: {value!r}"[:_MAX_TEXT])
+    """An exchange number as a Decimal, checked (see `trademesh_exchange.parsing`): finite, not
+    negative (unless `signed`), and not zero when `positive`; MalformedResponse if not."""
     try:
-        number = Decimal(str(value).strip())
-    except InvalidOperation:
-        raise MalformedResponse(f"{name} is not a number: {value!r}"[:_MAX_TEXT]) from None
-    if not number.is_finite():
-        raise MalformedResponse(f"{name} is {value!r}")
-    if number < 0 and not signed:
-        raise MalformedResponse(f"{name} is negative: {value!r}")
-    if positive and not number > 0:
-        raise MalformedResponse(f"{name} must be positive, not {value!r}")
-    return number
+        return parse_decimal(value, name, positive=positive, signed=signed)
+    except BadValue as exc:
+        raise MalformedResponse(str(exc)) from None
 
 
 def _optional(value: Any, name: str, **checks: bool) -> Decimal | None:
     return None if value is None else _decimal(value, name, **checks)
-
-
-def _time(value: Any) -> datetime | None:
-    """An exchange time in epoch milliseconds as a UTC datetime; None if absent or unreadable."""
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        return None
-    if isinstance(value, float) and not value.is_integer():
-        return None
-    ms = int(value)
-    if ms < 0:
-        return None
-    try:
-        return _EPOCH + timedelta(milliseconds=ms)
-    except OverflowError:
-        return None
-
-
-def _ms(moment: datetime) -> int:
-    return (moment - _EPOCH) // timedelta(milliseconds=1)
 
 
 def _identifier(value: Any, name: str) -> str | None:
@@ -416,8 +386,10 @@ def report_from_ccxt(
                 raise MalformedResponse("the order filled but has no average price")
             avg_price = cost / filled
     fee, fee_currency = _fees(order)
-    times = (_time(order.get(k)) for k in ("lastUpdateTimestamp", "lastTradeTimestamp"))
-    ts = max((t for t in times if t is not None), default=None) or _time(order.get("timestamp"))
+    times = (time_or_none(order.get(k)) for k in ("lastUpdateTimestamp", "lastTradeTimestamp"))
+    ts = max((t for t in times if t is not None), default=None) or time_or_none(
+        order.get("timestamp")
+    )
     return VenueReport(
         client_order_id=theirs or client_order_id,
         venue_order_id=venue_order_id,
@@ -448,7 +420,7 @@ def trade_from_ccxt(raw: Any, *, symbol: str | None = None) -> VenueTrade:
         side = "sell"
     else:
         raise MalformedResponse(f"trade side {trade.get('side')!r} is neither buy nor sell")
-    ts = _time(trade.get("timestamp"))
+    ts = time_or_none(trade.get("timestamp"))
     if ts is None:
         raise MalformedResponse(f"trade time {trade.get('timestamp')!r} does not parse")
     role = trade.get("takerOrMaker")
@@ -537,7 +509,7 @@ def balances_from_ccxt(raw: Any, *, now: datetime) -> VenueBalances:
                 f"{code}: free {free} and used {used} do not make total {total}"
             )
         currencies[code] = Balance(free=free, used=used, total=total)
-    return VenueBalances(currencies=currencies, ts=_time(raw.get("timestamp")) or now)
+    return VenueBalances(currencies=currencies, ts=time_or_none(raw.get("timestamp")) or now)
 
 
 # ---- errors -----------------------------------------------------------------------------------
@@ -896,7 +868,7 @@ class CcxtVenue:
         if since.utcoffset() is None:
             raise ValueError("since must be timezone-aware")
         found: dict[str, VenueTrade] = {}
-        start = _ms(since)
+        start = millis_of(since)
         for _ in range(self._max_trade_pages):
             async with self._translated("recent_trades"):
                 raws = await self._exchange.fetch_my_trades(symbol, start, self._trades_page)
@@ -913,7 +885,7 @@ class CcxtVenue:
                     continue
                 found[trade.trade_id] = trade
                 fresh += 1
-                latest = max(latest, _ms(trade.ts))
+                latest = max(latest, millis_of(trade.ts))
             # A full page may have more after it: go on from its last trade's time (that
             # millisecond again, as more trades may share it; they are deduplicated).
             if len(raws) < self._trades_page or fresh == 0:
