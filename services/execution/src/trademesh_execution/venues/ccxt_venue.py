@@ -100,7 +100,6 @@ import asyncio
 import json
 import logging
 import re
-import socket
 import sys
 import time
 import weakref
@@ -118,6 +117,7 @@ import ccxt.pro as ccxt_pro
 from ccxt.async_support.base.ws.cache import ArrayCacheBySymbolById
 from pydantic import SecretStr
 from trademesh_events.orders import OrderStatus, OrderType, Side, TimeInForce
+from trademesh_exchange.errors import Failure, classify, first_ccxt_error
 from trademesh_exchange.parsing import BadValue, millis_of, parse_decimal, time_or_none
 
 from trademesh_execution.engine import Liquidity, OrderView
@@ -515,59 +515,31 @@ def balances_from_ccxt(raw: Any, *, now: datetime) -> VenueBalances:
 # ---- errors -----------------------------------------------------------------------------------
 
 
-def _chain(exc: BaseException) -> Iterable[BaseException]:
-    seen: set[int] = set()
-    current: BaseException | None = exc.__cause__ or exc.__context__
-    while current is not None and id(current) not in seen:
-        seen.add(id(current))
-        yield current
-        current = current.__cause__ or current.__context__
-
-
-def _from_aiohttp(exc: BaseException, name: str | None = None) -> bool:
-    """An exception of aiohttp (ccxt's HTTP client), of the class `name` when given."""
-    return any(
-        cls.__module__.startswith("aiohttp") and (name is None or cls.__name__ == name)
-        for cls in type(exc).__mro__
-    )
-
-
-def _may_have_been_delivered(exc: BaseException) -> bool:
-    """A transport failure after the connection was made (the server hung up, the answer was
-    cut off): the request may have reached the venue. Failing to resolve or connect, or an
-    HTTP answer (no transport cause), says it did not."""
-    for cause in _chain(exc):
-        if isinstance(cause, socket.gaierror) or _from_aiohttp(cause, "ClientConnectorError"):
-            return False
-        if _from_aiohttp(cause) or isinstance(cause, OSError):
-            return True
-    return False
-
-
 def venue_error(
     exc: BaseException, *, sending: bool = False, redact: Callable[[str], str] = str
 ) -> VenueError:
-    """The VenueError of an exception out of ccxt (see the module docstring). `sending`: the
-    call changes the venue's state (submit, cancel), so a possibly delivered request is a
-    timeout rather than "unavailable"."""
+    """The VenueError of an exception out of ccxt, from its classification (see the module
+    docstring and `trademesh_exchange.errors`). `sending`: the call changes the venue's state
+    (submit, cancel), so a possibly delivered request is a timeout rather than "unavailable"."""
     text = redact(f"{type(exc).__name__}: {exc}")[:_MAX_TEXT]
     if isinstance(exc, VenueError):
         return exc
-    if isinstance(exc, ccxt.RequestTimeout):
+    found = classify(exc)
+    if found.failure is Failure.TIMED_OUT:
         return VenueTimeout(text)
-    if isinstance(exc, ccxt.BadResponse):
+    if found.failure is Failure.BAD_RESPONSE:
         return MalformedResponse(text)
-    if isinstance(exc, ccxt.OperationFailed):  # NetworkError and the venue's "try again"
-        if sending and _may_have_been_delivered(exc):
+    if found.failure in (Failure.UNREACHABLE, Failure.TRY_AGAIN):
+        if sending and found.may_have_been_delivered:
             return VenueTimeout(text)
         return VenueUnavailable(text)
-    if isinstance(exc, ccxt.DuplicateOrderId) or "duplicate order" in text.lower():
+    if found.duplicate:
         return DuplicateOrder(text)
-    if isinstance(exc, ccxt.ExchangeError):
-        if _may_have_been_delivered(exc):  # ccxt reports a body cut off as an ExchangeError
+    if found.failure in (Failure.CONFIGURATION, Failure.REFUSED):
+        if found.may_have_been_delivered:  # ccxt reports a body cut off as an ExchangeError
             return VenueTimeout(text) if sending else VenueUnavailable(text)
         return VenueRejected(text)
-    if isinstance(exc, ccxt.BaseError):
+    if found.failure is Failure.OTHER:
         return VenueUnavailable(text)
     return MalformedResponse(text)  # ccxt choked on what the venue answered
 
@@ -1123,9 +1095,7 @@ class CcxtVenue:
         credentials), VenueUnavailable for anything else. ccxt's own bookkeeping can fail while
         it handles the exchange's refusal; the refusal is what happened, so the first ccxt error
         in the chain is the one translated."""
-        if not isinstance(exc, ccxt.BaseError):
-            exc = next((c for c in _chain(exc) if isinstance(c, ccxt.BaseError)), exc)
-        error = venue_error(exc, redact=self._redact)
+        error = venue_error(first_ccxt_error(exc), redact=self._redact)
         if isinstance(error, VenueRejected):
             return error
         return VenueUnavailable(str(error))
