@@ -38,9 +38,9 @@ resend: after a VenueUnavailable on submit, look the order up before sending it 
 Untrusted answers. Every number becomes a Decimal by `Decimal(str(x))` and is checked (finite;
 quantities non-negative; prices positive; filled within the order's quantity; the order's
 symbol, quantity and client id when they are known); a failing order answer is a
-MalformedResponse. ccxt's own parsers are guarded, so a record ccxt cannot even read fails alone:
-in `open_orders` and `recent_trades` a bad record is logged, counted in `malformed_records`
-and left out, and the rest is returned.
+MalformedResponse. ccxt's own parsers are guarded (`trademesh_exchange.guards`), so a record
+ccxt cannot even read fails alone: in `open_orders` and `recent_trades` a bad record is logged,
+counted in `malformed_records` and left out, and the rest is returned.
 
 Balances. `balances` calls ccxt's `fetch_balance()` (Binance spot: `GET /api/v3/account`, its
 `free` and `locked` per asset) and reads ccxt's unified balance structure: one entry per currency
@@ -54,16 +54,17 @@ ten million).
 
 Secrets. The API key and secret stay SecretStr until they are handed to the ccxt exchange. ccxt
 logs every request at DEBUG (with the API key header): its exchange logs through a redacting
-adapter of its own logger, which masks the key, the secret, the password and request
-signatures (in a query string, or in a WebSocket request's JSON); error texts are redacted the same way, raised without ccxt's exception chained, and
-no repr shows a secret.
+adapter of its own logger (`trademesh_exchange.redaction`), which masks the key, the secret, the
+password and request signatures (in a query string, or in a WebSocket request's JSON); error
+texts are redacted the same way, raised without ccxt's exception chained, and no repr shows a
+secret.
 
 Rate limits: ccxt's limiter is always on (`enableRateLimit`), whatever the configuration says.
 The service makes a venue per call (the credentials are in plaintext only for the call), so the
 venues of one exchange (one set of API urls) in a process share, per event loop, what must
-outlive a call (`_Shared`): ccxt's REST rate limiter, since an exchange counts requests per IP
-and not per object, and the exchange's markets, loaded once an hour rather than by every venue
-(Binance's exchangeInfo alone weighs 20 of its 6000 a minute).
+outlive a call (`trademesh_exchange.shared`): ccxt's REST rate limiter, since an exchange counts
+requests per IP and not per object, and the exchange's markets, loaded once an hour rather than
+by every venue (Binance's exchangeInfo alone weighs 20 of its 6000 a minute).
 
 The order stream. Where ccxt has a pro (WebSocket) class for the exchange and it says
 `has["watchOrders"]`, the exchange object is that class (its REST is the same as the plain async
@@ -97,13 +98,10 @@ exchange that has none.
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import re
-import sys
-import time
 import weakref
-from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import replace
 from datetime import UTC, datetime
@@ -112,13 +110,15 @@ from functools import partial
 from typing import Any
 
 import ccxt
-import ccxt.async_support as ccxt_async
-import ccxt.pro as ccxt_pro
 from ccxt.async_support.base.ws.cache import ArrayCacheBySymbolById
 from pydantic import SecretStr
 from trademesh_events.orders import OrderStatus, OrderType, Side, TimeInForce
 from trademesh_exchange.errors import Failure, classify, first_ccxt_error
+from trademesh_exchange.exchanges import exchange_class as ccxt_class
+from trademesh_exchange.guards import MALFORMED, Parser, guard, install, is_placeholder, placeholder
 from trademesh_exchange.parsing import BadValue, millis_of, parse_decimal, time_or_none
+from trademesh_exchange.redaction import CCXT_LOGGER, RedactingLogger, Redactor
+from trademesh_exchange.shared import share, shared_for
 
 from trademesh_execution.engine import Liquidity, OrderView
 from trademesh_execution.venues.base import (
@@ -138,15 +138,9 @@ from trademesh_execution.venues.base import (
 )
 
 log = logging.getLogger("trademesh.execution.ccxt")
-CCXT_LOGGER = "ccxt.base.exchange"  # the logger ccxt's exchanges write to
 
-_MALFORMED = "_trademesh_malformed"  # marks a record ccxt's parser could not read
 _MAX_TEXT = 1000
 _MAX_ID = 128
-_MASK = "***"
-# A request signature in a query string (signature=...) or in a JSON or Python mapping
-# ("signature": "..."), as a WebSocket request carries it.
-_SIGNATURE = re.compile(r"(signature['\"]?\s*[=:]\s*['\"]?)[^&\s'\",}]+", re.IGNORECASE)
 _STREAM_CACHE = 1000  # orders (and trades) ccxt keeps of the stream: its default
 
 # Settings the venue owns: credentials, logging, the rate limiter and the timeout.
@@ -189,54 +183,6 @@ _ENDED: Mapping[str, OrderStatus] = {
 def symbol_of(instrument_id: str) -> str:
     """The exchange symbol of an instrument id: `binance:BTC/USDT` -> `BTC/USDT`."""
     return split_instrument(instrument_id)[1]
-
-
-# ---- secrets ----------------------------------------------------------------------------------
-
-
-class Redactor:
-    """Masks the given secrets (and request signatures) in a text. Keeps them as SecretStr."""
-
-    def __init__(self, secrets: Iterable[SecretStr | None]) -> None:
-        self._secrets = [s for s in secrets if s is not None and s.get_secret_value()]
-
-    def __call__(self, text: str) -> str:
-        # Longest first, so that a secret containing another is masked whole.
-        values = sorted((s.get_secret_value() for s in self._secrets), key=len, reverse=True)
-        for value in values:
-            text = text.replace(value, _MASK)
-        return _SIGNATURE.sub(rf"\g<1>{_MASK}", text)
-
-    def __repr__(self) -> str:
-        return f"Redactor({len(self._secrets)} secrets)"
-
-
-class RedactingLogger(logging.LoggerAdapter[logging.Logger]):
-    """A logger for a ccxt exchange: formats each record itself and masks the secrets in it
-    before the record exists (a traceback's text too), so no handler ever sees them."""
-
-    def __init__(self, logger: logging.Logger, redact: Callable[[str], str]) -> None:
-        super().__init__(logger, {})
-        self._redact = redact
-
-    def log(self, level: int, msg: object, *args: object, **kwargs: Any) -> None:
-        if not self.isEnabledFor(level):
-            return
-        try:
-            text = str(msg) % args if args else str(msg)
-        except (TypeError, ValueError):
-            text = " ".join(str(part) for part in (msg, *args))
-        exc_info = kwargs.pop("exc_info", None)
-        kwargs.pop("stack_info", None)
-        if exc_info:
-            if isinstance(exc_info, BaseException):
-                error: BaseException | None = exc_info
-            else:
-                error = (exc_info if isinstance(exc_info, tuple) else sys.exc_info())[1]
-            if error is not None:
-                text = f"{text} ({type(error).__name__}: {error})"
-        extra = {k: v for k, v in kwargs.items() if k in ("extra", "stacklevel")}
-        self.logger.log(level, self._redact(text), **extra)
 
 
 # ---- untrusted numbers and times --------------------------------------------------------------
@@ -313,8 +259,8 @@ def venue_status(status: Any, filled: Decimal, amount: Decimal) -> OrderStatus:
 def _checked(raw: Any, what: str) -> Mapping[str, Any]:
     if not isinstance(raw, dict):
         raise MalformedResponse(f"the {what} is not an object: {raw!r}"[:_MAX_TEXT])
-    if raw.get(_MALFORMED):
-        raise MalformedResponse(str(raw[_MALFORMED]))
+    if is_placeholder(raw):
+        raise MalformedResponse(str(raw[MALFORMED]))
     return raw
 
 
@@ -608,36 +554,6 @@ class _Recorded(ArrayCacheBySymbolById):  # type: ignore[misc]  # ccxt is untype
         self._seen(item)
 
 
-MARKETS_TTL_S = 3600.0
-
-
-class _Shared:
-    """What the venues of one exchange share within a process and event loop (see the module
-    docstring): its REST rate limiter and its markets (with when they were loaded)."""
-
-    def __init__(self) -> None:
-        self.throttler: Any = None
-        self.markets: Any = None
-        self.currencies: Any = None
-        self.loaded_at = 0.0
-
-
-_SHARED: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[str, _Shared]] = (
-    weakref.WeakKeyDictionary()
-)
-
-
-def _shared_for(exchange_id: str, urls: Mapping[str, Any] | None) -> _Shared | None:
-    """The shared state of the exchange at these urls on the running loop; None outside one (a
-    venue made outside an event loop shares nothing)."""
-    try:
-        loop = asyncio.get_running_loop()
-    except RuntimeError:
-        return None
-    key = f"{exchange_id}|{json.dumps(urls or {}, sort_keys=True, default=str)}"
-    return _SHARED.setdefault(loop, {}).setdefault(key, _Shared())
-
-
 class CcxtVenue:
     """A live venue on ccxt's `exchange_id` (async), for the instruments `venue:SYMBOL` of
     `venue` (default: the exchange id). `options` and `urls` are merged over the exchange's own
@@ -664,13 +580,8 @@ class CcxtVenue:
         stream_orders: bool = True,
         max_buffered_updates: int = 10_000,
     ) -> None:
-        exchange_class = getattr(ccxt_async, exchange_id, None) if exchange_id else None
-        if exchange_id not in ccxt_async.exchanges or not isinstance(exchange_class, type):
-            raise ValueError(f"ccxt has no exchange {exchange_id!r}")
         # The pro class when ccxt has one: the same REST, and the exchange's streams.
-        pro_class = getattr(ccxt_pro, exchange_id, None)
-        if exchange_id in ccxt_pro.exchanges and isinstance(pro_class, type):
-            exchange_class = pro_class
+        exchange_class = ccxt_class(exchange_id, websocket=True)
         if not isinstance(api_key, SecretStr) or not isinstance(secret, SecretStr):
             raise TypeError("api_key and secret must be SecretStr")
         if not timeout_s > 0 or trades_page < 1 or max_trade_pages < 1 or max_buffered_updates < 1:
@@ -704,15 +615,15 @@ class CcxtVenue:
         settings["secret"] = secret.get_secret_value()
         if password is not None:
             settings["password"] = password.get_secret_value()
-        self._exchange: Any = exchange_class(settings)
+        self._exchange: Any = exchange_class.type(settings)
         self._exchange.logger = RedactingLogger(logging.getLogger(CCXT_LOGGER), self._redact)
         self._exchange.enableRateLimit = True
-        self._share(_shared_for(exchange_id, urls))
+        share(self._exchange, shared_for(exchange_id, urls))
         self._guard_parsers()
 
         self.streams_orders: bool = (
             stream_orders
-            and exchange_class is pro_class
+            and exchange_class.websocket
             and bool((self._exchange.has or {}).get("watchOrders"))
         )
         """True when `watch_orders` follows the account's orders on the exchange's private
@@ -734,35 +645,6 @@ class CcxtVenue:
 
     def __repr__(self) -> str:
         return f"CcxtVenue(exchange_id={self.exchange_id!r}, venue={self.venue!r})"
-
-    def _share(self, shared: _Shared | None) -> None:
-        """Use the exchange's shared rate limiter and markets (ccxt makes its limiter when the
-        exchange is made and again when it opens: both times, it gets the shared one; markets
-        loaded less than MARKETS_TTL_S ago are set, and markets this venue loads are kept)."""
-        if shared is None:
-            return
-        ex = self._exchange
-        if shared.throttler is None:
-            shared.throttler = ex.throttler
-        ex.throttler = shared.throttler
-
-        def init_throttler(cost: Any = None) -> None:
-            ex.throttler = shared.throttler
-
-        ex.init_throttler = init_throttler
-        cached = shared.markets is not None and time.monotonic() - shared.loaded_at < MARKETS_TTL_S
-        if cached:
-            ex.set_markets(shared.markets, shared.currencies)
-        load_markets = ex.load_markets
-
-        async def load_and_keep(reload: bool = False, params: Any = None) -> Any:
-            markets = await load_markets(reload, params or {})
-            if not cached or reload:
-                shared.markets, shared.currencies = ex.markets, ex.currencies
-                shared.loaded_at = time.monotonic()
-            return markets
-
-        ex.load_markets = load_and_keep
 
     # -- the Venue interface -----------------------------------------------------------------
 
@@ -794,7 +676,7 @@ class CcxtVenue:
                 raise VenueRejected(
                     self._text(f"the venue has no working order {order.client_order_id}: {exc}")
                 ) from None
-        if isinstance(raw, dict) and not raw.get(_MALFORMED) and raw.get("status") is None:
+        if isinstance(raw, dict) and not is_placeholder(raw) and raw.get("status") is None:
             # Only an acknowledgement of the cancel request: ask what became of the order.
             found = await self.fetch(order)
             if found is None:
@@ -1201,7 +1083,7 @@ class CcxtVenue:
 
     def _skip(self, what: str, raw: Any, exc: MalformedResponse) -> None:
         """Count and log a record that failed validation."""
-        if isinstance(raw, dict) and raw.get(_MALFORMED):
+        if is_placeholder(raw):
             return  # counted and reported by the parser guard already
         self.malformed_records += 1
         log.warning(
@@ -1220,32 +1102,34 @@ class CcxtVenue:
         return self._text(repr(raw))[:300]
 
     def _guard_parsers(self) -> None:
-        """Wrap ccxt's order and trade parsers: a record they choke on (or a trade whose time
-        they cannot read, which ccxt cannot sort) becomes a marked placeholder at time 0 (so a
-        `since` filter drops a trade) instead of failing the whole answer; it is reported here,
-        and the placeholder fails validation (a single order) or is left out (lists)."""
-        ex = self._exchange
-        parse_order, parse_trade = ex.parse_order, ex.parse_trade
-
+        """Guard ccxt's order and trade parsers (`trademesh_exchange.guards`): a record they choke
+        on (or a trade whose time they cannot read, which ccxt cannot sort) becomes a marked
+        placeholder at time 0 (so a `since` filter drops a trade) instead of failing the whole
+        answer; it is reported here, and the placeholder fails validation (a single order) or is
+        left out (lists)."""
         inside_order = 0  # parse_order parses an order's own fills (with no time) too
 
-        def guard(parse: Callable[..., Any], what: str) -> Callable[..., Any]:
-            def guarded(record: Any, market: Any = None) -> Any:
+        def counted(parse_order: Parser) -> Parser:
+            def parse(record: Any, market: Any = None) -> Any:
                 nonlocal inside_order
+                inside_order += 1
                 try:
-                    inside_order += what == "order"
-                    parsed = parse(record, market)
-                except Exception as exc:
-                    reason = f"ccxt could not read the {what} ({type(exc).__name__}: {exc})"
-                else:
-                    listed_trade = what == "trade" and not inside_order
-                    if not (listed_trade and isinstance(parsed, dict)):
-                        return parsed
-                    if parsed.get("timestamp") is not None:
-                        return parsed
-                    reason = "the trade's time does not parse"
+                    return parse_order(record, market)
                 finally:
-                    inside_order -= what == "order"
+                    inside_order -= 1
+
+            return parse
+
+        def undated(parsed: Any) -> str | None:
+            listed_trade = not inside_order and isinstance(parsed, dict)
+            if listed_trade and parsed.get("timestamp") is None:
+                return "the trade's time does not parse"
+            return None
+
+        def guarded(
+            what: str, check: Callable[[Any], str | None] | None = None
+        ) -> Callable[[Parser], Parser]:
+            def refuse(record: Any, market: Any, reason: str) -> Any:
                 self.malformed_records += 1
                 log.warning(
                     "malformed %s from the venue",
@@ -1256,16 +1140,18 @@ class CcxtVenue:
                         "record": self._record(record),
                     },
                 )
-                symbol = market.get("symbol") if isinstance(market, dict) else None
-                return {
-                    _MALFORMED: self._text(reason),
-                    "id": "",
-                    "timestamp": 0,
-                    "symbol": symbol,
-                    "info": record,
-                }
+                return placeholder(record, market, self._text(reason))
 
-            return guarded
+            def unreadable(exc: Exception) -> str:
+                return f"ccxt could not read the {what} ({type(exc).__name__}: {exc})"
 
-        ex.parse_order = guard(parse_order, "order")
-        ex.parse_trade = guard(parse_trade, "trade")
+            return lambda parse: guard(parse, unreadable=unreadable, refuse=refuse, check=check)
+
+        order_guard = guarded("order")
+        install(
+            self._exchange,
+            {
+                "parse_order": lambda parse: order_guard(counted(parse)),
+                "parse_trade": guarded("trade", undated),
+            },
+        )
