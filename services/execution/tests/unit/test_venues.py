@@ -39,7 +39,7 @@ from trademesh_execution.venues import (
     split_instrument,
     symbol_of,
 )
-from trademesh_execution.venues.ccxt_venue import (
+from trademesh_execution.venues.ccxt import (
     balances_from_ccxt,
     report_from_ccxt,
     trade_from_ccxt,
