@@ -215,7 +215,7 @@ async def test_a_dropped_stream_is_unavailable_and_the_next_call_reconnects(
     # Dropped while nobody waits, with an update read before the drop: that update first,
     # then the drop, then a new stream.
     binance.fill(resting.client_order_id, "0.0005", "70000.00")
-    await until(lambda: bool(venue._updates))
+    await until(lambda: bool(venue._stream._updates))
     await binance.drop_streams()
     (before,) = await asyncio.wait_for(venue.watch_orders(), 5)
     assert before.report.filled == D("0.001")

@@ -1,7 +1,7 @@
 """The ccxt venue's order stream without a network: reading one update (`updates_from_ccxt`), and
 the venue taking in what ccxt parses from Binance executionReports handed straight to its message
 handler (a ccxt connection object that never connects): each update once, executions kept apart,
-malformed messages left out and counted, a full buffer reported, JSON signatures masked."""
+malformed messages left out and counted, a full buffer reported."""
 
 from __future__ import annotations
 
@@ -21,7 +21,7 @@ from trademesh_execution.venues import (
     VenueUnavailable,
     VenueUpdate,
 )
-from trademesh_execution.venues.ccxt_venue import Redactor, updates_from_ccxt
+from trademesh_execution.venues.ccxt import updates_from_ccxt
 
 pytestmark = pytest.mark.unit
 
@@ -127,15 +127,6 @@ def test_malformed_updates_are_refused(order: Any, trades: list[Any], message: s
         updates_from_ccxt(order, trades, now=NOW)
 
 
-def test_json_signatures_are_masked_too() -> None:
-    redact = Redactor([SecretStr("key-1"), SecretStr("secret-1")])
-    text = redact('{"apiKey": "key-1", "signature": "deadbeef01", "timestamp": 1}')
-    assert "deadbeef01" not in text and "key-1" not in text
-    assert '"signature": "***"' in text
-    assert redact("{'signature': 'deadbeef01'}") == "{'signature': '***'}"
-    assert redact("a?x=1&signature=deadbeef01&y=2") == "a?x=1&signature=***&y=2"
-
-
 # ---- the venue taking in ccxt's parse of Binance's messages ---------------------------------
 
 
@@ -232,7 +223,7 @@ async def test_every_message_s_update_is_returned_once(venue: CcxtVenue) -> None
         D("0.105015"),
         "maker",
     )
-    assert venue._updates == []  # nothing kept to be returned again
+    assert venue._stream._updates == []  # nothing kept to be returned again
 
 
 async def test_malformed_and_stray_messages_are_left_out(venue: CcxtVenue) -> None:
@@ -241,7 +232,7 @@ async def test_malformed_and_stray_messages_are_left_out(venue: CcxtVenue) -> No
     deliver(venue, {"unexpected": True})
     stray = venue._exchange.clients.pop(URL)  # a connection the venue has dropped
     deliver(venue, report(), client=stray)
-    assert venue._updates == []
+    assert venue._stream._updates == []
     assert venue.malformed_records == 2
     deliver(venue, report())
     (update,) = await venue.watch_orders()
@@ -250,14 +241,14 @@ async def test_malformed_and_stray_messages_are_left_out(venue: CcxtVenue) -> No
 
 async def test_a_full_buffer_is_reported_not_silently_cut(venue: CcxtVenue) -> None:
     deliver(venue, report())
-    venue._stream_open = True  # as after the subscription
+    venue._stream._open = True  # as after the subscription
     for n in range(1, 5):
         deliver(venue, fill(3601000000 + n, "0.0001", f"{D('0.0001') * n}"))
-    assert venue._updates == []  # dropped, all of them: the caller must catch up by asking
+    assert venue._stream._updates == []  # dropped, all of them: the caller must catch up by asking
     deliver(venue, fill(3601000009, "0.0001", "0.0005"))  # nothing more until it is told
     with pytest.raises(VenueUnavailable, match="left unread"):
         await venue.watch_orders()
-    assert venue._updates == [] and venue._exchange.clients == {}
+    assert venue._stream._updates == [] and venue._exchange.clients == {}
 
 
 async def test_no_stream_when_turned_off() -> None:

@@ -5,7 +5,6 @@ The ccxt exchange object is real (ccxt's binance); its network calls are replace
 
 from __future__ import annotations
 
-import logging
 from collections.abc import AsyncIterator
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
@@ -21,6 +20,7 @@ import pytest
 from pydantic import SecretStr
 from trademesh_events.ids import AccountId, UserId
 from trademesh_events.orders import OrderStatus, OrderType, TimeInForce
+from trademesh_exchange.redaction import RedactingLogger, Redactor
 
 from trademesh_execution.engine import OrderView
 from trademesh_execution.venues import (
@@ -39,10 +39,7 @@ from trademesh_execution.venues import (
     split_instrument,
     symbol_of,
 )
-from trademesh_execution.venues.ccxt_venue import (
-    CCXT_LOGGER,
-    RedactingLogger,
-    Redactor,
+from trademesh_execution.venues.ccxt import (
     balances_from_ccxt,
     report_from_ccxt,
     trade_from_ccxt,
@@ -423,27 +420,7 @@ def test_error_texts_are_redacted() -> None:
     assert "signature=***" in text and "key=***" in text
 
 
-# ---- secrets ----------------------------------------------------------------------------------
-
-
-def test_the_redactor_and_the_ccxt_logger_mask_secrets(caplog: pytest.LogCaptureFixture) -> None:
-    redact = Redactor([SecretStr(API_KEY), SecretStr(SECRET), None, SecretStr("")])
-    assert API_KEY not in repr(redact) and SECRET not in repr(redact)
-    assert redact(f"{SECRET}{API_KEY}") == "******"
-    logger = RedactingLogger(logging.getLogger(CCXT_LOGGER), redact)
-    caplog.set_level(logging.DEBUG, logger=CCXT_LOGGER)
-    logger.debug("%s %s, Request: %s %s", "GET", "u?signature=ff", {"X-MBX-APIKEY": API_KEY}, None)
-    try:
-        raise RuntimeError(f"failed with {SECRET}")
-    except RuntimeError:
-        logger.warning("oops %s", API_KEY, exc_info=True)
-    logger.info("%s %s", "too few args")  # a broken format still logs, masked
-    assert len(caplog.records) == 3
-    assert "'X-MBX-APIKEY': '***'" in caplog.records[0].getMessage()
-    assert "signature=***" in caplog.records[0].getMessage()
-    assert "RuntimeError: failed with ***" in caplog.records[1].getMessage()
-    assert caplog.records[1].exc_info is None  # no traceback text to leak through
-    assert API_KEY not in caplog.text and SECRET not in caplog.text
+# ---- the venue -----------------------------------------------------------------------------------
 
 
 def make_venue(**options: Any) -> CcxtVenue:

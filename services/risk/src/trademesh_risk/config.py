@@ -7,6 +7,7 @@ from typing import Annotated, Any
 
 from pydantic import BeforeValidator, Field, StringConstraints, field_validator
 from trademesh_config import ServiceSettings
+from trademesh_exchange.exchanges import known_exchange
 
 from trademesh_risk.engine import InstrumentRules, Limits
 
@@ -122,12 +123,10 @@ class Settings(ServiceSettings):
     @classmethod
     def _known_to_ccxt(cls, exchanges: list[str]) -> list[str]:
         # A typo would otherwise only show up as a failing sync an hour later. (ccxt is imported
-        # only when needed: importing it takes seconds.)
+        # only when needed, by known_exchange: importing it takes seconds.)
         if not exchanges:
             return exchanges
-        import ccxt
-
-        unknown = [e for e in exchanges if e not in ccxt.exchanges]
+        unknown = [e for e in exchanges if not known_exchange(e)]
         if unknown:
             raise ValueError(f"not ccxt exchange ids: {', '.join(unknown)}")
         if len(set(exchanges)) != len(exchanges):

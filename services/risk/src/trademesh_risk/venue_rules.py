@@ -11,14 +11,15 @@ number of decimals n, which is a step of 10**-n; SIGNIFICANT_DIGITS gives a numb
 digits, which is no fixed step, so no step rule. The minimums are `limits.amount.min` (quantity)
 and `limits.cost.min` (notional); the maxima `limits.amount.max`, `limits.price.max` and
 `limits.cost.max` (Binance's LOT_SIZE maxQty, PRICE_FILTER maxPrice, NOTIONAL maxNotional).
-Exchange data is untrusted: every number becomes a Decimal by `Decimal(str(x))`, and a value that
-is not a positive finite number (None, zero, negative, NaN, infinity, a bool, text that is no
-number) is left out, i.e. no rule rather than a wrong one (Binance sends a maxPrice of 0 for "no
-maximum").
+Exchange data is untrusted: every number becomes a Decimal as the exchange wrote it
+(`trademesh_exchange.parsing`), and a value that is not a positive finite number (None, zero,
+negative, NaN, infinity, a bool, text that is no number) is left out, i.e. no rule rather than a
+wrong one (Binance sends a maxPrice of 0 for "no maximum").
 
-The load (`load_markets`) uses `ccxt.async_support` with public endpoints only: no credentials
-are ever given to the exchange, and exchanges whose default market load would reach further get
-options in `PUBLIC_CONFIG` (Binance: spot markets only, no futures APIs). The sync (`VenueRules`)
+The load (`trademesh_exchange.markets.load_public_markets`) uses `ccxt.async_support` with public
+endpoints only: no credentials are ever given to the exchange, and exchanges whose default market
+load would reach further get options in `PUBLIC_CONFIG` (Binance: spot markets only, no futures
+APIs). The sync (`VenueRules`)
 writes only `venue` rows, so an admin's override (an `admin` row) is never overwritten.
 Markets whose symbol does not make an instrument id (ccxt's `BTC/USDT:USDT` swaps have a colon)
 are skipped and counted. Rules of markets a venue stops listing are left as they were: a venue
@@ -31,12 +32,14 @@ import asyncio
 import contextlib
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import Any
 
 from pydantic import TypeAdapter, ValidationError
-from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt, wait_exponential
 from trademesh_events.ids import InstrumentId
+from trademesh_exchange.exchanges import UnknownExchange, known_exchange
+from trademesh_exchange.markets import load_public_markets, refuse_credentials
+from trademesh_exchange.parsing import decimal_or_none
 from trademesh_observability.logging import get_logger
 
 from trademesh_risk.engine import InstrumentRules
@@ -44,8 +47,9 @@ from trademesh_risk.store import RiskStore
 
 log = get_logger("trademesh_risk.venue_rules")
 
-# ccxt is imported where it is used, not here: importing it takes seconds (every exchange's
-# module), which a service without venue_rules_exchanges (tests, offline runs) need not pay.
+# ccxt is imported where it is used (by trademesh_exchange, at the first load), not with this
+# module: importing it takes seconds (every exchange's module), which a service without
+# venue_rules_exchanges (tests, offline runs) need not pay.
 # ccxt's precision modes (ccxt.base.decimal_to_precision; a unit test keeps them equal):
 DECIMAL_PLACES = 2
 SIGNIFICANT_DIGITS = 3
@@ -65,17 +69,9 @@ PUBLIC_CONFIG: Mapping[str, Mapping[str, Any]] = {
         }
     },
 }
-# Configuration keys that would give the exchange credentials: the sync reads public data only.
-CREDENTIALS = frozenset(
-    {"apiKey", "secret", "password", "uid", "privateKey", "walletAddress", "token", "login"}
-)
 MAX_ERROR_TEXT = 300
 
 _INSTRUMENT_ID: TypeAdapter[str] = TypeAdapter(InstrumentId)
-
-
-class UnknownExchange(ValueError):
-    """The exchange id is not one ccxt knows."""
 
 
 class VenueRulesError(Exception):
@@ -98,24 +94,13 @@ class SyncResult:
 
 def _positive(value: object) -> Decimal | None:
     """A positive finite Decimal from an exchange's number, else None (no rule)."""
-    if isinstance(value, bool) or not isinstance(value, int | float | str | Decimal):
-        return None
-    try:
-        number = Decimal(str(value).strip())
-    except InvalidOperation:
-        return None
-    return number if number.is_finite() and number > 0 else None
+    return decimal_or_none(value, positive=True)
 
 
 def _decimal_places(value: object) -> Decimal | None:
     """The step of a DECIMAL_PLACES precision n, 10**-n, when n is a whole number in range."""
-    if isinstance(value, bool) or not isinstance(value, int | float | str | Decimal):
-        return None
-    try:
-        places = Decimal(str(value).strip())
-    except InvalidOperation:
-        return None
-    if not places.is_finite() or places != places.to_integral_value():
+    places = decimal_or_none(value, signed=True)
+    if places is None or places != places.to_integral_value():
         return None
     if abs(places) > MAX_DECIMAL_PLACES:
         return None
@@ -173,61 +158,6 @@ def rules_of_markets(
     return out, skipped
 
 
-# ---- the load ---------------------------------------------------------------------------------
-
-
-def _refuse_credentials(config: Mapping[str, Any]) -> None:
-    given = CREDENTIALS & set(config)
-    if given:
-        raise ValueError(f"the market info is public: no {', '.join(sorted(given))}")
-
-
-def known_exchange(exchange_id: str) -> bool:
-    """Whether ccxt has an exchange of this id."""
-    import ccxt.async_support as ccxt_async
-
-    return exchange_id in ccxt_async.exchanges
-
-
-def _transient(exc: BaseException) -> bool:
-    """Worth another try soon: the network or the venue failing, not a refusal or a bad answer."""
-    import ccxt
-
-    return isinstance(exc, ccxt.NetworkError | OSError | TimeoutError)
-
-
-async def _load_once(exchange_id: str, config: Mapping[str, Any]) -> tuple[int, list[object]]:
-    import ccxt.async_support as ccxt_async
-
-    exchange = getattr(ccxt_async, exchange_id)(dict(config))
-    try:
-        markets = await exchange.load_markets(True)
-        return exchange.precisionMode, list(markets.values())
-    finally:
-        await exchange.close()
-
-
-async def load_markets(
-    exchange_id: str,
-    config: Mapping[str, Any],
-    *,
-    attempts: int = 3,
-    retry_wait_s: float = 0.5,
-) -> tuple[int, list[object]]:
-    """The exchange's precision mode and its unified markets, from its public endpoints; a
-    network failure is tried again `attempts` times in all, after a growing wait."""
-    if not known_exchange(exchange_id):
-        raise UnknownExchange(f"{exchange_id!r} is not a ccxt exchange id")
-    _refuse_credentials(config)
-    retrying = AsyncRetrying(
-        retry=retry_if_exception(_transient),
-        stop=stop_after_attempt(attempts),
-        wait=wait_exponential(multiplier=retry_wait_s, max=10 * retry_wait_s),
-        reraise=True,
-    )
-    return await retrying(_load_once, exchange_id, config)
-
-
 # ---- the sync ---------------------------------------------------------------------------------
 
 
@@ -260,7 +190,7 @@ class VenueRules:
     def config_of(self, exchange: str) -> dict[str, Any]:
         """The exchange's ccxt configuration; ValueError if it would give it credentials."""
         base = self.ccxt_config.get(exchange, PUBLIC_CONFIG.get(exchange, {}))
-        _refuse_credentials(base)
+        refuse_credentials(base)
         return {**base, "timeout": int(self.timeout_s * 1000), "enableRateLimit": True}
 
     async def sync(self, exchange: str) -> SyncResult:
@@ -271,7 +201,7 @@ class VenueRules:
             raise UnknownExchange(f"{exchange!r} is not a ccxt exchange id")
         config = self.config_of(exchange)
         try:
-            mode, markets = await load_markets(
+            mode, markets = await load_public_markets(
                 exchange,
                 config,
                 attempts=self.attempts,

@@ -10,6 +10,7 @@ from typing import Any
 import ccxt
 import pytest
 from ccxt.base import decimal_to_precision
+from trademesh_exchange.exchanges import UnknownExchange
 
 from trademesh_risk import venue_rules
 from trademesh_risk.engine import InstrumentRules, rules_in_force
@@ -17,10 +18,8 @@ from trademesh_risk.venue_rules import (
     DECIMAL_PLACES,
     SIGNIFICANT_DIGITS,
     TICK_SIZE,
-    UnknownExchange,
     VenueRules,
     VenueRulesError,
-    load_markets,
     rules_from_market,
     rules_of_markets,
 )
@@ -171,13 +170,6 @@ def test_markets_become_exchange_symbol_instruments_and_the_rest_is_skipped() ->
     assert skipped == 4
 
 
-async def test_loading_refuses_an_unknown_exchange_and_credentials_before_any_request() -> None:
-    with pytest.raises(UnknownExchange):
-        await load_markets("no_such_exchange", {})
-    with pytest.raises(ValueError, match="apiKey, secret"):
-        await load_markets("binance", {"apiKey": "k", "secret": "s"})
-
-
 def test_injected_ccxt_config_replaces_the_default_and_keeps_timeout_and_rate_limit() -> None:
     store: Any = None
     default = VenueRules(store, ["binance"], refresh_s=60, timeout_s=2)
@@ -256,7 +248,7 @@ async def test_a_failing_venue_is_tried_again_at_the_next_refresh_and_others_sti
             stop.set()
         return TICK_SIZE, [market()]
 
-    monkeypatch.setattr(venue_rules, "load_markets", load)
+    monkeypatch.setattr(venue_rules, "load_public_markets", load)
     sync = VenueRules(store, ["kraken", "binance"], refresh_s=0.01)
     await asyncio.wait_for(sync.run(stop), 5)
     assert calls[:3] == ["kraken", "binance", "kraken"]  # kraken again at the next refresh
@@ -269,7 +261,7 @@ async def test_a_failing_load_is_a_venue_rules_error_and_writes_nothing(
     async def load(exchange: str, config: Any, **_: Any) -> tuple[int, list[object]]:
         raise TypeError("ccxt's parser choked on the answer")
 
-    monkeypatch.setattr(venue_rules, "load_markets", load)
+    monkeypatch.setattr(venue_rules, "load_public_markets", load)
     store = _Store()
     with pytest.raises(VenueRulesError, match="TypeError: ccxt's parser choked"):
         await VenueRules(store, [], refresh_s=60).sync("binance")

@@ -10,10 +10,10 @@ from decimal import Decimal
 from typing import Any, Self
 from uuid import UUID, uuid4
 
-import ccxt
 from fastapi import APIRouter, Response
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
 from trademesh_events.money import Amount, MoneyAmount
+from trademesh_exchange.exchanges import known_exchange
 from trademesh_http import ProblemError
 from trademesh_http.caller import CallerDep as RoleDep
 from trademesh_http.pagination import Page, PageDep, paginate
@@ -76,7 +76,7 @@ class AccountCreate(BaseModel):
             raise ValueError(
                 "an exchange account needs api_key and secret; a paper account takes neither"
             )
-        if exchange and self.venue not in ccxt.exchanges:
+        if exchange and not known_exchange(self.venue):
             raise ValueError(f"unknown exchange {self.venue!r} (a ccxt exchange id)")
         if not exchange and self.currency is not None:
             raise ValueError("a paper account's cash has no currency: only an exchange account's")

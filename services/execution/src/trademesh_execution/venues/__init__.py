@@ -21,7 +21,7 @@ from trademesh_execution.venues.base import (
     VenueUpdate,
     split_instrument,
 )
-from trademesh_execution.venues.ccxt_venue import CcxtVenue, symbol_of
+from trademesh_execution.venues.ccxt import CcxtVenue, symbol_of
 
 __all__ = [
     "Balance",

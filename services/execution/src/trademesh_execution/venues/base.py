@@ -11,7 +11,7 @@ Failures are one of four `VenueError`s, each telling the caller what to do with 
 - `VenueUnavailable`: the venue could not be asked (network down, 5xx, rate limited, clock out
   of the venue's receive window). Nothing happened at the venue: retry later. (After one on
   submit, looking the order up by client id before sending it again costs one request and
-  rules out a doubled order: see ccxt_venue's module docstring.)
+  rules out a doubled order: see `venues.ccxt.errors`.)
 - `VenueTimeout`: the request may or may not have reached the venue. A submit that times out
   leaves the order UNKNOWN until `fetch` says what the venue has (None: it never arrived).
 - `VenueRejected(reason)`: the venue refused (invalid order, insufficient funds, bad

@@ -4,23 +4,37 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import math
 from collections import deque
 from collections.abc import Awaitable, Callable, Hashable, Iterable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
-from decimal import Decimal, InvalidOperation
+from datetime import datetime
 from functools import partial
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import ccxt
-import ccxt.async_support as ccxt_async
-import ccxt.pro as ccxt_pro
 from pydantic import TypeAdapter, ValidationError
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception
 from tenacity.wait import wait_exponential, wait_random
 from trademesh_events.ids import InstrumentId
 from trademesh_events.marketdata import Bar, Tick
+from trademesh_exchange.errors import Classified, Failure, classify
+from trademesh_exchange.exchanges import exchange_class
+from trademesh_exchange.guards import (
+    Parser,
+    PlaceholderCandle,
+    guard,
+    install,
+    is_placeholder,
+    placeholder,
+    placeholder_candle,
+)
+from trademesh_exchange.parsing import (
+    BadValue,
+    millis_of,
+    parse_decimal,
+    parse_millis,
+    time_of_millis,
+)
 from trademesh_trading.timeframes import Timeframe
 
 from trademesh_market_data.clock import Clock
@@ -33,108 +47,43 @@ log = logging.getLogger("trademesh.market_data.ccxt")
 
 T = TypeVar("T")
 
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-_SKIPPED = "_trademesh_skipped"  # marks a trade the parser guard has already reported
-_ORIGINALS = "_trademesh_parsers"
-_PARSERS = ("parse_trade", "parse_ws_trade", "parse_ohlcv")
-
-# Errors that are the exchange telling us the request can never work: retrying cannot help.
-_FATAL: tuple[type[BaseException], ...] = (
-    ccxt.AuthenticationError,  # PermissionDenied and AccountSuspended too
-    ccxt.BadSymbol,
-    ccxt.NotSupported,
+# What the feed takes for a failed connection rather than an answer (see `is_network_error`).
+_NETWORK = frozenset(
+    {
+        Failure.TIMED_OUT,
+        Failure.UNREACHABLE,
+        Failure.BAD_RESPONSE,
+        Failure.TRY_AGAIN,
+        Failure.TRANSPORT,
+    }
 )
 
 
-class BadRecord(ValueError):
-    """A trade or candle of the exchange that cannot be published."""
-
-
-class _SkippedCandle(list[Any]):
-    """A candle the parser guard has already reported (a list, so ccxt's sorting still works)."""
+def _network(found: Classified) -> bool:
+    # ccxt reports a body cut off mid-transfer as an ExchangeError caused by aiohttp's error.
+    refused = found.failure in (Failure.CONFIGURATION, Failure.REFUSED)
+    return found.failure in _NETWORK or (refused and found.transport is not None)
 
 
 def is_network_error(exc: BaseException) -> bool:
-    """The connection failed rather than the exchange answering (so: reconnect)."""
-    if isinstance(exc, ccxt.OperationFailed | OSError | TimeoutError):
-        # OperationFailed: NetworkError (ExchangeNotAvailable, RequestTimeout, rate limits) and
-        # the exchange's own "try again" answers, e.g. Binance's -1001 on a 503.
-        return True
-    # ccxt reports a body cut off mid-transfer as an ExchangeError caused by aiohttp.
-    cause = exc.__cause__
-    return isinstance(exc, ccxt.ExchangeError) and cause is not None and _is_transport(cause)
-
-
-def _is_transport(exc: BaseException) -> bool:
-    module = type(exc).__module__
-    return isinstance(exc, OSError | TimeoutError) or module.startswith("aiohttp")
+    """The connection failed rather than the exchange answering (so: reconnect): ccxt's
+    OperationFailed (NetworkError and its subclasses, the exchange's own "try again" answers such
+    as Binance's -1001 on a 503, and answers ccxt cannot read), an OSError or a timeout, or an
+    exchange error that a transport failure caused (`trademesh_exchange.errors`)."""
+    return _network(classify(exc))
 
 
 def _retryable(exc: BaseException) -> bool:
-    if isinstance(exc, _FATAL):
+    # A configuration error (credentials, unknown symbol, unsupported feature) is the exchange
+    # telling us the request can never work: retrying cannot help.
+    found = classify(exc)
+    if found.failure is Failure.CONFIGURATION:
         return False
-    return is_network_error(exc) or isinstance(exc, ccxt.BaseError)
+    return _network(found) or found.from_ccxt
 
 
-def _decimal(value: Any, name: str, *, zero: bool = False) -> Decimal:
-    """An exchange number as an exact Decimal (a float by its shortest repr), checked."""
-    if value is None:
-        raise BadRecord(f"{name} is missing")
-    if isinstance(value, bool):
-        raise BadRecord(f"{name} is not a number: {value!r}")
-    try:
-        if isinstance(value, float):
-            number = Decimal(repr(value))
-        elif isinstance(value, int | Decimal):
-            number = Decimal(value)
-        elif isinstance(value, str):
-            number = Decimal(value.strip())
-        else:
-            raise BadRecord(f"{name} is not a number: {value!r}")
-    except InvalidOperation:
-        raise BadRecord(f"{name} is not a number: {value!r}") from None
-    if not number.is_finite():
-        raise BadRecord(f"{name} is {value!r}")
-    if number < 0:
-        raise BadRecord(f"{name} is negative: {value!r}")
-    if number == 0 and not zero:
-        raise BadRecord(f"{name} is zero")
-    return number
-
-
-def _millis(value: Any, name: str = "timestamp") -> int:
-    """An exchange time in epoch milliseconds, checked to be a whole, non-negative number."""
-    if value is None:
-        raise BadRecord(f"{name} is missing")
-    if isinstance(value, bool):
-        raise BadRecord(f"{name} does not parse: {value!r}")
-    if isinstance(value, float):
-        if not math.isfinite(value) or not value.is_integer():
-            raise BadRecord(f"{name} does not parse: {value!r}")
-        value = int(value)
-    elif isinstance(value, str):
-        try:
-            value = int(value.strip())
-        except ValueError:
-            raise BadRecord(f"{name} does not parse: {value!r}") from None
-    if not isinstance(value, int):
-        raise BadRecord(f"{name} does not parse: {value!r}")
-    if value < 0:
-        raise BadRecord(f"{name} is negative: {value}")
-    try:
-        _EPOCH + timedelta(milliseconds=value)
-    except OverflowError:
-        raise BadRecord(f"{name} is out of range: {value}") from None
-    return value
-
-
-def _time(ms: int) -> datetime:
-    # Integer arithmetic, not fromtimestamp(ms / 1000): no float rounding of the milliseconds.
-    return _EPOCH + timedelta(milliseconds=ms)
-
-
-def _ms(moment: datetime) -> int:
-    return (moment - _EPOCH) // timedelta(milliseconds=1)
+def _unreadable(exc: Exception) -> str:
+    return f"unreadable ({type(exc).__name__}: {exc})"
 
 
 def _errors(exc: ValidationError) -> str:
@@ -282,12 +231,7 @@ class CcxtFeed:
     def _build_exchange(self) -> Any:
         config = {**(self.exchange_options or {}), "enableRateLimit": True}
         # ccxt.pro classes are the REST classes plus watch_*: use them only when WebSocket is on.
-        module: Any = ccxt_pro if self.use_websocket else ccxt_async
-        if not hasattr(module, self.exchange_id):
-            module = ccxt_async
-        if not hasattr(module, self.exchange_id):
-            raise ValueError(f"ccxt has no exchange {self.exchange_id!r}")
-        return getattr(module, self.exchange_id)(config)
+        return exchange_class(self.exchange_id, websocket=self.use_websocket).type(config)
 
 
 class _Session:
@@ -314,7 +258,7 @@ class _Session:
         # Bars: the last emitted open time, the newest open time the exchange has shown, and
         # candles seen but not final yet (their latest version wins).
         start = feed.since if feed.since is not None else feed.clock.now()
-        self.last_open_ms = _ms(self.tf.floor(start)) - self.tf_ms
+        self.last_open_ms = millis_of(self.tf.floor(start)) - self.tf_ms
         self.latest_open_ms: int | None = None
         self.pending: dict[int, Bar] = {}
         self.emitting = asyncio.Lock()  # held while a batch is handed to the output
@@ -376,7 +320,8 @@ class _Session:
         try:
             result = await self.call(request)
         except Exception as exc:
-            if isinstance(exc, ccxt.BaseError) or is_network_error(exc):
+            found = classify(exc)
+            if found.from_ccxt or _network(found):
                 raise
             self.out.rejected(f"bad_{what}", f"{type(exc).__name__}: {exc}"[:500])
             return []
@@ -413,52 +358,46 @@ class _Session:
             await asyncio.gather(*tasks, return_exceptions=True)
 
     def _guard_parsers(self) -> None:
-        """Wrap ccxt's per-record parsers: a record they choke on, or whose time they cannot
-        read (ccxt then silently drops it), is reported and turned into a marked placeholder
-        that ccxt drops or this feed skips, instead of failing the whole response."""
-        ex = self.ex
-        # Keep ccxt's own parsers, so that a second run of a ready-made exchange reports to
-        # its own output rather than guarding a guard.
-        originals = getattr(ex, _ORIGINALS, None)
-        if originals is None:
-            originals = {name: getattr(ex, name) for name in _PARSERS}
-            setattr(ex, _ORIGINALS, originals)
-        ex.parse_trade = self._trade_guard(originals["parse_trade"])
-        ex.parse_ws_trade = self._trade_guard(originals["parse_ws_trade"])
-        ex.parse_ohlcv = self._candle_guard(originals["parse_ohlcv"])
+        """Guard ccxt's per-record parsers (`trademesh_exchange.guards`): a record they choke
+        on, or whose time they cannot read (ccxt then silently drops it), is reported and turned
+        into a placeholder that ccxt drops or this feed skips, instead of failing the whole
+        response. ccxt's own parsers are kept on the exchange, so that a second run of a
+        ready-made exchange reports to its own output rather than guarding a guard."""
+        install(
+            self.ex,
+            {
+                "parse_trade": self._trade_guard,
+                "parse_ws_trade": self._trade_guard,
+                "parse_ohlcv": self._candle_guard,
+            },
+        )
 
-    def _trade_guard(self, parse: Callable[..., Any]) -> Callable[..., Any]:
-        def guarded(trade: Any, market: Any = None) -> Any:
-            symbol = market.get("symbol") if isinstance(market, dict) else None
+    def _trade_guard(self, parse: Parser) -> Parser:
+        def refuse(trade: Any, market: Any, reason: str) -> Any:
+            self.report("bad_trade", reason, trade)
             # Time 0 and an empty id: ccxt sorts trades by (timestamp, id) and cannot compare
             # None with numbers, and a `since` filter drops time 0; this feed skips the mark.
-            skipped = {_SKIPPED: True, "timestamp": 0, "id": "", "symbol": symbol}
-            try:
-                parsed = parse(trade, market)
-            except Exception as exc:
-                self.report("bad_trade", f"unreadable ({type(exc).__name__}: {exc})", trade)
-                return skipped
-            fresh = isinstance(parsed, dict) and not parsed.get(_SKIPPED)
+            return placeholder(trade, market, reason)
+
+        def undated(parsed: Any) -> str | None:
+            fresh = isinstance(parsed, dict) and not is_placeholder(parsed)
             if fresh and parsed.get("timestamp") is None:
-                self.report("bad_trade", "timestamp does not parse", trade)
-                return skipped
-            return parsed
+                return "timestamp does not parse"
+            return None
 
-        return guarded
+        return guard(parse, unreadable=_unreadable, refuse=refuse, check=undated)
 
-    def _candle_guard(self, parse: Callable[..., Any]) -> Callable[..., Any]:
-        def guarded(candle: Any, market: Any = None) -> Any:
-            try:
-                parsed = parse(candle, market)
-            except Exception as exc:
-                self.report("bad_candle", f"unreadable ({type(exc).__name__}: {exc})", candle)
-                return _SkippedCandle([0, None, None, None, None, None])
+    def _candle_guard(self, parse: Parser) -> Parser:
+        def refuse(candle: Any, market: Any, reason: str) -> Any:
+            self.report("bad_candle", reason, candle)
+            return placeholder_candle()
+
+        def undated(parsed: Any) -> str | None:
             if not isinstance(parsed, list | tuple) or not parsed or parsed[0] is None:
-                self.report("bad_candle", "timestamp does not parse", candle)
-                return _SkippedCandle([0, None, None, None, None, None])
-            return parsed
+                return "timestamp does not parse"
+            return None
 
-        return guarded
+        return guard(parse, unreadable=_unreadable, refuse=refuse, check=undated)
 
     def report(self, reason: str, detail: str, record: Any) -> None:
         """Reject a record once: a poll that returns it again does not count it again."""
@@ -516,14 +455,14 @@ class _Session:
 
     async def publish_trades(self, trades: Iterable[Any]) -> int:
         """Publish the valid trades not published yet, oldest first; the number published."""
-        now_ms = _ms(self.feed.clock.now())
+        now_ms = millis_of(self.feed.clock.now())
         ticks: list[tuple[int, Tick]] = []
         for trade in trades:
-            if isinstance(trade, dict) and trade.get(_SKIPPED):
+            if is_placeholder(trade):
                 continue
             try:
                 ms, tick = self._tick(trade, now_ms)
-            except BadRecord as exc:
+            except BadValue as exc:
                 self.report("bad_trade", str(exc), _raw(trade))
                 continue
             except ValidationError as exc:
@@ -544,18 +483,18 @@ class _Session:
 
     def _tick(self, trade: Any, now_ms: int) -> tuple[int, Tick]:
         if not isinstance(trade, dict):
-            raise BadRecord(f"not a trade: {type(trade).__name__}")
-        ms = _millis(trade.get("timestamp"))
+            raise BadValue(f"not a trade: {type(trade).__name__}")
+        ms = parse_millis(trade.get("timestamp"))
         if ms > now_ms + self.skew_ms:
-            raise BadRecord(f"timestamp {ms} is in the future")
+            raise BadValue(f"timestamp {ms} is in the future")
         side = trade.get("side")
         trade_id = trade.get("id")
         tick = Tick.model_validate(
             {
                 "instrument_id": self.feed.instrument_id,
-                "ts": _time(ms),
-                "price": _decimal(trade.get("price"), "price"),
-                "size": _decimal(trade.get("amount"), "amount"),
+                "ts": time_of_millis(ms),
+                "price": parse_decimal(trade.get("price"), "price", positive=True),
+                "size": parse_decimal(trade.get("amount"), "amount", positive=True),
                 # An unknown side is not worth losing the trade for: it is optional.
                 "side": side if side in ("buy", "sell") else None,
                 "trade_id": str(trade_id) if trade_id not in (None, "") else None,
@@ -599,14 +538,14 @@ class _Session:
     async def take_candles(self, candles: Iterable[Any]) -> bool:
         """Keep the newest version of each candle, emit those now final; whether any of these
         candles is still in progress."""
-        now_ms = _ms(self.feed.clock.now())
+        now_ms = millis_of(self.feed.clock.now())
         fresh: list[int] = []
         for candle in candles:
-            if isinstance(candle, _SkippedCandle):
+            if isinstance(candle, PlaceholderCandle):
                 continue
             try:
                 open_ms, bar = self._bar(candle, now_ms)
-            except BadRecord as exc:
+            except BadValue as exc:
                 self.report("bad_candle", str(exc), candle)
                 continue
             except ValidationError as exc:
@@ -629,22 +568,22 @@ class _Session:
 
     def _bar(self, candle: Any, now_ms: int) -> tuple[int, Bar]:
         if not isinstance(candle, list | tuple) or len(candle) < 6:
-            raise BadRecord("not an OHLCV candle")
-        open_ms = _millis(candle[0], "open time")
+            raise BadValue("not an OHLCV candle")
+        open_ms = parse_millis(candle[0], "open time")
         if open_ms > now_ms + self.skew_ms:
-            raise BadRecord(f"open time {open_ms} is in the future")
-        opened = _time(open_ms)
+            raise BadValue(f"open time {open_ms} is in the future")
+        opened = time_of_millis(open_ms)
         bar = Bar.model_validate(
             {
                 "instrument_id": self.feed.instrument_id,
                 "timeframe": self.tf.label,
                 "open_time": opened,
                 "close_time": opened + self.tf.delta,
-                "open": _decimal(candle[1], "open"),
-                "high": _decimal(candle[2], "high"),
-                "low": _decimal(candle[3], "low"),
-                "close": _decimal(candle[4], "close"),
-                "volume": _decimal(candle[5], "volume", zero=True),
+                "open": parse_decimal(candle[1], "open", positive=True),
+                "high": parse_decimal(candle[2], "high", positive=True),
+                "low": parse_decimal(candle[3], "low", positive=True),
+                "close": parse_decimal(candle[4], "close", positive=True),
+                "volume": parse_decimal(candle[5], "volume"),
                 "final": True,
             }
         )

@@ -19,6 +19,7 @@ from fastapi import APIRouter, Query, Response
 from pydantic import BaseModel, ConfigDict
 from trademesh_events.ids import InstrumentId
 from trademesh_events.money import Amount
+from trademesh_exchange.exchanges import UnknownExchange
 from trademesh_http import ProblemError
 
 from trademesh_risk.api.accounts import PositiveMoney
@@ -26,7 +27,7 @@ from trademesh_risk.api.deps import CallerDep, RuntimeDep, require
 from trademesh_risk.config import ExchangeId
 from trademesh_risk.engine import InstrumentRules, rules_in_force
 from trademesh_risk.store import RuleLayer
-from trademesh_risk.venue_rules import UnknownExchange, VenueRulesError
+from trademesh_risk.venue_rules import VenueRulesError
 
 router = APIRouter(prefix="/instruments/rules", tags=["instruments"])
 
