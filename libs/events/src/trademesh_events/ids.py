@@ -36,7 +36,7 @@ UtcDateTime = Annotated[datetime, AfterValidator(_utc)]
 """A timezone-aware datetime; naive ones are refused."""
 
 
-def make_client_order_id(bot_id: UUID, bar_time: datetime, leg: int | str) -> str:
+def make_client_order_id(bot_id: BotId, bar_time: datetime, leg: int | str) -> ClientOrderId:
     """Deterministic client order id: the same bot, bar and leg always give the same id, so a
     restarted bot re-emitting an intent cannot create a second order. A leg is a number or a
     name (a strategy's leg, e.g. "main", or "main#2" for its second order on one bar)."""

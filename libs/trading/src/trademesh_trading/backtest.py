@@ -31,6 +31,7 @@ from typing import Literal, overload
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
+from trademesh_events.ids import ClientOrderId, InstrumentId
 from trademesh_events.marketdata import Bar
 from trademesh_events.money import Amount
 
@@ -203,7 +204,7 @@ class _Open:
 
 @dataclass
 class _SimContext:
-    instrument_id: str
+    instrument_id: InstrumentId
     timeframe: str
     sizing: Sizing
     cash: Decimal
@@ -279,7 +280,7 @@ class _SimContext:
         limit_price: Decimal | None = None,
         stop_price: Decimal | None = None,
         leg: str = "main",
-    ) -> str:
+    ) -> ClientOrderId:
         quantity = check_order(side, quantity, kind, limit_price, stop_price)
         self.sequence += 1
         client_order_id = f"bt-{self.history[-1].open_time:%Y%m%d%H%M%S}-{leg}-{self.sequence}"
@@ -314,10 +315,10 @@ class _SimContext:
         self.signals[client_order_id] = self.history[-1].close_time
         return client_order_id
 
-    def cancel_order(self, client_order_id: str) -> None:
+    def cancel_order(self, client_order_id: ClientOrderId) -> None:
         self.pending = [o for o in self.pending if o.client_order_id != client_order_id]
 
-    def target_position(self, quantity: Decimal, *, leg: str = "main") -> str | None:
+    def target_position(self, quantity: Decimal, *, leg: str = "main") -> ClientOrderId | None:
         # The newest target wins: this leg's orders not filled yet are dropped.
         self.pending = [o for o in self.pending if o.leg != leg]
         delta = quantity - self.position
@@ -357,7 +358,7 @@ class Backtester:
         self,
         strategy: Strategy,  # type: ignore[type-arg]
         *,
-        instrument_id: str,
+        instrument_id: InstrumentId,
         timeframe: str,
         cash: Decimal = Decimal(10_000),
         fill_model: FillModel | None = None,

@@ -31,6 +31,8 @@ from decimal import Decimal
 from enum import StrEnum
 from typing import Literal
 
+from trademesh_events.ids import InstrumentId
+
 from trademesh_trading.currencies import currencies_of
 
 ZERO = Decimal(0)
@@ -81,11 +83,11 @@ class Holdings:
     venue (the paper venue's check has no pending orders)."""
 
     cash: Decimal
-    positions: Mapping[str, Decimal] = field(default_factory=dict)
-    prices: Mapping[str, Decimal] = field(default_factory=dict)
+    positions: Mapping[InstrumentId, Decimal] = field(default_factory=dict)
+    prices: Mapping[InstrumentId, Decimal] = field(default_factory=dict)
     reserved: Decimal = ZERO
-    selling: Mapping[str, Decimal] = field(default_factory=dict)
-    buying: Mapping[str, Decimal] = field(default_factory=dict)
+    selling: Mapping[InstrumentId, Decimal] = field(default_factory=dict)
+    buying: Mapping[InstrumentId, Decimal] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.reserved < 0:
@@ -102,7 +104,7 @@ class Shortfall:
     unit: Literal["quote", "base"]
     mode: MarginMode
 
-    def message(self, instrument_id: str) -> str:
+    def message(self, instrument_id: InstrumentId) -> str:
         if self.unit == "base":
             return (
                 f"insufficient funds: selling {_fmt(self.needed)} {instrument_id} needs it held; "
@@ -147,7 +149,7 @@ def fee_of(notional: Decimal, terms: AccountTerms) -> Decimal:
 
 
 def _growing(
-    side: Literal["buy", "sell"], quantity: Decimal, instrument_id: str, holdings: Holdings
+    side: Literal["buy", "sell"], quantity: Decimal, instrument_id: InstrumentId, holdings: Holdings
 ) -> Decimal:
     """The part of the order that opens or grows a position (the rest reduces it); pending
     sells count as already sold."""
@@ -159,7 +161,7 @@ def _growing(
     return quantity - reducing
 
 
-def _sellable(holdings: Holdings, instrument_id: str) -> Decimal:
+def _sellable(holdings: Holdings, instrument_id: InstrumentId) -> Decimal:
     """The base a sell may take without shorting: held, plus pending buys, less pending sells."""
     held = holdings.positions.get(instrument_id, ZERO) + holdings.buying.get(instrument_id, ZERO)
     return max(held - holdings.selling.get(instrument_id, ZERO), ZERO)
@@ -183,7 +185,7 @@ def gross_exposure(holdings: Holdings) -> Decimal:
     return total
 
 
-def _price(holdings: Holdings, instrument: str) -> Decimal:
+def _price(holdings: Holdings, instrument: InstrumentId) -> Decimal:
     price = holdings.prices.get(instrument)
     if price is None:
         raise ValueError(f"no last price for {instrument} to value its position at")
@@ -194,7 +196,7 @@ def reservation(
     terms: AccountTerms,
     holdings: Holdings,
     *,
-    instrument_id: str,
+    instrument_id: InstrumentId,
     side: Literal["buy", "sell"],
     quantity: Decimal,
     price: Decimal,
@@ -216,7 +218,7 @@ def check(
     terms: AccountTerms,
     holdings: Holdings,
     *,
-    instrument_id: str,
+    instrument_id: InstrumentId,
     side: Literal["buy", "sell"],
     quantity: Decimal,
     price: Decimal,
@@ -252,7 +254,7 @@ def check(
 def at_venue(
     holdings: Holdings,
     *,
-    instrument_id: str,
+    instrument_id: InstrumentId,
     currency: str,
     venue_holdings: Mapping[str, Decimal] | None,
 ) -> Holdings | None:
@@ -272,7 +274,7 @@ def at_venue(
 
 
 def venue_moves(
-    instrument_id: str,
+    instrument_id: InstrumentId,
     *,
     side: Literal["buy", "sell"],
     quantity: Decimal,

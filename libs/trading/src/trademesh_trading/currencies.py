@@ -13,6 +13,7 @@ from decimal import Decimal
 from functools import lru_cache
 
 from babel.numbers import get_currency_precision, list_currencies
+from trademesh_events.ids import InstrumentId
 from trademesh_events.money import MONEY_PLACES, plain, to_places
 
 CRYPTO_PLACES = MONEY_PLACES
@@ -40,7 +41,7 @@ def money_in(amount: Decimal, code: str | None) -> str:
     return plain(in_currency(amount, code))
 
 
-def currencies_of(instrument_id: str) -> tuple[str, str] | None:
+def currencies_of(instrument_id: InstrumentId) -> tuple[str, str] | None:
     """The base and quote currencies of `venue:BASE/QUOTE` (`binance:BTC/USDT` -> ("BTC",
     "USDT"); a ccxt settle suffix `:USDT` is dropped), upper case; None for a symbol that names
     none (`nasdaq:GOOG`)."""
@@ -52,7 +53,7 @@ def currencies_of(instrument_id: str) -> tuple[str, str] | None:
     return base.upper(), quote.upper()
 
 
-def quote_currency(instrument_id: str) -> str | None:
+def quote_currency(instrument_id: InstrumentId) -> str | None:
     """The currency `instrument_id` is priced in (its cash, fees and PnL are amounts of it): the
     quote of a `BASE/QUOTE` symbol, USD for a symbol without `/` (`nasdaq:GOOG`: stocks and the
     replays of their history), None for an id that names no symbol or an empty quote."""

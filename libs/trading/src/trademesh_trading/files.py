@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from pydantic import ValidationError
+from trademesh_events.ids import InstrumentId
 from trademesh_events.marketdata import Bar, Tick
 
 TIME_KEYS = ("timestamp", "ts", "time", "datetime", "date", "")
@@ -86,7 +87,9 @@ def validation_errors(exc: ValidationError) -> str:
     )
 
 
-def bar_from_row(row: dict[str, Any], instrument_id: str, timeframe: str, length: timedelta) -> Bar:
+def bar_from_row(
+    row: dict[str, Any], instrument_id: InstrumentId, timeframe: str, length: timedelta
+) -> Bar:
     """A final bar of `timeframe` (`length` long) from an OHLCV row; BadRow or pydantic's
     ValidationError when the row is not a valid bar."""
     opened = parse_time(pick(row, TIME_KEYS))
@@ -107,7 +110,7 @@ def bar_from_row(row: dict[str, Any], instrument_id: str, timeframe: str, length
     )
 
 
-def tick_from_row(row: dict[str, Any], instrument_id: str) -> Tick:
+def tick_from_row(row: dict[str, Any], instrument_id: InstrumentId) -> Tick:
     """A tick from a trades row; BadRow or ValidationError when it is not a valid tick."""
     side = row.get("side")
     trade_id = row.get("trade_id", row.get("id"))
@@ -140,7 +143,7 @@ def bar_times(path: Path) -> list[datetime]:
 
 
 def load_bars(
-    path: Path, instrument_id: str, timeframe: str, length: timedelta
+    path: Path, instrument_id: InstrumentId, timeframe: str, length: timedelta
 ) -> tuple[list[Bar], list[str]]:
     """Every valid bar of an OHLCV file, and one line per row refused (with its row number)."""
     bars: list[Bar] = []

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from decimal import ROUND_DOWN, Decimal
 from typing import Literal
 
+from trademesh_events.ids import ClientOrderId
 from trademesh_events.marketdata import Bar
 
 BPS = Decimal(10_000)
@@ -27,7 +28,7 @@ BPS = Decimal(10_000)
 
 @dataclass
 class SimOrder:
-    client_order_id: str
+    client_order_id: ClientOrderId
     side: Literal["buy", "sell"]
     quantity: Decimal
     kind: Literal["market", "limit", "stop", "stop_limit"] = "market"
@@ -44,7 +45,7 @@ class SimOrder:
 
 @dataclass(frozen=True)
 class Fill:
-    client_order_id: str
+    client_order_id: ClientOrderId
     side: Literal["buy", "sell"]
     quantity: Decimal
     price: Decimal

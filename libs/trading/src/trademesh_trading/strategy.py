@@ -15,6 +15,7 @@ from typing import Any, ClassVar, Generic, Literal, Protocol, TypeVar
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict
+from trademesh_events.ids import ClientOrderId, InstrumentId
 from trademesh_events.marketdata import Bar
 
 
@@ -32,7 +33,7 @@ class Context(Protocol):
     """What a strategy sees of the world while it runs."""
 
     @property
-    def instrument_id(self) -> str: ...
+    def instrument_id(self) -> InstrumentId: ...
 
     @property
     def timeframe(self) -> str: ...
@@ -73,12 +74,12 @@ class Context(Protocol):
         limit_price: Decimal | None = None,
         stop_price: Decimal | None = None,
         leg: str = "main",
-    ) -> str:
+    ) -> ClientOrderId:
         """Ask for an order; returns its client order id (deterministic: bot, bar time, leg)."""
 
-    def cancel_order(self, client_order_id: str) -> None: ...
+    def cancel_order(self, client_order_id: ClientOrderId) -> None: ...
 
-    def target_position(self, quantity: Decimal, *, leg: str = "main") -> str | None:
+    def target_position(self, quantity: Decimal, *, leg: str = "main") -> ClientOrderId | None:
         """Trade to hold `quantity` (signed); returns the order's id, or None if already there."""
 
 

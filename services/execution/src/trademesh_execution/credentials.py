@@ -12,9 +12,9 @@ from __future__ import annotations
 import asyncio
 import json
 from dataclasses import dataclass
-from uuid import UUID
 
 from pydantic import SecretStr
+from trademesh_events.ids import AccountId
 from trademesh_keystore import (
     Keystore,
     SealedSecret,
@@ -47,10 +47,10 @@ class CredentialVault:
         return self._keystore
 
     @staticmethod
-    def _aad(account_id: UUID, exchange: str) -> dict[str, str]:
+    def _aad(account_id: AccountId, exchange: str) -> dict[str, str]:
         return {"account_id": str(account_id), "exchange": exchange}
 
-    async def seal(self, account_id: UUID, exchange: str, credentials: Credentials) -> str:
+    async def seal(self, account_id: AccountId, exchange: str, credentials: Credentials) -> str:
         plain = SecretStr(
             json.dumps(
                 {
@@ -64,14 +64,14 @@ class CredentialVault:
         )
         return sealed.to_json()
 
-    async def open(self, account_id: UUID, exchange: str, record: str) -> Credentials:
+    async def open(self, account_id: AccountId, exchange: str, record: str) -> Credentials:
         plain = await asyncio.to_thread(
             self._ks().open, SealedSecret.from_json(record), aad=self._aad(account_id, exchange)
         )
         values = json.loads(plain.get_secret_value())
         return Credentials(SecretStr(values["api_key"]), SecretStr(values["secret"]))
 
-    async def rewrap(self, account_id: UUID, exchange: str, record: str) -> str | None:
+    async def rewrap(self, account_id: AccountId, exchange: str, record: str) -> str | None:
         """The record under the current master key, or None when it is already there."""
         keystore = self._ks()
         sealed = SealedSecret.from_json(record)

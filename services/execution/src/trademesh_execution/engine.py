@@ -40,7 +40,7 @@ from decimal import Decimal
 from types import MappingProxyType
 from typing import Literal, TypeAlias
 
-from trademesh_events.ids import AccountId, UserId
+from trademesh_events.ids import AccountId, ClientOrderId, InstrumentId, UserId
 from trademesh_events.marketdata import Bar, Tick
 from trademesh_events.orders import (
     OrderAccepted,
@@ -175,10 +175,10 @@ class OrderView:
     time of the acceptance, for DAY orders) and `active_from` (the market time from which bars
     may fill the order; see the module's docstring)."""
 
-    client_order_id: str
+    client_order_id: ClientOrderId
     account_id: AccountId
     user_id: UserId
-    instrument_id: str
+    instrument_id: InstrumentId
     side: Side
     order_type: OrderType
     quantity: Decimal
@@ -405,7 +405,7 @@ def fill_event(
     )
 
 
-def trade_id(client_order_id: str, n: int) -> str:
+def trade_id(client_order_id: ClientOrderId, n: int) -> str:
     """The paper venue's id of an order's `n`-th fill (from 1): the same order and fill number
     always give the same id, so a fill re-created after a crash is recognised as the same."""
     if n < 1:
@@ -413,7 +413,7 @@ def trade_id(client_order_id: str, n: int) -> str:
     return f"{client_order_id}-{n}"
 
 
-def fee_currency(instrument_id: str) -> str:
+def fee_currency(instrument_id: InstrumentId) -> str:
     """The currency of an instrument's prices and fees: the quote of a `BASE/QUOTE` symbol
     (`binance:BTC/USDT` -> `USDT`), USD for a symbol without `/` (`nasdaq:GOOG` -> `USD`: stocks
     and the replays of their history)."""
@@ -433,7 +433,7 @@ _KINDS: Mapping[OrderType, Literal["market", "limit", "stop", "stop_limit"]] = {
 }
 
 
-def paper_order_id(client_order_id: str) -> str:
+def paper_order_id(client_order_id: ClientOrderId) -> str:
     """The paper venue's order id of an order."""
     return f"paper-{client_order_id}"
 
@@ -632,7 +632,7 @@ class Position:
     far net of fees, and the fees paid, all in the instrument's quote currency."""
 
     account_id: AccountId
-    instrument_id: str
+    instrument_id: InstrumentId
     quantity: Decimal = ZERO
     avg_price: Decimal = ZERO
     realised_pnl: Decimal = ZERO
@@ -669,11 +669,11 @@ def book(position: Position, fill: OrderFilled) -> Position:
 
 
 def fee_in_quote(
-    instrument_id: str,
+    instrument_id: InstrumentId,
     fee: Decimal,
     currency: str,
     fill_price: Decimal,
-    prices: Mapping[str, Decimal],
+    prices: Mapping[InstrumentId, Decimal],
 ) -> Decimal | None:
     """A fee charged in `currency`, valued in the instrument's quote currency: as it is in the
     quote; at the fill's price in the base (Binance takes a buyer's fee in the coin bought); at

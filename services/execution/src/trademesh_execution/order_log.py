@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from typing import Any, assert_never
-from uuid import UUID
 
+from trademesh_events.ids import BotId
 from trademesh_events.orders import (
     OrderAccepted,
     OrderCanceled,
@@ -24,7 +24,7 @@ log = get_logger("trademesh_execution.orders")
 
 
 def log_order_events(
-    events: Iterable[OrderLifecycleEvent], traceparent: str | None, bot_id: UUID | None = None
+    events: Iterable[OrderLifecycleEvent], traceparent: str | None, bot_id: BotId | None = None
 ) -> None:
     """A line for each event, within the trace the order was placed under (`traceparent`): a
     fill a later bar causes is logged in the order's trace, not in the bar's."""
@@ -33,7 +33,7 @@ def log_order_events(
             _log(event, bot_id)
 
 
-def _log(event: OrderLifecycleEvent, bot_id: UUID | None) -> None:
+def _log(event: OrderLifecycleEvent, bot_id: BotId | None) -> None:
     ids: dict[str, Any] = {
         "client_order_id": event.client_order_id,
         "account_id": str(event.account_id),

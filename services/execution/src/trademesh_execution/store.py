@@ -10,14 +10,13 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
-from uuid import UUID
 
 import asyncpg
 from opentelemetry import propagate
 from pydantic import TypeAdapter
 from trademesh_bus.outbox import Outbox
 from trademesh_db import Database
-from trademesh_events.ids import AccountId, UserId
+from trademesh_events.ids import AccountId, ClientOrderId, InstrumentId, UserId
 from trademesh_events.marketdata import Bar
 from trademesh_events.orders import (
     OrderDenied,
@@ -39,8 +38,8 @@ OPEN_STATES = ("PENDING", "SUBMITTED", "ACCEPTED", "PARTIALLY_FILLED", "UNKNOWN"
 
 @dataclass(frozen=True)
 class AccountRow:
-    account_id: UUID
-    user_id: UUID
+    account_id: AccountId
+    user_id: UserId
     name: str
     venue: str
     cash: Decimal
@@ -86,7 +85,7 @@ class Placed:
     not come late or the kept bars do not reach back to the decision (pruned, or none yet); and
     its account's position in the instrument."""
 
-    client_order_id: str
+    client_order_id: ClientOrderId
     venue: str
     clock: datetime | None
     late: list[Bar] | None
@@ -101,11 +100,11 @@ class OrderWrites:
     """What placing a batch of orders changes, written by ExecutionStore.write in one statement:
     orders' new states, their history (in order), fills, positions and cash moves."""
 
-    orders: dict[str, tuple[OrderView, str | None]] = field(default_factory=dict)
-    notes: list[tuple[str, OrderStatus, str | None]] = field(default_factory=list)
+    orders: dict[ClientOrderId, tuple[OrderView, str | None]] = field(default_factory=dict)
+    notes: list[tuple[ClientOrderId, OrderStatus, str | None]] = field(default_factory=list)
     fills: list[OrderFilled] = field(default_factory=list)
-    positions: dict[tuple[UUID, str], Position] = field(default_factory=dict)
-    cash: dict[UUID, Decimal] = field(default_factory=dict)
+    positions: dict[tuple[AccountId, InstrumentId], Position] = field(default_factory=dict)
+    cash: dict[AccountId, Decimal] = field(default_factory=dict)
 
     def save(self, order: OrderView, previous: OrderStatus, reason: str | None = None) -> None:
         """The order's new state, noted in its history as save_order notes it."""
@@ -212,7 +211,7 @@ class ExecutionStore:
             account.currency,
         )
 
-    async def delete_account(self, account_id: UUID) -> bool:
+    async def delete_account(self, account_id: AccountId) -> bool:
         """Delete an account without open orders; False when it has some."""
         async with self.db.transaction() as conn:
             busy = await conn.fetchval(
@@ -230,25 +229,25 @@ class ExecutionStore:
         rows = await self.db.pool.fetch(_ACCOUNT + " WHERE credentials IS NOT NULL")
         return [AccountRow(**dict(row)) for row in rows]
 
-    async def replace_credentials(self, account_id: UUID, record: str) -> None:
+    async def replace_credentials(self, account_id: AccountId, record: str) -> None:
         await self.db.pool.execute(
             "UPDATE accounts SET credentials = $2::jsonb WHERE account_id = $1", account_id, record
         )
 
     async def account(
-        self, account_id: UUID, conn: asyncpg.Connection | None = None
+        self, account_id: AccountId, conn: asyncpg.Connection | None = None
     ) -> AccountRow | None:
         row = await (conn or self.db.pool).fetchrow(_ACCOUNT + " WHERE account_id = $1", account_id)
         return AccountRow(**dict(row)) if row is not None else None
 
-    async def accounts(self, user_id: UUID) -> list[AccountRow]:
+    async def accounts(self, user_id: UserId) -> list[AccountRow]:
         rows = await self.db.pool.fetch(
             _ACCOUNT + " WHERE user_id = $1 ORDER BY created_at, account_id", user_id
         )
         return [AccountRow(**dict(row)) for row in rows]
 
     async def accounts_page(
-        self, user_id: UUID, limit: int, after: tuple[datetime, UUID] | None
+        self, user_id: UserId, limit: int, after: tuple[datetime, AccountId] | None
     ) -> list[AccountRow]:
         """A user's accounts, oldest first, after the keyset position `after`."""
         moment, account_id = after if after is not None else (None, None)
@@ -266,7 +265,7 @@ class ExecutionStore:
     async def set_terms(
         self,
         conn: asyncpg.Connection,
-        account_id: UUID,
+        account_id: AccountId,
         margin_mode: str,
         max_leverage: Decimal,
         allow_short: bool,
@@ -286,8 +285,8 @@ class ExecutionStore:
         return AccountRow(**dict(row)) if row is not None else None
 
     async def funds(
-        self, conn: asyncpg.Connection, account_id: UUID
-    ) -> tuple[AccountRow, dict[str, Decimal], dict[str, Decimal]] | None:
+        self, conn: asyncpg.Connection, account_id: AccountId
+    ) -> tuple[AccountRow, dict[InstrumentId, Decimal], dict[InstrumentId, Decimal]] | None:
         """The account (cash and buying-power terms), its positions and their instruments' last
         prices, in one statement; None for an unknown account."""
         row = await conn.fetchrow(
@@ -316,12 +315,16 @@ class ExecutionStore:
         prices = {i: price for i, _, price in row["held"] if price is not None}
         return account, positions, prices
 
-    async def add_cash(self, conn: asyncpg.Connection, account_id: UUID, amount: Decimal) -> None:
+    async def add_cash(
+        self, conn: asyncpg.Connection, account_id: AccountId, amount: Decimal
+    ) -> None:
         await conn.execute(
             "UPDATE accounts SET cash = cash + $2 WHERE account_id = $1", account_id, amount
         )
 
-    async def set_cash(self, conn: asyncpg.Connection, account_id: UUID, amount: Decimal) -> None:
+    async def set_cash(
+        self, conn: asyncpg.Connection, account_id: AccountId, amount: Decimal
+    ) -> None:
         """An exchange account's cash as its venue reported it (its settlement currency's
         total), in place of what its fills here added up to."""
         await conn.execute(
@@ -330,7 +333,9 @@ class ExecutionStore:
 
     # ---- orders ----------------------------------------------------------------------------------
 
-    async def order_traceparent(self, conn: asyncpg.Connection, client_order_id: str) -> str | None:
+    async def order_traceparent(
+        self, conn: asyncpg.Connection, client_order_id: ClientOrderId
+    ) -> str | None:
         """The trace the order was placed under (None for an order placed before it was kept)."""
         value = await conn.fetchval(
             "SELECT traceparent FROM orders WHERE client_order_id = $1", client_order_id
@@ -366,7 +371,7 @@ class ExecutionStore:
 
     async def place_pending(
         self, conn: asyncpg.Connection, orders: list[tuple[SubmitOrder, str | None]]
-    ) -> dict[str, Placed]:
+    ) -> dict[ClientOrderId, Placed]:
         """insert_pending of approved orders (each with the traceparent it is placed under) and
         the reads that placing them takes, in one statement: each order stored PENDING on its
         account's venue, and what Placed says of it; by client order id, only the orders this
@@ -514,7 +519,11 @@ class ExecutionStore:
         )
 
     async def order(
-        self, client_order_id: str, conn: asyncpg.Connection | None = None, *, lock: bool = False
+        self,
+        client_order_id: ClientOrderId,
+        conn: asyncpg.Connection | None = None,
+        *,
+        lock: bool = False,
     ) -> tuple[OrderView, asyncpg.Record] | None:
         """The order and its row (venue, reason, timestamps), locked when asked."""
         query = (
@@ -525,7 +534,7 @@ class ExecutionStore:
         row = await (conn or self.db.pool).fetchrow(query, client_order_id)
         return (order_view(row), row) if row is not None else None
 
-    async def open_orders(self, conn: asyncpg.Connection, account_id: UUID) -> list[OrderView]:
+    async def open_orders(self, conn: asyncpg.Connection, account_id: AccountId) -> list[OrderView]:
         rows = await conn.fetch(
             "SELECT * FROM orders WHERE account_id = $1 AND status = ANY($2::text[]) "
             "ORDER BY created_at, client_order_id FOR UPDATE",
@@ -535,8 +544,8 @@ class ExecutionStore:
         return [order_view(row) for row in rows]
 
     async def working_paper_orders_of(
-        self, conn: asyncpg.Connection, instrument_ids: list[str]
-    ) -> dict[str, list[OrderView]]:
+        self, conn: asyncpg.Connection, instrument_ids: list[InstrumentId]
+    ) -> dict[InstrumentId, list[OrderView]]:
         """The working paper orders of the instruments (locked, in the order a bar tries them),
         by instrument, in one statement."""
         rows = await conn.fetch(
@@ -545,7 +554,7 @@ class ExecutionStore:
             "ORDER BY instrument_id, created_at, client_order_id FOR UPDATE",
             instrument_ids,
         )
-        found: dict[str, list[OrderView]] = {}
+        found: dict[InstrumentId, list[OrderView]] = {}
         for row in rows:
             found.setdefault(row["instrument_id"], []).append(order_view(row))
         return found
@@ -576,7 +585,7 @@ class ExecutionStore:
             await self.note(conn, order.client_order_id, order.status, reason)
 
     async def request_cancel(
-        self, conn: asyncpg.Connection, client_order_id: str, reason: str
+        self, conn: asyncpg.Connection, client_order_id: ClientOrderId, reason: str
     ) -> None:
         await conn.execute(
             "UPDATE orders SET cancel_requested = true, reason = $2, updated_at = now() - "
@@ -588,7 +597,7 @@ class ExecutionStore:
     async def note(
         self,
         conn: asyncpg.Connection,
-        client_order_id: str,
+        client_order_id: ClientOrderId,
         status: OrderStatus,
         reason: str | None,
     ) -> None:
@@ -619,7 +628,7 @@ class ExecutionStore:
         )
         return bool(added)
 
-    async def history(self, client_order_id: str) -> list[asyncpg.Record]:
+    async def history(self, client_order_id: ClientOrderId) -> list[asyncpg.Record]:
         return list(
             await self.db.pool.fetch(
                 "SELECT status, reason, at FROM order_history WHERE client_order_id = $1 "
@@ -630,7 +639,7 @@ class ExecutionStore:
 
     async def orders_page(
         self,
-        account_ids: list[UUID],
+        account_ids: list[AccountId],
         limit: int,
         status: str | None,
         after: tuple[datetime, str] | None = None,
@@ -653,7 +662,7 @@ class ExecutionStore:
         )
 
     async def fills_of(
-        self, account_id: UUID, limit: int, after: tuple[datetime, str] | None = None
+        self, account_id: AccountId, limit: int, after: tuple[datetime, str] | None = None
     ) -> list[asyncpg.Record]:
         """The account's fills, newest first, after the keyset position `after`."""
         moment, trade_id = after if after is not None else (None, None)
@@ -672,7 +681,7 @@ class ExecutionStore:
     # ---- positions and the market --------------------------------------------------------------
 
     async def position(
-        self, conn: asyncpg.Connection, account_id: UUID, instrument_id: str
+        self, conn: asyncpg.Connection, account_id: AccountId, instrument_id: InstrumentId
     ) -> Position:
         row = await conn.fetchrow(
             "SELECT * FROM positions WHERE account_id = $1 AND instrument_id = $2 FOR UPDATE",
@@ -680,7 +689,7 @@ class ExecutionStore:
             instrument_id,
         )
         if row is None:
-            return Position(AccountId(account_id), instrument_id)
+            return Position(account_id, instrument_id)
         return _position(row)
 
     async def save_position(self, conn: asyncpg.Connection, position: Position) -> None:
@@ -697,13 +706,15 @@ class ExecutionStore:
             position.fees,
         )
 
-    async def positions(self, account_id: UUID) -> list[Position]:
+    async def positions(self, account_id: AccountId) -> list[Position]:
         rows = await self.db.pool.fetch(
             "SELECT * FROM positions WHERE account_id = $1 ORDER BY instrument_id", account_id
         )
         return [_position(row) for row in rows]
 
-    async def lock_markets(self, conn: asyncpg.Connection, instrument_ids: list[str]) -> None:
+    async def lock_markets(
+        self, conn: asyncpg.Connection, instrument_ids: list[InstrumentId]
+    ) -> None:
         """One paper-venue change of an instrument at a time, across replicas: a bar's matching
         and an approval's acceptance (with its catch-up on stored bars) never interleave, so
         neither misses the other. The instruments' locks are taken in one statement, in a fixed
@@ -735,7 +746,7 @@ class ExecutionStore:
                 await self._prune_bars(conn, row["instrument_id"], row["timeframe"])
 
     async def mark_markets(
-        self, conn: asyncpg.Connection, marks: list[tuple[str, datetime, Decimal]]
+        self, conn: asyncpg.Connection, marks: list[tuple[InstrumentId, datetime, Decimal]]
     ) -> None:
         """The instruments' market clocks, each moved forward only (a redelivered old bar changes
         nothing), with the price of the bar that moved it; one statement, one mark each."""
@@ -750,7 +761,7 @@ class ExecutionStore:
         )
 
     async def _prune_bars(
-        self, conn: asyncpg.Connection, instrument_id: str, timeframe: str
+        self, conn: asyncpg.Connection, instrument_id: InstrumentId, timeframe: str
     ) -> None:
         await conn.execute(
             "DELETE FROM paper_bars WHERE instrument_id = $1 AND timeframe = $2 AND "
@@ -762,7 +773,11 @@ class ExecutionStore:
         )
 
     async def equity_history(
-        self, account_id: UUID, since: datetime | None, limit: int, after: datetime | None = None
+        self,
+        account_id: AccountId,
+        since: datetime | None,
+        limit: int,
+        after: datetime | None = None,
     ) -> list[asyncpg.Record]:
         return list(
             await self.db.pool.fetch(
@@ -777,7 +792,7 @@ class ExecutionStore:
         )
 
     async def valuation(
-        self, account_id: UUID
+        self, account_id: AccountId
     ) -> tuple[AccountRow | None, list[tuple[Position, Decimal | None]]]:
         """The account, its positions and each one's last price, read by one statement: cash
         and positions from the same moment (a fill booked between two reads would otherwise
@@ -798,7 +813,7 @@ class ExecutionStore:
         held = [(_position(row), row["last_price"]) for row in rows if row["instrument_id"]]
         return account, held
 
-    async def last_prices(self, instruments: list[str]) -> dict[str, Decimal]:
+    async def last_prices(self, instruments: list[InstrumentId]) -> dict[InstrumentId, Decimal]:
         rows = await self.db.pool.fetch(
             "SELECT instrument_id, last_price FROM market WHERE instrument_id = ANY($1::text[])",
             instruments,

@@ -27,9 +27,9 @@ import asyncio
 import contextlib
 from collections.abc import Callable
 from datetime import timedelta
-from uuid import UUID
 
 from trademesh_db import Database
+from trademesh_events.ids import AccountId
 from trademesh_observability.logging import get_logger
 
 from trademesh_execution.store import ExecutionStore
@@ -52,7 +52,7 @@ class OrderStreams:
         db: Database,
         store: ExecutionStore,
         live: LiveOrders,
-        on_connect: Callable[[UUID], None],
+        on_connect: Callable[[AccountId], None],
         rescan: timedelta = timedelta(seconds=5),
         pause: timedelta = timedelta(seconds=1),
         max_pause: timedelta = timedelta(seconds=60),
@@ -64,14 +64,14 @@ class OrderStreams:
         self.rescan = rescan
         self.pause = pause
         self.max_pause = max_pause
-        self.watchers: dict[UUID, asyncio.Task[None]] = {}
+        self.watchers: dict[AccountId, asyncio.Task[None]] = {}
         self.applied = 0  # updates applied to an order of ours (for tests and the log)
 
     async def run(self, stop: asyncio.Event) -> None:
         """Keep one watcher per exchange account: new accounts get one within `rescan`, deleted
         ones lose theirs, and a watcher that ended (a refusal) is restarted when the account's
         sealed credentials change."""
-        sealed: dict[UUID, str | None] = {}
+        sealed: dict[AccountId, str | None] = {}
         try:
             while not stop.is_set():
                 try:
@@ -99,7 +99,7 @@ class OrderStreams:
             await asyncio.gather(*self.watchers.values(), return_exceptions=True)
             self.watchers.clear()
 
-    async def _watch(self, account_id: UUID, stop: asyncio.Event) -> None:
+    async def _watch(self, account_id: AccountId, stop: asyncio.Event) -> None:
         pause = self.pause
         while not stop.is_set():
             account = await self.store.account(account_id)
@@ -140,7 +140,7 @@ class OrderStreams:
                 await asyncio.wait_for(stop.wait(), pause.total_seconds())
             pause = min(pause * 2, self.max_pause)
 
-    async def _apply(self, account_id: UUID, venue: Venue, update: VenueUpdate) -> None:
+    async def _apply(self, account_id: AccountId, venue: Venue, update: VenueUpdate) -> None:
         report = update.report
         if report.client_order_id is None:
             return  # not placed by the service: reconciliation raises it

@@ -38,8 +38,8 @@ from dataclasses import dataclass, fields, replace
 from datetime import datetime, timedelta
 from decimal import ROUND_UP, Decimal, InvalidOperation, localcontext
 from typing import Any, ClassVar, TypeVar, assert_never
-from uuid import UUID
 
+from trademesh_events.ids import AccountId, InstrumentId, UserId
 from trademesh_events.orders import DenialReason, OrderType, SubmitOrder
 
 # What an account may do (ACTIVE, REDUCING, HALTED) is part of the events contract, since risk
@@ -239,10 +239,10 @@ class AccountView:
     kill_switch: bool
     global_kill_switch: bool
     realised_pnl_today: Decimal  # the UTC day's; negative is a loss
-    positions: Mapping[str, Decimal]
-    pending: Mapping[str, tuple[Decimal, Decimal]]  # (buys, sells), both >= 0
+    positions: Mapping[InstrumentId, Decimal]
+    pending: Mapping[InstrumentId, tuple[Decimal, Decimal]]  # (buys, sells), both >= 0
     open_orders: int
-    prices: Mapping[str, Decimal]
+    prices: Mapping[InstrumentId, Decimal]
     recent_approvals: Sequence[datetime]
 
     def __post_init__(self) -> None:
@@ -257,10 +257,10 @@ class AccountView:
         if any(at.utcoffset() is None for at in self.recent_approvals):
             raise ValueError("recent_approvals must be timezone-aware")
 
-    def position(self, instrument_id: str) -> Decimal:
+    def position(self, instrument_id: InstrumentId) -> Decimal:
         return self.positions.get(instrument_id, ZERO)
 
-    def pending_of(self, instrument_id: str) -> tuple[Decimal, Decimal]:
+    def pending_of(self, instrument_id: InstrumentId) -> tuple[Decimal, Decimal]:
         return self.pending.get(instrument_id, (ZERO, ZERO))
 
 
@@ -422,10 +422,10 @@ class Transition:
 
     def event(
         self,
-        account_id: UUID | None,
+        account_id: AccountId | None,
         at: datetime,
         *,
-        by: UUID | None = None,
+        by: UserId | None = None,
         message: str | None = None,
     ) -> TradingStateChanged | None:
         """The TradingStateChanged of this transition (None when the trading state did not

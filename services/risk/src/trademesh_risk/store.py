@@ -14,10 +14,10 @@ from dataclasses import dataclass, field, fields
 from datetime import date, datetime
 from decimal import Decimal
 from typing import Any, Literal
-from uuid import UUID
 
 import asyncpg
 from trademesh_db import Database
+from trademesh_events.ids import AccountId, ClientOrderId, InstrumentId
 from trademesh_trading.buying_power import AccountTerms, MarginMode
 
 from trademesh_risk.engine import InstrumentRules, Limits, TradingState
@@ -74,7 +74,7 @@ def _text(value: Any) -> Any:
 
 @dataclass(frozen=True)
 class AccountRow:
-    account_id: UUID
+    account_id: AccountId
     state: TradingState
     state_reason: str | None
     kill_switch: bool
@@ -126,7 +126,7 @@ class RuleLayer:
 
 @dataclass(frozen=True)
 class PositionRow:
-    instrument_id: str
+    instrument_id: InstrumentId
     position: Decimal
     avg_price: Decimal
     realised: Decimal
@@ -142,8 +142,8 @@ class AccountState:
     kill_switch: bool
     pnl_day: date
     realised_today: Decimal
-    positions: Mapping[str, Decimal]
-    pending: Mapping[str, tuple[Decimal, Decimal]]
+    positions: Mapping[InstrumentId, Decimal]
+    pending: Mapping[InstrumentId, tuple[Decimal, Decimal]]
     open_orders: int
     recent_approvals: Sequence[datetime]
     # Buying power: the account's cash (None: never funded in risk, not checked), its terms, and
@@ -162,8 +162,8 @@ class IntentsState:
 
     config_version: int
     global_kill_switch: bool
-    decided: frozenset[str]  # of the client order ids asked about, those decided before
-    accounts: Mapping[UUID, AccountState]
+    decided: frozenset[ClientOrderId]  # of the client order ids asked about, decided before
+    accounts: Mapping[AccountId, AccountState]
 
 
 @dataclass(frozen=True)
@@ -171,10 +171,10 @@ class ConfigRows:
     """Stored limits and instrument rules of some accounts and instruments (a key without
     rows has none)."""
 
-    own: Mapping[UUID, Limits]
-    admin: Mapping[UUID, Limits]
-    per_instrument: Mapping[tuple[UUID, str], Limits]
-    rules: Mapping[str, Mapping[RuleSource, InstrumentRules]]
+    own: Mapping[AccountId, Limits]
+    admin: Mapping[AccountId, Limits]
+    per_instrument: Mapping[tuple[AccountId, InstrumentId], Limits]
+    rules: Mapping[InstrumentId, Mapping[RuleSource, InstrumentRules]]
 
 
 @dataclass(frozen=True)
@@ -193,9 +193,9 @@ class FillState:
 
 @dataclass(frozen=True)
 class Decision:
-    client_order_id: str
-    account_id: UUID
-    instrument_id: str
+    client_order_id: ClientOrderId
+    account_id: AccountId
+    instrument_id: InstrumentId
     side: str
     quantity: Decimal
     approved: bool
@@ -211,7 +211,7 @@ class RiskStore:
     # ---- accounts and switches ----------------------------------------------------------------
 
     async def lock_accounts(
-        self, conn: asyncpg.Connection, account_ids: list[UUID], today: date
+        self, conn: asyncpg.Connection, account_ids: list[AccountId], today: date
     ) -> None:
         """Create the accounts that are new (ACTIVE) and lock all their rows for this
         transaction, in the order given (lock_account then finds each locked already)."""
@@ -228,7 +228,7 @@ class RiskStore:
         )
 
     async def lock_account(
-        self, conn: asyncpg.Connection, account_id: UUID, today: date
+        self, conn: asyncpg.Connection, account_id: AccountId, today: date
     ) -> AccountRow:
         """The account's row, created ACTIVE when new, locked for this transaction; its realised
         PnL starts again from zero on a new UTC day."""
@@ -252,14 +252,18 @@ class RiskStore:
             account = AccountRow(**{**account.__dict__, "pnl_day": today, "realised_today": ZERO})
         return account
 
-    async def account(self, account_id: UUID) -> AccountRow | None:
+    async def account(self, account_id: AccountId) -> AccountRow | None:
         row = await self.db.pool.fetchrow(
             "SELECT * FROM accounts WHERE account_id = $1", account_id
         )
         return _account(row) if row is not None else None
 
     async def set_state(
-        self, conn: asyncpg.Connection, account_id: UUID, state: TradingState, reason: str | None
+        self,
+        conn: asyncpg.Connection,
+        account_id: AccountId,
+        state: TradingState,
+        reason: str | None,
     ) -> None:
         await conn.execute(
             "UPDATE accounts SET state = $2, state_reason = $3, updated_at = now() "
@@ -270,7 +274,7 @@ class RiskStore:
         )
 
     async def set_kill_switch(
-        self, conn: asyncpg.Connection, account_id: UUID, engaged: bool, reason: str | None
+        self, conn: asyncpg.Connection, account_id: AccountId, engaged: bool, reason: str | None
     ) -> None:
         await conn.execute(
             "UPDATE accounts SET kill_switch = $2, kill_reason = $3, updated_at = now() "
@@ -300,14 +304,17 @@ class RiskStore:
         )
         return bool(was)
 
-    async def accounts_with_open_orders(self, conn: asyncpg.Connection) -> list[UUID]:
+    async def accounts_with_open_orders(self, conn: asyncpg.Connection) -> list[AccountId]:
         rows = await conn.fetch("SELECT DISTINCT account_id FROM decisions WHERE open ORDER BY 1")
         return [row["account_id"] for row in rows]
 
     # ---- limits and rules ------------------------------------------------------------------------
 
     async def limits(
-        self, account_id: UUID, instrument_id: str | None, conn: asyncpg.Connection | None = None
+        self,
+        account_id: AccountId,
+        instrument_id: InstrumentId | None,
+        conn: asyncpg.Connection | None = None,
     ) -> tuple[Limits | None, Limits | None]:
         """The account's own limits and its own limits for this instrument (either may be None;
         the second is when `instrument_id` is)."""
@@ -325,7 +332,7 @@ class RiskStore:
         return limits_from_json(account), limits_from_json(instrument)
 
     async def admin_limits(
-        self, account_id: UUID, conn: asyncpg.Connection | None = None
+        self, account_id: AccountId, conn: asyncpg.Connection | None = None
     ) -> Limits | None:
         """An admin's limits for the account, in place of the defaults (None: none set)."""
         text = await (conn or self.db.pool).fetchval(
@@ -333,7 +340,7 @@ class RiskStore:
         )
         return limits_from_json(text)
 
-    async def put_admin_limits(self, account_id: UUID, limits: Limits) -> None:
+    async def put_admin_limits(self, account_id: AccountId, limits: Limits) -> None:
         async with self.db.transaction() as conn:
             await conn.execute(
                 "INSERT INTO admin_limits (account_id, limits) VALUES ($1, $2::jsonb) "
@@ -345,13 +352,13 @@ class RiskStore:
                 "INSERT INTO accounts (account_id) VALUES ($1) ON CONFLICT DO NOTHING", account_id
             )
 
-    async def instrument_limits(self, account_id: UUID) -> dict[str, Limits]:
+    async def instrument_limits(self, account_id: AccountId) -> dict[InstrumentId, Limits]:
         rows = await self.db.pool.fetch(
             "SELECT instrument_id, limits::text AS limits FROM instrument_limits "
             "WHERE account_id = $1 ORDER BY instrument_id",
             account_id,
         )
-        out: dict[str, Limits] = {}
+        out: dict[InstrumentId, Limits] = {}
         for row in rows:
             limits = limits_from_json(row["limits"])
             assert limits is not None
@@ -359,7 +366,7 @@ class RiskStore:
         return out
 
     async def put_limits(
-        self, account_id: UUID, limits: Limits, instrument_id: str | None = None
+        self, account_id: AccountId, limits: Limits, instrument_id: InstrumentId | None = None
     ) -> None:
         async with self.db.transaction() as conn:
             if instrument_id is None:
@@ -383,7 +390,7 @@ class RiskStore:
             )
 
     async def rule_layers(
-        self, instrument_id: str, conn: asyncpg.Connection | None = None
+        self, instrument_id: InstrumentId, conn: asyncpg.Connection | None = None
     ) -> dict[RuleSource, RuleLayer]:
         """The instrument's rules by where they came from (no key for a source without rules)."""
         rows = await (conn or self.db.pool).fetch(
@@ -399,7 +406,7 @@ class RiskStore:
             out[source] = RuleLayer(rules, row["updated_at"])
         return out
 
-    async def put_rules(self, instrument_id: str, rules: InstrumentRules) -> None:
+    async def put_rules(self, instrument_id: InstrumentId, rules: InstrumentRules) -> None:
         """Set an admin's override of the instrument's rules (the venue sync never touches it)."""
         await self.db.pool.execute(
             "INSERT INTO instrument_rules (instrument_id, source, rules) VALUES ($1, 'admin', $2::jsonb) "
@@ -408,7 +415,7 @@ class RiskStore:
             rules_to_json(rules),
         )
 
-    async def delete_rules(self, instrument_id: str) -> bool:
+    async def delete_rules(self, instrument_id: InstrumentId) -> bool:
         """Drop an admin's override, so that the venue's rules apply again; False if none."""
         status: str = await self.db.pool.execute(
             "DELETE FROM instrument_rules WHERE instrument_id = $1 AND source = 'admin'",
@@ -416,7 +423,7 @@ class RiskStore:
         )
         return status.endswith(" 1")
 
-    async def put_venue_rules(self, rules: Mapping[str, InstrumentRules]) -> int:
+    async def put_venue_rules(self, rules: Mapping[InstrumentId, InstrumentRules]) -> int:
         """Write the venue's rules of many instruments at once, leaving admin overrides alone;
         how many were new or different from the ones stored."""
         if not rules:
@@ -436,7 +443,7 @@ class RiskStore:
     # ---- exposure ------------------------------------------------------------------------------
 
     async def positions(
-        self, account_id: UUID, conn: asyncpg.Connection | None = None
+        self, account_id: AccountId, conn: asyncpg.Connection | None = None
     ) -> list[PositionRow]:
         rows = await (conn or self.db.pool).fetch(
             "SELECT instrument_id, position, avg_price, realised FROM positions "
@@ -446,8 +453,8 @@ class RiskStore:
         return [PositionRow(**dict(row)) for row in rows]
 
     async def pending(
-        self, conn: asyncpg.Connection, account_id: UUID
-    ) -> tuple[dict[str, tuple[Decimal, Decimal]], int]:
+        self, conn: asyncpg.Connection, account_id: AccountId
+    ) -> tuple[dict[InstrumentId, tuple[Decimal, Decimal]], int]:
         """Per instrument, what approved orders not finished yet may still buy and sell; and
         how many such orders there are."""
         rows = await conn.fetch(
@@ -464,8 +471,8 @@ class RiskStore:
     async def intents_state(
         self,
         conn: asyncpg.Connection,
-        account_ids: Sequence[UUID],
-        client_order_ids: Sequence[str],
+        account_ids: Sequence[AccountId],
+        client_order_ids: Sequence[ClientOrderId],
         since: datetime,
     ) -> IntentsState:
         """Everything deciding intents of these accounts reads from the database, in one
@@ -497,17 +504,17 @@ class RiskStore:
             since,
         )
         assert row is not None
-        positions: dict[UUID, dict[str, Decimal]] = {}
+        positions: dict[AccountId, dict[InstrumentId, Decimal]] = {}
         for account_id, instrument_id, position in row["positions"]:
             positions.setdefault(account_id, {})[instrument_id] = position
-        pending: dict[UUID, dict[str, tuple[Decimal, Decimal]]] = {}
-        orders: dict[UUID, int] = {}
-        reserved: dict[UUID, Decimal] = {}
+        pending: dict[AccountId, dict[InstrumentId, tuple[Decimal, Decimal]]] = {}
+        orders: dict[AccountId, int] = {}
+        reserved: dict[AccountId, Decimal] = {}
         for account_id, instrument_id, buy, sell, count, held in row["pending"]:
             pending.setdefault(account_id, {})[instrument_id] = (buy, sell)
             orders[account_id] = orders.get(account_id, 0) + count
             reserved[account_id] = reserved.get(account_id, ZERO) + held
-        recent: dict[UUID, list[datetime]] = {}
+        recent: dict[AccountId, list[datetime]] = {}
         for account_id, at in row["recent"]:
             recent.setdefault(account_id, []).append(at)
         accounts = {
@@ -549,7 +556,7 @@ class RiskStore:
         )
 
     async def start_day(
-        self, conn: asyncpg.Connection, account_ids: Sequence[UUID], today: date
+        self, conn: asyncpg.Connection, account_ids: Sequence[AccountId], today: date
     ) -> None:
         """The accounts' realised PnL starts again from zero: a new UTC day (`today`)."""
         await conn.execute(
@@ -562,9 +569,9 @@ class RiskStore:
     async def config_of(
         self,
         conn: asyncpg.Connection,
-        account_ids: Sequence[UUID],
-        pairs: Sequence[tuple[UUID, str]],
-        instrument_ids: Sequence[str],
+        account_ids: Sequence[AccountId],
+        pairs: Sequence[tuple[AccountId, InstrumentId]],
+        instrument_ids: Sequence[InstrumentId],
     ) -> ConfigRows:
         """The stored limits of these accounts (their own and an admin's), of these (account,
         instrument) pairs, and the rules of these instruments, in one statement."""
@@ -584,7 +591,7 @@ class RiskStore:
             list(instrument_ids),
         )
         assert row is not None
-        rules: dict[str, dict[RuleSource, InstrumentRules]] = {}
+        rules: dict[InstrumentId, dict[RuleSource, InstrumentRules]] = {}
         for instrument_id, source, text in row["rules"]:
             found = rules_from_json(text)
             assert found is not None
@@ -625,7 +632,7 @@ class RiskStore:
             [d.reserved for d in decisions],
         )
 
-    async def close_order(self, conn: asyncpg.Connection, client_order_id: str) -> bool:
+    async def close_order(self, conn: asyncpg.Connection, client_order_id: ClientOrderId) -> bool:
         status: str = await conn.execute(
             "UPDATE decisions SET open = false WHERE client_order_id = $1 AND open",
             client_order_id,
@@ -636,9 +643,9 @@ class RiskStore:
         self,
         conn: asyncpg.Connection,
         *,
-        account_id: UUID,
-        instrument_id: str,
-        client_order_id: str,
+        account_id: AccountId,
+        instrument_id: InstrumentId,
+        client_order_id: ClientOrderId,
         trade_id: str,
         qty: Decimal,
         leaves: Decimal,
@@ -687,7 +694,7 @@ class RiskStore:
     async def book_fill(
         self,
         conn: asyncpg.Connection,
-        account_id: UUID,
+        account_id: AccountId,
         position: PositionRow,
         realised_today: Decimal,
         today: date,
@@ -723,7 +730,7 @@ class RiskStore:
         )
 
     async def put_buying_power(
-        self, account_id: UUID, terms: AccountTerms, cash: Decimal | None, set_cash: bool
+        self, account_id: AccountId, terms: AccountTerms, cash: Decimal | None, set_cash: bool
     ) -> None:
         """Set the account's margin mode, leverage, shorting and fee rate, and its cash when
         `set_cash` (None: stop checking it for cash), under the account's lock, so that no
@@ -737,7 +744,7 @@ class RiskStore:
     async def set_buying_power(
         self,
         conn: asyncpg.Connection,
-        account_id: UUID,
+        account_id: AccountId,
         terms: AccountTerms,
         cash: Decimal,
         *,
@@ -753,7 +760,7 @@ class RiskStore:
     @staticmethod
     async def _put_buying_power(
         conn: asyncpg.Connection,
-        account_id: UUID,
+        account_id: AccountId,
         terms: AccountTerms,
         cash: Decimal | None,
         set_cash: bool,
@@ -780,7 +787,7 @@ class RiskStore:
             holdings,
         )
 
-    async def reserved(self, account_id: UUID) -> Decimal:
+    async def reserved(self, account_id: AccountId) -> Decimal:
         """What the account's open approved orders still reserve of its buying power."""
         value = await self.db.pool.fetchval(
             "SELECT COALESCE(sum(reserved * (quantity - filled) / quantity), 0) FROM decisions "
@@ -791,7 +798,7 @@ class RiskStore:
 
     # ---- prices --------------------------------------------------------------------------------
 
-    async def save_prices(self, prices: dict[str, tuple[Decimal, datetime]]) -> None:
+    async def save_prices(self, prices: dict[InstrumentId, tuple[Decimal, datetime]]) -> None:
         if not prices:
             return
         await self.db.pool.executemany(
@@ -801,6 +808,6 @@ class RiskStore:
             [(k, p, t) for k, (p, t) in prices.items()],
         )
 
-    async def load_prices(self) -> dict[str, tuple[Decimal, datetime]]:
+    async def load_prices(self) -> dict[InstrumentId, tuple[Decimal, datetime]]:
         rows = await self.db.pool.fetch("SELECT instrument_id, price, ts FROM prices")
         return {row["instrument_id"]: (row["price"], row["ts"]) for row in rows}

@@ -21,10 +21,16 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
 from typing import Any, Literal
-from uuid import UUID
 
 from trademesh_events.bots import BotState
-from trademesh_events.ids import make_client_order_id
+from trademesh_events.ids import (
+    AccountId,
+    BotId,
+    ClientOrderId,
+    InstrumentId,
+    UserId,
+    make_client_order_id,
+)
 from trademesh_events.marketdata import Bar
 from trademesh_events.orders import CancelOrder, OrderType, SubmitOrder
 from trademesh_trading.backtest import Sizing
@@ -80,10 +86,10 @@ def transition(state: BotState, action: str) -> BotState:
 class BotConfig:
     """What a session needs to know of its bot."""
 
-    bot_id: UUID
-    user_id: UUID
-    account_id: UUID
-    instrument_id: str
+    bot_id: BotId
+    user_id: UserId
+    account_id: AccountId
+    instrument_id: InstrumentId
     timeframe: str
     sizing: Sizing
 
@@ -92,7 +98,7 @@ class BotConfig:
 class OpenOrder:
     """An order of the bot that is not finished yet, as stored."""
 
-    client_order_id: str
+    client_order_id: ClientOrderId
     leg: str
     side: Side
     remaining: Decimal
@@ -106,7 +112,7 @@ class OpenOrder:
 class OrderRequest:
     """An order a strategy asked for."""
 
-    client_order_id: str
+    client_order_id: ClientOrderId
     bar_time: datetime
     leg: str
     side: Side
@@ -118,7 +124,7 @@ class OrderRequest:
 
 @dataclass(frozen=True)
 class CancelRequest:
-    client_order_id: str
+    client_order_id: ClientOrderId
 
 
 Request = OrderRequest | CancelRequest
@@ -161,7 +167,7 @@ class _LiveContext:
     used_legs: dict[str, int] = field(default_factory=dict)
 
     @property
-    def instrument_id(self) -> str:
+    def instrument_id(self) -> InstrumentId:
         return self.config.instrument_id
 
     @property
@@ -189,7 +195,7 @@ class _LiveContext:
             return ZERO
         return self.config.sizing.quantity(self.history[-1].close, self.equity)
 
-    def _next_id(self, leg: str) -> str:
+    def _next_id(self, leg: str) -> ClientOrderId:
         if self.id_time is None:
             raise RuntimeError("orders can only be placed from a callback with a bar")
         count = self.used_legs.get(leg, 0) + 1
@@ -206,7 +212,7 @@ class _LiveContext:
         limit_price: Decimal | None = None,
         stop_price: Decimal | None = None,
         leg: str = "main",
-    ) -> str:
+    ) -> ClientOrderId:
         quantity = check_order(side, quantity, kind, limit_price, stop_price)
         client_order_id = self._next_id(leg)
         assert self.id_time is not None
@@ -218,11 +224,11 @@ class _LiveContext:
             self.open_orders.append(OpenOrder(client_order_id, leg, side, quantity))
         return client_order_id
 
-    def cancel_order(self, client_order_id: str) -> None:
+    def cancel_order(self, client_order_id: ClientOrderId) -> None:
         if self.record and any(o.client_order_id == client_order_id for o in self.open_orders):
             self.requests.append(CancelRequest(client_order_id))
 
-    def target_position(self, quantity: Decimal, *, leg: str = "main") -> str | None:
+    def target_position(self, quantity: Decimal, *, leg: str = "main") -> ClientOrderId | None:
         coming = sum((o.signed for o in self.open_orders if o.leg == leg), ZERO)
         delta = Decimal(quantity) - self.position - coming
         if delta == 0:

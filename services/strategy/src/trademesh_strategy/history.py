@@ -20,6 +20,7 @@ from typing import Any
 
 import httpx
 from trademesh_bus.errors import TransientError
+from trademesh_events.ids import InstrumentId
 from trademesh_events.marketdata import Bar
 from trademesh_trading.timeframes import Timeframe
 
@@ -64,7 +65,7 @@ class MarketData:
 
     async def bars(
         self,
-        instrument: str,
+        instrument: InstrumentId,
         timeframe: str,
         start: datetime,
         end: datetime,
@@ -94,7 +95,7 @@ class MarketData:
             params = {**params, "start": page["next_start"]}
 
     async def last_bars(
-        self, instrument: str, timeframe: str, count: int, until: datetime | None = None
+        self, instrument: InstrumentId, timeframe: str, count: int, until: datetime | None = None
     ) -> list[Bar]:
         """Up to `count` of the latest stored bars (opening before `until` when given), oldest
         first. Raises NoMarketData when the instrument has no data at all."""
@@ -115,7 +116,7 @@ class MarketData:
             span *= 4
 
 
-def _bar(item: dict[str, Any], instrument: str, timeframe: str) -> Bar:
+def _bar(item: dict[str, Any], instrument: InstrumentId, timeframe: str) -> Bar:
     return Bar(
         instrument_id=instrument,
         timeframe=timeframe,

@@ -28,6 +28,7 @@ import optuna
 import psycopg
 from optuna.storages import JournalStorage
 from pydantic import Field, ValidationError
+from trademesh_events.ids import UserId
 from trademesh_events.marketdata import Bar
 from trademesh_observability.logging import get_logger
 from trademesh_trading.buying_power import AccountTerms
@@ -171,7 +172,7 @@ class OptimizationStore(JobTable[OptimizationRecord]):
         )
 
     async def insert(
-        self, user_id: UUID, request: OptimizationRequest, trials_total: int
+        self, user_id: UserId, request: OptimizationRequest, trials_total: int
     ) -> OptimizationRecord:
         row = await self.db.pool.fetchrow(
             "INSERT INTO optimizations (optimization_id, user_id, request, status, trials_total) "  # noqa: S608 - constant columns

@@ -16,6 +16,7 @@ from uuid import UUID
 import asyncpg
 from trademesh_db import Database
 from trademesh_events.bots import BotState
+from trademesh_events.ids import AccountId, BotId, ClientOrderId, InstrumentId, UserId
 from trademesh_trading.backtest import Sizing
 
 from trademesh_strategy.engine import BotConfig, OpenOrder, OrderRequest
@@ -25,13 +26,13 @@ TERMINAL = ("FILLED", "CANCELED", "REJECTED", "EXPIRED", "DENIED")
 
 @dataclass(frozen=True)
 class BotRecord:
-    bot_id: UUID
-    user_id: UUID
-    account_id: UUID
+    bot_id: BotId
+    user_id: UserId
+    account_id: AccountId
     name: str
     strategy: str
     params: dict[str, Any]
-    instrument_id: str
+    instrument_id: InstrumentId
     timeframe: str
     venue: str
     sizing: Sizing
@@ -72,7 +73,7 @@ def _bot(row: asyncpg.Record) -> BotRecord:
 @dataclass(frozen=True)
 class RunRecord:
     run_id: UUID
-    bot_id: UUID
+    bot_id: BotId
     started_at: datetime
     ended_at: datetime | None
     end_state: str | None
@@ -84,8 +85,8 @@ class RunRecord:
 
 @dataclass(frozen=True)
 class OrderRecord:
-    client_order_id: str
-    bot_id: UUID
+    client_order_id: ClientOrderId
+    bot_id: BotId
     run_id: UUID
     bar_time: datetime
     leg: str
@@ -138,7 +139,7 @@ class BotStore:
         )
 
     async def get(
-        self, bot_id: UUID, *, conn: asyncpg.Connection | None = None, lock: bool = False
+        self, bot_id: BotId, *, conn: asyncpg.Connection | None = None, lock: bool = False
     ) -> BotRecord | None:
         query = (
             "SELECT * FROM bots WHERE bot_id = $1 FOR UPDATE"
@@ -149,7 +150,7 @@ class BotStore:
         return _bot(row) if row is not None else None
 
     async def page(
-        self, user_id: UUID, after: tuple[datetime, UUID] | None, limit: int
+        self, user_id: UserId, after: tuple[datetime, BotId] | None, limit: int
     ) -> list[BotRecord]:
         if after is None:
             rows = await self.db.pool.fetch(
@@ -168,7 +169,9 @@ class BotStore:
             )
         return [_bot(row) for row in rows]
 
-    async def running_pairs(self, pairs: list[tuple[str, str]]) -> set[tuple[str, str]]:
+    async def running_pairs(
+        self, pairs: list[tuple[InstrumentId, str]]
+    ) -> set[tuple[InstrumentId, str]]:
         """Which of these (instrument, timeframe) pairs have a running bot: the cheap check, in
         one statement and outside a transaction, before a batch of bars opens one."""
         rows = await self.db.pool.fetch(
@@ -181,7 +184,7 @@ class BotStore:
         return {(row["instrument_id"], row["timeframe"]) for row in rows}
 
     async def running_for_pairs(
-        self, conn: asyncpg.Connection, pairs: list[tuple[str, str]]
+        self, conn: asyncpg.Connection, pairs: list[tuple[InstrumentId, str]]
     ) -> list[BotRecord]:
         """The running bots of these (instrument, timeframe) pairs, with their open runs, locked
         for this transaction (in id order, so that two transactions lock them in the same
@@ -204,7 +207,7 @@ class BotStore:
         return [_bot(row) for row in rows]
 
     async def set_state(
-        self, conn: asyncpg.Connection, bot_id: UUID, state: BotState, error: str | None = None
+        self, conn: asyncpg.Connection, bot_id: BotId, state: BotState, error: str | None = None
     ) -> None:
         await conn.execute(
             "UPDATE bots SET state = $2, error = $3, updated_at = now() WHERE bot_id = $1",
@@ -216,7 +219,7 @@ class BotStore:
     async def set_history(
         self,
         conn: asyncpg.Connection,
-        bot_id: UUID,
+        bot_id: BotId,
         *,
         warm_from: datetime | None,
         last_bar_time: datetime | None,
@@ -233,7 +236,7 @@ class BotStore:
         )
 
     async def bars_seen(
-        self, conn: asyncpg.Connection, seen: list[tuple[UUID, UUID, datetime, int, int]]
+        self, conn: asyncpg.Connection, seen: list[tuple[BotId, UUID, datetime, int, int]]
     ) -> None:
         """Live bars handled: per (bot, run, last bar time, bars, orders), the bot's history and
         its run's counters, for every bot of a batch in one statement."""
@@ -253,10 +256,10 @@ class BotStore:
 
     # ---- runs ------------------------------------------------------------------------------
 
-    async def open_run(self, conn: asyncpg.Connection, bot_id: UUID, run_id: UUID) -> None:
+    async def open_run(self, conn: asyncpg.Connection, bot_id: BotId, run_id: UUID) -> None:
         await conn.execute("INSERT INTO bot_runs (run_id, bot_id) VALUES ($1, $2)", run_id, bot_id)
 
-    async def current_run(self, conn: asyncpg.Connection, bot_id: UUID) -> UUID:
+    async def current_run(self, conn: asyncpg.Connection, bot_id: BotId) -> UUID:
         run_id = await conn.fetchval(
             "SELECT run_id FROM bot_runs WHERE bot_id = $1 AND ended_at IS NULL "
             "ORDER BY started_at DESC LIMIT 1",
@@ -267,7 +270,7 @@ class BotStore:
         return run_id  # type: ignore[no-any-return]
 
     async def close_run(
-        self, conn: asyncpg.Connection, bot_id: UUID, end_state: BotState, reason: str | None
+        self, conn: asyncpg.Connection, bot_id: BotId, end_state: BotState, reason: str | None
     ) -> None:
         await conn.execute(
             "UPDATE bot_runs SET ended_at = now(), end_state = $2, reason = $3 "
@@ -296,7 +299,7 @@ class BotStore:
         )
 
     async def runs(
-        self, bot_id: UUID, limit: int | None = None, after: tuple[datetime, UUID] | None = None
+        self, bot_id: BotId, limit: int | None = None, after: tuple[datetime, UUID] | None = None
     ) -> list[RunRecord]:
         """A bot's runs, oldest first, after the keyset position `after`."""
         moment, run_id = after if after is not None else (None, None)
@@ -314,8 +317,8 @@ class BotStore:
     # ---- orders and fills ------------------------------------------------------------------
 
     async def open_orders_of(
-        self, conn: asyncpg.Connection, bot_ids: list[UUID]
-    ) -> dict[UUID, list[OpenOrder]]:
+        self, conn: asyncpg.Connection, bot_ids: list[BotId]
+    ) -> dict[BotId, list[OpenOrder]]:
         """open_orders of several bots in one statement, by bot (every bot has a list)."""
         rows = await conn.fetch(
             "SELECT bot_id, client_order_id, leg, side, quantity - filled AS remaining "
@@ -323,14 +326,14 @@ class BotStore:
             "ORDER BY created_at, client_order_id",
             bot_ids,
         )
-        found: dict[UUID, list[OpenOrder]] = {bot_id: [] for bot_id in bot_ids}
+        found: dict[BotId, list[OpenOrder]] = {bot_id: [] for bot_id in bot_ids}
         for r in rows:
             found[r["bot_id"]].append(
                 OpenOrder(r["client_order_id"], r["leg"], r["side"], r["remaining"])
             )
         return found
 
-    async def open_orders(self, conn: asyncpg.Connection, bot_id: UUID) -> list[OpenOrder]:
+    async def open_orders(self, conn: asyncpg.Connection, bot_id: BotId) -> list[OpenOrder]:
         rows = await conn.fetch(
             "SELECT client_order_id, leg, side, quantity - filled AS remaining FROM bot_orders "
             "WHERE bot_id = $1 AND open ORDER BY created_at, client_order_id",
@@ -339,7 +342,7 @@ class BotStore:
         return [OpenOrder(r["client_order_id"], r["leg"], r["side"], r["remaining"]) for r in rows]
 
     async def add_order(
-        self, conn: asyncpg.Connection, bot_id: UUID, run_id: UUID, order: OrderRequest
+        self, conn: asyncpg.Connection, bot_id: BotId, run_id: UUID, order: OrderRequest
     ) -> bool:
         """Store an order the bot asks for; False when that client order id exists already."""
         added = await conn.fetchval(
@@ -363,17 +366,17 @@ class BotStore:
         return bool(added)
 
     async def order_owner(
-        self, client_order_id: str, conn: asyncpg.Connection | None = None
-    ) -> UUID | None:
+        self, client_order_id: ClientOrderId, conn: asyncpg.Connection | None = None
+    ) -> BotId | None:
         bot_id = await (conn or self.db.pool).fetchval(
             "SELECT bot_id FROM bot_orders WHERE client_order_id = $1", client_order_id
         )
-        return bot_id  # type: ignore[no-any-return]
+        return None if bot_id is None else BotId(bot_id)
 
     async def set_order_status(
         self,
         conn: asyncpg.Connection,
-        client_order_id: str,
+        client_order_id: ClientOrderId,
         status: str,
         reason: str | None = None,
     ) -> None:
@@ -390,8 +393,8 @@ class BotStore:
         self,
         conn: asyncpg.Connection,
         *,
-        bot_id: UUID,
-        client_order_id: str,
+        bot_id: BotId,
+        client_order_id: ClientOrderId,
         trade_id: str,
         side: str,
         quantity: Decimal,
@@ -434,7 +437,7 @@ class BotStore:
         return True
 
     async def orders(
-        self, bot_id: UUID, limit: int, after: tuple[datetime, str] | None = None
+        self, bot_id: BotId, limit: int, after: tuple[datetime, str] | None = None
     ) -> list[OrderRecord]:
         """A bot's orders, oldest first, after the keyset position `after`."""
         moment, client_id = after if after is not None else (None, None)

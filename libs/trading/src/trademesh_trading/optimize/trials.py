@@ -17,6 +17,7 @@ from typing import Any
 from uuid import uuid4
 
 from pydantic import ValidationError
+from trademesh_events.ids import InstrumentId
 from trademesh_events.marketdata import Bar
 
 from trademesh_trading.backtest import Backtester, Sizing
@@ -86,7 +87,7 @@ def _attached(key: str) -> SharedBars:
 class BacktestSpec:
     """Everything of a trial's backtest but the strategy and the bars: the account and fills."""
 
-    instrument_id: str
+    instrument_id: InstrumentId
     timeframe: str
     currency: str | None  # of the money in the statistics (the instrument's quote)
     cash: Decimal = Decimal(10_000)

@@ -12,6 +12,7 @@ from uuid import UUID, uuid4
 
 from fastapi import APIRouter, Response
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
+from trademesh_events.ids import AccountId
 from trademesh_events.money import Amount, MoneyAmount
 from trademesh_exchange.exchanges import known_exchange
 from trademesh_http import ProblemError
@@ -160,7 +161,7 @@ async def create_account(
         raise ProblemError(
             403, "Forbidden", "Only an admin sets max_leverage.", type="/problems/forbidden"
         )
-    account_id = uuid4()
+    account_id = AccountId(uuid4())
     sealed: str | None = None
     masked: str | None = None
     if body.api_key is not None and body.secret is not None:
@@ -218,7 +219,7 @@ class TermsIn(BaseModel):
 
 @router.patch("/{account_id}", summary="Change the account's margin mode and shorting")
 async def change_account(
-    account_id: UUID, body: TermsIn, caller: CallerDep, who: RoleDep, runtime: RuntimeDep
+    account_id: AccountId, body: TermsIn, caller: CallerDep, who: RoleDep, runtime: RuntimeDep
 ) -> AccountOut:
     found = await runtime.store.account(account_id)
     admin = who.role == "admin"
@@ -249,7 +250,7 @@ async def change_account(
 
 
 @router.delete("/{account_id}", status_code=204, summary="Delete an account without open orders")
-async def delete_account(account_id: UUID, caller: CallerDep, runtime: RuntimeDep) -> Response:
+async def delete_account(account_id: AccountId, caller: CallerDep, runtime: RuntimeDep) -> Response:
     await own_account(runtime, account_id, caller)
     if not await runtime.store.delete_account(account_id):
         raise ProblemError(409, "Open orders", "Cancel the account's open orders first.")
@@ -269,12 +270,12 @@ async def list_accounts(caller: CallerDep, runtime: RuntimeDep, request: PageDep
 
 
 @router.get("/{account_id}", summary="One of the caller's accounts")
-async def get_account(account_id: UUID, caller: CallerDep, runtime: RuntimeDep) -> AccountOut:
+async def get_account(account_id: AccountId, caller: CallerDep, runtime: RuntimeDep) -> AccountOut:
     return _out(await own_account(runtime, account_id, caller))
 
 
 @router.get("/{account_id}/pnl", summary="Positions at average cost, realised and unrealised PnL")
-async def pnl(account_id: UUID, caller: CallerDep, runtime: RuntimeDep) -> PnlOut:
+async def pnl(account_id: AccountId, caller: CallerDep, runtime: RuntimeDep) -> PnlOut:
     found, held = await runtime.store.valuation(account_id)
     account = owned(found, account_id, caller)
     # Sums are of the exact figures; each is rounded once, when shown: a position's to its
@@ -322,7 +323,7 @@ class EquityPage(Page[EquityPoint]):
 
 @router.get("/{account_id}/equity", summary="The account's sampled equity, oldest first")
 async def equity_history(
-    account_id: UUID,
+    account_id: AccountId,
     caller: CallerDep,
     runtime: RuntimeDep,
     request: PageDep,
@@ -353,7 +354,7 @@ class FillPage(Page[FillOut]):
 
 @router.get("/{account_id}/fills", summary="The account's fills, newest first")
 async def fills(
-    account_id: UUID,
+    account_id: AccountId,
     caller: CallerDep,
     runtime: RuntimeDep,
     request: PageDep,
@@ -374,7 +375,9 @@ async def fills(
 
 
 @router.post("/{account_id}/cancel-all", summary="Cancel every open order of the account")
-async def cancel_all(account_id: UUID, caller: CallerDep, runtime: RuntimeDep) -> dict[str, int]:
+async def cancel_all(
+    account_id: AccountId, caller: CallerDep, runtime: RuntimeDep
+) -> dict[str, int]:
     await own_account(runtime, account_id, caller)
     assert runtime.db is not None
     cancelled = 0
@@ -415,7 +418,7 @@ _FAILURES = {
     summary="Test the account's connectivity: a signed call to its venue with its credentials",
 )
 async def test_connectivity(
-    account_id: UUID, caller: CallerDep, runtime: RuntimeDep
+    account_id: AccountId, caller: CallerDep, runtime: RuntimeDep
 ) -> ConnectivityOut:
     account = await own_account(runtime, account_id, caller)
     if account.credentials is None:  # the paper venue is this service itself
@@ -452,7 +455,9 @@ async def test_connectivity(
     "/{account_id}/reconcile",
     summary="Reconcile an exchange account with its venue now: open orders, lookups, trades",
 )
-async def reconcile(account_id: UUID, caller: CallerDep, runtime: RuntimeDep) -> dict[str, Any]:
+async def reconcile(
+    account_id: AccountId, caller: CallerDep, runtime: RuntimeDep
+) -> dict[str, Any]:
     account = await own_account(runtime, account_id, caller)
     if account.credentials is None:
         raise ProblemError(
@@ -483,7 +488,7 @@ class DiscrepancyPage(Page[DiscrepancyOut]):
     summary="What reconciliation found disagreeing with the venue, newest first",
 )
 async def discrepancies(
-    account_id: UUID,
+    account_id: AccountId,
     caller: CallerDep,
     runtime: RuntimeDep,
     request: PageDep,

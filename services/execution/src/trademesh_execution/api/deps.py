@@ -4,14 +4,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Annotated
-from uuid import UUID
 
 from fastapi import Depends, Request
 from trademesh_bus import Bus
 from trademesh_db import Database
+from trademesh_events.ids import AccountId, UserId
 from trademesh_http import ProblemError
-from trademesh_http.caller import AdminDep as AdminIdDep
-from trademesh_http.caller import CallerIdDep
+from trademesh_http.caller import get_admin, get_caller_id
 
 from trademesh_execution.config import Settings
 from trademesh_execution.credentials import CredentialVault
@@ -51,16 +50,17 @@ async def get_runtime(request: Request) -> Runtime:
 RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
 
 
-CallerDep = CallerIdDep  # the caller's user id, from a verified token (trademesh_http.caller)
-AdminDep = AdminIdDep
+# The caller's user id, from a verified token (trademesh_http.caller): a UserId from here on.
+CallerDep = Annotated[UserId, Depends(get_caller_id)]
+AdminDep = Annotated[UserId, Depends(get_admin)]
 
 
-async def own_account(runtime: Runtime, account_id: UUID, caller: UUID) -> AccountRow:
+async def own_account(runtime: Runtime, account_id: AccountId, caller: UserId) -> AccountRow:
     """The caller's account; another user's account does not exist for the caller (404)."""
     return owned(await runtime.store.account(account_id), account_id, caller)
 
 
-def owned(account: AccountRow | None, account_id: UUID, caller: UUID) -> AccountRow:
+def owned(account: AccountRow | None, account_id: AccountId, caller: UserId) -> AccountRow:
     """`account` (read already) if it is the caller's; else the 404 of an unknown account."""
     if account is None or account.user_id != caller:
         raise ProblemError(404, "Unknown account", f"No account {account_id}.")

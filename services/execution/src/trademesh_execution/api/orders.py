@@ -12,6 +12,7 @@ from uuid import UUID
 import asyncpg
 from fastapi import APIRouter, Response
 from pydantic import BaseModel, Field
+from trademesh_events.ids import ClientOrderId, UserId
 from trademesh_events.money import Amount, MoneyAmount
 from trademesh_events.orders import OrderStatus, SubmitOrder
 from trademesh_http import ProblemError
@@ -115,7 +116,7 @@ async def record_intent(
 
 
 async def _own(
-    runtime: RuntimeDep, client_order_id: str, caller: UUID
+    runtime: RuntimeDep, client_order_id: ClientOrderId, caller: UserId
 ) -> tuple[OrderView, asyncpg.Record]:
     found = await runtime.store.order(client_order_id)
     if found is None or found[0].user_id != caller:

@@ -7,12 +7,11 @@ from __future__ import annotations
 
 from datetime import datetime
 from decimal import Decimal
-from uuid import UUID
 
 import asyncpg
 from trademesh_bus.outbox import Outbox
 from trademesh_db import Database
-from trademesh_events.ids import AccountId, UserId
+from trademesh_events.ids import AccountId
 from trademesh_events.orders import AccountChanged
 from trademesh_trading.buying_power import AccountTerms
 
@@ -40,7 +39,7 @@ async def change_terms(
     db: Database,
     store: ExecutionStore,
     outbox: Outbox,
-    account_id: UUID,
+    account_id: AccountId,
     terms: AccountTerms,
     *,
     now: datetime,
@@ -68,8 +67,8 @@ async def _announce(
     await outbox.add(
         conn,
         AccountChanged(
-            account_id=AccountId(account.account_id),
-            user_id=UserId(account.user_id),
+            account_id=account.account_id,
+            user_id=account.user_id,
             venue=account.venue,
             cash=account.cash,
             margin_mode="margin" if account.margin_mode == "margin" else "cash",

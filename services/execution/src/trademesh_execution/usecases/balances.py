@@ -28,12 +28,11 @@ import time
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from decimal import Decimal
-from uuid import UUID
 
 import asyncpg
 from trademesh_bus.outbox import Outbox
 from trademesh_db import Database
-from trademesh_events.ids import AccountId, UserId
+from trademesh_events.ids import AccountId
 from trademesh_events.orders import AccountChanged
 from trademesh_observability import metrics
 from trademesh_observability.logging import get_logger
@@ -70,8 +69,8 @@ def account_changed(
         if code != currency and balance.total > 0
     }
     return AccountChanged(
-        account_id=AccountId(account.account_id),
-        user_id=UserId(account.user_id),
+        account_id=account.account_id,
+        user_id=account.user_id,
         venue=account.venue,
         cash=balances.total(currency),
         margin_mode="margin" if account.margin_mode == "margin" else "cash",
@@ -115,14 +114,14 @@ class BalanceRefresher:
         self.clock = clock
         self.interval = interval.total_seconds()
         self._monotonic = monotonic
-        self._due: dict[UUID, float] = {}  # account -> when its next read is due (monotonic)
-        self._last: dict[UUID, float] = {}  # account -> when its last read started
-        self._booked: dict[int, set[UUID]] = {}  # open transactions (by connection) with fills
+        self._due: dict[AccountId, float] = {}  # account -> when its next read is due (monotonic)
+        self._last: dict[AccountId, float] = {}  # account -> when its last read started
+        self._booked: dict[int, set[AccountId]] = {}  # open transactions (by connection) with fills
         self._wake = asyncio.Event()
         db.on_transaction_end(self._ended)
         live.on_fill = self.fill_booked
 
-    def fill_booked(self, conn: asyncpg.Connection, account_id: UUID) -> None:
+    def fill_booked(self, conn: asyncpg.Connection, account_id: AccountId) -> None:
         """A fill of the account was booked in `conn`'s transaction: its read is requested
         when that commits."""
         self._booked.setdefault(id(conn), set()).add(account_id)
@@ -133,7 +132,7 @@ class BalanceRefresher:
             for account_id in accounts:
                 self.request(account_id)
 
-    def request(self, account_id: UUID) -> None:
+    def request(self, account_id: AccountId) -> None:
         """Read the account's balances soon: now, or `interval` after its last read. A read
         already due covers the request (it starts after it)."""
         if account_id in self._due:
@@ -142,7 +141,7 @@ class BalanceRefresher:
         self._due[account_id] = max(self._monotonic(), last + self.interval)
         self._wake.set()
 
-    def due_at(self, account_id: UUID) -> float | None:
+    def due_at(self, account_id: AccountId) -> float | None:
         """When the account's next read is due (monotonic seconds); None when none is."""
         return self._due.get(account_id)
 
@@ -166,7 +165,7 @@ class BalanceRefresher:
             for task in (waiter, stopper):
                 task.cancel()
 
-    async def _refresh_account(self, account_id: UUID) -> None:
+    async def _refresh_account(self, account_id: AccountId) -> None:
         try:
             account = await self.store.account(account_id)
             if account is None or account.credentials is None:

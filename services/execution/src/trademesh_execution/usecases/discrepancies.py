@@ -13,11 +13,10 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import datetime
-from uuid import UUID
 
 import asyncpg
 from trademesh_bus.outbox import Outbox
-from trademesh_events.ids import AccountId, UserId
+from trademesh_events.ids import AccountId, ClientOrderId, InstrumentId, UserId
 from trademesh_events.orders import DiscrepancyDetected, DiscrepancyKind
 from trademesh_observability import metrics
 from trademesh_observability.logging import get_logger
@@ -38,13 +37,13 @@ class Discrepancies:
         self,
         conn: asyncpg.Connection,
         *,
-        account_id: UUID,
-        user_id: UUID,
+        account_id: AccountId,
+        user_id: UserId,
         venue: str,
         kind: DiscrepancyKind,
         detail: str,
-        client_order_id: str | None = None,
-        instrument_id: str | None = None,
+        client_order_id: ClientOrderId | None = None,
+        instrument_id: InstrumentId | None = None,
         venue_ref: str | None = None,
         resolution: str | None = None,
     ) -> bool:
@@ -53,8 +52,8 @@ class Discrepancies:
         subject = venue_ref or client_order_id or detail
         key = f"{account_id}|{kind.value}|{subject}"[:500]
         event = DiscrepancyDetected(
-            account_id=AccountId(account_id),
-            user_id=UserId(user_id),
+            account_id=account_id,
+            user_id=user_id,
             venue=venue,
             kind=kind,
             client_order_id=client_order_id,
@@ -99,7 +98,10 @@ class Discrepancies:
 
     @staticmethod
     async def of_account(
-        pool: asyncpg.Pool, account_id: UUID, limit: int, after: tuple[datetime, int] | None = None
+        pool: asyncpg.Pool,
+        account_id: AccountId,
+        limit: int,
+        after: tuple[datetime, int] | None = None,
     ) -> list[asyncpg.Record]:
         """The account's findings, newest first, after the keyset position `after`."""
         moment, row_id = after if after is not None else (None, None)

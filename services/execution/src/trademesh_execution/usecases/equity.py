@@ -11,6 +11,7 @@ from datetime import datetime
 from decimal import Decimal
 
 from trademesh_db import Database
+from trademesh_events.ids import AccountId, InstrumentId
 from trademesh_observability.logging import get_logger
 from trademesh_trading.positions import equity
 
@@ -39,8 +40,8 @@ class EquitySampler:
                 "SELECT p.account_id, p.instrument_id, p.position, m.last_price FROM positions p "
                 "LEFT JOIN market m USING (instrument_id) WHERE p.position <> 0"
             )
-            held: dict[object, dict[str, Decimal]] = {}
-            prices: dict[str, Decimal] = {}
+            held: dict[AccountId, dict[InstrumentId, Decimal]] = {}
+            prices: dict[InstrumentId, Decimal] = {}
             for row in rows:
                 held.setdefault(row["account_id"], {})[row["instrument_id"]] = row["position"]
                 if row["last_price"] is not None:

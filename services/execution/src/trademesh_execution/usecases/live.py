@@ -35,11 +35,11 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
-from uuid import UUID
 
 import asyncpg
 from trademesh_bus.outbox import Outbox
 from trademesh_db import Database
+from trademesh_events.ids import AccountId, InstrumentId
 from trademesh_events.orders import DiscrepancyKind, OrderFilled, OrderStatus
 from trademesh_observability import metrics
 from trademesh_observability.logging import get_logger
@@ -83,7 +83,7 @@ _ENDED = (OrderStatus.CANCELED, OrderStatus.EXPIRED, OrderStatus.REJECTED)
 TRADE_SKEW = timedelta(minutes=1)
 
 
-def venue_trade_id(instrument_id: str, venue_trade: str) -> str:
+def venue_trade_id(instrument_id: InstrumentId, venue_trade: str) -> str:
     """A live fill's trade id: the venue's own, under the instrument (Binance numbers trades per
     symbol), so that the same trade seen by the stream, the poll and reconciliation is one fill."""
     return f"{instrument_id}#{venue_trade}"
@@ -133,14 +133,14 @@ class LiveOrders:
         self.discrepancies = Discrepancies(outbox=outbox, service=service, clock=clock)
         # Accounts whose order stream is live: their working orders are polled only as a
         # safety net (streamed_poll), the stream bringing their changes.
-        self.streamed: set[UUID] = set()
+        self.streamed: set[AccountId] = set()
         # Accounts whose venue was away at the last call; when it answers again, the account
         # is reconciled (the callback is the reconciler's request).
-        self.unreachable: set[UUID] = set()
-        self.on_reconnect: Callable[[UUID], None] | None = None
+        self.unreachable: set[AccountId] = set()
+        self.on_reconnect: Callable[[AccountId], None] | None = None
         # Told of every fill booked, with the transaction's connection (the balance refresher
         # reads the account's balances once that has committed).
-        self.on_fill: Callable[[asyncpg.Connection, UUID], None] | None = None
+        self.on_fill: Callable[[asyncpg.Connection, AccountId], None] | None = None
 
     async def run(self, stop: asyncio.Event) -> None:
         while not stop.is_set():
@@ -153,7 +153,7 @@ class LiveOrders:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), self.poll_interval)
 
-    def reached(self, account_id: UUID, reachable: bool) -> None:
+    def reached(self, account_id: AccountId, reachable: bool) -> None:
         """Note whether the account's venue answered; a venue back after being away has its
         account reconciled."""
         if not reachable:

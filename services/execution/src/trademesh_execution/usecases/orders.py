@@ -13,12 +13,12 @@ from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 from typing import assert_never
-from uuid import UUID
 
 import asyncpg
 from trademesh_bus import Delivery, inbox
 from trademesh_bus.outbox import Outbox, Outgoing
 from trademesh_db import Database
+from trademesh_events.ids import AccountId, ClientOrderId, InstrumentId, UserId
 from trademesh_events.marketdata import Bar, Tick
 from trademesh_events.orders import (
     CancelAllOrders,
@@ -93,7 +93,7 @@ class Orders:
 
     # ---- the order's story before risk decides (decision 0113) ---------------------------------
 
-    async def record_intent(self, intent: SubmitOrder, caller: UUID) -> Recorded:
+    async def record_intent(self, intent: SubmitOrder, caller: UserId) -> Recorded:
         """Record the caller's manual order INITIALIZED before its intent is published (the
         gateway asks): its client order id is claimed here, once, whoever asks at the same
         time. The same order again is the kept one (created False); another order under a
@@ -125,7 +125,7 @@ class Orders:
         """A batch of orders.denied.v1 in its transaction: each denied order kept DENIED with
         its reason (store.record_denials). A denial from before denials carried their intent
         has nothing to keep and is skipped."""
-        first: dict[str, OrderDenied] = {}
+        first: dict[ClientOrderId, OrderDenied] = {}
         for denial in denials:
             if denial.order is None:
                 log.warning(
@@ -198,7 +198,7 @@ class Orders:
         never sends it twice); a paper order is SUBMITTED and ACCEPTED, and one that came late
         is tried against the kept bars after its decision at once. The caller holds the paper
         market locks of the orders' instruments."""
-        first: dict[str, tuple[OrderApproved, str | None]] = {}
+        first: dict[ClientOrderId, tuple[OrderApproved, str | None]] = {}
         for approval in approvals:
             first.setdefault(approval[0].order.client_order_id, approval)
         placed = await self.store.place_pending(
@@ -283,7 +283,11 @@ class Orders:
         return paper_refusal(order, match, terms, holdings, self.clock())
 
     async def cancel(
-        self, conn: asyncpg.Connection, client_order_id: str, reason: str, account_id: UUID | None
+        self,
+        conn: asyncpg.Connection,
+        client_order_id: ClientOrderId,
+        reason: str,
+        account_id: AccountId | None,
     ) -> OrderView | None:
         """Cancel an open order (of `account_id` when given); None when there is no such order.
         A finished order stays as it is (a cancel that crossed a fill changes nothing)."""
@@ -336,7 +340,7 @@ class Orders:
         kept = [bar for bar, delivery in moves if delivery.topic == MD_BARS]
         if kept:
             await self.store.keep_bars(conn, kept)
-            latest: dict[str, Bar] = {}
+            latest: dict[InstrumentId, Bar] = {}
             for bar in kept:
                 if (
                     bar.instrument_id not in latest
@@ -364,7 +368,10 @@ class Orders:
             ]
 
     async def _apply(
-        self, conn: asyncpg.Connection, matches: list[PaperMatch], before: dict[str, OrderView]
+        self,
+        conn: asyncpg.Connection,
+        matches: list[PaperMatch],
+        before: dict[ClientOrderId, OrderView],
     ) -> list[PaperMatch]:
         """What bars did to paper orders: their new states, fills booked once, their events; a
         fill the account cannot pay for any more cancels its order instead (paper_refusal), each

@@ -39,10 +39,10 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
-from uuid import UUID
 
 import asyncpg
 from trademesh_db import Database
+from trademesh_events.ids import AccountId, ClientOrderId, InstrumentId
 from trademesh_events.orders import DiscrepancyKind, OrderStatus
 from trademesh_observability.logging import get_logger
 
@@ -107,11 +107,11 @@ class Reconciler:
         self.clock = clock
         self.interval = interval
         self.lookback = lookback
-        self._due: set[UUID] = set()
+        self._due: set[AccountId] = set()
         self._wake = asyncio.Event()
         live.on_reconnect = self.request
 
-    def request(self, account_id: UUID) -> None:
+    def request(self, account_id: AccountId) -> None:
         """Reconcile the account soon (a venue back, a stream reconnected)."""
         self._due.add(account_id)
         self._wake.set()
@@ -146,13 +146,13 @@ class Reconciler:
         for account in accounts:
             await self._safely(account.account_id)
 
-    async def _safely(self, account_id: UUID) -> None:
+    async def _safely(self, account_id: AccountId) -> None:
         try:
             await self.account(account_id)
         except Exception:
             log.warning("reconciling an account failed", account_id=str(account_id), exc_info=True)
 
-    async def account(self, account_id: UUID) -> Reconciliation | None:
+    async def account(self, account_id: AccountId) -> Reconciliation | None:
         """Reconcile one exchange account now; None when it is not one (a paper account, or
         gone) or another process is reconciling it."""
         account = await self.store.account(account_id)
@@ -281,7 +281,7 @@ class Reconciler:
 
     # ---- 2. our working orders the venue does not list ------------------------------------------
 
-    async def _working_here(self, account_id: UUID) -> list[str]:
+    async def _working_here(self, account_id: AccountId) -> list[ClientOrderId]:
         rows = await self.db.pool.fetch(
             "SELECT client_order_id FROM orders WHERE account_id = $1 "
             "AND status = ANY($2::text[]) ORDER BY created_at",
@@ -291,7 +291,11 @@ class Reconciler:
         return [row["client_order_id"] for row in rows]
 
     async def _look_up(
-        self, account: AccountRow, venue: Venue, client_order_id: str, result: Reconciliation
+        self,
+        account: AccountRow,
+        venue: Venue,
+        client_order_id: ClientOrderId,
+        result: Reconciliation,
     ) -> None:
         async with self.db.transaction() as conn:
             found = await self.store.order(client_order_id, conn, lock=True)
@@ -318,7 +322,7 @@ class Reconciler:
                 result.orders_updated += 1
 
     @staticmethod
-    async def _discrepancy_count(conn: asyncpg.Connection, account_id: UUID) -> int:
+    async def _discrepancy_count(conn: asyncpg.Connection, account_id: AccountId) -> int:
         count: int = await conn.fetchval(
             "SELECT count(*) FROM discrepancies WHERE account_id = $1", account_id
         )
@@ -354,7 +358,7 @@ class Reconciler:
     async def _order_trades(
         self,
         account: AccountRow,
-        instrument_id: str,
+        instrument_id: InstrumentId,
         venue_order_id: str,
         trades: list[VenueTrade],
         since: datetime,

@@ -17,7 +17,7 @@ from uuid import UUID
 
 from fastapi import APIRouter
 from pydantic import BaseModel, ConfigDict, Field
-from trademesh_events.ids import InstrumentId
+from trademesh_events.ids import AccountId, InstrumentId, UserId
 from trademesh_events.money import Amount, MoneyAmount
 from trademesh_http import ProblemError
 from trademesh_trading.buying_power import AccountTerms, MarginMode
@@ -182,7 +182,7 @@ def _limits_out(limits: Limits | None) -> dict[str, object]:
     return {k: v for k, v in limits.__dict__.items() if v is not None}
 
 
-async def _own(runtime: RuntimeDep, account_id: UUID, caller: Caller) -> None:
+async def _own(runtime: RuntimeDep, account_id: AccountId, caller: Caller) -> None:
     """404 unless the account is the caller's (execution, which keeps accounts, says so); an
     admin may act on every account. Risk keeps limits by account id and cannot tell owners
     apart itself."""
@@ -205,7 +205,7 @@ def _sources(in_force: Limits, defaults: Limits, admin: Limits | None) -> dict[s
     return out
 
 
-async def _within_ceilings(runtime: RuntimeDep, account_id: UUID, limits: Limits) -> None:
+async def _within_ceilings(runtime: RuntimeDep, account_id: AccountId, limits: Limits) -> None:
     """422 problem if the account's own `limits` would raise one of its ceilings: only an admin
     raises a limit (by setting the account's admin limits)."""
     defaults = runtime.decider.default_limits
@@ -228,7 +228,7 @@ async def _within_ceilings(runtime: RuntimeDep, account_id: UUID, limits: Limits
     )
 
 
-async def _account(runtime: RuntimeDep, account_id: UUID) -> AccountOut:
+async def _account(runtime: RuntimeDep, account_id: AccountId) -> AccountOut:
     store = runtime.store
     row = await store.account(account_id)
     account_limits, _ = await store.limits(account_id, None)
@@ -294,7 +294,7 @@ async def _account(runtime: RuntimeDep, account_id: UUID) -> AccountOut:
 
 
 @router.get("/accounts/{account_id}", summary="An account as risk sees it: state, limits, exposure")
-async def get_account(account_id: UUID, caller: CallerDep, runtime: RuntimeDep) -> AccountOut:
+async def get_account(account_id: AccountId, caller: CallerDep, runtime: RuntimeDep) -> AccountOut:
     await _own(runtime, account_id, caller)
     return await _account(runtime, account_id)
 
@@ -309,7 +309,7 @@ async def get_account(account_id: UUID, caller: CallerDep, runtime: RuntimeDep) 
     responses={422: {"description": "A bad body, or a trader's limit above its ceiling."}},
 )
 async def put_limits(
-    account_id: UUID, body: LimitsIn, caller: CallerDep, runtime: RuntimeDep
+    account_id: AccountId, body: LimitsIn, caller: CallerDep, runtime: RuntimeDep
 ) -> AccountOut:
     require(caller, "admin", "trader")
     await _own(runtime, account_id, caller)
@@ -329,7 +329,7 @@ async def put_limits(
     responses={422: {"description": "A bad body, or a limit above its ceiling."}},
 )
 async def put_instrument_limits(
-    account_id: UUID, body: InstrumentLimitsIn, caller: CallerDep, runtime: RuntimeDep
+    account_id: AccountId, body: InstrumentLimitsIn, caller: CallerDep, runtime: RuntimeDep
 ) -> AccountOut:
     require(caller, "admin", "trader")
     await _own(runtime, account_id, caller)
@@ -343,20 +343,22 @@ async def put_instrument_limits(
     summary="Engage or release the account's kill switch (engaging cancels its open orders)",
 )
 async def account_kill_switch(
-    account_id: UUID, body: SwitchIn, caller: CallerDep, runtime: RuntimeDep
+    account_id: AccountId, body: SwitchIn, caller: CallerDep, runtime: RuntimeDep
 ) -> AccountOut:
     require(caller, "admin", "trader")
     await _own(runtime, account_id, caller)
-    await runtime.decider.set_kill_switch(account_id, body.engaged, body.reason, by=caller.user_id)
+    await runtime.decider.set_kill_switch(
+        account_id, body.engaged, body.reason, by=UserId(caller.user_id)
+    )
     return await _account(runtime, account_id)
 
 
 @router.post("/accounts/{account_id}/state", summary="Set the account's trading state (admin)")
 async def set_state(
-    account_id: UUID, body: StateIn, caller: CallerDep, runtime: RuntimeDep
+    account_id: AccountId, body: StateIn, caller: CallerDep, runtime: RuntimeDep
 ) -> AccountOut:
     require(caller, "admin")
-    await runtime.decider.set_state(account_id, body.state, body.reason, by=caller.user_id)
+    await runtime.decider.set_state(account_id, body.state, body.reason, by=UserId(caller.user_id))
     return await _account(runtime, account_id)
 
 
@@ -372,7 +374,7 @@ async def get_global(caller: CallerDep, runtime: RuntimeDep) -> GlobalSwitchOut:
 )
 async def set_global(body: SwitchIn, caller: CallerDep, runtime: RuntimeDep) -> GlobalSwitchOut:
     require(caller, "admin")
-    await runtime.decider.set_global_switch(body.engaged, body.reason, by=caller.user_id)
+    await runtime.decider.set_global_switch(body.engaged, body.reason, by=UserId(caller.user_id))
     engaged, reason = await runtime.store.global_switch()
     return GlobalSwitchOut(engaged=engaged, reason=reason)
 
@@ -388,7 +390,7 @@ async def set_global(body: SwitchIn, caller: CallerDep, runtime: RuntimeDep) -> 
     responses={403: {"description": "Not an admin."}},
 )
 async def put_buying_power(
-    account_id: UUID, body: BuyingPowerIn, caller: CallerDep, runtime: RuntimeDep
+    account_id: AccountId, body: BuyingPowerIn, caller: CallerDep, runtime: RuntimeDep
 ) -> AccountOut:
     require(caller, "admin")
     row = await runtime.store.account(account_id)

@@ -18,9 +18,9 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from uuid import UUID
 
 import asyncpg
+from trademesh_events.ids import AccountId, InstrumentId
 
 from trademesh_risk.engine import InstrumentRules, Limits, ceilings, effective, rules_in_force
 from trademesh_risk.store import RiskStore, RuleSource
@@ -36,12 +36,12 @@ class Config:
 
     default_limits: Limits
     instrument_bounds: InstrumentRules
-    own: Mapping[UUID, Limits | None]
-    admin: Mapping[UUID, Limits | None]
-    per_instrument: Mapping[tuple[UUID, str], Limits | None]
-    rules: Mapping[str, Mapping[RuleSource, InstrumentRules]]
+    own: Mapping[AccountId, Limits | None]
+    admin: Mapping[AccountId, Limits | None]
+    per_instrument: Mapping[tuple[AccountId, InstrumentId], Limits | None]
+    rules: Mapping[InstrumentId, Mapping[RuleSource, InstrumentRules]]
 
-    def limits(self, account_id: UUID, instrument_id: str | None) -> Limits:
+    def limits(self, account_id: AccountId, instrument_id: InstrumentId | None) -> Limits:
         """As Decider.limits_in_force: the ceilings, the account's own limits and its limits
         for the instrument, the stricter of all."""
         per_instrument = (
@@ -53,7 +53,7 @@ class Config:
             per_instrument,
         )
 
-    def rules_of(self, instrument_id: str) -> InstrumentRules | None:
+    def rules_of(self, instrument_id: InstrumentId) -> InstrumentRules | None:
         """As Decider.rules_in_force: an admin's override, else the venue's, else the bounds."""
         layers = self.rules[instrument_id]
         return rules_in_force(layers.get("venue"), layers.get("admin"), self.instrument_bounds)
@@ -68,10 +68,10 @@ class ConfigCache:
         self.instrument_bounds = instrument_bounds
         self.version = -1  # nothing read yet
         self.loads = 0  # statements that read configuration (tests count them)
-        self._own: dict[UUID, Limits | None] = {}
-        self._admin: dict[UUID, Limits | None] = {}
-        self._per_instrument: dict[tuple[UUID, str], Limits | None] = {}
-        self._rules: dict[str, Mapping[RuleSource, InstrumentRules]] = {}
+        self._own: dict[AccountId, Limits | None] = {}
+        self._admin: dict[AccountId, Limits | None] = {}
+        self._per_instrument: dict[tuple[AccountId, InstrumentId], Limits | None] = {}
+        self._rules: dict[InstrumentId, Mapping[RuleSource, InstrumentRules]] = {}
 
     def _drop(self, version: int) -> None:
         self.version = version
@@ -81,9 +81,9 @@ class ConfigCache:
         self,
         conn: asyncpg.Connection,
         version: int,
-        account_ids: Iterable[UUID],
-        instrument_ids: Iterable[str] = (),
-        pairs: Iterable[tuple[UUID, str]] = (),
+        account_ids: Iterable[AccountId],
+        instrument_ids: Iterable[InstrumentId] = (),
+        pairs: Iterable[tuple[AccountId, InstrumentId]] = (),
     ) -> Config:
         """The configuration of these accounts, instruments and (account, instrument) pairs, at
         least as new as `version` (read with the accounts' state, in this transaction)."""

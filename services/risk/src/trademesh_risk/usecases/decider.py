@@ -29,12 +29,12 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import assert_never
-from uuid import UUID
 
 import asyncpg
 from trademesh_bus import Delivery
 from trademesh_bus.outbox import Outbox, Outgoing
 from trademesh_db import Database
+from trademesh_events.ids import AccountId, ClientOrderId, InstrumentId, UserId
 from trademesh_events.orders import (
     AccountChanged,
     CancelAllOrders,
@@ -95,8 +95,8 @@ class _Running:
     state: TradingState
     kill_switch: bool
     realised_today: Decimal
-    positions: dict[str, Decimal]
-    pending: dict[str, tuple[Decimal, Decimal]]
+    positions: dict[InstrumentId, Decimal]
+    pending: dict[InstrumentId, tuple[Decimal, Decimal]]
     open_orders: int
     recent_approvals: list[datetime]
     cash: Decimal | None
@@ -171,7 +171,9 @@ class Decider:
 
     # ---- intents -------------------------------------------------------------------------------
 
-    async def lock_accounts(self, conn: asyncpg.Connection, account_ids: Sequence[UUID]) -> None:
+    async def lock_accounts(
+        self, conn: asyncpg.Connection, account_ids: Sequence[AccountId]
+    ) -> None:
         """Lock these accounts' rows (created when new) for the transaction, in id order: a
         batch takes its locks up front, so two batches never wait for each other in a circle."""
         if account_ids:
@@ -194,9 +196,9 @@ class Decider:
         today = now.date()
         decisions: list[Decision] = []
         outgoing: list[Outgoing] = []
-        running: dict[UUID, _Running] = {}
+        running: dict[AccountId, _Running] = {}
         config: Config | None = None
-        decided: set[str] = set()
+        decided: set[ClientOrderId] = set()
         global_on = False
         if orders:
             account_ids = sorted({o.account_id for o in orders})
@@ -319,7 +321,10 @@ class Decider:
         )
 
     async def limits_in_force(
-        self, conn: asyncpg.Connection | None, account_id: UUID, instrument_id: str | None
+        self,
+        conn: asyncpg.Connection | None,
+        account_id: AccountId,
+        instrument_id: InstrumentId | None,
     ) -> Limits:
         """The limits an order of the account on the instrument is checked against: its
         ceilings (the defaults, or an admin's limits in their place), its own limits and its
@@ -329,7 +334,7 @@ class Decider:
         return effective(ceilings(self.default_limits, admin), own, per_instrument)
 
     async def rules_in_force(
-        self, conn: asyncpg.Connection | None, instrument_id: str
+        self, conn: asyncpg.Connection | None, instrument_id: InstrumentId
     ) -> InstrumentRules | None:
         """The instrument's bounds: an admin's override, else the venue's, else the defaults."""
         layers = await self.store.rule_layers(instrument_id, conn)
@@ -341,7 +346,7 @@ class Decider:
         )
 
     async def _reduce(
-        self, conn: asyncpg.Connection, account_id: UUID, controls: TradingControls
+        self, conn: asyncpg.Connection, account_id: AccountId, controls: TradingControls
     ) -> Transition:
         """The daily loss limit reached: an ACTIVE account goes REDUCING (stored here; the
         caller publishes the change with the figures). Nothing changes for one that is not."""
@@ -358,9 +363,9 @@ class Decider:
         self,
         conn: asyncpg.Connection,
         change: Transition,
-        account_id: UUID | None,
+        account_id: AccountId | None,
         *,
-        by: UUID | None = None,
+        by: UserId | None = None,
         message: str | None = None,
     ) -> None:
         """The change's TradingStateChanged into the outbox, in the caller's transaction (the
@@ -448,7 +453,7 @@ class Decider:
     # ---- switches and states -----------------------------------------------------------------
 
     async def set_kill_switch(
-        self, account_id: UUID, engaged: bool, reason: str | None, by: UUID | None = None
+        self, account_id: AccountId, engaged: bool, reason: str | None, by: UserId | None = None
     ) -> None:
         """Engaging takes effect on the account's next intent and asks execution to cancel its
         open orders (CancelAllOrders); the account is HALTED until it is released. `by`: the
@@ -465,7 +470,7 @@ class Decider:
         )
 
     async def set_global_switch(
-        self, engaged: bool, reason: str | None, by: UUID | None = None
+        self, engaged: bool, reason: str | None, by: UserId | None = None
     ) -> None:
         """The platform's kill switch: every account HALTED while it is engaged (one
         TradingStateChanged without an account says so, not one per account)."""
@@ -480,7 +485,11 @@ class Decider:
         log.warning("global kill switch", engaged=engaged, reason=reason)
 
     async def set_state(
-        self, account_id: UUID, state: TradingState, reason: str | None, by: UUID | None = None
+        self,
+        account_id: AccountId,
+        state: TradingState,
+        reason: str | None,
+        by: UserId | None = None,
     ) -> None:
         """An admin (`by`) sets the account's state: under its kill switch, the state it returns
         to when the switch is released."""
@@ -490,7 +499,9 @@ class Decider:
             await self.store.set_state(conn, account_id, state, reason)
             await self._publish(conn, change, account_id, by=by, message=reason)
 
-    async def _cancel_all(self, conn: asyncpg.Connection, account_id: UUID, reason: str) -> None:
+    async def _cancel_all(
+        self, conn: asyncpg.Connection, account_id: AccountId, reason: str
+    ) -> None:
         await self.outbox.add(
             conn,
             CancelAllOrders(account_id=account_id, reason=reason[:500], created_at=self.clock()),

@@ -14,6 +14,7 @@ import contextlib
 from datetime import datetime
 from decimal import Decimal
 
+from trademesh_events.ids import InstrumentId
 from trademesh_observability.logging import get_logger
 
 from trademesh_risk.store import RiskStore
@@ -25,22 +26,22 @@ class PriceBook:
     def __init__(self, store: RiskStore, *, save_interval: float = 1.0) -> None:
         self.store = store
         self.save_interval = save_interval
-        self._prices: dict[str, tuple[Decimal, datetime]] = {}
-        self._unsaved: dict[str, tuple[Decimal, datetime]] = {}
+        self._prices: dict[InstrumentId, tuple[Decimal, datetime]] = {}
+        self._unsaved: dict[InstrumentId, tuple[Decimal, datetime]] = {}
 
     async def load(self) -> None:
         saved = await self.store.load_prices()
         for instrument, value in saved.items():
             self._prices.setdefault(instrument, value)
 
-    def update(self, instrument_id: str, price: Decimal, ts: datetime) -> None:
+    def update(self, instrument_id: InstrumentId, price: Decimal, ts: datetime) -> None:
         self._prices[instrument_id] = self._unsaved[instrument_id] = (price, ts)
 
-    def get(self, instrument_id: str) -> Decimal | None:
+    def get(self, instrument_id: InstrumentId) -> Decimal | None:
         found = self._prices.get(instrument_id)
         return found[0] if found is not None else None
 
-    def of(self, instruments: set[str]) -> dict[str, Decimal]:
+    def of(self, instruments: set[InstrumentId]) -> dict[InstrumentId, Decimal]:
         return {i: p for i in instruments if (p := self.get(i)) is not None}
 
     async def save(self) -> None:

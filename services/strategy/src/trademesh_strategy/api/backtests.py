@@ -15,6 +15,7 @@ from uuid import UUID
 
 from fastapi import APIRouter, Response
 from pydantic import BaseModel, ConfigDict, Field
+from trademesh_events.ids import UserId
 from trademesh_events.money import Amount, MoneyAmount
 from trademesh_http import Caller, ProblemError
 from trademesh_http.pagination import Page, PageDep, paginate
@@ -293,7 +294,7 @@ async def submit_grid(
     return _grid_out(await store.grid_summary(grid))
 
 
-async def _own_grid(runtime: Runtime, grid_id: UUID, caller: UUID) -> GridRecord:
+async def _own_grid(runtime: Runtime, grid_id: UUID, caller: UserId) -> GridRecord:
     return owned(await runtime.backtests.get_grid(grid_id), caller, "grid", grid_id)
 
 
@@ -303,7 +304,7 @@ async def get_grid(grid_id: UUID, caller: CallerDep, runtime: RuntimeDep) -> Gri
     return _grid_out(await runtime.backtests.grid_summary(grid))
 
 
-async def _own(runtime: Runtime, backtest_id: UUID, caller: UUID) -> BacktestRecord:
+async def _own(runtime: Runtime, backtest_id: UUID, caller: UserId) -> BacktestRecord:
     return owned(await runtime.backtests.get(backtest_id), caller, "backtest", backtest_id)
 
 

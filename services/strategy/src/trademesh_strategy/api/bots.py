@@ -10,7 +10,7 @@ from uuid import UUID
 from fastapi import APIRouter, Response
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from trademesh_events.bots import BotState
-from trademesh_events.ids import InstrumentId
+from trademesh_events.ids import AccountId, BotId, InstrumentId, UserId
 from trademesh_events.money import Amount, MoneyAmount
 from trademesh_http import ProblemError
 from trademesh_http.pagination import Page, PageDep, paginate
@@ -229,8 +229,8 @@ async def create_bot(
     await runtime.accounts.check(body.account_id, caller)
     try:
         bot = await runtime.runtime.create(
-            user_id=caller.user_id,
-            account_id=body.account_id,
+            user_id=UserId(caller.user_id),
+            account_id=AccountId(body.account_id),
             name=body.name or f"{body.strategy}@{body.instrument_id}",
             strategy=body.strategy,
             params=body.params,
@@ -254,7 +254,7 @@ async def list_bots(caller: CallerDep, runtime: RuntimeDep, request: PageDep) ->
     return BotPage(items=[_out(b) for b in items], next_cursor=cursor)
 
 
-async def _own(runtime: RuntimeDep, bot_id: UUID, caller: UUID) -> BotRecord:
+async def _own(runtime: RuntimeDep, bot_id: BotId, caller: UserId) -> BotRecord:
     bot = await runtime.bots.get(bot_id)
     if bot is None or bot.user_id != caller:  # another user's bot does not exist for the caller
         raise ProblemError(404, "Unknown bot", f"No bot {bot_id}.")
@@ -262,13 +262,13 @@ async def _own(runtime: RuntimeDep, bot_id: UUID, caller: UUID) -> BotRecord:
 
 
 @router.get("/{bot_id}", summary="A bot's state, position and progress")
-async def get_bot(bot_id: UUID, caller: CallerDep, runtime: RuntimeDep) -> BotOut:
+async def get_bot(bot_id: BotId, caller: CallerDep, runtime: RuntimeDep) -> BotOut:
     return _out(await _own(runtime, bot_id, caller))
 
 
 @router.post("/{bot_id}/{action}", summary="pause, resume, stop, or start again a stopped bot")
 async def act(
-    bot_id: UUID,
+    bot_id: BotId,
     action: Literal["pause", "resume", "stop", "start"],
     caller: CallerDep,
     runtime: RuntimeDep,
@@ -293,7 +293,7 @@ class BotOrderPage(Page[OrderOut]):
 
 
 @router.get("/{bot_id}/runs", summary="A bot's runs: each start until it stopped or failed")
-async def runs(bot_id: UUID, caller: CallerDep, runtime: RuntimeDep, request: PageDep) -> RunPage:
+async def runs(bot_id: BotId, caller: CallerDep, runtime: RuntimeDep, request: PageDep) -> RunPage:
     await _own(runtime, bot_id, caller)
     rows = await runtime.bots.runs(bot_id, request.fetch, request.after(datetime, UUID))
     items, cursor = paginate(rows, request, lambda r: (r.started_at, r.run_id))
@@ -302,7 +302,7 @@ async def runs(bot_id: UUID, caller: CallerDep, runtime: RuntimeDep, request: Pa
 
 @router.get("/{bot_id}/orders", summary="The orders a bot asked for, oldest first")
 async def orders(
-    bot_id: UUID,
+    bot_id: BotId,
     caller: CallerDep,
     runtime: RuntimeDep,
     request: PageDep,

@@ -9,10 +9,11 @@ from uuid import UUID
 from fastapi import Depends, Request
 from trademesh_bus import Bus
 from trademesh_db import Database
+from trademesh_events.ids import UserId
 from trademesh_http import ProblemError
 from trademesh_http.accounts import AccountOwners
 from trademesh_http.caller import CallerDep as VerifiedCallerDep
-from trademesh_http.caller import CallerIdDep
+from trademesh_http.caller import get_caller_id
 from trademesh_trading.registry import StrategyRegistry
 
 from trademesh_strategy.backtests.store import BacktestStore
@@ -49,7 +50,8 @@ async def get_runtime(request: Request) -> Runtime:
 RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
 
 
-CallerDep = CallerIdDep  # the caller's user id, from their verified access token
+# The caller's user id, from their verified access token: a UserId from here on.
+CallerDep = Annotated[UserId, Depends(get_caller_id)]
 # The whole verified caller, for a call made on their behalf (caller.auth_headers() forwards the
 # access token; never log it). Same dependency as CallerDep's: verified once per request.
 OnBehalfDep = VerifiedCallerDep
@@ -57,13 +59,13 @@ OnBehalfDep = VerifiedCallerDep
 
 class Owned(Protocol):
     @property
-    def user_id(self) -> UUID: ...
+    def user_id(self) -> UserId: ...
 
 
 OwnedT = TypeVar("OwnedT", bound=Owned)
 
 
-def owned(record: OwnedT | None, caller: UUID, kind: str, ident: UUID) -> OwnedT:
+def owned(record: OwnedT | None, caller: UserId, kind: str, ident: UUID) -> OwnedT:
     """`record` (read already) if it is the caller's; else the 404 of an unknown `kind`: another
     user's backtest, grid or optimisation does not exist for the caller."""
     if record is None or record.user_id != caller:

@@ -14,6 +14,7 @@ from uuid import UUID, uuid4
 
 import asyncpg
 from trademesh_db import Database
+from trademesh_events.ids import UserId
 
 from trademesh_strategy.backtests.grid import GridEntry, rank
 from trademesh_strategy.backtests.jobs import RETRY_BASE_S, STALE_AFTER_S, BacktestStatus
@@ -30,7 +31,7 @@ JOB_COLUMNS = (
 class JobRecord:
     """What every queued job's row says: whose it is, what was asked, where it stands."""
 
-    user_id: UUID
+    user_id: UserId
     request: dict[str, Any]
     status: BacktestStatus
     error: str | None
@@ -144,7 +145,7 @@ class BacktestRecord(JobRecord):
 @dataclass(frozen=True)
 class GridRecord:
     grid_id: UUID
-    user_id: UUID
+    user_id: UserId
     request: dict[str, Any]
     rank_by: RankBy
     created_at: datetime
@@ -195,7 +196,7 @@ class BacktestStore(JobTable[BacktestRecord]):
             **job_fields(row),
         )
 
-    async def insert(self, user_id: UUID, request: BacktestRequest) -> BacktestRecord:
+    async def insert(self, user_id: UserId, request: BacktestRequest) -> BacktestRecord:
         """A new QUEUED backtest of `user_id`."""
         row = await self.db.pool.fetchrow(
             "INSERT INTO backtests (backtest_id, user_id, request, status) "  # noqa: S608 - constant columns
@@ -208,7 +209,7 @@ class BacktestStore(JobTable[BacktestRecord]):
         return self._record(row)
 
     async def insert_grid(
-        self, user_id: UUID, grid: GridRequest, backtests: Sequence[BacktestRequest]
+        self, user_id: UserId, grid: GridRequest, backtests: Sequence[BacktestRequest]
     ) -> UUID:
         """The grid and its QUEUED backtests, in one transaction: all of them or nothing. Their
         created_at follow the combinations' order (a microsecond apart), so workers take them
@@ -236,7 +237,7 @@ class BacktestStore(JobTable[BacktestRecord]):
         return grid_id
 
     async def page(
-        self, user_id: UUID, before: tuple[datetime, UUID] | None, limit: int
+        self, user_id: UserId, before: tuple[datetime, UUID] | None, limit: int
     ) -> list[BacktestRecord]:
         """A user's backtests, newest first, after the keyset position `before`."""
         if before is None:

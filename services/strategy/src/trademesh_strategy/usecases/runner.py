@@ -23,6 +23,7 @@ from trademesh_bus import inbox
 from trademesh_bus.outbox import Outbox
 from trademesh_db import Database
 from trademesh_events.bots import BotState, BotStateChanged
+from trademesh_events.ids import AccountId, BotId, InstrumentId, UserId
 from trademesh_events.marketdata import Bar
 from trademesh_events.orders import (
     CancelOrder,
@@ -100,7 +101,7 @@ class BotRuntime:
         self.clock = clock
         self.window = window
         self.rebuild_max_bars = rebuild_max_bars
-        self.sessions: dict[UUID, BotSession] = {}
+        self.sessions: dict[BotId, BotSession] = {}
         # Counted from 0 for every strategy a bot can run, so that a first failure is an
         # increase that the dashboard's rate() sees.
         for strategy in registry.names():
@@ -111,12 +112,12 @@ class BotRuntime:
     async def create(
         self,
         *,
-        user_id: UUID,
-        account_id: UUID,
+        user_id: UserId,
+        account_id: AccountId,
         name: str,
         strategy: str,
         params: dict[str, Any],
-        instrument_id: str,
+        instrument_id: InstrumentId,
         timeframe: str,
         venue: str,
         sizing: Sizing,
@@ -128,7 +129,7 @@ class BotRuntime:
         instance = self.registry.create(strategy, params)
         now = self.clock()
         record = BotRecord(
-            bot_id=uuid4(),
+            bot_id=BotId(uuid4()),
             user_id=user_id,
             account_id=account_id,
             name=name,
@@ -168,7 +169,7 @@ class BotRuntime:
         self.sessions[record.bot_id] = session
         return record
 
-    async def act(self, bot_id: UUID, user_id: UUID, action: str) -> BotRecord | None:
+    async def act(self, bot_id: BotId, user_id: UserId, action: str) -> BotRecord | None:
         """Pause, resume, stop or (re)start a bot of `user_id`; None when it has no such bot.
         Raises IllegalTransition when the bot's state does not allow the action."""
         async with self.db.transaction() as conn:
@@ -351,12 +352,12 @@ class BotRuntime:
         pairs = sorted({(bar.instrument_id, bar.timeframe) for bar, _ in bars})
         bots = await self.store.running_for_pairs(conn, pairs)
         opened = await self.store.open_orders_of(conn, [bot.bot_id for bot in bots])
-        by_pair: dict[tuple[str, str], list[BotRecord]] = {}
+        by_pair: dict[tuple[InstrumentId, str], list[BotRecord]] = {}
         for bot in bots:
             by_pair.setdefault((bot.instrument_id, bot.timeframe), []).append(bot)
         current = {bot.bot_id: bot for bot in bots}
-        progress: dict[UUID, _Progress] = {}
-        failed: set[UUID] = set()
+        progress: dict[BotId, _Progress] = {}
+        failed: set[BotId] = set()
         # Bots of an instrument ask the same gap of the history API once per bar.
         for bar, traceparent in bars:
             asked: dict[datetime, list[Bar]] = {}
