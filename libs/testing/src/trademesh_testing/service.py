@@ -15,7 +15,9 @@ from typing import Any
 import yaml
 from dockerfile_parse import DockerfileParser
 from prometheus_client.parser import text_string_to_metric_families
+from trademesh_events.topics import get_topic
 from trademesh_observability.metrics import declared_metric_names
+from trademesh_service import ServiceManifest, service_manifest
 
 
 def declared_service(service: Path) -> dict[str, Any]:
@@ -24,6 +26,14 @@ def declared_service(service: Path) -> dict[str, Any]:
     table: dict[str, Any] = dict(pyproject["tool"]["trademesh"]["service"])
     table["project"] = pyproject["project"]["name"]
     return table
+
+
+def check_manifest(service: Path) -> None:
+    """The manifest the service's package ships is its pyproject's, and names registered topics."""
+    declared = ServiceManifest.from_folder(service)
+    assert service_manifest(declared.module) == declared
+    for name in (*declared.consumes, *declared.produces):
+        assert get_topic(name).name == name
 
 
 def check_helm_values(service: Path) -> None:

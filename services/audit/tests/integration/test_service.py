@@ -12,6 +12,7 @@ import pytest
 from fastapi import FastAPI
 from trademesh_bus import Bus
 from trademesh_events.topics import get_topic
+from trademesh_service import service_manifest
 from trademesh_testing.http import app_client
 from trademesh_testing.samples import read_all, sample_for_topic, unique_key
 from trademesh_testing.service import check_declared_metrics
@@ -20,9 +21,10 @@ from trademesh_testing.waiting import eventually
 from trademesh_audit.api.deps import Runtime
 from trademesh_audit.app import create_app
 from trademesh_audit.config import Settings
-from trademesh_audit.engine import CONSUMES, LOGGED, PRODUCES
+from trademesh_audit.engine import LOGGED
 
 pytestmark = pytest.mark.integration
+MANIFEST = service_manifest("trademesh_audit")
 
 
 async def test_health_and_ready_check_the_real_dependencies(client: httpx.AsyncClient) -> None:
@@ -67,7 +69,10 @@ async def test_metrics_export_the_declared_metrics(client: httpx.AsyncClient) ->
 async def test_about_states_the_contract(client: httpx.AsyncClient, settings: Settings) -> None:
     body = (await client.get("/api/v1/about")).json()
     assert body["service"] == "audit"
-    assert (body["consumes"], body["produces"]) == (list(CONSUMES), list(PRODUCES))
+    assert (body["consumes"], body["produces"]) == (
+        list(MANIFEST.consumes),
+        list(MANIFEST.produces),
+    )
     assert body["schema_name"] == settings.database_schema
 
 

@@ -12,6 +12,7 @@ import pytest
 from trademesh_bus import Bus
 from trademesh_events.orders import OrderApproved
 from trademesh_events.topics import ORDERS_APPROVED, ORDERS_EVENTS, get_topic
+from trademesh_service import service_manifest
 from trademesh_testing.http import app_client
 from trademesh_testing.samples import decoded, read_all, sample_for_topic, unique_key
 from trademesh_testing.service import check_declared_metrics
@@ -19,9 +20,9 @@ from trademesh_testing.waiting import eventually
 
 from trademesh_execution.app import create_app
 from trademesh_execution.config import Settings
-from trademesh_execution.engine import CONSUMES, PRODUCES
 
 pytestmark = pytest.mark.integration
+MANIFEST = service_manifest("trademesh_execution")
 
 
 async def test_health_and_ready_check_the_real_dependencies(client: httpx.AsyncClient) -> None:
@@ -66,7 +67,10 @@ async def test_metrics_export_the_declared_metrics(client: httpx.AsyncClient) ->
 async def test_about_states_the_contract(client: httpx.AsyncClient, settings: Settings) -> None:
     body = (await client.get("/api/v1/about")).json()
     assert body["service"] == "execution"
-    assert (body["consumes"], body["produces"]) == (list(CONSUMES), list(PRODUCES))
+    assert (body["consumes"], body["produces"]) == (
+        list(MANIFEST.consumes),
+        list(MANIFEST.produces),
+    )
     assert body["schema_name"] == settings.database_schema
 
 

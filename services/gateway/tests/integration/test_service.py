@@ -8,15 +8,17 @@ from typing import Any
 import httpx
 import pytest
 from fastapi import FastAPI
+from trademesh_service import service_manifest
 from trademesh_testing.http import app_client
 from trademesh_testing.service import check_declared_metrics
 from trademesh_testing.waiting import eventually
 
 from trademesh_gateway.app import create_app
 from trademesh_gateway.config import Settings
-from trademesh_gateway.engine import CONSUMES, PRODUCES, ROUTES
+from trademesh_gateway.engine import ROUTES
 
 pytestmark = pytest.mark.integration
+MANIFEST = service_manifest("trademesh_gateway")
 
 
 async def test_health_and_ready_check_the_real_dependencies(client: httpx.AsyncClient) -> None:
@@ -75,7 +77,10 @@ async def test_metrics_port_exports_the_declared_metrics(
 async def test_about_states_the_contract(client: httpx.AsyncClient) -> None:
     body = (await client.get("/api/v1/about")).json()
     assert body["service"] == "gateway"
-    assert (body["consumes"], body["produces"]) == (list(CONSUMES), list(PRODUCES))
+    assert (body["consumes"], body["produces"]) == (
+        list(MANIFEST.consumes),
+        list(MANIFEST.produces),
+    )
     assert body["schema_name"] is None
 
 

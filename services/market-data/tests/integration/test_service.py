@@ -6,15 +6,16 @@ from typing import Any
 
 import httpx
 import pytest
+from trademesh_service import service_manifest
 from trademesh_testing.http import app_client
 from trademesh_testing.service import check_declared_metrics
 from trademesh_testing.waiting import eventually
 
 from trademesh_market_data.app import create_app
 from trademesh_market_data.config import Settings
-from trademesh_market_data.engine import CONSUMES, PRODUCES
 
 pytestmark = pytest.mark.integration
+MANIFEST = service_manifest("trademesh_market_data")
 
 
 async def test_health_and_ready_check_the_real_dependencies(client: httpx.AsyncClient) -> None:
@@ -59,5 +60,8 @@ async def test_metrics_export_the_declared_metrics(client: httpx.AsyncClient) ->
 async def test_about_states_the_contract(client: httpx.AsyncClient, settings: Settings) -> None:
     body = (await client.get("/api/v1/about")).json()
     assert body["service"] == "market-data"
-    assert (body["consumes"], body["produces"]) == (list(CONSUMES), list(PRODUCES))
+    assert (body["consumes"], body["produces"]) == (
+        list(MANIFEST.consumes),
+        list(MANIFEST.produces),
+    )
     assert body["schema_name"] == settings.database_schema

@@ -11,6 +11,7 @@ import httpx
 import pytest
 from trademesh_bus import Bus
 from trademesh_events.topics import ORDERS_APPROVED, ORDERS_DENIED, ORDERS_INTENTS, get_topic
+from trademesh_service import service_manifest
 from trademesh_testing.http import app_client
 from trademesh_testing.samples import decoded, read_all, sample_for_topic, unique_key
 from trademesh_testing.service import check_declared_metrics
@@ -18,9 +19,9 @@ from trademesh_testing.waiting import eventually
 
 from trademesh_risk.app import create_app
 from trademesh_risk.config import Settings
-from trademesh_risk.engine import CONSUMES, PRODUCES
 
 pytestmark = pytest.mark.integration
+MANIFEST = service_manifest("trademesh_risk")
 
 
 async def test_health_and_ready_check_the_real_dependencies(client: httpx.AsyncClient) -> None:
@@ -65,7 +66,10 @@ async def test_metrics_export_the_declared_metrics(client: httpx.AsyncClient) ->
 async def test_about_states_the_contract(client: httpx.AsyncClient, settings: Settings) -> None:
     body = (await client.get("/api/v1/about")).json()
     assert body["service"] == "risk"
-    assert (body["consumes"], body["produces"]) == (list(CONSUMES), list(PRODUCES))
+    assert (body["consumes"], body["produces"]) == (
+        list(MANIFEST.consumes),
+        list(MANIFEST.produces),
+    )
     assert body["schema_name"] == settings.database_schema
 
 

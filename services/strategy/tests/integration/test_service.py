@@ -16,6 +16,7 @@ from trademesh_events.ids import make_client_order_id
 from trademesh_events.marketdata import Bar
 from trademesh_events.orders import DenialReason, OrderDenied, OrderRejected
 from trademesh_events.topics import MD_BARS, ORDERS_DENIED, ORDERS_EVENTS, get_topic
+from trademesh_service import service_manifest
 from trademesh_testing.accounts import book
 from trademesh_testing.http import app_client
 from trademesh_testing.marketdata import finished, start_replay, wait_stored
@@ -26,9 +27,10 @@ from trademesh_testing.waiting import eventually
 
 from trademesh_strategy.app import create_app
 from trademesh_strategy.config import Settings
-from trademesh_strategy.engine import CONSUMES, PRODUCES, OrderRequest
+from trademesh_strategy.engine import OrderRequest
 
 pytestmark = pytest.mark.integration
+MANIFEST = service_manifest("trademesh_strategy")
 
 
 async def test_health_and_ready_check_the_real_dependencies(client: httpx.AsyncClient) -> None:
@@ -75,7 +77,10 @@ async def test_metrics_export_the_declared_metrics(client: httpx.AsyncClient) ->
 async def test_about_states_the_contract(client: httpx.AsyncClient, settings: Settings) -> None:
     body = (await client.get("/api/v1/about")).json()
     assert body["service"] == "strategy"
-    assert (body["consumes"], body["produces"]) == (list(CONSUMES), list(PRODUCES))
+    assert (body["consumes"], body["produces"]) == (
+        list(MANIFEST.consumes),
+        list(MANIFEST.produces),
+    )
     assert body["schema_name"] == settings.database_schema
 
 
@@ -147,7 +152,7 @@ async def test_malformed_events_go_to_the_dlq_and_consumption_goes_on(
     bot = await running_bot(client, market, user)
     path = f"/api/v1/bots/{bot['bot_id']}"
     poison: dict[str, str] = {}
-    for topic in CONSUMES:
+    for topic in MANIFEST.consumes:
         spec = get_topic(topic)
         headers = ce_headers(spec.events[0].event_type())
         poison[topic] = headers["ce_id"]

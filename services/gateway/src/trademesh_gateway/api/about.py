@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 from pydantic import BaseModel
+from trademesh_service import service_manifest
 
 from trademesh_gateway.api.deps import RuntimeDep
-from trademesh_gateway.engine import CONSUMES, PRODUCES
 
 router = APIRouter(prefix="/about", tags=["about"])
 
@@ -24,7 +24,7 @@ async def about(runtime: RuntimeDep) -> About:
     return About(
         service=runtime.settings.service_name,
         description="The only public API: authenticates callers, enforces roles, ownership and rate limits, and routes /api/v1 to the services.",
-        consumes=list(CONSUMES),
-        produces=list(PRODUCES),
+        consumes=list(service_manifest(__name__).consumes),
+        produces=list(service_manifest(__name__).produces),
         schema_name=runtime.db.schema if runtime.db is not None else None,
     )

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 from pydantic import BaseModel
+from trademesh_service import service_manifest
 
 from trademesh_strategy.api.deps import RuntimeDep
-from trademesh_strategy.engine import CONSUMES, PRODUCES
 
 router = APIRouter(prefix="/about", tags=["about"])
 
@@ -24,7 +24,7 @@ async def about(runtime: RuntimeDep) -> About:
     return About(
         service=runtime.settings.service_name,
         description="Strategies, bots and backtests: runs strategy code on bars and emits order intents.",
-        consumes=list(CONSUMES),
-        produces=list(PRODUCES),
+        consumes=list(service_manifest(__name__).consumes),
+        produces=list(service_manifest(__name__).produces),
         schema_name=runtime.db.schema if runtime.db is not None else None,
     )
