@@ -20,6 +20,7 @@ from trademesh_keystore import keystore_from
 from trademesh_observability import metrics
 from trademesh_observability.logging import configure_logging, get_logger
 from trademesh_observability.tracing import configure_tracing
+from trademesh_service import about_router, service_manifest
 
 from trademesh_auth.api import api_router
 from trademesh_auth.api.deps import Runtime
@@ -130,6 +131,10 @@ def create_app(settings: Settings, *, clock: Callable[[], datetime] = _utc_now) 
     app.state.runtime = Runtime(
         settings=settings, store=store, users=users, keys=keys, bus=bus, db=database
     )
+    about = about_router(
+        service_manifest(__name__), service=settings.service_name, schema=database.schema
+    )
+    app.include_router(about, prefix="/api/v1")
     app.include_router(api_router(), prefix="/api/v1")
     app.include_router(wellknown)
     return app

@@ -18,6 +18,7 @@ from trademesh_keystore import keystore_from
 from trademesh_observability import metrics
 from trademesh_observability.logging import configure_logging, get_logger
 from trademesh_observability.tracing import configure_tracing
+from trademesh_service import about_router, service_manifest
 from trademesh_trading.fills import FillModel
 
 from trademesh_execution.api import api_router
@@ -178,5 +179,9 @@ def create_app(
         streams=streams,
         balances=balances,
     )
+    about = about_router(
+        service_manifest(__name__), service=settings.service_name, schema=database.schema
+    )
+    app.include_router(about, prefix="/api/v1")
     app.include_router(api_router(), prefix="/api/v1")
     return app

@@ -16,6 +16,7 @@ from trademesh_http.revocations import follow_revocations
 from trademesh_observability import metrics
 from trademesh_observability.logging import configure_logging, get_logger
 from trademesh_observability.tracing import configure_tracing
+from trademesh_service import about_router, service_manifest
 
 from trademesh_gateway.api import api_router
 from trademesh_gateway.api.deps import Runtime
@@ -118,6 +119,8 @@ def create_app(
         inputs=InputLimits(max_body_bytes=settings.max_body_bytes),
     )
     app.state.runtime = Runtime(settings=settings, proxy=proxy, hub=hub, bus=bus, db=db)
+    about = about_router(service_manifest(__name__), service=settings.service_name, schema=None)
+    app.include_router(about, prefix="/api/v1")
     app.include_router(api_router(), prefix="/api/v1")
     serve_table(app, "/api/v1")
     return app

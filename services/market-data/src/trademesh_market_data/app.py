@@ -18,6 +18,7 @@ from trademesh_http.revocations import follow_revocations
 from trademesh_observability import metrics
 from trademesh_observability.logging import configure_logging, get_logger
 from trademesh_observability.tracing import configure_tracing
+from trademesh_service import about_router, service_manifest
 
 from trademesh_market_data.api import api_router
 from trademesh_market_data.api.deps import Runtime
@@ -142,5 +143,9 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> FastAPI:
     app.state.runtime = Runtime(
         settings=settings, bus=bus, db=database, catalog=catalog, store=store, feeds=feeds
     )
+    about = about_router(
+        service_manifest(__name__), service=settings.service_name, schema=database.schema
+    )
+    app.include_router(about, prefix="/api/v1")
     app.include_router(api_router(), prefix="/api/v1")
     return app
