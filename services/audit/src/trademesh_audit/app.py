@@ -4,22 +4,20 @@ handlers and the API; no work at import."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
 from fastapi import FastAPI
-from trademesh_bus import Bus, Retention
-from trademesh_db import Database, migrate
+from trademesh_bus import Bus
+from trademesh_db import Database
 from trademesh_http import ReadinessCheck, TokenVerifier, create_http_app
 from trademesh_http.revocations import follow_revocations
 from trademesh_keystore import keystore_from
 from trademesh_observability import metrics
 from trademesh_observability.logging import configure_logging, get_logger
 from trademesh_observability.tracing import configure_tracing
-from trademesh_service import about_router, service_manifest
+from trademesh_service import about_router, service_lifespan, service_manifest
 
 from trademesh_audit.api import api_router
 from trademesh_audit.api.deps import Runtime
@@ -74,39 +72,27 @@ def create_app(settings: Settings, *, clock: Callable[[], datetime] = _utc_now) 
     readiness["postgres"] = database.check_ready
     register_handlers(bus, AuditLog(store), book, settings, database)
 
-    @asynccontextmanager
-    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
-        if settings.database_migrate_on_start:
-            # dbmate holds an advisory lock: replicas starting together migrate once.
-            output = await asyncio.to_thread(
-                migrate, settings.database_url.get_secret_value(), database.schema, [MIGRATIONS]
-            )
-            applied = output.count("Applied:")
-            metrics.DB_MIGRATIONS_APPLIED.labels(service=settings.service_name).inc(applied)
-            log.info("migrations applied", schema=database.schema, applied=applied)
-        await database.connect()
-        keyring = await keys.ensure()
-        await bus.start()
-        stop = asyncio.Event()
-        tasks = [
-            asyncio.create_task(checkpointer.run(stop, settings.checkpoint_interval_s)),
-            asyncio.create_task(Retention.from_settings(database, settings).run(stop)),
-        ]
-        log.info("started", port=settings.http_port, keyed_from=keyring.keyed_from)
+    async def checkpoint_at_shutdown() -> None:
+        # The rows since the last checkpoint are pinned before the service goes away.
         try:
-            yield
-        finally:
-            stop.set()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(asyncio.gather(*tasks, return_exceptions=True), 10)
-            # The rows since the last checkpoint are pinned before the service goes away.
-            try:
-                await asyncio.wait_for(checkpointer.checkpoint_if_grown(), 10)
-            except Exception as exc:
-                log.warning("no checkpoint at shutdown", error=type(exc).__name__)
-            await bus.stop()
-            await database.close()
-            log.info("stopped")
+            await asyncio.wait_for(checkpointer.checkpoint_if_grown(), 10)
+        except Exception as exc:
+            log.warning("no checkpoint at shutdown", error=type(exc).__name__)
+
+    async def checkpoints(stop: asyncio.Event) -> None:
+        await checkpointer.run(stop, settings.checkpoint_interval_s)
+
+    lifespan = service_lifespan(
+        settings,
+        log=log,
+        bus=bus,
+        database=database,
+        migrations=MIGRATIONS,
+        prepare=[keys.ensure],  # the chain keys, before any event waits for them
+        tasks=[checkpoints],
+        started=lambda: {"keyed_from": keys.keyring.keyed_from},
+        drain=[checkpoint_at_shutdown],
+    )
 
     app = create_http_app(
         service=settings.service_name,

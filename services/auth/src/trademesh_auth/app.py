@@ -3,16 +3,14 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
 from fastapi import FastAPI
-from trademesh_bus import Bus, OutboxRelay, Retention
-from trademesh_db import Database, migrate
+from trademesh_bus import Bus
+from trademesh_db import Database
 from trademesh_http import ReadinessCheck, create_http_app
 from trademesh_http.revocations import REVOCATIONS_PATH, Revocations, follow_revocations
 from trademesh_http.tokens import TokenVerifier
@@ -20,7 +18,7 @@ from trademesh_keystore import keystore_from
 from trademesh_observability import metrics
 from trademesh_observability.logging import configure_logging, get_logger
 from trademesh_observability.tracing import configure_tracing
-from trademesh_service import about_router, service_manifest
+from trademesh_service import about_router, service_lifespan, service_manifest
 
 from trademesh_auth.api import api_router
 from trademesh_auth.api.deps import Runtime
@@ -75,36 +73,19 @@ def create_app(settings: Settings, *, clock: Callable[[], datetime] = _utc_now) 
     )
     register_handlers(bus)
 
-    @asynccontextmanager
-    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
-        if settings.database_migrate_on_start:
-            # dbmate holds an advisory lock: replicas starting together migrate once.
-            output = await asyncio.to_thread(
-                migrate, settings.database_url.get_secret_value(), database.schema, [MIGRATIONS]
-            )
-            applied = output.count("Applied:")
-            metrics.DB_MIGRATIONS_APPLIED.labels(service=settings.service_name).inc(applied)
-            log.info("migrations applied", schema=database.schema, applied=applied)
-        await database.connect()
-        await keys.ensure()
-        await bus.start()
-        stop_relay = asyncio.Event()
-        relay = OutboxRelay(database, bus, poll_interval=settings.outbox_poll_interval_s)
-        tasks = [
-            asyncio.create_task(relay.run(stop_relay)),
-            asyncio.create_task(Retention.from_settings(database, settings).run(stop_relay)),
-            asyncio.create_task(keys.run(stop_relay, settings.signing_key_refresh_s)),
-        ]
-        log.info("started", port=settings.http_port)
-        try:
-            yield
-        finally:
-            stop_relay.set()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(asyncio.gather(*tasks, return_exceptions=True), 10)
-            await bus.stop()
-            await database.close()
-            log.info("stopped")
+    async def refresh_signing_keys(stop: asyncio.Event) -> None:
+        await keys.run(stop, settings.signing_key_refresh_s)
+
+    lifespan = service_lifespan(
+        settings,
+        log=log,
+        bus=bus,
+        database=database,
+        migrations=MIGRATIONS,
+        relay_outbox=True,
+        prepare=[keys.ensure],
+        tasks=[refresh_signing_keys],
+    )
 
     app = create_http_app(
         service=settings.service_name,

@@ -2,23 +2,20 @@
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from fastapi import FastAPI
-from trademesh_bus import Bus, OutboxRelay, Retention
-from trademesh_db import Database, migrate
+from trademesh_bus import Bus
+from trademesh_db import Database
 from trademesh_http import ReadinessCheck, TokenVerifier, create_http_app
 from trademesh_http.revocations import follow_revocations
 from trademesh_keystore import keystore_from
 from trademesh_observability import metrics
 from trademesh_observability.logging import configure_logging, get_logger
 from trademesh_observability.tracing import configure_tracing
-from trademesh_service import about_router, service_manifest
+from trademesh_service import about_router, service_lifespan, service_manifest
 from trademesh_trading.fills import FillModel
 
 from trademesh_execution.api import api_router
@@ -121,41 +118,22 @@ def create_app(
     streams = OrderStreams(db=database, store=store, live=live, on_connect=reconciler.request)
     register_handlers(bus, orders, settings, database)
 
-    @asynccontextmanager
-    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
-        if settings.database_migrate_on_start:
-            # dbmate holds an advisory lock: replicas starting together migrate once.
-            output = await asyncio.to_thread(
-                migrate, settings.database_url.get_secret_value(), database.schema, [MIGRATIONS]
-            )
-            applied = output.count("Applied:")
-            metrics.DB_MIGRATIONS_APPLIED.labels(service=service).inc(applied)
-            log.info("migrations applied", schema=database.schema, applied=applied)
-        await database.connect()
-        await bus.start()
-        stop = asyncio.Event()
-        relay = OutboxRelay(database, bus, poll_interval=settings.outbox_poll_interval_s)
-        tasks = [
-            asyncio.create_task(relay.run(stop)),
-            asyncio.create_task(Retention.from_settings(database, settings).run(stop)),
-            asyncio.create_task(sampler.run(stop)),
-            asyncio.create_task(book_metrics.run(stop)),
-            asyncio.create_task(live.run(stop)),  # its first rounds redo what a crash left
-            asyncio.create_task(reconciler.run(stop)),
-            asyncio.create_task(balances.run(stop)),
-        ]
-        if settings.live_streams:
-            tasks.append(asyncio.create_task(streams.run(stop)))
-        log.info("started", port=settings.http_port)
-        try:
-            yield
-        finally:
-            stop.set()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(asyncio.gather(*tasks, return_exceptions=True), 10)
-            await bus.stop()
-            await database.close()
-            log.info("stopped")
+    lifespan = service_lifespan(
+        settings,
+        log=log,
+        bus=bus,
+        database=database,
+        migrations=MIGRATIONS,
+        relay_outbox=True,
+        tasks=[
+            sampler.run,
+            book_metrics.run,
+            live.run,  # its first rounds redo what a crash left
+            reconciler.run,
+            balances.run,
+            *([streams.run] if settings.live_streams else []),
+        ],
+    )
 
     app = create_http_app(
         service=service,

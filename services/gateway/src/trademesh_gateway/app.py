@@ -3,8 +3,7 @@ import."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Mapping
-from contextlib import asynccontextmanager
+from collections.abc import Mapping
 
 import httpx
 from fastapi import FastAPI
@@ -16,7 +15,7 @@ from trademesh_http.revocations import follow_revocations
 from trademesh_observability import metrics
 from trademesh_observability.logging import configure_logging, get_logger
 from trademesh_observability.tracing import configure_tracing
-from trademesh_service import about_router, service_manifest
+from trademesh_service import about_router, service_lifespan, service_manifest
 
 from trademesh_gateway.api import api_router
 from trademesh_gateway.api.deps import Runtime
@@ -86,16 +85,7 @@ def create_app(
     if not settings.rate_limit_storage_uri.startswith(("memory://", "async+memory://")):
         readiness["rate_limit_storage"] = rate_limits.check
 
-    @asynccontextmanager
-    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
-        await bus.start()
-        log.info("started", port=settings.http_port)
-        try:
-            yield
-        finally:
-            await bus.stop()
-            await upstreams.aclose()
-            log.info("stopped")
+    lifespan = service_lifespan(settings, log=log, bus=bus, close=[upstreams.aclose])
 
     published = Published(
         lambda: app.openapi(),

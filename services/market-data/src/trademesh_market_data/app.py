@@ -2,23 +2,19 @@
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from datetime import timedelta
 from pathlib import Path
 
 from fastapi import FastAPI
 from trademesh_bus import Bus
-from trademesh_db import Database, migrate
+from trademesh_db import Database
 from trademesh_events.marketdata import Bar, Tick
 from trademesh_http import ReadinessCheck, TokenVerifier, create_http_app
 from trademesh_http.revocations import follow_revocations
 from trademesh_observability import metrics
 from trademesh_observability.logging import configure_logging, get_logger
 from trademesh_observability.tracing import configure_tracing
-from trademesh_service import about_router, service_manifest
+from trademesh_service import about_router, service_lifespan, service_manifest
 
 from trademesh_market_data.api import api_router
 from trademesh_market_data.api.deps import Runtime
@@ -96,40 +92,25 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> FastAPI:
     )
     register_handlers(bus, settings)
 
-    @asynccontextmanager
-    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
-        if settings.database_migrate_on_start:
-            # dbmate holds an advisory lock: replicas starting together migrate once.
-            output = await asyncio.to_thread(
-                migrate, settings.database_url.get_secret_value(), database.schema, [MIGRATIONS]
-            )
-            applied = output.count("Applied:")
-            metrics.DB_MIGRATIONS_APPLIED.labels(service=service).inc(applied)
-            log.info("migrations applied", schema=database.schema, applied=applied)
-        await database.connect()
-        if questdb is not None:
-            await questdb.connect()  # creates its tables when missing
-        await bus.start()
-        stop_writing = asyncio.Event()
-        writers = [
-            asyncio.create_task(ticks_writer.run(stop_writing)),
-            asyncio.create_task(bars_writer.run(stop_writing)),
-        ]
+    async def start_enabled_feeds() -> None:
         for record in await catalog.feeds(enabled_only=True):
             feeds.start(record)
-        log.info("started", port=settings.http_port)
-        try:
-            yield
-        finally:
-            await feeds.stop_all()
-            stop_writing.set()  # the writers flush what the feeds left, then end
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(asyncio.gather(*writers), timeout=30)
-            await bus.stop()
-            if questdb is not None:
-                await questdb.close()
-            await database.close()
-            log.info("stopped")
+
+    lifespan = service_lifespan(
+        settings,
+        log=log,
+        bus=bus,
+        database=database,
+        migrations=MIGRATIONS,
+        retention=False,  # no inbox or outbox: it consumes nothing and publishes directly
+        prepare=[questdb.connect] if questdb is not None else [],  # creates its missing tables
+        begin=[start_enabled_feeds],
+        tasks=[ticks_writer.run, bars_writer.run],
+        # The feeds stop first; then the writers flush what the feeds left, and end.
+        stopping=[feeds.stop_all],
+        stop_timeout_s=30,
+        close=[questdb.close] if questdb is not None else [],
+    )
 
     app = create_http_app(
         service=service,

@@ -2,25 +2,22 @@
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-from collections.abc import AsyncIterator, Callable, Mapping
-from contextlib import asynccontextmanager
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import httpx
 from fastapi import FastAPI
-from trademesh_bus import Bus, OutboxRelay, Retention
-from trademesh_db import Database, migrate
+from trademesh_bus import Bus
+from trademesh_db import Database
 from trademesh_http import ReadinessCheck, TokenVerifier, create_http_app
 from trademesh_http.accounts import AccountOwners
 from trademesh_http.revocations import follow_revocations
 from trademesh_observability import metrics
 from trademesh_observability.logging import configure_logging, get_logger
 from trademesh_observability.tracing import configure_tracing
-from trademesh_service import about_router, service_manifest
+from trademesh_service import about_router, service_lifespan, service_manifest
 
 from trademesh_risk.api import api_router
 from trademesh_risk.api.deps import Runtime
@@ -96,45 +93,25 @@ def create_app(
     register_handlers(bus, decider, prices, settings, database)
     accounts = AccountOwners.for_url(settings.execution_url, transport=execution_transport)
 
-    @asynccontextmanager
-    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
-        if settings.database_migrate_on_start:
-            # dbmate holds an advisory lock: replicas starting together migrate once.
-            output = await asyncio.to_thread(
-                migrate, settings.database_url.get_secret_value(), database.schema, [MIGRATIONS]
-            )
-            applied = output.count("Applied:")
-            metrics.DB_MIGRATIONS_APPLIED.labels(service=service).inc(applied)
-            log.info("migrations applied", schema=database.schema, applied=applied)
-        await database.connect()
-        await prices.load()
+    async def show_kill_switch() -> None:
         engaged, _ = await store.global_switch()
         metrics.RISK_KILL_SWITCH.labels(service=service).set(1 if engaged else 0)
-        await bus.start()
-        stop = asyncio.Event()
-        relay = OutboxRelay(database, bus, poll_interval=settings.outbox_poll_interval_s)
-        tasks = [
-            asyncio.create_task(relay.run(stop)),
-            asyncio.create_task(Retention.from_settings(database, settings).run(stop)),
-            asyncio.create_task(prices.run(stop)),
-            asyncio.create_task(venue_rules.run(stop)),
-        ]
-        log.info(
-            "started",
-            port=settings.http_port,
-            default_limits=_set(decider.default_limits),
-            instrument_bounds=_set(decider.instrument_bounds),
-        )
-        try:
-            yield
-        finally:
-            stop.set()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(asyncio.gather(*tasks, return_exceptions=True), 10)
-            await bus.stop()
-            await database.close()
-            await accounts.aclose()
-            log.info("stopped")
+
+    lifespan = service_lifespan(
+        settings,
+        log=log,
+        bus=bus,
+        database=database,
+        migrations=MIGRATIONS,
+        relay_outbox=True,
+        prepare=[prices.load, show_kill_switch],
+        tasks=[prices.run, venue_rules.run],
+        started=lambda: {
+            "default_limits": _set(decider.default_limits),
+            "instrument_bounds": _set(decider.instrument_bounds),
+        },
+        close=[accounts.aclose],
+    )
 
     app = create_http_app(
         service=service,

@@ -2,24 +2,21 @@
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
 from fastapi import FastAPI
-from trademesh_bus import Bus, OutboxRelay, Retention
-from trademesh_db import Database, migrate
+from trademesh_bus import Bus
+from trademesh_db import Database
 from trademesh_http import ReadinessCheck, TokenVerifier, create_http_app
 from trademesh_http.accounts import AccountOwners
 from trademesh_http.revocations import follow_revocations
 from trademesh_observability import metrics
 from trademesh_observability.logging import configure_logging, get_logger
 from trademesh_observability.tracing import configure_tracing
-from trademesh_service import about_router, service_manifest
+from trademesh_service import about_router, service_lifespan, service_manifest
 from trademesh_trading.registry import StrategyRegistry
 
 from trademesh_strategy.api import api_router
@@ -115,39 +112,18 @@ def create_app(
     )
     register_handlers(bus, runtime, settings)
 
-    @asynccontextmanager
-    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
-        if settings.database_migrate_on_start:
-            # dbmate holds an advisory lock: replicas starting together migrate once.
-            output = await asyncio.to_thread(
-                migrate, settings.database_url.get_secret_value(), database.schema, [MIGRATIONS]
-            )
-            applied = output.count("Applied:")
-            metrics.DB_MIGRATIONS_APPLIED.labels(service=service).inc(applied)
-            log.info("migrations applied", schema=database.schema, applied=applied)
-        await database.connect()
-        await runtime.resume_all()  # before consuming: the first bars find warm sessions
-        await bus.start()
-        stop = asyncio.Event()
-        relay = OutboxRelay(database, bus, poll_interval=settings.outbox_poll_interval_s)
-        tasks = [
-            asyncio.create_task(relay.run(stop)),
-            asyncio.create_task(Retention.from_settings(database, settings).run(stop)),
-            asyncio.create_task(worker.run(stop)),
-            asyncio.create_task(optimizer.run(stop)),
-        ]
-        log.info("started", port=settings.http_port)
-        try:
-            yield
-        finally:
-            stop.set()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(asyncio.gather(*tasks, return_exceptions=True), 30)
-            await bus.stop()
-            await market.close()
-            await accounts.aclose()
-            await database.close()
-            log.info("stopped")
+    lifespan = service_lifespan(
+        settings,
+        log=log,
+        bus=bus,
+        database=database,
+        migrations=MIGRATIONS,
+        relay_outbox=True,
+        prepare=[runtime.resume_all],  # before consuming: the first bars find warm sessions
+        tasks=[worker.run, optimizer.run],
+        stop_timeout_s=30,
+        close=[market.close, accounts.aclose],
+    )
 
     app = create_http_app(
         service=service,
