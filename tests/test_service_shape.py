@@ -64,7 +64,7 @@ def test_a_fresh_service_has_every_file_and_section_the_manifest_names(
         assert found.sections[rel] == set(names), rel
     assert {"Contract", "Run", "Settings", "Layout", "Tests"} <= found.sections["README.md"]
     assert "tool.trademesh.service" in found.sections["pyproject.toml"]
-    assert {"manifests", "build", "runtime"} <= found.sections["Dockerfile"]
+    assert "Dockerfile" not in found.sections  # every image is services/Dockerfile's
 
 
 def test_drift_is_reported_file_by_file_and_section_by_section(tmp_path: Path) -> None:
