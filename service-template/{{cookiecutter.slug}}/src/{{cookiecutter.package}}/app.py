@@ -4,27 +4,18 @@
 from __future__ import annotations
 
 {% if cookiecutter.owns_schema -%}
-import asyncio
-import contextlib
-{% endif -%}
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
-{%- if cookiecutter.owns_schema %}
 from pathlib import Path
-{%- endif %}
 
+{% endif -%}
 from fastapi import FastAPI
-from trademesh_bus import Bus{% if cookiecutter.owns_schema and produces %}, OutboxRelay{% endif %}{% if cookiecutter.owns_schema %}, Retention{% endif %}
-{%- if cookiecutter.owns_schema %}
-from trademesh_db import Database, migrate
-{%- else %}
+from trademesh_bus import Bus
 from trademesh_db import Database
-{%- endif %}
 from trademesh_http import ReadinessCheck, TokenVerifier, create_http_app
 from trademesh_http.revocations import follow_revocations
 from trademesh_observability import metrics
 from trademesh_observability.logging import configure_logging, get_logger
 from trademesh_observability.tracing import configure_tracing
+from trademesh_service import about_router, service_lifespan, service_manifest
 
 from {{ cookiecutter.package }}.api import api_router
 from {{ cookiecutter.package }}.api.deps import Runtime
@@ -74,45 +65,21 @@ def create_app(settings: Settings) -> FastAPI:
 {%- endif %}
     )
     register_handlers(bus, activity, settings, db)
-
-    @asynccontextmanager
-    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+    # Migrate, connect, start the bus, {% if cookiecutter.owns_schema %}{% if produces %}relay the outbox, {% endif %}prune the inbox and outbox, {% endif %}and stop
+    # all of it in time at shutdown (trademesh_service.lifespan); the service's own steps and
+    # tasks go in as arguments.
+    lifespan = service_lifespan(
+        settings,
+        log=log,
+        bus=bus,
 {%- if cookiecutter.owns_schema %}
-        if settings.database_migrate_on_start:
-            # dbmate holds an advisory lock: replicas starting together migrate once.
-            output = await asyncio.to_thread(
-                migrate, settings.database_url.get_secret_value(), database.schema, [MIGRATIONS]
-            )
-            applied = output.count("Applied:")
-            metrics.DB_MIGRATIONS_APPLIED.labels(service=settings.service_name).inc(applied)
-            log.info("migrations applied", schema=database.schema, applied=applied)
-        await database.connect()
+        database=database,
+        migrations=MIGRATIONS,
+{%- if produces %}
+        relay_outbox=True,
 {%- endif %}
-        await bus.start()
-{%- if cookiecutter.owns_schema %}
-        stop_tasks = asyncio.Event()
-        # The inbox and outbox keep what they must and no more (trademesh_bus.retention).
-        tasks = [asyncio.create_task(Retention.from_settings(database, settings).run(stop_tasks))]
 {%- endif %}
-{%- if cookiecutter.owns_schema and produces %}
-        relay = OutboxRelay(database, bus, poll_interval=settings.outbox_poll_interval_s)
-        tasks.append(asyncio.create_task(relay.run(stop_tasks)))
-{%- endif %}
-        log.info("started", port=settings.http_port)
-        try:
-            yield
-        finally:
-{%- if cookiecutter.owns_schema %}
-            stop_tasks.set()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(asyncio.gather(*tasks, return_exceptions=True), timeout=10)
-{%- endif %}
-            await bus.stop()
-{%- if cookiecutter.owns_schema %}
-            await database.close()
-{%- endif %}
-            log.info("stopped")
-
+    )
     app = create_http_app(
         service=settings.service_name,
         readiness=readiness,
@@ -123,5 +90,9 @@ def create_app(settings: Settings) -> FastAPI:
         tokens=tokens,
     )
     app.state.runtime = Runtime(settings=settings, store=store, activity=activity, bus=bus, db=db)
+    about = about_router(
+        service_manifest(__name__), service=settings.service_name, schema=db.schema if db else None
+    )
+    app.include_router(about, prefix="/api/v1")
     app.include_router(api_router(), prefix="/api/v1")
     return app
