@@ -9,15 +9,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from fastapi import FastAPI
-from trademesh_bus import Bus
-from trademesh_db import Database
-from trademesh_http import ReadinessCheck, TokenVerifier, create_http_app
-from trademesh_http.revocations import follow_revocations
 from trademesh_keystore import keystore_from
-from trademesh_observability import metrics
-from trademesh_observability.logging import configure_logging, get_logger
-from trademesh_observability.tracing import configure_tracing
-from trademesh_service import about_router, service_lifespan, service_manifest
+from trademesh_service import service_app, service_lifespan, wire
 
 from trademesh_audit.api import api_router
 from trademesh_audit.api.deps import Runtime
@@ -43,33 +36,18 @@ def create_app(settings: Settings, *, clock: Callable[[], datetime] = _utc_now) 
     Migrations run as the login user; the pool's connections then SET ROLE to the writer role,
     which cannot update, delete or truncate the log or its keys. The chain keys are opened (or
     the first one made) before the consumers start, so no event waits for them."""
-    configure_logging(settings.service_name, level=settings.log_level, fmt=settings.log_format)
-    configure_tracing(settings.service_name)
-    log = get_logger("trademesh_audit")
+    wiring = wire(settings, __name__, session_role=WRITER_ROLE)
+    log, bus, database = wiring.log, wiring.bus, wiring.database
     keystore = keystore_from(settings)
     if keystore is None:
         raise ValueError(
             "audit seals its chain keys with the keystore: set TRADEMESH_KEYSTORE_KEYS and "
             "TRADEMESH_KEYSTORE_CURRENT_KEY, or TRADEMESH_KEYSTORE_VAULT_URL and _TOKEN"
         )
-    bus = Bus(settings, settings.service_name, registry=metrics.REGISTRY)
-    # Every process hears what auth revokes (its own consumer group): a revoked API key or an
-    # ended session is refused here too, before its token expires.
-    tokens = TokenVerifier.from_settings(settings)
-    follow_revocations(bus, tokens, settings.consumer_group)
-    readiness: dict[str, ReadinessCheck] = {"kafka": bus.check_ready}
-    database = Database(
-        settings.database_url.get_secret_value(),
-        schema=settings.database_schema,
-        min_size=settings.database_pool_min,
-        max_size=settings.database_pool_max,
-        session_role=WRITER_ROLE,
-    )
     keys = ChainKeys(database, keystore, clock=clock)
     store = AuditStore(database, lambda: keys.keyring)
     book = CheckpointBook(settings.database_schema)
     checkpointer = Checkpointer(store, keys, bus, chain=settings.database_schema, clock=clock)
-    readiness["postgres"] = database.check_ready
     register_handlers(bus, AuditLog(store), book, settings, database)
 
     async def checkpoint_at_shutdown() -> None:
@@ -94,27 +72,18 @@ def create_app(settings: Settings, *, clock: Callable[[], datetime] = _utc_now) 
         drain=[checkpoint_at_shutdown],
     )
 
-    app = create_http_app(
-        service=settings.service_name,
-        readiness=readiness,
+    return service_app(
+        settings,
+        wiring,
         lifespan=lifespan,
-        ready_timeout_s=settings.ready_timeout_s,
-        http=settings,
-        title="trademesh audit",
-        tokens=tokens,
+        runtime=Runtime(
+            settings=settings,
+            store=store,
+            keys=keys,
+            book=book,
+            checkpointer=checkpointer,
+            bus=bus,
+            db=database,
+        ),
+        api=api_router(),
     )
-    app.state.runtime = Runtime(
-        settings=settings,
-        store=store,
-        keys=keys,
-        book=book,
-        checkpointer=checkpointer,
-        bus=bus,
-        db=database,
-    )
-    about = about_router(
-        service_manifest(__name__), service=settings.service_name, schema=database.schema
-    )
-    app.include_router(about, prefix="/api/v1")
-    app.include_router(api_router(), prefix="/api/v1")
-    return app

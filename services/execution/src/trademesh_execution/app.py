@@ -7,15 +7,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from fastapi import FastAPI
-from trademesh_bus import Bus
-from trademesh_db import Database
-from trademesh_http import ReadinessCheck, TokenVerifier, create_http_app
-from trademesh_http.revocations import follow_revocations
 from trademesh_keystore import keystore_from
-from trademesh_observability import metrics
-from trademesh_observability.logging import configure_logging, get_logger
-from trademesh_observability.tracing import configure_tracing
-from trademesh_service import about_router, service_lifespan, service_manifest
+from trademesh_service import service_app, service_lifespan, wire
 from trademesh_trading.fills import FillModel
 
 from trademesh_execution.api import api_router
@@ -52,25 +45,9 @@ def create_app(
     paper fills from md.bars.v1 and md.ticks.v1, every order change on orders.events.v1 and every
     discrepancy on orders.discrepancies.v1 through the outbox, its API under /api/v1, and
     /health, /ready (Postgres and Kafka checked for real), /metrics."""
-    configure_logging(settings.service_name, level=settings.log_level, fmt=settings.log_format)
-    configure_tracing(settings.service_name)
-    log = get_logger("trademesh_execution")
+    wiring = wire(settings, __name__)
+    log, bus, database = wiring.log, wiring.bus, wiring.database
     service = settings.service_name
-    bus = Bus(settings, service, registry=metrics.REGISTRY)
-    # Every process hears what auth revokes (its own consumer group): a revoked API key or an
-    # ended session is refused here too, before its token expires.
-    tokens = TokenVerifier.from_settings(settings)
-    follow_revocations(bus, tokens, settings.consumer_group)
-    database = Database(
-        settings.database_url.get_secret_value(),
-        schema=settings.database_schema,
-        min_size=settings.database_pool_min,
-        max_size=settings.database_pool_max,
-    )
-    readiness: dict[str, ReadinessCheck] = {
-        "kafka": bus.check_ready,
-        "postgres": database.check_ready,
-    }
     store = ExecutionStore(database)
     orders = Orders(
         db=database,
@@ -135,31 +112,22 @@ def create_app(
         ],
     )
 
-    app = create_http_app(
-        service=service,
-        readiness=readiness,
+    return service_app(
+        settings,
+        wiring,
         lifespan=lifespan,
-        ready_timeout_s=settings.ready_timeout_s,
-        http=settings,
-        title="trademesh execution",
-        tokens=tokens,
+        runtime=Runtime(
+            settings=settings,
+            bus=bus,
+            db=database,
+            store=store,
+            orders=orders,
+            credentials=credentials,
+            equity=sampler,
+            live=live,
+            reconciler=reconciler,
+            streams=streams,
+            balances=balances,
+        ),
+        api=api_router(),
     )
-    app.state.runtime = Runtime(
-        settings=settings,
-        bus=bus,
-        db=database,
-        store=store,
-        orders=orders,
-        credentials=credentials,
-        equity=sampler,
-        live=live,
-        reconciler=reconciler,
-        streams=streams,
-        balances=balances,
-    )
-    about = about_router(
-        service_manifest(__name__), service=settings.service_name, schema=database.schema
-    )
-    app.include_router(about, prefix="/api/v1")
-    app.include_router(api_router(), prefix="/api/v1")
-    return app

@@ -6,15 +6,8 @@ from datetime import timedelta
 from pathlib import Path
 
 from fastapi import FastAPI
-from trademesh_bus import Bus
-from trademesh_db import Database
 from trademesh_events.marketdata import Bar, Tick
-from trademesh_http import ReadinessCheck, TokenVerifier, create_http_app
-from trademesh_http.revocations import follow_revocations
-from trademesh_observability import metrics
-from trademesh_observability.logging import configure_logging, get_logger
-from trademesh_observability.tracing import configure_tracing
-from trademesh_service import about_router, service_lifespan, service_manifest
+from trademesh_service import service_app, service_lifespan, wire
 
 from trademesh_market_data.api import api_router
 from trademesh_market_data.api.deps import Runtime
@@ -33,25 +26,9 @@ MIGRATIONS = Path(__file__).parent / "migrations"
 def create_app(settings: Settings, *, clock: Clock | None = None) -> FastAPI:
     """The service: its feeds (enabled ones start with it), its API under /api/v1, and /health,
     /ready (Postgres and Kafka checked for real), /metrics."""
-    configure_logging(settings.service_name, level=settings.log_level, fmt=settings.log_format)
-    configure_tracing(settings.service_name)
-    log = get_logger("trademesh_market_data")
+    wiring = wire(settings, __name__)
+    log, bus, database = wiring.log, wiring.bus, wiring.database
     service = settings.service_name
-    bus = Bus(settings, service, registry=metrics.REGISTRY)
-    # Every process hears what auth revokes (its own consumer group): a revoked API key or an
-    # ended session is refused here too, before its token expires.
-    tokens = TokenVerifier.from_settings(settings)
-    follow_revocations(bus, tokens, settings.consumer_group)
-    database = Database(
-        settings.database_url.get_secret_value(),
-        schema=settings.database_schema,
-        min_size=settings.database_pool_min,
-        max_size=settings.database_pool_max,
-    )
-    readiness: dict[str, ReadinessCheck] = {
-        "kafka": bus.check_ready,
-        "postgres": database.check_ready,
-    }
     questdb: QuestDbTickStore | None = None
     store: TickStore
     if settings.tick_store == "questdb":
@@ -60,7 +37,7 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> FastAPI:
             settings.questdb_ilp_conf.get_secret_value(), settings.questdb_pg_dsn.get_secret_value()
         )
         store = questdb
-        readiness["questdb"] = questdb.check_ready
+        wiring.readiness["questdb"] = questdb.check_ready
     else:
         store = PostgresTickStore(database)
     ticks_writer = BufferedWriter[Tick](
@@ -112,21 +89,12 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> FastAPI:
         close=[questdb.close] if questdb is not None else [],
     )
 
-    app = create_http_app(
-        service=service,
-        readiness=readiness,
+    return service_app(
+        settings,
+        wiring,
         lifespan=lifespan,
-        ready_timeout_s=settings.ready_timeout_s,
-        http=settings,
-        title="trademesh market-data",
-        tokens=tokens,
+        runtime=Runtime(
+            settings=settings, bus=bus, db=database, catalog=catalog, store=store, feeds=feeds
+        ),
+        api=api_router(),
     )
-    app.state.runtime = Runtime(
-        settings=settings, bus=bus, db=database, catalog=catalog, store=store, feeds=feeds
-    )
-    about = about_router(
-        service_manifest(__name__), service=settings.service_name, schema=database.schema
-    )
-    app.include_router(about, prefix="/api/v1")
-    app.include_router(api_router(), prefix="/api/v1")
-    return app

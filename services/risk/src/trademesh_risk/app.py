@@ -9,15 +9,9 @@ from typing import Any
 
 import httpx
 from fastapi import FastAPI
-from trademesh_bus import Bus
-from trademesh_db import Database
-from trademesh_http import ReadinessCheck, TokenVerifier, create_http_app
 from trademesh_http.accounts import AccountOwners
-from trademesh_http.revocations import follow_revocations
 from trademesh_observability import metrics
-from trademesh_observability.logging import configure_logging, get_logger
-from trademesh_observability.tracing import configure_tracing
-from trademesh_service import about_router, service_lifespan, service_manifest
+from trademesh_service import service_app, service_lifespan, wire
 
 from trademesh_risk.api import api_router
 from trademesh_risk.api.deps import Runtime
@@ -53,25 +47,9 @@ def create_app(
     checked for real), /metrics. `ccxt_config` replaces the ccxt configuration of the exchanges
     it names (tests point ccxt at a local venue with it); `execution_transport` lets tests
     reach an in-process execution (which says whose an account is) instead of its URL."""
-    configure_logging(settings.service_name, level=settings.log_level, fmt=settings.log_format)
-    configure_tracing(settings.service_name)
-    log = get_logger("trademesh_risk")
+    wiring = wire(settings, __name__)
+    log, bus, database = wiring.log, wiring.bus, wiring.database
     service = settings.service_name
-    bus = Bus(settings, service, registry=metrics.REGISTRY)
-    # Every process hears what auth revokes (its own consumer group): a revoked API key or an
-    # ended session is refused here too, before its token expires.
-    tokens = TokenVerifier.from_settings(settings)
-    follow_revocations(bus, tokens, settings.consumer_group)
-    database = Database(
-        settings.database_url.get_secret_value(),
-        schema=settings.database_schema,
-        min_size=settings.database_pool_min,
-        max_size=settings.database_pool_max,
-    )
-    readiness: dict[str, ReadinessCheck] = {
-        "kafka": bus.check_ready,
-        "postgres": database.check_ready,
-    }
     store = RiskStore(database)
     prices = PriceBook(store)
     decider = Decider(
@@ -113,28 +91,19 @@ def create_app(
         close=[accounts.aclose],
     )
 
-    app = create_http_app(
-        service=service,
-        readiness=readiness,
+    return service_app(
+        settings,
+        wiring,
         lifespan=lifespan,
-        ready_timeout_s=settings.ready_timeout_s,
-        http=settings,
-        title="trademesh risk",
-        tokens=tokens,
+        runtime=Runtime(
+            settings=settings,
+            bus=bus,
+            db=database,
+            store=store,
+            decider=decider,
+            prices=prices,
+            venue_rules=venue_rules,
+            accounts=accounts,
+        ),
+        api=api_router(),
     )
-    app.state.runtime = Runtime(
-        settings=settings,
-        bus=bus,
-        db=database,
-        store=store,
-        decider=decider,
-        prices=prices,
-        venue_rules=venue_rules,
-        accounts=accounts,
-    )
-    about = about_router(
-        service_manifest(__name__), service=settings.service_name, schema=database.schema
-    )
-    app.include_router(about, prefix="/api/v1")
-    app.include_router(api_router(), prefix="/api/v1")
-    return app

@@ -8,15 +8,8 @@ from pathlib import Path
 
 import httpx
 from fastapi import FastAPI
-from trademesh_bus import Bus
-from trademesh_db import Database
-from trademesh_http import ReadinessCheck, TokenVerifier, create_http_app
 from trademesh_http.accounts import AccountOwners
-from trademesh_http.revocations import follow_revocations
-from trademesh_observability import metrics
-from trademesh_observability.logging import configure_logging, get_logger
-from trademesh_observability.tracing import configure_tracing
-from trademesh_service import about_router, service_lifespan, service_manifest
+from trademesh_service import service_app, service_lifespan, wire
 from trademesh_trading.registry import StrategyRegistry
 
 from trademesh_strategy.api import api_router
@@ -55,26 +48,10 @@ def create_app(
     `market_transport` and `execution_transport` let tests reach in-process market-data and
     execution apps instead of their URLs;
     `registry` lets tests add strategies (a real service loads entry points)."""
-    configure_logging(settings.service_name, level=settings.log_level, fmt=settings.log_format)
-    configure_tracing(settings.service_name)
+    wiring = wire(settings, __name__)
     route_optuna_logs()
-    log = get_logger("trademesh_strategy")
+    log, bus, database = wiring.log, wiring.bus, wiring.database
     service = settings.service_name
-    bus = Bus(settings, service, registry=metrics.REGISTRY)
-    # Every process hears what auth revokes (its own consumer group): a revoked API key or an
-    # ended session is refused here too, before its token expires.
-    tokens = TokenVerifier.from_settings(settings)
-    follow_revocations(bus, tokens, settings.consumer_group)
-    database = Database(
-        settings.database_url.get_secret_value(),
-        schema=settings.database_schema,
-        min_size=settings.database_pool_min,
-        max_size=settings.database_pool_max,
-    )
-    readiness: dict[str, ReadinessCheck] = {
-        "kafka": bus.check_ready,
-        "postgres": database.check_ready,
-    }
     strategies = registry or StrategyRegistry()
     market = MarketData(
         settings.market_data_url,
@@ -125,30 +102,21 @@ def create_app(
         close=[market.close, accounts.aclose],
     )
 
-    app = create_http_app(
-        service=service,
-        readiness=readiness,
+    return service_app(
+        settings,
+        wiring,
         lifespan=lifespan,
-        ready_timeout_s=settings.ready_timeout_s,
-        http=settings,
-        title="trademesh strategy",
-        tokens=tokens,
+        runtime=Runtime(
+            settings=settings,
+            bus=bus,
+            db=database,
+            registry=strategies,
+            market=market,
+            bots=bots,
+            runtime=runtime,
+            backtests=backtests,
+            accounts=accounts,
+            optimizations=optimizations,
+        ),
+        api=api_router(),
     )
-    app.state.runtime = Runtime(
-        settings=settings,
-        bus=bus,
-        db=database,
-        registry=strategies,
-        market=market,
-        bots=bots,
-        runtime=runtime,
-        backtests=backtests,
-        accounts=accounts,
-        optimizations=optimizations,
-    )
-    about = about_router(
-        service_manifest(__name__), service=settings.service_name, schema=database.schema
-    )
-    app.include_router(about, prefix="/api/v1")
-    app.include_router(api_router(), prefix="/api/v1")
-    return app
