@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from trademesh_cli.project import discover_services
 from trademesh_cli.scaffold import ServiceSpec, check, render
-from trademesh_cli.shape import drift, load_manifest, shape
+from trademesh_cli.shape import drift, load_manifest, shape, shared_drift
 
 ROOT = Path(__file__).resolve().parents[1]
 TEMPLATE = ROOT / "service-template"
@@ -43,8 +43,11 @@ def test_every_service_has_the_template_shape(tmp_path: Path) -> None:
         problems += [
             f"services/{entry.path.name}: {p}"
             for p in drift(shape(fresh, MANIFEST), shape(entry.path, MANIFEST))
+            + shared_drift(entry.path, MANIFEST)
         ]
+        problems += [f"fresh {entry.path.name}: {p}" for p in shared_drift(fresh, MANIFEST)]
     assert not problems, "services drifted from the template:\n" + "\n".join(problems)
+    assert (ROOT / "services" / "Dockerfile").is_file()  # the one image recipe they share
 
 
 @pytest.mark.parametrize("schema", [True, False])
@@ -64,7 +67,7 @@ def test_a_fresh_service_has_every_file_and_section_the_manifest_names(
         assert found.sections[rel] == set(names), rel
     assert {"Contract", "Run", "Settings", "Layout", "Tests"} <= found.sections["README.md"]
     assert "tool.trademesh.service" in found.sections["pyproject.toml"]
-    assert {"manifests", "build", "runtime"} <= found.sections["Dockerfile"]
+    assert "Dockerfile" not in found.sections  # every image is services/Dockerfile's
 
 
 def test_drift_is_reported_file_by_file_and_section_by_section(tmp_path: Path) -> None:
@@ -103,3 +106,26 @@ def test_extra_files_and_sections_are_not_drift(tmp_path: Path) -> None:
         engine.write("\n\ndef decide() -> None: ...\n")
     (real / "README.md").write_text((real / "README.md").read_text() + "\n## Feeds\n")
     assert drift(shape(fresh, MANIFEST), shape(real, MANIFEST)) == []
+
+
+def test_a_copy_of_a_shared_piece_is_reported(tmp_path: Path) -> None:
+    spec = ServiceSpec(slug="copier", consumes=("md.bars.v1",))
+    (tmp_path / "ws" / "services").mkdir(parents=True)
+    fresh = render(check(spec, tmp_path / "ws"), TEMPLATE, tmp_path / "fresh")
+    assert shared_drift(fresh, MANIFEST) == []
+    package = fresh / "src" / "trademesh_copier"
+    (fresh / "Dockerfile").write_text("FROM python:3.11-slim AS runtime\n")
+    (package / "api" / "about.py").write_text("router = None\n")
+    (package / "pyproject.toml").unlink()
+    (package / "pyproject.toml").write_text((fresh / "pyproject.toml").read_text())
+    app = package / "app.py"
+    app.write_text(app.read_text().replace("service_lifespan(", "my_lifespan("))
+    test_config = fresh / "tests" / "unit" / "test_config.py"
+    test_config.write_text("class TestSettings:\n    pass\n")
+    assert shared_drift(fresh, MANIFEST) == [
+        "Dockerfile: a copy of what is shared",
+        "src/{package}/api/about.py: a copy of what is shared",
+        "src/{package}/pyproject.toml: not a link to ../../pyproject.toml",
+        "src/{package}/app.py: does not call service_lifespan",
+        "tests/unit/test_config.py: no test class of SettingsContract",
+    ]

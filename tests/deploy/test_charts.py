@@ -318,9 +318,11 @@ def test_adding_a_service_is_one_values_entry(tmp_path: Path) -> None:
     assert "name: pricing" in manifests
     if (tmp_path / "docker-compose.yml").exists():
         compose = yaml.safe_load((tmp_path / "docker-compose.yml").read_text())
-        assert compose["services"]["pricing"]["build"]["dockerfile"] == (
-            "services/pricing/Dockerfile"
-        )
+        assert compose["services"]["pricing"]["build"] == {
+            "context": ".",
+            "dockerfile": "services/Dockerfile",
+            "args": {"SERVICE": "pricing", "PORT": "8700"},
+        }
 
 
 def _kustomize_objects(folder: Path) -> list[dict[str, Any]]:

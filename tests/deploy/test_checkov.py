@@ -1,4 +1,4 @@
-"""checkov on terraform/, the service Dockerfiles, k8s/ and the chart rendered with dev and prod
+"""checkov on terraform/, the services' Dockerfile, k8s/ and the chart rendered with dev and prod
 values: no failed check, every skip justified."""
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ import yaml
 pytestmark = pytest.mark.integration
 
 CHECKOV = ".trademesh/tools/checkov/bin/checkov"
-# Framework to the folder it scans (the Dockerfile framework finds services/*/Dockerfile).
+# Framework to the folder it scans (the Dockerfile framework finds services/Dockerfile).
 TARGETS = {"terraform": "terraform", "dockerfile": "services", "kubernetes": "k8s"}
 # One process for the three folders: checkov spends most of its time starting (~5 s here).
 BUDGET_S = 60.0

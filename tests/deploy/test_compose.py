@@ -147,7 +147,8 @@ def test_every_service_is_in_the_services_profile_with_its_port() -> None:
         assert "services" in service["profiles"], entry.name
         assert service["build"] == {
             "context": ".",
-            "dockerfile": f"services/{entry.name}/Dockerfile",
+            "dockerfile": "services/Dockerfile",
+            "args": {"SERVICE": entry.name, "PORT": str(entry.port)},
         }
         image = _values(entry)["image"]["repository"]
         assert _interpolate(service["image"]).startswith(f"{image}:"), entry.name

@@ -46,7 +46,6 @@ class Fake:
 
     directory: str
     values: dict[str, Any]
-    dockerfile: str = "FROM scratch AS runtime\n"
 
 
 @dataclass
@@ -81,9 +80,6 @@ def _evaluate(context: str = "k3d-trademesh", fakes: tuple[Fake, ...] = ()) -> R
         return yaml.safe_load((ROOT / relative).read_text())
 
     def read_file(path: str) -> str:
-        for fake in fakes:
-            if path == f"services/{fake.directory}/Dockerfile":
-                return fake.dockerfile
         return (ROOT / path).read_text()
 
     def helm(chart: str, **kwargs: Any) -> str:
@@ -183,12 +179,13 @@ def test_every_service_gets_an_image_with_live_update_into_its_virtualenv(run: R
     for directory, entry in services.items():
         build = builds[entry["image"]["repository"]]
         module = entry["module"]
-        dockerfile = (ROOT / "services" / directory / "Dockerfile").read_text()
-        # The live-update paths are where this service's Dockerfile installs the workspace.
+        dockerfile = (ROOT / "services" / "Dockerfile").read_text()
+        # The live-update paths are where the services' Dockerfile installs the workspace.
         assert "python:3.11" in dockerfile and "UV_PROJECT_ENVIRONMENT=/app/.venv" in dockerfile
         assert re.search(r"^FROM .* AS runtime$", dockerfile, re.M), directory
         assert "--no-editable" in dockerfile, "site-packages holds a copy, not a link to src/"
         assert build["dockerfile_contents"].startswith(dockerfile)
+        assert build["build_args"] == {"SERVICE": directory, "PORT": str(entry["port"])}
         assert "FROM runtime AS tilt-dev" in build["dockerfile_contents"]
         assert build["entrypoint"] == ["python", "-m", module]
         syncs = [step["sync"] for step in build["live_update"] if "sync" in step]
@@ -295,6 +292,7 @@ def test_a_new_service_needs_no_edit_of_the_tiltfile() -> None:
     run = _evaluate(fakes=(fake,))
     builds = {args[0]: kwargs for args, kwargs in run.of("docker_build_with_restart")}
     assert builds["ghcr.io/trademesh/pricing-demo"]["entrypoint"][-1] == "trademesh_pricing_demo"
+    assert builds["ghcr.io/trademesh/pricing-demo"]["build_args"]["SERVICE"] == "pricing-demo"
     assert "pricing-demo" in {args[0] for args, _ in run.of("k8s_resource") if args}
     text = TILTFILE.read_text()
     for entry in _services().values():

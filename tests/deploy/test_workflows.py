@@ -123,7 +123,13 @@ def test_the_images_matrix_is_read_from_the_services_at_run_time() -> None:
     (push,) = [
         s for s in build["steps"] if s.get("uses", "").startswith("docker/build-push-action")
     ]
-    assert push["with"]["file"] == "services/${{ matrix.service }}/Dockerfile"
+    # One Dockerfile for every service, told which one by its build arguments.
+    assert push["with"]["file"] == "services/Dockerfile"
+    assert push["with"]["build-args"].splitlines() == [
+        "SERVICE=${{ matrix.service }}",
+        "PORT=${{ matrix.port }}",
+    ]
+    assert '\\"port\\": .port' in listing["run"]
     assert push["with"]["context"] == "."
     assert "type=gha" in push["with"]["cache-from"]
     assert build["env"]["PUSH"] == (

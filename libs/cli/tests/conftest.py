@@ -17,7 +17,8 @@ _IGNORE = shutil.ignore_patterns(*_NOT_SOURCE)
 
 def copy_workspace(target: Path) -> Path:
     """What generation reads and writes: the root pyproject and lock, the libraries (their
-    sources, for clash checks and locking), the template, and an empty services folder."""
+    sources, for clash checks and locking), the template, and a services folder with the
+    services' one Dockerfile and no service."""
     target.mkdir(parents=True, exist_ok=True)
     for name in ("pyproject.toml", "uv.lock", ".python-version"):
         shutil.copy2(ROOT / name, target / name)
@@ -25,6 +26,7 @@ def copy_workspace(target: Path) -> Path:
         shutil.copytree(ROOT / name, target / name, ignore=_IGNORE)
     # Without the repository's own services: the tests generate and count their own.
     (target / "services").mkdir()
+    shutil.copy2(ROOT / "services" / "Dockerfile", target / "services" / "Dockerfile")
     return target
 
 

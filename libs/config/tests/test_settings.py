@@ -5,12 +5,16 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from pydantic import SecretStr
+from pydantic import SecretStr, ValidationError
 from trademesh_config import (
     ChainSecrets,
+    ConsumerGroup,
     DotenvSecrets,
     EnvSecrets,
+    Port,
+    SchemaName,
     SecretsError,
+    ServiceName,
     ServiceSettings,
     SettingsError,
     load_settings,
@@ -257,3 +261,26 @@ def test_a_trusted_proxy_that_is_not_a_proxys_network_is_refused(
     monkeypatch.setenv("TRADEMESH_TRUSTED_PROXIES", value)
     with pytest.raises(SettingsError):
         load_settings(ServiceSettings)
+
+
+def test_a_service_default_keeps_the_bases_constraints() -> None:
+    class Pricing(ServiceSettings):
+        service_name: ServiceName = "pricing"
+        http_port: Port = 8700
+        database_schema: SchemaName = "pricing"
+        consumer_group: ConsumerGroup = "pricing"
+
+    settings = Pricing()
+    assert (settings.service_name, settings.http_port, settings.consumer_group) == (
+        "pricing",
+        8700,
+        "pricing",
+    )
+    for field, bad in [
+        ("service_name", "Pricing Service"),
+        ("http_port", 70000),
+        ("database_schema", "pricing-eu"),
+        ("consumer_group", "Not A Group"),
+    ]:
+        with pytest.raises(ValidationError, match=field):
+            Pricing(**{field: bad})

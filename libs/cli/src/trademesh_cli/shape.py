@@ -4,6 +4,9 @@ A service generated from the template and a service in services/ have the same s
 file the manifest requires exists in both and holds the same sections: Markdown `##` headings,
 pyproject tables, Dockerfile stage names, the keys of the Helm values entry, and the listed
 top-level Python names. Sections are compared as sets: a service may add, not drop.
+
+What every service takes from a library (the manifest's `[shared]` table) is compared by content:
+files no service may have, links, calls a file must make and base classes its tests must use.
 """
 
 from __future__ import annotations
@@ -108,4 +111,51 @@ def drift(expected: Shape, actual: Shape) -> list[str]:
         missing = expected.sections.get(rel, set()) - actual.sections.get(rel, set())
         if missing:
             problems.append(f"{rel}: missing {', '.join(sorted(missing))}")
+    return problems
+
+
+def _called(tree: ast.AST) -> set[str]:
+    names: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Call):
+            func = node.func
+            if isinstance(func, ast.Name):
+                names.add(func.id)
+            elif isinstance(func, ast.Attribute):
+                names.add(func.attr)
+    return names
+
+
+def _bases(tree: ast.Module) -> set[str]:
+    return {
+        base.id if isinstance(base, ast.Name) else getattr(base, "attr", "")
+        for node in tree.body
+        if isinstance(node, ast.ClassDef)
+        for base in node.bases
+    }
+
+
+def shared_drift(service: Path, manifest: dict[str, Any]) -> list[str]:
+    """Where `service` holds its own copy of what every service shares (manifest's `[shared]`),
+    one line each (empty: it shares all of it)."""
+    shared = manifest.get("shared", {})
+    package = _package(service)
+    problems: list[str] = []
+    for pattern in shared.get("absent", ()):
+        if (service / pattern.format(package=package)).exists():
+            problems.append(f"{pattern}: a copy of what is shared")
+    for pattern, target in shared.get("links", {}).items():
+        path = service / pattern.format(package=package)
+        if not path.is_symlink() or str(path.readlink()) != target:
+            problems.append(f"{pattern}: not a link to {target}")
+    for pattern, names in shared.get("calls", {}).items():
+        path = service / pattern.format(package=package)
+        called = _called(ast.parse(path.read_text())) if path.is_file() else set()
+        missing = sorted(set(names) - called)
+        if missing:
+            problems.append(f"{pattern}: does not call {', '.join(missing)}")
+    for pattern, base in shared.get("bases", {}).items():
+        path = service / pattern.format(package=package)
+        if not path.is_file() or base not in _bases(ast.parse(path.read_text())):
+            problems.append(f"{pattern}: no test class of {base}")
     return problems

@@ -12,6 +12,27 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 ENV_PREFIX = "TRADEMESH_"
 
+# The constrained types of the fields every service sets a default of its own for: a service
+# writes `http_port: Port = 8300` and keeps the constraint (a plain `int = 8300` would drop it).
+ServiceName = Annotated[str, Field(pattern=r"^[a-z][a-z0-9-]{1,40}$")]
+Port = Annotated[int, Field(ge=0, le=65535)]
+SchemaName = Annotated[
+    str,
+    Field(
+        pattern=r"^[a-z_][a-z0-9_]{0,62}$",
+        description="The Postgres schema this service owns; no other service reads it.",
+    ),
+]
+#: Another service's base URL, e.g. http://execution:8400.
+ServiceUrl = Annotated[str, Field(pattern=r"^https?://[^\s]+$")]
+ConsumerGroup = Annotated[
+    str,
+    Field(
+        pattern=r"^[a-z][a-z0-9._-]{0,100}$",
+        description="Prefix of the Kafka consumer groups (one per consumed topic).",
+    ),
+]
+
 
 class TrademeshSettings(BaseSettings):
     """Base for every settings class: TRADEMESH_ env prefix, frozen, unknown fields refused."""
@@ -191,6 +212,9 @@ class DatabaseSettings(TrademeshSettings):
     outbox_retention_h: float = Field(
         24.0, gt=0, description="How long a published outbox row is kept, in hours."
     )
+    outbox_poll_interval_s: float = Field(
+        1.0, gt=0, le=60, description="The outbox relay's recovery poll interval, in seconds."
+    )
 
     @field_validator("database_url")
     @classmethod
@@ -207,7 +231,7 @@ class HttpSettings(TrademeshSettings):
     where it serves /metrics."""
 
     http_host: str = "127.0.0.1"
-    http_port: int = Field(8000, ge=0, le=65535)
+    http_port: Port = 8000
     trusted_proxies: Annotated[list[IPvAnyNetwork], NoDecode] = Field(
         default_factory=list,
         description="The proxies whose X-Forwarded-For (and X-Forwarded-Proto) is believed, as "
@@ -316,7 +340,8 @@ class AuthSettings(TrademeshSettings):
 class ServiceSettings(KafkaSettings, DatabaseSettings, HttpSettings, AuthSettings):
     """Everything a trademesh service needs; a service subclasses this and adds its own fields."""
 
-    service_name: str = Field("trademesh", pattern=r"^[a-z][a-z0-9-]{1,40}$")
+    service_name: ServiceName = "trademesh"
+    consumer_group: ConsumerGroup = "trademesh"
     environment: Literal["dev", "test", "prod"] = "dev"
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     log_format: Literal["auto", "json", "console"] = Field(

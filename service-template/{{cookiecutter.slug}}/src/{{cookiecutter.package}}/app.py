@@ -4,27 +4,11 @@
 from __future__ import annotations
 
 {% if cookiecutter.owns_schema -%}
-import asyncio
-import contextlib
-{% endif -%}
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
-{%- if cookiecutter.owns_schema %}
 from pathlib import Path
-{%- endif %}
 
+{% endif -%}
 from fastapi import FastAPI
-from trademesh_bus import Bus{% if cookiecutter.owns_schema and produces %}, OutboxRelay{% endif %}{% if cookiecutter.owns_schema %}, Retention{% endif %}
-{%- if cookiecutter.owns_schema %}
-from trademesh_db import Database, migrate
-{%- else %}
-from trademesh_db import Database
-{%- endif %}
-from trademesh_http import ReadinessCheck, TokenVerifier, create_http_app
-from trademesh_http.revocations import follow_revocations
-from trademesh_observability import metrics
-from trademesh_observability.logging import configure_logging, get_logger
-from trademesh_observability.tracing import configure_tracing
+from trademesh_service import service_app, service_lifespan, wire
 
 from {{ cookiecutter.package }}.api import api_router
 from {{ cookiecutter.package }}.api.deps import Runtime
@@ -41,27 +25,12 @@ MIGRATIONS = Path(__file__).parent / "migrations"
 def create_app(settings: Settings) -> FastAPI:
     """The service: consumers on its input topics, its API under /api/v1, and /health, /ready
     (Postgres and Kafka checked for real), /metrics."""
-    configure_logging(settings.service_name, level=settings.log_level, fmt=settings.log_format)
-    configure_tracing(settings.service_name)
-    log = get_logger("{{ cookiecutter.package }}")
-    bus = Bus(settings, settings.service_name, registry=metrics.REGISTRY)
-    # Every process hears what auth revokes (its own consumer group): a revoked API key or an
-    # ended session is refused here too, before its token expires.
-    tokens = TokenVerifier.from_settings(settings)
-    follow_revocations(bus, tokens, settings.consumer_group)
-    readiness: dict[str, ReadinessCheck] = {"kafka": bus.check_ready}
+    wiring = wire(settings, __name__)
+    log, bus, db = wiring.log, wiring.bus, wiring.db
 {%- if cookiecutter.owns_schema %}
-    database = Database(
-        settings.database_url.get_secret_value(),
-        schema=settings.database_schema,
-        min_size=settings.database_pool_min,
-        max_size=settings.database_pool_max,
-    )
-    db: Database | None = database
+    database = wiring.database
     store = ActivityStore(database)
-    readiness["postgres"] = database.check_ready
 {%- else %}
-    db: Database | None = None
     store = ActivityStore()
 {%- endif %}
     activity = ActivityLog(
@@ -74,54 +43,25 @@ def create_app(settings: Settings) -> FastAPI:
 {%- endif %}
     )
     register_handlers(bus, activity, settings, db)
-
-    @asynccontextmanager
-    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+    # Migrate, connect, start the bus, {% if cookiecutter.owns_schema %}{% if produces %}relay the outbox, {% endif %}prune the inbox and outbox, {% endif %}and stop
+    # all of it in time at shutdown (trademesh_service.lifespan); the service's own steps and
+    # tasks go in as arguments.
+    lifespan = service_lifespan(
+        settings,
+        log=log,
+        bus=bus,
 {%- if cookiecutter.owns_schema %}
-        if settings.database_migrate_on_start:
-            # dbmate holds an advisory lock: replicas starting together migrate once.
-            output = await asyncio.to_thread(
-                migrate, settings.database_url.get_secret_value(), database.schema, [MIGRATIONS]
-            )
-            applied = output.count("Applied:")
-            metrics.DB_MIGRATIONS_APPLIED.labels(service=settings.service_name).inc(applied)
-            log.info("migrations applied", schema=database.schema, applied=applied)
-        await database.connect()
+        database=database,
+        migrations=MIGRATIONS,
+{%- if produces %}
+        relay_outbox=True,
 {%- endif %}
-        await bus.start()
-{%- if cookiecutter.owns_schema %}
-        stop_tasks = asyncio.Event()
-        # The inbox and outbox keep what they must and no more (trademesh_bus.retention).
-        tasks = [asyncio.create_task(Retention.from_settings(database, settings).run(stop_tasks))]
 {%- endif %}
-{%- if cookiecutter.owns_schema and produces %}
-        relay = OutboxRelay(database, bus, poll_interval=settings.outbox_poll_interval_s)
-        tasks.append(asyncio.create_task(relay.run(stop_tasks)))
-{%- endif %}
-        log.info("started", port=settings.http_port)
-        try:
-            yield
-        finally:
-{%- if cookiecutter.owns_schema %}
-            stop_tasks.set()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(asyncio.gather(*tasks, return_exceptions=True), timeout=10)
-{%- endif %}
-            await bus.stop()
-{%- if cookiecutter.owns_schema %}
-            await database.close()
-{%- endif %}
-            log.info("stopped")
-
-    app = create_http_app(
-        service=settings.service_name,
-        readiness=readiness,
-        lifespan=lifespan,
-        ready_timeout_s=settings.ready_timeout_s,
-        http=settings,
-        title="trademesh {{ cookiecutter.slug }}",
-        tokens=tokens,
     )
-    app.state.runtime = Runtime(settings=settings, store=store, activity=activity, bus=bus, db=db)
-    app.include_router(api_router(), prefix="/api/v1")
-    return app
+    return service_app(
+        settings,
+        wiring,
+        lifespan=lifespan,
+        runtime=Runtime(settings=settings, store=store, activity=activity, bus=bus, db=db),
+        api=api_router(),
+    )

@@ -1,4 +1,3 @@
-{%- set consumes = cookiecutter.consumes.split(',')|map('trim')|select|list -%}
 {%- set produces = cookiecutter.produces.split(',')|map('trim')|select|list -%}
 """The {{ cookiecutter.slug }} domain logic: pure, no I/O and no wall clock, testable without a broker.
 
@@ -21,24 +20,6 @@ from uuid import UUID
 from trademesh_events.base import Event
 from trademesh_events.envelope import Envelope
 from trademesh_events.topics import TopicSpec{% if produces %}, get_topic{% endif %}
-
-# The service's contract on the bus; [tool.trademesh.service] in pyproject.toml says the same
-# (a unit test keeps them equal).
-{%- macro topics(names) -%}
-{%- if names|length == 0 -%}
-()
-{%- elif names|length == 1 -%}
-("{{ names[0] }}",)
-{%- else -%}
-(
-{%- for t in names %}
-    "{{ t }}",
-{%- endfor %}
-)
-{%- endif -%}
-{%- endmacro %}
-CONSUMES: tuple[str, ...] = {{ topics(consumes) }}
-PRODUCES: tuple[str, ...] = {{ topics(produces) }}
 
 Direction = Literal["in", "out"]
 
@@ -121,13 +102,11 @@ class RejectedEvent(ValueError):
     """A request to publish something this service does not publish."""
 
 
-def publishable(
-    body: bytes, produces: tuple[str, ...] = PRODUCES
-) -> tuple[TopicSpec[Event], Event]:
+def publishable(body: bytes, produces: tuple[str, ...]) -> tuple[TopicSpec[Event], Event]:
     """The topic and validated event of a JSON `body` naming its `type`.
 
-    Raises RejectedEvent when the body is not a JSON object or its type is not carried by a topic
-    this service produces, and pydantic's ValidationError when the event itself is invalid.
+    Raises RejectedEvent when the body is not a JSON object or its type is not carried by one of
+    the `produces` topics (the service's, as its manifest declares them), and pydantic's ValidationError when the event itself is invalid.
     """
     try:
         document = json.loads(body)

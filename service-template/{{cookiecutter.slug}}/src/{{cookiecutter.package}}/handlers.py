@@ -12,9 +12,9 @@ from trademesh_events.topics import (
 {%- endfor %}
     get_topic,
 )
+from trademesh_service import service_manifest
 
 from {{ cookiecutter.package }}.config import Settings
-from {{ cookiecutter.package }}.engine import CONSUMES
 from {{ cookiecutter.package }}.usecases.activity import ActivityLog
 
 
@@ -48,13 +48,13 @@ def register_handlers(
         {{ t.rsplit('.', 1)[0]|upper|replace('.', '_') }}_TOPIC,
 {%- endfor %}
     )
-    if {topic.name for topic in topics} != set(CONSUMES):
-        raise RuntimeError(f"{settings.service_name}: handlers and CONSUMES disagree")
+    if {topic.name for topic in topics} != set(service_manifest(__name__).consumes):
+        raise RuntimeError(f"{settings.service_name}: handlers and the declared topics disagree")
     for topic in topics:
         bus.subscribe(
             topic, group=f"{settings.consumer_group}.{topic.name}", handler=on_event, db=db
         )
 {%- else %}
-    if CONSUMES:
-        raise RuntimeError(f"{settings.service_name} declares {CONSUMES} but handles none")
+    if consumes := service_manifest(__name__).consumes:
+        raise RuntimeError(f"{settings.service_name} declares {consumes} but handles none")
 {%- endif %}

@@ -20,73 +20,34 @@ from trademesh_bus import Bus
 {%- if consumes or produces %}
 from trademesh_events.topics import get_topic
 {%- endif %}
-from trademesh_testing.http import app_client
+from trademesh_service import service_manifest
+from trademesh_testing.contract import ServiceContract
 {%- if consumes or produces %}
 from trademesh_testing.samples import read_all, sample_for_topic, unique_key
 {%- endif %}
-from trademesh_testing.service import check_declared_metrics
+{%- if consumes or produces %}
 from trademesh_testing.waiting import eventually
+{%- endif %}
 
 from {{ cookiecutter.package }}.api.deps import Runtime
 from {{ cookiecutter.package }}.app import create_app
 from {{ cookiecutter.package }}.config import Settings
-from {{ cookiecutter.package }}.engine import CONSUMES, PRODUCES, Observation
+from {{ cookiecutter.package }}.engine import Observation
 
 pytestmark = pytest.mark.integration
+MANIFEST = service_manifest("{{ cookiecutter.package }}")
 
 
-async def test_health_and_ready_check_the_real_dependencies(client: httpx.AsyncClient) -> None:
-    assert (await client.get("/health")).json()["status"] == "ok"
-    response = await client.get("/ready")
-    assert response.status_code == 200, response.text
-    assert response.json()["checks"] == {
-        "kafka": "ok",
-{%- if cookiecutter.owns_schema %}
-        "postgres": "ok",
-{%- endif %}
-    }
+class TestService(ServiceContract):
+    """/health, /ready, /metrics and the about route (trademesh_testing.contract)."""
+{%- if not cookiecutter.owns_schema %}
 
-
-async def test_ready_follows_its_dependencies(private_infra: Any) -> None:
-    app = create_app(private_infra.settings(Settings, ready_timeout_s=1.0))
-    async with app_client(app) as http:
-
-        async def ready_is(status: int) -> dict[str, Any] | None:
-            response = await http.get("/ready")
-            return response.json() if response.status_code == status else None
-
-        await eventually(lambda: ready_is(200))
-        private_infra.kafka.stop()
-        assert (await eventually(lambda: ready_is(503)))["checks"]["kafka"] != "ok"
-        assert (await http.get("/health")).status_code == 200  # alive, only not ready
-        private_infra.kafka.start()
-        await eventually(lambda: ready_is(200))
-{%- if cookiecutter.owns_schema %}
-        private_infra.postgres.stop()
-        assert (await eventually(lambda: ready_is(503)))["checks"]["postgres"] != "ok"
-        private_infra.postgres.start()
-        await eventually(lambda: ready_is(200))
+    readiness = ("kafka",)
 {%- endif %}
 
-
-async def test_metrics_export_the_declared_metrics(client: httpx.AsyncClient) -> None:
-    await client.get("/ready")
-    await client.get("/api/v1/about")
-    response = await client.get("/metrics")
-    assert response.status_code == 200
-    required = frozenset({"trademesh_http_requests_total", "trademesh_ready"})
-    check_declared_metrics(response.text, required=required)
-
-
-async def test_about_states_the_contract(client: httpx.AsyncClient, settings: Settings) -> None:
-    body = (await client.get("/api/v1/about")).json()
-    assert body["service"] == "{{ cookiecutter.slug }}"
-    assert (body["consumes"], body["produces"]) == (list(CONSUMES), list(PRODUCES))
-{%- if cookiecutter.owns_schema %}
-    assert body["schema_name"] == settings.database_schema
-{%- else %}
-    assert body["schema_name"] is None
-{%- endif %}
+    @pytest.fixture
+    def private_app(self, private_infra: Any) -> FastAPI:
+        return create_app(private_infra.settings(Settings, ready_timeout_s=1.0))
 
 
 async def test_unknown_key_is_a_404_problem(client: httpx.AsyncClient) -> None:
@@ -137,7 +98,7 @@ async def activity_of(client: httpx.AsyncClient, key: str, direction: str) -> di
     return next((row for row in response.json() if row["direction"] == direction), None)
 
 
-@pytest.mark.parametrize("topic", CONSUMES)
+@pytest.mark.parametrize("topic", MANIFEST.consumes)
 async def test_an_event_on_an_input_topic_changes_state(
     topic: str, client: httpx.AsyncClient, producer: Bus
 ) -> None:
@@ -155,7 +116,7 @@ async def test_an_event_on_an_input_topic_changes_state(
 async def test_a_malformed_event_goes_to_the_dlq_and_consumption_goes_on(
     client: httpx.AsyncClient, producer: Bus, settings: Settings
 ) -> None:
-    spec = get_topic(CONSUMES[0])
+    spec = get_topic(MANIFEST.consumes[0])
     key = unique_key(spec.name)
     good = sample_for_topic(spec.name, key)
     headers = {
@@ -184,7 +145,7 @@ async def test_a_malformed_event_goes_to_the_dlq_and_consumption_goes_on(
 async def test_a_redelivered_event_is_applied_once(
     client: httpx.AsyncClient, producer: Bus
 ) -> None:
-    spec = get_topic(CONSUMES[0])
+    spec = get_topic(MANIFEST.consumes[0])
     key = unique_key(spec.name)
     first = sample_for_topic(spec.name, key)
     envelope = await producer.publish(first, topic=spec)
@@ -206,7 +167,7 @@ async def test_a_redelivered_event_is_applied_once(
 {%- if produces %}
 
 
-@pytest.mark.parametrize("topic", PRODUCES)
+@pytest.mark.parametrize("topic", MANIFEST.produces)
 async def test_a_published_event_reaches_its_topic(
     topic: str, client: httpx.AsyncClient, settings: Settings
 ) -> None:
@@ -235,7 +196,7 @@ async def test_an_invalid_event_is_refused_with_a_problem(client: httpx.AsyncCli
     wrong_type = await client.post("/api/v1/events", json={"type": "trademesh.nothing"})
     assert wrong_type.status_code == 422
     assert wrong_type.headers["content-type"] == "application/problem+json"
-    spec = get_topic(PRODUCES[0])
+    spec = get_topic(MANIFEST.produces[0])
     document = sample_for_topic(spec.name).model_dump(mode="json")
     del document[spec.key_field]
     invalid = await client.post("/api/v1/events", json=document)

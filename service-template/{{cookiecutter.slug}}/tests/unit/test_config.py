@@ -3,37 +3,14 @@
 from __future__ import annotations
 
 import pytest
-from pydantic import ValidationError
+from trademesh_testing.contract import SettingsContract
 
 from {{ cookiecutter.package }}.config import Settings
 
 pytestmark = pytest.mark.unit
 
 
-def test_defaults_name_the_service_and_its_port(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delenv("TRADEMESH_HTTP_PORT", raising=False)
-    monkeypatch.delenv("TRADEMESH_SERVICE_NAME", raising=False)
-    settings = Settings()
-    assert settings.service_name == "{{ cookiecutter.slug }}"
-    assert settings.http_port == {{ cookiecutter.http_port }}
-{%- if cookiecutter.owns_schema %}
-    assert settings.database_schema == "{{ cookiecutter.schema }}"
-{%- endif %}
+class TestSettings(SettingsContract):
+    """Defaults, environment, the common constraints, immutability (trademesh_testing.contract)."""
 
-
-def test_environment_overrides_defaults(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("TRADEMESH_HTTP_PORT", "18123")
-    assert Settings().http_port == 18123
-
-
-@pytest.mark.parametrize("field", ["http_port", "consumer_group"])
-def test_invalid_values_are_refused(field: str) -> None:
-    bad = {"http_port": 70000, "consumer_group": "Not A Group"}[field]
-    with pytest.raises(ValidationError, match=field):
-        Settings(**{field: bad})
-
-
-def test_settings_are_frozen() -> None:
-    settings = Settings()
-    with pytest.raises(ValidationError):
-        settings.http_port = 1  # type: ignore[misc]
+    settings_class = Settings

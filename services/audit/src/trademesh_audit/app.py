@@ -4,21 +4,13 @@ handlers and the API; no work at import."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
 from fastapi import FastAPI
-from trademesh_bus import Bus, Retention
-from trademesh_db import Database, migrate
-from trademesh_http import ReadinessCheck, TokenVerifier, create_http_app
-from trademesh_http.revocations import follow_revocations
 from trademesh_keystore import keystore_from
-from trademesh_observability import metrics
-from trademesh_observability.logging import configure_logging, get_logger
-from trademesh_observability.tracing import configure_tracing
+from trademesh_service import service_app, service_lifespan, wire
 
 from trademesh_audit.api import api_router
 from trademesh_audit.api.deps import Runtime
@@ -44,86 +36,54 @@ def create_app(settings: Settings, *, clock: Callable[[], datetime] = _utc_now) 
     Migrations run as the login user; the pool's connections then SET ROLE to the writer role,
     which cannot update, delete or truncate the log or its keys. The chain keys are opened (or
     the first one made) before the consumers start, so no event waits for them."""
-    configure_logging(settings.service_name, level=settings.log_level, fmt=settings.log_format)
-    configure_tracing(settings.service_name)
-    log = get_logger("trademesh_audit")
+    wiring = wire(settings, __name__, session_role=WRITER_ROLE)
+    log, bus, database = wiring.log, wiring.bus, wiring.database
     keystore = keystore_from(settings)
     if keystore is None:
         raise ValueError(
             "audit seals its chain keys with the keystore: set TRADEMESH_KEYSTORE_KEYS and "
             "TRADEMESH_KEYSTORE_CURRENT_KEY, or TRADEMESH_KEYSTORE_VAULT_URL and _TOKEN"
         )
-    bus = Bus(settings, settings.service_name, registry=metrics.REGISTRY)
-    # Every process hears what auth revokes (its own consumer group): a revoked API key or an
-    # ended session is refused here too, before its token expires.
-    tokens = TokenVerifier.from_settings(settings)
-    follow_revocations(bus, tokens, settings.consumer_group)
-    readiness: dict[str, ReadinessCheck] = {"kafka": bus.check_ready}
-    database = Database(
-        settings.database_url.get_secret_value(),
-        schema=settings.database_schema,
-        min_size=settings.database_pool_min,
-        max_size=settings.database_pool_max,
-        session_role=WRITER_ROLE,
-    )
     keys = ChainKeys(database, keystore, clock=clock)
     store = AuditStore(database, lambda: keys.keyring)
     book = CheckpointBook(settings.database_schema)
     checkpointer = Checkpointer(store, keys, bus, chain=settings.database_schema, clock=clock)
-    readiness["postgres"] = database.check_ready
     register_handlers(bus, AuditLog(store), book, settings, database)
 
-    @asynccontextmanager
-    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
-        if settings.database_migrate_on_start:
-            # dbmate holds an advisory lock: replicas starting together migrate once.
-            output = await asyncio.to_thread(
-                migrate, settings.database_url.get_secret_value(), database.schema, [MIGRATIONS]
-            )
-            applied = output.count("Applied:")
-            metrics.DB_MIGRATIONS_APPLIED.labels(service=settings.service_name).inc(applied)
-            log.info("migrations applied", schema=database.schema, applied=applied)
-        await database.connect()
-        keyring = await keys.ensure()
-        await bus.start()
-        stop = asyncio.Event()
-        tasks = [
-            asyncio.create_task(checkpointer.run(stop, settings.checkpoint_interval_s)),
-            asyncio.create_task(Retention.from_settings(database, settings).run(stop)),
-        ]
-        log.info("started", port=settings.http_port, keyed_from=keyring.keyed_from)
+    async def checkpoint_at_shutdown() -> None:
+        # The rows since the last checkpoint are pinned before the service goes away.
         try:
-            yield
-        finally:
-            stop.set()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(asyncio.gather(*tasks, return_exceptions=True), 10)
-            # The rows since the last checkpoint are pinned before the service goes away.
-            try:
-                await asyncio.wait_for(checkpointer.checkpoint_if_grown(), 10)
-            except Exception as exc:
-                log.warning("no checkpoint at shutdown", error=type(exc).__name__)
-            await bus.stop()
-            await database.close()
-            log.info("stopped")
+            await asyncio.wait_for(checkpointer.checkpoint_if_grown(), 10)
+        except Exception as exc:
+            log.warning("no checkpoint at shutdown", error=type(exc).__name__)
 
-    app = create_http_app(
-        service=settings.service_name,
-        readiness=readiness,
-        lifespan=lifespan,
-        ready_timeout_s=settings.ready_timeout_s,
-        http=settings,
-        title="trademesh audit",
-        tokens=tokens,
-    )
-    app.state.runtime = Runtime(
-        settings=settings,
-        store=store,
-        keys=keys,
-        book=book,
-        checkpointer=checkpointer,
+    async def checkpoints(stop: asyncio.Event) -> None:
+        await checkpointer.run(stop, settings.checkpoint_interval_s)
+
+    lifespan = service_lifespan(
+        settings,
+        log=log,
         bus=bus,
-        db=database,
+        database=database,
+        migrations=MIGRATIONS,
+        prepare=[keys.ensure],  # the chain keys, before any event waits for them
+        tasks=[checkpoints],
+        started=lambda: {"keyed_from": keys.keyring.keyed_from},
+        drain=[checkpoint_at_shutdown],
     )
-    app.include_router(api_router(), prefix="/api/v1")
-    return app
+
+    return service_app(
+        settings,
+        wiring,
+        lifespan=lifespan,
+        runtime=Runtime(
+            settings=settings,
+            store=store,
+            keys=keys,
+            book=book,
+            checkpointer=checkpointer,
+            bus=bus,
+            db=database,
+        ),
+        api=api_router(),
+    )

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pydantic import Field
-from trademesh_config import ServiceSettings
+from trademesh_config import ConsumerGroup, Port, SchemaName, ServiceName, ServiceSettings
 from trademesh_keystore import KeystoreSettings
 
 
@@ -12,19 +12,14 @@ class Settings(ServiceSettings, KeystoreSettings):
     the platform's Kafka, Postgres, HTTP and logging settings. The keystore's master key is
     required: it seals the chain keys at rest."""
 
-    service_name: str = Field("audit", pattern=r"^[a-z][a-z0-9-]{1,40}$")
-    http_port: int = Field(8600, ge=0, le=65535)
-    database_schema: str = Field(
+    service_name: ServiceName = "audit"
+    http_port: Port = 8600
+    database_schema: SchemaName = Field(
         "audit",
-        pattern=r"^[a-z_][a-z0-9_]{0,62}$",
         description="The Postgres schema this service owns; no other service reads it. It also "
         "names the chain in its checkpoints.",
     )
-    consumer_group: str = Field(
-        "audit",
-        pattern=r"^[a-z][a-z0-9._-]{0,100}$",
-        description="Prefix of the Kafka consumer groups (one per consumed topic).",
-    )
+    consumer_group: ConsumerGroup = "audit"
     keystore_transit_key: str = Field(
         "trademesh-audit", description="The transit key (created with derived=true)."
     )

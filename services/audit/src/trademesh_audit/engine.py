@@ -60,11 +60,6 @@ LOGGED: tuple[str, ...] = (
 # Where the chain's checkpoints go, and come back from (they are read, never logged).
 CHECKPOINTS = "audit.checkpoints.v1"
 
-# The service's contract on the bus; [tool.trademesh.service] in pyproject.toml says the same
-# (a unit test keeps them equal).
-CONSUMES: tuple[str, ...] = (*LOGGED, CHECKPOINTS)
-PRODUCES: tuple[str, ...] = (CHECKPOINTS,)
-
 # What row 1 chains from: 32 zero bytes (the migration seeds the chain head with the same).
 GENESIS_HASH = bytes(32)
 # The first element of the canonical form: a change of the form is a new version, and rows keep

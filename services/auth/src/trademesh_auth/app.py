@@ -3,23 +3,16 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
 from fastapi import FastAPI
-from trademesh_bus import Bus, OutboxRelay, Retention
-from trademesh_db import Database, migrate
-from trademesh_http import ReadinessCheck, create_http_app
 from trademesh_http.revocations import REVOCATIONS_PATH, Revocations, follow_revocations
 from trademesh_http.tokens import TokenVerifier
 from trademesh_keystore import keystore_from
-from trademesh_observability import metrics
-from trademesh_observability.logging import configure_logging, get_logger
-from trademesh_observability.tracing import configure_tracing
+from trademesh_service import service_app, service_lifespan, wire
 
 from trademesh_auth.api import api_router
 from trademesh_auth.api.deps import Runtime
@@ -40,25 +33,16 @@ def _utc_now() -> datetime:
 def create_app(settings: Settings, *, clock: Callable[[], datetime] = _utc_now) -> FastAPI:
     """The service: users, sessions and API keys under /api/v1, the JWKS, auth.events.v1
     through the outbox, and /health, /ready (Postgres and Kafka checked for real), /metrics."""
-    configure_logging(settings.service_name, level=settings.log_level, fmt=settings.log_format)
-    configure_tracing(settings.service_name)
-    log = get_logger("trademesh_auth")
+    # Auth makes its own token verifier, on its own JWKS (below).
+    wiring = wire(settings, __name__, verify_tokens=False)
+    log, bus, database = wiring.log, wiring.bus, wiring.database
     keystore = keystore_from(settings)
     if keystore is None:
         raise ValueError(
             "auth seals its token signing keys with the keystore: set TRADEMESH_KEYSTORE_KEYS "
             "and TRADEMESH_KEYSTORE_CURRENT_KEY, or TRADEMESH_KEYSTORE_VAULT_URL and _TOKEN"
         )
-    bus = Bus(settings, settings.service_name, registry=metrics.REGISTRY)
-    readiness: dict[str, ReadinessCheck] = {"kafka": bus.check_ready}
-    database = Database(
-        settings.database_url.get_secret_value(),
-        schema=settings.database_schema,
-        min_size=settings.database_pool_min,
-        max_size=settings.database_pool_max,
-    )
     store = AuthStore(database)
-    readiness["postgres"] = database.check_ready
     keys = SigningKeys(
         database, keystore, clock=clock, access_ttl=timedelta(seconds=settings.access_ttl_s)
     )
@@ -74,44 +58,28 @@ def create_app(settings: Settings, *, clock: Callable[[], datetime] = _utc_now) 
     )
     register_handlers(bus)
 
-    @asynccontextmanager
-    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
-        if settings.database_migrate_on_start:
-            # dbmate holds an advisory lock: replicas starting together migrate once.
-            output = await asyncio.to_thread(
-                migrate, settings.database_url.get_secret_value(), database.schema, [MIGRATIONS]
-            )
-            applied = output.count("Applied:")
-            metrics.DB_MIGRATIONS_APPLIED.labels(service=settings.service_name).inc(applied)
-            log.info("migrations applied", schema=database.schema, applied=applied)
-        await database.connect()
-        await keys.ensure()
-        await bus.start()
-        stop_relay = asyncio.Event()
-        relay = OutboxRelay(database, bus, poll_interval=settings.outbox_poll_interval_s)
-        tasks = [
-            asyncio.create_task(relay.run(stop_relay)),
-            asyncio.create_task(Retention.from_settings(database, settings).run(stop_relay)),
-            asyncio.create_task(keys.run(stop_relay, settings.signing_key_refresh_s)),
-        ]
-        log.info("started", port=settings.http_port)
-        try:
-            yield
-        finally:
-            stop_relay.set()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(asyncio.gather(*tasks, return_exceptions=True), 10)
-            await bus.stop()
-            await database.close()
-            log.info("stopped")
+    async def refresh_signing_keys(stop: asyncio.Event) -> None:
+        await keys.run(stop, settings.signing_key_refresh_s)
 
-    app = create_http_app(
-        service=settings.service_name,
-        readiness=readiness,
+    lifespan = service_lifespan(
+        settings,
+        log=log,
+        bus=bus,
+        database=database,
+        migrations=MIGRATIONS,
+        relay_outbox=True,
+        prepare=[keys.ensure],
+        tasks=[refresh_signing_keys],
+    )
+
+    app = service_app(
+        settings,
+        wiring,
         lifespan=lifespan,
-        ready_timeout_s=settings.ready_timeout_s,
-        http=settings,
-        title="trademesh auth",
+        runtime=Runtime(
+            settings=settings, store=store, users=users, keys=keys, bus=bus, db=database
+        ),
+        api=api_router(),
     )
     # Auth verifies its own access tokens like every service, against its JWKS, fetched from
     # itself in-process: so cheap that an unknown kid may refetch at once (a rotation is seen
@@ -127,9 +95,5 @@ def create_app(settings: Settings, *, clock: Callable[[], datetime] = _utc_now) 
     )
     # What another replica of auth revokes is refused here too (what this one revokes, at once).
     follow_revocations(bus, tokens, settings.consumer_group)
-    app.state.runtime = Runtime(
-        settings=settings, store=store, users=users, keys=keys, bus=bus, db=database
-    )
-    app.include_router(api_router(), prefix="/api/v1")
     app.include_router(wellknown)
     return app

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Literal
 
 from pydantic import Field
-from trademesh_config import ServiceSettings
+from trademesh_config import ConsumerGroup, Port, SchemaName, ServiceName, ServiceSettings
 from trademesh_keystore import KeystoreSettings
 
 
@@ -14,21 +14,10 @@ class Settings(ServiceSettings, KeystoreSettings):
     the platform's Kafka, Postgres, HTTP and logging settings. The keystore's master key is
     required: it seals the token signing keys at rest."""
 
-    service_name: str = Field("auth", pattern=r"^[a-z][a-z0-9-]{1,40}$")
-    http_port: int = Field(8500, ge=0, le=65535)
-    database_schema: str = Field(
-        "auth",
-        pattern=r"^[a-z_][a-z0-9_]{0,62}$",
-        description="The Postgres schema this service owns; no other service reads it.",
-    )
-    consumer_group: str = Field(
-        "auth",
-        pattern=r"^[a-z][a-z0-9._-]{0,100}$",
-        description="Prefix of the Kafka consumer groups (one per consumed topic).",
-    )
-    outbox_poll_interval_s: float = Field(
-        1.0, gt=0, le=60, description="The outbox relay's recovery poll interval, in seconds."
-    )
+    service_name: ServiceName = "auth"
+    http_port: Port = 8500
+    database_schema: SchemaName = "auth"
+    consumer_group: ConsumerGroup = "auth"
     registration: Literal["open", "approval"] = Field(
         "approval",
         description="open: anyone may register and log in at once (as a trader); approval: a "

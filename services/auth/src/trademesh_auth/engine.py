@@ -32,9 +32,6 @@ from functools import cache
 from typing import Any, Literal
 from uuid import UUID
 
-CONSUMES: tuple[str, ...] = ()
-PRODUCES: tuple[str, ...] = ("auth.events.v1",)
-
 Role = Literal["admin", "trader", "viewer"]
 #: read: read one's own resources; trade: change them (orders, bots, accounts, and an admin's
 #: administration); account: manage one's own login (API keys, password).

@@ -2,17 +2,12 @@
 
 from __future__ import annotations
 
-import tomllib
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from uuid import uuid4
 
 import pytest
-from trademesh_events.topics import get_topic
 
 from trademesh_auth.engine import (
-    CONSUMES,
-    PRODUCES,
     Failures,
     Throttle,
     ThrottleRule,
@@ -168,12 +163,3 @@ def test_access_claims_live_at_most_15_minutes() -> None:
             audience="a",
             token_id="j",
         )
-
-
-def test_contract_matches_pyproject_and_the_topic_registry() -> None:
-    pyproject = tomllib.loads((Path(__file__).parents[2] / "pyproject.toml").read_text())
-    declared = pyproject["tool"]["trademesh"]["service"]
-    assert tuple(declared["consumes"]) == CONSUMES
-    assert tuple(declared["produces"]) == PRODUCES
-    for name in (*CONSUMES, *PRODUCES):
-        assert get_topic(name).name == name

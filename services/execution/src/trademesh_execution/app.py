@@ -2,22 +2,13 @@
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from fastapi import FastAPI
-from trademesh_bus import Bus, OutboxRelay, Retention
-from trademesh_db import Database, migrate
-from trademesh_http import ReadinessCheck, TokenVerifier, create_http_app
-from trademesh_http.revocations import follow_revocations
 from trademesh_keystore import keystore_from
-from trademesh_observability import metrics
-from trademesh_observability.logging import configure_logging, get_logger
-from trademesh_observability.tracing import configure_tracing
+from trademesh_service import service_app, service_lifespan, wire
 from trademesh_trading.fills import FillModel
 
 from trademesh_execution.api import api_router
@@ -54,25 +45,9 @@ def create_app(
     paper fills from md.bars.v1 and md.ticks.v1, every order change on orders.events.v1 and every
     discrepancy on orders.discrepancies.v1 through the outbox, its API under /api/v1, and
     /health, /ready (Postgres and Kafka checked for real), /metrics."""
-    configure_logging(settings.service_name, level=settings.log_level, fmt=settings.log_format)
-    configure_tracing(settings.service_name)
-    log = get_logger("trademesh_execution")
+    wiring = wire(settings, __name__)
+    log, bus, database = wiring.log, wiring.bus, wiring.database
     service = settings.service_name
-    bus = Bus(settings, service, registry=metrics.REGISTRY)
-    # Every process hears what auth revokes (its own consumer group): a revoked API key or an
-    # ended session is refused here too, before its token expires.
-    tokens = TokenVerifier.from_settings(settings)
-    follow_revocations(bus, tokens, settings.consumer_group)
-    database = Database(
-        settings.database_url.get_secret_value(),
-        schema=settings.database_schema,
-        min_size=settings.database_pool_min,
-        max_size=settings.database_pool_max,
-    )
-    readiness: dict[str, ReadinessCheck] = {
-        "kafka": bus.check_ready,
-        "postgres": database.check_ready,
-    }
     store = ExecutionStore(database)
     orders = Orders(
         db=database,
@@ -120,63 +95,39 @@ def create_app(
     streams = OrderStreams(db=database, store=store, live=live, on_connect=reconciler.request)
     register_handlers(bus, orders, settings, database)
 
-    @asynccontextmanager
-    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
-        if settings.database_migrate_on_start:
-            # dbmate holds an advisory lock: replicas starting together migrate once.
-            output = await asyncio.to_thread(
-                migrate, settings.database_url.get_secret_value(), database.schema, [MIGRATIONS]
-            )
-            applied = output.count("Applied:")
-            metrics.DB_MIGRATIONS_APPLIED.labels(service=service).inc(applied)
-            log.info("migrations applied", schema=database.schema, applied=applied)
-        await database.connect()
-        await bus.start()
-        stop = asyncio.Event()
-        relay = OutboxRelay(database, bus, poll_interval=settings.outbox_poll_interval_s)
-        tasks = [
-            asyncio.create_task(relay.run(stop)),
-            asyncio.create_task(Retention.from_settings(database, settings).run(stop)),
-            asyncio.create_task(sampler.run(stop)),
-            asyncio.create_task(book_metrics.run(stop)),
-            asyncio.create_task(live.run(stop)),  # its first rounds redo what a crash left
-            asyncio.create_task(reconciler.run(stop)),
-            asyncio.create_task(balances.run(stop)),
-        ]
-        if settings.live_streams:
-            tasks.append(asyncio.create_task(streams.run(stop)))
-        log.info("started", port=settings.http_port)
-        try:
-            yield
-        finally:
-            stop.set()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(asyncio.gather(*tasks, return_exceptions=True), 10)
-            await bus.stop()
-            await database.close()
-            log.info("stopped")
-
-    app = create_http_app(
-        service=service,
-        readiness=readiness,
-        lifespan=lifespan,
-        ready_timeout_s=settings.ready_timeout_s,
-        http=settings,
-        title="trademesh execution",
-        tokens=tokens,
-    )
-    app.state.runtime = Runtime(
-        settings=settings,
+    lifespan = service_lifespan(
+        settings,
+        log=log,
         bus=bus,
-        db=database,
-        store=store,
-        orders=orders,
-        credentials=credentials,
-        equity=sampler,
-        live=live,
-        reconciler=reconciler,
-        streams=streams,
-        balances=balances,
+        database=database,
+        migrations=MIGRATIONS,
+        relay_outbox=True,
+        tasks=[
+            sampler.run,
+            book_metrics.run,
+            live.run,  # its first rounds redo what a crash left
+            reconciler.run,
+            balances.run,
+            *([streams.run] if settings.live_streams else []),
+        ],
     )
-    app.include_router(api_router(), prefix="/api/v1")
-    return app
+
+    return service_app(
+        settings,
+        wiring,
+        lifespan=lifespan,
+        runtime=Runtime(
+            settings=settings,
+            bus=bus,
+            db=database,
+            store=store,
+            orders=orders,
+            credentials=credentials,
+            equity=sampler,
+            live=live,
+            reconciler=reconciler,
+            streams=streams,
+            balances=balances,
+        ),
+        api=api_router(),
+    )

@@ -5,7 +5,7 @@ from __future__ import annotations
 from decimal import Decimal
 
 from pydantic import Field
-from trademesh_config import ServiceSettings
+from trademesh_config import ConsumerGroup, Port, SchemaName, ServiceName, ServiceSettings
 from trademesh_keystore import KeystoreSettings
 
 
@@ -13,21 +13,10 @@ class Settings(ServiceSettings, KeystoreSettings):
     """What the service reads from TRADEMESH_* variables (and the secrets provider), on top of
     the platform's Kafka, Postgres, HTTP and logging settings."""
 
-    service_name: str = Field("execution", pattern=r"^[a-z][a-z0-9-]{1,40}$")
-    http_port: int = Field(8400, ge=0, le=65535)
-    database_schema: str = Field(
-        "execution",
-        pattern=r"^[a-z_][a-z0-9_]{0,62}$",
-        description="The Postgres schema this service owns; no other service reads it.",
-    )
-    consumer_group: str = Field(
-        "execution",
-        pattern=r"^[a-z][a-z0-9._-]{0,100}$",
-        description="Prefix of the Kafka consumer groups (one per consumed topic).",
-    )
-    outbox_poll_interval_s: float = Field(
-        1.0, gt=0, le=60, description="The outbox relay's recovery poll interval, in seconds."
-    )
+    service_name: ServiceName = "execution"
+    http_port: Port = 8400
+    database_schema: SchemaName = "execution"
+    consumer_group: ConsumerGroup = "execution"
     paper_slippage_bps: Decimal = Field(
         Decimal(0),
         ge=0,

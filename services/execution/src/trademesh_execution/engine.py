@@ -64,16 +64,6 @@ from trademesh_trading.fills import Fill, FillModel, SimOrder
 from trademesh_trading.positions import apply_fill, mark
 from trademesh_trading.timeframes import Timeframe
 
-# The service's contract on the bus; [tool.trademesh.service] in pyproject.toml says the same
-# (a unit test keeps them equal).
-CONSUMES: tuple[str, ...] = (
-    "orders.approved.v1",
-    "orders.denied.v1",
-    "md.ticks.v1",
-    "md.bars.v1",
-)
-PRODUCES: tuple[str, ...] = ("orders.events.v1", "orders.discrepancies.v1")
-
 ZERO = Decimal(0)
 MAX_REASON = 500  # the lifecycle events' reason limit
 Liquidity = Literal["maker", "taker"]

@@ -21,9 +21,9 @@ from trademesh_events.topics import (
     ApprovedCommand,
     TopicSpec,
 )
+from trademesh_service import service_manifest
 
 from trademesh_execution.config import Settings
-from trademesh_execution.engine import CONSUMES
 from trademesh_execution.usecases.orders import Orders
 
 MARKET_BATCH = 50
@@ -41,8 +41,13 @@ def register_handlers(bus: Bus, orders: Orders, settings: Settings, db: Database
       DENIED with its reason, a batch at a time in one statement (decision 0113); no order
       waits for it.
     """
-    if set(CONSUMES) != {ORDERS_APPROVED, ORDERS_DENIED, MD_TICKS, MD_BARS}:
-        raise RuntimeError(f"{settings.service_name}: handlers and CONSUMES disagree")
+    if set(service_manifest(__name__).consumes) != {
+        ORDERS_APPROVED,
+        ORDERS_DENIED,
+        MD_TICKS,
+        MD_BARS,
+    }:
+        raise RuntimeError(f"{settings.service_name}: handlers and the declared topics disagree")
 
     # A batch of approvals locks the paper markets of its instruments first, all at once in
     # order, as a batch of market data does: taken as the records come, two batches would wait

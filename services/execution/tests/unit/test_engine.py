@@ -3,11 +3,9 @@ out by hand, positions. No broker, no database, no clock."""
 
 from __future__ import annotations
 
-import tomllib
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal as D
-from pathlib import Path
 from typing import Any
 from uuid import UUID
 
@@ -31,8 +29,6 @@ from trademesh_events.topics import get_topic
 from trademesh_trading.fills import Fill, FillModel
 
 from trademesh_execution.engine import (
-    CONSUMES,
-    PRODUCES,
     TRANSITIONS,
     IllegalTransition,
     OrderView,
@@ -597,12 +593,3 @@ def test_a_fee_valued_in_the_quote_books_at_its_value() -> None:
 
 
 # ---- the contract -----------------------------------------------------------------------------
-
-
-def test_contract_matches_pyproject_and_the_topic_registry() -> None:
-    pyproject = tomllib.loads((Path(__file__).parents[2] / "pyproject.toml").read_text())
-    declared = pyproject["tool"]["trademesh"]["service"]
-    assert tuple(declared["consumes"]) == CONSUMES
-    assert tuple(declared["produces"]) == PRODUCES
-    for name in (*CONSUMES, *PRODUCES):
-        assert get_topic(name).name == name

@@ -3,19 +3,12 @@ import."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Mapping
-from contextlib import asynccontextmanager
+from collections.abc import Mapping
 
 import httpx
 from fastapi import FastAPI
-from trademesh_bus import Bus
-from trademesh_db import Database
-from trademesh_http import ReadinessCheck, TokenVerifier, create_http_app
 from trademesh_http.inputs import InputLimits
-from trademesh_http.revocations import follow_revocations
-from trademesh_observability import metrics
-from trademesh_observability.logging import configure_logging, get_logger
-from trademesh_observability.tracing import configure_tracing
+from trademesh_service import service_app, service_lifespan, wire
 
 from trademesh_gateway.api import api_router
 from trademesh_gateway.api.deps import Runtime
@@ -43,20 +36,16 @@ def create_app(
     `transports` replaces the network to some services (tests reach in-process apps through
     `httpx.ASGITransport`); the JWKS is fetched through auth's transport too.
     """
-    configure_logging(settings.service_name, level=settings.log_level, fmt=settings.log_format)
-    configure_tracing(settings.service_name)
-    log = get_logger("trademesh_gateway")
-    bus = Bus(settings, settings.service_name, registry=metrics.REGISTRY)
-    db: Database | None = None
+    wiring = wire(settings, __name__, auth_transport=(transports or {}).get("auth"))
+    log, bus, verifier = wiring.log, wiring.bus, wiring.tokens
+    assert verifier is not None  # the gateway verifies every caller's token (verify_tokens)
     hub = EventHub(
         queue_size=settings.sse_queue_size,
         max_streams_per_user=settings.sse_max_streams_per_user,
         service=settings.service_name,
     )
-    register_handlers(bus, hub, settings, db)
+    register_handlers(bus, hub, settings, wiring.db)
     upstreams = Upstreams(settings, transports)
-    auth_transport = (transports or {}).get("auth")
-    verifier = TokenVerifier.from_settings(settings, transport=auth_transport)
     rate_limits = RateLimits(
         settings.rate_limit_storage_uri,
         settings.rate_limit_user,
@@ -68,10 +57,8 @@ def create_app(
         margin_s=settings.api_key_cache_margin_s,
         size=settings.api_key_cache_size,
     )
-    # What auth revokes is refused at once: the verifier's revocations follow auth.events.v1
-    # (a consumer group of this process's own), and drop the API keys' cached tokens they cover.
+    # What auth revokes is refused at once, and drops the API keys' cached tokens it covers.
     verifier.revocations.listen(api_keys.forget)
-    follow_revocations(bus, verifier, settings.consumer_group)
     proxy = Proxy(settings, upstreams, verifier, api_keys, rate_limits)
 
     async def auth_jwks() -> None:
@@ -81,20 +68,11 @@ def create_app(
         if not response.json().get("keys"):
             raise ValueError("auth's JWKS holds no key")
 
-    readiness: dict[str, ReadinessCheck] = {"kafka": bus.check_ready, "auth_jwks": auth_jwks}
+    wiring.readiness["auth_jwks"] = auth_jwks
     if not settings.rate_limit_storage_uri.startswith(("memory://", "async+memory://")):
-        readiness["rate_limit_storage"] = rate_limits.check
+        wiring.readiness["rate_limit_storage"] = rate_limits.check
 
-    @asynccontextmanager
-    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
-        await bus.start()
-        log.info("started", port=settings.http_port)
-        try:
-            yield
-        finally:
-            await bus.stop()
-            await upstreams.aclose()
-            log.info("stopped")
+    lifespan = service_lifespan(settings, log=log, bus=bus, close=[upstreams.aclose])
 
     published = Published(
         lambda: app.openapi(),
@@ -102,22 +80,18 @@ def create_app(
         ttl_s=settings.openapi_cache_s,
         timeout_s=min(FETCH_TIMEOUT_S, settings.upstream_timeout_s),
     )
-    app = create_http_app(
-        service=settings.service_name,
-        readiness=readiness,
+    app = service_app(
+        settings,
+        wiring,
         lifespan=lifespan,
-        ready_timeout_s=settings.ready_timeout_s,
-        http=settings,
-        title="trademesh gateway",
+        runtime=Runtime(settings=settings, proxy=proxy, hub=hub, bus=bus, db=wiring.db),
+        api=api_router(),
         description="The only public API of trademesh. Each route is described by the service "
         "that serves it. Errors are RFC 9457 problems (application/problem+json); every "
         "response carries X-Request-ID.",
-        tokens=verifier,
         openapi=published.document,
         # The edge's body limit is the gateway's own, so that its setting governs both.
         inputs=InputLimits(max_body_bytes=settings.max_body_bytes),
     )
-    app.state.runtime = Runtime(settings=settings, proxy=proxy, hub=hub, bus=bus, db=db)
-    app.include_router(api_router(), prefix="/api/v1")
-    serve_table(app, "/api/v1")
+    serve_table(app, "/api/v1")  # the route table's routes, after the gateway's own
     return app

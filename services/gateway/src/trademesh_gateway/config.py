@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from limits import parse_many
 from pydantic import Field, field_validator
-from trademesh_config import ServiceSettings
+from trademesh_config import ConsumerGroup, Port, ServiceName, ServiceSettings
 from trademesh_http.pagination import MAX_LIMIT
 
 from trademesh_gateway.engine import Service
@@ -16,8 +16,8 @@ class Settings(ServiceSettings):
     """What the service reads from TRADEMESH_* variables (and the secrets provider), on top of
     the platform's Kafka, Postgres, HTTP, logging and auth (JWKS, issuer, audience) settings."""
 
-    service_name: str = Field("gateway", pattern=r"^[a-z][a-z0-9-]{1,40}$")
-    http_port: int = Field(8000, ge=0, le=65535)
+    service_name: ServiceName = "gateway"
+    http_port: Port = 8000
     metrics_port: int | None = Field(
         8090,
         ge=0,
@@ -25,9 +25,8 @@ class Settings(ServiceSettings):
         description="/metrics is served on this port (0: any free one), never on the public "
         "API's; unset: on the API's port, as the internal services serve it.",
     )
-    consumer_group: str = Field(
+    consumer_group: ConsumerGroup = Field(
         "gateway",
-        pattern=r"^[a-z][a-z0-9._-]{0,100}$",
         description="Prefix of the Kafka consumer groups (one per consumed topic and process).",
     )
     auth_url: str = Field("http://127.0.0.1:8500", description="The auth service's base URL.")

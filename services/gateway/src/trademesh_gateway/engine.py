@@ -15,16 +15,6 @@ from datetime import datetime, timedelta
 from typing import Any, Literal
 from uuid import UUID
 
-# The service's contract on the bus; [tool.trademesh.service] in pyproject.toml says the same
-# (a unit test keeps them equal).
-CONSUMES: tuple[str, ...] = (
-    "orders.events.v1",
-    "orders.denied.v1",
-    "bots.events.v1",
-)
-# Manual orders (POST /api/v1/orders) are intents, as a bot's are: risk decides them.
-PRODUCES: tuple[str, ...] = ("orders.intents.v1",)
-
 Service = Literal["auth", "market-data", "strategy", "risk", "execution", "audit"]
 SERVICES: tuple[Service, ...] = ("auth", "market-data", "strategy", "risk", "execution", "audit")
 

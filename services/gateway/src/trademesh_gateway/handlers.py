@@ -13,9 +13,9 @@ import uuid
 from trademesh_bus import Bus, Delivery
 from trademesh_db import Database
 from trademesh_events.base import Event
+from trademesh_service import service_manifest
 
 from trademesh_gateway.config import Settings
-from trademesh_gateway.engine import CONSUMES
 from trademesh_gateway.usecases.streams import EventHub
 
 
@@ -31,7 +31,7 @@ def register_handlers(bus: Bus, hub: EventHub, settings: Settings, db: Database 
 
     instance = uuid.uuid4().hex[:12]
     bus.subscribe_many(
-        dict.fromkeys(CONSUMES, on_event),
+        dict.fromkeys(service_manifest(__name__).consumes, on_event),
         group=f"{settings.consumer_group}.events.{instance}",
         inbox=False,
         from_beginning=False,

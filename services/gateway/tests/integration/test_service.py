@@ -8,75 +8,67 @@ from typing import Any
 import httpx
 import pytest
 from fastapi import FastAPI
+from trademesh_testing.contract import ServiceContract
 from trademesh_testing.http import app_client
-from trademesh_testing.service import check_declared_metrics
 from trademesh_testing.waiting import eventually
 
 from trademesh_gateway.app import create_app
 from trademesh_gateway.config import Settings
-from trademesh_gateway.engine import CONSUMES, PRODUCES, ROUTES
+from trademesh_gateway.engine import ROUTES
 
 pytestmark = pytest.mark.integration
 
 
-async def test_health_and_ready_check_the_real_dependencies(client: httpx.AsyncClient) -> None:
-    assert (await client.get("/health")).json()["status"] == "ok"
-    response = await client.get("/ready")
-    assert response.status_code == 200, response.text
-    assert response.json()["checks"] == {"kafka": "ok", "auth_jwks": "ok"}
+class TestService(ServiceContract):
+    """/health, /ready, /metrics and the about route (trademesh_testing.contract); the gateway
+    has no database, checks auth's JWKS and serves /metrics on a port of its own."""
 
+    readiness = ("kafka", "auth_jwks")
 
-async def test_ready_follows_its_dependencies(private_infra: Any) -> None:
-    auth_up = True
+    async def scrape(self, client: httpx.AsyncClient, app: Any) -> httpx.Response:
+        async with httpx.AsyncClient() as scraper:
+            return await scraper.get(f"http://127.0.0.1:{app.state.metrics_port}/metrics")
 
-    def auth(request: httpx.Request) -> httpx.Response:
-        if not auth_up:
-            raise httpx.ConnectError("auth is away", request=request)
-        return httpx.Response(200, json={"keys": [{"kid": "k"}]})
+    @pytest.fixture
+    def auth_up(self) -> dict[str, bool]:
+        """Whether the stand-in for auth answers (its JWKS) or is away."""
+        return {"up": True}
 
-    settings = private_infra.settings(Settings, ready_timeout_s=1.0, metrics_port=0)
-    app = create_app(settings, transports={"auth": httpx.MockTransport(auth)})
-    async with app_client(app) as http:
+    @pytest.fixture
+    def private_app(self, private_infra: Any, auth_up: dict[str, bool]) -> FastAPI:
+        def auth(request: httpx.Request) -> httpx.Response:
+            if not auth_up["up"]:
+                raise httpx.ConnectError("auth is away", request=request)
+            return httpx.Response(200, json={"keys": [{"kid": "k"}]})
 
-        async def ready_is(status: int) -> dict[str, Any] | None:
-            response = await http.get("/ready")
-            return response.json() if response.status_code == status else None
+        settings = private_infra.settings(Settings, ready_timeout_s=1.0, metrics_port=0)
+        return create_app(settings, transports={"auth": httpx.MockTransport(auth)})
 
-        await eventually(lambda: ready_is(200))
-        auth_up = False
-        assert (await eventually(lambda: ready_is(503)))["checks"]["auth_jwks"] != "ok"
-        auth_up = True
-        await eventually(lambda: ready_is(200))
-        private_infra.kafka.stop()
-        assert (await eventually(lambda: ready_is(503)))["checks"]["kafka"] != "ok"
-        assert (await http.get("/health")).status_code == 200  # alive, only not ready
-        private_infra.kafka.start()
-        await eventually(lambda: ready_is(200))
+    async def test_ready_follows_its_dependencies(
+        self, private_app: Any, private_infra: Any, auth_up: dict[str, bool]
+    ) -> None:
+        async with app_client(private_app) as http:
+
+            async def ready_is(status: int) -> dict[str, Any] | None:
+                response = await http.get("/ready")
+                return response.json() if response.status_code == status else None
+
+            await eventually(lambda: ready_is(200))
+            auth_up["up"] = False
+            assert (await eventually(lambda: ready_is(503)))["checks"]["auth_jwks"] != "ok"
+            auth_up["up"] = True
+            await eventually(lambda: ready_is(200))
+            private_infra.kafka.stop()
+            assert (await eventually(lambda: ready_is(503)))["checks"]["kafka"] != "ok"
+            assert (await http.get("/health")).status_code == 200  # alive, only not ready
+            private_infra.kafka.start()
+            await eventually(lambda: ready_is(200))
 
 
 async def test_metrics_are_not_on_the_public_port(client: httpx.AsyncClient) -> None:
     response = await client.get("/metrics")
     assert response.status_code == 404
     assert response.headers["content-type"] == "application/problem+json"
-
-
-async def test_metrics_port_exports_the_declared_metrics(
-    client: httpx.AsyncClient, app: FastAPI
-) -> None:
-    await client.get("/ready")
-    await client.get("/api/v1/about")
-    async with httpx.AsyncClient() as scraper:
-        response = await scraper.get(f"http://127.0.0.1:{app.state.metrics_port}/metrics")
-    assert response.status_code == 200
-    required = frozenset({"trademesh_http_requests_total", "trademesh_ready"})
-    check_declared_metrics(response.text, required=required)
-
-
-async def test_about_states_the_contract(client: httpx.AsyncClient) -> None:
-    body = (await client.get("/api/v1/about")).json()
-    assert body["service"] == "gateway"
-    assert (body["consumes"], body["produces"]) == (list(CONSUMES), list(PRODUCES))
-    assert body["schema_name"] is None
 
 
 async def test_docs_describe_every_public_route(client: httpx.AsyncClient) -> None:

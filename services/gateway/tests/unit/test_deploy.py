@@ -1,24 +1,12 @@
-"""The image and the Helm values entry agree with the service's pyproject, and pass hadolint."""
+"""The service as declared, packaged and deployed: its manifest, the image the shared Dockerfile
+builds of it, its Helm values entry (trademesh_testing.contract)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-import pytest
-from trademesh_testing.service import check_dockerfile, check_helm_values, run_hadolint
-
-pytestmark = pytest.mark.unit
-
-SERVICE = Path(__file__).parents[2]
+from trademesh_testing.contract import PackagingContract
 
 
-def test_helm_values_entry_matches_the_service() -> None:
-    check_helm_values(SERVICE)
-
-
-def test_dockerfile_is_multi_stage_uv_and_non_root() -> None:
-    check_dockerfile(SERVICE)
-
-
-def test_dockerfile_passes_hadolint() -> None:
-    run_hadolint(SERVICE)
+class TestPackaging(PackagingContract):
+    service = Path(__file__).parents[2]

@@ -2,18 +2,13 @@
 
 from __future__ import annotations
 
-import tomllib
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from types import SimpleNamespace
 from uuid import uuid4
 
 import pytest
-from trademesh_events.topics import get_topic
 
 from trademesh_gateway.engine import (
-    CONSUMES,
-    PRODUCES,
     ROUTES,
     Route,
     capped_limit,
@@ -26,15 +21,6 @@ from trademesh_gateway.engine import (
 )
 
 pytestmark = pytest.mark.unit
-
-
-def test_contract_matches_pyproject_and_the_topic_registry() -> None:
-    pyproject = tomllib.loads((Path(__file__).parents[2] / "pyproject.toml").read_text())
-    declared = pyproject["tool"]["trademesh"]["service"]
-    assert tuple(declared["consumes"]) == CONSUMES
-    assert tuple(declared["produces"]) == PRODUCES
-    for name in (*CONSUMES, *PRODUCES):
-        assert get_topic(name).name == name
 
 
 def test_every_owned_route_names_its_parameter_and_writes_need_a_trader() -> None:

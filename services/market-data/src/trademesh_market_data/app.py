@@ -2,22 +2,12 @@
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from datetime import timedelta
 from pathlib import Path
 
 from fastapi import FastAPI
-from trademesh_bus import Bus
-from trademesh_db import Database, migrate
 from trademesh_events.marketdata import Bar, Tick
-from trademesh_http import ReadinessCheck, TokenVerifier, create_http_app
-from trademesh_http.revocations import follow_revocations
-from trademesh_observability import metrics
-from trademesh_observability.logging import configure_logging, get_logger
-from trademesh_observability.tracing import configure_tracing
+from trademesh_service import service_app, service_lifespan, wire
 
 from trademesh_market_data.api import api_router
 from trademesh_market_data.api.deps import Runtime
@@ -36,25 +26,9 @@ MIGRATIONS = Path(__file__).parent / "migrations"
 def create_app(settings: Settings, *, clock: Clock | None = None) -> FastAPI:
     """The service: its feeds (enabled ones start with it), its API under /api/v1, and /health,
     /ready (Postgres and Kafka checked for real), /metrics."""
-    configure_logging(settings.service_name, level=settings.log_level, fmt=settings.log_format)
-    configure_tracing(settings.service_name)
-    log = get_logger("trademesh_market_data")
+    wiring = wire(settings, __name__)
+    log, bus, database = wiring.log, wiring.bus, wiring.database
     service = settings.service_name
-    bus = Bus(settings, service, registry=metrics.REGISTRY)
-    # Every process hears what auth revokes (its own consumer group): a revoked API key or an
-    # ended session is refused here too, before its token expires.
-    tokens = TokenVerifier.from_settings(settings)
-    follow_revocations(bus, tokens, settings.consumer_group)
-    database = Database(
-        settings.database_url.get_secret_value(),
-        schema=settings.database_schema,
-        min_size=settings.database_pool_min,
-        max_size=settings.database_pool_max,
-    )
-    readiness: dict[str, ReadinessCheck] = {
-        "kafka": bus.check_ready,
-        "postgres": database.check_ready,
-    }
     questdb: QuestDbTickStore | None = None
     store: TickStore
     if settings.tick_store == "questdb":
@@ -63,7 +37,7 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> FastAPI:
             settings.questdb_ilp_conf.get_secret_value(), settings.questdb_pg_dsn.get_secret_value()
         )
         store = questdb
-        readiness["questdb"] = questdb.check_ready
+        wiring.readiness["questdb"] = questdb.check_ready
     else:
         store = PostgresTickStore(database)
     ticks_writer = BufferedWriter[Tick](
@@ -95,52 +69,32 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> FastAPI:
     )
     register_handlers(bus, settings)
 
-    @asynccontextmanager
-    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
-        if settings.database_migrate_on_start:
-            # dbmate holds an advisory lock: replicas starting together migrate once.
-            output = await asyncio.to_thread(
-                migrate, settings.database_url.get_secret_value(), database.schema, [MIGRATIONS]
-            )
-            applied = output.count("Applied:")
-            metrics.DB_MIGRATIONS_APPLIED.labels(service=service).inc(applied)
-            log.info("migrations applied", schema=database.schema, applied=applied)
-        await database.connect()
-        if questdb is not None:
-            await questdb.connect()  # creates its tables when missing
-        await bus.start()
-        stop_writing = asyncio.Event()
-        writers = [
-            asyncio.create_task(ticks_writer.run(stop_writing)),
-            asyncio.create_task(bars_writer.run(stop_writing)),
-        ]
+    async def start_enabled_feeds() -> None:
         for record in await catalog.feeds(enabled_only=True):
             feeds.start(record)
-        log.info("started", port=settings.http_port)
-        try:
-            yield
-        finally:
-            await feeds.stop_all()
-            stop_writing.set()  # the writers flush what the feeds left, then end
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(asyncio.gather(*writers), timeout=30)
-            await bus.stop()
-            if questdb is not None:
-                await questdb.close()
-            await database.close()
-            log.info("stopped")
 
-    app = create_http_app(
-        service=service,
-        readiness=readiness,
+    lifespan = service_lifespan(
+        settings,
+        log=log,
+        bus=bus,
+        database=database,
+        migrations=MIGRATIONS,
+        retention=False,  # no inbox or outbox: it consumes nothing and publishes directly
+        prepare=[questdb.connect] if questdb is not None else [],  # creates its missing tables
+        begin=[start_enabled_feeds],
+        tasks=[ticks_writer.run, bars_writer.run],
+        # The feeds stop first; then the writers flush what the feeds left, and end.
+        stopping=[feeds.stop_all],
+        stop_timeout_s=30,
+        close=[questdb.close] if questdb is not None else [],
+    )
+
+    return service_app(
+        settings,
+        wiring,
         lifespan=lifespan,
-        ready_timeout_s=settings.ready_timeout_s,
-        http=settings,
-        title="trademesh market-data",
-        tokens=tokens,
+        runtime=Runtime(
+            settings=settings, bus=bus, db=database, catalog=catalog, store=store, feeds=feeds
+        ),
+        api=api_router(),
     )
-    app.state.runtime = Runtime(
-        settings=settings, bus=bus, db=database, catalog=catalog, store=store, feeds=feeds
-    )
-    app.include_router(api_router(), prefix="/api/v1")
-    return app

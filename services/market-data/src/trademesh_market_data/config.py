@@ -6,25 +6,17 @@ from pathlib import Path
 from typing import Literal, Self
 
 from pydantic import Field, SecretStr, model_validator
-from trademesh_config import ServiceSettings
+from trademesh_config import ConsumerGroup, Port, SchemaName, ServiceName, ServiceSettings
 
 
 class Settings(ServiceSettings):
     """What the service reads from TRADEMESH_* variables (and the secrets provider), on top of
     the platform's Kafka, Postgres, HTTP and logging settings."""
 
-    service_name: str = Field("market-data", pattern=r"^[a-z][a-z0-9-]{1,40}$")
-    http_port: int = Field(8100, ge=0, le=65535)
-    database_schema: str = Field(
-        "marketdata",
-        pattern=r"^[a-z_][a-z0-9_]{0,62}$",
-        description="The Postgres schema this service owns; no other service reads it.",
-    )
-    consumer_group: str = Field(
-        "market-data",
-        pattern=r"^[a-z][a-z0-9._-]{0,100}$",
-        description="Prefix of the Kafka consumer groups (one per consumed topic).",
-    )
+    service_name: ServiceName = "market-data"
+    http_port: Port = 8100
+    database_schema: SchemaName = "marketdata"
+    consumer_group: ConsumerGroup = "market-data"
     replay_dir: Path = Field(
         Path(__file__).parent / "data",
         description="Folder of the files replay feeds may play (the bundled GOOG.csv by default).",

@@ -25,12 +25,6 @@ from decimal import Decimal
 from trademesh_events.marketdata import Bar, Tick
 from trademesh_trading.timeframes import Timeframe
 
-CONSUMES: tuple[str, ...] = ()
-PRODUCES: tuple[str, ...] = (
-    "md.ticks.v1",
-    "md.bars.v1",
-)
-
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 

@@ -2,17 +2,14 @@
 
 from __future__ import annotations
 
-import tomllib
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-from pathlib import Path
 
 import pytest
 from trademesh_events.marketdata import Tick
-from trademesh_events.topics import get_topic
 from trademesh_trading.timeframes import Timeframe
 
-from trademesh_market_data.engine import CONSUMES, PRODUCES, BarAggregator, TickGuard, TickRejected
+from trademesh_market_data.engine import BarAggregator, TickGuard, TickRejected
 from trademesh_market_data.tickstore import bar_window, base_timeframe
 
 pytestmark = pytest.mark.unit
@@ -35,14 +32,6 @@ def ohlcv(bar: object) -> tuple[object, ...]:
         getattr(bar, f)
         for f in ("open_time", "open", "high", "low", "close", "volume", "trades", "final")
     )
-
-
-def test_contract_matches_pyproject_and_the_topic_registry() -> None:
-    pyproject = tomllib.loads((Path(__file__).parents[2] / "pyproject.toml").read_text())
-    declared = pyproject["tool"]["trademesh"]["service"]
-    assert (tuple(declared["consumes"]), tuple(declared["produces"])) == (CONSUMES, PRODUCES)
-    for name in (*CONSUMES, *PRODUCES):
-        assert get_topic(name).name == name
 
 
 def test_aggregation_of_a_known_sequence_gives_known_bars() -> None:

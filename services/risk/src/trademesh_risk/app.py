@@ -2,24 +2,16 @@
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-from collections.abc import AsyncIterator, Callable, Mapping
-from contextlib import asynccontextmanager
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import httpx
 from fastapi import FastAPI
-from trademesh_bus import Bus, OutboxRelay, Retention
-from trademesh_db import Database, migrate
-from trademesh_http import ReadinessCheck, TokenVerifier, create_http_app
 from trademesh_http.accounts import AccountOwners
-from trademesh_http.revocations import follow_revocations
 from trademesh_observability import metrics
-from trademesh_observability.logging import configure_logging, get_logger
-from trademesh_observability.tracing import configure_tracing
+from trademesh_service import service_app, service_lifespan, wire
 
 from trademesh_risk.api import api_router
 from trademesh_risk.api.deps import Runtime
@@ -55,25 +47,9 @@ def create_app(
     checked for real), /metrics. `ccxt_config` replaces the ccxt configuration of the exchanges
     it names (tests point ccxt at a local venue with it); `execution_transport` lets tests
     reach an in-process execution (which says whose an account is) instead of its URL."""
-    configure_logging(settings.service_name, level=settings.log_level, fmt=settings.log_format)
-    configure_tracing(settings.service_name)
-    log = get_logger("trademesh_risk")
+    wiring = wire(settings, __name__)
+    log, bus, database = wiring.log, wiring.bus, wiring.database
     service = settings.service_name
-    bus = Bus(settings, service, registry=metrics.REGISTRY)
-    # Every process hears what auth revokes (its own consumer group): a revoked API key or an
-    # ended session is refused here too, before its token expires.
-    tokens = TokenVerifier.from_settings(settings)
-    follow_revocations(bus, tokens, settings.consumer_group)
-    database = Database(
-        settings.database_url.get_secret_value(),
-        schema=settings.database_schema,
-        min_size=settings.database_pool_min,
-        max_size=settings.database_pool_max,
-    )
-    readiness: dict[str, ReadinessCheck] = {
-        "kafka": bus.check_ready,
-        "postgres": database.check_ready,
-    }
     store = RiskStore(database)
     prices = PriceBook(store)
     decider = Decider(
@@ -95,64 +71,39 @@ def create_app(
     register_handlers(bus, decider, prices, settings, database)
     accounts = AccountOwners.for_url(settings.execution_url, transport=execution_transport)
 
-    @asynccontextmanager
-    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
-        if settings.database_migrate_on_start:
-            # dbmate holds an advisory lock: replicas starting together migrate once.
-            output = await asyncio.to_thread(
-                migrate, settings.database_url.get_secret_value(), database.schema, [MIGRATIONS]
-            )
-            applied = output.count("Applied:")
-            metrics.DB_MIGRATIONS_APPLIED.labels(service=service).inc(applied)
-            log.info("migrations applied", schema=database.schema, applied=applied)
-        await database.connect()
-        await prices.load()
+    async def show_kill_switch() -> None:
         engaged, _ = await store.global_switch()
         metrics.RISK_KILL_SWITCH.labels(service=service).set(1 if engaged else 0)
-        await bus.start()
-        stop = asyncio.Event()
-        relay = OutboxRelay(database, bus, poll_interval=settings.outbox_poll_interval_s)
-        tasks = [
-            asyncio.create_task(relay.run(stop)),
-            asyncio.create_task(Retention.from_settings(database, settings).run(stop)),
-            asyncio.create_task(prices.run(stop)),
-            asyncio.create_task(venue_rules.run(stop)),
-        ]
-        log.info(
-            "started",
-            port=settings.http_port,
-            default_limits=_set(decider.default_limits),
-            instrument_bounds=_set(decider.instrument_bounds),
-        )
-        try:
-            yield
-        finally:
-            stop.set()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(asyncio.gather(*tasks, return_exceptions=True), 10)
-            await bus.stop()
-            await database.close()
-            await accounts.aclose()
-            log.info("stopped")
 
-    app = create_http_app(
-        service=service,
-        readiness=readiness,
-        lifespan=lifespan,
-        ready_timeout_s=settings.ready_timeout_s,
-        http=settings,
-        title="trademesh risk",
-        tokens=tokens,
-    )
-    app.state.runtime = Runtime(
-        settings=settings,
+    lifespan = service_lifespan(
+        settings,
+        log=log,
         bus=bus,
-        db=database,
-        store=store,
-        decider=decider,
-        prices=prices,
-        venue_rules=venue_rules,
-        accounts=accounts,
+        database=database,
+        migrations=MIGRATIONS,
+        relay_outbox=True,
+        prepare=[prices.load, show_kill_switch],
+        tasks=[prices.run, venue_rules.run],
+        started=lambda: {
+            "default_limits": _set(decider.default_limits),
+            "instrument_bounds": _set(decider.instrument_bounds),
+        },
+        close=[accounts.aclose],
     )
-    app.include_router(api_router(), prefix="/api/v1")
-    return app
+
+    return service_app(
+        settings,
+        wiring,
+        lifespan=lifespan,
+        runtime=Runtime(
+            settings=settings,
+            bus=bus,
+            db=database,
+            store=store,
+            decider=decider,
+            prices=prices,
+            venue_rules=venue_rules,
+            accounts=accounts,
+        ),
+        api=api_router(),
+    )

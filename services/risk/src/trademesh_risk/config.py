@@ -6,7 +6,14 @@ from decimal import Decimal
 from typing import Annotated, Any
 
 from pydantic import BeforeValidator, Field, StringConstraints, field_validator
-from trademesh_config import ServiceSettings
+from trademesh_config import (
+    ConsumerGroup,
+    Port,
+    SchemaName,
+    ServiceName,
+    ServiceSettings,
+    ServiceUrl,
+)
 from trademesh_exchange.exchanges import known_exchange
 
 from trademesh_risk.engine import InstrumentRules, Limits
@@ -29,24 +36,12 @@ class Settings(ServiceSettings):
     """What the service reads from TRADEMESH_* variables (and the secrets provider), on top of
     the platform's Kafka, Postgres, HTTP and logging settings."""
 
-    service_name: str = Field("risk", pattern=r"^[a-z][a-z0-9-]{1,40}$")
-    http_port: int = Field(8300, ge=0, le=65535)
-    database_schema: str = Field(
-        "risk",
-        pattern=r"^[a-z_][a-z0-9_]{0,62}$",
-        description="The Postgres schema this service owns; no other service reads it.",
-    )
-    consumer_group: str = Field(
-        "risk",
-        pattern=r"^[a-z][a-z0-9._-]{0,100}$",
-        description="Prefix of the Kafka consumer groups (one per consumed topic).",
-    )
-    outbox_poll_interval_s: float = Field(
-        1.0, gt=0, le=60, description="The outbox relay's recovery poll interval, in seconds."
-    )
-    execution_url: str = Field(
+    service_name: ServiceName = "risk"
+    http_port: Port = 8300
+    database_schema: SchemaName = "risk"
+    consumer_group: ConsumerGroup = "risk"
+    execution_url: ServiceUrl = Field(
         "http://127.0.0.1:8400",
-        pattern=r"^https?://[^\s]+$",
         description="execution's base URL: it keeps accounts and says whose an account is.",
     )
     venue_rules_exchanges: list[ExchangeId] = Field(

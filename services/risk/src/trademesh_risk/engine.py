@@ -52,20 +52,6 @@ from trademesh_events.risk import TradingStateChanged, TradingStateReason
 from trademesh_trading.positions import PositionUpdate as PositionUpdate
 from trademesh_trading.positions import apply_fill as apply_fill
 
-# The service's contract on the bus; [tool.trademesh.service] in pyproject.toml says the same
-# (a unit test keeps them equal).
-CONSUMES: tuple[str, ...] = (
-    "orders.intents.v1",
-    "orders.events.v1",
-    "md.ticks.v1",
-    "md.bars.v1",
-)
-PRODUCES: tuple[str, ...] = (
-    "orders.approved.v1",
-    "orders.denied.v1",
-    "risk.events.v1",
-)
-
 ZERO = Decimal(0)
 BPS = Decimal(10_000)
 MAX_MESSAGE = 500  # OrderDenied.message's limit

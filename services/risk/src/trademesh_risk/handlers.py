@@ -30,9 +30,9 @@ from trademesh_events.topics import (
     OrderIntent,
     OrdersTopicEvent,
 )
+from trademesh_service import service_manifest
 
 from trademesh_risk.config import Settings
-from trademesh_risk.engine import CONSUMES
 from trademesh_risk.usecases.decider import Decider
 from trademesh_risk.usecases.prices import PriceBook
 
@@ -49,8 +49,13 @@ def register_handlers(
       topics, so that every replica knows every price (see prices.py); no transaction (last
       price wins).
     """
-    if set(CONSUMES) != {ORDERS_INTENTS, ORDERS_EVENTS, MD_TICKS, MD_BARS}:
-        raise RuntimeError(f"{settings.service_name}: handlers and CONSUMES disagree")
+    if set(service_manifest(__name__).consumes) != {
+        ORDERS_INTENTS,
+        ORDERS_EVENTS,
+        MD_TICKS,
+        MD_BARS,
+    }:
+        raise RuntimeError(f"{settings.service_name}: handlers and the declared topics disagree")
 
     # A batch locks the accounts it touches first, all at once in id order: two batches (of
     # intents and of order events) that lock them as their records come would wait for each

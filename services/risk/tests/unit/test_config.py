@@ -6,6 +6,7 @@ from decimal import Decimal
 
 import pytest
 from pydantic import ValidationError
+from trademesh_testing.contract import SettingsContract
 
 from trademesh_risk.config import Settings
 from trademesh_risk.engine import InstrumentRules, Limits
@@ -13,31 +14,10 @@ from trademesh_risk.engine import InstrumentRules, Limits
 pytestmark = pytest.mark.unit
 
 
-def test_defaults_name_the_service_and_its_port(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delenv("TRADEMESH_HTTP_PORT", raising=False)
-    monkeypatch.delenv("TRADEMESH_SERVICE_NAME", raising=False)
-    settings = Settings()
-    assert settings.service_name == "risk"
-    assert settings.http_port == 8300
-    assert settings.database_schema == "risk"
+class TestSettings(SettingsContract):
+    """Defaults, environment, the common constraints, immutability (trademesh_testing.contract)."""
 
-
-def test_environment_overrides_defaults(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("TRADEMESH_HTTP_PORT", "18123")
-    assert Settings().http_port == 18123
-
-
-@pytest.mark.parametrize("field", ["http_port", "consumer_group"])
-def test_invalid_values_are_refused(field: str) -> None:
-    bad = {"http_port": 70000, "consumer_group": "Not A Group"}[field]
-    with pytest.raises(ValidationError, match=field):
-        Settings(**{field: bad})
-
-
-def test_settings_are_frozen() -> None:
-    settings = Settings()
-    with pytest.raises(ValidationError):
-        settings.http_port = 1  # type: ignore[misc]
+    settings_class = Settings
 
 
 def test_venue_rules_fetch_nothing_by_default_and_read_a_json_list(

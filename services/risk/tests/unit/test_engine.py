@@ -3,23 +3,18 @@ broker, no database, no clock."""
 
 from __future__ import annotations
 
-import tomllib
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-from pathlib import Path
 from typing import Any
 from uuid import uuid4
 
 import pytest
 from trademesh_events.orders import DenialReason, OrderType, SubmitOrder
 from trademesh_events.risk import TradingStateChanged, TradingStateReason
-from trademesh_events.topics import get_topic
 from trademesh_trading import positions
 
 from trademesh_risk.engine import (
-    CONSUMES,
-    PRODUCES,
     AccountView,
     DailyLossReached,
     Denial,
@@ -1040,12 +1035,3 @@ def test_position_bookkeeping_is_the_trading_librarys() -> None:
 
 
 # ---- the contract -----------------------------------------------------------------------------
-
-
-def test_contract_matches_pyproject_and_the_topic_registry() -> None:
-    pyproject = tomllib.loads((Path(__file__).parents[2] / "pyproject.toml").read_text())
-    declared = pyproject["tool"]["trademesh"]["service"]
-    assert tuple(declared["consumes"]) == CONSUMES
-    assert tuple(declared["produces"]) == PRODUCES
-    for name in (*CONSUMES, *PRODUCES):
-        assert get_topic(name).name == name

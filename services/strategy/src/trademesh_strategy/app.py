@@ -2,23 +2,14 @@
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
 from fastapi import FastAPI
-from trademesh_bus import Bus, OutboxRelay, Retention
-from trademesh_db import Database, migrate
-from trademesh_http import ReadinessCheck, TokenVerifier, create_http_app
 from trademesh_http.accounts import AccountOwners
-from trademesh_http.revocations import follow_revocations
-from trademesh_observability import metrics
-from trademesh_observability.logging import configure_logging, get_logger
-from trademesh_observability.tracing import configure_tracing
+from trademesh_service import service_app, service_lifespan, wire
 from trademesh_trading.registry import StrategyRegistry
 
 from trademesh_strategy.api import api_router
@@ -57,26 +48,10 @@ def create_app(
     `market_transport` and `execution_transport` let tests reach in-process market-data and
     execution apps instead of their URLs;
     `registry` lets tests add strategies (a real service loads entry points)."""
-    configure_logging(settings.service_name, level=settings.log_level, fmt=settings.log_format)
-    configure_tracing(settings.service_name)
+    wiring = wire(settings, __name__)
     route_optuna_logs()
-    log = get_logger("trademesh_strategy")
+    log, bus, database = wiring.log, wiring.bus, wiring.database
     service = settings.service_name
-    bus = Bus(settings, service, registry=metrics.REGISTRY)
-    # Every process hears what auth revokes (its own consumer group): a revoked API key or an
-    # ended session is refused here too, before its token expires.
-    tokens = TokenVerifier.from_settings(settings)
-    follow_revocations(bus, tokens, settings.consumer_group)
-    database = Database(
-        settings.database_url.get_secret_value(),
-        schema=settings.database_schema,
-        min_size=settings.database_pool_min,
-        max_size=settings.database_pool_max,
-    )
-    readiness: dict[str, ReadinessCheck] = {
-        "kafka": bus.check_ready,
-        "postgres": database.check_ready,
-    }
     strategies = registry or StrategyRegistry()
     market = MarketData(
         settings.market_data_url,
@@ -114,60 +89,34 @@ def create_app(
     )
     register_handlers(bus, runtime, settings)
 
-    @asynccontextmanager
-    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
-        if settings.database_migrate_on_start:
-            # dbmate holds an advisory lock: replicas starting together migrate once.
-            output = await asyncio.to_thread(
-                migrate, settings.database_url.get_secret_value(), database.schema, [MIGRATIONS]
-            )
-            applied = output.count("Applied:")
-            metrics.DB_MIGRATIONS_APPLIED.labels(service=service).inc(applied)
-            log.info("migrations applied", schema=database.schema, applied=applied)
-        await database.connect()
-        await runtime.resume_all()  # before consuming: the first bars find warm sessions
-        await bus.start()
-        stop = asyncio.Event()
-        relay = OutboxRelay(database, bus, poll_interval=settings.outbox_poll_interval_s)
-        tasks = [
-            asyncio.create_task(relay.run(stop)),
-            asyncio.create_task(Retention.from_settings(database, settings).run(stop)),
-            asyncio.create_task(worker.run(stop)),
-            asyncio.create_task(optimizer.run(stop)),
-        ]
-        log.info("started", port=settings.http_port)
-        try:
-            yield
-        finally:
-            stop.set()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(asyncio.gather(*tasks, return_exceptions=True), 30)
-            await bus.stop()
-            await market.close()
-            await accounts.aclose()
-            await database.close()
-            log.info("stopped")
-
-    app = create_http_app(
-        service=service,
-        readiness=readiness,
-        lifespan=lifespan,
-        ready_timeout_s=settings.ready_timeout_s,
-        http=settings,
-        title="trademesh strategy",
-        tokens=tokens,
-    )
-    app.state.runtime = Runtime(
-        settings=settings,
+    lifespan = service_lifespan(
+        settings,
+        log=log,
         bus=bus,
-        db=database,
-        registry=strategies,
-        market=market,
-        bots=bots,
-        runtime=runtime,
-        backtests=backtests,
-        accounts=accounts,
-        optimizations=optimizations,
+        database=database,
+        migrations=MIGRATIONS,
+        relay_outbox=True,
+        prepare=[runtime.resume_all],  # before consuming: the first bars find warm sessions
+        tasks=[worker.run, optimizer.run],
+        stop_timeout_s=30,
+        close=[market.close, accounts.aclose],
     )
-    app.include_router(api_router(), prefix="/api/v1")
-    return app
+
+    return service_app(
+        settings,
+        wiring,
+        lifespan=lifespan,
+        runtime=Runtime(
+            settings=settings,
+            bus=bus,
+            db=database,
+            registry=strategies,
+            market=market,
+            bots=bots,
+            runtime=runtime,
+            backtests=backtests,
+            accounts=accounts,
+            optimizations=optimizations,
+        ),
+        api=api_router(),
+    )

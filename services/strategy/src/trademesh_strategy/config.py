@@ -3,36 +3,30 @@
 from __future__ import annotations
 
 from pydantic import Field
-from trademesh_config import ServiceSettings
+from trademesh_config import (
+    ConsumerGroup,
+    Port,
+    SchemaName,
+    ServiceName,
+    ServiceSettings,
+    ServiceUrl,
+)
 
 
 class Settings(ServiceSettings):
     """What the service reads from TRADEMESH_* variables (and the secrets provider), on top of
     the platform's Kafka, Postgres, HTTP and logging settings."""
 
-    service_name: str = Field("strategy", pattern=r"^[a-z][a-z0-9-]{1,40}$")
-    http_port: int = Field(8200, ge=0, le=65535)
-    database_schema: str = Field(
-        "strategy",
-        pattern=r"^[a-z_][a-z0-9_]{0,62}$",
-        description="The Postgres schema this service owns; no other service reads it.",
-    )
-    consumer_group: str = Field(
-        "strategy",
-        pattern=r"^[a-z][a-z0-9._-]{0,100}$",
-        description="Prefix of the Kafka consumer groups (one per consumed topic).",
-    )
-    outbox_poll_interval_s: float = Field(
-        1.0, gt=0, le=60, description="The outbox relay's recovery poll interval, in seconds."
-    )
-    market_data_url: str = Field(
+    service_name: ServiceName = "strategy"
+    http_port: Port = 8200
+    database_schema: SchemaName = "strategy"
+    consumer_group: ConsumerGroup = "strategy"
+    market_data_url: ServiceUrl = Field(
         "http://127.0.0.1:8100",
-        pattern=r"^https?://[^\s]+$",
         description="market-data's base URL: its history API warms bots and feeds backtests.",
     )
-    execution_url: str = Field(
+    execution_url: ServiceUrl = Field(
         "http://127.0.0.1:8400",
-        pattern=r"^https?://[^\s]+$",
         description="execution's base URL: a bot starts only on its owner's account.",
     )
     market_data_timeout_s: float = Field(10.0, gt=0, le=300, description="Per history request.")

@@ -36,19 +36,6 @@ from trademesh_events.orders import CancelOrder, OrderType, SubmitOrder
 from trademesh_trading.backtest import Sizing
 from trademesh_trading.strategy import OrderKind, Side, Strategy, check_order
 
-# The service's contract on the bus; [tool.trademesh.service] in pyproject.toml says the same
-# (a unit test keeps them equal). orders.denied.v1 is read so that a denied order stops counting
-# as open (docs/architecture.md's order flow sends denials to strategy).
-CONSUMES: tuple[str, ...] = (
-    "md.bars.v1",
-    "orders.events.v1",
-    "orders.denied.v1",
-)
-PRODUCES: tuple[str, ...] = (
-    "orders.intents.v1",
-    "bots.events.v1",
-)
-
 ZERO = Decimal(0)
 
 Action = Literal["start", "pause", "resume", "stop"]

@@ -14,9 +14,9 @@ from trademesh_events.topics import (
     ORDERS_EVENTS,
     ORDERS_EVENTS_TOPIC,
 )
+from trademesh_service import service_manifest
 
 from trademesh_strategy.config import Settings
-from trademesh_strategy.engine import CONSUMES
 from trademesh_strategy.usecases.runner import BotRuntime, OrderUpdate
 
 
@@ -49,8 +49,8 @@ def register_handlers(bus: Bus, runtime: BotRuntime, settings: Settings) -> None
                 group = f"{settings.consumer_group}.{delivery.topic}"
                 await runtime.on_order_event(event, delivery.envelope.id, delivery.topic, group)
 
-    if set(CONSUMES) != {MD_BARS, ORDERS_EVENTS, ORDERS_DENIED}:
-        raise RuntimeError(f"{settings.service_name}: handlers and CONSUMES disagree")
+    if set(service_manifest(__name__).consumes) != {MD_BARS, ORDERS_EVENTS, ORDERS_DENIED}:
+        raise RuntimeError(f"{settings.service_name}: handlers and the declared topics disagree")
     # A new consumer group starts bars at the end of the topic: the retained history means
     # nothing to a live bot (it warms from the history API), and reading it all would hold the
     # first live bars back. Order events start at the beginning: a fill must never be missed.

@@ -16,67 +16,29 @@ from trademesh_events.ids import make_client_order_id
 from trademesh_events.marketdata import Bar
 from trademesh_events.orders import DenialReason, OrderDenied, OrderRejected
 from trademesh_events.topics import MD_BARS, ORDERS_DENIED, ORDERS_EVENTS, get_topic
+from trademesh_service import service_manifest
 from trademesh_testing.accounts import book
-from trademesh_testing.http import app_client
+from trademesh_testing.contract import ServiceContract
 from trademesh_testing.marketdata import finished, start_replay, wait_stored
 from trademesh_testing.samples import read_all
-from trademesh_testing.service import check_declared_metrics
 from trademesh_testing.tokens import bearer
 from trademesh_testing.waiting import eventually
 
 from trademesh_strategy.app import create_app
 from trademesh_strategy.config import Settings
-from trademesh_strategy.engine import CONSUMES, PRODUCES, OrderRequest
+from trademesh_strategy.engine import OrderRequest
 
 pytestmark = pytest.mark.integration
 
 
-async def test_health_and_ready_check_the_real_dependencies(client: httpx.AsyncClient) -> None:
-    assert (await client.get("/health")).json()["status"] == "ok"
-    response = await client.get("/ready")
-    assert response.status_code == 200, response.text
-    assert response.json()["checks"] == {
-        "kafka": "ok",
-        "postgres": "ok",
-    }
+class TestService(ServiceContract):
+    """/health, /ready, /metrics and the about route (trademesh_testing.contract)."""
 
-
-async def test_ready_follows_its_dependencies(private_infra: Any) -> None:
-    # market-data is not a readiness dependency: bots wait for it (their bars are redelivered)
-    # rather than the whole service being taken out of rotation.
-    app = create_app(private_infra.settings(Settings, ready_timeout_s=1.0))
-    async with app_client(app) as http:
-
-        async def ready_is(status: int) -> dict[str, Any] | None:
-            response = await http.get("/ready")
-            return response.json() if response.status_code == status else None
-
-        await eventually(lambda: ready_is(200))
-        private_infra.kafka.stop()
-        assert (await eventually(lambda: ready_is(503)))["checks"]["kafka"] != "ok"
-        assert (await http.get("/health")).status_code == 200  # alive, only not ready
-        private_infra.kafka.start()
-        await eventually(lambda: ready_is(200))
-        private_infra.postgres.stop()
-        assert (await eventually(lambda: ready_is(503)))["checks"]["postgres"] != "ok"
-        private_infra.postgres.start()
-        await eventually(lambda: ready_is(200))
-
-
-async def test_metrics_export_the_declared_metrics(client: httpx.AsyncClient) -> None:
-    await client.get("/ready")
-    await client.get("/api/v1/about")
-    response = await client.get("/metrics")
-    assert response.status_code == 200
-    required = frozenset({"trademesh_http_requests_total", "trademesh_ready"})
-    check_declared_metrics(response.text, required=required)
-
-
-async def test_about_states_the_contract(client: httpx.AsyncClient, settings: Settings) -> None:
-    body = (await client.get("/api/v1/about")).json()
-    assert body["service"] == "strategy"
-    assert (body["consumes"], body["produces"]) == (list(CONSUMES), list(PRODUCES))
-    assert body["schema_name"] == settings.database_schema
+    @pytest.fixture
+    def private_app(self, private_infra: Any) -> FastAPI:
+        # market-data is not a readiness dependency: bots wait for it (their bars are redelivered)
+        # rather than the whole service being taken out of rotation.
+        return create_app(private_infra.settings(Settings, ready_timeout_s=1.0))
 
 
 @pytest.fixture
@@ -147,7 +109,7 @@ async def test_malformed_events_go_to_the_dlq_and_consumption_goes_on(
     bot = await running_bot(client, market, user)
     path = f"/api/v1/bots/{bot['bot_id']}"
     poison: dict[str, str] = {}
-    for topic in CONSUMES:
+    for topic in service_manifest("trademesh_strategy").consumes:
         spec = get_topic(topic)
         headers = ce_headers(spec.events[0].event_type())
         poison[topic] = headers["ce_id"]

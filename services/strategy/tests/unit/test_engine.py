@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import tomllib
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-from pathlib import Path
 from typing import Any
 from uuid import uuid4
 
@@ -14,13 +12,10 @@ from trademesh_events.bots import BotState
 from trademesh_events.ids import make_client_order_id
 from trademesh_events.marketdata import Bar
 from trademesh_events.orders import CancelOrder, OrderType, SubmitOrder
-from trademesh_events.topics import get_topic
 from trademesh_trading.backtest import Sizing
 from trademesh_trading.strategy import Context, Strategy, StrategyConfig
 
 from trademesh_strategy.engine import (
-    CONSUMES,
-    PRODUCES,
     BotConfig,
     BotSession,
     CancelRequest,
@@ -92,15 +87,6 @@ class Scripted(Strategy[StrategyConfig]):
 def session(script: dict[Decimal, Any] | None = None) -> tuple[BotSession, Scripted]:
     strategy = Scripted(script)
     return BotSession(CONFIG, strategy, clock=lambda: NOW, window=3), strategy
-
-
-def test_contract_matches_pyproject_and_the_topic_registry() -> None:
-    pyproject = tomllib.loads((Path(__file__).parents[2] / "pyproject.toml").read_text())
-    declared = pyproject["tool"]["trademesh"]["service"]
-    assert tuple(declared["consumes"]) == CONSUMES
-    assert tuple(declared["produces"]) == PRODUCES
-    for name in (*CONSUMES, *PRODUCES):
-        assert get_topic(name).name == name
 
 
 @pytest.mark.parametrize(

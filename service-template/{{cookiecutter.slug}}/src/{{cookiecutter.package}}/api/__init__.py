@@ -5,12 +5,11 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from {{ cookiecutter.package }}.api import about, activity{% if produces %}, events{% endif %}
+from {{ cookiecutter.package }}.api import activity{% if produces %}, events{% endif %}
 
 
 def api_router() -> APIRouter:
     router = APIRouter()
-    router.include_router(about.router)
     router.include_router(activity.router)
 {%- if produces %}
     router.include_router(events.router)

@@ -13,11 +13,14 @@ from uuid import UUID
 from fastapi import APIRouter, Request
 from pydantic import BaseModel, ValidationError
 from trademesh_http import ProblemError
+from trademesh_service import service_manifest
 
 from {{ cookiecutter.package }}.api.deps import RuntimeDep
-from {{ cookiecutter.package }}.engine import PRODUCES, RejectedEvent, publishable
+from {{ cookiecutter.package }}.engine import RejectedEvent, publishable
 
 router = APIRouter(prefix="/events", tags=["events"])
+# The topics the service declares it produces ([tool.trademesh.service] in pyproject.toml).
+PRODUCES = service_manifest(__name__).produces
 
 _BODY = {
     "requestBody": {
@@ -37,7 +40,7 @@ class Published(BaseModel):
 @router.post("", status_code=202, summary="Publish an event", openapi_extra=_BODY)
 async def publish_event(request: Request, runtime: RuntimeDep) -> Published:
     try:
-        spec, event = publishable(await request.body())
+        spec, event = publishable(await request.body(), PRODUCES)
     except RejectedEvent as exc:
         raise ProblemError(422, "Event refused", str(exc)) from None
     except ValidationError as exc:

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from trademesh_audit.api import about, audit
+from trademesh_audit.api import audit
 
 
 def api_router() -> APIRouter:
     router = APIRouter()
-    router.include_router(about.router)
     router.include_router(audit.router)
     return router

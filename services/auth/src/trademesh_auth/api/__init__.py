@@ -5,12 +5,11 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from trademesh_auth.api import about, admin, sessions
+from trademesh_auth.api import admin, sessions
 
 
 def api_router() -> APIRouter:
     router = APIRouter()
-    router.include_router(about.router)
     router.include_router(sessions.router)
     router.include_router(admin.users)
     router.include_router(admin.keys)

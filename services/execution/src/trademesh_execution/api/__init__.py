@@ -4,12 +4,11 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from trademesh_execution.api import about, accounts, keystore, orders
+from trademesh_execution.api import accounts, keystore, orders
 
 
 def api_router() -> APIRouter:
     router = APIRouter()
-    router.include_router(about.router)
     router.include_router(accounts.router)
     router.include_router(orders.router)
     router.include_router(keystore.router)

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from trademesh_market_data.api import about, feeds, history
+from trademesh_market_data.api import feeds, history
 
 
 def api_router() -> APIRouter:
     router = APIRouter()
-    router.include_router(about.router)
     router.include_router(feeds.router)
     router.include_router(history.router)
     return router

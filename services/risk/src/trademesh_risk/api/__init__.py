@@ -4,12 +4,11 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from trademesh_risk.api import about, accounts, instruments
+from trademesh_risk.api import accounts, instruments
 
 
 def api_router() -> APIRouter:
     router = APIRouter()
-    router.include_router(about.router)
     router.include_router(accounts.router)
     router.include_router(instruments.router)
     return router

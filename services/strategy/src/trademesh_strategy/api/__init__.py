@@ -4,12 +4,11 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from trademesh_strategy.api import about, backtests, bots, optimizations, strategies
+from trademesh_strategy.api import backtests, bots, optimizations, strategies
 
 
 def api_router() -> APIRouter:
     router = APIRouter()
-    router.include_router(about.router)
     router.include_router(strategies.router)
     router.include_router(bots.router)
     router.include_router(backtests.router)
