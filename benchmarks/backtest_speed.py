@@ -3,7 +3,8 @@ the same backtest in the `backtesting` package (PyPI) in the same run.
 
 Both sides are configured alike, as that package's README strategy is: long on a cross up and
 short on a cross down (close and reverse), market orders filled at the next bar's open, all
-available equity in whole units, no commission. `backtesting` is AGPL: it is only run here, as
+available equity in whole units, no commission; trademesh's account may short, with buying power
+to spare (that package checks none). `backtesting` is AGPL: it is only run here, as
 a benchmark dependency; none of its code is used by trademesh.
 
 same_trades compares the round trips (direction, entry and exit bar) of both on the unrepeated
@@ -24,6 +25,7 @@ from pathlib import Path
 from trademesh_events.marketdata import Bar
 from trademesh_trading.backtest import Backtester, BacktestResult, Sizing
 from trademesh_trading.builtin import SmaCross, SmaCrossConfig
+from trademesh_trading.buying_power import AccountTerms, MarginMode
 from trademesh_trading.files import load_bars
 
 GOOG = (
@@ -56,6 +58,11 @@ def ours(bars: list[Bar]) -> BacktestResult:
         timeframe="1d",
         cash=Decimal(10_000),
         sizing=Sizing(kind="equity_pct", value=Decimal(100), step=Decimal(1)),
+        # Close and reverse, as that package does it: a short allowed, and headroom in buying
+        # power so that the rule never binds (sizing still puts 100 % of equity in each trade).
+        # A cash account refuses the first short, and at leverage 1 the market order's collar
+        # refuses a reversal after a loss: the trades would then differ for that reason alone.
+        terms=AccountTerms(MarginMode.MARGIN, Decimal(2), allow_short=True),
     ).run(bars)
 
 
