@@ -2,52 +2,73 @@
 
 from __future__ import annotations
 
+from typing import assert_never
+
 from trademesh_bus import Bus, Delivery
 from trademesh_db import Database
-from trademesh_events.base import Event
+from trademesh_events import orders, risk
 from trademesh_events.topics import (
     ORDERS_DENIED_TOPIC,
     ORDERS_EVENTS_TOPIC,
     RISK_EVENTS_TOPIC,
-    get_topic,
+    OrdersTopicEvent,
 )
 from trademesh_service import service_manifest
 
 from trademesh_notify.config import Settings
-from trademesh_notify.usecases.activity import ActivityLog
+from trademesh_notify.usecases.deliveries import Deliveries
 
 
 def register_handlers(
-    bus: Bus, activity: ActivityLog, settings: Settings, db: Database | None
+    bus: Bus, deliveries: Deliveries, settings: Settings, db: Database | None
 ) -> None:
     """Subscribe to every consumed topic, one consumer group per topic.
 
-    With a database the handler runs in one transaction with the inbox entry (a redelivered
-    event changes nothing); without one, delivery is at least once. A message that fails
-    validation goes to `<topic>.dlq` (the bus does that) and the consumer goes on.
+    Each handler runs in one transaction with the inbox entry, and writes the event's
+    deliveries in it (a redelivered event writes nothing). A message that fails validation goes
+    to `<topic>.dlq` (the bus does that) and the consumer goes on.
     """
+    if db is None:
+        raise RuntimeError(f"{settings.service_name}: deliveries need the service's database")
 
-    # The sample counts every event alike, so its handler takes any Event. A handler of the
-    # service's own logic subscribes to a typed topic (ORDERS_EVENTS_TOPIC carries
-    # OrderLifecycleEvent), takes exactly that union and tells its types apart with
-    # `match event:` ending in `case _: assert_never(event)`, so that mypy proves every type the
-    # topic carries handled or explicitly ignored; it calls use cases that take the precise type.
-    async def on_event(event: Event, delivery: Delivery) -> None:
-        await activity.consumed(
-            get_topic(delivery.topic),
-            event,
-            delivery.envelope,
-            delivery.conn,
-        )
+    async def on_order_event(event: OrdersTopicEvent, delivery: Delivery) -> None:
+        assert delivery.conn is not None  # a transactional subscription (db given below)
+        match event:
+            case orders.OrderFilled():
+                await deliveries.enqueue(event, delivery.envelope, delivery.conn)
+            case (
+                orders.OrderSubmitted()
+                | orders.OrderAccepted()
+                | orders.OrderRejected()
+                | orders.OrderCanceled()
+                | orders.OrderExpired()
+                | orders.OrderStatusUnknown()
+                | orders.AccountChanged()
+            ):
+                pass  # not sent yet: rejections come with a later increment
+            case _:
+                assert_never(event)
 
-    topics = (
-        ORDERS_EVENTS_TOPIC,
-        ORDERS_DENIED_TOPIC,
-        RISK_EVENTS_TOPIC,
-    )
+    async def on_denial(event: orders.OrderDenied, delivery: Delivery) -> None:
+        assert delivery.conn is not None
+        await deliveries.enqueue(event, delivery.envelope, delivery.conn)
+
+    async def on_risk_event(event: risk.TradingStateChanged, delivery: Delivery) -> None:
+        pass  # trading state changes are sent by a later increment (their owner is per account)
+
+    topics = (ORDERS_EVENTS_TOPIC, ORDERS_DENIED_TOPIC, RISK_EVENTS_TOPIC)
     if {topic.name for topic in topics} != set(service_manifest(__name__).consumes):
         raise RuntimeError(f"{settings.service_name}: handlers and the declared topics disagree")
-    for topic in topics:
-        bus.subscribe(
-            topic, group=f"{settings.consumer_group}.{topic.name}", handler=on_event, db=db
-        )
+    group = settings.consumer_group
+    bus.subscribe(
+        ORDERS_EVENTS_TOPIC,
+        group=f"{group}.{ORDERS_EVENTS_TOPIC.name}",
+        handler=on_order_event,
+        db=db,
+    )
+    bus.subscribe(
+        ORDERS_DENIED_TOPIC, group=f"{group}.{ORDERS_DENIED_TOPIC.name}", handler=on_denial, db=db
+    )
+    bus.subscribe(
+        RISK_EVENTS_TOPIC, group=f"{group}.{RISK_EVENTS_TOPIC.name}", handler=on_risk_event, db=db
+    )

@@ -2,76 +2,72 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
+import json
 from datetime import UTC, datetime, timedelta
 from uuid import uuid4
 
 import pytest
+from trademesh_events import orders, risk
+from trademesh_events.base import Event
 from trademesh_events.envelope import new_envelope
-from trademesh_events.topics import get_topic
-from trademesh_testing.samples import sample_for_topic
+from trademesh_events.topics import ORDERS_EVENTS_TOPIC
+from trademesh_testing.samples import build_sample
 
-from trademesh_notify.engine import (
-    Observation,
-    observe,
-    record,
-)
+from trademesh_notify.engine import EventKind, RetryPolicy, next_attempt, notice_of
 
 pytestmark = pytest.mark.unit
 
 T0 = datetime(2026, 1, 5, 9, 30, tzinfo=UTC)
 
 
-def _seen(at: datetime = T0, key: str = "binance:BTC/USDT") -> Observation:
-    return Observation(
-        key=key, direction="in", topic="md.ticks.v1", event_id=uuid4(), event_type="t", at=at
+def test_a_fill_is_a_fill_notice_for_the_user_whose_order_it_is() -> None:
+    user = uuid4()
+    fill = build_sample(orders.OrderFilled, user_id=user)
+    envelope = new_envelope(fill, "execution", time=T0)
+    notice = notice_of(fill, envelope)
+    assert notice is not None
+    assert (notice.owner, notice.kind, notice.event_id) == (user, EventKind.FILL, envelope.id)
+    document = json.loads(notice.body)
+    assert (document["id"], document["kind"], document["type"]) == (
+        str(envelope.id),
+        "fill",
+        "trademesh.order.filled",
     )
+    # The event as on the bus: Decimals as strings, no float ever holds a price
+    assert document["data"] == json.loads(ORDERS_EVENTS_TOPIC.encode(fill))
+    assert isinstance(document["data"]["last_price"], str)
 
 
-def test_first_observation_starts_the_count() -> None:
-    seen = _seen()
-    activity = record(None, seen)
-    assert (activity.events, activity.last_event_id, activity.first_at, activity.last_at) == (
-        1,
-        seen.event_id,
-        T0,
-        T0,
-    )
+def test_a_denial_is_a_denial_notice_with_its_reason() -> None:
+    denial = build_sample(orders.OrderDenied)
+    notice = notice_of(denial, new_envelope(denial, "risk", time=T0))
+    assert notice is not None and notice.kind is EventKind.DENIAL
+    assert json.loads(notice.body)["data"]["reason"] == denial.reason  # type: ignore[attr-defined]
 
 
-def test_later_observation_counts_and_becomes_the_last() -> None:
-    first, later = _seen(), _seen(T0 + timedelta(seconds=1))
-    activity = record(record(None, first), later)
-    assert activity.events == 2
-    assert activity.last_event_id == later.event_id
-    assert (activity.first_at, activity.last_at) == (T0, later.at)
+@pytest.mark.parametrize(
+    "cls", [orders.OrderAccepted, orders.AccountChanged, risk.TradingStateChanged]
+)
+def test_events_of_no_subscribed_kind_are_no_notice(cls: type[Event]) -> None:
+    event = build_sample(cls)
+    assert notice_of(event, new_envelope(event, "test", time=T0)) is None
 
 
-def test_late_observation_counts_but_does_not_become_the_last() -> None:
-    current, late = _seen(T0 + timedelta(seconds=5)), _seen(T0)
-    activity = record(record(None, current), late)
-    assert activity.events == 2
-    assert activity.last_event_id == current.event_id
-    assert (activity.first_at, activity.last_at) == (T0, current.at)
+def test_retries_back_off_exponentially_within_the_jittered_ceiling() -> None:
+    policy = RetryPolicy(max_attempts=5, base_s=1.0, cap_s=5.0)
+    ceilings = [next_attempt(policy, attempts, T0, 0.999999) for attempts in (1, 2, 3, 4)]
+    delays = [(at - T0).total_seconds() for at in ceilings if at is not None]
+    assert [round(d) for d in delays] == [1, 2, 4, 5]  # doubling, capped
+    assert next_attempt(policy, 3, T0, 0.0) == T0  # full jitter reaches down to now
+    assert next_attempt(policy, 3, T0, 0.5) == T0 + timedelta(seconds=2)
 
 
-def test_observation_of_another_key_is_refused() -> None:
-    activity = record(None, _seen())
-    with pytest.raises(ValueError, match="applied to"):
-        record(activity, _seen(key="binance:ETH/USDT"))
-    with pytest.raises(ValueError, match="applied to"):
-        record(activity, replace(_seen(), direction="out"))
+def test_after_the_last_attempt_a_delivery_is_dead() -> None:
+    policy = RetryPolicy(max_attempts=3)
+    assert next_attempt(policy, 2, T0, 0.5) is not None
+    assert next_attempt(policy, 3, T0, 0.5) is None
 
 
-def test_observe_keys_by_the_topics_rule_and_times_by_the_envelope() -> None:
-    spec = get_topic("orders.events.v1")
-    event = sample_for_topic(spec.name)
-    envelope = new_envelope(event, "test", time=T0)
-    seen = observe(spec, event, envelope, "in")
-    assert seen.key == spec.key_of(event).decode()
-    assert (seen.event_id, seen.event_type, seen.at, seen.topic) == (
-        envelope.id,
-        event.type,
-        T0,
-        spec.name,
-    )
+def test_a_jitter_outside_zero_one_is_refused() -> None:
+    with pytest.raises(ValueError, match="jitter"):
+        next_attempt(RetryPolicy(), 1, T0, 1.0)

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from trademesh_notify.api import activity
+from trademesh_notify.api import channels
 
 
 def api_router() -> APIRouter:
     router = APIRouter()
-    router.include_router(activity.router)
+    router.include_router(channels.router)
     return router

@@ -10,8 +10,8 @@ from trademesh_bus import Bus
 from trademesh_db import Database
 
 from trademesh_notify.config import Settings
-from trademesh_notify.store import ActivityStore
-from trademesh_notify.usecases.activity import ActivityLog
+from trademesh_notify.usecases.channels import Channels
+from trademesh_notify.usecases.deliveries import Deliveries
 
 
 @dataclass(frozen=True)
@@ -19,8 +19,8 @@ class Runtime:
     """What the API's dependencies hand to routes (app.state.runtime)."""
 
     settings: Settings
-    store: ActivityStore
-    activity: ActivityLog
+    channels: Channels
+    deliveries: Deliveries
     bus: Bus
     db: Database | None
 
@@ -32,9 +32,9 @@ async def get_runtime(request: Request) -> Runtime:
     return runtime
 
 
-async def get_store(runtime: Annotated[Runtime, Depends(get_runtime)]) -> ActivityStore:
-    return runtime.store
+async def get_channels(runtime: Annotated[Runtime, Depends(get_runtime)]) -> Channels:
+    return runtime.channels
 
 
 RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
-StoreDep = Annotated[ActivityStore, Depends(get_store)]
+ChannelsDep = Annotated[Channels, Depends(get_channels)]
