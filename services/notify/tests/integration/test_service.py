@@ -147,7 +147,7 @@ async def test_a_user_sees_and_deletes_only_their_own_channels(
         "http://[::ffff:10.0.0.1]/hook",
         "http://0.0.0.0:8080/hook",
         "ftp://127.0.0.1/hook",
-        "http://user:pass@127.0.0.1/hook",
+        "http://user:pass@127.0.0.1/hook",  # pragma: allowlist secret
         "not a url",
     ],
 )
@@ -185,7 +185,7 @@ async def test_bad_bodies_and_missing_tokens_are_problems(client: httpx.AsyncCli
 
 
 async def test_a_fill_reaches_its_owners_webhook_once_signed_and_no_one_elses(
-    client: httpx.AsyncClient, receiver: Receiver, producer: Bus
+    client: httpx.AsyncClient, app: FastAPI, receiver: Receiver, producer: Bus
 ) -> None:
     alice, bob = uuid4(), uuid4()
     mine = await add_channel(client, alice, f"{receiver.url}/alice", ["fill"])
@@ -209,6 +209,11 @@ async def test_a_fill_reaches_its_owners_webhook_once_signed_and_no_one_elses(
         return got if len(got) >= 2 else None
 
     got = await eventually(both_arrived)
+    runtime = app.state.runtime
+    assert isinstance(runtime, Runtime)
+    rows = await runtime.deliveries.store.of_channel(UUID(mine["id"]))
+    assert [row["status"] for row in rows] == ["sent", "sent"]  # two events, two deliveries
+    assert len(receiver.got["/alice"]) == 2
     ids = [r.headers[DELIVERY_HEADER.lower()].split(":")[0] for r in got]
     assert sorted(ids) == sorted([str(envelope.id), str(marker_envelope.id)])  # the duplicate: once
     first = next(r for r in got if r.headers[DELIVERY_HEADER.lower()].startswith(str(envelope.id)))

@@ -11,7 +11,7 @@ from trademesh_notify.webhook.signing import SECRET_PREFIX, new_secret, signatur
 
 pytestmark = pytest.mark.unit
 
-SECRET = "whsec_test"
+SECRET = "whsec_test"  # pragma: allowlist secret
 BODY = b'{"type":"trademesh.order.filled"}'
 NOW = 1_800_000_000
 
