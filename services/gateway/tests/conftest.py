@@ -141,6 +141,8 @@ async def platform(
     from trademesh_auth.config import Settings as AuthSettings
     from trademesh_execution.app import create_app as execution_app
     from trademesh_execution.config import Settings as ExecutionSettings
+    from trademesh_notify.app import create_app as notify_app
+    from trademesh_notify.config import Settings as NotifySettings
     from trademesh_risk.app import create_app as risk_app
     from trademesh_risk.config import Settings as RiskSettings
     from trademesh_strategy.app import create_app as strategy_app
@@ -188,6 +190,15 @@ async def platform(
                 execution_url="http://execution",
             ),
             execution_transport=to_execution,
+        )
+        # Webhooks on loopback allowed: the tests' receivers listen there.
+        apps["notify"] = notify_app(
+            made(
+                NotifySettings,
+                auth_jwks=jwks,
+                webhook_allowed_address_kinds=frozenset({"loopback"}),
+                **keystore,
+            )
         )
         for service, app in apps.items():
             if service != "auth":
@@ -242,6 +253,13 @@ async def seed_owned(
     )
     assert key.status_code == 201, key.text
     ids["key_id"] = key.json()["key_id"]
+    channel = await gateway.post(
+        "/api/v1/notify/channels",
+        json={"url": "http://127.0.0.1:9/hook", "events": ["fill"]},
+        headers=headers,
+    )
+    assert channel.status_code == 201, channel.text
+    ids["channel_id"] = channel.json()["id"]
     runtime = strategy.state.runtime
     request = BacktestRequest(
         strategy="sma_cross",

@@ -35,6 +35,7 @@ class Settings(ServiceSettings):
     risk_url: str = Field("http://127.0.0.1:8300", description="risk's base URL.")
     execution_url: str = Field("http://127.0.0.1:8400", description="execution's base URL.")
     audit_url: str = Field("http://127.0.0.1:8600", description="audit's base URL.")
+    notify_url: str = Field("http://127.0.0.1:8601", description="notify's base URL.")
     upstream_timeout_s: float = Field(
         10.0, gt=0, le=300, description="How long an upstream call may take (then 504)."
     )
@@ -104,7 +105,13 @@ class Settings(ServiceSettings):
         return value
 
     @field_validator(
-        "auth_url", "market_data_url", "strategy_url", "risk_url", "execution_url", "audit_url"
+        "auth_url",
+        "market_data_url",
+        "strategy_url",
+        "risk_url",
+        "execution_url",
+        "audit_url",
+        "notify_url",
     )
     @classmethod
     def _base_url(cls, value: str) -> str:
@@ -121,4 +128,5 @@ class Settings(ServiceSettings):
             "risk": self.risk_url,
             "execution": self.execution_url,
             "audit": self.audit_url,
+            "notify": self.notify_url,
         }[service]

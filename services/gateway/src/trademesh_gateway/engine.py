@@ -15,8 +15,10 @@ from datetime import datetime, timedelta
 from typing import Any, Literal
 from uuid import UUID
 
-Service = Literal["auth", "market-data", "strategy", "risk", "execution", "audit"]
-SERVICES: tuple[Service, ...] = ("auth", "market-data", "strategy", "risk", "execution", "audit")
+Service = Literal["auth", "market-data", "strategy", "risk", "execution", "audit", "notify"]
+SERVICES: tuple[Service, ...] = (
+    "auth", "market-data", "strategy", "risk", "execution", "audit", "notify",
+)  # fmt: skip
 
 MinRole = Literal["public", "viewer", "trader", "admin"]
 ROLE_RANK: Mapping[str, int] = {"viewer": 1, "trader": 2, "admin": 3}
@@ -226,6 +228,13 @@ ROUTES: tuple[Route, ...] = (
     _r("GET", "/audit/verify", "audit", "admin", "Verify the audit log's hash chain"),
     _r("POST", "/audit/checkpoints", "audit", "admin", "Checkpoint the audit chain's head now"),
     _r("POST", "/audit/keys/rotate", "audit", "admin", "Rotate the audit chain's key"),
+    # notify: the caller's own channels (the service keeps each to its owner)
+    _r("POST", "/notify/channels", "notify", "trader",
+       "Add a webhook channel for your accounts' events (its signing secret shown once)",
+       ownership="caller"),
+    _r("GET", "/notify/channels", "notify", "viewer", "Your channels", ownership="caller"),
+    _r("DELETE", "/notify/channels/{channel_id}", "notify", "trader",
+       "Delete one of your channels", ownership="service", owned="channel_id"),
 )
 # fmt: on
 

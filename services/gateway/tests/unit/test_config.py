@@ -42,6 +42,7 @@ def test_the_public_port_keeps_metrics_apart_trusts_no_proxy_and_knows_every_ser
         "risk": 8300,
         "execution": 8400,
         "audit": 8600,
+        "notify": 8601,
     }
 
 

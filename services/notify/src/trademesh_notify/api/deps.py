@@ -1,0 +1,40 @@
+"""What routes receive through FastAPI's dependency injection, as Annotated aliases."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Annotated
+
+from fastapi import Depends, Request
+from trademesh_bus import Bus
+from trademesh_db import Database
+
+from trademesh_notify.config import Settings
+from trademesh_notify.usecases.channels import Channels
+from trademesh_notify.usecases.deliveries import Deliveries
+
+
+@dataclass(frozen=True)
+class Runtime:
+    """What the API's dependencies hand to routes (app.state.runtime)."""
+
+    settings: Settings
+    channels: Channels
+    deliveries: Deliveries
+    bus: Bus
+    db: Database | None
+
+
+async def get_runtime(request: Request) -> Runtime:
+    # async: FastAPI runs a plain def dependency in a worker thread, on every request.
+    runtime = request.app.state.runtime
+    assert isinstance(runtime, Runtime)
+    return runtime
+
+
+async def get_channels(runtime: Annotated[Runtime, Depends(get_runtime)]) -> Channels:
+    return runtime.channels
+
+
+RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
+ChannelsDep = Annotated[Channels, Depends(get_channels)]

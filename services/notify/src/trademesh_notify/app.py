@@ -1,0 +1,76 @@
+"""The notify app factory: wires settings, database, bus, handlers and the API; no work at import."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from fastapi import FastAPI
+from trademesh_keystore import keystore_from
+from trademesh_service import service_app, service_lifespan, wire
+
+from trademesh_notify.api import api_router
+from trademesh_notify.api.deps import Runtime
+from trademesh_notify.config import Settings
+from trademesh_notify.engine import RetryPolicy
+from trademesh_notify.handlers import register_handlers
+from trademesh_notify.store import ChannelStore, DeliveryStore
+from trademesh_notify.usecases.channels import Channels
+from trademesh_notify.usecases.deliveries import Deliveries
+from trademesh_notify.webhook.sender import WebhookSender
+
+MIGRATIONS = Path(__file__).parent / "migrations"
+
+
+def _utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def create_app(
+    settings: Settings,
+    *,
+    clock: Callable[[], datetime] = _utc_now,
+) -> FastAPI:
+    """The service: consumers on its input topics, the delivery loop, its API under /api/v1,
+    and /health, /ready (Postgres and Kafka checked for real), /metrics."""
+    wiring = wire(settings, __name__)
+    log, bus, db = wiring.log, wiring.bus, wiring.db
+    database = wiring.database
+    keystore = keystore_from(settings)
+    sender = WebhookSender(settings.webhook_allowed_address_kinds, settings.webhook_timeout_s)
+    channels = Channels(ChannelStore(database), keystore, sender, clock)
+    deliveries = Deliveries(
+        DeliveryStore(database),
+        keystore,
+        sender,
+        RetryPolicy(
+            settings.delivery_max_attempts,
+            settings.delivery_backoff_base_s,
+            settings.delivery_backoff_cap_s,
+        ),
+        clock,
+        poll_interval_s=settings.delivery_poll_interval_s,
+        batch=settings.delivery_batch,
+        # Longer than a send can take: a leased delivery is another replica's until then.
+        lease=timedelta(seconds=settings.webhook_timeout_s * 3),
+    )
+    register_handlers(bus, deliveries, settings, db)
+    lifespan = service_lifespan(
+        settings,
+        log=log,
+        bus=bus,
+        database=database,
+        migrations=MIGRATIONS,
+        tasks=[deliveries.run],
+        close=[sender.aclose],
+    )
+    return service_app(
+        settings,
+        wiring,
+        lifespan=lifespan,
+        runtime=Runtime(
+            settings=settings, channels=channels, deliveries=deliveries, bus=bus, db=db
+        ),
+        api=api_router(),
+    )

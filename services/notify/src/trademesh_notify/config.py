@@ -1,0 +1,41 @@
+"""The notify service's settings: one frozen class, validated at start."""
+
+from __future__ import annotations
+
+from pydantic import Field
+from trademesh_config import ConsumerGroup, Port, SchemaName, ServiceName, ServiceSettings
+from trademesh_keystore import KeystoreSettings
+
+from trademesh_notify.webhook.ssrf import AddressKind
+
+
+class Settings(ServiceSettings, KeystoreSettings):
+    """What the service reads from TRADEMESH_* variables (and the secrets provider), on top of
+    the platform's Kafka, Postgres, HTTP and logging settings, and the master key that seals
+    the channels' secrets (KeystoreSettings: without one, channels cannot be created)."""
+
+    service_name: ServiceName = "notify"
+    http_port: Port = 8601
+    database_schema: SchemaName = "notify"
+    consumer_group: ConsumerGroup = "notify"
+    webhook_allowed_address_kinds: frozenset[AddressKind] = Field(
+        frozenset(),
+        description="Non-public address kinds webhooks may reach (an admin's choice): a JSON "
+        'list of "loopback", "private", "link-local". Empty: public addresses only.',
+    )
+    webhook_timeout_s: float = Field(
+        10.0, gt=0, le=60, description="How long one webhook POST may take, connect included."
+    )
+    delivery_max_attempts: int = Field(
+        8, ge=1, le=50, description="Attempts of a delivery before it is dead (owner-visible)."
+    )
+    delivery_backoff_base_s: float = Field(
+        1.0, gt=0, description="The first retry's delay ceiling; it doubles with each attempt."
+    )
+    delivery_backoff_cap_s: float = Field(
+        600.0, gt=0, description="The longest delay between two attempts of a delivery."
+    )
+    delivery_poll_interval_s: float = Field(
+        0.5, gt=0, le=60, description="How often the delivery loop looks for deliveries due."
+    )
+    delivery_batch: int = Field(50, ge=1, le=1000, description="Deliveries sent per round.")

@@ -1,0 +1,190 @@
+"""Where the notify service keeps its state: channels, subscriptions and deliveries, in its own
+Postgres schema (its pool's search_path points there)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime
+from uuid import UUID
+
+import asyncpg
+from trademesh_db import Database
+
+from trademesh_notify.engine import ChannelKind, EventKind, Notice
+
+
+@dataclass(frozen=True)
+class Channel:
+    """A user's channel, without its secret."""
+
+    id: UUID
+    owner_id: UUID
+    kind: ChannelKind
+    url: str
+    events: tuple[EventKind, ...]
+    created_at: datetime
+    disabled_at: datetime | None
+
+
+@dataclass(frozen=True)
+class Due:
+    """A delivery due now, with what sending it needs (the sealed secret stays sealed here)."""
+
+    event_id: UUID
+    channel_id: UUID
+    url: str
+    sealed_secret: bytes
+    event_type: str
+    body: bytes
+    attempts: int
+
+
+_CHANNEL = (
+    "SELECT c.id, c.owner_id, c.kind, c.url, c.created_at, c.disabled_at, "
+    "coalesce(array_agg(s.event_kind ORDER BY s.event_kind) "
+    "FILTER (WHERE s.event_kind IS NOT NULL), '{}') AS events "
+    "FROM channels c LEFT JOIN subscriptions s ON s.channel_id = c.id "
+)
+
+
+def _channel(row: asyncpg.Record) -> Channel:
+    return Channel(
+        id=row["id"],
+        owner_id=row["owner_id"],
+        kind=ChannelKind(row["kind"]),
+        url=row["url"],
+        events=tuple(EventKind(e) for e in row["events"]),
+        created_at=row["created_at"],
+        disabled_at=row["disabled_at"],
+    )
+
+
+class ChannelStore:
+    """Users' channels and their subscriptions."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    async def add(
+        self,
+        channel_id: UUID,
+        owner_id: UUID,
+        kind: ChannelKind,
+        url: str,
+        sealed_secret: bytes,
+        events: Iterable[EventKind],
+        now: datetime,
+    ) -> Channel:
+        async with self.db.transaction() as tx:
+            await tx.execute(
+                "INSERT INTO channels (id, owner_id, kind, url, sealed_secret, created_at) "
+                "VALUES ($1, $2, $3, $4, $5, $6)",
+                channel_id,
+                owner_id,
+                kind.value,
+                url,
+                sealed_secret,
+                now,
+            )
+            await tx.executemany(
+                "INSERT INTO subscriptions (channel_id, event_kind) VALUES ($1, $2)",
+                [(channel_id, event.value) for event in sorted(set(events))],
+            )
+            row = await tx.fetchrow(_CHANNEL + "WHERE c.id = $1 GROUP BY c.id", channel_id)
+        assert row is not None
+        return _channel(row)
+
+    async def of_owner(self, owner_id: UUID) -> list[Channel]:
+        rows = await self.db.pool.fetch(
+            _CHANNEL + "WHERE c.owner_id = $1 GROUP BY c.id ORDER BY c.created_at, c.id",
+            owner_id,
+        )
+        return [_channel(row) for row in rows]
+
+    async def delete(self, channel_id: UUID, owner_id: UUID) -> bool:
+        """Delete the owner's channel (its pending deliveries go with it); False when the owner
+        has no such channel (another user's is not theirs to know of)."""
+        status = await self.db.pool.execute(
+            "DELETE FROM channels WHERE id = $1 AND owner_id = $2", channel_id, owner_id
+        )
+        return bool(status == "DELETE 1")
+
+
+class DeliveryStore:
+    """Deliveries: one per event and channel, from the consumer's transaction to sent or dead."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    async def enqueue(self, conn: asyncpg.Connection, notice: Notice, now: datetime) -> int:
+        """A pending delivery of `notice` to each of its owner's enabled channels subscribed to
+        its kind, in the caller's transaction (the consumer's, with its inbox entry); the
+        (event, channel) key makes a second enqueue of the same event write nothing. The
+        number of deliveries written."""
+        status = await conn.execute(
+            "INSERT INTO deliveries (event_id, channel_id, owner_id, event_kind, event_type, "
+            "body, next_attempt_at, created_at) "
+            "SELECT $1, c.id, c.owner_id, $3, $4, $5, $6, $6 FROM channels c "
+            "JOIN subscriptions s ON s.channel_id = c.id AND s.event_kind = $3 "
+            "WHERE c.owner_id = $2 AND c.disabled_at IS NULL "
+            "ON CONFLICT (event_id, channel_id) DO NOTHING",
+            notice.event_id,
+            notice.owner,
+            notice.kind.value,
+            notice.event_type,
+            notice.body,
+            now,
+        )
+        return int(status.rsplit(" ", 1)[1])
+
+    async def claim_due(self, now: datetime, lease_until: datetime, limit: int) -> list[Due]:
+        """Up to `limit` pending deliveries due at `now`, leased until `lease_until` (their next
+        attempt moves there), so that another replica's loop skips them meanwhile; a loop that
+        dies mid-send leaves them to be tried again when the lease ends (at least once)."""
+        rows = await self.db.pool.fetch(
+            "WITH due AS (SELECT event_id, channel_id FROM deliveries "
+            "WHERE status = 'pending' AND next_attempt_at <= $1 "
+            "ORDER BY next_attempt_at LIMIT $3 FOR UPDATE SKIP LOCKED), "
+            "leased AS (UPDATE deliveries d SET next_attempt_at = $2 FROM due "
+            "WHERE d.event_id = due.event_id AND d.channel_id = due.channel_id "
+            "RETURNING d.event_id, d.channel_id, d.event_type, d.body, d.attempts) "
+            "SELECT l.event_id, l.channel_id, c.url, c.sealed_secret, l.event_type, l.body, "
+            "l.attempts FROM leased l JOIN channels c ON c.id = l.channel_id",
+            now,
+            lease_until,
+            limit,
+        )
+        return [Due(**dict(row)) for row in rows]
+
+    async def sent(self, due: Due, now: datetime) -> None:
+        await self.db.pool.execute(
+            "UPDATE deliveries SET status = 'sent', attempts = attempts + 1, sent_at = $3, "
+            "last_error = NULL WHERE event_id = $1 AND channel_id = $2 AND status = 'pending'",
+            due.event_id,
+            due.channel_id,
+            now,
+        )
+
+    async def failed(self, due: Due, error: str, retry_at: datetime | None) -> None:
+        """Count a failed attempt: pending again at `retry_at`, or dead when None."""
+        await self.db.pool.execute(
+            "UPDATE deliveries SET attempts = attempts + 1, last_error = $3, "
+            "status = CASE WHEN $4::timestamptz IS NULL THEN 'dead' ELSE 'pending' END, "
+            "next_attempt_at = coalesce($4, next_attempt_at) "
+            "WHERE event_id = $1 AND channel_id = $2 AND status = 'pending'",
+            due.event_id,
+            due.channel_id,
+            error[:500],
+            retry_at,
+        )
+
+    async def of_channel(self, channel_id: UUID) -> list[asyncpg.Record]:
+        """Every delivery to a channel, oldest first (for tests and the dead-letter view)."""
+        return list(
+            await self.db.pool.fetch(
+                "SELECT event_id, status, attempts, last_error FROM deliveries "
+                "WHERE channel_id = $1 ORDER BY created_at, event_id",
+                channel_id,
+            )
+        )

@@ -1,0 +1,1 @@
+"""The notify service's use cases: between its handlers and routes and its pure engine."""

@@ -1,0 +1,132 @@
+"""Delivering events to their owners' channels: enqueued in the consumer's transaction, sent by
+a loop with retries (exponential back-off, full jitter) until sent or dead.
+
+At least once: a delivery is written with the consumer's inbox entry (the event is never lost
+between the bus and the table), and kept pending until a receiver answered 2xx; a crash after
+the POST and before the row is marked sends it again, with the same Trademesh-Delivery-Id for
+the receiver to drop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from collections.abc import Callable
+from datetime import datetime, timedelta
+
+import asyncpg
+from trademesh_events.base import Event
+from trademesh_events.envelope import Envelope
+from trademesh_keystore import Keystore, KeystoreError, SealedSecret
+from trademesh_observability.logging import get_logger
+
+from trademesh_notify.engine import RetryPolicy, next_attempt, notice_of
+from trademesh_notify.store import DeliveryStore, Due
+from trademesh_notify.usecases.channels import secret_aad
+from trademesh_notify.webhook.sender import BlockedAddress, WebhookError, WebhookSender
+from trademesh_notify.webhook.signing import (
+    DELIVERY_HEADER,
+    EVENT_TYPE_HEADER,
+    SIGNATURE_HEADER,
+    TIMESTAMP_HEADER,
+    signature,
+)
+
+log = get_logger("trademesh_notify.deliveries")
+
+
+class Deliveries:
+    """Enqueue an event's deliveries (consumer side) and send what is due (the loop)."""
+
+    def __init__(
+        self,
+        store: DeliveryStore,
+        keystore: Keystore | None,
+        sender: WebhookSender,
+        policy: RetryPolicy,
+        clock: Callable[[], datetime],
+        *,
+        poll_interval_s: float,
+        batch: int,
+        lease: timedelta,
+        jitter: Callable[[], float] = random.random,
+    ) -> None:
+        self.store = store
+        self.keystore = keystore
+        self.sender = sender
+        self.policy = policy
+        self.clock = clock
+        self.poll_interval_s = poll_interval_s
+        self.batch = batch
+        self.lease = lease
+        self.jitter = jitter
+        self._wake = asyncio.Event()
+
+    async def enqueue(self, event: Event, envelope: Envelope, conn: asyncpg.Connection) -> int:
+        """The deliveries of `event` to its owner's channels, in the consumer's transaction; 0
+        for an event of no kind users subscribe to."""
+        notice = notice_of(event, envelope)
+        if notice is None:
+            return 0
+        written = await self.store.enqueue(conn, notice, self.clock())
+        if written:
+            self._wake.set()  # early: the loop reads only committed rows, and polls anyway
+        return written
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Send what is due, then wait for a poll interval (or a wake-up), until `stop`."""
+        while not stop.is_set():
+            try:
+                sent = await self.send_due()
+            except Exception:
+                log.warning("delivery round failed; the next one tries again", exc_info=True)
+                sent = 0
+            if sent:
+                continue
+            self._wake.clear()
+            waits = [asyncio.ensure_future(stop.wait()), asyncio.ensure_future(self._wake.wait())]
+            try:
+                await asyncio.wait(
+                    waits, timeout=self.poll_interval_s, return_when=asyncio.FIRST_COMPLETED
+                )
+            finally:
+                for waiting in waits:
+                    waiting.cancel()
+
+    async def send_due(self) -> int:
+        """One round: claim what is due, send each concurrently; how many were claimed."""
+        now = self.clock()
+        due = await self.store.claim_due(now, now + self.lease, self.batch)
+        await asyncio.gather(*(self._send(one) for one in due))
+        return len(due)
+
+    async def _send(self, due: Due) -> None:
+        try:
+            secret = self._secret(due)
+            timestamp = int(self.clock().timestamp())
+            headers = {
+                TIMESTAMP_HEADER: str(timestamp),
+                SIGNATURE_HEADER: signature(secret, timestamp, due.body),
+                DELIVERY_HEADER: f"{due.event_id}:{due.channel_id}",
+                EVENT_TYPE_HEADER: due.event_type,
+            }
+            await self.sender.post(due.url, headers, due.body)
+        except (WebhookError, BlockedAddress, KeystoreError, ValueError) as exc:
+            attempts = due.attempts + 1
+            retry_at = next_attempt(self.policy, attempts, self.clock(), self.jitter())
+            await self.store.failed(due, str(exc), retry_at)
+            log.info(
+                "delivery failed" if retry_at else "delivery dead",
+                event_id=str(due.event_id),
+                channel_id=str(due.channel_id),
+                attempts=attempts,
+                error=str(exc),
+            )
+            return
+        await self.store.sent(due, self.clock())
+
+    def _secret(self, due: Due) -> str:
+        if self.keystore is None:
+            raise KeystoreError("no master key configured to open the channel's secret")
+        sealed = SealedSecret.from_bytes(due.sealed_secret)
+        return self.keystore.open(sealed, aad=secret_aad(due.channel_id)).get_secret_value()
