@@ -119,8 +119,7 @@ async def register(gateway: httpx.AsyncClient) -> tuple[uuid.UUID, dict[str, str
 
 @pytest.fixture
 async def platform(
-    service_settings: Callable[..., Any],
-    platform_topics: list[str],
+    make_settings: SettingsMaker,
     database_url: str,
     settings: Settings,
 ) -> AsyncIterator[Platform]:
@@ -138,13 +137,7 @@ async def platform(
     def made(cls: type, **extra: Any) -> Any:
         schema = f"gw_{uuid.uuid4().hex[:10]}"
         schemas.append(schema)
-        return service_settings(
-            cls,
-            http_port=0,
-            consumer_group=f"test-{uuid.uuid4().hex[:10]}",
-            database_schema=schema,
-            **extra,
-        )
+        return make_settings(cls, database_schema=schema, **extra)
 
     keystore = {
         "keystore_keys": SecretStr(json.dumps({"t1": new_master_key().get_secret_value()})),

@@ -10,9 +10,8 @@ its own schema), and the strategy app reaches it in process through an ASGI tran
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
 
 import asyncpg
 import httpx
@@ -66,16 +65,11 @@ def replay_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture
 def market_data_app(
-    service_settings: Callable[..., Any],
-    platform_topics: list[str],
-    market_data_schema: str,
-    replay_dir: Path,
+    make_settings: SettingsMaker, market_data_schema: str, replay_dir: Path
 ) -> FastAPI:
     """The real market-data service (replay feeds, tick store, history API) in its own schema."""
-    made = service_settings(
+    made = make_settings(
         MarketDataSettings,
-        http_port=0,
-        consumer_group=f"test-md-{uuid.uuid4().hex[:10]}",
         database_schema=market_data_schema,
         store_flush_interval_s=0.05,
         replay_dir=replay_dir,
