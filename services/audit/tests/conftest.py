@@ -1,4 +1,5 @@
-"""Fixtures of the audit tests: settings on the test engines, the running app, an HTTP client.
+"""Fixtures of the audit tests: settings on the test engines, the running app (the HTTP client
+on it, `client`, and a publisher, `producer`, are the trademesh pytest plugin's).
 
 The engines come from the trademesh pytest plugin (trademesh_testing): a real Postgres and a real
 Kafka-protocol broker, started once per session and only when a test asks for them.
@@ -15,13 +16,12 @@ from datetime import UTC, datetime
 from typing import Any, Literal
 
 import asyncpg
-import httpx
 import pytest
 from fastapi import FastAPI
 from pydantic import SecretStr
 from trademesh_db import Database, migrate
 from trademesh_keystore import keystore_from, new_master_key
-from trademesh_testing.http import app_client
+from trademesh_testing.plugin import SettingsMaker
 from trademesh_testing.tokens import bearer
 
 from trademesh_audit.app import MIGRATIONS, create_app
@@ -51,35 +51,15 @@ def keystore() -> dict[str, Any]:
 
 
 @pytest.fixture
-def settings(
-    service_settings: Callable[..., Any],
-    platform_topics: list[str],
-    schema: str,
-    keystore: dict[str, Any],
-) -> Settings:
+def settings(make_settings: SettingsMaker, schema: str, keystore: dict[str, Any]) -> Settings:
     """Settings on the session's engines, with a consumer group and a schema of this test's own
     (which also names the chain in its checkpoints), and the session's master key."""
-    made = service_settings(
-        Settings,
-        http_port=0,
-        consumer_group=f"test-{uuid.uuid4().hex[:10]}",
-        database_schema=schema,
-        **keystore,
-    )
-    assert isinstance(made, Settings)
-    return made
+    return make_settings(Settings, database_schema=schema, **keystore)
 
 
 @pytest.fixture
 def app(settings: Settings) -> FastAPI:
     return create_app(settings)
-
-
-@pytest.fixture
-async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
-    """A client on the running service: migrations applied, consumers subscribed."""
-    async with app_client(app) as http:
-        yield http
 
 
 @pytest.fixture

@@ -31,6 +31,7 @@ from fastapi import FastAPI
 from pydantic import SecretStr
 from trademesh_keystore import new_master_key
 from trademesh_testing.http import app_client, served
+from trademesh_testing.plugin import SettingsMaker
 from trademesh_testing.tokens import signer
 
 from trademesh_gateway.app import create_app
@@ -41,23 +42,16 @@ GENEROUS = "10000/second"
 
 
 @pytest.fixture
-def settings(
-    service_settings: Callable[..., Any],
-    platform_topics: list[str],
-) -> Settings:
+def settings(make_settings: SettingsMaker) -> Settings:
     """Settings on the session's engines, with a consumer group of this test's own, limits
     high enough that only the rate-limit tests meet them, and /metrics on any free port."""
-    made = service_settings(
+    return make_settings(
         Settings,
-        http_port=0,
         metrics_port=0,
-        consumer_group=f"test-{uuid.uuid4().hex[:10]}",
         rate_limit_user=GENEROUS,
         rate_limit_ip=GENEROUS,
         sse_heartbeat_s=0.5,
     )
-    assert isinstance(made, Settings)
-    return made
 
 
 @dataclass
@@ -95,13 +89,6 @@ def app(settings: Settings, recorder: Recorder) -> FastAPI:
     return create_app(settings, transports=recorder.transports())
 
 
-@pytest.fixture
-async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
-    """A client on the running gateway: consumers subscribed."""
-    async with app_client(app) as http:
-        yield http
-
-
 # ---- the platform: real services in process ---------------------------------------------------
 
 
@@ -132,8 +119,7 @@ async def register(gateway: httpx.AsyncClient) -> tuple[uuid.UUID, dict[str, str
 
 @pytest.fixture
 async def platform(
-    service_settings: Callable[..., Any],
-    platform_topics: list[str],
+    make_settings: SettingsMaker,
     database_url: str,
     settings: Settings,
 ) -> AsyncIterator[Platform]:
@@ -153,13 +139,7 @@ async def platform(
     def made(cls: type, **extra: Any) -> Any:
         schema = f"gw_{uuid.uuid4().hex[:10]}"
         schemas.append(schema)
-        return service_settings(
-            cls,
-            http_port=0,
-            consumer_group=f"test-{uuid.uuid4().hex[:10]}",
-            database_schema=schema,
-            **extra,
-        )
+        return make_settings(cls, database_schema=schema, **extra)
 
     keystore = {
         "keystore_keys": SecretStr(json.dumps({"t1": new_master_key().get_secret_value()})),

@@ -1,4 +1,5 @@
-"""Fixtures of the risk tests: settings on the test engines, the running app, an HTTP client.
+"""Fixtures of the risk tests: settings on the test engines, the running app (the HTTP client
+on it, `client`, and a publisher, `producer`, are the trademesh pytest plugin's).
 
 The engines come from the trademesh pytest plugin (trademesh_testing): a real Postgres and a real
 Kafka-protocol broker, started once per session and only when a test asks for them.
@@ -6,44 +7,21 @@ Kafka-protocol broker, started once per session and only when a test asks for th
 
 from __future__ import annotations
 
-import uuid
-from collections.abc import AsyncIterator, Callable
-from typing import Any
-
-import httpx
 import pytest
 from fastapi import FastAPI
 from trademesh_testing.accounts import AccountBook
-from trademesh_testing.http import app_client
+from trademesh_testing.plugin import SettingsMaker
 
 from trademesh_risk.app import create_app
 from trademesh_risk.config import Settings
 
 
 @pytest.fixture
-def settings(
-    service_settings: Callable[..., Any],
-    platform_topics: list[str],
-    schema: str,
-) -> Settings:
+def settings(make_settings: SettingsMaker, schema: str) -> Settings:
     """Settings on the session's engines, with a consumer group and a schema of this test's own."""
-    made = service_settings(
-        Settings,
-        http_port=0,
-        consumer_group=f"test-{uuid.uuid4().hex[:10]}",
-        database_schema=schema,
-    )
-    assert isinstance(made, Settings)
-    return made
+    return make_settings(Settings, database_schema=schema)
 
 
 @pytest.fixture
 def app(settings: Settings, account_book: AccountBook) -> FastAPI:
     return create_app(settings, execution_transport=account_book.transport)
-
-
-@pytest.fixture
-async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
-    """A client on the running service: migrations applied, consumers subscribed."""
-    async with app_client(app) as http:
-        yield http

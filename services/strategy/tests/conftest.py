@@ -1,4 +1,5 @@
-"""Fixtures of the strategy tests: settings on the test engines, the running app, an HTTP client.
+"""Fixtures of the strategy tests: settings on the test engines, the running app (the HTTP client
+on it, `client`, and a publisher, `producer`, are the trademesh pytest plugin's).
 
 The engines come from the trademesh pytest plugin (trademesh_testing): a real Postgres and a real
 Kafka-protocol broker, started once per session and only when a test asks for them. Bots warm up
@@ -9,9 +10,8 @@ its own schema), and the strategy app reaches it in process through an ASGI tran
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
 
 import asyncpg
 import httpx
@@ -19,6 +19,7 @@ import pytest
 from fastapi import FastAPI
 from trademesh_testing.accounts import AccountBook
 from trademesh_testing.http import app_client
+from trademesh_testing.plugin import SettingsMaker
 from trademesh_testing.tokens import bearer
 
 import trademesh_market_data as _market_data_package
@@ -29,22 +30,11 @@ from trademesh_strategy.config import Settings
 
 
 @pytest.fixture
-def settings(
-    service_settings: Callable[..., Any],
-    platform_topics: list[str],
-    schema: str,
-) -> Settings:
+def settings(make_settings: SettingsMaker, schema: str) -> Settings:
     """Settings on the session's engines, with a consumer group and a schema of this test's own."""
-    made = service_settings(
-        Settings,
-        http_port=0,
-        consumer_group=f"test-{uuid.uuid4().hex[:10]}",
-        database_schema=schema,
-        outbox_poll_interval_s=0.2,
-        backtest_poll_interval_s=0.2,
+    return make_settings(
+        Settings, database_schema=schema, outbox_poll_interval_s=0.2, backtest_poll_interval_s=0.2
     )
-    assert isinstance(made, Settings)
-    return made
 
 
 @pytest.fixture
@@ -75,16 +65,11 @@ def replay_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture
 def market_data_app(
-    service_settings: Callable[..., Any],
-    platform_topics: list[str],
-    market_data_schema: str,
-    replay_dir: Path,
+    make_settings: SettingsMaker, market_data_schema: str, replay_dir: Path
 ) -> FastAPI:
     """The real market-data service (replay feeds, tick store, history API) in its own schema."""
-    made = service_settings(
+    made = make_settings(
         MarketDataSettings,
-        http_port=0,
-        consumer_group=f"test-md-{uuid.uuid4().hex[:10]}",
         database_schema=market_data_schema,
         store_flush_interval_s=0.05,
         replay_dir=replay_dir,
@@ -112,10 +97,3 @@ def app(
         market_transport=httpx.ASGITransport(app=market_data_app),
         execution_transport=account_book.transport,
     )
-
-
-@pytest.fixture
-async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
-    """A client on the running service: migrations applied, consumers subscribed."""
-    async with app_client(app) as http:
-        yield http

@@ -24,6 +24,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import pytest
 import requests
 import schemathesis
 from hypothesis import HealthCheck, Phase, given, settings
@@ -48,6 +49,13 @@ EXAMPLES = 12
 #: Hypothesis takes the global `random` state, which the services' own code (the Kafka client's
 #: jitter) draws from in the event loop meanwhile, for a strategy's: mark each fuzzing test.
 IGNORE_RANDOM_WARNING = "ignore:Do not use the `random` module inside strategies"
+#: The marks of a service's fuzzing tests (`pytestmark = FUZZING`): they run the service on the
+#: real engines, take a while, and hypothesis's warning about the shared `random` is expected.
+FUZZING = [
+    pytest.mark.integration,
+    pytest.mark.slow,
+    pytest.mark.filterwarnings(IGNORE_RANDOM_WARNING),
+]
 
 
 @dataclass

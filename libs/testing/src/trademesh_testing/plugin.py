@@ -1,4 +1,5 @@
-"""pytest plugin (entry point `pytest11`): real-engine fixtures for integration tests.
+"""pytest plugin (entry point `pytest11`): real-engine fixtures for integration tests, and the
+fixtures every service's conftest would repeat (`make_settings`, `client`, `producer`).
 
 Fixtures are lazy: a run of unit tests starts nothing.
 """
@@ -9,9 +10,10 @@ import asyncio
 import os
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
-from typing import Any
+from typing import Any, Protocol, TypeVar
 
 import asyncpg
+import httpx
 import pytest
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from trademesh_infra.vault import DevVault
@@ -201,3 +203,51 @@ def service_settings(infra: TestInfra) -> Callable[..., Any]:
     `auth_jwks` is the test signer's JWKS: tokens of `trademesh_testing.tokens.bearer(...)` are
     verified for real by the service under test."""
     return infra.settings
+
+
+SettingsT = TypeVar("SettingsT")
+
+
+class SettingsMaker(Protocol):
+    def __call__(self, cls: type[SettingsT], /, **changes: Any) -> SettingsT: ...
+
+
+@pytest.fixture
+def make_settings(
+    service_settings: Callable[..., Any], platform_topics: list[str]
+) -> SettingsMaker:
+    """Factory of a service's settings for one test: `make_settings(Settings, database_schema=schema)`
+    is a `Settings` on the session's engines (the platform's topics created), on any free port,
+    with a consumer group of this test's own; `changes` win. A service's conftest makes its
+    `settings` fixture with it."""
+
+    def make(cls: type[SettingsT], /, **changes: Any) -> SettingsT:
+        made = service_settings(
+            cls, http_port=0, consumer_group=f"test-{uuid.uuid4().hex[:10]}", **changes
+        )
+        assert isinstance(made, cls)
+        return made
+
+    return make
+
+
+@pytest.fixture
+async def client(app: Any) -> AsyncIterator[httpx.AsyncClient]:
+    """A client on the running service (its conftest's `app` fixture): migrations applied,
+    consumers subscribed."""
+    from trademesh_testing.http import app_client  # imported when asked for, as the producer's
+
+    async with app_client(app) as http:
+        yield http
+
+
+@pytest.fixture
+async def producer(settings: Any) -> AsyncIterator[Any]:
+    """Another service's publisher (a trademesh_bus.Bus) on the broker of the conftest's
+    `settings` fixture."""
+    from trademesh_bus import Bus  # imported when asked for: a unit run loads no broker client
+
+    bus = Bus(settings, "test-publisher", telemetry=False)
+    await bus.start()
+    yield bus
+    await bus.stop()

@@ -4,9 +4,6 @@
 
 from __future__ import annotations
 
-{% if consumes -%}
-from collections.abc import AsyncIterator
-{% endif -%}
 from datetime import UTC, datetime
 from typing import Any
 from uuid import uuid4
@@ -80,15 +77,6 @@ async def test_activity_pages_in_key_order(client: httpx.AsyncClient, app: FastA
     bad = await client.get("/api/v1/activity", params={"cursor": "forged"})
     assert bad.status_code == 400
 {%- if consumes %}
-
-
-@pytest.fixture
-async def producer(settings: Settings) -> AsyncIterator[Bus]:
-    """Another service's publisher on the same broker."""
-    bus = Bus(settings, "test-publisher", telemetry=False)
-    await bus.start()
-    yield bus
-    await bus.stop()
 
 
 async def activity_of(client: httpx.AsyncClient, key: str, direction: str) -> dict[str, Any] | None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID, uuid4
@@ -30,15 +29,6 @@ class TestService(ServiceContract):
     @pytest.fixture
     def private_app(self, private_infra: Any, keystore: dict[str, Any]) -> FastAPI:
         return create_app(private_infra.settings(Settings, ready_timeout_s=1.0, **keystore))
-
-
-@pytest.fixture
-async def producer(settings: Settings) -> AsyncIterator[Bus]:
-    """Another service's publisher on the same broker."""
-    bus = Bus(settings, "test-publisher", telemetry=False)
-    await bus.start()
-    yield bus
-    await bus.stop()
 
 
 async def rows_of(app: FastAPI, event_id: UUID) -> list[dict[str, Any]]:

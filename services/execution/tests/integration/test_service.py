@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Any
 from uuid import uuid4
@@ -29,15 +28,6 @@ class TestService(ServiceContract):
     @pytest.fixture
     def private_app(self, private_infra: Any) -> FastAPI:
         return create_app(private_infra.settings(Settings, ready_timeout_s=1.0))
-
-
-@pytest.fixture
-async def producer(settings: Settings) -> AsyncIterator[Bus]:
-    """Another service's publisher on the same broker."""
-    bus = Bus(settings, "test-publisher", telemetry=False)
-    await bus.start()
-    yield bus
-    await bus.stop()
 
 
 async def test_a_malformed_approval_goes_to_the_dlq_and_consumption_goes_on(

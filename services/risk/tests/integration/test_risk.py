@@ -3,7 +3,6 @@ kill switches, the daily loss limit, redeliveries, and state that survives a res
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
@@ -46,15 +45,6 @@ ADMIN_ID, TRADER_ID = uuid4(), uuid4()
 def as_(user: UUID, role: str = "trader") -> dict[str, str]:
     """A caller's headers: a fresh access token (minted per request, so none ever expires)."""
     return bearer(user, role)
-
-
-@pytest.fixture
-async def producer(settings: Settings) -> AsyncIterator[Bus]:
-    """The other services' side of the bus: bots' intents, market data, execution's fills."""
-    bus = Bus(settings, "test-peer", telemetry=False)
-    await bus.start()
-    yield bus
-    await bus.stop()
 
 
 def instrument() -> str:

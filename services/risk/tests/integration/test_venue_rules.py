@@ -98,14 +98,6 @@ def app(settings: Settings, binance: FakeBinance) -> FastAPI:
     return create_app(settings, ccxt_config=ccxt_config(binance))
 
 
-@pytest.fixture
-async def producer(settings: Settings) -> AsyncIterator[Bus]:
-    bus = Bus(settings, "test-peer", telemetry=False)
-    await bus.start()
-    yield bus
-    await bus.stop()
-
-
 def intent(account: UUID, quantity: str, limit: str | None = None) -> SubmitOrder:
     return SubmitOrder(
         account_id=account,

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -39,15 +38,6 @@ class TestService(ServiceContract):
         # market-data is not a readiness dependency: bots wait for it (their bars are redelivered)
         # rather than the whole service being taken out of rotation.
         return create_app(private_infra.settings(Settings, ready_timeout_s=1.0))
-
-
-@pytest.fixture
-async def producer(settings: Settings) -> AsyncIterator[Bus]:
-    """Another service's publisher on the same broker."""
-    bus = Bus(settings, "test-publisher", telemetry=False)
-    await bus.start()
-    yield bus
-    await bus.stop()
 
 
 async def running_bot(

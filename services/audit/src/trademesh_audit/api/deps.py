@@ -5,10 +5,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Annotated
 
-from fastapi import Depends, Request
+from fastapi import Depends
 from trademesh_bus import Bus
 from trademesh_db import Database
 from trademesh_http.caller import Caller, CallerDep, require
+from trademesh_service import runtime_dependency
 
 from trademesh_audit.config import Settings
 from trademesh_audit.keys import ChainKeys
@@ -29,11 +30,7 @@ class Runtime:
     db: Database | None
 
 
-async def get_runtime(request: Request) -> Runtime:
-    # async: FastAPI runs a plain def dependency in a worker thread, on every request.
-    runtime = request.app.state.runtime
-    assert isinstance(runtime, Runtime)
-    return runtime
+get_runtime = runtime_dependency(Runtime)
 
 
 async def get_store(runtime: Annotated[Runtime, Depends(get_runtime)]) -> AuditStore:

@@ -5,10 +5,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Annotated
 
-from fastapi import Depends, Request
+from fastapi import Depends
 from trademesh_bus import Bus
 from trademesh_db import Database
 from trademesh_http.caller import TokenHolderDep
+from trademesh_service import runtime_dependency
 
 from trademesh_auth.config import Settings
 from trademesh_auth.signing import SigningKeys
@@ -28,13 +29,7 @@ class Runtime:
     db: Database | None
 
 
-async def get_runtime(request: Request) -> Runtime:
-    # async: FastAPI runs a plain def dependency in a worker thread, on every request.
-    runtime = request.app.state.runtime
-    assert isinstance(runtime, Runtime)
-    return runtime
-
-
+get_runtime = runtime_dependency(Runtime)
 RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
 
 

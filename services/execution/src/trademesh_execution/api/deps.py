@@ -5,12 +5,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Annotated
 
-from fastapi import Depends, Request
+from fastapi import Depends
 from trademesh_bus import Bus
 from trademesh_db import Database
 from trademesh_events.ids import AccountId, UserId
 from trademesh_http import ProblemError
 from trademesh_http.caller import get_admin, get_caller_id
+from trademesh_service import runtime_dependency
 
 from trademesh_execution.config import Settings
 from trademesh_execution.credentials import CredentialVault
@@ -40,13 +41,7 @@ class Runtime:
     balances: BalanceRefresher
 
 
-async def get_runtime(request: Request) -> Runtime:
-    # async: FastAPI runs a plain def dependency in a worker thread, on every request.
-    runtime = request.app.state.runtime
-    assert isinstance(runtime, Runtime)
-    return runtime
-
-
+get_runtime = runtime_dependency(Runtime)
 RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
 
 

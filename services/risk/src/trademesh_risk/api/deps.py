@@ -5,11 +5,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Annotated
 
-from fastapi import Depends, Request
+from fastapi import Depends
 from trademesh_bus import Bus
 from trademesh_db import Database
 from trademesh_http.accounts import AccountOwners
 from trademesh_http.caller import Caller, CallerDep, require
+from trademesh_service import runtime_dependency
 
 from trademesh_risk.config import Settings
 from trademesh_risk.store import RiskStore
@@ -32,13 +33,7 @@ class Runtime:
     accounts: AccountOwners
 
 
-async def get_runtime(request: Request) -> Runtime:
-    # async: FastAPI runs a plain def dependency in a worker thread, on every request.
-    runtime = request.app.state.runtime
-    assert isinstance(runtime, Runtime)
-    return runtime
-
-
+get_runtime = runtime_dependency(Runtime)
 RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
 
 __all__ = ["Caller", "CallerDep", "Runtime", "RuntimeDep", "get_runtime", "require"]

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from typing import Annotated, Protocol, TypeVar
 from uuid import UUID
 
-from fastapi import Depends, Request
+from fastapi import Depends
 from trademesh_bus import Bus
 from trademesh_db import Database
 from trademesh_events.ids import UserId
@@ -14,6 +14,7 @@ from trademesh_http import ProblemError
 from trademesh_http.accounts import AccountOwners
 from trademesh_http.caller import CallerDep as VerifiedCallerDep
 from trademesh_http.caller import get_caller_id
+from trademesh_service import runtime_dependency
 from trademesh_trading.registry import StrategyRegistry
 
 from trademesh_strategy.backtests.store import BacktestStore
@@ -40,13 +41,7 @@ class Runtime:
     optimizations: OptimizationStore
 
 
-async def get_runtime(request: Request) -> Runtime:
-    # async: FastAPI runs a plain def dependency in a worker thread, on every request.
-    runtime = request.app.state.runtime
-    assert isinstance(runtime, Runtime)
-    return runtime
-
-
+get_runtime = runtime_dependency(Runtime)
 RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
 
 
