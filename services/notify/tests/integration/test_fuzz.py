@@ -7,16 +7,11 @@ from __future__ import annotations
 from uuid import uuid4
 
 import httpx
-import pytest
 from fastapi import FastAPI
-from trademesh_testing.fuzzing import IGNORE_RANDOM_WARNING, Target, fuzz_app
+from trademesh_testing.fuzzing import FUZZING, Target, fuzz_app
 from trademesh_testing.tokens import bearer
 
-pytestmark = [
-    pytest.mark.integration,
-    pytest.mark.slow,
-    pytest.mark.filterwarnings(IGNORE_RANDOM_WARNING),
-]
+pytestmark = FUZZING
 
 
 async def test_fuzzing_its_own_document_meets_no_server_error(

@@ -82,15 +82,6 @@ async def receiver() -> AsyncIterator[Receiver]:
         yield kept
 
 
-@pytest.fixture
-async def producer(settings: Settings) -> AsyncIterator[Bus]:
-    """Another service's publisher on the same broker."""
-    bus = Bus(settings, "test-publisher", telemetry=False)
-    await bus.start()
-    yield bus
-    await bus.stop()
-
-
 async def add_channel(
     client: httpx.AsyncClient, user: UUID, url: str, events: list[str]
 ) -> dict[str, Any]:

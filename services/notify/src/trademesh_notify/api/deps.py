@@ -5,9 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Annotated
 
-from fastapi import Depends, Request
+from fastapi import Depends
 from trademesh_bus import Bus
 from trademesh_db import Database
+from trademesh_service import runtime_dependency
 
 from trademesh_notify.config import Settings
 from trademesh_notify.usecases.channels import Channels
@@ -25,11 +26,7 @@ class Runtime:
     db: Database | None
 
 
-async def get_runtime(request: Request) -> Runtime:
-    # async: FastAPI runs a plain def dependency in a worker thread, on every request.
-    runtime = request.app.state.runtime
-    assert isinstance(runtime, Runtime)
-    return runtime
+get_runtime = runtime_dependency(Runtime)
 
 
 async def get_channels(runtime: Annotated[Runtime, Depends(get_runtime)]) -> Channels:
