@@ -10,6 +10,7 @@ import shutil
 import subprocess
 import sys
 import time
+import tomllib
 from pathlib import Path
 
 import pytest
@@ -157,8 +158,13 @@ def test_new_service_registers_installs_and_deleting_it_restores_the_repo(
         8100,
         "pricing_demo",
     )
+    pyproject = workspace / "pyproject.toml"
+    listed = tomllib.loads(pyproject.read_text())["tool"]["importlinter"]["root_packages"]
+    assert "trademesh_pricing_demo" in listed
     print(f"new-service took {elapsed:.1f}s")  # its budget is a minute: shown, not asserted
 
+    # Removing a service is deleting its folder and its import-linter root package, then locking.
     shutil.rmtree(target)
+    pyproject.write_text(pyproject.read_text().replace('    "trademesh_pricing_demo",\n', "", 1))
     lock(workspace)
     assert snapshot(workspace) == before
