@@ -1,6 +1,6 @@
 """Deployment files derived from the services and the topic registry: the umbrella chart's
-dependencies and values, compose's service blocks, the kustomize base rendered from the chart
-and the overlays' image tags.
+dependencies and values, compose's service blocks and Prometheus targets, the kustomize base
+rendered from the chart and the overlays' image tags.
 
 Each service's one values entry is services/<name>/deploy/values.yaml; everything here is made
 from those entries, so that adding a service is that entry plus `make manifests`. The generated
@@ -180,6 +180,21 @@ def compose_service(name: str, entry: dict[str, Any]) -> str:
         f'    - "127.0.0.1:{port}:{port}"',
     ]
     return "\n".join(lines) + "\n"
+
+
+PROMETHEUS = Path("deploy") / "compose" / "prometheus" / "prometheus.yml"
+
+
+def prometheus_config(root: Path, entries: dict[str, dict[str, Any]]) -> Generated:
+    """Compose's Prometheus config with one target per service, labelled with its name, where it
+    serves /metrics: its metrics port if it has one of its own, else its HTTP port."""
+    path = root / PROMETHEUS
+    targets = "".join(
+        f'- targets: ["{name}:{(entry.get("metrics") or {}).get("port") or entry["port"]}"]\n'
+        f"  labels: {{service: {name}}}\n"
+        for name, entry in entries.items()
+    )
+    return Generated(path, replace_regions(path.read_text(), [targets], str(path)))
 
 
 OVERLAYS = Path("k8s") / "overlays"
@@ -382,6 +397,7 @@ def generate(root: Path, *, with_manifests: bool = True) -> list[Generated]:
     files = chart_files(root, entries)
     if (root / "docker-compose.yml").exists():
         files.append(compose_file(root, entries))
+    files.append(prometheus_config(root, entries))
     files += overlay_images(root, entries)
     script = topics_script(root)
     files += [script, topic_job(root, script)]
