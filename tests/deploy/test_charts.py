@@ -316,6 +316,15 @@ def test_adding_a_service_is_one_values_entry(tmp_path: Path) -> None:
     assert {"name": "TRADEMESH_PRICING_URL", "value": "http://pricing:8700"} in gateway["env"]
     manifests = (tmp_path / "k8s" / "base" / "trademesh.yaml").read_text()
     assert "name: pricing" in manifests
+    # The overlays run its image at their tag, and compose's Prometheus scrapes it.
+    chart = yaml.safe_load((tmp_path / "charts" / "trademesh" / "Chart.yaml").read_text())
+    for overlay, tag in (("k3s-dev", "dev"), ("prod", chart["appVersion"])):
+        kustomization = tmp_path / "k8s" / "overlays" / overlay / "kustomization.yaml"
+        images = yaml.safe_load(kustomization.read_text())["images"]
+        assert {"name": "ghcr.io/trademesh/pricing", "newTag": tag} in images, overlay
+    prometheus = yaml.safe_load((tmp_path / "deploy/compose/prometheus/prometheus.yml").read_text())
+    (job,) = [j for j in prometheus["scrape_configs"] if j["job_name"] == "trademesh"]
+    assert {"targets": ["pricing:8700"], "labels": {"service": "pricing"}} in job["static_configs"]
     if (tmp_path / "docker-compose.yml").exists():
         compose = yaml.safe_load((tmp_path / "docker-compose.yml").read_text())
         assert compose["services"]["pricing"]["build"] == {

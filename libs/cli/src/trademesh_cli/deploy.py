@@ -1,5 +1,6 @@
 """Deployment files derived from the services and the topic registry: the umbrella chart's
-dependencies and values, compose's service blocks, and the kustomize base rendered from the chart.
+dependencies and values, compose's service blocks and Prometheus targets, the kustomize base
+rendered from the chart and the overlays' image tags.
 
 Each service's one values entry is services/<name>/deploy/values.yaml; everything here is made
 from those entries, so that adding a service is that entry plus `make manifests`. The generated
@@ -179,6 +180,41 @@ def compose_service(name: str, entry: dict[str, Any]) -> str:
         f'    - "127.0.0.1:{port}:{port}"',
     ]
     return "\n".join(lines) + "\n"
+
+
+PROMETHEUS = Path("deploy") / "compose" / "prometheus" / "prometheus.yml"
+
+
+def prometheus_config(root: Path, entries: dict[str, dict[str, Any]]) -> Generated:
+    """Compose's Prometheus config with one target per service, labelled with its name, where it
+    serves /metrics: its metrics port if it has one of its own, else its HTTP port."""
+    path = root / PROMETHEUS
+    targets = "".join(
+        f'- targets: ["{name}:{(entry.get("metrics") or {}).get("port") or entry["port"]}"]\n'
+        f"  labels: {{service: {name}}}\n"
+        for name, entry in entries.items()
+    )
+    return Generated(path, replace_regions(path.read_text(), [targets], str(path)))
+
+
+OVERLAYS = Path("k8s") / "overlays"
+# The image tag each kustomize overlay runs: k3s-dev the images built locally (compose's and
+# Tilt's tag), prod the released ones, tagged with the umbrella chart's appVersion.
+OVERLAY_TAGS: dict[str, str | None] = {"k3s-dev": "dev", "prod": None}  # None: appVersion
+
+
+def overlay_images(root: Path, entries: dict[str, dict[str, Any]]) -> list[Generated]:
+    """Each overlay's kustomization.yaml with every service's image at the overlay's tag."""
+    chart = yaml.safe_load((root / "charts" / "trademesh" / "Chart.yaml").read_text())
+    files: list[Generated] = []
+    for overlay, tag in OVERLAY_TAGS.items():
+        path = root / OVERLAYS / overlay / "kustomization.yaml"
+        images = [
+            {"name": entry["image"]["repository"], "newTag": tag or str(chart["appVersion"])}
+            for entry in entries.values()
+        ]
+        files.append(Generated(path, replace_regions(path.read_text(), [_dump(images)], str(path))))
+    return files
 
 
 # Checks the topic Job does not meet on purpose (checkov reads these; on the Job and its pod).
@@ -361,6 +397,8 @@ def generate(root: Path, *, with_manifests: bool = True) -> list[Generated]:
     files = chart_files(root, entries)
     if (root / "docker-compose.yml").exists():
         files.append(compose_file(root, entries))
+    files.append(prometheus_config(root, entries))
+    files += overlay_images(root, entries)
     script = topics_script(root)
     files += [script, topic_job(root, script)]
     if with_manifests:

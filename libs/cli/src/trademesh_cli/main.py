@@ -43,8 +43,8 @@ def deploy_manifests(
     ] = False,
 ) -> None:
     """Regenerate, from services/*/deploy/values.yaml and the topic registry, the umbrella chart's
-    dependencies and values, compose's service blocks, the topic Job and k8s/base (rendered from
-    the chart). `make manifests` runs it."""
+    dependencies and values, compose's service blocks and Prometheus targets, the topic Job,
+    k8s/base (rendered from the chart) and the k8s overlays' images. `make manifests` runs it."""
     from trademesh_cli.deploy import DeployError, generate, stale, write
     from trademesh_cli.project import find_root
 
@@ -559,7 +559,7 @@ def new_service(
     )
     out.print(
         f"its tests: .venv/bin/pytest {folder}; next: `make manifests` (adds its "
-        "deploy/values.yaml entry to the Helm chart, compose and k8s/base), make test, then edit "
+        "deploy/values.yaml entry to the Helm chart, compose, Prometheus and k8s), make test, then edit "
         f"{folder}/src (engine.py first)",
         markup=False,
     )

@@ -2,10 +2,11 @@
 
 Registration is mostly discovery: the uv workspace takes every `services/*`, `trademesh up` and
 `trademesh db migrate` read `[tool.trademesh.service]`, `make typecheck` and pytest find
-`services/*/src` and `services/*/tests`. What is left to do is the lock file (`uv lock`) and the
-install of the new package into the workspace's virtualenv (`uv sync`), so that it imports and its
-tests pass at once. Everything is checked before anything is written, and a failure after that
-removes what was written.
+`services/*/src` and `services/*/tests`. What is left to do is the import-linter's root packages
+in the root pyproject.toml (its contracts see only the packages listed there), the lock file
+(`uv lock`) and the install of the new package into the workspace's virtualenv (`uv sync`), so
+that it imports and its tests pass at once. Everything is checked before anything is written,
+and a failure after that removes what was written.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -158,6 +160,46 @@ def render(spec: ServiceSpec, template: Path, output_dir: Path) -> Path:
     return Path(result)
 
 
+_ROOT_PACKAGES = re.compile(
+    r"^\[tool\.importlinter\]\n(?:(?!\[).*\n)*?root_packages = \[\n(?P<items>(?:[ \t]+\S.*\n)*)\]",
+    re.M,
+)
+_ITEM = re.compile(r'^(?P<indent>[ \t]+)"(?P<name>[\w.]+)",[ \t]*(?:#.*)?$')
+
+
+def with_root_package(pyproject: str, package: str, services: set[str]) -> str:
+    """The root pyproject.toml's text with `package` in `[tool.importlinter] root_packages`: among
+    the services' packages in name order (after the libraries), one line like the others. The
+    text is edited, not re-dumped, so that its comments and layout stay."""
+    match = _ROOT_PACKAGES.search(pyproject)
+    if match is None:
+        raise ScaffoldError("pyproject.toml has no [tool.importlinter] root_packages list")
+    lines = match.group("items").splitlines(keepends=True)
+    items = [_ITEM.match(line.rstrip("\n")) for line in lines]
+    if any(item is None for item in items):
+        raise ScaffoldError("[tool.importlinter] root_packages: expected one quoted name a line")
+    names = [item.group("name") for item in items if item is not None]
+    if package in names:
+        return pyproject
+    indent = items[-1].group("indent") if items and items[-1] is not None else "    "
+    at = next(
+        (i for i, name in enumerate(names) if name in services and name > package), len(names)
+    )
+    lines.insert(at, f'{indent}"{package}",\n')
+    start, end = match.span("items")
+    return pyproject[:start] + "".join(lines) + pyproject[end:]
+
+
+def register_root_package(root: Path, package: str, services: set[str]) -> None:
+    """Add `package` to the import-linter's root packages in root/pyproject.toml."""
+    path = root / "pyproject.toml"
+    text = with_root_package(path.read_text(), package, services)
+    listed = tomllib.loads(text)["tool"]["importlinter"]["root_packages"]
+    if package not in listed:
+        raise ScaffoldError(f"could not add {package} to [tool.importlinter] root_packages")
+    path.write_text(text)
+
+
 def uv_binary(root: Path) -> str:
     """The uv running us (`uv run` sets $UV), else uv on PATH, else the Makefile's bootstrap."""
     candidates = [
@@ -205,13 +247,19 @@ def install(root: Path) -> None:
 
 
 def new_service(spec: ServiceSpec, root: Path, *, update_lock: bool = True) -> Path:
-    """Check, generate into services/<slug>, lock and install it into the workspace's virtualenv
-    (unless update_lock is false). On any failure the repository is left as it was (the service
-    folder removed, uv.lock restored)."""
+    """Check, generate into services/<slug>, list its package in the import-linter's root
+    packages, lock and install it into the workspace's virtualenv (unless update_lock is false).
+    On any failure the repository is left as it was (the service folder removed, pyproject.toml
+    and uv.lock restored)."""
     template = root / TEMPLATE_DIR
     if not (template / "cookiecutter.json").exists():
         raise ScaffoldError(f"no service template at {template}")
     spec = check(spec, root)
+    services = {entry.module for entry in discover_services(root)}
+    pyproject = root / "pyproject.toml"
+    saved_pyproject = pyproject.read_bytes()
+    # Fails, before anything is written, on a list it cannot edit.
+    with_root_package(saved_pyproject.decode(), spec.package, services)
     target = root / "services" / spec.slug
     lock_file = root / "uv.lock"
     saved_lock = lock_file.read_bytes() if lock_file.exists() else None
@@ -225,11 +273,13 @@ def new_service(spec: ServiceSpec, root: Path, *, update_lock: bool = True) -> P
         target.parent.mkdir(exist_ok=True)
         shutil.move(generated, target)
     try:
+        register_root_package(root, spec.package, services)
         if update_lock:
             lock(root)
             install(root)
     except BaseException:
         shutil.rmtree(target, ignore_errors=True)
+        pyproject.write_bytes(saved_pyproject)
         if saved_lock is not None:
             lock_file.write_bytes(saved_lock)
         raise

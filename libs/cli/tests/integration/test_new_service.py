@@ -10,11 +10,13 @@ import shutil
 import subprocess
 import sys
 import time
+import tomllib
 from pathlib import Path
 
 import pytest
 from trademesh_cli.project import discover_services
 from trademesh_cli.scaffold import ServiceSpec, check, lock, new_service, render, uv_binary
+from trademesh_events.topics import TOPICS
 
 from ..conftest import snapshot
 
@@ -73,6 +75,26 @@ def test_every_option_combination_passes_lint_and_type_check(workspace: Path) ->
             MYPYPATH=mypy_path,
         )
     )
+
+
+@pytest.mark.parametrize(
+    "consumes",
+    [
+        ("orders.events.v1", "orders.denied.v1", "risk.events.v1"),
+        tuple(sorted((topic.name for topic in TOPICS), reverse=True)),
+    ],
+    ids=["out-of-order", "every-topic-reversed"],
+)
+def test_handlers_import_the_consumed_topics_in_ruffs_order(
+    workspace: Path, consumes: tuple[str, ...]
+) -> None:
+    # The options' order is the user's; the generated imports must still pass ruff's isort (I001).
+    spec = check(ServiceSpec(slug="consumer", consumes=consumes, owns_schema=True), workspace)
+    target = render(spec, workspace / "service-template", workspace / "services")
+    handlers = target / "src" / spec.package / "handlers.py"
+    _ok(_run([str(BIN / "ruff"), "check", "--no-cache", str(handlers)], workspace))
+    _ok(_run([str(BIN / "ruff"), "format", "--check", "--no-cache", str(handlers)], workspace))
+    assert "RISK_EVENTS_TOPIC," in handlers.read_text()
 
 
 @pytest.mark.parametrize("combo", [(True, True, True), (False, False, False), (True, True, False)])
@@ -136,8 +158,13 @@ def test_new_service_registers_installs_and_deleting_it_restores_the_repo(
         8100,
         "pricing_demo",
     )
+    pyproject = workspace / "pyproject.toml"
+    listed = tomllib.loads(pyproject.read_text())["tool"]["importlinter"]["root_packages"]
+    assert "trademesh_pricing_demo" in listed
     print(f"new-service took {elapsed:.1f}s")  # its budget is a minute: shown, not asserted
 
+    # Removing a service is deleting its folder and its import-linter root package, then locking.
     shutil.rmtree(target)
+    pyproject.write_text(pyproject.read_text().replace('    "trademesh_pricing_demo",\n', "", 1))
     lock(workspace)
     assert snapshot(workspace) == before

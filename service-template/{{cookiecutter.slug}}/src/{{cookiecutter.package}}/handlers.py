@@ -1,4 +1,10 @@
 {%- set consumes = cookiecutter.consumes.split(',')|map('trim')|select|list -%}
+{#- The topics' constants, in ruff's (isort's) order: case-insensitive, whatever the option's order. -#}
+{%- set constants = [] -%}
+{%- for t in consumes -%}
+{%- set _ = constants.append(t.rsplit('.', 1)[0]|upper|replace('.', '_') ~ '_TOPIC') -%}
+{%- endfor -%}
+{%- set constants = constants|sort -%}
 """The {{ cookiecutter.slug }} service's event subscribers: thin, they hand each event to a use case."""
 
 from __future__ import annotations
@@ -7,8 +13,8 @@ from trademesh_bus import Bus, Delivery
 from trademesh_db import Database
 from trademesh_events.base import Event
 from trademesh_events.topics import (
-{%- for t in consumes %}
-    {{ t.rsplit('.', 1)[0]|upper|replace('.', '_') }}_TOPIC,
+{%- for constant in constants %}
+    {{ constant }},
 {%- endfor %}
     get_topic,
 )
@@ -44,8 +50,8 @@ def register_handlers(
         )
 {% if consumes %}
     topics = (
-{%- for t in consumes %}
-        {{ t.rsplit('.', 1)[0]|upper|replace('.', '_') }}_TOPIC,
+{%- for constant in constants %}
+        {{ constant }},
 {%- endfor %}
     )
     if {topic.name for topic in topics} != set(service_manifest(__name__).consumes):
