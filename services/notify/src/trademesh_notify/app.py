@@ -15,9 +15,11 @@ from trademesh_notify.api.deps import Runtime
 from trademesh_notify.config import Settings
 from trademesh_notify.engine import RetryPolicy
 from trademesh_notify.handlers import register_handlers
+from trademesh_notify.ratelimit import ChannelLimits
 from trademesh_notify.store import ChannelStore, DeliveryStore
 from trademesh_notify.usecases.channels import Channels
 from trademesh_notify.usecases.deliveries import Deliveries
+from trademesh_notify.wake import CommitListener
 from trademesh_notify.webhook.sender import WebhookSender
 
 MIGRATIONS = Path(__file__).parent / "migrations"
@@ -40,8 +42,9 @@ def create_app(
     keystore = keystore_from(settings)
     sender = WebhookSender(settings.webhook_allowed_address_kinds, settings.webhook_timeout_s)
     channels = Channels(ChannelStore(database), keystore, sender, clock)
+    delivery_store = DeliveryStore(database)
     deliveries = Deliveries(
-        DeliveryStore(database),
+        delivery_store,
         keystore,
         sender,
         RetryPolicy(
@@ -54,6 +57,15 @@ def create_app(
         batch=settings.delivery_batch,
         # Longer than a send can take: a leased delivery is another replica's until then.
         lease=timedelta(seconds=settings.webhook_timeout_s * 3),
+        limits=ChannelLimits(
+            settings.delivery_rate_limit_storage_uri, settings.delivery_rate_limits
+        ),
+        listener=CommitListener(
+            database.url,
+            delivery_store.wake_channel,
+            application_name=f"trademesh-{database.schema}",  # as the pool's connections
+        ),
+        service=settings.service_name,
     )
     register_handlers(bus, deliveries, settings, db)
     lifespan = service_lifespan(

@@ -5,24 +5,34 @@ At least once: a delivery is written with the consumer's inbox entry (the event 
 between the bus and the table), and kept pending until a receiver answered 2xx; a crash after
 the POST and before the row is marked sends it again, with the same Trademesh-Delivery-Id for
 the receiver to drop.
+
+The loop sleeps until woken: by the commit of new deliveries (LISTEN/NOTIFY, wake.py), or when
+the earliest pending one comes due (a retry, a delivery put off by its channel's rate limit), or
+after `poll_interval_s` at most, the safety net.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import random
 from collections.abc import Callable
 from datetime import datetime, timedelta
+from enum import StrEnum
+from uuid import UUID
 
 import asyncpg
 from trademesh_events.base import Event
 from trademesh_events.envelope import Envelope
 from trademesh_keystore import Keystore, KeystoreError, SealedSecret
+from trademesh_observability import metrics
 from trademesh_observability.logging import get_logger
 
 from trademesh_notify.engine import RetryPolicy, next_attempt, notice_of
-from trademesh_notify.store import DeliveryStore, Due
+from trademesh_notify.ratelimit import ChannelLimits
+from trademesh_notify.store import DeliveryRow, DeliveryStatus, DeliveryStore, Due
 from trademesh_notify.usecases.channels import secret_aad
+from trademesh_notify.wake import CommitListener
 from trademesh_notify.webhook.sender import BlockedAddress, WebhookError, WebhookSender
 from trademesh_notify.webhook.signing import (
     DELIVERY_HEADER,
@@ -33,6 +43,18 @@ from trademesh_notify.webhook.signing import (
 )
 
 log = get_logger("trademesh_notify.deliveries")
+
+# While the listening connection is down, the loop polls this often at most.
+_UNHEARD_POLL_S = 1.0
+
+
+class Outcome(StrEnum):
+    """How one delivery's turn ended (the `outcome` label of the deliveries metric)."""
+
+    SENT = "sent"
+    FAILED = "failed"  # another attempt is scheduled
+    DEAD = "dead"
+    DEFERRED = "deferred"  # over its channel's rate limit: put off, not an attempt
 
 
 class Deliveries:
@@ -50,6 +72,9 @@ class Deliveries:
         batch: int,
         lease: timedelta,
         jitter: Callable[[], float] = random.random,
+        limits: ChannelLimits | None = None,
+        listener: CommitListener | None = None,
+        service: str = "notify",
     ) -> None:
         self.store = store
         self.keystore = keystore
@@ -60,6 +85,9 @@ class Deliveries:
         self.batch = batch
         self.lease = lease
         self.jitter = jitter
+        self.limits = limits
+        self.listener = listener
+        self.service = service
         self._wake = asyncio.Event()
 
     async def enqueue(self, event: Event, envelope: Envelope, conn: asyncpg.Connection) -> int:
@@ -68,39 +96,96 @@ class Deliveries:
         notice = notice_of(event, envelope)
         if notice is None:
             return 0
-        written = await self.store.enqueue(conn, notice, self.clock())
-        if written:
-            self._wake.set()  # early: the loop reads only committed rows, and polls anyway
-        return written
+        # The store NOTIFYs the loops (this one too) in the same statement: heard at commit.
+        return await self.store.enqueue(conn, notice, self.clock(), envelope.time)
+
+    def wake(self) -> None:
+        """Look for deliveries due now (new ones committed, a held one released)."""
+        self._wake.set()
 
     async def run(self, stop: asyncio.Event) -> None:
-        """Send what is due, then wait for a poll interval (or a wake-up), until `stop`."""
-        while not stop.is_set():
-            try:
-                sent = await self.send_due()
-            except Exception:
-                log.warning("delivery round failed; the next one tries again", exc_info=True)
-                sent = 0
-            if sent:
-                continue
-            self._wake.clear()
-            waits = [asyncio.ensure_future(stop.wait()), asyncio.ensure_future(self._wake.wait())]
-            try:
-                await asyncio.wait(
-                    waits, timeout=self.poll_interval_s, return_when=asyncio.FIRST_COMPLETED
-                )
-            finally:
-                for waiting in waits:
-                    waiting.cancel()
+        """Send what is due, then sleep until woken, until `stop`: by the commit of new
+        deliveries (with a listener), the earliest pending one's time, or the poll interval."""
+        listening = None
+        if self.listener is not None:
+            listening = asyncio.create_task(self.listener.run(stop, self.wake))
+        try:
+            while not stop.is_set():
+                # Cleared before the round: what commits while it runs wakes the next one.
+                self._wake.clear()
+                try:
+                    claimed = await self.send_due()
+                    if claimed >= self.batch:
+                        continue  # more may be due
+                    timeout = await self._until_next_due()
+                except Exception:
+                    log.warning("delivery round failed; the next one tries again", exc_info=True)
+                    timeout = self._poll_s()
+                if timeout > 0:
+                    await self._sleep(stop, timeout)
+        finally:
+            if listening is not None:
+                listening.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await listening
+
+    def _poll_s(self) -> float:
+        if self.listener is None or self.listener.listening:
+            return self.poll_interval_s
+        return min(self.poll_interval_s / 5, _UNHEARD_POLL_S)
+
+    async def _until_next_due(self) -> float:
+        """Seconds until the earliest pending delivery is due, at most the poll interval."""
+        poll = self._poll_s()
+        due = await self.store.next_due()
+        if due is None:
+            return poll
+        return min(poll, max(0.0, (due - self.clock()).total_seconds()))
+
+    async def _sleep(self, stop: asyncio.Event, timeout: float) -> None:
+        waits = [asyncio.ensure_future(stop.wait()), asyncio.ensure_future(self._wake.wait())]
+        try:
+            await asyncio.wait(waits, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for waiting in waits:
+                waiting.cancel()
 
     async def send_due(self) -> int:
         """One round: claim what is due, send each concurrently; how many were claimed."""
         now = self.clock()
         due = await self.store.claim_due(now, now + self.lease, self.batch)
-        await asyncio.gather(*(self._send(one) for one in due))
+        await asyncio.gather(*(self._deliver(one) for one in due))
         return len(due)
 
-    async def _send(self, due: Due) -> None:
+    async def _deliver(self, due: Due) -> Outcome:
+        """One delivery's turn: put off when its channel is over its rate limit, else sent
+        (`_send`); counted in the delivery metrics either way."""
+        if self.limits is not None:
+            until = await self.limits.admit(due.channel_kind, due.channel_id)
+            if until is not None:
+                await self.store.defer(due, until)
+                self._count(due, Outcome.DEFERRED)
+                return Outcome.DEFERRED
+        outcome = await self._send(due)
+        self._count(due, outcome)
+        return outcome
+
+    def _count(self, due: Due, outcome: Outcome) -> None:
+        labels = {
+            "service": self.service,
+            "channel_kind": due.channel_kind,
+            "event_kind": due.event_kind,
+        }
+        metrics.NOTIFY_DELIVERIES.labels(**labels, outcome=outcome.value).inc()
+        if outcome is Outcome.DEFERRED:
+            return
+        if due.attempts > 0:
+            metrics.NOTIFY_DELIVERY_RETRIES.labels(**labels).inc()
+        if outcome is Outcome.SENT and due.event_time is not None:
+            latency = (self.clock() - due.event_time).total_seconds()
+            metrics.NOTIFY_DELIVERY_LATENCY.labels(**labels).observe(max(0.0, latency))
+
+    async def _send(self, due: Due) -> Outcome:
         try:
             secret = self._secret(due)
             timestamp = int(self.clock().timestamp())
@@ -122,11 +207,32 @@ class Deliveries:
                 attempts=attempts,
                 error=str(exc),
             )
-            return
+            return Outcome.FAILED if retry_at else Outcome.DEAD
         await self.store.sent(due, self.clock())
+        return Outcome.SENT
 
     def _secret(self, due: Due) -> str:
         if self.keystore is None:
             raise KeystoreError("no master key configured to open the channel's secret")
         sealed = SealedSecret.from_bytes(due.sealed_secret)
         return self.keystore.open(sealed, aad=secret_aad(due.channel_id)).get_secret_value()
+
+    # ---- the owner's view: a channel's deliveries, a dead one tried again ---------------------
+
+    async def of_channel(
+        self,
+        channel_id: UUID,
+        owner_id: UUID,
+        status: DeliveryStatus | None,
+        after: tuple[datetime, UUID] | None,
+        limit: int,
+    ) -> list[DeliveryRow] | None:
+        """The owner's channel's deliveries, newest first; None when it is not theirs."""
+        return await self.store.page_of_channel(channel_id, owner_id, status, after, limit)
+
+    async def retry(
+        self, channel_id: UUID, owner_id: UUID, event_id: UUID
+    ) -> DeliveryRow | DeliveryStatus | None:
+        """A dead delivery pending again with a fresh set of attempts, due now (see
+        DeliveryStore.retry for what else it may answer)."""
+        return await self.store.retry(channel_id, owner_id, event_id, self.clock())
