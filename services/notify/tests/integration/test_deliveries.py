@@ -1,5 +1,6 @@
 """The delivery loop on the real broker and Postgres: woken by the commit (LISTEN/NOTIFY), not a
-poll; per-channel rate limits; the delivery metrics. Deliveries go to a real loopback receiver."""
+poll; per-channel rate limits; the delivery metrics; the owner's dead letters, retry, and
+disable/enable, through the API. Deliveries go to a real loopback receiver."""
 
 from __future__ import annotations
 
@@ -27,6 +28,7 @@ from trademesh_testing.waiting import eventually
 
 from trademesh_notify.api.deps import Runtime
 from trademesh_notify.config import Settings
+from trademesh_notify.engine import RetryPolicy
 from trademesh_notify.ratelimit import ChannelLimits
 from trademesh_notify.webhook.signing import DELIVERY_HEADER
 
@@ -248,3 +250,148 @@ async def test_a_failing_receiver_moves_the_failed_retried_and_dead_counters(
 
 async def _dead(app: FastAPI, channel: UUID) -> bool:
     return await statuses(app, channel) == [("dead", 3)]
+
+
+# ---- the owner's dead letters and retry --------------------------------------------------------
+
+
+async def test_the_owner_lists_a_channels_dead_deliveries_newest_first_page_by_page(
+    client: httpx.AsyncClient, app: FastAPI, receiver: Receiver, producer: Bus
+) -> None:
+    receiver.status = 500
+    alice, bob = uuid4(), uuid4()
+    channel = await add_channel(client, alice, f"{receiver.url}/dead")
+    account = uuid4()
+    first = await publish_fill(producer, alice, account)
+    await eventually(lambda: _true(receiver.count("/dead") >= 1))
+    second = await publish_fill(producer, alice, account)
+
+    async def both_dead() -> bool:
+        return await statuses(app, channel) == [("dead", 3), ("dead", 3)]
+
+    await eventually(both_dead)
+    path = f"/api/v1/notify/channels/{channel}/deliveries"
+    page = await client.get(path, params={"status": "dead", "limit": 1}, headers=bearer(alice))
+    assert page.status_code == 200, page.text
+    body = page.json()
+    assert [item["event_id"] for item in body["items"]] == [str(second)]  # newest first
+    item = body["items"][0]
+    assert (item["event_kind"], item["event_type"], item["status"]) == (
+        "fill",
+        "trademesh.order.filled",
+        "dead",
+    )
+    assert (item["attempts"], item["last_error"]) == (3, "answered HTTP 500")
+    assert "body" not in item
+    rest = await client.get(
+        path,
+        params={"status": "dead", "limit": 1, "cursor": body["next_cursor"]},
+        headers=bearer(alice),
+    )
+    assert [i["event_id"] for i in rest.json()["items"]] == [str(first)]
+    assert rest.json()["next_cursor"] is None
+    assert (await client.get(path, params={"status": "sent"}, headers=bearer(alice))).json()[
+        "items"
+    ] == []
+    for who, where in ((bob, path), (alice, f"/api/v1/notify/channels/{uuid4()}/deliveries")):
+        refused = await client.get(where, params={"status": "dead"}, headers=bearer(who))
+        assert refused.status_code == 404
+        assert refused.headers["content-type"] == "application/problem+json"
+    bad = await client.get(path, params={"status": "lost"}, headers=bearer(alice))
+    assert bad.status_code == 422
+    assert bad.headers["content-type"] == "application/problem+json"
+
+
+async def test_a_dead_delivery_retried_by_its_owner_is_sent_with_fresh_attempts(
+    client: httpx.AsyncClient, app: FastAPI, receiver: Receiver, producer: Bus
+) -> None:
+    receiver.status = 500
+    alice, bob = uuid4(), uuid4()
+    channel = await add_channel(client, alice, f"{receiver.url}/retry")
+    event = await publish_fill(producer, alice)
+    await eventually(lambda: _dead(app, channel))
+    retry = f"/api/v1/notify/channels/{channel}/deliveries/{event}/retry"
+    assert (await client.post(retry, headers=bearer(bob))).status_code == 404
+    assert (await client.post(retry, headers=bearer(alice, "viewer"))).status_code == 403
+    unknown = f"/api/v1/notify/channels/{channel}/deliveries/{uuid4()}/retry"
+    assert (await client.post(unknown, headers=bearer(alice))).status_code == 404
+    receiver.status = 204
+    retried = await client.post(retry, headers=bearer(alice))
+    assert retried.status_code == 200, retried.text
+    assert (retried.json()["status"], retried.json()["attempts"]) == ("pending", 0)
+
+    async def sent() -> bool:
+        return await statuses(app, channel) == [("sent", 1)]
+
+    await eventually(sent, timeout=5)  # woken at the retry's commit (the poll is 30 s)
+    again = await client.post(retry, headers=bearer(alice))
+    assert again.status_code == 409
+    assert again.headers["content-type"] == "application/problem+json"
+    assert again.json()["delivery_status"] == "sent"
+
+
+# ---- disable and enable ------------------------------------------------------------------------
+
+
+async def test_a_disabled_channel_gets_nothing_new_and_its_pending_deliveries_wait_for_enable(
+    client: httpx.AsyncClient, app: FastAPI, receiver: Receiver, producer: Bus
+) -> None:
+    deliveries = runtime_of(app).deliveries
+    # The first attempt fails and the next is ~30 s away: a pending delivery to hold.
+    deliveries.policy = RetryPolicy(max_attempts=8, base_s=30.0, cap_s=60.0)
+    deliveries.jitter = lambda: 0.99
+    receiver.status = 500
+    alice, bob = uuid4(), uuid4()
+    channel = await add_channel(client, alice, f"{receiver.url}/paused")
+    other = await add_channel(client, alice, f"{receiver.url}/other")
+    account = uuid4()
+    await publish_fill(producer, alice, account)
+
+    async def pending() -> bool:
+        return await statuses(app, channel) == [("pending", 1)]
+
+    await eventually(pending)
+    path = f"/api/v1/notify/channels/{channel}"
+    assert (await client.post(f"{path}/disable", headers=bearer(bob))).status_code == 404
+    disabled = await client.post(f"{path}/disable", headers=bearer(alice))
+    assert disabled.status_code == 200, disabled.text
+    assert disabled.json()["disabled_at"] is not None
+    assert await statuses(app, channel) == [("held", 1)]
+    # A new fill reaches the enabled channel, and writes nothing for the disabled one.
+    receiver.status = 204
+    await publish_fill(producer, alice, account)
+    await eventually(lambda: _true(receiver.count("/other") == 2))
+    assert await statuses(app, channel) == [("held", 1)]
+    assert receiver.count("/paused") == 1  # the first, failed, attempt only
+    listed = await client.get("/api/v1/notify/channels", headers=bearer(alice))
+    assert {c["id"]: c["disabled_at"] is not None for c in listed.json()} == {
+        str(channel): True,
+        str(other): False,
+    }
+    # A dead letter of a disabled channel is not tried again before it is enabled.
+    assert (await client.post(f"{path}/enable", headers=bearer(bob))).status_code == 404
+    enabled = await client.post(f"{path}/enable", headers=bearer(alice))
+    assert enabled.status_code == 200, enabled.text
+    assert enabled.json()["disabled_at"] is None
+
+    async def sent() -> bool:
+        return await statuses(app, channel) == [("sent", 2)]
+
+    await eventually(sent, timeout=5)  # due at once, woken at the enable's commit
+    assert receiver.count("/paused") == 2
+
+
+async def test_retrying_a_dead_delivery_of_a_disabled_channel_is_a_409(
+    client: httpx.AsyncClient, app: FastAPI, receiver: Receiver, producer: Bus
+) -> None:
+    receiver.status = 500
+    alice = uuid4()
+    channel = await add_channel(client, alice, f"{receiver.url}/off")
+    event = await publish_fill(producer, alice)
+    await eventually(lambda: _dead(app, channel))
+    path = f"/api/v1/notify/channels/{channel}"
+    assert (await client.post(f"{path}/disable", headers=bearer(alice))).status_code == 200
+    refused = await client.post(f"{path}/deliveries/{event}/retry", headers=bearer(alice))
+    assert refused.status_code == 409
+    assert refused.json()["type"].endswith("/problems/channel-disabled")
+    assert await statuses(app, channel) == [("dead", 3)]
