@@ -89,6 +89,7 @@ class Deliveries:
         self.listener = listener
         self.service = service
         self._wake = asyncio.Event()
+        self._in_flight: set[asyncio.Task[Outcome]] = set()
 
     async def enqueue(self, event: Event, envelope: Envelope, conn: asyncpg.Connection) -> int:
         """The deliveries of `event` to its owner's channels, in the consumer's transaction; 0
@@ -104,20 +105,26 @@ class Deliveries:
         self._wake.set()
 
     async def run(self, stop: asyncio.Event) -> None:
-        """Send what is due, then sleep until woken, until `stop`: by the commit of new
-        deliveries (with a listener), the earliest pending one's time, or the poll interval."""
+        """Send what is due, until `stop`. Up to `batch` deliveries are in flight at once, and
+        the loop claims more as soon as it is woken: by the commit of new deliveries (with a
+        listener), a delivery done (a slot free, or a retry or deferral to schedule), the
+        earliest pending one's time, or the poll interval. A slow receiver holds its own
+        deliveries only, not a round of everyone's."""
         listening = None
         if self.listener is not None:
             listening = asyncio.create_task(self.listener.run(stop, self.wake))
         try:
             while not stop.is_set():
-                # Cleared before the round: what commits while it runs wakes the next one.
+                # Cleared before claiming: what commits meanwhile wakes the next turn.
                 self._wake.clear()
                 try:
-                    claimed = await self.send_due()
-                    if claimed >= self.batch:
+                    room = self.batch - len(self._in_flight)
+                    if room <= 0:
+                        timeout = self._poll_s()  # a delivery done wakes the loop
+                    elif await self._start(room) == room:
                         continue  # more may be due
-                    timeout = await self._until_next_due()
+                    else:
+                        timeout = await self._until_next_due()
                 except Exception:
                     log.warning("delivery round failed; the next one tries again", exc_info=True)
                     timeout = self._poll_s()
@@ -128,6 +135,34 @@ class Deliveries:
                 listening.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await listening
+            # Let the sends under way finish and be marked (else they are sent again later).
+            await asyncio.gather(*self._in_flight, return_exceptions=True)
+
+    async def _start(self, room: int) -> int:
+        """Claim up to `room` due deliveries and start sending each; how many were claimed."""
+        now = self.clock()
+        claimed = await self.store.claim_due(now, now + self.lease, room)
+        for due in claimed:
+            task = asyncio.create_task(self._deliver(due))
+            self._in_flight.add(task)
+            task.add_done_callback(self._done)
+        return len(claimed)
+
+    def _done(self, task: asyncio.Task[Outcome]) -> None:
+        """A delivery's turn ended: wake the loop when a slot came free in a full set, or when
+        the delivery is due again later (a retry, a deferral: the loop's sleep may be too long
+        for it now)."""
+        full = len(self._in_flight) >= self.batch
+        self._in_flight.discard(task)
+        if task.cancelled():
+            return
+        error = task.exception()
+        if error is not None:
+            log.warning(
+                "a delivery's turn failed; it is tried again after its lease", exc_info=error
+            )
+        if full or error is not None or task.result() is not Outcome.SENT:
+            self._wake.set()
 
     def _poll_s(self) -> float:
         if self.listener is None or self.listener.listening:
