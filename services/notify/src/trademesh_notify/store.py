@@ -146,7 +146,9 @@ class DeliveryStore:
         return int(status.rsplit(" ", 1)[1])
 
     async def owner_of(self, conn: asyncpg.Connection, account_id: UUID) -> UUID | None:
-        """The account's owner as AccountChanged said, or None: not learnt (yet)."""
+        """The account's owner as AccountChanged said, or None: not learnt (yet). Holds the
+        account's lock to the end of the transaction (`_lock_account`)."""
+        await _lock_account(conn, account_id)
         owner: UUID | None = await conn.fetchval(
             "SELECT owner_id FROM account_owners WHERE account_id = $1", account_id
         )
@@ -156,11 +158,14 @@ class DeliveryStore:
         self, conn: asyncpg.Connection, account_id: UUID, owner_id: UUID, now: datetime
     ) -> UUID:
         """Keep `owner_id` as the account's owner unless one is known already; the owner kept
-        (the first learnt: an account never changes hands)."""
+        (the first learnt: an account never changes hands). Holds the account's lock to the end
+        of the transaction, and writes nothing for an owner already kept."""
+        await _lock_account(conn, account_id)
         kept: UUID = await conn.fetchval(
-            "INSERT INTO account_owners (account_id, owner_id, learnt_at) VALUES ($1, $2, $3) "
-            "ON CONFLICT (account_id) DO UPDATE SET owner_id = account_owners.owner_id "
-            "RETURNING owner_id",
+            "WITH learnt AS (INSERT INTO account_owners (account_id, owner_id, learnt_at) "
+            "VALUES ($1, $2, $3) ON CONFLICT (account_id) DO NOTHING RETURNING owner_id) "
+            "SELECT owner_id FROM learnt UNION ALL "
+            "SELECT owner_id FROM account_owners WHERE account_id = $1 LIMIT 1",
             account_id,
             owner_id,
             now,
@@ -254,3 +259,14 @@ class DeliveryStore:
                 channel_id,
             )
         )
+
+
+async def _lock_account(conn: asyncpg.Connection, account_id: UUID) -> None:
+    """Serialise, across replicas, what concerns an account's owner until the transaction ends:
+    without it, one replica could hold an account's event (no owner yet) while another learns
+    the owner and releases the held events without seeing it, and the event would wait for the
+    next AccountChanged. A deadlock between two batches is a transient error the bus retries."""
+    await conn.execute(
+        "SELECT pg_advisory_xact_lock(hashtextextended('notify.account.' || $1::uuid::text, 0))",
+        account_id,
+    )
