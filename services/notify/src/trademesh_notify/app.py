@@ -54,6 +54,7 @@ def create_app(
         batch=settings.delivery_batch,
         # Longer than a send can take: a leased delivery is another replica's until then.
         lease=timedelta(seconds=settings.webhook_timeout_s * 3),
+        service=settings.service_name,
     )
     register_handlers(bus, deliveries, settings, db)
     lifespan = service_lifespan(

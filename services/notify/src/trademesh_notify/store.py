@@ -119,15 +119,20 @@ class DeliveryStore:
 
     async def enqueue(self, conn: asyncpg.Connection, notice: Notice, now: datetime) -> int:
         """A pending delivery of `notice` to each of its owner's enabled channels subscribed to
-        its kind, in the caller's transaction (the consumer's, with its inbox entry); the
-        (event, channel) key makes a second enqueue of the same event write nothing. The
-        number of deliveries written."""
+        its kind (to every user's, for a notice to everyone), in the caller's transaction (the
+        consumer's, with its inbox entry); the (event, channel) key makes a second enqueue of
+        the same event write nothing. A channel gets no event older than itself: a consumer
+        reading history (a new group) sends nothing its owner did not subscribe to when it
+        happened. The number of deliveries written."""
+        if notice.owner is None and not notice.everyone:
+            raise ValueError("an account's notice is enqueued once its owner is known")
         status = await conn.execute(
             "INSERT INTO deliveries (event_id, channel_id, owner_id, event_kind, event_type, "
             "body, next_attempt_at, created_at) "
             "SELECT $1, c.id, c.owner_id, $3, $4, $5, $6, $6 FROM channels c "
             "JOIN subscriptions s ON s.channel_id = c.id AND s.event_kind = $3 "
-            "WHERE c.owner_id = $2 AND c.disabled_at IS NULL "
+            "WHERE (c.owner_id = $2 OR ($2::uuid IS NULL AND $8)) AND c.disabled_at IS NULL "
+            "AND c.created_at <= $7 "
             "ON CONFLICT (event_id, channel_id) DO NOTHING",
             notice.event_id,
             notice.owner,
@@ -135,8 +140,74 @@ class DeliveryStore:
             notice.event_type,
             notice.body,
             now,
+            notice.time,
+            notice.everyone,
         )
         return int(status.rsplit(" ", 1)[1])
+
+    async def owner_of(self, conn: asyncpg.Connection, account_id: UUID) -> UUID | None:
+        """The account's owner as AccountChanged said, or None: not learnt (yet). Holds the
+        account's lock to the end of the transaction (`_lock_account`)."""
+        await _lock_account(conn, account_id)
+        owner: UUID | None = await conn.fetchval(
+            "SELECT owner_id FROM account_owners WHERE account_id = $1", account_id
+        )
+        return owner
+
+    async def learn_owner(
+        self, conn: asyncpg.Connection, account_id: UUID, owner_id: UUID, now: datetime
+    ) -> UUID:
+        """Keep `owner_id` as the account's owner unless one is known already; the owner kept
+        (the first learnt: an account never changes hands). Holds the account's lock to the end
+        of the transaction, and writes nothing for an owner already kept."""
+        await _lock_account(conn, account_id)
+        kept: UUID = await conn.fetchval(
+            "WITH learnt AS (INSERT INTO account_owners (account_id, owner_id, learnt_at) "
+            "VALUES ($1, $2, $3) ON CONFLICT (account_id) DO NOTHING RETURNING owner_id) "
+            "SELECT owner_id FROM learnt UNION ALL "
+            "SELECT owner_id FROM account_owners WHERE account_id = $1 LIMIT 1",
+            account_id,
+            owner_id,
+            now,
+        )
+        return kept
+
+    async def hold(self, conn: asyncpg.Connection, notice: Notice, now: datetime) -> None:
+        """Keep an account's notice, sent to no one, until its owner is learnt."""
+        assert notice.account_id is not None and notice.owner is None
+        await conn.execute(
+            "INSERT INTO unowned_notices (event_id, account_id, event_kind, event_type, body, "
+            "event_time, held_at) VALUES ($1, $2, $3, $4, $5, $6, $7) "
+            "ON CONFLICT (event_id) DO NOTHING",
+            notice.event_id,
+            notice.account_id,
+            notice.kind.value,
+            notice.event_type,
+            notice.body,
+            notice.time,
+            now,
+        )
+
+    async def release_held(self, conn: asyncpg.Connection, account_id: UUID) -> list[Notice]:
+        """The account's held notices, oldest first, taken out of the hold (the caller enqueues
+        them for the owner in the same transaction)."""
+        rows = await conn.fetch(
+            "DELETE FROM unowned_notices WHERE account_id = $1 "
+            "RETURNING event_id, event_kind, event_type, body, event_time",
+            account_id,
+        )
+        return [
+            Notice(
+                row["event_id"],
+                None,
+                EventKind(row["event_kind"]),
+                row["event_type"],
+                row["body"],
+                row["event_time"],
+                account_id=account_id,
+            )
+            for row in sorted(rows, key=lambda r: (r["event_time"], r["event_id"]))
+        ]
 
     async def claim_due(self, now: datetime, lease_until: datetime, limit: int) -> list[Due]:
         """Up to `limit` pending deliveries due at `now`, leased until `lease_until` (their next
@@ -188,3 +259,14 @@ class DeliveryStore:
                 channel_id,
             )
         )
+
+
+async def _lock_account(conn: asyncpg.Connection, account_id: UUID) -> None:
+    """Serialise, across replicas, what concerns an account's owner until the transaction ends:
+    without it, one replica could hold an account's event (no owner yet) while another learns
+    the owner and releases the held events without seeing it, and the event would wait for the
+    next AccountChanged. A deadlock between two batches is a transient error the bus retries."""
+    await conn.execute(
+        "SELECT pg_advisory_xact_lock(hashtextextended('notify.account.' || $1::uuid::text, 0))",
+        account_id,
+    )

@@ -17,8 +17,10 @@ from datetime import datetime, timedelta
 import asyncpg
 from trademesh_events.base import Event
 from trademesh_events.envelope import Envelope
+from trademesh_events.orders import AccountChanged
 from trademesh_keystore import Keystore, KeystoreError, SealedSecret
 from trademesh_observability.logging import get_logger
+from trademesh_observability.metrics import NOTIFY_UNOWNED
 
 from trademesh_notify.engine import RetryPolicy, next_attempt, notice_of
 from trademesh_notify.store import DeliveryStore, Due
@@ -50,6 +52,7 @@ class Deliveries:
         batch: int,
         lease: timedelta,
         jitter: Callable[[], float] = random.random,
+        service: str = "notify",
     ) -> None:
         self.store = store
         self.keystore = keystore
@@ -61,16 +64,57 @@ class Deliveries:
         self.lease = lease
         self.jitter = jitter
         self._wake = asyncio.Event()
+        self.service = service
+        for outcome in ("held", "resolved", "conflict"):  # from 0: a first one is an increase
+            NOTIFY_UNOWNED.labels(service=service, outcome=outcome)
 
     async def enqueue(self, event: Event, envelope: Envelope, conn: asyncpg.Connection) -> int:
         """The deliveries of `event` to its owner's channels, in the consumer's transaction; 0
-        for an event of no kind users subscribe to."""
+        for an event of no kind users subscribe to. An event that names only an account goes to
+        the account's owner as AccountChanged said; before notify has learnt that owner it is
+        held, sent to no one, and enqueued when the owner is learnt (`learn_owner`)."""
         notice = notice_of(event, envelope)
         if notice is None:
             return 0
-        written = await self.store.enqueue(conn, notice, self.clock())
+        now = self.clock()
+        if notice.owner is None and notice.account_id is not None:
+            owner = await self.store.owner_of(conn, notice.account_id)
+            if owner is None:
+                await self.store.hold(conn, notice, now)
+                NOTIFY_UNOWNED.labels(service=self.service, outcome="held").inc()
+                log.info(
+                    "an account's event waits for the account's owner",
+                    event_id=str(notice.event_id),
+                    account_id=str(notice.account_id),
+                    kind=notice.kind.value,
+                )
+                return 0
+            notice = notice.for_owner(owner)
+        written = await self.store.enqueue(conn, notice, now)
         if written:
             self._wake.set()  # early: the loop reads only committed rows, and polls anyway
+        return written
+
+    async def learn_owner(self, account: AccountChanged, conn: asyncpg.Connection) -> int:
+        """Keep the account's owner (in the consumer's transaction) and enqueue for them what
+        was held for the account; the number of deliveries written. An AccountChanged that
+        names another owner than the one kept changes nothing: an account never changes hands,
+        and a user must never get another user's event."""
+        now = self.clock()
+        owner = await self.store.learn_owner(conn, account.account_id, account.user_id, now)
+        if owner != account.user_id:
+            NOTIFY_UNOWNED.labels(service=self.service, outcome="conflict").inc()
+            log.warning(
+                "an AccountChanged names another owner than the one kept; ignored",
+                account_id=str(account.account_id),
+            )
+            return 0
+        written = 0
+        for held in await self.store.release_held(conn, account.account_id):
+            written += await self.store.enqueue(conn, held.for_owner(owner), now)
+            NOTIFY_UNOWNED.labels(service=self.service, outcome="resolved").inc()
+        if written:
+            self._wake.set()
         return written
 
     async def run(self, stop: asyncio.Event) -> None:
