@@ -6,13 +6,14 @@ from __future__ import annotations
 
 import asyncio
 import csv
+import json
 import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import parse_qs, urlsplit
 
 import asyncpg
 import httpx
@@ -27,6 +28,7 @@ from trademesh_events.topics import BOTS_EVENTS, ORDERS_INTENTS
 from trademesh_http.approval_links import approval_link
 from trademesh_testing.accounts import book
 from trademesh_testing.http import app_client
+from trademesh_testing.logs import LogLines
 from trademesh_testing.marketdata import start_replay, wait_stored
 from trademesh_testing.plugin import SettingsMaker
 from trademesh_testing.samples import decoded, read_all
@@ -286,6 +288,7 @@ def _link(approval_id: str, decision: str, key: SecretStr = LINK_KEY) -> str:
 async def test_a_signed_link_shows_a_form_on_get_and_decides_on_post(
     settings: Settings,
     running: tuple[httpx.AsyncClient, uuid.UUID, dict[str, Any], dict[str, Any]],
+    log_lines: LogLines,
 ) -> None:
     client, user, bot, approval = running
     link = _link(approval["approval_id"], "approve")
@@ -312,6 +315,17 @@ async def test_a_signed_link_shows_a_form_on_get_and_decides_on_post(
     assert used_again.headers["content-type"] == "application/problem+json"
     shown_again = await client.get(link)
     assert shown_again.status_code == 200 and "<form" not in shown_again.text
+    # The link is a secret: its signature, and the key, are in no log line.
+    (line,) = log_lines.named("approval decided", approval_id=approval["approval_id"])
+    assert line["channel"] == "link" and line["decision"] == "approved"
+    # (The test's own client logs its requests through httpx: those lines are not the service's.)
+    logged = "\n".join(
+        json.dumps(entry)
+        for entry in log_lines.all()
+        if not (entry.get("logger") == "httpx" and "http://service/" in entry["event"])
+    )
+    sig = parse_qs(urlsplit(link).query)["sig"][0]
+    assert sig not in logged and LINK_KEY.get_secret_value() not in logged
 
 
 @pytest.mark.parametrize(
@@ -384,6 +398,33 @@ async def _make_overdue(settings: Settings, approval_id: str) -> None:
         )
     finally:
         await conn.close()
+
+
+async def test_stopping_a_bot_withdraws_its_pending_approval_and_sends_nothing(
+    settings: Settings,
+    running: tuple[httpx.AsyncClient, uuid.UUID, dict[str, Any], dict[str, Any]],
+) -> None:
+    client, user, bot, approval = running
+
+    stopped = await client.post(f"/api/v1/bots/{bot['bot_id']}/stop", headers=headers(user))
+
+    assert stopped.status_code == 200 and stopped.json()["state"] == "STOPPED"
+    (decided,) = await bot_events(settings, bot["bot_id"], ApprovalDecided, 1)
+    assert decided.decision == "expired" and decided.decided_by is None
+    assert await order_status(client, user, bot["bot_id"]) == ["CANCELED"]
+    # Risk never saw the order: neither it nor a cancellation of it is on orders.intents.v1.
+    await asyncio.sleep(1.0)
+    records = await read_all(settings.kafka_bootstrap, ORDERS_INTENTS, expect=1, timeout=2)
+    assert [
+        e
+        for e in decoded(ORDERS_INTENTS, records)
+        if e.client_order_id == approval["intent"]["client_order_id"]
+    ] == []
+    late = await client.post(
+        f"/api/v1/bots/{bot['bot_id']}/approvals/{approval['approval_id']}/approve",
+        headers=headers(user),
+    )
+    assert late.status_code == 409
 
 
 async def test_a_pending_approval_survives_a_restart_and_is_approved_once(
