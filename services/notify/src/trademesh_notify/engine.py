@@ -15,7 +15,13 @@ from typing import Any
 from uuid import UUID
 
 from trademesh_events.base import Event
-from trademesh_events.bots import BotState, BotStateChanged
+from trademesh_events.bots import (
+    ApprovalDecided,
+    ApprovalDecision,
+    ApprovalRequested,
+    BotState,
+    BotStateChanged,
+)
 from trademesh_events.envelope import Envelope
 from trademesh_events.orders import DiscrepancyDetected, OrderDenied, OrderFilled, OrderRejected
 from trademesh_events.risk import TradingState, TradingStateChanged, TradingStateReason
@@ -33,7 +39,8 @@ class EventKind(StrEnum):
     KILL_SWITCH = "kill_switch"  # an account, or the platform, halted or back from a halt
     REDUCING = "reducing"  # an account into or out of REDUCING (daily loss limit, an admin)
     DISCREPANCY = "discrepancy"  # reconciliation found the books and the venue disagreeing
-    # Reserved for approve-before-trade bots: subscribable, sent once their events exist.
+    # An approval-mode bot's order waiting for its owner's decision (with signed links to decide
+    # it, when links are configured), and one that expired undecided.
     APPROVAL = "approval"
 
 
@@ -90,6 +97,11 @@ def notice_of(event: Event, envelope: Envelope) -> Notice | None:
             return _notice(event, envelope, kind, owner=event.user_id)
         case DiscrepancyDetected():
             return _notice(event, envelope, EventKind.DISCREPANCY, owner=event.user_id)
+        case ApprovalRequested():
+            return _notice(event, envelope, EventKind.APPROVAL, owner=event.user_id)
+        case ApprovalDecided(decision=ApprovalDecision.EXPIRED):
+            # The owner decided the others, and knows; an expiry happened without them.
+            return _notice(event, envelope, EventKind.APPROVAL, owner=event.user_id)
         case TradingStateChanged():
             kind = trading_state_kind(event)
             if event.account_id is None:

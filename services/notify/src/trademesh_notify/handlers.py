@@ -6,13 +6,14 @@ from typing import assert_never
 
 from trademesh_bus import Bus, Delivery, Route
 from trademesh_db import Database
-from trademesh_events import bots, orders, risk
+from trademesh_events import orders, risk
 from trademesh_events.topics import (
     BOTS_EVENTS_TOPIC,
     ORDERS_DENIED_TOPIC,
     ORDERS_DISCREPANCIES_TOPIC,
     ORDERS_EVENTS_TOPIC,
     RISK_EVENTS_TOPIC,
+    BotEvent,
     OrdersTopicEvent,
 )
 from trademesh_service import service_manifest
@@ -56,7 +57,7 @@ def register_handlers(
     async def on_event(
         event: orders.OrderDenied
         | orders.DiscrepancyDetected
-        | bots.BotStateChanged
+        | BotEvent
         | risk.TradingStateChanged,
         delivery: Delivery,
     ) -> None:

@@ -12,7 +12,7 @@ from trademesh_events import bots, orders, risk
 from trademesh_events.base import Event
 from trademesh_events.envelope import new_envelope
 from trademesh_events.topics import ORDERS_EVENTS_TOPIC
-from trademesh_testing.samples import SAMPLED_TYPES, build_sample
+from trademesh_testing.samples import build_sample
 
 from trademesh_notify.engine import EventKind, Notice, RetryPolicy, next_attempt, notice_of
 
@@ -187,13 +187,26 @@ def test_a_notice_is_for_exactly_one_audience() -> None:
             Notice(uuid4(), owner, EventKind.FILL, "t", b"{}", T0, account_id=account, everyone=everyone)  # fmt: skip
 
 
-def test_approval_is_subscribable_but_no_event_is_one_yet() -> None:
-    assert EventKind("approval") is EventKind.APPROVAL
-    made = [
-        notice_of(e, new_envelope(e, "test", time=T0))
-        for e in (build_sample(cls) for cls in SAMPLED_TYPES)
-    ]
-    assert EventKind.APPROVAL not in {n.kind for n in made if n is not None}
+def test_a_pending_approval_is_an_approval_notice_for_the_bots_owner() -> None:
+    user = uuid4()
+    asked = build_sample(bots.ApprovalRequested, user_id=user)
+    notice = notice_of(asked, new_envelope(asked, "strategy", time=T0))
+    assert notice is not None
+    assert (notice.owner, notice.kind) == (user, EventKind.APPROVAL)
+    assert json.loads(notice.body)["data"]["approval_id"] == str(asked.approval_id)
+
+
+def test_an_expired_approval_is_told_and_a_decided_one_is_not() -> None:
+    user = uuid4()
+    made = {
+        decision: notice_of(e, new_envelope(e, "strategy", time=T0))
+        for decision in bots.ApprovalDecision
+        for e in [build_sample(bots.ApprovalDecided, user_id=user, decision=decision)]
+    }
+    expired = made.pop(bots.ApprovalDecision.EXPIRED)
+    assert expired is not None
+    assert (expired.owner, expired.kind) == (user, EventKind.APPROVAL)
+    assert made == {bots.ApprovalDecision.APPROVED: None, bots.ApprovalDecision.REJECTED: None}
 
 
 def test_retries_back_off_exponentially_within_the_jittered_ceiling() -> None:
