@@ -8,7 +8,8 @@ from typing import Any
 from uuid import uuid4
 
 import pytest
-from trademesh_events import orders
+from trademesh_events import bots, orders, risk
+from trademesh_events.base import Event
 from trademesh_events.envelope import new_envelope
 from trademesh_testing.samples import build_sample
 
@@ -136,3 +137,28 @@ def test_telegram_text_over_the_limit_is_cut_without_a_lone_escape() -> None:
     kept = text[len("*s*\n\n") : -len("\n\\.\\.\\.")]
     assert kept == "\\." * (len(kept) // 2)  # whole escapes only
     assert len(kept) % 2 == 0
+
+
+@pytest.mark.parametrize(
+    ("cls", "fields"),
+    [
+        (orders.OrderRejected, {"reason": "insufficient balance"}),
+        (bots.BotStateChanged, {"state": bots.BotState.ERROR, "reason": "boom"}),
+        (orders.DiscrepancyDetected, {}),
+        (risk.TradingStateChanged, {}),
+    ],
+)
+def test_every_other_event_kind_renders_readably_by_the_fallback(
+    cls: type[Event], fields: dict[str, Any]
+) -> None:
+    event = build_sample(cls, **fields)
+    notice = notice_of(event, new_envelope(event, "test", time=T0))
+    assert notice is not None
+    rendered = render(notice.body)
+    assert rendered.subject.endswith(f": {event.type}")
+    assert rendered.text.splitlines()[0] == f"Event {event.type}"
+    data = json.loads(notice.body)["data"]
+    for key, value in data.items():
+        if key != "type" and isinstance(value, str) and value:
+            assert f"{key}: {value}" in rendered.text
+    assert len(telegram_text(rendered)) <= 4096
