@@ -13,9 +13,12 @@ from trademesh_service import service_app, service_lifespan, wire
 from trademesh_notify.api import api_router
 from trademesh_notify.api.deps import Runtime
 from trademesh_notify.config import Settings
-from trademesh_notify.engine import RetryPolicy
+from trademesh_notify.engine import ChannelKind, RetryPolicy
 from trademesh_notify.handlers import register_handlers
 from trademesh_notify.store import ChannelStore, DeliveryStore
+from trademesh_notify.transports.smtp import EmailTransport
+from trademesh_notify.transports.telegram import TelegramTransport
+from trademesh_notify.transports.webhook import WebhookTransport
 from trademesh_notify.usecases.channels import Channels
 from trademesh_notify.usecases.deliveries import Deliveries
 from trademesh_notify.webhook.sender import WebhookSender
@@ -38,12 +41,19 @@ def create_app(
     log, bus, db = wiring.log, wiring.bus, wiring.db
     database = wiring.database
     keystore = keystore_from(settings)
-    sender = WebhookSender(settings.webhook_allowed_address_kinds, settings.webhook_timeout_s)
-    channels = Channels(ChannelStore(database), keystore, sender, clock)
+    allowed = settings.webhook_allowed_address_kinds  # every kind's destinations
+    sender = WebhookSender(allowed, settings.webhook_timeout_s)
+    telegram = TelegramTransport(settings.telegram_api_base, allowed, settings.webhook_timeout_s)
+    email = EmailTransport(allowed, settings.smtp_timeout_s, clock)
+    channels = Channels(ChannelStore(database), keystore, sender, clock, email)
     deliveries = Deliveries(
         DeliveryStore(database),
         keystore,
-        sender,
+        {
+            ChannelKind.WEBHOOK: WebhookTransport(sender, clock),
+            ChannelKind.TELEGRAM: telegram,
+            ChannelKind.EMAIL: email,
+        },
         RetryPolicy(
             settings.delivery_max_attempts,
             settings.delivery_backoff_base_s,
@@ -53,7 +63,7 @@ def create_app(
         poll_interval_s=settings.delivery_poll_interval_s,
         batch=settings.delivery_batch,
         # Longer than a send can take: a leased delivery is another replica's until then.
-        lease=timedelta(seconds=settings.webhook_timeout_s * 3),
+        lease=timedelta(seconds=max(settings.webhook_timeout_s, settings.smtp_timeout_s) * 3),
         service=settings.service_name,
     )
     register_handlers(bus, deliveries, settings, db)
@@ -64,7 +74,7 @@ def create_app(
         database=database,
         migrations=MIGRATIONS,
         tasks=[deliveries.run],
-        close=[sender.aclose],
+        close=[sender.aclose, telegram.aclose],
     )
     return service_app(
         settings,

@@ -20,11 +20,25 @@ class Settings(ServiceSettings, KeystoreSettings):
     consumer_group: ConsumerGroup = "notify"
     webhook_allowed_address_kinds: frozenset[AddressKind] = Field(
         frozenset(),
-        description="Non-public address kinds webhooks may reach (an admin's choice): a JSON "
-        'list of "loopback", "private", "link-local". Empty: public addresses only.',
+        description="Non-public address kinds channels may reach (an admin's choice): webhooks, "
+        'SMTP servers and the Telegram API base; a JSON list of "loopback", "private", '
+        '"link-local". Empty: public addresses only (and SMTP always with TLS).',
     )
     webhook_timeout_s: float = Field(
-        10.0, gt=0, le=60, description="How long one webhook POST may take, connect included."
+        10.0,
+        gt=0,
+        le=60,
+        description="How long one webhook or Telegram POST may take, connect included.",
+    )
+    telegram_api_base: str = Field(
+        "https://api.telegram.org",
+        pattern=r"^https?://[^/?#@\s]+(/[^?#\s]*)?$",
+        max_length=2048,
+        description="Where the Telegram Bot API is (an admin's choice: a local Bot API server, "
+        "or a test's); its host goes through the same address guard as webhooks.",
+    )
+    smtp_timeout_s: float = Field(
+        15.0, gt=0, le=120, description="How long sending one e-mail may take, all of it."
     )
     delivery_max_attempts: int = Field(
         8, ge=1, le=50, description="Attempts of a delivery before it is dead (owner-visible)."

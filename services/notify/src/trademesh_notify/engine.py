@@ -45,7 +45,11 @@ class EventKind(StrEnum):
 
 
 class ChannelKind(StrEnum):
+    """How a channel is reached: a signed webhook, a Telegram chat (Bot API), or e-mail (SMTP)."""
+
     WEBHOOK = "webhook"
+    TELEGRAM = "telegram"
+    EMAIL = "email"
 
 
 @dataclass(frozen=True)
@@ -178,16 +182,23 @@ class RetryPolicy:
 
 
 def next_attempt(
-    policy: RetryPolicy, attempts: int, now: datetime, jitter: float
+    policy: RetryPolicy,
+    attempts: int,
+    now: datetime,
+    jitter: float,
+    not_before: datetime | None = None,
 ) -> datetime | None:
     """When to try again after `attempts` failed tries (1 after the first), or None: dead.
 
     Full jitter (AWS architecture blog, "Exponential Backoff And Jitter"): a uniform draw
     `jitter` in [0, 1) of the capped exponential delay, so that many failing deliveries to one
-    receiver do not come back together. The draw is the caller's, to keep this pure."""
+    receiver do not come back together. The draw is the caller's, to keep this pure.
+    `not_before` is the receiver's own demand (Telegram's 429 `retry_after`): the next attempt
+    is never earlier, even past the cap; it does not add attempts."""
     if not 0 <= jitter < 1:
         raise ValueError("jitter is a draw in [0, 1)")
     if attempts >= policy.max_attempts:
         return None
     ceiling = min(policy.cap_s, policy.base_s * 2 ** (attempts - 1))
-    return now + timedelta(seconds=ceiling * jitter)
+    at = now + timedelta(seconds=ceiling * jitter)
+    return at if not_before is None else max(at, not_before)

@@ -3,9 +3,11 @@ Postgres schema (its pool's search_path points there)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from dataclasses import dataclass
+import json
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 from uuid import UUID
 
 import asyncpg
@@ -21,10 +23,11 @@ class Channel:
     id: UUID
     owner_id: UUID
     kind: ChannelKind
-    url: str
+    url: str | None  # a webhook's; None for the other kinds
     events: tuple[EventKind, ...]
     created_at: datetime
     disabled_at: datetime | None
+    config: Mapping[str, Any] = field(default_factory=dict)  # non-secret, per kind
 
 
 @dataclass(frozen=True)
@@ -33,7 +36,9 @@ class Due:
 
     event_id: UUID
     channel_id: UUID
-    url: str
+    kind: ChannelKind
+    url: str | None
+    config: Mapping[str, Any]
     sealed_secret: bytes
     event_type: str
     body: bytes
@@ -41,7 +46,7 @@ class Due:
 
 
 _CHANNEL = (
-    "SELECT c.id, c.owner_id, c.kind, c.url, c.created_at, c.disabled_at, "
+    "SELECT c.id, c.owner_id, c.kind, c.url, c.config, c.created_at, c.disabled_at, "
     "coalesce(array_agg(s.event_kind ORDER BY s.event_kind) "
     "FILTER (WHERE s.event_kind IS NOT NULL), '{}') AS events "
     "FROM channels c LEFT JOIN subscriptions s ON s.channel_id = c.id "
@@ -57,6 +62,7 @@ def _channel(row: asyncpg.Record) -> Channel:
         events=tuple(EventKind(e) for e in row["events"]),
         created_at=row["created_at"],
         disabled_at=row["disabled_at"],
+        config=json.loads(row["config"]),
     )
 
 
@@ -71,21 +77,23 @@ class ChannelStore:
         channel_id: UUID,
         owner_id: UUID,
         kind: ChannelKind,
-        url: str,
+        url: str | None,
         sealed_secret: bytes,
         events: Iterable[EventKind],
         now: datetime,
+        config: Mapping[str, Any] | None = None,
     ) -> Channel:
         async with self.db.transaction() as tx:
             await tx.execute(
-                "INSERT INTO channels (id, owner_id, kind, url, sealed_secret, created_at) "
-                "VALUES ($1, $2, $3, $4, $5, $6)",
+                "INSERT INTO channels (id, owner_id, kind, url, sealed_secret, created_at, config) "
+                "VALUES ($1, $2, $3, $4, $5, $6, $7::jsonb)",
                 channel_id,
                 owner_id,
                 kind.value,
                 url,
                 sealed_secret,
                 now,
+                json.dumps(dict(config or {})),
             )
             await tx.executemany(
                 "INSERT INTO subscriptions (channel_id, event_kind) VALUES ($1, $2)",
@@ -220,13 +228,22 @@ class DeliveryStore:
             "leased AS (UPDATE deliveries d SET next_attempt_at = $2 FROM due "
             "WHERE d.event_id = due.event_id AND d.channel_id = due.channel_id "
             "RETURNING d.event_id, d.channel_id, d.event_type, d.body, d.attempts) "
-            "SELECT l.event_id, l.channel_id, c.url, c.sealed_secret, l.event_type, l.body, "
-            "l.attempts FROM leased l JOIN channels c ON c.id = l.channel_id",
+            "SELECT l.event_id, l.channel_id, c.kind, c.url, c.config, c.sealed_secret, "
+            "l.event_type, l.body, l.attempts FROM leased l JOIN channels c ON c.id = l.channel_id",
             now,
             lease_until,
             limit,
         )
-        return [Due(**dict(row)) for row in rows]
+        return [
+            Due(
+                **{
+                    **dict(row),
+                    "kind": ChannelKind(row["kind"]),
+                    "config": json.loads(row["config"]),
+                }
+            )
+            for row in rows
+        ]
 
     async def sent(self, due: Due, now: datetime) -> None:
         await self.db.pool.execute(

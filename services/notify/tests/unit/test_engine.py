@@ -227,3 +227,14 @@ def test_after_the_last_attempt_a_delivery_is_dead() -> None:
 def test_a_jitter_outside_zero_one_is_refused() -> None:
     with pytest.raises(ValueError, match="jitter"):
         next_attempt(RetryPolicy(), 1, T0, 1.0)
+
+
+def test_a_receivers_retry_after_is_the_earliest_next_attempt_even_past_the_cap() -> None:
+    policy = RetryPolicy(max_attempts=5, base_s=1.0, cap_s=10.0)
+    asked = T0 + timedelta(seconds=30)
+    assert next_attempt(policy, 1, T0, 0.5, not_before=asked) == asked
+    # an earlier demand than the back-off changes nothing
+    early = T0 + timedelta(milliseconds=1)
+    assert next_attempt(policy, 3, T0, 0.5, not_before=early) == T0 + timedelta(seconds=2)
+    # and it never adds an attempt: the last one is still dead
+    assert next_attempt(policy, 5, T0, 0.5, not_before=asked) is None

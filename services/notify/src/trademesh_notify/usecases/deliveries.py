@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta
 
 import asyncpg
@@ -22,17 +22,11 @@ from trademesh_keystore import Keystore, KeystoreError, SealedSecret
 from trademesh_observability.logging import get_logger
 from trademesh_observability.metrics import NOTIFY_UNOWNED
 
-from trademesh_notify.engine import RetryPolicy, next_attempt, notice_of
+from trademesh_notify.engine import ChannelKind, RetryPolicy, next_attempt, notice_of
 from trademesh_notify.store import DeliveryStore, Due
+from trademesh_notify.transports import SendError, Transport
 from trademesh_notify.usecases.channels import secret_aad
-from trademesh_notify.webhook.sender import BlockedAddress, WebhookError, WebhookSender
-from trademesh_notify.webhook.signing import (
-    DELIVERY_HEADER,
-    EVENT_TYPE_HEADER,
-    SIGNATURE_HEADER,
-    TIMESTAMP_HEADER,
-    signature,
-)
+from trademesh_notify.webhook.sender import WebhookError
 
 log = get_logger("trademesh_notify.deliveries")
 
@@ -44,7 +38,7 @@ class Deliveries:
         self,
         store: DeliveryStore,
         keystore: Keystore | None,
-        sender: WebhookSender,
+        transports: Mapping[ChannelKind, Transport],
         policy: RetryPolicy,
         clock: Callable[[], datetime],
         *,
@@ -56,7 +50,7 @@ class Deliveries:
     ) -> None:
         self.store = store
         self.keystore = keystore
-        self.sender = sender
+        self.transports = transports
         self.policy = policy
         self.clock = clock
         self.poll_interval_s = poll_interval_s
@@ -146,18 +140,10 @@ class Deliveries:
 
     async def _send(self, due: Due) -> None:
         try:
-            secret = self._secret(due)
-            timestamp = int(self.clock().timestamp())
-            headers = {
-                TIMESTAMP_HEADER: str(timestamp),
-                SIGNATURE_HEADER: signature(secret, timestamp, due.body),
-                DELIVERY_HEADER: f"{due.event_id}:{due.channel_id}",
-                EVENT_TYPE_HEADER: due.event_type,
-            }
-            await self.sender.post(due.url, headers, due.body)
-        except (WebhookError, BlockedAddress, KeystoreError, ValueError) as exc:
+            await self.transports[due.kind].send(due, self._secret(due))
+        except (SendError, WebhookError, KeystoreError, ValueError) as exc:
             attempts = due.attempts + 1
-            retry_at = next_attempt(self.policy, attempts, self.clock(), self.jitter())
+            retry_at = self._retry_at(exc, attempts)
             await self.store.failed(due, str(exc), retry_at)
             log.info(
                 "delivery failed" if retry_at else "delivery dead",
@@ -168,6 +154,16 @@ class Deliveries:
             )
             return
         await self.store.sent(due, self.clock())
+
+    def _retry_at(self, exc: Exception, attempts: int) -> datetime | None:
+        """When to try again (None: dead): a permanent failure is dead at once, and a receiver's
+        `retry_after` is the earliest next attempt."""
+        now = self.clock()
+        if isinstance(exc, SendError) and exc.permanent:
+            return None
+        after = exc.retry_after_s if isinstance(exc, SendError) else None
+        not_before = None if after is None else now + timedelta(seconds=after)
+        return next_attempt(self.policy, attempts, now, self.jitter(), not_before)
 
     def _secret(self, due: Due) -> str:
         if self.keystore is None:
