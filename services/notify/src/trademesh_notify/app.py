@@ -15,6 +15,7 @@ from trademesh_notify.api.deps import Runtime
 from trademesh_notify.config import Settings
 from trademesh_notify.engine import ChannelKind, RetryPolicy
 from trademesh_notify.handlers import register_handlers
+from trademesh_notify.links import ApprovalLinks
 from trademesh_notify.store import ChannelStore, DeliveryStore
 from trademesh_notify.transports.smtp import EmailTransport
 from trademesh_notify.transports.telegram import TelegramTransport
@@ -28,6 +29,14 @@ MIGRATIONS = Path(__file__).parent / "migrations"
 
 def _utc_now() -> datetime:
     return datetime.now(UTC)
+
+
+def approval_links(settings: Settings) -> ApprovalLinks | None:
+    """The signed approve/reject links of pending approvals, when both the gateway's public
+    address and the key strategy checks them with are set; else notifications carry none."""
+    if settings.public_url is None or settings.approval_link_key is None:
+        return None
+    return ApprovalLinks(settings.public_url, settings.approval_link_key)
 
 
 def create_app(
@@ -65,6 +74,7 @@ def create_app(
         # Longer than a send can take: a leased delivery is another replica's until then.
         lease=timedelta(seconds=max(settings.webhook_timeout_s, settings.smtp_timeout_s) * 3),
         service=settings.service_name,
+        links=approval_links(settings),
     )
     register_handlers(bus, deliveries, settings, db)
     lifespan = service_lifespan(

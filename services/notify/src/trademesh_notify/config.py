@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from trademesh_config import ConsumerGroup, Port, SchemaName, ServiceName, ServiceSettings
 from trademesh_keystore import KeystoreSettings
 
@@ -39,6 +39,20 @@ class Settings(ServiceSettings, KeystoreSettings):
     )
     smtp_timeout_s: float = Field(
         15.0, gt=0, le=120, description="How long sending one e-mail may take, all of it."
+    )
+    public_url: str | None = Field(
+        None,
+        pattern=r"^https?://[^/?#@\s]+(/[^?#\s]*)?$",
+        max_length=1024,
+        description="The gateway's address as users reach it (TRADEMESH_PUBLIC_URL): where the "
+        "approve/reject links in notifications point. `make run` sets the local gateway's. "
+        "Unset, or without approval_link_key: notifications carry no links.",
+    )
+    approval_link_key: SecretStr | None = Field(
+        None,
+        min_length=32,
+        description="The HMAC key of the signed approve/reject links (TRADEMESH_APPROVAL_LINK_KEY, "
+        "the one strategy checks them with; at least 32 characters).",
     )
     delivery_max_attempts: int = Field(
         8, ge=1, le=50, description="Attempts of a delivery before it is dead (owner-visible)."

@@ -2,8 +2,9 @@
 MarkdownV2. Pure.
 
 The body is the JSON document a webhook receives (engine.body: `id`, `kind`, `type`, `time`,
-`data`). Fills and denials have lines of their own; any other kind (more are being added) gets
-a generic rendering of its type and fields, so a new kind is readable before it has its own.
+`data`; and `links` for a pending approval, added when sent). Fills, denials and approvals have
+lines of their own; any other kind gets a generic rendering of its type and fields, so that a
+new kind is readable before it has its own.
 """
 
 from __future__ import annotations
@@ -70,6 +71,8 @@ def render(body: bytes) -> Rendered:
             return _fill(document, data)
         case "denial":
             return _denial(document, data)
+        case "approval":
+            return _approval(document, data)
         case _:
             return _generic(document, data)
 
@@ -110,6 +113,44 @@ def _denial(document: dict[str, Any], data: dict[str, Any]) -> Rendered:
         f"Time: {_text(data.get('denied_at') or document.get('time'))}",
     ]
     return Rendered(_subject(subject), "\n".join(lines))
+
+
+def _approval(document: dict[str, Any], data: dict[str, Any]) -> Rendered:
+    """A pending approval, with its links when the service makes them (links.py), or one that
+    expired undecided."""
+    bot, order = _text(data.get("bot_id")), _text(data.get("client_order_id"))
+    if data.get("decision") is not None:
+        lines = [
+            f"Your bot's order {order} was not decided before it expired: it was not placed.",
+            f"Bot: {bot}",
+            f"Time: {_text(data.get('decided_at') or document.get('time'))}",
+        ]
+        return Rendered(_subject(f"Approval expired: order {order}"), "\n".join(lines))
+    side, qty = _text(data.get("side")).upper(), _text(data.get("quantity"))
+    _, symbol = _instrument(data.get("instrument_id"))
+    price = data.get("limit_price") or data.get("stop_price")
+    at = f" at {_text(price)}" if price is not None else ""
+    lines = [
+        f"Your bot asks to {side} {qty} {_text(data.get('instrument_id'))}{at} "
+        f"({_text(data.get('order_type')).lower() or 'order'}).",
+        f"It expires at {_text(data.get('expires_at'))} unless you decide before.",
+        f"Bot: {bot}",
+        f"Account: {_text(data.get('account_id'))}",
+        f"Order: {order}",
+    ]
+    links = document.get("links")
+    if isinstance(links, dict) and links.get("approve") and links.get("reject"):
+        # Whole, never cut: a cut link decides nothing.
+        lines += [
+            f"Approve: {_CONTROL.sub('', str(links['approve']))}",
+            f"Reject: {_CONTROL.sub('', str(links['reject']))}",
+        ]
+    else:
+        lines.append(
+            f"Decide it: POST /api/v1/bots/{bot}/approvals/{_text(data.get('approval_id'))}"
+            "/approve (or /reject)"
+        )
+    return Rendered(_subject(f"Approve? {side} {qty} {symbol}{at}"), "\n".join(lines))
 
 
 def _generic(document: dict[str, Any], data: dict[str, Any]) -> Rendered:

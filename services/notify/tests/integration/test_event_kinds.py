@@ -30,6 +30,7 @@ from trademesh_events.topics import (
     RISK_EVENTS_TOPIC,
     TopicSpec,
 )
+from trademesh_http.approval_links import verify
 from trademesh_observability.metrics import REGISTRY
 from trademesh_testing.http import served
 from trademesh_testing.samples import account_changed, build_sample
@@ -350,3 +351,33 @@ async def test_an_event_older_than_a_channel_is_not_sent_to_it(
     got = await arrived(receiver, "/now")
     assert [g["id"] for g in got] == [str(envelope.id)]
     assert await deliveries_to(app, channel) == [envelope.id]
+
+
+# ---- pending approvals, with their signed links ------------------------------------------------
+
+
+async def test_a_pending_approval_reaches_its_owner_with_links_that_are_not_kept(
+    client: httpx.AsyncClient, app: FastAPI, receiver: Receiver, producer: Bus
+) -> None:
+    settings = runtime_of(app).settings
+    key, public_url = settings.approval_link_key, settings.public_url
+    assert key is not None and public_url is not None  # the tests' settings make links
+    channels = await channels_for(client, receiver, "approval")
+    asked = build_sample(bots.ApprovalRequested, user_id=channels.owner)
+    assert isinstance(asked, bots.ApprovalRequested)
+    envelope = await producer.publish(asked, topic=BOTS_EVENTS_TOPIC)
+    await only_the_subscribed_channel_got(app, receiver, channels, envelope.id, "approval")
+    links = receiver.got["/subscribed"][0]["links"]
+    for decision in ("approve", "reject"):
+        link = httpx.URL(links[decision])
+        assert str(link.copy_with(query=None)) == (
+            f"{public_url}/api/v1/approvals/{asked.approval_id}/{decision}"
+        )
+        assert verify(key, asked.approval_id, decision, link.params["sig"])
+    # Made when sent, never stored: the deliveries table holds the body without them.
+    store = runtime_of(app).deliveries.store
+    kept = await store.db.pool.fetchval(
+        "SELECT body FROM deliveries WHERE channel_id = $1", channels.subscribed
+    )
+    assert "links" not in json.loads(kept)
+    assert links["approve"].split("sig=")[1] not in bytes(kept).decode()

@@ -162,3 +162,43 @@ def test_every_other_event_kind_renders_readably_by_the_fallback(
         if key != "type" and isinstance(value, str) and value:
             assert f"{key}: {value}" in rendered.text
     assert len(telegram_text(rendered)) <= 4096
+
+
+def test_a_pending_approval_renders_the_order_and_both_links_whole() -> None:
+    asked = build_sample(bots.ApprovalRequested, limit_price=None, stop_price=None)
+    assert isinstance(asked, bots.ApprovalRequested)
+    notice = notice_of(asked, new_envelope(asked, "strategy", time=T0))
+    assert notice is not None
+    long_sig = "s" * 300  # longer than any field is cut to: a link is never cut
+    links = {d: f"https://trade.example.org/api/v1/approvals/{asked.approval_id}/{d}?sig={long_sig}"
+             for d in ("approve", "reject")}  # fmt: skip
+    body = json.dumps({**json.loads(notice.body), "links": links}).encode()
+
+    rendered = render(body)
+
+    symbol = str(asked.instrument_id).split(":", 1)[1]
+    assert rendered.subject == f"Approve? {str(asked.side).upper()} {asked.quantity} {symbol}"
+    assert f"Approve: {links['approve']}" in rendered.text.splitlines()
+    assert f"Reject: {links['reject']}" in rendered.text.splitlines()
+    assert f"It expires at {asked.expires_at:%Y-%m-%dT%H:%M:%S}" in rendered.text
+    assert unescape(telegram_text(rendered)).endswith(f"Reject: {links['reject']}")
+
+
+def test_a_pending_approval_without_links_says_how_to_decide_through_the_api() -> None:
+    asked = build_sample(bots.ApprovalRequested)
+    assert isinstance(asked, bots.ApprovalRequested)
+    notice = notice_of(asked, new_envelope(asked, "strategy", time=T0))
+    assert notice is not None
+    text = render(notice.body).text
+    assert f"/api/v1/bots/{asked.bot_id}/approvals/{asked.approval_id}/approve" in text
+    assert "Approve: " not in text
+
+
+def test_an_expired_approval_says_the_order_was_not_placed() -> None:
+    expired = build_sample(bots.ApprovalDecided, decision=bots.ApprovalDecision.EXPIRED)
+    assert isinstance(expired, bots.ApprovalDecided)
+    notice = notice_of(expired, new_envelope(expired, "strategy", time=T0))
+    assert notice is not None
+    rendered = render(notice.body)
+    assert rendered.subject == f"Approval expired: order {expired.client_order_id}"
+    assert "it was not placed" in rendered.text

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import random
 from collections.abc import Callable, Mapping
+from dataclasses import replace
 from datetime import datetime, timedelta
 
 import asyncpg
@@ -23,6 +24,7 @@ from trademesh_observability.logging import get_logger
 from trademesh_observability.metrics import NOTIFY_UNOWNED
 
 from trademesh_notify.engine import ChannelKind, RetryPolicy, next_attempt, notice_of
+from trademesh_notify.links import ApprovalLinks
 from trademesh_notify.store import DeliveryStore, Due
 from trademesh_notify.transports import SendError, Transport
 from trademesh_notify.usecases.channels import secret_aad
@@ -47,6 +49,7 @@ class Deliveries:
         lease: timedelta,
         jitter: Callable[[], float] = random.random,
         service: str = "notify",
+        links: ApprovalLinks | None = None,
     ) -> None:
         self.store = store
         self.keystore = keystore
@@ -57,6 +60,7 @@ class Deliveries:
         self.batch = batch
         self.lease = lease
         self.jitter = jitter
+        self.links = links
         self._wake = asyncio.Event()
         self.service = service
         for outcome in ("held", "resolved", "conflict"):  # from 0: a first one is an increase
@@ -140,6 +144,8 @@ class Deliveries:
 
     async def _send(self, due: Due) -> None:
         try:
+            if self.links is not None:  # made now, never stored: a link is a secret
+                due = replace(due, body=self.links.add_to(due.event_type, due.body))
             await self.transports[due.kind].send(due, self._secret(due))
         except (SendError, WebhookError, KeystoreError, ValueError) as exc:
             attempts = due.attempts + 1
