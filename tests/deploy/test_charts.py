@@ -194,7 +194,8 @@ def test_prod_scales_the_consumers_with_budgets_and_dev_makes_its_secrets() -> N
     assert volumes[mount["name"]]["secret"]["secretName"] == "trademesh-kafka-ca"
     dev = render_chart(ROOT, VALUES["dev"])
     secrets = _of(dev, "Secret")
-    assert set(secrets) == {"trademesh-database", "trademesh-keystore"}
+    assert set(secrets) == {"trademesh-database", "trademesh-keystore", "trademesh-approval-links"}
+    assert len(secrets["trademesh-approval-links"]["stringData"]["key"]) >= 32
     assert secrets["trademesh-database"]["stringData"]["url"].startswith("postgresql://")
     assert not _of(render_chart(ROOT), "Secret")
 

@@ -5,14 +5,17 @@ from each service's own tables."""
 from __future__ import annotations
 
 import asyncio
+import json
 import re
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from decimal import Decimal
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, ClassVar, TypeVar
 
 import asyncpg
 import httpx
@@ -39,14 +42,62 @@ def replay_folder(folder: Path, head: int) -> Path:
 HEAD_BARS = 1050
 
 
+class Inbox(BaseHTTPRequestHandler):
+    """A webhook receiver and a Telegram Bot API's sendMessage, on loopback: what notify sends
+    the users' channels. Every POST's JSON body is kept by its path (`received`)."""
+
+    received: ClassVar[dict[str, list[dict[str, Any]]]] = {}
+    lock: ClassVar[threading.Lock] = threading.Lock()
+
+    def do_POST(self) -> None:
+        body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", "0"))))
+        with self.lock:
+            got = self.received.setdefault(self.path, [])
+            got.append(body)
+            count = len(got)
+        # A Bot API answer for Telegram's path, any 2xx for a webhook.
+        answer = json.dumps({"ok": True, "result": {"message_id": count}}).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(answer)))
+        self.end_headers()
+        self.wfile.write(answer)
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass  # quiet: the test says what it got
+
+    @classmethod
+    def bodies(cls, path: str) -> list[dict[str, Any]]:
+        with cls.lock:
+            return list(cls.received.get(path, []))
+
+
 @pytest.fixture(scope="session")
-def platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Platform]:
+def inbox() -> Iterator[str]:
+    """The base URL of the Inbox on loopback, for the whole session."""
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Inbox)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+
+
+@pytest.fixture(scope="session")
+def platform(tmp_path_factory: pytest.TempPathFactory, inbox: str) -> Iterator[Platform]:
     """The platform as `make run` starts it, on ports of its own, shared by the suites that do
     not change how it runs; open registration (users sign themselves up; the default waits for
-    an admin's approval)."""
+    an admin's approval); notify may send to loopback (the Inbox: webhooks, and the Telegram Bot
+    API it is pointed at)."""
     base = tmp_path_factory.mktemp("e2e")
     replays = replay_folder(base / "replays", HEAD_BARS)
-    env = clean_env(TRADEMESH_REGISTRATION="open", TRADEMESH_REPLAY_DIR=str(replays))
+    env = clean_env(
+        TRADEMESH_REGISTRATION="open",
+        TRADEMESH_REPLAY_DIR=str(replays),
+        TRADEMESH_WEBHOOK_ALLOWED_ADDRESS_KINDS='["loopback"]',
+        TRADEMESH_TELEGRAM_API_BASE=inbox,
+    )
     running = Platform(base / "home", free_offset(), "--no-demo", env=env)
     try:
         running.wait_for(r"gateway:.*OpenAPI", 150)

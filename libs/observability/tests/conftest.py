@@ -17,6 +17,8 @@ from opentelemetry.util._once import Once
 _TOUCHED_LOGGERS = (
     "aiokafka",
     "asyncio",
+    "httpx",
+    "httpcore",
     "uvicorn",
     "uvicorn.error",
     "uvicorn.access",

@@ -11,6 +11,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import httpx
 import pytest
 import structlog
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
@@ -108,6 +109,19 @@ def test_noisy_and_server_loggers_are_tamed() -> None:
     for name in ("uvicorn", "uvicorn.error", "uvicorn.access", "faststream"):
         assert logging.getLogger(name).handlers == []
         assert logging.getLogger(name).propagate is True
+
+
+async def test_a_url_httpx_requests_is_never_logged(
+    log_stream: io.StringIO, json_lines: JsonLines
+) -> None:
+    configure_logging(SERVICE, level="DEBUG", fmt="json", stream=log_stream)
+    transport = httpx.MockTransport(lambda request: httpx.Response(200))
+    async with httpx.AsyncClient(transport=transport) as client:
+        answer = await client.post("https://api.example.org/bot123456:SECRET-token/sendMessage")
+
+    assert answer.status_code == 200
+    assert "SECRET-token" not in log_stream.getvalue()
+    assert logging.getLogger("httpx").level == logging.WARNING
 
 
 def test_configure_is_idempotent(log_stream: io.StringIO, json_lines: JsonLines) -> None:

@@ -6,9 +6,9 @@ import inspect
 from dataclasses import dataclass
 from typing import Annotated
 
+import httpx
 import pytest
 from fastapi import Depends, FastAPI
-from fastapi.testclient import TestClient
 from trademesh_service import runtime_dependency
 
 pytestmark = pytest.mark.unit
@@ -37,11 +37,16 @@ def test_the_dependency_is_async_so_it_runs_in_the_event_loop() -> None:
     assert inspect.iscoroutinefunction(get_runtime)
 
 
-def test_a_route_receives_the_apps_runtime() -> None:
-    with TestClient(app_with(Runtime("risk"))) as client:
-        assert client.get("/name").json() == "risk"
+def client_of(app: FastAPI) -> httpx.AsyncClient:
+    return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://test")
 
 
-def test_a_runtime_of_another_kind_is_refused() -> None:
-    with TestClient(app_with(object())) as client, pytest.raises(AssertionError):
-        client.get("/name")
+async def test_a_route_receives_the_apps_runtime() -> None:
+    async with client_of(app_with(Runtime("risk"))) as client:
+        assert (await client.get("/name")).json() == "risk"
+
+
+async def test_a_runtime_of_another_kind_is_refused() -> None:
+    async with client_of(app_with(object())) as client:
+        with pytest.raises(AssertionError):
+            await client.get("/name")

@@ -213,12 +213,14 @@ async def seed_owned(
 
     from trademesh_bus import Bus
     from trademesh_events.bots import BotState
+    from trademesh_events.ids import make_client_order_id
     from trademesh_events.orders import OrderApproved, OrderType, SubmitOrder
     from trademesh_events.topics import get_topic
     from trademesh_testing.waiting import eventually
     from trademesh_trading.backtest import Sizing
 
     from trademesh_strategy.backtests.requests import BacktestRequest, GridRequest
+    from trademesh_strategy.engine import OrderRequest, intent
     from trademesh_strategy.optimizations import OptimizationRequest
     from trademesh_strategy.store import BotRecord
 
@@ -280,10 +282,25 @@ async def seed_owned(
         cash=Decimal(1000),
         created_at=now,
         updated_at=now,
+        approval="required",
+        approval_expiry_s=3600,
     )
+    # An order of the bot waiting for its owner's approval (the bot in approval mode).
+    held = OrderRequest(
+        make_client_order_id(bot.bot_id, now, "seed"), now, "seed", "buy", Decimal(1), "market",
+        None, None,
+    )  # fmt: skip
     async with runtime.db.transaction() as conn:
         await runtime.bots.insert_bot(conn, bot)
+        run_id = uuid.uuid4()
+        await runtime.bots.open_run(conn, bot.bot_id, run_id)
+        await runtime.bots.add_order(conn, bot.bot_id, run_id, held)
+        await runtime.runtime._request_approval(conn, bot, intent(bot.config, held, now))
+        approval_id = await conn.fetchval(
+            "SELECT approval_id FROM approvals WHERE bot_id = $1", bot.bot_id
+        )
     ids["bot_id"] = str(bot.bot_id)
+    ids["approval_id"] = str(approval_id)
     order = SubmitOrder(
         account_id=uuid.UUID(ids["account_id"]),
         user_id=user,

@@ -18,12 +18,15 @@ from trademesh_testing.plugin import SettingsMaker
 from trademesh_notify.app import create_app
 from trademesh_notify.config import Settings
 
+PUBLIC_URL = "https://trade.example.org"
+LINK_KEY = SecretStr("a test approval link key, long enough to sign")
+
 
 @pytest.fixture
 def settings(make_settings: SettingsMaker, schema: str) -> Settings:
     """Settings on the session's engines, with a consumer group and a schema of this test's own,
     a master key for the channels' secrets, webhooks on loopback allowed (the tests' receivers
-    listen there) and quick retries."""
+    listen there), quick retries, and approval links made (LINK_KEY)."""
     return make_settings(
         Settings,
         database_schema=schema,
@@ -35,6 +38,8 @@ def settings(make_settings: SettingsMaker, schema: str) -> Settings:
         delivery_backoff_cap_s=0.2,
         delivery_max_attempts=3,
         delivery_poll_interval_s=0.05,
+        public_url=PUBLIC_URL,
+        approval_link_key=LINK_KEY,
     )
 
 

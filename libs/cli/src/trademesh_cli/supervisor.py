@@ -117,13 +117,17 @@ def _write_run_file(home: Path, children: list[Child]) -> None:
 
 def service_urls(services: list[ServiceEntry], offset: int) -> dict[str, str]:
     """TRADEMESH_<NAME>_URL of every service (its first replica) and auth's JWKS URL, for the
-    services that call each other (gateway, risk, strategy); with `offset` added to each port."""
+    services that call each other (gateway, risk, strategy); with `offset` added to each port.
+    And TRADEMESH_PUBLIC_URL, the gateway as the user reaches it (where the links in
+    notifications point), unless the environment names one."""
     env: dict[str, str] = {}
     for entry in services:
         url = f"http://127.0.0.1:{entry.port + offset}"
         env[f"TRADEMESH_{entry.name.upper().replace('-', '_')}_URL"] = url
         if entry.name == "auth":
             env["TRADEMESH_AUTH_JWKS_URL"] = f"{url}/.well-known/jwks.json"
+        if entry.name == GATEWAY:
+            env["TRADEMESH_PUBLIC_URL"] = os.environ.get("TRADEMESH_PUBLIC_URL") or url
     return env
 
 

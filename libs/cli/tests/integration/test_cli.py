@@ -99,6 +99,10 @@ def test_infra_up_status_down(tmp_path: Path) -> None:
         assert (home / "keystore.json").stat().st_mode & 0o777 == 0o600
         assert (home / "infra.env").stat().st_mode & 0o777 == 0o600
         keyring = (home / "keystore.json").read_text()
+        # The approval links' key too (strategy checks links, notify makes them).
+        link_key = settings["TRADEMESH_APPROVAL_LINK_KEY"]
+        assert len(link_key) >= 32
+        assert (home / "approval-link.key").stat().st_mode & 0o777 == 0o600
         bootstrap = settings["TRADEMESH_KAFKA_BOOTSTRAP"]
         topics = asyncio.run(_topics(bootstrap))
         for spec in TOPICS:
@@ -111,6 +115,7 @@ def test_infra_up_status_down(tmp_path: Path) -> None:
         assert again.returncode == 0, again.stderr
         assert (home / "infra.env").read_text().count(bootstrap) == 1
         assert (home / "keystore.json").read_text() == keyring  # the same key: data still opens
+        assert f"TRADEMESH_APPROVAL_LINK_KEY={link_key}\n" in (home / "infra.env").read_text()
     finally:
         down = _run("infra", "down", home=home)
     assert down.returncode == 0, down.stderr

@@ -47,6 +47,7 @@ OrderIntent: TypeAlias = orders.SubmitOrder | orders.CancelOrder
 ApprovedCommand: TypeAlias = orders.OrderApproved | orders.CancelOrder | orders.CancelAllOrders
 OrderLifecycleEvent: TypeAlias = orders.OrderLifecycleEvent
 OrdersTopicEvent: TypeAlias = orders.OrdersTopicEvent  # the lifecycle and AccountChanged
+BotEvent: TypeAlias = bots.BotStateChanged | bots.ApprovalRequested | bots.ApprovalDecided
 AuthEvent: TypeAlias = (
     auth.UserRegistered
     | auth.UserLoggedIn
@@ -139,8 +140,12 @@ ORDERS_DISCREPANCIES_TOPIC: TopicSpec[orders.DiscrepancyDetected] = TopicSpec(
     3,
     "What execution's reconciliation with a venue found disagreeing, and what it did.",
 )
-BOTS_EVENTS_TOPIC: TopicSpec[bots.BotStateChanged] = TopicSpec(
-    BOTS_EVENTS, (bots.BotStateChanged,), "bot_id", 3, "Bot state changes."
+BOTS_EVENTS_TOPIC: TopicSpec[BotEvent] = TopicSpec(
+    BOTS_EVENTS,
+    (bots.BotStateChanged, bots.ApprovalRequested, bots.ApprovalDecided),
+    "bot_id",
+    3,
+    "Bot state changes, and approval-mode bots' orders waiting for and given a decision.",
 )
 AUTH_EVENTS_TOPIC: TopicSpec[AuthEvent] = TopicSpec(
     AUTH_EVENTS,

@@ -16,6 +16,7 @@ from trademesh_infra.postgres import EmbeddedPostgres
 
 KAFKA_ENV = "TRADEMESH_KAFKA_BOOTSTRAP"
 DATABASE_ENV = "TRADEMESH_DATABASE_URL"
+APPROVAL_LINK_KEY_ENV = "TRADEMESH_APPROVAL_LINK_KEY"
 
 # Consumer timings for the embedded broker: Tansu completes a group join only after the session
 # timeout of a departed member, so short timeouts make restarts and tests fast on loopback.
@@ -86,6 +87,7 @@ class Stack:
 
         settings = self.service_env()
         settings.update(self.master_key_env())
+        settings.update(self.approval_link_key_env())
         asyncio.run(ensure_topics(settings[KAFKA_ENV], topic_plan(self.retention_ms)))
         # The file holds the local master key: readable by its owner only.
         self.env_file.touch(mode=0o600, exist_ok=True)
@@ -113,6 +115,18 @@ class Stack:
             "TRADEMESH_KEYSTORE_KEYS": json.dumps(keyring["keys"], separators=(",", ":")),
             "TRADEMESH_KEYSTORE_CURRENT_KEY": keyring["current"],
         }
+
+    def approval_link_key_env(self) -> dict[str, str]:
+        """The HMAC key of the signed approval links (strategy checks them, notify makes them):
+        none when the environment names one already; else made once and kept in
+        <home>/approval-link.key (mode 0600), so links sent before a restart still work."""
+        if os.environ.get(APPROVAL_LINK_KEY_ENV):
+            return {}
+        path = self.home / "approval-link.key"
+        if not path.exists():
+            path.touch(mode=0o600)
+            path.write_text(secrets.token_urlsafe(32))
+        return {APPROVAL_LINK_KEY_ENV: path.read_text().strip()}
 
     def service_env(self) -> dict[str, str]:
         """The settings a service needs to use this stack."""

@@ -139,7 +139,10 @@ def configure_logging(
             root.removeHandler(existing)
     root.addHandler(handler)
     root.setLevel(level.upper())
-    for noisy in ("aiokafka", "asyncio"):
+    # httpx and httpcore log every request's URL at INFO (and headers at DEBUG): a URL may hold
+    # a token (a user's webhook URL, the Telegram Bot API's /bot<token>/), so they log warnings
+    # and up only, whatever the level.
+    for noisy in ("aiokafka", "asyncio", "httpx", "httpcore"):
         logging.getLogger(noisy).setLevel(max(logging.WARNING, root.level))
     for name in ("uvicorn", "uvicorn.error", "uvicorn.access", "faststream"):
         logging.getLogger(name).handlers.clear()

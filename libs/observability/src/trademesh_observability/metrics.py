@@ -89,6 +89,8 @@ METRICS: tuple[MetricSpec, ...] = (
     MetricSpec("trademesh_risk_decisions_total", "counter", "intents", "Order intents decided, by decision and reason code.", ("service", "decision", "reason")),
     MetricSpec("trademesh_risk_kill_switch_engaged", "gauge", "boolean", "1 while the platform-wide kill switch is engaged (as last seen by this process).", ("service",)),
     MetricSpec("trademesh_risk_reducing_total", "counter", "accounts", "Accounts switched to REDUCING by their daily loss limit.", ("service",)),
+    # notify
+    MetricSpec("trademesh_notify_unowned_total", "counter", "events", "Events naming only an account: held because the account's owner was not learnt yet, resolved (sent to the owner learnt later), or an AccountChanged naming another owner than the one kept (conflict, ignored).", ("service", "outcome")),
     # gateway
     MetricSpec("trademesh_gateway_rate_limited_total", "counter", "requests", "Requests refused with 429 by a rate limit, by scope (ip, user, streams).", ("service", "scope")),
     MetricSpec("trademesh_gateway_upstream_errors_total", "counter", "requests", "Upstream calls that failed (timeout or unavailable), by upstream service.", ("service", "upstream", "kind")),
@@ -176,6 +178,7 @@ STRATEGY_INTENTS = _counter("trademesh_strategy_intents_total")
 STRATEGY_BOT_ERRORS = _counter("trademesh_strategy_bot_errors_total")
 STRATEGY_WARMUPS = _counter("trademesh_strategy_bot_warmups_total")
 STRATEGY_BACKTESTS = _counter("trademesh_strategy_backtests_total")
+NOTIFY_UNOWNED = _counter("trademesh_notify_unowned_total")
 GATEWAY_RATE_LIMITED = _counter("trademesh_gateway_rate_limited_total")
 GATEWAY_UPSTREAM_ERRORS = _counter("trademesh_gateway_upstream_errors_total")
 GATEWAY_STREAMS_OPEN = _gauge("trademesh_gateway_streams_open")

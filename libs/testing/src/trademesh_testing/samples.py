@@ -28,6 +28,7 @@ ACCOUNT = UUID("0190a1b2-0000-7000-8000-000000000001")
 USER = UUID("0190a1b2-0000-7000-8000-000000000002")
 BOT = UUID("0190a1b2-0000-7000-8000-000000000003")
 ADMIN = UUID("0190a1b2-0000-7000-8000-000000000004")
+APPROVAL = UUID("0190a1b2-0000-7000-8000-000000000005")
 INSTRUMENT = "binance:BTC/USDT"
 CLIENT_ORDER_ID = "tm-0123456789abcdef0123456789abc"
 
@@ -153,6 +154,30 @@ _BUILDERS: dict[type[Event], Callable[[], dict[str, Any]]] = {
         "state": bots.BotState.RUNNING,
         "reason": "started by user",
         "ts": T0,
+    },
+    bots.ApprovalRequested: lambda: {
+        "approval_id": APPROVAL,
+        "bot_id": BOT,
+        "user_id": USER,
+        "account_id": ACCOUNT,
+        "client_order_id": CLIENT_ORDER_ID,
+        "instrument_id": INSTRUMENT,
+        "side": "buy",
+        "order_type": orders.OrderType.LIMIT,
+        "quantity": Decimal("0.25"),
+        "limit_price": Decimal("64000.5"),
+        "requested_at": T0,
+        "expires_at": T0 + timedelta(seconds=60),
+    },
+    bots.ApprovalDecided: lambda: {
+        "approval_id": APPROVAL,
+        "bot_id": BOT,
+        "user_id": USER,
+        "client_order_id": CLIENT_ORDER_ID,
+        "decision": bots.ApprovalDecision.APPROVED,
+        "decided_by": USER,
+        "channel": "api",
+        "decided_at": T0 + timedelta(seconds=5),
     },
     auth.UserRegistered: lambda: {
         "user_id": USER,

@@ -251,7 +251,12 @@ def trace_id_of(envelope: Envelope) -> str | None:
 def actor_of(event: Mapping[str, Any], source: str) -> tuple[ActorKind, str]:
     """Who did it: the user the event names as acting (`ACTOR_FIELDS`), else the service that
     published it (`ce_source`). Only top-level fields count: an approval carries the approved
-    order (and its user) inside, but the approval is risk's act."""
+    order (and its user) inside, but the approval is risk's act. An approval decision names
+    who decided in `decided_by`, null when nobody did (it expired): the service acted then, not
+    the owner the event names in `user_id`."""
+    if "decided_by" in event:
+        decider = event["decided_by"]
+        return ("service", source) if decider is None else ("user", str(decider))
     for name in ACTOR_FIELDS:
         value = event.get(name)
         if value is not None:

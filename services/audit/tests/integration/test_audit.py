@@ -22,7 +22,7 @@ from fastapi import FastAPI
 from opentelemetry import propagate, trace
 from trademesh_bus import Bus, Retention
 from trademesh_db import Database, migrate
-from trademesh_events import auth, orders
+from trademesh_events import auth, bots, orders
 from trademesh_events.base import Event
 from trademesh_events.envelope import Envelope, new_envelope
 from trademesh_events.topics import topic_for
@@ -190,6 +190,37 @@ async def test_an_order_flow_and_a_login_are_logged_and_the_chain_verifies(
     assert verified["ok"] is True
     assert verified["first_broken"] is None
     assert verified["rows"] >= len(expected)
+
+
+async def test_an_approval_requested_and_decided_are_logged_with_who_and_when(
+    client: httpx.AsyncClient, peer: Bus, caller_headers: CallerHeaders
+) -> None:
+    admin = caller_headers("admin")
+    user, bot, approval = uuid4(), uuid4(), uuid4()
+    order_id = f"t-{uuid4().hex[:20]}"
+    ids = {"approval_id": approval, "bot_id": bot, "user_id": user, "client_order_id": order_id}
+    requested = build_sample(bots.ApprovalRequested, **ids)
+    approved = build_sample(
+        bots.ApprovalDecided, **ids, decision=bots.ApprovalDecision.APPROVED, decided_by=user
+    )
+    traceparent = f"00-{uuid4().hex}-{uuid4().hex[:16]}-01"
+    sent = [await publish_as(peer, e, "strategy", traceparent) for e in (requested, approved)]
+
+    async def logged() -> list[dict[str, Any]] | None:
+        items = await search(client, admin, target=order_id)
+        return items if len(items) == 2 else None
+
+    rows = {UUID(item["event_id"]): item for item in await eventually(logged)}
+    for envelope, event in zip(sent, (requested, approved), strict=True):
+        row = rows[envelope.id]
+        assert (row["actor_kind"], row["actor"]) == ("user", str(user))
+        assert (row["topic"], row["action"]) == ("bots.events.v1", event.type)
+        assert datetime.fromisoformat(row["occurred_at"]) == envelope.time
+        assert row["event"] == json.loads(topic_for(event).encode(event))
+    decided = rows[sent[1].id]["event"]
+    assert decided["decided_by"] == str(user) and decided["decision"] == "approved"
+    assert datetime.fromisoformat(decided["decided_at"]) == approved.decided_at  # type: ignore[attr-defined]
+    assert (await client.get("/api/v1/audit/verify", headers=admin)).json()["ok"] is True
 
 
 # ---- tampering ------------------------------------------------------------------------------

@@ -113,6 +113,9 @@ def _relink_unkeyed(rows: list[AuditRow], start: int, *, keep_key_id: bool) -> l
         (orders.OrderFilled, ("user", str(USER)), ("client_order_id", CLIENT_ORDER_ID)),
         (orders.DiscrepancyDetected, ("user", str(USER)), ("client_order_id", CLIENT_ORDER_ID)),
         (bots.BotStateChanged, ("user", str(USER)), ("bot_id", str(BOT))),
+        # An approval-mode bot's order: the owner's, until the owner decides it.
+        (bots.ApprovalRequested, ("user", str(USER)), ("client_order_id", CLIENT_ORDER_ID)),
+        (bots.ApprovalDecided, ("user", str(USER)), ("client_order_id", CLIENT_ORDER_ID)),
         (auth.UserLoggedIn, ("user", str(USER)), ("user_id", str(USER))),
         # The admin who acted, on the user acted on.
         (auth.RoleChanged, ("user", str(ADMIN)), ("user_id", str(USER))),
@@ -130,6 +133,21 @@ def test_actor_and_target_come_from_the_event_else_its_source(
     entry = entry_of(topic_for(event).name, _wire(event), _envelope(event))
     assert (entry.actor_kind, entry.actor) == actor
     assert (entry.target_kind, entry.target) == target
+
+
+def test_an_expired_approval_is_the_publishing_services_act_not_its_owners() -> None:
+    expired = build_sample(
+        bots.ApprovalDecided, decision=bots.ApprovalDecision.EXPIRED, decided_by=None, channel=None
+    )
+    decided_by_admin = build_sample(bots.ApprovalDecided, decided_by=ADMIN)
+
+    entry = entry_of(topic_for(expired).name, _wire(expired), _envelope(expired))
+    by_admin = entry_of(
+        topic_for(decided_by_admin).name, _wire(decided_by_admin), _envelope(decided_by_admin)
+    )
+
+    assert (entry.actor_kind, entry.actor) == ("service", "strategy")
+    assert (by_admin.actor_kind, by_admin.actor) == ("user", str(ADMIN))
 
 
 def test_a_discrepancy_of_no_order_targets_the_account() -> None:

@@ -236,6 +236,28 @@ async def test_a_limit_above_the_cap_is_lowered_to_it(
     assert recorder.requests[-1].url.params["limit"] == "5"
 
 
+async def test_an_approval_link_reaches_strategy_without_a_credential_with_its_signature(
+    client: httpx.AsyncClient, recorder: Any
+) -> None:
+    """A notification's signed link: no login, strategy checks the signature, which the gateway
+    passes on as it came; a token the client sends anyway goes nowhere."""
+    approval = uuid.uuid4()
+    path = f"/api/v1/approvals/{approval}/approve"
+
+    for method in ("GET", "POST"):
+        response = await client.request(
+            method, path, params={"sig": "c2lnbmF0dXJl_-"}, headers=bearer()
+        )
+        assert response.status_code == 200, response.text
+        forwarded = recorder.requests[-1]
+        assert (forwarded.method, forwarded.url.path) == (method, path)
+        assert forwarded.url.params["sig"] == "c2lnbmF0dXJl_-"
+        assert "authorization" not in forwarded.headers
+    # The owner's own routes under the bot still need a credential.
+    owner_route = f"/api/v1/bots/{uuid.uuid4()}/approvals/{approval}/approve"
+    assert (await client.post(owner_route)).status_code == 401
+
+
 # ---- rate limits -------------------------------------------------------------------------------
 
 
@@ -270,6 +292,14 @@ async def test_the_per_ip_limit_counts_before_authentication(limited: Any) -> No
         assert refused.status_code == 429
         assert refused.json()["scope"] == "ip"
         assert int(refused.headers["Retry-After"]) >= 1
+
+
+async def test_approval_links_are_limited_per_ip(limited: Any) -> None:
+    app = limited(rate_limit_ip="3/minute")
+    path = f"/api/v1/approvals/{uuid.uuid4()}/approve"
+    async with app_client(app) as http:
+        statuses = [(await http.get(path, params={"sig": "x"})).status_code for _ in range(4)]
+    assert statuses == [200, 200, 200, 429]
 
 
 def _from(app: FastAPI, peer: str) -> httpx.AsyncClient:

@@ -90,6 +90,12 @@ async def test_bola_matrix_from_the_route_table(platform: Any, seed: Any) -> Non
         assert (await gateway.get(path, headers=alice_headers)).status_code == 200, name
     keys = await gateway.get("/api/v1/api-keys", headers=alice_headers)
     assert [k["key_id"] for k in keys.json()] == [ids["key_id"]]
+    waiting = await gateway.get(
+        f"/api/v1/bots/{ids['bot_id']}/approvals",
+        params={"status": "pending"},
+        headers=alice_headers,
+    )
+    assert [a["approval_id"] for a in waiting.json()["items"]] == [ids["approval_id"]]
     channels = await gateway.get("/api/v1/notify/channels", headers=alice_headers)
     assert [c["id"] for c in channels.json()] == [ids["channel_id"]]
     # ...and a bot body naming Alice's account is refused for Bob before strategy sees it

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 
 from limits import parse_many
-from pydantic import Field, field_validator
+from pydantic import Field, SecretStr, field_validator
 from trademesh_config import ConsumerGroup, Port, SchemaName, ServiceName, ServiceSettings
 from trademesh_keystore import KeystoreSettings
 
@@ -36,11 +36,39 @@ class Settings(ServiceSettings, KeystoreSettings):
     consumer_group: ConsumerGroup = "notify"
     webhook_allowed_address_kinds: frozenset[AddressKind] = Field(
         frozenset(),
-        description="Non-public address kinds webhooks may reach (an admin's choice): a JSON "
-        'list of "loopback", "private", "link-local". Empty: public addresses only.',
+        description="Non-public address kinds channels may reach (an admin's choice): webhooks, "
+        'SMTP servers and the Telegram API base; a JSON list of "loopback", "private", '
+        '"link-local". Empty: public addresses only (and SMTP always with TLS).',
     )
     webhook_timeout_s: float = Field(
-        10.0, gt=0, le=60, description="How long one webhook POST may take, connect included."
+        10.0,
+        gt=0,
+        le=60,
+        description="How long one webhook or Telegram POST may take, connect included.",
+    )
+    telegram_api_base: str = Field(
+        "https://api.telegram.org",
+        pattern=r"^https?://[^/?#@\s]+(/[^?#\s]*)?$",
+        max_length=2048,
+        description="Where the Telegram Bot API is (an admin's choice: a local Bot API server, "
+        "or a test's); its host goes through the same address guard as webhooks.",
+    )
+    smtp_timeout_s: float = Field(
+        15.0, gt=0, le=120, description="How long sending one e-mail may take, all of it."
+    )
+    public_url: str | None = Field(
+        None,
+        pattern=r"^https?://[^/?#@\s]+(/[^?#\s]*)?$",
+        max_length=1024,
+        description="The gateway's address as users reach it (TRADEMESH_PUBLIC_URL): where the "
+        "approve/reject links in notifications point. `make run` sets the local gateway's. "
+        "Unset, or without approval_link_key: notifications carry no links.",
+    )
+    approval_link_key: SecretStr | None = Field(
+        None,
+        min_length=32,
+        description="The HMAC key of the signed approve/reject links (TRADEMESH_APPROVAL_LINK_KEY, "
+        "the one strategy checks them with; at least 32 characters).",
     )
     delivery_max_attempts: int = Field(
         8, ge=1, le=50, description="Attempts of a delivery before it is dead (owner-visible)."
@@ -59,7 +87,9 @@ class Settings(ServiceSettings, KeystoreSettings):
         "(LISTEN/NOTIFY) and when the earliest retry comes due; this poll is the safety net "
         "(a fifth of it, at most 1 s, while the listening connection is down).",
     )
-    delivery_batch: int = Field(50, ge=1, le=1000, description="Deliveries sent per round.")
+    delivery_batch: int = Field(
+        50, ge=1, le=1000, description="Deliveries in flight at once (claimed, being sent)."
+    )
     delivery_rate_limits: dict[str, str] = Field(
         default_factory=lambda: dict(DEFAULT_RATE_LIMITS),
         description="What one channel may be sent, per channel kind, in the `limits` notation "

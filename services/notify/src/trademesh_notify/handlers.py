@@ -4,13 +4,16 @@ from __future__ import annotations
 
 from typing import assert_never
 
-from trademesh_bus import Bus, Delivery
+from trademesh_bus import Bus, Delivery, Route
 from trademesh_db import Database
 from trademesh_events import orders, risk
 from trademesh_events.topics import (
+    BOTS_EVENTS_TOPIC,
     ORDERS_DENIED_TOPIC,
+    ORDERS_DISCREPANCIES_TOPIC,
     ORDERS_EVENTS_TOPIC,
     RISK_EVENTS_TOPIC,
+    BotEvent,
     OrdersTopicEvent,
 )
 from trademesh_service import service_manifest
@@ -22,11 +25,13 @@ from trademesh_notify.usecases.deliveries import Deliveries
 def register_handlers(
     bus: Bus, deliveries: Deliveries, settings: Settings, db: Database | None
 ) -> None:
-    """Subscribe to every consumed topic, one consumer group per topic.
+    """Subscribe to every consumed topic with one consumer in one consumer group.
 
-    Each handler runs in one transaction with the inbox entry, and writes the event's
+    Each batch runs in one transaction with its inbox entries, and writes the events'
     deliveries in it (a redelivered event writes nothing). A message that fails validation goes
-    to `<topic>.dlq` (the bus does that) and the consumer goes on.
+    to `<topic>.dlq` (the bus does that) and the consumer goes on. The group reads a topic from
+    its beginning when it has no committed offset: AccountChanged from history tells the owners
+    of accounts, and a channel is never sent an event older than itself (DeliveryStore.enqueue).
     """
     if db is None:
         raise RuntimeError(f"{settings.service_name}: deliveries need the service's database")
@@ -34,41 +39,38 @@ def register_handlers(
     async def on_order_event(event: OrdersTopicEvent, delivery: Delivery) -> None:
         assert delivery.conn is not None  # a transactional subscription (db given below)
         match event:
-            case orders.OrderFilled():
+            case orders.OrderFilled() | orders.OrderRejected():
                 await deliveries.enqueue(event, delivery.envelope, delivery.conn)
+            case orders.AccountChanged():
+                await deliveries.learn_owner(event, delivery.conn)
             case (
                 orders.OrderSubmitted()
                 | orders.OrderAccepted()
-                | orders.OrderRejected()
                 | orders.OrderCanceled()
                 | orders.OrderExpired()
                 | orders.OrderStatusUnknown()
-                | orders.AccountChanged()
             ):
-                pass  # not sent yet: rejections come with a later increment
+                pass  # of no kind a user subscribes to
             case _:
                 assert_never(event)
 
-    async def on_denial(event: orders.OrderDenied, delivery: Delivery) -> None:
+    async def on_event(
+        event: orders.OrderDenied
+        | orders.DiscrepancyDetected
+        | BotEvent
+        | risk.TradingStateChanged,
+        delivery: Delivery,
+    ) -> None:
         assert delivery.conn is not None
         await deliveries.enqueue(event, delivery.envelope, delivery.conn)
 
-    async def on_risk_event(event: risk.TradingStateChanged, delivery: Delivery) -> None:
-        pass  # trading state changes are sent by a later increment (their owner is per account)
-
-    topics = (ORDERS_EVENTS_TOPIC, ORDERS_DENIED_TOPIC, RISK_EVENTS_TOPIC)
-    if {topic.name for topic in topics} != set(service_manifest(__name__).consumes):
+    routes = [
+        Route(ORDERS_EVENTS_TOPIC, on_order_event),
+        Route(ORDERS_DENIED_TOPIC, on_event),
+        Route(ORDERS_DISCREPANCIES_TOPIC, on_event),
+        Route(BOTS_EVENTS_TOPIC, on_event),
+        Route(RISK_EVENTS_TOPIC, on_event),
+    ]
+    if {route.topic.name for route in routes} != set(service_manifest(__name__).consumes):
         raise RuntimeError(f"{settings.service_name}: handlers and the declared topics disagree")
-    group = settings.consumer_group
-    bus.subscribe(
-        ORDERS_EVENTS_TOPIC,
-        group=f"{group}.{ORDERS_EVENTS_TOPIC.name}",
-        handler=on_order_event,
-        db=db,
-    )
-    bus.subscribe(
-        ORDERS_DENIED_TOPIC, group=f"{group}.{ORDERS_DENIED_TOPIC.name}", handler=on_denial, db=db
-    )
-    bus.subscribe(
-        RISK_EVENTS_TOPIC, group=f"{group}.{RISK_EVENTS_TOPIC.name}", handler=on_risk_event, db=db
-    )
+    bus.subscribe_many(routes, group=settings.consumer_group, db=db)

@@ -3,10 +3,12 @@ Postgres schema (its pool's search_path points there)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from dataclasses import dataclass
+import json
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
+from typing import Any
 from uuid import UUID
 
 import asyncpg
@@ -22,10 +24,11 @@ class Channel:
     id: UUID
     owner_id: UUID
     kind: ChannelKind
-    url: str
+    url: str | None  # a webhook's; None for the other kinds
     events: tuple[EventKind, ...]
     created_at: datetime
     disabled_at: datetime | None
+    config: Mapping[str, Any] = field(default_factory=dict)  # non-secret, per kind
 
 
 @dataclass(frozen=True)
@@ -34,12 +37,13 @@ class Due:
 
     event_id: UUID
     channel_id: UUID
-    url: str
+    kind: ChannelKind
+    url: str | None
+    config: Mapping[str, Any]
     sealed_secret: bytes
     event_type: str
     body: bytes
     attempts: int
-    channel_kind: str = ChannelKind.WEBHOOK.value
     event_kind: str = ""
     event_time: datetime | None = None
 
@@ -76,7 +80,7 @@ def wake_channel(schema: str) -> str:
 
 
 _CHANNEL = (
-    "SELECT c.id, c.owner_id, c.kind, c.url, c.created_at, c.disabled_at, "
+    "SELECT c.id, c.owner_id, c.kind, c.url, c.config, c.created_at, c.disabled_at, "
     "coalesce(array_agg(s.event_kind ORDER BY s.event_kind) "
     "FILTER (WHERE s.event_kind IS NOT NULL), '{}') AS events "
     "FROM channels c LEFT JOIN subscriptions s ON s.channel_id = c.id "
@@ -92,6 +96,7 @@ def _channel(row: asyncpg.Record) -> Channel:
         events=tuple(EventKind(e) for e in row["events"]),
         created_at=row["created_at"],
         disabled_at=row["disabled_at"],
+        config=json.loads(row["config"]),
     )
 
 
@@ -106,21 +111,23 @@ class ChannelStore:
         channel_id: UUID,
         owner_id: UUID,
         kind: ChannelKind,
-        url: str,
+        url: str | None,
         sealed_secret: bytes,
         events: Iterable[EventKind],
         now: datetime,
+        config: Mapping[str, Any] | None = None,
     ) -> Channel:
         async with self.db.transaction() as tx:
             await tx.execute(
-                "INSERT INTO channels (id, owner_id, kind, url, sealed_secret, created_at) "
-                "VALUES ($1, $2, $3, $4, $5, $6)",
+                "INSERT INTO channels (id, owner_id, kind, url, sealed_secret, created_at, config) "
+                "VALUES ($1, $2, $3, $4, $5, $6, $7::jsonb)",
                 channel_id,
                 owner_id,
                 kind.value,
                 url,
                 sealed_secret,
                 now,
+                json.dumps(dict(config or {})),
             )
             await tx.executemany(
                 "INSERT INTO subscriptions (channel_id, event_kind) VALUES ($1, $2)",
@@ -200,42 +207,106 @@ class DeliveryStore:
     def wake_channel(self) -> str:
         return wake_channel(self.db.schema)
 
-    async def enqueue(
-        self,
-        conn: asyncpg.Connection,
-        notice: Notice,
-        now: datetime,
-        event_time: datetime | None = None,
-    ) -> int:
+    async def enqueue(self, conn: asyncpg.Connection, notice: Notice, now: datetime) -> int:
         """A pending delivery of `notice` to each of its owner's enabled channels subscribed to
-        its kind, in the caller's transaction (the consumer's, with its inbox entry); the
-        (event, channel) key makes a second enqueue of the same event write nothing. The
-        number of deliveries written.
+        its kind (to every user's, for a notice to everyone), in the caller's transaction (the
+        consumer's, with its inbox entry); the (event, channel) key makes a second enqueue of
+        the same event write nothing. A channel gets no event older than itself: a consumer
+        reading history (a new group) sends nothing its owner did not subscribe to when it
+        happened. The number of deliveries written.
 
         When it writes any, the same statement NOTIFYs the delivery loops: Postgres delivers a
         notification only when its transaction commits, so a loop woken by it finds the rows;
         repeats in one transaction fold into one."""
+        if notice.owner is None and not notice.everyone:
+            raise ValueError("an account's notice is enqueued once its owner is known")
         row = await conn.fetchrow(
             "WITH written AS (INSERT INTO deliveries (event_id, channel_id, owner_id, event_kind, "
             "event_type, body, next_attempt_at, created_at, event_time) "
             "SELECT $1, c.id, c.owner_id, $3, $4, $5, $6, $6, $7 FROM channels c "
             "JOIN subscriptions s ON s.channel_id = c.id AND s.event_kind = $3 "
-            "WHERE c.owner_id = $2 AND c.disabled_at IS NULL "
+            "WHERE (c.owner_id = $2 OR ($2::uuid IS NULL AND $8)) AND c.disabled_at IS NULL "
+            "AND c.created_at <= $7 "
             "ON CONFLICT (event_id, channel_id) DO NOTHING RETURNING 1), "
             "counted AS (SELECT count(*) AS n FROM written) "
             "SELECT counted.n FROM counted "
-            "LEFT JOIN LATERAL (SELECT pg_notify($8, '') WHERE counted.n > 0) woke ON true",
+            "LEFT JOIN LATERAL (SELECT pg_notify($9, '') WHERE counted.n > 0) woke ON true",
             notice.event_id,
             notice.owner,
             notice.kind.value,
             notice.event_type,
             notice.body,
             now,
-            event_time,
+            notice.time,
+            notice.everyone,
             self.wake_channel,
         )
         assert row is not None
         return int(row["n"])
+
+    async def owner_of(self, conn: asyncpg.Connection, account_id: UUID) -> UUID | None:
+        """The account's owner as AccountChanged said, or None: not learnt (yet). Holds the
+        account's lock to the end of the transaction (`_lock_account`)."""
+        await _lock_account(conn, account_id)
+        owner: UUID | None = await conn.fetchval(
+            "SELECT owner_id FROM account_owners WHERE account_id = $1", account_id
+        )
+        return owner
+
+    async def learn_owner(
+        self, conn: asyncpg.Connection, account_id: UUID, owner_id: UUID, now: datetime
+    ) -> UUID:
+        """Keep `owner_id` as the account's owner unless one is known already; the owner kept
+        (the first learnt: an account never changes hands). Holds the account's lock to the end
+        of the transaction, and writes nothing for an owner already kept."""
+        await _lock_account(conn, account_id)
+        kept: UUID = await conn.fetchval(
+            "WITH learnt AS (INSERT INTO account_owners (account_id, owner_id, learnt_at) "
+            "VALUES ($1, $2, $3) ON CONFLICT (account_id) DO NOTHING RETURNING owner_id) "
+            "SELECT owner_id FROM learnt UNION ALL "
+            "SELECT owner_id FROM account_owners WHERE account_id = $1 LIMIT 1",
+            account_id,
+            owner_id,
+            now,
+        )
+        return kept
+
+    async def hold(self, conn: asyncpg.Connection, notice: Notice, now: datetime) -> None:
+        """Keep an account's notice, sent to no one, until its owner is learnt."""
+        assert notice.account_id is not None and notice.owner is None
+        await conn.execute(
+            "INSERT INTO unowned_notices (event_id, account_id, event_kind, event_type, body, "
+            "event_time, held_at) VALUES ($1, $2, $3, $4, $5, $6, $7) "
+            "ON CONFLICT (event_id) DO NOTHING",
+            notice.event_id,
+            notice.account_id,
+            notice.kind.value,
+            notice.event_type,
+            notice.body,
+            notice.time,
+            now,
+        )
+
+    async def release_held(self, conn: asyncpg.Connection, account_id: UUID) -> list[Notice]:
+        """The account's held notices, oldest first, taken out of the hold (the caller enqueues
+        them for the owner in the same transaction)."""
+        rows = await conn.fetch(
+            "DELETE FROM unowned_notices WHERE account_id = $1 "
+            "RETURNING event_id, event_kind, event_type, body, event_time",
+            account_id,
+        )
+        return [
+            Notice(
+                row["event_id"],
+                None,
+                EventKind(row["event_kind"]),
+                row["event_type"],
+                row["body"],
+                row["event_time"],
+                account_id=account_id,
+            )
+            for row in sorted(rows, key=lambda r: (r["event_time"], r["event_id"]))
+        ]
 
     async def claim_due(self, now: datetime, lease_until: datetime, limit: int) -> list[Due]:
         """Up to `limit` pending deliveries due at `now`, leased until `lease_until` (their next
@@ -252,14 +323,23 @@ class DeliveryStore:
             "WHERE d.event_id = due.event_id AND d.channel_id = due.channel_id "
             "RETURNING d.event_id, d.channel_id, d.event_type, d.body, d.attempts, d.event_kind, "
             "d.event_time) "
-            "SELECT l.event_id, l.channel_id, c.url, c.sealed_secret, l.event_type, l.body, "
-            "l.attempts, c.kind AS channel_kind, l.event_kind, l.event_time "
+            "SELECT l.event_id, l.channel_id, c.kind, c.url, c.config, c.sealed_secret, "
+            "l.event_type, l.body, l.attempts, l.event_kind, l.event_time "
             "FROM leased l JOIN channels c ON c.id = l.channel_id",
             now,
             lease_until,
             limit,
         )
-        return [Due(**dict(row)) for row in rows]
+        return [
+            Due(
+                **{
+                    **dict(row),
+                    "kind": ChannelKind(row["kind"]),
+                    "config": json.loads(row["config"]),
+                }
+            )
+            for row in rows
+        ]
 
     async def sent(self, due: Due, now: datetime) -> None:
         await self.db.pool.execute(
@@ -381,3 +461,14 @@ class DeliveryStore:
 
 def _delivery(row: asyncpg.Record) -> DeliveryRow:
     return DeliveryRow(**{**dict(row), "status": DeliveryStatus(row["status"])})
+
+
+async def _lock_account(conn: asyncpg.Connection, account_id: UUID) -> None:
+    """Serialise, across replicas, what concerns an account's owner until the transaction ends:
+    without it, one replica could hold an account's event (no owner yet) while another learns
+    the owner and releases the held events without seeing it, and the event would wait for the
+    next AccountChanged. A deadlock between two batches is a transient error the bus retries."""
+    await conn.execute(
+        "SELECT pg_advisory_xact_lock(hashtextextended('notify.account.' || $1::uuid::text, 0))",
+        account_id,
+    )

@@ -14,6 +14,7 @@ from trademesh_trading.registry import StrategyRegistry
 
 from trademesh_strategy.api import api_router
 from trademesh_strategy.api.deps import Runtime
+from trademesh_strategy.approvals import ApprovalStore
 from trademesh_strategy.backtests.store import BacktestStore
 from trademesh_strategy.backtests.worker import BacktestWorker
 from trademesh_strategy.config import Settings
@@ -25,6 +26,7 @@ from trademesh_strategy.optimizations import (
     route_optuna_logs,
 )
 from trademesh_strategy.store import BotStore
+from trademesh_strategy.usecases.approvals import ApprovalDesk
 from trademesh_strategy.usecases.runner import BotRuntime
 
 MIGRATIONS = Path(__file__).parent / "migrations"
@@ -70,6 +72,16 @@ def create_app(
         clock=clock,
         window=settings.bot_window,
         rebuild_max_bars=settings.rebuild_max_bars,
+        approvals=ApprovalStore(database),
+    )
+    approvals = ApprovalDesk(
+        db=database,
+        store=runtime.approvals,
+        bots=bots,
+        runtime=runtime,
+        outbox=bus.outbox,
+        clock=clock,
+        sweep_interval_s=settings.approval_sweep_interval_s,
     )
     backtests = BacktestStore(database)
     worker = BacktestWorker(
@@ -97,7 +109,7 @@ def create_app(
         migrations=MIGRATIONS,
         relay_outbox=True,
         prepare=[runtime.resume_all],  # before consuming: the first bars find warm sessions
-        tasks=[worker.run, optimizer.run],
+        tasks=[worker.run, optimizer.run, approvals.run],
         stop_timeout_s=30,
         close=[market.close, accounts.aclose],
     )
@@ -117,6 +129,7 @@ def create_app(
             backtests=backtests,
             accounts=accounts,
             optimizations=optimizations,
+            approvals=approvals,
         ),
         api=api_router(),
     )

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from trademesh_config import (
     ConsumerGroup,
     Port,
@@ -60,4 +60,14 @@ class Settings(ServiceSettings):
     )
     backtest_poll_interval_s: float = Field(
         1.0, gt=0, le=60, description="How often idle backtest workers look for queued backtests."
+    )
+    approval_link_key: SecretStr | None = Field(
+        None,
+        min_length=32,
+        description="The HMAC key of the signed approve/reject links in notifications "
+        "(TRADEMESH_APPROVAL_LINK_KEY, shared with notify; at least 32 characters). Unset: the "
+        "links are off (answered 404) and owners decide through the API only.",
+    )
+    approval_sweep_interval_s: float = Field(
+        1.0, gt=0, le=60, description="How often pending approvals past their expiry expire."
     )

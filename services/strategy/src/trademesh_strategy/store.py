@@ -46,6 +46,8 @@ class BotRecord:
     cash: Decimal
     created_at: datetime
     updated_at: datetime
+    approval: str = "none"  # "required": each order waits for its owner's decision
+    approval_expiry_s: int = 60
     run_id: UUID | None = None  # the open run, where the query asked for it (running_for_pairs)
 
     @property
@@ -113,9 +115,9 @@ class BotStore:
         await conn.execute(
             "INSERT INTO bots (bot_id, user_id, account_id, name, strategy, params, instrument_id, "
             "timeframe, venue, sizing, capital, state, error, warm_from, last_bar_time, bars_seen, "
-            "position, cash, created_at, updated_at) VALUES "
+            "position, cash, created_at, updated_at, approval, approval_expiry_s) VALUES "
             "($1, $2, $3, $4, $5, $6::jsonb, $7, $8, $9, $10::jsonb, $11, $12, $13, $14, $15, "
-            "$16, $17, $18, $19, $20)",
+            "$16, $17, $18, $19, $20, $21, $22)",
             bot.bot_id,
             bot.user_id,
             bot.account_id,
@@ -136,6 +138,8 @@ class BotStore:
             bot.cash,
             bot.created_at,
             bot.updated_at,
+            bot.approval,
+            bot.approval_expiry_s,
         )
 
     async def get(

@@ -1,4 +1,5 @@
-"""A user's channels: create (a webhook's signing secret is sealed, and shown once), list, delete."""
+"""A user's channels: create (a webhook's signing secret is sealed, and shown once; a Telegram bot
+token or an SMTP password is sealed, and never shown), list, delete."""
 
 from __future__ import annotations
 
@@ -10,8 +11,10 @@ from pydantic import SecretStr
 from trademesh_events.envelope import new_event_id
 from trademesh_keystore import Keystore
 
+from trademesh_notify.channel_config import EmailConfig, TelegramConfig
 from trademesh_notify.engine import ChannelKind, EventKind
 from trademesh_notify.store import Channel, ChannelStore
+from trademesh_notify.transports.smtp import EmailTransport
 from trademesh_notify.webhook.sender import WebhookSender
 from trademesh_notify.webhook.signing import new_secret
 
@@ -35,11 +38,13 @@ class Channels:
         keystore: Keystore | None,
         sender: WebhookSender,
         clock: Callable[[], datetime],
+        email: EmailTransport,
     ) -> None:
         self.store = store
         self.keystore = keystore
         self.sender = sender
         self.clock = clock
+        self.email = email
 
     async def create_webhook(
         self, owner_id: UUID, url: str, events: Iterable[EventKind]
@@ -57,6 +62,47 @@ class Channels:
             channel_id, owner_id, ChannelKind.WEBHOOK, url, sealed.to_bytes(), events, self.clock()
         )
         return channel, secret
+
+    async def create_telegram(
+        self,
+        owner_id: UUID,
+        config: TelegramConfig,
+        bot_token: SecretStr,
+        events: Iterable[EventKind],
+    ) -> Channel:
+        """A Telegram channel of `owner_id`: its chat id kept, its bot token sealed (never
+        returned). NoKeystore without a master key."""
+        return await self._add(
+            owner_id, ChannelKind.TELEGRAM, config.model_dump(mode="json"), bot_token, events
+        )
+
+    async def create_email(
+        self, owner_id: UUID, config: EmailConfig, password: SecretStr, events: Iterable[EventKind]
+    ) -> Channel:
+        """An e-mail channel of `owner_id`: its SMTP settings kept, its password sealed (never
+        returned). Raises ValueError or BlockedAddress for a host mail may not go to (plain SMTP
+        to a public address included), WebhookError for one that does not resolve, NoKeystore
+        without a master key."""
+        if self.keystore is None:
+            raise NoKeystore("no master key is configured to seal the channel's secret")
+        await self.email.check(config)
+        return await self._add(owner_id, ChannelKind.EMAIL, config.stored(), password, events)
+
+    async def _add(
+        self,
+        owner_id: UUID,
+        kind: ChannelKind,
+        config: dict[str, object],
+        secret: SecretStr,
+        events: Iterable[EventKind],
+    ) -> Channel:
+        if self.keystore is None:
+            raise NoKeystore("no master key is configured to seal the channel's secret")
+        channel_id = new_event_id()
+        sealed = self.keystore.seal(secret, aad=secret_aad(channel_id))
+        return await self.store.add(
+            channel_id, owner_id, kind, None, sealed.to_bytes(), events, self.clock(), config
+        )
 
     async def of_owner(self, owner_id: UUID) -> list[Channel]:
         return await self.store.of_owner(owner_id)

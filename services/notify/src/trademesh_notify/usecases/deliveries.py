@@ -16,7 +16,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from dataclasses import replace
 from datetime import datetime, timedelta
 from enum import StrEnum
 from uuid import UUID
@@ -24,23 +25,20 @@ from uuid import UUID
 import asyncpg
 from trademesh_events.base import Event
 from trademesh_events.envelope import Envelope
+from trademesh_events.orders import AccountChanged
 from trademesh_keystore import Keystore, KeystoreError, SealedSecret
 from trademesh_observability import metrics
 from trademesh_observability.logging import get_logger
+from trademesh_observability.metrics import NOTIFY_UNOWNED
 
-from trademesh_notify.engine import RetryPolicy, next_attempt, notice_of
+from trademesh_notify.engine import ChannelKind, RetryPolicy, next_attempt, notice_of
+from trademesh_notify.links import ApprovalLinks
 from trademesh_notify.ratelimit import ChannelLimits
 from trademesh_notify.store import DeliveryRow, DeliveryStatus, DeliveryStore, Due
+from trademesh_notify.transports import SendError, Transport
 from trademesh_notify.usecases.channels import secret_aad
 from trademesh_notify.wake import CommitListener
-from trademesh_notify.webhook.sender import BlockedAddress, WebhookError, WebhookSender
-from trademesh_notify.webhook.signing import (
-    DELIVERY_HEADER,
-    EVENT_TYPE_HEADER,
-    SIGNATURE_HEADER,
-    TIMESTAMP_HEADER,
-    signature,
-)
+from trademesh_notify.webhook.sender import WebhookError
 
 log = get_logger("trademesh_notify.deliveries")
 
@@ -64,7 +62,7 @@ class Deliveries:
         self,
         store: DeliveryStore,
         keystore: Keystore | None,
-        sender: WebhookSender,
+        transports: Mapping[ChannelKind, Transport],
         policy: RetryPolicy,
         clock: Callable[[], datetime],
         *,
@@ -72,37 +70,77 @@ class Deliveries:
         batch: int,
         lease: timedelta,
         jitter: Callable[[], float] = random.random,
+        service: str = "notify",
+        links: ApprovalLinks | None = None,
         limits: ChannelLimits | None = None,
         listener: CommitListener | None = None,
-        service: str = "notify",
     ) -> None:
         self.store = store
         self.keystore = keystore
-        self.sender = sender
+        self.transports = transports
         self.policy = policy
         self.clock = clock
         self.poll_interval_s = poll_interval_s
         self.batch = batch
         self.lease = lease
         self.jitter = jitter
+        self.links = links
         self.limits = limits
         self.listener = listener
-        self.service = service
         self._wake = asyncio.Event()
         self._in_flight: set[asyncio.Task[Outcome]] = set()
+        self.service = service
+        for outcome in ("held", "resolved", "conflict"):  # from 0: a first one is an increase
+            NOTIFY_UNOWNED.labels(service=service, outcome=outcome)
 
     async def enqueue(self, event: Event, envelope: Envelope, conn: asyncpg.Connection) -> int:
         """The deliveries of `event` to its owner's channels, in the consumer's transaction; 0
-        for an event of no kind users subscribe to."""
+        for an event of no kind users subscribe to. An event that names only an account goes to
+        the account's owner as AccountChanged said; before notify has learnt that owner it is
+        held, sent to no one, and enqueued when the owner is learnt (`learn_owner`)."""
         notice = notice_of(event, envelope)
         if notice is None:
             return 0
-        # The store NOTIFYs the loops (this one too) in the same statement: heard at commit.
-        return await self.store.enqueue(conn, notice, self.clock(), envelope.time)
+        now = self.clock()
+        if notice.owner is None and notice.account_id is not None:
+            owner = await self.store.owner_of(conn, notice.account_id)
+            if owner is None:
+                await self.store.hold(conn, notice, now)
+                NOTIFY_UNOWNED.labels(service=self.service, outcome="held").inc()
+                log.info(
+                    "an account's event waits for the account's owner",
+                    event_id=str(notice.event_id),
+                    account_id=str(notice.account_id),
+                    kind=notice.kind.value,
+                )
+                return 0
+            notice = notice.for_owner(owner)
+        # The store NOTIFYs the loops (every replica's) in the same statement: heard at commit.
+        return await self.store.enqueue(conn, notice, now)
 
     def wake(self) -> None:
         """Look for deliveries due now (new ones committed, a held one released)."""
         self._wake.set()
+
+    async def learn_owner(self, account: AccountChanged, conn: asyncpg.Connection) -> int:
+        """Keep the account's owner (in the consumer's transaction) and enqueue for them what
+        was held for the account; the number of deliveries written. An AccountChanged that
+        names another owner than the one kept changes nothing: an account never changes hands,
+        and a user must never get another user's event."""
+        now = self.clock()
+        owner = await self.store.learn_owner(conn, account.account_id, account.user_id, now)
+        if owner != account.user_id:
+            NOTIFY_UNOWNED.labels(service=self.service, outcome="conflict").inc()
+            log.warning(
+                "an AccountChanged names another owner than the one kept; ignored",
+                account_id=str(account.account_id),
+            )
+            return 0
+        written = 0
+        for held in await self.store.release_held(conn, account.account_id):
+            written += await self.store.enqueue(conn, held.for_owner(owner), now)
+            NOTIFY_UNOWNED.labels(service=self.service, outcome="resolved").inc()
+        return written  # the store NOTIFYed the loops
 
     async def run(self, stop: asyncio.Event) -> None:
         """Send what is due, until `stop`. Up to `batch` deliveries are in flight at once, and
@@ -196,7 +234,7 @@ class Deliveries:
         """One delivery's turn: put off when its channel is over its rate limit, else sent
         (`_send`); counted in the delivery metrics either way."""
         if self.limits is not None:
-            until = await self.limits.admit(due.channel_kind, due.channel_id)
+            until = await self.limits.admit(due.kind.value, due.channel_id)
             if until is not None:
                 await self.store.defer(due, until)
                 self._count(due, Outcome.DEFERRED)
@@ -208,7 +246,7 @@ class Deliveries:
     def _count(self, due: Due, outcome: Outcome) -> None:
         labels = {
             "service": self.service,
-            "channel_kind": due.channel_kind,
+            "channel_kind": due.kind.value,
             "event_kind": due.event_kind,
         }
         metrics.NOTIFY_DELIVERIES.labels(**labels, outcome=outcome.value).inc()
@@ -222,18 +260,12 @@ class Deliveries:
 
     async def _send(self, due: Due) -> Outcome:
         try:
-            secret = self._secret(due)
-            timestamp = int(self.clock().timestamp())
-            headers = {
-                TIMESTAMP_HEADER: str(timestamp),
-                SIGNATURE_HEADER: signature(secret, timestamp, due.body),
-                DELIVERY_HEADER: f"{due.event_id}:{due.channel_id}",
-                EVENT_TYPE_HEADER: due.event_type,
-            }
-            await self.sender.post(due.url, headers, due.body)
-        except (WebhookError, BlockedAddress, KeystoreError, ValueError) as exc:
+            if self.links is not None:  # made now, never stored: a link is a secret
+                due = replace(due, body=self.links.add_to(due.event_type, due.body))
+            await self.transports[due.kind].send(due, self._secret(due))
+        except (SendError, WebhookError, KeystoreError, ValueError) as exc:
             attempts = due.attempts + 1
-            retry_at = next_attempt(self.policy, attempts, self.clock(), self.jitter())
+            retry_at = self._retry_at(exc, attempts)
             await self.store.failed(due, str(exc), retry_at)
             log.info(
                 "delivery failed" if retry_at else "delivery dead",
@@ -245,6 +277,16 @@ class Deliveries:
             return Outcome.FAILED if retry_at else Outcome.DEAD
         await self.store.sent(due, self.clock())
         return Outcome.SENT
+
+    def _retry_at(self, exc: Exception, attempts: int) -> datetime | None:
+        """When to try again (None: dead): a permanent failure is dead at once, and a receiver's
+        `retry_after` is the earliest next attempt."""
+        now = self.clock()
+        if isinstance(exc, SendError) and exc.permanent:
+            return None
+        after = exc.retry_after_s if isinstance(exc, SendError) else None
+        not_before = None if after is None else now + timedelta(seconds=after)
+        return next_attempt(self.policy, attempts, now, self.jitter(), not_before)
 
     def _secret(self, due: Due) -> str:
         if self.keystore is None:

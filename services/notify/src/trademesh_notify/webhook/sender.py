@@ -24,12 +24,20 @@ class WebhookError(Exception):
 
 async def resolve(host: str, port: int, allowed: Iterable[AddressKind]) -> IPAddress:
     """`host` resolved once, every address checked (BlockedAddress if one is not allowed)."""
+    return (await resolve_all(host, port, allowed))[0]
+
+
+async def resolve_all(host: str, port: int, allowed: Iterable[AddressKind]) -> list[IPAddress]:
+    """Every address `host` resolves to, once, each checked (BlockedAddress if one is not
+    allowed); the first is the one to connect to."""
     loop = asyncio.get_running_loop()
     try:
         infos = await loop.getaddrinfo(host, port, type=socket.SOCK_STREAM)
     except socket.gaierror as exc:
         raise WebhookError(f"the host does not resolve ({exc.strerror})") from None
-    return check_all((ipaddress.ip_address(info[4][0]) for info in infos), allowed)
+    addresses = [ipaddress.ip_address(info[4][0]) for info in infos]
+    check_all(addresses, allowed)
+    return addresses
 
 
 def check_url(url: str) -> httpx.URL:
@@ -90,4 +98,11 @@ def _default_port(url: httpx.URL) -> int:
     return 443 if url.scheme == "https" else 80
 
 
-__all__ = ["BlockedAddress", "WebhookError", "WebhookSender", "check_url", "resolve"]
+__all__ = [
+    "BlockedAddress",
+    "WebhookError",
+    "WebhookSender",
+    "check_url",
+    "resolve",
+    "resolve_all",
+]

@@ -27,7 +27,8 @@ class AddressKind(StrEnum):
 
 
 class BlockedAddress(ValueError):
-    """The host resolved to an address webhooks may not reach; the message says which kind."""
+    """The host resolved to an address channels (a webhook, an SMTP server, the Telegram API) may
+    not reach; the message says which kind."""
 
 
 # NAT64's well-known prefix embeds an IPv4 address in its last 32 bits (RFC 6052).
@@ -80,7 +81,7 @@ def check(address: IPAddress, allowed: Iterable[AddressKind] = ()) -> None:
     if kind is None or (isinstance(kind, AddressKind) and kind in frozenset(allowed)):
         return
     label = kind.value if isinstance(kind, AddressKind) else kind
-    raise BlockedAddress(f"webhooks may not reach a {label} address ({address})")
+    raise BlockedAddress(f"channels may not reach a {label} address ({address})")
 
 
 def check_all(addresses: Iterable[IPAddress], allowed: Iterable[AddressKind] = ()) -> IPAddress:

@@ -57,6 +57,17 @@ class BotCreate(BaseModel):
         decimal_places=8,
         description="The money the bot trades with: its cash at start, for equity sizing and PnL.",
     )
+    approval: Literal["none", "required"] = Field(
+        "none",
+        description="`required`: each order waits for the owner's approval (API or a signed "
+        "link in a notification) before it goes to risk.",
+    )
+    approval_expiry_s: int = Field(
+        60,
+        ge=10,
+        le=86_400,
+        description="How long an order waits for approval before it expires (seconds).",
+    )
 
     @field_validator("timeframe")
     @classmethod
@@ -75,6 +86,8 @@ class BotOut(BaseModel):
     venue: str
     sizing: Sizing
     capital: MoneyAmount
+    approval: Literal["none", "required"]
+    approval_expiry_s: int
     state: BotState
     error: str | None
     position: Amount
@@ -132,6 +145,8 @@ def _out(bot: BotRecord) -> BotOut:
         venue=bot.venue,
         sizing=bot.sizing,
         capital=in_currency(bot.capital, quote),
+        approval="required" if bot.approval == "required" else "none",
+        approval_expiry_s=bot.approval_expiry_s,
         state=bot.state,
         error=bot.error,
         position=bot.position,
@@ -239,6 +254,8 @@ async def create_bot(
             venue=body.venue,
             sizing=body.sizing,
             capital=body.capital,
+            approval=body.approval,
+            approval_expiry_s=body.approval_expiry_s,
         )
     except _START_ERRORS as exc:
         raise start_problem(exc, runtime.registry.names()) from None
@@ -254,7 +271,7 @@ async def list_bots(caller: CallerDep, runtime: RuntimeDep, request: PageDep) ->
     return BotPage(items=[_out(b) for b in items], next_cursor=cursor)
 
 
-async def _own(runtime: RuntimeDep, bot_id: BotId, caller: UserId) -> BotRecord:
+async def own_bot(runtime: RuntimeDep, bot_id: BotId, caller: UserId) -> BotRecord:
     bot = await runtime.bots.get(bot_id)
     if bot is None or bot.user_id != caller:  # another user's bot does not exist for the caller
         raise ProblemError(404, "Unknown bot", f"No bot {bot_id}.")
@@ -263,7 +280,7 @@ async def _own(runtime: RuntimeDep, bot_id: BotId, caller: UserId) -> BotRecord:
 
 @router.get("/{bot_id}", summary="A bot's state, position and progress")
 async def get_bot(bot_id: BotId, caller: CallerDep, runtime: RuntimeDep) -> BotOut:
-    return _out(await _own(runtime, bot_id, caller))
+    return _out(await own_bot(runtime, bot_id, caller))
 
 
 @router.post("/{bot_id}/{action}", summary="pause, resume, stop, or start again a stopped bot")
@@ -294,7 +311,7 @@ class BotOrderPage(Page[OrderOut]):
 
 @router.get("/{bot_id}/runs", summary="A bot's runs: each start until it stopped or failed")
 async def runs(bot_id: BotId, caller: CallerDep, runtime: RuntimeDep, request: PageDep) -> RunPage:
-    await _own(runtime, bot_id, caller)
+    await own_bot(runtime, bot_id, caller)
     rows = await runtime.bots.runs(bot_id, request.fetch, request.after(datetime, UUID))
     items, cursor = paginate(rows, request, lambda r: (r.started_at, r.run_id))
     return RunPage(items=[_run(r) for r in items], next_cursor=cursor)
@@ -307,7 +324,7 @@ async def orders(
     runtime: RuntimeDep,
     request: PageDep,
 ) -> BotOrderPage:
-    await _own(runtime, bot_id, caller)
+    await own_bot(runtime, bot_id, caller)
     rows = await runtime.bots.orders(bot_id, request.fetch, request.after(datetime, str))
     items, cursor = paginate(rows, request, lambda o: (o.created_at, o.client_order_id))
     return BotOrderPage(items=[_order(o) for o in items], next_cursor=cursor)

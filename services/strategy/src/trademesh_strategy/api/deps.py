@@ -22,6 +22,7 @@ from trademesh_strategy.config import Settings
 from trademesh_strategy.history import MarketData
 from trademesh_strategy.optimizations import OptimizationStore
 from trademesh_strategy.store import BotStore
+from trademesh_strategy.usecases.approvals import ApprovalDesk
 from trademesh_strategy.usecases.runner import BotRuntime
 
 
@@ -39,6 +40,7 @@ class Runtime:
     backtests: BacktestStore
     accounts: AccountOwners
     optimizations: OptimizationStore
+    approvals: ApprovalDesk
 
 
 get_runtime = runtime_dependency(Runtime)

@@ -22,8 +22,14 @@ from pydantic import ValidationError
 from trademesh_bus import inbox
 from trademesh_bus.outbox import Outbox
 from trademesh_db import Database
-from trademesh_events.bots import BotState, BotStateChanged
-from trademesh_events.ids import AccountId, BotId, InstrumentId, UserId
+from trademesh_events.bots import (
+    ApprovalDecided,
+    ApprovalDecision,
+    ApprovalRequested,
+    BotState,
+    BotStateChanged,
+)
+from trademesh_events.ids import AccountId, BotId, ClientOrderId, InstrumentId, UserId
 from trademesh_events.marketdata import Bar
 from trademesh_events.orders import (
     CancelOrder,
@@ -45,6 +51,7 @@ from trademesh_trading.backtest import Sizing
 from trademesh_trading.registry import StrategyRegistry, UnknownStrategy
 from trademesh_trading.timeframes import Timeframe
 
+from trademesh_strategy.approvals import AWAITING_APPROVAL, ApprovalRecord, ApprovalStore
 from trademesh_strategy.engine import (
     BotSession,
     CancelRequest,
@@ -91,9 +98,11 @@ class BotRuntime:
         clock: Callable[[], datetime],
         window: int = 500,
         rebuild_max_bars: int = 100_000,
+        approvals: ApprovalStore | None = None,
     ) -> None:
         self.db = db
         self.store = store
+        self.approvals = approvals or ApprovalStore(db)
         self.registry = registry
         self.market = market
         self.outbox = outbox
@@ -122,6 +131,8 @@ class BotRuntime:
         venue: str,
         sizing: Sizing,
         capital: Decimal,
+        approval: str = "none",
+        approval_expiry_s: int = 60,
     ) -> BotRecord:
         """Validate everything, warm the strategy on the latest stored bars, then store the bot
         RUNNING with its first run and its event in one transaction. Raises UnknownStrategy,
@@ -149,6 +160,8 @@ class BotRuntime:
             cash=capital,
             created_at=now,
             updated_at=now,
+            approval=approval,
+            approval_expiry_s=approval_expiry_s,
         )
         session = BotSession(record.config, instance, clock=self.clock, window=self.window)
         warm = await self.market.last_bars(instrument_id, timeframe, max(instance.warmup(), 1))
@@ -495,6 +508,12 @@ class BotRuntime:
                             request.client_order_id, request.leg, request.side, request.quantity
                         )
                     )
+                if bot.approval == "required":
+                    await self._request_approval(conn, bot, event)
+                    emitted += 1
+                    continue
+            elif await self._withdrawn(conn, bot, request.client_order_id):
+                continue
             await self.outbox.add(conn, event)
             _log_intent(bot, event)
             kind = "cancel" if isinstance(request, CancelRequest) else request.kind
@@ -505,9 +524,82 @@ class BotRuntime:
         return emitted
 
     async def _emit_one(self, conn: asyncpg.Connection, bot: BotRecord, request: Request) -> None:
+        if isinstance(request, CancelRequest) and await self._withdrawn(
+            conn, bot, request.client_order_id
+        ):
+            return
         event = intent(bot.config, request, self.clock())
         await self.outbox.add(conn, event)
         _log_intent(bot, event)
+
+    # ---- approval mode ------------------------------------------------------------------------
+
+    async def _request_approval(
+        self, conn: asyncpg.Connection, bot: BotRecord, event: SubmitOrder | CancelOrder
+    ) -> None:
+        """An approval-mode bot's order waits for its owner: stored as a pending approval, its
+        intent kept there (not on orders.intents.v1), and ApprovalRequested sent, all in the
+        caller's transaction. The order stays open, so the strategy does not ask for it again."""
+        assert isinstance(event, SubmitOrder)
+        now = self.clock()
+        approval_id = uuid4()
+        expires_at = now + timedelta(seconds=bot.approval_expiry_s)
+        await self.store.set_order_status(conn, event.client_order_id, AWAITING_APPROVAL)
+        await self.approvals.add(conn, approval_id, event, now, expires_at)
+        await self.outbox.add(
+            conn,
+            ApprovalRequested(
+                approval_id=approval_id,
+                bot_id=bot.bot_id,
+                user_id=bot.user_id,
+                account_id=bot.account_id,
+                client_order_id=event.client_order_id,
+                instrument_id=event.instrument_id,
+                side=event.side,
+                order_type=event.order_type,
+                quantity=event.quantity,
+                limit_price=event.limit_price,
+                stop_price=event.stop_price,
+                requested_at=now,
+                expires_at=expires_at,
+            ),
+        )
+        log.info(
+            "approval requested",
+            approval_id=str(approval_id),
+            bot_id=str(bot.bot_id),
+            client_order_id=event.client_order_id,
+            expires_at=expires_at.isoformat(),
+        )
+
+    async def _withdrawn(
+        self, conn: asyncpg.Connection, bot: BotRecord, client_order_id: ClientOrderId
+    ) -> bool:
+        """The bot cancels an order still waiting for approval (the strategy changed its mind,
+        or the bot stops): the approval expires undecided, the order is closed, and no cancel
+        goes to risk, which never saw the order. False: no pending approval of that order."""
+        withdrawn = await self.approvals.withdraw(conn, client_order_id, self.clock())
+        if withdrawn is None:
+            return False
+        await self.store.set_order_status(
+            conn, client_order_id, "CANCELED", "cancelled by the bot before its approval"
+        )
+        await self.outbox.add(conn, decided_event(withdrawn))
+        log.info(
+            "approval withdrawn",
+            approval_id=str(withdrawn.approval_id),
+            bot_id=str(bot.bot_id),
+            client_order_id=client_order_id,
+        )
+        return True
+
+    async def tell(self, conn: asyncpg.Connection, bot_id: BotId, event: OrderUpdate) -> None:
+        """An order event that no venue sent (an approval rejected or expired), applied to the
+        bot's order and told to its strategy as if it had come on orders.events.v1; in the
+        caller's transaction."""
+        bot = await self.store.get(bot_id, conn=conn, lock=True)
+        assert bot is not None
+        await self._tell(conn, bot, event)
 
     async def _fail(self, conn: asyncpg.Connection, bot: BotRecord, detail: str) -> None:
         """This bot, and only it, goes to ERROR with the strategy's exception recorded."""
@@ -553,26 +645,31 @@ class BotRuntime:
             assert bot_id is not None
             bot = await self.store.get(bot_id, conn=conn, lock=True)
             assert bot is not None
-            changed = await self._apply_order_event(conn, bot, event)
-            if not changed or bot.state != BotState.RUNNING:
-                return
-            bot = await self.store.get(bot_id, conn=conn)
-            assert bot is not None
-            current = bot
-            asked = await self._ask(
-                conn,
-                bot,
-                lambda session, open_orders: session.on_order_event(
-                    event, position=current.position, cash=current.cash, open_orders=open_orders
-                ),
-            )
-            if asked is None:
-                return
-            requests, events = asked
-            if requests:
-                run_id = await self.store.current_run(conn, bot.bot_id)
-                emitted = await self._emit(conn, bot, run_id, requests, events)
-                await self.store.count_run(conn, run_id, orders=emitted)
+            await self._tell(conn, bot, event)
+
+    async def _tell(self, conn: asyncpg.Connection, bot: BotRecord, event: OrderUpdate) -> None:
+        """Apply the event to the (locked) bot's order, then call its strategy's
+        on_order_event when the bot runs; the orders it asks for go out like a bar's."""
+        changed = await self._apply_order_event(conn, bot, event)
+        if not changed or bot.state != BotState.RUNNING:
+            return
+        fresh = await self.store.get(bot.bot_id, conn=conn)
+        assert fresh is not None
+        current = fresh
+        asked = await self._ask(
+            conn,
+            current,
+            lambda session, open_orders: session.on_order_event(
+                event, position=current.position, cash=current.cash, open_orders=open_orders
+            ),
+        )
+        if asked is None:
+            return
+        requests, events = asked
+        if requests:
+            run_id = await self.store.current_run(conn, current.bot_id)
+            emitted = await self._emit(conn, current, run_id, requests, events)
+            await self.store.count_run(conn, run_id, orders=emitted)
 
     async def _apply_order_event(
         self, conn: asyncpg.Connection, bot: BotRecord, event: OrderUpdate
@@ -648,4 +745,19 @@ def _log_intent(bot: BotRecord, event: SubmitOrder | CancelOrder) -> None:
         order_type=event.order_type.value,
         quantity=str(event.quantity),
         limit_price=None if event.limit_price is None else str(event.limit_price),
+    )
+
+
+def decided_event(record: ApprovalRecord) -> ApprovalDecided:
+    """ApprovalDecided of a decided approval row (its decision is its status)."""
+    assert record.decided_at is not None
+    return ApprovalDecided(
+        approval_id=record.approval_id,
+        bot_id=record.bot_id,
+        user_id=record.user_id,
+        client_order_id=record.client_order_id,
+        decision=ApprovalDecision(record.status),
+        decided_by=record.decided_by,
+        channel=record.channel,
+        decided_at=record.decided_at,
     )
