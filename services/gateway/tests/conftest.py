@@ -242,6 +242,7 @@ async def seed_owned(
     )
     assert channel.status_code == 201, channel.text
     ids["channel_id"] = channel.json()["id"]
+    ids["event_id"] = str(uuid.uuid4())  # a delivery's event: the channel is what is owned
     runtime = strategy.state.runtime
     request = BacktestRequest(
         strategy="sma_cross",

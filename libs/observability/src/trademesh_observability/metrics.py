@@ -96,6 +96,11 @@ METRICS: tuple[MetricSpec, ...] = (
     MetricSpec("trademesh_gateway_upstream_errors_total", "counter", "requests", "Upstream calls that failed (timeout or unavailable), by upstream service.", ("service", "upstream", "kind")),
     MetricSpec("trademesh_gateway_streams_open", "gauge", "streams", "Open server-sent event streams.", ("service",)),
     MetricSpec("trademesh_gateway_stream_events_dropped_total", "counter", "events", "Events a slow event stream lost (its queue was full: the oldest went).", ("service",)),
+    # notify: by channel kind and event kind only (never a user's or a channel's id: both grow
+    # without bound)
+    MetricSpec("trademesh_notify_deliveries_total", "counter", "deliveries", "Delivery outcomes: sent (the receiver answered 2xx), failed (an attempt failed; another is scheduled), dead (the last attempt failed), deferred (over the channel's rate limit: put off, not an attempt).", ("service", "channel_kind", "event_kind", "outcome")),
+    MetricSpec("trademesh_notify_delivery_retries_total", "counter", "attempts", "Attempts of a delivery after its first one.", ("service", "channel_kind", "event_kind")),
+    MetricSpec("trademesh_notify_delivery_latency_seconds", "histogram", "seconds", "Time from an event's own time (its ce_time) to its delivery sent.", ("service", "channel_kind", "event_kind")),
     # Exported by FastStream's KafkaPrometheusMiddleware on the same registry (app_name = service).
     MetricSpec("faststream_received_messages_total", "external", "messages", "Messages received (FastStream).", ("app_name", "broker", "handler")),
     MetricSpec("faststream_received_messages_size_bytes", "external", "bytes", "Received message sizes (FastStream).", ("app_name", "broker", "handler")),
@@ -178,6 +183,12 @@ GATEWAY_RATE_LIMITED = _counter("trademesh_gateway_rate_limited_total")
 GATEWAY_UPSTREAM_ERRORS = _counter("trademesh_gateway_upstream_errors_total")
 GATEWAY_STREAMS_OPEN = _gauge("trademesh_gateway_streams_open")
 GATEWAY_STREAM_EVENTS_DROPPED = _counter("trademesh_gateway_stream_events_dropped_total")
+NOTIFY_DELIVERIES = _counter("trademesh_notify_deliveries_total")
+NOTIFY_DELIVERY_RETRIES = _counter("trademesh_notify_delivery_retries_total")
+NOTIFY_DELIVERY_LATENCY = _histogram(
+    "trademesh_notify_delivery_latency_seconds",
+    (*_LATENCY_BUCKETS, 30.0, 60.0, 300.0, 1800.0, 3600.0),  # retries back off to minutes
+)
 STRATEGY_BACKTEST_SECONDS = _histogram(
     "trademesh_strategy_backtest_seconds",
     (0.01, 0.05, 0.1, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0),

@@ -254,6 +254,16 @@ ROUTES: tuple[Route, ...] = (
     _r("GET", "/notify/channels", "notify", "viewer", "Your channels", ownership="caller"),
     _r("DELETE", "/notify/channels/{channel_id}", "notify", "trader",
        "Delete one of your channels", ownership="service", owned="channel_id"),
+    _r("POST", "/notify/channels/{channel_id}/disable", "notify", "trader",
+       "Disable one of your channels (its pending deliveries held)", ownership="service",
+       owned="channel_id"),
+    _r("POST", "/notify/channels/{channel_id}/enable", "notify", "trader",
+       "Enable one of your channels again", ownership="service", owned="channel_id"),
+    _r("GET", "/notify/channels/{channel_id}/deliveries", "notify", "viewer",
+       "Your channel's deliveries, newest first (status=dead: its dead letters)",
+       ownership="service", owned="channel_id"),
+    _r("POST", "/notify/channels/{channel_id}/deliveries/{event_id}/retry", "notify", "trader",
+       "Send a dead delivery of your channel again", ownership="service", owned="channel_id"),
 )
 # fmt: on
 

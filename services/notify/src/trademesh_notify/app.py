@@ -16,12 +16,14 @@ from trademesh_notify.config import Settings
 from trademesh_notify.engine import ChannelKind, RetryPolicy
 from trademesh_notify.handlers import register_handlers
 from trademesh_notify.links import ApprovalLinks
+from trademesh_notify.ratelimit import ChannelLimits
 from trademesh_notify.store import ChannelStore, DeliveryStore
 from trademesh_notify.transports.smtp import EmailTransport
 from trademesh_notify.transports.telegram import TelegramTransport
 from trademesh_notify.transports.webhook import WebhookTransport
 from trademesh_notify.usecases.channels import Channels
 from trademesh_notify.usecases.deliveries import Deliveries
+from trademesh_notify.wake import CommitListener
 from trademesh_notify.webhook.sender import WebhookSender
 
 MIGRATIONS = Path(__file__).parent / "migrations"
@@ -55,8 +57,9 @@ def create_app(
     telegram = TelegramTransport(settings.telegram_api_base, allowed, settings.webhook_timeout_s)
     email = EmailTransport(allowed, settings.smtp_timeout_s, clock)
     channels = Channels(ChannelStore(database), keystore, sender, clock, email)
+    delivery_store = DeliveryStore(database)
     deliveries = Deliveries(
-        DeliveryStore(database),
+        delivery_store,
         keystore,
         {
             ChannelKind.WEBHOOK: WebhookTransport(sender, clock),
@@ -75,6 +78,14 @@ def create_app(
         lease=timedelta(seconds=max(settings.webhook_timeout_s, settings.smtp_timeout_s) * 3),
         service=settings.service_name,
         links=approval_links(settings),
+        limits=ChannelLimits(
+            settings.delivery_rate_limit_storage_uri, settings.delivery_rate_limits
+        ),
+        listener=CommitListener(
+            database.url,
+            delivery_store.wake_channel,
+            application_name=f"trademesh-{database.schema}",  # as the pool's connections
+        ),
     )
     register_handlers(bus, deliveries, settings, db)
     lifespan = service_lifespan(

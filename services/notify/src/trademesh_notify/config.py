@@ -2,11 +2,27 @@
 
 from __future__ import annotations
 
-from pydantic import Field, SecretStr
+import re
+
+from limits import parse_many
+from pydantic import Field, SecretStr, field_validator
 from trademesh_config import ConsumerGroup, Port, SchemaName, ServiceName, ServiceSettings
 from trademesh_keystore import KeystoreSettings
 
 from trademesh_notify.webhook.ssrf import AddressKind
+
+# Per channel, per kind (docs/decisions/0133-notify-delivery-wake-limits-metrics.md): Telegram
+# allows a bot about 1 message a second in one chat and 20 a minute in a group; a webhook is the
+# user's own server (enough for a busy bot's fills, a cap on a runaway one); an inbox is read by
+# a person.
+DEFAULT_RATE_LIMITS = {
+    "default": "10/second;300/minute",
+    "webhook": "20/second;600/minute",
+    "telegram": "1/second;20/minute",
+    "email": "10/minute;100/hour",
+}
+_KIND = re.compile(r"^[a-z][a-z0-9_]{0,31}$")
+_STORAGE_SCHEMES = ("memory://", "redis://", "rediss://", "valkey://", "valkeys://", "async+")
 
 
 class Settings(ServiceSettings, KeystoreSettings):
@@ -64,6 +80,47 @@ class Settings(ServiceSettings, KeystoreSettings):
         600.0, gt=0, description="The longest delay between two attempts of a delivery."
     )
     delivery_poll_interval_s: float = Field(
-        0.5, gt=0, le=60, description="How often the delivery loop looks for deliveries due."
+        5.0,
+        gt=0,
+        le=60,
+        description="The longest the delivery loop sleeps: it is woken when deliveries commit "
+        "(LISTEN/NOTIFY) and when the earliest retry comes due; this poll is the safety net "
+        "(a fifth of it, at most 1 s, while the listening connection is down).",
     )
-    delivery_batch: int = Field(50, ge=1, le=1000, description="Deliveries sent per round.")
+    delivery_batch: int = Field(
+        50, ge=1, le=1000, description="Deliveries in flight at once (claimed, being sent)."
+    )
+    delivery_rate_limits: dict[str, str] = Field(
+        default_factory=lambda: dict(DEFAULT_RATE_LIMITS),
+        description="What one channel may be sent, per channel kind, in the `limits` notation "
+        '(`;` separates limits), e.g. {"webhook": "20/second;600/minute"}; "default" for a '
+        "kind not named. A delivery over it is put off until the window allows it (not an "
+        "attempt, nothing lost).",
+    )
+    delivery_rate_limit_storage_uri: str = Field(
+        "memory://",
+        description="Where the rate-limit counters live: memory:// (one process), or "
+        "redis://host:port (valkey:// too) shared by every replica.",
+    )
+
+    @field_validator("delivery_rate_limits")
+    @classmethod
+    def _rate_limits(cls, value: dict[str, str]) -> dict[str, str]:
+        for kind, notation in value.items():
+            if not _KIND.fullmatch(kind):
+                raise ValueError(f"{kind!r} is not a channel kind")
+            try:
+                if not parse_many(notation):
+                    raise ValueError("no limit")
+            except ValueError:
+                raise ValueError(
+                    f"{kind}: not in the limits notation, e.g. '20/second;600/minute'"
+                ) from None
+        return value
+
+    @field_validator("delivery_rate_limit_storage_uri")
+    @classmethod
+    def _storage_scheme(cls, value: str) -> str:
+        if not value.startswith(_STORAGE_SCHEMES):
+            raise ValueError("use memory://, redis://, rediss://, valkey:// or an async+ URI")
+        return value

@@ -170,3 +170,21 @@ async def delete_channel(channel_id: UUID, caller: CallerDep, channels: Channels
     if not await channels.delete(channel_id, caller.user_id):
         raise ProblemError(404, "Unknown channel", f"You have no channel {channel_id}.")
     return Response(status_code=204)
+
+
+@router.post("/{channel_id}/disable", summary="Disable one of your channels (held, not lost)")
+async def disable_channel(channel_id: UUID, caller: CallerDep, channels: ChannelsDep) -> ChannelOut:
+    """No new deliveries; its pending ones are held, and sent once it is enabled again."""
+    channel = await channels.disable(channel_id, caller.user_id)
+    if channel is None:
+        raise ProblemError(404, "Unknown channel", f"You have no channel {channel_id}.")
+    return ChannelOut.of(channel)
+
+
+@router.post("/{channel_id}/enable", summary="Enable one of your channels again")
+async def enable_channel(channel_id: UUID, caller: CallerDep, channels: ChannelsDep) -> ChannelOut:
+    """Deliveries again: its held ones are due at once."""
+    channel = await channels.enable(channel_id, caller.user_id)
+    if channel is None:
+        raise ProblemError(404, "Unknown channel", f"You have no channel {channel_id}.")
+    return ChannelOut.of(channel)

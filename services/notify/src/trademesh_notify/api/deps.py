@@ -33,5 +33,10 @@ async def get_channels(runtime: Annotated[Runtime, Depends(get_runtime)]) -> Cha
     return runtime.channels
 
 
+async def get_deliveries(runtime: Annotated[Runtime, Depends(get_runtime)]) -> Deliveries:
+    return runtime.deliveries
+
+
 RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
 ChannelsDep = Annotated[Channels, Depends(get_channels)]
+DeliveriesDep = Annotated[Deliveries, Depends(get_deliveries)]

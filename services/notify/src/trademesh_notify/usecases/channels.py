@@ -109,3 +109,11 @@ class Channels:
 
     async def delete(self, channel_id: UUID, owner_id: UUID) -> bool:
         return await self.store.delete(channel_id, owner_id)
+
+    async def disable(self, channel_id: UUID, owner_id: UUID) -> Channel | None:
+        """No new deliveries to the channel, its pending ones held; None: not the owner's."""
+        return await self.store.disable(channel_id, owner_id, self.clock())
+
+    async def enable(self, channel_id: UUID, owner_id: UUID) -> Channel | None:
+        """Deliveries again, the held ones due now; None: not the owner's."""
+        return await self.store.enable(channel_id, owner_id, self.clock())
