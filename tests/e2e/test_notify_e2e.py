@@ -19,7 +19,7 @@ from .conftest import CHOPPY, Inbox
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
 INSTRUMENT = f"nasdaq:N{uuid.uuid4().hex[:8].upper()}/USD"
-BOT_TOKEN = "123456789:e2e-test-token-of-the-bot_0123456789"
+BOT_TOKEN = "123456789:e2e-test-token-of-the-bot_0123456789"  # pragma: allowlist secret
 EXPIRY_S = 10  # the shortest an approval may wait
 
 
