@@ -8,11 +8,13 @@ Kafka-protocol broker, started once per session and only when a test asks for th
 from __future__ import annotations
 
 import json
+from collections.abc import AsyncIterator
 
 import pytest
 from fastapi import FastAPI
 from pydantic import SecretStr
 from trademesh_keystore import new_master_key
+from trademesh_testing.http import Receiver, receiving
 from trademesh_testing.plugin import SettingsMaker
 
 from trademesh_notify.app import create_app
@@ -46,3 +48,10 @@ def settings(make_settings: SettingsMaker, schema: str) -> Settings:
 @pytest.fixture
 def app(settings: Settings) -> FastAPI:
     return create_app(settings)
+
+
+@pytest.fixture
+async def receiver() -> AsyncIterator[Receiver]:
+    """A real webhook receiver on loopback (`receiver.url`), recording what each path got."""
+    async with receiving() as kept:
+        yield kept

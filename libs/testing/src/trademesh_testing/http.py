@@ -1,17 +1,25 @@
 """A running ASGI app (its lifespan started) and an HTTP client on it, for service tests; the
-app served on a loopback port too, for clients that need a real server."""
+app served on a loopback port too, for clients that need a real server; and a Receiver, a real
+server on loopback that records what it is POSTed (webhooks)."""
 
 from __future__ import annotations
 
 import asyncio
+import json
 import socket
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
 import uvicorn
 from asgi_lifespan import LifespanManager
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
 
 from trademesh_testing.waiting import eventually
 
@@ -51,3 +59,45 @@ async def served(app: Any) -> AsyncIterator[str]:
     finally:
         server.should_exit = True
         await task
+
+
+@dataclass(frozen=True)
+class Received:
+    """One request a Receiver got: when (time.monotonic()), its headers and its raw body."""
+
+    at: float
+    headers: dict[str, str]
+    body: bytes
+
+    def json(self) -> Any:
+        return json.loads(self.body)
+
+
+@dataclass
+class Receiver:
+    """What a loopback HTTP server was POSTed, by path (a webhook receiver's stand-in that is a
+    real server); `status` is what it answers, and may be changed while it runs."""
+
+    url: str = ""
+    got: dict[str, list[Received]] = field(default_factory=dict)
+    status: int = 204
+
+    async def handle(self, request: Request) -> Response:
+        body = await request.body()
+        self.got.setdefault(request.url.path, []).append(
+            Received(time.monotonic(), dict(request.headers), body)
+        )
+        return Response(status_code=self.status)
+
+    def count(self, path: str) -> int:
+        return len(self.got.get(path, []))
+
+
+@asynccontextmanager
+async def receiving() -> AsyncIterator[Receiver]:
+    """A Receiver served on a loopback port (`receiver.url`) until the block ends."""
+    kept = Receiver()
+    app = Starlette(routes=[Route("/{path:path}", kept.handle, methods=["POST"])])
+    async with served(app) as url:
+        kept.url = url
+        yield kept

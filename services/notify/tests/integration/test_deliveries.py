@@ -5,8 +5,6 @@ disable/enable, through the API. Deliveries go to a real loopback receiver."""
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
 from uuid import UUID, uuid4
 
 import asyncpg
@@ -14,14 +12,10 @@ import httpx
 import pytest
 from fastapi import FastAPI
 from prometheus_client.parser import text_string_to_metric_families
-from starlette.applications import Starlette
-from starlette.requests import Request
-from starlette.responses import Response
-from starlette.routing import Route
 from trademesh_bus import Bus
 from trademesh_events import orders
 from trademesh_events.topics import ORDERS_EVENTS_TOPIC
-from trademesh_testing.http import served
+from trademesh_testing.http import Receiver
 from trademesh_testing.samples import build_sample
 from trademesh_testing.tokens import bearer
 from trademesh_testing.waiting import eventually
@@ -40,32 +34,6 @@ def settings(settings: Settings) -> Settings:
     """The notify tests' settings with a 30 s safety-net poll: a delivery that arrives in a
     second or two was woken by its commit, not found by the poll."""
     return settings.model_copy(update={"delivery_poll_interval_s": 30.0})
-
-
-@dataclass
-class Receiver:
-    """A loopback HTTP server that keeps what each path receives, and when; `status` answers."""
-
-    url: str = ""
-    got: dict[str, list[tuple[float, dict[str, str]]]] = field(default_factory=dict)
-    status: int = 204
-
-    async def handle(self, request: Request) -> Response:
-        await request.body()
-        self.got.setdefault(request.url.path, []).append((time.monotonic(), dict(request.headers)))
-        return Response(status_code=self.status)
-
-    def count(self, path: str) -> int:
-        return len(self.got.get(path, []))
-
-
-@pytest.fixture
-async def receiver() -> AsyncIterator[Receiver]:
-    kept = Receiver()
-    app = Starlette(routes=[Route("/{path:path}", kept.handle, methods=["POST"])])
-    async with served(app) as url:
-        kept.url = url
-        yield kept
 
 
 def runtime_of(app: FastAPI) -> Runtime:
@@ -116,7 +84,7 @@ async def test_a_fill_is_sent_when_its_delivery_commits_not_at_the_next_poll(
     await publish_fill(producer, user)
     await eventually(lambda: _true(receiver.count("/woken") == 1), timeout=5)
     # The poll is 30 s: only the NOTIFY at the consumer's commit explains this.
-    assert receiver.got["/woken"][0][0] - published < 5
+    assert receiver.got["/woken"][0].at - published < 5
 
 
 async def test_the_listener_reconnects_when_its_connection_is_killed(
@@ -178,10 +146,10 @@ async def test_a_channel_over_its_rate_limit_is_put_off_not_failed_and_nothing_i
     ids = [await publish_fill(producer, user, account) for _ in range(8)]
     await eventually(lambda: _true(receiver.count("/limited") == 8), timeout=20)
     got = receiver.got["/limited"]
-    assert sorted(h[DELIVERY_HEADER.lower()] for _, h in got) == sorted(
+    assert sorted(r.headers[DELIVERY_HEADER.lower()] for r in got) == sorted(
         f"{event}:{channel}" for event in ids
     )
-    assert got[-1][0] - got[0][0] > 1.0  # 3 a second: not all in the first window
+    assert got[-1].at - got[0].at > 1.0  # 3 a second: not all in the first window
     assert await statuses(app, channel) == [("sent", 1)] * 8
     after = (await client.get("/metrics")).text
     deferred = {"channel_kind": "webhook", "event_kind": "fill", "outcome": "deferred"}

@@ -6,8 +6,8 @@ from AccountChanged, whichever came first."""
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import UUID, uuid4
@@ -15,10 +15,6 @@ from uuid import UUID, uuid4
 import httpx
 import pytest
 from fastapi import FastAPI
-from starlette.applications import Starlette
-from starlette.requests import Request
-from starlette.responses import Response
-from starlette.routing import Route
 from trademesh_bus import Bus
 from trademesh_events import bots, orders, risk
 from trademesh_events.base import Event
@@ -32,7 +28,7 @@ from trademesh_events.topics import (
 )
 from trademesh_http.approval_links import verify
 from trademesh_observability.metrics import REGISTRY
-from trademesh_testing.http import served
+from trademesh_testing.http import Receiver
 from trademesh_testing.samples import account_changed, build_sample
 from trademesh_testing.tokens import bearer
 from trademesh_testing.waiting import eventually
@@ -49,30 +45,12 @@ A, H, R = risk.TradingState.ACTIVE, risk.TradingState.HALTED, risk.TradingState.
 Why = risk.TradingStateReason
 
 
-# ---- a real webhook receiver on loopback (as test_service.py's) --------------------------------
-
-
-@dataclass
-class Receiver:
-    """An HTTP server on loopback that keeps the bodies each path receives."""
-
-    url: str = ""
-    got: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
-
-    async def handle(self, request: Request) -> Response:
-        body = json.loads(await request.body())
-        body["delivery_id"] = request.headers[DELIVERY_HEADER]
-        self.got.setdefault(request.url.path, []).append(body)
-        return Response(status_code=204)
-
-
-@pytest.fixture
-async def receiver() -> AsyncIterator[Receiver]:
-    kept = Receiver()
-    app = Starlette(routes=[Route("/{path:path}", kept.handle, methods=["POST"])])
-    async with served(app) as url:
-        kept.url = url
-        yield kept
+def bodies(receiver: Receiver, path: str) -> list[dict[str, Any]]:
+    """What a path of the receiver got: each body, with its delivery id."""
+    return [
+        r.json() | {"delivery_id": r.headers[DELIVERY_HEADER.lower()]}
+        for r in receiver.got.get(path, [])
+    ]
 
 
 async def add_channel(client: httpx.AsyncClient, user: UUID, url: str, events: list[str]) -> UUID:
@@ -96,7 +74,7 @@ async def deliveries_to(app: FastAPI, channel: UUID) -> list[UUID]:
 
 async def arrived(receiver: Receiver, path: str, count: int = 1) -> list[dict[str, Any]]:
     async def enough() -> list[dict[str, Any]] | None:
-        got = receiver.got.get(path, [])
+        got = bodies(receiver, path)
         return got if len(got) >= count else None
 
     found: list[dict[str, Any]] = await eventually(enough)
@@ -137,8 +115,8 @@ async def only_the_subscribed_channel_got(
     assert await deliveries_to(app, channels.subscribed) == [event_id]
     assert await deliveries_to(app, channels.unsubscribed) == []
     assert await deliveries_to(app, channels.others) == []
-    assert receiver.got.get("/unsubscribed", []) == []
-    assert receiver.got.get("/others", []) == []
+    assert bodies(receiver, "/unsubscribed") == []
+    assert bodies(receiver, "/others") == []
 
 
 # ---- events that name their user ---------------------------------------------------------------
@@ -186,7 +164,7 @@ async def test_an_event_reaches_its_owners_channel_subscribed_to_its_kind_only(
     channels = await channels_for(client, receiver, kind)
     envelope = await producer.publish(make(channels.owner), topic=topic)
     await only_the_subscribed_channel_got(app, receiver, channels, envelope.id, kind)
-    data = receiver.got["/subscribed"][0]["data"]
+    data = bodies(receiver, "/subscribed")[0]["data"]
     assert data["user_id"] == str(channels.owner)
     assert data[field_[0]] == field_[1]
 
@@ -258,7 +236,7 @@ async def test_a_trading_state_change_reaches_the_accounts_owner_after_its_accou
     await eventually(owner_learnt)
     envelope = await producer.publish(_state(account, old, new, reason), topic=RISK_EVENTS_TOPIC)
     await only_the_subscribed_channel_got(app, receiver, channels, envelope.id, kind)
-    assert receiver.got["/subscribed"][0]["data"]["account_id"] == str(account)
+    assert bodies(receiver, "/subscribed")[0]["data"]["account_id"] == str(account)
 
 
 async def test_a_trading_state_change_before_its_accounts_owner_is_known_waits_for_it(
@@ -367,7 +345,7 @@ async def test_a_pending_approval_reaches_its_owner_with_links_that_are_not_kept
     assert isinstance(asked, bots.ApprovalRequested)
     envelope = await producer.publish(asked, topic=BOTS_EVENTS_TOPIC)
     await only_the_subscribed_channel_got(app, receiver, channels, envelope.id, "approval")
-    links = receiver.got["/subscribed"][0]["links"]
+    links = bodies(receiver, "/subscribed")[0]["links"]
     for decision in ("approve", "reject"):
         link = httpx.URL(links[decision])
         assert str(link.copy_with(query=None)) == (

@@ -4,8 +4,6 @@ delivered, signed, to their owners' webhooks on a real loopback receiver."""
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID, uuid4
@@ -13,16 +11,12 @@ from uuid import UUID, uuid4
 import httpx
 import pytest
 from fastapi import FastAPI
-from starlette.applications import Starlette
-from starlette.requests import Request
-from starlette.responses import Response
-from starlette.routing import Route
 from trademesh_bus import Bus
 from trademesh_events import orders
 from trademesh_events.topics import ORDERS_DENIED_TOPIC, ORDERS_EVENTS_TOPIC
 from trademesh_service import service_manifest
 from trademesh_testing.contract import ServiceContract
-from trademesh_testing.http import served
+from trademesh_testing.http import Received, Receiver
 from trademesh_testing.samples import build_sample, read_all
 from trademesh_testing.tokens import bearer
 from trademesh_testing.waiting import eventually
@@ -47,39 +41,6 @@ class TestService(ServiceContract):
     @pytest.fixture
     def private_app(self, private_infra: Any) -> FastAPI:
         return create_app(private_infra.settings(Settings, ready_timeout_s=1.0))
-
-
-# ---- a real webhook receiver on loopback ---------------------------------------------------------
-
-
-@dataclass
-class Received:
-    headers: dict[str, str]
-    body: bytes
-
-
-@dataclass
-class Receiver:
-    """An HTTP server on loopback that keeps what each path receives; `status` is its answer."""
-
-    url: str = ""
-    got: dict[str, list[Received]] = field(default_factory=dict)
-    status: int = 204
-
-    async def handle(self, request: Request) -> Response:
-        self.got.setdefault(request.url.path, []).append(
-            Received(dict(request.headers), await request.body())
-        )
-        return Response(status_code=self.status)
-
-
-@pytest.fixture
-async def receiver() -> AsyncIterator[Receiver]:
-    kept = Receiver()
-    app = Starlette(routes=[Route("/{path:path}", kept.handle, methods=["POST"])])
-    async with served(app) as url:
-        kept.url = url
-        yield kept
 
 
 async def add_channel(
