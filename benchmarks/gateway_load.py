@@ -38,7 +38,6 @@ import argparse
 import asyncio
 import gc
 import os
-import socket
 import subprocess
 import sys
 import tempfile
@@ -50,18 +49,13 @@ from statistics import quantiles
 
 import aiohttp
 import httpx
+from trademesh_infra.ports import free_port
 from trademesh_infra.topics import ensure_topics, topic_plan
 from trademesh_testing.infra import start_embedded
 from trademesh_testing.tokens import signer
 
 CONCURRENCY = int(os.environ.get("BENCH_CONCURRENCY", "32"))
 WARMUP_S = 3.0
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def bare_server(port: int) -> None:

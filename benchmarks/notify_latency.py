@@ -54,7 +54,6 @@ import asyncio
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -64,7 +63,6 @@ from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from statistics import quantiles
 from typing import Any
 
 import aiohttp
@@ -77,10 +75,12 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from trademesh_events import orders
 from trademesh_events.envelope import new_envelope
 from trademesh_events.topics import ORDERS_EVENTS_TOPIC
+from trademesh_infra.ports import free_port
 from trademesh_infra.topics import ensure_topics, topic_plan
 from trademesh_keystore import new_master_key
 from trademesh_testing.infra import start_embedded
 from trademesh_testing.samples import build_sample
+from trademesh_testing.stats import ms_summary, pct
 from trademesh_testing.tokens import signer
 
 RATE = float(os.environ.get("BENCH_RATE", "200"))
@@ -99,27 +99,6 @@ PROFILE = os.environ.get("BENCH_PROFILE")
 BASELINE_TOPIC = "bench.notify.baseline"
 IN_FLIGHT_S = 0.5  # the kill window starts this long before the kill: events in flight then
 TARGETS = {"p50_ms": (20.0, "<="), "p99_ms": (100.0, "<="), "lost": (0, "<="), "doubled": (0, "<=")}
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def pct(values: list[float], *cuts: int) -> list[float]:
-    if not values:
-        return [float("nan")] * len(cuts)
-    if len(values) == 1:
-        return [values[0]] * len(cuts)
-    table = quantiles(values, n=100, method="inclusive")
-    return [table[c - 1] for c in cuts]
-
-
-def ms_summary(values: list[float]) -> str:
-    p50, p95, p99 = pct(values, 50, 95, 99)
-    top = max(values) if values else float("nan")
-    return f"p50 {p50:8.2f}  p95 {p95:8.2f}  p99 {p99:8.2f}  max {top:8.2f}  (n={len(values)})"
 
 
 # ---- the webhook receiver ----------------------------------------------------------------------

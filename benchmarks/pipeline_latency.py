@@ -124,7 +124,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
-from statistics import median, quantiles
+from statistics import median
 from typing import Any
 
 import httpx
@@ -143,6 +143,7 @@ from trademesh_events.topics import (
     get_topic,
 )
 from trademesh_testing.platform import ROOT, Platform, clean_env, free_offset
+from trademesh_testing.stats import ms_summary, pct
 
 
 def _floats(name: str, default: str) -> list[float]:
@@ -228,22 +229,6 @@ TARGETS = {  # name: (bound, "<=" or ">=")
 
 def ts(text: str) -> float:
     return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
-
-
-def pct(values: list[float], *cuts: int) -> list[float]:
-    """The given percentiles (1..99) of `values`; nan when there are none."""
-    if not values:
-        return [float("nan")] * len(cuts)
-    if len(values) == 1:
-        return [values[0]] * len(cuts)
-    table = quantiles(values, n=100, method="inclusive")
-    return [table[c - 1] for c in cuts]
-
-
-def ms_summary(values: list[float]) -> str:
-    p50, p95, p99 = pct(values, 50, 95, 99)
-    top = max(values) if values else float("nan")
-    return f"p50 {p50:8.2f}  p95 {p95:8.2f}  p99 {p99:8.2f}  max {top:8.2f}  (n={len(values)})"
 
 
 # ---- data -------------------------------------------------------------------------------------
