@@ -80,7 +80,7 @@ from trademesh_infra.topics import ensure_topics, topic_plan
 from trademesh_keystore import new_master_key
 from trademesh_testing.infra import start_embedded
 from trademesh_testing.samples import build_sample
-from trademesh_testing.stats import ms_summary, pct
+from trademesh_testing.stats import ms_summary, pct, verdicts
 from trademesh_testing.tokens import signer
 
 RATE = float(os.environ.get("BENCH_RATE", "200"))
@@ -594,14 +594,9 @@ def report(result: Result) -> None:
         "lost": result.lost,
         "doubled": result.doubled,
     }
-    verdicts = []
-    for name, (bound, sense) in TARGETS.items():
-        value = figures[name]
-        met = value <= bound if sense == "<=" else value >= bound
-        verdicts.append(f"{name} {sense} {bound:g}: {'met' if met else 'MISSED'} ({value:.3g})")
     for note in result.notes:
         print(note)
-    print("targets: " + "; ".join(verdicts))
+    print("targets: " + "; ".join(verdicts(TARGETS, figures)))
     print(f"doubled_raw={result.doubled_raw}")
     print(
         f"BENCH notify_latency p50_ms={result.p50:.2f} p99_ms={result.p99:.2f} "

@@ -143,7 +143,7 @@ from trademesh_events.topics import (
     get_topic,
 )
 from trademesh_testing.platform import ROOT, Platform, clean_env, free_offset
-from trademesh_testing.stats import ms_summary, pct
+from trademesh_testing.stats import ms_summary, pct, verdicts
 
 
 def _floats(name: str, default: str) -> list[float]:
@@ -1428,14 +1428,9 @@ def report(result: Result) -> None:
         "idle_cpu_pct": result.idle_pct,
         "ratio": ratio,
     }
-    verdicts = []
-    for name, (bound, sense) in TARGETS.items():
-        value = figures[name]
-        met = value <= bound if sense == "<=" else value >= bound
-        verdicts.append(f"{name} {sense} {bound:g}: {'met' if met else 'MISSED'} ({value:.3g})")
     for note in result.notes:
         print(note)
-    print("targets: " + "; ".join(verdicts))
+    print("targets: " + "; ".join(verdicts(TARGETS, figures)))
     print(
         f"BENCH pipeline_latency p50_ms={result.p50:.2f} p99_ms={result.p99:.2f} "
         f"max_bars_per_s={result.max_bars:.0f} bot_bars_per_s={result.bot_bars:.0f} "

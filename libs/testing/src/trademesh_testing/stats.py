@@ -20,3 +20,14 @@ def ms_summary(values: list[float]) -> str:
     p50, p95, p99 = pct(values, 50, 95, 99)
     top = max(values) if values else float("nan")
     return f"p50 {p50:8.2f}  p95 {p95:8.2f}  p99 {p99:8.2f}  max {top:8.2f}  (n={len(values)})"
+
+
+def verdicts(targets: dict[str, tuple[float, str]], figures: dict[str, float]) -> list[str]:
+    """Per target `name: (bound, "<=" or ">=")`, whether the figure of that name meets it:
+    `"p50_ms <= 20: met (12.3)"`, or MISSED."""
+    said = []
+    for name, (bound, sense) in targets.items():
+        value = figures[name]
+        met = value <= bound if sense == "<=" else value >= bound
+        said.append(f"{name} {sense} {bound:g}: {'met' if met else 'MISSED'} ({value:.3g})")
+    return said
