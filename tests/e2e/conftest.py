@@ -89,7 +89,9 @@ def platform(tmp_path_factory: pytest.TempPathFactory, inbox: str) -> Iterator[P
     """The platform as `make run` starts it, on ports of its own, shared by the suites that do
     not change how it runs; open registration (users sign themselves up; the default waits for
     an admin's approval); notify may send to loopback (the Inbox: webhooks, and the Telegram Bot
-    API it is pointed at)."""
+    API it is pointed at). The Inbox is not Telegram: its per-chat limit (20 a minute) is lifted,
+    since a replay played fast asks for an approval every other second, more than a chat may be
+    told, and the chat's backlog would only grow (the limits' workings are notify's tests)."""
     base = tmp_path_factory.mktemp("e2e")
     replays = replay_folder(base / "replays", HEAD_BARS)
     env = clean_env(
@@ -97,6 +99,13 @@ def platform(tmp_path_factory: pytest.TempPathFactory, inbox: str) -> Iterator[P
         TRADEMESH_REPLAY_DIR=str(replays),
         TRADEMESH_WEBHOOK_ALLOWED_ADDRESS_KINDS='["loopback"]',
         TRADEMESH_TELEGRAM_API_BASE=inbox,
+        TRADEMESH_DELIVERY_RATE_LIMITS=json.dumps(
+            {
+                "webhook": "20/second;600/minute",
+                "telegram": "50/second",
+                "email": "10/minute;100/hour",
+            }
+        ),
     )
     running = Platform(base / "home", free_offset(), "--no-demo", env=env)
     try:
