@@ -8,9 +8,8 @@
   The default, a week, is longer than any of that; a deployment that replays topics from
   further back than its inbox remembers must keep the inbox longer.
 
-Rows go in chunks of `chunk`, one short transaction each, so a first prune of a large table
-neither holds long locks nor bloats one transaction. Every replica may prune: deletes of the
-same rows do not conflict beyond waiting for each other.
+Rows go in chunks of `chunk`, one short transaction each (trademesh_db's delete_older_than).
+Every replica may prune: deletes of the same rows do not conflict beyond waiting for each other.
 """
 
 from __future__ import annotations
@@ -21,18 +20,9 @@ import logging
 from datetime import timedelta
 from typing import Protocol
 
-from trademesh_db.pool import Database
+from trademesh_db import Database, delete_older_than
 
 log = logging.getLogger("trademesh.bus.retention")
-
-_PRUNE_INBOX = (
-    "DELETE FROM inbox WHERE ctid = ANY(ARRAY("
-    "SELECT ctid FROM inbox WHERE handled_at < now() - $1::interval LIMIT $2))"
-)
-_PRUNE_OUTBOX = (
-    "DELETE FROM outbox WHERE ctid = ANY(ARRAY("
-    "SELECT ctid FROM outbox WHERE published_at < now() - $1::interval LIMIT $2))"
-)
 
 
 class RetentionSettings(Protocol):
@@ -73,18 +63,13 @@ class Retention:
     async def prune_once(self) -> tuple[int, int]:
         """Delete what is past its retention now; (inbox rows, outbox rows) deleted."""
         return (
-            await self._prune(_PRUNE_INBOX, self.inbox_keep),
-            await self._prune(_PRUNE_OUTBOX, self.outbox_keep),
+            await delete_older_than(
+                self.db, "inbox", "handled_at", self.inbox_keep, chunk=self.chunk
+            ),
+            await delete_older_than(
+                self.db, "outbox", "published_at", self.outbox_keep, chunk=self.chunk
+            ),
         )
-
-    async def _prune(self, statement: str, keep: timedelta) -> int:
-        deleted = 0
-        while True:
-            status = await self.db.pool.execute(statement, keep, self.chunk)
-            count = int(status.split()[-1])
-            deleted += count
-            if count < self.chunk:
-                return deleted
 
     async def run(self, stop: asyncio.Event) -> None:
         """Prune at start and then every `interval` seconds until `stop` is set."""

@@ -21,6 +21,13 @@ def check_schema_name(schema: str) -> str:
     return schema
 
 
+def check_identifier(name: str) -> str:
+    """A table's or a column's name interpolated into SQL: plain identifiers only."""
+    if not _SCHEMA_RE.fullmatch(name):
+        raise ValueError(f"invalid SQL identifier {name!r}: use lowercase letters, digits and _")
+    return name
+
+
 def check_role_name(role: str) -> str:
     """Role names are interpolated into SET ROLE (it takes no parameters): plain identifiers only."""
     if not _SCHEMA_RE.fullmatch(role):

@@ -1,6 +1,6 @@
 import pytest
 from trademesh_db.migrate import _dbmate_url
-from trademesh_db.pool import check_role_name, check_schema_name
+from trademesh_db.pool import check_identifier, check_role_name, check_schema_name
 
 pytestmark = pytest.mark.unit
 
@@ -30,3 +30,9 @@ def test_dbmate_url_keeps_tls_settings_for_remote_hosts() -> None:
 def test_unsafe_role_names_are_refused_before_connecting(name: str) -> None:
     with pytest.raises(ValueError, match="invalid role name"):
         check_role_name(name)
+
+
+@pytest.mark.parametrize("name", ["", "Inbox", "inbox; drop table x", "sent_at)", "a-b", "x" * 64])
+def test_unsafe_table_and_column_names_are_refused(name: str) -> None:
+    with pytest.raises(ValueError, match="invalid SQL identifier"):
+        check_identifier(name)
