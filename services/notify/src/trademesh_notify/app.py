@@ -23,6 +23,7 @@ from trademesh_notify.transports.telegram import TelegramTransport
 from trademesh_notify.transports.webhook import WebhookTransport
 from trademesh_notify.usecases.channels import Channels
 from trademesh_notify.usecases.deliveries import Deliveries
+from trademesh_notify.usecases.retention import DeliveryRetention
 from trademesh_notify.wake import CommitListener
 from trademesh_notify.webhook.sender import WebhookSender
 
@@ -87,6 +88,7 @@ def create_app(
             application_name=f"trademesh-{database.schema}",  # as the pool's connections
         ),
     )
+    retention = DeliveryRetention.from_settings(database, settings)
     register_handlers(bus, deliveries, settings, db)
     lifespan = service_lifespan(
         settings,
@@ -94,7 +96,7 @@ def create_app(
         bus=bus,
         database=database,
         migrations=MIGRATIONS,
-        tasks=[deliveries.run],
+        tasks=[deliveries.run, retention.run],
         close=[sender.aclose, telegram.aclose],
     )
     return service_app(

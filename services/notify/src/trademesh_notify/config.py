@@ -97,6 +97,24 @@ class Settings(ServiceSettings, KeystoreSettings):
         "kind not named. A delivery over it is put off until the window allows it (not an "
         "attempt, nothing lost).",
     )
+    sent_delivery_retention_h: float = Field(
+        168.0,
+        gt=0,
+        description="How long a sent delivery is kept, in hours (the owner's history of a "
+        "channel; the inbox, not this row, keeps a redelivered event from being sent twice).",
+    )
+    dead_delivery_retention_h: float = Field(
+        720.0,
+        gt=0,
+        description="How long a dead delivery stays on its owner's dead-letter list after its "
+        "last attempt, in hours.",
+    )
+    unowned_notice_retention_h: float = Field(
+        168.0,
+        gt=0,
+        description="How long an account's event waits for notify to learn the account's owner, "
+        "in hours; then it is dropped, with a warning.",
+    )
     delivery_rate_limit_storage_uri: str = Field(
         "memory://",
         description="Where the rate-limit counters live: memory:// (one process), or "
