@@ -40,4 +40,5 @@ module "stack" {
   postgres_server_name      = var.postgres_server_name
   key_vault_name            = var.key_vault_name
   image_tag                 = var.image_tag
+  public_url                = var.public_url
 }

@@ -28,6 +28,7 @@ locals {
     { object = "kafka-connection-string", secret = "trademesh-kafka", key = "password" }, # pragma: allowlist secret
     { object = "keystore-keys", secret = "trademesh-keystore", key = "keys" },            # pragma: allowlist secret
     { object = "keystore-current", secret = "trademesh-keystore", key = "current" },      # pragma: allowlist secret
+    { object = "approval-link-key", secret = "trademesh-approval-links", key = "key" },   # pragma: allowlist secret
   ]
 
   trademesh_values = {
@@ -58,6 +59,10 @@ locals {
     for s in var.services : s => {
       serviceAccount = { annotations = { "azure.workload.identity/client-id" = var.workload_identity_client_id } }
     }
+  }
+  # Notify's approval links point at the gateway as users reach it, when there is such an address.
+  public_url_values = {
+    for s in(var.public_url == "" ? [] : ["notify"]) : s => { env = { TRADEMESH_PUBLIC_URL = var.public_url } }
   }
 }
 
@@ -175,6 +180,7 @@ resource "helm_release" "trademesh" {
     file("${local.charts}/trademesh/values-${var.environment}.yaml"),
     yamlencode(local.trademesh_values),
     yamlencode(local.service_account_values),
+    yamlencode(local.public_url_values),
   ]
 
   # Event Hubs is the Kafka: SASL_SSL, mechanism PLAIN, user "$ConnectionString", and the

@@ -81,3 +81,9 @@ variable "pod_cidr" {
     error_message = "pod_cidr is a CIDR, e.g. 10.244.0.0/16."
   }
 }
+
+variable "public_url" {
+  description = "The gateway's address as users reach it (https://...): notify puts it in the approve/reject links of pending approvals; empty: notifications carry no links (approvals are still decided through the API)."
+  type        = string
+  default     = ""
+}

@@ -94,6 +94,11 @@ resource "random_bytes" "keystore" {
   length = 32
 }
 
+# The HMAC key of the approve/reject links in notifications: notify signs, strategy checks.
+resource "random_bytes" "approval_links" {
+  length = 32
+}
+
 resource "random_password" "grafana_admin" {
   length  = 32
   special = false
@@ -123,6 +128,7 @@ module "keyvault" {
     "kafka-connection-string" = module.kafka.connection_string
     "keystore-keys"           = jsonencode({ (local.keystore_key_id) = random_bytes.keystore.base64 })
     "keystore-current"        = local.keystore_key_id
+    "approval-link-key"       = random_bytes.approval_links.base64
     # For operators: Grafana's and QuestDB's logins, which the cluster holds as Secrets too.
     "grafana-admin-password" = random_password.grafana_admin.result
     "questdb-password"       = random_password.questdb.result
@@ -143,6 +149,7 @@ module "platform" {
   infra_releases              = var.infra_releases
   grafana_admin_password      = random_password.grafana_admin.result
   questdb_password            = random_password.questdb.result
+  public_url                  = var.public_url
 
   # The secrets must be in the vault before a pod mounts them.
   depends_on = [module.keyvault]

@@ -183,3 +183,14 @@ variable "tags" {
   type        = map(string)
   default     = {}
 }
+
+variable "public_url" {
+  description = "The gateway's address as users reach it (https://...): notify puts it in the approve/reject links of pending approvals; empty: notifications carry no links (approvals are still decided through the API)."
+  type        = string
+  default     = ""
+
+  validation {
+    condition     = var.public_url == "" || can(regex("^https?://[^/?#]+$", var.public_url))
+    error_message = "public_url is a scheme and a host (and port), without a path: https://trade.example.org."
+  }
+}
