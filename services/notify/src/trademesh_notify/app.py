@@ -80,7 +80,9 @@ def create_app(
         service=settings.service_name,
         links=approval_links(settings),
         limits=ChannelLimits(
-            settings.delivery_rate_limit_storage_uri, settings.delivery_rate_limits
+            settings.delivery_rate_limit_storage_uri,
+            settings.delivery_rate_limits,
+            settings.telegram_bot_rate_limit,
         ),
         listener=CommitListener(
             database.url,

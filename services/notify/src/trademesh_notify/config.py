@@ -115,6 +115,12 @@ class Settings(ServiceSettings, KeystoreSettings):
         description="How long an account's event waits for notify to learn the account's owner, "
         "in hours; then it is dropped, with a warning.",
     )
+    telegram_bot_rate_limit: str = Field(
+        "30/second",
+        description="What one Telegram bot (one token) may send across all its chats, in the "
+        "`limits` notation: Telegram allows a bot about 30 messages a second in all. Empty: no "
+        "such limit.",
+    )
     delivery_rate_limit_storage_uri: str = Field(
         "memory://",
         description="Where the rate-limit counters live: memory:// (one process), or "
@@ -134,6 +140,16 @@ class Settings(ServiceSettings, KeystoreSettings):
                 raise ValueError(
                     f"{kind}: not in the limits notation, e.g. '20/second;600/minute'"
                 ) from None
+        return value
+
+    @field_validator("telegram_bot_rate_limit")
+    @classmethod
+    def _bot_rate_limit(cls, value: str) -> str:
+        try:
+            if value:
+                parse_many(value)
+        except ValueError:
+            raise ValueError("not in the limits notation, e.g. '30/second'") from None
         return value
 
     @field_validator("delivery_rate_limit_storage_uri")

@@ -28,6 +28,7 @@ from trademesh_testing.waiting import eventually
 
 from trademesh_notify.api.deps import Runtime
 from trademesh_notify.config import Settings
+from trademesh_notify.ratelimit import ChannelLimits
 
 pytestmark = pytest.mark.integration
 
@@ -155,6 +156,31 @@ async def test_a_429_defers_the_next_attempt_to_its_retry_after(
     assert rows[0]["attempts"] == 2
 
 
+async def test_one_bots_messages_to_all_its_chats_keep_to_the_bots_limit(
+    client: httpx.AsyncClient, app: FastAPI, bot_api: BotApi, producer: Bus
+) -> None:
+    """Two chats of one bot, each under its chat's limit, 8 messages in all: a bot allowed 3 a
+    second sends them over more than a second, each once and in one attempt (put off, not
+    failed)."""
+    runtime = app.state.runtime
+    assert isinstance(runtime, Runtime)
+    assert runtime.deliveries.limits is not None
+    assert runtime.deliveries.limits.per_bot  # the settings' per-bot limit is in force
+    runtime.deliveries.limits = ChannelLimits("memory://", {"telegram": "100/second"}, "3/second")
+    user = uuid4()
+    chats = [(await add_telegram(client, user, chat_id=chat)).json() for chat in (1, 2)]
+    for _ in range(4):
+        await producer.publish(fill_of(user), topic=ORDERS_EVENTS_TOPIC)
+
+    got = await eventually(lambda: _sent(bot_api, 8), timeout=20)
+    assert sorted(sent.json["chat_id"] for sent in got) == [1] * 4 + [2] * 4
+    assert got[-1].at - got[0].at > 1.0  # 3 a second for the bot, though 100 for each chat
+    for chat in chats:
+        channel_id = chat["id"]
+        rows = await eventually(lambda: _all_sent(app, channel_id, 4))  # noqa: B023 - awaited here
+        assert [row["attempts"] for row in rows] == [1] * 4
+
+
 async def test_ok_false_is_a_failure_tried_again(
     client: httpx.AsyncClient, app: FastAPI, bot_api: BotApi, producer: Bus
 ) -> None:
@@ -221,6 +247,11 @@ async def test_a_chat_not_found_is_dead_at_once_and_the_token_is_never_shown_or_
 
 async def _sent(bot_api: BotApi, count: int) -> list[Sent] | None:
     return bot_api.sent if len(bot_api.sent) >= count else None
+
+
+async def _all_sent(app: FastAPI, channel_id: str, count: int) -> list[Any] | None:
+    rows = await rows_of(app, channel_id)
+    return rows if len(rows) == count and all(r["status"] == "sent" for r in rows) else None
 
 
 async def _status(app: FastAPI, channel_id: str, status: str) -> list[Any] | None:

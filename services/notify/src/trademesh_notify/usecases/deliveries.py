@@ -235,6 +235,9 @@ class Deliveries:
         (`_send`); counted in the delivery metrics either way."""
         if self.limits is not None:
             until = await self.limits.admit(due.kind.value, due.channel_id)
+            if until is None and due.kind is ChannelKind.TELEGRAM and self.limits.per_bot:
+                with contextlib.suppress(KeystoreError, ValueError):  # _send fails it, counted
+                    until = await self.limits.admit_bot(self._secret(due))
             if until is not None:
                 await self.store.defer(due, until)
                 self._count(due, Outcome.DEFERRED)
