@@ -3,8 +3,10 @@
 A sliding window counter (`SlidingWindowCounterRateLimiter`, the gateway's choice for its cost:
 two counters per key). The key is the channel's kind and id: one channel's flood does not hold
 up another's. A Telegram bot has a limit of its own across all its chats (Telegram allows a bot
-about 30 messages a second in all), keyed by a digest of its token, never the token. The counters live in the storage named by `delivery_rate_limit_storage_uri`:
-`memory://` for one process, a Redis or Valkey URI for replicas that must share one limit.
+about 30 messages a second in all), keyed by a digest of its token, never the token. A send is
+counted only when every limit it is under has room: one put off uses up none of them. The
+counters live in the storage named by `delivery_rate_limit_storage_uri`: `memory://` for one
+process, a Redis or Valkey URI for replicas that must share one limit.
 """
 
 from __future__ import annotations
@@ -52,26 +54,30 @@ class ChannelLimits:
     def items(self, kind: str) -> list[RateLimitItem]:
         return self.per_kind.get(kind, self.per_kind.get("default", []))
 
-    async def admit(self, kind: str, channel_id: UUID) -> datetime | None:
-        """Count one send to the channel: None when its limits allow it now, else when they
-        will (the delivery is put off until then; nothing was counted for the limit it is
-        over, the ones before it in the list were). A storage that does not answer admits
-        (logged): a limit is no reason to stop deliveries."""
-        return await self._admit(self.items(kind), kind, str(channel_id))
-
-    async def admit_bot(self, token: str) -> datetime | None:
-        """Count one message of the Telegram bot with this token, whatever its chat, as `admit`
-        does a channel's."""
-        digest = hashlib.sha256(token.encode()).hexdigest()[:32]
-        return await self._admit(self.per_bot, "telegram_bot", digest)
-
-    async def _admit(self, items: list[RateLimitItem], kind: str, key: str) -> datetime | None:
+    async def admit(
+        self, kind: str, channel_id: UUID, bot_token: str | None = None
+    ) -> datetime | None:
+        """Count one send to the channel (and, with `bot_token`, one message of that Telegram
+        bot): None when all their limits allow it now, else when the first that does not will
+        (the delivery is put off until then, and nothing was counted). A storage that does not
+        answer admits (logged): a limit is no reason to stop deliveries."""
+        counts = [(item, kind, str(channel_id)) for item in self.items(kind)]
+        if bot_token is not None:
+            digest = hashlib.sha256(bot_token.encode()).hexdigest()[:32]
+            counts += [(item, "telegram_bot", digest) for item in self.per_bot]
         try:
-            for item in items:
-                if not await self.limiter.hit(item, NAMESPACE, kind, key):
-                    stats = await self.limiter.get_window_stats(item, NAMESPACE, kind, key)
-                    at = max(stats.reset_time, time.time() + MIN_DEFER_S)
-                    return datetime.fromtimestamp(at, UTC)
+            # Look first, then count: a send put off by one limit uses up none of the others
+            # (a chat's 20 a minute would otherwise go on sends its bot's limit put off).
+            for item, space, key in counts:
+                if not await self.limiter.test(item, NAMESPACE, space, key):
+                    return await self._reset(item, space, key)
+            for item, space, key in counts:
+                if not await self.limiter.hit(item, NAMESPACE, space, key):
+                    return await self._reset(item, space, key)  # taken meanwhile by another
         except Exception as exc:  # the storage's errors are its driver's own types
             log.warning("rate-limit storage failed; sending without a limit", error=repr(exc))
         return None
+
+    async def _reset(self, item: RateLimitItem, space: str, key: str) -> datetime:
+        stats = await self.limiter.get_window_stats(item, NAMESPACE, space, key)
+        return datetime.fromtimestamp(max(stats.reset_time, time.time() + MIN_DEFER_S), UTC)

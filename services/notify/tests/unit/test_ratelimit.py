@@ -58,3 +58,39 @@ async def test_a_storage_that_does_not_answer_admits() -> None:
     channel = uuid4()
     assert await limits.admit("webhook", channel) is None
     assert await limits.admit("webhook", channel) is None
+
+
+TOKEN = "123456789:unit-test-token"  # pragma: allowlist secret
+OTHER_TOKEN = "987654321:unit-test-token"  # pragma: allowlist secret
+
+
+async def test_one_bots_limit_spans_all_its_chats() -> None:
+    limits = ChannelLimits("memory://", {"telegram": "100/minute"}, "2/minute")
+    chats = [uuid4() for _ in range(3)]
+    assert await limits.admit("telegram", chats[0], TOKEN) is None
+    assert await limits.admit("telegram", chats[1], TOKEN) is None
+    assert await limits.admit("telegram", chats[2], TOKEN) is not None  # the bot's third
+    assert await limits.admit("telegram", chats[2], OTHER_TOKEN) is None  # another bot
+
+
+async def test_a_send_put_off_uses_up_none_of_its_other_limits() -> None:
+    limits = ChannelLimits("memory://", {"telegram": "3/minute"}, "1/minute")
+    busy, chat = uuid4(), uuid4()
+    assert await limits.admit("telegram", busy, TOKEN) is None  # the bot's one a minute
+    for _ in range(10):  # put off by the bot's limit, again and again
+        assert await limits.admit("telegram", chat, TOKEN) is not None
+    # The chat's own three a minute are all still there (counted here without a bot's).
+    assert [await limits.admit("telegram", chat) for _ in range(3)] == [None] * 3
+    assert await limits.admit("telegram", chat) is not None
+
+
+async def test_a_send_put_off_by_one_of_a_kinds_limits_uses_none_of_the_others() -> None:
+    limits = ChannelLimits("memory://", {"webhook": "3/day;2/hour"})
+    channel = uuid4()
+    assert [await limits.admit("webhook", channel) for _ in range(2)] == [None, None]
+    for _ in range(5):
+        assert await limits.admit("webhook", channel) is not None
+    stats = await limits.limiter.get_window_stats(
+        limits.items("webhook")[0], "trademesh-notify", "webhook", str(channel)
+    )
+    assert stats.remaining == 1  # the day's count holds the two sent, not the five put off

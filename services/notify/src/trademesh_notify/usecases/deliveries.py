@@ -234,10 +234,11 @@ class Deliveries:
         """One delivery's turn: put off when its channel is over its rate limit, else sent
         (`_send`); counted in the delivery metrics either way."""
         if self.limits is not None:
-            until = await self.limits.admit(due.kind.value, due.channel_id)
-            if until is None and due.kind is ChannelKind.TELEGRAM and self.limits.per_bot:
+            token = None
+            if due.kind is ChannelKind.TELEGRAM and self.limits.per_bot:
                 with contextlib.suppress(KeystoreError, ValueError):  # _send fails it, counted
-                    until = await self.limits.admit_bot(self._secret(due))
+                    token = self._secret(due)
+            until = await self.limits.admit(due.kind.value, due.channel_id, token)
             if until is not None:
                 await self.store.defer(due, until)
                 self._count(due, Outcome.DEFERRED)
