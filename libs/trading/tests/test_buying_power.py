@@ -13,6 +13,7 @@ from trademesh_trading.buying_power import (
     Shortfall,
     at_venue,
     check,
+    check_and_reserve,
     order_price,
     reservation,
     venue_moves,
@@ -174,6 +175,34 @@ def test_properties_over_random_accounts(seed: int) -> None:
             check(terms, holdings, instrument_id="X", side=side, quantity=smaller, price=price)
             is None
         )  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("seed", range(200))
+def test_check_and_reserve_is_check_then_reservation(seed: int) -> None:
+    """The one-pass form the backtester uses gives what check() and reservation() give."""
+    rng = random.Random(seed)
+    mode = rng.choice([MarginMode.CASH, MarginMode.MARGIN])
+    terms = AccountTerms(
+        mode,
+        max_leverage=D(1) if mode is MarginMode.CASH else D(rng.randint(1, 5)),
+        allow_short=rng.random() < 0.5,
+        fee_bps=D(rng.randint(0, 50)),
+    )
+    price = D(rng.randint(1, 10_000)) / 100
+    holdings = Holdings(
+        cash=D(rng.randint(0, 100_000)) / 10,
+        positions={"X": D(rng.randint(-20, 20)), "Y": D(rng.randint(-5, 5))},
+        prices={"X": price, "Y": D(rng.randint(1, 500))},
+        reserved=D(rng.randint(0, 2_000)),
+        selling={"X": D(rng.randint(0, 5))},
+        buying={"X": D(rng.randint(0, 5))},
+    )
+    side = rng.choice(["buy", "sell"])
+    quantity = D(rng.randint(1, 100))
+    order = {"instrument_id": "X", "side": side, "quantity": quantity, "price": price}
+    short, reserved = check_and_reserve(terms, holdings, **order)  # type: ignore[arg-type]
+    assert short == check(terms, holdings, **order)  # type: ignore[arg-type]
+    assert reserved == (reservation(terms, holdings, **order) if short is None else 0)  # type: ignore[arg-type]
 
 
 def test_a_pending_buy_counts_as_held_for_a_sell() -> None:

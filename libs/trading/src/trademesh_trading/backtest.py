@@ -289,10 +289,9 @@ class _SimContext:
             side=side, order_type=kind, limit_price=limit_price, stop_price=stop_price, last=last
         )
         assert price is not None  # a last close is always there
-        holdings = self.holdings(last, pending=True)
-        short = buying_power.check(
+        short, reserved = buying_power.check_and_reserve(
             self.terms,
-            holdings,
+            self.holdings(last, pending=True),
             instrument_id=self.instrument_id,
             side=side,
             quantity=quantity,
@@ -301,14 +300,7 @@ class _SimContext:
         if short is not None:
             self.refused_orders += 1  # denied, as risk would: nothing is placed
             return client_order_id
-        self.reserved[client_order_id] = buying_power.reservation(
-            self.terms,
-            holdings,
-            instrument_id=self.instrument_id,
-            side=side,
-            quantity=quantity,
-            price=price,
-        )
+        self.reserved[client_order_id] = reserved
         self.pending.append(
             SimOrder(client_order_id, side, quantity, kind, limit_price, stop_price, leg)
         )

@@ -204,9 +204,23 @@ def reservation(
     """The quote amount an order takes from buying power while it is pending: in a cash account
     a buy's notional plus fee, a short sale's too (its collateral); in a margin account the value
     of the part that grows the position, plus the fee; nothing for a sell of what is held."""
+    _positive(quantity, price)
+    return _reserve(terms, side, quantity, price, _growing(side, quantity, instrument_id, holdings))
+
+
+def _positive(quantity: Decimal, price: Decimal) -> None:
     if quantity <= 0 or price <= 0:
         raise ValueError(f"an order has a positive quantity and price, not {quantity} at {price}")
-    growing = _growing(side, quantity, instrument_id, holdings)
+
+
+def _reserve(
+    terms: AccountTerms,
+    side: Literal["buy", "sell"],
+    quantity: Decimal,
+    price: Decimal,
+    growing: Decimal,
+) -> Decimal:
+    """reservation() once the part that grows the position is known."""
     if terms.mode is MarginMode.CASH and side == "buy":
         return quantity * price + fee_of(quantity * price, terms)
     if growing == 0:
@@ -226,14 +240,30 @@ def check(
     """None when the order (valued at `price`, see `order_price`) fits the account's buying
     power, else what it needs and what is available. Amounts are exact: needed == available
     fits. A margin account's positions must have prices (ValueError names one without)."""
-    growing = _growing(side, quantity, instrument_id, holdings)
-    if side == "sell" and growing > 0 and not terms.allow_short:
-        return Shortfall(quantity, _sellable(holdings, instrument_id), "base", terms.mode)
-    needed = reservation(
+    short, _ = check_and_reserve(
         terms, holdings, instrument_id=instrument_id, side=side, quantity=quantity, price=price
     )
+    return short
+
+
+def check_and_reserve(
+    terms: AccountTerms,
+    holdings: Holdings,
+    *,
+    instrument_id: InstrumentId,
+    side: Literal["buy", "sell"],
+    quantity: Decimal,
+    price: Decimal,
+) -> tuple[Shortfall | None, Decimal]:
+    """check() and, for an order that fits, its reservation() in one pass (the order's valuation
+    is worked out once): (None, what it reserves) or (the shortfall, 0)."""
+    growing = _growing(side, quantity, instrument_id, holdings)
+    if side == "sell" and growing > 0 and not terms.allow_short:
+        return Shortfall(quantity, _sellable(holdings, instrument_id), "base", terms.mode), ZERO
+    _positive(quantity, price)
+    needed = _reserve(terms, side, quantity, price, growing)
     if needed == 0:
-        return None
+        return None, ZERO
     # The part that reduces a position frees what it is worth first: a sale's proceeds in cash, a
     # margin account's exposure (a spot buy that covers a short frees nothing: it pays cash).
     freed = ZERO
@@ -244,8 +274,8 @@ def check(
     else:
         available = equity(holdings) * terms.max_leverage - gross_exposure(holdings) + freed
     if needed <= available:
-        return None
-    return Shortfall(needed, max(available, ZERO), "quote", terms.mode)
+        return None, needed
+    return Shortfall(needed, max(available, ZERO), "quote", terms.mode), ZERO
 
 
 # ---- exchange accounts: the venue's balances -------------------------------------------------
