@@ -150,6 +150,29 @@ def test_a_small_backtest_computed_by_hand() -> None:
     assert stats.max_drawdown == 0.0
 
 
+def test_client_order_ids_name_the_signal_bars_open_time_leg_and_sequence() -> None:
+    start = datetime(2024, 3, 5, 7, 21, 39, tzinfo=UTC)
+    bars = [
+        b.model_copy(
+            update={
+                "open_time": start + timedelta(hours=n),
+                "close_time": start + timedelta(hours=n + 1),
+            }
+        )
+        for n, b in enumerate(ohlc(n, "100", "101", "99", "100") for n in range(5))
+    ]
+    result = Backtester(
+        Scripted(StrategyConfig()),
+        instrument_id="test:X/USD",
+        timeframe="1h",
+        sizing=Sizing(kind="quantity", value=D(10)),
+    ).run(bars)
+    assert [f.client_order_id for f in result.fills] == [
+        f"bt-{bars[1].open_time:%Y%m%d%H%M%S}-main-1",  # bt-20240305082139-main-1
+        f"bt-{bars[3].open_time:%Y%m%d%H%M%S}-main-2",
+    ]
+
+
 def test_sizing_rules() -> None:
     assert Sizing(kind="quantity", value=D("2.5"), step=D("0.1")).quantity(D(100), D(0)) == D("2.5")
     assert Sizing(kind="notional", value=D(1000)).quantity(D(300), D(0)) == D(3)

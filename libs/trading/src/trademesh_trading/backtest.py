@@ -283,7 +283,7 @@ class _SimContext:
     ) -> ClientOrderId:
         quantity = check_order(side, quantity, kind, limit_price, stop_price)
         self.sequence += 1
-        client_order_id = f"bt-{self.history[-1].open_time:%Y%m%d%H%M%S}-{leg}-{self.sequence}"
+        client_order_id = f"bt-{_stamp(self.history[-1].open_time)}-{leg}-{self.sequence}"
         last = self.history[-1].close
         price = buying_power.order_price(
             side=side, order_type=kind, limit_price=limit_price, stop_price=stop_price, last=last
@@ -317,6 +317,17 @@ class _SimContext:
         if delta == 0:
             return None
         return self.submit_order("buy" if delta > 0 else "sell", abs(delta), leg=leg)
+
+
+def _stamp(at: datetime) -> str:
+    """`at` as %Y%m%d%H%M%S (for client order ids), without strftime's cost (a few µs)."""
+    if at.year < 1000:  # strftime does not pad such a year to 4 digits on every platform
+        return f"{at:%Y%m%d%H%M%S}"
+    # 14 digits, each field in its own two (the year in four): a third of the f-string's cost.
+    return str(
+        ((((at.year * 100 + at.month) * 100 + at.day) * 100 + at.hour) * 100 + at.minute) * 100
+        + at.second
+    )
 
 
 class _Window(Sequence[Bar]):
