@@ -220,6 +220,12 @@ class _SimContext:
     refused_fills: int = 0
     signals: dict[str, datetime] = field(default_factory=dict)  # placed orders' signal times
     zero_size_signals: int = 0
+    entry_cost: Decimal = field(init=False)  # one unit's cost as a share of the close
+
+    def __post_init__(self) -> None:
+        # A market order is valued at the close moved by the collar, plus fees: room for both.
+        collar = 1 + buying_power.DEFAULT_COLLAR_BPS / BPS
+        self.entry_cost = collar * (1 + self.terms.fee_bps / BPS)
 
     @property
     def bars(self) -> Sequence[Bar]:
@@ -238,10 +244,8 @@ class _SimContext:
         return self.history[-1].close_time
 
     def order_size(self) -> Decimal:
-        # A market order is valued at the close moved by the collar, plus fees: room for both.
-        collar = 1 + buying_power.DEFAULT_COLLAR_BPS / BPS
-        cost = collar * (1 + self.terms.fee_bps / BPS)
-        size = self.sizing.quantity(self.history[-1].close, self.equity, cost)
+        last = self.history[-1].close
+        size = self.sizing.quantity(last, self.cash + self.position * last, self.entry_cost)
         if size == 0:
             self.zero_size_signals += 1
         return size
@@ -249,7 +253,7 @@ class _SimContext:
     def holdings(self, price: Decimal, *, pending: bool) -> Holdings:
         """The account for the buying-power rule at `price`; with what pending orders reserve
         and sell (as risk sees it) or without (as the venue does when a fill comes)."""
-        if not pending:
+        if not pending or not self.pending:  # nothing reserved, sold or bought: the same figures
             return Holdings(
                 self.cash, {self.instrument_id: self.position}, {self.instrument_id: price}
             )
@@ -283,8 +287,9 @@ class _SimContext:
     ) -> ClientOrderId:
         quantity = check_order(side, quantity, kind, limit_price, stop_price)
         self.sequence += 1
-        client_order_id = f"bt-{_stamp(self.history[-1].open_time)}-{leg}-{self.sequence}"
-        last = self.history[-1].close
+        bar = self.history[-1]
+        client_order_id = f"bt-{_stamp(bar.open_time)}-{leg}-{self.sequence}"
+        last = bar.close
         price = buying_power.order_price(
             side=side, order_type=kind, limit_price=limit_price, stop_price=stop_price, last=last
         )
@@ -304,7 +309,7 @@ class _SimContext:
         self.pending.append(
             SimOrder(client_order_id, side, quantity, kind, limit_price, stop_price, leg)
         )
-        self.signals[client_order_id] = self.history[-1].close_time
+        self.signals[client_order_id] = bar.close_time
         return client_order_id
 
     def cancel_order(self, client_order_id: ClientOrderId) -> None:
