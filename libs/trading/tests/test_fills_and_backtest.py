@@ -6,6 +6,7 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal as D
 from typing import Any
 
+import numpy as np
 import pytest
 from trademesh_events.marketdata import Bar
 from trademesh_trading.backtest import Backtester, Sizing
@@ -281,3 +282,20 @@ def test_the_bar_window_is_a_read_only_view() -> None:
     for outside in (3, -4):
         with pytest.raises(IndexError):
             window[outside]
+
+
+def test_the_equity_curve_as_floats_is_each_bars_cash_plus_position_at_its_close() -> None:
+    from trademesh_trading.backtest import EquityCurve
+
+    closes = ["100.1", "101.3", "99.7", "102.9", "104.3", "103.1", "98.9"]
+    bars = [ohlc(n, c, "200", "50", c) for n, c in enumerate(closes)]
+    curve = EquityCurve(bars, D("1000.01"))
+    curve.mark(2, D("-1.7"), D("3.3"))  # stretches: [0, 2), [2, 5), [5, 7)
+    curve.mark(5, D("1333.333"), D("-0.1"))
+    stretch = [(D("1000.01"), D(0))] * 2 + [(D("-1.7"), D("3.3"))] * 3
+    stretch += [(D("1333.333"), D("-0.1"))] * 2
+    floats = curve.floats(np.array([float(c) for c in closes]))
+    assert floats.tolist() == [
+        float(cash) + float(held) * float(close)
+        for (cash, held), close in zip(stretch, closes, strict=True)
+    ]

@@ -177,10 +177,12 @@ class EquityCurve(Sequence[tuple[datetime, Decimal]]):
 
     def floats(self, closes: np.ndarray) -> np.ndarray:
         """The curve as floats (for statistics), from the closes as floats."""
-        out = np.empty(len(self._bars), dtype=float)
-        ends = [*self._starts[1:], len(self._bars)]
-        for start, end, cash, held in zip(self._starts, ends, self._cash, self._held, strict=True):
-            out[start:end] = float(cash) + float(held) * closes[start:end]
+        # One stretch per fill: spread each stretch's cash and position over its bars in one go
+        # rather than a slice per stretch (the same float operations, bar by bar).
+        lengths = np.diff(np.append(self._starts, len(self._bars)))
+        cash = np.repeat(np.array([float(c) for c in self._cash]), lengths)
+        held = np.repeat(np.array([float(h) for h in self._held]), lengths)
+        out: np.ndarray = cash + held * closes
         return out
 
 
