@@ -25,7 +25,7 @@ currency, and a sell takes the base the venue holds (docs/decisions/0116-venue-b
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from enum import StrEnum
@@ -46,6 +46,11 @@ DEFAULT_COLLAR_BPS = Decimal(100)
 class MarginMode(StrEnum):
     CASH = "cash"
     MARGIN = "margin"
+
+
+# The rule runs for every order a backtest places and fills: an enum member read through its
+# class costs four times a module global, and the builtins min() and max() three times an `if`.
+_CASH, _MARGIN = MarginMode.CASH, MarginMode.MARGIN
 
 
 @dataclass(frozen=True)
@@ -153,24 +158,25 @@ def _growing(
 ) -> Decimal:
     """The part of the order that opens or grows a position (the rest reduces it); pending
     sells count as already sold."""
-    position = holdings.positions.get(instrument_id, ZERO)
     if side == "buy":
-        reducing = min(quantity, max(-position, ZERO))
+        short = -holdings.positions.get(instrument_id, ZERO)
+        reducing = ZERO if short < ZERO else short  # max(short, ZERO)
     else:
-        reducing = min(quantity, _sellable(holdings, instrument_id))
-    return quantity - reducing
+        reducing = _sellable(holdings, instrument_id)
+    return quantity - (reducing if reducing < quantity else quantity)  # min(quantity, reducing)
 
 
 def _sellable(holdings: Holdings, instrument_id: InstrumentId) -> Decimal:
     """The base a sell may take without shorting: held, plus pending buys, less pending sells."""
     held = holdings.positions.get(instrument_id, ZERO) + holdings.buying.get(instrument_id, ZERO)
-    return max(held - holdings.selling.get(instrument_id, ZERO), ZERO)
+    free = held - holdings.selling.get(instrument_id, ZERO)
+    return ZERO if free < ZERO else free  # max(free, ZERO)
 
 
 def equity(holdings: Holdings) -> Decimal:
     """Cash plus every position at its last price; ValueError names a position without one."""
     total = holdings.cash
-    for instrument, quantity in sorted(holdings.positions.items()):
+    for instrument, quantity in _in_order(holdings.positions):
         if quantity != 0:
             total += quantity * _price(holdings, instrument)
     return total
@@ -179,10 +185,18 @@ def equity(holdings: Holdings) -> Decimal:
 def gross_exposure(holdings: Holdings) -> Decimal:
     """Every position's absolute value at its last price, plus what pending orders reserve."""
     total = holdings.reserved
-    for instrument, quantity in sorted(holdings.positions.items()):
+    for instrument, quantity in _in_order(holdings.positions):
         if quantity != 0:
             total += abs(quantity) * _price(holdings, instrument)
     return total
+
+
+def _in_order(
+    positions: Mapping[InstrumentId, Decimal],
+) -> Iterable[tuple[InstrumentId, Decimal]]:
+    """The positions by instrument: Decimal sums round, so they add up in one order always (a
+    single position needs no sorting)."""
+    return positions.items() if len(positions) < 2 else sorted(positions.items())
 
 
 def _price(holdings: Holdings, instrument: InstrumentId) -> Decimal:
@@ -221,8 +235,9 @@ def _reserve(
     growing: Decimal,
 ) -> Decimal:
     """reservation() once the part that grows the position is known."""
-    if terms.mode is MarginMode.CASH and side == "buy":
-        return quantity * price + fee_of(quantity * price, terms)
+    if terms.mode is _CASH and side == "buy":
+        notional = quantity * price
+        return notional + fee_of(notional, terms)
     if growing == 0:
         return ZERO
     return growing * price + fee_of(quantity * price, terms)
@@ -257,9 +272,10 @@ def check_and_reserve(
 ) -> tuple[Shortfall | None, Decimal]:
     """check() and, for an order that fits, its reservation() in one pass (the order's valuation
     is worked out once): (None, what it reserves) or (the shortfall, 0)."""
+    mode = terms.mode
     growing = _growing(side, quantity, instrument_id, holdings)
     if side == "sell" and growing > 0 and not terms.allow_short:
-        return Shortfall(quantity, _sellable(holdings, instrument_id), "base", terms.mode), ZERO
+        return Shortfall(quantity, _sellable(holdings, instrument_id), "base", mode), ZERO
     _positive(quantity, price)
     needed = _reserve(terms, side, quantity, price, growing)
     if needed == 0:
@@ -267,15 +283,15 @@ def check_and_reserve(
     # The part that reduces a position frees what it is worth first: a sale's proceeds in cash, a
     # margin account's exposure (a spot buy that covers a short frees nothing: it pays cash).
     freed = ZERO
-    if side == "sell" or terms.mode is MarginMode.MARGIN:
+    if side == "sell" or mode is _MARGIN:
         freed = (quantity - growing) * price
-    if terms.mode is MarginMode.CASH:
+    if mode is _CASH:
         available = holdings.cash - holdings.reserved + freed
     else:
         available = equity(holdings) * terms.max_leverage - gross_exposure(holdings) + freed
     if needed <= available:
         return None, needed
-    return Shortfall(needed, max(available, ZERO), "quote", terms.mode), ZERO
+    return Shortfall(needed, max(available, ZERO), "quote", mode), ZERO
 
 
 # ---- exchange accounts: the venue's balances -------------------------------------------------
