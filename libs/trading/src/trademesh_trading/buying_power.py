@@ -154,23 +154,33 @@ def fee_of(notional: Decimal, terms: AccountTerms) -> Decimal:
 
 
 def _growing(
-    side: Literal["buy", "sell"], quantity: Decimal, instrument_id: InstrumentId, holdings: Holdings
+    side: Literal["buy", "sell"], quantity: Decimal, position: Decimal, sellable: Decimal
 ) -> Decimal:
-    """The part of the order that opens or grows a position (the rest reduces it); pending
-    sells count as already sold."""
+    """The part of the order that opens or grows a position (the rest reduces it), from the
+    instrument's position and, for a sell, what it may take (`_sellable`)."""
     if side == "buy":
-        short = -holdings.positions.get(instrument_id, ZERO)
+        short = -position
         reducing = ZERO if short < ZERO else short  # max(short, ZERO)
     else:
-        reducing = _sellable(holdings, instrument_id)
+        reducing = sellable
     return quantity - (reducing if reducing < quantity else quantity)  # min(quantity, reducing)
 
 
-def _sellable(holdings: Holdings, instrument_id: InstrumentId) -> Decimal:
+def _sellable(position: Decimal, buying: Decimal, selling: Decimal) -> Decimal:
     """The base a sell may take without shorting: held, plus pending buys, less pending sells."""
-    held = holdings.positions.get(instrument_id, ZERO) + holdings.buying.get(instrument_id, ZERO)
-    free = held - holdings.selling.get(instrument_id, ZERO)
+    free = position + buying - selling
     return ZERO if free < ZERO else free  # max(free, ZERO)
+
+
+def _figures(
+    holdings: Holdings, instrument_id: InstrumentId, side: Literal["buy", "sell"]
+) -> tuple[Decimal, Decimal]:
+    """The instrument's position and, for a sell, what it may take (0 for a buy)."""
+    position = holdings.positions.get(instrument_id, ZERO)
+    if side == "buy":
+        return position, ZERO
+    buying = holdings.buying.get(instrument_id, ZERO)
+    return position, _sellable(position, buying, holdings.selling.get(instrument_id, ZERO))
 
 
 def equity(holdings: Holdings) -> Decimal:
@@ -219,7 +229,8 @@ def reservation(
     a buy's notional plus fee, a short sale's too (its collateral); in a margin account the value
     of the part that grows the position, plus the fee; nothing for a sell of what is held."""
     _positive(quantity, price)
-    return _reserve(terms, side, quantity, price, _growing(side, quantity, instrument_id, holdings))
+    position, sellable = _figures(holdings, instrument_id, side)
+    return _reserve(terms, side, quantity, price, _growing(side, quantity, position, sellable))
 
 
 def _positive(quantity: Decimal, price: Decimal) -> None:
@@ -272,26 +283,81 @@ def check_and_reserve(
 ) -> tuple[Shortfall | None, Decimal]:
     """check() and, for an order that fits, its reservation() in one pass (the order's valuation
     is worked out once): (None, what it reserves) or (the shortfall, 0)."""
-    mode = terms.mode
-    growing = _growing(side, quantity, instrument_id, holdings)
-    if side == "sell" and growing > 0 and not terms.allow_short:
-        return Shortfall(quantity, _sellable(holdings, instrument_id), "base", mode), ZERO
-    _positive(quantity, price)
-    needed = _reserve(terms, side, quantity, price, growing)
-    if needed == 0:
-        return None, ZERO
-    # The part that reduces a position frees what it is worth first: a sale's proceeds in cash, a
-    # margin account's exposure (a spot buy that covers a short frees nothing: it pays cash).
-    freed = ZERO
-    if side == "sell" or mode is _MARGIN:
-        freed = (quantity - growing) * price
-    if mode is _CASH:
+    position, sellable = _figures(holdings, instrument_id, side)
+    short, needed, freed = _demand(terms, side, quantity, price, position, sellable)
+    if short is not None or needed == 0:
+        return short, ZERO
+    if terms.mode is _CASH:
         available = holdings.cash - holdings.reserved + freed
     else:
         available = equity(holdings) * terms.max_leverage - gross_exposure(holdings) + freed
+    return _verdict(terms, needed, available)
+
+
+def check_and_reserve_alone(
+    terms: AccountTerms,
+    *,
+    cash: Decimal,
+    position: Decimal,
+    mark: Decimal,
+    reserved: Decimal = ZERO,
+    selling: Decimal = ZERO,
+    buying: Decimal = ZERO,
+    side: Literal["buy", "sell"],
+    quantity: Decimal,
+    price: Decimal,
+) -> tuple[Shortfall | None, Decimal]:
+    """check_and_reserve() for an account that holds this instrument alone (a backtest's), its
+    position valued at `mark`, with what pending orders reserve, sell and buy of it: the same
+    rule as on Holdings(cash, {i: position}, {i: mark}, reserved, {i: selling}, {i: buying}),
+    from the figures, without building Holdings and their maps (most of the rule's cost when it
+    runs for every order and every fill of a backtest)."""
+    sellable = ZERO if side == "buy" else _sellable(position, buying, selling)
+    short, needed, freed = _demand(terms, side, quantity, price, position, sellable)
+    if short is not None or needed == 0:
+        return short, ZERO
+    if terms.mode is _CASH:
+        available = cash - reserved + freed
+    else:  # equity() and gross_exposure() of that one position
+        value, exposure = cash, reserved
+        if position != 0:
+            value += position * mark
+            exposure += abs(position) * mark
+        available = value * terms.max_leverage - exposure + freed
+    return _verdict(terms, needed, available)
+
+
+def _demand(
+    terms: AccountTerms,
+    side: Literal["buy", "sell"],
+    quantity: Decimal,
+    price: Decimal,
+    position: Decimal,
+    sellable: Decimal,
+) -> tuple[Shortfall | None, Decimal, Decimal]:
+    """The rule's first half, from the instrument's own figures: a sale of what may not be sold
+    (a shortfall in base units), else what the order needs (0: it fits whatever the account
+    has) and what its reducing part frees."""
+    growing = _growing(side, quantity, position, sellable)
+    if side == "sell" and growing > 0 and not terms.allow_short:
+        return Shortfall(quantity, sellable, "base", terms.mode), ZERO, ZERO
+    _positive(quantity, price)
+    needed = _reserve(terms, side, quantity, price, growing)
+    # The part that reduces a position frees what it is worth first: a sale's proceeds in cash, a
+    # margin account's exposure (a spot buy that covers a short frees nothing: it pays cash).
+    freed = ZERO
+    if needed != 0 and (side == "sell" or terms.mode is _MARGIN):
+        freed = (quantity - growing) * price
+    return None, needed, freed
+
+
+def _verdict(
+    terms: AccountTerms, needed: Decimal, available: Decimal
+) -> tuple[Shortfall | None, Decimal]:
+    """The rule's second half: the order fits when it needs no more than is available."""
     if needed <= available:
         return None, needed
-    return Shortfall(needed, max(available, ZERO), "quote", mode), ZERO
+    return Shortfall(needed, max(available, ZERO), "quote", terms.mode), ZERO
 
 
 # ---- exchange accounts: the venue's balances -------------------------------------------------
