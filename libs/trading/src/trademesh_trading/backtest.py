@@ -36,7 +36,7 @@ from trademesh_events.marketdata import Bar
 from trademesh_events.money import Amount
 
 from trademesh_trading import buying_power
-from trademesh_trading.buying_power import AccountTerms, Holdings
+from trademesh_trading.buying_power import AccountTerms, Shortfall
 from trademesh_trading.fills import BPS, Fill, FillModel, SimOrder
 from trademesh_trading.strategy import OrderKind, Side, Strategy, check_order, sharing_closes
 
@@ -252,29 +252,34 @@ class _SimContext:
             self.zero_size_signals += 1
         return size
 
-    def holdings(self, price: Decimal, *, pending: bool) -> Holdings:
-        """The account for the buying-power rule at `price`; with what pending orders reserve
-        and sell (as risk sees it) or without (as the venue does when a fill comes)."""
-        if not pending or not self.pending:  # nothing reserved, sold or bought: the same figures
-            return Holdings(
-                self.cash, {self.instrument_id: self.position}, {self.instrument_id: price}
+    def check(
+        self, side: Side, quantity: Decimal, price: Decimal, mark: Decimal, *, pending: bool
+    ) -> tuple[Shortfall | None, Decimal]:
+        """The buying-power rule for an order of `quantity` valued at `price`, the position at
+        `mark`; with what pending orders reserve, sell and buy (as risk sees it) or without (as
+        the venue does when a fill comes). The shortfall, or None and what the order reserves."""
+        reserved = selling = buying = ZERO
+        if pending and self.pending:
+            reserved = sum(
+                (
+                    self.reserved.get(o.client_order_id, ZERO) * o.remaining / o.quantity
+                    for o in self.pending
+                ),
+                ZERO,
             )
-        reserved = sum(
-            (
-                self.reserved.get(o.client_order_id, ZERO) * o.remaining / o.quantity
-                for o in self.pending
-            ),
-            ZERO,
-        )
-        selling = sum((o.remaining for o in self.pending if o.side == "sell"), ZERO)
-        buying = sum((o.remaining for o in self.pending if o.side == "buy"), ZERO)
-        return Holdings(
-            self.cash,
-            {self.instrument_id: self.position},
-            {self.instrument_id: price},
-            reserved,
-            {self.instrument_id: selling},
-            {self.instrument_id: buying},
+            selling = sum((o.remaining for o in self.pending if o.side == "sell"), ZERO)
+            buying = sum((o.remaining for o in self.pending if o.side == "buy"), ZERO)
+        return buying_power.check_and_reserve_alone(
+            self.terms,
+            cash=self.cash,
+            position=self.position,
+            mark=mark,
+            reserved=reserved,
+            selling=selling,
+            buying=buying,
+            side=side,
+            quantity=quantity,
+            price=price,
         )
 
     def submit_order(
@@ -296,14 +301,7 @@ class _SimContext:
             side=side, order_type=kind, limit_price=limit_price, stop_price=stop_price, last=last
         )
         assert price is not None  # a last close is always there
-        short, reserved = buying_power.check_and_reserve(
-            self.terms,
-            self.holdings(last, pending=True),
-            instrument_id=self.instrument_id,
-            side=side,
-            quantity=quantity,
-            price=price,
-        )
+        short, reserved = self.check(side, quantity, price, last, pending=True)
         if short is not None:
             self.refused_orders += 1  # denied, as risk would: nothing is placed
             return client_order_id
@@ -451,19 +449,15 @@ class Backtester:
         still: list[SimOrder] = []
         for order in ctx.pending:
             fill = self.fill_model.fill(order, bar)
-            if fill is not None and buying_power.check(
-                ctx.terms,
-                ctx.holdings(fill.price, pending=False),
-                instrument_id=ctx.instrument_id,
-                side=fill.side,
-                quantity=fill.quantity,
-                price=fill.price,
-            ):
-                ctx.refused_fills += 1  # cancelled, as the paper venue does
-                ctx.reserved.pop(order.client_order_id, None)
-                ctx.signals.pop(order.client_order_id, None)
-                continue
             if fill is not None:
+                short, _ = ctx.check(
+                    fill.side, fill.quantity, fill.price, fill.price, pending=False
+                )
+                if short is not None:
+                    ctx.refused_fills += 1  # cancelled, as the paper venue does
+                    ctx.reserved.pop(order.client_order_id, None)
+                    ctx.signals.pop(order.client_order_id, None)
+                    continue
                 fills.append(fill)
                 current = self._apply(fill, bar.open_time, current, trades)
             if order.remaining > 0:  # resting, or capped by the bar's volume
