@@ -174,6 +174,25 @@ def test_client_order_ids_name_the_signal_bars_open_time_leg_and_sequence() -> N
     ]
 
 
+def test_the_longest_drawdown_runs_from_the_last_bar_at_the_peak() -> None:
+    bars = [
+        ohlc(0, "100", "101", "99", "100"),
+        ohlc(1, "100", "102", "99", "101"),  # signal: buy 10; equity 10,000 (the peak)
+        ohlc(2, "102", "103", "98", "99"),  # bought at 102: 8,980 + 990 = 9,970
+        ohlc(3, "98", "99", "96", "97"),  # 9,950, the bottom; signal: flat
+        ohlc(4, "99", "100", "98", "99"),  # sold at 99: 9,970, still below the peak
+    ]
+    result = Backtester(
+        Scripted(StrategyConfig()),
+        instrument_id="test:X/USD",
+        timeframe="1d",
+        sizing=Sizing(kind="quantity", value=D(10)),
+    ).run(bars)
+    assert [v for _, v in result.equity] == [D(10_000), D(10_000), D(9_970), D(9_950), D(9_970)]
+    assert result.stats.max_drawdown == pytest.approx(0.005)
+    assert result.stats.max_drawdown_duration == bars[4].close_time - bars[1].close_time
+
+
 def test_sizing_rules() -> None:
     assert Sizing(kind="quantity", value=D("2.5"), step=D("0.1")).quantity(D(100), D(0)) == D("2.5")
     assert Sizing(kind="notional", value=D(1000)).quantity(D(300), D(0)) == D(3)

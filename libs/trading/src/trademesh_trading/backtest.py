@@ -137,6 +137,10 @@ class EquityCurve(Sequence[tuple[datetime, Decimal]]):
     def __len__(self) -> int:
         return len(self._bars)
 
+    def time(self, index: int) -> datetime:
+        """The close time of bar `index`, without working out its equity."""
+        return self._bars[index].close_time
+
     def _point(self, index: int) -> tuple[datetime, Decimal]:
         k = bisect_right(self._starts, index) - 1
         bar = self._bars[index]
@@ -620,7 +624,7 @@ def _stats(
     last_peak = np.maximum.accumulate(np.where(at_peak, np.arange(count), 0))
     ends = np.flatnonzero(~at_peak & np.append(at_peak[1:], True))
     longest = max(
-        (curve[int(i)][0] - curve[int(last_peak[i])][0] for i in ends.tolist()),
+        (curve.time(int(i)) - curve.time(int(last_peak[i])) for i in ends.tolist()),
         default=timedelta(0),
     )
     closed = [t for t in trades if t.exit_time is not None]
