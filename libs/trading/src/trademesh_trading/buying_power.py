@@ -21,6 +21,9 @@ a market order fills at a price not known yet. Pure: Decimal in, Decimal out; no
 An exchange account's buying power is its venue's balances (`at_venue`, `venue_moves`): its cash is
 the venue's total of its settlement currency, which is checked only for orders quoted in that
 currency, and a sell takes the base the venue holds (docs/decisions/0116-venue-buying-power.md).
+
+A backtest's account holds one instrument: `check_and_reserve_alone` applies the same rule to its
+figures, without building Holdings (docs/decisions/0135-backtest-buying-power-from-figures.md).
 """
 
 from __future__ import annotations
