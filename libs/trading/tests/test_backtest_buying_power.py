@@ -104,3 +104,44 @@ def test_all_of_equity_on_goog_never_drives_cash_negative(goog_bars: list[Bar]) 
         lowest = min(lowest, cash)
     assert len(result.fills) > 10
     assert lowest >= 0
+
+
+class TwoLegs(Strategy[StrategyConfig]):
+    """At the close of bar 1, a limit buy of 6 at 90 on leg "a" (it rests) and then a market buy
+    of 6 on leg "b"; each leg alone fits the cash, both together do not."""
+
+    name = "two-legs"
+    config_class = StrategyConfig
+
+    def on_bar(self, ctx: Context, bar: Any) -> None:
+        if ctx.bar_index == 1:
+            ctx.submit_order("buy", D(6), kind="limit", limit_price=D(90), leg="a")
+            ctx.submit_order("buy", D(6), leg="b")
+
+
+def test_an_order_placed_while_another_is_pending_counts_its_reservation() -> None:
+    # Leg a reserves 6 x 90 + fee = 540.54; leg b needs 6 x 101 + fee = 606.606 of the 459.46
+    # left: refused when placed. Alone, leg b fits (606.606 of 1000) and fills.
+    bars = [ohlc(n, "100", "101", "99", "100") for n in range(3)]
+
+    def run_with(strategy: Strategy[StrategyConfig]) -> Any:
+        return Backtester(
+            strategy,
+            instrument_id="test:X/USD",
+            timeframe="1d",
+            cash=D(1000),
+            fill_model=TEN_BPS,
+        ).run(bars)
+
+    both = run_with(TwoLegs(StrategyConfig()))
+    assert (both.stats.refused_orders, both.stats.refused_fills) == (1, 0)
+    assert both.fills == []  # the limit at 90 never fills in bars that stay above 99
+
+    class LegBOnly(TwoLegs):
+        def on_bar(self, ctx: Context, bar: Any) -> None:
+            if ctx.bar_index == 1:
+                ctx.submit_order("buy", D(6), leg="b")
+
+    alone = run_with(LegBOnly(StrategyConfig()))
+    assert alone.stats.refused_orders == 0
+    assert [(f.side, f.quantity) for f in alone.fills] == [("buy", D(6))]

@@ -13,6 +13,8 @@ from trademesh_trading.buying_power import (
     Shortfall,
     at_venue,
     check,
+    check_and_reserve,
+    check_and_reserve_alone,
     order_price,
     reservation,
     venue_moves,
@@ -174,6 +176,86 @@ def test_properties_over_random_accounts(seed: int) -> None:
             check(terms, holdings, instrument_id="X", side=side, quantity=smaller, price=price)
             is None
         )  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("seed", range(200))
+def test_check_and_reserve_is_check_then_reservation(seed: int) -> None:
+    """The one-pass form the backtester uses gives what check() and reservation() give."""
+    rng = random.Random(seed)
+    mode = rng.choice([MarginMode.CASH, MarginMode.MARGIN])
+    terms = AccountTerms(
+        mode,
+        max_leverage=D(1) if mode is MarginMode.CASH else D(rng.randint(1, 5)),
+        allow_short=rng.random() < 0.5,
+        fee_bps=D(rng.randint(0, 50)),
+    )
+    price = D(rng.randint(1, 10_000)) / 100
+    holdings = Holdings(
+        cash=D(rng.randint(0, 100_000)) / 10,
+        positions={"X": D(rng.randint(-20, 20)), "Y": D(rng.randint(-5, 5))},
+        prices={"X": price, "Y": D(rng.randint(1, 500))},
+        reserved=D(rng.randint(0, 2_000)),
+        selling={"X": D(rng.randint(0, 5))},
+        buying={"X": D(rng.randint(0, 5))},
+    )
+    side = rng.choice(["buy", "sell"])
+    quantity = D(rng.randint(1, 100))
+    order = {"instrument_id": "X", "side": side, "quantity": quantity, "price": price}
+    short, reserved = check_and_reserve(terms, holdings, **order)  # type: ignore[arg-type]
+    assert short == check(terms, holdings, **order)  # type: ignore[arg-type]
+    assert reserved == (reservation(terms, holdings, **order) if short is None else 0)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("seed", range(400))
+def test_check_and_reserve_alone_is_the_rule_on_a_one_instrument_account(seed: int) -> None:
+    """The backtester's form, from plain figures, gives what check_and_reserve() gives on the
+    same account as Holdings: the same shortfalls (refused where they were) and reservations."""
+    rng = random.Random(seed)
+    mode = rng.choice([MarginMode.CASH, MarginMode.MARGIN])
+    terms = AccountTerms(
+        mode,
+        max_leverage=D(1) if mode is MarginMode.CASH else D(rng.randint(1, 5)),
+        allow_short=rng.random() < 0.5,
+        fee_bps=D(rng.randint(0, 50)),
+    )
+    cash = D(rng.randint(-1_000, 100_000)) / 10
+    position = D(rng.choice([0, 0, rng.randint(-20, 20)])) / rng.choice([1, 10])
+    mark = D(rng.randint(1, 10_000)) / 100
+    reserved, selling, buying = (D(rng.choice([0, rng.randint(0, 2_000)])) for _ in range(3))
+    price = mark * D(rng.randint(90, 110)) / 100
+    side = rng.choice(["buy", "sell"])
+    quantity = D(rng.randint(1, 100))
+    holdings = Holdings(cash, {"X": position}, {"X": mark}, reserved, {"X": selling}, {"X": buying})
+    order = {"side": side, "quantity": quantity, "price": price}
+    expected = check_and_reserve(terms, holdings, instrument_id="X", **order)  # type: ignore[arg-type]
+    alone = check_and_reserve_alone(
+        terms,
+        cash=cash,
+        position=position,
+        mark=mark,
+        reserved=reserved,
+        selling=selling,
+        buying=buying,
+        **order,  # type: ignore[arg-type]
+    )
+    assert alone == expected
+
+
+def test_check_and_reserve_alone_refuses_and_reserves_as_worked_out_by_hand() -> None:
+    # Margin 2x, 15,000 cash and 50 short at 100: equity 10,000, so 20,000 of exposure, 5,000 used.
+    margin = AccountTerms(MarginMode.MARGIN, max_leverage=D(2), allow_short=True)
+    figures = {"cash": D(15_000), "position": D(-50), "mark": D(100)}
+    assert check_and_reserve_alone(
+        margin, **figures, side="sell", quantity=D(151), price=D(100)
+    ) == (Shortfall(D(15_100), D(15_000), "quote", MarginMode.MARGIN), D(0))
+    assert check_and_reserve_alone(
+        margin, **figures, side="sell", quantity=D(150), price=D(100)
+    ) == (None, D(15_000))
+    # Buying back the 50 and 10 more: the 10 need 1,000 (the 50 free 5,000 of exposure).
+    assert check_and_reserve_alone(margin, **figures, side="buy", quantity=D(60), price=D(100)) == (
+        None,
+        D(1_000),
+    )
 
 
 def test_a_pending_buy_counts_as_held_for_a_sell() -> None:

@@ -6,6 +6,7 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal as D
 from typing import Any
 
+import numpy as np
 import pytest
 from trademesh_events.marketdata import Bar
 from trademesh_trading.backtest import Backtester, Sizing
@@ -150,6 +151,48 @@ def test_a_small_backtest_computed_by_hand() -> None:
     assert stats.max_drawdown == 0.0
 
 
+def test_client_order_ids_name_the_signal_bars_open_time_leg_and_sequence() -> None:
+    start = datetime(2024, 3, 5, 7, 21, 39, tzinfo=UTC)
+    bars = [
+        b.model_copy(
+            update={
+                "open_time": start + timedelta(hours=n),
+                "close_time": start + timedelta(hours=n + 1),
+            }
+        )
+        for n, b in enumerate(ohlc(n, "100", "101", "99", "100") for n in range(5))
+    ]
+    result = Backtester(
+        Scripted(StrategyConfig()),
+        instrument_id="test:X/USD",
+        timeframe="1h",
+        sizing=Sizing(kind="quantity", value=D(10)),
+    ).run(bars)
+    assert [f.client_order_id for f in result.fills] == [
+        f"bt-{bars[1].open_time:%Y%m%d%H%M%S}-main-1",  # bt-20240305082139-main-1
+        f"bt-{bars[3].open_time:%Y%m%d%H%M%S}-main-2",
+    ]
+
+
+def test_the_longest_drawdown_runs_from_the_last_bar_at_the_peak() -> None:
+    bars = [
+        ohlc(0, "100", "101", "99", "100"),
+        ohlc(1, "100", "102", "99", "101"),  # signal: buy 10; equity 10,000 (the peak)
+        ohlc(2, "102", "103", "98", "99"),  # bought at 102: 8,980 + 990 = 9,970
+        ohlc(3, "98", "99", "96", "97"),  # 9,950, the bottom; signal: flat
+        ohlc(4, "99", "100", "98", "99"),  # sold at 99: 9,970, still below the peak
+    ]
+    result = Backtester(
+        Scripted(StrategyConfig()),
+        instrument_id="test:X/USD",
+        timeframe="1d",
+        sizing=Sizing(kind="quantity", value=D(10)),
+    ).run(bars)
+    assert [v for _, v in result.equity] == [D(10_000), D(10_000), D(9_970), D(9_950), D(9_970)]
+    assert result.stats.max_drawdown == pytest.approx(0.005)
+    assert result.stats.max_drawdown_duration == bars[4].close_time - bars[1].close_time
+
+
 def test_sizing_rules() -> None:
     assert Sizing(kind="quantity", value=D("2.5"), step=D("0.1")).quantity(D(100), D(0)) == D("2.5")
     assert Sizing(kind="notional", value=D(1000)).quantity(D(300), D(0)) == D(3)
@@ -258,3 +301,20 @@ def test_the_bar_window_is_a_read_only_view() -> None:
     for outside in (3, -4):
         with pytest.raises(IndexError):
             window[outside]
+
+
+def test_the_equity_curve_as_floats_is_each_bars_cash_plus_position_at_its_close() -> None:
+    from trademesh_trading.backtest import EquityCurve
+
+    closes = ["100.1", "101.3", "99.7", "102.9", "104.3", "103.1", "98.9"]
+    bars = [ohlc(n, c, "200", "50", c) for n, c in enumerate(closes)]
+    curve = EquityCurve(bars, D("1000.01"))
+    curve.mark(2, D("-1.7"), D("3.3"))  # stretches: [0, 2), [2, 5), [5, 7)
+    curve.mark(5, D("1333.333"), D("-0.1"))
+    stretch = [(D("1000.01"), D(0))] * 2 + [(D("-1.7"), D("3.3"))] * 3
+    stretch += [(D("1333.333"), D("-0.1"))] * 2
+    floats = curve.floats(np.array([float(c) for c in closes]))
+    assert floats.tolist() == [
+        float(cash) + float(held) * float(close)
+        for (cash, held), close in zip(stretch, closes, strict=True)
+    ]

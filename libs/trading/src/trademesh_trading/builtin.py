@@ -63,6 +63,7 @@ class RsiCross(Strategy[RsiCrossConfig]):
         self.rsi = Rsi(config.period)
         self.previous: float | None = None
         self.signals: list[int] | None = None  # prepared: +1 crossed up, -1 crossed down
+        self.active: list[int] | None = None  # prepared: the bars with a signal
 
     def warmup(self) -> int:
         return self.config.period * 10  # Wilder's smoothing converges slowly
@@ -72,10 +73,10 @@ class RsiCross(Strategy[RsiCrossConfig]):
         rsi = talib.RSI(_closes(bars), c.period)
         up = _crossed(rsi, lambda prev, cur: (prev < c.oversold) & (c.oversold <= cur))
         down = _crossed(rsi, lambda prev, cur: (prev > c.overbought) & (c.overbought >= cur))
-        self.signals = (up.astype(np.int8) - down.astype(np.int8)).tolist()
+        self.signals, self.active = _signals(up, down)
 
     def active_bars(self) -> list[int] | None:
-        return None if self.signals is None else _nonzero(self.signals)
+        return self.active
 
     def on_bar(self, ctx: Context, bar: Bar) -> None:
         if self.signals is not None:
@@ -130,6 +131,7 @@ class SmaCross(Strategy[SmaCrossConfig]):
         self.fast, self.slow = Sma(config.fast), Sma(config.slow)
         self.previous: tuple[float, float] | None = None
         self.signals: list[int] | None = None  # prepared: +1 crossed above, -1 crossed below
+        self.active: list[int] | None = None  # prepared: the bars with a signal
 
     def warmup(self) -> int:
         return self.config.slow + 1
@@ -141,10 +143,10 @@ class SmaCross(Strategy[SmaCrossConfig]):
         gap = fast - slow  # NaN until both exist: every comparison with it is False
         above = _crossed(gap, lambda prev, cur: (prev <= 0) & (cur > 0))
         below = _crossed(gap, lambda prev, cur: (prev >= 0) & (cur < 0))
-        self.signals = (above.astype(np.int8) - below.astype(np.int8)).tolist()
+        self.signals, self.active = _signals(above, below)
 
     def active_bars(self) -> list[int] | None:
-        return None if self.signals is None else _nonzero(self.signals)
+        return self.active
 
     def on_bar(self, ctx: Context, bar: Bar) -> None:
         if self.signals is not None:
@@ -278,9 +280,12 @@ def _crossed(values: np.ndarray, rule: Any) -> np.ndarray:
     return out
 
 
-def _nonzero(signals: list[int]) -> list[int]:
-    indices: list[int] = np.flatnonzero(np.asarray(signals, dtype=np.int8)).tolist()
-    return indices
+def _signals(up: np.ndarray, down: np.ndarray) -> tuple[list[int], list[int]]:
+    """Per bar +1 (up), -1 (down) or 0, and the bars with a signal: both from the arrays (a
+    million-bar list back into an array costs more than the rest of prepare())."""
+    signals = up.astype(np.int8) - down.astype(np.int8)
+    active: list[int] = np.flatnonzero(signals).tolist()
+    return signals.tolist(), active
 
 
 BUILTIN: tuple[type[Strategy], ...] = (  # type: ignore[type-arg]

@@ -21,11 +21,14 @@ a market order fills at a price not known yet. Pure: Decimal in, Decimal out; no
 An exchange account's buying power is its venue's balances (`at_venue`, `venue_moves`): its cash is
 the venue's total of its settlement currency, which is checked only for orders quoted in that
 currency, and a sell takes the base the venue holds (docs/decisions/0116-venue-buying-power.md).
+
+A backtest's account holds one instrument: `check_and_reserve_alone` applies the same rule to its
+figures, without building Holdings (docs/decisions/0135-backtest-buying-power-from-figures.md).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from enum import StrEnum
@@ -46,6 +49,11 @@ DEFAULT_COLLAR_BPS = Decimal(100)
 class MarginMode(StrEnum):
     CASH = "cash"
     MARGIN = "margin"
+
+
+# The rule runs for every order a backtest places and fills: an enum member read through its
+# class costs four times a module global, and the builtins min() and max() three times an `if`.
+_CASH, _MARGIN = MarginMode.CASH, MarginMode.MARGIN
 
 
 @dataclass(frozen=True)
@@ -149,28 +157,39 @@ def fee_of(notional: Decimal, terms: AccountTerms) -> Decimal:
 
 
 def _growing(
-    side: Literal["buy", "sell"], quantity: Decimal, instrument_id: InstrumentId, holdings: Holdings
+    side: Literal["buy", "sell"], quantity: Decimal, position: Decimal, sellable: Decimal
 ) -> Decimal:
-    """The part of the order that opens or grows a position (the rest reduces it); pending
-    sells count as already sold."""
+    """The part of the order that opens or grows a position (the rest reduces it), from the
+    instrument's position and, for a sell, what it may take (`_sellable`)."""
+    if side == "buy":
+        short = -position
+        reducing = ZERO if short < ZERO else short  # max(short, ZERO)
+    else:
+        reducing = sellable
+    return quantity - (reducing if reducing < quantity else quantity)  # min(quantity, reducing)
+
+
+def _sellable(position: Decimal, buying: Decimal, selling: Decimal) -> Decimal:
+    """The base a sell may take without shorting: held, plus pending buys, less pending sells."""
+    free = position + buying - selling
+    return ZERO if free < ZERO else free  # max(free, ZERO)
+
+
+def _figures(
+    holdings: Holdings, instrument_id: InstrumentId, side: Literal["buy", "sell"]
+) -> tuple[Decimal, Decimal]:
+    """The instrument's position and, for a sell, what it may take (0 for a buy)."""
     position = holdings.positions.get(instrument_id, ZERO)
     if side == "buy":
-        reducing = min(quantity, max(-position, ZERO))
-    else:
-        reducing = min(quantity, _sellable(holdings, instrument_id))
-    return quantity - reducing
-
-
-def _sellable(holdings: Holdings, instrument_id: InstrumentId) -> Decimal:
-    """The base a sell may take without shorting: held, plus pending buys, less pending sells."""
-    held = holdings.positions.get(instrument_id, ZERO) + holdings.buying.get(instrument_id, ZERO)
-    return max(held - holdings.selling.get(instrument_id, ZERO), ZERO)
+        return position, ZERO
+    buying = holdings.buying.get(instrument_id, ZERO)
+    return position, _sellable(position, buying, holdings.selling.get(instrument_id, ZERO))
 
 
 def equity(holdings: Holdings) -> Decimal:
     """Cash plus every position at its last price; ValueError names a position without one."""
     total = holdings.cash
-    for instrument, quantity in sorted(holdings.positions.items()):
+    for instrument, quantity in _in_order(holdings.positions):
         if quantity != 0:
             total += quantity * _price(holdings, instrument)
     return total
@@ -179,10 +198,18 @@ def equity(holdings: Holdings) -> Decimal:
 def gross_exposure(holdings: Holdings) -> Decimal:
     """Every position's absolute value at its last price, plus what pending orders reserve."""
     total = holdings.reserved
-    for instrument, quantity in sorted(holdings.positions.items()):
+    for instrument, quantity in _in_order(holdings.positions):
         if quantity != 0:
             total += abs(quantity) * _price(holdings, instrument)
     return total
+
+
+def _in_order(
+    positions: Mapping[InstrumentId, Decimal],
+) -> Iterable[tuple[InstrumentId, Decimal]]:
+    """The positions by instrument: Decimal sums round, so they add up in one order always (a
+    single position needs no sorting)."""
+    return positions.items() if len(positions) < 2 else sorted(positions.items())
 
 
 def _price(holdings: Holdings, instrument: InstrumentId) -> Decimal:
@@ -204,11 +231,27 @@ def reservation(
     """The quote amount an order takes from buying power while it is pending: in a cash account
     a buy's notional plus fee, a short sale's too (its collateral); in a margin account the value
     of the part that grows the position, plus the fee; nothing for a sell of what is held."""
+    _positive(quantity, price)
+    position, sellable = _figures(holdings, instrument_id, side)
+    return _reserve(terms, side, quantity, price, _growing(side, quantity, position, sellable))
+
+
+def _positive(quantity: Decimal, price: Decimal) -> None:
     if quantity <= 0 or price <= 0:
         raise ValueError(f"an order has a positive quantity and price, not {quantity} at {price}")
-    growing = _growing(side, quantity, instrument_id, holdings)
-    if terms.mode is MarginMode.CASH and side == "buy":
-        return quantity * price + fee_of(quantity * price, terms)
+
+
+def _reserve(
+    terms: AccountTerms,
+    side: Literal["buy", "sell"],
+    quantity: Decimal,
+    price: Decimal,
+    growing: Decimal,
+) -> Decimal:
+    """reservation() once the part that grows the position is known."""
+    if terms.mode is _CASH and side == "buy":
+        notional = quantity * price
+        return notional + fee_of(notional, terms)
     if growing == 0:
         return ZERO
     return growing * price + fee_of(quantity * price, terms)
@@ -226,26 +269,98 @@ def check(
     """None when the order (valued at `price`, see `order_price`) fits the account's buying
     power, else what it needs and what is available. Amounts are exact: needed == available
     fits. A margin account's positions must have prices (ValueError names one without)."""
-    growing = _growing(side, quantity, instrument_id, holdings)
-    if side == "sell" and growing > 0 and not terms.allow_short:
-        return Shortfall(quantity, _sellable(holdings, instrument_id), "base", terms.mode)
-    needed = reservation(
+    short, _ = check_and_reserve(
         terms, holdings, instrument_id=instrument_id, side=side, quantity=quantity, price=price
     )
-    if needed == 0:
-        return None
-    # The part that reduces a position frees what it is worth first: a sale's proceeds in cash, a
-    # margin account's exposure (a spot buy that covers a short frees nothing: it pays cash).
-    freed = ZERO
-    if side == "sell" or terms.mode is MarginMode.MARGIN:
-        freed = (quantity - growing) * price
-    if terms.mode is MarginMode.CASH:
+    return short
+
+
+def check_and_reserve(
+    terms: AccountTerms,
+    holdings: Holdings,
+    *,
+    instrument_id: InstrumentId,
+    side: Literal["buy", "sell"],
+    quantity: Decimal,
+    price: Decimal,
+) -> tuple[Shortfall | None, Decimal]:
+    """check() and, for an order that fits, its reservation() in one pass (the order's valuation
+    is worked out once): (None, what it reserves) or (the shortfall, 0)."""
+    position, sellable = _figures(holdings, instrument_id, side)
+    short, needed, freed = _demand(terms, side, quantity, price, position, sellable)
+    if short is not None or needed == 0:
+        return short, ZERO
+    if terms.mode is _CASH:
         available = holdings.cash - holdings.reserved + freed
     else:
         available = equity(holdings) * terms.max_leverage - gross_exposure(holdings) + freed
+    return _verdict(terms, needed, available)
+
+
+def check_and_reserve_alone(
+    terms: AccountTerms,
+    *,
+    cash: Decimal,
+    position: Decimal,
+    mark: Decimal,
+    reserved: Decimal = ZERO,
+    selling: Decimal = ZERO,
+    buying: Decimal = ZERO,
+    side: Literal["buy", "sell"],
+    quantity: Decimal,
+    price: Decimal,
+) -> tuple[Shortfall | None, Decimal]:
+    """check_and_reserve() for an account that holds this instrument alone (a backtest's), its
+    position valued at `mark`, with what pending orders reserve, sell and buy of it: the same
+    rule as on Holdings(cash, {i: position}, {i: mark}, reserved, {i: selling}, {i: buying}),
+    from the figures, without building Holdings and their maps (most of the rule's cost when it
+    runs for every order and every fill of a backtest)."""
+    sellable = ZERO if side == "buy" else _sellable(position, buying, selling)
+    short, needed, freed = _demand(terms, side, quantity, price, position, sellable)
+    if short is not None or needed == 0:
+        return short, ZERO
+    if terms.mode is _CASH:
+        available = cash - reserved + freed
+    else:  # equity() and gross_exposure() of that one position
+        value, exposure = cash, reserved
+        if position != 0:
+            value += position * mark
+            exposure += abs(position) * mark
+        available = value * terms.max_leverage - exposure + freed
+    return _verdict(terms, needed, available)
+
+
+def _demand(
+    terms: AccountTerms,
+    side: Literal["buy", "sell"],
+    quantity: Decimal,
+    price: Decimal,
+    position: Decimal,
+    sellable: Decimal,
+) -> tuple[Shortfall | None, Decimal, Decimal]:
+    """The rule's first half, from the instrument's own figures: a sale of what may not be sold
+    (a shortfall in base units), else what the order needs (0: it fits whatever the account
+    has) and what its reducing part frees."""
+    growing = _growing(side, quantity, position, sellable)
+    if side == "sell" and growing > 0 and not terms.allow_short:
+        return Shortfall(quantity, sellable, "base", terms.mode), ZERO, ZERO
+    _positive(quantity, price)
+    needed = _reserve(terms, side, quantity, price, growing)
+    # The part that reduces a position frees what it is worth first: a sale's proceeds in cash, a
+    # margin account's exposure (a spot buy that covers a short frees nothing: it pays cash).
+    freed = ZERO
+    if needed != 0 and (side == "sell" or terms.mode is _MARGIN):
+        freed = (quantity - growing) * price
+    return None, needed, freed
+
+
+def _verdict(
+    terms: AccountTerms, needed: Decimal, available: Decimal
+) -> tuple[Shortfall | None, Decimal]:
+    """The rule's second half: the order fits when it needs no more than is available."""
     if needed <= available:
-        return None
-    return Shortfall(needed, max(available, ZERO), "quote", terms.mode)
+        return None, needed
+    return Shortfall(needed, max(available, ZERO), "quote", terms.mode), ZERO
 
 
 # ---- exchange accounts: the venue's balances -------------------------------------------------
