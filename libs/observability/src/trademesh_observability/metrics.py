@@ -90,7 +90,7 @@ METRICS: tuple[MetricSpec, ...] = (
     MetricSpec("trademesh_risk_kill_switch_engaged", "gauge", "boolean", "1 while the platform-wide kill switch is engaged (as last seen by this process).", ("service",)),
     MetricSpec("trademesh_risk_reducing_total", "counter", "accounts", "Accounts switched to REDUCING by their daily loss limit.", ("service",)),
     # notify
-    MetricSpec("trademesh_notify_unowned_total", "counter", "events", "Events naming only an account: held because the account's owner was not learnt yet, resolved (sent to the owner learnt later), or an AccountChanged naming another owner than the one kept (conflict, ignored).", ("service", "outcome")),
+    MetricSpec("trademesh_notify_unowned_total", "counter", "events", "Events naming only an account: held because the account's owner was not learnt yet, resolved (sent to the owner learnt later), an AccountChanged naming another owner than the one kept (conflict, ignored), or dropped (held past the retention, its owner never learnt).", ("service", "outcome")),
     # gateway
     MetricSpec("trademesh_gateway_rate_limited_total", "counter", "requests", "Requests refused with 429 by a rate limit, by scope (ip, user, streams).", ("service", "scope")),
     MetricSpec("trademesh_gateway_upstream_errors_total", "counter", "requests", "Upstream calls that failed (timeout or unavailable), by upstream service.", ("service", "upstream", "kind")),

@@ -11,6 +11,7 @@ import httpx
 import pytest
 from fastapi import FastAPI
 from trademesh_db import Database
+from trademesh_observability.metrics import REGISTRY
 from trademesh_testing.http import Receiver, app_client
 from trademesh_testing.tokens import bearer
 from trademesh_testing.waiting import eventually
@@ -111,8 +112,12 @@ async def test_what_is_past_its_retention_goes_and_nothing_still_to_send_does(
             held_at,
         )
 
+    dropped = {"service": settings.service_name, "outcome": "dropped"}
+    before = REGISTRY.get_sample_value("trademesh_notify_unowned_total", dropped) or 0.0
     retention = DeliveryRetention.from_settings(db, defaults(settings))
     assert await retention.prune_once() == Pruned(sent=1, dead=1, unowned=1)
+    after = REGISTRY.get_sample_value("trademesh_notify_unowned_total", dropped)
+    assert after == before + 1  # an event nobody will be told of is counted, not only logged
     left = {r["event_id"] for r in await db.pool.fetch("SELECT event_id FROM deliveries")}
     assert left == {ids[name] for name in rows if name.endswith("kept")}
     held = {r["event_id"] for r in await db.pool.fetch("SELECT event_id FROM unowned_notices")}

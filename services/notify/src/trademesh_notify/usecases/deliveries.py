@@ -90,7 +90,7 @@ class Deliveries:
         self._wake = asyncio.Event()
         self._in_flight: set[asyncio.Task[Outcome]] = set()
         self.service = service
-        for outcome in ("held", "resolved", "conflict"):  # from 0: a first one is an increase
+        for outcome in ("held", "resolved", "conflict", "dropped"):  # from 0: a first is a rise
             NOTIFY_UNOWNED.labels(service=service, outcome=outcome)
 
     async def enqueue(self, event: Event, envelope: Envelope, conn: asyncpg.Connection) -> int:

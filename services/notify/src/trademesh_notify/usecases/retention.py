@@ -21,6 +21,7 @@ from datetime import timedelta
 
 from trademesh_db import Database, delete_older_than
 from trademesh_observability.logging import get_logger
+from trademesh_observability.metrics import NOTIFY_UNOWNED
 
 from trademesh_notify.config import Settings
 
@@ -45,8 +46,10 @@ class DeliveryRetention:
         dead_keep: timedelta,
         unowned_keep: timedelta,
         interval: float = 600.0,
+        service: str = "notify",
     ) -> None:
         self.db = db
+        self.service = service
         self.sent_keep = sent_keep
         self.dead_keep = dead_keep
         self.unowned_keep = unowned_keep
@@ -59,6 +62,7 @@ class DeliveryRetention:
             sent_keep=timedelta(hours=settings.sent_delivery_retention_h),
             dead_keep=timedelta(hours=settings.dead_delivery_retention_h),
             unowned_keep=timedelta(hours=settings.unowned_notice_retention_h),
+            service=settings.service_name,
         )
 
     async def prune_once(self) -> Pruned:
@@ -75,6 +79,7 @@ class DeliveryRetention:
             ),
         )
         if pruned.unowned:
+            NOTIFY_UNOWNED.labels(service=self.service, outcome="dropped").inc(pruned.unowned)
             log.warning(
                 "dropped events of accounts whose owner never became known",
                 events=pruned.unowned,
