@@ -14,8 +14,8 @@ from trademesh_testing.promql import RULES, rules
 
 RULE_TESTS = RULES.with_name("trademesh.rules.test.yaml")
 # The alerts the platform promises (service down, error rate, consumer lag growing, DLQ
-# non-empty, kill switch, daily loss limit, reconciliation discrepancy), by the names the rule
-# file gives them.
+# non-empty, kill switch, daily loss limit, reconciliation discrepancy, notifications dropped),
+# by the names the rule file gives them.
 REQUIRED = {
     "TrademeshServiceDown",
     "TrademeshServiceNotReady",
@@ -25,6 +25,7 @@ REQUIRED = {
     "TrademeshKillSwitchEngaged",
     "TrademeshDailyLossLimitHit",
     "TrademeshReconciliationDiscrepancy",
+    "TrademeshNotificationsDropped",
 }
 
 
