@@ -233,8 +233,8 @@ class Deliveries:
     async def _deliver(self, due: Due) -> Outcome:
         """One delivery's turn: put off when its channel is over its rate limit, else sent
         (`_send`); counted in the delivery metrics either way."""
+        token = None  # a Telegram channel's bot token, opened once for its limit and its send
         if self.limits is not None:
-            token = None
             if due.kind is ChannelKind.TELEGRAM and self.limits.per_bot:
                 with contextlib.suppress(KeystoreError, ValueError):  # _send fails it, counted
                     token = self._secret(due)
@@ -243,7 +243,7 @@ class Deliveries:
                 await self.store.defer(due, until)
                 self._count(due, Outcome.DEFERRED)
                 return Outcome.DEFERRED
-        outcome = await self._send(due)
+        outcome = await self._send(due, token)
         self._count(due, outcome)
         return outcome
 
@@ -262,11 +262,12 @@ class Deliveries:
             latency = (self.clock() - due.event_time).total_seconds()
             metrics.NOTIFY_DELIVERY_LATENCY.labels(**labels).observe(max(0.0, latency))
 
-    async def _send(self, due: Due) -> Outcome:
+    async def _send(self, due: Due, secret: str | None = None) -> Outcome:
         try:
             if self.links is not None:  # made now, never stored: a link is a secret
                 due = replace(due, body=self.links.add_to(due.event_type, due.body))
-            await self.transports[due.kind].send(due, self._secret(due))
+            opened = secret if secret is not None else self._secret(due)
+            await self.transports[due.kind].send(due, opened)
         except (SendError, WebhookError, KeystoreError, ValueError) as exc:
             attempts = due.attempts + 1
             retry_at = self._retry_at(exc, attempts)
